@@ -1,0 +1,184 @@
+//! Least squares for a system of equations that share one design, with the
+//! joint cluster-robust (CR1) covariance of all their coefficients. Each
+//! equation is a dependent column and a set of regressor columns of the
+//! design; everything is computed from the per-cluster Gram matrices.
+//!
+//! The joint covariance stacks, per cluster, the influence of the cluster on
+//! every equation's coefficients, `A_e^{-1} (S_g[R_e, d_e] - S_g[R_e, R_e] b_e)`,
+//! so covariances across equations (needed for a*b) come with the same
+//! small-sample factor as the diagonal blocks: block (e, f) is scaled by
+//! `sqrt(f_e f_f)`, where `f_e = G/(G-1) (n-1)/(n-K_e)` is equation e's CR1
+//! factor. The diagonal blocks are exactly fixest's CR1 covariance.
+
+use crate::design::Design;
+use crate::error::{Error, Result};
+use crate::linalg::{chol_solve, cholesky, packed_index, submatrix};
+
+/// One equation: a dependent column regressed on regressor columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Equation {
+    pub name: String,
+    pub dependent: usize,
+    pub regressors: Vec<usize>,
+}
+
+/// Coefficients of one equation in the units of the data.
+#[derive(Debug, Clone)]
+pub struct EquationFit {
+    pub equation: Equation,
+    /// One coefficient per regressor, in `equation.regressors` order.
+    pub coef: Vec<f64>,
+    /// Where this equation's coefficients start in the joint covariance.
+    pub offset: usize,
+    /// Parameters counted by the small-sample factor.
+    pub ssc_k: usize,
+    /// The CR1 small-sample factor `G/(G-1) (n-1)/(n-K)`.
+    pub ssc: f64,
+}
+
+/// All equations with their joint CR1 covariance.
+#[derive(Debug, Clone)]
+pub struct SystemFit {
+    pub equations: Vec<EquationFit>,
+    /// Row-major joint covariance, `dim x dim`, in the units of the data.
+    pub vcov: Vec<f64>,
+    pub dim: usize,
+    pub n_obs: usize,
+    pub n_clusters: usize,
+}
+
+impl SystemFit {
+    /// Position in the joint vector of equation `e`'s coefficient on column `col`.
+    pub fn index(&self, e: usize, col: usize) -> usize {
+        let eq = &self.equations[e];
+        let k = eq
+            .equation
+            .regressors
+            .iter()
+            .position(|&r| r == col)
+            .expect("column is a regressor of the equation");
+        eq.offset + k
+    }
+
+    /// Coefficient of equation `e` on design column `col`.
+    pub fn coef(&self, e: usize, col: usize) -> f64 {
+        let i = self.index(e, col) - self.equations[e].offset;
+        self.equations[e].coef[i]
+    }
+
+    /// Covariance of two coefficients (equation, column) in the joint vector.
+    pub fn cov(&self, a: (usize, usize), b: (usize, usize)) -> f64 {
+        self.vcov[self.index(a.0, a.1) * self.dim + self.index(b.0, b.1)]
+    }
+
+    /// Cluster-robust standard error of one coefficient.
+    pub fn se(&self, e: usize, col: usize) -> f64 {
+        self.cov((e, col), (e, col)).sqrt()
+    }
+
+    /// Degrees of freedom of the t tests: clusters less one.
+    pub fn df(&self) -> f64 {
+        (self.n_clusters - 1) as f64
+    }
+}
+
+/// Fit every equation and their joint CR1 covariance.
+pub fn fit_system(design: &Design, equations: &[Equation]) -> Result<SystemFit> {
+    let q = design.q();
+    let a = design.total_gram();
+    let n = design.n_obs as f64;
+    let g = design.n_clusters as f64;
+
+    struct Solved {
+        chol: Vec<f64>,
+        beta: Vec<f64>,
+    }
+    let mut solved = Vec::with_capacity(equations.len());
+    let mut offset = 0;
+    let mut fits = Vec::with_capacity(equations.len());
+    for eq in equations {
+        let k = eq.regressors.len();
+        let mut chol = submatrix(&a, q, &eq.regressors, &eq.regressors);
+        cholesky(&mut chol, k).map_err(|pivot| {
+            Error::Numerical(format!(
+                "the normal equations of the {} equation are singular at '{}'",
+                eq.name, design.names[eq.regressors[pivot]]
+            ))
+        })?;
+        let mut beta: Vec<f64> = eq
+            .regressors
+            .iter()
+            .map(|&r| a[r * q + eq.dependent])
+            .collect();
+        chol_solve(&chol, k, &mut beta);
+        let ssc_k = design.ssc_parameters(k);
+        let ssc = g / (g - 1.0) * (n - 1.0) / (n - ssc_k as f64);
+        let coef = eq
+            .regressors
+            .iter()
+            .zip(&beta)
+            .map(|(&r, b)| b * design.scale[eq.dependent] / design.scale[r])
+            .collect();
+        fits.push(EquationFit {
+            equation: eq.clone(),
+            coef,
+            offset,
+            ssc_k,
+            ssc,
+        });
+        offset += k;
+        solved.push(Solved { chol, beta });
+    }
+    let dim = offset;
+
+    // Sum over clusters of the outer product of the stacked influence vectors.
+    let mut meat = vec![0.0; dim * dim];
+    let mut u = vec![0.0; dim];
+    for c in 0..design.n_clusters {
+        let s = design.cluster_stats(c);
+        for (eq, (fit, sol)) in equations.iter().zip(fits.iter().zip(&solved)) {
+            let k = eq.regressors.len();
+            let block = &mut u[fit.offset..fit.offset + k];
+            for (i, &ri) in eq.regressors.iter().enumerate() {
+                let mut score = s[packed_index(ri, eq.dependent, q)];
+                for (j, &rj) in eq.regressors.iter().enumerate() {
+                    score -= s[packed_index(ri, rj, q)] * sol.beta[j];
+                }
+                block[i] = score;
+            }
+            chol_solve(&sol.chol, k, block);
+        }
+        for i in 0..dim {
+            let ui = u[i];
+            if ui != 0.0 {
+                for j in 0..dim {
+                    meat[i * dim + j] += ui * u[j];
+                }
+            }
+        }
+    }
+
+    // Small-sample factors and back to the units of the data.
+    let mut unit_scale = vec![0.0; dim];
+    let mut eq_of = vec![0; dim];
+    for (e, fit) in fits.iter().enumerate() {
+        for (i, &r) in fit.equation.regressors.iter().enumerate() {
+            unit_scale[fit.offset + i] = design.scale[fit.equation.dependent] / design.scale[r];
+            eq_of[fit.offset + i] = e;
+        }
+    }
+    let mut vcov = meat;
+    for i in 0..dim {
+        for j in 0..dim {
+            let f = (fits[eq_of[i]].ssc * fits[eq_of[j]].ssc).sqrt();
+            vcov[i * dim + j] *= f * unit_scale[i] * unit_scale[j];
+        }
+    }
+    Ok(SystemFit {
+        equations: fits,
+        vcov,
+        dim,
+        n_obs: design.n_obs,
+        n_clusters: design.n_clusters,
+    })
+}

@@ -1,0 +1,267 @@
+//! The `medsim` command: parses arguments into a validated plan, runs it, and
+//! maps library errors to exit codes (0 success, 1 internal error, 2 bad
+//! input, options or output location).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use medsim::error::{Error, Result};
+use medsim::output::{write_file, write_run_dir};
+use medsim::report::render;
+use medsim::run::{DataSource, RunPlan, execute};
+use medsim::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use medsim::synthetic::{SyntheticParams, default_spec, generate};
+use medsim::table::write_csv;
+
+#[derive(Parser)]
+#[command(
+    name = "medsim",
+    version,
+    about = "Panel-data mediation with fixed effects and cluster-robust inference, built for massive resampling",
+    long_about = "medsim fits the three-equation mediation model (total, mediator, outcome) on a \
+unit-by-period panel with unit or unit + period fixed effects, reports the indirect effect a*b, \
+the direct effect c', the proportion mediated and whether the mediator suppresses (masks) the \
+direct effect, with CR1 cluster-robust standard errors as fixest computes them.\n\n\
+With no data it runs on a synthetic panel calibrated to a study of 278 Chinese cities, \
+2011-2020 (digital economy -> industrial agglomeration -> carbon intensity).",
+    after_help = "Examples:\n  medsim run                          the embedded default, printed as a table\n  \
+medsim generate --out panel.csv     write the default synthetic panel\n  \
+medsim run --data panel.csv         fit the same model on the file\n  \
+medsim run --help                   every option of a run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fit the mediation model and report effects, SEs, p-values and intervals.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Write the study-calibrated synthetic panel as CSV.
+    #[command(after_help = GENERATE_EXAMPLES)]
+    Generate(GenerateArgs),
+}
+
+const RUN_EXAMPLES: &str = "Examples:
+  medsim run
+      The embedded default: 278 synthetic cities x 10 years, dei -> agglom -> log_ci,
+      six controls, city and year effects, SEs clustered by city.
+  medsim run --data panel.csv --unit city --time year --outcome log_ci \\
+             --treatment dei --mediator agglom --controls ln_gdp,industry,fdi
+  medsim run --mediator agglom_sec,agglom_ter      two parallel mediators
+  medsim run --data panel.csv --cluster province --fixed-effects unit
+  medsim run --json > summary.json                 the summary as JSON on stdout
+
+Column options default to the synthetic panel's names, so a file written by
+`medsim generate` needs none. Rows with a missing value (empty, NA, NaN, .) in a
+used column are dropped and counted; units left with one observation are dropped.
+Results go to results/<name>/summary.json (replaced whole at the end of the run).
+Exit codes: 0 success, 2 bad input or options (nothing is written), 1 internal error.";
+
+const GENERATE_EXAMPLES: &str = "Examples:
+  medsim generate --out panel.csv
+  medsim generate --out big.csv --cities 2000 --years 20 --seed 7
+
+Columns: city, year, province, region (east/central/west), size (large/small-medium),
+dei (digital-economy index), agglom (overall agglomeration = mean of agglom_sec and
+agglom_ter), log_ci (log carbon intensity) and six controls. The true parameters are
+documented in the README and in `medsim::synthetic`.";
+
+#[derive(Args)]
+struct RunArgs {
+    /// CSV file with one row per unit and period (default: the embedded synthetic panel).
+    #[arg(long, value_name = "FILE.csv")]
+    data: Option<PathBuf>,
+    /// Unit column (cities); the unit fixed effects and default clusters.
+    #[arg(long, default_value = "city")]
+    unit: String,
+    /// Time-period column.
+    #[arg(long, default_value = "year")]
+    time: String,
+    /// Outcome column (Y).
+    #[arg(long, default_value = "log_ci")]
+    outcome: String,
+    /// Treatment column (X).
+    #[arg(long, default_value = "dei")]
+    treatment: String,
+    /// Mediator column(s) (M), comma-separated for parallel mediators.
+    #[arg(long, value_delimiter = ',', default_value = "agglom")]
+    mediator: Vec<String>,
+    /// Control columns, comma-separated; an empty string for none
+    /// [default: the synthetic panel's six controls].
+    #[arg(long)]
+    controls: Option<String>,
+    /// Categorical group columns carried with the data (group analyses come in a later version).
+    #[arg(long, value_delimiter = ',')]
+    group: Vec<String>,
+    /// Cluster column for the standard errors [default: the unit column].
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Fixed effects: none, unit or unit+time.
+    #[arg(long, default_value = "unit+time", value_name = "FE")]
+    fixed_effects: String,
+    /// Confidence level(s) of the intervals, comma-separated, each in (0, 1).
+    #[arg(long, value_delimiter = ',', default_value = "0.95")]
+    level: Vec<f64>,
+    /// Draws of the Monte Carlo interval of the indirect effect.
+    #[arg(long, default_value_t = 100_000)]
+    mc_draws: u64,
+    /// Seed of every random draw (results are a pure function of it).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Name of the run [default: "paper" for the embedded panel, else the file's stem].
+    #[arg(long)]
+    name: Option<String>,
+    /// Folder for the results [default: results/<name>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print summary.json to stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Where to write the CSV.
+    #[arg(long, value_name = "FILE.csv")]
+    out: PathBuf,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of cities (units).
+    #[arg(long, default_value_t = 278)]
+    cities: usize,
+    /// Number of years (periods), starting in 2011.
+    #[arg(long, default_value_t = 10)]
+    years: usize,
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn plan(args: &RunArgs) -> Result<RunPlan> {
+    let controls = match &args.controls {
+        Some(list) => split_list(list),
+        None => default_spec().controls,
+    };
+    let model = ModelSpec {
+        cluster: args.cluster.clone().unwrap_or_else(|| args.unit.clone()),
+        unit: args.unit.clone(),
+        time: args.time.clone(),
+        outcome: args.outcome.clone(),
+        treatment: args.treatment.clone(),
+        mediators: args.mediator.iter().flat_map(|m| split_list(m)).collect(),
+        controls,
+        groups: args.group.iter().flat_map(|g| split_list(g)).collect(),
+        fixed_effects: FixedEffects::parse(&args.fixed_effects)?,
+    };
+    let inference = InferenceSpec {
+        levels: args.level.clone(),
+        mc_draws: args.mc_draws,
+        seed: args.seed,
+    };
+    let (data, default_name) = match &args.data {
+        None => (
+            DataSource::Synthetic(SyntheticParams::default()),
+            "paper".to_string(),
+        ),
+        Some(path) => (
+            DataSource::Csv(path.clone()),
+            path.file_stem()
+                .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned()),
+        ),
+    };
+    let name = args.name.clone().unwrap_or(default_name);
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(Error::InvalidOption {
+            option: "--name".into(),
+            message: format!(
+                "'{name}' cannot name a results folder; use letters, digits, '-' or '_'"
+            ),
+        });
+    }
+    let plan = RunPlan {
+        name,
+        data,
+        model,
+        inference,
+    };
+    plan.model.validate()?;
+    plan.inference.validate()?;
+    Ok(plan)
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let plan = plan(&args)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(&plan.name));
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Output {
+            path: out,
+            reason: "it exists and is not a folder".into(),
+        });
+    }
+    let summary = execute(&plan)?;
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
+    write_run_dir(&out, &[("summary.json", json.clone().into_bytes())])?;
+    if args.json {
+        print!("{json}");
+    } else {
+        print!("{}", render(&summary));
+        println!("\nwritten  {}", out.join("summary.json").display());
+    }
+    Ok(())
+}
+
+fn generate_cmd(args: GenerateArgs) -> Result<()> {
+    for (option, value) in [("--cities", args.cities), ("--years", args.years)] {
+        if value < 2 {
+            return Err(Error::InvalidOption {
+                option: option.into(),
+                message: format!("{value} is too few; a panel needs at least 2"),
+            });
+        }
+    }
+    let table = generate(SyntheticParams {
+        cities: args.cities,
+        years: args.years,
+        seed: args.seed,
+        ..SyntheticParams::default()
+    });
+    write_file(&args.out, |tmp| write_csv(&table, tmp))?;
+    eprintln!(
+        "wrote {} ({} cities x {} years, seed {})",
+        args.out.display(),
+        args.cities,
+        args.years,
+        args.seed
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Generate(args) => generate_cmd(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The mediation model on one design: the total, mediator and outcome
+//! equations, the effects a, b, c, c', a*b and the proportion mediated, the
+//! suppression verdict, and the analytic inference for the indirect effect
+//! (Sobel / delta method, joint significance, Monte Carlo interval), all from
+//! the joint cluster-robust covariance of the system.
+
+use serde::{Deserialize, Serialize};
+
+use crate::design::Design;
+use crate::error::{Error, Result};
+use crate::estimate::{Equation, SystemFit, fit_system};
+use crate::linalg::cholesky;
+use crate::rng::{STREAM_MONTE_CARLO, normals};
+use crate::spec::InferenceSpec;
+use crate::stats::{normal_p_value, normal_quantile, quantile_sorted, t_p_value};
+
+/// A point estimate with its standard error and p-value where defined
+/// (`E = {estimate, se, p_value}` in summary.json).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Effect {
+    pub estimate: f64,
+    pub se: Option<f64>,
+    pub p_value: Option<f64>,
+}
+
+/// A confidence interval for one effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub effect: String,
+    pub method: String,
+    pub level: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// Whether the indirect effect masks the direct one, and by how much.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// The indirect and direct effects have opposite signs.
+    pub suppressing: bool,
+    /// `|a*b / c'|`.
+    pub share: f64,
+}
+
+/// Joint-significance test of one mediator's path: significant when both
+/// a and b are; its p-value is `max(p_a, p_b)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JointTest {
+    pub mediator: String,
+    pub p_value: f64,
+}
+
+/// Everything the analysis of one design produces.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Effects in report order, keyed as in summary.json.
+    pub effects: Vec<(String, Effect)>,
+    pub intervals: Vec<Interval>,
+    pub suppression: Suppression,
+    pub joint: Vec<JointTest>,
+    pub fit: SystemFit,
+    pub mediators: Vec<String>,
+}
+
+impl Analysis {
+    /// The effect stored under `key`.
+    pub fn effect(&self, key: &str) -> Option<&Effect> {
+        self.effects.iter().find(|(k, _)| k == key).map(|(_, e)| e)
+    }
+}
+
+/// Index of the total-effect equation in the system.
+pub const TOTAL: usize = 0;
+
+/// The system: total effect, one equation per mediator, outcome.
+pub fn equations(design: &Design) -> Vec<Equation> {
+    let l = design.layout;
+    let mut eqs = vec![Equation {
+        name: "total".into(),
+        dependent: l.outcome(),
+        regressors: l.base_regressors(),
+    }];
+    for j in 0..l.n_mediators {
+        eqs.push(Equation {
+            name: format!("mediator {}", design.names[l.mediator(j)]),
+            dependent: l.mediator(j),
+            regressors: l.base_regressors(),
+        });
+    }
+    eqs.push(Equation {
+        name: "outcome".into(),
+        dependent: l.outcome(),
+        regressors: l.outcome_regressors(),
+    });
+    eqs
+}
+
+/// Fit the model and compute every effect and interval.
+pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
+    inference.validate()?;
+    let fit = fit_system(design, &equations(design))?;
+    let l = design.layout;
+    let m = l.n_mediators;
+    let x = l.treatment();
+    let outcome_eq = m + 1;
+    let df = fit.df();
+    let t_effect = |e: usize, col: usize| {
+        let est = fit.coef(e, col);
+        let se = fit.se(e, col);
+        Effect {
+            estimate: est,
+            se: Some(se),
+            p_value: Some(t_p_value(est / se, df)),
+        }
+    };
+
+    // theta = (a_1..a_m, b_1..b_m) and its covariance.
+    let idx: Vec<(usize, usize)> = (0..m)
+        .map(|j| (1 + j, x))
+        .chain((0..m).map(|j| (outcome_eq, l.mediator(j))))
+        .collect();
+    let theta: Vec<f64> = idx.iter().map(|&(e, c)| fit.coef(e, c)).collect();
+    let d = 2 * m;
+    let mut v = vec![0.0; d * d];
+    for i in 0..d {
+        for j in 0..d {
+            v[i * d + j] = fit.cov(idx[i], idx[j]);
+        }
+    }
+    let mediators: Vec<String> = (0..m)
+        .map(|j| design.names[l.mediator(j)].clone())
+        .collect();
+
+    // Delta-method (Sobel) variance of a gradient g'theta-linearisation.
+    let delta_se = |grad: &[f64]| -> f64 {
+        let mut s = 0.0;
+        for i in 0..d {
+            for j in 0..d {
+                s += grad[i] * v[i * d + j] * grad[j];
+            }
+        }
+        s.sqrt()
+    };
+    let sobel = |est: f64, grad: &[f64]| {
+        let se = delta_se(grad);
+        Effect {
+            estimate: est,
+            se: Some(se),
+            p_value: Some(normal_p_value(est / se)),
+        }
+    };
+    let specific: Vec<f64> = (0..m).map(|j| theta[j] * theta[m + j]).collect();
+    let total_indirect: f64 = specific.iter().sum();
+    let grad_total: Vec<f64> = (0..d)
+        .map(|i| if i < m { theta[m + i] } else { theta[i - m] })
+        .collect();
+    let grad_specific = |j: usize| -> Vec<f64> {
+        let mut g = vec![0.0; d];
+        g[j] = theta[m + j];
+        g[m + j] = theta[j];
+        g
+    };
+
+    let c = t_effect(TOTAL, x);
+    let c_prime = t_effect(outcome_eq, x);
+    let mut effects = Vec::new();
+    if m == 1 {
+        effects.push(("a".to_string(), t_effect(1, x)));
+        effects.push(("b".to_string(), t_effect(outcome_eq, l.mediator(0))));
+    } else {
+        for (j, name) in mediators.iter().enumerate() {
+            effects.push((format!("a:{name}"), t_effect(1 + j, x)));
+            effects.push((format!("b:{name}"), t_effect(outcome_eq, l.mediator(j))));
+            effects.push((
+                format!("indirect:{name}"),
+                sobel(specific[j], &grad_specific(j)),
+            ));
+        }
+    }
+    effects.push(("c".to_string(), c));
+    effects.push(("c_prime".to_string(), c_prime));
+    let indirect = sobel(total_indirect, &grad_total);
+    effects.push(("indirect".to_string(), indirect));
+    effects.push((
+        "proportion_mediated".to_string(),
+        Effect {
+            estimate: total_indirect / c.estimate,
+            se: None,
+            p_value: None,
+        },
+    ));
+
+    let joint = (0..m)
+        .map(|j| {
+            let pa = t_p_value(theta[j] / v[j * d + j].sqrt(), df);
+            let pb = t_p_value(theta[m + j] / v[(m + j) * d + m + j].sqrt(), df);
+            JointTest {
+                mediator: mediators[j].clone(),
+                p_value: pa.max(pb),
+            }
+        })
+        .collect();
+
+    // Intervals: Sobel (normal) and Monte Carlo, for the total indirect effect
+    // and, with several mediators, for each specific one.
+    let mut targets: Vec<(String, f64, Vec<f64>)> =
+        vec![("indirect".into(), total_indirect, grad_total.clone())];
+    if m > 1 {
+        for (j, name) in mediators.iter().enumerate() {
+            targets.push((format!("indirect:{name}"), specific[j], grad_specific(j)));
+        }
+    }
+    let mc = monte_carlo_draws(&theta, &v, m, inference)?;
+    let mut intervals = Vec::new();
+    for (t, (key, est, grad)) in targets.iter().enumerate() {
+        let se = delta_se(grad);
+        for &level in &inference.levels {
+            let z = normal_quantile(0.5 + level / 2.0);
+            intervals.push(Interval {
+                effect: key.clone(),
+                method: "sobel".into(),
+                level,
+                lower: est - z * se,
+                upper: est + z * se,
+            });
+        }
+        for &level in &inference.levels {
+            let alpha = 1.0 - level;
+            intervals.push(Interval {
+                effect: key.clone(),
+                method: "monte_carlo".into(),
+                level,
+                lower: quantile_sorted(&mc[t], alpha / 2.0),
+                upper: quantile_sorted(&mc[t], 1.0 - alpha / 2.0),
+            });
+        }
+    }
+
+    let suppression = Suppression {
+        suppressing: total_indirect * c_prime.estimate < 0.0,
+        share: (total_indirect / c_prime.estimate).abs(),
+    };
+    Ok(Analysis {
+        effects,
+        intervals,
+        suppression,
+        joint,
+        fit,
+        mediators,
+    })
+}
+
+/// Sorted Monte Carlo draws of the total indirect effect (index 0) and, with
+/// several mediators, of each specific one (index 1 + j): theta is drawn from
+/// N(theta_hat, V) as `theta_hat + L z`, z from the Philox normal stream
+/// `STREAM_MONTE_CARLO` with draw r as the replicate index.
+fn monte_carlo_draws(
+    theta: &[f64],
+    v: &[f64],
+    m: usize,
+    inference: &InferenceSpec,
+) -> Result<Vec<Vec<f64>>> {
+    let d = theta.len();
+    let mut l = v.to_vec();
+    cholesky(&mut l, d).map_err(|_| {
+        Error::Numerical("the covariance of the a and b paths is not positive definite".into())
+    })?;
+    let n_targets = if m > 1 { m + 1 } else { 1 };
+    let draws = inference.mc_draws as usize;
+    let mut out = vec![Vec::with_capacity(draws); n_targets];
+    let mut z = vec![0.0; d];
+    let mut th = vec![0.0; d];
+    for r in 0..draws {
+        normals(inference.seed, r as u64, STREAM_MONTE_CARLO, &mut z);
+        for i in 0..d {
+            th[i] = theta[i] + (0..=i).map(|k| l[i * d + k] * z[k]).sum::<f64>();
+        }
+        let mut total = 0.0;
+        for j in 0..m {
+            let ab = th[j] * th[m + j];
+            total += ab;
+            if m > 1 {
+                out[1 + j].push(ab);
+            }
+        }
+        out[0].push(total);
+    }
+    for s in &mut out {
+        s.sort_by(f64::total_cmp);
+    }
+    Ok(out)
+}

@@ -1,0 +1,137 @@
+//! The printed summary: an aligned table of effects with standard errors and
+//! p-values, the intervals of the indirect effect, and the suppression verdict
+//! in words. Rendered from the summary alone, so it always agrees with
+//! summary.json.
+
+use std::fmt::Write;
+
+use crate::summary::Summary;
+
+fn p_text(p: Option<f64>) -> String {
+    match p {
+        None => "-".into(),
+        Some(p) if p < 1e-4 => "<0.0001".into(),
+        Some(p) => format!("{p:.4}"),
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.6}"))
+}
+
+/// Label of an effect key for the table.
+fn label(s: &Summary, key: &str) -> String {
+    let x = &s.model.treatment;
+    let y = &s.model.outcome;
+    let m = s.model.mediators.first().map_or("", String::as_str);
+    match key.split_once(':') {
+        Some(("a", med)) => format!("a    {x} -> {med}"),
+        Some(("b", med)) => format!("b    {med} -> {y}"),
+        Some(("indirect", med)) => format!("a*b  via {med}"),
+        _ => match key {
+            "a" => format!("a    {x} -> {m}"),
+            "b" => format!("b    {m} -> {y}"),
+            "c" => "c    total effect".into(),
+            "c_prime" => "c'   direct effect".into(),
+            "indirect" if s.model.mediators.len() > 1 => "a*b  total indirect (Sobel SE)".into(),
+            "indirect" => "a*b  indirect effect (Sobel SE)".into(),
+            "proportion_mediated" => "     proportion mediated".into(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// Render the summary as the table `medsim run` prints.
+pub fn render(s: &Summary) -> String {
+    let mut o = String::new();
+    let d = &s.data;
+    let _ = writeln!(o, "medsim {} - {}", s.version, s.name);
+    let _ = writeln!(
+        o,
+        "data   {}: {} units x {} periods, {} observations ({}; dropped {} incomplete, {} singleton rows)",
+        d.source,
+        d.units,
+        d.periods,
+        d.observations,
+        if d.balanced { "balanced" } else { "unbalanced" },
+        d.dropped_missing,
+        d.dropped_singletons
+    );
+    let _ = writeln!(
+        o,
+        "model  {} ~ {} + {} | {} controls | fixed effects: {}",
+        s.model.outcome,
+        s.model.treatment,
+        s.model.mediators.join(" + "),
+        s.model.controls.len(),
+        s.model.fixed_effects
+    );
+    let _ = writeln!(
+        o,
+        "SEs    {} clustered by {} ({} clusters), t tests on {} df",
+        s.inference.vcov, s.model.cluster, d.clusters, s.inference.df
+    );
+    let _ = writeln!(o);
+    let labels: Vec<String> = s.effects.keys().map(|k| label(s, k)).collect();
+    let w = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(10)
+        .max(6);
+    let _ = writeln!(
+        o,
+        "{:<w$}  {:>12}  {:>10}  {:>8}",
+        "effect", "estimate", "SE", "p-value"
+    );
+    for (lab, e) in labels.iter().zip(s.effects.values()) {
+        let _ = writeln!(
+            o,
+            "{:<w$}  {:>12.6}  {:>10}  {:>8}",
+            lab,
+            e.estimate,
+            num(e.se),
+            p_text(e.p_value)
+        );
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "intervals");
+    for i in &s.intervals {
+        let _ = writeln!(
+            o,
+            "  {:<22} {:<12} {:>5.1}%  [{:.6}, {:.6}]",
+            i.effect,
+            i.method,
+            100.0 * i.level,
+            i.lower,
+            i.upper
+        );
+    }
+    for j in &s.joint_significance {
+        let _ = writeln!(
+            o,
+            "  joint significance via {}: p = max(p_a, p_b) = {}",
+            j.mediator,
+            p_text(Some(j.p_value))
+        );
+    }
+    let _ = writeln!(o);
+    let indirect = s.effect("indirect").map_or(f64::NAN, |e| e.estimate);
+    let direct = s.effect("c_prime").map_or(f64::NAN, |e| e.estimate);
+    let who = s.model.mediators.join(" and ");
+    let verdict = if s.suppression.suppressing {
+        format!(
+            "{who} suppresses {:.1} % of the direct effect (indirect {indirect:+.4} against direct {direct:+.4}): \
+             a masking mediator",
+            100.0 * s.suppression.share
+        )
+    } else {
+        format!(
+            "{who} mediates in the direction of the direct effect (indirect {indirect:+.4}, direct {direct:+.4}, \
+             ratio {:.1} %): no suppression",
+            100.0 * s.suppression.share
+        )
+    };
+    let _ = writeln!(o, "verdict  {verdict}");
+    o
+}

@@ -1,0 +1,163 @@
+//! The summary.json contract (issue 2): what a run reports, as plain serde
+//! types. Later versions add keys and never remove or rename one.
+//!
+//! `effects` maps a key to `{estimate, se, p_value}`: `a`, `b`, `c`,
+//! `c_prime`, `indirect`, `proportion_mediated`; with several mediators
+//! `a:NAME`, `b:NAME`, `indirect:NAME` replace `a` and `b`, and `indirect` is
+//! the sum of the specific indirect effects.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::design::{Design, Role};
+use crate::mediation::{Analysis, Effect, Interval, JointTest, Suppression};
+use crate::panel::Panel;
+use crate::spec::{InferenceSpec, ModelSpec};
+
+/// The whole summary of one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub version: String,
+    pub name: String,
+    pub data: DataSummary,
+    pub model: ModelSummary,
+    pub effects: IndexMap<String, Effect>,
+    pub intervals: Vec<Interval>,
+    pub suppression: Suppression,
+    pub joint_significance: Vec<JointTest>,
+    pub inference: InferenceSummary,
+    pub equations: Vec<EquationSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataSummary {
+    pub source: String,
+    pub units: usize,
+    pub periods: usize,
+    pub observations: usize,
+    /// Rows dropped for any reason (missing values and singletons).
+    pub dropped_rows: usize,
+    pub dropped_missing: usize,
+    pub dropped_singletons: usize,
+    pub clusters: usize,
+    pub balanced: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelSummary {
+    pub outcome: String,
+    pub treatment: String,
+    pub mediators: Vec<String>,
+    pub controls: Vec<String>,
+    pub fixed_effects: String,
+    pub cluster: String,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InferenceSummary {
+    /// Covariance estimator of the coefficients.
+    pub vcov: String,
+    /// Degrees of freedom of the t tests (clusters - 1).
+    pub df: usize,
+    pub levels: Vec<f64>,
+    pub mc_draws: u64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EquationSummary {
+    pub name: String,
+    pub dependent: String,
+    /// Parameters counted by the small-sample factor.
+    pub ssc_parameters: usize,
+    pub coefficients: Vec<CoefficientSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CoefficientSummary {
+    pub name: String,
+    pub estimate: f64,
+    pub se: f64,
+    pub p_value: f64,
+}
+
+impl Summary {
+    /// Assemble the summary of an analysis.
+    pub fn new(
+        name: &str,
+        spec: &ModelSpec,
+        inference: &InferenceSpec,
+        panel: &Panel,
+        design: &Design,
+        analysis: &Analysis,
+    ) -> Summary {
+        let fit = &analysis.fit;
+        let equations = fit
+            .equations
+            .iter()
+            .enumerate()
+            .map(|(e, eq)| EquationSummary {
+                name: eq.equation.name.clone(),
+                dependent: design.names[eq.equation.dependent].clone(),
+                ssc_parameters: eq.ssc_k,
+                coefficients: eq
+                    .equation
+                    .regressors
+                    .iter()
+                    .filter(|&&r| design.roles[r] != Role::Nuisance)
+                    .map(|&r| {
+                        let (est, se) = (fit.coef(e, r), fit.se(e, r));
+                        CoefficientSummary {
+                            name: design.names[r].clone(),
+                            estimate: est,
+                            se,
+                            p_value: crate::stats::t_p_value(est / se, fit.df()),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Summary {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            name: name.to_string(),
+            data: DataSummary {
+                source: panel.source.clone(),
+                units: panel.unit.len(),
+                periods: panel.time.len(),
+                observations: panel.n_obs(),
+                dropped_rows: panel.dropped_missing + panel.dropped_singletons,
+                dropped_missing: panel.dropped_missing,
+                dropped_singletons: panel.dropped_singletons,
+                clusters: panel.cluster.len(),
+                balanced: panel.is_balanced(),
+            },
+            model: ModelSummary {
+                outcome: spec.outcome.clone(),
+                treatment: spec.treatment.clone(),
+                mediators: spec.mediators.clone(),
+                controls: spec.controls.clone(),
+                fixed_effects: spec.fixed_effects.as_str().to_string(),
+                cluster: spec.cluster.clone(),
+                groups: spec.groups.clone(),
+            },
+            effects: analysis.effects.iter().cloned().collect(),
+            intervals: analysis.intervals.clone(),
+            suppression: analysis.suppression,
+            joint_significance: analysis.joint.clone(),
+            inference: InferenceSummary {
+                vcov: "CR1".into(),
+                df: fit.n_clusters - 1,
+                levels: inference.levels.clone(),
+                mc_draws: inference.mc_draws,
+                seed: inference.seed,
+            },
+            equations,
+        }
+    }
+
+    /// The effect stored under `key`.
+    pub fn effect(&self, key: &str) -> Option<Effect> {
+        self.effects.get(key).copied()
+    }
+}

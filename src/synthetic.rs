@@ -1,0 +1,255 @@
+//! The synthetic panel calibrated to the study (DESIGN.md section 1): 278
+//! prefecture-level cities observed 2011-2020, with a digital-economy index,
+//! industrial agglomeration (overall, secondary, tertiary), log carbon
+//! intensity, six controls, city and year effects and errors correlated
+//! within city. It is the embedded default and what `medsim generate` writes.
+//!
+//! # Data-generating process (the true parameters)
+//!
+//! For city i in year s = 0..T-1, with a city development factor `dev_i`:
+//!
+//! * `agglom_sec = a_sec_i dei + controls + city/year terms + e_sec`, and
+//!   `agglom_ter` likewise with `a_ter_i`; `agglom = (agglom_sec + agglom_ter) / 2`.
+//! * `log_ci = mu_i + lambda_s + C_PRIME dei + B_COMPONENT (agglom_sec + agglom_ter)
+//!   + controls' gamma + e_y`, so the coefficient on `agglom` is
+//!   `B_AGGLOM = 2 B_COMPONENT` and the model with `agglom` alone is exact.
+//! * `a_sec_i = A_SEC m_i`, `a_ter_i = A_TER m_i`, where the heterogeneity
+//!   multiplier `m_i` is the product of a size factor (`SIZE_LARGE` or
+//!   `SIZE_SMALL_MEDIUM`) and a region factor (`REGION_EAST`, `REGION_CENTRAL`,
+//!   `REGION_WEST`): digitalisation raises agglomeration, and so masks part of
+//!   its carbon reduction, most in small-medium and western cities.
+//! * Every error and control shock is AR(1) within the city with coefficient
+//!   `RHO`, so observations of a city are correlated after the fixed effects.
+//!
+//! With the average multiplier near 1, the indirect effect is about
+//! 0.2 x 0.029 = 0.0058, the total effect about -0.097 + 0.006 = -0.091, and
+//! the indirect effect offsets about 6 % of the direct one.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rand_distr::StandardNormal;
+
+use crate::spec::{FixedEffects, ModelSpec};
+use crate::table::Table;
+
+/// Direct effect of the digital-economy index on log carbon intensity.
+pub const C_PRIME: f64 = -0.097;
+/// Effect of each agglomeration component on log carbon intensity.
+pub const B_COMPONENT: f64 = 0.0145;
+/// Effect of the overall agglomeration index on log carbon intensity.
+pub const B_AGGLOM: f64 = 2.0 * B_COMPONENT;
+/// Baseline effect of the digital economy on secondary agglomeration.
+pub const A_SEC: f64 = 0.114;
+/// Baseline effect of the digital economy on tertiary agglomeration.
+pub const A_TER: f64 = 0.266;
+/// Heterogeneity multipliers of the a paths.
+pub const SIZE_LARGE: f64 = 0.6;
+pub const SIZE_SMALL_MEDIUM: f64 = 1.2;
+pub const REGION_EAST: f64 = 0.7;
+pub const REGION_CENTRAL: f64 = 1.0;
+pub const REGION_WEST: f64 = 1.45;
+/// Within-city AR(1) coefficient of all shocks.
+pub const RHO: f64 = 0.5;
+
+/// The six controls, in column order.
+pub const CONTROLS: [&str; 6] = [
+    "ln_gdp",
+    "industry",
+    "fdi",
+    "urban",
+    "gov",
+    "ln_pop_density",
+];
+/// Effect of each control on log carbon intensity.
+const GAMMA_Y: [f64; 6] = [-0.3, 0.01, -0.01, -0.002, 0.003, 0.1];
+
+/// Regions: name, multiplier of the a paths, shift of the development
+/// factor, first province number, share of cities, share of large cities.
+const REGIONS: [(&str, f64, f64, usize); 3] = [
+    ("east", REGION_EAST, 0.8, 0),
+    ("central", REGION_CENTRAL, 0.0, 10),
+    ("west", REGION_WEST, -0.6, 20),
+];
+const REGION_SHARE: [f64; 3] = [0.36, 0.36, 0.28];
+const LARGE_SHARE: [f64; 3] = [0.45, 0.30, 0.15];
+
+/// Region index and size class of every city: the counts are fixed by the
+/// shares (so the average heterogeneity multiplier does not vary with the
+/// seed), the order is shuffled.
+fn city_types(cities: usize, rng: &mut ChaCha20Rng) -> Vec<(usize, bool)> {
+    let mut types = Vec::with_capacity(cities);
+    let mut assigned = 0;
+    for r in 0..3 {
+        let n_r = if r == 2 {
+            cities - assigned
+        } else {
+            (REGION_SHARE[r] * cities as f64).round() as usize
+        };
+        let n_r = n_r.min(cities - assigned);
+        assigned += n_r;
+        let n_large = (LARGE_SHARE[r] * n_r as f64).round() as usize;
+        types.extend((0..n_r).map(|k| (r, k < n_large)));
+    }
+    types.shuffle(rng);
+    types
+}
+
+/// Size of the generated panel and its seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntheticParams {
+    pub cities: usize,
+    pub years: usize,
+    pub first_year: i32,
+    pub seed: u64,
+}
+
+impl Default for SyntheticParams {
+    fn default() -> Self {
+        SyntheticParams {
+            cities: 278,
+            years: 10,
+            first_year: 2011,
+            seed: 1,
+        }
+    }
+}
+
+/// The model the embedded default fits: the study's baseline.
+pub fn default_spec() -> ModelSpec {
+    ModelSpec {
+        unit: "city".into(),
+        time: "year".into(),
+        outcome: "log_ci".into(),
+        treatment: "dei".into(),
+        mediators: vec!["agglom".into()],
+        controls: CONTROLS.iter().map(|s| s.to_string()).collect(),
+        groups: vec!["region".into(), "size".into()],
+        cluster: "city".into(),
+        fixed_effects: FixedEffects::UnitTime,
+    }
+}
+
+/// Column names of the generated table.
+pub fn headers() -> Vec<String> {
+    let mut h: Vec<String> = [
+        "city",
+        "year",
+        "province",
+        "region",
+        "size",
+        "dei",
+        "agglom",
+        "agglom_sec",
+        "agglom_ter",
+        "log_ci",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    h.extend(CONTROLS.iter().map(|s| s.to_string()));
+    h
+}
+
+/// Stationary AR(1) path of length `t` with standard deviation `sd`.
+fn ar1(rng: &mut ChaCha20Rng, t: usize, sd: f64) -> Vec<f64> {
+    let mut e = Vec::with_capacity(t);
+    let innovation = sd * (1.0 - RHO * RHO).sqrt();
+    let mut prev = sd * rng.sample::<f64, _>(StandardNormal);
+    e.push(prev);
+    for _ in 1..t {
+        prev = RHO * prev + innovation * rng.sample::<f64, _>(StandardNormal);
+        e.push(prev);
+    }
+    e
+}
+
+fn fmt(v: f64) -> String {
+    format!("{v:.6}")
+}
+
+/// Generate the panel as a table of text cells (six decimals), the same
+/// cells whether it is written to CSV or used in memory.
+pub fn generate(params: SyntheticParams) -> Table {
+    let mut rng = ChaCha20Rng::seed_from_u64(params.seed);
+    let t_count = params.years;
+    let width = params.cities.to_string().len().max(3);
+    let year_effect: Vec<f64> = (0..t_count)
+        .map(|s| -0.04 * s as f64 + 0.02 * rng.sample::<f64, _>(StandardNormal))
+        .collect();
+    let mut rows = Vec::with_capacity(params.cities * t_count);
+    for (i, &(r, large)) in city_types(params.cities, &mut rng).iter().enumerate() {
+        let (region, region_mult, region_shift, province_base) = REGIONS[r];
+        let province = format!("P{:02}", province_base + rng.random_range(0..10) + 1);
+        let (size, size_mult) = if large {
+            ("large", SIZE_LARGE)
+        } else {
+            ("small-medium", SIZE_SMALL_MEDIUM)
+        };
+        let dev =
+            rng.sample::<f64, _>(StandardNormal) + region_shift + if large { 0.7 } else { 0.0 };
+        let m = region_mult * size_mult;
+        let (a_sec, a_ter) = (A_SEC * m, A_TER * m);
+        let mu_y = 0.5 - 0.3 * dev + 0.4 * rng.sample::<f64, _>(StandardNormal);
+        let mu_sec = 0.3 * rng.sample::<f64, _>(StandardNormal);
+        let mu_ter = 0.3 * rng.sample::<f64, _>(StandardNormal);
+
+        let shocks: Vec<Vec<f64>> = [0.05, 1.5, 0.5, 1.2, 1.5, 0.03]
+            .iter()
+            .map(|&sd| ar1(&mut rng, t_count, sd))
+            .collect();
+        let u_dei = ar1(&mut rng, t_count, 0.8);
+        let e_sec = ar1(&mut rng, t_count, 0.3);
+        let e_ter = ar1(&mut rng, t_count, 0.3);
+        let e_y = ar1(&mut rng, t_count, 0.015);
+
+        for s in 0..t_count {
+            let sf = s as f64;
+            let controls = [
+                10.5 + 0.5 * dev + 0.06 * sf + shocks[0][s],
+                45.0 - 3.0 * dev - 0.5 * sf + shocks[1][s],
+                2.0 + 0.8 * dev + shocks[2][s],
+                50.0 + 8.0 * dev + sf + shocks[3][s],
+                18.0 - 2.0 * dev + shocks[4][s],
+                6.0 + 0.5 * dev + 0.01 * sf + shocks[5][s],
+            ];
+            let dei = 1.0 + 0.6 * dev + 0.18 * sf + 2.0 * shocks[0][s] + u_dei[s];
+            let sec = 1.0
+                + 0.3 * dev
+                + mu_sec
+                + 0.01 * sf
+                + a_sec * dei
+                + 0.02 * controls[1]
+                + 0.05 * controls[0]
+                + e_sec[s];
+            let ter =
+                0.8 + 0.4 * dev + mu_ter + 0.02 * sf + a_ter * dei + 0.01 * controls[3] + e_ter[s];
+            let agglom = (sec + ter) / 2.0;
+            let log_ci = mu_y
+                + year_effect[s]
+                + C_PRIME * dei
+                + B_COMPONENT * (sec + ter)
+                + GAMMA_Y
+                    .iter()
+                    .zip(&controls)
+                    .map(|(g, c)| g * c)
+                    .sum::<f64>()
+                + e_y[s];
+            let mut row = vec![
+                format!("C{:0width$}", i + 1),
+                (params.first_year + s as i32).to_string(),
+                province.clone(),
+                region.to_string(),
+                size.to_string(),
+                fmt(dei),
+                fmt(agglom),
+                fmt(sec),
+                fmt(ter),
+                fmt(log_ci),
+            ];
+            row.extend(controls.iter().map(|&c| fmt(c)));
+            rows.push(row);
+        }
+    }
+    Table::new("<synthetic panel>", headers(), rows)
+}

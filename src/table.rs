@@ -1,0 +1,141 @@
+//! Raw tables of text cells with their source line numbers: read from and
+//! written to CSV. Parsing cells into numbers is the panel module's job, so a
+//! CSV file and the synthetic generator's output go through the same checks.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// A table of text cells as read from a CSV file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Name used in error messages (the file path, or `<synthetic>`).
+    pub source: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// 1-based line on which each row starts (the header is line 1).
+    pub lines: Vec<u64>,
+}
+
+impl Table {
+    /// A table built in memory; rows are numbered as if written to CSV.
+    pub fn new(source: &str, headers: Vec<String>, rows: Vec<Vec<String>>) -> Self {
+        let lines = (0..rows.len() as u64).map(|i| i + 2).collect();
+        Table {
+            source: source.to_string(),
+            headers,
+            rows,
+            lines,
+        }
+    }
+
+    /// Position of a column in the header.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.headers.iter().position(|h| h == name)
+    }
+
+    /// Keep only the rows for which `keep` is true.
+    pub fn filter_rows(&self, mut keep: impl FnMut(&[String]) -> bool) -> Table {
+        let (rows, lines) = self
+            .rows
+            .iter()
+            .zip(&self.lines)
+            .filter(|(r, _)| keep(r))
+            .map(|(r, l)| (r.clone(), *l))
+            .unzip();
+        Table {
+            source: self.source.clone(),
+            headers: self.headers.clone(),
+            rows,
+            lines,
+        }
+    }
+}
+
+/// Read a comma-separated file with a header row.
+pub fn read_csv(path: &Path) -> Result<Table> {
+    let source = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::InputFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(std::io::BufReader::new(file));
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_error(&source, e))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
+        return Err(Error::BadRow {
+            file: source,
+            line: 1,
+            problem: "the file is empty; expected a header row naming the columns".into(),
+        });
+    }
+    if let Some(i) = headers.iter().position(|h| h.is_empty()) {
+        return Err(Error::BadRow {
+            file: source,
+            line: 1,
+            problem: format!("header field {} is empty; every column needs a name", i + 1),
+        });
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if headers[..i].contains(h) {
+            return Err(Error::BadRow {
+                file: source,
+                line: 1,
+                problem: format!("column name '{h}' appears twice in the header"),
+            });
+        }
+    }
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(&source, e))?;
+        let line = record.position().map_or(0, |p| p.line());
+        rows.push(record.iter().map(|c| c.trim().to_string()).collect());
+        lines.push(line);
+    }
+    Ok(Table {
+        source,
+        headers,
+        rows,
+        lines,
+    })
+}
+
+fn csv_error(source: &str, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    let problem = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("this row has {len} fields but the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8 text".into(),
+        csv::ErrorKind::Io(io) => format!("read error: {io}"),
+        _ => e.to_string(),
+    };
+    Error::BadRow {
+        file: source.to_string(),
+        line,
+        problem,
+    }
+}
+
+/// Write a table as CSV to `path` (callers wanting atomicity pass a
+/// temporary path, see `output::write_file`).
+pub fn write_csv(table: &Table, path: &Path) -> Result<()> {
+    let out_err = |e: &dyn std::fmt::Display| Error::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut w = csv::Writer::from_path(path).map_err(|e| out_err(&e))?;
+    w.write_record(&table.headers).map_err(|e| out_err(&e))?;
+    for row in &table.rows {
+        w.write_record(row).map_err(|e| out_err(&e))?;
+    }
+    w.flush().map_err(|e| out_err(&e))
+}
