@@ -290,3 +290,50 @@ fn monte_carlo_draws(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(draws: u64, seed: u64) -> InferenceSpec {
+        InferenceSpec {
+            levels: vec![0.95],
+            mc_draws: draws,
+            seed,
+        }
+    }
+
+    #[test]
+    fn monte_carlo_reduces_to_the_normal_when_b_is_known() {
+        // b fixed at 2: a*b ~ N(1, (2 * 0.1)^2).
+        let draws =
+            monte_carlo_draws(&[0.5, 2.0], &[0.01, 0.0, 0.0, 1e-14], 1, &spec(100_000, 3)).unwrap();
+        let lo = quantile_sorted(&draws[0], 0.025);
+        let hi = quantile_sorted(&draws[0], 0.975);
+        let z = normal_quantile(0.975);
+        // Monte Carlo error of a 2.5 % quantile at 1e5 draws is about 0.0025.
+        assert!((lo - (1.0 - z * 0.2)).abs() < 0.01, "{lo}");
+        assert!((hi - (1.0 + z * 0.2)).abs() < 0.01, "{hi}");
+    }
+
+    #[test]
+    fn monte_carlo_keeps_the_covariance_of_a_and_b() {
+        // E[a b] = a_hat b_hat + cov(a, b).
+        let cov = 0.006;
+        let draws =
+            monte_carlo_draws(&[0.3, 0.4], &[0.01, cov, cov, 0.01], 1, &spec(200_000, 5)).unwrap();
+        let mean = draws[0].iter().sum::<f64>() / draws[0].len() as f64;
+        // sd of a b is about 0.07, so the mean's error is about 0.00016.
+        assert!((mean - (0.12 + cov)).abs() < 0.001, "{mean}");
+    }
+
+    #[test]
+    fn monte_carlo_is_a_function_of_the_seed() {
+        let v = [0.01, 0.002, 0.002, 0.02];
+        let a = monte_carlo_draws(&[0.3, 0.4], &v, 1, &spec(5000, 9)).unwrap();
+        let b = monte_carlo_draws(&[0.3, 0.4], &v, 1, &spec(5000, 9)).unwrap();
+        let c = monte_carlo_draws(&[0.3, 0.4], &v, 1, &spec(5000, 10)).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

@@ -56,12 +56,13 @@ pub fn block(seed: u64, replicate: u64, block: u32, tag: u32) -> [u32; 4] {
     )
 }
 
-/// Uniform on the open interval (0, 1) with 53 random bits taken from two
-/// words: `((hi << 21) ^ (lo >> 11)) + 0.5` scaled by `2^-53`.
+/// Uniform on the open interval (0, 1) with 52 random bits taken from two
+/// words: `(((hi << 20) ^ (lo >> 12)) + 0.5) * 2^-52`, exactly representable,
+/// so never 0 and never 1 (with 53 bits, the top value would round to 1).
 #[inline]
 pub fn uniform_f64(hi: u32, lo: u32) -> f64 {
-    let bits = ((hi as u64) << 21) ^ ((lo as u64) >> 11);
-    (bits as f64 + 0.5) * (1.0 / 9_007_199_254_740_992.0)
+    let bits = ((hi as u64) << 20) ^ ((lo as u64) >> 12);
+    (bits as f64 + 0.5) * (1.0 / 4_503_599_627_370_496.0)
 }
 
 /// Two independent standard normals from one Philox block, by Box-Muller on
@@ -115,6 +116,8 @@ mod tests {
     fn uniforms_stay_inside_the_open_interval() {
         assert!(uniform_f64(0, 0) > 0.0);
         assert!(uniform_f64(u32::MAX, u32::MAX) < 1.0);
+        assert_eq!(uniform_f64(0, 0), 2f64.powi(-53));
+        assert_eq!(uniform_f64(u32::MAX, u32::MAX), 1.0 - 2f64.powi(-53));
     }
 
     #[test]

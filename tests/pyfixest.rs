@@ -1,7 +1,8 @@
 //! The estimator against pyfixest (feols, CRV1 by the cluster variable) on the
 //! panels and expected values written by tests/fixtures/make_fixtures.py:
-//! coefficients to 1e-8 relative, cluster-robust SEs to 1e-6 relative, and the
-//! identity c = c' + a*b to 1e-10.
+//! coefficients to 1e-8 relative, cluster-robust SEs to 1e-6 relative, the
+//! Sobel SEs from the joint covariance rebuilt from pyfixest's scores and
+//! bread, and the identity c = c' + a*b to 1e-10.
 
 use std::path::PathBuf;
 
@@ -92,6 +93,23 @@ fn every_pyfixest_case_matches() {
                 );
                 compared += 1;
             }
+        }
+        for (key, want) in case["sobel"].as_object().unwrap() {
+            let got = summary
+                .effect(key)
+                .unwrap_or_else(|| panic!("{name}: no effect {key}"));
+            let (we, ws) = (want[0].as_f64().unwrap(), want[1].as_f64().unwrap());
+            assert!(
+                rel_err(got.estimate, we) < 1e-8,
+                "{name} {key}: {} vs {we}",
+                got.estimate
+            );
+            assert!(
+                rel_err(got.se.unwrap(), ws) < 1e-6,
+                "{name} {key}: Sobel SE {:?} vs {ws}",
+                got.se
+            );
+            compared += 1;
         }
         let c = summary.effect("c").unwrap().estimate;
         let c_prime = summary.effect("c_prime").unwrap().estimate;

@@ -1,0 +1,392 @@
+//! The real binary in temporary folders: the default run, generate then run,
+//! and one test per kind of bad input (exit code 2, a message naming the
+//! place, nothing written).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use medsim::summary::Summary;
+use medsim::synthetic::{SyntheticParams, generate};
+use medsim::table::{Table, write_csv};
+
+fn medsim(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn read_summary(path: &Path) -> Summary {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A small synthetic panel (12 cities x 5 years) written to `dir/name`.
+fn small_panel(dir: &Path, name: &str, edit: impl FnOnce(&mut Table)) -> PathBuf {
+    let mut t = generate(SyntheticParams {
+        cities: 12,
+        years: 5,
+        ..SyntheticParams::default()
+    });
+    edit(&mut t);
+    let path = dir.join(name);
+    write_csv(&t, &path).unwrap();
+    path
+}
+
+fn col(t: &Table, name: &str) -> usize {
+    t.column(name).unwrap()
+}
+
+#[test]
+fn default_run_prints_the_table_and_writes_results_paper() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(dir.path(), &["run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for needle in [
+        "a    dei -> agglom",
+        "c'   direct effect",
+        "monte_carlo",
+        "sobel",
+        "suppresses",
+        "CR1 clustered by city",
+    ] {
+        assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
+    }
+    let s = read_summary(&dir.path().join("results/paper/summary.json"));
+    assert_eq!(s.data.units, 278);
+    assert_eq!(s.data.periods, 10);
+    assert_eq!(s.data.observations, 2780);
+    assert_eq!(s.model.fixed_effects, "unit+time");
+    for key in ["a", "b", "c", "c_prime", "indirect", "proportion_mediated"] {
+        assert!(s.effect(key).is_some(), "effect {key}");
+    }
+    let methods: Vec<&str> = s.intervals.iter().map(|i| i.method.as_str()).collect();
+    assert_eq!(methods, ["sobel", "monte_carlo"]);
+}
+
+#[test]
+fn generate_then_run_reproduces_the_default_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(dir.path(), &["generate", "--out", "panel.csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let a = medsim(dir.path(), &["run", "--out", "default"]);
+    let b = medsim(dir.path(), &["run", "--data", "panel.csv", "--out", "file"]);
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}",
+        text(&b.stderr)
+    );
+    let sa = read_summary(&dir.path().join("default/summary.json"));
+    let sb = read_summary(&dir.path().join("file/summary.json"));
+    assert_eq!(sa.effects, sb.effects, "effects differ");
+    assert_eq!(sa.intervals, sb.intervals, "intervals differ");
+    assert_eq!(sa.equations, sb.equations);
+    assert_eq!(sb.name, "panel");
+}
+
+#[test]
+fn json_flag_prints_the_written_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(
+        dir.path(),
+        &["run", "--json", "--mc-draws", "2000", "--out", "o"],
+    );
+    assert!(out.status.success());
+    let printed: Summary = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, read_summary(&dir.path().join("o/summary.json")));
+}
+
+#[test]
+fn run_folder_is_replaced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("o")).unwrap();
+    std::fs::write(dir.path().join("o/stale.txt"), "old").unwrap();
+    let out = medsim(dir.path(), &["run", "--mc-draws", "2000", "--out", "o"]);
+    assert!(out.status.success());
+    assert!(dir.path().join("o/summary.json").exists());
+    assert!(!dir.path().join("o/stale.txt").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, ["o"], "temporary folders left behind");
+}
+
+#[test]
+fn missing_rows_and_singletons_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = small_panel(dir.path(), "gaps.csv", |t| {
+        let (y, x) = (col(t, "log_ci"), col(t, "dei"));
+        t.rows[3][y] = "NA".into();
+        t.rows[7][x] = String::new();
+        // City 3 (rows 10..15) keeps one complete row: a singleton.
+        for r in 11..15 {
+            t.rows[r][y] = ".".into();
+        }
+    });
+    let out = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--data",
+            path.to_str().unwrap(),
+            "--out",
+            "o",
+            "--mc-draws",
+            "2000",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = read_summary(&dir.path().join("o/summary.json"));
+    assert_eq!(s.data.dropped_missing, 6);
+    assert_eq!(s.data.dropped_singletons, 1);
+    assert_eq!(s.data.dropped_rows, 7);
+    assert_eq!(s.data.observations, 60 - 7);
+    assert_eq!(s.data.units, 11);
+    assert!(!s.data.balanced);
+}
+
+/// Run on a bad file: exit code 2, every needle in stderr, nothing written.
+fn refused(dir: &Path, args: &[&str], needles: &[&str]) {
+    let out = medsim(dir, args);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "args {args:?}; stderr: {stderr}"
+    );
+    for n in needles {
+        assert!(stderr.contains(n), "'{n}' not in: {stderr}");
+    }
+    assert!(!dir.join("o").exists(), "a refused run wrote results");
+    assert!(!dir.join("results").exists(), "a refused run wrote results");
+}
+
+fn refused_file(edit: impl FnOnce(&mut Table), extra: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = small_panel(dir.path(), "bad.csv", edit);
+    let mut args = vec!["run", "--data", path.to_str().unwrap(), "--out", "o"];
+    args.extend_from_slice(extra);
+    refused(dir.path(), &args, needles);
+}
+
+#[test]
+fn missing_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(
+        dir.path(),
+        &["run", "--data", "nope.csv", "--out", "o"],
+        &["nope.csv", "cannot open"],
+    );
+}
+
+#[test]
+fn missing_column_is_refused() {
+    refused_file(
+        |_| {},
+        &["--mediator", "agglom_x"],
+        &["bad.csv:1", "agglom_x", "mediator", "the header has"],
+    );
+}
+
+#[test]
+fn non_numeric_value_is_refused() {
+    refused_file(
+        |t| {
+            let c = col(t, "fdi");
+            t.rows[4][c] = "12,5".into();
+        },
+        &[],
+        &["bad.csv:6", "column 'fdi'", "'12,5' is not a number"],
+    );
+}
+
+#[test]
+fn infinite_value_is_refused() {
+    refused_file(
+        |t| {
+            let c = col(t, "dei");
+            t.rows[9][c] = "inf".into();
+        },
+        &[],
+        &["bad.csv:11", "column 'dei'", "infinite"],
+    );
+}
+
+#[test]
+fn duplicate_unit_time_pair_is_refused() {
+    refused_file(
+        |t| {
+            let y = col(t, "year");
+            t.rows[1][y] = t.rows[0][y].clone();
+        },
+        &[],
+        &[
+            "bad.csv:3",
+            "duplicate (unit, time) pair (C001, 2011)",
+            "line 2",
+        ],
+    );
+}
+
+#[test]
+fn constant_regressor_is_refused() {
+    refused_file(
+        |t| {
+            let c = col(t, "gov");
+            t.rows.iter_mut().for_each(|r| r[c] = "3.5".into());
+        },
+        &[],
+        &["bad.csv", "control 'gov' is constant"],
+    );
+}
+
+#[test]
+fn regressor_absorbed_by_unit_effects_is_refused() {
+    refused_file(
+        |t| {
+            let (c, u) = (col(t, "urban"), col(t, "city"));
+            for r in t.rows.iter_mut() {
+                r[c] = r[u][1..].to_string();
+            }
+        },
+        &[],
+        &["bad.csv", "control 'urban' does not vary within units"],
+    );
+}
+
+#[test]
+fn collinear_regressor_is_refused() {
+    refused_file(
+        |t| {
+            let (a, b, c) = (col(t, "industry"), col(t, "fdi"), col(t, "gov"));
+            for r in t.rows.iter_mut() {
+                let v: f64 = 2.0 * r[a].parse::<f64>().unwrap() - r[b].parse::<f64>().unwrap();
+                r[c] = format!("{v}");
+            }
+        },
+        &[],
+        &[
+            "bad.csv",
+            "control 'gov' is perfectly collinear with",
+            "control 'industry'",
+            "control 'fdi'",
+        ],
+    );
+}
+
+#[test]
+fn regressor_collinear_with_period_effects_is_refused() {
+    refused_file(
+        |t| {
+            let (c, y) = (col(t, "ln_gdp"), col(t, "year"));
+            for r in t.rows.iter_mut() {
+                r[c] = format!("{}.5", &r[y][2..]);
+            }
+        },
+        &[],
+        &[
+            "bad.csv",
+            "control 'ln_gdp' is perfectly collinear with the period fixed effects",
+        ],
+    );
+}
+
+#[test]
+fn fewer_than_two_clusters_is_refused() {
+    refused_file(
+        |t| {
+            let c = col(t, "province");
+            t.rows.iter_mut().for_each(|r| r[c] = "P01".into());
+        },
+        &["--cluster", "province"],
+        &["bad.csv", "1 cluster(s) of 'province'", "at least two"],
+    );
+}
+
+#[test]
+fn ragged_row_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = small_panel(dir.path(), "bad.csv", |_| {});
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines[5].push_str(",extra");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    refused(
+        dir.path(),
+        &["run", "--data", "bad.csv", "--out", "o"],
+        &["bad.csv:6", "this row has 17 fields but the header has 16"],
+    );
+}
+
+#[test]
+fn empty_and_header_only_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.csv"), "").unwrap();
+    refused(
+        dir.path(),
+        &["run", "--data", "empty.csv", "--out", "o"],
+        &["empty.csv:1", "empty"],
+    );
+    let header = medsim::synthetic::headers().join(",") + "\n";
+    std::fs::write(dir.path().join("header.csv"), header).unwrap();
+    refused(
+        dir.path(),
+        &["run", "--data", "header.csv", "--out", "o"],
+        &["header.csv", "no data rows"],
+    );
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(
+        dir.path(),
+        &["run", "--level", "1.5", "--out", "o"],
+        &["--level", "1.5"],
+    );
+    refused(
+        dir.path(),
+        &["run", "--fixed-effects", "city", "--out", "o"],
+        &["--fixed-effects", "'city'"],
+    );
+    refused(
+        dir.path(),
+        &["run", "--seed", "abc", "--out", "o"],
+        &["--seed"],
+    );
+    refused(
+        dir.path(),
+        &["run", "--mediator", "dei", "--out", "o"],
+        &["'dei'", "treatment"],
+    );
+    std::fs::write(dir.path().join("o"), "a file").unwrap();
+    let out = medsim(dir.path(), &["run", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a folder"));
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["generate", "--help"],
+    ] {
+        let out = medsim(dir.path(), &args);
+        assert!(out.status.success());
+        let s = text(&out.stdout);
+        assert!(s.contains("Examples:"), "{args:?}: {s}");
+    }
+}
