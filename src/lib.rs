@@ -4,19 +4,26 @@
 //! [`run`]) -> a raw table ([`table`], [`synthetic`]) -> the estimation sample
 //! ([`panel`]) -> per-cluster sufficient statistics ([`design`]) -> estimates
 //! and joint CR1 covariance ([`estimate`]) -> the mediation analysis
-//! ([`mediation`]) -> the summary ([`summary`]), printed by [`report`] and
+//! ([`mediation`]) -> resampling ([`bootstrap`]: weights from [`scheme`],
+//! replicates from an [`engine`], solved by [`replicate`], summarised by
+//! [`intervals`]) -> the summary ([`summary`]), printed by [`report`] and
 //! written by [`output`].
 
+pub mod bootstrap;
 pub mod design;
+pub mod engine;
 pub mod error;
 pub mod estimate;
+pub mod intervals;
 pub mod linalg;
 pub mod mediation;
 pub mod output;
 pub mod panel;
+pub mod replicate;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod scheme;
 pub mod spec;
 pub mod stats;
 pub mod summary;

@@ -7,10 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use medsim::bootstrap::ResampleSpec;
 use medsim::error::{Error, Result};
+use medsim::intervals::Method;
 use medsim::output::{write_file, write_run_dir};
 use medsim::report::render;
 use medsim::run::{DataSource, RunPlan, execute};
+use medsim::scheme::Scheme;
 use medsim::spec::{FixedEffects, InferenceSpec, ModelSpec};
 use medsim::synthetic::{SyntheticParams, default_spec, generate};
 use medsim::table::write_csv;
@@ -122,6 +125,25 @@ struct RunArgs {
     /// Print summary.json to stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Resampling scheme: pairs (cluster bootstrap), bayes (Dirichlet weights),
+    /// poisson (Poisson(1) weights), jackknife (delete one cluster), or none.
+    #[arg(long, default_value = "pairs")]
+    scheme: String,
+    /// Number of bootstrap replicates B.
+    #[arg(short = 'B', long = "replicates", default_value_t = 10_000)]
+    replicates: u64,
+    /// Bootstrap interval methods, comma-separated: percentile, basic, normal, bc, bca.
+    #[arg(long, value_delimiter = ',', default_value = "percentile,bca")]
+    ci: Vec<String>,
+    /// Resample clusters within the groups of this column (stratified bootstrap).
+    #[arg(long, value_name = "COL")]
+    strata: Option<String>,
+    /// Replicates per batch (one matrix multiply each); results do not depend on it.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Worker threads (0: one per core); results do not depend on it.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Args)]
@@ -161,7 +183,12 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
         treatment: args.treatment.clone(),
         mediators: args.mediator.iter().flat_map(|m| split_list(m)).collect(),
         controls,
-        groups: args.group.iter().flat_map(|g| split_list(g)).collect(),
+        groups: args
+            .group
+            .iter()
+            .flat_map(|g| split_list(g))
+            .chain(args.strata.clone().filter(|s| !args.group.contains(s)))
+            .collect(),
         fixed_effects: FixedEffects::parse(&args.fixed_effects)?,
     };
     let inference = InferenceSpec {
@@ -189,11 +216,27 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
             ),
         });
     }
+    let resampling = match args.scheme.trim() {
+        "none" => None,
+        scheme => Some(ResampleSpec {
+            scheme: Scheme::parse(scheme)?,
+            replicates: args.replicates,
+            batch: args.batch,
+            threads: args.threads,
+            methods: args
+                .ci
+                .iter()
+                .map(|m| Method::parse(m))
+                .collect::<Result<_>>()?,
+            strata: args.strata.clone(),
+        }),
+    };
     let plan = RunPlan {
         name,
         data,
         model,
         inference,
+        resampling,
     };
     plan.model.validate()?;
     plan.inference.validate()?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::design::Design;
 use crate::error::{Error, Result};
 use crate::estimate::{Equation, SystemFit, fit_system};
+use crate::intervals::BootstrapStats;
 use crate::linalg::cholesky;
 use crate::rng::{STREAM_MONTE_CARLO, normals};
 use crate::spec::InferenceSpec;
@@ -21,6 +22,9 @@ pub struct Effect {
     pub estimate: f64,
     pub se: Option<f64>,
     pub p_value: Option<f64>,
+    /// Moments and p-value of the replicate distribution, when resampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapStats>,
 }
 
 /// A confidence interval for one effect.
@@ -111,6 +115,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             estimate: est,
             se: Some(se),
             p_value: Some(t_p_value(est / se, df)),
+            bootstrap: None,
         }
     };
 
@@ -147,6 +152,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             estimate: est,
             se: Some(se),
             p_value: Some(normal_p_value(est / se)),
+            bootstrap: None,
         }
     };
     let specific: Vec<f64> = (0..m).map(|j| theta[j] * theta[m + j]).collect();
@@ -187,6 +193,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             estimate: total_indirect / c.estimate,
             se: None,
             p_value: None,
+            bootstrap: None,
         },
     ));
 

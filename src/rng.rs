@@ -18,6 +18,125 @@
 
 /// Stream tag of the Monte Carlo (parametric) interval of the indirect effect.
 pub const STREAM_MONTE_CARLO: u32 = 0x4d43_0001;
+/// Stream tag of the cluster weights of a resampling replicate.
+pub const STREAM_WEIGHTS: u32 = 0x5754_0001;
+
+/// The 32-bit words of one replicate's stream, in order: word `k` is word
+/// `k % 4` of block `k / 4`. Every derived draw below consumes whole words
+/// from such a stream, so a replicate's draws are a pure function of
+/// `(seed, replicate, tag)` and the order in which the scheme asks for them.
+#[derive(Debug, Clone)]
+pub struct WordStream {
+    seed: u64,
+    replicate: u64,
+    tag: u32,
+    block: u32,
+    words: [u32; 4],
+    next: usize,
+}
+
+impl WordStream {
+    /// The stream of `replicate` under `tag`.
+    pub fn new(seed: u64, replicate: u64, tag: u32) -> Self {
+        WordStream {
+            seed,
+            replicate,
+            tag,
+            block: 0,
+            words: [0; 4],
+            next: 4,
+        }
+    }
+
+    /// The next word.
+    #[inline]
+    pub fn word(&mut self) -> u32 {
+        if self.next == 4 {
+            self.words = block(self.seed, self.replicate, self.block, self.tag);
+            self.block = self.block.wrapping_add(1);
+            self.next = 0;
+        }
+        let w = self.words[self.next];
+        self.next += 1;
+        w
+    }
+
+    /// Uniform integer in `[0, n)`, exactly, by Lemire's multiply-shift with
+    /// rejection: `m = word * n` (64-bit); reject while the low half of `m`
+    /// is below `2^32 mod n`; return the high half.
+    #[inline]
+    pub fn below(&mut self, n: u32) -> u32 {
+        debug_assert!(n > 0);
+        let threshold = n.wrapping_neg() % n;
+        loop {
+            let m = (self.word() as u64) * (n as u64);
+            if (m as u32) >= threshold {
+                return (m >> 32) as u32;
+            }
+        }
+    }
+
+    /// Uniform on (0, 1) from the next two words (`uniform_f64(first, second)`).
+    #[inline]
+    pub fn uniform(&mut self) -> f64 {
+        let hi = self.word();
+        let lo = self.word();
+        uniform_f64(hi, lo)
+    }
+
+    /// Standard exponential: `-ln(u)` with `u = self.uniform()`.
+    #[inline]
+    pub fn exponential(&mut self) -> f64 {
+        -self.uniform().ln()
+    }
+
+    /// Standard normal from the next four words (`normal_pair`, first value;
+    /// the second is discarded so that every normal costs one block-sized
+    /// chunk of words).
+    #[inline]
+    pub fn normal(&mut self) -> f64 {
+        let w = [self.word(), self.word(), self.word(), self.word()];
+        normal_pair(w).0
+    }
+
+    /// Poisson(1) by inversion on integers: the next word `w` gives the
+    /// smallest k with `w < POISSON1_THRESHOLDS[k]` (k = 12 past the table).
+    #[inline]
+    pub fn poisson1(&mut self) -> u32 {
+        let w = self.word();
+        POISSON1_THRESHOLDS
+            .iter()
+            .position(|&t| w < t)
+            .unwrap_or(POISSON1_THRESHOLDS.len()) as u32
+    }
+}
+
+/// `floor(2^32 * P(Poisson(1) <= k))` for k = 0..11: integer thresholds, so
+/// every backend inverts the same word to the same count.
+pub const POISSON1_THRESHOLDS: [u32; 12] = poisson1_thresholds();
+
+const fn poisson1_thresholds() -> [u32; 12] {
+    // P(X <= k) = e^-1 sum_{i<=k} 1/i!, computed in f64 at compile time.
+    let e_inv = 0.367_879_441_171_442_33_f64;
+    let mut out = [0u32; 12];
+    let mut term = e_inv;
+    let mut cdf = 0.0;
+    let mut k = 0;
+    while k < 12 {
+        if k > 0 {
+            term /= k as f64;
+        }
+        cdf += term;
+        let scaled = cdf * 4_294_967_296.0;
+        out[k] = if scaled >= 4_294_967_295.0 {
+            u32::MAX
+        } else {
+            scaled as u32
+        };
+        k += 1;
+    }
+    out
+}
 
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;
@@ -137,6 +256,63 @@ mod tests {
         // Standard errors are 1/sqrt(n) ~ 0.0022 and sqrt(2/n) ~ 0.0032.
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.015, "var {var}");
+    }
+
+    #[test]
+    fn word_stream_walks_the_blocks_in_order() {
+        let mut s = WordStream::new(5, 9, 77);
+        let b0 = block(5, 9, 0, 77);
+        let b1 = block(5, 9, 1, 77);
+        let got: Vec<u32> = (0..8).map(|_| s.word()).collect();
+        assert_eq!(got[..4], b0);
+        assert_eq!(got[4..], b1);
+    }
+
+    #[test]
+    fn bounded_integers_are_uniform() {
+        let n = 7u32;
+        let mut counts = [0u32; 7];
+        let mut s = WordStream::new(1, 0, 3);
+        let draws = 70_000;
+        for _ in 0..draws {
+            counts[s.below(n) as usize] += 1;
+        }
+        // Each count ~ Binomial(70000, 1/7): mean 10000, sd ~ 93.
+        for c in counts {
+            assert!((c as i64 - 10_000).abs() < 500, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn poisson_thresholds_and_moments() {
+        assert!(POISSON1_THRESHOLDS.windows(2).all(|w| w[0] <= w[1]));
+        // P(X = 0) = e^-1
+        assert_eq!(
+            POISSON1_THRESHOLDS[0],
+            (0.367_879_441_171_442_33 * 4_294_967_296.0) as u32
+        );
+        let mut s = WordStream::new(2, 0, 3);
+        let n = 200_000;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for _ in 0..n {
+            let k = s.poisson1() as f64;
+            s1 += k;
+            s2 += k * k;
+        }
+        let mean = s1 / n as f64;
+        let var = s2 / n as f64 - mean * mean;
+        assert!(
+            (mean - 1.0).abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
+    }
+
+    #[test]
+    fn exponentials_have_unit_mean() {
+        let mut s = WordStream::new(4, 0, 3);
+        let n = 200_000;
+        let mean = (0..n).map(|_| s.exponential()).sum::<f64>() / n as f64;
+        assert!((mean - 1.0).abs() < 0.01, "{mean}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! One analysis end to end, in the order data flows: data source -> panel ->
-//! design -> mediation analysis -> summary. Writing and printing are the
+//! design -> mediation analysis -> resampling -> summary. Writing and printing are the
 //! caller's.
 
 use std::path::PathBuf;
 
+use crate::bootstrap::{ResampleSpec, resample};
 use crate::design::Design;
 use crate::error::Result;
 use crate::mediation::analyse;
@@ -39,6 +40,8 @@ pub struct RunPlan {
     pub data: DataSource,
     pub model: ModelSpec,
     pub inference: InferenceSpec,
+    /// Resampling, if any.
+    pub resampling: Option<ResampleSpec>,
 }
 
 /// Run the analysis and return its summary.
@@ -49,12 +52,24 @@ pub fn execute(plan: &RunPlan) -> Result<Summary> {
     let panel = Panel::from_table(&table, &plan.model)?;
     let design = Design::build(&panel, plan.model.fixed_effects)?;
     let analysis = analyse(&design, &plan.inference)?;
-    Ok(Summary::new(
+    let mut summary = Summary::new(
         &plan.name,
         &plan.model,
         &plan.inference,
         &panel,
         &design,
         &analysis,
-    ))
+    );
+    if let Some(spec) = &plan.resampling {
+        let result = resample(
+            &design,
+            &panel,
+            &analysis,
+            spec,
+            plan.inference.seed,
+            &plan.inference.levels,
+        )?;
+        summary.add_resampling(result);
+    }
+    Ok(summary)
 }

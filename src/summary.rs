@@ -9,6 +9,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::bootstrap::{ResampleResult, ResamplingSummary};
 use crate::design::{Design, Role};
 use crate::mediation::{Analysis, Effect, Interval, JointTest, Suppression};
 use crate::panel::Panel;
@@ -27,6 +28,9 @@ pub struct Summary {
     pub joint_significance: Vec<JointTest>,
     pub inference: InferenceSummary,
     pub equations: Vec<EquationSummary>,
+    /// Present when the run resampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resampling: Option<ResamplingSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -153,7 +157,20 @@ impl Summary {
                 seed: inference.seed,
             },
             equations,
+            resampling: None,
         }
+    }
+
+    /// Add a resampling run: each effect's `bootstrap` block, one interval
+    /// per effect x method x level, and the `resampling` block.
+    pub fn add_resampling(&mut self, result: ResampleResult) {
+        for (key, stats) in result.effects {
+            if let Some(e) = self.effects.get_mut(&key) {
+                e.bootstrap = Some(stats);
+            }
+        }
+        self.intervals.extend(result.intervals);
+        self.resampling = Some(result.summary);
     }
 
     /// The effect stored under `key`.

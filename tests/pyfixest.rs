@@ -54,6 +54,7 @@ fn every_pyfixest_case_matches() {
                 mc_draws: 2000,
                 ..InferenceSpec::default()
             },
+            resampling: None,
         };
         let summary = execute(&plan).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(

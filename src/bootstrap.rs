@@ -1,0 +1,245 @@
+//! A resampling run: draws the replicates through an engine, keeps every
+//! replicate's statistics (exact quantiles), computes the jackknife for BCa,
+//! and turns the draws into per-effect bootstrap moments, p-values and
+//! intervals.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::design::Design;
+use crate::engine::{CpuEngine, Engine};
+use crate::error::{Error, Result};
+use crate::intervals::{BootstrapStats, Draws, Method, jackknife_acceleration};
+use crate::mediation::{Analysis, Interval};
+use crate::panel::Panel;
+use crate::scheme::{Scheme, WeightPlan};
+use crate::spec::FixedEffects;
+
+/// Settings of a resampling run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResampleSpec {
+    pub scheme: Scheme,
+    /// Number of replicates B (ignored by the jackknife, which has G).
+    pub replicates: u64,
+    /// Replicates per GEMM batch.
+    pub batch: usize,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    pub methods: Vec<Method>,
+    /// Group column within which clusters are resampled.
+    pub strata: Option<String>,
+}
+
+impl Default for ResampleSpec {
+    fn default() -> Self {
+        ResampleSpec {
+            scheme: Scheme::Pairs,
+            replicates: 10_000,
+            batch: 256,
+            threads: 0,
+            methods: vec![Method::Percentile, Method::Bca],
+            strata: None,
+        }
+    }
+}
+
+/// The `resampling` block of summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResamplingSummary {
+    pub scheme: String,
+    /// Wild-bootstrap weight distribution, when the scheme has one.
+    pub weights: Option<String>,
+    pub replicates: u64,
+    pub seed: u64,
+    pub backend: String,
+    pub strata: Option<String>,
+    /// Replicates whose resample was degenerate (singular regressors); they
+    /// are left out of every quantile and moment, and counted here.
+    pub failed_replicates: u64,
+    /// Wall-clock seconds of the resampling (not reproducible, unlike the rest).
+    pub seconds: f64,
+    pub replicates_per_second: f64,
+}
+
+/// What a resampling run adds to the summary.
+#[derive(Debug, Clone)]
+pub struct ResampleResult {
+    pub effects: Vec<(String, BootstrapStats)>,
+    pub intervals: Vec<Interval>,
+    pub summary: ResamplingSummary,
+}
+
+/// Replicates computed per engine call, bounding the row-major buffer.
+const CHUNK: usize = 1 << 16;
+
+/// Refuse designs whose clusters cannot be resampled whole.
+fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
+    if design.fixed_effects != FixedEffects::None && !panel.unit.nested_in(&panel.cluster) {
+        return Err(Error::InvalidOption {
+            option: "--cluster".into(),
+            message: format!(
+                "resampling clusters of '{}' would split units of '{}' and break the unit fixed effects; \
+                 cluster by the unit or by a column that nests units",
+                panel.cluster.name, panel.unit.name
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Stratum of each cluster, checking that clusters are nested in strata.
+fn strata_codes(panel: &Panel, column: &str) -> Result<Vec<u32>> {
+    let f = panel
+        .groups
+        .iter()
+        .find(|g| g.name == column)
+        .ok_or_else(|| Error::InvalidOption {
+            option: "--strata".into(),
+            message: format!("'{column}' is not among the loaded group columns"),
+        })?;
+    let mut code = vec![u32::MAX; panel.cluster.len()];
+    for (&c, &s) in panel.cluster.codes.iter().zip(&f.codes) {
+        let slot = &mut code[c as usize];
+        if *slot != u32::MAX && *slot != s {
+            return Err(Error::InvalidOption {
+                option: "--strata".into(),
+                message: format!(
+                    "cluster '{}' has more than one value of '{column}'; strata must be constant within clusters",
+                    panel.cluster.levels[c as usize]
+                ),
+            });
+        }
+        *slot = s;
+    }
+    Ok(code)
+}
+
+/// Run every replicate of `engine` (`count` of them) and return the values of
+/// statistic `stats[i]` as column i.
+fn collect(engine: &dyn Engine, count: u64, stats: &[usize]) -> Result<(Vec<Vec<f64>>, u64)> {
+    let n_stats = engine.layout().len();
+    let mut columns = vec![Vec::with_capacity(count as usize); stats.len()];
+    let mut buf = vec![0.0; CHUNK.min(count as usize) * n_stats];
+    let mut failed = 0;
+    let mut start = 0u64;
+    while start < count {
+        let n = ((count - start) as usize).min(CHUNK);
+        let out = &mut buf[..n * n_stats];
+        failed += engine.compute(start, out)?;
+        for row in out.chunks(n_stats) {
+            for (col, &s) in columns.iter_mut().zip(stats) {
+                col.push(row[s]);
+            }
+        }
+        start += n as u64;
+    }
+    Ok((columns, failed))
+}
+
+/// Resample the design and summarise the draws of every effect of `analysis`.
+pub fn resample(
+    design: &Design,
+    panel: &Panel,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    levels: &[f64],
+) -> Result<ResampleResult> {
+    check_resamplable(design, panel)?;
+    let g = design.n_clusters;
+    let strata = spec
+        .strata
+        .as_deref()
+        .map(|s| strata_codes(panel, s))
+        .transpose()?;
+    let replicates = if spec.scheme == Scheme::Jackknife {
+        g as u64
+    } else {
+        spec.replicates
+    };
+    if replicates == 0 {
+        return Err(Error::InvalidOption {
+            option: "--replicates".into(),
+            message: "B = 0: ask for at least one replicate (10000 is a good start)".into(),
+        });
+    }
+    let plan = WeightPlan::new(spec.scheme, seed, g, strata.as_deref());
+    let engine = CpuEngine::new(design, plan, spec.batch, spec.threads)?;
+    let layout = engine.layout();
+    let keys: Vec<&str> = analysis.effects.iter().map(|(k, _)| k.as_str()).collect();
+    let stats: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            layout
+                .index_of(k, &analysis.mediators)
+                .expect("every effect has a statistic")
+        })
+        .collect();
+
+    let started = Instant::now();
+    let (mut draws, failed) = collect(&engine, replicates, &stats)?;
+    let jack = if spec.methods.contains(&Method::Bca) {
+        let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
+        let jengine = CpuEngine::new(design, jplan, spec.batch, spec.threads)?;
+        Some(collect(&jengine, g as u64, &stats)?.0)
+    } else {
+        None
+    };
+    let seconds = started.elapsed().as_secs_f64();
+
+    let mut effects = Vec::new();
+    let mut intervals = Vec::new();
+    for (i, (key, effect)) in analysis.effects.iter().enumerate() {
+        let col = &mut draws[i];
+        col.retain(|v| v.is_finite());
+        col.sort_by(f64::total_cmp);
+        if col.len() < 2 {
+            continue;
+        }
+        let acceleration = jack.as_ref().map(|j| {
+            let finite: Vec<f64> = j[i].iter().copied().filter(|v| v.is_finite()).collect();
+            jackknife_acceleration(&finite)
+        });
+        let d = Draws {
+            t0: effect.estimate,
+            sorted: col,
+            acceleration,
+        };
+        effects.push((
+            key.clone(),
+            BootstrapStats {
+                mean: d.mean(),
+                sd: d.sd(),
+                p_value: d.p_value(),
+            },
+        ));
+        for &method in &spec.methods {
+            for &level in levels {
+                let (lower, upper) = d.interval(method, level);
+                intervals.push(Interval {
+                    effect: key.clone(),
+                    method: method.as_str().into(),
+                    level,
+                    lower,
+                    upper,
+                });
+            }
+        }
+    }
+    Ok(ResampleResult {
+        effects,
+        intervals,
+        summary: ResamplingSummary {
+            scheme: spec.scheme.as_str().into(),
+            weights: None,
+            replicates,
+            seed,
+            backend: engine.backend(),
+            strata: spec.strata.clone(),
+            failed_replicates: failed,
+            seconds,
+            replicates_per_second: replicates as f64 / seconds.max(1e-9),
+        },
+    })
+}
