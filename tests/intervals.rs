@@ -1,0 +1,49 @@
+//! Interval formulas against R's boot::boot.ci on stored draws and jackknife
+//! values (tests/fixtures/make_interval_fixtures.R writes the fixture).
+
+use medsim::intervals::{Draws, Method, jackknife_acceleration};
+use serde_json::Value;
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+#[test]
+fn intervals_match_boot_ci() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot_ci_expected.json");
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut compared = 0;
+    for case in fixture["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let mut t = floats(&case["t"]);
+        t.sort_by(f64::total_cmp);
+        let jack = floats(&case["jack"]);
+        let draws = Draws {
+            t0: case["t0"].as_f64().unwrap(),
+            sorted: &t,
+            acceleration: Some(jackknife_acceleration(&jack)),
+        };
+        let levels = floats(&case["levels"]);
+        for (method, key) in [
+            (Method::Normal, "normal"),
+            (Method::Basic, "basic"),
+            (Method::Percentile, "percentile"),
+            (Method::Bca, "bca"),
+            (Method::Bc, "bc"),
+        ] {
+            for (k, &level) in levels.iter().enumerate() {
+                let want = floats(&case[key][k]);
+                let (lo, hi) = draws.interval(method, level);
+                let tol = 1e-9 * (want[1] - want[0]).abs();
+                assert!(
+                    (lo - want[0]).abs() <= tol && (hi - want[1]).abs() <= tol,
+                    "{name} {key} {level}: [{lo}, {hi}] vs boot.ci [{}, {}]",
+                    want[0],
+                    want[1]
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 45);
+}
