@@ -26,12 +26,23 @@ pub trait Engine: Sync {
 }
 
 /// The CPU engine over one design and one weight plan.
+///
+/// Entries of the packed cluster Gram that are the same in every cluster
+/// (in a balanced panel, the period-dummy block of the within-unit Gram is)
+/// need no GEMM: their replicate value is the sum of the weights times the
+/// common value. Only the varying columns go through the multiply.
 pub struct CpuEngine<'a> {
     design: &'a Design,
     weights: WeightPlan,
     batch: usize,
     pool: rayon::ThreadPool,
     solver: Solver,
+    /// Packed positions that vary across clusters, and the G x n_varying
+    /// matrix of their values.
+    varying: Vec<usize>,
+    varying_stats: Vec<f64>,
+    /// Packed positions equal in every cluster, with that value.
+    constant: Vec<(usize, f64)>,
 }
 
 impl<'a> CpuEngine<'a> {
@@ -55,12 +66,29 @@ impl<'a> CpuEngine<'a> {
                 option: "--threads".into(),
                 message: e.to_string(),
             })?;
+        let g = design.n_clusters;
+        let p = packed_len(design.q());
+        let (mut varying, mut constant) = (Vec::new(), Vec::new());
+        for k in 0..p {
+            let first = design.stats[k];
+            if (1..g).all(|c| design.stats[c * p + k] == first) {
+                constant.push((k, first));
+            } else {
+                varying.push(k);
+            }
+        }
+        let varying_stats = (0..g)
+            .flat_map(|c| varying.iter().map(move |&k| design.stats[c * p + k]))
+            .collect();
         Ok(CpuEngine {
             design,
             weights,
             batch,
             pool,
             solver: Solver::new(design),
+            varying,
+            varying_stats,
+            constant,
         })
     }
 
@@ -69,40 +97,69 @@ impl<'a> CpuEngine<'a> {
         self.pool.current_num_threads()
     }
 
+    /// One batch, compiled twice: for AVX2 + FMA, chosen at run time where
+    /// the processor has them, and for the baseline. Rust never fuses a
+    /// multiply and an add on its own, so both give identical bits.
     fn batch_stats(&self, start: u64, out: &mut [f64]) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were detected on this processor.
+            return unsafe { self.batch_stats_avx2(start, out) };
+        }
+        self.batch_stats_generic(start, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn batch_stats_avx2(&self, start: u64, out: &mut [f64]) -> u64 {
+        self.batch_stats_generic(start, out)
+    }
+
+    #[inline(always)]
+    fn batch_stats_generic(&self, start: u64, out: &mut [f64]) -> u64 {
         let n_stats = self.solver.layout.len();
         let nb = out.len() / n_stats;
         let g = self.design.n_clusters;
         let p = packed_len(self.design.q());
+        let nv = self.varying.len();
         let mut w = vec![0.0; nb * g];
+        let mut wsum = vec![0.0; nb];
         for (i, row) in w.chunks_mut(g).enumerate() {
-            self.weights.fill(start + i as u64, row);
+            wsum[i] = self.weights.fill(start + i as u64, row);
         }
-        let mut gram = vec![0.0; nb * p];
-        // SAFETY: the slices hold nb x g, g x p and nb x p row-major values,
+        let mut gram = vec![0.0; nb * nv];
+        // SAFETY: the slices hold nb x g, g x nv and nb x nv row-major values,
         // matching the dimensions and strides passed.
         unsafe {
             matrixmultiply::dgemm(
                 nb,
                 g,
-                p,
+                nv,
                 1.0,
                 w.as_ptr(),
                 g as isize,
                 1,
-                self.design.stats.as_ptr(),
-                p as isize,
+                self.varying_stats.as_ptr(),
+                nv as isize,
                 1,
                 0.0,
                 gram.as_mut_ptr(),
-                p as isize,
+                nv as isize,
                 1,
             );
         }
         let mut solver = self.solver.clone();
+        let mut packed = vec![0.0; p];
         let mut failed = 0;
-        for (row, stats) in gram.chunks(p).zip(out.chunks_mut(n_stats)) {
-            if !solver.solve(row, stats) {
+        for (i, (stats, &total)) in out.chunks_mut(n_stats).zip(&wsum).enumerate() {
+            for (&k, &v) in self.varying.iter().zip(&gram[i * nv..(i + 1) * nv]) {
+                packed[k] = v;
+            }
+            for &(k, c) in &self.constant {
+                packed[k] = total * c;
+            }
+            if !solver.solve(&packed, stats) {
                 failed += 1;
             }
         }

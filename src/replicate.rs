@@ -11,7 +11,7 @@
 //! regressor block is singular (a degenerate resample) gives NaN everywhere.
 
 use crate::design::Design;
-use crate::linalg::{cholesky, packed_len};
+use crate::linalg::packed_len;
 
 /// Positions of the statistics of one replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,14 @@ impl StatLayout {
 
 /// Solves replicate Gram matrices of one design. Holds scratch space, so
 /// each thread keeps its own.
+///
+/// The regressor block and the outcome row are factored together: with
+/// `L` the Cholesky factor of the regressors (treatment, controls, nuisance,
+/// mediators), row `y` of the extended factor is `L^{-1} A[regressors, y]`,
+/// whose leading part is the forward solve of the total-effect equation
+/// (the factor of a leading block is the leading block of the factor), and
+/// row `k0 + j` of `L` already is the forward solve of mediator j's equation.
+/// Each equation then needs one back substitution.
 #[derive(Debug, Clone)]
 pub struct Solver {
     q: usize,
@@ -83,8 +91,9 @@ pub struct Solver {
     x_to_y: f64,
     m_to_y: Vec<f64>,
     pub layout: StatLayout,
-    full: Vec<f64>,
+    /// Row-major q x q; the lower triangle holds the factor.
     l: Vec<f64>,
+    inv_diag: Vec<f64>,
     rhs: Vec<f64>,
 }
 
@@ -107,9 +116,9 @@ impl Solver {
             x_to_y: sy / sx,
             m_to_y: (0..m).map(|j| sy / s[lay.mediator(j)]).collect(),
             layout: StatLayout { mediators: m },
-            full: vec![0.0; q * q],
-            l: vec![0.0; ko * ko],
-            rhs: vec![0.0; ko],
+            l: vec![0.0; q * q],
+            inv_diag: vec![0.0; q],
+            rhs: vec![0.0; q],
         }
     }
 
@@ -120,36 +129,60 @@ impl Solver {
 
     /// Statistics of the replicate whose packed Gram is `packed` into `out`;
     /// false (and NaN statistics) when the regressors are singular.
+    #[inline(always)]
     pub fn solve(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
         let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
+        // Lower triangle of the q x q Gram, row-major.
         let mut k = 0;
         for i in 0..q {
             for j in i..q {
-                self.full[i * q + j] = packed[k];
-                self.full[j * q + i] = packed[k];
+                self.l[j * q + i] = packed[k];
                 k += 1;
             }
         }
-        for i in 0..ko {
-            self.l[i * ko..(i + 1) * ko].copy_from_slice(&self.full[i * q..i * q + ko]);
-        }
-        if cholesky(&mut self.l, ko).is_err() {
-            out.iter_mut().for_each(|v| *v = f64::NAN);
-            return false;
+        // Right-looking Cholesky of the regressor block (columns 0..ko); row y
+        // (= ko) goes through the same eliminations and so ends up holding its
+        // forward-solved part. The trailing updates are axpys over contiguous
+        // row segments, which vectorise, unlike dot-product reductions.
+        for j in 0..ko {
+            let d = self.l[j * q + j];
+            if !(d > 0.0) {
+                out.iter_mut().for_each(|v| *v = f64::NAN);
+                return false;
+            }
+            let diag = d.sqrt();
+            let inv = 1.0 / diag;
+            self.l[j * q + j] = diag;
+            self.inv_diag[j] = inv;
+            for i in j + 1..q {
+                let v = self.l[i * q + j] * inv;
+                self.l[i * q + j] = v;
+                self.rhs[i] = v;
+            }
+            for i in j + 1..q {
+                let lij = self.rhs[i];
+                let row = &mut self.l[i * q + j + 1..i * q + i + 1];
+                for (a, &c) in row.iter_mut().zip(&self.rhs[j + 1..i + 1]) {
+                    *a -= lij * c;
+                }
+            }
         }
         let lay = self.layout;
         let y = q - 1;
         // Total effect: Y on the base block.
-        let c = self.first_coef(k0, y) * self.x_to_y;
+        self.rhs[..k0].copy_from_slice(&self.l[y * q..y * q + k0]);
+        back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..k0]);
+        let c = self.rhs[0] * self.x_to_y;
         // Mediators: M_j on the base block.
         for j in 0..m {
-            out[lay.a(j)] = self.first_coef(k0, k0 + j) * self.x_to_m[j];
+            let row = (k0 + j) * q;
+            self.rhs[..k0].copy_from_slice(&self.l[row..row + k0]);
+            back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..k0]);
+            out[lay.a(j)] = self.rhs[0] * self.x_to_m[j];
         }
-        // Outcome: Y on base block and mediators.
-        for i in 0..ko {
-            self.rhs[i] = self.full[i * q + y];
-        }
-        solve_leading(&self.l, ko, ko, &mut self.rhs);
+        // Outcome: Y on the base block and the mediators.
+        self.rhs[..ko].copy_from_slice(&self.l[y * q..y * q + ko]);
+        back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..ko]);
         let c_prime = self.rhs[0] * self.x_to_y;
         let mut indirect = 0.0;
         for j in 0..m {
@@ -165,34 +198,58 @@ impl Solver {
         out[lay.proportion()] = indirect / c;
         true
     }
+}
 
-    /// Treatment coefficient (scaled) of column `dep` on the first `k` columns.
-    fn first_coef(&mut self, k: usize, dep: usize) -> f64 {
-        let q = self.q;
-        for i in 0..k {
-            self.rhs[i] = self.full[i * q + dep];
+/// Solve `L_k' x = b` in place for the leading `k x k` block of the
+/// lower-triangular factor `l` (row stride `n`), `k = b.len()`: once x_i is
+/// known, row i of L (contiguous) is subtracted from the earlier entries.
+#[inline(always)]
+fn back_substitute(l: &[f64], n: usize, inv_diag: &[f64], b: &mut [f64]) {
+    for i in (0..b.len()).rev() {
+        let xi = b[i] * inv_diag[i];
+        b[i] = xi;
+        for (bj, &lij) in b[..i].iter_mut().zip(&l[i * n..i * n + i]) {
+            *bj -= lij * xi;
         }
-        solve_leading(&self.l, self.ko, k, &mut self.rhs[..k]);
-        self.rhs[0]
     }
 }
 
-/// Solve `L_k L_k' x = b` where `L_k` is the leading `k x k` block of the
-/// lower-triangular `l` (row stride `n`): the Cholesky factor of the leading
-/// block of a matrix is the leading block of its factor.
-fn solve_leading(l: &[f64], n: usize, k: usize, b: &mut [f64]) {
-    for i in 0..k {
-        let mut s = b[i];
-        for j in 0..i {
-            s -= l[i * n + j] * b[j];
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mediation::{analyse, equations};
+    use crate::panel::Panel;
+    use crate::spec::InferenceSpec;
+    use crate::synthetic::{SyntheticParams, default_spec, generate};
+
+    #[test]
+    fn unit_weights_reproduce_the_point_estimates() {
+        let mut spec = default_spec();
+        spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+        let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+        let design = Design::build(&panel, spec.fixed_effects).unwrap();
+        let analysis = analyse(
+            &design,
+            &InferenceSpec {
+                mc_draws: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut packed = vec![0.0; packed_len(design.q())];
+        for g in 0..design.n_clusters {
+            for (s, v) in packed.iter_mut().zip(design.cluster_stats(g)) {
+                *s += v;
+            }
         }
-        b[i] = s / l[i * n + i];
-    }
-    for i in (0..k).rev() {
-        let mut s = b[i];
-        for j in i + 1..k {
-            s -= l[j * n + i] * b[j];
+        let mut solver = Solver::new(&design);
+        let mut out = vec![0.0; solver.layout.len()];
+        assert!(solver.solve(&packed, &mut out));
+        assert_eq!(equations(&design).len(), 4);
+        for (key, e) in &analysis.effects {
+            let i = solver.layout.index_of(key, &analysis.mediators).unwrap();
+            let rel = (out[i] - e.estimate).abs() / e.estimate.abs();
+            assert!(rel < 1e-12, "{key}: {} vs {}", out[i], e.estimate);
         }
-        b[i] = s / l[i * n + i];
     }
 }

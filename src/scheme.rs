@@ -4,7 +4,7 @@
 //! documented on each scheme, which is the contract the GPU engine follows.
 
 use crate::error::{Error, Result};
-use crate::rng::{STREAM_WEIGHTS, WordStream};
+use crate::rng::{STREAM_WEIGHTS, WordStream, rejection_threshold};
 
 /// A scheme that gives every cluster a weight per replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +82,11 @@ impl WeightPlan {
         }
     }
 
-    /// Weights of replicate `r` into `out` (length G).
-    pub fn fill(&self, r: u64, out: &mut [f64]) {
+    /// Weights of replicate `r` into `out` (length G); returns their total,
+    /// which is exact: G for pairs and Bayes (by construction), G - 1 for the
+    /// jackknife, the integer sum of the Poisson counts.
+    #[inline(always)]
+    pub fn fill(&self, r: u64, out: &mut [f64]) -> f64 {
         debug_assert_eq!(out.len(), self.n_clusters);
         let mut s = WordStream::new(self.seed, r, STREAM_WEIGHTS);
         match self.scheme {
@@ -91,10 +94,12 @@ impl WeightPlan {
                 out.iter_mut().for_each(|w| *w = 0.0);
                 for members in &self.strata {
                     let n = members.len() as u32;
+                    let threshold = rejection_threshold(n);
                     for _ in 0..n {
-                        out[members[s.below(n) as usize] as usize] += 1.0;
+                        out[members[s.below_with(n, threshold) as usize] as usize] += 1.0;
                     }
                 }
+                self.n_clusters as f64
             }
             Scheme::Bayes => {
                 out.iter_mut().for_each(|w| *w = s.exponential());
@@ -105,11 +110,21 @@ impl WeightPlan {
                         out[g as usize] *= scale;
                     }
                 }
+                self.n_clusters as f64
             }
-            Scheme::Poisson => out.iter_mut().for_each(|w| *w = s.poisson1() as f64),
+            Scheme::Poisson => {
+                let mut total = 0u64;
+                for w in out.iter_mut() {
+                    let k = s.poisson1();
+                    total += k as u64;
+                    *w = k as f64;
+                }
+                total as f64
+            }
             Scheme::Jackknife => {
                 out.iter_mut().for_each(|w| *w = 1.0);
                 out[r as usize] = 0.0;
+                (self.n_clusters - 1) as f64
             }
         }
     }
@@ -125,7 +140,7 @@ mod tests {
         let plan = WeightPlan::new(Scheme::Pairs, 3, 7, Some(&codes));
         let mut w = vec![0.0; 7];
         for r in 0..50 {
-            plan.fill(r, &mut w);
+            assert_eq!(plan.fill(r, &mut w), 7.0);
             assert_eq!(w[0] + w[2], 2.0);
             assert_eq!(w[1] + w[3] + w[4], 3.0);
             assert_eq!(w[5] + w[6], 2.0);

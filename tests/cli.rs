@@ -75,12 +75,17 @@ fn default_run_prints_the_table_and_writes_results_paper() {
         .collect();
     assert_eq!(methods, ["sobel", "monte_carlo", "percentile", "bca"]);
     let r = s.resampling.as_ref().expect("the default resamples");
-    assert_eq!((r.scheme.as_str(), r.replicates, r.backend.as_str()), ("pairs", 10_000, "cpu"));
+    assert_eq!(
+        (r.scheme.as_str(), r.replicates, r.backend.as_str()),
+        ("pairs", 10_000, "cpu")
+    );
     for (key, e) in &s.effects {
         assert!(e.bootstrap.is_some(), "effect {key} has no bootstrap block");
         for method in ["percentile", "bca"] {
             assert!(
-                s.intervals.iter().any(|i| &i.effect == key && i.method == method),
+                s.intervals
+                    .iter()
+                    .any(|i| &i.effect == key && i.method == method),
                 "no {method} interval for {key}"
             );
         }

@@ -6,11 +6,27 @@ use std::process::Command;
 
 fn summary(dir: &Path, extra: &[&str]) -> serde_json::Value {
     let out_dir = dir.join(extra.join("_").replace('-', ""));
-    let mut args = vec!["run", "--mc-draws", "2000", "-B", "3001", "--ci", "percentile,basic,normal,bc,bca", "--out"];
+    let mut args = vec![
+        "run",
+        "--mc-draws",
+        "2000",
+        "-B",
+        "3001",
+        "--ci",
+        "percentile,basic,normal,bc,bca",
+        "--out",
+    ];
     args.push(out_dir.to_str().unwrap());
     args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_medsim")).args(&args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(out_dir.join("summary.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let r = v["resampling"].as_object_mut().unwrap();
@@ -29,7 +45,11 @@ fn batch_size_and_threads_do_not_change_the_summary() {
         ["--batch", "1000", "--threads", "2"],
         ["--batch", "4096", "--threads", "3"],
     ] {
-        assert_eq!(summary(dir.path(), &extra), reference, "differs with {extra:?}");
+        assert_eq!(
+            summary(dir.path(), &extra),
+            reference,
+            "differs with {extra:?}"
+        );
     }
 }
 
@@ -37,11 +57,20 @@ fn batch_size_and_threads_do_not_change_the_summary() {
 fn every_scheme_is_reproducible_and_the_seed_matters() {
     let dir = tempfile::tempdir().unwrap();
     for scheme in ["pairs", "bayes", "poisson", "jackknife"] {
-        let a = summary(dir.path(), &["--scheme", scheme, "--batch", "64", "--threads", "2"]);
-        let b = summary(dir.path(), &["--scheme", scheme, "--batch", "500", "--threads", "1"]);
+        let a = summary(
+            dir.path(),
+            &["--scheme", scheme, "--batch", "64", "--threads", "2"],
+        );
+        let b = summary(
+            dir.path(),
+            &["--scheme", scheme, "--batch", "500", "--threads", "1"],
+        );
         assert_eq!(a, b, "{scheme}");
         if scheme != "jackknife" {
-            let c = summary(dir.path(), &["--scheme", scheme, "--batch", "64", "--seed", "2"]);
+            let c = summary(
+                dir.path(),
+                &["--scheme", scheme, "--batch", "64", "--seed", "2"],
+            );
             let bootstrap = |v: &serde_json::Value| -> Vec<serde_json::Value> {
                 v["intervals"]
                     .as_array()
@@ -51,7 +80,11 @@ fn every_scheme_is_reproducible_and_the_seed_matters() {
                     .cloned()
                     .collect()
             };
-            assert_ne!(bootstrap(&a), bootstrap(&c), "{scheme}: the seed has no effect");
+            assert_ne!(
+                bootstrap(&a),
+                bootstrap(&c),
+                "{scheme}: the seed has no effect"
+            );
         }
     }
 }

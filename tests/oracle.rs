@@ -154,7 +154,11 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
     let (p, m) = (panel.n_controls, panel.n_mediators);
     let mut w = vec![0.0; g];
     for r in 0..replicates {
-        plan.fill(r, &mut w);
+        let total = plan.fill(r, &mut w);
+        assert!(
+            (total - w.iter().sum::<f64>()).abs() <= 1e-12 * total,
+            "total weight"
+        );
         // Materialise: integer weights copy the cluster's rows into new units,
         // continuous weights weight them.
         let integer = w.iter().all(|v| v.fract() == 0.0);
