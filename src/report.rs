@@ -33,8 +33,8 @@ fn label(s: &Summary, key: &str) -> String {
             "b" => format!("b    {m} -> {y}"),
             "c" => "c    total effect".into(),
             "c_prime" => "c'   direct effect".into(),
-            "indirect" if s.model.mediators.len() > 1 => "a*b  total indirect (Sobel SE)".into(),
-            "indirect" => "a*b  indirect effect (Sobel SE)".into(),
+            "indirect" if s.model.mediators.len() > 1 => "a*b  total indirect effect".into(),
+            "indirect" => "a*b  indirect effect".into(),
             "proportion_mediated" => "     proportion mediated".into(),
             other => other.to_string(),
         },
@@ -68,9 +68,26 @@ pub fn render(s: &Summary) -> String {
     );
     let _ = writeln!(
         o,
-        "SEs    {} clustered by {} ({} clusters), t tests on {} df",
+        "SEs    {} clustered by {} ({} clusters), t tests on {} df; a*b: Sobel SE, normal p-value",
         s.inference.vcov, s.model.cluster, d.clusters, s.inference.df
     );
+    if let Some(r) = &s.resampling {
+        let _ = writeln!(
+            o,
+            "boot   {} resampling of clusters{}, B = {} ({} degenerate), seed {}, {} backend, {:.2} s ({:.0} replicates/s)",
+            r.scheme,
+            r.strata
+                .as_deref()
+                .map(|st| format!(" within {st}"))
+                .unwrap_or_default(),
+            r.replicates,
+            r.failed_replicates,
+            r.seed,
+            r.backend,
+            r.seconds,
+            r.replicates_per_second
+        );
+    }
     let _ = writeln!(o);
     let labels: Vec<String> = s.effects.keys().map(|k| label(s, k)).collect();
     let w = labels
@@ -79,13 +96,18 @@ pub fn render(s: &Summary) -> String {
         .max()
         .unwrap_or(10)
         .max(6);
-    let _ = writeln!(
+    let boot = s.resampling.is_some();
+    let _ = write!(
         o,
         "{:<w$}  {:>12}  {:>10}  {:>8}",
         "effect", "estimate", "SE", "p-value"
     );
+    if boot {
+        let _ = write!(o, "  {:>10}  {:>8}", "boot SE", "boot p");
+    }
+    let _ = writeln!(o);
     for (lab, e) in labels.iter().zip(s.effects.values()) {
-        let _ = writeln!(
+        let _ = write!(
             o,
             "{:<w$}  {:>12.6}  {:>10}  {:>8}",
             lab,
@@ -93,24 +115,41 @@ pub fn render(s: &Summary) -> String {
             num(e.se),
             p_text(e.p_value)
         );
+        if let (Some(b), Some(r)) = (&e.bootstrap, &s.resampling) {
+            // A bootstrap p-value of 0 only says p < 2/B.
+            let p = if b.p_value == 0.0 {
+                format!("<{}", 2.0 / r.replicates as f64)
+            } else {
+                p_text(Some(b.p_value))
+            };
+            let _ = write!(o, "  {:>10.6}  {:>8}", b.sd, p);
+        }
+        let _ = writeln!(o);
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "intervals");
-    for i in &s.intervals {
-        let _ = writeln!(
-            o,
-            "  {:<22} {:<12} {:>5.1}%  [{:.6}, {:.6}]",
-            i.effect,
-            i.method,
-            100.0 * i.level,
-            i.lower,
-            i.upper
-        );
+    let _ = writeln!(
+        o,
+        "{:<w$}  {:<12} {:>6}  {:>12}  {:>12}",
+        "interval", "method", "level", "lower", "upper"
+    );
+    for (key, lab) in s.effects.keys().zip(&labels) {
+        for i in s.intervals.iter().filter(|i| &i.effect == key) {
+            let _ = writeln!(
+                o,
+                "{:<w$}  {:<12} {:>5.1}%  {:>12.6}  {:>12.6}",
+                lab,
+                i.method,
+                100.0 * i.level,
+                i.lower,
+                i.upper
+            );
+        }
     }
+    let _ = writeln!(o);
     for j in &s.joint_significance {
         let _ = writeln!(
             o,
-            "  joint significance via {}: p = max(p_a, p_b) = {}",
+            "joint significance via {}: p = max(p_a, p_b) = {}",
             j.mediator,
             p_text(Some(j.p_value))
         );
