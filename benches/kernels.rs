@@ -8,8 +8,10 @@ use std::hint::black_box;
 
 use medsim::design::Design;
 use medsim::engine::{CpuEngine, Engine};
+use medsim::estimate::fit_system;
 use medsim::intervals::{Draws, Method};
 use medsim::linalg::packed_len;
+use medsim::mediation::equations;
 use medsim::panel::Panel;
 use medsim::replicate::Solver;
 use medsim::scheme::{Scheme, WeightPlan};
@@ -88,7 +90,8 @@ fn kernels(c: &mut Criterion) {
         })
     });
 
-    let engine = CpuEngine::new(&d, plan.clone(), batch, 1).unwrap();
+    let fit = fit_system(&d, &equations(&d)).unwrap();
+    let engine = CpuEngine::new(&d, &fit, plan.clone(), batch, 1).unwrap();
     let mut stats = vec![0.0; batch * engine.layout().len()];
     group.bench_function(format!("engine batch pairs x{batch}, 1 thread"), |b| {
         b.iter(|| engine.compute(0, &mut stats).unwrap())

@@ -164,8 +164,17 @@ pub fn resample(
             message: "B = 0: ask for at least one replicate (10000 is a good start)".into(),
         });
     }
+    if strata.is_some() && !matches!(spec.scheme, Scheme::Pairs | Scheme::Bayes) {
+        return Err(Error::InvalidOption {
+            option: "--strata".into(),
+            message: format!(
+                "stratified resampling applies to the pairs and bayes schemes, not {}",
+                spec.scheme.as_str()
+            ),
+        });
+    }
     let plan = WeightPlan::new(spec.scheme, seed, g, strata.as_deref());
-    let engine = CpuEngine::new(design, plan, spec.batch, spec.threads)?;
+    let engine = CpuEngine::new(design, &analysis.fit, plan, spec.batch, spec.threads)?;
     let layout = engine.layout();
     let keys: Vec<&str> = analysis.effects.iter().map(|(k, _)| k.as_str()).collect();
     let stats: Vec<usize> = keys
@@ -181,7 +190,7 @@ pub fn resample(
     let (mut draws, failed) = collect(&engine, replicates, &stats)?;
     let jack = if spec.methods.contains(&Method::Bca) {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
-        let jengine = CpuEngine::new(design, jplan, spec.batch, spec.threads)?;
+        let jengine = CpuEngine::new(design, &analysis.fit, jplan, spec.batch, spec.threads)?;
         Some(collect(&jengine, g as u64, &stats)?.0)
     } else {
         None
@@ -232,7 +241,10 @@ pub fn resample(
         intervals,
         summary: ResamplingSummary {
             scheme: spec.scheme.as_str().into(),
-            weights: None,
+            weights: match spec.scheme {
+                Scheme::Wild(w) => Some(w.as_str().into()),
+                _ => None,
+            },
             replicates,
             seed,
             backend: engine.backend(),

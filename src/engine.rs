@@ -1,17 +1,28 @@
 //! Engines turn replicate indices into replicate statistics. The CPU engine
-//! is the reference: for a batch of replicates it draws the weight matrix W
-//! (batch x G), forms every replicate's packed Gram as one GEMM,
-//! `W x S` with S the per-cluster statistics (G x q(q+1)/2), and solves each
-//! replicate (`replicate::Solver`). Batches run in parallel on a rayon pool;
-//! replicate r's result depends only on r, never on the batch or thread.
+//! is the reference. For a batch of replicates it draws the weight matrix W
+//! (batch x G) and multiplies it by one per-cluster matrix (a GEMM), then
+//! finishes each replicate:
+//!
+//! * reweighting schemes (pairs, Bayes, Poisson, jackknife): the matrix is
+//!   the per-cluster packed Gram S (G x q(q+1)/2), `W x S` gives every
+//!   replicate's Gram, and `replicate::Solver` solves the three equations;
+//! * the wild cluster bootstrap (unrestricted, fixed regressors): the matrix
+//!   is the per-cluster influence U of the coefficients a, b, c, c'
+//!   (`theta* = theta_hat + sum_g v_g U_g`, Roodman et al. 2019), the same
+//!   v_g for every equation, and the indirect effects follow from theta*.
+//!
+//! Batches run in parallel on a rayon pool; replicate r's result depends only
+//! on r, never on the batch or thread.
 
 use rayon::prelude::*;
 
 use crate::design::Design;
 use crate::error::{Error, Result};
+use crate::estimate::SystemFit;
 use crate::linalg::packed_len;
+use crate::mediation::TOTAL;
 use crate::replicate::{Solver, StatLayout};
-use crate::scheme::WeightPlan;
+use crate::scheme::{Scheme, WeightPlan};
 
 /// A backend that computes replicate statistics.
 pub trait Engine: Sync {
@@ -25,70 +36,114 @@ pub trait Engine: Sync {
     fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64>;
 }
 
-/// The CPU engine over one design and one weight plan.
-///
-/// Entries of the packed cluster Gram that are the same in every cluster
-/// (in a balanced panel, the period-dummy block of the within-unit Gram is)
-/// need no GEMM: their replicate value is the sum of the weights times the
-/// common value. Only the varying columns go through the multiply.
-pub struct CpuEngine<'a> {
-    design: &'a Design,
-    weights: WeightPlan,
-    batch: usize,
-    pool: rayon::ThreadPool,
-    solver: Solver,
-    /// Packed positions that vary across clusters, and the G x n_varying
-    /// matrix of their values.
-    varying: Vec<usize>,
-    varying_stats: Vec<f64>,
-    /// Packed positions equal in every cluster, with that value.
-    constant: Vec<(usize, f64)>,
+/// How a replicate is finished after the GEMM.
+enum Finish {
+    /// Solve the replicate Gram. Entries of the packed cluster Gram equal in
+    /// every cluster (in a balanced panel, the period-dummy block) skip the
+    /// GEMM: their replicate value is the total weight times the common
+    /// value. `columns` are the packed positions that do go through it.
+    Reweight {
+        solver: Solver,
+        columns: Vec<usize>,
+        constant: Vec<(usize, f64)>,
+        packed_len: usize,
+    },
+    /// Add the weighted influence to theta_hat = (a_1..a_m, b_1..b_m, c, c').
+    Wild { theta: Vec<f64> },
 }
 
-impl<'a> CpuEngine<'a> {
+/// The CPU engine over one design and one weight plan.
+pub struct CpuEngine {
+    weights: WeightPlan,
+    layout: StatLayout,
+    /// The G x n matrix the weights multiply.
+    rhs: Vec<f64>,
+    n: usize,
+    finish: Finish,
+    batch: usize,
+    pool: rayon::ThreadPool,
+}
+
+fn pool(threads: usize, batch: usize) -> Result<rayon::ThreadPool> {
+    if batch == 0 {
+        return Err(Error::InvalidOption {
+            option: "--batch".into(),
+            message: "the batch size must be at least 1".into(),
+        });
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::InvalidOption {
+            option: "--threads".into(),
+            message: e.to_string(),
+        })
+}
+
+impl CpuEngine {
+    /// An engine for `weights` over `design`: reweighting schemes use the
+    /// per-cluster Grams, the wild bootstrap the cluster influences of `fit`.
     /// `batch` replicates per GEMM; `threads` workers (0: one per core).
     pub fn new(
-        design: &'a Design,
+        design: &Design,
+        fit: &SystemFit,
         weights: WeightPlan,
         batch: usize,
         threads: usize,
     ) -> Result<Self> {
-        if batch == 0 {
-            return Err(Error::InvalidOption {
-                option: "--batch".into(),
-                message: "the batch size must be at least 1".into(),
-            });
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::InvalidOption {
-                option: "--threads".into(),
-                message: e.to_string(),
-            })?;
+        let pool = pool(threads, batch)?;
         let g = design.n_clusters;
-        let p = packed_len(design.q());
-        let (mut varying, mut constant) = (Vec::new(), Vec::new());
-        for k in 0..p {
-            let first = design.stats[k];
-            if (1..g).all(|c| design.stats[c * p + k] == first) {
-                constant.push((k, first));
-            } else {
-                varying.push(k);
+        let solver = Solver::new(design);
+        let layout = solver.layout;
+        let (rhs, n, finish) = if let Scheme::Wild(_) = weights.scheme {
+            let l = design.layout;
+            let m = l.n_mediators;
+            let outcome = m + 1;
+            let coefs: Vec<(usize, usize)> = (0..m)
+                .map(|j| (1 + j, l.treatment()))
+                .chain((0..m).map(|j| (outcome, l.mediator(j))))
+                .chain([(TOTAL, l.treatment()), (outcome, l.treatment())])
+                .collect();
+            let idx: Vec<usize> = coefs.iter().map(|&(e, c)| fit.index(e, c)).collect();
+            let rhs = (0..g)
+                .flat_map(|c| idx.iter().map(move |&i| fit.influence[c * fit.dim + i]))
+                .collect();
+            let theta = coefs.iter().map(|&(e, c)| fit.coef(e, c)).collect();
+            (rhs, idx.len(), Finish::Wild { theta })
+        } else {
+            let p = packed_len(design.q());
+            let (mut columns, mut constant) = (Vec::new(), Vec::new());
+            for k in 0..p {
+                let first = design.stats[k];
+                if (1..g).all(|c| design.stats[c * p + k] == first) {
+                    constant.push((k, first));
+                } else {
+                    columns.push(k);
+                }
             }
-        }
-        let varying_stats = (0..g)
-            .flat_map(|c| varying.iter().map(move |&k| design.stats[c * p + k]))
-            .collect();
+            let rhs = (0..g)
+                .flat_map(|c| columns.iter().map(move |&k| design.stats[c * p + k]))
+                .collect();
+            let n = columns.len();
+            (
+                rhs,
+                n,
+                Finish::Reweight {
+                    solver,
+                    columns,
+                    constant,
+                    packed_len: p,
+                },
+            )
+        };
         Ok(CpuEngine {
-            design,
             weights,
+            layout,
+            rhs,
+            n,
+            finish,
             batch,
             pool,
-            solver: Solver::new(design),
-            varying,
-            varying_stats,
-            constant,
         })
     }
 
@@ -118,66 +173,96 @@ impl<'a> CpuEngine<'a> {
 
     #[inline(always)]
     fn batch_stats_generic(&self, start: u64, out: &mut [f64]) -> u64 {
-        let n_stats = self.solver.layout.len();
+        let n_stats = self.layout.len();
         let nb = out.len() / n_stats;
-        let g = self.design.n_clusters;
-        let p = packed_len(self.design.q());
-        let nv = self.varying.len();
+        let g = self.weights.n_clusters;
+        let n = self.n;
         let mut w = vec![0.0; nb * g];
         let mut wsum = vec![0.0; nb];
         for (i, row) in w.chunks_mut(g).enumerate() {
             wsum[i] = self.weights.fill(start + i as u64, row);
         }
-        let mut gram = vec![0.0; nb * nv];
-        // SAFETY: the slices hold nb x g, g x nv and nb x nv row-major values,
+        let mut prod = vec![0.0; nb * n];
+        // SAFETY: the slices hold nb x g, g x n and nb x n row-major values,
         // matching the dimensions and strides passed.
         unsafe {
             matrixmultiply::dgemm(
                 nb,
                 g,
-                nv,
+                n,
                 1.0,
                 w.as_ptr(),
                 g as isize,
                 1,
-                self.varying_stats.as_ptr(),
-                nv as isize,
+                self.rhs.as_ptr(),
+                n as isize,
                 1,
                 0.0,
-                gram.as_mut_ptr(),
-                nv as isize,
+                prod.as_mut_ptr(),
+                n as isize,
                 1,
             );
         }
-        let mut solver = self.solver.clone();
-        let mut packed = vec![0.0; p];
         let mut failed = 0;
-        for (i, (stats, &total)) in out.chunks_mut(n_stats).zip(&wsum).enumerate() {
-            for (&k, &v) in self.varying.iter().zip(&gram[i * nv..(i + 1) * nv]) {
-                packed[k] = v;
+        match &self.finish {
+            Finish::Reweight {
+                solver,
+                columns,
+                constant,
+                packed_len,
+            } => {
+                let mut solver = solver.clone();
+                let mut packed = vec![0.0; *packed_len];
+                for (i, (stats, &total)) in out.chunks_mut(n_stats).zip(&wsum).enumerate() {
+                    for (&k, &v) in columns.iter().zip(&prod[i * n..(i + 1) * n]) {
+                        packed[k] = v;
+                    }
+                    for &(k, c) in constant {
+                        packed[k] = total * c;
+                    }
+                    if !solver.solve(&packed, stats) {
+                        failed += 1;
+                    }
+                }
             }
-            for &(k, c) in &self.constant {
-                packed[k] = total * c;
-            }
-            if !solver.solve(&packed, stats) {
-                failed += 1;
+            Finish::Wild { theta } => {
+                let l = self.layout;
+                let m = l.mediators;
+                for (i, stats) in out.chunks_mut(n_stats).enumerate() {
+                    let t: Vec<f64> = theta
+                        .iter()
+                        .zip(&prod[i * n..(i + 1) * n])
+                        .map(|(a, b)| a + b)
+                        .collect();
+                    let mut indirect = 0.0;
+                    for j in 0..m {
+                        stats[l.a(j)] = t[j];
+                        stats[l.b(j)] = t[m + j];
+                        stats[l.ab(j)] = t[j] * t[m + j];
+                        indirect += t[j] * t[m + j];
+                    }
+                    stats[l.c()] = t[2 * m];
+                    stats[l.c_prime()] = t[2 * m + 1];
+                    stats[l.indirect()] = indirect;
+                    stats[l.proportion()] = indirect / t[2 * m];
+                }
             }
         }
         failed
     }
 }
 
-impl Engine for CpuEngine<'_> {
+impl Engine for CpuEngine {
     fn backend(&self) -> String {
         "cpu".into()
     }
 
     fn layout(&self) -> StatLayout {
-        self.solver.layout
+        self.layout
     }
 
     fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64> {
-        let n_stats = self.solver.layout.len();
+        let n_stats = self.layout.len();
         let chunk = self.batch * n_stats;
         let failed = self.pool.install(|| {
             out.par_chunks_mut(chunk)

@@ -42,6 +42,10 @@ pub struct SystemFit {
     pub equations: Vec<EquationFit>,
     /// Row-major joint covariance, `dim x dim`, in the units of the data.
     pub vcov: Vec<f64>,
+    /// `G x dim`, row-major: cluster g's influence on every coefficient,
+    /// `A_e^{-1} X_g' e_g` per equation, in the units of the data. The
+    /// wild bootstrap is a weighted sum of these rows.
+    pub influence: Vec<f64>,
     pub dim: usize,
     pub n_obs: usize,
     pub n_clusters: usize,
@@ -131,11 +135,24 @@ pub fn fit_system(design: &Design, equations: &[Equation]) -> Result<SystemFit> 
     }
     let dim = offset;
 
-    // Sum over clusters of the outer product of the stacked influence vectors.
+    // Units of the data: coefficient i of the joint vector is its scaled
+    // value times unit_scale[i].
+    let mut unit_scale = vec![0.0; dim];
+    let mut eq_of = vec![0; dim];
+    for (e, fit) in fits.iter().enumerate() {
+        for (i, &r) in fit.equation.regressors.iter().enumerate() {
+            unit_scale[fit.offset + i] = design.scale[fit.equation.dependent] / design.scale[r];
+            eq_of[fit.offset + i] = e;
+        }
+    }
+
+    // Stacked influence of each cluster on every coefficient, and the sum
+    // over clusters of their outer products.
+    let mut influence = vec![0.0; design.n_clusters * dim];
     let mut meat = vec![0.0; dim * dim];
-    let mut u = vec![0.0; dim];
     for c in 0..design.n_clusters {
         let s = design.cluster_stats(c);
+        let u = &mut influence[c * dim..(c + 1) * dim];
         for (eq, (fit, sol)) in equations.iter().zip(fits.iter().zip(&solved)) {
             let k = eq.regressors.len();
             let block = &mut u[fit.offset..fit.offset + k];
@@ -148,6 +165,9 @@ pub fn fit_system(design: &Design, equations: &[Equation]) -> Result<SystemFit> 
             }
             chol_solve(&sol.chol, k, block);
         }
+        for (ui, scale) in u.iter_mut().zip(&unit_scale) {
+            *ui *= scale;
+        }
         for i in 0..dim {
             let ui = u[i];
             if ui != 0.0 {
@@ -158,25 +178,17 @@ pub fn fit_system(design: &Design, equations: &[Equation]) -> Result<SystemFit> 
         }
     }
 
-    // Small-sample factors and back to the units of the data.
-    let mut unit_scale = vec![0.0; dim];
-    let mut eq_of = vec![0; dim];
-    for (e, fit) in fits.iter().enumerate() {
-        for (i, &r) in fit.equation.regressors.iter().enumerate() {
-            unit_scale[fit.offset + i] = design.scale[fit.equation.dependent] / design.scale[r];
-            eq_of[fit.offset + i] = e;
-        }
-    }
+    // Small-sample factors.
     let mut vcov = meat;
     for i in 0..dim {
         for j in 0..dim {
-            let f = (fits[eq_of[i]].ssc * fits[eq_of[j]].ssc).sqrt();
-            vcov[i * dim + j] *= f * unit_scale[i] * unit_scale[j];
+            vcov[i * dim + j] *= (fits[eq_of[i]].ssc * fits[eq_of[j]].ssc).sqrt();
         }
     }
     Ok(SystemFit {
         equations: fits,
         vcov,
+        influence,
         dim,
         n_obs: design.n_obs,
         n_clusters: design.n_clusters,

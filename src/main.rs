@@ -13,7 +13,7 @@ use medsim::intervals::Method;
 use medsim::output::{write_file, write_run_dir};
 use medsim::report::render;
 use medsim::run::{DataSource, RunPlan, execute};
-use medsim::scheme::Scheme;
+use medsim::scheme::{Scheme, WildWeights};
 use medsim::spec::{FixedEffects, InferenceSpec, ModelSpec};
 use medsim::synthetic::{SyntheticParams, default_spec, generate};
 use medsim::table::write_csv;
@@ -126,7 +126,8 @@ struct RunArgs {
     #[arg(long)]
     json: bool,
     /// Resampling scheme: pairs (cluster bootstrap), bayes (Dirichlet weights),
-    /// poisson (Poisson(1) weights), jackknife (delete one cluster), or none.
+    /// poisson (Poisson(1) weights), jackknife (delete one cluster), wild
+    /// (wild cluster bootstrap, unrestricted), or none.
     #[arg(long, default_value = "pairs")]
     scheme: String,
     /// Number of bootstrap replicates B.
@@ -135,6 +136,9 @@ struct RunArgs {
     /// Bootstrap interval methods, comma-separated: percentile, basic, normal, bc, bca.
     #[arg(long, value_delimiter = ',', default_value = "percentile,bca")]
     ci: Vec<String>,
+    /// Wild-bootstrap weights: rademacher, mammen, webb or normal.
+    #[arg(long, default_value = "rademacher")]
+    weights: String,
     /// Resample clusters within the groups of this column (stratified bootstrap).
     #[arg(long, value_name = "COL")]
     strata: Option<String>,
@@ -219,7 +223,10 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
     let resampling = match args.scheme.trim() {
         "none" => None,
         scheme => Some(ResampleSpec {
-            scheme: Scheme::parse(scheme)?,
+            scheme: match Scheme::parse(scheme)? {
+                Scheme::Wild(_) => Scheme::Wild(WildWeights::parse(&args.weights)?),
+                other => other,
+            },
             replicates: args.replicates,
             batch: args.batch,
             threads: args.threads,

@@ -21,6 +21,87 @@ pub enum Scheme {
     Poisson,
     /// Delete-one-cluster jackknife: replicate r drops cluster r; B = G.
     Jackknife,
+    /// Wild cluster bootstrap: one draw v_g per cluster, g = 0..G-1 in
+    /// cluster order, from the weight distribution (see [`WildWeights`]).
+    Wild(WildWeights),
+}
+
+/// Weight distributions of the wild cluster bootstrap (mean 0, variance 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WildWeights {
+    /// +-1 with probability 1/2: cluster g takes bit `g % 32` of word
+    /// `g / 32` (1 gives +1), so one word serves 32 clusters.
+    Rademacher,
+    /// Mammen's two-point: `-(sqrt5 - 1)/2` with probability
+    /// `(sqrt5 + 1)/(2 sqrt5)` (one word below `MAMMEN_THRESHOLD`), else
+    /// `(sqrt5 + 1)/2`.
+    Mammen,
+    /// Webb's six-point: `+-sqrt(3/2), +-1, +-sqrt(1/2)`, each 1/6:
+    /// `WEBB[below(6)]`.
+    Webb,
+    /// Standard normal (`WordStream::normal`, four words).
+    Normal,
+}
+
+/// Webb's six points, in the order `below(6)` indexes them.
+pub const WEBB: [f64; 6] = [
+    -1.224_744_871_391_589,
+    -1.0,
+    -std::f64::consts::FRAC_1_SQRT_2,
+    std::f64::consts::FRAC_1_SQRT_2,
+    1.0,
+    1.224_744_871_391_589,
+];
+
+/// `2^32 mod 6`, the rejection bound of `below(6)`.
+const WEBB_REJECTION: u32 = (1u64 << 32).rem_euclid(6) as u32;
+
+/// `floor(2^32 (sqrt5 + 1) / (2 sqrt5))`: a word below it draws Mammen's
+/// negative point.
+pub const MAMMEN_THRESHOLD: u32 = 3_107_867_531;
+const MAMMEN_LOW: f64 = -0.618_033_988_749_894_9;
+const MAMMEN_HIGH: f64 = 1.618_033_988_749_895;
+
+impl WildWeights {
+    /// Parse a weight distribution name.
+    pub fn parse(s: &str) -> Result<WildWeights> {
+        match s.trim() {
+            "rademacher" => Ok(WildWeights::Rademacher),
+            "mammen" => Ok(WildWeights::Mammen),
+            "webb" => Ok(WildWeights::Webb),
+            "normal" => Ok(WildWeights::Normal),
+            other => Err(Error::InvalidOption {
+                option: "--weights".into(),
+                message: format!("'{other}' is not one of rademacher, mammen, webb, normal"),
+            }),
+        }
+    }
+
+    /// The name used on the command line and in summary.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WildWeights::Rademacher => "rademacher",
+            WildWeights::Mammen => "mammen",
+            WildWeights::Webb => "webb",
+            WildWeights::Normal => "normal",
+        }
+    }
+
+    #[inline(always)]
+    fn draw(self, s: &mut WordStream) -> f64 {
+        match self {
+            WildWeights::Rademacher => unreachable!("drawn 32 at a time in WeightPlan::fill"),
+            WildWeights::Mammen => {
+                if s.word() < MAMMEN_THRESHOLD {
+                    MAMMEN_LOW
+                } else {
+                    MAMMEN_HIGH
+                }
+            }
+            WildWeights::Webb => WEBB[s.below_with(6, WEBB_REJECTION) as usize],
+            WildWeights::Normal => s.normal(),
+        }
+    }
 }
 
 impl Scheme {
@@ -31,9 +112,10 @@ impl Scheme {
             "bayes" | "bayesian" => Ok(Scheme::Bayes),
             "poisson" => Ok(Scheme::Poisson),
             "jackknife" => Ok(Scheme::Jackknife),
+            "wild" => Ok(Scheme::Wild(WildWeights::Rademacher)),
             other => Err(Error::InvalidOption {
                 option: "--scheme".into(),
-                message: format!("'{other}' is not one of pairs, bayes, poisson, jackknife"),
+                message: format!("'{other}' is not one of pairs, bayes, poisson, jackknife, wild"),
             }),
         }
     }
@@ -45,6 +127,7 @@ impl Scheme {
             Scheme::Bayes => "bayes",
             Scheme::Poisson => "poisson",
             Scheme::Jackknife => "jackknife",
+            Scheme::Wild(_) => "wild",
         }
     }
 }
@@ -126,6 +209,30 @@ impl WeightPlan {
                 out[r as usize] = 0.0;
                 (self.n_clusters - 1) as f64
             }
+            Scheme::Wild(WildWeights::Rademacher) => {
+                let mut ones = 0i64;
+                for chunk in out.chunks_mut(32) {
+                    let bits = s.word();
+                    for (b, w) in chunk.iter_mut().enumerate() {
+                        *w = ((bits >> b) & 1) as f64 * 2.0 - 1.0;
+                    }
+                    let used = if chunk.len() == 32 {
+                        bits
+                    } else {
+                        bits & ((1u32 << chunk.len()) - 1)
+                    };
+                    ones += used.count_ones() as i64;
+                }
+                (2 * ones - self.n_clusters as i64) as f64
+            }
+            Scheme::Wild(dist) => {
+                let mut total = 0.0;
+                for w in out.iter_mut() {
+                    *w = dist.draw(&mut s);
+                    total += *w;
+                }
+                total
+            }
         }
     }
 }
@@ -154,6 +261,49 @@ mod tests {
         plan.fill(17, &mut w);
         assert!(w.iter().all(|&v| v > 0.0));
         assert!((w.iter().sum::<f64>() - 10.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mammen_constants_and_wild_moments() {
+        let s5 = 5f64.sqrt();
+        assert_eq!(MAMMEN_LOW, -(s5 - 1.0) / 2.0);
+        assert_eq!(MAMMEN_HIGH, (s5 + 1.0) / 2.0);
+        assert_eq!(
+            MAMMEN_THRESHOLD,
+            ((s5 + 1.0) / (2.0 * s5) * 4_294_967_296.0) as u32
+        );
+        assert_eq!(WEBB[5], 1.5f64.sqrt());
+        for dist in [
+            WildWeights::Rademacher,
+            WildWeights::Mammen,
+            WildWeights::Webb,
+            WildWeights::Normal,
+        ] {
+            let plan = WeightPlan::new(Scheme::Wild(dist), 9, 1000, None);
+            let mut w = vec![0.0; 1000];
+            let (mut s1, mut s2, mut s3, mut n) = (0.0, 0.0, 0.0, 0.0);
+            for r in 0..100 {
+                plan.fill(r, &mut w);
+                for v in &w {
+                    s1 += v;
+                    s2 += v * v;
+                    s3 += v * v * v;
+                    n += 1.0;
+                }
+            }
+            let (m1, m2, m3) = (s1 / n, s2 / n, s3 / n);
+            assert!(
+                m1.abs() < 0.015 && (m2 - 1.0).abs() < 0.03,
+                "{dist:?}: {m1} {m2}"
+            );
+            // Mammen's third moment is 1, the others' 0.
+            let want3 = if dist == WildWeights::Mammen {
+                1.0
+            } else {
+                0.0
+            };
+            assert!((m3 - want3).abs() < 0.08, "{dist:?}: third moment {m3}");
+        }
     }
 
     #[test]

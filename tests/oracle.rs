@@ -2,14 +2,17 @@
 //! resampled panel (a cluster drawn k times becomes k units with their own
 //! fixed effects; continuous weights become weighted least squares), apply
 //! the fixed effects from scratch, refit each equation by least squares
-//! (Householder QR, no Gram matrices), and compare with the fast path
+//! (Householder QR, no Gram matrices; for the wild bootstrap, refit each
+//! equation on fitted values plus v_g times residuals), and compare with the fast path
 //! (weights x per-cluster statistics, then the replicate solver) replicate by
 //! replicate to 1e-9 relative.
 
 use medsim::design::Design;
 use medsim::engine::{CpuEngine, Engine};
+use medsim::estimate::fit_system;
+use medsim::mediation::equations;
 use medsim::panel::Panel;
-use medsim::scheme::{Scheme, WeightPlan};
+use medsim::scheme::{Scheme, WeightPlan, WildWeights};
 use medsim::spec::{FixedEffects, ModelSpec};
 use medsim::synthetic::{SyntheticParams, default_spec, generate};
 
@@ -56,6 +59,8 @@ struct Row {
     unit: usize,
     time: usize,
     weight: f64,
+    /// The cluster's raw weight (the wild bootstrap's v).
+    v: f64,
     values: Vec<f64>, // treatment, controls, mediators, outcome
 }
 
@@ -68,6 +73,7 @@ fn refit(
     p: usize,
     m: usize,
     fe: FixedEffects,
+    wild: Option<&[f64]>,
 ) -> Vec<f64> {
     let n = rows.len();
     let n_vals = rows[0].values.len();
@@ -105,14 +111,27 @@ fn refit(
         .map(|v| weigh(&cols[v]))
         .chain(nuisance.iter().map(weigh))
         .collect();
+    // The wild bootstrap (fixed regressors) replaces each equation's
+    // dependent variable by fitted + v * residual, v the row's cluster weight.
+    let star = |x: &Vec<Vec<f64>>, dep: Vec<f64>| -> Vec<f64> {
+        let Some(v) = wild else { return dep };
+        let beta = qr_least_squares(x.clone(), dep.clone());
+        (0..n)
+            .map(|i| {
+                let fitted: f64 = x.iter().zip(&beta).map(|(col, b)| col[i] * b).sum();
+                fitted + v[i] * (dep[i] - fitted)
+            })
+            .collect()
+    };
     let y = weigh(&cols[n_vals - 1]);
-    let c = qr_least_squares(base.clone(), y.clone())[0];
+    let c = qr_least_squares(base.clone(), star(&base, y.clone()))[0];
     let a: Vec<f64> = (0..m)
-        .map(|j| qr_least_squares(base.clone(), weigh(&cols[1 + p + j]))[0])
+        .map(|j| qr_least_squares(base.clone(), star(&base, weigh(&cols[1 + p + j])))[0])
         .collect();
     let mut full = base.clone();
     full.extend((0..m).map(|j| weigh(&cols[1 + p + j])));
-    let beta = qr_least_squares(full, y);
+    let y_out = star(&full, y);
+    let beta = qr_least_squares(full, y_out);
     let k0 = base.len();
     let b: Vec<f64> = (0..m).map(|j| beta[k0 + j]).collect();
     let ab: Vec<f64> = (0..m).map(|j| a[j] * b[j]).collect();
@@ -143,7 +162,8 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
         codes
     });
     let plan = WeightPlan::new(scheme, 42, g, strata_codes.as_deref());
-    let engine = CpuEngine::new(&design, plan.clone(), 7, 2).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let engine = CpuEngine::new(&design, &fit, plan.clone(), 7, 2).unwrap();
     let n_stats = engine.layout().len();
     let mut fast = vec![0.0; replicates as usize * n_stats];
     assert_eq!(
@@ -155,18 +175,20 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
     let mut w = vec![0.0; g];
     for r in 0..replicates {
         let total = plan.fill(r, &mut w);
+        let sum: f64 = w.iter().sum();
         assert!(
-            (total - w.iter().sum::<f64>()).abs() <= 1e-12 * total,
-            "total weight"
+            (total - sum).abs() <= 1e-12 * g as f64,
+            "total weight {total} vs {sum}"
         );
         // Materialise: integer weights copy the cluster's rows into new units,
         // continuous weights weight them.
-        let integer = w.iter().all(|v| v.fract() == 0.0);
+        let wild = matches!(scheme, Scheme::Wild(_));
+        let integer = !wild && w.iter().all(|v| v.fract() == 0.0);
         let mut rows = Vec::new();
         let mut n_units = 0;
         for cl in 0..g {
             let copies = if integer { w[cl] as usize } else { 1 };
-            let weight = if integer { 1.0 } else { w[cl] };
+            let weight = if integer || wild { 1.0 } else { w[cl] };
             for _ in 0..copies {
                 let mut unit_map = std::collections::HashMap::new();
                 for i in (0..panel.n_obs()).filter(|&i| panel.cluster.codes[i] as usize == cl) {
@@ -176,13 +198,23 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
                         unit,
                         time: panel.time.codes[i] as usize,
                         weight,
+                        v: w[cl],
                         values: panel.columns.iter().map(|c| c[i]).collect(),
                     });
                 }
                 n_units += unit_map.len();
             }
         }
-        let oracle = refit(&rows, n_units, panel.time.len(), p, m, spec.fixed_effects);
+        let v: Vec<f64> = rows.iter().map(|r| r.v).collect();
+        let oracle = refit(
+            &rows,
+            n_units,
+            panel.time.len(),
+            p,
+            m,
+            spec.fixed_effects,
+            wild.then_some(&v[..]),
+        );
         let got = &fast[r as usize * n_stats..(r as usize + 1) * n_stats];
         for (k, (g, o)) in got.iter().zip(&oracle).enumerate() {
             let rel = (g - o).abs() / o.abs().max(1e-12);
@@ -217,6 +249,23 @@ fn poisson_matches_the_oracle() {
 #[test]
 fn jackknife_matches_the_oracle() {
     check(&default_spec(), Scheme::Jackknife, None, 30);
+}
+
+#[test]
+fn wild_matches_the_oracle_for_every_weight_distribution() {
+    for w in [
+        WildWeights::Rademacher,
+        WildWeights::Mammen,
+        WildWeights::Webb,
+        WildWeights::Normal,
+    ] {
+        check(&default_spec(), Scheme::Wild(w), None, 8);
+    }
+    let mut spec = default_spec();
+    spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+    spec.fixed_effects = FixedEffects::None;
+    spec.cluster = "province".into();
+    check(&spec, Scheme::Wild(WildWeights::Webb), None, 8);
 }
 
 #[test]
