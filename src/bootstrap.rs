@@ -8,13 +8,14 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::design::Design;
-use crate::engine::{CpuEngine, Engine};
+use crate::engine::{CpuEngine, Engine, thread_pool};
 use crate::error::{Error, Result};
 use crate::intervals::{BootstrapStats, Draws, Method, jackknife_acceleration};
-use crate::mediation::{Analysis, Interval};
+use crate::mediation::{Analysis, Interval, TOTAL, equations};
 use crate::panel::Panel;
 use crate::scheme::{Scheme, WeightPlan};
 use crate::spec::FixedEffects;
+use crate::wild::RestrictedTest;
 
 /// Settings of a resampling run.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +138,32 @@ fn collect(engine: &dyn Engine, count: u64, stats: &[usize]) -> Result<(Vec<Vec<
     Ok((columns, failed))
 }
 
+/// The (equation, design column) of a single-coefficient effect key: `a`,
+/// `b`, `a:NAME`, `b:NAME`, `c`, `c_prime`; None for derived effects.
+fn coefficient_of(
+    key: &str,
+    mediators: &[String],
+    l: crate::design::Layout,
+) -> Option<(usize, usize)> {
+    let m = mediators.len();
+    let mediator = |name: Option<&str>| match name {
+        None if m == 1 => Some(0),
+        Some(n) => mediators.iter().position(|x| x == n),
+        None => None,
+    };
+    let (kind, name) = match key.split_once(':') {
+        Some((k, n)) => (k, Some(n)),
+        None => (key, None),
+    };
+    match kind {
+        "a" => mediator(name).map(|j| (1 + j, l.treatment())),
+        "b" => mediator(name).map(|j| (m + 1, l.mediator(j))),
+        "c" if name.is_none() => Some((TOTAL, l.treatment())),
+        "c_prime" if name.is_none() => Some((m + 1, l.treatment())),
+        _ => None,
+    }
+}
+
 /// Resample the design and summarise the draws of every effect of `analysis`.
 pub fn resample(
     design: &Design,
@@ -195,6 +222,25 @@ pub fn resample(
     } else {
         None
     };
+    // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
+    // single coefficients, from the same weights as the WCU replicates.
+    let mut wcr = Vec::new();
+    if let Scheme::Wild(_) = spec.scheme {
+        let pool = thread_pool(spec.threads, spec.batch)?;
+        let eqs = equations(design);
+        let l = design.layout;
+        let plan = WeightPlan::new(spec.scheme, seed, g, None);
+        for (key, _) in &analysis.effects {
+            let target = coefficient_of(key, &analysis.mediators, l);
+            if let Some((e, col)) = target {
+                let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
+                wcr.push((
+                    key.clone(),
+                    test.p_value(&plan, replicates, spec.batch, &pool),
+                ));
+            }
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
 
     let mut effects = Vec::new();
@@ -215,12 +261,16 @@ pub fn resample(
             sorted: col,
             acceleration,
         };
+        let p_value = wcr
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| d.p_value(), |(_, p)| *p);
         effects.push((
             key.clone(),
             BootstrapStats {
                 mean: d.mean(),
                 sd: d.sd(),
-                p_value: d.p_value(),
+                p_value,
             },
         ));
         for &method in &spec.methods {

@@ -64,7 +64,9 @@ pub struct CpuEngine {
     pool: rayon::ThreadPool,
 }
 
-fn pool(threads: usize, batch: usize) -> Result<rayon::ThreadPool> {
+/// A worker pool of `threads` threads (0: one per core), after checking the
+/// batch size that will be split across it.
+pub fn thread_pool(threads: usize, batch: usize) -> Result<rayon::ThreadPool> {
     if batch == 0 {
         return Err(Error::InvalidOption {
             option: "--batch".into(),
@@ -91,7 +93,7 @@ impl CpuEngine {
         batch: usize,
         threads: usize,
     ) -> Result<Self> {
-        let pool = pool(threads, batch)?;
+        let pool = thread_pool(threads, batch)?;
         let g = design.n_clusters;
         let solver = Solver::new(design);
         let layout = solver.layout;

@@ -29,5 +29,6 @@ pub mod stats;
 pub mod summary;
 pub mod synthetic;
 pub mod table;
+pub mod wild;
 
 pub use error::{Error, Result};
