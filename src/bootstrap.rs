@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::intervals::{BootstrapStats, Draws, Method, jackknife_acceleration};
 use crate::mediation::{Analysis, Interval, TOTAL, equations};
 use crate::panel::Panel;
+use crate::permutation::PermutationEngine;
 use crate::scheme::{Scheme, WeightPlan};
 use crate::spec::FixedEffects;
 use crate::wild::RestrictedTest;
@@ -200,8 +201,24 @@ pub fn resample(
             ),
         });
     }
-    let plan = WeightPlan::new(spec.scheme, seed, g, strata.as_deref());
-    let engine = CpuEngine::new(design, &analysis.fit, plan, spec.batch, spec.threads)?;
+    let engine: Box<dyn Engine + '_> = if spec.scheme == Scheme::Permutation {
+        Box::new(PermutationEngine::new(
+            design,
+            panel,
+            seed,
+            spec.batch,
+            spec.threads,
+        )?)
+    } else {
+        let plan = WeightPlan::new(spec.scheme, seed, g, strata.as_deref());
+        Box::new(CpuEngine::new(
+            design,
+            &analysis.fit,
+            plan,
+            spec.batch,
+            spec.threads,
+        )?)
+    };
     let layout = engine.layout();
     let keys: Vec<&str> = analysis.effects.iter().map(|(k, _)| k.as_str()).collect();
     let stats: Vec<usize> = keys
@@ -214,8 +231,9 @@ pub fn resample(
         .collect();
 
     let started = Instant::now();
-    let (mut draws, failed) = collect(&engine, replicates, &stats)?;
-    let jack = if spec.methods.contains(&Method::Bca) {
+    let (mut draws, failed) = collect(engine.as_ref(), replicates, &stats)?;
+    let permutation = spec.scheme == Scheme::Permutation;
+    let jack = if spec.methods.contains(&Method::Bca) && !permutation {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
         let jengine = CpuEngine::new(design, &analysis.fit, jplan, spec.batch, spec.threads)?;
         Some(collect(&jengine, g as u64, &stats)?.0)
@@ -261,10 +279,18 @@ pub fn resample(
             sorted: col,
             acceleration,
         };
-        let p_value = wcr
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or_else(|| d.p_value(), |(_, p)| *p);
+        let p_value = if permutation {
+            // Permuting the treatment imposes a = c = c' = 0 (so also a*b = 0),
+            // but says nothing about b or the proportion mediated.
+            let tested = !(key == "b" || key.starts_with("b:") || key == "proportion_mediated");
+            tested.then(|| d.permutation_p_value())
+        } else {
+            Some(
+                wcr.iter()
+                    .find(|(k, _)| k == key)
+                    .map_or_else(|| d.p_value(), |(_, p)| *p),
+            )
+        };
         effects.push((
             key.clone(),
             BootstrapStats {
@@ -273,7 +299,8 @@ pub fn resample(
                 p_value,
             },
         ));
-        for &method in &spec.methods {
+        let methods: &[Method] = if permutation { &[] } else { &spec.methods };
+        for &method in methods {
             for &level in levels {
                 let (lower, upper) = d.interval(method, level);
                 intervals.push(Interval {

@@ -98,6 +98,10 @@ pub struct Design {
     pub cluster_sizes: Vec<usize>,
     /// `n_clusters` rows of `packed_len(q)` entries: the packed `S_g`.
     pub stats: Vec<f64>,
+    /// The transformed, scaled columns `z` themselves (q columns of n_obs,
+    /// in the panel's observation order), for schemes that rearrange
+    /// observations rather than reweight clusters (permutation).
+    pub columns: Vec<Vec<f64>>,
     pub absorbed: Vec<FixedEffectDim>,
 }
 
@@ -236,6 +240,7 @@ impl Design {
             cluster_name: panel.cluster.name.clone(),
             cluster_sizes,
             stats,
+            columns: cols,
             absorbed,
         };
         design.check_collinearity()?;

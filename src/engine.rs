@@ -94,6 +94,13 @@ impl CpuEngine {
         threads: usize,
     ) -> Result<Self> {
         let pool = thread_pool(threads, batch)?;
+        if weights.scheme == Scheme::Permutation {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "permutation is not a reweighting scheme; use the permutation engine"
+                    .into(),
+            });
+        }
         let g = design.n_clusters;
         let solver = Solver::new(design);
         let layout = solver.layout;

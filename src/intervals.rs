@@ -96,8 +96,12 @@ pub fn jackknife_acceleration(jack: &[f64]) -> f64 {
 pub struct BootstrapStats {
     pub mean: f64,
     pub sd: f64,
-    /// `2 min(#{t* <= 0}, #{t* >= 0}) / R`.
-    pub p_value: f64,
+    /// Bootstrap p-value of zero: `2 min(#{t* <= 0}, #{t* >= 0}) / R` from
+    /// the replicate distribution; for the wild scheme's single coefficients
+    /// the restricted (WCR) bootstrap-t p-value; for the permutation scheme
+    /// `(1 + #{|t*| >= |t|}) / (1 + R)`, and null where permuting the
+    /// treatment does not impose the null (b, the proportion mediated).
+    pub p_value: Option<f64>,
 }
 
 /// What an interval needs about one statistic's draws.
@@ -130,6 +134,13 @@ impl Draws<'_> {
         let le = self.sorted.partition_point(|&v| v <= 0.0) as f64;
         let ge = (self.sorted.len() - self.sorted.partition_point(|&v| v < 0.0)) as f64;
         (2.0 * le.min(ge) / r).min(1.0)
+    }
+
+    /// Permutation p-value `(1 + #{|t*| >= |t0|}) / (1 + R)`.
+    pub fn permutation_p_value(&self) -> f64 {
+        let t = self.t0.abs();
+        let hits = self.sorted.iter().filter(|v| v.abs() >= t).count() as f64;
+        (1.0 + hits) / (1.0 + self.sorted.len() as f64)
     }
 
     /// Interval at `level`; NaN bounds when the method is undefined for these

@@ -19,6 +19,7 @@ pub mod linalg;
 pub mod mediation;
 pub mod output;
 pub mod panel;
+pub mod permutation;
 pub mod replicate;
 pub mod report;
 pub mod rng;

@@ -74,8 +74,15 @@ pub fn render(s: &Summary) -> String {
     if let Some(r) = &s.resampling {
         let _ = writeln!(
             o,
-            "boot   {} resampling of clusters{}, B = {} ({} degenerate), seed {}, {} backend, {:.2} s ({:.0} replicates/s)",
-            r.scheme,
+            "boot   {}{}, B = {} ({} degenerate), seed {}, {} backend, {:.2} s ({:.0} replicates/s)",
+            match r.scheme.as_str() {
+                "permutation" => "permutation of the treatment across units".to_string(),
+                "wild" => format!(
+                    "wild cluster bootstrap ({} weights)",
+                    r.weights.as_deref().unwrap_or("?")
+                ),
+                other => format!("{other} resampling of clusters"),
+            },
             r.strata
                 .as_deref()
                 .map(|st| format!(" within {st}"))
@@ -117,10 +124,9 @@ pub fn render(s: &Summary) -> String {
         );
         if let (Some(b), Some(r)) = (&e.bootstrap, &s.resampling) {
             // A bootstrap p-value of 0 only says p < 2/B.
-            let p = if b.p_value == 0.0 {
-                format!("<{}", 2.0 / r.replicates as f64)
-            } else {
-                p_text(Some(b.p_value))
+            let p = match b.p_value {
+                Some(0.0) => format!("<{}", 2.0 / r.replicates as f64),
+                p => p_text(p),
             };
             let _ = write!(o, "  {:>10.6}  {:>8}", b.sd, p);
         }

@@ -24,6 +24,9 @@ pub enum Scheme {
     /// Wild cluster bootstrap: one draw v_g per cluster, g = 0..G-1 in
     /// cluster order, from the weight distribution (see [`WildWeights`]).
     Wild(WildWeights),
+    /// Permutation of the treatment series across units (no weights; see
+    /// `permutation`).
+    Permutation,
 }
 
 /// Weight distributions of the wild cluster bootstrap (mean 0, variance 1).
@@ -113,9 +116,12 @@ impl Scheme {
             "poisson" => Ok(Scheme::Poisson),
             "jackknife" => Ok(Scheme::Jackknife),
             "wild" => Ok(Scheme::Wild(WildWeights::Rademacher)),
+            "permutation" => Ok(Scheme::Permutation),
             other => Err(Error::InvalidOption {
                 option: "--scheme".into(),
-                message: format!("'{other}' is not one of pairs, bayes, poisson, jackknife, wild"),
+                message: format!(
+                    "'{other}' is not one of pairs, bayes, poisson, jackknife, wild, permutation"
+                ),
             }),
         }
     }
@@ -128,6 +134,7 @@ impl Scheme {
             Scheme::Poisson => "poisson",
             Scheme::Jackknife => "jackknife",
             Scheme::Wild(_) => "wild",
+            Scheme::Permutation => "permutation",
         }
     }
 }
@@ -225,6 +232,7 @@ impl WeightPlan {
                 }
                 (2 * ones - self.n_clusters as i64) as f64
             }
+            Scheme::Permutation => unreachable!("the permutation scheme draws no weights"),
             Scheme::Wild(dist) => {
                 let mut total = 0.0;
                 for w in out.iter_mut() {
