@@ -117,9 +117,17 @@ fn strata_codes(panel: &Panel, column: &str) -> Result<Vec<u32>> {
     Ok(code)
 }
 
+/// Told how many of the replicates are done, after each chunk.
+pub type Progress<'a> = &'a dyn Fn(u64, u64);
+
 /// Run every replicate of `engine` (`count` of them) and return the values of
 /// statistic `stats[i]` as column i.
-fn collect(engine: &dyn Engine, count: u64, stats: &[usize]) -> Result<(Vec<Vec<f64>>, u64)> {
+fn collect(
+    engine: &dyn Engine,
+    count: u64,
+    stats: &[usize],
+    progress: Progress,
+) -> Result<(Vec<Vec<f64>>, u64)> {
     let n_stats = engine.layout().len();
     let mut columns = vec![Vec::with_capacity(count as usize); stats.len()];
     let mut buf = vec![0.0; CHUNK.min(count as usize) * n_stats];
@@ -135,6 +143,7 @@ fn collect(engine: &dyn Engine, count: u64, stats: &[usize]) -> Result<(Vec<Vec<
             }
         }
         start += n as u64;
+        progress(start, count);
     }
     Ok((columns, failed))
 }
@@ -173,6 +182,7 @@ pub fn resample(
     spec: &ResampleSpec,
     seed: u64,
     levels: &[f64],
+    progress: Progress,
 ) -> Result<ResampleResult> {
     check_resamplable(design, panel)?;
     let g = design.n_clusters;
@@ -231,12 +241,12 @@ pub fn resample(
         .collect();
 
     let started = Instant::now();
-    let (mut draws, failed) = collect(engine.as_ref(), replicates, &stats)?;
+    let (mut draws, failed) = collect(engine.as_ref(), replicates, &stats, progress)?;
     let permutation = spec.scheme == Scheme::Permutation;
     let jack = if spec.methods.contains(&Method::Bca) && !permutation {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
         let jengine = CpuEngine::new(design, &analysis.fit, jplan, spec.batch, spec.threads)?;
-        Some(collect(&jengine, g as u64, &stats)?.0)
+        Some(collect(&jengine, g as u64, &stats, &|_, _| {})?.0)
     } else {
         None
     };

@@ -148,6 +148,9 @@ struct RunArgs {
     /// Worker threads (0: one per core); results do not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -262,7 +265,23 @@ fn run(args: RunArgs) -> Result<()> {
             reason: "it exists and is not a folder".into(),
         });
     }
-    let summary = execute(&plan)?;
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(plan.resampling.as_ref().map_or(0, |r| r.replicates))
+            .with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} replicates {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            )
+    };
+    let summary = execute(&plan, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
     write_run_dir(&out, &[("summary.json", json.clone().into_bytes())])?;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::bootstrap::{ResampleSpec, resample};
+use crate::bootstrap::{Progress, ResampleSpec, resample};
 use crate::design::Design;
 use crate::error::Result;
 use crate::mediation::analyse;
@@ -44,8 +44,9 @@ pub struct RunPlan {
     pub resampling: Option<ResampleSpec>,
 }
 
-/// Run the analysis and return its summary.
-pub fn execute(plan: &RunPlan) -> Result<Summary> {
+/// Run the analysis and return its summary; `progress` hears how many
+/// resampling replicates are done.
+pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
     plan.model.validate()?;
     plan.inference.validate()?;
     let table = plan.data.load()?;
@@ -68,6 +69,7 @@ pub fn execute(plan: &RunPlan) -> Result<Summary> {
             spec,
             plan.inference.seed,
             &plan.inference.levels,
+            progress,
         )?;
         summary.add_resampling(result);
     }

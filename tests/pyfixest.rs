@@ -56,7 +56,7 @@ fn every_pyfixest_case_matches() {
             },
             resampling: None,
         };
-        let summary = execute(&plan).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             summary.data.observations as u64,
             case["observations"].as_u64().unwrap(),

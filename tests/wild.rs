@@ -45,7 +45,7 @@ fn wcr_p_values_match_wildboottest() {
                 ..ResampleSpec::default()
             }),
         };
-        let summary = execute(&plan).unwrap();
+        let summary = execute(&plan, &|_, _| {}).unwrap();
         for case in expected["cases"]
             .as_array()
             .unwrap()
@@ -54,7 +54,13 @@ fn wcr_p_values_match_wildboottest() {
         {
             let effect = case["effect"].as_str().unwrap();
             let want = case["p_value"].as_f64().unwrap();
-            let got = summary.effect(effect).unwrap().bootstrap.unwrap().p_value.unwrap();
+            let got = summary
+                .effect(effect)
+                .unwrap()
+                .bootstrap
+                .unwrap()
+                .p_value
+                .unwrap();
             assert!(
                 (got - want).abs() < 0.01,
                 "{weights} {effect}: medsim {got} vs wildboottest {want}"
