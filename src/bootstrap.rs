@@ -31,6 +31,9 @@ pub struct ResampleSpec {
     pub methods: Vec<Method>,
     /// Group column within which clusters are resampled.
     pub strata: Option<String>,
+    /// With the wild scheme, also run the restricted (WCR) bootstrap-t test
+    /// of each single coefficient (O(G^2) per replicate and coefficient).
+    pub wild_tests: bool,
 }
 
 impl Default for ResampleSpec {
@@ -42,6 +45,7 @@ impl Default for ResampleSpec {
             threads: 0,
             methods: vec![Method::Percentile, Method::Bca],
             strata: None,
+            wild_tests: true,
         }
     }
 }
@@ -74,6 +78,10 @@ pub struct ResampleResult {
 
 /// Replicates computed per engine call, bounding the row-major buffer.
 const CHUNK: usize = 1 << 16;
+
+/// Memory allowed for the kept replicate statistics (exact quantiles keep
+/// every one: 8 bytes per effect and replicate).
+pub const MAX_KEPT_BYTES: u64 = 8 << 30;
 
 /// Refuse designs whose clusters cannot be resampled whole.
 fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
@@ -240,6 +248,22 @@ pub fn resample(
         })
         .collect();
 
+    let kept = replicates
+        .saturating_mul(stats.len() as u64)
+        .saturating_mul(8);
+    if kept > MAX_KEPT_BYTES {
+        return Err(Error::InvalidOption {
+            option: "--replicates".into(),
+            message: format!(
+                "B = {replicates} would keep {:.1} GiB of replicate statistics for exact quantiles \
+                 (8 bytes x {} effects x B), over the {} GiB limit; use B <= {}",
+                kept as f64 / (1u64 << 30) as f64,
+                stats.len(),
+                MAX_KEPT_BYTES >> 30,
+                MAX_KEPT_BYTES / 8 / stats.len() as u64
+            ),
+        });
+    }
     let started = Instant::now();
     let (mut draws, failed) = collect(engine.as_ref(), replicates, &stats, progress)?;
     let permutation = spec.scheme == Scheme::Permutation;
@@ -253,7 +277,7 @@ pub fn resample(
     // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
     // single coefficients, from the same weights as the WCU replicates.
     let mut wcr = Vec::new();
-    if let Scheme::Wild(_) = spec.scheme {
+    if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
         let pool = thread_pool(spec.threads, spec.batch)?;
         let eqs = equations(design);
         let l = design.layout;

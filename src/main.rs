@@ -148,6 +148,10 @@ struct RunArgs {
     /// Worker threads (0: one per core); results do not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// With --scheme wild, skip the restricted (null-imposed) bootstrap-t tests
+    /// of a, b, c, c'; their p-values then come from the unrestricted draws.
+    #[arg(long)]
+    no_wild_tests: bool,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -239,6 +243,7 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
                 .map(|m| Method::parse(m))
                 .collect::<Result<_>>()?,
             strata: args.strata.clone(),
+            wild_tests: !args.no_wild_tests,
         }),
     };
     let plan = RunPlan {
