@@ -91,7 +91,7 @@ fn kernels(c: &mut Criterion) {
     });
 
     let fit = fit_system(&d, &equations(&d)).unwrap();
-    let engine = CpuEngine::new(&d, &fit, plan.clone(), batch, 1).unwrap();
+    let engine = CpuEngine::new(&d, &fit, plan.clone(), batch, 1, false).unwrap();
     let mut stats = vec![0.0; batch * engine.layout().len()];
     group.bench_function(format!("engine batch pairs x{batch}, 1 thread"), |b| {
         b.iter(|| engine.compute(0, &mut stats).unwrap())
@@ -109,6 +109,7 @@ fn kernels(c: &mut Criterion) {
                 t0: 50_000.0,
                 sorted: &v,
                 acceleration: Some(0.01),
+                studentized: None,
             };
             for m in [
                 Method::Percentile,

@@ -219,6 +219,13 @@ pub fn resample(
             ),
         });
     }
+    let studentize = spec.methods.contains(&Method::Studentized);
+    if studentize && spec.scheme == Scheme::Permutation {
+        return Err(Error::InvalidOption {
+            option: "--ci".into(),
+            message: "a permutation run gives p-values, not studentized intervals".into(),
+        });
+    }
     let engine: Box<dyn Engine + '_> = if spec.scheme == Scheme::Permutation {
         Box::new(PermutationEngine::new(
             design,
@@ -235,11 +242,12 @@ pub fn resample(
             plan,
             spec.batch,
             spec.threads,
+            studentize,
         )?)
     };
     let layout = engine.layout();
     let keys: Vec<&str> = analysis.effects.iter().map(|(k, _)| k.as_str()).collect();
-    let stats: Vec<usize> = keys
+    let mut stats: Vec<usize> = keys
         .iter()
         .map(|k| {
             layout
@@ -247,6 +255,26 @@ pub fn resample(
                 .expect("every effect has a statistic")
         })
         .collect();
+    // Studentized: the replicate's own SE of each indirect effect, collected
+    // after the effects; se_column[i] is effect i's, if any.
+    let mut se_column = vec![None; keys.len()];
+    if layout.studentized {
+        for (i, k) in keys.iter().enumerate() {
+            let se = match k.split_once(':') {
+                Some(("indirect", name)) => analysis
+                    .mediators
+                    .iter()
+                    .position(|n| n == name)
+                    .map(|j| layout.se_ab(j)),
+                None if *k == "indirect" => Some(layout.se_indirect()),
+                _ => None,
+            };
+            if let Some(s) = se {
+                se_column[i] = Some(stats.len());
+                stats.push(s);
+            }
+        }
+    }
 
     let kept = replicates
         .saturating_mul(stats.len() as u64)
@@ -269,8 +297,15 @@ pub fn resample(
     let permutation = spec.scheme == Scheme::Permutation;
     let jack = if spec.methods.contains(&Method::Bca) && !permutation {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
-        let jengine = CpuEngine::new(design, &analysis.fit, jplan, spec.batch, spec.threads)?;
-        Some(collect(&jengine, g as u64, &stats, &|_, _| {})?.0)
+        let jengine = CpuEngine::new(
+            design,
+            &analysis.fit,
+            jplan,
+            spec.batch,
+            spec.threads,
+            false,
+        )?;
+        Some(collect(&jengine, g as u64, &stats[..keys.len()], &|_, _| {})?.0)
     } else {
         None
     };
@@ -298,6 +333,15 @@ pub fn resample(
     let mut effects = Vec::new();
     let mut intervals = Vec::new();
     for (i, (key, effect)) in analysis.effects.iter().enumerate() {
+        let mut z: Vec<f64> = se_column[i].map_or_else(Vec::new, |s| {
+            draws[i]
+                .iter()
+                .zip(&draws[s])
+                .map(|(t, se)| (t - effect.estimate) / se)
+                .filter(|v| v.is_finite())
+                .collect()
+        });
+        z.sort_by(f64::total_cmp);
         let col = &mut draws[i];
         col.retain(|v| v.is_finite());
         col.sort_by(f64::total_cmp);
@@ -312,6 +356,7 @@ pub fn resample(
             t0: effect.estimate,
             sorted: col,
             acceleration,
+            studentized: effect.se.filter(|_| !z.is_empty()).map(|se| (se, &z[..])),
         };
         let p_value = if permutation {
             // Permuting the treatment imposes a = c = c' = 0 (so also a*b = 0),
@@ -335,6 +380,9 @@ pub fn resample(
         ));
         let methods: &[Method] = if permutation { &[] } else { &spec.methods };
         for &method in methods {
+            if method == Method::Studentized && d.studentized.is_none() {
+                continue;
+            }
             for &level in levels {
                 let (lower, upper) = d.interval(method, level);
                 intervals.push(Interval {

@@ -47,9 +47,19 @@ enum Finish {
         columns: Vec<usize>,
         constant: Vec<(usize, f64)>,
         packed_len: usize,
+        student: Option<Student>,
     },
     /// Add the weighted influence to theta_hat = (a_1..a_m, b_1..b_m, c, c').
     Wild { theta: Vec<f64> },
+}
+
+/// What the replicate's own CR1 standard errors need (studentized intervals).
+struct Student {
+    /// All per-cluster packed statistics, G x packed_len.
+    stats: Vec<f64>,
+    /// `sqrt(f_u f_v)` for the coefficients (a_1..a_m, b_1..b_m), the CR1
+    /// factors of their equations, row-major 2m x 2m.
+    ssc: Vec<f64>,
 }
 
 /// The CPU engine over one design and one weight plan.
@@ -85,13 +95,15 @@ pub fn thread_pool(threads: usize, batch: usize) -> Result<rayon::ThreadPool> {
 impl CpuEngine {
     /// An engine for `weights` over `design`: reweighting schemes use the
     /// per-cluster Grams, the wild bootstrap the cluster influences of `fit`.
-    /// `batch` replicates per GEMM; `threads` workers (0: one per core).
+    /// `batch` replicates per GEMM; `threads` workers (0: one per core);
+    /// `studentize` adds each replicate's own CR1 SEs of the indirect effects.
     pub fn new(
         design: &Design,
         fit: &SystemFit,
         weights: WeightPlan,
         batch: usize,
         threads: usize,
+        studentize: bool,
     ) -> Result<Self> {
         let pool = thread_pool(threads, batch)?;
         if weights.scheme == Scheme::Permutation {
@@ -102,7 +114,18 @@ impl CpuEngine {
             });
         }
         let g = design.n_clusters;
-        let solver = Solver::new(design);
+        let mut solver = Solver::new(design);
+        if studentize {
+            if let Scheme::Wild(_) = weights.scheme {
+                return Err(Error::InvalidOption {
+                    option: "--ci".into(),
+                    message: "studentized intervals are available for the pairs, bayes, poisson and jackknife \
+                              schemes, not yet for wild"
+                        .into(),
+                });
+            }
+            solver.layout.studentized = true;
+        }
         let layout = solver.layout;
         let (rhs, n, finish) = if let Scheme::Wild(_) = weights.scheme {
             let l = design.layout;
@@ -134,6 +157,18 @@ impl CpuEngine {
                 .flat_map(|c| columns.iter().map(move |&k| design.stats[c * p + k]))
                 .collect();
             let n = columns.len();
+            let student = studentize.then(|| {
+                let m = design.layout.n_mediators;
+                let f: Vec<f64> = (0..2 * m)
+                    .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc)
+                    .collect();
+                Student {
+                    stats: design.stats.clone(),
+                    ssc: (0..4 * m * m)
+                        .map(|i| (f[i / (2 * m)] * f[i % (2 * m)]).sqrt())
+                        .collect(),
+                }
+            });
             (
                 rhs,
                 n,
@@ -142,6 +177,7 @@ impl CpuEngine {
                     columns,
                     constant,
                     packed_len: p,
+                    student,
                 },
             )
         };
@@ -219,7 +255,17 @@ impl CpuEngine {
                 columns,
                 constant,
                 packed_len,
+                student,
             } => {
+                let m = self.layout.mediators;
+                let mut functionals = vec![
+                    0.0;
+                    if student.is_some() {
+                        nb * 2 * m * packed_len
+                    } else {
+                        0
+                    }
+                ];
                 let mut solver = solver.clone();
                 let mut packed = vec![0.0; *packed_len];
                 for (i, (stats, &total)) in out.chunks_mut(n_stats).zip(&wsum).enumerate() {
@@ -231,7 +277,13 @@ impl CpuEngine {
                     }
                     if !solver.solve(&packed, stats) {
                         failed += 1;
+                    } else if student.is_some() {
+                        let u = 2 * m * packed_len;
+                        solver.influence_functionals(&mut functionals[i * u..(i + 1) * u]);
                     }
+                }
+                if let Some(st) = student {
+                    self.studentize(st, &w, &functionals, *packed_len, out);
                 }
             }
             Finish::Wild { theta } => {
@@ -258,6 +310,97 @@ impl CpuEngine {
             }
         }
         failed
+    }
+}
+
+impl CpuEngine {
+    /// Each replicate's CR1 standard errors of `a_j b_j` and of the indirect
+    /// effect: cluster influences = statistics x functionals (one GEMM for
+    /// the batch), then the weighted meat and the delta method.
+    #[inline(always)]
+    fn studentize(&self, st: &Student, w: &[f64], functionals: &[f64], p: usize, out: &mut [f64]) {
+        let l = self.layout;
+        let m = l.mediators;
+        let d = 2 * m;
+        let n_stats = l.len();
+        let nb = out.len() / n_stats;
+        let g = self.weights.n_clusters;
+        let cols = nb * d;
+        let mut psi = vec![0.0; g * cols];
+        // SAFETY: stats is g x p, functionals is (nb d) x p read as its
+        // transpose p x (nb d) (row stride 1, column stride p), psi g x (nb d).
+        unsafe {
+            matrixmultiply::dgemm(
+                g,
+                p,
+                cols,
+                1.0,
+                st.stats.as_ptr(),
+                p as isize,
+                1,
+                functionals.as_ptr(),
+                1,
+                p as isize,
+                0.0,
+                psi.as_mut_ptr(),
+                cols as isize,
+                1,
+            );
+        }
+        let mut v = vec![0.0; d * d];
+        for (r, stats) in out.chunks_mut(n_stats).enumerate() {
+            if !stats[0].is_finite() {
+                for j in 0..m {
+                    stats[l.se_ab(j)] = f64::NAN;
+                }
+                stats[l.se_indirect()] = f64::NAN;
+                continue;
+            }
+            v.iter_mut().for_each(|x| *x = 0.0);
+            for c in 0..g {
+                let wg = w[r * g + c];
+                if wg == 0.0 {
+                    continue;
+                }
+                // Cluster g counts w_g times in the meat: a cluster drawn k
+                // times is k clusters, and Bayesian weights (mean 1) are
+                // fractional copies, so the meat estimates what the
+                // original sample's does.
+                let row = &psi[c * cols + r * d..c * cols + (r + 1) * d];
+                for a in 0..d {
+                    for b in 0..d {
+                        v[a * d + b] += wg * row[a] * row[b];
+                    }
+                }
+            }
+            for (x, f) in v.iter_mut().zip(&st.ssc) {
+                *x *= f;
+            }
+            let theta: Vec<f64> = (0..m)
+                .map(|j| stats[l.a(j)])
+                .chain((0..m).map(|j| stats[l.b(j)]))
+                .collect();
+            let quad = |grad: &[f64]| -> f64 {
+                let mut s = 0.0;
+                for a in 0..d {
+                    for b in 0..d {
+                        s += grad[a] * v[a * d + b] * grad[b];
+                    }
+                }
+                s.sqrt()
+            };
+            let mut grad = vec![0.0; d];
+            for j in 0..m {
+                grad.iter_mut().for_each(|x| *x = 0.0);
+                grad[j] = theta[m + j];
+                grad[m + j] = theta[j];
+                stats[l.se_ab(j)] = quad(&grad);
+            }
+            let total: Vec<f64> = (0..d)
+                .map(|a| if a < m { theta[m + a] } else { theta[a - m] })
+                .collect();
+            stats[l.se_indirect()] = quad(&total);
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Method {
     Normal,
     Bc,
     Bca,
+    /// Bootstrap-t, with each replicate's own CR1 standard error (indirect
+    /// effects only).
+    Studentized,
 }
 
 impl Method {
@@ -29,9 +32,12 @@ impl Method {
             "normal" | "norm" => Ok(Method::Normal),
             "bc" => Ok(Method::Bc),
             "bca" => Ok(Method::Bca),
+            "studentized" | "stud" => Ok(Method::Studentized),
             other => Err(Error::InvalidOption {
                 option: "--ci".into(),
-                message: format!("'{other}' is not one of percentile, basic, normal, bc, bca"),
+                message: format!(
+                    "'{other}' is not one of percentile, basic, normal, bc, bca, studentized"
+                ),
             }),
         }
     }
@@ -44,6 +50,7 @@ impl Method {
             Method::Normal => "normal",
             Method::Bc => "bc",
             Method::Bca => "bca",
+            Method::Studentized => "studentized",
         }
     }
 }
@@ -113,6 +120,9 @@ pub struct Draws<'a> {
     pub sorted: &'a [f64],
     /// Jackknife acceleration (BCa).
     pub acceleration: Option<f64>,
+    /// For studentized intervals: the point estimate's standard error and
+    /// the sorted finite `t* = (theta* - t0) / se*`.
+    pub studentized: Option<(f64, &'a [f64])>,
 }
 
 impl Draws<'_> {
@@ -144,12 +154,19 @@ impl Draws<'_> {
     }
 
     /// Interval at `level`; NaN bounds when the method is undefined for these
-    /// draws (BC/BCa with every draw on one side of t0).
+    /// draws (BC/BCa with every draw on one side of t0, studentized without
+    /// replicate standard errors).
     pub fn interval(&self, method: Method, level: f64) -> (f64, f64) {
         let lo = (1.0 - level) / 2.0;
         let hi = (1.0 + level) / 2.0;
         let t0 = self.t0;
         match method {
+            Method::Studentized => match self.studentized {
+                Some((se0, z)) if !z.is_empty() => {
+                    (t0 - se0 * norm_inter(z, hi), t0 - se0 * norm_inter(z, lo))
+                }
+                _ => (f64::NAN, f64::NAN),
+            },
             Method::Percentile => (norm_inter(self.sorted, lo), norm_inter(self.sorted, hi)),
             Method::Basic => (
                 2.0 * t0 - norm_inter(self.sorted, hi),

@@ -17,12 +17,29 @@ use crate::linalg::packed_len;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatLayout {
     pub mediators: usize,
+    /// Whether the replicate's own CR1 standard errors of `a_j b_j` and of
+    /// the indirect effect follow (for studentized intervals).
+    pub studentized: bool,
 }
 
 impl StatLayout {
     /// Number of statistics per replicate.
     pub fn len(&self) -> usize {
-        3 * self.mediators + 4
+        3 * self.mediators
+            + 4
+            + if self.studentized {
+                self.mediators + 1
+            } else {
+                0
+            }
+    }
+    /// The replicate's own standard error of `a_j b_j`.
+    pub fn se_ab(&self, j: usize) -> usize {
+        3 * self.mediators + 4 + j
+    }
+    /// The replicate's own standard error of the indirect effect.
+    pub fn se_indirect(&self) -> usize {
+        4 * self.mediators + 4
     }
     /// Never empty; here for clippy's sake.
     pub fn is_empty(&self) -> bool {
@@ -115,7 +132,10 @@ impl Solver {
             x_to_m: (0..m).map(|j| s[lay.mediator(j)] / sx).collect(),
             x_to_y: sy / sx,
             m_to_y: (0..m).map(|j| sy / s[lay.mediator(j)]).collect(),
-            layout: StatLayout { mediators: m },
+            layout: StatLayout {
+                mediators: m,
+                studentized: false,
+            },
             l: vec![0.0; q * q],
             inv_diag: vec![0.0; q],
             rhs: vec![0.0; q],
@@ -200,6 +220,79 @@ impl Solver {
     }
 }
 
+impl Solver {
+    /// After a successful [`Solver::solve`] (its factor is still held), the
+    /// linear functionals giving each cluster's influence on a_j and b_j:
+    /// row u of `out` (u = j for a_j, m + j for b_j; `packed_len` entries
+    /// each) is the packed vector c with `sum_k c_k S_g[k] = h'(S_g[R, d] -
+    /// S_g[R, R] beta)`, `h = A^{-1} e_coef`, in the units of the data. So
+    /// the influences of every cluster are one product with the cluster
+    /// statistics, and a replicate's CR1 covariance follows.
+    pub fn influence_functionals(&mut self, out: &mut [f64]) {
+        let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
+        let p = packed_len(q);
+        out[..2 * m * p].iter_mut().for_each(|v| *v = 0.0);
+        let y = q - 1;
+        let mut beta = vec![0.0; ko];
+        let mut h = vec![0.0; ko];
+        // h_a = A_base^{-1} e_0, shared by the mediator equations.
+        h[..k0].iter_mut().for_each(|v| *v = 0.0);
+        h[0] = 1.0;
+        forward_substitute(&self.l, q, &self.inv_diag, &mut h[..k0]);
+        back_substitute(&self.l, q, &self.inv_diag, &mut h[..k0]);
+        for j in 0..m {
+            let row = (k0 + j) * q;
+            beta[..k0].copy_from_slice(&self.l[row..row + k0]);
+            back_substitute(&self.l, q, &self.inv_diag, &mut beta[..k0]);
+            let target = &mut out[j * p..(j + 1) * p];
+            add_functional(target, q, k0, k0 + j, &beta[..k0], &h[..k0], self.x_to_m[j]);
+        }
+        // Outcome equation: beta over all ko regressors, h_b = A^{-1} e_{k0+j}.
+        beta.copy_from_slice(&self.l[y * q..y * q + ko]);
+        back_substitute(&self.l, q, &self.inv_diag, &mut beta);
+        for j in 0..m {
+            h.iter_mut().for_each(|v| *v = 0.0);
+            h[k0 + j] = 1.0;
+            forward_substitute(&self.l, q, &self.inv_diag, &mut h);
+            back_substitute(&self.l, q, &self.inv_diag, &mut h);
+            let target = &mut out[(m + j) * p..(m + j + 1) * p];
+            add_functional(target, q, ko, y, &beta, &h, self.m_to_y[j]);
+        }
+    }
+}
+
+/// Add `scale * (h'S[R, d] - h'S[R, R] beta)` as packed coefficients, R the
+/// first `k` columns.
+fn add_functional(
+    out: &mut [f64],
+    q: usize,
+    k: usize,
+    d: usize,
+    beta: &[f64],
+    h: &[f64],
+    scale: f64,
+) {
+    for i in 0..k {
+        out[crate::linalg::packed_index(i, d, q)] += scale * h[i];
+        for j in 0..k {
+            out[crate::linalg::packed_index(i, j, q)] -= scale * h[i] * beta[j];
+        }
+    }
+}
+
+/// Solve `L_k x = b` in place (leading `k x k` block, row stride `n`).
+#[inline(always)]
+fn forward_substitute(l: &[f64], n: usize, inv_diag: &[f64], b: &mut [f64]) {
+    for i in 0..b.len() {
+        let s: f64 = l[i * n..i * n + i]
+            .iter()
+            .zip(&b[..i])
+            .map(|(x, y)| x * y)
+            .sum();
+        b[i] = (b[i] - s) * inv_diag[i];
+    }
+}
+
 /// Solve `L_k' x = b` in place for the leading `k x k` block of the
 /// lower-triangular factor `l` (row stride `n`), `k = b.len()`: once x_i is
 /// known, row i of L (contiguous) is subtracted from the earlier entries.
@@ -221,6 +314,47 @@ mod tests {
     use crate::panel::Panel;
     use crate::spec::InferenceSpec;
     use crate::synthetic::{SyntheticParams, default_spec, generate};
+
+    #[test]
+    fn influence_functionals_reproduce_the_cluster_influences() {
+        let mut spec = default_spec();
+        spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+        let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+        let design = Design::build(&panel, spec.fixed_effects).unwrap();
+        let fit = crate::estimate::fit_system(&design, &equations(&design)).unwrap();
+        let p = packed_len(design.q());
+        let mut packed = vec![0.0; p];
+        for g in 0..design.n_clusters {
+            for (s, v) in packed.iter_mut().zip(design.cluster_stats(g)) {
+                *s += v;
+            }
+        }
+        let mut solver = Solver::new(&design);
+        let mut out = vec![0.0; solver.layout.len()];
+        assert!(solver.solve(&packed, &mut out));
+        let m = 2;
+        let mut c = vec![0.0; 2 * m * p];
+        solver.influence_functionals(&mut c);
+        let l = design.layout;
+        for g in [0, 17, 200] {
+            let s = design.cluster_stats(g);
+            for j in 0..m {
+                for (u, (e, col)) in [(j, (1 + j, l.treatment())), (m + j, (m + 1, l.mediator(j)))]
+                {
+                    let got: f64 = c[u * p..(u + 1) * p]
+                        .iter()
+                        .zip(s)
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    let want = fit.influence[g * fit.dim + fit.index(e, col)];
+                    assert!(
+                        (got - want).abs() <= 1e-10 * want.abs().max(1e-12),
+                        "cluster {g} coef {u}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn unit_weights_reproduce_the_point_estimates() {

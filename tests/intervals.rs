@@ -1,5 +1,5 @@
-//! Interval formulas against R's boot::boot.ci on stored draws and jackknife
-//! values (tests/fixtures/make_interval_fixtures.R writes the fixture).
+//! Interval formulas against R's boot::boot.ci on stored draws, replicate
+//! standard errors and jackknife values (tests/fixtures/make_interval_fixtures.R writes the fixture).
 
 use medsim::intervals::{Draws, Method, jackknife_acceleration};
 use serde_json::Value;
@@ -21,12 +21,20 @@ fn intervals_match_boot_ci() {
     for case in fixture["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let mut t = floats(&case["t"]);
+        let t0 = case["t0"].as_f64().unwrap();
+        let mut z: Vec<f64> = t
+            .iter()
+            .zip(floats(&case["se"]))
+            .map(|(t, s)| (t - t0) / s)
+            .collect();
+        z.sort_by(f64::total_cmp);
         t.sort_by(f64::total_cmp);
         let jack = floats(&case["jack"]);
         let draws = Draws {
-            t0: case["t0"].as_f64().unwrap(),
+            t0,
             sorted: &t,
             acceleration: Some(jackknife_acceleration(&jack)),
+            studentized: Some((case["se0"].as_f64().unwrap(), &z)),
         };
         let levels = floats(&case["levels"]);
         for (method, key) in [
@@ -35,6 +43,7 @@ fn intervals_match_boot_ci() {
             (Method::Percentile, "percentile"),
             (Method::Bca, "bca"),
             (Method::Bc, "bc"),
+            (Method::Studentized, "studentized"),
         ] {
             for (k, &level) in levels.iter().enumerate() {
                 let want = floats(&case[key][k]);
@@ -50,5 +59,5 @@ fn intervals_match_boot_ci() {
             }
         }
     }
-    assert_eq!(compared, 45);
+    assert_eq!(compared, 54);
 }
