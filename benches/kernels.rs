@@ -105,12 +105,7 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| {
             let mut v = draws.clone();
             v.sort_by(f64::total_cmp);
-            let d = Draws {
-                t0: 50_000.0,
-                sorted: &v,
-                acceleration: Some(0.01),
-                studentized: None,
-            };
+            let d = Draws::in_memory(50_000.0, &draws, &v, Some(0.01));
             for m in [
                 Method::Percentile,
                 Method::Basic,

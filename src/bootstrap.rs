@@ -1,16 +1,18 @@
-//! A resampling run: draws the replicates through an engine, keeps every
-//! replicate's statistics (exact quantiles), computes the jackknife for BCa,
-//! and turns the draws into per-effect bootstrap moments, p-values and
-//! intervals.
+//! A resampling run: draws the replicates through an engine, aggregates
+//! their statistics exactly (in memory, or streamed in two passes beyond the
+//! memory budget), computes the jackknife for BCa, and turns the draws into
+//! per-effect bootstrap moments, p-values and intervals.
 
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::aggregate::Progress;
+use crate::aggregate::{Ordered, Source, aggregate};
 use crate::design::Design;
 use crate::engine::{CpuEngine, Engine, thread_pool};
 use crate::error::{Error, Result};
-use crate::intervals::{BootstrapStats, Draws, Method, jackknife_acceleration};
+use crate::intervals::{BootstrapStats, Draws, Method, Tally, jackknife_acceleration};
 use crate::mediation::{Analysis, Interval, TOTAL, equations};
 use crate::panel::Panel;
 use crate::permutation::PermutationEngine;
@@ -34,6 +36,9 @@ pub struct ResampleSpec {
     /// With the wild scheme, also run the restricted (WCR) bootstrap-t test
     /// of each single coefficient (O(G^2) per replicate and coefficient).
     pub wild_tests: bool,
+    /// Bytes of replicate statistics kept in memory; beyond it quantiles are
+    /// found by streaming (two passes), exactly all the same.
+    pub memory: u64,
 }
 
 impl Default for ResampleSpec {
@@ -46,6 +51,7 @@ impl Default for ResampleSpec {
             methods: vec![Method::Percentile, Method::Bca],
             strata: None,
             wild_tests: true,
+            memory: 1 << 30,
         }
     }
 }
@@ -75,13 +81,6 @@ pub struct ResampleResult {
     pub intervals: Vec<Interval>,
     pub summary: ResamplingSummary,
 }
-
-/// Replicates computed per engine call, bounding the row-major buffer.
-const CHUNK: usize = 1 << 16;
-
-/// Memory allowed for the kept replicate statistics (exact quantiles keep
-/// every one: 8 bytes per effect and replicate).
-pub const MAX_KEPT_BYTES: u64 = 8 << 30;
 
 /// Refuse designs whose clusters cannot be resampled whole.
 fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
@@ -123,37 +122,6 @@ fn strata_codes(panel: &Panel, column: &str) -> Result<Vec<u32>> {
         *slot = s;
     }
     Ok(code)
-}
-
-/// Told how many of the replicates are done, after each chunk.
-pub type Progress<'a> = &'a dyn Fn(u64, u64);
-
-/// Run every replicate of `engine` (`count` of them) and return the values of
-/// statistic `stats[i]` as column i.
-fn collect(
-    engine: &dyn Engine,
-    count: u64,
-    stats: &[usize],
-    progress: Progress,
-) -> Result<(Vec<Vec<f64>>, u64)> {
-    let n_stats = engine.layout().len();
-    let mut columns = vec![Vec::with_capacity(count as usize); stats.len()];
-    let mut buf = vec![0.0; CHUNK.min(count as usize) * n_stats];
-    let mut failed = 0;
-    let mut start = 0u64;
-    while start < count {
-        let n = ((count - start) as usize).min(CHUNK);
-        let out = &mut buf[..n * n_stats];
-        failed += engine.compute(start, out)?;
-        for row in out.chunks(n_stats) {
-            for (col, &s) in columns.iter_mut().zip(stats) {
-                col.push(row[s]);
-            }
-        }
-        start += n as u64;
-        progress(start, count);
-    }
-    Ok((columns, failed))
 }
 
 /// The (equation, design column) of a single-coefficient effect key: `a`,
@@ -246,56 +214,46 @@ pub fn resample(
         )?)
     };
     let layout = engine.layout();
-    let keys: Vec<&str> = analysis.effects.iter().map(|(k, _)| k.as_str()).collect();
-    let mut stats: Vec<usize> = keys
-        .iter()
-        .map(|k| {
-            layout
-                .index_of(k, &analysis.mediators)
-                .expect("every effect has a statistic")
-        })
-        .collect();
-    // Studentized: the replicate's own SE of each indirect effect, collected
-    // after the effects; se_column[i] is effect i's, if any.
-    let mut se_column = vec![None; keys.len()];
+    let permutation = spec.scheme == Scheme::Permutation;
+    // Tracked quantities: each effect's statistic, then (studentized) the
+    // t* of each indirect effect; student[i] is effect i's t* source index.
+    let mut sources: Vec<Source> = Vec::new();
+    let mut t0s: Vec<f64> = Vec::new();
+    for (k, e) in &analysis.effects {
+        let s = layout
+            .index_of(k, &analysis.mediators)
+            .expect("every effect has a statistic");
+        sources.push(Source::Stat(s));
+        t0s.push(e.estimate);
+    }
+    let n_effects = sources.len();
+    let mut student = vec![None; n_effects];
     if layout.studentized {
-        for (i, k) in keys.iter().enumerate() {
+        for (i, (k, e)) in analysis.effects.iter().enumerate() {
             let se = match k.split_once(':') {
                 Some(("indirect", name)) => analysis
                     .mediators
                     .iter()
                     .position(|n| n == name)
                     .map(|j| layout.se_ab(j)),
-                None if *k == "indirect" => Some(layout.se_indirect()),
+                None if k == "indirect" => Some(layout.se_indirect()),
                 _ => None,
             };
-            if let Some(s) = se {
-                se_column[i] = Some(stats.len());
-                stats.push(s);
+            if let (Some(se), Source::Stat(stat)) = (se, sources[i]) {
+                student[i] = Some(sources.len());
+                sources.push(Source::Student {
+                    stat,
+                    se,
+                    t0: e.estimate,
+                });
+                t0s.push(0.0);
             }
         }
     }
 
-    let kept = replicates
-        .saturating_mul(stats.len() as u64)
-        .saturating_mul(8);
-    if kept > MAX_KEPT_BYTES {
-        return Err(Error::InvalidOption {
-            option: "--replicates".into(),
-            message: format!(
-                "B = {replicates} would keep {:.1} GiB of replicate statistics for exact quantiles \
-                 (8 bytes x {} effects x B), over the {} GiB limit; use B <= {}",
-                kept as f64 / (1u64 << 30) as f64,
-                stats.len(),
-                MAX_KEPT_BYTES >> 30,
-                MAX_KEPT_BYTES / 8 / stats.len() as u64
-            ),
-        });
-    }
     let started = Instant::now();
-    let (mut draws, failed) = collect(engine.as_ref(), replicates, &stats, progress)?;
-    let permutation = spec.scheme == Scheme::Permutation;
-    let jack = if spec.methods.contains(&Method::Bca) && !permutation {
+    // BCa needs the jackknife before the quantiles are known.
+    let acceleration: Vec<Option<f64>> = if spec.methods.contains(&Method::Bca) && !permutation {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
         let jengine = CpuEngine::new(
             design,
@@ -305,21 +263,59 @@ pub fn resample(
             spec.threads,
             false,
         )?;
-        Some(collect(&jengine, g as u64, &stats[..keys.len()], &|_, _| {})?.0)
+        let (cols, _) = aggregate(
+            &jengine,
+            g as u64,
+            &sources[..n_effects],
+            &t0s[..n_effects],
+            &|_, _| vec![],
+            u64::MAX,
+            &|_, _| {},
+        )?;
+        cols.iter()
+            .map(|c| match &c.ordered {
+                Ordered::Sorted(v) => Some(jackknife_acceleration(v)),
+                Ordered::Ranks(_) => None,
+            })
+            .chain(std::iter::repeat(None))
+            .take(sources.len())
+            .collect()
     } else {
-        None
+        vec![None; sources.len()]
     };
+    let methods: Vec<Method> = if permutation {
+        vec![]
+    } else {
+        spec.methods.clone()
+    };
+    let alphas = |i: usize, tally: &Tally| -> Vec<f64> {
+        let is_student = i >= n_effects;
+        let accel = acceleration[i];
+        methods
+            .iter()
+            .filter(|&&m| (m == Method::Studentized) == is_student)
+            .flat_map(|&m| levels.iter().flat_map(move |&l| tally.alphas(m, l, accel)))
+            .collect()
+    };
+    let (columns, failed) = aggregate(
+        engine.as_ref(),
+        replicates,
+        &sources,
+        &t0s,
+        &alphas,
+        spec.memory,
+        progress,
+    )?;
+
     // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
     // single coefficients, from the same weights as the WCU replicates.
     let mut wcr = Vec::new();
     if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
         let pool = thread_pool(spec.threads, spec.batch)?;
         let eqs = equations(design);
-        let l = design.layout;
         let plan = WeightPlan::new(spec.scheme, seed, g, None);
         for (key, _) in &analysis.effects {
-            let target = coefficient_of(key, &analysis.mediators, l);
-            if let Some((e, col)) = target {
+            if let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) {
                 let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
                 wcr.push((
                     key.clone(),
@@ -333,30 +329,21 @@ pub fn resample(
     let mut effects = Vec::new();
     let mut intervals = Vec::new();
     for (i, (key, effect)) in analysis.effects.iter().enumerate() {
-        let mut z: Vec<f64> = se_column[i].map_or_else(Vec::new, |s| {
-            draws[i]
-                .iter()
-                .zip(&draws[s])
-                .map(|(t, se)| (t - effect.estimate) / se)
-                .filter(|v| v.is_finite())
-                .collect()
-        });
-        z.sort_by(f64::total_cmp);
-        let col = &mut draws[i];
-        col.retain(|v| v.is_finite());
-        col.sort_by(f64::total_cmp);
-        if col.len() < 2 {
+        let col = &columns[i];
+        if col.tally.n < 2 {
             continue;
         }
-        let acceleration = jack.as_ref().map(|j| {
-            let finite: Vec<f64> = j[i].iter().copied().filter(|v| v.is_finite()).collect();
-            jackknife_acceleration(&finite)
-        });
         let d = Draws {
-            t0: effect.estimate,
-            sorted: col,
-            acceleration,
-            studentized: effect.se.filter(|_| !z.is_empty()).map(|se| (se, &z[..])),
+            tally: col.tally,
+            sd: col.sd,
+            order: col.order(),
+            acceleration: acceleration[i],
+            studentized: match (student[i], effect.se) {
+                (Some(s), Some(se)) if columns[s].tally.n > 0 => {
+                    Some((se, columns[s].tally.n, columns[s].order()))
+                }
+                _ => None,
+            },
         };
         let p_value = if permutation {
             // Permuting the treatment imposes a = c = c' = 0 (so also a*b = 0),
@@ -374,12 +361,11 @@ pub fn resample(
             key.clone(),
             BootstrapStats {
                 mean: d.mean(),
-                sd: d.sd(),
+                sd: d.sd,
                 p_value,
             },
         ));
-        let methods: &[Method] = if permutation { &[] } else { &spec.methods };
-        for &method in methods {
+        for &method in &methods {
             if method == Method::Studentized && d.studentized.is_none() {
                 continue;
             }

@@ -9,6 +9,7 @@
 //! [`intervals`]) -> the summary ([`summary`]), printed by [`report`] and
 //! written by [`output`].
 
+pub mod aggregate;
 pub mod bootstrap;
 pub mod design;
 pub mod engine;

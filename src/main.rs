@@ -152,6 +152,10 @@ struct RunArgs {
     /// of a, b, c, c'; their p-values then come from the unrestricted draws.
     #[arg(long)]
     no_wild_tests: bool,
+    /// Memory (MiB) for keeping replicate statistics; beyond it exact quantiles
+    /// are found by streaming: a second pass replays the replicates.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    memory: u64,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -244,6 +248,7 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
                 .collect::<Result<_>>()?,
             strata: args.strata.clone(),
             wild_tests: !args.no_wild_tests,
+            memory: args.memory.saturating_mul(1 << 20),
         }),
     };
     let plan = RunPlan {

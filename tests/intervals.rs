@@ -1,7 +1,7 @@
 //! Interval formulas against R's boot::boot.ci on stored draws, replicate
 //! standard errors and jackknife values (tests/fixtures/make_interval_fixtures.R writes the fixture).
 
-use medsim::intervals::{Draws, Method, jackknife_acceleration};
+use medsim::intervals::{Draws, Method, Order, jackknife_acceleration};
 use serde_json::Value;
 
 fn floats(v: &Value) -> Vec<f64> {
@@ -30,12 +30,9 @@ fn intervals_match_boot_ci() {
         z.sort_by(f64::total_cmp);
         t.sort_by(f64::total_cmp);
         let jack = floats(&case["jack"]);
-        let draws = Draws {
-            t0,
-            sorted: &t,
-            acceleration: Some(jackknife_acceleration(&jack)),
-            studentized: Some((case["se0"].as_f64().unwrap(), &z)),
-        };
+        let raw = floats(&case["t"]);
+        let mut draws = Draws::in_memory(t0, &raw, &t, Some(jackknife_acceleration(&jack)));
+        draws.studentized = Some((case["se0"].as_f64().unwrap(), z.len(), Order::Sorted(&z)));
         let levels = floats(&case["levels"]);
         for (method, key) in [
             (Method::Normal, "normal"),
