@@ -133,7 +133,8 @@ struct RunArgs {
     /// Number of bootstrap replicates B.
     #[arg(short = 'B', long = "replicates", default_value_t = 10_000)]
     replicates: u64,
-    /// Bootstrap interval methods, comma-separated: percentile, basic, normal, bc, bca.
+    /// Bootstrap interval methods, comma-separated: percentile, basic, normal, bc,
+    /// bca, studentized (indirect effects, with each replicate's own CR1 SE).
     #[arg(long, value_delimiter = ',', default_value = "percentile,bca")]
     ci: Vec<String>,
     /// Wild-bootstrap weights: rademacher, mammen, webb or normal.
