@@ -268,16 +268,20 @@ impl Design {
         &self.stats[g * pl..(g + 1) * pl]
     }
 
-    /// Full `q x q` Gram matrix of the whole sample (scaled columns).
-    pub fn total_gram(&self) -> Vec<f64> {
-        let pl = packed_len(self.q());
-        let mut sum = vec![0.0; pl];
+    /// Packed Gram matrix of the whole sample: the sum of the `S_g`.
+    pub fn total_packed(&self) -> Vec<f64> {
+        let mut sum = vec![0.0; packed_len(self.q())];
         for g in 0..self.n_clusters {
             for (s, v) in sum.iter_mut().zip(self.cluster_stats(g)) {
                 *s += v;
             }
         }
-        unpack(&sum, self.q())
+        sum
+    }
+
+    /// Full `q x q` Gram matrix of the whole sample (scaled columns).
+    pub fn total_gram(&self) -> Vec<f64> {
+        unpack(&self.total_packed(), self.q())
     }
 
     /// Parameters counted by the CR1 small-sample factor for an equation with

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::design::Design;
 use crate::error::{Error, Result};
 use crate::estimate::SystemFit;
-use crate::linalg::packed_len;
+use crate::linalg::{packed_len, quadratic_form};
 use crate::mediation::TOTAL;
 use crate::replicate::{Solver, StatLayout};
 use crate::scheme::{Scheme, WeightPlan};
@@ -380,15 +380,7 @@ impl CpuEngine {
                 .map(|j| stats[l.a(j)])
                 .chain((0..m).map(|j| stats[l.b(j)]))
                 .collect();
-            let quad = |grad: &[f64]| -> f64 {
-                let mut s = 0.0;
-                for a in 0..d {
-                    for b in 0..d {
-                        s += grad[a] * v[a * d + b] * grad[b];
-                    }
-                }
-                s.sqrt()
-            };
+            let quad = |grad: &[f64]| -> f64 { quadratic_form(grad, &v).sqrt() };
             let mut grad = vec![0.0; d];
             for j in 0..m {
                 grad.iter_mut().for_each(|x| *x = 0.0);

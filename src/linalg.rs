@@ -29,6 +29,18 @@ pub fn unpack(packed: &[f64], q: usize) -> Vec<f64> {
     full
 }
 
+/// The quadratic form `g' V g` of a row-major `d x d` matrix, d = g.len().
+pub fn quadratic_form(g: &[f64], v: &[f64]) -> f64 {
+    let d = g.len();
+    let mut s = 0.0;
+    for i in 0..d {
+        for j in 0..d {
+            s += g[i] * v[i * d + j] * g[j];
+        }
+    }
+    s
+}
+
 /// Extract the sub-matrix `a[rows, cols]` of a full row-major `q x q` matrix.
 pub fn submatrix(a: &[f64], q: usize, rows: &[usize], cols: &[usize]) -> Vec<f64> {
     let mut out = Vec::with_capacity(rows.len() * cols.len());

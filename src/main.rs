@@ -207,8 +207,14 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
             .collect(),
         fixed_effects: FixedEffects::parse(&args.fixed_effects)?,
     };
+    let mut levels: Vec<f64> = Vec::new();
+    for &l in &args.level {
+        if !levels.contains(&l) {
+            levels.push(l);
+        }
+    }
     let inference = InferenceSpec {
-        levels: args.level.clone(),
+        levels,
         mc_draws: args.mc_draws,
         seed: args.seed,
     };

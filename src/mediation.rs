@@ -10,7 +10,7 @@ use crate::design::Design;
 use crate::error::{Error, Result};
 use crate::estimate::{Equation, SystemFit, fit_system};
 use crate::intervals::BootstrapStats;
-use crate::linalg::cholesky;
+use crate::linalg::{cholesky, quadratic_form};
 use crate::rng::{STREAM_MONTE_CARLO, normals};
 use crate::spec::InferenceSpec;
 use crate::stats::{normal_p_value, normal_quantile, quantile_sorted, t_p_value};
@@ -137,15 +137,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
         .collect();
 
     // Delta-method (Sobel) variance of a gradient g'theta-linearisation.
-    let delta_se = |grad: &[f64]| -> f64 {
-        let mut s = 0.0;
-        for i in 0..d {
-            for j in 0..d {
-                s += grad[i] * v[i * d + j] * grad[j];
-            }
-        }
-        s.sqrt()
-    };
+    let delta_se = |grad: &[f64]| -> f64 { quadratic_form(grad, &v).sqrt() };
     let sobel = |est: f64, grad: &[f64]| {
         let se = delta_se(grad);
         Effect {

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::design::Design;
 use crate::engine::{Engine, thread_pool};
 use crate::error::{Error, Result};
-use crate::linalg::{packed_index, packed_len};
+use crate::linalg::packed_index;
 use crate::panel::Panel;
 use crate::replicate::{Solver, StatLayout};
 use crate::rng::{STREAM_PERMUTATION, WordStream};
@@ -84,12 +84,7 @@ impl<'a> PermutationEngine<'a> {
                     .into(),
             });
         }
-        let mut base = vec![0.0; packed_len(design.q())];
-        for g in 0..design.n_clusters {
-            for (s, v) in base.iter_mut().zip(design.cluster_stats(g)) {
-                *s += v;
-            }
-        }
+        let base = design.total_packed();
         Ok(PermutationEngine {
             design,
             solver: Solver::new(design),

@@ -315,20 +315,20 @@ mod tests {
     use crate::spec::InferenceSpec;
     use crate::synthetic::{SyntheticParams, default_spec, generate};
 
-    #[test]
-    fn influence_functionals_reproduce_the_cluster_influences() {
+    /// The default panel with the two agglomeration components as mediators.
+    fn two_mediator_design() -> Design {
         let mut spec = default_spec();
         spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
         let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
-        let design = Design::build(&panel, spec.fixed_effects).unwrap();
+        Design::build(&panel, spec.fixed_effects).unwrap()
+    }
+
+    #[test]
+    fn influence_functionals_reproduce_the_cluster_influences() {
+        let design = two_mediator_design();
         let fit = crate::estimate::fit_system(&design, &equations(&design)).unwrap();
         let p = packed_len(design.q());
-        let mut packed = vec![0.0; p];
-        for g in 0..design.n_clusters {
-            for (s, v) in packed.iter_mut().zip(design.cluster_stats(g)) {
-                *s += v;
-            }
-        }
+        let packed = design.total_packed();
         let mut solver = Solver::new(&design);
         let mut out = vec![0.0; solver.layout.len()];
         assert!(solver.solve(&packed, &mut out));
@@ -358,10 +358,7 @@ mod tests {
 
     #[test]
     fn unit_weights_reproduce_the_point_estimates() {
-        let mut spec = default_spec();
-        spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
-        let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
-        let design = Design::build(&panel, spec.fixed_effects).unwrap();
+        let design = two_mediator_design();
         let analysis = analyse(
             &design,
             &InferenceSpec {
@@ -370,12 +367,7 @@ mod tests {
             },
         )
         .unwrap();
-        let mut packed = vec![0.0; packed_len(design.q())];
-        for g in 0..design.n_clusters {
-            for (s, v) in packed.iter_mut().zip(design.cluster_stats(g)) {
-                *s += v;
-            }
-        }
+        let packed = design.total_packed();
         let mut solver = Solver::new(&design);
         let mut out = vec![0.0; solver.layout.len()];
         assert!(solver.solve(&packed, &mut out));

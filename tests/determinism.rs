@@ -4,22 +4,20 @@
 use std::path::Path;
 use std::process::Command;
 
-fn summary(dir: &Path, extra: &[&str]) -> serde_json::Value {
-    let out_dir = dir.join(extra.join("_").replace('-', ""));
-    let mut args = vec![
-        "run",
-        "--mc-draws",
-        "2000",
-        "-B",
-        "3001",
-        "--ci",
-        "percentile,basic,normal,bc,bca",
-        "--out",
-    ];
-    args.push(out_dir.to_str().unwrap());
-    args.extend_from_slice(extra);
+/// Run `medsim run` with `args` into `dir/name`; the summary without its
+/// two wall-clock fields.
+fn run(dir: &Path, name: &str, args: &[&str]) -> serde_json::Value {
+    let out_dir = dir.join(name);
     let out = Command::new(env!("CARGO_BIN_EXE_medsim"))
-        .args(&args)
+        .args([
+            "run",
+            "-q",
+            "--mc-draws",
+            "2000",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -33,6 +31,16 @@ fn summary(dir: &Path, extra: &[&str]) -> serde_json::Value {
     r.remove("seconds");
     r.remove("replicates_per_second");
     v
+}
+
+/// B = 3001 and every interval method unless `extra` names its own.
+fn summary(dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["-B", "3001"];
+    if !extra.contains(&"--ci") {
+        args.extend(["--ci", "percentile,basic,normal,bc,bca"]);
+    }
+    args.extend_from_slice(extra);
+    run(dir, &extra.join("_").replace('-', ""), &args)
 }
 
 #[test]
@@ -125,34 +133,18 @@ fn streaming_over_many_chunks_is_exact() {
     // B above one chunk (65,536 replicates), so the histogram range comes
     // from the first chunk and later draws can fall outside it.
     let dir = tempfile::tempdir().unwrap();
-    let run = |memory: &str| {
-        let out_dir = dir.path().join(format!("m{memory}"));
-        let out = Command::new(env!("CARGO_BIN_EXE_medsim"))
-            .args([
-                "run",
-                "-q",
-                "--mc-draws",
-                "2000",
-                "-B",
-                "150000",
-                "--ci",
-                "percentile,bca,studentized",
-            ])
-            .args(["--memory", memory, "--out", out_dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
-                .unwrap();
-        let r = v["resampling"].as_object_mut().unwrap();
-        r.remove("seconds");
-        r.remove("replicates_per_second");
-        v
+    let args = |memory| {
+        [
+            "-B",
+            "150000",
+            "--ci",
+            "percentile,bca,studentized",
+            "--memory",
+            memory,
+        ]
     };
-    assert_eq!(run("1024"), run("0"));
+    assert_eq!(
+        run(dir.path(), "kept", &args("1024")),
+        run(dir.path(), "streamed", &args("0"))
+    );
 }
