@@ -144,13 +144,18 @@ fn refit(
     out
 }
 
-fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64) {
-    let table = generate(SyntheticParams {
+/// The synthetic panel at 30 cities x 5 years: small enough to refit often.
+fn small_panel() -> medsim::table::Table {
+    generate(SyntheticParams {
         cities: 30,
         years: 5,
         seed: 3,
         ..SyntheticParams::default()
-    });
+    })
+}
+
+fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64) {
+    let table = small_panel();
     let panel = Panel::from_table(&table, spec).unwrap();
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
     let g = design.n_clusters;
@@ -344,12 +349,7 @@ fn check_permutation(table: &medsim::table::Table, replicates: u64) {
 
 #[test]
 fn permutation_matches_the_oracle() {
-    let table = generate(SyntheticParams {
-        cities: 30,
-        years: 5,
-        seed: 3,
-        ..SyntheticParams::default()
-    });
+    let table = small_panel();
     check_permutation(&table, 12);
     // Unbalanced: the first ten cities lack their last year.
     let year = table.column("year").unwrap();
@@ -387,12 +387,7 @@ fn permutation_refuses_a_panel_where_no_units_share_periods() {
 /// factors agree too.
 #[test]
 fn replicate_standard_errors_match_a_reanalysis_of_the_resample() {
-    let table = generate(SyntheticParams {
-        cities: 30,
-        years: 5,
-        seed: 3,
-        ..SyntheticParams::default()
-    });
+    let table = small_panel();
     let spec = default_spec();
     let panel = Panel::from_table(&table, &spec).unwrap();
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
