@@ -58,6 +58,9 @@ const RUN_EXAMPLES: &str = "Examples:
   medsim run --mediator agglom_sec,agglom_ter      two parallel mediators
   medsim run --data panel.csv --cluster province --fixed-effects unit
   medsim run --json > summary.json                 the summary as JSON on stdout
+  medsim run -B 100000 --ci percentile,bca,studentized --level 0.9,0.95
+  medsim run --scheme wild --weights webb -B 99999  wild bootstrap, WCR p-values
+  medsim run --scheme permutation -B 9999           placebo (randomization) test
 
 Column options default to the synthetic panel's names, so a file written by
 `medsim generate` needs none. Rows with a missing value (empty, NA, NaN, .) in a
@@ -127,7 +130,8 @@ struct RunArgs {
     json: bool,
     /// Resampling scheme: pairs (cluster bootstrap), bayes (Dirichlet weights),
     /// poisson (Poisson(1) weights), jackknife (delete one cluster), wild
-    /// (wild cluster bootstrap, unrestricted), or none.
+    /// (wild cluster bootstrap), permutation (treatment series permuted across
+    /// units: placebo p-values), or none.
     #[arg(long, default_value = "pairs")]
     scheme: String,
     /// Number of bootstrap replicates B.
