@@ -67,6 +67,10 @@ pub enum Error {
     #[error("cannot write results to {path}: {reason}")]
     Output { path: PathBuf, reason: String },
 
+    /// The GPU could not be used (no adapter, a failed stage or readback).
+    #[error("GPU: {0}")]
+    Gpu(String),
+
     /// A numerical failure that valid input should never cause.
     #[error("internal numerical error: {0}; please report this with the input that caused it")]
     Numerical(String),
@@ -77,7 +81,7 @@ impl Error {
     /// options, output location), 1 for internal failures.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Numerical(_) => 1,
+            Error::Numerical(_) | Error::Gpu(_) => 1,
             _ => 2,
         }
     }

@@ -15,6 +15,7 @@ pub mod design;
 pub mod engine;
 pub mod error;
 pub mod estimate;
+pub mod gpu;
 pub mod intervals;
 pub mod linalg;
 pub mod mediation;

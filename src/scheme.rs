@@ -64,6 +64,8 @@ const WEBB_REJECTION: u32 = (1u64 << 32).rem_euclid(6) as u32;
 pub const MAMMEN_THRESHOLD: u32 = 3_107_867_531;
 const MAMMEN_LOW: f64 = -0.618_033_988_749_894_9;
 const MAMMEN_HIGH: f64 = 1.618_033_988_749_895;
+/// Mammen's two points, negative first.
+pub const MAMMEN_POINTS: [f64; 2] = [MAMMEN_LOW, MAMMEN_HIGH];
 
 impl WildWeights {
     /// Parse a weight distribution name.

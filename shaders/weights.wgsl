@@ -1,0 +1,97 @@
+// Stage: cluster-weight codes of a batch of replicates, one invocation per
+// replicate, drawn from the same Philox stream and in the same order as
+// WeightPlan::fill (src/scheme.rs), so the weights are the CPU's bit for bit:
+// pairs and Poisson give counts, the jackknife 0/1, Rademacher the sign bit
+// (1 = +1), Mammen 0 for the negative point, Webb the index of the point.
+// #include "philox.wgsl"
+
+struct Params {
+    seed: vec2<u32>,
+    start: vec2<u32>,
+    count: u32,
+    n_clusters: u32,
+    scheme: u32,
+    n_strata: u32,
+    tag: u32,
+    mammen_threshold: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+const SCHEME_PAIRS: u32 = 0u;
+const SCHEME_POISSON: u32 = 1u;
+const SCHEME_JACKKNIFE: u32 = 2u;
+const SCHEME_RADEMACHER: u32 = 3u;
+const SCHEME_MAMMEN: u32 = 4u;
+const SCHEME_WEBB: u32 = 5u;
+
+@group(0) @binding(0) var<uniform> params: Params;
+// Clusters of stratum s are members[offsets[s] .. offsets[s + 1]].
+@group(0) @binding(1) var<storage, read> members: array<u32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> poisson_thresholds: array<u32>;
+@group(0) @binding(4) var<storage, read_write> codes: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= params.count) {
+        return;
+    }
+    let lo = params.start.x + i;
+    let carry = select(0u, 1u, lo < i);
+    var s = stream_new(params.seed, vec2<u32>(lo, params.start.y + carry), params.tag);
+    let g = params.n_clusters;
+    let base = i * g;
+    switch params.scheme {
+        case SCHEME_PAIRS: {
+            for (var c = 0u; c < g; c++) {
+                codes[base + c] = 0u;
+            }
+            for (var st = 0u; st < params.n_strata; st++) {
+                let first = offsets[st];
+                let n = offsets[st + 1u] - first;
+                let threshold = (0u - n) % n;
+                for (var k = 0u; k < n; k++) {
+                    let j = stream_below(&s, n, threshold);
+                    codes[base + members[first + j]] += 1u;
+                }
+            }
+        }
+        case SCHEME_POISSON: {
+            for (var c = 0u; c < g; c++) {
+                let w = stream_word(&s);
+                var k = 0u;
+                for (var t = 0u; t < arrayLength(&poisson_thresholds); t++) {
+                    k += select(0u, 1u, poisson_thresholds[t] <= w);
+                }
+                codes[base + c] = k;
+            }
+        }
+        case SCHEME_JACKKNIFE: {
+            for (var c = 0u; c < g; c++) {
+                codes[base + c] = select(1u, 0u, c == lo);
+            }
+        }
+        case SCHEME_RADEMACHER: {
+            var bits = 0u;
+            for (var c = 0u; c < g; c++) {
+                if (c % 32u == 0u) {
+                    bits = stream_word(&s);
+                }
+                codes[base + c] = (bits >> (c % 32u)) & 1u;
+            }
+        }
+        case SCHEME_MAMMEN: {
+            for (var c = 0u; c < g; c++) {
+                codes[base + c] = select(1u, 0u, stream_word(&s) < params.mammen_threshold);
+            }
+        }
+        case SCHEME_WEBB: {
+            for (var c = 0u; c < g; c++) {
+                codes[base + c] = stream_below(&s, 6u, 4u);
+            }
+        }
+        default: {}
+    }
+}

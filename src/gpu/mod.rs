@@ -1,0 +1,285 @@
+//! The GPU side (wgpu + WGSL compute shaders in `shaders/`): one long-lived
+//! context holding the device, queue and pipelines. So far it runs the
+//! Philox known-answer stage and the cluster-weight stage, whose output is
+//! the CPU engine's weights bit for bit (the GEMM, solve and aggregation
+//! stages come next; see issue 4).
+
+pub mod wgsl;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::rng::{POISSON1_THRESHOLDS, STREAM_WEIGHTS};
+use crate::scheme::{MAMMEN_THRESHOLD, Scheme, WeightPlan, WildWeights};
+
+/// The WGSL files, by name, as compiled into the binary (build.rs validates
+/// the same text).
+const SHADERS: &[(&str, &str)] = &[
+    ("philox.wgsl", include_str!("../../shaders/philox.wgsl")),
+    (
+        "philox_check.wgsl",
+        include_str!("../../shaders/philox_check.wgsl"),
+    ),
+    ("weights.wgsl", include_str!("../../shaders/weights.wgsl")),
+];
+
+/// A stage's source with its includes expanded.
+pub fn shader_source(name: &str) -> Result<String> {
+    let read = |f: &str| {
+        SHADERS
+            .iter()
+            .find(|(n, _)| *n == f)
+            .map(|(_, s)| s.to_string())
+    };
+    wgsl::assemble(name, &read).map_err(Error::Gpu)
+}
+
+/// Uniform parameters of `weights.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct WeightParams {
+    pub seed: [u32; 2],
+    pub start: [u32; 2],
+    pub count: u32,
+    pub n_clusters: u32,
+    pub scheme: u32,
+    pub n_strata: u32,
+    pub tag: u32,
+    pub mammen_threshold: u32,
+    pub pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<WeightParams>() == 48);
+
+/// One case of `philox_check.wgsl` (`struct Case`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct PhiloxCase {
+    pub counter: [u32; 4],
+    /// Key in the first two words.
+    pub key: [u32; 4],
+}
+const _: () = assert!(std::mem::size_of::<PhiloxCase>() == 32);
+
+/// The scheme number of `weights.wgsl`, for schemes whose draws are exact
+/// integers on every device.
+fn scheme_code(scheme: Scheme) -> Result<u32> {
+    match scheme {
+        Scheme::Pairs => Ok(0),
+        Scheme::Poisson => Ok(1),
+        Scheme::Jackknife => Ok(2),
+        Scheme::Wild(WildWeights::Rademacher) => Ok(3),
+        Scheme::Wild(WildWeights::Mammen) => Ok(4),
+        Scheme::Wild(WildWeights::Webb) => Ok(5),
+        other => Err(Error::Gpu(format!(
+            "the {} scheme{} has no GPU weight stage yet",
+            other.as_str(),
+            match other {
+                Scheme::Wild(w) => format!(" with {} weights", w.as_str()),
+                _ => String::new(),
+            }
+        ))),
+    }
+}
+
+/// A device, its queue and the compiled stages.
+pub struct GpuContext {
+    pub info: wgpu::AdapterInfo,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    philox: wgpu::ComputePipeline,
+    weights: wgpu::ComputePipeline,
+}
+
+/// Preference order of adapter types: real GPUs first, software last.
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+impl GpuContext {
+    /// The best adapter wgpu finds (respecting WGPU_BACKEND and friends), or
+    /// None when there is none at all.
+    pub fn new() -> Result<Option<GpuContext>> {
+        // Vulkan, Metal and DX12 (GL is left out: it cannot run these
+        // stages well); WGPU_BACKEND and the other wgpu variables override.
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::PRIMARY;
+        let desc = desc.with_env();
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        adapters.sort_by_key(|a| rank(a.get_info().device_type));
+        let Some(adapter) = adapters.into_iter().next() else {
+            return Ok(None);
+        };
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("medsim"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
+        let pipeline = |name: &str| -> Result<wgpu::ComputePipeline> {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(shader_source(name)?.into()),
+            });
+            Ok(
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                }),
+            )
+        };
+        let philox = pipeline("philox_check.wgsl")?;
+        let weights = pipeline("weights.wgsl")?;
+        Ok(Some(GpuContext {
+            info,
+            device,
+            queue,
+            philox,
+            weights,
+        }))
+    }
+
+    fn storage(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    }
+
+    /// Run `pipeline` over `invocations` (workgroups of 64) with the buffers
+    /// `inputs` bound at 0.. and a fresh output of `out_len` u32 bound last;
+    /// returns the output.
+    fn run(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        inputs: &[&wgpu::Buffer],
+        out_len: usize,
+        invocations: u32,
+    ) -> Result<Vec<u32>> {
+        let size = (out_len.max(1) * 4) as u64;
+        let out = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("output"),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let entries: Vec<wgpu::BindGroupEntry> = inputs
+            .iter()
+            .chain(std::iter::once(&&out))
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(invocations.div_ceil(64), 1, 1);
+        }
+        encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        let result = bytemuck::cast_slice::<u8, u32>(&view)[..out_len].to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(result)
+    }
+
+    /// Philox4x32-10 blocks computed in WGSL.
+    pub fn philox(&self, cases: &[PhiloxCase]) -> Result<Vec<[u32; 4]>> {
+        let input = self.storage("cases", bytemuck::cast_slice(cases));
+        let out = self.run(&self.philox, &[&input], cases.len() * 4, cases.len() as u32)?;
+        Ok(out.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
+    }
+
+    /// Weight codes of replicates `start .. start + count` (count x G): counts
+    /// for pairs and Poisson, 0/1 for the jackknife, the sign bit for
+    /// Rademacher, 0 for Mammen's negative point, Webb's point index.
+    pub fn weight_codes(&self, plan: &WeightPlan, start: u64, count: u32) -> Result<Vec<u32>> {
+        let mut members = Vec::new();
+        let mut offsets = vec![0u32];
+        for s in &plan.strata {
+            members.extend_from_slice(s);
+            offsets.push(members.len() as u32);
+        }
+        let params = WeightParams {
+            seed: [plan.seed as u32, (plan.seed >> 32) as u32],
+            start: [start as u32, (start >> 32) as u32],
+            count,
+            n_clusters: plan.n_clusters as u32,
+            scheme: scheme_code(plan.scheme)?,
+            n_strata: plan.strata.len() as u32,
+            tag: STREAM_WEIGHTS,
+            mammen_threshold: MAMMEN_THRESHOLD,
+            pad: [0; 2],
+        };
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::bytes_of(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let members = self.storage("members", bytemuck::cast_slice(&members));
+        let offsets = self.storage("offsets", bytemuck::cast_slice(&offsets));
+        let poisson = self.storage("poisson", bytemuck::cast_slice(&POISSON1_THRESHOLDS));
+        self.run(
+            &self.weights,
+            &[&uniform, &members, &offsets, &poisson],
+            count as usize * plan.n_clusters,
+            count,
+        )
+    }
+}
+
+/// The weight a code of `weight_codes` stands for, as `WeightPlan::fill`
+/// writes it.
+pub fn decode(scheme: Scheme, code: u32) -> f64 {
+    match scheme {
+        Scheme::Wild(WildWeights::Rademacher) => code as f64 * 2.0 - 1.0,
+        Scheme::Wild(WildWeights::Mammen) => crate::scheme::MAMMEN_POINTS[code as usize],
+        Scheme::Wild(WildWeights::Webb) => crate::scheme::WEBB[code as usize],
+        _ => code as f64,
+    }
+}

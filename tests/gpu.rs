@@ -1,0 +1,105 @@
+//! GPU stages against the CPU reference, on whatever adapter wgpu finds
+//! (lavapipe in CI). Without an adapter the tests say they were skipped,
+//! except under CI (CI=true), where that is a failure.
+
+use medsim::gpu::{GpuContext, PhiloxCase, decode};
+use medsim::rng::philox4x32_10;
+use medsim::scheme::{Scheme, WeightPlan, WildWeights};
+
+fn context() -> Option<GpuContext> {
+    match GpuContext::new().expect("the adapter opens") {
+        Some(ctx) => {
+            eprintln!(
+                "GPU adapter: {} ({:?}, {:?})",
+                ctx.info.name, ctx.info.device_type, ctx.info.backend
+            );
+            Some(ctx)
+        }
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("no GPU adapter found under CI: install mesa-vulkan-drivers (lavapipe)")
+        }
+        None => {
+            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+            None
+        }
+    }
+}
+
+#[test]
+fn philox_known_answers_in_wgsl() {
+    let Some(ctx) = context() else { return };
+    let cases = [
+        ([0, 0, 0, 0], [0, 0]),
+        ([u32::MAX; 4], [u32::MAX; 2]),
+        (
+            [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+            [0xa4093822, 0x299f31d0],
+        ),
+        ([7, 1 << 31, 12345, 99], [0xdeadbeef, 42]),
+    ];
+    let input: Vec<PhiloxCase> = cases
+        .iter()
+        .map(|&(counter, key)| PhiloxCase {
+            counter,
+            key: [key[0], key[1], 0, 0],
+        })
+        .collect();
+    let got = ctx.philox(&input).unwrap();
+    assert_eq!(got[0], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+    assert_eq!(got[1], [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
+    assert_eq!(got[2], [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]);
+    for (g, &(counter, key)) in got.iter().zip(&cases) {
+        assert_eq!(*g, philox4x32_10(counter, key));
+    }
+}
+
+#[test]
+fn gpu_weights_equal_the_cpu_weights_bit_for_bit() {
+    let Some(ctx) = context() else { return };
+    let strata: Vec<u32> = (0..37).map(|g| (g * 7 % 3) as u32).collect();
+    let schemes = [
+        Scheme::Pairs,
+        Scheme::Poisson,
+        Scheme::Jackknife,
+        Scheme::Wild(WildWeights::Rademacher),
+        Scheme::Wild(WildWeights::Mammen),
+        Scheme::Wild(WildWeights::Webb),
+    ];
+    for g in [37usize, 278] {
+        for &scheme in &schemes {
+            let mut plans = vec![WeightPlan::new(scheme, 0x1234_5678_9abc, g, None)];
+            if scheme == Scheme::Pairs && g == 37 {
+                plans.push(WeightPlan::new(scheme, 3, g, Some(&strata)));
+            }
+            // Odd counts, and a batch that crosses 2^32 (the counter's high word).
+            let starts: &[u64] = if scheme == Scheme::Jackknife {
+                &[0, 5]
+            } else {
+                &[0, 1000, (1 << 32) - 30]
+            };
+            for plan in &plans {
+                for &start in starts {
+                    let count = if scheme == Scheme::Jackknife {
+                        (g - start as usize) as u32
+                    } else {
+                        67
+                    };
+                    let codes = ctx.weight_codes(plan, start, count).unwrap();
+                    let mut want = vec![0.0; g];
+                    for r in 0..count as usize {
+                        plan.fill(start + r as u64, &mut want);
+                        for c in 0..g {
+                            let got = decode(scheme, codes[r * g + c]);
+                            assert_eq!(
+                                got.to_bits(),
+                                want[c].to_bits(),
+                                "{scheme:?} G={g} replicate {} cluster {c}",
+                                start + r as u64
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
