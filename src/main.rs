@@ -47,6 +47,13 @@ enum Command {
     /// Write the study-calibrated synthetic panel as CSV.
     #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
+    /// List the GPU adapters wgpu finds, best first, with the limits that size batches.
+    #[command(
+        after_help = "Examples:\n  medsim devices\n  WGPU_BACKEND=vulkan medsim devices\n\n\
+Software adapters (type Cpu, e.g. Mesa's lavapipe) run the GPU stages for testing;\n\
+they are slower than medsim's CPU engine."
+    )]
+    Devices,
 }
 
 const RUN_EXAMPLES: &str = "Examples:
@@ -341,11 +348,39 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+fn devices() {
+    let list = medsim::gpu::list_adapters();
+    if list.is_empty() {
+        println!(
+            "no GPU adapter found (on Linux, Mesa's mesa-vulkan-drivers provides lavapipe); the CPU engine runs everything"
+        );
+        return;
+    }
+    for (i, a) in list.iter().enumerate() {
+        println!(
+            "{i}: {} ({:?}, {:?}, driver {} {})\n   shader f64: {}, max storage binding {} MiB, max buffer {} MiB, max workgroups per dimension {}",
+            a.info.name,
+            a.info.device_type,
+            a.info.backend,
+            a.info.driver,
+            a.info.driver_info,
+            if a.shader_f64 { "yes" } else { "no" },
+            a.max_storage_buffer_binding_size >> 20,
+            a.max_buffer_size >> 20,
+            a.max_compute_workgroups_per_dimension
+        );
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Generate(args) => generate_cmd(args),
+        Command::Devices => {
+            devices();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

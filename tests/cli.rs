@@ -411,3 +411,15 @@ fn help_teaches_with_examples() {
         assert!(s.contains("Examples:"), "{args:?}: {s}");
     }
 }
+
+#[test]
+fn devices_lists_adapters_or_says_there_are_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(dir.path(), &["devices"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.starts_with("0: ") || s.starts_with("no GPU adapter found"),
+        "{s}"
+    );
+}

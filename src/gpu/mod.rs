@@ -102,20 +102,52 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// What `medsim devices` shows of one adapter.
+#[derive(Debug, Clone)]
+pub struct AdapterSummary {
+    pub info: wgpu::AdapterInfo,
+    pub shader_f64: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+/// The adapters wgpu sees (Vulkan, Metal, DX12, or what WGPU_BACKEND says),
+/// best first.
+fn adapters() -> Vec<wgpu::Adapter> {
+    // GL is left out: it cannot run these stages well.
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::PRIMARY;
+    let desc = desc.with_env();
+    let backends = desc.backends;
+    let instance = wgpu::Instance::new(desc);
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    adapters.sort_by_key(|a| rank(a.get_info().device_type));
+    adapters
+}
+
+/// Every adapter, best first, with the limits that size GPU batches.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    adapters()
+        .iter()
+        .map(|a| {
+            let l = a.limits();
+            AdapterSummary {
+                info: a.get_info(),
+                shader_f64: a.features().contains(wgpu::Features::SHADER_F64),
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                max_buffer_size: l.max_buffer_size,
+                max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+            }
+        })
+        .collect()
+}
+
 impl GpuContext {
     /// The best adapter wgpu finds (respecting WGPU_BACKEND and friends), or
     /// None when there is none at all.
     pub fn new() -> Result<Option<GpuContext>> {
-        // Vulkan, Metal and DX12 (GL is left out: it cannot run these
-        // stages well); WGPU_BACKEND and the other wgpu variables override.
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = wgpu::Backends::PRIMARY;
-        let desc = desc.with_env();
-        let backends = desc.backends;
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
-        adapters.sort_by_key(|a| rank(a.get_info().device_type));
-        let Some(adapter) = adapters.into_iter().next() else {
+        let Some(adapter) = adapters().into_iter().next() else {
             return Ok(None);
         };
         let info = adapter.get_info();
