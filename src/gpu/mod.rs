@@ -22,6 +22,7 @@ const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/philox_check.wgsl"),
     ),
     ("weights.wgsl", include_str!("../../shaders/weights.wgsl")),
+    ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
 ];
 
 /// A stage's source with its includes expanded.
@@ -50,6 +51,18 @@ pub struct WeightParams {
     pub pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<WeightParams>() == 48);
+
+/// Uniform parameters of `gemm.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GemmParams {
+    pub nb: u32,
+    pub g: u32,
+    pub n: u32,
+    pub decode_mode: u32,
+    pub table: [f32; 8],
+}
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 48);
 
 /// One case of `philox_check.wgsl` (`struct Case`).
 #[repr(C)]
@@ -89,6 +102,7 @@ pub struct GpuContext {
     queue: wgpu::Queue,
     philox: wgpu::ComputePipeline,
     weights: wgpu::ComputePipeline,
+    gemm: wgpu::ComputePipeline,
 }
 
 /// Preference order of adapter types: real GPUs first, software last.
@@ -175,12 +189,14 @@ impl GpuContext {
         };
         let philox = pipeline("philox_check.wgsl")?;
         let weights = pipeline("weights.wgsl")?;
+        let gemm = pipeline("gemm.wgsl")?;
         Ok(Some(GpuContext {
             info,
             device,
             queue,
             philox,
             weights,
+            gemm,
         }))
     }
 
@@ -193,32 +209,26 @@ impl GpuContext {
             })
     }
 
-    /// Run `pipeline` over `invocations` (workgroups of 64) with the buffers
-    /// `inputs` bound at 0.. and a fresh output of `out_len` u32 bound last;
-    /// returns the output.
-    fn run(
-        &self,
-        pipeline: &wgpu::ComputePipeline,
-        inputs: &[&wgpu::Buffer],
-        out_len: usize,
-        invocations: u32,
-    ) -> Result<Vec<u32>> {
-        let size = (out_len.max(1) * 4) as u64;
-        let out = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("output"),
-            size,
+    /// A device-side buffer of `len` u32 or f32 values that stages write.
+    fn output(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
-        });
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let entries: Vec<wgpu::BindGroupEntry> = inputs
+        })
+    }
+
+    /// Record one dispatch of `pipeline` with `buffers` bound at 0, 1, ...
+    fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+        workgroups: (u32, u32),
+    ) {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
-            .chain(std::iter::once(&&out))
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,
@@ -230,14 +240,28 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(invocations.div_ceil(64), 1, 1);
-        }
-        encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, size);
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(workgroups.0, workgroups.1, 1);
+    }
+
+    /// Submit `encoder` after copying the first `len` words of `source` to a
+    /// mappable buffer, wait, and return them.
+    fn finish_and_read(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        source: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<Vec<u32>> {
+        let size = (len.max(1) * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
@@ -252,23 +276,21 @@ impl GpuContext {
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Gpu(e.to_string()))?;
-        let result = bytemuck::cast_slice::<u8, u32>(&view)[..out_len].to_vec();
+        let result = bytemuck::cast_slice::<u8, u32>(&view)[..len].to_vec();
         drop(view);
         staging.unmap();
         Ok(result)
     }
 
-    /// Philox4x32-10 blocks computed in WGSL.
-    pub fn philox(&self, cases: &[PhiloxCase]) -> Result<Vec<[u32; 4]>> {
-        let input = self.storage("cases", bytemuck::cast_slice(cases));
-        let out = self.run(&self.philox, &[&input], cases.len() * 4, cases.len() as u32)?;
-        Ok(out.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
-    }
-
-    /// Weight codes of replicates `start .. start + count` (count x G): counts
-    /// for pairs and Poisson, 0/1 for the jackknife, the sign bit for
-    /// Rademacher, 0 for Mammen's negative point, Webb's point index.
-    pub fn weight_codes(&self, plan: &WeightPlan, start: u64, count: u32) -> Result<Vec<u32>> {
+    /// Record the weight stage for replicates `start .. start + count` into
+    /// a new device buffer of codes (count x G).
+    fn record_weights(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        plan: &WeightPlan,
+        start: u64,
+        count: u32,
+    ) -> Result<wgpu::Buffer> {
         let mut members = Vec::new();
         let mut offsets = vec![0u32];
         for s in &plan.strata {
@@ -286,22 +308,98 @@ impl GpuContext {
             mammen_threshold: MAMMEN_THRESHOLD,
             pad: [0; 2],
         };
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::bytes_of(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let uniform = self.uniform("weight params", bytemuck::bytes_of(&params));
         let members = self.storage("members", bytemuck::cast_slice(&members));
         let offsets = self.storage("offsets", bytemuck::cast_slice(&offsets));
         let poisson = self.storage("poisson", bytemuck::cast_slice(&POISSON1_THRESHOLDS));
-        self.run(
+        let codes = self.output("codes", count as usize * plan.n_clusters);
+        self.dispatch(
+            encoder,
             &self.weights,
-            &[&uniform, &members, &offsets, &poisson],
-            count as usize * plan.n_clusters,
-            count,
-        )
+            &[&uniform, &members, &offsets, &poisson, &codes],
+            (count.div_ceil(64), 1),
+        );
+        Ok(codes)
+    }
+
+    fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    /// Philox4x32-10 blocks computed in WGSL.
+    pub fn philox(&self, cases: &[PhiloxCase]) -> Result<Vec<[u32; 4]>> {
+        let input = self.storage("cases", bytemuck::cast_slice(cases));
+        let blocks = self.output("blocks", cases.len() * 4);
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        self.dispatch(
+            &mut encoder,
+            &self.philox,
+            &[&input, &blocks],
+            ((cases.len() as u32).div_ceil(64), 1),
+        );
+        let out = self.finish_and_read(encoder, &blocks, cases.len() * 4)?;
+        Ok(out.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
+    }
+
+    /// Weight codes of replicates `start .. start + count` (count x G): counts
+    /// for pairs and Poisson, 0/1 for the jackknife, the sign bit for
+    /// Rademacher, 0 for Mammen's negative point, Webb's point index.
+    pub fn weight_codes(&self, plan: &WeightPlan, start: u64, count: u32) -> Result<Vec<u32>> {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let codes = self.record_weights(&mut encoder, plan, start, count)?;
+        self.finish_and_read(encoder, &codes, count as usize * plan.n_clusters)
+    }
+
+    /// Replicate Gram entries in f32: the weights of replicates `start ..
+    /// start + count` (drawn on the device, never read back) times `stats`
+    /// (G x n, row-major), as count x n.
+    pub fn gram(
+        &self,
+        plan: &WeightPlan,
+        start: u64,
+        count: u32,
+        stats: &[f32],
+        n: usize,
+    ) -> Result<Vec<f32>> {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let codes = self.record_weights(&mut encoder, plan, start, count)?;
+        let (decode_mode, table) = match plan.scheme {
+            Scheme::Wild(w) => {
+                let mut t = [0f32; 8];
+                let codes = match w {
+                    WildWeights::Rademacher | WildWeights::Mammen => 2,
+                    _ => 6,
+                };
+                for (code, v) in t.iter_mut().enumerate().take(codes) {
+                    *v = decode(Scheme::Wild(w), code as u32) as f32;
+                }
+                (1, t)
+            }
+            _ => (0, [0f32; 8]),
+        };
+        let params = GemmParams {
+            nb: count,
+            g: plan.n_clusters as u32,
+            n: n as u32,
+            decode_mode,
+            table,
+        };
+        let uniform = self.uniform("gemm params", bytemuck::bytes_of(&params));
+        let stats = self.storage("stats", bytemuck::cast_slice(stats));
+        let out = self.output("gram", count as usize * n);
+        self.dispatch(
+            &mut encoder,
+            &self.gemm,
+            &[&uniform, &codes, &stats, &out],
+            ((n as u32).div_ceil(16), count.div_ceil(16)),
+        );
+        let bits = self.finish_and_read(encoder, &out, count as usize * n)?;
+        Ok(bits.into_iter().map(f32::from_bits).collect())
     }
 }
 

@@ -1,0 +1,59 @@
+// Stage: replicate Gram entries, out (nb x n) = weights (nb x g) x stats (g x n),
+// in f32 with 16 x 16 tiles in workgroup memory. The weights arrive as the
+// codes of weights.wgsl and are decoded while the tile is loaded: counts
+// (pairs, Poisson, jackknife) as themselves, wild codes through a table.
+
+struct Params {
+    nb: u32,
+    g: u32,
+    n: u32,
+    // 0: a code is a count; 1: a code indexes `table`.
+    decode_mode: u32,
+    table: array<vec4<f32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> codes: array<u32>;
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+const TILE: u32 = 16u;
+var<workgroup> w_tile: array<array<f32, 16>, 16>;
+var<workgroup> s_tile: array<array<f32, 16>, 16>;
+
+fn decode(code: u32) -> f32 {
+    if (params.decode_mode == 0u) {
+        return f32(code);
+    }
+    return params.table[code / 4u][code % 4u];
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let row = wid.y * TILE + lid.y;
+    let col = wid.x * TILE + lid.x;
+    var acc = 0.0;
+    let tiles = (params.g + TILE - 1u) / TILE;
+    for (var t = 0u; t < tiles; t++) {
+        let kx = t * TILE + lid.x;
+        var w = 0.0;
+        if (row < params.nb && kx < params.g) {
+            w = decode(codes[row * params.g + kx]);
+        }
+        w_tile[lid.y][lid.x] = w;
+        let ky = t * TILE + lid.y;
+        var s = 0.0;
+        if (ky < params.g && col < params.n) {
+            s = stats[ky * params.n + col];
+        }
+        s_tile[lid.y][lid.x] = s;
+        workgroupBarrier();
+        for (var k = 0u; k < TILE; k++) {
+            acc += w_tile[lid.y][k] * s_tile[k][lid.x];
+        }
+        workgroupBarrier();
+    }
+    if (row < params.nb && col < params.n) {
+        out[row * params.n + col] = acc;
+    }
+}
