@@ -121,17 +121,15 @@ impl Solver {
         let q = design.q();
         let m = lay.n_mediators;
         let ko = lay.outcome();
-        let s = &design.scale;
-        let sx = s[lay.treatment()];
-        let sy = s[lay.outcome()];
+        let (x_to_m, x_to_y, m_to_y) = unit_ratios(design);
         Solver {
             q,
             k0: ko - m,
             ko,
             m,
-            x_to_m: (0..m).map(|j| s[lay.mediator(j)] / sx).collect(),
-            x_to_y: sy / sx,
-            m_to_y: (0..m).map(|j| sy / s[lay.mediator(j)]).collect(),
+            x_to_m,
+            x_to_y,
+            m_to_y,
             layout: StatLayout {
                 mediators: m,
                 studentized: false,
@@ -259,6 +257,21 @@ impl Solver {
             add_functional(target, q, ko, y, &beta, &h, self.m_to_y[j]);
         }
     }
+}
+
+/// Ratios turning scaled coefficients into the units of the data: a_j
+/// (s_Mj / s_X), c and c' (s_Y / s_X), b_j (s_Y / s_Mj).
+pub fn unit_ratios(design: &Design) -> (Vec<f64>, f64, Vec<f64>) {
+    let lay = design.layout;
+    let s = &design.scale;
+    let sx = s[lay.treatment()];
+    let sy = s[lay.outcome()];
+    let m = lay.n_mediators;
+    (
+        (0..m).map(|j| s[lay.mediator(j)] / sx).collect(),
+        sy / sx,
+        (0..m).map(|j| sy / s[lay.mediator(j)]).collect(),
+    )
 }
 
 /// Add `scale * (h'S[R, d] - h'S[R, R] beta)` as packed coefficients, R the

@@ -9,6 +9,7 @@ pub mod wgsl;
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
+use crate::design::Design;
 use crate::error::{Error, Result};
 use crate::rng::{POISSON1_THRESHOLDS, STREAM_WEIGHTS};
 use crate::scheme::{MAMMEN_THRESHOLD, Scheme, WeightPlan, WildWeights};
@@ -23,6 +24,7 @@ const SHADERS: &[(&str, &str)] = &[
     ),
     ("weights.wgsl", include_str!("../../shaders/weights.wgsl")),
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
+    ("solve.wgsl", include_str!("../../shaders/solve.wgsl")),
 ];
 
 /// A stage's source with its includes expanded.
@@ -64,6 +66,22 @@ pub struct GemmParams {
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 48);
 
+/// Uniform parameters of `solve.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct SolveParams {
+    pub nb: u32,
+    pub q: u32,
+    pub k0: u32,
+    pub m: u32,
+    pub x_to_y: f32,
+    pub pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<SolveParams>() == 32);
+
+/// Largest design width the solve stage holds (`MAX_Q` in solve.wgsl).
+pub const MAX_Q: usize = 48;
+
 /// One case of `philox_check.wgsl` (`struct Case`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -103,6 +121,7 @@ pub struct GpuContext {
     philox: wgpu::ComputePipeline,
     weights: wgpu::ComputePipeline,
     gemm: wgpu::ComputePipeline,
+    solve: wgpu::ComputePipeline,
 }
 
 /// Preference order of adapter types: real GPUs first, software last.
@@ -190,6 +209,7 @@ impl GpuContext {
         let philox = pipeline("philox_check.wgsl")?;
         let weights = pipeline("weights.wgsl")?;
         let gemm = pipeline("gemm.wgsl")?;
+        let solve = pipeline("solve.wgsl")?;
         Ok(Some(GpuContext {
             info,
             device,
@@ -197,6 +217,7 @@ impl GpuContext {
             philox,
             weights,
             gemm,
+            solve,
         }))
     }
 
@@ -367,7 +388,21 @@ impl GpuContext {
         n: usize,
     ) -> Result<Vec<f32>> {
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let codes = self.record_weights(&mut encoder, plan, start, count)?;
+        let out = self.record_gram(&mut encoder, plan, start, count, stats, n)?;
+        let bits = self.finish_and_read(encoder, &out, count as usize * n)?;
+        Ok(bits.into_iter().map(f32::from_bits).collect())
+    }
+
+    fn record_gram(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        plan: &WeightPlan,
+        start: u64,
+        count: u32,
+        stats: &[f32],
+        n: usize,
+    ) -> Result<wgpu::Buffer> {
+        let codes = self.record_weights(encoder, plan, start, count)?;
         let (decode_mode, table) = match plan.scheme {
             Scheme::Wild(w) => {
                 let mut t = [0f32; 8];
@@ -393,12 +428,61 @@ impl GpuContext {
         let stats = self.storage("stats", bytemuck::cast_slice(stats));
         let out = self.output("gram", count as usize * n);
         self.dispatch(
-            &mut encoder,
+            encoder,
             &self.gemm,
             &[&uniform, &codes, &stats, &out],
             ((n as u32).div_ceil(16), count.div_ceil(16)),
         );
-        let bits = self.finish_and_read(encoder, &out, count as usize * n)?;
+        Ok(out)
+    }
+
+    /// Replicate statistics in f32 (layout of `replicate::StatLayout`) of a
+    /// reweighting scheme: weights, GEMM with every packed Gram entry, solve,
+    /// all on the device; only the statistics are read back.
+    pub fn replicate_stats(
+        &self,
+        design: &Design,
+        plan: &WeightPlan,
+        start: u64,
+        count: u32,
+    ) -> Result<Vec<f32>> {
+        let q = design.q();
+        if q > MAX_Q {
+            return Err(Error::Gpu(format!(
+                "{q} design columns exceed the solve stage's {MAX_Q}"
+            )));
+        }
+        if matches!(plan.scheme, Scheme::Wild(_)) {
+            return Err(Error::Gpu(
+                "the wild scheme has no GPU solve stage yet".into(),
+            ));
+        }
+        let p = crate::linalg::packed_len(q);
+        let stats32: Vec<f32> = design.stats.iter().map(|&v| v as f32).collect();
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let gram = self.record_gram(&mut encoder, plan, start, count, &stats32, p)?;
+        let (x_to_m, x_to_y, m_to_y) = crate::replicate::unit_ratios(design);
+        let scales: Vec<f32> = x_to_m.iter().chain(&m_to_y).map(|&v| v as f32).collect();
+        let m = design.layout.n_mediators;
+        let params = SolveParams {
+            nb: count,
+            q: q as u32,
+            k0: (design.layout.outcome() - m) as u32,
+            m: m as u32,
+            x_to_y: x_to_y as f32,
+            pad: [0; 3],
+        };
+        let uniform = self.uniform("solve params", bytemuck::bytes_of(&params));
+        let scales = self.storage("scales", bytemuck::cast_slice(&scales));
+        let n_stats = 3 * m + 4;
+        let out = self.output("stats", count as usize * n_stats);
+        self.dispatch(
+            &mut encoder,
+            &self.solve,
+            &[&uniform, &gram, &scales, &out],
+            (count.div_ceil(64), 1),
+        );
+        let bits = self.finish_and_read(encoder, &out, count as usize * n_stats)?;
         Ok(bits.into_iter().map(f32::from_bits).collect())
     }
 }
