@@ -23,14 +23,26 @@ fn main() {
     entries.sort();
     for name in entries {
         println!("cargo:rerun-if-changed=shaders/{name}");
-        let source = wgsl::assemble(&name, &read).unwrap_or_else(|e| panic!("{e}"));
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("shaders/{name}: {}", e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("shaders/{name}: {}", e.emit_to_string(&source)));
+        // Every stage in both precisions of its `Real` (f32 plain, f64 with
+        // the FLOAT64 capability that SHADER_F64 adapters have).
+        for f64 in [false, true] {
+            let source = wgsl::assemble(&name, &read, f64).unwrap_or_else(|e| panic!("{e}"));
+            let module = naga::front::wgsl::parse_str(&source)
+                .unwrap_or_else(|e| panic!("shaders/{name}: {}", e.emit_to_string(&source)));
+            let caps = if f64 {
+                naga::valid::Capabilities::FLOAT64
+            } else {
+                naga::valid::Capabilities::empty()
+            };
+            let precision = if f64 { "f64" } else { "f32" };
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+                .validate(&module)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "shaders/{name} ({precision}): {}",
+                        e.emit_to_string(&source)
+                    )
+                });
+        }
     }
 }

@@ -1,7 +1,10 @@
 // Stage: replicate Gram entries, out (nb x n) = weights (nb x g) x stats (g x n),
-// in f32 with 16 x 16 tiles in workgroup memory. The weights arrive as the
+// in Real (f32, or f64 where the adapter has it) with 16 x 16 tiles in
+// workgroup memory. The weights arrive as the
 // codes of weights.wgsl and are decoded while the tile is loaded: counts
 // (pairs, Poisson, jackknife) as themselves, wild codes through a table.
+
+// #include "real.wgsl"
 
 struct Params {
     nb: u32,
@@ -9,40 +12,40 @@ struct Params {
     n: u32,
     // 0: a code is a count; 1: a code indexes `table`.
     decode_mode: u32,
-    table: array<vec4<f32>, 2>,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
-@group(0) @binding(2) var<storage, read> stats: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: array<Real>;
+@group(0) @binding(3) var<storage, read> table: array<Real>;
+@group(0) @binding(4) var<storage, read_write> out: array<Real>;
 
 const TILE: u32 = 16u;
-var<workgroup> w_tile: array<array<f32, 16>, 16>;
-var<workgroup> s_tile: array<array<f32, 16>, 16>;
+var<workgroup> w_tile: array<array<Real, 16>, 16>;
+var<workgroup> s_tile: array<array<Real, 16>, 16>;
 
-fn decode(code: u32) -> f32 {
+fn decode(code: u32) -> Real {
     if (params.decode_mode == 0u) {
-        return f32(code);
+        return Real(code);
     }
-    return params.table[code / 4u][code % 4u];
+    return table[code];
 }
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let row = wid.y * TILE + lid.y;
     let col = wid.x * TILE + lid.x;
-    var acc = 0.0;
+    var acc = Real(0.0);
     let tiles = (params.g + TILE - 1u) / TILE;
     for (var t = 0u; t < tiles; t++) {
         let kx = t * TILE + lid.x;
-        var w = 0.0;
+        var w = Real(0.0);
         if (row < params.nb && kx < params.g) {
             w = decode(codes[row * params.g + kx]);
         }
         w_tile[lid.y][lid.x] = w;
         let ky = t * TILE + lid.y;
-        var s = 0.0;
+        var s = Real(0.0);
         if (ky < params.g && col < params.n) {
             s = stats[ky * params.n + col];
         }

@@ -1,8 +1,10 @@
 // Stage: one replicate per invocation, from its packed Gram row (the GEMM's
 // output over every packed entry) to the replicate statistics of
 // src/replicate.rs (same layout: a_j, b_j, a_j b_j, c, c', indirect,
-// proportion), in f32: right-looking Cholesky of the regressor block with the
+// proportion), in Real (f32, or f64 where the adapter has it): right-looking Cholesky of the regressor block with the
 // outcome row carried along, then one back substitution per equation.
+
+// #include "real.wgsl"
 
 struct Params {
     nb: u32,
@@ -10,23 +12,20 @@ struct Params {
     // Regressors of the total and mediator equations (treatment, controls, nuisance).
     k0: u32,
     m: u32,
-    x_to_y: f32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 const MAX_Q: u32 = 48u;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> gram: array<f32>;
-// x_to_m[j] then m_to_y[j]: coefficient scales back to the units of the data.
-@group(0) @binding(2) var<storage, read> scales: array<f32>;
-@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(1) var<storage, read> gram: array<Real>;
+// x_to_m[j], then m_to_y[j], then x_to_y: coefficient scales back to the
+// units of the data.
+@group(0) @binding(2) var<storage, read> scales: array<Real>;
+@group(0) @binding(3) var<storage, read_write> stats: array<Real>;
 
-var<private> l: array<f32, 2304>;
-var<private> inv_diag: array<f32, 48>;
-var<private> rhs: array<f32, 48>;
+var<private> l: array<Real, 2304>;
+var<private> inv_diag: array<Real, 48>;
+var<private> rhs: array<Real, 48>;
 
 // Solve L_k' x = rhs[0..k] in place (leading k x k block of l).
 fn back_substitute(k: u32) {
@@ -64,14 +63,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var j = 0u; j < ko; j++) {
         let d = l[j * q + j];
-        if (!(d > 0.0)) {
+        if (!(d > Real(0.0))) {
             for (var s = 0u; s < n_stats; s++) {
-                stats[r * n_stats + s] = bitcast<f32>(0x7fc00000u);
+                stats[r * n_stats + s] = Real(bitcast<f32>(0x7fc00000u));
             }
             return;
         }
         let diag = sqrt(d);
-        let inv = 1.0 / diag;
+        let inv = Real(1.0) / diag;
         l[j * q + j] = diag;
         inv_diag[j] = inv;
         for (var i = j + 1u; i < q; i++) {
@@ -92,7 +91,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         rhs[i] = l[y * q + i];
     }
     back_substitute(k0);
-    let c = rhs[0] * params.x_to_y;
+    let x_to_y = scales[2u * m];
+    let c = rhs[0] * x_to_y;
     // Mediator equations.
     for (var j = 0u; j < m; j++) {
         for (var i = 0u; i < k0; i++) {
@@ -106,8 +106,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         rhs[i] = l[y * q + i];
     }
     back_substitute(ko);
-    let c_prime = rhs[0] * params.x_to_y;
-    var indirect = 0.0;
+    let c_prime = rhs[0] * x_to_y;
+    var indirect = Real(0.0);
     for (var j = 0u; j < m; j++) {
         let b = rhs[k0 + j] * scales[m + j];
         stats[out + m + j] = b;

@@ -2,12 +2,18 @@
 //! (lavapipe in CI). Without an adapter the tests say they were skipped,
 //! except under CI (CI=true), where that is a failure.
 
-use medsim::gpu::{GpuContext, PhiloxCase, decode};
+use std::sync::OnceLock;
+
+use medsim::gpu::{GpuContext, PhiloxCase, Precision, decode};
 use medsim::rng::philox4x32_10;
 use medsim::scheme::{Scheme, WeightPlan, WildWeights};
 
-fn context() -> Option<GpuContext> {
-    match GpuContext::new().expect("the adapter opens") {
+/// One context for the whole suite: creating one compiles every stage,
+/// which takes a while on a software adapter.
+fn context() -> Option<&'static GpuContext> {
+    static CONTEXT: OnceLock<Option<GpuContext>> = OnceLock::new();
+    let ctx = CONTEXT.get_or_init(|| GpuContext::new().expect("the adapter opens"));
+    match ctx {
         Some(ctx) => {
             eprintln!(
                 "GPU adapter: {} ({:?}, {:?})",
@@ -116,7 +122,6 @@ fn gpu_gram_rows_match_the_cpu_product() {
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
     let g = design.n_clusters;
     let p = packed_len(design.q());
-    let stats32: Vec<f32> = design.stats.iter().map(|&v| v as f32).collect();
     for scheme in [
         Scheme::Pairs,
         Scheme::Wild(WildWeights::Webb),
@@ -124,7 +129,9 @@ fn gpu_gram_rows_match_the_cpu_product() {
     ] {
         let plan = WeightPlan::new(scheme, 9, g, None);
         let count = 37;
-        let got = ctx.gram(&plan, 100, count, &stats32, p).unwrap();
+        let got = ctx
+            .gram(&plan, 100, count, &design.stats, p, Precision::F32)
+            .unwrap();
         let mut w = vec![0.0; g];
         for r in 0..count as usize {
             plan.fill(100 + r as u64, &mut w);
@@ -133,14 +140,14 @@ fn gpu_gram_rows_match_the_cpu_product() {
                 .collect();
             let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let worst = (0..p)
-                .map(|k| (got[r * p + k] as f64 - want[k]).abs() / scale)
+                .map(|k| (got[r * p + k] - want[k]).abs() / scale)
                 .fold(0.0, f64::max);
             if r == 0 {
                 eprintln!("{scheme:?}: largest GPU f32 error / row scale = {worst:.2e}");
             }
             for k in 0..p {
                 // f32 inputs and accumulation over G = 278 terms (seen: ~4e-7).
-                let err = (got[r * p + k] as f64 - want[k]).abs();
+                let err = (got[r * p + k] - want[k]).abs();
                 assert!(
                     err <= 5e-6 * scale,
                     "{scheme:?} replicate {r} entry {k}: {} vs {}",
@@ -186,7 +193,7 @@ fn gpu_replicate_statistics_match_the_cpu_engine_to_f32_rounding() {
             let mut want = vec![0.0; count * n_stats];
             cpu.compute(0, &mut want).unwrap();
             let got = ctx
-                .replicate_stats(&design, &plan, 0, count as u32)
+                .replicate_stats(&design, &plan, 0, count as u32, Precision::F32)
                 .unwrap();
             for s in 0..n_stats {
                 let col: Vec<f64> = (0..count).map(|r| want[r * n_stats + s]).collect();
@@ -195,7 +202,7 @@ fn gpu_replicate_statistics_match_the_cpu_engine_to_f32_rounding() {
                     / (count as f64 - 1.0))
                     .sqrt();
                 let worst = (0..count)
-                    .map(|r| (got[r * n_stats + s] as f64 - want[r * n_stats + s]).abs())
+                    .map(|r| (got[r * n_stats + s] - want[r * n_stats + s]).abs())
                     .fold(0.0, f64::max);
                 eprintln!(
                     "{scheme:?} m={} statistic {s}: max |gpu - cpu| / bootstrap sd = {:.2e}",
@@ -211,5 +218,49 @@ fn gpu_replicate_statistics_match_the_cpu_engine_to_f32_rounding() {
                 }
             }
         }
+    }
+}
+
+/// Where the adapter has SHADER_F64 (lavapipe does), the f64 pipeline equals
+/// the CPU engine replicate by replicate to 1e-9 relative.
+#[test]
+fn gpu_f64_replicate_statistics_match_the_cpu_engine() {
+    use medsim::design::Design;
+    use medsim::engine::{CpuEngine, Engine};
+    use medsim::estimate::fit_system;
+    use medsim::mediation::equations;
+    use medsim::panel::Panel;
+    use medsim::synthetic::{SyntheticParams, default_spec, generate};
+    let Some(ctx) = context() else { return };
+    if !ctx.has_f64() {
+        eprintln!("SKIPPED: {} has no SHADER_F64", ctx.info.name);
+        return;
+    }
+    let mut spec = default_spec();
+    spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    for scheme in [Scheme::Pairs, Scheme::Poisson, Scheme::Jackknife] {
+        let plan = WeightPlan::new(scheme, 5, design.n_clusters, None);
+        let count = if scheme == Scheme::Jackknife {
+            design.n_clusters
+        } else {
+            300
+        };
+        let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();
+        let n_stats = cpu.layout().len();
+        let mut want = vec![0.0; count * n_stats];
+        cpu.compute(0, &mut want).unwrap();
+        let got = ctx
+            .replicate_stats(&design, &plan, 0, count as u32, Precision::F64)
+            .unwrap();
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs() / w.abs().max(1e-12))
+            .fold(0.0, f64::max);
+        eprintln!("{scheme:?} f64: largest relative difference {worst:.2e}");
+        assert!(worst < 1e-9, "{scheme:?}: {worst:e}");
     }
 }

@@ -25,17 +25,18 @@ const SHADERS: &[(&str, &str)] = &[
     ("weights.wgsl", include_str!("../../shaders/weights.wgsl")),
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("solve.wgsl", include_str!("../../shaders/solve.wgsl")),
+    ("real.wgsl", include_str!("../../shaders/real.wgsl")),
 ];
 
-/// A stage's source with its includes expanded.
-pub fn shader_source(name: &str) -> Result<String> {
+/// A stage's source with its includes expanded, `Real` set to `precision`.
+pub fn shader_source(name: &str, precision: Precision) -> Result<String> {
     let read = |f: &str| {
         SHADERS
             .iter()
             .find(|(n, _)| *n == f)
             .map(|(_, s)| s.to_string())
     };
-    wgsl::assemble(name, &read).map_err(Error::Gpu)
+    wgsl::assemble(name, &read, precision == Precision::F64).map_err(Error::Gpu)
 }
 
 /// Uniform parameters of `weights.wgsl` (`struct Params`).
@@ -62,9 +63,16 @@ pub struct GemmParams {
     pub g: u32,
     pub n: u32,
     pub decode_mode: u32,
-    pub table: [f32; 8],
 }
-const _: () = assert!(std::mem::size_of::<GemmParams>() == 48);
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 16);
+
+/// The floating-point type of the numeric stages (`Real` in WGSL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// Where the adapter has SHADER_F64.
+    F64,
+}
 
 /// Uniform parameters of `solve.wgsl` (`struct Params`).
 #[repr(C)]
@@ -74,10 +82,8 @@ pub struct SolveParams {
     pub q: u32,
     pub k0: u32,
     pub m: u32,
-    pub x_to_y: f32,
-    pub pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<SolveParams>() == 32);
+const _: () = assert!(std::mem::size_of::<SolveParams>() == 16);
 
 /// Largest design width the solve stage holds (`MAX_Q` in solve.wgsl).
 pub const MAX_Q: usize = 48;
@@ -120,8 +126,9 @@ pub struct GpuContext {
     queue: wgpu::Queue,
     philox: wgpu::ComputePipeline,
     weights: wgpu::ComputePipeline,
-    gemm: wgpu::ComputePipeline,
-    solve: wgpu::ComputePipeline,
+    /// GEMM and solve stages per precision: f32, then f64 where available.
+    gemm: Vec<wgpu::ComputePipeline>,
+    solve: Vec<wgpu::ComputePipeline>,
 }
 
 /// Preference order of adapter types: real GPUs first, software last.
@@ -184,16 +191,22 @@ impl GpuContext {
             return Ok(None);
         };
         let info = adapter.get_info();
+        let f64_ok = adapter.features().contains(wgpu::Features::SHADER_F64);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("medsim"),
             required_limits: adapter.limits(),
+            required_features: if f64_ok {
+                wgpu::Features::SHADER_F64
+            } else {
+                wgpu::Features::empty()
+            },
             ..Default::default()
         }))
         .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
-        let pipeline = |name: &str| -> Result<wgpu::ComputePipeline> {
+        let compile = |name: &str, precision: Precision| -> Result<wgpu::ComputePipeline> {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(shader_source(name)?.into()),
+                source: wgpu::ShaderSource::Wgsl(shader_source(name, precision)?.into()),
             });
             Ok(
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -206,10 +219,21 @@ impl GpuContext {
                 }),
             )
         };
-        let philox = pipeline("philox_check.wgsl")?;
-        let weights = pipeline("weights.wgsl")?;
-        let gemm = pipeline("gemm.wgsl")?;
-        let solve = pipeline("solve.wgsl")?;
+        let precisions: &[Precision] = if f64_ok {
+            &[Precision::F32, Precision::F64]
+        } else {
+            &[Precision::F32]
+        };
+        let philox = compile("philox_check.wgsl", Precision::F32)?;
+        let weights = compile("weights.wgsl", Precision::F32)?;
+        let gemm = precisions
+            .iter()
+            .map(|&p| compile("gemm.wgsl", p))
+            .collect::<Result<_>>()?;
+        let solve = precisions
+            .iter()
+            .map(|&p| compile("solve.wgsl", p))
+            .collect::<Result<_>>()?;
         Ok(Some(GpuContext {
             info,
             device,
@@ -384,68 +408,102 @@ impl GpuContext {
         plan: &WeightPlan,
         start: u64,
         count: u32,
-        stats: &[f32],
+        stats: &[f64],
         n: usize,
-    ) -> Result<Vec<f32>> {
+        precision: Precision,
+    ) -> Result<Vec<f64>> {
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let out = self.record_gram(&mut encoder, plan, start, count, stats, n)?;
-        let bits = self.finish_and_read(encoder, &out, count as usize * n)?;
-        Ok(bits.into_iter().map(f32::from_bits).collect())
+        let out = self.record_gram(&mut encoder, plan, start, count, stats, n, precision)?;
+        let words =
+            self.finish_and_read(encoder, &out, count as usize * n * words_per(precision))?;
+        Ok(reals_from_words(&words, precision))
     }
 
+    /// Whether the adapter runs the f64 stages.
+    pub fn has_f64(&self) -> bool {
+        self.gemm.len() > 1
+    }
+
+    fn stage<'a>(
+        &self,
+        stages: &'a [wgpu::ComputePipeline],
+        precision: Precision,
+    ) -> Result<&'a wgpu::ComputePipeline> {
+        match precision {
+            Precision::F32 => Ok(&stages[0]),
+            Precision::F64 => stages.get(1).ok_or_else(|| {
+                Error::Gpu(format!("{} has no SHADER_F64: use f32", self.info.name))
+            }),
+        }
+    }
+
+    /// A read-only storage buffer of reals in `precision`.
+    fn reals(&self, label: &str, values: &[f64], precision: Precision) -> wgpu::Buffer {
+        match precision {
+            Precision::F32 => {
+                let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+                self.storage(label, bytemuck::cast_slice(&v))
+            }
+            Precision::F64 => self.storage(label, bytemuck::cast_slice(values)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn record_gram(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         plan: &WeightPlan,
         start: u64,
         count: u32,
-        stats: &[f32],
+        stats: &[f64],
         n: usize,
+        precision: Precision,
     ) -> Result<wgpu::Buffer> {
+        let gemm = self.stage(&self.gemm, precision)?;
         let codes = self.record_weights(encoder, plan, start, count)?;
         let (decode_mode, table) = match plan.scheme {
             Scheme::Wild(w) => {
-                let mut t = [0f32; 8];
-                let codes = match w {
+                let n_codes = match w {
                     WildWeights::Rademacher | WildWeights::Mammen => 2,
                     _ => 6,
                 };
-                for (code, v) in t.iter_mut().enumerate().take(codes) {
-                    *v = decode(Scheme::Wild(w), code as u32) as f32;
-                }
-                (1, t)
+                (
+                    1,
+                    (0..n_codes).map(|c| decode(Scheme::Wild(w), c)).collect(),
+                )
             }
-            _ => (0, [0f32; 8]),
+            _ => (0, vec![0.0]),
         };
         let params = GemmParams {
             nb: count,
             g: plan.n_clusters as u32,
             n: n as u32,
             decode_mode,
-            table,
         };
         let uniform = self.uniform("gemm params", bytemuck::bytes_of(&params));
-        let stats = self.storage("stats", bytemuck::cast_slice(stats));
-        let out = self.output("gram", count as usize * n);
+        let stats = self.reals("stats", stats, precision);
+        let table = self.reals("decode table", &table, precision);
+        let out = self.output("gram", count as usize * n * words_per(precision));
         self.dispatch(
             encoder,
-            &self.gemm,
-            &[&uniform, &codes, &stats, &out],
+            gemm,
+            &[&uniform, &codes, &stats, &table, &out],
             ((n as u32).div_ceil(16), count.div_ceil(16)),
         );
         Ok(out)
     }
 
-    /// Replicate statistics in f32 (layout of `replicate::StatLayout`) of a
+    /// Replicate statistics (layout of `replicate::StatLayout`) of a
     /// reweighting scheme: weights, GEMM with every packed Gram entry, solve,
-    /// all on the device; only the statistics are read back.
+    /// all on the device in `precision`; only the statistics are read back.
     pub fn replicate_stats(
         &self,
         design: &Design,
         plan: &WeightPlan,
         start: u64,
         count: u32,
-    ) -> Result<Vec<f32>> {
+        precision: Precision,
+    ) -> Result<Vec<f64>> {
         let q = design.q();
         if q > MAX_Q {
             return Err(Error::Gpu(format!(
@@ -457,33 +515,67 @@ impl GpuContext {
                 "the wild scheme has no GPU solve stage yet".into(),
             ));
         }
+        let solve = self.stage(&self.solve, precision)?;
         let p = crate::linalg::packed_len(q);
-        let stats32: Vec<f32> = design.stats.iter().map(|&v| v as f32).collect();
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let gram = self.record_gram(&mut encoder, plan, start, count, &stats32, p)?;
+        let gram = self.record_gram(
+            &mut encoder,
+            plan,
+            start,
+            count,
+            &design.stats,
+            p,
+            precision,
+        )?;
         let (x_to_m, x_to_y, m_to_y) = crate::replicate::unit_ratios(design);
-        let scales: Vec<f32> = x_to_m.iter().chain(&m_to_y).map(|&v| v as f32).collect();
+        let scales: Vec<f64> = x_to_m
+            .iter()
+            .chain(&m_to_y)
+            .copied()
+            .chain([x_to_y])
+            .collect();
         let m = design.layout.n_mediators;
         let params = SolveParams {
             nb: count,
             q: q as u32,
             k0: (design.layout.outcome() - m) as u32,
             m: m as u32,
-            x_to_y: x_to_y as f32,
-            pad: [0; 3],
         };
         let uniform = self.uniform("solve params", bytemuck::bytes_of(&params));
-        let scales = self.storage("scales", bytemuck::cast_slice(&scales));
+        let scales = self.reals("scales", &scales, precision);
         let n_stats = 3 * m + 4;
-        let out = self.output("stats", count as usize * n_stats);
+        let out = self.output("stats", count as usize * n_stats * words_per(precision));
         self.dispatch(
             &mut encoder,
-            &self.solve,
+            solve,
             &[&uniform, &gram, &scales, &out],
             (count.div_ceil(64), 1),
         );
-        let bits = self.finish_and_read(encoder, &out, count as usize * n_stats)?;
-        Ok(bits.into_iter().map(f32::from_bits).collect())
+        let words = self.finish_and_read(
+            encoder,
+            &out,
+            count as usize * n_stats * words_per(precision),
+        )?;
+        Ok(reals_from_words(&words, precision))
+    }
+}
+
+/// 32-bit words per real.
+fn words_per(precision: Precision) -> usize {
+    match precision {
+        Precision::F32 => 1,
+        Precision::F64 => 2,
+    }
+}
+
+/// Reals read back as little-endian 32-bit words.
+fn reals_from_words(words: &[u32], precision: Precision) -> Vec<f64> {
+    match precision {
+        Precision::F32 => words.iter().map(|&w| f32::from_bits(w) as f64).collect(),
+        Precision::F64 => words
+            .chunks(2)
+            .map(|w| f64::from_bits(w[0] as u64 | (w[1] as u64) << 32))
+            .collect(),
     }
 }
 

@@ -4,11 +4,24 @@
 
 use std::collections::HashSet;
 
-/// Expand the includes of `name` using `read(file) -> Option<source>`.
-pub fn assemble(name: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Expand the includes of `name` using `read(file) -> Option<source>`, with
+/// `real.wgsl` (the numeric stages' `alias Real`) set to f64 when `f64` is
+/// true.
+pub fn assemble(
+    name: &str,
+    read: &dyn Fn(&str) -> Option<String>,
+    f64: bool,
+) -> Result<String, String> {
+    let read = |f: &str| {
+        if f64 && f == "real.wgsl" {
+            Some("alias Real = f64;\n".to_string())
+        } else {
+            read(f)
+        }
+    };
     let mut seen = HashSet::new();
     let mut out = String::new();
-    expand(name, read, &mut seen, &mut out)?;
+    expand(name, &read, &mut seen, &mut out)?;
     Ok(out)
 }
 
