@@ -159,6 +159,43 @@ fn gpu_gram_rows_match_the_cpu_product() {
     }
 }
 
+/// CPU-engine and GPU statistics of replicates 0..count (jackknife: G) of
+/// `scheme` on the default panel with `mediators`, and the statistics per
+/// replicate.
+fn cpu_and_gpu(
+    ctx: &GpuContext,
+    mediators: &[&str],
+    scheme: Scheme,
+    count: usize,
+    precision: Precision,
+) -> (Vec<f64>, Vec<f64>, usize, usize) {
+    use medsim::design::Design;
+    use medsim::engine::{CpuEngine, Engine};
+    use medsim::estimate::fit_system;
+    use medsim::mediation::equations;
+    use medsim::panel::Panel;
+    use medsim::synthetic::{SyntheticParams, default_spec, generate};
+    let mut spec = default_spec();
+    spec.mediators = mediators.iter().map(|s| s.to_string()).collect();
+    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let plan = WeightPlan::new(scheme, 5, design.n_clusters, None);
+    let count = if scheme == Scheme::Jackknife {
+        design.n_clusters
+    } else {
+        count
+    };
+    let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();
+    let n_stats = cpu.layout().len();
+    let mut want = vec![0.0; count * n_stats];
+    cpu.compute(0, &mut want).unwrap();
+    let got = ctx
+        .replicate_stats(&design, &plan, 0, count as u32, precision)
+        .unwrap();
+    (want, got, n_stats, count)
+}
+
 /// The f32 weights -> GEMM -> solve pipeline against the f64 CPU engine,
 /// replicate by replicate. In f32 the outcome-equation statistics (b, c, c')
 /// agree to about 1e-3 bootstrap SDs (seen: at most 9e-4 for pairs and
@@ -168,33 +205,11 @@ fn gpu_gram_rows_match_the_cpu_product() {
 /// built; the jackknife, whose SD is tiny, is reported but not asserted.
 #[test]
 fn gpu_replicate_statistics_match_the_cpu_engine_to_f32_rounding() {
-    use medsim::design::Design;
-    use medsim::engine::{CpuEngine, Engine};
-    use medsim::estimate::fit_system;
-    use medsim::mediation::equations;
-    use medsim::panel::Panel;
-    use medsim::synthetic::{SyntheticParams, default_spec, generate};
     let Some(ctx) = context() else { return };
-    let mut spec = default_spec();
     for mediators in [vec!["agglom"], vec!["agglom_sec", "agglom_ter"]] {
-        spec.mediators = mediators.iter().map(|s| s.to_string()).collect();
-        let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
-        let design = Design::build(&panel, spec.fixed_effects).unwrap();
-        let fit = fit_system(&design, &equations(&design)).unwrap();
         for scheme in [Scheme::Pairs, Scheme::Poisson, Scheme::Jackknife] {
-            let plan = WeightPlan::new(scheme, 5, design.n_clusters, None);
-            let count = if scheme == Scheme::Jackknife {
-                design.n_clusters
-            } else {
-                500
-            };
-            let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();
-            let n_stats = cpu.layout().len();
-            let mut want = vec![0.0; count * n_stats];
-            cpu.compute(0, &mut want).unwrap();
-            let got = ctx
-                .replicate_stats(&design, &plan, 0, count as u32, Precision::F32)
-                .unwrap();
+            let (want, got, n_stats, count) =
+                cpu_and_gpu(ctx, &mediators, scheme, 500, Precision::F32);
             for s in 0..n_stats {
                 let col: Vec<f64> = (0..count).map(|r| want[r * n_stats + s]).collect();
                 let mean = col.iter().sum::<f64>() / count as f64;
@@ -225,36 +240,19 @@ fn gpu_replicate_statistics_match_the_cpu_engine_to_f32_rounding() {
 /// the CPU engine replicate by replicate to 1e-9 relative.
 #[test]
 fn gpu_f64_replicate_statistics_match_the_cpu_engine() {
-    use medsim::design::Design;
-    use medsim::engine::{CpuEngine, Engine};
-    use medsim::estimate::fit_system;
-    use medsim::mediation::equations;
-    use medsim::panel::Panel;
-    use medsim::synthetic::{SyntheticParams, default_spec, generate};
     let Some(ctx) = context() else { return };
     if !ctx.has_f64() {
         eprintln!("SKIPPED: {} has no SHADER_F64", ctx.info.name);
         return;
     }
-    let mut spec = default_spec();
-    spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
-    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
-    let design = Design::build(&panel, spec.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
     for scheme in [Scheme::Pairs, Scheme::Poisson, Scheme::Jackknife] {
-        let plan = WeightPlan::new(scheme, 5, design.n_clusters, None);
-        let count = if scheme == Scheme::Jackknife {
-            design.n_clusters
-        } else {
-            300
-        };
-        let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();
-        let n_stats = cpu.layout().len();
-        let mut want = vec![0.0; count * n_stats];
-        cpu.compute(0, &mut want).unwrap();
-        let got = ctx
-            .replicate_stats(&design, &plan, 0, count as u32, Precision::F64)
-            .unwrap();
+        let (want, got, _, _) = cpu_and_gpu(
+            ctx,
+            &["agglom_sec", "agglom_ter"],
+            scheme,
+            300,
+            Precision::F64,
+        );
         let worst = got
             .iter()
             .zip(&want)

@@ -245,13 +245,18 @@ impl GpuContext {
         }))
     }
 
-    fn storage(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    /// A buffer holding `bytes`, for `usage`.
+    fn init_buffer(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
                 contents: bytes,
-                usage: wgpu::BufferUsages::STORAGE,
+                usage,
             })
+    }
+
+    fn storage(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.init_buffer(label, bytes, wgpu::BufferUsages::STORAGE)
     }
 
     /// A device-side buffer of `len` u32 or f32 values that stages write.
@@ -368,12 +373,7 @@ impl GpuContext {
     }
 
     fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
+        self.init_buffer(label, bytes, wgpu::BufferUsages::UNIFORM)
     }
 
     /// Philox4x32-10 blocks computed in WGSL.
