@@ -1,8 +1,9 @@
 //! The GPU side (wgpu + WGSL compute shaders in `shaders/`): one long-lived
-//! context holding the device, queue and pipelines. So far it runs the
-//! Philox known-answer stage and the cluster-weight stage, whose output is
-//! the CPU engine's weights bit for bit (the GEMM, solve and aggregation
-//! stages come next; see issue 4).
+//! context holding the device, queue and pipelines. Stages so far: the
+//! Philox known-answer check, cluster weights (the CPU engine's bit for
+//! bit), the tiled GEMM with the per-cluster statistics and the per-replicate
+//! solve, in f32 and (SHADER_F64) f64. The engine that batches them behind
+//! `engine::Engine` comes next (issue 4).
 
 pub mod wgsl;
 
@@ -400,9 +401,9 @@ impl GpuContext {
         self.finish_and_read(encoder, &codes, count as usize * plan.n_clusters)
     }
 
-    /// Replicate Gram entries in f32: the weights of replicates `start ..
-    /// start + count` (drawn on the device, never read back) times `stats`
-    /// (G x n, row-major), as count x n.
+    /// Replicate Gram entries in `precision`: the weights of replicates
+    /// `start .. start + count` (drawn on the device, never read back) times
+    /// `stats` (G x n, row-major), as count x n.
     pub fn gram(
         &self,
         plan: &WeightPlan,
