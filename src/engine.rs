@@ -192,11 +192,6 @@ impl CpuEngine {
         })
     }
 
-    /// Worker threads in use.
-    pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
-    }
-
     /// One batch, compiled twice: for AVX2 + FMA, chosen at run time where
     /// the processor has them, and for the baseline. Rust never fuses a
     /// multiply and an add on its own, so both give identical bits.

@@ -140,11 +140,6 @@ impl Solver {
         }
     }
 
-    /// Length of the packed Gram this solver reads.
-    pub fn packed_len(&self) -> usize {
-        packed_len(self.q)
-    }
-
     /// Statistics of the replicate whose packed Gram is `packed` into `out`;
     /// false (and NaN statistics) when the regressors are singular.
     #[inline(always)]
