@@ -2,7 +2,8 @@
 // in Real (f32, or f64 where the adapter has it) with 16 x 16 tiles in
 // workgroup memory. The weights arrive as the
 // codes of weights.wgsl and are decoded while the tile is loaded: counts
-// (pairs, Poisson, jackknife) as themselves, wild codes through a table.
+// (pairs, Poisson, jackknife) as themselves or minus one, wild codes through
+// a table.
 
 // #include "real.wgsl"
 
@@ -10,7 +11,8 @@ struct Params {
     nb: u32,
     g: u32,
     n: u32,
-    // 0: a code is a count; 1: a code indexes `table`.
+    // 0: a code is a count; 1: a code indexes `table`; 2: a count, minus
+    // one (the whitened solve's deviations, exact small integers).
     decode_mode: u32,
 }
 
@@ -27,6 +29,9 @@ var<workgroup> s_tile: array<array<Real, 16>, 16>;
 fn decode(code: u32) -> Real {
     if (params.decode_mode == 0u) {
         return Real(code);
+    }
+    if (params.decode_mode == 2u) {
+        return Real(i32(code) - 1);
     }
     return table[code];
 }

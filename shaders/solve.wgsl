@@ -1,122 +1,127 @@
-// Stage: one replicate per invocation, from its packed Gram row (the GEMM's
-// output over every packed entry) to the replicate statistics of
-// src/replicate.rs (same layout: a_j, b_j, a_j b_j, c, c', indirect,
-// proportion), in Real (f32, or f64 where the adapter has it): right-looking Cholesky of the regressor block with the
-// outcome row carried along, then one back substitution per equation.
+// Stage: one replicate per invocation, from its whitened Gram deviation E
+// (packed, the GEMM's output with weights minus one; the replicate's Gram is
+// I + E) to the changes of the reported coefficients a_j, b_j, c, c'
+// (src/whiten.rs explains the algebra and holds the f64 reference,
+// `Whitened::deltas`, step for step). In Real (f32, or f64 where the adapter
+// has it). Every quantity is of the size of the bootstrap spread, so f32
+// rounding stays far below it.
 
 // #include "real.wgsl"
 
 struct Params {
     nb: u32,
     q: u32,
-    // Regressors of the total and mediator equations (treatment, controls, nuisance).
-    k0: u32,
-    m: u32,
+    n_coef: u32,
+    pad: u32,
 }
 
-const MAX_Q: u32 = 48u;
-
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> gram: array<Real>;
-// x_to_m[j], then m_to_y[j], then x_to_y: coefficient scales back to the
-// units of the data.
-@group(0) @binding(2) var<storage, read> scales: array<Real>;
-@group(0) @binding(3) var<storage, read_write> stats: array<Real>;
+@group(0) @binding(1) var<storage, read> e: array<Real>;
+// Per coefficient: k (regressors 0..k), i (the column whose coefficient it
+// is), t (the dependent column), unused.
+@group(0) @binding(2) var<storage, read> coefs: array<vec4<u32>>;
+// Per coefficient: the ratio to the units of the data.
+@group(0) @binding(3) var<storage, read> scales: array<Real>;
+// Row-major q x q: L, the full-sample Cholesky factor, then L^{-1}.
+@group(0) @binding(4) var<storage, read> factor: array<Real>;
+@group(0) @binding(5) var<storage, read> inverse: array<Real>;
+@group(0) @binding(6) var<storage, read_write> deltas: array<Real>;
+// Scratch, element-major (entry x of replicate r at x * nb + r, so that
+// neighbouring invocations touch neighbouring words): the packed lower
+// triangle of the factor of (I + E) over the ko = q - 1 regressors, then
+// ko reciprocal diagonals, then ko entries of w. Per-invocation arrays
+// would do, but make software rasterisers (lavapipe) compile for minutes.
+@group(0) @binding(7) var<storage, read_write> work: array<Real>;
 
-var<private> l: array<Real, 2304>;
-var<private> inv_diag: array<Real, 48>;
-var<private> rhs: array<Real, 48>;
+var<private> row: u32;
+var<private> base: u32;
 
-// Solve L_k' x = rhs[0..k] in place (leading k x k block of l).
-fn back_substitute(k: u32) {
-    let q = params.q;
-    for (var ii = 0u; ii < k; ii++) {
-        let i = k - 1u - ii;
-        let xi = rhs[i] * inv_diag[i];
-        rhs[i] = xi;
-        for (var j = 0u; j < i; j++) {
-            rhs[j] -= l[i * q + j] * xi;
-        }
-    }
+// E[i][j] of this replicate, packed upper triangle.
+fn at(i: u32, j: u32) -> Real {
+    let a = min(i, j);
+    let b = max(i, j);
+    return e[base + (a * (2u * params.q + 1u - a)) / 2u + b - a];
+}
+
+// Scratch positions of this replicate.
+fn lo(i: u32, j: u32) -> u32 {
+    return ((i * (i + 1u)) / 2u + j) * params.nb + row;
+}
+fn diag_at(j: u32) -> u32 {
+    let ko = params.q - 1u;
+    return ((ko * (ko + 1u)) / 2u + j) * params.nb + row;
+}
+fn w_at(j: u32) -> u32 {
+    let ko = params.q - 1u;
+    return ((ko * (ko + 1u)) / 2u + ko + j) * params.nb + row;
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x;
-    if (r >= params.nb) {
+    row = gid.x;
+    if (row >= params.nb) {
         return;
     }
     let q = params.q;
-    let m = params.m;
-    let k0 = params.k0;
     let ko = q - 1u;
-    let y = q - 1u;
-    let p = q * (q + 1u) / 2u;
-    let n_stats = 3u * m + 4u;
-    let base = r * p;
-    var k = 0u;
-    for (var i = 0u; i < q; i++) {
-        for (var j = i; j < q; j++) {
-            l[j * q + i] = gram[base + k];
-            k++;
+    base = row * (q * (q + 1u) / 2u);
+    let out = row * params.n_coef;
+    for (var i = 0u; i < ko; i++) {
+        for (var j = 0u; j <= i; j++) {
+            work[lo(i, j)] = at(i, j) + select(Real(0.0), Real(1.0), i == j);
         }
     }
     for (var j = 0u; j < ko; j++) {
-        let d = l[j * q + j];
+        let d = work[lo(j, j)];
         if (!(d > Real(0.0))) {
-            for (var s = 0u; s < n_stats; s++) {
-                stats[r * n_stats + s] = Real(bitcast<f32>(0x7fc00000u));
+            for (var o = 0u; o < params.n_coef; o++) {
+                deltas[out + o] = Real(bitcast<f32>(0x7fc00000u));
             }
             return;
         }
         let diag = sqrt(d);
         let inv = Real(1.0) / diag;
-        l[j * q + j] = diag;
-        inv_diag[j] = inv;
-        for (var i = j + 1u; i < q; i++) {
-            let v = l[i * q + j] * inv;
-            l[i * q + j] = v;
-            rhs[i] = v;
+        work[lo(j, j)] = diag;
+        work[diag_at(j)] = inv;
+        for (var i = j + 1u; i < ko; i++) {
+            work[lo(i, j)] *= inv;
         }
-        for (var i = j + 1u; i < q; i++) {
-            let lij = rhs[i];
+        for (var i = j + 1u; i < ko; i++) {
+            let lij = work[lo(i, j)];
             for (var c = j + 1u; c <= i; c++) {
-                l[i * q + c] -= lij * rhs[c];
+                work[lo(i, c)] -= lij * work[lo(c, j)];
             }
         }
     }
-    let out = r * n_stats;
-    // Total effect.
-    for (var i = 0u; i < k0; i++) {
-        rhs[i] = l[y * q + i];
-    }
-    back_substitute(k0);
-    let x_to_y = scales[2u * m];
-    let c = rhs[0] * x_to_y;
-    // Mediator equations.
-    for (var j = 0u; j < m; j++) {
-        for (var i = 0u; i < k0; i++) {
-            rhs[i] = l[(k0 + j) * q + i];
+    for (var o = 0u; o < params.n_coef; o++) {
+        let coef = coefs[o];
+        let k = coef.x;
+        let col = coef.y;
+        let t = coef.z;
+        // w = (I + E)_kk^{-1} l_col, l_col[u] = (L^{-1})[u][col].
+        for (var u = 0u; u < k; u++) {
+            var s = Real(0.0);
+            for (var v = 0u; v < u; v++) {
+                s += work[lo(u, v)] * work[w_at(v)];
+            }
+            work[w_at(u)] = (inverse[u * q + col] - s) * work[diag_at(u)];
         }
-        back_substitute(k0);
-        stats[out + j] = rhs[0] * scales[j];
+        for (var uu = 0u; uu < k; uu++) {
+            let u = k - 1u - uu;
+            var s = Real(0.0);
+            for (var v = u + 1u; v < k; v++) {
+                s += work[lo(v, u)] * work[w_at(v)];
+            }
+            work[w_at(u)] = (work[w_at(u)] - s) * work[diag_at(u)];
+        }
+        var delta = Real(0.0);
+        for (var s = k; s <= t; s++) {
+            var d = Real(0.0);
+            for (var u = 0u; u < k; u++) {
+                d += work[w_at(u)] * at(u, s);
+            }
+            delta += factor[t * q + s] * d;
+        }
+        deltas[out + o] = delta * scales[o];
     }
-    // Outcome equation.
-    for (var i = 0u; i < ko; i++) {
-        rhs[i] = l[y * q + i];
-    }
-    back_substitute(ko);
-    let c_prime = rhs[0] * x_to_y;
-    var indirect = Real(0.0);
-    for (var j = 0u; j < m; j++) {
-        let b = rhs[k0 + j] * scales[m + j];
-        stats[out + m + j] = b;
-        let ab = stats[out + j] * b;
-        stats[out + 2u * m + j] = ab;
-        indirect += ab;
-    }
-    stats[out + 3u * m] = c;
-    stats[out + 3u * m + 1u] = c_prime;
-    stats[out + 3u * m + 2u] = indirect;
-    stats[out + 3u * m + 3u] = indirect / c;
 }

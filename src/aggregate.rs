@@ -60,8 +60,9 @@ impl Column {
 /// Told how many replicate computations are done, of how many.
 pub type Progress<'a> = &'a dyn Fn(u64, u64);
 
-/// Replicates computed per engine call, bounding the row-major buffer.
-const CHUNK: usize = 1 << 16;
+/// Replicates whose range sets the streaming path's histogram range (a
+/// constant, so the bins do not depend on the engine).
+const PILOT: usize = 1 << 16;
 /// Histogram bins of the streaming path (plus one under- and one overflow bin).
 const BINS: usize = 1 << 14;
 
@@ -76,11 +77,12 @@ fn each_row(
     mut f: impl FnMut(&[f64]),
 ) -> Result<u64> {
     let n_stats = engine.layout().len();
-    let mut buf = vec![0.0; CHUNK.min(count as usize).max(1) * n_stats];
+    let chunk = engine.chunk().max(1);
+    let mut buf = vec![0.0; chunk.min(count as usize).max(1) * n_stats];
     let mut failed = 0;
     let mut start = 0u64;
     while start < count {
-        let n = ((count - start) as usize).min(CHUNK);
+        let n = ((count - start) as usize).min(chunk);
         let out = &mut buf[..n * n_stats];
         failed += engine.compute(start, out)?;
         out.chunks(n_stats).for_each(&mut f);
@@ -157,7 +159,7 @@ pub fn aggregate(
             }
         }
         seen += 1;
-        if seen == CHUNK.min(count as usize) {
+        if seen == PILOT.min(count as usize) {
             // The pilot sets each range: its span, widened by half on each side.
             for i in 0..k {
                 let lo = pilot[i].iter().copied().fold(f64::INFINITY, f64::min);

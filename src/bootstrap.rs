@@ -12,6 +12,8 @@ use crate::aggregate::{Ordered, Source, aggregate};
 use crate::design::Design;
 use crate::engine::{CpuEngine, Engine, thread_pool};
 use crate::error::{Error, Result};
+use crate::gpu::Precision;
+use crate::gpu::engine::{Fault, GpuEngine, GpuOptions, supports};
 use crate::intervals::{BootstrapStats, Draws, Method, Tally, jackknife_acceleration};
 use crate::mediation::{Analysis, Interval, TOTAL, equations};
 use crate::panel::Panel;
@@ -39,6 +41,24 @@ pub struct ResampleSpec {
     /// Bytes of replicate statistics kept in memory; beyond it quantiles are
     /// found by streaming (two passes), exactly all the same.
     pub memory: u64,
+    /// Which engine computes the replicates.
+    pub backend: BackendChoice,
+    /// GPU adapter: the best one whose name contains this.
+    pub adapter: Option<String>,
+    /// Precision of the GPU stages (None: f32).
+    pub precision: Option<Precision>,
+    /// Largest GPU batch (0: from the adapter's limits).
+    pub gpu_batch: usize,
+}
+
+/// `--backend`: where replicates are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// A hardware GPU when there is one and it runs the scheme, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
 }
 
 impl Default for ResampleSpec {
@@ -52,6 +72,10 @@ impl Default for ResampleSpec {
             strata: None,
             wild_tests: true,
             memory: 1 << 30,
+            backend: BackendChoice::Auto,
+            adapter: None,
+            precision: None,
+            gpu_batch: 0,
         }
     }
 }
@@ -64,7 +88,17 @@ pub struct ResamplingSummary {
     pub weights: Option<String>,
     pub replicates: u64,
     pub seed: u64,
+    /// `"cpu"` or `"gpu"`.
     pub backend: String,
+    /// The GPU adapter's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// Precision of the GPU stages, `"f32"` or `"f64"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    /// Set when the GPU failed and the CPU engine finished the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
     pub strata: Option<String>,
     /// Replicates whose resample was degenerate (singular regressors); they
     /// are left out of every quantile and moment, and counted here.
@@ -150,6 +184,99 @@ fn coefficient_of(
     }
 }
 
+/// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
+/// (auto) the GPU engine on a hardware adapter that runs the scheme, else
+/// the CPU engine. Naming an adapter asks for the GPU.
+fn choose_engine<'a>(
+    design: &'a Design,
+    panel: &'a Panel,
+    analysis: &'a Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    strata: Option<&[u32]>,
+    studentize: bool,
+) -> Result<Box<dyn Engine + 'a>> {
+    let g = design.n_clusters;
+    let plan = WeightPlan::new(spec.scheme, seed, g, strata);
+    let gpu_blocker = || -> Option<String> {
+        if let Err(why) = supports(spec.scheme) {
+            return Some(why);
+        }
+        if studentize {
+            return Some("studentized intervals need each replicate's own standard errors, not yet computed on the GPU".into());
+        }
+        None
+    };
+    let want_gpu = match spec.backend {
+        BackendChoice::Cpu => {
+            if spec.precision.is_some() {
+                return Err(Error::InvalidOption {
+                    option: "--precision".into(),
+                    message: "the CPU engine always computes in f64; --precision applies to --backend gpu".into(),
+                });
+            }
+            false
+        }
+        BackendChoice::Gpu => {
+            if let Some(why) = gpu_blocker() {
+                return Err(Error::InvalidOption {
+                    option: "--backend gpu".into(),
+                    message: format!("{why}; use --backend cpu (or auto)"),
+                });
+            }
+            true
+        }
+        BackendChoice::Auto => {
+            gpu_blocker().is_none()
+                && (spec.adapter.is_some()
+                    || crate::gpu::list_adapters()
+                        .first()
+                        .is_some_and(|a| crate::gpu::is_hardware(&a.info)))
+        }
+    };
+    if !want_gpu {
+        return Ok(if spec.scheme == Scheme::Permutation {
+            Box::new(PermutationEngine::new(
+                design,
+                panel,
+                seed,
+                spec.batch,
+                spec.threads,
+            )?)
+        } else {
+            Box::new(CpuEngine::new(
+                design,
+                &analysis.fit,
+                plan,
+                spec.batch,
+                spec.threads,
+                studentize,
+            )?)
+        });
+    }
+    let ctx = crate::gpu::shared_context(spec.adapter.as_deref())?.ok_or_else(|| {
+        Error::Gpu(
+            "no GPU adapter found (on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers; \
+             `medsim devices` lists what wgpu sees); use --backend cpu"
+                .into(),
+        )
+    })?;
+    let options = GpuOptions {
+        precision: spec.precision.unwrap_or(Precision::F32),
+        max_batch: spec.gpu_batch,
+        cpu_batch: spec.batch,
+        cpu_threads: spec.threads,
+        fault: Fault::from_env()?,
+    };
+    Ok(Box::new(GpuEngine::new(
+        ctx,
+        design,
+        &analysis.fit,
+        plan,
+        options,
+    )?))
+}
+
 /// Resample the design and summarise the draws of every effect of `analysis`.
 pub fn resample(
     design: &Design,
@@ -194,25 +321,15 @@ pub fn resample(
             message: "a permutation run gives p-values, not studentized intervals".into(),
         });
     }
-    let engine: Box<dyn Engine + '_> = if spec.scheme == Scheme::Permutation {
-        Box::new(PermutationEngine::new(
-            design,
-            panel,
-            seed,
-            spec.batch,
-            spec.threads,
-        )?)
-    } else {
-        let plan = WeightPlan::new(spec.scheme, seed, g, strata.as_deref());
-        Box::new(CpuEngine::new(
-            design,
-            &analysis.fit,
-            plan,
-            spec.batch,
-            spec.threads,
-            studentize,
-        )?)
-    };
+    let engine = choose_engine(
+        design,
+        panel,
+        analysis,
+        spec,
+        seed,
+        strata.as_deref(),
+        studentize,
+    )?;
     let layout = engine.layout();
     let permutation = spec.scheme == Scheme::Permutation;
     // Tracked quantities: each effect's statistic, then (studentized) the
@@ -325,6 +442,7 @@ pub fn resample(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let backend = engine.backend();
 
     let mut effects = Vec::new();
     let mut intervals = Vec::new();
@@ -392,7 +510,10 @@ pub fn resample(
             },
             replicates,
             seed,
-            backend: engine.backend(),
+            backend: backend.backend,
+            adapter: backend.adapter,
+            precision: backend.precision,
+            fallback: backend.fallback,
             strata: spec.strata.clone(),
             failed_replicates: failed,
             seconds,

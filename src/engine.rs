@@ -20,14 +20,41 @@ use crate::design::Design;
 use crate::error::{Error, Result};
 use crate::estimate::SystemFit;
 use crate::linalg::{packed_len, quadratic_form};
-use crate::mediation::TOTAL;
-use crate::replicate::{Solver, StatLayout};
+use crate::replicate::{Solver, StatLayout, coefficients_to_stats};
 use crate::scheme::{Scheme, WeightPlan};
+use crate::whiten::reported_coefficients;
+
+/// Where replicates were computed, for the summary.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Backend {
+    /// `"cpu"` or `"gpu"`.
+    pub backend: String,
+    /// The GPU adapter's name.
+    pub adapter: Option<String>,
+    /// `"f32"` or `"f64"` on the GPU.
+    pub precision: Option<String>,
+    /// What happened when the GPU failed and the CPU engine took over.
+    pub fallback: Option<String>,
+}
+
+impl Backend {
+    /// The CPU engine.
+    pub fn cpu() -> Backend {
+        Backend {
+            backend: "cpu".into(),
+            ..Backend::default()
+        }
+    }
+}
 
 /// A backend that computes replicate statistics.
 pub trait Engine: Sync {
-    /// `"cpu"` or the GPU adapter's name.
-    fn backend(&self) -> String;
+    /// Where the replicates are computed.
+    fn backend(&self) -> Backend;
+    /// Replicates the aggregator should ask for per call.
+    fn chunk(&self) -> usize {
+        1 << 16
+    }
     /// Layout of each replicate's statistics.
     fn layout(&self) -> StatLayout;
     /// Statistics of replicates `start, start + 1, ...` into `out`, row-major
@@ -128,14 +155,7 @@ impl CpuEngine {
         }
         let layout = solver.layout;
         let (rhs, n, finish) = if let Scheme::Wild(_) = weights.scheme {
-            let l = design.layout;
-            let m = l.n_mediators;
-            let outcome = m + 1;
-            let coefs: Vec<(usize, usize)> = (0..m)
-                .map(|j| (1 + j, l.treatment()))
-                .chain((0..m).map(|j| (outcome, l.mediator(j))))
-                .chain([(TOTAL, l.treatment()), (outcome, l.treatment())])
-                .collect();
+            let coefs = reported_coefficients(design);
             let idx: Vec<usize> = coefs.iter().map(|&(e, c)| fit.index(e, c)).collect();
             let rhs = (0..g)
                 .flat_map(|c| idx.iter().map(move |&i| fit.influence[c * fit.dim + i]))
@@ -282,25 +302,12 @@ impl CpuEngine {
                 }
             }
             Finish::Wild { theta } => {
-                let l = self.layout;
-                let m = l.mediators;
+                let mut t = vec![0.0; n];
                 for (i, stats) in out.chunks_mut(n_stats).enumerate() {
-                    let t: Vec<f64> = theta
-                        .iter()
-                        .zip(&prod[i * n..(i + 1) * n])
-                        .map(|(a, b)| a + b)
-                        .collect();
-                    let mut indirect = 0.0;
-                    for j in 0..m {
-                        stats[l.a(j)] = t[j];
-                        stats[l.b(j)] = t[m + j];
-                        stats[l.ab(j)] = t[j] * t[m + j];
-                        indirect += t[j] * t[m + j];
+                    for ((t, a), b) in t.iter_mut().zip(theta).zip(&prod[i * n..(i + 1) * n]) {
+                        *t = a + b;
                     }
-                    stats[l.c()] = t[2 * m];
-                    stats[l.c_prime()] = t[2 * m + 1];
-                    stats[l.indirect()] = indirect;
-                    stats[l.proportion()] = indirect / t[2 * m];
+                    coefficients_to_stats(&t, self.layout, stats);
                 }
             }
         }
@@ -392,8 +399,8 @@ impl CpuEngine {
 }
 
 impl Engine for CpuEngine {
-    fn backend(&self) -> String {
-        "cpu".into()
+    fn backend(&self) -> Backend {
+        Backend::cpu()
     }
 
     fn layout(&self) -> StatLayout {

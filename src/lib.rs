@@ -32,6 +32,7 @@ pub mod stats;
 pub mod summary;
 pub mod synthetic;
 pub mod table;
+pub mod whiten;
 pub mod wild;
 
 pub use error::{Error, Result};

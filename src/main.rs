@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use medsim::bootstrap::ResampleSpec;
+use medsim::bootstrap::{BackendChoice, ResampleSpec};
 use medsim::error::{Error, Result};
+use medsim::gpu::Precision;
 use medsim::intervals::Method;
 use medsim::output::{write_file, write_run_dir};
 use medsim::report::render;
@@ -154,9 +155,26 @@ struct RunArgs {
     /// Resample clusters within the groups of this column (stratified bootstrap).
     #[arg(long, value_name = "COL")]
     strata: Option<String>,
-    /// Replicates per batch (one matrix multiply each); results do not depend on it.
+    /// Replicates per CPU batch (one matrix multiply each); results do not depend on it.
     #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Engine: auto (a hardware GPU when there is one and it runs the scheme,
+    /// else the CPU), gpu (fail if it cannot), or cpu. Software adapters such
+    /// as lavapipe are only used when asked for.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// GPU adapter: the best one whose name contains this (see `medsim devices`);
+    /// implies the GPU. wgpu's WGPU_BACKEND etc. also apply.
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+    /// Precision of the GPU stages: f32 (default; within 1e-4 bootstrap SDs of
+    /// the f64 CPU engine) or f64 (adapters with SHADER_F64).
+    #[arg(long, value_name = "f32|f64")]
+    precision: Option<String>,
+    /// Largest GPU batch in replicates (0: from the adapter's limits); results
+    /// do not depend on it.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    gpu_batch: usize,
     /// Worker threads (0: one per core); results do not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -267,6 +285,31 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
             strata: args.strata.clone(),
             wild_tests: !args.no_wild_tests,
             memory: args.memory.saturating_mul(1 << 20),
+            backend: match args.backend.trim() {
+                "auto" => BackendChoice::Auto,
+                "cpu" => BackendChoice::Cpu,
+                "gpu" => BackendChoice::Gpu,
+                other => {
+                    return Err(Error::InvalidOption {
+                        option: "--backend".into(),
+                        message: format!("'{other}': expected auto, gpu or cpu"),
+                    });
+                }
+            },
+            adapter: args.adapter.clone(),
+            precision: args
+                .precision
+                .as_deref()
+                .map(|p| match p.trim() {
+                    "f32" => Ok(Precision::F32),
+                    "f64" => Ok(Precision::F64),
+                    other => Err(Error::InvalidOption {
+                        option: "--precision".into(),
+                        message: format!("'{other}': expected f32 or f64"),
+                    }),
+                })
+                .transpose()?,
+            gpu_batch: args.gpu_batch,
         }),
     };
     let plan = RunPlan {

@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use crate::design::Design;
-use crate::engine::{Engine, thread_pool};
+use crate::engine::{Backend, Engine, thread_pool};
 use crate::error::{Error, Result};
 use crate::linalg::packed_index;
 use crate::panel::Panel;
@@ -138,8 +138,8 @@ impl<'a> PermutationEngine<'a> {
 }
 
 impl Engine for PermutationEngine<'_> {
-    fn backend(&self) -> String {
-        "cpu".into()
+    fn backend(&self) -> Backend {
+        Backend::cpu()
     }
 
     fn layout(&self) -> StatLayout {

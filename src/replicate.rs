@@ -254,6 +254,25 @@ impl Solver {
     }
 }
 
+/// A replicate's statistics from its coefficients `theta = (a_1..a_m,
+/// b_1..b_m, c, c')` in the units of the data: the products, their sum and
+/// the proportion mediated. NaN coefficients give NaN statistics.
+pub fn coefficients_to_stats(theta: &[f64], lay: StatLayout, stats: &mut [f64]) {
+    let m = lay.mediators;
+    let mut indirect = 0.0;
+    for j in 0..m {
+        let ab = theta[j] * theta[m + j];
+        stats[lay.a(j)] = theta[j];
+        stats[lay.b(j)] = theta[m + j];
+        stats[lay.ab(j)] = ab;
+        indirect += ab;
+    }
+    stats[lay.c()] = theta[2 * m];
+    stats[lay.c_prime()] = theta[2 * m + 1];
+    stats[lay.indirect()] = indirect;
+    stats[lay.proportion()] = indirect / theta[2 * m];
+}
+
 /// Ratios turning scaled coefficients into the units of the data: a_j
 /// (s_Mj / s_X), c and c' (s_Y / s_X), b_j (s_Y / s_Mj).
 pub fn unit_ratios(design: &Design) -> (Vec<f64>, f64, Vec<f64>) {

@@ -1,16 +1,20 @@
 //! The GPU side (wgpu + WGSL compute shaders in `shaders/`): one long-lived
-//! context holding the device, queue and pipelines. Stages so far: the
-//! Philox known-answer check, cluster weights (the CPU engine's bit for
-//! bit), the tiled GEMM with the per-cluster statistics and the per-replicate
-//! solve, in f32 and (SHADER_F64) f64. The engine that batches them behind
-//! `engine::Engine` comes next (issue 4).
+//! context holding the device, queue and pipelines (this module), and the
+//! engine that batches the stages behind `engine::Engine` ([`engine`]).
+//! Stages: the Philox known-answer check, cluster weights (the CPU engine's
+//! bit for bit), the tiled GEMM of weights and per-cluster statistics, and
+//! the per-replicate solve in whitened coordinates (`crate::whiten`), in f32
+//! and (SHADER_F64) f64.
 
+pub mod engine;
 pub mod wgsl;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
-use crate::design::Design;
 use crate::error::{Error, Result};
 use crate::rng::{POISSON1_THRESHOLDS, STREAM_WEIGHTS};
 use crate::scheme::{MAMMEN_THRESHOLD, Scheme, WeightPlan, WildWeights};
@@ -81,13 +85,10 @@ pub enum Precision {
 pub struct SolveParams {
     pub nb: u32,
     pub q: u32,
-    pub k0: u32,
-    pub m: u32,
+    pub n_coef: u32,
+    pub pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<SolveParams>() == 16);
-
-/// Largest design width the solve stage holds (`MAX_Q` in solve.wgsl).
-pub const MAX_Q: usize = 48;
 
 /// One case of `philox_check.wgsl` (`struct Case`).
 #[repr(C)]
@@ -123,6 +124,7 @@ fn scheme_code(scheme: Scheme) -> Result<u32> {
 /// A device, its queue and the compiled stages.
 pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
     device: wgpu::Device,
     queue: wgpu::Queue,
     philox: wgpu::ComputePipeline,
@@ -130,6 +132,12 @@ pub struct GpuContext {
     /// GEMM and solve stages per precision: f32, then f64 where available.
     gemm: Vec<wgpu::ComputePipeline>,
     solve: Vec<wgpu::ComputePipeline>,
+    /// The first device error not yet reported (validation, out of memory,
+    /// device lost): wgpu reports them asynchronously, the engine checks
+    /// here after each batch.
+    fault: Arc<Mutex<Option<String>>>,
+    /// Set when the device is lost: nothing on it can succeed any more.
+    lost: Arc<AtomicBool>,
 }
 
 /// Preference order of adapter types: real GPUs first, software last.
@@ -176,7 +184,7 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
             AdapterSummary {
                 info: a.get_info(),
                 shader_f64: a.features().contains(wgpu::Features::SHADER_F64),
-                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
                 max_buffer_size: l.max_buffer_size,
                 max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
             }
@@ -184,18 +192,79 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
+/// Whether an adapter is a real GPU rather than a software rasteriser
+/// (lavapipe, WARP, SwiftShader): what `--backend auto` takes.
+pub fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type != wgpu::DeviceType::Cpu
+}
+
+/// One context per adapter choice for the whole process, opened on first
+/// use (compiling every stage) and kept: a long-lived device, queue and
+/// pipelines, whatever number of runs follow. A context whose device was
+/// lost is replaced.
+pub fn shared_context(adapter: Option<&str>) -> Result<Option<&'static GpuContext>> {
+    type Cache = Mutex<Vec<(Option<String>, &'static GpuContext)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    let mut cache = cache
+        .lock()
+        .map_err(|_| Error::Gpu("the GPU context cache was poisoned".into()))?;
+    let key = adapter.map(str::to_string);
+    cache.retain(|(_, ctx)| !ctx.is_lost());
+    if let Some((_, ctx)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(Some(ctx));
+    }
+    let Some(ctx) = GpuContext::new(adapter)? else {
+        return Ok(None);
+    };
+    // Leaked on purpose: the context lives as long as the process.
+    let ctx: &'static GpuContext = Box::leak(Box::new(ctx));
+    cache.push((key, ctx));
+    Ok(Some(ctx))
+}
+
 impl GpuContext {
     /// The best adapter wgpu finds (respecting WGPU_BACKEND and friends), or
-    /// None when there is none at all.
-    pub fn new() -> Result<Option<GpuContext>> {
-        let Some(adapter) = adapters().into_iter().next() else {
+    /// with `adapter`, the best whose name contains it (case-insensitive);
+    /// None when there is none at all. A name that matches nothing is an
+    /// error listing the adapters there are.
+    pub fn new(adapter: Option<&str>) -> Result<Option<GpuContext>> {
+        let all = adapters();
+        let chosen = match adapter {
+            None => all.into_iter().next(),
+            Some(want) => {
+                let lower = want.to_lowercase();
+                let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
+                match all
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&lower))
+                {
+                    Some(a) => Some(a),
+                    None => {
+                        return Err(Error::InvalidOption {
+                            option: "--adapter".into(),
+                            message: if names.is_empty() {
+                                format!("no GPU adapter at all, so none named like '{want}'")
+                            } else {
+                                format!(
+                                    "no adapter's name contains '{want}'; there are: {} (see `medsim devices`)",
+                                    names.join(", ")
+                                )
+                            },
+                        });
+                    }
+                }
+            }
+        };
+        let Some(adapter) = chosen else {
             return Ok(None);
         };
         let info = adapter.get_info();
+        let limits = adapter.limits();
         let f64_ok = adapter.features().contains(wgpu::Features::SHADER_F64);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("medsim"),
-            required_limits: adapter.limits(),
+            required_limits: limits.clone(),
             required_features: if f64_ok {
                 wgpu::Features::SHADER_F64
             } else {
@@ -204,6 +273,22 @@ impl GpuContext {
             ..Default::default()
         }))
         .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
+        let fault = Arc::new(Mutex::new(None));
+        let record = |slot: &Arc<Mutex<Option<String>>>, message: String| {
+            if let Ok(mut f) = slot.lock() {
+                f.get_or_insert(message);
+            }
+        };
+        let on_error = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            record(&on_error, e.to_string())
+        }));
+        let lost = Arc::new(AtomicBool::new(false));
+        let (on_lost, lost_flag) = (fault.clone(), lost.clone());
+        device.set_device_lost_callback(move |reason, message| {
+            lost_flag.store(true, Ordering::SeqCst);
+            record(&on_lost, format!("device lost ({reason:?}): {message}"))
+        });
         let compile = |name: &str, precision: Precision| -> Result<wgpu::ComputePipeline> {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
@@ -235,15 +320,39 @@ impl GpuContext {
             .iter()
             .map(|&p| compile("solve.wgsl", p))
             .collect::<Result<_>>()?;
-        Ok(Some(GpuContext {
+        let ctx = GpuContext {
             info,
+            limits,
             device,
             queue,
             philox,
             weights,
             gemm,
             solve,
-        }))
+            fault,
+            lost,
+        };
+        ctx.check()?;
+        Ok(Some(ctx))
+    }
+
+    /// The first device error since the last check, as an error (and forget it).
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.fault.lock().ok().and_then(|mut f| f.take()) {
+            Some(message) => Err(Error::Gpu(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the device has been lost.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Destroy the device, as a driver reset would: every later use fails.
+    /// For testing the engine's fallback.
+    pub fn lose_device(&self) {
+        self.device.destroy();
     }
 
     /// A buffer holding `bytes`, for `usage`.
@@ -260,24 +369,37 @@ impl GpuContext {
         self.init_buffer(label, bytes, wgpu::BufferUsages::STORAGE)
     }
 
-    /// A device-side buffer of `len` u32 or f32 values that stages write.
-    fn output(&self, label: &str, len: usize) -> wgpu::Buffer {
+    /// A uniform buffer the host rewrites before each batch.
+    fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.init_buffer(
+            label,
+            bytes,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        )
+    }
+
+    /// A device-side buffer of `bytes` bytes that stages write.
+    fn output(&self, label: &str, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (len.max(1) * 4) as u64,
+            size: bytes.max(4),
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         })
     }
 
-    /// Record one dispatch of `pipeline` with `buffers` bound at 0, 1, ...
-    fn dispatch(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        pipeline: &wgpu::ComputePipeline,
-        buffers: &[&wgpu::Buffer],
-        workgroups: (u32, u32),
-    ) {
+    /// A host-readable buffer of `bytes` bytes to copy results into.
+    fn staging(&self, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// `buffers` bound at 0, 1, ... of `pipeline`'s group 0.
+    fn bind(&self, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
@@ -286,109 +408,100 @@ impl GpuContext {
                 resource: b.as_entire_binding(),
             })
             .collect();
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
-        });
+        })
+    }
+
+    /// Record one dispatch of `pipeline` with `bind` as group 0.
+    fn dispatch(
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        bind: &wgpu::BindGroup,
+        workgroups: (u32, u32),
+    ) {
         let mut pass = encoder.begin_compute_pass(&Default::default());
         pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind, &[]);
+        pass.set_bind_group(0, bind, &[]);
         pass.dispatch_workgroups(workgroups.0, workgroups.1, 1);
     }
 
-    /// Submit `encoder` after copying the first `len` words of `source` to a
-    /// mappable buffer, wait, and return them.
-    fn finish_and_read(
+    /// Submit `encoder` after copying the first `bytes` of `source` into
+    /// `staging`; returns what `read` needs to wait for them.
+    fn submit_with_readback(
         &self,
         mut encoder: wgpu::CommandEncoder,
         source: &wgpu::Buffer,
-        len: usize,
-    ) -> Result<Vec<u32>> {
-        let size = (len.max(1) * 4) as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
+        staging: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Pending {
+        encoder.copy_buffer_to_buffer(source, 0, staging, 0, bytes);
+        let index = self.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
-        rx.recv()
-            .map_err(|e| Error::Gpu(e.to_string()))?
+        Pending { index, rx, bytes }
+    }
+
+    /// Wait for a submission's readback into `staging` and hand its bytes
+    /// to `f`.
+    fn read<T>(
+        &self,
+        pending: Pending,
+        staging: &wgpu::Buffer,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
+        let waited = self.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(pending.index),
+            timeout: None,
+        });
+        self.check()?;
+        waited.map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
+        pending
+            .rx
+            .recv()
+            .map_err(|e| Error::Gpu(format!("readback never completed: {e}")))?
             .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
         let view = staging
-            .get_mapped_range(..)
+            .get_mapped_range(..pending.bytes)
             .map_err(|e| Error::Gpu(e.to_string()))?;
-        let result = bytemuck::cast_slice::<u8, u32>(&view)[..len].to_vec();
+        let out = f(&view);
         drop(view);
         staging.unmap();
-        Ok(result)
+        Ok(out)
     }
 
-    /// Record the weight stage for replicates `start .. start + count` into
-    /// a new device buffer of codes (count x G).
-    fn record_weights(
+    /// Submit, read back the first `len` words of `source`.
+    fn words(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
-        plan: &WeightPlan,
-        start: u64,
-        count: u32,
-    ) -> Result<wgpu::Buffer> {
-        let mut members = Vec::new();
-        let mut offsets = vec![0u32];
-        for s in &plan.strata {
-            members.extend_from_slice(s);
-            offsets.push(members.len() as u32);
-        }
-        let params = WeightParams {
-            seed: [plan.seed as u32, (plan.seed >> 32) as u32],
-            start: [start as u32, (start >> 32) as u32],
-            count,
-            n_clusters: plan.n_clusters as u32,
-            scheme: scheme_code(plan.scheme)?,
-            n_strata: plan.strata.len() as u32,
-            tag: STREAM_WEIGHTS,
-            mammen_threshold: MAMMEN_THRESHOLD,
-            pad: [0; 2],
-        };
-        let uniform = self.uniform("weight params", bytemuck::bytes_of(&params));
-        let members = self.storage("members", bytemuck::cast_slice(&members));
-        let offsets = self.storage("offsets", bytemuck::cast_slice(&offsets));
-        let poisson = self.storage("poisson", bytemuck::cast_slice(&POISSON1_THRESHOLDS));
-        let codes = self.output("codes", count as usize * plan.n_clusters);
-        self.dispatch(
-            encoder,
-            &self.weights,
-            &[&uniform, &members, &offsets, &poisson, &codes],
-            (count.div_ceil(64), 1),
-        );
-        Ok(codes)
-    }
-
-    fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
-        self.init_buffer(label, bytes, wgpu::BufferUsages::UNIFORM)
+        encoder: wgpu::CommandEncoder,
+        source: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<Vec<u32>> {
+        let bytes = (len.max(1) * 4) as u64;
+        let staging = self.staging(bytes);
+        let pending = self.submit_with_readback(encoder, source, &staging, bytes);
+        self.read(pending, &staging, |b| {
+            bytemuck::cast_slice::<u8, u32>(b)[..len].to_vec()
+        })
     }
 
     /// Philox4x32-10 blocks computed in WGSL.
     pub fn philox(&self, cases: &[PhiloxCase]) -> Result<Vec<[u32; 4]>> {
         let input = self.storage("cases", bytemuck::cast_slice(cases));
-        let blocks = self.output("blocks", cases.len() * 4);
+        let blocks = self.output("blocks", (cases.len() * 16) as u64);
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        self.dispatch(
+        let bind = self.bind(&self.philox, &[&input, &blocks]);
+        Self::dispatch(
             &mut encoder,
             &self.philox,
-            &[&input, &blocks],
+            &bind,
             ((cases.len() as u32).div_ceil(64), 1),
         );
-        let out = self.finish_and_read(encoder, &blocks, cases.len() * 4)?;
+        let out = self.words(encoder, &blocks, cases.len() * 4)?;
         Ok(out.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
     }
 
@@ -396,14 +509,22 @@ impl GpuContext {
     /// for pairs and Poisson, 0/1 for the jackknife, the sign bit for
     /// Rademacher, 0 for Mammen's negative point, Webb's point index.
     pub fn weight_codes(&self, plan: &WeightPlan, start: u64, count: u32) -> Result<Vec<u32>> {
+        let inputs = WeightInputs::new(self, plan)?;
+        let codes = self.output("codes", count as u64 * plan.n_clusters as u64 * 4);
+        let params = self.uniform(
+            "weight params",
+            bytemuck::bytes_of(&inputs.params(start, count)),
+        );
+        let bind = inputs.bind(self, &params, &codes);
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let codes = self.record_weights(&mut encoder, plan, start, count)?;
-        self.finish_and_read(encoder, &codes, count as usize * plan.n_clusters)
+        Self::dispatch(&mut encoder, &self.weights, &bind, (count.div_ceil(64), 1));
+        self.words(encoder, &codes, count as usize * plan.n_clusters)
     }
 
     /// Replicate Gram entries in `precision`: the weights of replicates
     /// `start .. start + count` (drawn on the device, never read back) times
-    /// `stats` (G x n, row-major), as count x n.
+    /// `stats` (G x n, row-major), as count x n. The GEMM stage on its own,
+    /// for testing.
     pub fn gram(
         &self,
         plan: &WeightPlan,
@@ -413,10 +534,37 @@ impl GpuContext {
         n: usize,
         precision: Precision,
     ) -> Result<Vec<f64>> {
+        let gemm = self.stage(&self.gemm, precision)?;
+        let inputs = WeightInputs::new(self, plan)?;
+        let g = plan.n_clusters;
+        let codes = self.output("codes", count as u64 * g as u64 * 4);
+        let wparams = self.uniform(
+            "weight params",
+            bytemuck::bytes_of(&inputs.params(start, count)),
+        );
+        let wbind = inputs.bind(self, &wparams, &codes);
+        let (mode, table) = decoding(plan.scheme, false);
+        let params = GemmParams {
+            nb: count,
+            g: g as u32,
+            n: n as u32,
+            decode_mode: mode,
+        };
+        let gparams = self.uniform("gemm params", bytemuck::bytes_of(&params));
+        let stats = self.reals("stats", stats, precision);
+        let table = self.reals("decode table", &table, precision);
+        let len = count as usize * n * words_per(precision);
+        let out = self.output("gram", len as u64 * 4);
+        let gbind = self.bind(gemm, &[&gparams, &codes, &stats, &table, &out]);
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let out = self.record_gram(&mut encoder, plan, start, count, stats, n, precision)?;
-        let words =
-            self.finish_and_read(encoder, &out, count as usize * n * words_per(precision))?;
+        Self::dispatch(&mut encoder, &self.weights, &wbind, (count.div_ceil(64), 1));
+        Self::dispatch(
+            &mut encoder,
+            gemm,
+            &gbind,
+            ((n as u32).div_ceil(16), count.div_ceil(16)),
+        );
+        let words = self.words(encoder, &out, len)?;
         Ok(reals_from_words(&words, precision))
     }
 
@@ -432,8 +580,9 @@ impl GpuContext {
     ) -> Result<&'a wgpu::ComputePipeline> {
         match precision {
             Precision::F32 => Ok(&stages[0]),
-            Precision::F64 => stages.get(1).ok_or_else(|| {
-                Error::Gpu(format!("{} has no SHADER_F64: use f32", self.info.name))
+            Precision::F64 => stages.get(1).ok_or_else(|| Error::InvalidOption {
+                option: "--precision".into(),
+                message: format!("{} has no SHADER_F64; use f32", self.info.name),
             }),
         }
     }
@@ -448,116 +597,88 @@ impl GpuContext {
             Precision::F64 => self.storage(label, bytemuck::cast_slice(values)),
         }
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn record_gram(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        plan: &WeightPlan,
-        start: u64,
-        count: u32,
-        stats: &[f64],
-        n: usize,
-        precision: Precision,
-    ) -> Result<wgpu::Buffer> {
-        let gemm = self.stage(&self.gemm, precision)?;
-        let codes = self.record_weights(encoder, plan, start, count)?;
-        let (decode_mode, table) = match plan.scheme {
-            Scheme::Wild(w) => {
-                let n_codes = match w {
-                    WildWeights::Rademacher | WildWeights::Mammen => 2,
-                    _ => 6,
-                };
-                (
-                    1,
-                    (0..n_codes).map(|c| decode(Scheme::Wild(w), c)).collect(),
-                )
-            }
-            _ => (0, vec![0.0]),
-        };
-        let params = GemmParams {
-            nb: count,
-            g: plan.n_clusters as u32,
-            n: n as u32,
-            decode_mode,
-        };
-        let uniform = self.uniform("gemm params", bytemuck::bytes_of(&params));
-        let stats = self.reals("stats", stats, precision);
-        let table = self.reals("decode table", &table, precision);
-        let out = self.output("gram", count as usize * n * words_per(precision));
-        self.dispatch(
-            encoder,
-            gemm,
-            &[&uniform, &codes, &stats, &table, &out],
-            ((n as u32).div_ceil(16), count.div_ceil(16)),
-        );
-        Ok(out)
+/// A submitted batch whose results are being copied to a staging buffer.
+struct Pending {
+    index: wgpu::SubmissionIndex,
+    rx: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    bytes: u64,
+}
+
+/// The weight stage's fixed inputs for one plan.
+struct WeightInputs {
+    plan_params: WeightParams,
+    members: wgpu::Buffer,
+    offsets: wgpu::Buffer,
+    poisson: wgpu::Buffer,
+}
+
+impl WeightInputs {
+    fn new(ctx: &GpuContext, plan: &WeightPlan) -> Result<WeightInputs> {
+        let mut members = Vec::new();
+        let mut offsets = vec![0u32];
+        for s in &plan.strata {
+            members.extend_from_slice(s);
+            offsets.push(members.len() as u32);
+        }
+        Ok(WeightInputs {
+            plan_params: WeightParams {
+                seed: [plan.seed as u32, (plan.seed >> 32) as u32],
+                start: [0; 2],
+                count: 0,
+                n_clusters: plan.n_clusters as u32,
+                scheme: scheme_code(plan.scheme)?,
+                n_strata: plan.strata.len() as u32,
+                tag: STREAM_WEIGHTS,
+                mammen_threshold: MAMMEN_THRESHOLD,
+                pad: [0; 2],
+            },
+            members: ctx.storage("members", bytemuck::cast_slice(&members)),
+            offsets: ctx.storage("offsets", bytemuck::cast_slice(&offsets)),
+            poisson: ctx.storage("poisson", bytemuck::cast_slice(&POISSON1_THRESHOLDS)),
+        })
     }
 
-    /// Replicate statistics (layout of `replicate::StatLayout`) of a
-    /// reweighting scheme: weights, GEMM with every packed Gram entry, solve,
-    /// all on the device in `precision`; only the statistics are read back.
-    pub fn replicate_stats(
-        &self,
-        design: &Design,
-        plan: &WeightPlan,
-        start: u64,
-        count: u32,
-        precision: Precision,
-    ) -> Result<Vec<f64>> {
-        let q = design.q();
-        if q > MAX_Q {
-            return Err(Error::Gpu(format!(
-                "{q} design columns exceed the solve stage's {MAX_Q}"
-            )));
-        }
-        if matches!(plan.scheme, Scheme::Wild(_)) {
-            return Err(Error::Gpu(
-                "the wild scheme has no GPU solve stage yet".into(),
-            ));
-        }
-        let solve = self.stage(&self.solve, precision)?;
-        let p = crate::linalg::packed_len(q);
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        let gram = self.record_gram(
-            &mut encoder,
-            plan,
-            start,
+    /// The uniform parameters of replicates `start .. start + count`.
+    fn params(&self, start: u64, count: u32) -> WeightParams {
+        WeightParams {
+            start: [start as u32, (start >> 32) as u32],
             count,
-            &design.stats,
-            p,
-            precision,
-        )?;
-        let (x_to_m, x_to_y, m_to_y) = crate::replicate::unit_ratios(design);
-        let scales: Vec<f64> = x_to_m
-            .iter()
-            .chain(&m_to_y)
-            .copied()
-            .chain([x_to_y])
-            .collect();
-        let m = design.layout.n_mediators;
-        let params = SolveParams {
-            nb: count,
-            q: q as u32,
-            k0: (design.layout.outcome() - m) as u32,
-            m: m as u32,
-        };
-        let uniform = self.uniform("solve params", bytemuck::bytes_of(&params));
-        let scales = self.reals("scales", &scales, precision);
-        let n_stats = 3 * m + 4;
-        let out = self.output("stats", count as usize * n_stats * words_per(precision));
-        self.dispatch(
-            &mut encoder,
-            solve,
-            &[&uniform, &gram, &scales, &out],
-            (count.div_ceil(64), 1),
-        );
-        let words = self.finish_and_read(
-            encoder,
-            &out,
-            count as usize * n_stats * words_per(precision),
-        )?;
-        Ok(reals_from_words(&words, precision))
+            ..self.plan_params
+        }
+    }
+
+    fn bind(
+        &self,
+        ctx: &GpuContext,
+        params: &wgpu::Buffer,
+        codes: &wgpu::Buffer,
+    ) -> wgpu::BindGroup {
+        ctx.bind(
+            &ctx.weights,
+            &[params, &self.members, &self.offsets, &self.poisson, codes],
+        )
+    }
+}
+
+/// How the GEMM turns weight codes into weights: mode (0 count, 1 table,
+/// 2 count minus one) and the table. `deviation` asks for the weights minus
+/// one of the whitened solve.
+fn decoding(scheme: Scheme, deviation: bool) -> (u32, Vec<f64>) {
+    match scheme {
+        Scheme::Wild(w) => {
+            let n_codes = match w {
+                WildWeights::Rademacher | WildWeights::Mammen => 2,
+                _ => 6,
+            };
+            (
+                1,
+                (0..n_codes).map(|c| decode(Scheme::Wild(w), c)).collect(),
+            )
+        }
+        _ if deviation => (2, vec![0.0]),
+        _ => (0, vec![0.0]),
     }
 }
 

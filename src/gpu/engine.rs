@@ -1,0 +1,636 @@
+//! The GPU engine: the CPU engine's replicates, computed by the WGSL stages
+//! in batches sized from the adapter's limits, behind the same
+//! `engine::Engine` trait so the aggregator and intervals are shared.
+//!
+//! * Reweighting schemes (pairs, Poisson, jackknife): weights (as codes,
+//!   bit-identical to the CPU's), GEMM of the weights minus one with the
+//!   whitened cluster statistics (`crate::whiten`), per-replicate solve; the
+//!   device returns each replicate's coefficient changes, which the host
+//!   adds to the full-sample coefficients in f64.
+//! * Wild (Rademacher, Mammen, Webb): weights, GEMM with the cluster
+//!   influences; the GEMM's output is the change of the coefficients.
+//!
+//! Batches are double-buffered: batch i + 1 is submitted before batch i is
+//! read back and finished on the host. A device error (out of memory, a
+//! failed mapping, a lost device) makes the engine retry the batch with half
+//! the replicates, down to [`MIN_BATCH`], then finish the run on the CPU
+//! engine with a warning; replicate r is the same computation wherever it
+//! runs, so the results do not depend on where it fell back.
+
+use std::sync::{Mutex, OnceLock};
+
+use super::{
+    GemmParams, GpuContext, Pending, Precision, SolveParams, WeightInputs, decoding,
+    reals_from_words, words_per,
+};
+use crate::design::Design;
+use crate::engine::{Backend, CpuEngine, Engine};
+use crate::error::{Error, Result};
+use crate::estimate::SystemFit;
+use crate::linalg::packed_len;
+use crate::replicate::{StatLayout, coefficients_to_stats};
+use crate::scheme::{Scheme, WeightPlan};
+use crate::whiten::{Whitened, reported_coefficients};
+
+/// Smallest batch tried before falling back to the CPU engine.
+pub const MIN_BATCH: usize = 64;
+/// Largest batch, whatever the limits allow (bounds host memory and the
+/// latency of one submission).
+pub const MAX_BATCH: usize = 1 << 18;
+/// Device memory one batch's buffers may take (two batches are in flight).
+const BATCH_BYTES: u64 = 512 << 20;
+
+/// A fault to inject, for testing the fallback path (`MEDSIM_GPU_FAULT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Destroy the device after this many batches have been read back.
+    LoseDeviceAfter(u64),
+    /// Give every batch of more than this many replicates an output buffer
+    /// beyond the device's limits, so that wgpu rejects it.
+    FailAbove(usize),
+}
+
+impl Fault {
+    /// `lose-device-after:N` or `fail-above:N`.
+    pub fn parse(s: &str) -> Result<Fault> {
+        let bad = || Error::InvalidOption {
+            option: "MEDSIM_GPU_FAULT".into(),
+            message: format!("'{s}': expected lose-device-after:N or fail-above:N"),
+        };
+        let (kind, n) = s.split_once(':').ok_or_else(bad)?;
+        let n: u64 = n.trim().parse().map_err(|_| bad())?;
+        match kind.trim() {
+            "lose-device-after" => Ok(Fault::LoseDeviceAfter(n)),
+            "fail-above" => Ok(Fault::FailAbove(n as usize)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The fault `MEDSIM_GPU_FAULT` asks for, if any.
+    pub fn from_env() -> Result<Option<Fault>> {
+        match std::env::var("MEDSIM_GPU_FAULT") {
+            Ok(s) if !s.trim().is_empty() => Fault::parse(&s).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Settings of a GPU engine.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuOptions {
+    pub precision: Precision,
+    /// Largest batch (0: from the adapter's limits, at most [`MAX_BATCH`]).
+    pub max_batch: usize,
+    /// CPU fallback engine: replicates per GEMM and threads (0: all cores).
+    pub cpu_batch: usize,
+    pub cpu_threads: usize,
+    pub fault: Option<Fault>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            precision: Precision::F32,
+            max_batch: 0,
+            cpu_batch: 256,
+            cpu_threads: 0,
+            fault: None,
+        }
+    }
+}
+
+/// Whether the GPU engine can run this scheme: the schemes whose weights
+/// are exact on every device. Bayesian (Dirichlet) and normal wild weights
+/// come from f64 logarithms and sines on the CPU, which a GPU cannot
+/// reproduce bit for bit.
+pub fn supports(scheme: Scheme) -> std::result::Result<(), String> {
+    match scheme {
+        Scheme::Pairs | Scheme::Poisson | Scheme::Jackknife => Ok(()),
+        Scheme::Wild(w) if super::scheme_code(scheme).is_ok() => {
+            let _ = w;
+            Ok(())
+        }
+        Scheme::Wild(w) => Err(format!(
+            "wild weights '{}' are drawn with f64 transcendental functions the GPU cannot reproduce bit for bit",
+            w.as_str()
+        )),
+        Scheme::Bayes => Err(
+            "Bayesian weights are drawn with f64 logarithms the GPU cannot reproduce bit for bit"
+                .into(),
+        ),
+        Scheme::Permutation => Err("the permutation scheme has no GPU kernel yet".into()),
+    }
+}
+
+/// Scratch reals per replicate of the solve stage: the packed factor of the
+/// regressor block, its reciprocal diagonal and one solution vector.
+fn solve_scratch(q: usize) -> u64 {
+    let ko = (q - 1) as u64;
+    ko * (ko + 1) / 2 + 2 * ko
+}
+
+/// Device buffers and bind groups of one batch slot.
+struct Slot {
+    capacity: usize,
+    weight_params: wgpu::Buffer,
+    gemm_params: wgpu::Buffer,
+    solve_params: Option<wgpu::Buffer>,
+    weights: wgpu::BindGroup,
+    gemm: wgpu::BindGroup,
+    solve: Option<wgpu::BindGroup>,
+    /// The buffer read back: the solve's output, or the GEMM's for wild.
+    result: wgpu::Buffer,
+    staging: wgpu::Buffer,
+}
+
+/// What the engine is doing now.
+struct State {
+    batch: usize,
+    slots: Vec<Slot>,
+    /// Batches read back so far.
+    batches: u64,
+    /// Set once the engine has given up on the device.
+    fell_back: Option<String>,
+}
+
+/// The per-replicate solve's fixed inputs (reweighting schemes).
+struct SolveInputs {
+    coefs: wgpu::Buffer,
+    scales: wgpu::Buffer,
+    factor: wgpu::Buffer,
+    inverse: wgpu::Buffer,
+    q: usize,
+}
+
+/// The GPU engine over one design and weight plan.
+pub struct GpuEngine<'a> {
+    ctx: &'a GpuContext,
+    options: GpuOptions,
+    layout: StatLayout,
+    plan: WeightPlan,
+    /// GEMM output columns per replicate.
+    n: usize,
+    /// Coefficients per replicate read back (a_j, b_j, c, c').
+    n_coef: usize,
+    theta: Vec<f64>,
+    weight_inputs: WeightInputs,
+    decode_mode: u32,
+    stats: wgpu::Buffer,
+    table: wgpu::Buffer,
+    solve: Option<SolveInputs>,
+    /// Largest batch the adapter's limits allow.
+    limit: usize,
+    state: Mutex<State>,
+    design: &'a Design,
+    fit: &'a SystemFit,
+    cpu: OnceLock<Result<CpuEngine>>,
+}
+
+impl<'a> GpuEngine<'a> {
+    /// An engine for `plan` over `design` on `ctx`'s device.
+    pub fn new(
+        ctx: &'a GpuContext,
+        design: &'a Design,
+        fit: &'a SystemFit,
+        plan: WeightPlan,
+        options: GpuOptions,
+    ) -> Result<GpuEngine<'a>> {
+        supports(plan.scheme).map_err(|message| Error::InvalidOption {
+            option: "--backend gpu".into(),
+            message: format!("{message}; use --backend cpu (or auto)"),
+        })?;
+        let q = design.q();
+        let precision = options.precision;
+        // Refuse f64 on adapters without it here, not at the first batch.
+        ctx.stage(&ctx.gemm, precision)?;
+        let g = design.n_clusters;
+        let m = design.layout.n_mediators;
+        let n_coef = 2 * m + 2;
+        let (decode_mode, table) = decoding(plan.scheme, true);
+        let (stats, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
+            let idx: Vec<usize> = reported_coefficients(design)
+                .iter()
+                .map(|&(e, c)| fit.index(e, c))
+                .collect();
+            let rhs: Vec<f64> = (0..g)
+                .flat_map(|c| idx.iter().map(move |&i| fit.influence[c * fit.dim + i]))
+                .collect();
+            let theta = reported_coefficients(design)
+                .iter()
+                .map(|&(e, c)| fit.coef(e, c))
+                .collect();
+            (rhs, n_coef, theta, None)
+        } else {
+            let w = Whitened::new(design, fit)?;
+            let coefs: Vec<[u32; 4]> = w
+                .coefficients
+                .iter()
+                .map(|c| [c.k as u32, c.i as u32, c.t as u32, 0])
+                .collect();
+            let scales: Vec<f64> = w.coefficients.iter().map(|c| c.scale).collect();
+            let solve = SolveInputs {
+                coefs: ctx.storage("coefficients", bytemuck::cast_slice(&coefs)),
+                scales: ctx.reals("scales", &scales, precision),
+                factor: ctx.reals("factor", &w.factor, precision),
+                inverse: ctx.reals("inverse", &w.inverse, precision),
+                q,
+            };
+            (w.stats, packed_len(q), w.theta, Some(solve))
+        };
+        let weight_inputs = WeightInputs::new(ctx, &plan)?;
+        let stats = ctx.reals("cluster statistics", &stats, precision);
+        let table = ctx.reals("decode table", &table, precision);
+        let ws = (words_per(precision) * 4) as u64;
+        let per_replicate = [
+            g as u64 * 4,
+            n as u64 * ws,
+            if solve.is_some() {
+                n_coef as u64 * ws
+            } else {
+                0
+            },
+            if solve.is_some() {
+                solve_scratch(q) * ws
+            } else {
+                0
+            },
+        ];
+        let binding = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
+        let by_binding = per_replicate
+            .iter()
+            .filter(|&&b| b > 0)
+            .map(|&b| binding / b)
+            .min()
+            .unwrap_or(u64::MAX);
+        let by_memory = BATCH_BYTES / per_replicate.iter().sum::<u64>().max(1);
+        // The GEMM's grid has one row of workgroups per 16 replicates.
+        let limit = by_binding
+            .min(by_memory)
+            .min(groups * 16)
+            .min(MAX_BATCH as u64) as usize;
+        if limit < MIN_BATCH {
+            return Err(Error::InvalidOption {
+                option: "--backend gpu".into(),
+                message: format!(
+                    "{} cannot hold even {MIN_BATCH} replicates of {g} clusters at once; use --backend cpu",
+                    ctx.info.name
+                ),
+            });
+        }
+        let batch = match options.max_batch {
+            0 => limit,
+            b => b.min(limit).max(1),
+        };
+        let engine = GpuEngine {
+            ctx,
+            options,
+            layout: StatLayout {
+                mediators: m,
+                studentized: false,
+            },
+            plan,
+            n,
+            n_coef,
+            theta,
+            weight_inputs,
+            decode_mode,
+            stats,
+            table,
+            solve,
+            limit,
+            state: Mutex::new(State {
+                batch,
+                slots: Vec::new(),
+                batches: 0,
+                fell_back: None,
+            }),
+            design,
+            fit,
+            cpu: OnceLock::new(),
+        };
+        Ok(engine)
+    }
+
+    /// Replicates per batch now (after any retries).
+    pub fn batch(&self) -> usize {
+        self.state.lock().map(|s| s.batch).unwrap_or(0)
+    }
+
+    /// Largest batch the adapter's limits allow for this problem.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Two slots of `capacity` replicates.
+    fn slots(&self, capacity: usize) -> Vec<Slot> {
+        let ctx = self.ctx;
+        let ws = (words_per(self.options.precision) * 4) as u64;
+        let g = self.plan.n_clusters as u64;
+        let cap = capacity as u64;
+        let gemm_pipeline = ctx
+            .stage(&ctx.gemm, self.options.precision)
+            .expect("checked in new");
+        (0..2)
+            .map(|_| {
+                let weight_params = ctx.uniform(
+                    "weight params",
+                    bytemuck::bytes_of(&self.weight_inputs.params(0, 0)),
+                );
+                let codes = ctx.output("codes", cap * g * 4);
+                let weights = self.weight_inputs.bind(ctx, &weight_params, &codes);
+                let gemm_params = ctx.uniform(
+                    "gemm params",
+                    bytemuck::bytes_of(&GemmParams {
+                        nb: 0,
+                        g: g as u32,
+                        n: self.n as u32,
+                        decode_mode: self.decode_mode,
+                    }),
+                );
+                let mut gram_bytes = cap * self.n as u64 * ws;
+                if let Some(Fault::FailAbove(n)) = self.options.fault
+                    && capacity > n
+                {
+                    gram_bytes = ctx.limits.max_buffer_size.saturating_add(4);
+                }
+                let gram = ctx.output("gram", gram_bytes);
+                let gemm = ctx.bind(
+                    gemm_pipeline,
+                    &[&gemm_params, &codes, &self.stats, &self.table, &gram],
+                );
+                let (solve_params, solve, result) = match &self.solve {
+                    Some(s) => {
+                        let params = ctx.uniform(
+                            "solve params",
+                            bytemuck::bytes_of(&SolveParams {
+                                nb: 0,
+                                q: s.q as u32,
+                                n_coef: self.n_coef as u32,
+                                pad: 0,
+                            }),
+                        );
+                        let deltas = ctx.output("deltas", cap * self.n_coef as u64 * ws);
+                        let work = ctx.output("solve scratch", cap * solve_scratch(s.q) * ws);
+                        let pipeline = ctx
+                            .stage(&ctx.solve, self.options.precision)
+                            .expect("checked in new");
+                        let bind = ctx.bind(
+                            pipeline,
+                            &[
+                                &params, &gram, &s.coefs, &s.scales, &s.factor, &s.inverse,
+                                &deltas, &work,
+                            ],
+                        );
+                        (Some(params), Some(bind), deltas)
+                    }
+                    None => (None, None, gram),
+                };
+                let staging = ctx.staging(cap * self.n_coef as u64 * ws);
+                Slot {
+                    capacity,
+                    weight_params,
+                    gemm_params,
+                    solve_params,
+                    weights,
+                    gemm,
+                    solve,
+                    result,
+                    staging,
+                }
+            })
+            .collect()
+    }
+
+    /// Record and submit replicates `start .. start + count` in `slot`.
+    fn submit(&self, slot: &Slot, start: u64, count: usize) -> Pending {
+        let ctx = self.ctx;
+        let nb = count as u32;
+        ctx.queue.write_buffer(
+            &slot.weight_params,
+            0,
+            bytemuck::bytes_of(&self.weight_inputs.params(start, nb)),
+        );
+        ctx.queue.write_buffer(
+            &slot.gemm_params,
+            0,
+            bytemuck::bytes_of(&GemmParams {
+                nb,
+                g: self.plan.n_clusters as u32,
+                n: self.n as u32,
+                decode_mode: self.decode_mode,
+            }),
+        );
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        GpuContext::dispatch(
+            &mut encoder,
+            &ctx.weights,
+            &slot.weights,
+            (nb.div_ceil(64), 1),
+        );
+        let gemm = ctx
+            .stage(&ctx.gemm, self.options.precision)
+            .expect("checked in new");
+        GpuContext::dispatch(
+            &mut encoder,
+            gemm,
+            &slot.gemm,
+            ((self.n as u32).div_ceil(16), nb.div_ceil(16)),
+        );
+        if let (Some(params), Some(bind), Some(s)) = (&slot.solve_params, &slot.solve, &self.solve)
+        {
+            ctx.queue.write_buffer(
+                params,
+                0,
+                bytemuck::bytes_of(&SolveParams {
+                    nb,
+                    q: s.q as u32,
+                    n_coef: self.n_coef as u32,
+                    pad: 0,
+                }),
+            );
+            let pipeline = ctx
+                .stage(&ctx.solve, self.options.precision)
+                .expect("checked in new");
+            GpuContext::dispatch(&mut encoder, pipeline, bind, (nb.div_ceil(64), 1));
+        }
+        let bytes = (count * self.n_coef * words_per(self.options.precision) * 4) as u64;
+        ctx.submit_with_readback(encoder, &slot.result, &slot.staging, bytes)
+    }
+
+    /// theta_hat + the read-back changes, as statistics; returns the number
+    /// of degenerate replicates.
+    fn finish(&self, bytes: &[u8], out: &mut [f64]) -> u64 {
+        let words: &[u32] = bytemuck::cast_slice(bytes);
+        let deltas = reals_from_words(words, self.options.precision);
+        let n_stats = self.layout.len();
+        let mut theta = vec![0.0; self.n_coef];
+        let mut failed = 0;
+        for (d, stats) in deltas.chunks(self.n_coef).zip(out.chunks_mut(n_stats)) {
+            for ((t, a), b) in theta.iter_mut().zip(&self.theta).zip(d) {
+                *t = a + b;
+            }
+            if theta.iter().any(|t| t.is_nan()) {
+                failed += 1;
+                stats.iter_mut().for_each(|s| *s = f64::NAN);
+            } else {
+                coefficients_to_stats(&theta, self.layout, stats);
+            }
+        }
+        failed
+    }
+
+    /// Run replicates `start ..` into `out` on the device, two batches in
+    /// flight. On a device error, says how many leading replicates are done.
+    fn run_on_device(
+        &self,
+        state: &mut State,
+        start: u64,
+        out: &mut [f64],
+    ) -> std::result::Result<u64, (usize, u64, Error)> {
+        let n_stats = self.layout.len();
+        let total = out.len() / n_stats;
+        if state
+            .slots
+            .first()
+            .is_none_or(|s| s.capacity != state.batch)
+        {
+            state.slots = self.slots(state.batch);
+        }
+        let batch = state.batch;
+        let mut failed = 0;
+        let mut pending: Option<(usize, usize, usize, Pending)> = None;
+        let mut next = 0usize;
+        let mut i = 0usize;
+        loop {
+            let submitted = if next < total {
+                let count = batch.min(total - next);
+                let slot = i % 2;
+                let p = self.submit(&state.slots[slot], start + next as u64, count);
+                let here = (slot, next, count, p);
+                next += count;
+                i += 1;
+                Some(here)
+            } else {
+                None
+            };
+            if let Some((slot, offset, count, p)) = pending.take() {
+                let rows = &mut out[offset * n_stats..(offset + count) * n_stats];
+                match self
+                    .ctx
+                    .read(p, &state.slots[slot].staging, |b| self.finish(b, rows))
+                {
+                    Ok(f) => failed += f,
+                    Err(e) => {
+                        // Let the batch still in flight settle before the
+                        // caller reuses or drops the buffers.
+                        let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+                        let _ = self.ctx.check();
+                        return Err((offset, failed, e));
+                    }
+                }
+                state.batches += 1;
+                if let Some(Fault::LoseDeviceAfter(n)) = self.options.fault
+                    && state.batches == n
+                {
+                    self.ctx.lose_device();
+                }
+            }
+            match submitted {
+                Some(s) => pending = Some(s),
+                None => break,
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The CPU engine that takes over after a device failure.
+    fn cpu(&self) -> Result<&CpuEngine> {
+        self.cpu
+            .get_or_init(|| {
+                CpuEngine::new(
+                    self.design,
+                    self.fit,
+                    self.plan.clone(),
+                    self.options.cpu_batch,
+                    self.options.cpu_threads,
+                    false,
+                )
+            })
+            .as_ref()
+            .map_err(|e| Error::Gpu(format!("the CPU fallback could not start: {e}")))
+    }
+}
+
+impl Engine for GpuEngine<'_> {
+    fn backend(&self) -> Backend {
+        let fallback = self.state.lock().ok().and_then(|s| s.fell_back.clone());
+        Backend {
+            backend: "gpu".into(),
+            adapter: Some(self.ctx.info.name.clone()),
+            precision: Some(
+                match self.options.precision {
+                    Precision::F32 => "f32",
+                    Precision::F64 => "f64",
+                }
+                .into(),
+            ),
+            fallback,
+        }
+    }
+
+    fn layout(&self) -> StatLayout {
+        self.layout
+    }
+
+    fn chunk(&self) -> usize {
+        (4 * self.batch()).max(1 << 16)
+    }
+
+    fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64> {
+        let n_stats = self.layout.len();
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| Error::Gpu("the GPU engine's state was poisoned".into()))?;
+        let mut done = 0usize;
+        let mut failed = 0;
+        let total = out.len() / n_stats;
+        while done < total && state.fell_back.is_none() {
+            match self.run_on_device(&mut state, start + done as u64, &mut out[done * n_stats..]) {
+                Ok(f) => {
+                    failed += f;
+                    done = total;
+                }
+                Err((finished, f, e)) => {
+                    done += finished;
+                    failed += f;
+                    state.slots.clear();
+                    if state.batch > MIN_BATCH && !self.ctx.is_lost() {
+                        state.batch = (state.batch / 2).max(MIN_BATCH);
+                        eprintln!(
+                            "warning: {} failed a batch ({e}); retrying with {} replicates per batch",
+                            self.ctx.info.name, state.batch
+                        );
+                    } else {
+                        let note = format!(
+                            "the device failed from replicate {} on ({e}); the CPU engine computed the rest",
+                            start + done as u64
+                        );
+                        eprintln!("warning: {note}");
+                        state.fell_back = Some(note);
+                    }
+                }
+            }
+        }
+        if done < total {
+            failed += self
+                .cpu()?
+                .compute(start + done as u64, &mut out[done * n_stats..])?;
+        }
+        Ok(failed)
+    }
+}
