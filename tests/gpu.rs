@@ -2,30 +2,13 @@
 //! (lavapipe in CI). Without an adapter the tests say they were skipped,
 //! except under CI (CI=true), where that is a failure.
 
-use medsim::gpu::{GpuContext, PhiloxCase, Precision, decode, shared_context};
+use medsim::gpu::{GpuContext, PhiloxCase, Precision, decode};
 use medsim::rng::philox4x32_10;
 use medsim::scheme::{Scheme, WeightPlan, WildWeights};
 
-/// One context for the whole suite: creating one compiles every stage,
-/// which takes a while on a software adapter.
-fn context() -> Option<&'static GpuContext> {
-    match shared_context(None).expect("the adapter opens") {
-        Some(ctx) => {
-            eprintln!(
-                "GPU adapter: {} ({:?}, {:?})",
-                ctx.info.name, ctx.info.device_type, ctx.info.backend
-            );
-            Some(ctx)
-        }
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("no GPU adapter found under CI: install mesa-vulkan-drivers (lavapipe)")
-        }
-        None => {
-            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
-            None
-        }
-    }
-}
+mod common;
+
+use common::gpu_context as context;
 
 #[test]
 fn philox_known_answers_in_wgsl() {

@@ -5,7 +5,12 @@
 //! (Householder QR, no Gram matrices; for the wild bootstrap, refit each
 //! equation on fitted values plus v_g times residuals), and compare with the fast path
 //! (weights x per-cluster statistics, then the replicate solver) replicate by
-//! replicate to 1e-9 relative.
+//! replicate to 1e-9 relative. The same checks run against every engine
+//! (`common::engines`): the CPU engine, and the GPU engine in f64 (1e-9
+//! relative) and f32 (1e-4 of each statistic's spread) where there is an
+//! adapter and it runs the scheme.
+
+mod common;
 
 use medsim::design::Design;
 use medsim::engine::{CpuEngine, Engine};
@@ -169,14 +174,9 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
     });
     let plan = WeightPlan::new(scheme, 42, g, strata_codes.as_deref());
     let fit = fit_system(&design, &equations(&design)).unwrap();
-    let engine = CpuEngine::new(&design, &fit, plan.clone(), 7, 2, false).unwrap();
-    let n_stats = engine.layout().len();
-    let mut fast = vec![0.0; replicates as usize * n_stats];
-    assert_eq!(
-        engine.compute(0, &mut fast).unwrap(),
-        0,
-        "degenerate replicates"
-    );
+    let engines = common::engines(&design, &fit, &plan);
+    let n_stats = engines[0].1.layout().len();
+    let mut oracles = Vec::new();
     let (p, m) = (panel.n_controls, panel.n_mediators);
     let mut w = vec![0.0; g];
     for r in 0..replicates {
@@ -221,14 +221,24 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
             spec.fixed_effects,
             wild.then_some(&v[..]),
         );
-        let got = &fast[r as usize * n_stats..(r as usize + 1) * n_stats];
-        for (k, (g, o)) in got.iter().zip(&oracle).enumerate() {
-            let rel = (g - o).abs() / o.abs().max(1e-12);
-            assert!(
-                rel < 1e-9,
-                "{scheme:?} replicate {r} statistic {k}: fast {g} vs oracle {o} (rel {rel:e})"
-            );
-        }
+        assert_eq!(oracle.len(), n_stats);
+        oracles.extend(oracle);
+    }
+    // The shared suite: every engine against the oracle.
+    for (label, engine, tol) in &engines {
+        let mut fast = vec![0.0; replicates as usize * n_stats];
+        assert_eq!(
+            engine.compute(0, &mut fast).unwrap(),
+            0,
+            "{label}: degenerate replicates"
+        );
+        common::assert_close(
+            &format!("{label} {scheme:?}"),
+            &fast,
+            &oracles,
+            n_stats,
+            *tol,
+        );
     }
 }
 

@@ -1,0 +1,312 @@
+//! `--backend gpu` against `--backend cpu`, end to end through the CLI: the
+//! intervals of every method agree (1e-4 bootstrap SDs in f32, 1e-9 relative
+//! in f64), the summary says where the replicates ran, the GPU batch size
+//! does not change a bit, options that cannot work are refused, and a
+//! device that fails part way (MEDSIM_GPU_FAULT) leaves the answer intact.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn medsim(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> (Output, Option<Value>) {
+    let out_dir = dir.join(name);
+    let out = Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args(["run", "-q", "--mc-draws", "2000", "--out"])
+        .arg(&out_dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let summary = std::fs::read_to_string(out_dir.join("summary.json"))
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap());
+    (out, summary)
+}
+
+/// A successful run's summary.
+fn run(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let (out, summary) = medsim(dir, name, args, env);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    summary.expect("summary.json written")
+}
+
+/// The summary less the two wall-clock fields of `resampling`.
+fn without_timings(mut v: Value) -> Value {
+    let r = v["resampling"].as_object_mut().unwrap();
+    r.remove("seconds");
+    r.remove("replicates_per_second");
+    v
+}
+
+/// A refused run: exit code 2, nothing written, and the message on stderr.
+fn refused(dir: &Path, name: &str, args: &[&str]) -> String {
+    let (out, summary) = medsim(dir, name, args, &[]);
+    assert_eq!(out.status.code(), Some(2), "{args:?} should be refused");
+    assert!(summary.is_none(), "{args:?} wrote a summary");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every interval of `got` within `tol(effect)` of the same one in `want`.
+fn intervals_agree(got: &Value, want: &Value, tol: &dyn Fn(&str, f64) -> f64, label: &str) {
+    let (g, w) = (
+        got["intervals"].as_array().unwrap(),
+        want["intervals"].as_array().unwrap(),
+    );
+    assert_eq!(g.len(), w.len(), "{label}: interval lists differ");
+    for (a, b) in g.iter().zip(w) {
+        assert_eq!(
+            (&a["effect"], &a["method"], &a["level"]),
+            (&b["effect"], &b["method"], &b["level"])
+        );
+        let effect = a["effect"].as_str().unwrap();
+        for end in ["lower", "upper"] {
+            let (x, y) = (a[end].as_f64().unwrap(), b[end].as_f64().unwrap());
+            let bound = tol(effect, y);
+            assert!(
+                (x - y).abs() <= bound,
+                "{label}: {effect} {} {end}: {x} vs {y} (bound {bound:.2e})",
+                a["method"]
+            );
+        }
+    }
+}
+
+const METHODS: &str = "percentile,basic,normal,bc,bca";
+
+#[test]
+fn gpu_and_cpu_intervals_agree_for_every_method_and_scheme() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for scheme in [
+        &["--scheme", "pairs"][..],
+        &["--scheme", "poisson", "--mediator", "agglom_sec,agglom_ter"],
+        &["--scheme", "jackknife"],
+        &["--scheme", "wild", "--weights", "webb", "--no-wild-tests"],
+    ] {
+        let base = [
+            scheme,
+            &["-B", "3001", "--ci", METHODS, "--level", "0.9,0.95"],
+        ]
+        .concat();
+        let cpu = run(
+            dir.path(),
+            "cpu",
+            &[&base[..], &["--backend", "cpu"]].concat(),
+            &[],
+        );
+        assert_eq!(cpu["resampling"]["backend"], "cpu");
+        assert!(cpu["resampling"].get("adapter").is_none());
+        let mut precisions = vec!["f32"];
+        if ctx.has_f64() {
+            precisions.push("f64");
+        }
+        for precision in precisions {
+            let gpu = run(
+                dir.path(),
+                "gpu",
+                &[&base[..], &["--backend", "gpu", "--precision", precision]].concat(),
+                &[],
+            );
+            let r = &gpu["resampling"];
+            assert_eq!(r["backend"], "gpu");
+            assert_eq!(r["adapter"], ctx.info.name.as_str());
+            assert_eq!(r["precision"], precision);
+            assert!(r.get("fallback").is_none());
+            assert_eq!(
+                r["failed_replicates"],
+                cpu["resampling"]["failed_replicates"]
+            );
+            let sd = |effect: &str| cpu["effects"][effect]["bootstrap"]["sd"].as_f64().unwrap();
+            let tol = |effect: &str, value: f64| match precision {
+                // Sobel and Monte Carlo intervals do not involve the engine.
+                "f32" => 1e-4 * sd(effect) + 1e-15 * value.abs(),
+                _ => 1e-9 * value.abs(),
+            };
+            let label = format!("{scheme:?} {precision}");
+            intervals_agree(&gpu, &cpu, &tol, &label);
+            for (effect, e) in cpu["effects"].as_object().unwrap() {
+                let (b, c) = (&gpu["effects"][effect]["bootstrap"], &e["bootstrap"]);
+                let tol = tol(effect, c["mean"].as_f64().unwrap());
+                assert!((b["mean"].as_f64().unwrap() - c["mean"].as_f64().unwrap()).abs() <= tol);
+                let rel = (b["sd"].as_f64().unwrap() / c["sd"].as_f64().unwrap() - 1.0).abs();
+                assert!(rel < 1e-4, "{label} {effect}: sd differs by {rel:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_gpu_batch_size_does_not_change_the_summary() {
+    if common::gpu_context().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let strip = without_timings;
+    let args = ["--backend", "gpu", "-B", "2001", "--ci", METHODS];
+    let reference = strip(run(dir.path(), "ref", &args, &[]));
+    for batch in ["64", "1000"] {
+        let got = strip(run(
+            dir.path(),
+            batch,
+            &[&args[..], &["--gpu-batch", batch]].concat(),
+            &[],
+        ));
+        assert_eq!(got, reference, "differs with --gpu-batch {batch}");
+    }
+}
+
+#[test]
+fn options_the_gpu_cannot_honour_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let e = refused(d, "a", &["--backend", "banana"]);
+    assert!(
+        e.contains("--backend") && e.contains("expected auto, gpu or cpu"),
+        "{e}"
+    );
+    let e = refused(d, "b", &["--precision", "f16", "--backend", "gpu"]);
+    assert!(e.contains("expected f32 or f64"), "{e}");
+    let e = refused(d, "c", &["--backend", "cpu", "--precision", "f32"]);
+    assert!(e.contains("CPU engine always computes in f64"), "{e}");
+    let e = refused(d, "d", &["--backend", "gpu", "--scheme", "bayes"]);
+    assert!(
+        e.contains("Bayesian weights") && e.contains("--backend cpu"),
+        "{e}"
+    );
+    let e = refused(d, "e", &["--backend", "gpu", "--ci", "studentized"]);
+    assert!(e.contains("studentized"), "{e}");
+    let e = refused(d, "f", &["--backend", "gpu", "--scheme", "permutation"]);
+    assert!(e.contains("permutation"), "{e}");
+    if common::gpu_context().is_some() {
+        let e = refused(d, "g", &["--adapter", "no-such-adapter-anywhere"]);
+        assert!(
+            e.contains("no adapter's name contains 'no-such-adapter-anywhere'"),
+            "{e}"
+        );
+    }
+}
+
+/// `auto` takes a hardware GPU, never a software one such as lavapipe.
+#[test]
+fn auto_uses_the_cpu_engine_on_a_software_adapter() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    if medsim::gpu::is_hardware(&ctx.info) {
+        eprintln!("SKIPPED: {} is a hardware adapter", ctx.info.name);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = run(dir.path(), "auto", &["-B", "500"], &[]);
+    assert_eq!(s["resampling"]["backend"], "cpu");
+    // Naming the adapter asks for it, software or not.
+    let name = ctx.info.name.clone();
+    let s = run(dir.path(), "named", &["-B", "500", "--adapter", &name], &[]);
+    assert_eq!(s["resampling"]["backend"], "gpu");
+}
+
+/// A batch the device rejects is retried with half the replicates; the
+/// answer is the same to the bit as a run that never failed.
+#[test]
+fn rejected_batches_are_retried_smaller_with_the_same_answer() {
+    if common::gpu_context().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--backend", "gpu", "-B", "1500", "--ci", METHODS];
+    let (out, faulty) = medsim(
+        dir.path(),
+        "faulty",
+        &[&args[..], &["--gpu-batch", "400"]].concat(),
+        &[("MEDSIM_GPU_FAULT", "fail-above:100")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("retrying with 200 replicates per batch"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("retrying with 100 replicates per batch"),
+        "{stderr}"
+    );
+    let clean = run(
+        dir.path(),
+        "clean",
+        &[&args[..], &["--gpu-batch", "100"]].concat(),
+        &[],
+    );
+    let faulty = faulty.unwrap();
+    assert!(faulty["resampling"].get("fallback").is_none());
+    assert_eq!(without_timings(faulty), without_timings(clean));
+}
+
+/// The device is destroyed after two batches: the CPU engine finishes the
+/// run, the summary says so, and (in f64) the answer equals the CPU run's.
+#[test]
+fn a_lost_device_falls_back_to_the_cpu_engine_with_the_same_answer() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let precision = if ctx.has_f64() { "f64" } else { "f32" };
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["-B", "3001", "--ci", METHODS];
+    let (out, lost) = medsim(
+        dir.path(),
+        "lost",
+        &[
+            &args[..],
+            &[
+                "--backend",
+                "gpu",
+                "--gpu-batch",
+                "256",
+                "--precision",
+                precision,
+            ],
+        ]
+        .concat(),
+        &[("MEDSIM_GPU_FAULT", "lose-device-after:2")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the CPU engine computed the rest"),
+        "no fallback warning: {stderr}"
+    );
+    let lost = lost.unwrap();
+    let note = lost["resampling"]["fallback"]
+        .as_str()
+        .expect("fallback noted");
+    assert!(note.contains("from replicate 512"), "{note}");
+    assert_eq!(lost["resampling"]["backend"], "gpu");
+    let cpu = run(
+        dir.path(),
+        "cpu",
+        &[&args[..], &["--backend", "cpu"]].concat(),
+        &[],
+    );
+    let sd = |effect: &str| cpu["effects"][effect]["bootstrap"]["sd"].as_f64().unwrap();
+    let tol = |effect: &str, value: f64| match precision {
+        "f64" => 1e-9 * value.abs(),
+        _ => 1e-4 * sd(effect) + 1e-15 * value.abs(),
+    };
+    intervals_agree(&lost, &cpu, &tol, "after a lost device");
+}

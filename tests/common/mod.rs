@@ -1,0 +1,101 @@
+//! What several test files share: the GPU context (a failure under CI when
+//! there is no adapter, a skip elsewhere) and the list of engines that the
+//! shared suite runs, one trait, two implementations.
+
+#![allow(dead_code)]
+
+use medsim::design::Design;
+use medsim::engine::{CpuEngine, Engine};
+use medsim::estimate::SystemFit;
+use medsim::gpu::engine::{GpuEngine, GpuOptions, supports};
+use medsim::gpu::{GpuContext, Precision, shared_context};
+use medsim::scheme::WeightPlan;
+
+/// The process's GPU context, or None (with a note) where there is no
+/// adapter; under CI (CI=true) a missing adapter is a failure.
+pub fn gpu_context() -> Option<&'static GpuContext> {
+    match shared_context(None).expect("the adapter opens") {
+        Some(ctx) => {
+            eprintln!(
+                "GPU adapter: {} ({:?}, {:?})",
+                ctx.info.name, ctx.info.device_type, ctx.info.backend
+            );
+            Some(ctx)
+        }
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("no GPU adapter found under CI: install mesa-vulkan-drivers (lavapipe)")
+        }
+        None => {
+            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+            None
+        }
+    }
+}
+
+/// How close an engine's replicates must be to the exact ones.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tolerance {
+    /// Relative to the value (f64 engines).
+    Relative(f64),
+    /// Relative to the statistic's spread over the replicates (f32).
+    SdFraction(f64),
+}
+
+/// Every engine that can run `plan` here: the CPU engine, and on a GPU the
+/// GPU engine in f64 (where the adapter has it) and f32, with small batches
+/// so several are in flight.
+pub fn engines<'a>(
+    design: &'a Design,
+    fit: &'a SystemFit,
+    plan: &WeightPlan,
+) -> Vec<(String, Box<dyn Engine + 'a>, Tolerance)> {
+    let mut out: Vec<(String, Box<dyn Engine + 'a>, Tolerance)> = vec![(
+        "cpu".into(),
+        Box::new(CpuEngine::new(design, fit, plan.clone(), 7, 2, false).unwrap()),
+        Tolerance::Relative(1e-9),
+    )];
+    if supports(plan.scheme).is_err() {
+        return out;
+    }
+    let Some(ctx) = gpu_context() else {
+        return out;
+    };
+    let mut precisions = vec![(Precision::F32, Tolerance::SdFraction(1e-4))];
+    if ctx.has_f64() {
+        precisions.insert(0, (Precision::F64, Tolerance::Relative(1e-9)));
+    }
+    for (precision, tol) in precisions {
+        let options = GpuOptions {
+            precision,
+            max_batch: 16,
+            ..GpuOptions::default()
+        };
+        let engine = GpuEngine::new(ctx, design, fit, plan.clone(), options).unwrap();
+        out.push((format!("gpu {precision:?}"), Box::new(engine), tol));
+    }
+    out
+}
+
+/// Check `got` against `want` (replicate-major, `n_stats` per replicate)
+/// within `tol`; `label` names the engine in failures.
+pub fn assert_close(label: &str, got: &[f64], want: &[f64], n_stats: usize, tol: Tolerance) {
+    let count = want.len() / n_stats;
+    for s in 0..n_stats {
+        let col: Vec<f64> = (0..count).map(|r| want[r * n_stats + s]).collect();
+        let mean = col.iter().sum::<f64>() / count as f64;
+        let sd = (col.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>()
+            / (count as f64 - 1.0).max(1.0))
+        .sqrt();
+        for r in 0..count {
+            let (g, w) = (got[r * n_stats + s], want[r * n_stats + s]);
+            let (err, bound) = match tol {
+                Tolerance::Relative(t) => ((g - w).abs(), t * w.abs().max(1e-12)),
+                Tolerance::SdFraction(t) => ((g - w).abs(), t * sd),
+            };
+            assert!(
+                err <= bound,
+                "{label}: replicate {r} statistic {s}: {g} vs {w} (|diff| {err:.3e} > {bound:.3e})"
+            );
+        }
+    }
+}
