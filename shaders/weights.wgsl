@@ -2,7 +2,9 @@
 // replicate, drawn from the same Philox stream and in the same order as
 // WeightPlan::fill (src/scheme.rs), so the weights are the CPU's bit for bit:
 // pairs and Poisson give counts, the jackknife 0/1, Rademacher the sign bit
-// (1 = +1), Mammen 0 for the negative point, Webb the index of the point.
+// (1 = +1), Mammen 0 for the negative point, Webb the index of the point,
+// normal the index into the normal table, Bayes the tabulated exponential
+// itself (an integer in units of 2^-20) with each stratum's exact sum.
 // #include "philox.wgsl"
 
 struct Params {
@@ -24,13 +26,18 @@ const SCHEME_JACKKNIFE: u32 = 2u;
 const SCHEME_RADEMACHER: u32 = 3u;
 const SCHEME_MAMMEN: u32 = 4u;
 const SCHEME_WEBB: u32 = 5u;
+const SCHEME_BAYES: u32 = 6u;
+const SCHEME_NORMAL: u32 = 7u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 // Clusters of stratum s are members[offsets[s] .. offsets[s + 1]].
 @group(0) @binding(1) var<storage, read> members: array<u32>;
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;
-@group(0) @binding(3) var<storage, read> poisson_thresholds: array<u32>;
+// Poisson: the inversion thresholds; Bayes: the exponential table.
+@group(0) @binding(3) var<storage, read> table: array<u32>;
 @group(0) @binding(4) var<storage, read_write> codes: array<u32>;
+// Bayes: per replicate and stratum, the sum of the codes as (low, high) words.
+@group(0) @binding(5) var<storage, read_write> sums: array<u32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -62,8 +69,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var c = 0u; c < g; c++) {
                 let w = stream_word(&s);
                 var k = 0u;
-                for (var t = 0u; t < arrayLength(&poisson_thresholds); t++) {
-                    k += select(0u, 1u, poisson_thresholds[t] <= w);
+                for (var t = 0u; t < arrayLength(&table); t++) {
+                    k += select(0u, 1u, table[t] <= w);
                 }
                 codes[base + c] = k;
             }
@@ -90,6 +97,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         case SCHEME_WEBB: {
             for (var c = 0u; c < g; c++) {
                 codes[base + c] = stream_below(&s, 6u, 4u);
+            }
+        }
+        case SCHEME_NORMAL: {
+            for (var c = 0u; c < g; c++) {
+                codes[base + c] = stream_word(&s) >> 16u;
+            }
+        }
+        case SCHEME_BAYES: {
+            for (var c = 0u; c < g; c++) {
+                codes[base + c] = table[stream_word(&s) >> 16u];
+            }
+            for (var st = 0u; st < params.n_strata; st++) {
+                var lo = 0u;
+                var hi = 0u;
+                for (var k = offsets[st]; k < offsets[st + 1u]; k++) {
+                    let v = codes[base + members[k]];
+                    let next = lo + v;
+                    hi += select(0u, 1u, next < lo);
+                    lo = next;
+                }
+                let at = 2u * (i * params.n_strata + st);
+                sums[at] = lo;
+                sums[at + 1u] = hi;
             }
         }
         default: {}

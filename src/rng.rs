@@ -127,27 +127,11 @@ impl WordStream {
         }
     }
 
-    /// Uniform on (0, 1) from the next two words (`uniform_f64(first, second)`).
+    /// Index into the tabulated distributions ([`exponential_table`],
+    /// [`normal_table`]): the top [`TABLE_BITS`] bits of the next word.
     #[inline(always)]
-    pub fn uniform(&mut self) -> f64 {
-        let hi = self.word();
-        let lo = self.word();
-        uniform_f64(hi, lo)
-    }
-
-    /// Standard exponential: `-ln(u)` with `u = self.uniform()`.
-    #[inline(always)]
-    pub fn exponential(&mut self) -> f64 {
-        -self.uniform().ln()
-    }
-
-    /// Standard normal from the next four words (`normal_pair`, first value;
-    /// the second is discarded so that every normal costs one block-sized
-    /// chunk of words).
-    #[inline]
-    pub fn normal(&mut self) -> f64 {
-        let w = [self.word(), self.word(), self.word(), self.word()];
-        normal_pair(w).0
+    pub fn table_index(&mut self) -> usize {
+        (self.word() >> (32 - TABLE_BITS)) as usize
     }
 
     /// Poisson(1) by inversion on integers: the next word `w` gives the
@@ -238,6 +222,88 @@ pub fn block(seed: u64, replicate: u64, block: u32, tag: u32) -> [u32; 4] {
 pub fn uniform_f64(hi: u32, lo: u32) -> f64 {
     let bits = ((hi as u64) << 20) ^ ((lo as u64) >> 12);
     (bits as f64 + 0.5) * (1.0 / 4_503_599_627_370_496.0)
+}
+
+/// Bits of a word that index the tabulated exponential and normal draws.
+pub const TABLE_BITS: u32 = 16;
+
+/// Unit of the exponential table's fixed-point values.
+pub const EXPONENTIAL_UNIT: f64 = 1.0 / (1u64 << 20) as f64;
+
+/// Exp(1) over 2^16 equiprobable cells, as integers: entry i is the mean
+/// of `-ln U` over `U in [i, i + 1) / 2^16`, in units of 2^-20, rounded.
+/// A draw is `table[index]` for one word's top 16 bits. Integers make sums
+/// of draws exact on every device, so the Bayesian bootstrap's weights
+/// `n E_g / sum E` are the same numbers on the CPU and the GPU. The cell
+/// means keep the mean at 1; the variance is 1 less the within-cell spread
+/// (about 1e-4). Built from the pure-Rust `libm`, identical on every
+/// platform.
+pub fn exponential_table() -> &'static [u32] {
+    static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let n = 1usize << TABLE_BITS;
+        let x_ln_x = |x: f64| if x == 0.0 { 0.0 } else { x * libm::log(x) };
+        (0..n)
+            .map(|i| {
+                let (a, b) = (i as f64 / n as f64, (i + 1) as f64 / n as f64);
+                // The integral of -ln u is u - u ln u.
+                let mean = 1.0 - (x_ln_x(b) - x_ln_x(a)) * n as f64;
+                libm::round(mean / EXPONENTIAL_UNIT) as u32
+            })
+            .collect()
+    })
+}
+
+/// N(0, 1) over 2^16 equiprobable cells: entry i is the mean of Z over the
+/// cell of probability `[i, i + 1) / 2^16`, `(phi(z_i) - phi(z_{i+1})) 2^16`
+/// with `z_i` the `i / 2^16` quantile, mirrored so that the table is exactly
+/// symmetric and rescaled to variance exactly 1. The wild bootstrap's
+/// normal weights are `table[index]`: the same values on every device.
+pub fn normal_table() -> &'static [f64] {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let n = 1usize << TABLE_BITS;
+        let half = n / 2;
+        let density = |z: f64| libm::exp(-0.5 * z * z) / (2.0 * std::f64::consts::PI).sqrt();
+        // phi at the cell boundaries of the lower half: z_0 = -inf .. z_half = 0.
+        let phi: Vec<f64> = (0..=half)
+            .map(|i| match i {
+                0 => 0.0,
+                i if i == half => density(0.0),
+                i => density(normal_quantile(i as f64 / n as f64)),
+            })
+            .collect();
+        let lower: Vec<f64> = (0..half)
+            .map(|i| (phi[i] - phi[i + 1]) * n as f64)
+            .collect();
+        let var = 2.0 * lower.iter().map(|v| v * v).sum::<f64>() / n as f64;
+        let scale = 1.0 / var.sqrt();
+        let lower: Vec<f64> = lower.iter().map(|v| v * scale).collect();
+        lower
+            .iter()
+            .copied()
+            .chain(lower.iter().rev().map(|v| -v))
+            .collect()
+    })
+}
+
+/// The standard normal quantile of `p` in (0, 1/2], by bisection on
+/// `Phi(z) = erfc(-z / sqrt 2) / 2` (libm, which keeps relative precision in
+/// the lower tail) until the bracket stops shrinking: slow (a hundred erfc
+/// calls) but sure, and only the table needs it.
+fn normal_quantile(p: f64) -> f64 {
+    let (mut lo, mut hi) = (-40.0f64, 0.0f64);
+    loop {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            return mid;
+        }
+        if 0.5 * libm::erfc(-mid / std::f64::consts::SQRT_2) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
 }
 
 /// Two independent standard normals from one Philox block, by Box-Muller on
@@ -364,11 +430,52 @@ mod tests {
     }
 
     #[test]
-    fn exponentials_have_unit_mean() {
-        let mut s = WordStream::new(4, 0, 3);
-        let n = 200_000;
-        let mean = (0..n).map(|_| s.exponential()).sum::<f64>() / n as f64;
-        assert!((mean - 1.0).abs() < 0.01, "{mean}");
+    fn the_exponential_table_is_exp1_in_equiprobable_cells() {
+        let t = exponential_table();
+        let n = t.len() as f64;
+        let mean = t.iter().map(|&v| v as f64 * EXPONENTIAL_UNIT).sum::<f64>() / n;
+        // Cell means keep the mean exactly (up to the 2^-21 rounding).
+        assert!((mean - 1.0).abs() < 1e-6, "{mean}");
+        // The variance loses only the within-cell spread (Exp(1): 1).
+        let var = t
+            .iter()
+            .map(|&v| (v as f64 * EXPONENTIAL_UNIT - 1.0).powi(2))
+            .sum::<f64>()
+            / n;
+        // scipy: 0.999983515536988 before rounding to 2^-20.
+        assert!((var - 0.999983515536988).abs() < 1e-8, "{var}");
+        assert!(
+            t.windows(2).all(|w| w[0] > w[1]),
+            "decreasing in the uniform"
+        );
+        assert!(*t.last().unwrap() > 0 && t[0] < 1 << 24);
+        // Cell 0 holds U < 2^-16: mean 1 + 16 ln 2.
+        let first = t[0] as f64 * EXPONENTIAL_UNIT;
+        assert!(
+            (first - (1.0 + 16.0 * std::f64::consts::LN_2)).abs() < 1e-6,
+            "{first}"
+        );
+    }
+
+    #[test]
+    fn the_normal_table_is_symmetric_with_unit_variance() {
+        let t = normal_table();
+        let n = t.len();
+        for i in 0..n / 2 {
+            assert_eq!(t[i], -t[n - 1 - i]);
+        }
+        let var = t.iter().map(|v| v * v).sum::<f64>() / n as f64;
+        assert!((var - 1.0).abs() < 1e-12, "{var}");
+        assert!(t.windows(2).all(|w| w[0] < w[1]));
+        // Reference values from scipy.stats.norm (ppf, pdf) with the same
+        // construction: the extreme cell's mean -phi(z)/p at z = ppf(2^-16)
+        // = -4.1696, and the cell just above the median.
+        assert!((t[0] + 4.387514637315186).abs() < 1e-12, "{}", t[0]);
+        assert!(
+            (t[n / 2] - 1.9124068390687257e-5).abs() < 1e-17,
+            "{}",
+            t[n / 2]
+        );
     }
 
     #[test]

@@ -14,8 +14,10 @@ pub enum Scheme {
     /// the drawn cluster.
     Pairs,
     /// Bayesian bootstrap: Dirichlet(1) weights, `G E_g / sum E` (within
-    /// strata: `n_s E_g / sum_{stratum} E`), `E_g = exponential()` drawn for
-    /// g = 0..G-1 in cluster order.
+    /// strata: `n_s E_g / sum_{stratum} E`), with `E_g =
+    /// rng::exponential_table()[index]` (an integer, Exp(1) in units of
+    /// 2^-20) for one word per cluster, g = 0..G-1 in cluster order; the
+    /// weight is the f64 division of the exact `n_s E_g` by the exact sum.
     Bayes,
     /// Poisson(1) counts, `poisson1()` for g = 0..G-1 in cluster order.
     Poisson,
@@ -42,7 +44,8 @@ pub enum WildWeights {
     /// Webb's six-point: `+-sqrt(3/2), +-1, +-sqrt(1/2)`, each 1/6:
     /// `WEBB[below(6)]`.
     Webb,
-    /// Standard normal (`WordStream::normal`, four words).
+    /// Standard normal, tabulated: `rng::normal_table()[index]` for the top
+    /// 16 bits of one word (65,536 equiprobable values, symmetric, variance 1).
     Normal,
 }
 
@@ -104,7 +107,7 @@ impl WildWeights {
                 }
             }
             WildWeights::Webb => WEBB[s.below_with(6, WEBB_REJECTION) as usize],
-            WildWeights::Normal => s.normal(),
+            WildWeights::Normal => crate::rng::normal_table()[s.table_index()],
         }
     }
 }
@@ -194,12 +197,15 @@ impl WeightPlan {
                 self.n_clusters as f64
             }
             Scheme::Bayes => {
-                out.iter_mut().for_each(|w| *w = s.exponential());
+                let table = crate::rng::exponential_table();
+                out.iter_mut()
+                    .for_each(|w| *w = table[s.table_index()] as f64);
                 for members in &self.strata {
+                    // Integers below 2^24 each: the sum and n E_g are exact.
                     let sum: f64 = members.iter().map(|&g| out[g as usize]).sum();
-                    let scale = members.len() as f64 / sum;
+                    let n = members.len() as f64;
                     for &g in members {
-                        out[g as usize] *= scale;
+                        out[g as usize] = n * out[g as usize] / sum;
                     }
                 }
                 self.n_clusters as f64

@@ -42,18 +42,11 @@ fn philox_known_answers_in_wgsl() {
 fn gpu_weights_equal_the_cpu_weights_bit_for_bit() {
     let Some(ctx) = context() else { return };
     let strata: Vec<u32> = (0..37).map(|g| (g * 7 % 3) as u32).collect();
-    let schemes = [
-        Scheme::Pairs,
-        Scheme::Poisson,
-        Scheme::Jackknife,
-        Scheme::Wild(WildWeights::Rademacher),
-        Scheme::Wild(WildWeights::Mammen),
-        Scheme::Wild(WildWeights::Webb),
-    ];
+    let schemes = GPU_SCHEMES;
     for g in [37usize, 278] {
         for &scheme in &schemes {
             let mut plans = vec![WeightPlan::new(scheme, 0x1234_5678_9abc, g, None)];
-            if scheme == Scheme::Pairs && g == 37 {
+            if matches!(scheme, Scheme::Pairs | Scheme::Bayes) && g == 37 {
                 plans.push(WeightPlan::new(scheme, 3, g, Some(&strata)));
             }
             // Odd counts, and a batch that crosses 2^32 (the counter's high word).
@@ -69,12 +62,27 @@ fn gpu_weights_equal_the_cpu_weights_bit_for_bit() {
                     } else {
                         67
                     };
-                    let codes = ctx.weight_codes(plan, start, count).unwrap();
+                    let (codes, sums) = ctx.weight_codes(plan, start, count).unwrap();
                     let mut want = vec![0.0; g];
+                    let n_strata = plan.strata.len();
+                    let mut stratum = vec![0; g];
+                    for (k, s) in plan.strata.iter().enumerate() {
+                        for &c in s {
+                            stratum[c as usize] = k;
+                        }
+                    }
                     for r in 0..count as usize {
                         plan.fill(start + r as u64, &mut want);
                         for c in 0..g {
-                            let got = decode(scheme, codes[r * g + c]);
+                            let code = codes[r * g + c];
+                            let got = if scheme == Scheme::Bayes {
+                                // n_s E_g / sum, with the device's exact sum.
+                                let k = stratum[c];
+                                let n = plan.strata[k].len() as f64;
+                                n * code as f64 / sums[r * n_strata + k] as f64
+                            } else {
+                                decode(scheme, code)
+                            };
                             assert_eq!(
                                 got.to_bits(),
                                 want[c].to_bits(),
@@ -101,12 +109,14 @@ fn gpu_gram_rows_match_the_cpu_product() {
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
     let g = design.n_clusters;
     let p = packed_len(design.q());
-    for scheme in [
-        Scheme::Pairs,
-        Scheme::Wild(WildWeights::Webb),
-        Scheme::Wild(WildWeights::Rademacher),
+    let strata: Vec<u32> = (0..g).map(|c| (c % 3) as u32).collect();
+    for (scheme, strata) in [
+        (Scheme::Pairs, None),
+        (Scheme::Bayes, Some(&strata[..])),
+        (Scheme::Wild(WildWeights::Webb), None),
+        (Scheme::Wild(WildWeights::Rademacher), None),
     ] {
-        let plan = WeightPlan::new(scheme, 9, g, None);
+        let plan = WeightPlan::new(scheme, 9, g, strata);
         let count = 37;
         let got = ctx
             .gram(&plan, 100, count, &design.stats, p, Precision::F32)
@@ -184,13 +194,15 @@ fn cpu_and_gpu(
     (want, got, n_stats, count)
 }
 
-const GPU_SCHEMES: [Scheme; 6] = [
+const GPU_SCHEMES: [Scheme; 8] = [
     Scheme::Pairs,
+    Scheme::Bayes,
     Scheme::Poisson,
     Scheme::Jackknife,
     Scheme::Wild(WildWeights::Rademacher),
     Scheme::Wild(WildWeights::Mammen),
     Scheme::Wild(WildWeights::Webb),
+    Scheme::Wild(WildWeights::Normal),
 ];
 
 /// The f32 GPU engine against the f64 CPU engine, replicate by replicate:

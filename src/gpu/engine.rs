@@ -20,8 +20,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use super::{
-    GemmParams, GpuContext, Pending, Precision, SolveParams, WeightInputs, decoding,
-    reals_from_words, words_per,
+    GemmInputs, GemmSlot, GpuContext, Pending, Precision, SolveParams, reals_from_words, words_per,
 };
 use crate::design::Design;
 use crate::engine::{Backend, CpuEngine, Engine};
@@ -99,26 +98,11 @@ impl Default for GpuOptions {
     }
 }
 
-/// Whether the GPU engine can run this scheme: the schemes whose weights
-/// are exact on every device. Bayesian (Dirichlet) and normal wild weights
-/// come from f64 logarithms and sines on the CPU, which a GPU cannot
-/// reproduce bit for bit.
+/// Whether the GPU engine can run this scheme: all but the permutation.
 pub fn supports(scheme: Scheme) -> std::result::Result<(), String> {
     match scheme {
-        Scheme::Pairs | Scheme::Poisson | Scheme::Jackknife => Ok(()),
-        Scheme::Wild(w) if super::scheme_code(scheme).is_ok() => {
-            let _ = w;
-            Ok(())
-        }
-        Scheme::Wild(w) => Err(format!(
-            "wild weights '{}' are drawn with f64 transcendental functions the GPU cannot reproduce bit for bit",
-            w.as_str()
-        )),
-        Scheme::Bayes => Err(
-            "Bayesian weights are drawn with f64 logarithms the GPU cannot reproduce bit for bit"
-                .into(),
-        ),
         Scheme::Permutation => Err("the permutation scheme has no GPU kernel yet".into()),
+        _ => Ok(()),
     }
 }
 
@@ -131,12 +115,8 @@ fn solve_scratch(q: usize) -> u64 {
 
 /// Device buffers and bind groups of one batch slot.
 struct Slot {
-    capacity: usize,
-    weight_params: wgpu::Buffer,
-    gemm_params: wgpu::Buffer,
+    gemm: GemmSlot,
     solve_params: Option<wgpu::Buffer>,
-    weights: wgpu::BindGroup,
-    gemm: wgpu::BindGroup,
     solve: Option<wgpu::BindGroup>,
     /// The buffer read back: the solve's output, or the GEMM's for wild.
     result: wgpu::Buffer,
@@ -168,15 +148,10 @@ pub struct GpuEngine<'a> {
     options: GpuOptions,
     layout: StatLayout,
     plan: WeightPlan,
-    /// GEMM output columns per replicate.
-    n: usize,
     /// Coefficients per replicate read back (a_j, b_j, c, c').
     n_coef: usize,
     theta: Vec<f64>,
-    weight_inputs: WeightInputs,
-    decode_mode: u32,
-    stats: wgpu::Buffer,
-    table: wgpu::Buffer,
+    gemm: GemmInputs,
     solve: Option<SolveInputs>,
     /// Largest batch the adapter's limits allow.
     limit: usize,
@@ -206,7 +181,6 @@ impl<'a> GpuEngine<'a> {
         let g = design.n_clusters;
         let m = design.layout.n_mediators;
         let n_coef = 2 * m + 2;
-        let (decode_mode, table) = decoding(plan.scheme, true);
         let (stats, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
             let idx: Vec<usize> = reported_coefficients(design)
                 .iter()
@@ -237,12 +211,10 @@ impl<'a> GpuEngine<'a> {
             };
             (w.stats, packed_len(q), w.theta, Some(solve))
         };
-        let weight_inputs = WeightInputs::new(ctx, &plan)?;
-        let stats = ctx.reals("cluster statistics", &stats, precision);
-        let table = ctx.reals("decode table", &table, precision);
+        let gemm = GemmInputs::new(ctx, &plan, &stats, n, precision, true)?;
         let ws = (words_per(precision) * 4) as u64;
         let per_replicate = [
-            g as u64 * 4,
+            g as u64 * 4 + plan.strata.len() as u64 * 8,
             n as u64 * ws,
             if solve.is_some() {
                 n_coef as u64 * ws
@@ -293,13 +265,9 @@ impl<'a> GpuEngine<'a> {
                 studentized: false,
             },
             plan,
-            n,
             n_coef,
             theta,
-            weight_inputs,
-            decode_mode,
-            stats,
-            table,
+            gemm,
             solve,
             limit,
             state: Mutex::new(State {
@@ -326,139 +294,73 @@ impl<'a> GpuEngine<'a> {
     }
 
     /// Two slots of `capacity` replicates.
-    fn slots(&self, capacity: usize) -> Vec<Slot> {
+    fn slots(&self, capacity: usize) -> Result<Vec<Slot>> {
         let ctx = self.ctx;
         let ws = (words_per(self.options.precision) * 4) as u64;
-        let g = self.plan.n_clusters as u64;
         let cap = capacity as u64;
-        let gemm_pipeline = ctx
-            .stage(&ctx.gemm, self.options.precision)
-            .expect("checked in new");
+        let out_bytes = match self.options.fault {
+            Some(Fault::FailAbove(n)) if capacity > n => {
+                Some(ctx.limits.max_buffer_size.saturating_add(4))
+            }
+            _ => None,
+        };
         (0..2)
             .map(|_| {
-                let weight_params = ctx.uniform(
-                    "weight params",
-                    bytemuck::bytes_of(&self.weight_inputs.params(0, 0)),
-                );
-                let codes = ctx.output("codes", cap * g * 4);
-                let weights = self.weight_inputs.bind(ctx, &weight_params, &codes);
-                let gemm_params = ctx.uniform(
-                    "gemm params",
-                    bytemuck::bytes_of(&GemmParams {
-                        nb: 0,
-                        g: g as u32,
-                        n: self.n as u32,
-                        decode_mode: self.decode_mode,
-                    }),
-                );
-                let mut gram_bytes = cap * self.n as u64 * ws;
-                if let Some(Fault::FailAbove(n)) = self.options.fault
-                    && capacity > n
-                {
-                    gram_bytes = ctx.limits.max_buffer_size.saturating_add(4);
-                }
-                let gram = ctx.output("gram", gram_bytes);
-                let gemm = ctx.bind(
-                    gemm_pipeline,
-                    &[&gemm_params, &codes, &self.stats, &self.table, &gram],
-                );
+                let gemm = self.gemm.slot(ctx, capacity, out_bytes)?;
                 let (solve_params, solve, result) = match &self.solve {
                     Some(s) => {
-                        let params = ctx.uniform(
-                            "solve params",
-                            bytemuck::bytes_of(&SolveParams {
-                                nb: 0,
-                                q: s.q as u32,
-                                n_coef: self.n_coef as u32,
-                                pad: 0,
-                            }),
-                        );
+                        let params = ctx
+                            .uniform("solve params", bytemuck::bytes_of(&self.solve_params(s, 0)));
                         let deltas = ctx.output("deltas", cap * self.n_coef as u64 * ws);
                         let work = ctx.output("solve scratch", cap * solve_scratch(s.q) * ws);
-                        let pipeline = ctx
-                            .stage(&ctx.solve, self.options.precision)
-                            .expect("checked in new");
+                        let pipeline = ctx.stage(&ctx.solve, self.options.precision)?;
                         let bind = ctx.bind(
                             pipeline,
                             &[
-                                &params, &gram, &s.coefs, &s.scales, &s.factor, &s.inverse,
+                                &params, &gemm.out, &s.coefs, &s.scales, &s.factor, &s.inverse,
                                 &deltas, &work,
                             ],
                         );
                         (Some(params), Some(bind), deltas)
                     }
-                    None => (None, None, gram),
+                    None => (None, None, gemm.out.clone()),
                 };
                 let staging = ctx.staging(cap * self.n_coef as u64 * ws);
-                Slot {
-                    capacity,
-                    weight_params,
-                    gemm_params,
-                    solve_params,
-                    weights,
+                Ok(Slot {
                     gemm,
+                    solve_params,
                     solve,
                     result,
                     staging,
-                }
+                })
             })
             .collect()
     }
 
+    fn solve_params(&self, s: &SolveInputs, nb: u32) -> SolveParams {
+        SolveParams {
+            nb,
+            q: s.q as u32,
+            n_coef: self.n_coef as u32,
+            pad: 0,
+        }
+    }
+
     /// Record and submit replicates `start .. start + count` in `slot`.
-    fn submit(&self, slot: &Slot, start: u64, count: usize) -> Pending {
+    fn submit(&self, slot: &Slot, start: u64, count: usize) -> Result<Pending> {
         let ctx = self.ctx;
         let nb = count as u32;
-        ctx.queue.write_buffer(
-            &slot.weight_params,
-            0,
-            bytemuck::bytes_of(&self.weight_inputs.params(start, nb)),
-        );
-        ctx.queue.write_buffer(
-            &slot.gemm_params,
-            0,
-            bytemuck::bytes_of(&GemmParams {
-                nb,
-                g: self.plan.n_clusters as u32,
-                n: self.n as u32,
-                decode_mode: self.decode_mode,
-            }),
-        );
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        GpuContext::dispatch(
-            &mut encoder,
-            &ctx.weights,
-            &slot.weights,
-            (nb.div_ceil(64), 1),
-        );
-        let gemm = ctx
-            .stage(&ctx.gemm, self.options.precision)
-            .expect("checked in new");
-        GpuContext::dispatch(
-            &mut encoder,
-            gemm,
-            &slot.gemm,
-            ((self.n as u32).div_ceil(16), nb.div_ceil(16)),
-        );
+        self.gemm.record(ctx, &mut encoder, &slot.gemm, start, nb);
         if let (Some(params), Some(bind), Some(s)) = (&slot.solve_params, &slot.solve, &self.solve)
         {
-            ctx.queue.write_buffer(
-                params,
-                0,
-                bytemuck::bytes_of(&SolveParams {
-                    nb,
-                    q: s.q as u32,
-                    n_coef: self.n_coef as u32,
-                    pad: 0,
-                }),
-            );
-            let pipeline = ctx
-                .stage(&ctx.solve, self.options.precision)
-                .expect("checked in new");
+            ctx.queue
+                .write_buffer(params, 0, bytemuck::bytes_of(&self.solve_params(s, nb)));
+            let pipeline = ctx.stage(&ctx.solve, self.options.precision)?;
             GpuContext::dispatch(&mut encoder, pipeline, bind, (nb.div_ceil(64), 1));
         }
         let bytes = (count * self.n_coef * words_per(self.options.precision) * 4) as u64;
-        ctx.submit_with_readback(encoder, &slot.result, &slot.staging, bytes)
+        Ok(ctx.submit_with_readback(encoder, &slot.result, &slot.staging, bytes))
     }
 
     /// theta_hat + the read-back changes, as statistics; returns the number
@@ -496,9 +398,9 @@ impl<'a> GpuEngine<'a> {
         if state
             .slots
             .first()
-            .is_none_or(|s| s.capacity != state.batch)
+            .is_none_or(|s| s.gemm.capacity != state.batch)
         {
-            state.slots = self.slots(state.batch);
+            state.slots = self.slots(state.batch).map_err(|e| (0, 0, e))?;
         }
         let batch = state.batch;
         let mut failed = 0;
@@ -509,7 +411,9 @@ impl<'a> GpuEngine<'a> {
             let submitted = if next < total {
                 let count = batch.min(total - next);
                 let slot = i % 2;
-                let p = self.submit(&state.slots[slot], start + next as u64, count);
+                let p = self
+                    .submit(&state.slots[slot], start + next as u64, count)
+                    .map_err(|e| (pending.as_ref().map_or(next, |p| p.1), failed, e))?;
                 let here = (slot, next, count, p);
                 next += count;
                 i += 1;

@@ -68,8 +68,10 @@ pub struct GemmParams {
     pub g: u32,
     pub n: u32,
     pub decode_mode: u32,
+    pub n_strata: u32,
+    pub pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<GemmParams>() == 16);
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 32);
 
 /// The floating-point type of the numeric stages (`Real` in WGSL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,14 +112,11 @@ fn scheme_code(scheme: Scheme) -> Result<u32> {
         Scheme::Wild(WildWeights::Rademacher) => Ok(3),
         Scheme::Wild(WildWeights::Mammen) => Ok(4),
         Scheme::Wild(WildWeights::Webb) => Ok(5),
-        other => Err(Error::Gpu(format!(
-            "the {} scheme{} has no GPU weight stage yet",
-            other.as_str(),
-            match other {
-                Scheme::Wild(w) => format!(" with {} weights", w.as_str()),
-                _ => String::new(),
-            }
-        ))),
+        Scheme::Bayes => Ok(6),
+        Scheme::Wild(WildWeights::Normal) => Ok(7),
+        Scheme::Permutation => Err(Error::Gpu(
+            "the permutation scheme has no GPU weight stage".into(),
+        )),
     }
 }
 
@@ -507,18 +506,28 @@ impl GpuContext {
 
     /// Weight codes of replicates `start .. start + count` (count x G): counts
     /// for pairs and Poisson, 0/1 for the jackknife, the sign bit for
-    /// Rademacher, 0 for Mammen's negative point, Webb's point index.
-    pub fn weight_codes(&self, plan: &WeightPlan, start: u64, count: u32) -> Result<Vec<u32>> {
-        let inputs = WeightInputs::new(self, plan)?;
-        let codes = self.output("codes", count as u64 * plan.n_clusters as u64 * 4);
-        let params = self.uniform(
-            "weight params",
-            bytemuck::bytes_of(&inputs.params(start, count)),
-        );
-        let bind = inputs.bind(self, &params, &codes);
+    /// Rademacher, 0 for Mammen's negative point, Webb's point index, the
+    /// normal table's index, the tabulated exponential for Bayes; and (Bayes)
+    /// each replicate's per-stratum sums of codes (count x strata).
+    pub fn weight_codes(
+        &self,
+        plan: &WeightPlan,
+        start: u64,
+        count: u32,
+    ) -> Result<(Vec<u32>, Vec<u64>)> {
+        let inputs = GemmInputs::new(self, plan, &[0.0], 1, Precision::F32, false)?;
+        let slot = inputs.slot(self, count as usize, None)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        Self::dispatch(&mut encoder, &self.weights, &bind, (count.div_ceil(64), 1));
-        self.words(encoder, &codes, count as usize * plan.n_clusters)
+        inputs.record_weights(self, &mut encoder, &slot, start, count);
+        let codes = self.words(encoder, &slot.codes, count as usize * plan.n_clusters)?;
+        let encoder = self.device.create_command_encoder(&Default::default());
+        let n_sums = count as usize * plan.strata.len();
+        let sums = self.words(encoder, &slot.sums, 2 * n_sums)?;
+        let sums = sums
+            .chunks(2)
+            .map(|w| w[0] as u64 | (w[1] as u64) << 32)
+            .collect();
+        Ok((codes, sums))
     }
 
     /// Replicate Gram entries in `precision`: the weights of replicates
@@ -534,37 +543,15 @@ impl GpuContext {
         n: usize,
         precision: Precision,
     ) -> Result<Vec<f64>> {
-        let gemm = self.stage(&self.gemm, precision)?;
-        let inputs = WeightInputs::new(self, plan)?;
-        let g = plan.n_clusters;
-        let codes = self.output("codes", count as u64 * g as u64 * 4);
-        let wparams = self.uniform(
-            "weight params",
-            bytemuck::bytes_of(&inputs.params(start, count)),
-        );
-        let wbind = inputs.bind(self, &wparams, &codes);
-        let (mode, table) = decoding(plan.scheme, false);
-        let params = GemmParams {
-            nb: count,
-            g: g as u32,
-            n: n as u32,
-            decode_mode: mode,
-        };
-        let gparams = self.uniform("gemm params", bytemuck::bytes_of(&params));
-        let stats = self.reals("stats", stats, precision);
-        let table = self.reals("decode table", &table, precision);
-        let len = count as usize * n * words_per(precision);
-        let out = self.output("gram", len as u64 * 4);
-        let gbind = self.bind(gemm, &[&gparams, &codes, &stats, &table, &out]);
+        let inputs = GemmInputs::new(self, plan, stats, n, precision, false)?;
+        let slot = inputs.slot(self, count as usize, None)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        Self::dispatch(&mut encoder, &self.weights, &wbind, (count.div_ceil(64), 1));
-        Self::dispatch(
-            &mut encoder,
-            gemm,
-            &gbind,
-            ((n as u32).div_ceil(16), count.div_ceil(16)),
-        );
-        let words = self.words(encoder, &out, len)?;
+        inputs.record(self, &mut encoder, &slot, start, count);
+        let words = self.words(
+            encoder,
+            &slot.out,
+            count as usize * n * words_per(precision),
+        )?;
         Ok(reals_from_words(&words, precision))
     }
 
@@ -606,24 +593,65 @@ struct Pending {
     bytes: u64,
 }
 
-/// The weight stage's fixed inputs for one plan.
-struct WeightInputs {
-    plan_params: WeightParams,
+/// The fixed inputs of the weight and GEMM stages for one weight plan and
+/// one matrix of per-cluster statistics (G x n).
+pub(crate) struct GemmInputs {
+    weight_params: WeightParams,
+    gemm_params: GemmParams,
     members: wgpu::Buffer,
     offsets: wgpu::Buffer,
-    poisson: wgpu::Buffer,
+    /// Poisson thresholds or the exponential table.
+    table: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    decode_table: wgpu::Buffer,
+    /// Each cluster's stratum, then each stratum's size.
+    strata: wgpu::Buffer,
+    pub precision: Precision,
 }
 
-impl WeightInputs {
-    fn new(ctx: &GpuContext, plan: &WeightPlan) -> Result<WeightInputs> {
+/// The buffers of one batch through the weight and GEMM stages.
+pub(crate) struct GemmSlot {
+    pub capacity: usize,
+    weight_params: wgpu::Buffer,
+    gemm_params: wgpu::Buffer,
+    codes: wgpu::Buffer,
+    sums: wgpu::Buffer,
+    /// The GEMM's output, capacity x n reals.
+    pub out: wgpu::Buffer,
+    weights_bind: wgpu::BindGroup,
+    gemm_bind: wgpu::BindGroup,
+}
+
+impl GemmInputs {
+    /// `deviation` makes the GEMM use the weights minus one (the whitened
+    /// solve's input).
+    pub(crate) fn new(
+        ctx: &GpuContext,
+        plan: &WeightPlan,
+        stats: &[f64],
+        n: usize,
+        precision: Precision,
+        deviation: bool,
+    ) -> Result<GemmInputs> {
+        ctx.stage(&ctx.gemm, precision)?;
         let mut members = Vec::new();
         let mut offsets = vec![0u32];
-        for s in &plan.strata {
+        let mut strata = vec![0u32; plan.n_clusters];
+        for (k, s) in plan.strata.iter().enumerate() {
             members.extend_from_slice(s);
             offsets.push(members.len() as u32);
+            for &c in s {
+                strata[c as usize] = k as u32;
+            }
         }
-        Ok(WeightInputs {
-            plan_params: WeightParams {
+        strata.extend(plan.strata.iter().map(|s| s.len() as u32));
+        let table: &[u32] = match plan.scheme {
+            Scheme::Bayes => crate::rng::exponential_table(),
+            _ => &POISSON1_THRESHOLDS,
+        };
+        let (decode_mode, decode_table) = decoding(plan.scheme, deviation);
+        Ok(GemmInputs {
+            weight_params: WeightParams {
                 seed: [plan.seed as u32, (plan.seed >> 32) as u32],
                 start: [0; 2],
                 count: 0,
@@ -634,39 +662,139 @@ impl WeightInputs {
                 mammen_threshold: MAMMEN_THRESHOLD,
                 pad: [0; 2],
             },
+            gemm_params: GemmParams {
+                nb: 0,
+                g: plan.n_clusters as u32,
+                n: n as u32,
+                decode_mode,
+                n_strata: plan.strata.len() as u32,
+                pad: [0; 3],
+            },
             members: ctx.storage("members", bytemuck::cast_slice(&members)),
             offsets: ctx.storage("offsets", bytemuck::cast_slice(&offsets)),
-            poisson: ctx.storage("poisson", bytemuck::cast_slice(&POISSON1_THRESHOLDS)),
+            table: ctx.storage("weight table", bytemuck::cast_slice(table)),
+            stats: ctx.reals("cluster statistics", stats, precision),
+            decode_table: ctx.reals("decode table", &decode_table, precision),
+            strata: ctx.storage("strata", bytemuck::cast_slice(&strata)),
+            precision,
         })
     }
 
-    /// The uniform parameters of replicates `start .. start + count`.
-    fn params(&self, start: u64, count: u32) -> WeightParams {
-        WeightParams {
-            start: [start as u32, (start >> 32) as u32],
-            count,
-            ..self.plan_params
-        }
-    }
-
-    fn bind(
+    /// Buffers for batches of up to `capacity` replicates; `out_bytes`
+    /// overrides the size of the GEMM's output (fault injection).
+    pub(crate) fn slot(
         &self,
         ctx: &GpuContext,
-        params: &wgpu::Buffer,
-        codes: &wgpu::Buffer,
-    ) -> wgpu::BindGroup {
-        ctx.bind(
+        capacity: usize,
+        out_bytes: Option<u64>,
+    ) -> Result<GemmSlot> {
+        let gemm = ctx.stage(&ctx.gemm, self.precision)?;
+        let cap = capacity as u64;
+        let g = self.gemm_params.g as u64;
+        let n_strata = self.gemm_params.n_strata as u64;
+        let weight_params = ctx.uniform("weight params", bytemuck::bytes_of(&self.weight_params));
+        let gemm_params = ctx.uniform("gemm params", bytemuck::bytes_of(&self.gemm_params));
+        let codes = ctx.output("codes", cap * g * 4);
+        let sums = ctx.output("sums", cap * n_strata * 8);
+        let ws = (words_per(self.precision) * 4) as u64;
+        let out = ctx.output(
+            "gram",
+            out_bytes.unwrap_or(cap * self.gemm_params.n as u64 * ws),
+        );
+        let weights_bind = ctx.bind(
             &ctx.weights,
-            &[params, &self.members, &self.offsets, &self.poisson, codes],
-        )
+            &[
+                &weight_params,
+                &self.members,
+                &self.offsets,
+                &self.table,
+                &codes,
+                &sums,
+            ],
+        );
+        let gemm_bind = ctx.bind(
+            gemm,
+            &[
+                &gemm_params,
+                &codes,
+                &self.stats,
+                &self.decode_table,
+                &out,
+                &sums,
+                &self.strata,
+            ],
+        );
+        Ok(GemmSlot {
+            capacity,
+            weight_params,
+            gemm_params,
+            codes,
+            sums,
+            out,
+            weights_bind,
+            gemm_bind,
+        })
+    }
+
+    /// Record the weight stage for replicates `start .. start + count`.
+    fn record_weights(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        slot: &GemmSlot,
+        start: u64,
+        count: u32,
+    ) {
+        let params = WeightParams {
+            start: [start as u32, (start >> 32) as u32],
+            count,
+            ..self.weight_params
+        };
+        ctx.queue
+            .write_buffer(&slot.weight_params, 0, bytemuck::bytes_of(&params));
+        GpuContext::dispatch(
+            encoder,
+            &ctx.weights,
+            &slot.weights_bind,
+            (count.div_ceil(64), 1),
+        );
+    }
+
+    /// Record the weight and GEMM stages for replicates `start .. start +
+    /// count` (at most the slot's capacity).
+    pub(crate) fn record(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        slot: &GemmSlot,
+        start: u64,
+        count: u32,
+    ) {
+        self.record_weights(ctx, encoder, slot, start, count);
+        let params = GemmParams {
+            nb: count,
+            ..self.gemm_params
+        };
+        ctx.queue
+            .write_buffer(&slot.gemm_params, 0, bytemuck::bytes_of(&params));
+        let gemm = ctx
+            .stage(&ctx.gemm, self.precision)
+            .expect("checked in GemmInputs::new");
+        GpuContext::dispatch(
+            encoder,
+            gemm,
+            &slot.gemm_bind,
+            (self.gemm_params.n.div_ceil(16), count.div_ceil(16)),
+        );
     }
 }
 
-/// How the GEMM turns weight codes into weights: mode (0 count, 1 table,
-/// 2 count minus one) and the table. `deviation` asks for the weights minus
-/// one of the whitened solve.
+/// How the GEMM turns weight codes into weights: its decode mode (0 count,
+/// 1 table, 2 count minus one, 3 Bayes, 4 Bayes minus one) and table.
+/// `deviation` asks for the weights minus one of the whitened solve.
 fn decoding(scheme: Scheme, deviation: bool) -> (u32, Vec<f64>) {
     match scheme {
+        Scheme::Wild(WildWeights::Normal) => (1, crate::rng::normal_table().to_vec()),
         Scheme::Wild(w) => {
             let n_codes = match w {
                 WildWeights::Rademacher | WildWeights::Mammen => 2,
@@ -677,6 +805,7 @@ fn decoding(scheme: Scheme, deviation: bool) -> (u32, Vec<f64>) {
                 (0..n_codes).map(|c| decode(Scheme::Wild(w), c)).collect(),
             )
         }
+        Scheme::Bayes => (if deviation { 4 } else { 3 }, vec![0.0]),
         _ if deviation => (2, vec![0.0]),
         _ => (0, vec![0.0]),
     }
@@ -702,9 +831,10 @@ fn reals_from_words(words: &[u32], precision: Precision) -> Vec<f64> {
 }
 
 /// The weight a code of `weight_codes` stands for, as `WeightPlan::fill`
-/// writes it.
+/// writes it (Bayes: `n_s code / sum`, which needs the stratum's sum).
 pub fn decode(scheme: Scheme, code: u32) -> f64 {
     match scheme {
+        Scheme::Wild(WildWeights::Normal) => crate::rng::normal_table()[code as usize],
         Scheme::Wild(WildWeights::Rademacher) => code as f64 * 2.0 - 1.0,
         Scheme::Wild(WildWeights::Mammen) => crate::scheme::MAMMEN_POINTS[code as usize],
         Scheme::Wild(WildWeights::Webb) => crate::scheme::WEBB[code as usize],
