@@ -5,15 +5,13 @@
 // (pairs, Poisson, jackknife) as themselves or minus one, wild codes through
 // a table.
 
-// #include "real.wgsl"
+// #include "decode.wgsl"
 
 struct Params {
     nb: u32,
     g: u32,
     n: u32,
-    // 0: a code is a count; 1: a code indexes `table`; 2: a count, minus
-    // one (the whitened solve's deviations, exact small integers); 3: a
-    // Bayesian code, n_s E / S_s; 4: the same minus one.
+    // How codes become weights: see decode.wgsl.
     decode_mode: u32,
     n_strata: u32,
     pad0: u32,
@@ -24,38 +22,11 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
 @group(0) @binding(2) var<storage, read> stats: array<Real>;
-@group(0) @binding(3) var<storage, read> table: array<Real>;
 @group(0) @binding(4) var<storage, read_write> out: array<Real>;
-// Bayes: per replicate and stratum, the sum of the codes as (low, high).
-@group(0) @binding(5) var<storage, read> sums: array<u32>;
-// Bayes: each cluster's stratum (g entries), then each stratum's size.
-@group(0) @binding(6) var<storage, read> strata: array<u32>;
 
 const TILE: u32 = 16u;
 var<workgroup> w_tile: array<array<Real, 16>, 16>;
 var<workgroup> s_tile: array<array<Real, 16>, 16>;
-
-fn decode(code: u32, row: u32, cluster: u32) -> Real {
-    switch params.decode_mode {
-        case 0u: {
-            return Real(code);
-        }
-        case 2u: {
-            return Real(i32(code) - 1);
-        }
-        case 3u, 4u: {
-            let s = strata[cluster];
-            let at = 2u * (row * params.n_strata + s);
-            let total = Real(sums[at + 1u]) * Real(4294967296.0) + Real(sums[at]);
-            let n = Real(strata[params.g + s]);
-            let w = n * Real(code) / total;
-            return select(w, w - Real(1.0), params.decode_mode == 4u);
-        }
-        default: {
-            return table[code];
-        }
-    }
-}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -67,7 +38,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         let kx = t * TILE + lid.x;
         var w = Real(0.0);
         if (row < params.nb && kx < params.g) {
-            w = decode(codes[row * params.g + kx], row, kx);
+            w = decode_weight(params.decode_mode, codes[row * params.g + kx], row, kx, params.g, params.n_strata);
         }
         w_tile[lid.y][lid.x] = w;
         let ky = t * TILE + lid.y;

@@ -2,9 +2,11 @@
 // (packed, the GEMM's output with weights minus one; the replicate's Gram is
 // I + E) to the changes of the reported coefficients a_j, b_j, c, c'
 // (src/whiten.rs explains the algebra and holds the f64 reference,
-// `Whitened::deltas`, step for step). In Real (f32, or f64 where the adapter
-// has it). Every quantity is of the size of the bootstrap spread, so f32
-// rounding stays far below it.
+// `Whitened::deltas`, step for step), and, for studentized intervals, the
+// change of each replicate's influence functionals of a_j and b_j from the
+// full sample's. In Real (f32, or f64 where the adapter has it). Every
+// quantity is of the size of the bootstrap spread, so f32 rounding stays
+// far below it.
 
 // #include "real.wgsl"
 
@@ -12,7 +14,13 @@ struct Params {
     nb: u32,
     q: u32,
     n_coef: u32,
-    pad: u32,
+    // Reals per replicate of `deltas` (n_coef, then the meat stage's SEs).
+    stride: u32,
+    // Coefficients whose influence functionals are written (2m, or 0).
+    n_func: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -29,31 +37,61 @@ struct Params {
 // Scratch, element-major (entry x of replicate r at x * nb + r, so that
 // neighbouring invocations touch neighbouring words): the packed lower
 // triangle of the factor of (I + E) over the ko = q - 1 regressors, then
-// ko reciprocal diagonals, then ko entries of w. Per-invocation arrays
-// would do, but make software rasterisers (lavapipe) compile for minutes.
+// five vectors of ko: reciprocal diagonal, w, r, x, w - l. Per-invocation
+// arrays would do, but make software rasterisers (lavapipe) compile for
+// minutes.
 @group(0) @binding(7) var<storage, read_write> work: array<Real>;
+// Changes of the influence functionals from the full sample's, (nb n_func)
+// rows of q (q + 1) / 2: row r n_func + o holds the packed dc with psi_g =
+// psi_hat_g + dc . T_g for coefficient o of replicate r.
+@group(0) @binding(8) var<storage, read_write> functionals: array<Real>;
 
 var<private> row: u32;
 var<private> base: u32;
 
-// E[i][j] of this replicate, packed upper triangle.
-fn at(i: u32, j: u32) -> Real {
+const DIAG: u32 = 0u;
+const W: u32 = 1u;
+const R: u32 = 2u;
+const X: u32 = 3u;
+const DW: u32 = 4u;
+
+fn packed(i: u32, j: u32) -> u32 {
     let a = min(i, j);
     let b = max(i, j);
-    return e[base + (a * (2u * params.q + 1u - a)) / 2u + b - a];
+    return (a * (2u * params.q + 1u - a)) / 2u + b - a;
+}
+
+// E[i][j] of this replicate.
+fn at(i: u32, j: u32) -> Real {
+    return e[base + packed(i, j)];
 }
 
 // Scratch positions of this replicate.
 fn lo(i: u32, j: u32) -> u32 {
     return ((i * (i + 1u)) / 2u + j) * params.nb + row;
 }
-fn diag_at(j: u32) -> u32 {
+fn slot(which: u32, j: u32) -> u32 {
     let ko = params.q - 1u;
-    return ((ko * (ko + 1u)) / 2u + j) * params.nb + row;
+    return ((ko * (ko + 1u)) / 2u + which * ko + j) * params.nb + row;
 }
-fn w_at(j: u32) -> u32 {
-    let ko = params.q - 1u;
-    return ((ko * (ko + 1u)) / 2u + ko + j) * params.nb + row;
+
+// Solve (I + E)_kk y = y in place for scratch vector `which`.
+fn chol_solve(k: u32, which: u32) {
+    for (var u = 0u; u < k; u++) {
+        var s = Real(0.0);
+        for (var v = 0u; v < u; v++) {
+            s += work[lo(u, v)] * work[slot(which, v)];
+        }
+        work[slot(which, u)] = (work[slot(which, u)] - s) * work[slot(DIAG, u)];
+    }
+    for (var uu = 0u; uu < k; uu++) {
+        let u = k - 1u - uu;
+        var s = Real(0.0);
+        for (var v = u + 1u; v < k; v++) {
+            s += work[lo(v, u)] * work[slot(which, v)];
+        }
+        work[slot(which, u)] = (work[slot(which, u)] - s) * work[slot(DIAG, u)];
+    }
 }
 
 @compute @workgroup_size(64)
@@ -64,8 +102,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let q = params.q;
     let ko = q - 1u;
-    base = row * (q * (q + 1u) / 2u);
-    let out = row * params.n_coef;
+    let p = q * (q + 1u) / 2u;
+    base = row * p;
+    let out = row * params.stride;
     for (var i = 0u; i < ko; i++) {
         for (var j = 0u; j <= i; j++) {
             work[lo(i, j)] = at(i, j) + select(Real(0.0), Real(1.0), i == j);
@@ -82,7 +121,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let diag = sqrt(d);
         let inv = Real(1.0) / diag;
         work[lo(j, j)] = diag;
-        work[diag_at(j)] = inv;
+        work[slot(DIAG, j)] = inv;
         for (var i = j + 1u; i < ko; i++) {
             work[lo(i, j)] *= inv;
         }
@@ -98,30 +137,54 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let k = coef.x;
         let col = coef.y;
         let t = coef.z;
-        // w = (I + E)_kk^{-1} l_col, l_col[u] = (L^{-1})[u][col].
+        // w = (I + E)_kk^{-1} l_col, l_col[u] = (L^{-1})[u][col]; r_u =
+        // sum_{s=k..=t} L[t][s] E[u][s]; delta = w . r.
         for (var u = 0u; u < k; u++) {
-            var s = Real(0.0);
-            for (var v = 0u; v < u; v++) {
-                s += work[lo(u, v)] * work[w_at(v)];
+            work[slot(W, u)] = inverse[u * q + col];
+            var ru = Real(0.0);
+            for (var s = k; s <= t; s++) {
+                ru += factor[t * q + s] * at(u, s);
             }
-            work[w_at(u)] = (inverse[u * q + col] - s) * work[diag_at(u)];
+            work[slot(R, u)] = ru;
         }
-        for (var uu = 0u; uu < k; uu++) {
-            let u = k - 1u - uu;
-            var s = Real(0.0);
-            for (var v = u + 1u; v < k; v++) {
-                s += work[lo(v, u)] * work[w_at(v)];
-            }
-            work[w_at(u)] = (work[w_at(u)] - s) * work[diag_at(u)];
-        }
+        chol_solve(k, W);
         var delta = Real(0.0);
-        for (var s = k; s <= t; s++) {
-            var d = Real(0.0);
-            for (var u = 0u; u < k; u++) {
-                d += work[w_at(u)] * at(u, s);
-            }
-            delta += factor[t * q + s] * d;
+        for (var u = 0u; u < k; u++) {
+            delta += work[slot(W, u)] * work[slot(R, u)];
         }
-        deltas[out + o] = delta * scales[o];
+        let scale = scales[o];
+        deltas[out + o] = delta * scale;
+        if (o < params.n_func) {
+            // x = (I + E)_kk^{-1} r, the change of the equation's whitened
+            // coefficients, and dw = w - l = -(I + E)_kk^{-1} E_kk l. The
+            // functional is c = scale sum_u w_u (sum_{s=k..=t} L[t][s]
+            // e(u, s) - sum_{v<k} x_v e(u, v)); the full sample's has w = l
+            // and x = 0, so dc = scale (sum_u dw_u sum_s L[t][s] e(u, s)
+            // - sum_u w_u sum_v x_v e(u, v)): small terms only.
+            for (var u = 0u; u < k; u++) {
+                work[slot(X, u)] = work[slot(R, u)];
+                var y = Real(0.0);
+                for (var v = 0u; v < k; v++) {
+                    y -= at(u, v) * inverse[v * q + col];
+                }
+                work[slot(DW, u)] = y;
+            }
+            chol_solve(k, X);
+            chol_solve(k, DW);
+            let f = (row * params.n_func + o) * p;
+            for (var i = 0u; i < p; i++) {
+                functionals[f + i] = Real(0.0);
+            }
+            for (var u = 0u; u < k; u++) {
+                let dwu = work[slot(DW, u)] * scale;
+                for (var s = k; s <= t; s++) {
+                    functionals[f + packed(u, s)] += dwu * factor[t * q + s];
+                }
+                let wu = work[slot(W, u)] * scale;
+                for (var v = 0u; v < k; v++) {
+                    functionals[f + packed(u, v)] -= wu * work[slot(X, v)];
+                }
+            }
+        }
     }
 }

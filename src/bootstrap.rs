@@ -198,15 +198,6 @@ fn choose_engine<'a>(
 ) -> Result<Box<dyn Engine + 'a>> {
     let g = design.n_clusters;
     let plan = WeightPlan::new(spec.scheme, seed, g, strata);
-    let gpu_blocker = || -> Option<String> {
-        if let Err(why) = supports(spec.scheme) {
-            return Some(why);
-        }
-        if studentize {
-            return Some("studentized intervals need each replicate's own standard errors, not yet computed on the GPU".into());
-        }
-        None
-    };
     let want_gpu = match spec.backend {
         BackendChoice::Cpu => {
             if spec.precision.is_some() {
@@ -218,7 +209,7 @@ fn choose_engine<'a>(
             false
         }
         BackendChoice::Gpu => {
-            if let Some(why) = gpu_blocker() {
+            if let Err(why) = supports(spec.scheme) {
                 return Err(Error::InvalidOption {
                     option: "--backend gpu".into(),
                     message: format!("{why}; use --backend cpu (or auto)"),
@@ -227,7 +218,7 @@ fn choose_engine<'a>(
             true
         }
         BackendChoice::Auto => {
-            gpu_blocker().is_none()
+            supports(spec.scheme).is_ok()
                 && (spec.adapter.is_some()
                     || crate::gpu::list_adapters()
                         .first()
@@ -266,6 +257,7 @@ fn choose_engine<'a>(
         max_batch: spec.gpu_batch,
         cpu_batch: spec.batch,
         cpu_threads: spec.threads,
+        studentize,
         fault: Fault::from_env()?,
     };
     Ok(Box::new(GpuEngine::new(

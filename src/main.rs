@@ -416,6 +416,16 @@ fn devices() {
 }
 
 fn main() -> ExitCode {
+    // On a headless machine (CI, a cluster node) without XDG_RUNTIME_DIR,
+    // Vulkan drivers' window-system probing (libwayland) prints "error:
+    // XDG_RUNTIME_DIR is invalid or not set" while wgpu lists adapters,
+    // though nothing is wrong. medsim draws no windows: point the variable
+    // at the temporary folder when it is unset. Done first, while the
+    // process has one thread, as set_var requires.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),

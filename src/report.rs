@@ -125,7 +125,7 @@ pub fn render(s: &Summary) -> String {
         if let (Some(b), Some(r)) = (&e.bootstrap, &s.resampling) {
             // A bootstrap p-value of 0 only says p < 2/B.
             let p = match b.p_value {
-                Some(0.0) => format!("<{}", 2.0 / r.replicates as f64),
+                Some(0.0) => format!("<{:.1e}", 2.0 / r.replicates as f64),
                 p => p_text(p),
             };
             let _ = write!(o, "  {:>10.6}  {:>8}", b.sd, p);

@@ -61,6 +61,8 @@ pub struct Whitened {
     pub coefficients: Vec<Coefficient>,
     /// Full-sample values of the coefficients, in the units of the data.
     pub theta: Vec<f64>,
+    /// The coefficients as (equation, design column) of the fit.
+    pub coefficient_keys: Vec<(usize, usize)>,
 }
 
 /// The reported coefficients `a_1..a_m, b_1..b_m, c, c'` as (equation,
@@ -144,7 +146,8 @@ impl Whitened {
                 },
             ])
             .collect();
-        let theta = reported_coefficients(design)
+        let coefficient_keys = reported_coefficients(design);
+        let theta = coefficient_keys
             .iter()
             .map(|&(e, col)| fit.coef(e, col))
             .collect();
@@ -156,16 +159,23 @@ impl Whitened {
             inverse,
             coefficients,
             theta,
+            coefficient_keys,
         })
     }
 
     /// The changes of the reported coefficients in the replicate whose
     /// whitened Gram is `I + E` (`e` packed), into `out` (one per
     /// coefficient); false (and NaN) when the replicate's regressors are
-    /// singular. The f64 reference of `solve.wgsl`, step for step.
-    pub fn deltas(&self, e: &[f64], out: &mut [f64]) -> bool {
+    /// singular. With `functionals` (2m rows of packed_len(q)), also the
+    /// change of the replicate's influence functionals of a_1..a_m,
+    /// b_1..b_m from the full sample's: row o is the packed dc with cluster
+    /// g's influence `psi_g = psi_hat_g + dc . T_g` (in the units of the
+    /// data; `psi_hat` is the full-sample fit's influence), what studentized
+    /// intervals need. The f64 reference of `solve.wgsl`, step for step.
+    pub fn deltas(&self, e: &[f64], out: &mut [f64], mut functionals: Option<&mut [f64]>) -> bool {
         let q = self.q;
         let ko = q - 1;
+        let p = packed_len(q);
         let at = |i: usize, j: usize| e[packed_index(i, j, q)];
         // Lower triangle of (I + E) over the regressors, factored in place.
         let mut l = vec![0.0; ko * ko];
@@ -193,25 +203,69 @@ impl Whitened {
                 }
             }
         }
-        let mut w = vec![0.0; ko];
-        for (o, coef) in out.iter_mut().zip(&self.coefficients) {
-            let k = coef.k;
+        let chol_solve = |k: usize, y: &mut [f64]| {
             for u in 0..k {
-                let s: f64 = (0..u).map(|v| l[u * ko + v] * w[v]).sum();
-                w[u] = (self.inverse[u * q + coef.i] - s) * inv_diag[u];
+                let s: f64 = (0..u).map(|v| l[u * ko + v] * y[v]).sum();
+                y[u] = (y[u] - s) * inv_diag[u];
             }
             for u in (0..k).rev() {
-                let s: f64 = (u + 1..k).map(|v| l[v * ko + u] * w[v]).sum();
-                w[u] = (w[u] - s) * inv_diag[u];
+                let s: f64 = (u + 1..k).map(|v| l[v * ko + u] * y[v]).sum();
+                y[u] = (y[u] - s) * inv_diag[u];
             }
-            let mut delta = 0.0;
-            for s in k..=coef.t {
-                let d: f64 = (0..k).map(|u| w[u] * at(u, s)).sum();
-                delta += self.factor[coef.t * q + s] * d;
+        };
+        let (mut w, mut r, mut x, mut dw) =
+            (vec![0.0; ko], vec![0.0; ko], vec![0.0; ko], vec![0.0; ko]);
+        let n_func = functionals.as_ref().map_or(0, |f| f.len() / p);
+        for (o, coef) in self.coefficients.iter().enumerate() {
+            let (k, t) = (coef.k, coef.t);
+            for u in 0..k {
+                w[u] = self.inverse[u * q + coef.i];
+                r[u] = (k..=t).map(|s| self.factor[t * q + s] * at(u, s)).sum();
             }
-            *o = delta * coef.scale;
+            chol_solve(k, &mut w);
+            let delta: f64 = (0..k).map(|u| w[u] * r[u]).sum();
+            out[o] = delta * coef.scale;
+            if let Some(f) = functionals.as_deref_mut()
+                && o < n_func
+            {
+                x[..k].copy_from_slice(&r[..k]);
+                for u in 0..k {
+                    dw[u] = -(0..k)
+                        .map(|v| at(u, v) * self.inverse[v * q + coef.i])
+                        .sum::<f64>();
+                }
+                chol_solve(k, &mut x);
+                chol_solve(k, &mut dw);
+                let c = &mut f[o * p..(o + 1) * p];
+                c.iter_mut().for_each(|v| *v = 0.0);
+                for u in 0..k {
+                    let dwu = dw[u] * coef.scale;
+                    for s in k..=t {
+                        c[packed_index(u, s, q)] += dwu * self.factor[t * q + s];
+                    }
+                    let wu = w[u] * coef.scale;
+                    for v in 0..k {
+                        c[packed_index(u, v, q)] -= wu * x[v];
+                    }
+                }
+            }
         }
         true
+    }
+}
+
+impl Whitened {
+    /// The full-sample fit's cluster influences on the first `n` reported
+    /// coefficients (a_1..a_m, b_1..b_m for n = 2m), G x n, in the units of
+    /// the data: the `psi_hat` of [`Whitened::deltas`].
+    pub fn influence(&self, fit: &SystemFit, n: usize) -> Vec<f64> {
+        let idx: Vec<usize> = self.coefficient_keys[..n]
+            .iter()
+            .map(|&(e, c)| fit.index(e, c))
+            .collect();
+        (0..self.n_clusters)
+            .flat_map(|c| idx.iter().map(move |&i| fit.influence[c * fit.dim + i]))
+            .collect()
     }
 }
 
@@ -290,7 +344,7 @@ mod tests {
                     let mut want = vec![0.0; n];
                     assert!(solver.solve(&gram, &mut want));
                     let mut delta = vec![0.0; w.theta.len()];
-                    assert!(w.deltas(&e, &mut delta));
+                    assert!(w.deltas(&e, &mut delta, None));
                     let theta: Vec<f64> = w.theta.iter().zip(&delta).map(|(a, b)| a + b).collect();
                     let mut got = vec![0.0; n];
                     coefficients_to_stats(&theta, solver.layout, &mut got);
@@ -301,6 +355,59 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The whitened influence functionals give every cluster the same
+    /// influence on a_j and b_j as the CPU solver's functionals of the raw
+    /// cluster statistics, in a resample.
+    #[test]
+    fn whitened_functionals_give_the_solver_s_cluster_influences() {
+        let d = design(&["agglom_sec", "agglom_ter"]);
+        let fit = crate::estimate::fit_system(&d, &equations(&d)).unwrap();
+        let w = Whitened::new(&d, &fit).unwrap();
+        let (g, p, m) = (d.n_clusters, packed_len(w.q), 2);
+        let plan = WeightPlan::new(Scheme::Pairs, 3, g, None);
+        let mut weights = vec![0.0; g];
+        plan.fill(7, &mut weights);
+        let mut e = vec![0.0; p];
+        let mut gram = vec![0.0; p];
+        for c in 0..g {
+            for k in 0..p {
+                e[k] += (weights[c] - 1.0) * w.stats[c * p + k];
+                gram[k] += weights[c] * d.stats[c * p + k];
+            }
+        }
+        let mut solver = Solver::new(&d);
+        let mut stats = vec![0.0; solver.layout.len()];
+        assert!(solver.solve(&gram, &mut stats));
+        let mut want = vec![0.0; 2 * m * p];
+        solver.influence_functionals(&mut want);
+        let mut delta = vec![0.0; w.theta.len()];
+        let mut got = vec![0.0; 2 * m * p];
+        assert!(w.deltas(&e, &mut delta, Some(&mut got)));
+        let hat = w.influence(&fit, 2 * m);
+        for o in 0..2 * m {
+            let psi = |f: &[f64], s: &[f64]| -> Vec<f64> {
+                (0..g)
+                    .map(|c| (0..p).map(|k| f[o * p + k] * s[c * p + k]).sum())
+                    .collect()
+            };
+            let a: Vec<f64> = psi(&got, &w.stats)
+                .iter()
+                .enumerate()
+                .map(|(c, v)| hat[c * 2 * m + o] + v)
+                .collect();
+            let b = psi(&want, &d.stats);
+            let scale = b.iter().fold(0.0f64, |x, v| x.max(v.abs()));
+            for c in 0..g {
+                assert!(
+                    (a[c] - b[c]).abs() <= 1e-9 * scale,
+                    "coefficient {o} cluster {c}: {} vs {}",
+                    a[c],
+                    b[c]
+                );
             }
         }
     }

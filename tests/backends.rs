@@ -179,8 +179,22 @@ fn options_the_gpu_cannot_honour_are_refused() {
     assert!(e.contains("expected f32 or f64"), "{e}");
     let e = refused(d, "c", &["--backend", "cpu", "--precision", "f32"]);
     assert!(e.contains("CPU engine always computes in f64"), "{e}");
-    let e = refused(d, "e", &["--backend", "gpu", "--ci", "studentized"]);
-    assert!(e.contains("studentized"), "{e}");
+    let e = refused(
+        d,
+        "e",
+        &[
+            "--backend",
+            "gpu",
+            "--scheme",
+            "wild",
+            "--ci",
+            "studentized",
+        ],
+    );
+    assert!(
+        e.contains("studentized") && e.contains("not yet for wild"),
+        "{e}"
+    );
     let e = refused(d, "f", &["--backend", "gpu", "--scheme", "permutation"]);
     assert!(
         e.contains("permutation") && e.contains("--backend cpu"),

@@ -149,7 +149,9 @@ fn gpu_gram_rows_match_the_cpu_product() {
 }
 
 /// CPU-engine and GPU-engine statistics of replicates 0..count (jackknife:
-/// G) of `scheme` on the default panel with `mediators`, the GPU in batches
+/// G) of `scheme` on the default panel with `mediators` (with each
+/// replicate's own SEs of the indirect effects, except for wild, which has
+/// no studentized intervals), the GPU in batches
 /// of at most 128 replicates (so several batches are in flight), and the
 /// statistics per replicate.
 fn cpu_and_gpu(
@@ -177,13 +179,16 @@ fn cpu_and_gpu(
     } else {
         count
     };
-    let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();
+    // Each replicate's own SEs too, where the scheme has them.
+    let studentize = !matches!(scheme, Scheme::Wild(_));
+    let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, studentize).unwrap();
     let n_stats = cpu.layout().len();
     let mut want = vec![0.0; count * n_stats];
     cpu.compute(0, &mut want).unwrap();
     let options = GpuOptions {
         precision,
         max_batch: 128,
+        studentize,
         ..GpuOptions::default()
     };
     let gpu = GpuEngine::new(ctx, &design, &fit, plan, options).unwrap();

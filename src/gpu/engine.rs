@@ -20,7 +20,8 @@
 use std::sync::{Mutex, OnceLock};
 
 use super::{
-    GemmInputs, GemmSlot, GpuContext, Pending, Precision, SolveParams, reals_from_words, words_per,
+    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveParams,
+    reals_from_words, words_per,
 };
 use crate::design::Design;
 use crate::engine::{Backend, CpuEngine, Engine};
@@ -83,6 +84,9 @@ pub struct GpuOptions {
     /// CPU fallback engine: replicates per GEMM and threads (0: all cores).
     pub cpu_batch: usize,
     pub cpu_threads: usize,
+    /// Also each replicate's own CR1 SEs of the indirect effects
+    /// (studentized intervals; reweighting schemes).
+    pub studentize: bool,
     pub fault: Option<Fault>,
 }
 
@@ -93,6 +97,7 @@ impl Default for GpuOptions {
             max_batch: 0,
             cpu_batch: 256,
             cpu_threads: 0,
+            studentize: false,
             fault: None,
         }
     }
@@ -106,11 +111,30 @@ pub fn supports(scheme: Scheme) -> std::result::Result<(), String> {
     }
 }
 
+/// The delta-method terms `t_gj = sum_x grad_x sqrt(f_x) psi_gx` of the SE
+/// of a_j b_j (j < m) and of the indirect effect (j = m) at coefficients
+/// `theta` (a_1..a_m, b_1..b_m, ...), with `roots` the sqrt(f_x) and `psi`
+/// the G x 2m cluster influences: G x (m + 1), what meat.wgsl squares and
+/// sums with the cluster weights.
+fn delta_method_terms(theta: &[f64], roots: &[f64], psi: &[f64], m: usize) -> Vec<f64> {
+    let g = psi.len() / (2 * m);
+    let mut t = vec![0.0; g * (m + 1)];
+    for c in 0..g {
+        let p = &psi[c * 2 * m..(c + 1) * 2 * m];
+        for i in 0..m {
+            let term = theta[m + i] * roots[i] * p[i] + theta[i] * roots[m + i] * p[m + i];
+            t[c * (m + 1) + i] = term;
+            t[c * (m + 1) + m] += term;
+        }
+    }
+    t
+}
+
 /// Scratch reals per replicate of the solve stage: the packed factor of the
-/// regressor block, its reciprocal diagonal and one solution vector.
+/// regressor block, its reciprocal diagonal and four vectors.
 fn solve_scratch(q: usize) -> u64 {
     let ko = (q - 1) as u64;
-    ko * (ko + 1) / 2 + 2 * ko
+    ko * (ko + 1) / 2 + 5 * ko
 }
 
 /// Device buffers and bind groups of one batch slot.
@@ -118,6 +142,9 @@ struct Slot {
     gemm: GemmSlot,
     solve_params: Option<wgpu::Buffer>,
     solve: Option<wgpu::BindGroup>,
+    /// Studentized: the influence GEMM's and the meat's parameters and
+    /// bindings.
+    student: Option<[(wgpu::Buffer, wgpu::BindGroup); 2]>,
     /// The buffer read back: the solve's output, or the GEMM's for wild.
     result: wgpu::Buffer,
     staging: wgpu::Buffer,
@@ -140,6 +167,10 @@ struct SolveInputs {
     factor: wgpu::Buffer,
     inverse: wgpu::Buffer,
     q: usize,
+    /// Studentized: theta_hat, then sqrt of each a_j, b_j equation's CR1
+    /// factor; the full sample's cluster influences on a_j, b_j; its
+    /// delta-method terms t_hat (meat.wgsl).
+    fixed: Option<[wgpu::Buffer; 3]>,
 }
 
 /// The GPU engine over one design and weight plan.
@@ -150,6 +181,12 @@ pub struct GpuEngine<'a> {
     plan: WeightPlan,
     /// Coefficients per replicate read back (a_j, b_j, c, c').
     n_coef: usize,
+    /// Reals per replicate read back: the coefficients, then (studentized)
+    /// the m + 1 changes of the squared standard errors.
+    stride: usize,
+    /// Studentized: the full sample's squared delta-method SEs of a_j b_j
+    /// and the indirect effect (the meat with every weight 1).
+    se_hat2: Vec<f64>,
     theta: Vec<f64>,
     gemm: GemmInputs,
     solve: Option<SolveInputs>,
@@ -181,6 +218,17 @@ impl<'a> GpuEngine<'a> {
         let g = design.n_clusters;
         let m = design.layout.n_mediators;
         let n_coef = 2 * m + 2;
+        let studentize = options.studentize;
+        if studentize && matches!(plan.scheme, Scheme::Wild(_)) {
+            return Err(Error::InvalidOption {
+                option: "--ci".into(),
+                message: "studentized intervals are available for the pairs, bayes, poisson and jackknife \
+                          schemes, not yet for wild"
+                    .into(),
+            });
+        }
+        let stride = n_coef + if studentize { m + 1 } else { 0 };
+        let mut se_hat2 = Vec::new();
         let (stats, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
             let idx: Vec<usize> = reported_coefficients(design)
                 .iter()
@@ -202,12 +250,29 @@ impl<'a> GpuEngine<'a> {
                 .map(|c| [c.k as u32, c.i as u32, c.t as u32, 0])
                 .collect();
             let scales: Vec<f64> = w.coefficients.iter().map(|c| c.scale).collect();
+            let fixed = studentize.then(|| {
+                let roots: Vec<f64> = (0..2 * m)
+                    .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc.sqrt())
+                    .collect();
+                let psi_hat = w.influence(fit, 2 * m);
+                let t_hat = delta_method_terms(&w.theta, &roots, &psi_hat, m);
+                for j in 0..=m {
+                    se_hat2.push((0..g).map(|c| t_hat[c * (m + 1) + j].powi(2)).sum());
+                }
+                let values: Vec<f64> = w.theta.iter().copied().chain(roots).collect();
+                [
+                    ctx.reals("theta and CR1 factors", &values, precision),
+                    ctx.reals("full-sample influences", &psi_hat, precision),
+                    ctx.reals("full-sample delta-method terms", &t_hat, precision),
+                ]
+            });
             let solve = SolveInputs {
                 coefs: ctx.storage("coefficients", bytemuck::cast_slice(&coefs)),
                 scales: ctx.reals("scales", &scales, precision),
                 factor: ctx.reals("factor", &w.factor, precision),
                 inverse: ctx.reals("inverse", &w.inverse, precision),
                 q,
+                fixed,
             };
             (w.stats, packed_len(q), w.theta, Some(solve))
         };
@@ -217,12 +282,22 @@ impl<'a> GpuEngine<'a> {
             g as u64 * 4 + plan.strata.len() as u64 * 8,
             n as u64 * ws,
             if solve.is_some() {
-                n_coef as u64 * ws
+                stride as u64 * ws
             } else {
                 0
             },
             if solve.is_some() {
                 solve_scratch(q) * ws
+            } else {
+                0
+            },
+            if studentize {
+                2 * m as u64 * n as u64 * ws
+            } else {
+                0
+            },
+            if studentize {
+                2 * m as u64 * g as u64 * ws
             } else {
                 0
             },
@@ -239,10 +314,16 @@ impl<'a> GpuEngine<'a> {
             .min()
             .unwrap_or(u64::MAX);
         let by_memory = BATCH_BYTES / per_replicate.iter().sum::<u64>().max(1);
-        // The GEMM's grid has one row of workgroups per 16 replicates.
+        // The GEMM's grid has one row of workgroups per 16 replicates; the
+        // influence GEMM one column per 16 (replicate, coefficient) pairs.
+        let by_groups = if studentize {
+            groups * 16 / (2 * m as u64)
+        } else {
+            groups * 16
+        };
         let limit = by_binding
             .min(by_memory)
-            .min(groups * 16)
+            .min(by_groups)
             .min(MAX_BATCH as u64) as usize;
         if limit < MIN_BATCH {
             return Err(Error::InvalidOption {
@@ -262,10 +343,12 @@ impl<'a> GpuEngine<'a> {
             options,
             layout: StatLayout {
                 mediators: m,
-                studentized: false,
+                studentized: studentize,
             },
             plan,
             n_coef,
+            stride,
+            se_hat2,
             theta,
             gemm,
             solve,
@@ -307,29 +390,71 @@ impl<'a> GpuEngine<'a> {
         (0..2)
             .map(|_| {
                 let gemm = self.gemm.slot(ctx, capacity, out_bytes)?;
+                let mut student = None;
                 let (solve_params, solve, result) = match &self.solve {
                     Some(s) => {
                         let params = ctx
                             .uniform("solve params", bytemuck::bytes_of(&self.solve_params(s, 0)));
-                        let deltas = ctx.output("deltas", cap * self.n_coef as u64 * ws);
+                        let deltas = ctx.output("deltas", cap * self.stride as u64 * ws);
                         let work = ctx.output("solve scratch", cap * solve_scratch(s.q) * ws);
+                        let n_func = self.n_func() as u64;
+                        let p = packed_len(s.q) as u64;
+                        let functionals = ctx.output("functionals", cap * n_func * p * ws);
                         let pipeline = ctx.stage(&ctx.solve, self.options.precision)?;
                         let bind = ctx.bind(
                             pipeline,
                             &[
-                                &params, &gemm.out, &s.coefs, &s.scales, &s.factor, &s.inverse,
-                                &deltas, &work,
+                                &params,
+                                &gemm.out,
+                                &s.coefs,
+                                &s.scales,
+                                &s.factor,
+                                &s.inverse,
+                                &deltas,
+                                &work,
+                                &functionals,
                             ],
                         );
+                        if let Some([fixed, psi_hat, t_hat]) = &s.fixed {
+                            let g = self.plan.n_clusters as u64;
+                            let psi = ctx.output("influences", g * cap * n_func * ws);
+                            let nt_params = ctx.uniform(
+                                "influence gemm params",
+                                bytemuck::bytes_of(&self.gemm_nt_params(0)),
+                            );
+                            let nt = ctx.stage(&ctx.gemm_nt, self.options.precision)?;
+                            let nt_bind =
+                                ctx.bind(nt, &[&nt_params, &self.gemm.stats, &functionals, &psi]);
+                            let meat_params = ctx
+                                .uniform("meat params", bytemuck::bytes_of(&self.meat_params(0)));
+                            let meat = ctx.stage(&ctx.meat, self.options.precision)?;
+                            let meat_bind = ctx.bind(
+                                meat,
+                                &[
+                                    &meat_params,
+                                    &gemm.codes,
+                                    &psi,
+                                    &self.gemm.decode_table,
+                                    &deltas,
+                                    &gemm.sums,
+                                    &self.gemm.strata,
+                                    fixed,
+                                    psi_hat,
+                                    t_hat,
+                                ],
+                            );
+                            student = Some([(nt_params, nt_bind), (meat_params, meat_bind)]);
+                        }
                         (Some(params), Some(bind), deltas)
                     }
                     None => (None, None, gemm.out.clone()),
                 };
-                let staging = ctx.staging(cap * self.n_coef as u64 * ws);
+                let staging = ctx.staging(cap * self.stride as u64 * ws);
                 Ok(Slot {
                     gemm,
                     solve_params,
                     solve,
+                    student,
                     result,
                     staging,
                 })
@@ -342,7 +467,41 @@ impl<'a> GpuEngine<'a> {
             nb,
             q: s.q as u32,
             n_coef: self.n_coef as u32,
+            stride: self.stride as u32,
+            n_func: self.n_func() as u32,
+            pad: [0; 3],
+        }
+    }
+
+    /// Coefficients whose influence functionals the solve writes: a_j, b_j
+    /// when studentizing.
+    fn n_func(&self) -> usize {
+        if self.layout.studentized {
+            2 * self.layout.mediators
+        } else {
+            0
+        }
+    }
+
+    fn gemm_nt_params(&self, nb: u32) -> GemmNtParams {
+        GemmNtParams {
+            rows: self.plan.n_clusters as u32,
+            cols: nb * self.n_func() as u32,
+            k: self.solve.as_ref().map_or(0, |s| packed_len(s.q)) as u32,
             pad: 0,
+        }
+    }
+
+    fn meat_params(&self, nb: u32) -> MeatParams {
+        let (decode_mode, n_strata) = self.gemm.decode_mode();
+        MeatParams {
+            nb,
+            g: self.plan.n_clusters as u32,
+            m: self.layout.mediators as u32,
+            stride: self.stride as u32,
+            decode_mode,
+            n_strata,
+            pad: [0; 2],
         }
     }
 
@@ -359,7 +518,23 @@ impl<'a> GpuEngine<'a> {
             let pipeline = ctx.stage(&ctx.solve, self.options.precision)?;
             GpuContext::dispatch(&mut encoder, pipeline, bind, (nb.div_ceil(64), 1));
         }
-        let bytes = (count * self.n_coef * words_per(self.options.precision) * 4) as u64;
+        if let Some([(nt_params, nt_bind), (meat_params, meat_bind)]) = &slot.student {
+            let nt = self.gemm_nt_params(nb);
+            ctx.queue
+                .write_buffer(nt_params, 0, bytemuck::bytes_of(&nt));
+            let pipeline = ctx.stage(&ctx.gemm_nt, self.options.precision)?;
+            GpuContext::dispatch(
+                &mut encoder,
+                pipeline,
+                nt_bind,
+                (nt.cols.div_ceil(16), nt.rows.div_ceil(16)),
+            );
+            ctx.queue
+                .write_buffer(meat_params, 0, bytemuck::bytes_of(&self.meat_params(nb)));
+            let pipeline = ctx.stage(&ctx.meat, self.options.precision)?;
+            GpuContext::dispatch(&mut encoder, pipeline, meat_bind, (nb.div_ceil(64), 1));
+        }
+        let bytes = (count * self.stride * words_per(self.options.precision) * 4) as u64;
         Ok(ctx.submit_with_readback(encoder, &slot.result, &slot.staging, bytes))
     }
 
@@ -371,15 +546,28 @@ impl<'a> GpuEngine<'a> {
         let n_stats = self.layout.len();
         let mut theta = vec![0.0; self.n_coef];
         let mut failed = 0;
-        for (d, stats) in deltas.chunks(self.n_coef).zip(out.chunks_mut(n_stats)) {
+        let l = self.layout;
+        for (d, stats) in deltas.chunks(self.stride).zip(out.chunks_mut(n_stats)) {
             for ((t, a), b) in theta.iter_mut().zip(&self.theta).zip(d) {
                 *t = a + b;
             }
             if theta.iter().any(|t| t.is_nan()) {
                 failed += 1;
                 stats.iter_mut().for_each(|s| *s = f64::NAN);
-            } else {
-                coefficients_to_stats(&theta, self.layout, stats);
+                continue;
+            }
+            coefficients_to_stats(&theta, l, stats);
+            if l.studentized {
+                // The device's change of each squared SE, added in f64.
+                let se: Vec<f64> = d[self.n_coef..]
+                    .iter()
+                    .zip(&self.se_hat2)
+                    .map(|(change, hat)| (hat + change).max(0.0).sqrt())
+                    .collect();
+                for j in 0..l.mediators {
+                    stats[l.se_ab(j)] = se[j];
+                }
+                stats[l.se_indirect()] = se[l.mediators];
             }
         }
         failed
@@ -461,7 +649,7 @@ impl<'a> GpuEngine<'a> {
                     self.plan.clone(),
                     self.options.cpu_batch,
                     self.options.cpu_threads,
-                    false,
+                    self.options.studentize,
                 )
             })
             .as_ref()

@@ -31,6 +31,9 @@ const SHADERS: &[(&str, &str)] = &[
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("solve.wgsl", include_str!("../../shaders/solve.wgsl")),
     ("real.wgsl", include_str!("../../shaders/real.wgsl")),
+    ("decode.wgsl", include_str!("../../shaders/decode.wgsl")),
+    ("gemm_nt.wgsl", include_str!("../../shaders/gemm_nt.wgsl")),
+    ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
 ];
 
 /// A stage's source with its includes expanded, `Real` set to `precision`.
@@ -88,9 +91,36 @@ pub struct SolveParams {
     pub nb: u32,
     pub q: u32,
     pub n_coef: u32,
+    pub stride: u32,
+    pub n_func: u32,
+    pub pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<SolveParams>() == 32);
+
+/// Uniform parameters of `gemm_nt.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GemmNtParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub k: u32,
     pub pad: u32,
 }
-const _: () = assert!(std::mem::size_of::<SolveParams>() == 16);
+const _: () = assert!(std::mem::size_of::<GemmNtParams>() == 16);
+
+/// Uniform parameters of `meat.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct MeatParams {
+    pub nb: u32,
+    pub g: u32,
+    pub m: u32,
+    pub stride: u32,
+    pub decode_mode: u32,
+    pub n_strata: u32,
+    pub pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<MeatParams>() == 32);
 
 /// One case of `philox_check.wgsl` (`struct Case`).
 #[repr(C)]
@@ -128,9 +158,11 @@ pub struct GpuContext {
     queue: wgpu::Queue,
     philox: wgpu::ComputePipeline,
     weights: wgpu::ComputePipeline,
-    /// GEMM and solve stages per precision: f32, then f64 where available.
+    /// Numeric stages per precision: f32, then f64 where available.
     gemm: Vec<wgpu::ComputePipeline>,
     solve: Vec<wgpu::ComputePipeline>,
+    gemm_nt: Vec<wgpu::ComputePipeline>,
+    meat: Vec<wgpu::ComputePipeline>,
     /// The first device error not yet reported (validation, out of memory,
     /// device lost): wgpu reports them asynchronously, the engine checks
     /// here after each batch.
@@ -319,6 +351,14 @@ impl GpuContext {
             .iter()
             .map(|&p| compile("solve.wgsl", p))
             .collect::<Result<_>>()?;
+        let gemm_nt = precisions
+            .iter()
+            .map(|&p| compile("gemm_nt.wgsl", p))
+            .collect::<Result<_>>()?;
+        let meat = precisions
+            .iter()
+            .map(|&p| compile("meat.wgsl", p))
+            .collect::<Result<_>>()?;
         let ctx = GpuContext {
             info,
             limits,
@@ -328,6 +368,8 @@ impl GpuContext {
             weights,
             gemm,
             solve,
+            gemm_nt,
+            meat,
             fault,
             lost,
         };
@@ -377,11 +419,12 @@ impl GpuContext {
         )
     }
 
-    /// A device-side buffer of `bytes` bytes that stages write.
+    /// A device-side buffer of `bytes` bytes that stages write (at least 16:
+    /// an f64 array binding needs 8, an empty one would be invalid).
     fn output(&self, label: &str, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes.max(4),
+            size: bytes.max(16),
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         })
@@ -391,7 +434,7 @@ impl GpuContext {
     fn staging(&self, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: bytes.max(4),
+            size: bytes.max(16),
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
@@ -602,10 +645,10 @@ pub(crate) struct GemmInputs {
     offsets: wgpu::Buffer,
     /// Poisson thresholds or the exponential table.
     table: wgpu::Buffer,
-    stats: wgpu::Buffer,
-    decode_table: wgpu::Buffer,
+    pub stats: wgpu::Buffer,
+    pub decode_table: wgpu::Buffer,
     /// Each cluster's stratum, then each stratum's size.
-    strata: wgpu::Buffer,
+    pub strata: wgpu::Buffer,
     pub precision: Precision,
 }
 
@@ -614,8 +657,8 @@ pub(crate) struct GemmSlot {
     pub capacity: usize,
     weight_params: wgpu::Buffer,
     gemm_params: wgpu::Buffer,
-    codes: wgpu::Buffer,
-    sums: wgpu::Buffer,
+    pub codes: wgpu::Buffer,
+    pub sums: wgpu::Buffer,
     /// The GEMM's output, capacity x n reals.
     pub out: wgpu::Buffer,
     weights_bind: wgpu::BindGroup,
@@ -678,6 +721,12 @@ impl GemmInputs {
             strata: ctx.storage("strata", bytemuck::cast_slice(&strata)),
             precision,
         })
+    }
+
+    /// The GEMM's decode mode and the number of strata, for other stages
+    /// that weight clusters by the same codes (meat.wgsl).
+    pub(crate) fn decode_mode(&self) -> (u32, u32) {
+        (self.gemm_params.decode_mode, self.gemm_params.n_strata)
     }
 
     /// Buffers for batches of up to `capacity` replicates; `out_bytes`

@@ -43,15 +43,16 @@ pub enum Tolerance {
 
 /// Every engine that can run `plan` here: the CPU engine, and on a GPU the
 /// GPU engine in f64 (where the adapter has it) and f32, with small batches
-/// so several are in flight.
+/// so several are in flight; `studentize` adds each replicate's own SEs.
 pub fn engines<'a>(
     design: &'a Design,
     fit: &'a SystemFit,
     plan: &WeightPlan,
+    studentize: bool,
 ) -> Vec<(String, Box<dyn Engine + 'a>, Tolerance)> {
     let mut out: Vec<(String, Box<dyn Engine + 'a>, Tolerance)> = vec![(
         "cpu".into(),
-        Box::new(CpuEngine::new(design, fit, plan.clone(), 7, 2, false).unwrap()),
+        Box::new(CpuEngine::new(design, fit, plan.clone(), 7, 2, studentize).unwrap()),
         Tolerance::Relative(1e-9),
     )];
     if supports(plan.scheme).is_err() {
@@ -68,6 +69,7 @@ pub fn engines<'a>(
         let options = GpuOptions {
             precision,
             max_batch: 16,
+            studentize,
             ..GpuOptions::default()
         };
         let engine = GpuEngine::new(ctx, design, fit, plan.clone(), options).unwrap();
