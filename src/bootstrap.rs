@@ -195,7 +195,7 @@ fn choose_engine<'a>(
     seed: u64,
     strata: Option<&[u32]>,
     studentize: bool,
-) -> Result<Box<dyn Engine + 'a>> {
+) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
     let g = design.n_clusters;
     let plan = WeightPlan::new(spec.scheme, seed, g, strata);
     let want_gpu = match spec.backend {
@@ -226,7 +226,7 @@ fn choose_engine<'a>(
         }
     };
     if !want_gpu {
-        return Ok(if spec.scheme == Scheme::Permutation {
+        let engine: Box<dyn Engine + 'a> = if spec.scheme == Scheme::Permutation {
             Box::new(PermutationEngine::new(
                 design,
                 panel,
@@ -243,7 +243,8 @@ fn choose_engine<'a>(
                 spec.threads,
                 studentize,
             )?)
-        });
+        };
+        return Ok((engine, None));
     }
     let ctx = crate::gpu::shared_context(spec.adapter.as_deref())?.ok_or_else(|| {
         Error::Gpu(
@@ -260,13 +261,23 @@ fn choose_engine<'a>(
         studentize,
         fault: Fault::from_env()?,
     };
-    Ok(Box::new(GpuEngine::new(
-        ctx,
-        design,
-        &analysis.fit,
-        plan,
-        options,
-    )?))
+    let engine = GpuEngine::new(ctx, design, &analysis.fit, plan, options)?;
+    Ok((
+        Box::new(engine),
+        Some(GpuUse {
+            ctx,
+            precision: options.precision,
+            max_batch: spec.gpu_batch,
+        }),
+    ))
+}
+
+/// The GPU a run uses, for its other GPU stages (the WCR tests).
+#[derive(Clone, Copy)]
+struct GpuUse {
+    ctx: &'static crate::gpu::GpuContext,
+    precision: Precision,
+    max_batch: usize,
 }
 
 /// Resample the design and summarise the draws of every effect of `analysis`.
@@ -313,7 +324,7 @@ pub fn resample(
             message: "a permutation run gives p-values, not studentized intervals".into(),
         });
     }
-    let engine = choose_engine(
+    let (engine, gpu) = choose_engine(
         design,
         panel,
         analysis,
@@ -419,6 +430,8 @@ pub fn resample(
     // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
     // single coefficients, from the same weights as the WCU replicates.
     let mut wcr = Vec::new();
+    // The tests run where the replicates ran, unless the GPU failed.
+    let gpu = gpu.filter(|_| engine.backend().fallback.is_none());
     if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
         let pool = thread_pool(spec.threads, spec.batch)?;
         let eqs = equations(design);
@@ -426,10 +439,27 @@ pub fn resample(
         for (key, _) in &analysis.effects {
             if let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) {
                 let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
-                wcr.push((
-                    key.clone(),
-                    test.p_value(&plan, replicates, spec.batch, &pool),
-                ));
+                let on_gpu = gpu.map(|u| {
+                    crate::gpu::wild::p_value(
+                        u.ctx,
+                        &test,
+                        &plan,
+                        replicates,
+                        u.precision,
+                        u.max_batch,
+                    )
+                });
+                let p = match on_gpu {
+                    Some(Ok(p)) => p,
+                    Some(Err(err)) => {
+                        eprintln!(
+                            "warning: the GPU failed the wild test of {key} ({err}); computing it on the CPU"
+                        );
+                        test.p_value(&plan, replicates, spec.batch, &pool)
+                    }
+                    None => test.p_value(&plan, replicates, spec.batch, &pool),
+                };
+                wcr.push((key.clone(), p));
             }
         }
     }

@@ -121,6 +121,27 @@ impl RestrictedTest {
         })
     }
 
+    /// Clusters.
+    pub fn n_clusters(&self) -> usize {
+        self.g
+    }
+
+    /// The G x (G + 1) matrix `[C' | p]` the weights multiply.
+    pub fn matrix(&self) -> &[f64] {
+        &self.rhs
+    }
+
+    /// `p` (G values), then the equation's CR1 factor: what the GPU's
+    /// finishing stage needs besides the product.
+    pub fn scores_and_factor(&self) -> Vec<f64> {
+        self.p.iter().copied().chain([self.ssc]).collect()
+    }
+
+    /// |t| of the observed coefficient.
+    pub fn t_observed(&self) -> f64 {
+        self.t_obs
+    }
+
     /// How many of `count` replicates from `start` have |t*| >= |t|.
     fn exceedances(&self, plan: &WeightPlan, start: u64, count: usize) -> u64 {
         let g = self.g;

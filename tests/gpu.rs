@@ -274,3 +274,75 @@ fn gpu_f64_replicate_statistics_match_the_cpu_engine() {
         assert!(worst < 1e-9, "{scheme:?}: {worst:e}");
     }
 }
+
+/// The WCR tests on the GPU give the CPU's p-values: the same in f64, and
+/// within two replicates' worth in f32 (a t* within f32 rounding of the
+/// observed |t| could count differently). Every coefficient of every
+/// equation of the panel behind tests/wild.rs, whose p-values are far from
+/// 0 and 1.
+#[test]
+fn gpu_wild_restricted_tests_match_the_cpu() {
+    use medsim::design::Design;
+    use medsim::estimate::fit_system;
+    use medsim::mediation::equations;
+    use medsim::panel::Panel;
+    use medsim::spec::{FixedEffects, ModelSpec};
+    use medsim::wild::RestrictedTest;
+    let Some(ctx) = context() else { return };
+    let spec = ModelSpec {
+        unit: "unit".into(),
+        time: "year".into(),
+        outcome: "y".into(),
+        treatment: "x".into(),
+        mediators: vec!["m".into()],
+        controls: vec!["c1".into()],
+        groups: vec![],
+        cluster: "unit".into(),
+        fixed_effects: FixedEffects::UnitTime,
+    };
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wild_panel.csv");
+    let table = medsim::table::read_csv(&path).unwrap();
+    let panel = Panel::from_table(&table, &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let eqs = equations(&design);
+    let fit = fit_system(&design, &eqs).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let b = 2999u64;
+    let mut precisions = vec![Precision::F32];
+    if ctx.has_f64() {
+        precisions.push(Precision::F64);
+    }
+    let mut middling = 0;
+    for weights in [WildWeights::Rademacher, WildWeights::Webb] {
+        let plan = WeightPlan::new(Scheme::Wild(weights), 21, design.n_clusters, None);
+        for (e, eq) in eqs.iter().enumerate() {
+            for &col in eq.regressors.iter().take(3) {
+                let test = RestrictedTest::new(&design, &fit, e, eq, col).unwrap();
+                let cpu = test.p_value(&plan, b, 256, &pool);
+                if cpu > 0.02 && cpu < 0.98 {
+                    middling += 1;
+                }
+                for &precision in &precisions {
+                    let gpu =
+                        medsim::gpu::wild::p_value(ctx, &test, &plan, b, precision, 700).unwrap();
+                    eprintln!(
+                        "{weights:?} {} column {col} {precision:?}: cpu {cpu} gpu {gpu}",
+                        eq.name
+                    );
+                    match precision {
+                        Precision::F64 => assert_eq!(gpu, cpu, "{weights:?} column {col}"),
+                        Precision::F32 => assert!(
+                            (gpu - cpu).abs() <= 2.0 / b as f64,
+                            "{weights:?} column {col}: {gpu} vs {cpu}"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    assert!(middling >= 6, "too few informative p-values ({middling})");
+}

@@ -2,10 +2,13 @@
 //! B = 99999) on tests/fixtures/wild_panel.csv, within Monte Carlo tolerance:
 //! two independent estimates of the same p at B = 99999 differ by at most
 //! sqrt(2 * 0.25 / 99999) ~ 0.0022 in standard deviation; 0.01 is 4.5 of them.
+//! On the CPU engine and, where there is an adapter, the GPU's.
+
+mod common;
 
 use std::path::PathBuf;
 
-use medsim::bootstrap::ResampleSpec;
+use medsim::bootstrap::{BackendChoice, ResampleSpec};
 use medsim::intervals::Method;
 use medsim::run::{DataSource, RunPlan, execute};
 use medsim::scheme::{Scheme, WildWeights};
@@ -29,7 +32,14 @@ fn wcr_p_values_match_wildboottest() {
         cluster: "unit".into(),
         fixed_effects: FixedEffects::UnitTime,
     };
-    for weights in ["rademacher", "webb"] {
+    let mut backends = vec![BackendChoice::Cpu];
+    if common::gpu_context().is_some() {
+        backends.push(BackendChoice::Gpu);
+    }
+    for (backend, weights) in backends
+        .iter()
+        .flat_map(|&b| ["rademacher", "webb"].map(|w| (b, w)))
+    {
         let plan = RunPlan {
             name: "wild".into(),
             data: DataSource::Csv(dir.join("wild_panel.csv")),
@@ -42,10 +52,13 @@ fn wcr_p_values_match_wildboottest() {
                 scheme: Scheme::Wild(WildWeights::parse(weights).unwrap()),
                 replicates: 99_999,
                 methods: vec![Method::Percentile],
+                backend,
                 ..ResampleSpec::default()
             }),
         };
         let summary = execute(&plan, &|_, _| {}).unwrap();
+        let ran = &summary.resampling.as_ref().unwrap().backend;
+        assert_eq!(*ran == "gpu", backend == BackendChoice::Gpu);
         for case in expected["cases"]
             .as_array()
             .unwrap()
@@ -63,7 +76,7 @@ fn wcr_p_values_match_wildboottest() {
                 .unwrap();
             assert!(
                 (got - want).abs() < 0.01,
-                "{weights} {effect}: medsim {got} vs wildboottest {want}"
+                "{backend:?} {weights} {effect}: medsim {got} vs wildboottest {want}"
             );
         }
     }

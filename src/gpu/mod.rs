@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod wgsl;
+pub mod wild;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -34,6 +35,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("decode.wgsl", include_str!("../../shaders/decode.wgsl")),
     ("gemm_nt.wgsl", include_str!("../../shaders/gemm_nt.wgsl")),
     ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
+    ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
 ];
 
 /// A stage's source with its includes expanded, `Real` set to `precision`.
@@ -108,6 +110,17 @@ pub struct GemmNtParams {
 }
 const _: () = assert!(std::mem::size_of::<GemmNtParams>() == 16);
 
+/// Uniform parameters of `wcr.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct WcrParams {
+    pub nb: u32,
+    pub g: u32,
+    pub decode_mode: u32,
+    pub n_strata: u32,
+}
+const _: () = assert!(std::mem::size_of::<WcrParams>() == 16);
+
 /// Uniform parameters of `meat.wgsl` (`struct Params`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -163,6 +176,7 @@ pub struct GpuContext {
     solve: Vec<wgpu::ComputePipeline>,
     gemm_nt: Vec<wgpu::ComputePipeline>,
     meat: Vec<wgpu::ComputePipeline>,
+    wcr: Vec<wgpu::ComputePipeline>,
     /// The first device error not yet reported (validation, out of memory,
     /// device lost): wgpu reports them asynchronously, the engine checks
     /// here after each batch.
@@ -359,6 +373,10 @@ impl GpuContext {
             .iter()
             .map(|&p| compile("meat.wgsl", p))
             .collect::<Result<_>>()?;
+        let wcr = precisions
+            .iter()
+            .map(|&p| compile("wcr.wgsl", p))
+            .collect::<Result<_>>()?;
         let ctx = GpuContext {
             info,
             limits,
@@ -370,6 +388,7 @@ impl GpuContext {
             solve,
             gemm_nt,
             meat,
+            wcr,
             fault,
             lost,
         };
