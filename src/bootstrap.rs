@@ -13,7 +13,7 @@ use crate::design::Design;
 use crate::engine::{CpuEngine, Engine, thread_pool};
 use crate::error::{Error, Result};
 use crate::gpu::Precision;
-use crate::gpu::engine::{Fault, GpuEngine, GpuOptions, supports};
+use crate::gpu::engine::{Fault, GpuEngine, GpuOptions};
 use crate::intervals::{BootstrapStats, Draws, Method, Tally, jackknife_acceleration};
 use crate::mediation::{Analysis, Interval, TOTAL, equations};
 use crate::panel::Panel;
@@ -208,21 +208,12 @@ fn choose_engine<'a>(
             }
             false
         }
-        BackendChoice::Gpu => {
-            if let Err(why) = supports(spec.scheme) {
-                return Err(Error::InvalidOption {
-                    option: "--backend gpu".into(),
-                    message: format!("{why}; use --backend cpu (or auto)"),
-                });
-            }
-            true
-        }
+        BackendChoice::Gpu => true,
         BackendChoice::Auto => {
-            supports(spec.scheme).is_ok()
-                && (spec.adapter.is_some()
-                    || crate::gpu::list_adapters()
-                        .first()
-                        .is_some_and(|a| crate::gpu::is_hardware(&a.info)))
+            spec.adapter.is_some()
+                || crate::gpu::list_adapters()
+                    .first()
+                    .is_some_and(|a| crate::gpu::is_hardware(&a.info))
         }
     };
     if !want_gpu {
@@ -261,7 +252,11 @@ fn choose_engine<'a>(
         studentize,
         fault: Fault::from_env()?,
     };
-    let engine = GpuEngine::new(ctx, design, &analysis.fit, plan, options)?;
+    let engine = if spec.scheme == Scheme::Permutation {
+        GpuEngine::permutation(ctx, design, &analysis.fit, panel, seed, options)?
+    } else {
+        GpuEngine::new(ctx, design, &analysis.fit, plan, options)?
+    };
     Ok((
         Box::new(engine),
         Some(GpuUse {

@@ -21,31 +21,19 @@ use crate::panel::Panel;
 use crate::replicate::{Solver, StatLayout};
 use crate::rng::{STREAM_PERMUTATION, WordStream};
 
-/// The permutation engine over one design.
-pub struct PermutationEngine<'a> {
-    design: &'a Design,
-    solver: Solver,
-    seed: u64,
-    /// Packed Gram of the observed sample.
-    base: Vec<f64>,
-    /// Observation rows of each unit, in period order.
-    unit_rows: Vec<Vec<usize>>,
-    /// Units with identical periods, blocks of two or more.
-    blocks: Vec<Vec<u32>>,
-    batch: usize,
-    pool: rayon::ThreadPool,
+/// Which units can exchange treatment series: each unit's observation rows
+/// in period order, and the blocks of two or more units observed in
+/// exactly the same periods (in order of their first unit).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub unit_rows: Vec<Vec<usize>>,
+    pub blocks: Vec<Vec<u32>>,
 }
 
-impl<'a> PermutationEngine<'a> {
-    /// An engine permuting the treatment of `panel`'s units.
-    pub fn new(
-        design: &'a Design,
-        panel: &Panel,
-        seed: u64,
-        batch: usize,
-        threads: usize,
-    ) -> Result<Self> {
-        let pool = thread_pool(threads, batch)?;
+impl Exchange {
+    /// The blocks of `panel`, refusing panels where nothing can be
+    /// exchanged or the treatment is the same everywhere.
+    pub fn new(design: &Design, panel: &Panel) -> Result<Exchange> {
         let mut unit_rows = vec![Vec::new(); panel.unit.len()];
         for (i, &u) in panel.unit.codes.iter().enumerate() {
             unit_rows[u as usize].push(i);
@@ -84,24 +72,14 @@ impl<'a> PermutationEngine<'a> {
                     .into(),
             });
         }
-        let base = design.total_packed();
-        Ok(PermutationEngine {
-            design,
-            solver: Solver::new(design),
-            seed,
-            base,
-            unit_rows,
-            blocks,
-            batch,
-            pool,
-        })
+        Ok(Exchange { unit_rows, blocks })
     }
 
-    /// Donor unit of every unit in replicate `r` (unit u takes the
-    /// treatment series of unit `donors(r)[u]`).
-    pub fn donors(&self, r: u64) -> Vec<u32> {
+    /// Donor unit of every unit in replicate `r` of `seed` (unit u takes
+    /// the treatment series of unit `donors(..)[u]`).
+    pub fn donors(&self, seed: u64, r: u64) -> Vec<u32> {
         let mut donor: Vec<u32> = (0..self.unit_rows.len() as u32).collect();
-        let mut s = WordStream::new(self.seed, r, STREAM_PERMUTATION);
+        let mut s = WordStream::new(seed, r, STREAM_PERMUTATION);
         for block in &self.blocks {
             let mut shuffled = block.clone();
             for i in (1..shuffled.len()).rev() {
@@ -114,6 +92,48 @@ impl<'a> PermutationEngine<'a> {
         }
         donor
     }
+}
+
+/// The permutation engine over one design.
+pub struct PermutationEngine<'a> {
+    design: &'a Design,
+    solver: Solver,
+    seed: u64,
+    /// Packed Gram of the observed sample.
+    base: Vec<f64>,
+    exchange: Exchange,
+    batch: usize,
+    pool: rayon::ThreadPool,
+}
+
+impl<'a> PermutationEngine<'a> {
+    /// An engine permuting the treatment of `panel`'s units.
+    pub fn new(
+        design: &'a Design,
+        panel: &Panel,
+        seed: u64,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Self> {
+        let pool = thread_pool(threads, batch)?;
+        let exchange = Exchange::new(design, panel)?;
+        let base = design.total_packed();
+        Ok(PermutationEngine {
+            design,
+            solver: Solver::new(design),
+            seed,
+            base,
+            exchange,
+            batch,
+            pool,
+        })
+    }
+
+    /// Donor unit of every unit in replicate `r` (unit u takes the
+    /// treatment series of unit `donors(r)[u]`).
+    pub fn donors(&self, r: u64) -> Vec<u32> {
+        self.exchange.donors(self.seed, r)
+    }
 
     fn replicate(&self, r: u64, solver: &mut Solver, packed: &mut [f64], out: &mut [f64]) -> bool {
         let q = self.design.q();
@@ -122,8 +142,9 @@ impl<'a> PermutationEngine<'a> {
         packed.copy_from_slice(&self.base);
         let donor = self.donors(r);
         let mut row = vec![0.0; q];
-        for (u, rows) in self.unit_rows.iter().enumerate() {
-            for (&i, &j) in rows.iter().zip(&self.unit_rows[donor[u] as usize]) {
+        let unit_rows = &self.exchange.unit_rows;
+        for (u, rows) in unit_rows.iter().enumerate() {
+            for (&i, &j) in rows.iter().zip(&unit_rows[donor[u] as usize]) {
                 let xv = x[j];
                 for (k, acc) in row.iter_mut().enumerate().skip(1) {
                     *acc += xv * z[k][i];

@@ -195,17 +195,59 @@ fn options_the_gpu_cannot_honour_are_refused() {
         e.contains("studentized") && e.contains("not yet for wild"),
         "{e}"
     );
-    let e = refused(d, "f", &["--backend", "gpu", "--scheme", "permutation"]);
-    assert!(
-        e.contains("permutation") && e.contains("--backend cpu"),
-        "{e}"
-    );
     if common::gpu_context().is_some() {
         let e = refused(d, "g", &["--adapter", "no-such-adapter-anywhere"]);
         assert!(
             e.contains("no adapter's name contains 'no-such-adapter-anywhere'"),
             "{e}"
         );
+    }
+}
+
+/// Permutation p-values from the GPU equal the CPU's: the same in f64, and
+/// within two replicates' worth in f32.
+#[test]
+fn gpu_and_cpu_permutation_p_values_agree() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let b = 2000.0;
+    let base = ["--scheme", "permutation", "-B", "2000"];
+    let cpu = run(
+        dir.path(),
+        "cpu",
+        &[&base[..], &["--backend", "cpu"]].concat(),
+        &[],
+    );
+    let mut precisions = vec!["f32"];
+    if ctx.has_f64() {
+        precisions.push("f64");
+    }
+    for precision in precisions {
+        let gpu = run(
+            dir.path(),
+            "gpu",
+            &[&base[..], &["--backend", "gpu", "--precision", precision]].concat(),
+            &[],
+        );
+        assert_eq!(gpu["resampling"]["backend"], "gpu");
+        for effect in ["a", "c", "c_prime", "indirect"] {
+            let (g, c) = (
+                &gpu["effects"][effect]["bootstrap"],
+                &cpu["effects"][effect]["bootstrap"],
+            );
+            let (pg, pc) = (
+                g["p_value"].as_f64().unwrap(),
+                c["p_value"].as_f64().unwrap(),
+            );
+            match precision {
+                "f64" => assert_eq!(pg, pc, "{effect}"),
+                _ => assert!((pg - pc).abs() <= 2.0 / b, "{effect}: {pg} vs {pc}"),
+            }
+            let rel = (g["sd"].as_f64().unwrap() / c["sd"].as_f64().unwrap() - 1.0).abs();
+            assert!(rel < 1e-4, "{precision} {effect}: sd differs by {rel:e}");
+        }
     }
 }
 

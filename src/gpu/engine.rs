@@ -19,6 +19,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
+use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
 use super::{
     GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveParams,
     reals_from_words, words_per,
@@ -28,6 +29,8 @@ use crate::engine::{Backend, CpuEngine, Engine};
 use crate::error::{Error, Result};
 use crate::estimate::SystemFit;
 use crate::linalg::packed_len;
+use crate::panel::Panel;
+use crate::permutation::{Exchange, PermutationEngine};
 use crate::replicate::{StatLayout, coefficients_to_stats};
 use crate::scheme::{Scheme, WeightPlan};
 use crate::whiten::{Whitened, reported_coefficients};
@@ -103,14 +106,6 @@ impl Default for GpuOptions {
     }
 }
 
-/// Whether the GPU engine can run this scheme: all but the permutation.
-pub fn supports(scheme: Scheme) -> std::result::Result<(), String> {
-    match scheme {
-        Scheme::Permutation => Err("the permutation scheme has no GPU kernel yet".into()),
-        _ => Ok(()),
-    }
-}
-
 /// The delta-method terms `t_gj = sum_x grad_x sqrt(f_x) psi_gx` of the SE
 /// of a_j b_j (j < m) and of the indirect effect (j = m) at coefficients
 /// `theta` (a_1..a_m, b_1..b_m, ...), with `roots` the sqrt(f_x) and `psi`
@@ -139,7 +134,8 @@ fn solve_scratch(q: usize) -> u64 {
 
 /// Device buffers and bind groups of one batch slot.
 struct Slot {
-    gemm: GemmSlot,
+    capacity: usize,
+    front: FrontSlot,
     solve_params: Option<wgpu::Buffer>,
     solve: Option<wgpu::BindGroup>,
     /// Studentized: the influence GEMM's and the meat's parameters and
@@ -188,18 +184,47 @@ pub struct GpuEngine<'a> {
     /// and the indirect effect (the meat with every weight 1).
     se_hat2: Vec<f64>,
     theta: Vec<f64>,
-    gemm: GemmInputs,
+    front: Front,
     solve: Option<SolveInputs>,
     /// Largest batch the adapter's limits allow.
     limit: usize,
     state: Mutex<State>,
     design: &'a Design,
     fit: &'a SystemFit,
-    cpu: OnceLock<Result<CpuEngine>>,
+    /// The permutation scheme's panel (for the CPU fallback).
+    panel: Option<&'a Panel>,
+    cpu: OnceLock<Result<Box<dyn Engine + Send + 'a>>>,
+}
+
+/// The stage that makes each replicate's input to the solve (or, for wild,
+/// its coefficient changes).
+enum Front {
+    /// Weights, then the GEMM with the per-cluster statistics.
+    Weights(GemmInputs),
+    /// Permutations of the treatment series, then their whitened Gram
+    /// deviations.
+    Permute(PermuteInputs),
+}
+
+/// One batch's buffers of the front stage.
+enum FrontSlot {
+    Weights(GemmSlot),
+    Permute(PermuteSlot),
+}
+
+impl FrontSlot {
+    /// The front stage's output.
+    fn out(&self) -> &wgpu::Buffer {
+        match self {
+            FrontSlot::Weights(s) => &s.out,
+            FrontSlot::Permute(s) => &s.out,
+        }
+    }
 }
 
 impl<'a> GpuEngine<'a> {
-    /// An engine for `plan` over `design` on `ctx`'s device.
+    /// An engine for the reweighting or wild scheme of `plan` over `design`
+    /// on `ctx`'s device.
     pub fn new(
         ctx: &'a GpuContext,
         design: &'a Design,
@@ -207,10 +232,39 @@ impl<'a> GpuEngine<'a> {
         plan: WeightPlan,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
-        supports(plan.scheme).map_err(|message| Error::InvalidOption {
-            option: "--backend gpu".into(),
-            message: format!("{message}; use --backend cpu (or auto)"),
-        })?;
+        if plan.scheme == Scheme::Permutation {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "permutation is not a reweighting scheme; use GpuEngine::permutation"
+                    .into(),
+            });
+        }
+        Self::build(ctx, design, fit, plan, None, options)
+    }
+
+    /// An engine permuting the treatment series of `panel`'s units (seed
+    /// `seed`), over `design` on `ctx`'s device.
+    pub fn permutation(
+        ctx: &'a GpuContext,
+        design: &'a Design,
+        fit: &'a SystemFit,
+        panel: &'a Panel,
+        seed: u64,
+        options: GpuOptions,
+    ) -> Result<GpuEngine<'a>> {
+        let plan = WeightPlan::new(Scheme::Permutation, seed, design.n_clusters, None);
+        Self::build(ctx, design, fit, plan, Some(panel), options)
+    }
+
+    fn build(
+        ctx: &'a GpuContext,
+        design: &'a Design,
+        fit: &'a SystemFit,
+        plan: WeightPlan,
+        panel: Option<&'a Panel>,
+        options: GpuOptions,
+    ) -> Result<GpuEngine<'a>> {
+        let permutation = panel.is_some();
         let q = design.q();
         let precision = options.precision;
         // Refuse f64 on adapters without it here, not at the first batch.
@@ -219,6 +273,12 @@ impl<'a> GpuEngine<'a> {
         let m = design.layout.n_mediators;
         let n_coef = 2 * m + 2;
         let studentize = options.studentize;
+        if studentize && permutation {
+            return Err(Error::InvalidOption {
+                option: "--ci".into(),
+                message: "a permutation run gives p-values, not studentized intervals".into(),
+            });
+        }
         if studentize && matches!(plan.scheme, Scheme::Wild(_)) {
             return Err(Error::InvalidOption {
                 option: "--ci".into(),
@@ -229,7 +289,7 @@ impl<'a> GpuEngine<'a> {
         }
         let stride = n_coef + if studentize { m + 1 } else { 0 };
         let mut se_hat2 = Vec::new();
-        let (stats, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
+        let (front, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
             let idx: Vec<usize> = reported_coefficients(design)
                 .iter()
                 .map(|&(e, c)| fit.index(e, c))
@@ -241,7 +301,8 @@ impl<'a> GpuEngine<'a> {
                 .iter()
                 .map(|&(e, c)| fit.coef(e, c))
                 .collect();
-            (rhs, n_coef, theta, None)
+            let front = Front::Weights(GemmInputs::new(ctx, &plan, &rhs, n_coef, precision, true)?);
+            (front, n_coef, theta, None)
         } else {
             let w = Whitened::new(design, fit)?;
             let coefs: Vec<[u32; 4]> = w
@@ -274,13 +335,36 @@ impl<'a> GpuEngine<'a> {
                 q,
                 fixed,
             };
-            (w.stats, packed_len(q), w.theta, Some(solve))
+            let front = match panel {
+                Some(panel) => {
+                    let exchange = Exchange::new(design, panel)?;
+                    let table = PermutationTable::new(design, &exchange, &w);
+                    Front::Permute(PermuteInputs::new(ctx, &table, plan.seed, precision)?)
+                }
+                None => Front::Weights(GemmInputs::new(
+                    ctx,
+                    &plan,
+                    &w.stats,
+                    packed_len(q),
+                    precision,
+                    true,
+                )?),
+            };
+            (front, packed_len(q), w.theta, Some(solve))
         };
-        let gemm = GemmInputs::new(ctx, &plan, &stats, n, precision, true)?;
         let ws = (words_per(precision) * 4) as u64;
+        let front_bytes = match &front {
+            Front::Weights(_) => [
+                g as u64 * 4 + plan.strata.len() as u64 * 8,
+                n as u64 * ws,
+                0,
+            ],
+            Front::Permute(p) => p.bytes_per_replicate(ws),
+        };
         let per_replicate = [
-            g as u64 * 4 + plan.strata.len() as u64 * 8,
-            n as u64 * ws,
+            front_bytes[0],
+            front_bytes[1],
+            front_bytes[2],
             if solve.is_some() {
                 stride as u64 * ws
             } else {
@@ -350,7 +434,7 @@ impl<'a> GpuEngine<'a> {
             stride,
             se_hat2,
             theta,
-            gemm,
+            front,
             solve,
             limit,
             state: Mutex::new(State {
@@ -361,6 +445,7 @@ impl<'a> GpuEngine<'a> {
             }),
             design,
             fit,
+            panel,
             cpu: OnceLock::new(),
         };
         Ok(engine)
@@ -389,7 +474,15 @@ impl<'a> GpuEngine<'a> {
         };
         (0..2)
             .map(|_| {
-                let gemm = self.gemm.slot(ctx, capacity, out_bytes)?;
+                let front = match &self.front {
+                    Front::Weights(g) => FrontSlot::Weights(g.slot(ctx, capacity, out_bytes)?),
+                    Front::Permute(p) => FrontSlot::Permute(p.slot(
+                        ctx,
+                        capacity,
+                        self.options.precision,
+                        out_bytes,
+                    )?),
+                };
                 let mut student = None;
                 let (solve_params, solve, result) = match &self.solve {
                     Some(s) => {
@@ -405,7 +498,7 @@ impl<'a> GpuEngine<'a> {
                             pipeline,
                             &[
                                 &params,
-                                &gemm.out,
+                                front.out(),
                                 &s.coefs,
                                 &s.scales,
                                 &s.factor,
@@ -415,7 +508,12 @@ impl<'a> GpuEngine<'a> {
                                 &functionals,
                             ],
                         );
-                        if let Some([fixed, psi_hat, t_hat]) = &s.fixed {
+                        if let (
+                            Some([fixed, psi_hat, t_hat]),
+                            FrontSlot::Weights(gemm),
+                            Front::Weights(inputs),
+                        ) = (&s.fixed, &front, &self.front)
+                        {
                             let g = self.plan.n_clusters as u64;
                             let psi = ctx.output("influences", g * cap * n_func * ws);
                             let nt_params = ctx.uniform(
@@ -424,7 +522,7 @@ impl<'a> GpuEngine<'a> {
                             );
                             let nt = ctx.stage(&ctx.gemm_nt, self.options.precision)?;
                             let nt_bind =
-                                ctx.bind(nt, &[&nt_params, &self.gemm.stats, &functionals, &psi]);
+                                ctx.bind(nt, &[&nt_params, &inputs.stats, &functionals, &psi]);
                             let meat_params = ctx
                                 .uniform("meat params", bytemuck::bytes_of(&self.meat_params(0)));
                             let meat = ctx.stage(&ctx.meat, self.options.precision)?;
@@ -434,10 +532,10 @@ impl<'a> GpuEngine<'a> {
                                     &meat_params,
                                     &gemm.codes,
                                     &psi,
-                                    &self.gemm.decode_table,
+                                    &inputs.decode_table,
                                     &deltas,
                                     &gemm.sums,
-                                    &self.gemm.strata,
+                                    &inputs.strata,
                                     fixed,
                                     psi_hat,
                                     t_hat,
@@ -447,11 +545,12 @@ impl<'a> GpuEngine<'a> {
                         }
                         (Some(params), Some(bind), deltas)
                     }
-                    None => (None, None, gemm.out.clone()),
+                    None => (None, None, front.out().clone()),
                 };
                 let staging = ctx.staging(cap * self.stride as u64 * ws);
                 Ok(Slot {
-                    gemm,
+                    capacity,
+                    front,
                     solve_params,
                     solve,
                     student,
@@ -493,7 +592,10 @@ impl<'a> GpuEngine<'a> {
     }
 
     fn meat_params(&self, nb: u32) -> MeatParams {
-        let (decode_mode, n_strata) = self.gemm.decode_mode();
+        let (decode_mode, n_strata) = match &self.front {
+            Front::Weights(g) => g.decode_mode(),
+            Front::Permute(_) => (0, 0),
+        };
         MeatParams {
             nb,
             g: self.plan.n_clusters as u32,
@@ -510,7 +612,13 @@ impl<'a> GpuEngine<'a> {
         let ctx = self.ctx;
         let nb = count as u32;
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        self.gemm.record(ctx, &mut encoder, &slot.gemm, start, nb);
+        match (&self.front, &slot.front) {
+            (Front::Weights(g), FrontSlot::Weights(s)) => g.record(ctx, &mut encoder, s, start, nb),
+            (Front::Permute(p), FrontSlot::Permute(s)) => {
+                p.record(ctx, &mut encoder, s, start, nb, self.options.precision)?
+            }
+            _ => unreachable!("slots are made for the engine's front stage"),
+        }
         if let (Some(params), Some(bind), Some(s)) = (&slot.solve_params, &slot.solve, &self.solve)
         {
             ctx.queue
@@ -586,7 +694,7 @@ impl<'a> GpuEngine<'a> {
         if state
             .slots
             .first()
-            .is_none_or(|s| s.gemm.capacity != state.batch)
+            .is_none_or(|s| s.capacity != state.batch)
         {
             state.slots = self.slots(state.batch).map_err(|e| (0, 0, e))?;
         }
@@ -640,19 +748,29 @@ impl<'a> GpuEngine<'a> {
     }
 
     /// The CPU engine that takes over after a device failure.
-    fn cpu(&self) -> Result<&CpuEngine> {
+    fn cpu(&self) -> Result<&(dyn Engine + Send + 'a)> {
         self.cpu
-            .get_or_init(|| {
-                CpuEngine::new(
-                    self.design,
-                    self.fit,
-                    self.plan.clone(),
-                    self.options.cpu_batch,
-                    self.options.cpu_threads,
-                    self.options.studentize,
-                )
+            .get_or_init(|| -> Result<Box<dyn Engine + Send + 'a>> {
+                Ok(match self.panel {
+                    Some(panel) => Box::new(PermutationEngine::new(
+                        self.design,
+                        panel,
+                        self.plan.seed,
+                        self.options.cpu_batch,
+                        self.options.cpu_threads,
+                    )?),
+                    None => Box::new(CpuEngine::new(
+                        self.design,
+                        self.fit,
+                        self.plan.clone(),
+                        self.options.cpu_batch,
+                        self.options.cpu_threads,
+                        self.options.studentize,
+                    )?),
+                })
             })
             .as_ref()
+            .map(|e| e.as_ref())
             .map_err(|e| Error::Gpu(format!("the CPU fallback could not start: {e}")))
     }
 }

@@ -7,6 +7,7 @@
 //! and (SHADER_F64) f64.
 
 pub mod engine;
+pub mod permute;
 pub mod wgsl;
 pub mod wild;
 
@@ -36,6 +37,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("gemm_nt.wgsl", include_str!("../../shaders/gemm_nt.wgsl")),
     ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
     ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
+    ("permute.wgsl", include_str!("../../shaders/permute.wgsl")),
 ];
 
 /// A stage's source with its includes expanded, `Real` set to `precision`.
@@ -177,6 +179,7 @@ pub struct GpuContext {
     gemm_nt: Vec<wgpu::ComputePipeline>,
     meat: Vec<wgpu::ComputePipeline>,
     wcr: Vec<wgpu::ComputePipeline>,
+    permute: Vec<wgpu::ComputePipeline>,
     /// The first device error not yet reported (validation, out of memory,
     /// device lost): wgpu reports them asynchronously, the engine checks
     /// here after each batch.
@@ -377,6 +380,10 @@ impl GpuContext {
             .iter()
             .map(|&p| compile("wcr.wgsl", p))
             .collect::<Result<_>>()?;
+        let permute = precisions
+            .iter()
+            .map(|&p| compile("permute.wgsl", p))
+            .collect::<Result<_>>()?;
         let ctx = GpuContext {
             info,
             limits,
@@ -389,6 +396,7 @@ impl GpuContext {
             gemm_nt,
             meat,
             wcr,
+            permute,
             fault,
             lost,
         };
@@ -673,7 +681,6 @@ pub(crate) struct GemmInputs {
 
 /// The buffers of one batch through the weight and GEMM stages.
 pub(crate) struct GemmSlot {
-    pub capacity: usize,
     weight_params: wgpu::Buffer,
     gemm_params: wgpu::Buffer,
     pub codes: wgpu::Buffer,
@@ -793,7 +800,6 @@ impl GemmInputs {
             ],
         );
         Ok(GemmSlot {
-            capacity,
             weight_params,
             gemm_params,
             codes,

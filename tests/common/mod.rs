@@ -7,8 +7,10 @@
 use medsim::design::Design;
 use medsim::engine::{CpuEngine, Engine};
 use medsim::estimate::SystemFit;
-use medsim::gpu::engine::{GpuEngine, GpuOptions, supports};
+use medsim::gpu::engine::{GpuEngine, GpuOptions};
 use medsim::gpu::{GpuContext, Precision, shared_context};
+use medsim::panel::Panel;
+use medsim::permutation::PermutationEngine;
 use medsim::scheme::WeightPlan;
 
 /// The process's GPU context, or None (with a note) where there is no
@@ -55,17 +57,10 @@ pub fn engines<'a>(
         Box::new(CpuEngine::new(design, fit, plan.clone(), 7, 2, studentize).unwrap()),
         Tolerance::Relative(1e-9),
     )];
-    if supports(plan.scheme).is_err() {
-        return out;
-    }
-    let Some(ctx) = gpu_context() else {
-        return out;
-    };
-    let mut precisions = vec![(Precision::F32, Tolerance::SdFraction(1e-4))];
-    if ctx.has_f64() {
-        precisions.insert(0, (Precision::F64, Tolerance::Relative(1e-9)));
-    }
-    for (precision, tol) in precisions {
+    for (precision, tol) in gpu_precisions() {
+        let Some(ctx) = gpu_context() else {
+            break;
+        };
         let options = GpuOptions {
             precision,
             max_batch: 16,
@@ -73,6 +68,47 @@ pub fn engines<'a>(
             ..GpuOptions::default()
         };
         let engine = GpuEngine::new(ctx, design, fit, plan.clone(), options).unwrap();
+        out.push((format!("gpu {precision:?}"), Box::new(engine), tol));
+    }
+    out
+}
+
+/// The GPU precisions to test with their tolerances: f64 (where the
+/// adapter has it) and f32; none without an adapter.
+fn gpu_precisions() -> Vec<(Precision, Tolerance)> {
+    let Some(ctx) = gpu_context() else {
+        return vec![];
+    };
+    let mut precisions = vec![(Precision::F32, Tolerance::SdFraction(1e-4))];
+    if ctx.has_f64() {
+        precisions.insert(0, (Precision::F64, Tolerance::Relative(1e-9)));
+    }
+    precisions
+}
+
+/// The permutation engines: the CPU's and, on a GPU, the GPU's in each
+/// precision.
+pub fn permutation_engines<'a>(
+    design: &'a Design,
+    fit: &'a SystemFit,
+    panel: &'a Panel,
+    seed: u64,
+) -> Vec<(String, Box<dyn Engine + 'a>, Tolerance)> {
+    let mut out: Vec<(String, Box<dyn Engine + 'a>, Tolerance)> = vec![(
+        "cpu".into(),
+        Box::new(PermutationEngine::new(design, panel, seed, 3, 2).unwrap()),
+        Tolerance::Relative(1e-9),
+    )];
+    for (precision, tol) in gpu_precisions() {
+        let Some(ctx) = gpu_context() else {
+            break;
+        };
+        let options = GpuOptions {
+            precision,
+            max_batch: 16,
+            ..GpuOptions::default()
+        };
+        let engine = GpuEngine::permutation(ctx, design, fit, panel, seed, options).unwrap();
         out.push((format!("gpu {precision:?}"), Box::new(engine), tol));
     }
     out
