@@ -298,6 +298,21 @@ mod tests {
         Design::build(&panel, spec.fixed_effects).unwrap()
     }
 
+    /// A replicate's whitened deviation `sum (w_g - 1) T_g` and raw Gram
+    /// `sum w_g S_g` (packed), from its cluster weights.
+    fn replicate_grams(w: &Whitened, d: &Design, weights: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let p = packed_len(w.q);
+        let mut e = vec![0.0; p];
+        let mut gram = vec![0.0; p];
+        for (c, &wc) in weights.iter().enumerate() {
+            for k in 0..p {
+                e[k] += (wc - 1.0) * w.stats[c * p + k];
+                gram[k] += wc * d.stats[c * p + k];
+            }
+        }
+        (e, gram)
+    }
+
     #[test]
     fn whitened_statistics_sum_to_the_identity() {
         let d = design(&["agglom"]);
@@ -325,7 +340,6 @@ mod tests {
             let fit = crate::estimate::fit_system(&d, &equations(&d)).unwrap();
             let w = Whitened::new(&d, &fit).unwrap();
             let g = d.n_clusters;
-            let p = packed_len(w.q);
             let mut solver = Solver::new(&d);
             let n = solver.layout.len();
             for scheme in [Scheme::Pairs, Scheme::Poisson, Scheme::Jackknife] {
@@ -333,14 +347,7 @@ mod tests {
                 let mut weights = vec![0.0; g];
                 for r in 0..20 {
                     plan.fill(r, &mut weights);
-                    let mut e = vec![0.0; p];
-                    let mut gram = vec![0.0; p];
-                    for c in 0..g {
-                        for k in 0..p {
-                            e[k] += (weights[c] - 1.0) * w.stats[c * p + k];
-                            gram[k] += weights[c] * d.stats[c * p + k];
-                        }
-                    }
+                    let (e, gram) = replicate_grams(&w, &d, &weights);
                     let mut want = vec![0.0; n];
                     assert!(solver.solve(&gram, &mut want));
                     let mut delta = vec![0.0; w.theta.len()];
@@ -371,14 +378,7 @@ mod tests {
         let plan = WeightPlan::new(Scheme::Pairs, 3, g, None);
         let mut weights = vec![0.0; g];
         plan.fill(7, &mut weights);
-        let mut e = vec![0.0; p];
-        let mut gram = vec![0.0; p];
-        for c in 0..g {
-            for k in 0..p {
-                e[k] += (weights[c] - 1.0) * w.stats[c * p + k];
-                gram[k] += weights[c] * d.stats[c * p + k];
-            }
-        }
+        let (e, gram) = replicate_grams(&w, &d, &weights);
         let mut solver = Solver::new(&d);
         let mut stats = vec![0.0; solver.layout.len()];
         assert!(solver.solve(&gram, &mut stats));

@@ -37,6 +37,36 @@ fn run(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
     summary.expect("summary.json written")
 }
 
+/// `base` on the CPU engine, then on the GPU in f32 and (where the adapter
+/// has it) f64: the CPU summary and (precision, GPU summary) pairs.
+fn cpu_and_gpu_runs(
+    dir: &Path,
+    ctx: &medsim::gpu::GpuContext,
+    base: &[&str],
+) -> (Value, Vec<(&'static str, Value)>) {
+    let cpu = run(dir, "cpu", &[base, &["--backend", "cpu"]].concat(), &[]);
+    assert_eq!(cpu["resampling"]["backend"], "cpu");
+    let mut precisions = vec!["f32"];
+    if ctx.has_f64() {
+        precisions.push("f64");
+    }
+    let gpus = precisions
+        .into_iter()
+        .map(|precision| {
+            let args = [base, &["--backend", "gpu", "--precision", precision]].concat();
+            (precision, run(dir, "gpu", &args, &[]))
+        })
+        .collect();
+    (cpu, gpus)
+}
+
+/// The stderr of a run that must have succeeded.
+fn succeeded(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
 /// The summary less the two wall-clock fields of `resampling`.
 fn without_timings(mut v: Value) -> Value {
     let r = v["resampling"].as_object_mut().unwrap();
@@ -99,25 +129,9 @@ fn gpu_and_cpu_intervals_agree_for_every_method_and_scheme() {
             &["-B", "3001", "--ci", METHODS, "--level", "0.9,0.95"],
         ]
         .concat();
-        let cpu = run(
-            dir.path(),
-            "cpu",
-            &[&base[..], &["--backend", "cpu"]].concat(),
-            &[],
-        );
-        assert_eq!(cpu["resampling"]["backend"], "cpu");
+        let (cpu, gpus) = cpu_and_gpu_runs(dir.path(), ctx, &base);
         assert!(cpu["resampling"].get("adapter").is_none());
-        let mut precisions = vec!["f32"];
-        if ctx.has_f64() {
-            precisions.push("f64");
-        }
-        for precision in precisions {
-            let gpu = run(
-                dir.path(),
-                "gpu",
-                &[&base[..], &["--backend", "gpu", "--precision", precision]].concat(),
-                &[],
-            );
+        for (precision, gpu) in gpus {
             let r = &gpu["resampling"];
             assert_eq!(r["backend"], "gpu");
             assert_eq!(r["adapter"], ctx.info.name.as_str());
@@ -214,23 +228,8 @@ fn gpu_and_cpu_permutation_p_values_agree() {
     let dir = tempfile::tempdir().unwrap();
     let b = 2000.0;
     let base = ["--scheme", "permutation", "-B", "2000"];
-    let cpu = run(
-        dir.path(),
-        "cpu",
-        &[&base[..], &["--backend", "cpu"]].concat(),
-        &[],
-    );
-    let mut precisions = vec!["f32"];
-    if ctx.has_f64() {
-        precisions.push("f64");
-    }
-    for precision in precisions {
-        let gpu = run(
-            dir.path(),
-            "gpu",
-            &[&base[..], &["--backend", "gpu", "--precision", precision]].concat(),
-            &[],
-        );
+    let (cpu, gpus) = cpu_and_gpu_runs(dir.path(), ctx, &base);
+    for (precision, gpu) in gpus {
         assert_eq!(gpu["resampling"]["backend"], "gpu");
         for effect in ["a", "c", "c_prime", "indirect"] {
             let (g, c) = (
@@ -285,12 +284,7 @@ fn rejected_batches_are_retried_smaller_with_the_same_answer() {
         &[&args[..], &["--gpu-batch", "400"]].concat(),
         &[("MEDSIM_GPU_FAULT", "fail-above:100")],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = succeeded(&out);
     assert!(
         stderr.contains("retrying with 200 replicates per batch"),
         "{stderr}"
@@ -337,12 +331,7 @@ fn a_lost_device_falls_back_to_the_cpu_engine_with_the_same_answer() {
         .concat(),
         &[("MEDSIM_GPU_FAULT", "lose-device-after:2")],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = succeeded(&out);
     assert!(
         stderr.contains("the CPU engine computed the rest"),
         "no fallback warning: {stderr}"

@@ -286,22 +286,10 @@ fn gpu_wild_restricted_tests_match_the_cpu() {
     use medsim::estimate::fit_system;
     use medsim::mediation::equations;
     use medsim::panel::Panel;
-    use medsim::spec::{FixedEffects, ModelSpec};
     use medsim::wild::RestrictedTest;
     let Some(ctx) = context() else { return };
-    let spec = ModelSpec {
-        unit: "unit".into(),
-        time: "year".into(),
-        outcome: "y".into(),
-        treatment: "x".into(),
-        mediators: vec!["m".into()],
-        controls: vec!["c1".into()],
-        groups: vec![],
-        cluster: "unit".into(),
-        fixed_effects: FixedEffects::UnitTime,
-    };
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wild_panel.csv");
+    let spec = common::wild_panel_spec();
+    let path = common::fixture("wild_panel.csv");
     let table = medsim::table::read_csv(&path).unwrap();
     let panel = Panel::from_table(&table, &spec).unwrap();
     let design = Design::build(&panel, spec.fixed_effects).unwrap();

@@ -6,32 +6,20 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use medsim::bootstrap::{BackendChoice, ResampleSpec};
 use medsim::intervals::Method;
 use medsim::run::{DataSource, RunPlan, execute};
 use medsim::scheme::{Scheme, WildWeights};
-use medsim::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use medsim::spec::InferenceSpec;
 use serde_json::Value;
 
 #[test]
 fn wcr_p_values_match_wildboottest() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("wild_expected.json")).unwrap())
-            .unwrap();
-    let model = ModelSpec {
-        unit: "unit".into(),
-        time: "year".into(),
-        outcome: "y".into(),
-        treatment: "x".into(),
-        mediators: vec!["m".into()],
-        controls: vec!["c1".into()],
-        groups: vec![],
-        cluster: "unit".into(),
-        fixed_effects: FixedEffects::UnitTime,
-    };
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("wild_expected.json")).unwrap(),
+    )
+    .unwrap();
+    let model = common::wild_panel_spec();
     let mut backends = vec![BackendChoice::Cpu];
     if common::gpu_context().is_some() {
         backends.push(BackendChoice::Gpu);
@@ -42,7 +30,7 @@ fn wcr_p_values_match_wildboottest() {
     {
         let plan = RunPlan {
             name: "wild".into(),
-            data: DataSource::Csv(dir.join("wild_panel.csv")),
+            data: DataSource::Csv(common::fixture("wild_panel.csv")),
             model: model.clone(),
             inference: InferenceSpec {
                 mc_draws: 1000,

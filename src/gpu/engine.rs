@@ -386,10 +386,7 @@ impl<'a> GpuEngine<'a> {
                 0
             },
         ];
-        let binding = ctx
-            .limits
-            .max_storage_buffer_binding_size
-            .min(ctx.limits.max_buffer_size);
+        let binding = ctx.binding_limit();
         let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
         let by_binding = per_replicate
             .iter()

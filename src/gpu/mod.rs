@@ -412,6 +412,13 @@ impl GpuContext {
         }
     }
 
+    /// The largest buffer a stage can bind, in bytes.
+    pub(crate) fn binding_limit(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
     /// Whether the device has been lost.
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)

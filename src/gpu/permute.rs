@@ -155,10 +155,7 @@ impl PermuteInputs {
         precision: Precision,
     ) -> Result<PermuteInputs> {
         let bytes = table.table.len() as u64 * if precision == Precision::F64 { 8 } else { 4 };
-        let limit = ctx
-            .limits
-            .max_storage_buffer_binding_size
-            .min(ctx.limits.max_buffer_size);
+        let limit = ctx.binding_limit();
         if bytes > limit {
             return Err(Error::InvalidOption {
                 option: "--backend gpu".into(),

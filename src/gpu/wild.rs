@@ -26,10 +26,7 @@ pub fn p_value(
     let g = test.n_clusters();
     let inputs = GemmInputs::new(ctx, plan, test.matrix(), g + 1, precision, false)?;
     let ws = (words_per(precision) * 4) as u64;
-    let binding = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
+    let binding = ctx.binding_limit();
     let widest = (g as u64 + 1) * ws.max(4);
     let limit = (binding / widest)
         .min(ctx.limits.max_compute_workgroups_per_dimension as u64 * 16)

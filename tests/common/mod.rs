@@ -43,75 +43,88 @@ pub enum Tolerance {
     SdFraction(f64),
 }
 
-/// Every engine that can run `plan` here: the CPU engine, and on a GPU the
-/// GPU engine in f64 (where the adapter has it) and f32, with small batches
-/// so several are in flight; `studentize` adds each replicate's own SEs.
-pub fn engines<'a>(
-    design: &'a Design,
-    fit: &'a SystemFit,
-    plan: &WeightPlan,
+/// An engine under test, with how close to the exact replicates it must be.
+pub type Labelled<'a> = (String, Box<dyn Engine + 'a>, Tolerance);
+
+/// `cpu` (exact to 1e-9), then on a GPU the engine `gpu` builds in f64
+/// (where the adapter has it) and f32, with batches of 16 replicates so
+/// several are in flight.
+fn with_gpu_variants<'a>(
+    cpu: Box<dyn Engine + 'a>,
     studentize: bool,
-) -> Vec<(String, Box<dyn Engine + 'a>, Tolerance)> {
-    let mut out: Vec<(String, Box<dyn Engine + 'a>, Tolerance)> = vec![(
-        "cpu".into(),
-        Box::new(CpuEngine::new(design, fit, plan.clone(), 7, 2, studentize).unwrap()),
-        Tolerance::Relative(1e-9),
-    )];
-    for (precision, tol) in gpu_precisions() {
-        let Some(ctx) = gpu_context() else {
-            break;
-        };
+    gpu: impl Fn(&'static GpuContext, GpuOptions) -> GpuEngine<'a>,
+) -> Vec<Labelled<'a>> {
+    let mut out: Vec<Labelled<'a>> = vec![("cpu".into(), cpu, Tolerance::Relative(1e-9))];
+    let Some(ctx) = gpu_context() else {
+        return out;
+    };
+    let mut precisions = vec![(Precision::F32, Tolerance::SdFraction(1e-4))];
+    if ctx.has_f64() {
+        precisions.insert(0, (Precision::F64, Tolerance::Relative(1e-9)));
+    }
+    for (precision, tol) in precisions {
         let options = GpuOptions {
             precision,
             max_batch: 16,
             studentize,
             ..GpuOptions::default()
         };
-        let engine = GpuEngine::new(ctx, design, fit, plan.clone(), options).unwrap();
-        out.push((format!("gpu {precision:?}"), Box::new(engine), tol));
+        out.push((
+            format!("gpu {precision:?}"),
+            Box::new(gpu(ctx, options)),
+            tol,
+        ));
     }
     out
 }
 
-/// The GPU precisions to test with their tolerances: f64 (where the
-/// adapter has it) and f32; none without an adapter.
-fn gpu_precisions() -> Vec<(Precision, Tolerance)> {
-    let Some(ctx) = gpu_context() else {
-        return vec![];
-    };
-    let mut precisions = vec![(Precision::F32, Tolerance::SdFraction(1e-4))];
-    if ctx.has_f64() {
-        precisions.insert(0, (Precision::F64, Tolerance::Relative(1e-9)));
-    }
-    precisions
+/// Every engine that can run `plan` here (see `with_gpu_variants`);
+/// `studentize` adds each replicate's own SEs.
+pub fn engines<'a>(
+    design: &'a Design,
+    fit: &'a SystemFit,
+    plan: &WeightPlan,
+    studentize: bool,
+) -> Vec<Labelled<'a>> {
+    let cpu = CpuEngine::new(design, fit, plan.clone(), 7, 2, studentize).unwrap();
+    with_gpu_variants(Box::new(cpu), studentize, |ctx, options| {
+        GpuEngine::new(ctx, design, fit, plan.clone(), options).unwrap()
+    })
 }
 
-/// The permutation engines: the CPU's and, on a GPU, the GPU's in each
-/// precision.
+/// The permutation engines: the CPU's and the GPU's.
 pub fn permutation_engines<'a>(
     design: &'a Design,
     fit: &'a SystemFit,
     panel: &'a Panel,
     seed: u64,
-) -> Vec<(String, Box<dyn Engine + 'a>, Tolerance)> {
-    let mut out: Vec<(String, Box<dyn Engine + 'a>, Tolerance)> = vec![(
-        "cpu".into(),
-        Box::new(PermutationEngine::new(design, panel, seed, 3, 2).unwrap()),
-        Tolerance::Relative(1e-9),
-    )];
-    for (precision, tol) in gpu_precisions() {
-        let Some(ctx) = gpu_context() else {
-            break;
-        };
-        let options = GpuOptions {
-            precision,
-            max_batch: 16,
-            ..GpuOptions::default()
-        };
-        let engine = GpuEngine::permutation(ctx, design, fit, panel, seed, options).unwrap();
-        out.push((format!("gpu {precision:?}"), Box::new(engine), tol));
+) -> Vec<Labelled<'a>> {
+    let cpu = PermutationEngine::new(design, panel, seed, 3, 2).unwrap();
+    with_gpu_variants(Box::new(cpu), false, |ctx, options| {
+        GpuEngine::permutation(ctx, design, fit, panel, seed, options).unwrap()
+    })
+}
+
+/// The model of tests/fixtures/wild_panel.csv (the wildboottest fixture).
+pub fn wild_panel_spec() -> medsim::spec::ModelSpec {
+    medsim::spec::ModelSpec {
+        unit: "unit".into(),
+        time: "year".into(),
+        outcome: "y".into(),
+        treatment: "x".into(),
+        mediators: vec!["m".into()],
+        controls: vec!["c1".into()],
+        groups: vec![],
+        cluster: "unit".into(),
+        fixed_effects: medsim::spec::FixedEffects::UnitTime,
     }
-    out
+}
+
+/// A test fixture's path.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Check `got` against `want` (replicate-major, `n_stats` per replicate)
