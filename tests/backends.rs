@@ -355,3 +355,33 @@ fn a_lost_device_falls_back_to_the_cpu_engine_with_the_same_answer() {
     };
     intervals_agree(&lost, &cpu, &tol, "after a lost device");
 }
+
+/// On the GPU too, the streamed quantiles (two passes over the replicates,
+/// beyond --memory) equal the in-memory ones to the bit.
+#[test]
+fn gpu_streamed_quantiles_equal_the_in_memory_ones() {
+    if common::gpu_context().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 40,001 replicates x 7 tracked statistics x 8 bytes > 1 MiB: streamed.
+    let args = [
+        "--backend",
+        "gpu",
+        "--scheme",
+        "wild",
+        "--no-wild-tests",
+        "-B",
+        "40001",
+        "--ci",
+        METHODS,
+    ];
+    let in_memory = run(dir.path(), "memory", &args, &[]);
+    let streamed = run(
+        dir.path(),
+        "streamed",
+        &[&args[..], &["--memory", "1"]].concat(),
+        &[],
+    );
+    assert_eq!(without_timings(streamed), without_timings(in_memory));
+}
