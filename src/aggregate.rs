@@ -118,7 +118,7 @@ pub fn aggregate(
             .zip(t0s)
             .map(|(v, &t0)| {
                 let mut sorted: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-                sorted.sort_by(f64::total_cmp);
+                sorted.sort_unstable_by(f64::total_cmp);
                 let (tally, sd) = Tally::over(t0, v);
                 Column {
                     tally,
@@ -230,7 +230,7 @@ pub fn aggregate(
     let columns = (0..k)
         .map(|i| {
             for v in kept[i].values_mut() {
-                v.sort_by(f64::total_cmp);
+                v.sort_unstable_by(f64::total_cmp);
             }
             let ranks = wanted[i]
                 .iter()
