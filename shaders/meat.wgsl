@@ -1,9 +1,9 @@
-// Stage: each replicate's own CR1 standard errors of a_j b_j and of the
-// indirect effect (studentized intervals), one replicate per invocation, as
-// the CPU engine computes them (src/engine.rs, `studentize`): through the
-// delta method, se_j^2 = sum_g w_g t_gj^2 with t_gj = sum_x grad_x sqrt(f_x)
-// psi_gx over the coefficients x of a_j b_j (all of them for the indirect
-// effect), grad = b_i at a_i and a_i at b_i. Written as the change from the
+// Stage: each replicate's own CR1 standard errors of the combinations
+// sum_i w_i a_i b_i of StatLayout::se_targets (each a_j b_j, the indirect
+// effect, the contrasts; studentized intervals), one replicate per
+// invocation, as the CPU engine computes them (src/engine.rs,
+// `studentize`): through the delta method, se^2 = sum_g w_g t_g^2 with
+// t_g = sum_i w_i (b_i sqrt(f_a_i) psi_g,a_i + a_i sqrt(f_b_i) psi_g,b_i). Written as the change from the
 // full sample's: with t = t_hat + dt (t_hat from the host in f64, dt from
 // the coefficient changes and the influence GEMM's change of psi),
 // d_j = se_j^2 - se_hat_j^2 = sum_g (w_g - 1) t_hat^2 + w_g (2 t_hat dt +
@@ -17,13 +17,13 @@ struct Params {
     g: u32,
     m: u32,
     // Reals per replicate of `deltas`: 2m + 2 coefficient changes, then the
-    // m + 1 changes of the squared standard errors this stage writes.
+    // changes of the squared standard errors this stage writes.
     stride: u32,
     // Decoding of the weights minus one (decode.wgsl).
     decode_mode: u32,
     n_strata: u32,
+    n_targets: u32,
     pad0: u32,
-    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -37,8 +37,10 @@ struct Params {
 // The full sample's cluster influences on (a_1..a_m, b_1..b_m), G x 2m:
 // psi_g = psi_hat_g + the GEMM's change.
 @group(0) @binding(8) var<storage, read> psi_hat: array<Real>;
-// The full sample's t_gj, G x (m + 1).
+// The full sample's t_g of each target, G x n_targets.
 @group(0) @binding(9) var<storage, read> t_hat: array<Real>;
+// Each target's weights over the mediators, n_targets x m.
+@group(0) @binding(10) var<storage, read> targets: array<Real>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -51,13 +53,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n_coef = d + 2u;
     let out = r * params.stride;
     if (!(deltas[out] == deltas[out])) {
-        for (var j = 0u; j <= m; j++) {
+        for (var j = 0u; j < params.n_targets; j++) {
             deltas[out + n_coef + j] = deltas[out];
         }
         return;
     }
     let cols = params.nb * d;
-    for (var j = 0u; j <= m; j++) {
+    for (var j = 0u; j < params.n_targets; j++) {
         var acc = Real(0.0);
         for (var c = 0u; c < params.g; c++) {
             let w1 = decode_weight(params.decode_mode, codes[r * params.g + c], r, c, params.g, params.n_strata);
@@ -65,7 +67,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             let hat = c * d;
             var dt = Real(0.0);
             for (var i = 0u; i < m; i++) {
-                if (j < m && i != j) {
+                let wi = targets[j * m + i];
+                if (wi == Real(0.0)) {
                     continue;
                 }
                 // a_i: gradient b_i; b_i: gradient a_i (full sample + change).
@@ -73,10 +76,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 let sb = fixed[n_coef + m + i];
                 let db = deltas[out + m + i];
                 let da = deltas[out + i];
-                dt += sa * (db * psi_hat[hat + i] + (fixed[m + i] + db) * psi[base + i]);
-                dt += sb * (da * psi_hat[hat + m + i] + (fixed[i] + da) * psi[base + m + i]);
+                dt += wi * sa * (db * psi_hat[hat + i] + (fixed[m + i] + db) * psi[base + i]);
+                dt += wi * sb * (da * psi_hat[hat + m + i] + (fixed[i] + da) * psi[base + m + i]);
             }
-            let th = t_hat[c * (m + 1u) + j];
+            let th = t_hat[c * params.n_targets + j];
             acc += w1 * th * th + (w1 + Real(1.0)) * (Real(2.0) * th + dt) * dt;
         }
         deltas[out + n_coef + j] = acc;

@@ -351,6 +351,9 @@ pub fn resample(
                     .iter()
                     .position(|n| n == name)
                     .map(|j| layout.se_ab(j)),
+                Some(("contrast", _)) => layout
+                    .index_of(k, &analysis.mediators)
+                    .map(|s| layout.se_contrast(s - layout.contrast(0))),
                 None if k == "indirect" => Some(layout.se_indirect()),
                 _ => None,
             };

@@ -316,8 +316,8 @@ impl CpuEngine {
 }
 
 impl CpuEngine {
-    /// Each replicate's CR1 standard errors of `a_j b_j` and of the indirect
-    /// effect: cluster influences = statistics x functionals (one GEMM for
+    /// Each replicate's CR1 standard errors of `a_j b_j`, of the indirect
+    /// effect and of the contrasts (`StatLayout::se_targets`): cluster influences = statistics x functionals (one GEMM for
     /// the batch), then the weighted meat and the delta method.
     #[inline(always)]
     fn studentize(&self, st: &Student, w: &[f64], functionals: &[f64], p: usize, out: &mut [f64]) {
@@ -350,12 +350,12 @@ impl CpuEngine {
             );
         }
         let mut v = vec![0.0; d * d];
+        let targets = l.se_targets();
         for (r, stats) in out.chunks_mut(n_stats).enumerate() {
             if !stats[0].is_finite() {
-                for j in 0..m {
-                    stats[l.se_ab(j)] = f64::NAN;
+                for t in 0..targets.len() {
+                    stats[l.se_target(t)] = f64::NAN;
                 }
-                stats[l.se_indirect()] = f64::NAN;
                 continue;
             }
             v.iter_mut().for_each(|x| *x = 0.0);
@@ -383,17 +383,15 @@ impl CpuEngine {
                 .chain((0..m).map(|j| stats[l.b(j)]))
                 .collect();
             let quad = |grad: &[f64]| -> f64 { quadratic_form(grad, &v).sqrt() };
+            // The gradient of sum_j w_j a_j b_j: w_j b_j at a_j, w_j a_j at b_j.
             let mut grad = vec![0.0; d];
-            for j in 0..m {
-                grad.iter_mut().for_each(|x| *x = 0.0);
-                grad[j] = theta[m + j];
-                grad[m + j] = theta[j];
-                stats[l.se_ab(j)] = quad(&grad);
+            for (t, weights) in targets.iter().enumerate() {
+                for (j, &w) in weights.iter().enumerate() {
+                    grad[j] = w * theta[m + j];
+                    grad[m + j] = w * theta[j];
+                }
+                stats[l.se_target(t)] = quad(&grad);
             }
-            let total: Vec<f64> = (0..d)
-                .map(|a| if a < m { theta[m + a] } else { theta[a - m] })
-                .collect();
-            stats[l.se_indirect()] = quad(&total);
         }
     }
 }

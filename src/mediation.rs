@@ -179,6 +179,23 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     effects.push(("c_prime".to_string(), c_prime));
     let indirect = sobel(total_indirect, &grad_total);
     effects.push(("indirect".to_string(), indirect));
+    // Pairwise contrasts of the specific indirect effects, a_j b_j - a_k b_k.
+    let pairs: Vec<(usize, usize)> = (0..m)
+        .flat_map(|j| (j + 1..m).map(move |k| (j, k)))
+        .collect();
+    let grad_contrast = |j: usize, k: usize| -> Vec<f64> {
+        grad_specific(j)
+            .iter()
+            .zip(grad_specific(k))
+            .map(|(a, b)| a - b)
+            .collect()
+    };
+    for &(j, k) in &pairs {
+        effects.push((
+            contrast_key(&mediators[j], &mediators[k]),
+            sobel(specific[j] - specific[k], &grad_contrast(j, k)),
+        ));
+    }
     effects.push((
         "proportion_mediated".to_string(),
         Effect {
@@ -207,6 +224,13 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     if m > 1 {
         for (j, name) in mediators.iter().enumerate() {
             targets.push((format!("indirect:{name}"), specific[j], grad_specific(j)));
+        }
+        for &(j, k) in &pairs {
+            targets.push((
+                contrast_key(&mediators[j], &mediators[k]),
+                specific[j] - specific[k],
+                grad_contrast(j, k),
+            ));
         }
     }
     let mc = monte_carlo_draws(&theta, &v, m, inference)?;
@@ -249,8 +273,15 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     })
 }
 
+/// The effect key of the contrast `a_j b_j - a_k b_k` between mediators
+/// named `first` and `second`.
+pub fn contrast_key(first: &str, second: &str) -> String {
+    format!("contrast:{first}:{second}")
+}
+
 /// Sorted Monte Carlo draws of the total indirect effect (index 0) and, with
-/// several mediators, of each specific one (index 1 + j): theta is drawn from
+/// several mediators, of each specific one (index 1 + j), then of each
+/// pairwise contrast (j < k, in order): theta is drawn from
 /// N(theta_hat, V) as `theta_hat + L z`, z from the Philox normal stream
 /// `STREAM_MONTE_CARLO` with draw r as the replicate index.
 fn monte_carlo_draws(
@@ -264,7 +295,7 @@ fn monte_carlo_draws(
     cholesky(&mut l, d).map_err(|_| {
         Error::Numerical("the covariance of the a and b paths is not positive definite".into())
     })?;
-    let n_targets = if m > 1 { m + 1 } else { 1 };
+    let n_targets = if m > 1 { 1 + m + m * (m - 1) / 2 } else { 1 };
     let draws = inference.mc_draws as usize;
     let mut out = vec![Vec::with_capacity(draws); n_targets];
     let mut z = vec![0.0; d];
@@ -283,6 +314,13 @@ fn monte_carlo_draws(
             }
         }
         out[0].push(total);
+        let mut t = 1 + m;
+        for j in 0..m {
+            for k in j + 1..m {
+                out[t].push(th[j] * th[m + j] - th[k] * th[m + k]);
+                t += 1;
+            }
+        }
     }
     for s in &mut out {
         s.sort_by(f64::total_cmp);

@@ -7,7 +7,9 @@
 //! # Statistic layout (per replicate, `StatLayout::len()` values)
 //!
 //! With m mediators: `a_1..a_m`, `b_1..b_m`, `a_1 b_1..a_m b_m`, `c`, `c'`,
-//! `indirect = sum_j a_j b_j`, `proportion = indirect / c`. A replicate whose
+//! `indirect = sum_j a_j b_j`, `proportion = indirect / c`, then the pairwise
+//! contrasts `a_j b_j - a_k b_k` (j < k) and, studentized, the replicate's
+//! own SEs of `StatLayout::se_targets`. A replicate whose
 //! regressor block is singular (a degenerate resample) gives NaN everywhere.
 
 use crate::design::Design;
@@ -27,19 +29,65 @@ impl StatLayout {
     pub fn len(&self) -> usize {
         3 * self.mediators
             + 4
+            + self.n_contrasts()
             + if self.studentized {
-                self.mediators + 1
+                self.se_targets().len()
             } else {
                 0
             }
     }
+    /// Pairwise contrasts of the specific indirect effects (m(m-1)/2).
+    pub fn n_contrasts(&self) -> usize {
+        self.mediators * self.mediators.saturating_sub(1) / 2
+    }
+    /// The mediator pairs (j, k), j < k, of the contrasts, in order.
+    pub fn contrast_pairs(&self) -> Vec<(usize, usize)> {
+        let m = self.mediators;
+        (0..m)
+            .flat_map(|j| (j + 1..m).map(move |k| (j, k)))
+            .collect()
+    }
+    /// Contrast i: `a_j b_j - a_k b_k` for the i-th pair.
+    pub fn contrast(&self, i: usize) -> usize {
+        3 * self.mediators + 4 + i
+    }
+    /// The indirect-effect combinations that get the replicate's own SE,
+    /// as weights over the specific indirect effects a_j b_j: each a_j b_j,
+    /// their sum, then each contrast (SEs in this order follow the
+    /// statistics).
+    pub fn se_targets(&self) -> Vec<Vec<f64>> {
+        let m = self.mediators;
+        let unit =
+            |j: usize| -> Vec<f64> { (0..m).map(|i| if i == j { 1.0 } else { 0.0 }).collect() };
+        (0..m)
+            .map(unit)
+            .chain([vec![1.0; m]])
+            .chain(self.contrast_pairs().into_iter().map(|(j, k)| {
+                let mut w = unit(j);
+                w[k] = -1.0;
+                w
+            }))
+            .collect()
+    }
+    /// Where the replicate's own SEs start.
+    fn se_base(&self) -> usize {
+        3 * self.mediators + 4 + self.n_contrasts()
+    }
+    /// The replicate's own SE of `se_targets()[t]`.
+    pub fn se_target(&self, t: usize) -> usize {
+        self.se_base() + t
+    }
     /// The replicate's own standard error of `a_j b_j`.
     pub fn se_ab(&self, j: usize) -> usize {
-        3 * self.mediators + 4 + j
+        self.se_base() + j
     }
     /// The replicate's own standard error of the indirect effect.
     pub fn se_indirect(&self) -> usize {
-        4 * self.mediators + 4
+        self.se_base() + self.mediators
+    }
+    /// The replicate's own standard error of contrast i.
+    pub fn se_contrast(&self, i: usize) -> usize {
+        self.se_base() + self.mediators + 1 + i
     }
     /// Never empty; here for clippy's sake.
     pub fn is_empty(&self) -> bool {
@@ -70,6 +118,13 @@ impl StatLayout {
     /// The statistic behind an effect key of summary.json.
     pub fn index_of(&self, key: &str, mediators: &[String]) -> Option<usize> {
         let med = |name: &str| mediators.iter().position(|m| m == name);
+        if let Some(pair) = key.strip_prefix("contrast:") {
+            let pairs = self.contrast_pairs();
+            return pairs
+                .iter()
+                .position(|&(j, k)| pair == format!("{}:{}", mediators[j], mediators[k]))
+                .map(|i| self.contrast(i));
+        }
         match key.split_once(':') {
             Some(("a", m)) => med(m).map(|j| self.a(j)),
             Some(("b", m)) => med(m).map(|j| self.b(j)),
@@ -209,6 +264,9 @@ impl Solver {
         out[lay.c_prime()] = c_prime;
         out[lay.indirect()] = indirect;
         out[lay.proportion()] = indirect / c;
+        for (i, (j, k)) in lay.contrast_pairs().into_iter().enumerate() {
+            out[lay.contrast(i)] = out[lay.ab(j)] - out[lay.ab(k)];
+        }
         true
     }
 }
@@ -271,6 +329,9 @@ pub fn coefficients_to_stats(theta: &[f64], lay: StatLayout, stats: &mut [f64]) 
     stats[lay.c_prime()] = theta[2 * m + 1];
     stats[lay.indirect()] = indirect;
     stats[lay.proportion()] = indirect / theta[2 * m];
+    for (i, (j, k)) in lay.contrast_pairs().into_iter().enumerate() {
+        stats[lay.contrast(i)] = stats[lay.ab(j)] - stats[lay.ab(k)];
+    }
 }
 
 /// Ratios turning scaled coefficients into the units of the data: a_j

@@ -25,6 +25,7 @@ fn label(s: &Summary, key: &str) -> String {
     let y = &s.model.outcome;
     let m = s.model.mediators.first().map_or("", String::as_str);
     match key.split_once(':') {
+        Some(("contrast", pair)) => format!("diff {}", pair.replacen(':', " - ", 1)),
         Some(("a", med)) => format!("a    {x} -> {med}"),
         Some(("b", med)) => format!("b    {med} -> {y}"),
         Some(("indirect", med)) => format!("a*b  via {med}"),

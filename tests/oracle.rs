@@ -70,8 +70,9 @@ struct Row {
     values: Vec<f64>, // treatment, controls, mediators, outcome
 }
 
-/// Statistics (a_j, b_j, a_j b_j, c, c', indirect, proportion) of a
-/// materialised panel, refitted from raw rows.
+/// Statistics (a_j, b_j, a_j b_j, c, c', indirect, proportion, then the
+/// contrasts a_j b_j - a_k b_k) of a materialised panel, refitted from raw
+/// rows.
 fn refit(
     rows: &[Row],
     n_units: usize,
@@ -146,6 +147,12 @@ fn refit(
     out.extend(&b);
     out.extend(&ab);
     out.extend([c, beta[0], indirect, indirect / c]);
+    // Pairwise contrasts of the specific indirect effects, j < k.
+    for j in 0..m {
+        for k in j + 1..m {
+            out.push(ab[j] - ab[k]);
+        }
+    }
     out
 }
 
@@ -417,15 +424,23 @@ fn permutation_refuses_a_panel_where_no_units_share_periods() {
     assert!(err.to_string().contains("no two units are"), "{err}");
 }
 
-/// Studentized bootstrap: a pairs replicate's own CR1 SE of a*b equals the
-/// Sobel SE of a full analysis of the materialised resample (a cluster drawn
-/// k times becomes k cities); the panel is balanced, so the small-sample
-/// factors agree too.
+/// Studentized bootstrap: a pairs replicate's own CR1 SEs of each a_j b_j,
+/// the indirect effect and the contrasts equal the Sobel SEs of a full
+/// analysis of the materialised resample (a cluster drawn k times becomes k
+/// cities); the panel is balanced, so the small-sample factors agree too.
+/// With one mediator and with two.
 #[test]
 fn replicate_standard_errors_match_a_reanalysis_of_the_resample() {
+    let mut two = default_spec();
+    two.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+    for spec in [default_spec(), two] {
+        check_replicate_standard_errors(&spec);
+    }
+}
+
+fn check_replicate_standard_errors(spec: &ModelSpec) {
     let table = small_panel();
-    let spec = default_spec();
-    let panel = Panel::from_table(&table, &spec).unwrap();
+    let panel = Panel::from_table(&table, spec).unwrap();
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
     let fit = fit_system(&design, &equations(&design)).unwrap();
     let g = design.n_clusters;
@@ -448,6 +463,19 @@ fn replicate_standard_errors_match_a_reanalysis_of_the_resample() {
             (label.clone(), fast, tol)
         })
         .collect();
+    let names = &spec.mediators;
+    // (effect key, its statistic, its SE's position).
+    let mut keys: Vec<(String, usize, usize)> =
+        vec![("indirect".into(), layout.indirect(), layout.se_indirect())];
+    if names.len() > 1 {
+        for (j, n) in names.iter().enumerate() {
+            keys.push((format!("indirect:{n}"), layout.ab(j), layout.se_ab(j)));
+        }
+        for (i, (j, k)) in layout.contrast_pairs().into_iter().enumerate() {
+            let key = medsim::mediation::contrast_key(&names[j], &names[k]);
+            keys.push((key, layout.contrast(i), layout.se_contrast(i)));
+        }
+    }
     let city = table.column("city").unwrap();
     let mut w = vec![0.0; g];
     for r in 0..replicates {
@@ -464,7 +492,7 @@ fn replicate_standard_errors_match_a_reanalysis_of_the_resample() {
             }
         }
         let resample = medsim::table::Table::new("resample", table.headers.clone(), rows);
-        let p = Panel::from_table(&resample, &spec).unwrap();
+        let p = Panel::from_table(&resample, spec).unwrap();
         let d = Design::build(&p, spec.fixed_effects).unwrap();
         let a = medsim::mediation::analyse(
             &d,
@@ -474,16 +502,21 @@ fn replicate_standard_errors_match_a_reanalysis_of_the_resample() {
             },
         )
         .unwrap();
-        let want = a.effect("indirect").unwrap().se.unwrap();
-        let want_est = a.effect("indirect").unwrap().estimate;
-        for (label, fast, tol) in &runs {
-            let got = fast[r * layout.len() + layout.se_indirect()];
-            assert!(
-                (got - want).abs() <= tol * want,
-                "{label} replicate {r}: SE {got} vs re-analysis {want}"
-            );
-            let est = fast[r * layout.len() + layout.indirect()];
-            assert!((est - want_est).abs() <= tol * want_est.abs(), "{label}");
+        for (key, stat, se) in &keys {
+            let effect = a.effect(key).unwrap();
+            let (want, want_est) = (effect.se.unwrap(), effect.estimate);
+            for (label, fast, tol) in &runs {
+                let got = fast[r * layout.len() + se];
+                assert!(
+                    (got - want).abs() <= tol * want,
+                    "{label} replicate {r} {key}: SE {got} vs re-analysis {want}"
+                );
+                let est = fast[r * layout.len() + stat];
+                assert!(
+                    (est - want_est).abs() <= tol * want_est.abs(),
+                    "{label} {key}: {est} vs {want_est}"
+                );
+            }
         }
     }
 }

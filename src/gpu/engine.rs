@@ -106,20 +106,30 @@ impl Default for GpuOptions {
     }
 }
 
-/// The delta-method terms `t_gj = sum_x grad_x sqrt(f_x) psi_gx` of the SE
-/// of a_j b_j (j < m) and of the indirect effect (j = m) at coefficients
-/// `theta` (a_1..a_m, b_1..b_m, ...), with `roots` the sqrt(f_x) and `psi`
-/// the G x 2m cluster influences: G x (m + 1), what meat.wgsl squares and
-/// sums with the cluster weights.
-fn delta_method_terms(theta: &[f64], roots: &[f64], psi: &[f64], m: usize) -> Vec<f64> {
+/// The delta-method terms `t_g = sum_i w_i (b_i sqrt(f_a_i) psi_g,a_i + a_i
+/// sqrt(f_b_i) psi_g,b_i)` of the SE of each target (weights `w` over the
+/// mediators, `StatLayout::se_targets`) at coefficients `theta` (a_1..a_m,
+/// b_1..b_m, ...), with `roots` the sqrt(f) and `psi` the G x 2m cluster
+/// influences: G x targets, what meat.wgsl squares and sums with the
+/// cluster weights.
+fn delta_method_terms(
+    theta: &[f64],
+    roots: &[f64],
+    psi: &[f64],
+    targets: &[Vec<f64>],
+    m: usize,
+) -> Vec<f64> {
     let g = psi.len() / (2 * m);
-    let mut t = vec![0.0; g * (m + 1)];
+    let n = targets.len();
+    let mut t = vec![0.0; g * n];
     for c in 0..g {
         let p = &psi[c * 2 * m..(c + 1) * 2 * m];
-        for i in 0..m {
-            let term = theta[m + i] * roots[i] * p[i] + theta[i] * roots[m + i] * p[m + i];
-            t[c * (m + 1) + i] = term;
-            t[c * (m + 1) + m] += term;
+        for (j, w) in targets.iter().enumerate() {
+            t[c * n + j] = (0..m)
+                .map(|i| {
+                    w[i] * (theta[m + i] * roots[i] * p[i] + theta[i] * roots[m + i] * p[m + i])
+                })
+                .sum();
         }
     }
     t
@@ -165,8 +175,8 @@ struct SolveInputs {
     q: usize,
     /// Studentized: theta_hat, then sqrt of each a_j, b_j equation's CR1
     /// factor; the full sample's cluster influences on a_j, b_j; its
-    /// delta-method terms t_hat (meat.wgsl).
-    fixed: Option<[wgpu::Buffer; 3]>,
+    /// delta-method terms t_hat; the SE targets' weights (meat.wgsl).
+    fixed: Option<[wgpu::Buffer; 4]>,
 }
 
 /// The GPU engine over one design and weight plan.
@@ -287,7 +297,12 @@ impl<'a> GpuEngine<'a> {
                     .into(),
             });
         }
-        let stride = n_coef + if studentize { m + 1 } else { 0 };
+        let layout = StatLayout {
+            mediators: m,
+            studentized: studentize,
+        };
+        let targets = layout.se_targets();
+        let stride = n_coef + if studentize { targets.len() } else { 0 };
         let mut se_hat2 = Vec::new();
         let (front, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
             let idx: Vec<usize> = reported_coefficients(design)
@@ -316,15 +331,18 @@ impl<'a> GpuEngine<'a> {
                     .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc.sqrt())
                     .collect();
                 let psi_hat = w.influence(fit, 2 * m);
-                let t_hat = delta_method_terms(&w.theta, &roots, &psi_hat, m);
-                for j in 0..=m {
-                    se_hat2.push((0..g).map(|c| t_hat[c * (m + 1) + j].powi(2)).sum());
+                let t_hat = delta_method_terms(&w.theta, &roots, &psi_hat, &targets, m);
+                let n = targets.len();
+                for j in 0..n {
+                    se_hat2.push((0..g).map(|c| t_hat[c * n + j].powi(2)).sum());
                 }
+                let target_weights: Vec<f64> = targets.concat();
                 let values: Vec<f64> = w.theta.iter().copied().chain(roots).collect();
                 [
                     ctx.reals("theta and CR1 factors", &values, precision),
                     ctx.reals("full-sample influences", &psi_hat, precision),
                     ctx.reals("full-sample delta-method terms", &t_hat, precision),
+                    ctx.reals("se targets", &target_weights, precision),
                 ]
             });
             let solve = SolveInputs {
@@ -422,10 +440,7 @@ impl<'a> GpuEngine<'a> {
         let engine = GpuEngine {
             ctx,
             options,
-            layout: StatLayout {
-                mediators: m,
-                studentized: studentize,
-            },
+            layout,
             plan,
             n_coef,
             stride,
@@ -506,7 +521,7 @@ impl<'a> GpuEngine<'a> {
                             ],
                         );
                         if let (
-                            Some([fixed, psi_hat, t_hat]),
+                            Some([fixed, psi_hat, t_hat, target_weights]),
                             FrontSlot::Weights(gemm),
                             Front::Weights(inputs),
                         ) = (&s.fixed, &front, &self.front)
@@ -536,6 +551,7 @@ impl<'a> GpuEngine<'a> {
                                     fixed,
                                     psi_hat,
                                     t_hat,
+                                    target_weights,
                                 ],
                             );
                             student = Some([(nt_params, nt_bind), (meat_params, meat_bind)]);
@@ -600,7 +616,8 @@ impl<'a> GpuEngine<'a> {
             stride: self.stride as u32,
             decode_mode,
             n_strata,
-            pad: [0; 2],
+            n_targets: (self.stride - self.n_coef) as u32,
+            pad: 0,
         }
     }
 
@@ -664,15 +681,9 @@ impl<'a> GpuEngine<'a> {
             coefficients_to_stats(&theta, l, stats);
             if l.studentized {
                 // The device's change of each squared SE, added in f64.
-                let se: Vec<f64> = d[self.n_coef..]
-                    .iter()
-                    .zip(&self.se_hat2)
-                    .map(|(change, hat)| (hat + change).max(0.0).sqrt())
-                    .collect();
-                for j in 0..l.mediators {
-                    stats[l.se_ab(j)] = se[j];
+                for (t, (change, hat)) in d[self.n_coef..].iter().zip(&self.se_hat2).enumerate() {
+                    stats[l.se_target(t)] = (hat + change).max(0.0).sqrt();
                 }
-                stats[l.se_indirect()] = se[l.mediators];
             }
         }
         failed

@@ -133,7 +133,8 @@ pub struct MeatParams {
     pub stride: u32,
     pub decode_mode: u32,
     pub n_strata: u32,
-    pub pad: [u32; 2],
+    pub n_targets: u32,
+    pub pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<MeatParams>() == 32);
 
