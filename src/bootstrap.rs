@@ -51,6 +51,18 @@ pub struct ResampleSpec {
     pub gpu_batch: usize,
 }
 
+/// For one group's model: the run's weight plan is over all clusters, and
+/// this design's cluster c takes the weight of the run's cluster `map[c]`,
+/// so replicate r is the same draw for the pooled model and every group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedWeights {
+    /// Clusters of the whole run.
+    pub n_clusters: usize,
+    /// Stratum of each of the run's clusters (`--strata`).
+    pub strata: Option<Vec<u32>>,
+    pub map: Vec<usize>,
+}
+
 /// `--backend`: where replicates are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
@@ -186,7 +198,9 @@ fn coefficient_of(
 
 /// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
 /// (auto) the GPU engine on a hardware adapter that runs the scheme, else
-/// the CPU engine. Naming an adapter asks for the GPU.
+/// the CPU engine. Naming an adapter asks for the GPU. A group's model
+/// (`shared`) runs on the CPU engine for now.
+#[allow(clippy::too_many_arguments)]
 fn choose_engine<'a>(
     design: &'a Design,
     panel: &'a Panel,
@@ -195,9 +209,29 @@ fn choose_engine<'a>(
     seed: u64,
     strata: Option<&[u32]>,
     studentize: bool,
+    shared: Option<&SharedWeights>,
 ) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
-    let g = design.n_clusters;
+    let g = shared.map_or(design.n_clusters, |s| s.n_clusters);
     let plan = WeightPlan::new(spec.scheme, seed, g, strata);
+    if shared.is_some() && spec.scheme != Scheme::Permutation {
+        if spec.backend == BackendChoice::Gpu {
+            return Err(Error::InvalidOption {
+                option: "--backend gpu".into(),
+                message: "group models (--group) run on the CPU engine for now; use --backend cpu or auto"
+                    .into(),
+            });
+        }
+        let engine = CpuEngine::new(
+            design,
+            &analysis.fit,
+            plan,
+            spec.batch,
+            spec.threads,
+            studentize,
+        )?
+        .with_cluster_map(shared.map(|s| s.map.clone()).unwrap_or_default())?;
+        return Ok((Box::new(engine), None));
+    }
     let want_gpu = match spec.backend {
         BackendChoice::Cpu => {
             if spec.precision.is_some() {
@@ -275,7 +309,17 @@ struct GpuUse {
     max_batch: usize,
 }
 
-/// Resample the design and summarise the draws of every effect of `analysis`.
+/// The stratum of each cluster of `panel` for `spec.strata`, if any.
+pub fn strata_of(panel: &Panel, spec: &ResampleSpec) -> Result<Option<Vec<u32>>> {
+    spec.strata
+        .as_deref()
+        .map(|s| strata_codes(panel, s))
+        .transpose()
+}
+
+/// Resample the design and summarise the draws of every effect of
+/// `analysis`; with `shared`, a group's design drawing the run's weights.
+#[allow(clippy::too_many_arguments)]
 pub fn resample(
     design: &Design,
     panel: &Panel,
@@ -284,14 +328,14 @@ pub fn resample(
     seed: u64,
     levels: &[f64],
     progress: Progress,
+    shared: Option<&SharedWeights>,
 ) -> Result<ResampleResult> {
     check_resamplable(design, panel)?;
     let g = design.n_clusters;
-    let strata = spec
-        .strata
-        .as_deref()
-        .map(|s| strata_codes(panel, s))
-        .transpose()?;
+    let strata = match shared {
+        Some(s) => s.strata.clone(),
+        None => strata_of(panel, spec)?,
+    };
     let replicates = if spec.scheme == Scheme::Jackknife {
         g as u64
     } else {
@@ -327,6 +371,7 @@ pub fn resample(
         seed,
         strata.as_deref(),
         studentize,
+        shared,
     )?;
     let layout = engine.layout();
     let permutation = spec.scheme == Scheme::Permutation;

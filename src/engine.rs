@@ -99,6 +99,10 @@ pub struct CpuEngine {
     finish: Finish,
     batch: usize,
     pool: rayon::ThreadPool,
+    /// For a subset of the clusters (one group's model): each of this
+    /// design's clusters' position in the plan's clusters, whose weights it
+    /// takes. None: the design's clusters are the plan's.
+    cluster_map: Option<Vec<usize>>,
 }
 
 /// A worker pool of `threads` threads (0: one per core), after checking the
@@ -209,6 +213,7 @@ impl CpuEngine {
             finish,
             batch,
             pool,
+            cluster_map: None,
         })
     }
 
@@ -235,12 +240,38 @@ impl CpuEngine {
     fn batch_stats_generic(&self, start: u64, out: &mut [f64]) -> u64 {
         let n_stats = self.layout.len();
         let nb = out.len() / n_stats;
-        let g = self.weights.n_clusters;
+        let g = self.n_clusters();
         let n = self.n;
         let mut w = vec![0.0; nb * g];
         let mut wsum = vec![0.0; nb];
+        let mut all = vec![
+            0.0;
+            if self.cluster_map.is_some() {
+                self.weights.n_clusters
+            } else {
+                0
+            }
+        ];
         for (i, row) in w.chunks_mut(g).enumerate() {
-            wsum[i] = self.weights.fill(start + i as u64, row);
+            wsum[i] = match &self.cluster_map {
+                None => self.weights.fill(start + i as u64, row),
+                Some(map) => {
+                    // The plan's weights of this design's clusters; their
+                    // total is this design's (the plan's exact total when
+                    // the design holds every cluster).
+                    let plan_total = self.weights.fill(start + i as u64, &mut all);
+                    let mut total = 0.0;
+                    for (x, &c) in row.iter_mut().zip(map) {
+                        *x = all[c];
+                        total += all[c];
+                    }
+                    if map.len() == all.len() {
+                        plan_total
+                    } else {
+                        total
+                    }
+                }
+            };
         }
         let mut prod = vec![0.0; nb * n];
         // SAFETY: the slices hold nb x g, g x n and nb x n row-major values,
@@ -316,6 +347,28 @@ impl CpuEngine {
 }
 
 impl CpuEngine {
+    /// This design's clusters.
+    fn n_clusters(&self) -> usize {
+        self.cluster_map
+            .as_ref()
+            .map_or(self.weights.n_clusters, Vec::len)
+    }
+
+    /// The same engine for a design whose clusters are a subset of the
+    /// plan's (one group's model): cluster c of the design takes the weight
+    /// of the plan's cluster `map[c]`, so replicate r of every group uses
+    /// the same draw.
+    pub fn with_cluster_map(mut self, map: Vec<usize>) -> Result<Self> {
+        if map.len() * self.n != self.rhs.len() || map.iter().any(|&c| c >= self.weights.n_clusters)
+        {
+            return Err(Error::Numerical(
+                "a group's cluster is not among the run's clusters".into(),
+            ));
+        }
+        self.cluster_map = Some(map);
+        Ok(self)
+    }
+
     /// Each replicate's CR1 standard errors of `a_j b_j`, of the indirect
     /// effect and of the contrasts (`StatLayout::se_targets`): cluster influences = statistics x functionals (one GEMM for
     /// the batch), then the weighted meat and the delta method.
@@ -326,7 +379,7 @@ impl CpuEngine {
         let d = 2 * m;
         let n_stats = l.len();
         let nb = out.len() / n_stats;
-        let g = self.weights.n_clusters;
+        let g = self.n_clusters();
         let cols = nb * d;
         let mut psi = vec![0.0; g * cols];
         // SAFETY: stats is g x p, functionals is (nb d) x p read as its

@@ -109,8 +109,10 @@ struct RunArgs {
     /// [default: the synthetic panel's six controls].
     #[arg(long)]
     controls: Option<String>,
-    /// Categorical group columns carried with the data (group analyses come in a later version).
-    #[arg(long, value_delimiter = ',')]
+    /// Categorical columns whose groups of clusters (e.g. region, size class)
+    /// each get their own model, fitted on the group's rows and resampled with
+    /// the pooled run's weights, reported under "groups" as COL=LEVEL.
+    #[arg(long, value_delimiter = ',', value_name = "COL")]
     group: Vec<String>,
     /// Cluster column for the standard errors [default: the unit column].
     #[arg(long)]
@@ -312,12 +314,14 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
             gpu_batch: args.gpu_batch,
         }),
     };
+    let group_by = args.group.iter().flat_map(|g| split_list(g)).collect();
     let plan = RunPlan {
         name,
         data,
         model,
         inference,
         resampling,
+        group_by,
     };
     plan.model.validate()?;
     plan.inference.validate()?;

@@ -233,7 +233,13 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             ));
         }
     }
-    let mc = monte_carlo_draws(&theta, &v, m, inference)?;
+    let mc = monte_carlo_draws(&theta, &v, m, inference).map_err(|e| match e {
+        Error::TooLittleData { message, .. } => Error::TooLittleData {
+            file: design.source.clone(),
+            message,
+        },
+        other => other,
+    })?;
     let mut intervals = Vec::new();
     for (t, (key, est, grad)) in targets.iter().enumerate() {
         let se = delta_se(grad);
@@ -292,8 +298,13 @@ fn monte_carlo_draws(
 ) -> Result<Vec<Vec<f64>>> {
     let d = theta.len();
     let mut l = v.to_vec();
-    cholesky(&mut l, d).map_err(|_| {
-        Error::Numerical("the covariance of the a and b paths is not positive definite".into())
+    cholesky(&mut l, d).map_err(|_| Error::TooLittleData {
+        file: String::new(),
+        message: format!(
+            "the cluster-robust covariance of the {d} a and b paths is singular (too few clusters \
+             for {} mediators?), so the Monte Carlo interval cannot be drawn",
+            d / 2
+        ),
     })?;
     let n_targets = if m > 1 { 1 + m + m * (m - 1) / 2 } else { 1 };
     let draws = inference.mc_draws as usize;

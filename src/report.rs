@@ -179,5 +179,42 @@ pub fn render(s: &Summary) -> String {
         )
     };
     let _ = writeln!(o, "verdict  {verdict}");
+    if !s.groups.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "{:<24}  {:>8}  {:>10}  {:>10}  {:>10}  {:>34}  {:>11}",
+            "group", "clusters", "c'", "indirect", "SE", "interval", "suppression"
+        );
+        for (label, g) in &s.groups {
+            let est = |k: &str| g.effects.get(k).map_or(f64::NAN, |e| e.estimate);
+            let se = g.effects.get("indirect").and_then(|e| e.se);
+            // The first bootstrap interval of the indirect effect, else Sobel's.
+            let interval = g
+                .intervals
+                .iter()
+                .filter(|i| i.effect == "indirect")
+                .find(|i| i.method != "sobel" && i.method != "monte_carlo")
+                .or_else(|| g.intervals.iter().find(|i| i.effect == "indirect"))
+                .map_or(String::new(), |i| {
+                    format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
+                });
+            let _ = writeln!(
+                o,
+                "{:<24}  {:>8}  {:>10.6}  {:>10.6}  {:>10}  {:>34}  {:>11}",
+                label,
+                g.clusters,
+                est("c_prime"),
+                est("indirect"),
+                num(se),
+                interval,
+                if g.suppression.suppressing {
+                    format!("{:.1}%", 100.0 * g.suppression.share)
+                } else {
+                    "none".into()
+                }
+            );
+        }
+    }
     o
 }

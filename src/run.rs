@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use crate::bootstrap::{Progress, ResampleSpec, resample};
+use crate::bootstrap::{Progress, ResampleSpec, SharedWeights, resample, strata_of};
 use crate::design::Design;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mediation::analyse;
 use crate::panel::Panel;
 use crate::spec::{InferenceSpec, ModelSpec};
-use crate::summary::Summary;
+use crate::summary::{GroupSummary, Summary};
 use crate::synthetic::{SyntheticParams, generate};
 use crate::table::{Table, read_csv};
 
@@ -42,6 +42,9 @@ pub struct RunPlan {
     pub inference: InferenceSpec,
     /// Resampling, if any.
     pub resampling: Option<ResampleSpec>,
+    /// Columns whose groups of clusters each get their own model
+    /// (`--group`), fitted and resampled like the pooled one.
+    pub group_by: Vec<String>,
 }
 
 /// Run the analysis and return its summary; `progress` hears how many
@@ -70,8 +73,83 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
             plan.inference.seed,
             &plan.inference.levels,
             progress,
+            None,
         )?;
         summary.add_resampling(result);
     }
+    for column in &plan.group_by {
+        for (label, group) in group_models(plan, &table, &panel, column, progress)? {
+            summary.groups.insert(label, group);
+        }
+    }
     Ok(summary)
+}
+
+/// The model of each group of `column` (in the order of its levels): the
+/// rows of the group, the same model, fitted and (when the run resamples)
+/// resampled with the pooled run's weights for its clusters.
+fn group_models(
+    plan: &RunPlan,
+    table: &Table,
+    pooled: &Panel,
+    column: &str,
+    progress: Progress,
+) -> Result<Vec<(String, GroupSummary)>> {
+    let factor = pooled
+        .groups
+        .iter()
+        .find(|f| f.name == column)
+        .ok_or_else(|| Error::InvalidOption {
+            option: "--group".into(),
+            message: format!("'{column}' is not among the loaded columns"),
+        })?;
+    let at = table.column(column).ok_or_else(|| Error::InvalidOption {
+        option: "--group".into(),
+        message: format!("no column named '{column}'"),
+    })?;
+    let mut out = Vec::new();
+    for level in &factor.levels {
+        let label = format!("{column}={level}");
+        let context = |e: Error| Error::InvalidOption {
+            option: "--group".into(),
+            message: format!("the model of group {label}: {e}"),
+        };
+        let rows = table.filter_rows(|r| r[at].trim() == level.as_str());
+        let panel = Panel::from_table(&rows, &plan.model).map_err(context)?;
+        let design = Design::build(&panel, plan.model.fixed_effects).map_err(context)?;
+        let analysis = analyse(&design, &plan.inference).map_err(context)?;
+        let mut group = GroupSummary::new(&panel, &analysis);
+        if let Some(spec) = &plan.resampling {
+            let map = panel
+                .cluster
+                .levels
+                .iter()
+                .map(|name| pooled.cluster.levels.iter().position(|p| p == name))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| {
+                    context(Error::Numerical(
+                        "a cluster of the group is missing from the pooled sample".into(),
+                    ))
+                })?;
+            let shared = SharedWeights {
+                n_clusters: pooled.cluster.len(),
+                strata: strata_of(pooled, spec)?,
+                map,
+            };
+            let result = resample(
+                &design,
+                &panel,
+                &analysis,
+                spec,
+                plan.inference.seed,
+                &plan.inference.levels,
+                progress,
+                Some(&shared),
+            )
+            .map_err(context)?;
+            group.add_resampling(result);
+        }
+        out.push((label, group));
+    }
+    Ok(out)
 }

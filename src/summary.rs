@@ -3,8 +3,10 @@
 //!
 //! `effects` maps a key to `{estimate, se, p_value}`: `a`, `b`, `c`,
 //! `c_prime`, `indirect`, `proportion_mediated`; with several mediators
-//! `a:NAME`, `b:NAME`, `indirect:NAME` replace `a` and `b`, and `indirect` is
-//! the sum of the specific indirect effects.
+//! `a:NAME`, `b:NAME`, `indirect:NAME` replace `a` and `b`, `indirect` is
+//! the sum of the specific indirect effects, and `contrast:NAME1:NAME2` is
+//! `indirect:NAME1 - indirect:NAME2`. With `--group`, `groups` holds each
+//! group's model under `COL=LEVEL`.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,61 @@ pub struct Summary {
     /// Present when the run resampled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampling: Option<ResamplingSummary>,
+    /// With `--group COL`: the model of each group of clusters, keyed
+    /// `COL=LEVEL`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub groups: IndexMap<String, GroupSummary>,
+}
+
+/// One group's model: its sample, effects and intervals, as at the top level.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupSummary {
+    pub observations: usize,
+    pub units: usize,
+    pub clusters: usize,
+    pub effects: IndexMap<String, Effect>,
+    pub intervals: Vec<Interval>,
+    pub suppression: Suppression,
+}
+
+impl GroupSummary {
+    /// The group's analysis, before any resampling.
+    pub fn new(panel: &Panel, analysis: &Analysis) -> GroupSummary {
+        GroupSummary {
+            observations: panel.n_obs(),
+            units: panel.unit.len(),
+            clusters: panel.cluster.len(),
+            effects: analysis.effects.iter().cloned().collect(),
+            intervals: analysis.intervals.clone(),
+            suppression: analysis.suppression,
+        }
+    }
+
+    /// Add the group's resampling: each effect's `bootstrap` block and its
+    /// intervals.
+    pub fn add_resampling(&mut self, result: ResampleResult) {
+        add_bootstrap(
+            &mut self.effects,
+            &mut self.intervals,
+            result.effects,
+            result.intervals,
+        );
+    }
+}
+
+/// Attach resampling results to effects and intervals.
+fn add_bootstrap(
+    effects: &mut IndexMap<String, Effect>,
+    intervals: &mut Vec<Interval>,
+    stats: Vec<(String, crate::intervals::BootstrapStats)>,
+    more: Vec<Interval>,
+) {
+    for (key, s) in stats {
+        if let Some(e) = effects.get_mut(&key) {
+            e.bootstrap = Some(s);
+        }
+    }
+    intervals.extend(more);
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -158,18 +215,19 @@ impl Summary {
             },
             equations,
             resampling: None,
+            groups: IndexMap::new(),
         }
     }
 
     /// Add a resampling run: each effect's `bootstrap` block, one interval
     /// per effect x method x level, and the `resampling` block.
     pub fn add_resampling(&mut self, result: ResampleResult) {
-        for (key, stats) in result.effects {
-            if let Some(e) = self.effects.get_mut(&key) {
-                e.bootstrap = Some(stats);
-            }
-        }
-        self.intervals.extend(result.intervals);
+        add_bootstrap(
+            &mut self.effects,
+            &mut self.intervals,
+            result.effects,
+            result.intervals,
+        );
         self.resampling = Some(result.summary);
     }
 

@@ -13,7 +13,7 @@
 mod common;
 
 use medsim::design::Design;
-use medsim::engine::Engine;
+use medsim::engine::{CpuEngine, Engine};
 use medsim::estimate::fit_system;
 use medsim::mediation::equations;
 use medsim::panel::Panel;
@@ -166,6 +166,49 @@ fn small_panel() -> medsim::table::Table {
     })
 }
 
+/// The oracle's statistics of one replicate of `panel` with cluster weights
+/// `w`: integer weights copy a cluster's rows into new units, continuous
+/// weights weight them, wild weights multiply the residuals; then refit.
+fn materialise_and_refit(panel: &Panel, spec: &ModelSpec, scheme: Scheme, w: &[f64]) -> Vec<f64> {
+    let g = w.len();
+    let (p, m) = (panel.n_controls, panel.n_mediators);
+    // Materialise: integer weights copy the cluster's rows into new units,
+    // continuous weights weight them.
+    let wild = matches!(scheme, Scheme::Wild(_));
+    let integer = !wild && w.iter().all(|v| v.fract() == 0.0);
+    let mut rows = Vec::new();
+    let mut n_units = 0;
+    for cl in 0..g {
+        let copies = if integer { w[cl] as usize } else { 1 };
+        let weight = if integer || wild { 1.0 } else { w[cl] };
+        for _ in 0..copies {
+            let mut unit_map = std::collections::HashMap::new();
+            for i in (0..panel.n_obs()).filter(|&i| panel.cluster.codes[i] as usize == cl) {
+                let next = n_units + unit_map.len();
+                let unit = *unit_map.entry(panel.unit.codes[i]).or_insert(next);
+                rows.push(Row {
+                    unit,
+                    time: panel.time.codes[i] as usize,
+                    weight,
+                    v: w[cl],
+                    values: panel.columns.iter().map(|c| c[i]).collect(),
+                });
+            }
+            n_units += unit_map.len();
+        }
+    }
+    let v: Vec<f64> = rows.iter().map(|r| r.v).collect();
+    refit(
+        &rows,
+        n_units,
+        panel.time.len(),
+        p,
+        m,
+        spec.fixed_effects,
+        wild.then_some(&v[..]),
+    )
+}
+
 fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64) {
     let table = small_panel();
     let panel = Panel::from_table(&table, spec).unwrap();
@@ -184,7 +227,6 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
     let engines = common::engines(&design, &fit, &plan, false);
     let n_stats = engines[0].1.layout().len();
     let mut oracles = Vec::new();
-    let (p, m) = (panel.n_controls, panel.n_mediators);
     let mut w = vec![0.0; g];
     for r in 0..replicates {
         let total = plan.fill(r, &mut w);
@@ -193,41 +235,7 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
             (total - sum).abs() <= 1e-12 * g as f64,
             "total weight {total} vs {sum}"
         );
-        // Materialise: integer weights copy the cluster's rows into new units,
-        // continuous weights weight them.
-        let wild = matches!(scheme, Scheme::Wild(_));
-        let integer = !wild && w.iter().all(|v| v.fract() == 0.0);
-        let mut rows = Vec::new();
-        let mut n_units = 0;
-        for cl in 0..g {
-            let copies = if integer { w[cl] as usize } else { 1 };
-            let weight = if integer || wild { 1.0 } else { w[cl] };
-            for _ in 0..copies {
-                let mut unit_map = std::collections::HashMap::new();
-                for i in (0..panel.n_obs()).filter(|&i| panel.cluster.codes[i] as usize == cl) {
-                    let next = n_units + unit_map.len();
-                    let unit = *unit_map.entry(panel.unit.codes[i]).or_insert(next);
-                    rows.push(Row {
-                        unit,
-                        time: panel.time.codes[i] as usize,
-                        weight,
-                        v: w[cl],
-                        values: panel.columns.iter().map(|c| c[i]).collect(),
-                    });
-                }
-                n_units += unit_map.len();
-            }
-        }
-        let v: Vec<f64> = rows.iter().map(|r| r.v).collect();
-        let oracle = refit(
-            &rows,
-            n_units,
-            panel.time.len(),
-            p,
-            m,
-            spec.fixed_effects,
-            wild.then_some(&v[..]),
-        );
+        let oracle = materialise_and_refit(&panel, spec, scheme, &w);
         assert_eq!(oracle.len(), n_stats);
         oracles.extend(oracle);
     }
@@ -515,6 +523,68 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
                 assert!(
                     (est - want_est).abs() <= tol * want_est.abs(),
                     "{label} {key}: {est} vs {want_est}"
+                );
+            }
+        }
+    }
+}
+
+/// A group's model (`--group`): its replicate r takes the pooled run's
+/// weights of its own clusters, and equals the oracle refit of the group's
+/// rows materialised with those weights; for pairs (also stratified by the
+/// grouping column, which keeps each group's size), Bayes and wild.
+#[test]
+fn group_models_match_the_oracle_with_the_pooled_weights() {
+    use medsim::bootstrap::{ResampleSpec, SharedWeights};
+    let spec = default_spec();
+    let table = small_panel();
+    let pooled = Panel::from_table(&table, &spec).unwrap();
+    let region = table.column("region").unwrap();
+    let rows = table.filter_rows(|r| r[region] == "west");
+    let panel = Panel::from_table(&rows, &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let map: Vec<usize> = panel
+        .cluster
+        .levels
+        .iter()
+        .map(|n| pooled.cluster.levels.iter().position(|p| p == n).unwrap())
+        .collect();
+    assert!(map.len() < pooled.cluster.len());
+    for (scheme, strata) in [
+        (Scheme::Pairs, None),
+        (Scheme::Pairs, Some("region")),
+        (Scheme::Bayes, None),
+        (Scheme::Wild(WildWeights::Webb), None),
+    ] {
+        let resample = ResampleSpec {
+            scheme,
+            strata: strata.map(String::from),
+            ..ResampleSpec::default()
+        };
+        let shared = SharedWeights {
+            n_clusters: pooled.cluster.len(),
+            strata: medsim::bootstrap::strata_of(&pooled, &resample).unwrap(),
+            map: map.clone(),
+        };
+        let plan = WeightPlan::new(scheme, 42, shared.n_clusters, shared.strata.as_deref());
+        let engine = CpuEngine::new(&design, &fit, plan.clone(), 5, 2, false)
+            .unwrap()
+            .with_cluster_map(map.clone())
+            .unwrap();
+        let n = engine.layout().len();
+        let replicates = 8;
+        let mut fast = vec![0.0; replicates * n];
+        assert_eq!(engine.compute(0, &mut fast).unwrap(), 0);
+        let mut all = vec![0.0; shared.n_clusters];
+        for r in 0..replicates {
+            plan.fill(r as u64, &mut all);
+            let w: Vec<f64> = map.iter().map(|&c| all[c]).collect();
+            let oracle = materialise_and_refit(&panel, &spec, scheme, &w);
+            for (k, (g, o)) in fast[r * n..(r + 1) * n].iter().zip(&oracle).enumerate() {
+                assert!(
+                    (g - o).abs() <= 1e-9 * o.abs().max(1e-12),
+                    "{scheme:?} {strata:?} replicate {r} statistic {k}: {g} vs {o}"
                 );
             }
         }

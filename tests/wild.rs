@@ -43,6 +43,7 @@ fn wcr_p_values_match_wildboottest() {
                 backend,
                 ..ResampleSpec::default()
             }),
+            group_by: vec![],
         };
         let summary = execute(&plan, &|_, _| {}).unwrap();
         let ran = &summary.resampling.as_ref().unwrap().backend;
