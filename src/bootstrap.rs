@@ -373,15 +373,133 @@ pub fn resample(
         studentize,
         shared,
     )?;
-    let layout = engine.layout();
+    // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
+    // single coefficients, from the same weights as the WCU replicates.
+    let wild_tests = |engine: &dyn Engine| -> Result<Vec<(String, f64)>> {
+        let mut wcr = Vec::new();
+        // The tests run where the replicates ran, unless the GPU failed.
+        let gpu = gpu.filter(|_| engine.backend().fallback.is_none());
+        if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
+            let pool = thread_pool(spec.threads, spec.batch)?;
+            let eqs = equations(design);
+            let plan = WeightPlan::new(spec.scheme, seed, g, None);
+            for (key, _) in &analysis.effects {
+                if let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) {
+                    let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
+                    let on_gpu = gpu.map(|u| {
+                        crate::gpu::wild::p_value(
+                            u.ctx,
+                            &test,
+                            &plan,
+                            replicates,
+                            u.precision,
+                            u.max_batch,
+                        )
+                    });
+                    let p = match on_gpu {
+                        Some(Ok(p)) => p,
+                        Some(Err(err)) => {
+                            eprintln!(
+                                "warning: the GPU failed the wild test of {key} ({err}); computing it on the CPU"
+                            );
+                            test.p_value(&plan, replicates, spec.batch, &pool)
+                        }
+                        None => test.p_value(&plan, replicates, spec.batch, &pool),
+                    };
+                    wcr.push((key.clone(), p));
+                }
+            }
+        }
+        Ok(wcr)
+    };
+    let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
+        let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
+        let engine = CpuEngine::new(
+            design,
+            &analysis.fit,
+            jplan,
+            spec.batch,
+            spec.threads,
+            false,
+        )?;
+        Ok((Box::new(engine), g as u64))
+    };
+    let done = summarise(
+        engine.as_ref(),
+        &jackknife,
+        &analysis.effects,
+        &analysis.mediators,
+        spec,
+        replicates,
+        levels,
+        progress,
+        &wild_tests,
+    )?;
+    let (effects, intervals, failed, seconds, backend) = (
+        done.effects,
+        done.intervals,
+        done.failed,
+        done.seconds,
+        done.backend,
+    );
+    Ok(ResampleResult {
+        effects,
+        intervals,
+        summary: ResamplingSummary {
+            scheme: spec.scheme.as_str().into(),
+            weights: match spec.scheme {
+                Scheme::Wild(w) => Some(w.as_str().into()),
+                _ => None,
+            },
+            replicates,
+            seed,
+            backend: backend.backend,
+            adapter: backend.adapter,
+            precision: backend.precision,
+            fallback: backend.fallback,
+            strata: spec.strata.clone(),
+            failed_replicates: failed,
+            seconds,
+            replicates_per_second: replicates as f64 / seconds.max(1e-9),
+        },
+    })
+}
+
+/// What summarising a run's draws gives.
+struct Summarised {
+    effects: Vec<(String, BootstrapStats)>,
+    intervals: Vec<Interval>,
+    failed: u64,
+    seconds: f64,
+    backend: crate::engine::Backend,
+}
+
+/// Summarise replicates `0..replicates` of `engine` for every effect of
+/// `effects_in` (keys as in summary.json, statistics found through the
+/// engine's layout): moments, p-values (`wild_tests` may supply some) and
+/// the intervals of `spec.methods` at `levels`; BCa's acceleration from the
+/// engine `jackknife` builds (with its number of replicates).
+#[allow(clippy::too_many_arguments)]
+fn summarise<'a>(
+    engine: &dyn Engine,
+    jackknife: &dyn Fn() -> Result<(Box<dyn Engine + 'a>, u64)>,
+    effects_in: &[(String, crate::mediation::Effect)],
+    mediators: &[String],
+    spec: &ResampleSpec,
+    replicates: u64,
+    levels: &[f64],
+    progress: Progress,
+    wild_tests: &dyn Fn(&dyn Engine) -> Result<Vec<(String, f64)>>,
+) -> Result<Summarised> {
     let permutation = spec.scheme == Scheme::Permutation;
+    let layout = engine.layout();
     // Tracked quantities: each effect's statistic, then (studentized) the
     // t* of each indirect effect; student[i] is effect i's t* source index.
     let mut sources: Vec<Source> = Vec::new();
     let mut t0s: Vec<f64> = Vec::new();
-    for (k, e) in &analysis.effects {
+    for (k, e) in effects_in {
         let s = layout
-            .index_of(k, &analysis.mediators)
+            .index_of(k, mediators)
             .expect("every effect has a statistic");
         sources.push(Source::Stat(s));
         t0s.push(e.estimate);
@@ -389,15 +507,14 @@ pub fn resample(
     let n_effects = sources.len();
     let mut student = vec![None; n_effects];
     if layout.studentized {
-        for (i, (k, e)) in analysis.effects.iter().enumerate() {
+        for (i, (k, e)) in effects_in.iter().enumerate() {
             let se = match k.split_once(':') {
-                Some(("indirect", name)) => analysis
-                    .mediators
+                Some(("indirect", name)) => mediators
                     .iter()
                     .position(|n| n == name)
                     .map(|j| layout.se_ab(j)),
                 Some(("contrast", _)) => layout
-                    .index_of(k, &analysis.mediators)
+                    .index_of(k, mediators)
                     .map(|s| layout.se_contrast(s - layout.contrast(0))),
                 None if k == "indirect" => Some(layout.se_indirect()),
                 _ => None,
@@ -417,18 +534,10 @@ pub fn resample(
     let started = Instant::now();
     // BCa needs the jackknife before the quantiles are known.
     let acceleration: Vec<Option<f64>> = if spec.methods.contains(&Method::Bca) && !permutation {
-        let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
-        let jengine = CpuEngine::new(
-            design,
-            &analysis.fit,
-            jplan,
-            spec.batch,
-            spec.threads,
-            false,
-        )?;
+        let (jengine, n_jack) = jackknife()?;
         let (cols, _) = aggregate(
-            &jengine,
-            g as u64,
+            jengine.as_ref(),
+            n_jack,
             &sources[..n_effects],
             &t0s[..n_effects],
             &|_, _| vec![],
@@ -461,7 +570,7 @@ pub fn resample(
             .collect()
     };
     let (columns, failed) = aggregate(
-        engine.as_ref(),
+        engine,
         replicates,
         &sources,
         &t0s,
@@ -470,48 +579,13 @@ pub fn resample(
         progress,
     )?;
 
-    // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
-    // single coefficients, from the same weights as the WCU replicates.
-    let mut wcr = Vec::new();
-    // The tests run where the replicates ran, unless the GPU failed.
-    let gpu = gpu.filter(|_| engine.backend().fallback.is_none());
-    if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
-        let pool = thread_pool(spec.threads, spec.batch)?;
-        let eqs = equations(design);
-        let plan = WeightPlan::new(spec.scheme, seed, g, None);
-        for (key, _) in &analysis.effects {
-            if let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) {
-                let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
-                let on_gpu = gpu.map(|u| {
-                    crate::gpu::wild::p_value(
-                        u.ctx,
-                        &test,
-                        &plan,
-                        replicates,
-                        u.precision,
-                        u.max_batch,
-                    )
-                });
-                let p = match on_gpu {
-                    Some(Ok(p)) => p,
-                    Some(Err(err)) => {
-                        eprintln!(
-                            "warning: the GPU failed the wild test of {key} ({err}); computing it on the CPU"
-                        );
-                        test.p_value(&plan, replicates, spec.batch, &pool)
-                    }
-                    None => test.p_value(&plan, replicates, spec.batch, &pool),
-                };
-                wcr.push((key.clone(), p));
-            }
-        }
-    }
+    let wcr = wild_tests(engine)?;
     let seconds = started.elapsed().as_secs_f64();
     let backend = engine.backend();
 
     let mut effects = Vec::new();
     let mut intervals = Vec::new();
-    for (i, (key, effect)) in analysis.effects.iter().enumerate() {
+    for (i, (key, effect)) in effects_in.iter().enumerate() {
         let col = &columns[i];
         if col.tally.n < 2 {
             continue;
@@ -564,25 +638,11 @@ pub fn resample(
             }
         }
     }
-    Ok(ResampleResult {
+    Ok(Summarised {
         effects,
         intervals,
-        summary: ResamplingSummary {
-            scheme: spec.scheme.as_str().into(),
-            weights: match spec.scheme {
-                Scheme::Wild(w) => Some(w.as_str().into()),
-                _ => None,
-            },
-            replicates,
-            seed,
-            backend: backend.backend,
-            adapter: backend.adapter,
-            precision: backend.precision,
-            fallback: backend.fallback,
-            strata: spec.strata.clone(),
-            failed_replicates: failed,
-            seconds,
-            replicates_per_second: replicates as f64 / seconds.max(1e-9),
-        },
+        failed,
+        seconds,
+        backend,
     })
 }
