@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::aggregate::Progress;
 use crate::aggregate::{Ordered, Source, aggregate};
+use crate::contrast::ContrastEngine;
 use crate::design::Design;
 use crate::engine::{CpuEngine, Engine, thread_pool};
 use crate::error::{Error, Result};
@@ -472,6 +473,75 @@ struct Summarised {
     failed: u64,
     seconds: f64,
     backend: crate::engine::Backend,
+}
+
+/// One side of a between-group contrast: the group's design and fit, and
+/// its clusters' positions among the pooled run's.
+pub struct GroupSide<'a> {
+    pub design: &'a Design,
+    pub fit: &'a crate::estimate::SystemFit,
+    pub map: Vec<usize>,
+}
+
+/// The bootstrap of the differences `effects` (first group minus second,
+/// keys as in summary.json) between two groups' models, both drawing the
+/// pooled run's weights (`shared` gives the pooled clusters and strata):
+/// moments, p-values and the intervals of `spec.methods` (not studentized,
+/// whose SEs do not subtract), BCa's acceleration from the delete-one
+/// jackknife over the pooled clusters. On the CPU engine.
+#[allow(clippy::too_many_arguments)]
+pub fn resample_contrast(
+    sides: [GroupSide; 2],
+    n_clusters: usize,
+    strata: Option<&[u32]>,
+    effects: &[(String, crate::mediation::Effect)],
+    mediators: &[String],
+    spec: &ResampleSpec,
+    seed: u64,
+    levels: &[f64],
+    progress: Progress,
+) -> Result<(Vec<(String, BootstrapStats)>, Vec<Interval>)> {
+    if matches!(spec.scheme, Scheme::Permutation | Scheme::Jackknife) {
+        return Ok((vec![], vec![]));
+    }
+    let mut spec = spec.clone();
+    spec.methods.retain(|&m| m != Method::Studentized);
+    let engine_for = |plan: &WeightPlan| -> Result<ContrastEngine<'_>> {
+        let mut engines = Vec::new();
+        for side in &sides {
+            let e = CpuEngine::new(
+                side.design,
+                side.fit,
+                plan.clone(),
+                spec.batch,
+                spec.threads,
+                false,
+            )?
+            .with_cluster_map(side.map.clone())?;
+            engines.push(Box::new(e) as Box<dyn Engine>);
+        }
+        let second = engines.pop().expect("two sides");
+        let first = engines.pop().expect("two sides");
+        Ok(ContrastEngine::new(first, second))
+    };
+    let plan = WeightPlan::new(spec.scheme, seed, n_clusters, strata);
+    let engine = engine_for(&plan)?;
+    let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
+        let jplan = WeightPlan::new(Scheme::Jackknife, seed, n_clusters, None);
+        Ok((Box::new(engine_for(&jplan)?), n_clusters as u64))
+    };
+    let done = summarise(
+        &engine,
+        &jackknife,
+        effects,
+        mediators,
+        &spec,
+        spec.replicates,
+        levels,
+        progress,
+        &|_| Ok(vec![]),
+    )?;
+    Ok((done.effects, done.intervals))
 }
 
 /// Summarise replicates `0..replicates` of `engine` for every effect of

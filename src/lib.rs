@@ -11,6 +11,7 @@
 
 pub mod aggregate;
 pub mod bootstrap;
+pub mod contrast;
 pub mod design;
 pub mod engine;
 pub mod error;

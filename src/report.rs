@@ -215,6 +215,33 @@ pub fn render(s: &Summary) -> String {
                 }
             );
         }
+        let indirect: Vec<_> = s
+            .contrasts
+            .iter()
+            .filter(|c| c.effect == "indirect")
+            .collect();
+        if !indirect.is_empty() {
+            let _ = writeln!(o);
+            let _ = writeln!(
+                o,
+                "{:<40}  {:>10}  {:>10}  {:>8}  {:>34}",
+                "indirect effect, difference", "estimate", "SE", "boot p", "interval"
+            );
+            for c in indirect {
+                let interval = c.intervals.first().map_or(String::new(), |i| {
+                    format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
+                });
+                let _ = writeln!(
+                    o,
+                    "{:<40}  {:>10.6}  {:>10}  {:>8}  {:>34}",
+                    format!("{} - {}", c.between[0], c.between[1]),
+                    c.estimate,
+                    num(c.se),
+                    p_text(c.bootstrap.and_then(|b| b.p_value)),
+                    interval
+                );
+            }
+        }
     }
     o
 }

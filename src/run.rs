@@ -4,13 +4,16 @@
 
 use std::path::PathBuf;
 
-use crate::bootstrap::{Progress, ResampleSpec, SharedWeights, resample, strata_of};
+use crate::bootstrap::{
+    GroupSide, Progress, ResampleSpec, SharedWeights, resample, resample_contrast, strata_of,
+};
 use crate::design::Design;
 use crate::error::{Error, Result};
+use crate::mediation::Effect;
 use crate::mediation::analyse;
 use crate::panel::Panel;
 use crate::spec::{InferenceSpec, ModelSpec};
-use crate::summary::{GroupSummary, Summary};
+use crate::summary::{ContrastSummary, GroupSummary, Summary};
 use crate::synthetic::{SyntheticParams, generate};
 use crate::table::{Table, read_csv};
 
@@ -78,23 +81,32 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
         summary.add_resampling(result);
     }
     for column in &plan.group_by {
-        for (label, group) in group_models(plan, &table, &panel, column, progress)? {
-            summary.groups.insert(label, group);
-        }
+        let (groups, contrasts) = group_models(plan, &table, &panel, column, progress)?;
+        summary.groups.extend(groups);
+        summary.contrasts.extend(contrasts);
     }
     Ok(summary)
+}
+
+/// One group's fitted model, kept for its contrasts.
+struct Fitted {
+    label: String,
+    design: Design,
+    analysis: crate::mediation::Analysis,
+    map: Vec<usize>,
 }
 
 /// The model of each group of `column` (in the order of its levels): the
 /// rows of the group, the same model, fitted and (when the run resamples)
 /// resampled with the pooled run's weights for its clusters.
+#[allow(clippy::type_complexity)]
 fn group_models(
     plan: &RunPlan,
     table: &Table,
     pooled: &Panel,
     column: &str,
     progress: Progress,
-) -> Result<Vec<(String, GroupSummary)>> {
+) -> Result<(Vec<(String, GroupSummary)>, Vec<ContrastSummary>)> {
     let factor = pooled
         .groups
         .iter()
@@ -108,6 +120,7 @@ fn group_models(
         message: format!("no column named '{column}'"),
     })?;
     let mut out = Vec::new();
+    let mut fitted = Vec::new();
     for level in &factor.levels {
         let label = format!("{column}={level}");
         let context = |e: Error| Error::InvalidOption {
@@ -119,22 +132,22 @@ fn group_models(
         let design = Design::build(&panel, plan.model.fixed_effects).map_err(context)?;
         let analysis = analyse(&design, &plan.inference).map_err(context)?;
         let mut group = GroupSummary::new(&panel, &analysis);
+        let map = panel
+            .cluster
+            .levels
+            .iter()
+            .map(|name| pooled.cluster.levels.iter().position(|p| p == name))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| {
+                context(Error::Numerical(
+                    "a cluster of the group is missing from the pooled sample".into(),
+                ))
+            })?;
         if let Some(spec) = &plan.resampling {
-            let map = panel
-                .cluster
-                .levels
-                .iter()
-                .map(|name| pooled.cluster.levels.iter().position(|p| p == name))
-                .collect::<Option<Vec<usize>>>()
-                .ok_or_else(|| {
-                    context(Error::Numerical(
-                        "a cluster of the group is missing from the pooled sample".into(),
-                    ))
-                })?;
             let shared = SharedWeights {
                 n_clusters: pooled.cluster.len(),
                 strata: strata_of(pooled, spec)?,
-                map,
+                map: map.clone(),
             };
             let result = resample(
                 &design,
@@ -149,7 +162,93 @@ fn group_models(
             .map_err(context)?;
             group.add_resampling(result);
         }
-        out.push((label, group));
+        out.push((label.clone(), group));
+        fitted.push(Fitted {
+            label,
+            design,
+            analysis,
+            map,
+        });
     }
-    Ok(out)
+    let mut contrasts = Vec::new();
+    for (i, first) in fitted.iter().enumerate() {
+        for second in &fitted[i + 1..] {
+            contrasts.extend(contrast(plan, pooled, first, second, progress)?);
+        }
+    }
+    Ok((out, contrasts))
+}
+
+/// The differences of every effect between two groups' models, with their
+/// bootstrap when the run resamples.
+fn contrast(
+    plan: &RunPlan,
+    pooled: &Panel,
+    first: &Fitted,
+    second: &Fitted,
+    progress: Progress,
+) -> Result<Vec<ContrastSummary>> {
+    let disjoint = first.map.iter().all(|c| !second.map.contains(c));
+    let effects: Vec<(String, Effect)> = first
+        .analysis
+        .effects
+        .iter()
+        .filter_map(|(key, e1)| {
+            let e2 = second.analysis.effect(key)?;
+            let se = match (e1.se, e2.se) {
+                (Some(a), Some(b)) if disjoint => Some((a * a + b * b).sqrt()),
+                _ => None,
+            };
+            Some((
+                key.clone(),
+                Effect {
+                    estimate: e1.estimate - e2.estimate,
+                    se,
+                    p_value: None,
+                    bootstrap: None,
+                },
+            ))
+        })
+        .collect();
+    let (stats, intervals) = match &plan.resampling {
+        Some(spec) => resample_contrast(
+            [
+                GroupSide {
+                    design: &first.design,
+                    fit: &first.analysis.fit,
+                    map: first.map.clone(),
+                },
+                GroupSide {
+                    design: &second.design,
+                    fit: &second.analysis.fit,
+                    map: second.map.clone(),
+                },
+            ],
+            pooled.cluster.len(),
+            strata_of(pooled, spec)?.as_deref(),
+            &effects,
+            &first.analysis.mediators,
+            spec,
+            plan.inference.seed,
+            &plan.inference.levels,
+            progress,
+        )?,
+        None => (vec![], vec![]),
+    };
+    Ok(effects
+        .into_iter()
+        .map(|(key, e)| ContrastSummary {
+            between: [first.label.clone(), second.label.clone()],
+            estimate: e.estimate,
+            se: e.se,
+            bootstrap: stats.iter().find(|(k, _)| *k == key).map(|(_, b)| *b),
+            intervals: intervals
+                .iter()
+                .filter(|i| i.effect == key)
+                .cloned()
+                .collect(),
+            permutation_p_value: None,
+            effect: key,
+        })
+        .collect())
 }

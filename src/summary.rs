@@ -37,6 +37,30 @@ pub struct Summary {
     /// `COL=LEVEL`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub groups: IndexMap<String, GroupSummary>,
+    /// With `--group COL`: the difference of each effect between every two
+    /// groups of a column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contrasts: Vec<ContrastSummary>,
+}
+
+/// The difference of one effect between two groups' models (first minus
+/// second).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContrastSummary {
+    pub effect: String,
+    pub between: [String; 2],
+    pub estimate: f64,
+    /// `sqrt(se_1^2 + se_2^2)` where the groups share no cluster (so their
+    /// estimates are independent), else null.
+    pub se: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<crate::intervals::BootstrapStats>,
+    /// Bootstrap intervals of the difference (the `effect` field names the
+    /// effect).
+    pub intervals: Vec<Interval>,
+    /// The test that reshuffles group labels across clusters: not yet
+    /// computed (null).
+    pub permutation_p_value: Option<f64>,
 }
 
 /// One group's model: its sample, effects and intervals, as at the top level.
@@ -216,6 +240,7 @@ impl Summary {
             equations,
             resampling: None,
             groups: IndexMap::new(),
+            contrasts: Vec::new(),
         }
     }
 

@@ -102,6 +102,27 @@ fn group_options_that_cannot_work_are_refused() {
         &std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap(),
     )
     .unwrap();
+    // Every pair of groups within a column, every effect, first minus second.
+    let contrasts = s["contrasts"].as_array().unwrap();
+    let effects = s["effects"].as_object().unwrap().len();
+    assert_eq!(contrasts.len(), (3 + 1) * effects);
+    for c in contrasts {
+        let [g1, g2] = [&c["between"][0], &c["between"][1]].map(|v| v.as_str().unwrap());
+        assert_eq!(g1.split('=').next(), g2.split('=').next(), "{c}");
+        let effect = c["effect"].as_str().unwrap();
+        let est = |g: &str| {
+            s["groups"][g]["effects"][effect]["estimate"]
+                .as_f64()
+                .unwrap()
+        };
+        // serde_json's default float parsing may be an ulp off each value.
+        let want = est(g1) - est(g2);
+        let got = c["estimate"].as_f64().unwrap();
+        let ulps = 1e-15 * est(g1).abs().max(est(g2).abs());
+        assert!((got - want).abs() <= ulps, "{c}");
+        assert!(c["bootstrap"]["sd"].as_f64().unwrap() > 0.0);
+        assert!(!c["intervals"].as_array().unwrap().is_empty());
+    }
     let keys: Vec<&String> = s["groups"].as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
