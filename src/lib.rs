@@ -18,6 +18,7 @@ pub mod error;
 pub mod estimate;
 pub mod gpu;
 pub mod intervals;
+pub mod label_test;
 pub mod linalg;
 pub mod mediation;
 pub mod output;

@@ -9,9 +9,11 @@ use crate::bootstrap::{
 };
 use crate::design::Design;
 use crate::error::{Error, Result};
+use crate::label_test::LabelPermutation;
 use crate::mediation::Effect;
 use crate::mediation::analyse;
 use crate::panel::Panel;
+use crate::replicate::StatLayout;
 use crate::spec::{InferenceSpec, ModelSpec};
 use crate::summary::{ContrastSummary, GroupSummary, Summary};
 use crate::synthetic::{SyntheticParams, generate};
@@ -81,7 +83,7 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
         summary.add_resampling(result);
     }
     for column in &plan.group_by {
-        let (groups, contrasts) = group_models(plan, &table, &panel, column, progress)?;
+        let (groups, contrasts) = group_models(plan, &table, &panel, &design, column, progress)?;
         summary.groups.extend(groups);
         summary.contrasts.extend(contrasts);
     }
@@ -104,6 +106,7 @@ fn group_models(
     plan: &RunPlan,
     table: &Table,
     pooled: &Panel,
+    pooled_design: &Design,
     column: &str,
     progress: Progress,
 ) -> Result<(Vec<(String, GroupSummary)>, Vec<ContrastSummary>)> {
@@ -173,7 +176,14 @@ fn group_models(
     let mut contrasts = Vec::new();
     for (i, first) in fitted.iter().enumerate() {
         for second in &fitted[i + 1..] {
-            contrasts.extend(contrast(plan, pooled, first, second, progress)?);
+            contrasts.extend(contrast(
+                plan,
+                pooled,
+                pooled_design,
+                first,
+                second,
+                progress,
+            )?);
         }
     }
     Ok((out, contrasts))
@@ -184,6 +194,7 @@ fn group_models(
 fn contrast(
     plan: &RunPlan,
     pooled: &Panel,
+    pooled_design: &Design,
     first: &Fitted,
     second: &Fitted,
     progress: Progress,
@@ -235,6 +246,22 @@ fn contrast(
         )?,
         None => (vec![], vec![]),
     };
+    // The label-permutation test, where the groups share no cluster.
+    let p_values: Vec<Option<f64>> = match &plan.resampling {
+        Some(spec) if disjoint => {
+            LabelPermutation::new(pooled_design, &first.map, &second.map, plan.inference.seed)?
+                .p_values(spec.replicates, spec.threads)?
+        }
+        _ => vec![],
+    };
+    let layout = StatLayout {
+        mediators: first.analysis.mediators.len(),
+        studentized: false,
+    };
+    let permutation_p = |key: &str| -> Option<f64> {
+        let stat = layout.index_of(key, &first.analysis.mediators)?;
+        p_values.get(stat).copied().flatten()
+    };
     Ok(effects
         .into_iter()
         .map(|(key, e)| ContrastSummary {
@@ -247,7 +274,7 @@ fn contrast(
                 .filter(|i| i.effect == key)
                 .cloned()
                 .collect(),
-            permutation_p_value: None,
+            permutation_p_value: permutation_p(&key),
             effect: key,
         })
         .collect())

@@ -58,8 +58,9 @@ pub struct ContrastSummary {
     /// Bootstrap intervals of the difference (the `effect` field names the
     /// effect).
     pub intervals: Vec<Interval>,
-    /// The test that reshuffles group labels across clusters: not yet
-    /// computed (null).
+    /// The test that reshuffles the two groups' labels across their
+    /// clusters (`label_test`), with B of the run's replicates; null without
+    /// resampling or where the groups share clusters.
     pub permutation_p_value: Option<f64>,
 }
 
