@@ -200,7 +200,7 @@ fn coefficient_of(
 /// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
 /// (auto) the GPU engine on a hardware adapter that runs the scheme, else
 /// the CPU engine. Naming an adapter asks for the GPU. A group's model
-/// (`shared`) runs on the CPU engine for now.
+/// (`shared`) runs on the CPU engine for now, whatever the backend.
 #[allow(clippy::too_many_arguments)]
 fn choose_engine<'a>(
     design: &'a Design,
@@ -215,13 +215,9 @@ fn choose_engine<'a>(
     let g = shared.map_or(design.n_clusters, |s| s.n_clusters);
     let plan = WeightPlan::new(spec.scheme, seed, g, strata);
     if shared.is_some() && spec.scheme != Scheme::Permutation {
-        if spec.backend == BackendChoice::Gpu {
-            return Err(Error::InvalidOption {
-                option: "--backend gpu".into(),
-                message: "group models (--group) run on the CPU engine for now; use --backend cpu or auto"
-                    .into(),
-            });
-        }
+        // Group models draw the pooled run's weights through a cluster map,
+        // which only the CPU engine has so far: they run there whatever the
+        // backend (the summary's backend is the pooled model's).
         let engine = CpuEngine::new(
             design,
             &analysis.fit,

@@ -60,10 +60,12 @@ they are slower than medsim's CPU engine."
 const RUN_EXAMPLES: &str = "Examples:
   medsim run
       The embedded default: 278 synthetic cities x 10 years, dei -> agglom -> log_ci,
-      six controls, city and year effects, SEs clustered by city.
+      six controls, city and year effects, SEs clustered by city; the model of
+      each region and size class and their contrasts.
   medsim run --data panel.csv --unit city --time year --outcome log_ci \\
              --treatment dei --mediator agglom --controls ln_gdp,industry,fdi
-  medsim run --mediator agglom_sec,agglom_ter      two parallel mediators
+  medsim run --mediator agglom_sec,agglom_ter      two parallel mediators, and their contrast
+  medsim run --data panel.csv --group region       a model per region, and the differences
   medsim run --data panel.csv --cluster province --fixed-effects unit
   medsim run --json > summary.json                 the summary as JSON on stdout
   medsim run -B 100000 --ci percentile,bca,studentized --level 0.9,0.95
@@ -111,7 +113,9 @@ struct RunArgs {
     controls: Option<String>,
     /// Categorical columns whose groups of clusters (e.g. region, size class)
     /// each get their own model, fitted on the group's rows and resampled with
-    /// the pooled run's weights, reported under "groups" as COL=LEVEL.
+    /// the pooled run's weights, reported under "groups" as COL=LEVEL, with the
+    /// contrasts between groups [default: region,size for the embedded panel,
+    /// none for --data].
     #[arg(long, value_delimiter = ',', value_name = "COL")]
     group: Vec<String>,
     /// Cluster column for the standard errors [default: the unit column].
@@ -222,7 +226,7 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
         Some(list) => split_list(list),
         None => default_spec().controls,
     };
-    let model = ModelSpec {
+    let mut model = ModelSpec {
         cluster: args.cluster.clone().unwrap_or_else(|| args.unit.clone()),
         unit: args.unit.clone(),
         time: args.time.clone(),
@@ -314,7 +318,16 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
             gpu_batch: args.gpu_batch,
         }),
     };
-    let group_by = args.group.iter().flat_map(|g| split_list(g)).collect();
+    let mut group_by: Vec<String> = args.group.iter().flat_map(|g| split_list(g)).collect();
+    // The embedded default shows the study's heterogeneity: region and size.
+    if args.data.is_none() && args.group.is_empty() {
+        group_by = vec!["region".into(), "size".into()];
+    }
+    for column in &group_by {
+        if !model.groups.contains(column) {
+            model.groups.push(column.clone());
+        }
+    }
     let plan = RunPlan {
         name,
         data,

@@ -165,9 +165,14 @@ pub fn render(s: &Summary) -> String {
     let indirect = s.effect("indirect").map_or(f64::NAN, |e| e.estimate);
     let direct = s.effect("c_prime").map_or(f64::NAN, |e| e.estimate);
     let who = s.model.mediators.join(" and ");
+    let verb = if s.model.mediators.len() > 1 {
+        "suppress"
+    } else {
+        "suppresses"
+    };
     let verdict = if s.suppression.suppressing {
         format!(
-            "{who} suppresses {:.1} % of the direct effect (indirect {indirect:+.4} against direct {direct:+.4}): \
+            "{who} {verb} {:.1} % of the direct effect (indirect {indirect:+.4} against direct {direct:+.4}): \
              a masking mediator",
             100.0 * s.suppression.share
         )

@@ -56,6 +56,9 @@ fn default_run_prints_the_table_and_writes_results_paper() {
         "sobel",
         "suppresses",
         "CR1 clustered by city",
+        "region=west",
+        "size=small-medium",
+        "region=east - region=west",
     ] {
         assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
     }
@@ -64,6 +67,9 @@ fn default_run_prints_the_table_and_writes_results_paper() {
     assert_eq!(s.data.periods, 10);
     assert_eq!(s.data.observations, 2780);
     assert_eq!(s.model.fixed_effects, "unit+time");
+    // The study's heterogeneity: a model per region and size class.
+    assert_eq!(s.groups.len(), 5);
+    assert_eq!(s.contrasts.len(), 4 * s.effects.len());
     for key in ["a", "b", "c", "c_prime", "indirect", "proportion_mediated"] {
         assert!(s.effect(key).is_some(), "effect {key}");
     }
