@@ -214,39 +214,29 @@ fn choose_engine<'a>(
 ) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
     let g = shared.map_or(design.n_clusters, |s| s.n_clusters);
     let plan = WeightPlan::new(spec.scheme, seed, g, strata);
-    if shared.is_some() && spec.scheme != Scheme::Permutation {
-        // Group models draw the pooled run's weights through a cluster map,
-        // which only the CPU engine has so far: they run there whatever the
-        // backend (the summary's backend is the pooled model's).
-        let engine = CpuEngine::new(
-            design,
-            &analysis.fit,
-            plan,
-            spec.batch,
-            spec.threads,
-            studentize,
-        )?
-        .with_cluster_map(shared.map(|s| s.map.clone()).unwrap_or_default())?;
-        return Ok((Box::new(engine), None));
-    }
-    let want_gpu = match spec.backend {
-        BackendChoice::Cpu => {
-            if spec.precision.is_some() {
-                return Err(Error::InvalidOption {
+    // Group models draw the pooled run's weights through a cluster map,
+    // which only the CPU engine has so far: they run there whatever the
+    // backend (the summary's backend is the pooled model's).
+    let mapped = shared.filter(|_| spec.scheme != Scheme::Permutation);
+    let want_gpu = mapped.is_none()
+        && match spec.backend {
+            BackendChoice::Cpu => {
+                if spec.precision.is_some() {
+                    return Err(Error::InvalidOption {
                     option: "--precision".into(),
                     message: "the CPU engine always computes in f64; --precision applies to --backend gpu".into(),
                 });
+                }
+                false
             }
-            false
-        }
-        BackendChoice::Gpu => true,
-        BackendChoice::Auto => {
-            spec.adapter.is_some()
-                || crate::gpu::list_adapters()
-                    .first()
-                    .is_some_and(|a| crate::gpu::is_hardware(&a.info))
-        }
-    };
+            BackendChoice::Gpu => true,
+            BackendChoice::Auto => {
+                spec.adapter.is_some()
+                    || crate::gpu::list_adapters()
+                        .first()
+                        .is_some_and(|a| crate::gpu::is_hardware(&a.info))
+            }
+        };
     if !want_gpu {
         let engine: Box<dyn Engine + 'a> = if spec.scheme == Scheme::Permutation {
             Box::new(PermutationEngine::new(
@@ -257,14 +247,18 @@ fn choose_engine<'a>(
                 spec.threads,
             )?)
         } else {
-            Box::new(CpuEngine::new(
+            let engine = CpuEngine::new(
                 design,
                 &analysis.fit,
                 plan,
                 spec.batch,
                 spec.threads,
                 studentize,
-            )?)
+            )?;
+            match mapped {
+                Some(s) => Box::new(engine.with_cluster_map(s.map.clone())?),
+                None => Box::new(engine),
+            }
         };
         return Ok((engine, None));
     }
