@@ -115,7 +115,7 @@ struct RunArgs {
     /// each get their own model, fitted on the group's rows and resampled with
     /// the pooled run's weights, reported under "groups" as COL=LEVEL, with the
     /// contrasts between groups [default: region,size for the embedded panel,
-    /// none for --data].
+    /// none for --data; --group '' for none].
     #[arg(long, value_delimiter = ',', value_name = "COL")]
     group: Vec<String>,
     /// Cluster column for the standard errors [default: the unit column].
