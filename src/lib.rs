@@ -5,9 +5,11 @@
 //! ([`panel`]) -> per-cluster sufficient statistics ([`design`]) -> estimates
 //! and joint CR1 covariance ([`estimate`]) -> the mediation analysis
 //! ([`mediation`]) -> resampling ([`bootstrap`]: weights from [`scheme`],
-//! replicates from an [`engine`], solved by [`replicate`], summarised by
-//! [`intervals`]) -> the summary ([`summary`]), printed by [`report`] and
-//! written by [`output`].
+//! replicates from an [`engine`] - the CPU's, solved by [`replicate`], or
+//! the GPU's ([`gpu`]), which solves in the whitened coordinates of
+//! [`whiten`] - summarised by [`aggregate`] and [`intervals`]; group models
+//! and their differences through [`contrast`] and [`label_test`]) -> the
+//! summary ([`summary`]), printed by [`report`] and written by [`output`].
 
 pub mod aggregate;
 pub mod bootstrap;
