@@ -361,30 +361,16 @@ impl GpuContext {
         };
         let philox = compile("philox_check.wgsl", Precision::F32)?;
         let weights = compile("weights.wgsl", Precision::F32)?;
-        let gemm = precisions
-            .iter()
-            .map(|&p| compile("gemm.wgsl", p))
-            .collect::<Result<_>>()?;
-        let solve = precisions
-            .iter()
-            .map(|&p| compile("solve.wgsl", p))
-            .collect::<Result<_>>()?;
-        let gemm_nt = precisions
-            .iter()
-            .map(|&p| compile("gemm_nt.wgsl", p))
-            .collect::<Result<_>>()?;
-        let meat = precisions
-            .iter()
-            .map(|&p| compile("meat.wgsl", p))
-            .collect::<Result<_>>()?;
-        let wcr = precisions
-            .iter()
-            .map(|&p| compile("wcr.wgsl", p))
-            .collect::<Result<_>>()?;
-        let permute = precisions
-            .iter()
-            .map(|&p| compile("permute.wgsl", p))
-            .collect::<Result<_>>()?;
+        // The numeric stages, once per precision the adapter runs.
+        let per_precision = |name: &str| -> Result<Vec<wgpu::ComputePipeline>> {
+            precisions.iter().map(|&p| compile(name, p)).collect()
+        };
+        let gemm = per_precision("gemm.wgsl")?;
+        let solve = per_precision("solve.wgsl")?;
+        let gemm_nt = per_precision("gemm_nt.wgsl")?;
+        let meat = per_precision("meat.wgsl")?;
+        let wcr = per_precision("wcr.wgsl")?;
+        let permute = per_precision("permute.wgsl")?;
         let ctx = GpuContext {
             info,
             limits,
