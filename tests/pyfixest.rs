@@ -26,6 +26,22 @@ fn rel_err(got: f64, want: f64) -> f64 {
     (got - want).abs() / want.abs().max(1e-300)
 }
 
+/// An effect against pyfixest's `[estimate, se]`: estimate to 1e-8, SE to
+/// 1e-6 relative.
+fn assert_matches(label: &str, got: &medsim::mediation::Effect, want: &Value) {
+    let (we, ws) = (want[0].as_f64().unwrap(), want[1].as_f64().unwrap());
+    assert!(
+        rel_err(got.estimate, we) < 1e-8,
+        "{label}: {} vs pyfixest {we}",
+        got.estimate
+    );
+    assert!(
+        rel_err(got.se.unwrap(), ws) < 1e-6,
+        "{label}: SE {:?} vs pyfixest {ws}",
+        got.se
+    );
+}
+
 #[test]
 fn every_pyfixest_case_matches() {
     let text = std::fs::read_to_string(fixtures().join("pyfixest_expected.json")).unwrap();
@@ -100,17 +116,7 @@ fn every_pyfixest_case_matches() {
             let got = summary
                 .effect(key)
                 .unwrap_or_else(|| panic!("{name}: no effect {key}"));
-            let (we, ws) = (want[0].as_f64().unwrap(), want[1].as_f64().unwrap());
-            assert!(
-                rel_err(got.estimate, we) < 1e-8,
-                "{name} {key}: {} vs {we}",
-                got.estimate
-            );
-            assert!(
-                rel_err(got.se.unwrap(), ws) < 1e-6,
-                "{name} {key}: Sobel SE {:?} vs {ws}",
-                got.se
-            );
+            assert_matches(&format!("{name} {key}"), &got, want);
             compared += 1;
         }
         let c = summary.effect("c").unwrap().estimate;
@@ -171,17 +177,7 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
                     .effects
                     .get(key)
                     .unwrap_or_else(|| panic!("{name} {level}: no {key}"));
-                let (we, ws) = (want[0].as_f64().unwrap(), want[1].as_f64().unwrap());
-                assert!(
-                    rel_err(got.estimate, we) < 1e-8,
-                    "{name} {level} {key}: {} vs pyfixest {we}",
-                    got.estimate
-                );
-                assert!(
-                    rel_err(got.se.unwrap(), ws) < 1e-6,
-                    "{name} {level} {key}: SE {:?} vs pyfixest {ws}",
-                    got.se
-                );
+                assert_matches(&format!("{name} {level} {key}"), got, want);
                 compared += 1;
             }
         }
