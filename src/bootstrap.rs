@@ -218,7 +218,22 @@ fn choose_engine<'a>(
     // which only the CPU engine has so far: they run there whatever the
     // backend (the summary's backend is the pooled model's).
     let mapped = shared.filter(|_| spec.scheme != Scheme::Permutation);
+    // Two-stage least squares runs on the CPU engine only, so far.
+    let instrumented = design.layout.instrumented();
+    if instrumented
+        && (spec.backend == BackendChoice::Gpu
+            || spec.adapter.is_some()
+            || spec.precision.is_some())
+    {
+        return Err(Error::InvalidOption {
+            option: "--backend".into(),
+            message: "an instrumented model (--instrument) is resampled by the CPU engine only, \
+                      so far; use --backend cpu or auto"
+                .into(),
+        });
+    }
     let want_gpu = mapped.is_none()
+        && !instrumented
         && match spec.backend {
             BackendChoice::Cpu => {
                 if spec.precision.is_some() {
@@ -346,6 +361,27 @@ pub fn resample(
                 spec.scheme.as_str()
             ),
         });
+    }
+    if design.layout.instrumented() {
+        if spec.scheme == Scheme::Permutation {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "the permutation test permutes the treatment, which breaks an instrumented \
+                          model's first stage; use pairs, bayes, poisson, jackknife or wild with --instrument"
+                    .into(),
+            });
+        }
+        if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message:
+                    "the restricted wild tests (WCR) impose the null on least-squares equations \
+                          and do not apply to two-stage least squares; with --instrument add \
+                          --no-wild-tests (the wild intervals then are a score bootstrap of the \
+                          2SLS estimates) or use the pairs scheme"
+                        .into(),
+            });
+        }
     }
     let studentize = spec.methods.contains(&Method::Studentized);
     if studentize && spec.scheme == Scheme::Permutation {

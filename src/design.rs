@@ -6,7 +6,7 @@
 //! stage (point estimates, resampling) needs only these statistics.
 //!
 //! Column order of `z`: treatment, controls, nuisance (period dummies, or the
-//! intercept without unit effects), mediators, outcome.
+//! intercept without unit effects), mediators, instruments, outcome.
 
 use crate::error::{Error, Result};
 use crate::linalg::{packed_len, unpack};
@@ -21,6 +21,8 @@ pub enum Role {
     /// Period dummy or intercept: estimated but not reported.
     Nuisance,
     Mediator,
+    /// Excluded instrument of the treatment.
+    Instrument,
     Outcome,
 }
 
@@ -31,6 +33,7 @@ impl Role {
             Role::Control => "control",
             Role::Nuisance => "fixed effect",
             Role::Mediator => "mediator",
+            Role::Instrument => "instrument",
             Role::Outcome => "outcome",
         }
     }
@@ -42,12 +45,14 @@ pub struct Layout {
     pub n_controls: usize,
     pub n_nuisance: usize,
     pub n_mediators: usize,
+    /// Excluded instruments of the treatment (0: least squares).
+    pub n_instruments: usize,
 }
 
 impl Layout {
     /// Number of columns.
     pub fn q(&self) -> usize {
-        self.n_controls + self.n_nuisance + self.n_mediators + 2
+        self.n_controls + self.n_nuisance + self.n_mediators + self.n_instruments + 2
     }
     /// The treatment column.
     pub fn treatment(&self) -> usize {
@@ -57,9 +62,21 @@ impl Layout {
     pub fn mediator(&self, j: usize) -> usize {
         1 + self.n_controls + self.n_nuisance + j
     }
+    /// Instrument `j`.
+    pub fn instrument(&self, j: usize) -> usize {
+        1 + self.n_controls + self.n_nuisance + self.n_mediators + j
+    }
     /// The outcome column.
     pub fn outcome(&self) -> usize {
         self.q() - 1
+    }
+    /// Whether the treatment is instrumented (two-stage least squares).
+    pub fn instrumented(&self) -> bool {
+        self.n_instruments > 0
+    }
+    /// The exogenous columns every equation shares: controls and nuisance.
+    pub fn exogenous(&self) -> Vec<usize> {
+        (1..1 + self.n_controls + self.n_nuisance).collect()
     }
     /// Regressors of the total-effect and mediator equations: treatment,
     /// controls and nuisance columns.
@@ -68,7 +85,22 @@ impl Layout {
     }
     /// Regressors of the outcome equation: the base ones and every mediator.
     pub fn outcome_regressors(&self) -> Vec<usize> {
-        (0..self.outcome()).collect()
+        (0..1 + self.n_controls + self.n_nuisance + self.n_mediators).collect()
+    }
+    /// Instruments of an equation with `regressors` when the treatment is
+    /// instrumented: the treatment replaced by the excluded instruments
+    /// (every other regressor instruments itself); None for least squares.
+    pub fn instruments_for(&self, regressors: &[usize]) -> Option<Vec<usize>> {
+        if !self.instrumented() {
+            return None;
+        }
+        let mut inst: Vec<usize> = regressors
+            .iter()
+            .copied()
+            .filter(|&r| r != self.treatment())
+            .collect();
+        inst.extend((0..self.n_instruments).map(|j| self.instrument(j)));
+        Some(inst)
     }
 }
 
@@ -112,6 +144,7 @@ impl Design {
         let n = panel.n_obs();
         let p = panel.n_controls;
         let m = panel.n_mediators;
+        let n_inst = panel.n_instruments;
         let n_nuisance = match fe {
             FixedEffects::None => 1,
             FixedEffects::Unit => 0,
@@ -121,6 +154,7 @@ impl Design {
             n_controls: p,
             n_nuisance,
             n_mediators: m,
+            n_instruments: n_inst,
         };
         let q = layout.q();
 
@@ -155,7 +189,8 @@ impl Design {
             })),
         }
         entries.extend((0..m).map(|j| user(1 + p + j, Role::Mediator)));
-        entries.push(user(1 + p + m, Role::Outcome));
+        entries.extend((0..n_inst).map(|j| user(1 + p + m + j, Role::Instrument)));
+        entries.push(user(1 + p + m + n_inst, Role::Outcome));
         let mut names = Vec::with_capacity(q);
         let mut roles = Vec::with_capacity(q);
         let mut cols: Vec<Vec<f64>> = Vec::with_capacity(q);
@@ -323,6 +358,7 @@ impl Design {
             (1 + layout.n_controls..1 + layout.n_controls + layout.n_nuisance).collect();
         order.extend(0..1 + layout.n_controls);
         order.extend((0..layout.n_mediators).map(|j| layout.mediator(j)));
+        order.extend((0..layout.n_instruments).map(|j| layout.instrument(j)));
 
         // Incremental Cholesky of a[order, order].
         let mut accepted: Vec<usize> = Vec::new();

@@ -9,6 +9,12 @@
 //! small-sample factor as the diagonal blocks: block (e, f) is scaled by
 //! `sqrt(f_e f_f)`, where `f_e = G/(G-1) (n-1)/(n-K_e)` is equation e's CR1
 //! factor. The diagonal blocks are exactly fixest's CR1 covariance.
+//!
+//! An equation with instruments is fitted by two-stage least squares (as
+//! fixest's IV): with `Pi = A_II^{-1} A_IR` the first-stage coefficients and
+//! `H = A_RI Pi`, the coefficients are `H^{-1} Pi' A_Id` and a cluster's
+//! influence is `H^{-1} Pi' (S_g[I, d] - S_g[I, R] b)`, residuals taken with
+//! the regressors themselves, not their fitted values.
 
 use crate::design::Design;
 use crate::error::{Error, Result};
@@ -20,6 +26,108 @@ pub struct Equation {
     pub name: String,
     pub dependent: usize,
     pub regressors: Vec<usize>,
+    /// Instrument columns (two-stage least squares), or None for least squares.
+    pub instruments: Option<Vec<usize>>,
+}
+
+/// The two-stage least-squares projection of one regressor set on one
+/// instrument set, from a Gram matrix: everything that does not depend on
+/// the dependent column, so equations sharing regressors and instruments
+/// share it.
+#[derive(Debug, Clone)]
+pub struct TwoStage {
+    regressors: Vec<usize>,
+    instruments: Vec<usize>,
+    /// `K = H^{-1} Pi'`, `k_R x k_I` row-major.
+    projector: Vec<f64>,
+}
+
+/// Why a two-stage projection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwoStageFailure {
+    /// The instruments are collinear (pivot index into the instrument list).
+    Instruments(usize),
+    /// The instruments do not identify the regressors: `H` is singular.
+    FirstStage,
+}
+
+impl TwoStage {
+    /// Form `K` from the full `q x q` Gram `a` (row-major).
+    pub fn new(
+        a: &[f64],
+        q: usize,
+        regressors: &[usize],
+        instruments: &[usize],
+    ) -> std::result::Result<TwoStage, TwoStageFailure> {
+        let (kr, ki) = (regressors.len(), instruments.len());
+        let mut l_ii = submatrix(a, q, instruments, instruments);
+        cholesky(&mut l_ii, ki).map_err(TwoStageFailure::Instruments)?;
+        // Pi (k_I x k_R), column by column.
+        let mut pi = vec![0.0; ki * kr];
+        let mut col = vec![0.0; ki];
+        for (r, &reg) in regressors.iter().enumerate() {
+            for (i, &inst) in instruments.iter().enumerate() {
+                col[i] = a[inst * q + reg];
+            }
+            chol_solve(&l_ii, ki, &mut col);
+            for i in 0..ki {
+                pi[i * kr + r] = col[i];
+            }
+        }
+        // H = A_RI Pi, symmetric positive definite when identified.
+        let mut h = vec![0.0; kr * kr];
+        for (r, &reg) in regressors.iter().enumerate() {
+            for s in 0..kr {
+                h[r * kr + s] = instruments
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &inst)| a[reg * q + inst] * pi[i * kr + s])
+                    .sum();
+            }
+        }
+        cholesky(&mut h, kr).map_err(|_| TwoStageFailure::FirstStage)?;
+        // K = H^{-1} Pi': column i is H^{-1} (row i of Pi).
+        let mut projector = vec![0.0; kr * ki];
+        let mut row = vec![0.0; kr];
+        for i in 0..ki {
+            row.copy_from_slice(&pi[i * kr..(i + 1) * kr]);
+            chol_solve(&h, kr, &mut row);
+            for r in 0..kr {
+                projector[r * ki + i] = row[r];
+            }
+        }
+        Ok(TwoStage {
+            regressors: regressors.to_vec(),
+            instruments: instruments.to_vec(),
+            projector,
+        })
+    }
+
+    /// Coefficients (scaled) of `dependent` on the regressors: `K A_Id`.
+    pub fn coefficients(&self, a: &[f64], q: usize, dependent: usize) -> Vec<f64> {
+        let ki = self.instruments.len();
+        (0..self.regressors.len())
+            .map(|r| {
+                self.projector[r * ki..(r + 1) * ki]
+                    .iter()
+                    .zip(&self.instruments)
+                    .map(|(k, &inst)| k * a[inst * q + dependent])
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// Row `r` of `K` (over the instruments), the weights of a cluster's
+    /// instrument scores `S_g[I, d] - S_g[I, R] b` in its influence on
+    /// coefficient r.
+    pub fn projector_row(&self, r: usize) -> &[f64] {
+        let ki = self.instruments.len();
+        &self.projector[r * ki..(r + 1) * ki]
+    }
+
+    pub fn instruments(&self) -> &[usize] {
+        &self.instruments
+    }
 }
 
 /// Coefficients of one equation in the units of the data.
@@ -93,34 +201,48 @@ pub fn fit_system(design: &Design, equations: &[Equation]) -> Result<SystemFit> 
     let n = design.n_obs as f64;
     let g = design.n_clusters as f64;
 
-    struct Solved {
-        chol: Vec<f64>,
-        beta: Vec<f64>,
+    enum Solved {
+        Ols { chol: Vec<f64>, beta: Vec<f64> },
+        Iv { stage: TwoStage, beta: Vec<f64> },
     }
     let mut solved = Vec::with_capacity(equations.len());
     let mut offset = 0;
     let mut fits = Vec::with_capacity(equations.len());
     for eq in equations {
         let k = eq.regressors.len();
-        let mut chol = submatrix(&a, q, &eq.regressors, &eq.regressors);
-        cholesky(&mut chol, k).map_err(|pivot| {
-            Error::Numerical(format!(
-                "the normal equations of the {} equation are singular at '{}'",
-                eq.name, design.names[eq.regressors[pivot]]
-            ))
-        })?;
-        let mut beta: Vec<f64> = eq
-            .regressors
-            .iter()
-            .map(|&r| a[r * q + eq.dependent])
-            .collect();
-        chol_solve(&chol, k, &mut beta);
+        let sol = match &eq.instruments {
+            None => {
+                let mut chol = submatrix(&a, q, &eq.regressors, &eq.regressors);
+                cholesky(&mut chol, k).map_err(|pivot| {
+                    Error::Numerical(format!(
+                        "the normal equations of the {} equation are singular at '{}'",
+                        eq.name, design.names[eq.regressors[pivot]]
+                    ))
+                })?;
+                let mut beta: Vec<f64> = eq
+                    .regressors
+                    .iter()
+                    .map(|&r| a[r * q + eq.dependent])
+                    .collect();
+                chol_solve(&chol, k, &mut beta);
+                Solved::Ols { chol, beta }
+            }
+            Some(inst) => {
+                let stage = TwoStage::new(&a, q, &eq.regressors, inst)
+                    .map_err(|failure| two_stage_error(design, eq, failure))?;
+                let beta = stage.coefficients(&a, q, eq.dependent);
+                Solved::Iv { stage, beta }
+            }
+        };
+        let beta = match &sol {
+            Solved::Ols { beta, .. } | Solved::Iv { beta, .. } => beta,
+        };
         let ssc_k = design.ssc_parameters(k);
         let ssc = g / (g - 1.0) * (n - 1.0) / (n - ssc_k as f64);
         let coef = eq
             .regressors
             .iter()
-            .zip(&beta)
+            .zip(beta.iter())
             .map(|(&r, b)| b * design.scale[eq.dependent] / design.scale[r])
             .collect();
         fits.push(EquationFit {
@@ -131,7 +253,7 @@ pub fn fit_system(design: &Design, equations: &[Equation]) -> Result<SystemFit> 
             ssc,
         });
         offset += k;
-        solved.push(Solved { chol, beta });
+        solved.push(sol);
     }
     let dim = offset;
 
@@ -156,14 +278,36 @@ pub fn fit_system(design: &Design, equations: &[Equation]) -> Result<SystemFit> 
         for (eq, (fit, sol)) in equations.iter().zip(fits.iter().zip(&solved)) {
             let k = eq.regressors.len();
             let block = &mut u[fit.offset..fit.offset + k];
-            for (i, &ri) in eq.regressors.iter().enumerate() {
-                let mut score = s[packed_index(ri, eq.dependent, q)];
-                for (j, &rj) in eq.regressors.iter().enumerate() {
-                    score -= s[packed_index(ri, rj, q)] * sol.beta[j];
+            // Scores of the cluster on the equation's instruments (its
+            // regressors for least squares): Z_g' e_g.
+            let scores = |inst: &[usize], beta: &[f64]| -> Vec<f64> {
+                inst.iter()
+                    .map(|&ri| {
+                        let mut score = s[packed_index(ri, eq.dependent, q)];
+                        for (j, &rj) in eq.regressors.iter().enumerate() {
+                            score -= s[packed_index(ri, rj, q)] * beta[j];
+                        }
+                        score
+                    })
+                    .collect()
+            };
+            match sol {
+                Solved::Ols { chol, beta } => {
+                    block.copy_from_slice(&scores(&eq.regressors, beta));
+                    chol_solve(chol, k, block);
                 }
-                block[i] = score;
+                Solved::Iv { stage, beta } => {
+                    let z = scores(stage.instruments(), beta);
+                    for (r, b) in block.iter_mut().enumerate() {
+                        *b = stage
+                            .projector_row(r)
+                            .iter()
+                            .zip(&z)
+                            .map(|(k, v)| k * v)
+                            .sum();
+                    }
+                }
             }
-            chol_solve(&sol.chol, k, block);
         }
         for (ui, scale) in u.iter_mut().zip(&unit_scale) {
             *ui *= scale;
@@ -193,4 +337,23 @@ pub fn fit_system(design: &Design, equations: &[Equation]) -> Result<SystemFit> 
         n_obs: design.n_obs,
         n_clusters: design.n_clusters,
     })
+}
+
+/// The error of an equation whose two-stage projection failed.
+fn two_stage_error(design: &Design, eq: &Equation, failure: TwoStageFailure) -> Error {
+    match failure {
+        TwoStageFailure::Instruments(pivot) => {
+            let inst = eq.instruments.as_deref().unwrap_or(&[]);
+            Error::Numerical(format!(
+                "the instruments of the {} equation are collinear at '{}'",
+                eq.name, design.names[inst[pivot]]
+            ))
+        }
+        TwoStageFailure::FirstStage => Error::Numerical(format!(
+            "the instruments do not identify the {} equation: the treatment's first stage \
+             is singular (the instruments have no partial effect on '{}')",
+            eq.name,
+            design.names[design.layout.treatment()]
+        )),
+    }
 }

@@ -13,7 +13,7 @@ use crate::intervals::BootstrapStats;
 use crate::linalg::{cholesky, quadratic_form};
 use crate::rng::{STREAM_MONTE_CARLO, normals};
 use crate::spec::InferenceSpec;
-use crate::stats::{normal_p_value, normal_quantile, quantile_sorted, t_p_value};
+use crate::stats::{f_p_value, normal_p_value, normal_quantile, quantile_sorted, t_p_value};
 
 /// A point estimate with its standard error and p-value where defined
 /// (`E = {estimate, se, p_value}` in summary.json).
@@ -64,6 +64,69 @@ pub struct Analysis {
     pub joint: Vec<JointTest>,
     pub fit: SystemFit,
     pub mediators: Vec<String>,
+    /// First-stage diagnostics when the treatment is instrumented.
+    pub iv: Option<IvDiagnostics>,
+}
+
+/// The first stage of an instrumented treatment (summary.json `"iv"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IvDiagnostics {
+    pub instruments: Vec<String>,
+    /// Cluster-robust (CR1) Wald F of the excluded instruments in the first
+    /// stage (treatment on instruments, controls and fixed effects), the
+    /// Wald statistic over the number of instruments, as fixest's `ivwald`
+    /// and pyfixest's first-stage F.
+    pub first_stage_f: f64,
+    /// Its p-value from F(instruments, clusters - 1).
+    pub first_stage_p_value: f64,
+}
+
+/// The first-stage regression of the treatment on the excluded instruments
+/// and the exogenous columns, and the CR1 Wald F of the instruments.
+pub fn first_stage(design: &Design) -> Result<Option<IvDiagnostics>> {
+    let l = design.layout;
+    if !l.instrumented() {
+        return Ok(None);
+    }
+    let mut regressors = l.exogenous();
+    let excluded: Vec<usize> = (0..l.n_instruments).map(|j| l.instrument(j)).collect();
+    regressors.extend(&excluded);
+    let fit = fit_system(
+        design,
+        &[Equation {
+            name: "first-stage".into(),
+            dependent: l.treatment(),
+            regressors,
+            instruments: None,
+        }],
+    )?;
+    let k = excluded.len();
+    let pi: Vec<f64> = excluded.iter().map(|&z| fit.coef(0, z)).collect();
+    let mut v: Vec<f64> = Vec::with_capacity(k * k);
+    for &zi in &excluded {
+        for &zj in &excluded {
+            v.push(fit.cov((0, zi), (0, zj)));
+        }
+    }
+    cholesky(&mut v, k).map_err(|pivot| {
+        Error::Numerical(format!(
+            "the cluster-robust covariance of the first-stage coefficients is singular at \
+             instrument '{}' (too few clusters for {k} instruments?)",
+            design.names[excluded[pivot]]
+        ))
+    })?;
+    // W = pi' V^{-1} pi through the factor: |L^{-1} pi|^2.
+    let mut w = pi.clone();
+    for i in 0..k {
+        let s: f64 = (0..i).map(|c| v[i * k + c] * w[c]).sum();
+        w[i] = (w[i] - s) / v[i * k + i];
+    }
+    let f = w.iter().map(|x| x * x).sum::<f64>() / k as f64;
+    Ok(Some(IvDiagnostics {
+        instruments: excluded.iter().map(|&z| design.names[z].clone()).collect(),
+        first_stage_f: f,
+        first_stage_p_value: f_p_value(f, k as f64, fit.df()),
+    }))
 }
 
 impl Analysis {
@@ -83,18 +146,21 @@ pub fn equations(design: &Design) -> Vec<Equation> {
         name: "total".into(),
         dependent: l.outcome(),
         regressors: l.base_regressors(),
+        instruments: l.instruments_for(&l.base_regressors()),
     }];
     for j in 0..l.n_mediators {
         eqs.push(Equation {
             name: format!("mediator {}", design.names[l.mediator(j)]),
             dependent: l.mediator(j),
             regressors: l.base_regressors(),
+            instruments: l.instruments_for(&l.base_regressors()),
         });
     }
     eqs.push(Equation {
         name: "outcome".into(),
         dependent: l.outcome(),
         regressors: l.outcome_regressors(),
+        instruments: l.instruments_for(&l.outcome_regressors()),
     });
     eqs
 }
@@ -276,6 +342,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
         joint,
         fit,
         mediators,
+        iv: first_stage(design)?,
     })
 }
 

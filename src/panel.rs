@@ -87,10 +87,12 @@ pub struct Panel {
     pub time: Factor,
     pub cluster: Factor,
     pub groups: Vec<Factor>,
-    /// Numeric columns in model order: treatment, controls, mediators, outcome.
+    /// Numeric columns in model order: treatment, controls, mediators,
+    /// instruments, outcome.
     pub names: Vec<String>,
     pub n_controls: usize,
     pub n_mediators: usize,
+    pub n_instruments: usize,
     pub columns: Vec<Vec<f64>>,
     /// Source line of each kept observation.
     pub lines: Vec<u64>,
@@ -140,6 +142,10 @@ impl Panel {
         for m in &spec.mediators {
             names.push(m.clone());
             numeric.push(col(m, "a mediator (--mediator)")?);
+        }
+        for z in &spec.instruments {
+            names.push(z.clone());
+            numeric.push(col(z, "an instrument (--instrument)")?);
         }
         names.push(spec.outcome.clone());
         numeric.push(col(&spec.outcome, "the outcome (--outcome)")?);
@@ -232,6 +238,7 @@ impl Panel {
             names,
             n_controls: spec.controls.len(),
             n_mediators: spec.mediators.len(),
+            n_instruments: spec.instruments.len(),
             columns: values
                 .into_iter()
                 .map(|v| kept.iter().map(|&r| v[r]).collect())

@@ -11,9 +11,15 @@
 //! contrasts `a_j b_j - a_k b_k` (j < k) and, studentized, the replicate's
 //! own SEs of `StatLayout::se_targets`. A replicate whose
 //! regressor block is singular (a degenerate resample) gives NaN everywhere.
+//!
+//! An instrumented design is solved by two-stage least squares from the same
+//! Gram matrix (`estimate::TwoStage`): one projection for the total and
+//! mediator equations, which share regressors and instruments, one for the
+//! outcome equation.
 
-use crate::design::Design;
-use crate::linalg::packed_len;
+use crate::design::{Design, Layout};
+use crate::estimate::TwoStage;
+use crate::linalg::{packed_index, packed_len};
 
 /// Positions of the statistics of one replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +173,21 @@ pub struct Solver {
     l: Vec<f64>,
     inv_diag: Vec<f64>,
     rhs: Vec<f64>,
+    /// Two-stage least squares instead, when the treatment is instrumented.
+    iv: Option<IvState>,
+}
+
+/// The instrumented model's column sets and, after a solve, its projections
+/// and coefficients (kept for the influence functionals).
+#[derive(Debug, Clone)]
+struct IvState {
+    layout: Layout,
+    base: Option<TwoStage>,
+    outcome: Option<TwoStage>,
+    /// Scaled coefficients: total, each mediator, outcome equation.
+    beta_total: Vec<f64>,
+    beta_mediators: Vec<Vec<f64>>,
+    beta_outcome: Vec<f64>,
 }
 
 impl Solver {
@@ -192,6 +213,14 @@ impl Solver {
             l: vec![0.0; q * q],
             inv_diag: vec![0.0; q],
             rhs: vec![0.0; q],
+            iv: lay.instrumented().then(|| IvState {
+                layout: lay,
+                base: None,
+                outcome: None,
+                beta_total: Vec::new(),
+                beta_mediators: Vec::new(),
+                beta_outcome: Vec::new(),
+            }),
         }
     }
 
@@ -199,6 +228,9 @@ impl Solver {
     /// false (and NaN statistics) when the regressors are singular.
     #[inline(always)]
     pub fn solve(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
+        if self.iv.is_some() {
+            return self.solve_two_stage(packed, out);
+        }
         let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
         // Lower triangle of the q x q Gram, row-major.
         let mut k = 0;
@@ -272,6 +304,83 @@ impl Solver {
 }
 
 impl Solver {
+    /// [`Solver::solve`] for an instrumented design.
+    fn solve_two_stage(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
+        let q = self.q;
+        let m = self.m;
+        let a = crate::linalg::unpack(packed, q);
+        let st = self.iv.as_mut().expect("instrumented solver");
+        let lay = st.layout;
+        let base_r = lay.base_regressors();
+        let out_r = lay.outcome_regressors();
+        let stages = (
+            TwoStage::new(
+                &a,
+                q,
+                &base_r,
+                &lay.instruments_for(&base_r).unwrap_or_default(),
+            ),
+            TwoStage::new(
+                &a,
+                q,
+                &out_r,
+                &lay.instruments_for(&out_r).unwrap_or_default(),
+            ),
+        );
+        let (Ok(base), Ok(outcome)) = stages else {
+            st.base = None;
+            st.outcome = None;
+            out.iter_mut().for_each(|v| *v = f64::NAN);
+            return false;
+        };
+        st.beta_total = base.coefficients(&a, q, lay.outcome());
+        st.beta_mediators = (0..m)
+            .map(|j| base.coefficients(&a, q, lay.mediator(j)))
+            .collect();
+        st.beta_outcome = outcome.coefficients(&a, q, lay.outcome());
+        let x = lay.treatment();
+        let mut theta = vec![0.0; 2 * m + 2];
+        for j in 0..m {
+            theta[j] = st.beta_mediators[j][x] * self.x_to_m[j];
+            theta[m + j] = st.beta_outcome[lay.mediator(j)] * self.m_to_y[j];
+        }
+        theta[2 * m] = st.beta_total[x] * self.x_to_y;
+        theta[2 * m + 1] = st.beta_outcome[x] * self.x_to_y;
+        st.base = Some(base);
+        st.outcome = Some(outcome);
+        coefficients_to_stats(&theta, self.layout, out);
+        true
+    }
+
+    /// [`Solver::influence_functionals`] for an instrumented design: the
+    /// influence of a cluster on coefficient r is `k_r' (S_g[I, d] - S_g[I, R]
+    /// beta)`, `k_r` row r of the two-stage projector.
+    fn two_stage_functionals(&self, out: &mut [f64]) {
+        let (q, m) = (self.q, self.m);
+        let p = packed_len(q);
+        out[..2 * m * p].iter_mut().for_each(|v| *v = 0.0);
+        let st = self.iv.as_ref().expect("instrumented solver");
+        let (Some(base), Some(outcome)) = (&st.base, &st.outcome) else {
+            out[..2 * m * p].iter_mut().for_each(|v| *v = f64::NAN);
+            return;
+        };
+        let lay = st.layout;
+        let x = lay.treatment();
+        let base_r = lay.base_regressors();
+        let out_r = lay.outcome_regressors();
+        for j in 0..m {
+            let target = &mut out[j * p..(j + 1) * p];
+            let (d, beta) = (lay.mediator(j), &st.beta_mediators[j]);
+            add_two_stage_functional(target, q, base, x, &base_r, d, beta, self.x_to_m[j]);
+        }
+        for j in 0..m {
+            let target = &mut out[(m + j) * p..(m + j + 1) * p];
+            let r = lay.mediator(j);
+            let (d, beta) = (lay.outcome(), &st.beta_outcome);
+            add_two_stage_functional(target, q, outcome, r, &out_r, d, beta, self.m_to_y[j]);
+        }
+    }
+
     /// After a successful [`Solver::solve`] (its factor is still held), the
     /// linear functionals giving each cluster's influence on a_j and b_j:
     /// row u of `out` (u = j for a_j, m + j for b_j; `packed_len` entries
@@ -280,6 +389,9 @@ impl Solver {
     /// the influences of every cluster are one product with the cluster
     /// statistics, and a replicate's CR1 covariance follows.
     pub fn influence_functionals(&mut self, out: &mut [f64]) {
+        if self.iv.is_some() {
+            return self.two_stage_functionals(out);
+        }
         let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
         let p = packed_len(q);
         out[..2 * m * p].iter_mut().for_each(|v| *v = 0.0);
@@ -368,6 +480,28 @@ fn add_functional(
     }
 }
 
+/// Add `scale * k_r'(S[I, d] - S[I, R] beta)` as packed coefficients, `k_r`
+/// the projector row of regressor r (its position in `regressors`).
+#[allow(clippy::too_many_arguments)]
+fn add_two_stage_functional(
+    out: &mut [f64],
+    q: usize,
+    stage: &TwoStage,
+    r: usize,
+    regressors: &[usize],
+    d: usize,
+    beta: &[f64],
+    scale: f64,
+) {
+    let k = stage.projector_row(r);
+    for (&ki, &inst) in k.iter().zip(stage.instruments()) {
+        out[packed_index(inst, d, q)] += scale * ki;
+        for (&reg, &b) in regressors.iter().zip(beta) {
+            out[packed_index(inst, reg, q)] -= scale * ki * b;
+        }
+    }
+}
+
 /// Solve `L_k x = b` in place (leading `k x k` block, row stride `n`).
 #[inline(always)]
 fn forward_substitute(l: &[f64], n: usize, inv_diag: &[f64], b: &mut [f64]) {
@@ -405,15 +539,33 @@ mod tests {
 
     /// The default panel with the two agglomeration components as mediators.
     fn two_mediator_design() -> Design {
+        design_with(&[])
+    }
+
+    /// The same, with the treatment instrumented.
+    fn instrumented_design() -> Design {
+        design_with(&["iv_post1984"])
+    }
+
+    fn design_with(instruments: &[&str]) -> Design {
         let mut spec = default_spec();
         spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+        spec.instruments = instruments.iter().map(|s| s.to_string()).collect();
         let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
         Design::build(&panel, spec.fixed_effects).unwrap()
     }
 
     #[test]
     fn influence_functionals_reproduce_the_cluster_influences() {
-        let design = two_mediator_design();
+        check_influence_functionals(two_mediator_design());
+    }
+
+    #[test]
+    fn two_stage_influence_functionals_reproduce_the_cluster_influences() {
+        check_influence_functionals(instrumented_design());
+    }
+
+    fn check_influence_functionals(design: Design) {
         let fit = crate::estimate::fit_system(&design, &equations(&design)).unwrap();
         let p = packed_len(design.q());
         let packed = design.total_packed();
@@ -446,7 +598,48 @@ mod tests {
 
     #[test]
     fn unit_weights_reproduce_the_point_estimates() {
-        let design = two_mediator_design();
+        check_point_estimates(two_mediator_design());
+    }
+
+    #[test]
+    fn two_stage_unit_weights_reproduce_the_point_estimates() {
+        let design = instrumented_design();
+        // The instrumented estimates differ from least squares: the test
+        // would not notice a solver that ignored the instruments otherwise.
+        let mut ols = Solver::new(&two_mediator_design());
+        let mut iv = Solver::new(&design);
+        let (mut a, mut b) = (vec![0.0; ols.layout.len()], vec![0.0; iv.layout.len()]);
+        assert!(ols.solve(&two_mediator_design().total_packed(), &mut a));
+        assert!(iv.solve(&design.total_packed(), &mut b));
+        assert!(
+            (a[0] - b[0]).abs() > 1e-3 * a[0].abs(),
+            "{} vs {}",
+            a[0],
+            b[0]
+        );
+        check_point_estimates(design);
+    }
+
+    #[test]
+    fn two_stage_without_first_stage_is_degenerate() {
+        // Zero the instrument's cross products: the first stage is singular,
+        // the replicate NaN.
+        let design = instrumented_design();
+        let q = design.q();
+        let z = design.layout.instrument(0);
+        let mut packed = design.total_packed();
+        for c in 0..q {
+            if c != z {
+                packed[packed_index(z, c, q)] = 0.0;
+            }
+        }
+        let mut solver = Solver::new(&design);
+        let mut out = vec![0.0; solver.layout.len()];
+        assert!(!solver.solve(&packed, &mut out));
+        assert!(out.iter().all(|v| v.is_nan()));
+    }
+
+    fn check_point_estimates(design: Design) {
         let analysis = analyse(
             &design,
             &InferenceSpec {

@@ -67,6 +67,16 @@ pub fn render(s: &Summary) -> String {
         s.model.controls.len(),
         s.model.fixed_effects
     );
+    if let Some(iv) = &s.iv {
+        let _ = writeln!(
+            o,
+            "IV     {} instrumented by {} (2SLS in every equation); first-stage F = {:.1} (CR1 Wald, p = {})",
+            s.model.treatment,
+            iv.instruments.join(", "),
+            iv.first_stage_f,
+            p_text(Some(iv.first_stage_p_value))
+        );
+    }
     let _ = writeln!(
         o,
         "SEs    {} clustered by {} ({} clusters), t tests on {} df; a*b: Sobel SE, normal p-value",

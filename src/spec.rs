@@ -59,6 +59,9 @@ pub struct ModelSpec {
     pub treatment: String,
     pub mediators: Vec<String>,
     pub controls: Vec<String>,
+    /// Excluded instruments of the treatment (two-stage least squares);
+    /// empty for the ordinary least-squares model.
+    pub instruments: Vec<String>,
     /// Categorical columns carried with the panel for group analyses.
     pub groups: Vec<String>,
     /// Cluster variable for inference; the unit column unless set.
@@ -118,6 +121,7 @@ impl ModelSpec {
             .chain(std::iter::once(("treatment", &self.treatment)))
             .chain(self.mediators.iter().map(|m| ("mediator", m)))
             .chain(self.controls.iter().map(|c| ("control", c)))
+            .chain(self.instruments.iter().map(|z| ("instrument", z)))
             .chain(std::iter::once(("unit", &self.unit)))
             .chain(std::iter::once(("time", &self.time)));
         for (role, name) in numeric {

@@ -1,6 +1,6 @@
 //! Distribution functions and sample quantiles used by the inference code.
 
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ContinuousCDF, FisherSnedecor, Normal, StudentsT};
 
 /// Standard normal distribution function, `erfc(-x / sqrt 2) / 2` with
 /// libm's erfc (accurate to a few ulp, also far in the tails).
@@ -26,6 +26,12 @@ pub fn normal_p_value(z: f64) -> f64 {
 pub fn t_p_value(t: f64, df: f64) -> f64 {
     let dist = StudentsT::new(0.0, 1.0, df).expect("positive degrees of freedom");
     2.0 * dist.sf(t.abs())
+}
+
+/// Upper-tail p-value of an F statistic on (`df1`, `df2`) degrees of freedom.
+pub fn f_p_value(f: f64, df1: f64, df2: f64) -> f64 {
+    let dist = FisherSnedecor::new(df1, df2).expect("positive degrees of freedom");
+    dist.sf(f)
 }
 
 /// Quantile of sorted data by linear interpolation between order statistics

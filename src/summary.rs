@@ -6,14 +6,15 @@
 //! `a:NAME`, `b:NAME`, `indirect:NAME` replace `a` and `b`, `indirect` is
 //! the sum of the specific indirect effects, and `contrast:NAME1:NAME2` is
 //! `indirect:NAME1 - indirect:NAME2`. With `--group`, `groups` holds each
-//! group's model under `COL=LEVEL`.
+//! group's model under `COL=LEVEL`. With `--instrument`, every equation is
+//! fitted by two-stage least squares and `iv` holds the first stage.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::bootstrap::{ResampleResult, ResamplingSummary};
 use crate::design::{Design, Role};
-use crate::mediation::{Analysis, Effect, Interval, JointTest, Suppression};
+use crate::mediation::{Analysis, Effect, Interval, IvDiagnostics, JointTest, Suppression};
 use crate::panel::Panel;
 use crate::spec::{InferenceSpec, ModelSpec};
 
@@ -30,6 +31,10 @@ pub struct Summary {
     pub joint_significance: Vec<JointTest>,
     pub inference: InferenceSummary,
     pub equations: Vec<EquationSummary>,
+    /// With `--instrument`: the instruments and the cluster-robust
+    /// first-stage F.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iv: Option<IvDiagnostics>,
     /// Present when the run resampled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampling: Option<ResamplingSummary>,
@@ -73,6 +78,9 @@ pub struct GroupSummary {
     pub effects: IndexMap<String, Effect>,
     pub intervals: Vec<Interval>,
     pub suppression: Suppression,
+    /// The group's own first stage, when instrumented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iv: Option<IvDiagnostics>,
 }
 
 impl GroupSummary {
@@ -85,6 +93,7 @@ impl GroupSummary {
             effects: analysis.effects.iter().cloned().collect(),
             intervals: analysis.intervals.clone(),
             suppression: analysis.suppression,
+            iv: analysis.iv.clone(),
         }
     }
 
@@ -138,6 +147,9 @@ pub struct ModelSummary {
     pub fixed_effects: String,
     pub cluster: String,
     pub groups: Vec<String>,
+    /// Excluded instruments of the treatment (two-stage least squares).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instruments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -226,6 +238,7 @@ impl Summary {
                 fixed_effects: spec.fixed_effects.as_str().to_string(),
                 cluster: spec.cluster.clone(),
                 groups: spec.groups.clone(),
+                instruments: spec.instruments.clone(),
             },
             effects: analysis.effects.iter().cloned().collect(),
             intervals: analysis.intervals.clone(),
@@ -239,6 +252,7 @@ impl Summary {
                 seed: inference.seed,
             },
             equations,
+            iv: analysis.iv.clone(),
             resampling: None,
             groups: IndexMap::new(),
             contrasts: Vec::new(),

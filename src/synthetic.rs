@@ -20,6 +20,11 @@
 //!   its carbon reduction, most in small-medium and western cities.
 //! * Every error and control shock is AR(1) within the city with coefficient
 //!   `RHO`, so observations of a city are correlated after the fixed effects.
+//! * The instrument `iv_post1984 = Z_LOADING u_dei + e_z` (named after the
+//!   study's historical post-office instrument) moves dei through dei's own
+//!   shock `u_dei` and enters no other equation, so it is relevant and
+//!   excluded; its noise `e_z` (i.i.d., sd `Z_NOISE`) comes from a second
+//!   random stream, so the other columns are those of the panel without it.
 //!
 //! With the average multiplier near 1, the indirect effect is about
 //! 0.2 x 0.029 = 0.0058, the total effect about -0.097 + 0.006 = -0.091, and
@@ -51,6 +56,9 @@ pub const REGION_CENTRAL: f64 = 1.0;
 pub const REGION_WEST: f64 = 1.45;
 /// Within-city AR(1) coefficient of all shocks.
 pub const RHO: f64 = 0.5;
+/// Loading of the instrument on dei's shock, and the sd of its own noise.
+pub const Z_LOADING: f64 = 0.6;
+pub const Z_NOISE: f64 = 0.6;
 
 /// The six controls, in column order.
 pub const CONTROLS: [&str; 6] = [
@@ -124,6 +132,7 @@ pub fn default_spec() -> ModelSpec {
         treatment: "dei".into(),
         mediators: vec!["agglom".into()],
         controls: CONTROLS.iter().map(|s| s.to_string()).collect(),
+        instruments: vec![],
         groups: vec!["region".into(), "size".into()],
         cluster: "city".into(),
         fixed_effects: FixedEffects::UnitTime,
@@ -148,6 +157,7 @@ pub fn headers() -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     h.extend(CONTROLS.iter().map(|s| s.to_string()));
+    h.push("iv_post1984".into());
     h
 }
 
@@ -172,6 +182,8 @@ fn fmt(v: f64) -> String {
 /// cells whether it is written to CSV or used in memory.
 pub fn generate(params: SyntheticParams) -> Table {
     let mut rng = ChaCha20Rng::seed_from_u64(params.seed);
+    let mut rng_z = ChaCha20Rng::seed_from_u64(params.seed);
+    rng_z.set_stream(1);
     let t_count = params.years;
     let width = params.cities.to_string().len().max(3);
     let year_effect: Vec<f64> = (0..t_count)
@@ -248,6 +260,8 @@ pub fn generate(params: SyntheticParams) -> Table {
                 fmt(log_ci),
             ];
             row.extend(controls.iter().map(|&c| fmt(c)));
+            let z = Z_LOADING * u_dei[s] + Z_NOISE * rng_z.sample::<f64, _>(StandardNormal);
+            row.push(fmt(z));
             rows.push(row);
         }
     }

@@ -64,6 +64,7 @@ fn percentile_interval_covers_the_true_indirect_effect() {
         treatment: "x".into(),
         mediators: vec!["m".into()],
         controls: vec![],
+        instruments: vec![],
         groups: vec![],
         cluster: "u".into(),
         fixed_effects: FixedEffects::UnitTime,

@@ -274,6 +274,13 @@ impl<'a> GpuEngine<'a> {
         panel: Option<&'a Panel>,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
+        if design.layout.instrumented() {
+            return Err(Error::Gpu(
+                "the GPU stages solve least squares; an instrumented model (two-stage least \
+                 squares) runs on the CPU engine"
+                    .into(),
+            ));
+        }
         let permutation = panel.is_some();
         let q = design.q();
         let precision = options.precision;

@@ -114,6 +114,7 @@ pub fn wild_panel_spec() -> medsim::spec::ModelSpec {
         treatment: "x".into(),
         mediators: vec!["m".into()],
         controls: vec!["c1".into()],
+        instruments: vec![],
         groups: vec![],
         cluster: "unit".into(),
         fixed_effects: medsim::spec::FixedEffects::UnitTime,
