@@ -42,6 +42,88 @@ fn assert_matches(label: &str, got: &medsim::mediation::Effect, want: &Value) {
     );
 }
 
+/// The model of a fixture case (instruments where it has them).
+fn model_of(case: &Value) -> ModelSpec {
+    ModelSpec {
+        unit: case["unit"].as_str().unwrap().into(),
+        time: case["time"].as_str().unwrap().into(),
+        outcome: case["outcome"].as_str().unwrap().into(),
+        treatment: case["treatment"].as_str().unwrap().into(),
+        mediators: strings(&case["mediators"]),
+        controls: strings(&case["controls"]),
+        instruments: case.get("instruments").map(strings).unwrap_or_default(),
+        groups: vec![],
+        cluster: case["cluster"].as_str().unwrap().into(),
+        fixed_effects: FixedEffects::parse(case["fixed_effects"].as_str().unwrap()).unwrap(),
+    }
+}
+
+/// Run a fixture case and compare its sample size, every reported
+/// coefficient and SE of every equation, and the Sobel effects with
+/// pyfixest's; the number of values compared.
+fn check_case(case: &Value) -> (medsim::summary::Summary, usize) {
+    let name = case["name"].as_str().unwrap();
+    let plan = RunPlan {
+        name: "fixture".into(),
+        data: DataSource::Csv(fixtures().join(case["csv"].as_str().unwrap())),
+        model: model_of(case),
+        inference: InferenceSpec {
+            mc_draws: 2000,
+            ..InferenceSpec::default()
+        },
+        resampling: None,
+        group_by: vec![],
+    };
+    let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        summary.data.observations as u64,
+        case["observations"].as_u64().unwrap(),
+        "{name}: observations"
+    );
+    let mut compared = 0;
+    let want_eqs = case["equations"].as_array().unwrap();
+    assert_eq!(summary.equations.len(), want_eqs.len(), "{name}");
+    for (got, want) in summary.equations.iter().zip(want_eqs) {
+        assert_eq!(got.dependent, want["dependent"].as_str().unwrap(), "{name}");
+        let want_coefs = want["coefficients"].as_object().unwrap();
+        assert_eq!(
+            got.coefficients.len(),
+            want_coefs.len(),
+            "{name} {}: coefficient count",
+            got.name
+        );
+        for c in &got.coefficients {
+            let w = want_coefs
+                .get(&c.name)
+                .unwrap_or_else(|| panic!("{name}: pyfixest has no coefficient {}", c.name));
+            let (we, ws) = (w[0].as_f64().unwrap(), w[1].as_f64().unwrap());
+            assert!(
+                rel_err(c.estimate, we) < 1e-8,
+                "{name} {} {}: estimate {} vs pyfixest {we}",
+                got.name,
+                c.name,
+                c.estimate
+            );
+            assert!(
+                rel_err(c.se, ws) < 1e-6,
+                "{name} {} {}: SE {} vs pyfixest {ws}",
+                got.name,
+                c.name,
+                c.se
+            );
+            compared += 1;
+        }
+    }
+    for (key, want) in case["sobel"].as_object().unwrap() {
+        let got = summary
+            .effect(key)
+            .unwrap_or_else(|| panic!("{name}: no effect {key}"));
+        assert_matches(&format!("{name} {key}"), &got, want);
+        compared += 1;
+    }
+    (summary, compared)
+}
+
 #[test]
 fn every_pyfixest_case_matches() {
     let text = std::fs::read_to_string(fixtures().join("pyfixest_expected.json")).unwrap();
@@ -51,75 +133,12 @@ fn every_pyfixest_case_matches() {
     let mut compared = 0;
     for case in cases {
         let name = case["name"].as_str().unwrap();
-        let model = ModelSpec {
-            unit: case["unit"].as_str().unwrap().into(),
-            time: case["time"].as_str().unwrap().into(),
-            outcome: case["outcome"].as_str().unwrap().into(),
-            treatment: case["treatment"].as_str().unwrap().into(),
-            mediators: strings(&case["mediators"]),
-            controls: strings(&case["controls"]),
-            instruments: vec![],
-            groups: vec![],
-            cluster: case["cluster"].as_str().unwrap().into(),
-            fixed_effects: FixedEffects::parse(case["fixed_effects"].as_str().unwrap()).unwrap(),
-        };
-        let plan = RunPlan {
-            name: "fixture".into(),
-            data: DataSource::Csv(fixtures().join(case["csv"].as_str().unwrap())),
-            model,
-            inference: InferenceSpec {
-                mc_draws: 2000,
-                ..InferenceSpec::default()
-            },
-            resampling: None,
-            group_by: vec![],
-        };
-        let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(
-            summary.data.observations as u64,
-            case["observations"].as_u64().unwrap(),
-            "{name}: observations"
+        let (summary, n) = check_case(case);
+        compared += n;
+        assert!(
+            summary.iv.is_none(),
+            "{name}: least squares has no iv block"
         );
-        let want_eqs = case["equations"].as_array().unwrap();
-        assert_eq!(summary.equations.len(), want_eqs.len(), "{name}");
-        for (got, want) in summary.equations.iter().zip(want_eqs) {
-            assert_eq!(got.dependent, want["dependent"].as_str().unwrap(), "{name}");
-            let want_coefs = want["coefficients"].as_object().unwrap();
-            assert_eq!(
-                got.coefficients.len(),
-                want_coefs.len(),
-                "{name} {}: coefficient count",
-                got.name
-            );
-            for c in &got.coefficients {
-                let w = want_coefs
-                    .get(&c.name)
-                    .unwrap_or_else(|| panic!("{name}: pyfixest has no coefficient {}", c.name));
-                let (we, ws) = (w[0].as_f64().unwrap(), w[1].as_f64().unwrap());
-                assert!(
-                    rel_err(c.estimate, we) < 1e-8,
-                    "{name} {} {}: estimate {} vs pyfixest {we}",
-                    got.name,
-                    c.name,
-                    c.estimate
-                );
-                assert!(
-                    rel_err(c.se, ws) < 1e-6,
-                    "{name} {} {}: SE {} vs pyfixest {ws}",
-                    got.name,
-                    c.name,
-                    c.se
-                );
-                compared += 1;
-            }
-        }
-        for (key, want) in case["sobel"].as_object().unwrap() {
-            let got = summary
-                .effect(key)
-                .unwrap_or_else(|| panic!("{name}: no effect {key}"));
-            assert_matches(&format!("{name} {key}"), &got, want);
-            compared += 1;
-        }
         let c = summary.effect("c").unwrap().estimate;
         let c_prime = summary.effect("c_prime").unwrap().estimate;
         let indirect = summary.effect("indirect").unwrap().estimate;
@@ -130,6 +149,45 @@ fn every_pyfixest_case_matches() {
         );
     }
     assert!(compared > 100, "only {compared} coefficients compared");
+}
+
+/// `--instrument`: every equation by two-stage least squares equals
+/// pyfixest's IV (`dep ~ exog | fe | x ~ z`) to the same tolerances, the
+/// Sobel effects from the joint covariance of the 2SLS influences, and the
+/// first-stage F is pyfixest's cluster-robust first-stage F (1e-6), its
+/// p-value scipy's F(instruments, clusters - 1) tail.
+#[test]
+fn every_instrumented_case_matches_pyfixest_iv() {
+    let text = std::fs::read_to_string(fixtures().join("pyfixest_expected.json")).unwrap();
+    let expected: Value = serde_json::from_str(&text).unwrap();
+    let cases = expected["iv_cases"].as_array().unwrap();
+    assert!(cases.len() >= 5, "fixture file lost IV cases");
+    let mut compared = 0;
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let (summary, n) = check_case(case);
+        compared += n;
+        let iv = summary
+            .iv
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no iv block"));
+        assert_eq!(iv.instruments, strings(&case["instruments"]), "{name}");
+        let want_f = case["first_stage_f"].as_f64().unwrap();
+        assert!(
+            rel_err(iv.first_stage_f, want_f) < 1e-6,
+            "{name}: first-stage F {} vs pyfixest {want_f}",
+            iv.first_stage_f
+        );
+        // F(instruments, clusters - 1), from scipy (pyfixest's own p-value
+        // is the asymptotic chi2 one).
+        let want_p = case["first_stage_p_value"].as_f64().unwrap();
+        assert!(
+            (iv.first_stage_p_value - want_p).abs() < 1e-9 + 1e-6 * want_p,
+            "{name}: first-stage p {} vs pyfixest {want_p}",
+            iv.first_stage_p_value
+        );
+    }
+    assert!(compared > 40, "only {compared} IV values compared");
 }
 
 /// `--group`: each group's model equals pyfixest fitted on the group's rows
