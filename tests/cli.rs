@@ -429,3 +429,156 @@ fn devices_lists_adapters_or_says_there_are_none() {
         "{s}"
     );
 }
+
+/// `--instrument`: the printed IV line, the summary's `iv` block and
+/// instruments, a 2SLS fit that differs from least squares, groups with
+/// their own first stage, and resampling on the CPU.
+#[test]
+fn instrumented_run_reports_the_first_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--instrument",
+            "iv_post1984",
+            "--group",
+            "region",
+            "-B",
+            "300",
+            "--out",
+            "iv",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "IV     dei instrumented by iv_post1984 (2SLS in every equation); first-stage F = "
+        ),
+        "{stdout}"
+    );
+    let s = read_summary(&dir.path().join("iv/summary.json"));
+    let iv = s.iv.as_ref().expect("iv block");
+    assert_eq!(iv.instruments, ["iv_post1984"]);
+    assert!(
+        iv.first_stage_f > 100.0,
+        "a strong instrument: {}",
+        iv.first_stage_f
+    );
+    assert_eq!(s.model.instruments, ["iv_post1984"]);
+    assert_eq!(s.resampling.as_ref().unwrap().backend, "cpu");
+    for (label, g) in &s.groups {
+        let giv = g.iv.as_ref().unwrap_or_else(|| panic!("{label}: no iv"));
+        assert!(giv.first_stage_f > 10.0, "{label}: F {}", giv.first_stage_f);
+    }
+    let out = medsim(
+        dir.path(),
+        &["run", "--group", "", "--scheme", "none", "--out", "ols"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ols = read_summary(&dir.path().join("ols/summary.json"));
+    assert!(ols.iv.is_none());
+    let (a_iv, a_ols) = (s.effect("a").unwrap(), ols.effect("a").unwrap());
+    assert!(
+        (a_iv.estimate - a_ols.estimate).abs() > 1e-4,
+        "2SLS equals OLS?"
+    );
+    assert!(a_iv.se.unwrap() > a_ols.se.unwrap(), "2SLS is less precise");
+}
+
+#[test]
+fn instrument_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(
+        dir.path(),
+        &["run", "--instrument", "no_such", "--out", "o"],
+        &["no_such", "instrument (--instrument)"],
+    );
+    refused(
+        dir.path(),
+        &["run", "--instrument", "dei", "--out", "o"],
+        &["'dei'", "treatment"],
+    );
+    refused(
+        dir.path(),
+        &[
+            "run",
+            "--instrument",
+            "iv_post1984",
+            "--backend",
+            "gpu",
+            "--out",
+            "o",
+        ],
+        &["--backend", "CPU engine"],
+    );
+    refused(
+        dir.path(),
+        &[
+            "run",
+            "--instrument",
+            "iv_post1984",
+            "--scheme",
+            "permutation",
+            "--out",
+            "o",
+        ],
+        &["first stage", "--instrument"],
+    );
+    refused(
+        dir.path(),
+        &[
+            "run",
+            "--instrument",
+            "iv_post1984",
+            "--scheme",
+            "wild",
+            "--out",
+            "o",
+        ],
+        &["WCR", "--no-wild-tests"],
+    );
+    // An instrument absorbed by the unit effects, and one collinear with a
+    // control.
+    refused_file(
+        |t| {
+            let c = col(t, "iv_post1984");
+            let city = col(t, "city");
+            for row in &mut t.rows {
+                row[c] = row[city][1..].to_string();
+            }
+        },
+        &["--instrument", "iv_post1984"],
+        &["instrument 'iv_post1984'", "unit fixed effects"],
+    );
+    refused_file(
+        |t| {
+            let (c, g) = (col(t, "iv_post1984"), col(t, "gov"));
+            for row in &mut t.rows {
+                row[c] = row[g].clone();
+            }
+        },
+        &["--instrument", "iv_post1984"],
+        &["instrument 'iv_post1984'", "collinear", "control 'gov'"],
+    );
+    // The wild score bootstrap runs without the WCR tests.
+    let out = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--instrument",
+            "iv_post1984",
+            "--scheme",
+            "wild",
+            "--no-wild-tests",
+            "-B",
+            "200",
+            "--group",
+            "",
+            "--out",
+            "w",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
