@@ -698,7 +698,10 @@ fn summarise<'a>(
                 _ => None,
             },
         };
-        let p_value = if permutation {
+        let p_value = if key == "suppression_share" {
+            // |a*b / c'| is never below zero: no test of a zero share.
+            None
+        } else if permutation {
             // Permuting the treatment imposes a = c = c' = 0 (so also a*b = 0),
             // but says nothing about b or the proportion mediated.
             let tested = !(key == "b" || key.starts_with("b:") || key == "proportion_mediated");

@@ -271,6 +271,15 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             bootstrap: None,
         },
     ));
+    effects.push((
+        "suppression_share".to_string(),
+        Effect {
+            estimate: (total_indirect / c_prime.estimate).abs(),
+            se: None,
+            p_value: None,
+            bootstrap: None,
+        },
+    ));
 
     let joint = (0..m)
         .map(|j| {

@@ -7,7 +7,8 @@
 //! # Statistic layout (per replicate, `StatLayout::len()` values)
 //!
 //! With m mediators: `a_1..a_m`, `b_1..b_m`, `a_1 b_1..a_m b_m`, `c`, `c'`,
-//! `indirect = sum_j a_j b_j`, `proportion = indirect / c`, then the pairwise
+//! `indirect = sum_j a_j b_j`, `proportion = indirect / c`, the suppression
+//! share `|indirect / c'|`, then the pairwise
 //! contrasts `a_j b_j - a_k b_k` (j < k) and, studentized, the replicate's
 //! own SEs of `StatLayout::se_targets`. A replicate whose
 //! regressor block is singular (a degenerate resample) gives NaN everywhere.
@@ -34,7 +35,7 @@ impl StatLayout {
     /// Number of statistics per replicate.
     pub fn len(&self) -> usize {
         3 * self.mediators
-            + 4
+            + 5
             + self.n_contrasts()
             + if self.studentized {
                 self.se_targets().len()
@@ -55,7 +56,7 @@ impl StatLayout {
     }
     /// Contrast i: `a_j b_j - a_k b_k` for the i-th pair.
     pub fn contrast(&self, i: usize) -> usize {
-        3 * self.mediators + 4 + i
+        3 * self.mediators + 5 + i
     }
     /// The indirect-effect combinations that get the replicate's own SE,
     /// as weights over the specific indirect effects a_j b_j: each a_j b_j,
@@ -77,7 +78,7 @@ impl StatLayout {
     }
     /// Where the replicate's own SEs start.
     fn se_base(&self) -> usize {
-        3 * self.mediators + 4 + self.n_contrasts()
+        3 * self.mediators + 5 + self.n_contrasts()
     }
     /// The replicate's own SE of `se_targets()[t]`.
     pub fn se_target(&self, t: usize) -> usize {
@@ -120,6 +121,11 @@ impl StatLayout {
     pub fn proportion(&self) -> usize {
         3 * self.mediators + 3
     }
+    /// `|indirect / c'|`, the share of the direct effect the indirect
+    /// effects offset (the suppression share).
+    pub fn suppression_share(&self) -> usize {
+        3 * self.mediators + 4
+    }
 
     /// The statistic behind an effect key of summary.json.
     pub fn index_of(&self, key: &str, mediators: &[String]) -> Option<usize> {
@@ -142,6 +148,7 @@ impl StatLayout {
                 "c_prime" => Some(self.c_prime()),
                 "indirect" => Some(self.indirect()),
                 "proportion_mediated" => Some(self.proportion()),
+                "suppression_share" => Some(self.suppression_share()),
                 _ => None,
             },
         }
@@ -296,6 +303,7 @@ impl Solver {
         out[lay.c_prime()] = c_prime;
         out[lay.indirect()] = indirect;
         out[lay.proportion()] = indirect / c;
+        out[lay.suppression_share()] = (indirect / c_prime).abs();
         for (i, (j, k)) in lay.contrast_pairs().into_iter().enumerate() {
             out[lay.contrast(i)] = out[lay.ab(j)] - out[lay.ab(k)];
         }
@@ -441,6 +449,7 @@ pub fn coefficients_to_stats(theta: &[f64], lay: StatLayout, stats: &mut [f64]) 
     stats[lay.c_prime()] = theta[2 * m + 1];
     stats[lay.indirect()] = indirect;
     stats[lay.proportion()] = indirect / theta[2 * m];
+    stats[lay.suppression_share()] = (indirect / theta[2 * m + 1]).abs();
     for (i, (j, k)) in lay.contrast_pairs().into_iter().enumerate() {
         stats[lay.contrast(i)] = stats[lay.ab(j)] - stats[lay.ab(k)];
     }

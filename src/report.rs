@@ -37,6 +37,7 @@ fn label(s: &Summary, key: &str) -> String {
             "indirect" if s.model.mediators.len() > 1 => "a*b  total indirect effect".into(),
             "indirect" => "a*b  indirect effect".into(),
             "proportion_mediated" => "     proportion mediated".into(),
+            "suppression_share" => "     suppression share".into(),
             other => other.to_string(),
         },
     }

@@ -352,7 +352,14 @@ fn ragged_row_is_refused() {
     refused(
         dir.path(),
         &["run", "--data", "bad.csv", "--out", "o"],
-        &["bad.csv:6", "this row has 17 fields but the header has 16"],
+        &[
+            "bad.csv:6",
+            &format!(
+                "this row has {} fields but the header has {}",
+                medsim::synthetic::headers().len() + 1,
+                medsim::synthetic::headers().len()
+            ),
+        ],
     );
 }
 

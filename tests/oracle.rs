@@ -70,9 +70,9 @@ struct Row {
     values: Vec<f64>, // treatment, controls, mediators, outcome
 }
 
-/// Statistics (a_j, b_j, a_j b_j, c, c', indirect, proportion, then the
-/// contrasts a_j b_j - a_k b_k) of a materialised panel, refitted from raw
-/// rows.
+/// Statistics (a_j, b_j, a_j b_j, c, c', indirect, proportion, suppression
+/// share, then the contrasts a_j b_j - a_k b_k) of a materialised panel,
+/// refitted from raw rows.
 fn refit(
     rows: &[Row],
     n_units: usize,
@@ -170,7 +170,13 @@ fn refit(
     let mut out = a.clone();
     out.extend(&b);
     out.extend(&ab);
-    out.extend([c, beta[0], indirect, indirect / c]);
+    out.extend([
+        c,
+        beta[0],
+        indirect,
+        indirect / c,
+        (indirect / beta[0]).abs(),
+    ]);
     // Pairwise contrasts of the specific indirect effects, j < k.
     for j in 0..m {
         for k in j + 1..m {
@@ -436,37 +442,38 @@ fn check_permutation(table: &medsim::table::Table, replicates: u64) {
     }
     assert!(moved > 0, "no unit was ever permuted");
     // The shared suite: the CPU and GPU permutation engines against it.
-    // Permuting the treatment drives c* to about 0, so the proportion
-    // mediated (indirect / c*) has no finite spread to scale an f32
+    // Permuting the treatment drives c* and c'* to about 0, so the
+    // proportion mediated (indirect / c*) and the suppression share
+    // (|indirect / c'*|) have no finite spread to scale an f32
     // tolerance by: it is checked relative to its value there (1e-4; seen
     // 4e-5, the f32 error of c* divided by a c* near 0). No output uses it:
     // a permutation run gives it no p-value and no interval.
     let layout = engine.layout();
-    let proportion = layout.proportion();
+    // The two ratios with c* or c'* (both near 0) below.
+    let ratios = [layout.proportion(), layout.suppression_share()];
     for (label, engine, tol) in common::permutation_engines(&design, &fit, &panel, 5) {
         let mut fast = vec![0.0; replicates as usize * n_stats];
         assert_eq!(engine.compute(0, &mut fast).unwrap(), 0, "{label}");
         let label = format!("{label} permutation");
         let (mut got, mut want) = (Vec::new(), Vec::new());
         for r in 0..replicates as usize {
-            for k in (0..n_stats).filter(|&k| k != proportion) {
+            for k in (0..n_stats).filter(|k| !ratios.contains(k)) {
                 got.push(fast[r * n_stats + k]);
                 want.push(oracles[r * n_stats + k]);
             }
-            let (g, o) = (
-                fast[r * n_stats + proportion],
-                oracles[r * n_stats + proportion],
-            );
-            let rel = match tol {
-                common::Tolerance::Relative(t) => t,
-                common::Tolerance::SdFraction(_) => 1e-4,
-            };
-            assert!(
-                (g - o).abs() <= rel * o.abs(),
-                "{label} replicate {r} proportion: {g} vs {o}"
-            );
+            for k in ratios {
+                let (g, o) = (fast[r * n_stats + k], oracles[r * n_stats + k]);
+                let rel = match tol {
+                    common::Tolerance::Relative(t) => t,
+                    common::Tolerance::SdFraction(_) => 1e-4,
+                };
+                assert!(
+                    (g - o).abs() <= rel * o.abs(),
+                    "{label} replicate {r} ratio statistic {k}: {g} vs {o}"
+                );
+            }
         }
-        common::assert_close(&label, &got, &want, n_stats - 1, tol);
+        common::assert_close(&label, &got, &want, n_stats - ratios.len(), tol);
     }
 }
 
