@@ -462,13 +462,20 @@ pub fn resample(
         progress,
         &wild_tests,
     )?;
-    let (effects, intervals, failed, seconds, backend) = (
+    let (mut effects, intervals, failed, seconds, backend) = (
         done.effects,
         done.intervals,
         done.failed,
         done.seconds,
         done.backend,
     );
+    // |a*b / c'| is never below zero: no test of a zero share (its
+    // differences between groups are tested, in resample_contrast).
+    for (key, stats) in &mut effects {
+        if key == "suppression_share" {
+            stats.p_value = None;
+        }
+    }
     Ok(ResampleResult {
         effects,
         intervals,
@@ -698,10 +705,7 @@ fn summarise<'a>(
                 _ => None,
             },
         };
-        let p_value = if key == "suppression_share" {
-            // |a*b / c'| is never below zero: no test of a zero share.
-            None
-        } else if permutation {
+        let p_value = if permutation {
             // Permuting the treatment imposes a = c = c' = 0 (so also a*b = 0),
             // but says nothing about b or the proportion mediated.
             let tested = !(key == "b" || key.starts_with("b:") || key == "proportion_mediated");

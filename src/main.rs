@@ -61,12 +61,15 @@ const RUN_EXAMPLES: &str = "Examples:
   medsim run
       The embedded default: 278 synthetic cities x 10 years, dei -> agglom -> log_ci,
       six controls, city and year effects, SEs clustered by city; the model of
-      each region and size class and their contrasts.
+      each region and size class and their contrasts; the model with secondary
+      and tertiary agglomeration in parallel.
   medsim run --data panel.csv --unit city --time year --outcome log_ci \\
              --treatment dei --mediator agglom --controls ln_gdp,industry,fdi
   medsim run --mediator agglom_sec,agglom_ter      two parallel mediators, and their contrast
   medsim run --instrument iv_post1984              dei instrumented (2SLS in every equation)
   medsim run --data panel.csv --group region       a model per region, and the differences
+  medsim run --data panel.csv --also-mediators agglom_sec,agglom_ter
+      the model again with the two components in parallel, same replicates
   medsim run --data panel.csv --cluster province --fixed-effects unit
   medsim run --json > summary.json                 the summary as JSON on stdout
   medsim run -B 100000 --ci percentile,bca,studentized --level 0.9,0.95
@@ -126,6 +129,14 @@ struct RunArgs {
     /// none for --data; --group '' for none].
     #[arg(long, value_delimiter = ',', value_name = "COL")]
     group: Vec<String>,
+    /// Also fit the model with this set of mediators in parallel
+    /// (comma-separated; repeat the option for several sets), on the same
+    /// sample and with the same replicates: specific indirect effects and
+    /// their contrasts under "mediator_models" [default:
+    /// agglom_sec,agglom_ter for the embedded panel, as the study splits
+    /// agglomeration; none for --data; '' for none].
+    #[arg(long, value_name = "COLS")]
+    also_mediators: Vec<String>,
     /// Cluster column for the standard errors [default: the unit column].
     #[arg(long)]
     cluster: Option<String>,
@@ -337,6 +348,17 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
             model.groups.push(column.clone());
         }
     }
+    // And the split of agglomeration into its secondary and tertiary parts.
+    let mut mediator_sets: Vec<Vec<String>> = args
+        .also_mediators
+        .iter()
+        .map(|set| split_list(set))
+        .filter(|set| !set.is_empty())
+        .collect();
+    if args.data.is_none() && args.also_mediators.is_empty() {
+        mediator_sets = vec![vec!["agglom_sec".into(), "agglom_ter".into()]];
+    }
+    mediator_sets.retain(|set| *set != model.mediators);
     let plan = RunPlan {
         name,
         data,
@@ -344,6 +366,7 @@ fn plan(args: &RunArgs) -> Result<RunPlan> {
         inference,
         resampling,
         group_by,
+        mediator_sets,
     };
     plan.model.validate()?;
     plan.inference.validate()?;

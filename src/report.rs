@@ -15,6 +15,14 @@ fn p_text(p: Option<f64>) -> String {
     }
 }
 
+/// A bootstrap p-value; 0 only says p < 2/B.
+fn boot_p_text(p: Option<f64>, replicates: u64) -> String {
+    match p {
+        Some(0.0) if replicates > 0 => format!("<{:.1e}", 2.0 / replicates as f64),
+        p => p_text(p),
+    }
+}
+
 fn num(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.6}"))
 }
@@ -41,6 +49,98 @@ fn label(s: &Summary, key: &str) -> String {
             other => other.to_string(),
         },
     }
+}
+
+/// The first bootstrap interval of `effect`, else its first analytic one
+/// (Sobel's), as `method [lower, upper]`.
+fn headline_interval(intervals: &[crate::mediation::Interval], effect: &str) -> String {
+    intervals
+        .iter()
+        .filter(|i| i.effect == effect)
+        .find(|i| i.method != "sobel" && i.method != "monte_carlo")
+        .or_else(|| intervals.iter().find(|i| i.effect == effect))
+        .map_or(String::new(), |i| {
+            format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
+        })
+}
+
+/// The model with another set of mediators: per mediator a, b, a*b with
+/// its SE and headline interval, the total, the pairwise differences and
+/// the suppression share.
+fn render_mediator_model(o: &mut String, key: &str, mm: &crate::summary::SubmodelSummary) {
+    let names: Vec<&str> = key.split('+').collect();
+    let one = names.len() == 1;
+    let get = |k: String| mm.effects.get(&k);
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "mediators {} in parallel (same sample, same replicates)",
+        names.join(" + ")
+    );
+    let _ = writeln!(
+        o,
+        "{:<28}  {:>10}  {:>10}  {:>10}  {:>10}  {:>34}",
+        "mediator", "a", "b", "a*b", "SE", "interval"
+    );
+    let est = |e: Option<&crate::mediation::Effect>| {
+        e.map_or("-".to_string(), |e| format!("{:.6}", e.estimate))
+    };
+    let mut rows: Vec<(String, String, String, String)> = names
+        .iter()
+        .map(|n| {
+            let (a, b, ab) = if one {
+                ("a".into(), "b".into(), "indirect".into())
+            } else {
+                (format!("a:{n}"), format!("b:{n}"), format!("indirect:{n}"))
+            };
+            (n.to_string(), a, b, ab)
+        })
+        .collect();
+    if !one {
+        rows.push((
+            "total".into(),
+            String::new(),
+            String::new(),
+            "indirect".into(),
+        ));
+        for (j, first) in names.iter().enumerate() {
+            for second in &names[j + 1..] {
+                rows.push((
+                    format!("{first} - {second}"),
+                    String::new(),
+                    String::new(),
+                    format!("contrast:{first}:{second}"),
+                ));
+            }
+        }
+    }
+    for (label, a, b, ab) in rows {
+        let e = get(ab.clone());
+        let _ = writeln!(
+            o,
+            "{:<28}  {:>10}  {:>10}  {:>10}  {:>10}  {:>34}",
+            label,
+            est(get(a)),
+            est(get(b)),
+            est(e),
+            num(e.and_then(|e| e.se)),
+            headline_interval(&mm.intervals, &ab)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "{:<28}  {}",
+        "suppression share",
+        if mm.suppression.suppressing {
+            format!(
+                "{:.1} % of the direct effect ({})",
+                100.0 * mm.suppression.share,
+                headline_interval(&mm.intervals, "suppression_share")
+            )
+        } else {
+            "none (indirect and direct effects share a sign)".into()
+        }
+    );
 }
 
 /// Render the summary as the table `medsim run` prints.
@@ -135,12 +235,12 @@ pub fn render(s: &Summary) -> String {
             p_text(e.p_value)
         );
         if let (Some(b), Some(r)) = (&e.bootstrap, &s.resampling) {
-            // A bootstrap p-value of 0 only says p < 2/B.
-            let p = match b.p_value {
-                Some(0.0) => format!("<{:.1e}", 2.0 / r.replicates as f64),
-                p => p_text(p),
-            };
-            let _ = write!(o, "  {:>10.6}  {:>8}", b.sd, p);
+            let _ = write!(
+                o,
+                "  {:>10.6}  {:>8}",
+                b.sd,
+                boot_p_text(b.p_value, r.replicates)
+            );
         }
         let _ = writeln!(o);
     }
@@ -195,6 +295,9 @@ pub fn render(s: &Summary) -> String {
         )
     };
     let _ = writeln!(o, "verdict  {verdict}");
+    for (key, mm) in &s.mediator_models {
+        render_mediator_model(&mut o, key, mm);
+    }
     if !s.groups.is_empty() {
         let _ = writeln!(o);
         let _ = writeln!(
@@ -205,16 +308,7 @@ pub fn render(s: &Summary) -> String {
         for (label, g) in &s.groups {
             let est = |k: &str| g.effects.get(k).map_or(f64::NAN, |e| e.estimate);
             let se = g.effects.get("indirect").and_then(|e| e.se);
-            // The first bootstrap interval of the indirect effect, else Sobel's.
-            let interval = g
-                .intervals
-                .iter()
-                .filter(|i| i.effect == "indirect")
-                .find(|i| i.method != "sobel" && i.method != "monte_carlo")
-                .or_else(|| g.intervals.iter().find(|i| i.effect == "indirect"))
-                .map_or(String::new(), |i| {
-                    format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
-                });
+            let interval = headline_interval(&g.intervals, "indirect");
             let _ = writeln!(
                 o,
                 "{:<24}  {:>8}  {:>10.6}  {:>10.6}  {:>10}  {:>34}  {:>11}",
@@ -231,29 +325,35 @@ pub fn render(s: &Summary) -> String {
                 }
             );
         }
-        let indirect: Vec<_> = s
-            .contrasts
-            .iter()
-            .filter(|c| c.effect == "indirect")
-            .collect();
-        if !indirect.is_empty() {
+        for (effect, title) in [
+            ("indirect", "indirect effect, difference"),
+            ("suppression_share", "suppression share, difference"),
+        ] {
+            let rows: Vec<_> = s.contrasts.iter().filter(|c| c.effect == effect).collect();
+            if rows.is_empty() {
+                continue;
+            }
             let _ = writeln!(o);
             let _ = writeln!(
                 o,
-                "{:<40}  {:>10}  {:>10}  {:>8}  {:>34}",
-                "indirect effect, difference", "estimate", "SE", "boot p", "interval"
+                "{:<40}  {:>10}  {:>10}  {:>8}  {:>8}  {:>34}",
+                title, "estimate", "SE", "boot p", "perm p", "interval"
             );
-            for c in indirect {
+            for c in rows {
                 let interval = c.intervals.first().map_or(String::new(), |i| {
                     format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
                 });
                 let _ = writeln!(
                     o,
-                    "{:<40}  {:>10.6}  {:>10}  {:>8}  {:>34}",
+                    "{:<40}  {:>10.6}  {:>10}  {:>8}  {:>8}  {:>34}",
                     format!("{} - {}", c.between[0], c.between[1]),
                     c.estimate,
                     num(c.se),
-                    p_text(c.bootstrap.and_then(|b| b.p_value)),
+                    boot_p_text(
+                        c.bootstrap.and_then(|b| b.p_value),
+                        s.resampling.as_ref().map_or(0, |r| r.replicates)
+                    ),
+                    p_text(c.permutation_p_value),
                     interval
                 );
             }

@@ -15,7 +15,7 @@ use crate::mediation::analyse;
 use crate::panel::Panel;
 use crate::replicate::StatLayout;
 use crate::spec::{InferenceSpec, ModelSpec};
-use crate::summary::{ContrastSummary, GroupSummary, Summary};
+use crate::summary::{ContrastSummary, SubmodelSummary, Summary};
 use crate::synthetic::{SyntheticParams, generate};
 use crate::table::{Table, read_csv};
 
@@ -50,6 +50,9 @@ pub struct RunPlan {
     /// Columns whose groups of clusters each get their own model
     /// (`--group`), fitted and resampled like the pooled one.
     pub group_by: Vec<String>,
+    /// Other sets of mediators, each fitted in parallel on the same sample
+    /// (`--also-mediators`) and resampled with the same replicates.
+    pub mediator_sets: Vec<Vec<String>>,
 }
 
 /// Run the analysis and return its summary; `progress` hears how many
@@ -82,12 +85,80 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
         )?;
         summary.add_resampling(result);
     }
+    for mediators in &plan.mediator_sets {
+        let (key, model) = mediator_model(plan, &table, &panel, mediators, progress)?;
+        summary.mediator_models.insert(key, model);
+    }
     for column in &plan.group_by {
         let (groups, contrasts) = group_models(plan, &table, &panel, &design, column, progress)?;
         summary.groups.extend(groups);
         summary.contrasts.extend(contrasts);
     }
     Ok(summary)
+}
+
+/// The model with `mediators` in place of the run's, on the same rows (less
+/// any with a missing mediator), resampled with the run's replicates: the
+/// same weights where the clusters are the same, else through the cluster
+/// map as a group's.
+fn mediator_model(
+    plan: &RunPlan,
+    table: &Table,
+    pooled: &Panel,
+    mediators: &[String],
+    progress: Progress,
+) -> Result<(String, SubmodelSummary)> {
+    let key = mediators.join("+");
+    let context = |e: Error| Error::InvalidOption {
+        option: "--also-mediators".into(),
+        message: format!("the model with mediators {}: {e}", mediators.join(", ")),
+    };
+    let model = ModelSpec {
+        mediators: mediators.to_vec(),
+        ..plan.model.clone()
+    };
+    model.validate().map_err(context)?;
+    let panel = Panel::from_table(table, &model).map_err(context)?;
+    let design = Design::build(&panel, model.fixed_effects).map_err(context)?;
+    let analysis = analyse(&design, &plan.inference).map_err(context)?;
+    let mut summary = SubmodelSummary::new(&panel, &analysis);
+    if let Some(spec) = &plan.resampling {
+        let shared = if panel.cluster.levels == pooled.cluster.levels {
+            None
+        } else {
+            Some(SharedWeights {
+                n_clusters: pooled.cluster.len(),
+                strata: strata_of(pooled, spec)?,
+                map: cluster_map(&panel, pooled).map_err(context)?,
+            })
+        };
+        let result = resample(
+            &design,
+            &panel,
+            &analysis,
+            spec,
+            plan.inference.seed,
+            &plan.inference.levels,
+            progress,
+            shared.as_ref(),
+        )
+        .map_err(context)?;
+        summary.add_resampling(result);
+    }
+    Ok((key, summary))
+}
+
+/// Where each cluster of `panel` sits among the clusters of `pooled`.
+fn cluster_map(panel: &Panel, pooled: &Panel) -> Result<Vec<usize>> {
+    panel
+        .cluster
+        .levels
+        .iter()
+        .map(|name| pooled.cluster.levels.iter().position(|p| p == name))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| {
+            Error::Numerical("a cluster of the sub-model is missing from the pooled sample".into())
+        })
 }
 
 /// One group's fitted model, kept for its contrasts.
@@ -109,7 +180,7 @@ fn group_models(
     pooled_design: &Design,
     column: &str,
     progress: Progress,
-) -> Result<(Vec<(String, GroupSummary)>, Vec<ContrastSummary>)> {
+) -> Result<(Vec<(String, SubmodelSummary)>, Vec<ContrastSummary>)> {
     let factor = pooled
         .groups
         .iter()
@@ -134,18 +205,8 @@ fn group_models(
         let panel = Panel::from_table(&rows, &plan.model).map_err(context)?;
         let design = Design::build(&panel, plan.model.fixed_effects).map_err(context)?;
         let analysis = analyse(&design, &plan.inference).map_err(context)?;
-        let mut group = GroupSummary::new(&panel, &analysis);
-        let map = panel
-            .cluster
-            .levels
-            .iter()
-            .map(|name| pooled.cluster.levels.iter().position(|p| p == name))
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| {
-                context(Error::Numerical(
-                    "a cluster of the group is missing from the pooled sample".into(),
-                ))
-            })?;
+        let mut group = SubmodelSummary::new(&panel, &analysis);
+        let map = cluster_map(&panel, pooled).map_err(context)?;
         if let Some(spec) = &plan.resampling {
             let shared = SharedWeights {
                 n_clusters: pooled.cluster.len(),

@@ -6,7 +6,8 @@
 //! `a:NAME`, `b:NAME`, `indirect:NAME` replace `a` and `b`, `indirect` is
 //! the sum of the specific indirect effects, and `contrast:NAME1:NAME2` is
 //! `indirect:NAME1 - indirect:NAME2`. With `--group`, `groups` holds each
-//! group's model under `COL=LEVEL`. With `--instrument`, every equation is
+//! group's model under `COL=LEVEL`; with `--also-mediators`,
+//! `mediator_models` holds the model with another set of mediators. With `--instrument`, every equation is
 //! fitted by two-stage least squares and `iv` holds the first stage.
 
 use indexmap::IndexMap;
@@ -41,7 +42,13 @@ pub struct Summary {
     /// With `--group COL`: the model of each group of clusters, keyed
     /// `COL=LEVEL`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub groups: IndexMap<String, GroupSummary>,
+    pub groups: IndexMap<String, SubmodelSummary>,
+    /// With `--also-mediators`: the model on the same sample with another
+    /// set of mediators in parallel (e.g. the components of the main one),
+    /// keyed by the mediators joined with `+`, resampled with the same
+    /// replicates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub mediator_models: IndexMap<String, SubmodelSummary>,
     /// With `--group COL`: the difference of each effect between every two
     /// groups of a column.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -69,24 +76,25 @@ pub struct ContrastSummary {
     pub permutation_p_value: Option<f64>,
 }
 
-/// One group's model: its sample, effects and intervals, as at the top level.
+/// A sub-model (a group's model, or the model with other mediators): its
+/// sample, effects and intervals, as at the top level.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct GroupSummary {
+pub struct SubmodelSummary {
     pub observations: usize,
     pub units: usize,
     pub clusters: usize,
     pub effects: IndexMap<String, Effect>,
     pub intervals: Vec<Interval>,
     pub suppression: Suppression,
-    /// The group's own first stage, when instrumented.
+    /// The sub-model's own first stage, when instrumented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iv: Option<IvDiagnostics>,
 }
 
-impl GroupSummary {
-    /// The group's analysis, before any resampling.
-    pub fn new(panel: &Panel, analysis: &Analysis) -> GroupSummary {
-        GroupSummary {
+impl SubmodelSummary {
+    /// The sub-model's analysis, before any resampling.
+    pub fn new(panel: &Panel, analysis: &Analysis) -> SubmodelSummary {
+        SubmodelSummary {
             observations: panel.n_obs(),
             units: panel.unit.len(),
             clusters: panel.cluster.len(),
@@ -97,8 +105,8 @@ impl GroupSummary {
         }
     }
 
-    /// Add the group's resampling: each effect's `bootstrap` block and its
-    /// intervals.
+    /// Add the sub-model's resampling: each effect's `bootstrap` block and
+    /// its intervals.
     pub fn add_resampling(&mut self, result: ResampleResult) {
         add_bootstrap(
             &mut self.effects,
@@ -255,6 +263,7 @@ impl Summary {
             iv: analysis.iv.clone(),
             resampling: None,
             groups: IndexMap::new(),
+            mediator_models: IndexMap::new(),
             contrasts: Vec::new(),
         }
     }

@@ -59,6 +59,9 @@ fn default_run_prints_the_table_and_writes_results_paper() {
         "region=west",
         "size=small-medium",
         "region=east - region=west",
+        "suppression share, difference",
+        "mediators agglom_sec + agglom_ter in parallel",
+        "agglom_sec - agglom_ter",
     ] {
         assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
     }
@@ -70,8 +73,30 @@ fn default_run_prints_the_table_and_writes_results_paper() {
     // The study's heterogeneity: a model per region and size class.
     assert_eq!(s.groups.len(), 5);
     assert_eq!(s.contrasts.len(), 4 * s.effects.len());
-    for key in ["a", "b", "c", "c_prime", "indirect", "proportion_mediated"] {
+    for key in [
+        "a",
+        "b",
+        "c",
+        "c_prime",
+        "indirect",
+        "proportion_mediated",
+        "suppression_share",
+    ] {
         assert!(s.effect(key).is_some(), "effect {key}");
+    }
+    // Both agglomeration mediators, in parallel, resampled.
+    let both = &s.mediator_models["agglom_sec+agglom_ter"];
+    for key in [
+        "indirect:agglom_sec",
+        "indirect:agglom_ter",
+        "contrast:agglom_sec:agglom_ter",
+    ] {
+        assert!(both.effects[key].bootstrap.is_some(), "{key}");
+        assert!(
+            both.intervals
+                .iter()
+                .any(|i| i.effect == key && i.method == "bca")
+        );
     }
     let methods: Vec<&str> = s
         .intervals
@@ -588,4 +613,74 @@ fn instrument_errors_name_the_problem() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// `--also-mediators`: the model with the other mediators is the model a
+/// run with those mediators reports, replicates and all (the same clusters
+/// draw the same weights); a set equal to the run's own is not repeated.
+#[test]
+fn also_mediators_is_the_run_with_those_mediators() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "-B",
+        "400",
+        "--group",
+        "",
+        "--ci",
+        "percentile,bca,studentized",
+    ];
+    let mut args = vec![
+        "run",
+        "--out",
+        "main",
+        "--also-mediators",
+        "agglom_sec,agglom_ter",
+    ];
+    args.extend(common);
+    let out = medsim(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut args = vec!["run", "--out", "two", "--mediator", "agglom_sec,agglom_ter"];
+    args.extend(common);
+    let out = medsim(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let main = read_summary(&dir.path().join("main/summary.json"));
+    let two = read_summary(&dir.path().join("two/summary.json"));
+    let sub = &main.mediator_models["agglom_sec+agglom_ter"];
+    assert_eq!(sub.effects, two.effects);
+    assert_eq!(sub.intervals, two.intervals);
+    assert_eq!(sub.suppression, two.suppression);
+    assert!(two.mediator_models.is_empty(), "the run's own set again");
+    // On a file, a set whose mediator is missing for a whole city: fewer
+    // clusters, the run's weights through the cluster map.
+    let path = small_panel(dir.path(), "gap.csv", |t| {
+        let (c, city) = (col(t, "agglom_ter"), col(t, "city"));
+        let first = t.rows[0][city].clone();
+        for row in t.rows.iter_mut().filter(|r| r[city] == first) {
+            row[c] = "NA".into();
+        }
+    });
+    let out = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--data",
+            path.to_str().unwrap(),
+            "--out",
+            "gap",
+            "-B",
+            "200",
+            "--also-mediators",
+            "agglom_sec,agglom_ter",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let gap = read_summary(&dir.path().join("gap/summary.json"));
+    let sub = &gap.mediator_models["agglom_sec+agglom_ter"];
+    assert_eq!(sub.clusters, gap.data.clusters - 1);
+    assert!(sub.effects["indirect"].bootstrap.is_some());
+    refused(
+        dir.path(),
+        &["run", "--also-mediators", "agglom_sec,nope", "--out", "o"],
+        &["--also-mediators", "nope"],
+    );
 }

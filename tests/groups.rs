@@ -57,6 +57,7 @@ fn a_group_of_every_cluster_reproduces_the_pooled_model() {
                 ..ResampleSpec::default()
             }),
             group_by: vec!["all".into()],
+            mediator_sets: vec![],
         };
         let s = execute(&plan, &|_, _| {}).unwrap();
         let g = &s.groups["all=x"];
@@ -238,6 +239,7 @@ fn the_label_test_statistic_is_the_group_contrast() {
         inference: Default::default(),
         resampling: None,
         group_by: vec!["region".into()],
+        mediator_sets: vec![],
     };
     let s = execute(&plan, &|_, _| {}).unwrap();
     for (key, stat) in [

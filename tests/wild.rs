@@ -44,6 +44,7 @@ fn wcr_p_values_match_wildboottest() {
                 ..ResampleSpec::default()
             }),
             group_by: vec![],
+            mediator_sets: vec![],
         };
         let summary = execute(&plan, &|_, _| {}).unwrap();
         let ran = &summary.resampling.as_ref().unwrap().backend;
