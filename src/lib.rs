@@ -3,7 +3,8 @@
 //! Data flows one way (DESIGN.md section 7): a validated plan ([`spec`],
 //! [`run`]) -> a raw table ([`table`], [`synthetic`]) -> the estimation sample
 //! ([`panel`]) -> per-cluster sufficient statistics ([`design`]) -> estimates
-//! and joint CR1 covariance ([`estimate`]) -> the mediation analysis
+//! and joint CR1 covariance ([`estimate`], least squares or, with
+//! instruments, two-stage least squares) -> the mediation analysis
 //! ([`mediation`]) -> resampling ([`bootstrap`]: weights from [`scheme`],
 //! replicates from an [`engine`] - the CPU's, solved by [`replicate`], or
 //! the GPU's ([`gpu`]), which solves in the whitened coordinates of
