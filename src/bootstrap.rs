@@ -337,6 +337,9 @@ pub fn resample(
     shared: Option<&SharedWeights>,
 ) -> Result<ResampleResult> {
     check_resamplable(design, panel)?;
+    // The jackknife deletes each of the model's own clusters: a group's
+    // model has its own G replicates, not the run's.
+    let shared = shared.filter(|_| spec.scheme != Scheme::Jackknife);
     let g = design.n_clusters;
     let strata = match shared {
         Some(s) => s.strata.clone(),

@@ -261,3 +261,46 @@ fn the_label_test_statistic_is_the_group_contrast() {
         );
     }
 }
+
+/// The jackknife of a group's model deletes each of the group's own
+/// clusters: it equals the jackknife of a run on the group's rows alone
+/// (a group's model drawing the run's deletions would leave most
+/// replicates at the full-sample estimate).
+#[test]
+fn a_groups_jackknife_deletes_its_own_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = generate(SyntheticParams {
+        cities: 60,
+        ..SyntheticParams::default()
+    });
+    let all = dir.path().join("all.csv");
+    write_csv(&table, &all).unwrap();
+    let region = table.column("region").unwrap();
+    let west = table.filter_rows(|r| r[region] == "west");
+    let west_csv = dir.path().join("west.csv");
+    write_csv(&west, &west_csv).unwrap();
+    let plan = |data: std::path::PathBuf, group_by: Vec<String>| {
+        let mut model = default_spec();
+        model.groups = vec!["region".into()];
+        RunPlan {
+            name: "jackknife".into(),
+            data: DataSource::Csv(data),
+            model,
+            inference: Default::default(),
+            resampling: Some(ResampleSpec {
+                scheme: Scheme::Jackknife,
+                methods: vec![Method::Percentile],
+                backend: BackendChoice::Cpu,
+                ..ResampleSpec::default()
+            }),
+            group_by,
+            mediator_sets: vec![],
+        }
+    };
+    let grouped = execute(&plan(all, vec!["region".into()]), &|_, _| {}).unwrap();
+    let alone = execute(&plan(west_csv, vec![]), &|_, _| {}).unwrap();
+    let g = &grouped.groups["region=west"];
+    assert_eq!(g.clusters, alone.data.clusters);
+    assert_eq!(g.effects, alone.effects);
+    assert_eq!(g.intervals, alone.intervals);
+}
