@@ -200,7 +200,9 @@ fn coefficient_of(
 /// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
 /// (auto) the GPU engine on a hardware adapter that runs the scheme, else
 /// the CPU engine. Naming an adapter asks for the GPU. A group's model
-/// (`shared`) runs on the CPU engine for now, whatever the backend.
+/// (`shared`) runs on the CPU engine through its cluster map, or on the GPU
+/// engine as `on_run_clusters`, its statistics spread over the run's
+/// clusters.
 #[allow(clippy::too_many_arguments)]
 fn choose_engine<'a>(
     design: &'a Design,
@@ -211,12 +213,13 @@ fn choose_engine<'a>(
     strata: Option<&[u32]>,
     studentize: bool,
     shared: Option<&SharedWeights>,
+    on_run_clusters: Option<&'a (Design, crate::estimate::SystemFit)>,
 ) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
     let g = shared.map_or(design.n_clusters, |s| s.n_clusters);
     let plan = WeightPlan::new(spec.scheme, seed, g, strata);
-    // Group models draw the pooled run's weights through a cluster map,
-    // which only the CPU engine has so far: they run there whatever the
-    // backend (the summary's backend is the pooled model's).
+    // Group models draw the pooled run's weights: the CPU engine through a
+    // cluster map, the GPU engine on the statistics spread over the run's
+    // clusters.
     let mapped = shared.filter(|_| spec.scheme != Scheme::Permutation);
     // Two-stage least squares runs on the CPU engine only, so far.
     let instrumented = design.layout.instrumented();
@@ -232,8 +235,7 @@ fn choose_engine<'a>(
                 .into(),
         });
     }
-    let want_gpu = mapped.is_none()
-        && !instrumented
+    let want_gpu = !instrumented
         && match spec.backend {
             BackendChoice::Cpu => {
                 if spec.precision.is_some() {
@@ -294,6 +296,11 @@ fn choose_engine<'a>(
     };
     let engine = if spec.scheme == Scheme::Permutation {
         GpuEngine::permutation(ctx, design, &analysis.fit, panel, seed, options)?
+    } else if mapped.is_some() {
+        let (d, f) = on_run_clusters.ok_or_else(|| {
+            Error::Numerical("a group's statistics were not spread over the run's clusters".into())
+        })?;
+        GpuEngine::new(ctx, d, f, plan, options)?
     } else {
         GpuEngine::new(ctx, design, &analysis.fit, plan, options)?
     };
@@ -393,6 +400,14 @@ pub fn resample(
             message: "a permutation run gives p-values, not studentized intervals".into(),
         });
     }
+    let spread = shared
+        .filter(|_| spec.scheme != Scheme::Permutation)
+        .map(|s| {
+            (
+                design.on_clusters(&s.map, s.n_clusters),
+                analysis.fit.on_clusters(&s.map, s.n_clusters),
+            )
+        });
     let (engine, gpu) = choose_engine(
         design,
         panel,
@@ -402,6 +417,7 @@ pub fn resample(
         strata.as_deref(),
         studentize,
         shared,
+        spread.as_ref(),
     )?;
     // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
     // single coefficients, from the same weights as the WCU replicates.

@@ -292,6 +292,27 @@ impl Design {
         Ok(design)
     }
 
+    /// The same statistics indexed by a larger run's clusters: cluster c
+    /// of this design becomes cluster `map[c]` of `n_clusters`, every other
+    /// cluster has no observations (zero statistics). A group's model so
+    /// reweighted by the run's weight rows is its model reweighted by the
+    /// weights of its own clusters (the GPU engine's form of a cluster map).
+    pub fn on_clusters(&self, map: &[usize], n_clusters: usize) -> Design {
+        let pl = packed_len(self.q());
+        let mut stats = vec![0.0; n_clusters * pl];
+        let mut sizes = vec![0; n_clusters];
+        for (c, &to) in map.iter().enumerate() {
+            stats[to * pl..(to + 1) * pl].copy_from_slice(self.cluster_stats(c));
+            sizes[to] = self.cluster_sizes[c];
+        }
+        Design {
+            stats,
+            cluster_sizes: sizes,
+            n_clusters,
+            ..self.clone()
+        }
+    }
+
     /// Number of columns of `z`.
     pub fn q(&self) -> usize {
         self.layout.q()

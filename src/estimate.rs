@@ -188,6 +188,20 @@ impl SystemFit {
         self.cov((e, col), (e, col)).sqrt()
     }
 
+    /// The cluster influences indexed by a larger run's clusters (see
+    /// `Design::on_clusters`): row c moves to `map[c]`, other rows are zero.
+    pub fn on_clusters(&self, map: &[usize], n_clusters: usize) -> SystemFit {
+        let mut influence = vec![0.0; n_clusters * self.dim];
+        for (c, &to) in map.iter().enumerate() {
+            influence[to * self.dim..(to + 1) * self.dim]
+                .copy_from_slice(&self.influence[c * self.dim..(c + 1) * self.dim]);
+        }
+        SystemFit {
+            influence,
+            ..self.clone()
+        }
+    }
+
     /// Degrees of freedom of the t tests: clusters less one.
     pub fn df(&self) -> f64 {
         (self.n_clusters - 1) as f64

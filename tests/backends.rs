@@ -385,3 +385,63 @@ fn gpu_streamed_quantiles_equal_the_in_memory_ones() {
     );
     assert_eq!(without_timings(streamed), without_timings(in_memory));
 }
+
+/// Group models (`--group`) on the GPU: each group's statistics spread over
+/// the run's clusters, reweighted by the run's weight rows; every interval
+/// of every group agrees with the CPU engine's cluster map (1e-4 of the
+/// group's bootstrap SD in f32, 1e-9 relative in f64), studentized too.
+#[test]
+fn gpu_and_cpu_group_models_agree() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for scheme in [
+        &["--scheme", "pairs", "--ci", "percentile,bca,studentized"][..],
+        &[
+            "--scheme",
+            "bayes",
+            "--strata",
+            "region",
+            "--ci",
+            "percentile,bca",
+        ],
+        &[
+            "--scheme",
+            "wild",
+            "--no-wild-tests",
+            "--ci",
+            "percentile,bca",
+        ],
+    ] {
+        let base = [
+            scheme,
+            &[
+                "-B",
+                "2001",
+                "--group",
+                "region,size",
+                "--also-mediators",
+                "",
+            ],
+        ]
+        .concat();
+        let (cpu, gpus) = cpu_and_gpu_runs(dir.path(), ctx, &base);
+        for (precision, gpu) in gpus {
+            assert_eq!(gpu["resampling"]["backend"], "gpu");
+            for (label, group) in cpu["groups"].as_object().unwrap() {
+                let sd = |effect: &str| {
+                    group["effects"][effect]["bootstrap"]["sd"]
+                        .as_f64()
+                        .unwrap()
+                };
+                let tol = |effect: &str, value: f64| match precision {
+                    "f32" => 1e-4 * sd(effect) + 1e-15 * value.abs(),
+                    _ => 1e-9 * value.abs(),
+                };
+                let what = format!("{scheme:?} {precision} {label}");
+                intervals_agree(&gpu["groups"][label], group, &tol, &what);
+            }
+        }
+    }
+}

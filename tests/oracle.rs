@@ -660,6 +660,7 @@ fn group_models_match_the_oracle_with_the_pooled_weights() {
         let mut fast = vec![0.0; replicates * n];
         assert_eq!(engine.compute(0, &mut fast).unwrap(), 0);
         let mut all = vec![0.0; shared.n_clusters];
+        let mut oracles = Vec::new();
         for r in 0..replicates {
             plan.fill(r as u64, &mut all);
             let w: Vec<f64> = map.iter().map(|&c| all[c]).collect();
@@ -670,6 +671,18 @@ fn group_models_match_the_oracle_with_the_pooled_weights() {
                     "{scheme:?} {strata:?} replicate {r} statistic {k}: {g} vs {o}"
                 );
             }
+            oracles.extend(oracle);
+        }
+        // The GPU engine's form: the group's statistics (and influences)
+        // spread over the run's clusters, reweighted by the run's rows; the
+        // shared suite (CPU, GPU f64, GPU f32) against the same oracle.
+        let spread = design.on_clusters(&map, shared.n_clusters);
+        let spread_fit = fit.on_clusters(&map, shared.n_clusters);
+        for (label, engine, tol) in common::engines(&spread, &spread_fit, &plan, false) {
+            let mut got = vec![0.0; replicates * n];
+            assert_eq!(engine.compute(0, &mut got).unwrap(), 0, "{label}");
+            let what = format!("spread {label} {scheme:?} {strata:?}");
+            common::assert_close(&what, &got, &oracles, n, tol);
         }
     }
 }
