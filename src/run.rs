@@ -73,16 +73,7 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
         &analysis,
     );
     if let Some(spec) = &plan.resampling {
-        let result = resample(
-            &design,
-            &panel,
-            &analysis,
-            spec,
-            plan.inference.seed,
-            &plan.inference.levels,
-            progress,
-            None,
-        )?;
+        let result = resample_model(plan, spec, &design, &panel, &analysis, None, progress)?;
         summary.add_resampling(result);
     }
     for mediators in &plan.mediator_sets {
@@ -132,15 +123,14 @@ fn mediator_model(
                 map: cluster_map(&panel, pooled).map_err(context)?,
             })
         };
-        let result = resample(
+        let result = resample_model(
+            plan,
+            spec,
             &design,
             &panel,
             &analysis,
-            spec,
-            plan.inference.seed,
-            &plan.inference.levels,
-            progress,
             shared.as_ref(),
+            progress,
         )
         .map_err(context)?;
         summary.add_resampling(result);
@@ -159,6 +149,29 @@ fn cluster_map(panel: &Panel, pooled: &Panel) -> Result<Vec<usize>> {
         .ok_or_else(|| {
             Error::Numerical("a cluster of the sub-model is missing from the pooled sample".into())
         })
+}
+
+/// Resample one model (the run's, a group's or another mediator set's)
+/// with the run's seed and levels.
+fn resample_model(
+    plan: &RunPlan,
+    spec: &ResampleSpec,
+    design: &Design,
+    panel: &Panel,
+    analysis: &crate::mediation::Analysis,
+    shared: Option<&SharedWeights>,
+    progress: Progress,
+) -> Result<crate::bootstrap::ResampleResult> {
+    resample(
+        design,
+        panel,
+        analysis,
+        spec,
+        plan.inference.seed,
+        &plan.inference.levels,
+        progress,
+        shared,
+    )
 }
 
 /// One group's fitted model, kept for its contrasts.
@@ -213,15 +226,14 @@ fn group_models(
                 strata: strata_of(pooled, spec)?,
                 map: map.clone(),
             };
-            let result = resample(
+            let result = resample_model(
+                plan,
+                spec,
                 &design,
                 &panel,
                 &analysis,
-                spec,
-                plan.inference.seed,
-                &plan.inference.levels,
-                progress,
                 Some(&shared),
+                progress,
             )
             .map_err(context)?;
             group.add_resampling(result);
