@@ -64,6 +64,18 @@ pub struct SharedWeights {
     pub map: Vec<usize>,
 }
 
+impl SharedWeights {
+    /// The run's weights for a model whose clusters sit at `map` among the
+    /// clusters of the run's sample `pooled`.
+    pub fn new(pooled: &Panel, spec: &ResampleSpec, map: Vec<usize>) -> Result<SharedWeights> {
+        Ok(SharedWeights {
+            n_clusters: pooled.cluster.len(),
+            strata: strata_of(pooled, spec)?,
+            map,
+        })
+    }
+}
+
 /// `--backend`: where replicates are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {

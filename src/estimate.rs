@@ -128,6 +128,10 @@ impl TwoStage {
     pub fn instruments(&self) -> &[usize] {
         &self.instruments
     }
+
+    pub fn regressors(&self) -> &[usize] {
+        &self.regressors
+    }
 }
 
 /// Coefficients of one equation in the units of the data.

@@ -189,6 +189,10 @@ pub struct Solver {
 #[derive(Debug, Clone)]
 struct IvState {
     layout: Layout,
+    /// (regressors, instruments) of the total and mediator equations, and
+    /// of the outcome equation.
+    base_columns: (Vec<usize>, Vec<usize>),
+    outcome_columns: (Vec<usize>, Vec<usize>),
     base: Option<TwoStage>,
     outcome: Option<TwoStage>,
     /// Scaled coefficients: total, each mediator, outcome equation.
@@ -220,13 +224,21 @@ impl Solver {
             l: vec![0.0; q * q],
             inv_diag: vec![0.0; q],
             rhs: vec![0.0; q],
-            iv: lay.instrumented().then(|| IvState {
-                layout: lay,
-                base: None,
-                outcome: None,
-                beta_total: Vec::new(),
-                beta_mediators: Vec::new(),
-                beta_outcome: Vec::new(),
+            iv: lay.instrumented().then(|| {
+                let columns = |r: Vec<usize>| {
+                    let i = lay.instruments_for(&r).unwrap_or_default();
+                    (r, i)
+                };
+                IvState {
+                    layout: lay,
+                    base_columns: columns(lay.base_regressors()),
+                    outcome_columns: columns(lay.outcome_regressors()),
+                    base: None,
+                    outcome: None,
+                    beta_total: Vec::new(),
+                    beta_mediators: Vec::new(),
+                    beta_outcome: Vec::new(),
+                }
             }),
         }
     }
@@ -319,21 +331,10 @@ impl Solver {
         let a = crate::linalg::unpack(packed, q);
         let st = self.iv.as_mut().expect("instrumented solver");
         let lay = st.layout;
-        let base_r = lay.base_regressors();
-        let out_r = lay.outcome_regressors();
+        let ((base_r, base_i), (out_r, out_i)) = (&st.base_columns, &st.outcome_columns);
         let stages = (
-            TwoStage::new(
-                &a,
-                q,
-                &base_r,
-                &lay.instruments_for(&base_r).unwrap_or_default(),
-            ),
-            TwoStage::new(
-                &a,
-                q,
-                &out_r,
-                &lay.instruments_for(&out_r).unwrap_or_default(),
-            ),
+            TwoStage::new(&a, q, base_r, base_i),
+            TwoStage::new(&a, q, out_r, out_i),
         );
         let (Ok(base), Ok(outcome)) = stages else {
             st.base = None;
@@ -374,18 +375,16 @@ impl Solver {
         };
         let lay = st.layout;
         let x = lay.treatment();
-        let base_r = lay.base_regressors();
-        let out_r = lay.outcome_regressors();
         for j in 0..m {
             let target = &mut out[j * p..(j + 1) * p];
             let (d, beta) = (lay.mediator(j), &st.beta_mediators[j]);
-            add_two_stage_functional(target, q, base, x, &base_r, d, beta, self.x_to_m[j]);
+            add_two_stage_functional(target, q, base, x, d, beta, self.x_to_m[j]);
         }
         for j in 0..m {
             let target = &mut out[(m + j) * p..(m + j + 1) * p];
             let r = lay.mediator(j);
             let (d, beta) = (lay.outcome(), &st.beta_outcome);
-            add_two_stage_functional(target, q, outcome, r, &out_r, d, beta, self.m_to_y[j]);
+            add_two_stage_functional(target, q, outcome, r, d, beta, self.m_to_y[j]);
         }
     }
 
@@ -490,14 +489,12 @@ fn add_functional(
 }
 
 /// Add `scale * k_r'(S[I, d] - S[I, R] beta)` as packed coefficients, `k_r`
-/// the projector row of regressor r (its position in `regressors`).
-#[allow(clippy::too_many_arguments)]
+/// the projector row of regressor r (its position in the stage's regressors).
 fn add_two_stage_functional(
     out: &mut [f64],
     q: usize,
     stage: &TwoStage,
     r: usize,
-    regressors: &[usize],
     d: usize,
     beta: &[f64],
     scale: f64,
@@ -505,7 +502,7 @@ fn add_two_stage_functional(
     let k = stage.projector_row(r);
     for (&ki, &inst) in k.iter().zip(stage.instruments()) {
         out[packed_index(inst, d, q)] += scale * ki;
-        for (&reg, &b) in regressors.iter().zip(beta) {
+        for (&reg, &b) in stage.regressors().iter().zip(beta) {
             out[packed_index(inst, reg, q)] -= scale * ki * b;
         }
     }

@@ -117,11 +117,8 @@ fn mediator_model(
         let shared = if panel.cluster.levels == pooled.cluster.levels {
             None
         } else {
-            Some(SharedWeights {
-                n_clusters: pooled.cluster.len(),
-                strata: strata_of(pooled, spec)?,
-                map: cluster_map(&panel, pooled).map_err(context)?,
-            })
+            let map = cluster_map(&panel, pooled).map_err(context)?;
+            Some(SharedWeights::new(pooled, spec, map)?)
         };
         let result = resample_model(
             plan,
@@ -221,11 +218,7 @@ fn group_models(
         let mut group = SubmodelSummary::new(&panel, &analysis);
         let map = cluster_map(&panel, pooled).map_err(context)?;
         if let Some(spec) = &plan.resampling {
-            let shared = SharedWeights {
-                n_clusters: pooled.cluster.len(),
-                strata: strata_of(pooled, spec)?,
-                map: map.clone(),
-            };
+            let shared = SharedWeights::new(pooled, spec, map.clone())?;
             let result = resample_model(
                 plan,
                 spec,

@@ -612,6 +612,27 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
     }
 }
 
+/// The group of one region: its panel, design and where its clusters sit
+/// among the pooled sample's.
+fn region_group(
+    table: &medsim::table::Table,
+    spec: &ModelSpec,
+    pooled: &Panel,
+    level: &str,
+) -> (Panel, Design, Vec<usize>) {
+    let region = table.column("region").unwrap();
+    let rows = table.filter_rows(|r| r[region] == level);
+    let panel = Panel::from_table(&rows, spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let map = panel
+        .cluster
+        .levels
+        .iter()
+        .map(|n| pooled.cluster.levels.iter().position(|p| p == n).unwrap())
+        .collect();
+    (panel, design, map)
+}
+
 /// A group's model (`--group`): its replicate r takes the pooled run's
 /// weights of its own clusters, and equals the oracle refit of the group's
 /// rows materialised with those weights; for pairs (also stratified by the
@@ -622,17 +643,8 @@ fn group_models_match_the_oracle_with_the_pooled_weights() {
     let spec = default_spec();
     let table = small_panel();
     let pooled = Panel::from_table(&table, &spec).unwrap();
-    let region = table.column("region").unwrap();
-    let rows = table.filter_rows(|r| r[region] == "west");
-    let panel = Panel::from_table(&rows, &spec).unwrap();
-    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let (panel, design, map) = region_group(&table, &spec, &pooled, "west");
     let fit = fit_system(&design, &equations(&design)).unwrap();
-    let map: Vec<usize> = panel
-        .cluster
-        .levels
-        .iter()
-        .map(|n| pooled.cluster.levels.iter().position(|p| p == n).unwrap())
-        .collect();
     assert!(map.len() < pooled.cluster.len());
     for (scheme, strata) in [
         (Scheme::Pairs, None),
@@ -645,11 +657,7 @@ fn group_models_match_the_oracle_with_the_pooled_weights() {
             strata: strata.map(String::from),
             ..ResampleSpec::default()
         };
-        let shared = SharedWeights {
-            n_clusters: pooled.cluster.len(),
-            strata: medsim::bootstrap::strata_of(&pooled, &resample).unwrap(),
-            map: map.clone(),
-        };
+        let shared = SharedWeights::new(&pooled, &resample, map.clone()).unwrap();
         let plan = WeightPlan::new(scheme, 42, shared.n_clusters, shared.strata.as_deref());
         let engine = CpuEngine::new(&design, &fit, plan.clone(), 5, 2, false)
             .unwrap()
@@ -695,29 +703,16 @@ fn group_contrasts_match_the_difference_of_the_oracles() {
     let spec = default_spec();
     let table = small_panel();
     let pooled = Panel::from_table(&table, &spec).unwrap();
-    let region = table.column("region").unwrap();
-    let sides: Vec<(Panel, Design)> = ["west", "east"]
+    let (sides, maps): (Vec<(Panel, Design)>, Vec<Vec<usize>>) = ["west", "east"]
         .iter()
         .map(|level| {
-            let rows = table.filter_rows(|r| r[region] == *level);
-            let panel = Panel::from_table(&rows, &spec).unwrap();
-            let design = Design::build(&panel, spec.fixed_effects).unwrap();
-            (panel, design)
+            let (panel, design, map) = region_group(&table, &spec, &pooled, level);
+            ((panel, design), map)
         })
-        .collect();
+        .unzip();
     let fits: Vec<_> = sides
         .iter()
         .map(|(_, d)| fit_system(d, &equations(d)).unwrap())
-        .collect();
-    let maps: Vec<Vec<usize>> = sides
-        .iter()
-        .map(|(p, _)| {
-            p.cluster
-                .levels
-                .iter()
-                .map(|n| pooled.cluster.levels.iter().position(|x| x == n).unwrap())
-                .collect()
-        })
         .collect();
     let plan = WeightPlan::new(Scheme::Pairs, 17, pooled.cluster.len(), None);
     let engine = |i: usize| -> Box<dyn Engine + '_> {
