@@ -218,8 +218,8 @@ fn coefficient_of(
 #[allow(clippy::too_many_arguments)]
 fn choose_engine<'a>(
     design: &'a Design,
-    panel: &'a Panel,
-    analysis: &'a Analysis,
+    fit: &'a crate::estimate::SystemFit,
+    panel: Option<&'a Panel>,
     spec: &ResampleSpec,
     seed: u64,
     strata: Option<&[u32]>,
@@ -266,24 +266,19 @@ fn choose_engine<'a>(
                         .is_some_and(|a| crate::gpu::is_hardware(&a.info))
             }
         };
+    let panel =
+        || panel.ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()));
     if !want_gpu {
         let engine: Box<dyn Engine + 'a> = if spec.scheme == Scheme::Permutation {
             Box::new(PermutationEngine::new(
                 design,
-                panel,
+                panel()?,
                 seed,
                 spec.batch,
                 spec.threads,
             )?)
         } else {
-            let engine = CpuEngine::new(
-                design,
-                &analysis.fit,
-                plan,
-                spec.batch,
-                spec.threads,
-                studentize,
-            )?;
+            let engine = CpuEngine::new(design, fit, plan, spec.batch, spec.threads, studentize)?;
             match mapped {
                 Some(s) => Box::new(engine.with_cluster_map(s.map.clone())?),
                 None => Box::new(engine),
@@ -307,14 +302,14 @@ fn choose_engine<'a>(
         fault: Fault::from_env()?,
     };
     let engine = if spec.scheme == Scheme::Permutation {
-        GpuEngine::permutation(ctx, design, &analysis.fit, panel, seed, options)?
+        GpuEngine::permutation(ctx, design, fit, panel()?, seed, options)?
     } else if mapped.is_some() {
         let (d, f) = on_run_clusters.ok_or_else(|| {
             Error::Numerical("a group's statistics were not spread over the run's clusters".into())
         })?;
         GpuEngine::new(ctx, d, f, plan, options)?
     } else {
-        GpuEngine::new(ctx, design, &analysis.fit, plan, options)?
+        GpuEngine::new(ctx, design, fit, plan, options)?
     };
     Ok((
         Box::new(engine),
@@ -422,8 +417,8 @@ pub fn resample(
         });
     let (engine, gpu) = choose_engine(
         design,
-        panel,
-        analysis,
+        &analysis.fit,
+        Some(panel),
         spec,
         seed,
         strata.as_deref(),
@@ -552,7 +547,8 @@ pub struct GroupSide<'a> {
 /// pooled run's weights (`shared` gives the pooled clusters and strata):
 /// moments, p-values and the intervals of `spec.methods` (not studentized,
 /// whose SEs do not subtract), BCa's acceleration from the delete-one
-/// jackknife over the pooled clusters. On the CPU engine.
+/// jackknife over the pooled clusters (on the CPU engine). The replicates
+/// run where `spec.backend` says, as the groups' own models do.
 #[allow(clippy::too_many_arguments)]
 pub fn resample_contrast(
     sides: [GroupSide; 2],
@@ -570,29 +566,58 @@ pub fn resample_contrast(
     }
     let mut spec = spec.clone();
     spec.methods.retain(|&m| m != Method::Studentized);
-    let engine_for = |plan: &WeightPlan| -> Result<ContrastEngine<'_>> {
-        let mut engines = Vec::new();
+    // Each side draws the run's weights: through its cluster map on the
+    // CPU, on its statistics spread over the run's clusters on the GPU.
+    let shared: Vec<SharedWeights> = sides
+        .iter()
+        .map(|side| SharedWeights {
+            n_clusters,
+            strata: strata.map(<[u32]>::to_vec),
+            map: side.map.clone(),
+        })
+        .collect();
+    let spread: Vec<(Design, crate::estimate::SystemFit)> = sides
+        .iter()
+        .map(|side| {
+            (
+                side.design.on_clusters(&side.map, n_clusters),
+                side.fit.on_clusters(&side.map, n_clusters),
+            )
+        })
+        .collect();
+    let mut engines = Vec::new();
+    for ((side, shared), spread) in sides.iter().zip(&shared).zip(&spread) {
+        let (engine, _) = choose_engine(
+            side.design,
+            side.fit,
+            None,
+            &spec,
+            seed,
+            strata,
+            false,
+            Some(shared),
+            Some(spread),
+        )?;
+        engines.push(engine);
+    }
+    let engine = first_minus_second(engines);
+    // BCa's jackknife deletes each of the run's clusters, on the CPU.
+    let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
+        let jplan = WeightPlan::new(Scheme::Jackknife, seed, n_clusters, None);
+        let mut engines: Vec<Box<dyn Engine>> = Vec::new();
         for side in &sides {
             let e = CpuEngine::new(
                 side.design,
                 side.fit,
-                plan.clone(),
+                jplan.clone(),
                 spec.batch,
                 spec.threads,
                 false,
             )?
             .with_cluster_map(side.map.clone())?;
-            engines.push(Box::new(e) as Box<dyn Engine>);
+            engines.push(Box::new(e));
         }
-        let second = engines.pop().expect("two sides");
-        let first = engines.pop().expect("two sides");
-        Ok(ContrastEngine::new(first, second))
-    };
-    let plan = WeightPlan::new(spec.scheme, seed, n_clusters, strata);
-    let engine = engine_for(&plan)?;
-    let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
-        let jplan = WeightPlan::new(Scheme::Jackknife, seed, n_clusters, None);
-        Ok((Box::new(engine_for(&jplan)?), n_clusters as u64))
+        Ok((Box::new(first_minus_second(engines)), n_clusters as u64))
     };
     let done = summarise(
         &engine,
@@ -606,6 +631,13 @@ pub fn resample_contrast(
         &|_| Ok(vec![]),
     )?;
     Ok((done.effects, done.intervals))
+}
+
+/// The contrast engine of the two sides' engines, in order.
+fn first_minus_second<'a>(mut engines: Vec<Box<dyn Engine + 'a>>) -> ContrastEngine<'a> {
+    let second = engines.pop().expect("two sides");
+    let first = engines.pop().expect("two sides");
+    ContrastEngine::new(first, second)
 }
 
 /// Summarise replicates `0..replicates` of `engine` for every effect of

@@ -388,8 +388,9 @@ fn gpu_streamed_quantiles_equal_the_in_memory_ones() {
 
 /// Group models (`--group`) on the GPU: each group's statistics spread over
 /// the run's clusters, reweighted by the run's weight rows; every interval
-/// of every group agrees with the CPU engine's cluster map (1e-4 of the
-/// group's bootstrap SD in f32, 1e-9 relative in f64), studentized too.
+/// of every group and of every between-group contrast agrees with the CPU
+/// engine's cluster map (1e-4 of the bootstrap SD in f32, 1e-9 relative in
+/// f64), studentized too; the label test (CPU) gives the same p-values.
 #[test]
 fn gpu_and_cpu_group_models_agree() {
     let Some(ctx) = common::gpu_context() else {
@@ -418,7 +419,7 @@ fn gpu_and_cpu_group_models_agree() {
             scheme,
             &[
                 "-B",
-                "2001",
+                "1001",
                 "--group",
                 "region,size",
                 "--also-mediators",
@@ -441,6 +442,25 @@ fn gpu_and_cpu_group_models_agree() {
                 };
                 let what = format!("{scheme:?} {precision} {label}");
                 intervals_agree(&gpu["groups"][label], group, &tol, &what);
+            }
+            let (got, want) = (
+                gpu["contrasts"].as_array().unwrap(),
+                cpu["contrasts"].as_array().unwrap(),
+            );
+            assert_eq!(got.len(), want.len());
+            for (g, c) in got.iter().zip(want) {
+                assert_eq!((&g["effect"], &g["between"]), (&c["effect"], &c["between"]));
+                assert_eq!(g["permutation_p_value"], c["permutation_p_value"]);
+                let sd = c["bootstrap"]["sd"].as_f64().unwrap();
+                let tol = |_: &str, value: f64| match precision {
+                    "f32" => 1e-4 * sd + 1e-15 * value.abs(),
+                    _ => 1e-9 * value.abs(),
+                };
+                let what = format!(
+                    "{scheme:?} {precision} contrast {} {}",
+                    c["effect"], c["between"]
+                );
+                intervals_agree(g, c, &tol, &what);
             }
         }
     }
