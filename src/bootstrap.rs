@@ -233,21 +233,22 @@ fn choose_engine<'a>(
     // cluster map, the GPU engine on the statistics spread over the run's
     // clusters.
     let mapped = shared.filter(|_| spec.scheme != Scheme::Permutation);
-    // Two-stage least squares runs on the CPU engine only, so far.
-    let instrumented = design.layout.instrumented();
-    if instrumented
+    // The replicates' own SEs of two-stage least squares are the CPU
+    // engine's only, so far.
+    let cpu_only = design.layout.instrumented() && studentize;
+    if cpu_only
         && (spec.backend == BackendChoice::Gpu
             || spec.adapter.is_some()
             || spec.precision.is_some())
     {
         return Err(Error::InvalidOption {
-            option: "--backend".into(),
-            message: "an instrumented model (--instrument) is resampled by the CPU engine only, \
-                      so far; use --backend cpu or auto"
+            option: "--ci".into(),
+            message: "studentized intervals of an instrumented model (--instrument) are computed \
+                      by the CPU engine only, so far; use --backend cpu or auto, or drop studentized"
                 .into(),
         });
     }
-    let want_gpu = !instrumented
+    let want_gpu = !cpu_only
         && match spec.backend {
             BackendChoice::Cpu => {
                 if spec.precision.is_some() {

@@ -8,7 +8,7 @@
 //! ([`mediation`]) -> resampling ([`bootstrap`]: weights from [`scheme`],
 //! replicates from an [`engine`] - the CPU's, solved by [`replicate`], or
 //! the GPU's ([`gpu`]), which solves in the whitened coordinates of
-//! [`whiten`] - summarised by [`aggregate`] and [`intervals`]; group models
+//! [`whiten`] (two-stage least squares: [`whiten_iv`]) - summarised by [`aggregate`] and [`intervals`]; group models
 //! and their differences through [`contrast`] and [`label_test`]) -> the
 //! summary ([`summary`]), printed by [`report`] and written by [`output`].
 
@@ -38,6 +38,7 @@ pub mod summary;
 pub mod synthetic;
 pub mod table;
 pub mod whiten;
+pub mod whiten_iv;
 pub mod wild;
 
 pub use error::{Error, Result};

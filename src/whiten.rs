@@ -270,7 +270,7 @@ impl Whitened {
 }
 
 /// Inverse of a row-major lower-triangular `n x n` matrix (lower triangular).
-fn lower_inverse(l: &[f64], n: usize) -> Vec<f64> {
+pub(crate) fn lower_inverse(l: &[f64], n: usize) -> Vec<f64> {
     let mut inv = vec![0.0; n * n];
     for j in 0..n {
         inv[j * n + j] = 1.0 / l[j * n + j];

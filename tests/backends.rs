@@ -465,3 +465,66 @@ fn gpu_and_cpu_group_models_agree() {
         }
     }
 }
+
+/// Instrumented models (`--instrument`) on the GPU (solve_iv.wgsl): every
+/// interval of the pooled model, the groups, the other mediator set and the
+/// contrasts agrees with the CPU engine (1e-4 of the bootstrap SD in f32,
+/// 1e-9 relative in f64), for pairs and for the wild score bootstrap.
+#[test]
+fn gpu_and_cpu_instrumented_models_agree() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for scheme in [
+        &["--scheme", "pairs"][..],
+        &["--scheme", "wild", "--no-wild-tests"],
+    ] {
+        let base = [
+            scheme,
+            &[
+                "--instrument",
+                "iv_post1984",
+                "-B",
+                "1001",
+                "--ci",
+                "percentile,bca",
+                "--group",
+                "region",
+            ],
+        ]
+        .concat();
+        let (cpu, gpus) = cpu_and_gpu_runs(dir.path(), ctx, &base);
+        for (precision, gpu) in gpus {
+            assert_eq!(gpu["resampling"]["backend"], "gpu");
+            let mut models = vec![("pooled".to_string(), &cpu, &gpu)];
+            for key in ["groups", "mediator_models"] {
+                for (label, m) in cpu[key].as_object().unwrap() {
+                    models.push((label.clone(), m, &gpu[key][label]));
+                }
+            }
+            for (label, want, got) in models {
+                let sd =
+                    |effect: &str| want["effects"][effect]["bootstrap"]["sd"].as_f64().unwrap();
+                let tol = |effect: &str, value: f64| match precision {
+                    "f32" => 1e-4 * sd(effect) + 1e-15 * value.abs(),
+                    _ => 1e-9 * value.abs(),
+                };
+                intervals_agree(got, want, &tol, &format!("{scheme:?} {precision} {label}"));
+            }
+            for (g, c) in gpu["contrasts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(cpu["contrasts"].as_array().unwrap())
+            {
+                let sd = c["bootstrap"]["sd"].as_f64().unwrap();
+                let tol = |_: &str, value: f64| match precision {
+                    "f32" => 1e-4 * sd + 1e-15 * value.abs(),
+                    _ => 1e-9 * value.abs(),
+                };
+                intervals_agree(g, c, &tol, &format!("{scheme:?} {precision} contrast"));
+            }
+        }
+    }
+}

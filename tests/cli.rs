@@ -540,10 +540,12 @@ fn instrument_errors_name_the_problem() {
             "iv_post1984",
             "--backend",
             "gpu",
+            "--ci",
+            "percentile,studentized",
             "--out",
             "o",
         ],
-        &["--backend", "CPU engine"],
+        &["--ci", "studentized", "CPU engine"],
     );
     refused(
         dir.path(),

@@ -356,8 +356,8 @@ fn other_fixed_effects_and_two_mediators_match_the_oracle() {
 
 /// The instrumented model (`--instrument`): every reweighting scheme's
 /// replicates equal the literal two-stage refit of the materialised
-/// resample, with one mediator and two, one instrument and two (the CPU
-/// engine; the GPU engine refuses instrumented designs).
+/// resample, with one mediator and two, one instrument and two, up to the
+/// study's ten years; every engine (CPU, GPU f64 and f32).
 #[test]
 fn instrumented_models_match_the_two_stage_oracle() {
     let mut spec = default_spec();
@@ -372,7 +372,16 @@ fn instrumented_models_match_the_two_stage_oracle() {
         check(&spec, scheme, None, 8);
     }
     check(&spec, Scheme::Pairs, Some("region"), 8);
+    // Ten years, as the study: the two-stage systems reach 17 columns.
+    let ten_years = generate(SyntheticParams {
+        cities: 40,
+        years: 10,
+        seed: 3,
+        ..SyntheticParams::default()
+    });
+    check_on(&ten_years, &spec, Scheme::Pairs, None, 8);
     spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+    check_on(&ten_years, &spec, Scheme::Poisson, None, 8);
     spec.fixed_effects = FixedEffects::Unit;
     check(&spec, Scheme::Bayes, None, 8);
     // Two instruments and two mediators: the pyfixest IV fixture panel.

@@ -6,7 +6,9 @@
 //!   bit-identical to the CPU's), GEMM of the weights minus one with the
 //!   whitened cluster statistics (`crate::whiten`), per-replicate solve; the
 //!   device returns each replicate's coefficient changes, which the host
-//!   adds to the full-sample coefficients in f64.
+//!   adds to the full-sample coefficients in f64. An instrumented design's
+//!   solve is two-stage least squares (`solve_iv.wgsl`, `crate::whiten_iv`),
+//!   one invocation per replicate and system.
 //! * Wild (Rademacher, Mammen, Webb): weights, GEMM with the cluster
 //!   influences; the GEMM's output is the change of the coefficients.
 //!
@@ -21,8 +23,8 @@ use std::sync::{Mutex, OnceLock};
 
 use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
 use super::{
-    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveParams,
-    reals_from_words, words_per,
+    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveIvParams,
+    SolveParams, reals_from_words, words_per,
 };
 use crate::design::Design;
 use crate::engine::{Backend, CpuEngine, Engine};
@@ -168,15 +170,141 @@ struct State {
 
 /// The per-replicate solve's fixed inputs (reweighting schemes).
 struct SolveInputs {
-    coefs: wgpu::Buffer,
-    scales: wgpu::Buffer,
-    factor: wgpu::Buffer,
-    inverse: wgpu::Buffer,
+    kind: SolveKind,
     q: usize,
     /// Studentized: theta_hat, then sqrt of each a_j, b_j equation's CR1
     /// factor; the full sample's cluster influences on a_j, b_j; its
     /// delta-method terms t_hat; the SE targets' weights (meat.wgsl).
     fixed: Option<[wgpu::Buffer; 4]>,
+}
+
+/// Which solve stage, with its constant buffers.
+enum SolveKind {
+    /// Least squares, `solve.wgsl`: per coefficient (k, i, t), its ratio to
+    /// the units of the data, L and L^{-1}.
+    LeastSquares([wgpu::Buffer; 4]),
+    /// Two-stage least squares, `solve_iv.wgsl` (`crate::whiten_iv`):
+    /// systems, targets, outputs, constants, and the sizes of the systems.
+    TwoStage {
+        buffers: [wgpu::Buffer; 4],
+        n_sys: u32,
+        ki_max: u32,
+        kr_max: u32,
+    },
+}
+
+impl SolveInputs {
+    fn pipeline<'c>(
+        &self,
+        ctx: &'c GpuContext,
+        precision: Precision,
+    ) -> Result<&'c wgpu::ComputePipeline> {
+        match self.kind {
+            SolveKind::LeastSquares(_) => ctx.stage(&ctx.solve, precision),
+            SolveKind::TwoStage { .. } => ctx.stage(&ctx.solve_iv, precision),
+        }
+    }
+
+    /// Scratch reals per replicate.
+    fn scratch(&self) -> u64 {
+        match self.kind {
+            SolveKind::LeastSquares(_) => solve_scratch(self.q),
+            SolveKind::TwoStage {
+                ki_max,
+                kr_max,
+                n_sys,
+                ..
+            } => {
+                let (q, ki, kr) = (self.q as u64, ki_max as u64, kr_max as u64);
+                n_sys as u64 * (q * ki.max(kr) + ki * ki + 2 * ki * kr + kr * kr + q + ki + kr)
+            }
+        }
+    }
+
+    /// The uniform parameters for `nb` replicates.
+    fn params(&self, nb: u32, n_coef: usize, stride: usize, n_func: usize) -> Vec<u8> {
+        match self.kind {
+            SolveKind::LeastSquares(_) => bytemuck::bytes_of(&SolveParams {
+                nb,
+                q: self.q as u32,
+                n_coef: n_coef as u32,
+                stride: stride as u32,
+                n_func: n_func as u32,
+                pad: [0; 3],
+            })
+            .to_vec(),
+            SolveKind::TwoStage {
+                n_sys,
+                ki_max,
+                kr_max,
+                ..
+            } => bytemuck::bytes_of(&SolveIvParams {
+                nb,
+                q: self.q as u32,
+                n_coef: n_coef as u32,
+                stride: stride as u32,
+                n_sys,
+                ki_max,
+                kr_max,
+                pad: 0,
+            })
+            .to_vec(),
+        }
+    }
+
+    /// Workgroups for `nb` replicates: 64 replicates each, and (two-stage)
+    /// one row of workgroups per system.
+    fn workgroups(&self, nb: u32) -> (u32, u32) {
+        match self.kind {
+            SolveKind::LeastSquares(_) => (nb.div_ceil(64), 1),
+            SolveKind::TwoStage { n_sys, .. } => (nb.div_ceil(64), n_sys),
+        }
+    }
+
+    /// The constant buffers, in binding order after the front's output.
+    fn constants(&self) -> &[wgpu::Buffer; 4] {
+        match &self.kind {
+            SolveKind::LeastSquares(b) | SolveKind::TwoStage { buffers: b, .. } => b,
+        }
+    }
+}
+
+/// The device buffers of an instrumented design's two-stage solve.
+fn two_stage_inputs(
+    ctx: &GpuContext,
+    iv: &crate::whiten_iv::WhitenedTwoStage,
+    precision: Precision,
+) -> SolveKind {
+    let mut consts: Vec<f64> = Vec::new();
+    let mut put = |v: &[f64]| -> u32 {
+        let at = consts.len() as u32;
+        consts.extend_from_slice(v);
+        at
+    };
+    let (mut systems, mut targets, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
+    for s in &iv.systems {
+        let (u, b, m0, f0) = (put(&s.u), put(&s.b), put(&s.m0), put(&s.f0));
+        systems.push([s.k_i as u32, s.k_r as u32, u, b]);
+        systems.push([m0, f0, targets.len() as u32, s.targets.len() as u32]);
+        for t in &s.targets {
+            let (e_d, r0) = (put(&t.e_d), put(&t.r0));
+            targets.push([e_d, r0, outputs.len() as u32, t.outputs.len() as u32]);
+            for o in &t.outputs {
+                outputs.push([put(&o.w), o.coefficient as u32, 0, 0]);
+            }
+        }
+    }
+    SolveKind::TwoStage {
+        buffers: [
+            ctx.storage("iv systems", bytemuck::cast_slice(&systems)),
+            ctx.storage("iv targets", bytemuck::cast_slice(&targets)),
+            ctx.storage("iv outputs", bytemuck::cast_slice(&outputs)),
+            ctx.reals("iv constants", &consts, precision),
+        ],
+        n_sys: iv.systems.len() as u32,
+        ki_max: iv.systems.iter().map(|s| s.k_i).max().unwrap_or(0) as u32,
+        kr_max: iv.systems.iter().map(|s| s.k_r).max().unwrap_or(0) as u32,
+    }
 }
 
 /// The GPU engine over one design and weight plan.
@@ -274,14 +402,16 @@ impl<'a> GpuEngine<'a> {
         panel: Option<&'a Panel>,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
-        if design.layout.instrumented() {
-            return Err(Error::Gpu(
-                "the GPU stages solve least squares; an instrumented model (two-stage least \
-                 squares) runs on the CPU engine"
-                    .into(),
-            ));
-        }
         let permutation = panel.is_some();
+        let instrumented = design.layout.instrumented();
+        if instrumented && (permutation || options.studentize) {
+            return Err(Error::InvalidOption {
+                option: "--backend".into(),
+                message: "the GPU engine resamples instrumented models with the reweighting and \
+                          wild schemes, without studentized intervals (those run on the CPU engine)"
+                    .into(),
+            });
+        }
         let q = design.q();
         let precision = options.precision;
         // Refuse f64 on adapters without it here, not at the first batch.
@@ -352,14 +482,20 @@ impl<'a> GpuEngine<'a> {
                     ctx.reals("se targets", &target_weights, precision),
                 ]
             });
-            let solve = SolveInputs {
-                coefs: ctx.storage("coefficients", bytemuck::cast_slice(&coefs)),
-                scales: ctx.reals("scales", &scales, precision),
-                factor: ctx.reals("factor", &w.factor, precision),
-                inverse: ctx.reals("inverse", &w.inverse, precision),
-                q,
-                fixed,
+            let mut theta = w.theta.clone();
+            let kind = if instrumented {
+                let iv = crate::whiten_iv::WhitenedTwoStage::new(design, fit, &w)?;
+                theta = iv.theta.clone();
+                two_stage_inputs(ctx, &iv, precision)
+            } else {
+                SolveKind::LeastSquares([
+                    ctx.storage("coefficients", bytemuck::cast_slice(&coefs)),
+                    ctx.reals("scales", &scales, precision),
+                    ctx.reals("factor", &w.factor, precision),
+                    ctx.reals("inverse", &w.inverse, precision),
+                ])
             };
+            let solve = SolveInputs { kind, q, fixed };
             let front = match panel {
                 Some(panel) => {
                     let exchange = Exchange::new(design, panel)?;
@@ -375,7 +511,7 @@ impl<'a> GpuEngine<'a> {
                     true,
                 )?),
             };
-            (front, packed_len(q), w.theta, Some(solve))
+            (front, packed_len(q), theta, Some(solve))
         };
         let ws = (words_per(precision) * 4) as u64;
         let front_bytes = match &front {
@@ -395,11 +531,7 @@ impl<'a> GpuEngine<'a> {
             } else {
                 0
             },
-            if solve.is_some() {
-                solve_scratch(q) * ws
-            } else {
-                0
-            },
+            solve.as_ref().map_or(0, |s| s.scratch() * ws),
             if studentize {
                 2 * m as u64 * n as u64 * ws
             } else {
@@ -505,28 +637,20 @@ impl<'a> GpuEngine<'a> {
                 let mut student = None;
                 let (solve_params, solve, result) = match &self.solve {
                     Some(s) => {
-                        let params = ctx
-                            .uniform("solve params", bytemuck::bytes_of(&self.solve_params(s, 0)));
+                        let params = ctx.uniform("solve params", &self.solve_params(s, 0));
                         let deltas = ctx.output("deltas", cap * self.stride as u64 * ws);
-                        let work = ctx.output("solve scratch", cap * solve_scratch(s.q) * ws);
+                        let work = ctx.output("solve scratch", cap * s.scratch() * ws);
                         let n_func = self.n_func() as u64;
                         let p = packed_len(s.q) as u64;
                         let functionals = ctx.output("functionals", cap * n_func * p * ws);
-                        let pipeline = ctx.stage(&ctx.solve, self.options.precision)?;
-                        let bind = ctx.bind(
-                            pipeline,
-                            &[
-                                &params,
-                                front.out(),
-                                &s.coefs,
-                                &s.scales,
-                                &s.factor,
-                                &s.inverse,
-                                &deltas,
-                                &work,
-                                &functionals,
-                            ],
-                        );
+                        let pipeline = s.pipeline(ctx, self.options.precision)?;
+                        let [c0, c1, c2, c3] = s.constants();
+                        let mut buffers =
+                            vec![&params, front.out(), c0, c1, c2, c3, &deltas, &work];
+                        if let SolveKind::LeastSquares(_) = s.kind {
+                            buffers.push(&functionals);
+                        }
+                        let bind = ctx.bind(pipeline, &buffers);
                         if let (
                             Some([fixed, psi_hat, t_hat, target_weights]),
                             FrontSlot::Weights(gemm),
@@ -581,15 +705,8 @@ impl<'a> GpuEngine<'a> {
             .collect()
     }
 
-    fn solve_params(&self, s: &SolveInputs, nb: u32) -> SolveParams {
-        SolveParams {
-            nb,
-            q: s.q as u32,
-            n_coef: self.n_coef as u32,
-            stride: self.stride as u32,
-            n_func: self.n_func() as u32,
-            pad: [0; 3],
-        }
+    fn solve_params(&self, s: &SolveInputs, nb: u32) -> Vec<u8> {
+        s.params(nb, self.n_coef, self.stride, self.n_func())
     }
 
     /// Coefficients whose influence functionals the solve writes: a_j, b_j
@@ -642,10 +759,9 @@ impl<'a> GpuEngine<'a> {
         }
         if let (Some(params), Some(bind), Some(s)) = (&slot.solve_params, &slot.solve, &self.solve)
         {
-            ctx.queue
-                .write_buffer(params, 0, bytemuck::bytes_of(&self.solve_params(s, nb)));
-            let pipeline = ctx.stage(&ctx.solve, self.options.precision)?;
-            GpuContext::dispatch(&mut encoder, pipeline, bind, (nb.div_ceil(64), 1));
+            ctx.queue.write_buffer(params, 0, &self.solve_params(s, nb));
+            let pipeline = s.pipeline(ctx, self.options.precision)?;
+            GpuContext::dispatch(&mut encoder, pipeline, bind, s.workgroups(nb));
         }
         if let Some([(nt_params, nt_bind), (meat_params, meat_bind)]) = &slot.student {
             let nt = self.gemm_nt_params(nb);

@@ -32,6 +32,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("weights.wgsl", include_str!("../../shaders/weights.wgsl")),
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
     ("solve.wgsl", include_str!("../../shaders/solve.wgsl")),
+    ("solve_iv.wgsl", include_str!("../../shaders/solve_iv.wgsl")),
     ("real.wgsl", include_str!("../../shaders/real.wgsl")),
     ("decode.wgsl", include_str!("../../shaders/decode.wgsl")),
     ("gemm_nt.wgsl", include_str!("../../shaders/gemm_nt.wgsl")),
@@ -100,6 +101,21 @@ pub struct SolveParams {
     pub pad: [u32; 3],
 }
 const _: () = assert!(std::mem::size_of::<SolveParams>() == 32);
+
+/// Uniform parameters of `solve_iv.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct SolveIvParams {
+    pub nb: u32,
+    pub q: u32,
+    pub n_coef: u32,
+    pub stride: u32,
+    pub n_sys: u32,
+    pub ki_max: u32,
+    pub kr_max: u32,
+    pub pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<SolveIvParams>() == 32);
 
 /// Uniform parameters of `gemm_nt.wgsl` (`struct Params`).
 #[repr(C)]
@@ -177,6 +193,7 @@ pub struct GpuContext {
     /// Numeric stages per precision: f32, then f64 where available.
     gemm: Vec<wgpu::ComputePipeline>,
     solve: Vec<wgpu::ComputePipeline>,
+    solve_iv: Vec<wgpu::ComputePipeline>,
     gemm_nt: Vec<wgpu::ComputePipeline>,
     meat: Vec<wgpu::ComputePipeline>,
     wcr: Vec<wgpu::ComputePipeline>,
@@ -367,6 +384,7 @@ impl GpuContext {
         };
         let gemm = per_precision("gemm.wgsl")?;
         let solve = per_precision("solve.wgsl")?;
+        let solve_iv = per_precision("solve_iv.wgsl")?;
         let gemm_nt = per_precision("gemm_nt.wgsl")?;
         let meat = per_precision("meat.wgsl")?;
         let wcr = per_precision("wcr.wgsl")?;
@@ -380,6 +398,7 @@ impl GpuContext {
             weights,
             gemm,
             solve,
+            solve_iv,
             gemm_nt,
             meat,
             wcr,

@@ -87,9 +87,9 @@ pub fn engines<'a>(
     studentize: bool,
 ) -> Vec<Labelled<'a>> {
     let cpu = CpuEngine::new(design, fit, plan.clone(), 7, 2, studentize).unwrap();
-    if design.layout.instrumented() {
-        // Two-stage least squares has no GPU stage yet (GpuEngine refuses
-        // it, tested in tests/backends.rs): the CPU engine alone.
+    if design.layout.instrumented() && studentize {
+        // The replicate SEs of two-stage least squares have no GPU stage
+        // yet (GpuEngine refuses them, tests/backends.rs): the CPU alone.
         return vec![("cpu".into(), Box::new(cpu), Tolerance::Relative(1e-9))];
     }
     with_gpu_variants(Box::new(cpu), studentize, |ctx, options| {
