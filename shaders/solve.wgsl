@@ -9,6 +9,7 @@
 // far below it.
 
 // #include "real.wgsl"
+// #include "packed.wgsl"
 
 struct Params {
     nb: u32,
@@ -56,9 +57,7 @@ const X: u32 = 3u;
 const DW: u32 = 4u;
 
 fn packed(i: u32, j: u32) -> u32 {
-    let a = min(i, j);
-    let b = max(i, j);
-    return (a * (2u * params.q + 1u - a)) / 2u + b - a;
+    return packed_index(i, j, params.q);
 }
 
 // E[i][j] of this replicate.

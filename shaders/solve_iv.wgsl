@@ -8,6 +8,7 @@
 // In Real (f32, or f64 where the adapter has it).
 
 // #include "real.wgsl"
+// #include "packed.wgsl"
 
 struct Params {
     nb: u32,
@@ -47,9 +48,7 @@ var<private> base: u32;
 var<private> block: u32;
 
 fn packed(i: u32, j: u32) -> u32 {
-    let a = min(i, j);
-    let b = max(i, j);
-    return (a * (2u * params.q + 1u - a)) / 2u + b - a;
+    return packed_index(i, j, params.q);
 }
 
 // E[i][j] of this replicate.

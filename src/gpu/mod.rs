@@ -34,6 +34,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("solve.wgsl", include_str!("../../shaders/solve.wgsl")),
     ("solve_iv.wgsl", include_str!("../../shaders/solve_iv.wgsl")),
     ("real.wgsl", include_str!("../../shaders/real.wgsl")),
+    ("packed.wgsl", include_str!("../../shaders/packed.wgsl")),
     ("decode.wgsl", include_str!("../../shaders/decode.wgsl")),
     ("gemm_nt.wgsl", include_str!("../../shaders/gemm_nt.wgsl")),
     ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
