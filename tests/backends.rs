@@ -11,12 +11,21 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// A run of the binary; the pooled model alone (no default groups or
+/// mediator sets, which software GPUs make slow) unless `args` asks for them.
 fn medsim(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> (Output, Option<Value>) {
     let out_dir = dir.join(name);
+    let mut extra = Vec::new();
+    for option in ["--group", "--also-mediators"] {
+        if !args.contains(&option) {
+            extra.extend([option, ""]);
+        }
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_medsim"))
         .args(["run", "-q", "--mc-draws", "2000", "--out"])
         .arg(&out_dir)
         .args(args)
+        .args(extra)
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -354,6 +363,52 @@ fn a_lost_device_falls_back_to_the_cpu_engine_with_the_same_answer() {
         _ => 1e-4 * sd(effect) + 1e-15 * value.abs(),
     };
     intervals_agree(&lost, &cpu, &tol, "after a lost device");
+
+    // With groups, their contrasts and a mediator set, engines built on the
+    // context before another one lost it finish on the CPU too (the second
+    // side of a contrast used to allocate on the destroyed device).
+    let args = [
+        "-B",
+        "1001",
+        "--ci",
+        "percentile",
+        "--group",
+        "region",
+        "--also-mediators",
+        "agglom_sec,agglom_ter",
+    ];
+    let (out, lost) = medsim(
+        dir.path(),
+        "lost-groups",
+        &[&args[..], &["--backend", "gpu", "--precision", precision]].concat(),
+        &[("MEDSIM_GPU_FAULT", "lose-device-after:1")],
+    );
+    succeeded(&out);
+    let lost = lost.unwrap();
+    let cpu = run(
+        dir.path(),
+        "cpu-groups",
+        &[&args[..], &["--backend", "cpu"]].concat(),
+        &[],
+    );
+    let mut models = vec![("pooled".to_string(), &cpu, &lost)];
+    for key in ["groups", "mediator_models"] {
+        for (label, m) in cpu[key].as_object().unwrap() {
+            models.push((label.clone(), m, &lost[key][label]));
+        }
+    }
+    for (label, want, got) in models {
+        let sd = |effect: &str| want["effects"][effect]["bootstrap"]["sd"].as_f64().unwrap();
+        let tol = |effect: &str, value: f64| match precision {
+            "f64" => 1e-9 * value.abs(),
+            _ => 1e-4 * sd(effect) + 1e-15 * value.abs(),
+        };
+        intervals_agree(got, want, &tol, &format!("{label} after a lost device"));
+    }
+    assert_eq!(
+        lost["contrasts"].as_array().unwrap().len(),
+        cpu["contrasts"].as_array().unwrap().len()
+    );
 }
 
 /// On the GPU too, the streamed quantiles (two passes over the replicates,
@@ -491,6 +546,8 @@ fn gpu_and_cpu_instrumented_models_agree() {
                 "percentile,bca",
                 "--group",
                 "region",
+                "--also-mediators",
+                "agglom_sec,agglom_ter",
             ],
         ]
         .concat();

@@ -940,6 +940,16 @@ impl Engine for GpuEngine<'_> {
         let mut done = 0usize;
         let mut failed = 0;
         let total = out.len() / n_stats;
+        // Another engine on the same context may have lost the device
+        // since this one was built: nothing can be allocated on it.
+        if self.ctx.is_lost() && state.fell_back.is_none() {
+            let note = format!(
+                "the device was lost before replicate {start}; the CPU engine computed the rest"
+            );
+            eprintln!("warning: {note}");
+            state.slots.clear();
+            state.fell_back = Some(note);
+        }
         while done < total && state.fell_back.is_none() {
             match self.run_on_device(&mut state, start + done as u64, &mut out[done * n_stats..]) {
                 Ok(f) => {

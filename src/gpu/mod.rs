@@ -435,6 +435,7 @@ impl GpuContext {
     /// For testing the engine's fallback.
     pub fn lose_device(&self) {
         self.device.destroy();
+        self.lost.store(true, Ordering::SeqCst);
     }
 
     /// A buffer holding `bytes`, for `usage`.
