@@ -546,13 +546,15 @@ pub struct GroupSide<'a> {
 /// The bootstrap of the differences `effects` (first group minus second,
 /// keys as in summary.json) between two groups' models, both drawing the
 /// pooled run's weights (`shared` gives the pooled clusters and strata):
-/// moments, p-values and the intervals of `spec.methods` (not studentized,
-/// whose SEs do not subtract), BCa's acceleration from the delete-one
-/// jackknife over the pooled clusters (on the CPU engine). The replicates
-/// run where `spec.backend` says, as the groups' own models do.
+/// moments, p-values and the intervals of `spec.methods` (studentized only
+/// for `independent` groups, which share no cluster: their replicate SEs
+/// combine as `sqrt(se_1^2 + se_2^2)`), BCa's acceleration from the
+/// delete-one jackknife over the pooled clusters (on the CPU engine). The
+/// replicates run where `spec.backend` says, as the groups' own models do.
 #[allow(clippy::too_many_arguments)]
 pub fn resample_contrast(
     sides: [GroupSide; 2],
+    independent: bool,
     n_clusters: usize,
     strata: Option<&[u32]>,
     effects: &[(String, crate::mediation::Effect)],
@@ -566,7 +568,10 @@ pub fn resample_contrast(
         return Ok((vec![], vec![]));
     }
     let mut spec = spec.clone();
-    spec.methods.retain(|&m| m != Method::Studentized);
+    if !independent {
+        spec.methods.retain(|&m| m != Method::Studentized);
+    }
+    let studentize = spec.methods.contains(&Method::Studentized);
     // Each side draws the run's weights: through its cluster map on the
     // CPU, on its statistics spread over the run's clusters on the GPU.
     let shared: Vec<SharedWeights> = sides
@@ -595,7 +600,7 @@ pub fn resample_contrast(
             &spec,
             seed,
             strata,
-            false,
+            studentize,
             Some(shared),
             Some(spread),
         )?;

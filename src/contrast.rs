@@ -2,24 +2,25 @@
 //! groups' models, replicate by replicate. Both groups draw the pooled run's
 //! weights for their own clusters (`CpuEngine::with_cluster_map`), so the
 //! difference of replicate r is a draw of the difference's distribution,
-//! summarised like any other run's draws.
+//! summarised like any other run's draws. Studentized, the replicates' own
+//! SEs of groups that share no cluster (independent estimates) combine as
+//! `sqrt(se_1^2 + se_2^2)`.
 
 use crate::engine::{Backend, Engine};
 use crate::error::Result;
 use crate::replicate::StatLayout;
 
-/// `first - second`, statistic by statistic.
+/// `first - second`, statistic by statistic (SEs combined, see above).
 pub struct ContrastEngine<'a> {
     first: Box<dyn Engine + 'a>,
     second: Box<dyn Engine + 'a>,
 }
 
 impl<'a> ContrastEngine<'a> {
-    /// The contrast of two engines with the same statistics (and no
-    /// studentizing SEs, which do not subtract).
+    /// The contrast of two engines with the same statistics; studentized
+    /// only for groups that share no cluster.
     pub fn new(first: Box<dyn Engine + 'a>, second: Box<dyn Engine + 'a>) -> ContrastEngine<'a> {
         debug_assert_eq!(first.layout(), second.layout());
-        debug_assert!(!first.layout().studentized);
         ContrastEngine { first, second }
     }
 }
@@ -37,11 +38,20 @@ impl Engine for ContrastEngine<'_> {
         self.first.compute(start, out)?;
         let mut other = vec![0.0; out.len()];
         self.second.compute(start, &mut other)?;
-        let n = self.layout().len();
+        let layout = self.layout();
+        let n = layout.len();
+        let se_from = if layout.studentized {
+            layout.se_target(0)
+        } else {
+            n
+        };
         let mut failed = 0;
         for (a, b) in out.chunks_mut(n).zip(other.chunks(n)) {
-            for (x, y) in a.iter_mut().zip(b) {
+            for (x, y) in a[..se_from].iter_mut().zip(b) {
                 *x -= y;
+            }
+            for (x, y) in a[se_from..].iter_mut().zip(&b[se_from..]) {
+                *x = x.hypot(*y);
             }
             if a.iter().any(|v| v.is_nan()) {
                 failed += 1;

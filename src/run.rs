@@ -301,6 +301,7 @@ fn contrast(
                     map: second.map.clone(),
                 },
             ],
+            disjoint,
             pooled.cluster.len(),
             strata_of(pooled, spec)?.as_deref(),
             &effects,
