@@ -4,8 +4,10 @@
 // least squares). src/whiten_iv.rs explains the algebra and holds the f64
 // reference, `WhitenedTwoStage::deltas`, step for step: per system,
 // M = M0 + U'EU, F = F0 + U'EB, H = F'M^{-1}F; per dependent column,
-// delta = H^{-1} F' M^{-1} (r0 + U'E e_d); per reported coefficient, w . delta.
-// In Real (f32, or f64 where the adapter has it).
+// delta = H^{-1} F' M^{-1} (r0 + U'E e_d); per reported coefficient, w . delta,
+// and (studentized, for a_j and b_j) the change of its influence functional
+// (the packed symmetrisation of dh e_d' + h0 de' + dh de', see
+// src/whiten_iv.rs). In Real (f32, or f64 where the adapter has it).
 
 // #include "real.wgsl"
 // #include "packed.wgsl"
@@ -20,7 +22,8 @@ struct Params {
     // The largest instrument and regressor counts (scratch sizes).
     ki_max: u32,
     kr_max: u32,
-    pad0: u32,
+    // Coefficients whose influence functionals are written (2m, or 0).
+    n_func: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -30,7 +33,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> systems: array<vec4<u32>>;
 // Per target: (offset of e_d, offset of r0, first output, number of outputs).
 @group(0) @binding(3) var<storage, read> targets: array<vec4<u32>>;
-// Per output: (offset of w, coefficient index, unused, unused).
+// Per output: (offset of w, coefficient index, offset of y0 (k_I), offset of
+// h0 (q)).
 @group(0) @binding(4) var<storage, read> outputs: array<vec4<u32>>;
 // Every constant above, row-major.
 @group(0) @binding(5) var<storage, read> consts: array<Real>;
@@ -39,8 +43,11 @@ struct Params {
 // within its system's block): T (q x
 // k_max: E U, then E B), M (k_I x k_I, factored in place), F (k_I x k_R),
 // G (k_I x k_R: M^{-1} F), H (k_R x k_R, factored), then vectors of q,
-// k_I and k_R.
+// k_I and k_R, and (functionals) of k_R, k_I, q and q.
 @group(0) @binding(7) var<storage, read_write> work: array<Real>;
+// Changes of the influence functionals, (nb n_func) rows of q (q + 1) / 2,
+// as solve.wgsl writes them.
+@group(0) @binding(8) var<storage, read_write> functionals: array<Real>;
 
 var<private> row: u32;
 var<private> base: u32;
@@ -87,9 +94,21 @@ fn vi_area() -> u32 {
 fn vr_area() -> u32 {
     return vi_area() + params.ki_max;
 }
+fn fr_area() -> u32 {
+    return vr_area() + params.kr_max;
+}
+fn fi_area() -> u32 {
+    return fr_area() + params.kr_max;
+}
+fn dh_area() -> u32 {
+    return fi_area() + params.ki_max;
+}
+fn de_area() -> u32 {
+    return dh_area() + params.q;
+}
 // Scratch reals per replicate and system.
 fn scratch_len() -> u32 {
-    return vr_area() + params.kr_max;
+    return de_area() + params.q;
 }
 
 // T = E V for V (q x k, row-major at consts[off]).
@@ -149,6 +168,54 @@ fn chol_solve(fac: u32, k: u32, area: u32, first: u32, step: u32) {
             s -= work[w_at(fac, v * k + u)] * work[w_at(area, first + v * step)];
         }
         work[w_at(area, first + u * step)] = s / work[w_at(fac, u * k + u)];
+    }
+}
+
+// The change of output `op`'s influence functional (after its target's
+// delta beta is in the kr area vr): y = M^{-1} F H^{-1} w, dh = U (y - y0),
+// de = -B delta beta, then the packed symmetrised dh e_d' + h0 de' + dh de'.
+fn write_functional(op: vec4<u32>, off_ed: u32, ki: u32, kr: u32, off_u: u32, off_b: u32) {
+    let q = params.q;
+    for (var r = 0u; r < kr; r++) {
+        work[w_at(fr_area(), r)] = consts[op.x + r];
+    }
+    chol_solve(h_area(), kr, fr_area(), 0u, 1u);
+    for (var i = 0u; i < ki; i++) {
+        var v = Real(0.0);
+        for (var r = 0u; r < kr; r++) {
+            v += work[w_at(f_area(), i * kr + r)] * work[w_at(fr_area(), r)];
+        }
+        work[w_at(fi_area(), i)] = v;
+    }
+    chol_solve(m_area(), ki, fi_area(), 0u, 1u);
+    for (var a = 0u; a < q; a++) {
+        var dh = Real(0.0);
+        for (var i = 0u; i < ki; i++) {
+            dh += consts[off_u + a * ki + i] * (work[w_at(fi_area(), i)] - consts[op.z + i]);
+        }
+        work[w_at(dh_area(), a)] = dh;
+        var de = Real(0.0);
+        for (var r = 0u; r < kr; r++) {
+            de -= consts[off_b + a * kr + r] * work[w_at(vr_area(), r)];
+        }
+        work[w_at(de_area(), a)] = de;
+    }
+    let p = q * (q + 1u) / 2u;
+    let f = (row * params.n_func + op.y) * p;
+    for (var a = 0u; a < q; a++) {
+        let dha = work[w_at(dh_area(), a)];
+        let dea = work[w_at(de_area(), a)];
+        let h0a = consts[op.w + a];
+        let e0a = consts[off_ed + a];
+        for (var b = a; b < q; b++) {
+            let dhb = work[w_at(dh_area(), b)];
+            let deb = work[w_at(de_area(), b)];
+            var v = dha * consts[off_ed + b] + h0a * deb + dha * deb;
+            if (b != a) {
+                v += dhb * e0a + consts[op.w + b] * dea + dhb * dea;
+            }
+            functionals[f + packed(a, b)] = v;
+        }
     }
 }
 
@@ -254,6 +321,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                     v += consts[op.x + r] * work[w_at(vr_area(), r)];
                 }
                 deltas[out + op.y] = v;
+                if (op.y < params.n_func) {
+                    write_functional(op, tg.x, ki, kr, off_u, off_b);
+                }
             }
         }
     }

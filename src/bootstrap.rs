@@ -233,40 +233,24 @@ fn choose_engine<'a>(
     // cluster map, the GPU engine on the statistics spread over the run's
     // clusters.
     let mapped = shared.filter(|_| spec.scheme != Scheme::Permutation);
-    // The replicates' own SEs of two-stage least squares are the CPU
-    // engine's only, so far.
-    let cpu_only = design.layout.instrumented() && studentize;
-    if cpu_only
-        && (spec.backend == BackendChoice::Gpu
-            || spec.adapter.is_some()
-            || spec.precision.is_some())
-    {
-        return Err(Error::InvalidOption {
-            option: "--ci".into(),
-            message: "studentized intervals of an instrumented model (--instrument) are computed \
-                      by the CPU engine only, so far; use --backend cpu or auto, or drop studentized"
-                .into(),
-        });
-    }
-    let want_gpu = !cpu_only
-        && match spec.backend {
-            BackendChoice::Cpu => {
-                if spec.precision.is_some() {
-                    return Err(Error::InvalidOption {
+    let want_gpu = match spec.backend {
+        BackendChoice::Cpu => {
+            if spec.precision.is_some() {
+                return Err(Error::InvalidOption {
                     option: "--precision".into(),
                     message: "the CPU engine always computes in f64; --precision applies to --backend gpu".into(),
                 });
-                }
-                false
             }
-            BackendChoice::Gpu => true,
-            BackendChoice::Auto => {
-                spec.adapter.is_some()
-                    || crate::gpu::list_adapters()
-                        .first()
-                        .is_some_and(|a| crate::gpu::is_hardware(&a.info))
-            }
-        };
+            false
+        }
+        BackendChoice::Gpu => true,
+        BackendChoice::Auto => {
+            spec.adapter.is_some()
+                || crate::gpu::list_adapters()
+                    .first()
+                    .is_some_and(|a| crate::gpu::is_hardware(&a.info))
+        }
+    };
     let panel =
         || panel.ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()));
     if !want_gpu {

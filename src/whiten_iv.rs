@@ -20,6 +20,14 @@
 //! * the change of a reported coefficient is `w . delta beta`, w row r of
 //!   `T^{-1}` times the ratio to the units of the data.
 //!
+//! Studentized intervals need each replicate's cluster influences on a_j
+//! and b_j. Cluster g's influence on a reported coefficient is
+//! `h' T_g e` (`T_g` its whitened statistics) with `h = U M^{-1} F H^{-1} w`
+//! and `e = c_d - B beta`; the stage writes the change of that packed
+//! functional from the full sample's (`h0`, `e_d`): with `dh = U (y - y0)`,
+//! `y = M^{-1} F H^{-1} w`, and `de = -B delta beta`, the symmetrised
+//! `dh e_d' + h0 de' + dh de'`.
+//!
 //! Every quantity is of order one or of the size of the bootstrap spread,
 //! so f32 rounding stays far below the spread, as for least squares.
 
@@ -36,6 +44,10 @@ use crate::whiten::{Whitened, reported_coefficients};
 pub struct IvOutput {
     pub coefficient: usize,
     pub w: Vec<f64>,
+    /// Full-sample `y0 = M0^{-1} F0 H0^{-1} w` (k_I) and `h0 = U y0` (q),
+    /// for the influence functionals.
+    pub y0: Vec<f64>,
+    pub h0: Vec<f64>,
 }
 
 /// One dependent column of a system.
@@ -166,9 +178,24 @@ impl WhitenedTwoStage {
                         .collect();
                     let outputs = outs
                         .into_iter()
-                        .map(|(coefficient, r, ratio)| IvOutput {
-                            coefficient,
-                            w: (0..k_r).map(|k| l_h_inv[k * k_r + r] * ratio).collect(),
+                        .map(|(coefficient, r, ratio)| {
+                            let w: Vec<f64> =
+                                (0..k_r).map(|k| l_h_inv[k * k_r + r] * ratio).collect();
+                            let mut z = w.clone();
+                            crate::linalg::chol_solve(&h0_chol, k_r, &mut z);
+                            let mut y0: Vec<f64> = (0..k_i)
+                                .map(|i| (0..k_r).map(|r| f0[i * k_r + r] * z[r]).sum())
+                                .collect();
+                            crate::linalg::chol_solve(&m0_chol, k_i, &mut y0);
+                            let h0 = (0..q)
+                                .map(|a| (0..k_i).map(|i| u[a * k_i + i] * y0[i]).sum())
+                                .collect();
+                            IvOutput {
+                                coefficient,
+                                w,
+                                y0,
+                                h0,
+                            }
                         })
                         .collect();
                     IvTarget { e_d, r0, outputs }
@@ -371,5 +398,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The full-sample influence functional of each studentized coefficient
+    /// (a_j, b_j), `h0' T_g e_d`, is the 2SLS fit's cluster influence.
+    #[test]
+    fn full_sample_functionals_are_the_fit_influences() {
+        let mut spec = default_spec();
+        spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+        spec.instruments = vec!["iv_post1984".into()];
+        let table = generate(SyntheticParams {
+            cities: 30,
+            years: 6,
+            ..SyntheticParams::default()
+        });
+        let panel = Panel::from_table(&table, &spec).unwrap();
+        let d = Design::build(&panel, spec.fixed_effects).unwrap();
+        let fit = crate::estimate::fit_system(&d, &equations(&d)).unwrap();
+        let w = Whitened::new(&d, &fit).unwrap();
+        let iv = WhitenedTwoStage::new(&d, &fit, &w).unwrap();
+        let (q, p) = (d.q(), packed_len(d.q()));
+        let keys = reported_coefficients(&d);
+        let mut checked = 0;
+        for s in &iv.systems {
+            for t in &s.targets {
+                for o in t.outputs.iter().filter(|o| o.coefficient < 4) {
+                    let (e, col) = keys[o.coefficient];
+                    for g in [0, 7, 29] {
+                        let tg = &w.stats[g * p..(g + 1) * p];
+                        let got: f64 = (0..q)
+                            .flat_map(|a| (0..q).map(move |b| (a, b)))
+                            .map(|(a, b)| o.h0[a] * tg[packed_index(a, b, q)] * t.e_d[b])
+                            .sum();
+                        let want = fit.influence[g * fit.dim + fit.index(e, col)];
+                        assert!(
+                            (got - want).abs() <= 1e-9 * want.abs().max(1e-12),
+                            "coefficient {} cluster {g}: {got} vs {want}",
+                            o.coefficient
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 12);
     }
 }

@@ -538,21 +538,6 @@ fn instrument_errors_name_the_problem() {
             "run",
             "--instrument",
             "iv_post1984",
-            "--backend",
-            "gpu",
-            "--ci",
-            "percentile,studentized",
-            "--out",
-            "o",
-        ],
-        &["--ci", "studentized", "CPU engine"],
-    );
-    refused(
-        dir.path(),
-        &[
-            "run",
-            "--instrument",
-            "iv_post1984",
             "--scheme",
             "permutation",
             "--out",

@@ -216,7 +216,8 @@ impl SolveInputs {
                 ..
             } => {
                 let (q, ki, kr) = (self.q as u64, ki_max as u64, kr_max as u64);
-                n_sys as u64 * (q * ki.max(kr) + ki * ki + 2 * ki * kr + kr * kr + q + ki + kr)
+                let per_system = q * ki.max(kr) + ki * ki + 2 * ki * kr + kr * kr + 3 * q;
+                n_sys as u64 * (per_system + 2 * (ki + kr))
             }
         }
     }
@@ -246,7 +247,7 @@ impl SolveInputs {
                 n_sys,
                 ki_max,
                 kr_max,
-                pad: 0,
+                n_func: n_func as u32,
             })
             .to_vec(),
         }
@@ -290,7 +291,8 @@ fn two_stage_inputs(
             let (e_d, r0) = (put(&t.e_d), put(&t.r0));
             targets.push([e_d, r0, outputs.len() as u32, t.outputs.len() as u32]);
             for o in &t.outputs {
-                outputs.push([put(&o.w), o.coefficient as u32, 0, 0]);
+                let (w, y0, h0) = (put(&o.w), put(&o.y0), put(&o.h0));
+                outputs.push([w, o.coefficient as u32, y0, h0]);
             }
         }
     }
@@ -404,12 +406,13 @@ impl<'a> GpuEngine<'a> {
     ) -> Result<GpuEngine<'a>> {
         let permutation = panel.is_some();
         let instrumented = design.layout.instrumented();
-        if instrumented && (permutation || options.studentize) {
+        if instrumented && permutation {
             return Err(Error::InvalidOption {
-                option: "--backend".into(),
-                message: "the GPU engine resamples instrumented models with the reweighting and \
-                          wild schemes, without studentized intervals (those run on the CPU engine)"
-                    .into(),
+                option: "--scheme".into(),
+                message:
+                    "the permutation test permutes the treatment, which breaks an instrumented \
+                          model's first stage"
+                        .into(),
             });
         }
         let q = design.q();
@@ -645,12 +648,20 @@ impl<'a> GpuEngine<'a> {
                         let functionals = ctx.output("functionals", cap * n_func * p * ws);
                         let pipeline = s.pipeline(ctx, self.options.precision)?;
                         let [c0, c1, c2, c3] = s.constants();
-                        let mut buffers =
-                            vec![&params, front.out(), c0, c1, c2, c3, &deltas, &work];
-                        if let SolveKind::LeastSquares(_) = s.kind {
-                            buffers.push(&functionals);
-                        }
-                        let bind = ctx.bind(pipeline, &buffers);
+                        let bind = ctx.bind(
+                            pipeline,
+                            &[
+                                &params,
+                                front.out(),
+                                c0,
+                                c1,
+                                c2,
+                                c3,
+                                &deltas,
+                                &work,
+                                &functionals,
+                            ],
+                        );
                         if let (
                             Some([fixed, psi_hat, t_hat, target_weights]),
                             FrontSlot::Weights(gemm),

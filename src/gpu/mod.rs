@@ -114,7 +114,7 @@ pub struct SolveIvParams {
     pub n_sys: u32,
     pub ki_max: u32,
     pub kr_max: u32,
-    pub pad: u32,
+    pub n_func: u32,
 }
 const _: () = assert!(std::mem::size_of::<SolveIvParams>() == 32);
 

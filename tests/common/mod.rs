@@ -87,11 +87,6 @@ pub fn engines<'a>(
     studentize: bool,
 ) -> Vec<Labelled<'a>> {
     let cpu = CpuEngine::new(design, fit, plan.clone(), 7, 2, studentize).unwrap();
-    if design.layout.instrumented() && studentize {
-        // The replicate SEs of two-stage least squares have no GPU stage
-        // yet (GpuEngine refuses them, tests/backends.rs): the CPU alone.
-        return vec![("cpu".into(), Box::new(cpu), Tolerance::Relative(1e-9))];
-    }
     with_gpu_variants(Box::new(cpu), studentize, |ctx, options| {
         GpuEngine::new(ctx, design, fit, plan.clone(), options).unwrap()
     })
