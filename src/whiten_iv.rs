@@ -343,16 +343,18 @@ mod tests {
     use crate::scheme::{Scheme, WeightPlan};
     use crate::synthetic::{SyntheticParams, default_spec, generate};
 
-    /// Full-sample coefficients plus the whitened deltas of pairs
-    /// replicates equal the two-stage solve of the reweighted Gram.
-    #[test]
-    fn whitened_two_stage_deltas_reproduce_the_solver() {
+    /// The synthetic panel's model with both agglomeration components and
+    /// the treatment instrumented, in whitened and two-stage form.
+    fn instrumented(
+        cities: usize,
+        years: usize,
+    ) -> (Design, SystemFit, Whitened, WhitenedTwoStage) {
         let mut spec = default_spec();
         spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
         spec.instruments = vec!["iv_post1984".into()];
         let table = generate(SyntheticParams {
-            cities: 40,
-            years: 10,
+            cities,
+            years,
             ..SyntheticParams::default()
         });
         let panel = Panel::from_table(&table, &spec).unwrap();
@@ -360,6 +362,14 @@ mod tests {
         let fit = crate::estimate::fit_system(&d, &equations(&d)).unwrap();
         let w = Whitened::new(&d, &fit).unwrap();
         let iv = WhitenedTwoStage::new(&d, &fit, &w).unwrap();
+        (d, fit, w, iv)
+    }
+
+    /// Full-sample coefficients plus the whitened deltas of pairs
+    /// replicates equal the two-stage solve of the reweighted Gram.
+    #[test]
+    fn whitened_two_stage_deltas_reproduce_the_solver() {
+        let (d, _, w, iv) = instrumented(40, 10);
         let (g, p) = (d.n_clusters, packed_len(d.q()));
         let plan = WeightPlan::new(Scheme::Pairs, 9, g, None);
         let mut solver = Solver::new(&d);
@@ -404,19 +414,7 @@ mod tests {
     /// (a_j, b_j), `h0' T_g e_d`, is the 2SLS fit's cluster influence.
     #[test]
     fn full_sample_functionals_are_the_fit_influences() {
-        let mut spec = default_spec();
-        spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
-        spec.instruments = vec!["iv_post1984".into()];
-        let table = generate(SyntheticParams {
-            cities: 30,
-            years: 6,
-            ..SyntheticParams::default()
-        });
-        let panel = Panel::from_table(&table, &spec).unwrap();
-        let d = Design::build(&panel, spec.fixed_effects).unwrap();
-        let fit = crate::estimate::fit_system(&d, &equations(&d)).unwrap();
-        let w = Whitened::new(&d, &fit).unwrap();
-        let iv = WhitenedTwoStage::new(&d, &fit, &w).unwrap();
+        let (d, fit, w, iv) = instrumented(30, 6);
         let (q, p) = (d.q(), packed_len(d.q()));
         let keys = reported_coefficients(&d);
         let mut checked = 0;
