@@ -4,7 +4,9 @@
 // pairs and Poisson give counts, the jackknife 0/1, Rademacher the sign bit
 // (1 = +1), Mammen 0 for the negative point, Webb the index of the point,
 // normal the index into the normal table, Bayes the tabulated exponential
-// itself (an integer in units of 2^-20) with each stratum's exact sum.
+// itself (an integer in units of 2^-20) with each stratum's exact sum, the
+// label shuffle of a contrast's permutation test 1 for the clusters of one
+// side (params.tag is then STREAM_LABELS).
 // #include "philox.wgsl"
 
 struct Params {
@@ -16,8 +18,8 @@ struct Params {
     n_strata: u32,
     tag: u32,
     mammen_threshold: u32,
-    pad0: u32,
-    pad1: u32,
+    first: u32,
+    second: u32,
 }
 
 const SCHEME_PAIRS: u32 = 0u;
@@ -28,6 +30,7 @@ const SCHEME_MAMMEN: u32 = 4u;
 const SCHEME_WEBB: u32 = 5u;
 const SCHEME_BAYES: u32 = 6u;
 const SCHEME_NORMAL: u32 = 7u;
+const SCHEME_LABELS: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 // Clusters of stratum s are members[offsets[s] .. offsets[s + 1]].
@@ -120,6 +123,32 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 let at = 2u * (i * params.n_strata + st);
                 sums[at] = lo;
                 sums[at + 1u] = hi;
+            }
+        }
+        case SCHEME_LABELS: {
+            // Fisher-Yates of the cluster order in the codes row, then each
+            // cluster drawn into the weighted side marked in bit 31 of its
+            // own entry (the order's entries are below 2^31), then the marks
+            // kept alone.
+            for (var c = 0u; c < g; c++) {
+                codes[base + c] = c;
+            }
+            for (var kk = 1u; kk < g; kk++) {
+                let k = g - kk;
+                let bound = k + 1u;
+                let j = stream_below(&s, bound, (0u - bound) % bound);
+                let a = codes[base + k];
+                codes[base + k] = codes[base + j];
+                codes[base + j] = a;
+            }
+            for (var k = 0u; k < g; k++) {
+                if ((k < params.first) == (params.second == 0u)) {
+                    let c = codes[base + k] & 0x7fffffffu;
+                    codes[base + c] |= 0x80000000u;
+                }
+            }
+            for (var c = 0u; c < g; c++) {
+                codes[base + c] = codes[base + c] >> 31u;
             }
         }
         default: {}

@@ -306,6 +306,36 @@ fn choose_engine<'a>(
     ))
 }
 
+/// The label-permutation test's p-values (`label_test`), its two sides
+/// computed by the engine `spec.backend` asks for, like the run's
+/// replicates.
+pub fn label_test_p_values(
+    test: &crate::label_test::LabelPermutation,
+    spec: &ResampleSpec,
+) -> Result<Vec<Option<f64>>> {
+    let side = |second: bool| {
+        let plan = test.plan(second);
+        let spec = ResampleSpec {
+            scheme: plan.scheme,
+            ..spec.clone()
+        };
+        choose_engine(
+            test.design(),
+            test.fit(),
+            None,
+            &spec,
+            plan.seed,
+            None,
+            false,
+            None,
+            None,
+        )
+        .map(|(engine, _)| engine)
+    };
+    let (first, second) = (side(false)?, side(true)?);
+    test.p_values([first.as_ref(), second.as_ref()], spec.replicates)
+}
+
 /// The GPU a run uses, for its other GPU stages (the WCR tests).
 #[derive(Clone, Copy)]
 struct GpuUse {

@@ -313,6 +313,25 @@ impl Design {
         }
     }
 
+    /// The design of the clusters `clusters` alone: cluster k of it is
+    /// cluster `clusters[k]` of this one (its statistics and size; `n_obs`
+    /// their total). The observation columns and absorbed dimensions stay
+    /// the whole sample's.
+    pub fn subset(&self, clusters: &[usize]) -> Design {
+        let mut stats = Vec::with_capacity(clusters.len() * packed_len(self.q()));
+        for &c in clusters {
+            stats.extend_from_slice(self.cluster_stats(c));
+        }
+        let cluster_sizes: Vec<usize> = clusters.iter().map(|&c| self.cluster_sizes[c]).collect();
+        Design {
+            stats,
+            n_obs: cluster_sizes.iter().sum(),
+            cluster_sizes,
+            n_clusters: clusters.len(),
+            ..self.clone()
+        }
+    }
+
     /// Number of columns of `z`.
     pub fn q(&self) -> usize {
         self.layout.q()

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use crate::bootstrap::{
-    GroupSide, Progress, ResampleSpec, SharedWeights, resample, resample_contrast, strata_of,
+    GroupSide, Progress, ResampleSpec, SharedWeights, label_test_p_values, resample,
+    resample_contrast, strata_of,
 };
 use crate::design::Design;
 use crate::error::{Error, Result};
@@ -316,8 +317,9 @@ fn contrast(
     // The label-permutation test, where the groups share no cluster.
     let p_values: Vec<Option<f64>> = match &plan.resampling {
         Some(spec) if disjoint => {
-            LabelPermutation::new(pooled_design, &first.map, &second.map, plan.inference.seed)?
-                .p_values(spec.replicates, spec.threads)?
+            let test =
+                LabelPermutation::new(pooled_design, &first.map, &second.map, plan.inference.seed)?;
+            label_test_p_values(&test, spec)?
         }
         _ => vec![],
     };

@@ -4,7 +4,7 @@
 //! documented on each scheme, which is the contract the GPU engine follows.
 
 use crate::error::{Error, Result};
-use crate::rng::{STREAM_WEIGHTS, WordStream, rejection_threshold};
+use crate::rng::{STREAM_LABELS, STREAM_WEIGHTS, WordStream, rejection_threshold};
 
 /// A scheme that gives every cluster a weight per replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,15 @@ pub enum Scheme {
     /// Permutation of the treatment series across units (no weights; see
     /// `permutation`).
     Permutation,
+    /// Not a resampling scheme of its own: one side of the label-permutation
+    /// test of a between-group contrast (`label_test`). Replicate r shuffles
+    /// the G clusters by Fisher-Yates from the stream `(seed, r,
+    /// STREAM_LABELS)`, drawing `below(i + 1)` for i = G - 1 down to 1 and
+    /// swapping entries i and j of the order (starting as 0..G-1); the
+    /// clusters at the first `first` places form the first group. Weight 1
+    /// for the clusters of the `second` group if set, else of the first; 0
+    /// for the others.
+    Labels { first: u32, second: bool },
 }
 
 /// Weight distributions of the wild cluster bootstrap (mean 0, variance 1).
@@ -140,6 +149,7 @@ impl Scheme {
             Scheme::Jackknife => "jackknife",
             Scheme::Wild(_) => "wild",
             Scheme::Permutation => "permutation",
+            Scheme::Labels { .. } => "labels",
         }
     }
 }
@@ -241,6 +251,25 @@ impl WeightPlan {
                 (2 * ones - self.n_clusters as i64) as f64
             }
             Scheme::Permutation => unreachable!("the permutation scheme draws no weights"),
+            Scheme::Labels { first, second } => {
+                let mut s = WordStream::new(self.seed, r, STREAM_LABELS);
+                let mut order: Vec<u32> = (0..self.n_clusters as u32).collect();
+                for i in (1..order.len()).rev() {
+                    let j = s.below(i as u32 + 1) as usize;
+                    order.swap(i, j);
+                }
+                let first = first as usize;
+                out.iter_mut().for_each(|w| *w = 0.0);
+                let side = if second {
+                    &order[first..]
+                } else {
+                    &order[..first]
+                };
+                for &c in side {
+                    out[c as usize] = 1.0;
+                }
+                side.len() as f64
+            }
             Scheme::Wild(dist) => {
                 let mut total = 0.0;
                 for w in out.iter_mut() {
@@ -319,6 +348,24 @@ mod tests {
                 0.0
             };
             assert!((m3 - want3).abs() < 0.08, "{dist:?}: third moment {m3}");
+        }
+    }
+
+    #[test]
+    fn label_sides_split_a_fisher_yates_shuffle() {
+        let g = 9;
+        let mut order: Vec<usize> = (0..g).collect();
+        let mut s = WordStream::new(5, 3, STREAM_LABELS);
+        for i in (1..g).rev() {
+            let j = s.below(i as u32 + 1) as usize;
+            order.swap(i, j);
+        }
+        let (mut a, mut b) = (vec![0.0; g], vec![0.0; g]);
+        let side = |second| WeightPlan::new(Scheme::Labels { first: 4, second }, 5, g, None);
+        assert_eq!(side(false).fill(3, &mut a), 4.0);
+        assert_eq!(side(true).fill(3, &mut b), 5.0);
+        for (k, &c) in order.iter().enumerate() {
+            assert_eq!((a[c], b[c]), if k < 4 { (1.0, 0.0) } else { (0.0, 1.0) });
         }
     }
 

@@ -445,7 +445,8 @@ fn gpu_streamed_quantiles_equal_the_in_memory_ones() {
 /// the run's clusters, reweighted by the run's weight rows; every interval
 /// of every group and of every between-group contrast agrees with the CPU
 /// engine's cluster map (1e-4 of the bootstrap SD in f32, 1e-9 relative in
-/// f64), studentized too; the label test (CPU) gives the same p-values.
+/// f64), studentized too; the label test (on the GPU too) gives the same
+/// p-values (f32: within three replicates' worth).
 #[test]
 fn gpu_and_cpu_group_models_agree() {
     let Some(ctx) = common::gpu_context() else {
@@ -505,7 +506,28 @@ fn gpu_and_cpu_group_models_agree() {
             assert_eq!(got.len(), want.len());
             for (g, c) in got.iter().zip(want) {
                 assert_eq!((&g["effect"], &g["between"]), (&c["effect"], &c["between"]));
-                assert_eq!(g["permutation_p_value"], c["permutation_p_value"]);
+                // The label test runs on the GPU too: f64 gives the CPU's
+                // p-values, f32 within three of the 1001 replicates (a |d*|
+                // within rounding of |d| may count differently).
+                match (
+                    g["permutation_p_value"].as_f64(),
+                    c["permutation_p_value"].as_f64(),
+                ) {
+                    (Some(gp), Some(cp)) => {
+                        let slack = if precision == "f32" {
+                            3.0 / 1002.0
+                        } else {
+                            0.0
+                        };
+                        assert!(
+                            (gp - cp).abs() <= slack + 1e-15,
+                            "{scheme:?} {precision} {} {}: permutation p {gp} vs {cp}",
+                            c["effect"],
+                            c["between"]
+                        );
+                    }
+                    (gp, cp) => assert_eq!(gp, cp),
+                }
                 // A difference of effects can sit at zero, where a bound
                 // relative to the value alone is below rounding: f64 gets
                 // 1e-9 of the value plus 1e-9 of the spread.

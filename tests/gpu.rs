@@ -42,7 +42,11 @@ fn philox_known_answers_in_wgsl() {
 fn gpu_weights_equal_the_cpu_weights_bit_for_bit() {
     let Some(ctx) = context() else { return };
     let strata: Vec<u32> = (0..37).map(|g| (g * 7 % 3) as u32).collect();
-    let schemes = GPU_SCHEMES;
+    // Both sides of a contrast's label shuffle, as well as the schemes.
+    let schemes: Vec<Scheme> = GPU_SCHEMES
+        .into_iter()
+        .chain([false, true].map(|second| Scheme::Labels { first: 13, second }))
+        .collect();
     for g in [37usize, 278] {
         for &scheme in &schemes {
             let mut plans = vec![WeightPlan::new(scheme, 0x1234_5678_9abc, g, None)];
@@ -333,4 +337,106 @@ fn gpu_wild_restricted_tests_match_the_cpu() {
         }
     }
     assert!(middling >= 6, "too few informative p-values ({middling})");
+}
+
+/// The label-permutation test of a between-group contrast on the GPU
+/// (weights.wgsl's label shuffle, then the GEMM and solve whitened at the
+/// fit of both groups): each side's replicates match the CPU engine's (f64
+/// to 1e-9 relative, f32 within 1e-4 of the permutation SD of every
+/// difference), and so do the p-values (f64 the same; f32 within three
+/// replicates' worth, as a |d*| within rounding of |d| may count
+/// differently). East against west cities of the default panel.
+#[test]
+fn gpu_label_permutation_test_matches_the_cpu() {
+    use medsim::design::Design;
+    use medsim::engine::{CpuEngine, Engine};
+    use medsim::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::label_test::LabelPermutation;
+    use medsim::panel::Panel;
+    use medsim::synthetic::{SyntheticParams, default_spec, generate};
+    let Some(ctx) = context() else { return };
+    let spec = default_spec();
+    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let region = panel.groups.iter().find(|f| f.name == "region").unwrap();
+    let clusters_of = |name: &str| -> Vec<usize> {
+        let code = region.levels.iter().position(|l| l == name).unwrap() as u32;
+        let mut out: Vec<usize> = panel
+            .cluster
+            .codes
+            .iter()
+            .zip(&region.codes)
+            .filter(|&(_, &r)| r == code)
+            .map(|(&c, _)| c as usize)
+            .collect();
+        out.dedup();
+        out
+    };
+    let test =
+        LabelPermutation::new(&design, &clusters_of("east"), &clusters_of("west"), 9).unwrap();
+    let n = test.layout().len();
+    let count = 400;
+    let cpu: Vec<CpuEngine> = [false, true]
+        .map(|second| {
+            CpuEngine::new(test.design(), test.fit(), test.plan(second), 64, 2, false).unwrap()
+        })
+        .into();
+    let differences = |sides: [&dyn Engine; 2]| -> Vec<f64> {
+        let (mut a, mut b) = (vec![0.0; count * n], vec![0.0; count * n]);
+        sides[0].compute(0, &mut a).unwrap();
+        sides[1].compute(0, &mut b).unwrap();
+        a.iter().zip(&b).map(|(x, y)| x - y).collect()
+    };
+    let want = differences([&cpu[0], &cpu[1]]);
+    let replicates = 999;
+    let want_p = test.p_values([&cpu[0], &cpu[1]], replicates).unwrap();
+    let mut precisions = vec![Precision::F32];
+    if ctx.has_f64() {
+        precisions.push(Precision::F64);
+    }
+    for precision in precisions {
+        let options = GpuOptions {
+            precision,
+            max_batch: 128,
+            ..GpuOptions::default()
+        };
+        let gpu: Vec<GpuEngine> = [false, true]
+            .map(|second| {
+                GpuEngine::new(ctx, test.design(), test.fit(), test.plan(second), options).unwrap()
+            })
+            .into();
+        let got = differences([&gpu[0], &gpu[1]]);
+        for s in 0..n {
+            let col: Vec<f64> = (0..count).map(|r| want[r * n + s]).collect();
+            let mean = col.iter().sum::<f64>() / count as f64;
+            let sd =
+                (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1) as f64).sqrt();
+            let worst = (0..count)
+                .map(|r| (got[r * n + s] - want[r * n + s]).abs())
+                .fold(0.0, f64::max);
+            eprintln!(
+                "{precision:?} statistic {s}: max |gpu - cpu| = {:.1e} permutation SDs",
+                worst / sd
+            );
+            let bound = match precision {
+                Precision::F32 => 1e-4 * sd,
+                Precision::F64 => 1e-9 * col.iter().fold(0.0f64, |m, v| m.max(v.abs())),
+            };
+            assert!(worst <= bound, "{precision:?} statistic {s}: {worst:e}");
+        }
+        let got_p = test.p_values([&gpu[0], &gpu[1]], replicates).unwrap();
+        assert!(gpu.iter().all(|e| e.backend().fallback.is_none()));
+        for (s, (g, w)) in got_p.iter().zip(&want_p).enumerate() {
+            let (g, w) = (g.unwrap(), w.unwrap());
+            eprintln!("{precision:?} statistic {s}: p {g} (cpu {w})");
+            let slack = match precision {
+                Precision::F32 => 3.0 / (replicates + 1) as f64,
+                Precision::F64 => 0.0,
+            };
+            assert!(
+                (g - w).abs() <= slack + 1e-15,
+                "{precision:?} statistic {s}: p {g} vs {w}"
+            );
+        }
+    }
 }

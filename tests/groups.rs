@@ -166,7 +166,7 @@ fn the_label_permutation_test_has_the_right_size() {
         let (first, second): (Vec<usize>, Vec<usize>) =
             (0..panel.cluster.len()).partition(|&c| coin(&panel.cluster.levels[c]) == 0);
         let test = LabelPermutation::new(&design, &first, &second, seed).unwrap();
-        let p = test.p_values(199, 2).unwrap();
+        let p = test.cpu_p_values(199, 256, 2).unwrap();
         let layout = test.layout();
         p_indirect.push(p[layout.indirect()].unwrap());
         p_direct.push(p[layout.c_prime()].unwrap());
@@ -186,6 +186,70 @@ fn the_label_permutation_test_has_the_right_size() {
         );
         assert!(ks < 1.63 / n.sqrt(), "{name}: KS {ks}");
         assert!((0.01..=0.10).contains(&reject), "{name}: rejects {reject}");
+    }
+}
+
+/// Replicate r of the label test is the refit of the two groups drawn by
+/// its shuffle: the Fisher-Yates order of the Philox stream `(seed, r,
+/// STREAM_LABELS)` over the clusters of both groups (group 1's first), the
+/// first n_1 clusters one group, the rest the other, each fitted on its
+/// own (`fit_system` on the clusters' design), differences of a, b, c, c'.
+#[test]
+fn a_label_test_replicate_is_the_refit_of_the_shuffled_groups() {
+    use medsim::design::Design;
+    use medsim::engine::{CpuEngine, Engine};
+    use medsim::estimate::fit_system;
+    use medsim::label_test::LabelPermutation;
+    use medsim::mediation::equations;
+    use medsim::panel::Panel;
+    use medsim::rng::{STREAM_LABELS, WordStream};
+    let spec = default_spec();
+    let table = generate(SyntheticParams {
+        cities: 30,
+        years: 6,
+        ..SyntheticParams::default()
+    });
+    let panel = Panel::from_table(&table, &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let (first, second) = ([3, 7, 11, 12, 20, 25, 29], [0, 1, 2, 5, 8, 14, 17, 18, 22]);
+    let seed = 4;
+    let test = LabelPermutation::new(&design, &first, &second, seed).unwrap();
+    let layout = test.layout();
+    let n = layout.len();
+    let sides = [false, true].map(|second| {
+        CpuEngine::new(test.design(), test.fit(), test.plan(second), 8, 1, false).unwrap()
+    });
+    let count = 20;
+    let (mut a, mut b) = (vec![0.0; count * n], vec![0.0; count * n]);
+    sides[0].compute(0, &mut a).unwrap();
+    sides[1].compute(0, &mut b).unwrap();
+    let x = design.layout.treatment();
+    let mediator = design.layout.mediator(0);
+    for r in 0..count {
+        let mut order: Vec<usize> = first.iter().chain(&second).copied().collect();
+        let mut s = WordStream::new(seed, r as u64, STREAM_LABELS);
+        for i in (1..order.len()).rev() {
+            let j = s.below(i as u32 + 1) as usize;
+            order.swap(i, j);
+        }
+        let refit = |clusters: &[usize]| {
+            let d = design.subset(clusters);
+            fit_system(&d, &equations(&d)).unwrap()
+        };
+        let (f1, f2) = (refit(&order[..first.len()]), refit(&order[first.len()..]));
+        for (stat, (e, col)) in [
+            (layout.a(0), (1, x)),
+            (layout.b(0), (2, mediator)),
+            (layout.c(), (0, x)),
+            (layout.c_prime(), (2, x)),
+        ] {
+            let want = f1.coef(e, col) - f2.coef(e, col);
+            let got = a[r * n + stat] - b[r * n + stat];
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1e-3),
+                "replicate {r} statistic {stat}: {got} vs refit {want}"
+            );
+        }
     }
 }
 

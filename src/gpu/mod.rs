@@ -18,7 +18,7 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
-use crate::rng::{POISSON1_THRESHOLDS, STREAM_WEIGHTS};
+use crate::rng::{POISSON1_THRESHOLDS, STREAM_LABELS, STREAM_WEIGHTS};
 use crate::scheme::{MAMMEN_THRESHOLD, Scheme, WeightPlan, WildWeights};
 
 /// The WGSL files, by name, as compiled into the binary (build.rs validates
@@ -65,7 +65,9 @@ pub struct WeightParams {
     pub n_strata: u32,
     pub tag: u32,
     pub mammen_threshold: u32,
-    pub pad: [u32; 2],
+    /// Labels: the size of the first group, and 1 to weight the second.
+    pub first: u32,
+    pub second: u32,
 }
 const _: () = assert!(std::mem::size_of::<WeightParams>() == 48);
 
@@ -177,6 +179,7 @@ fn scheme_code(scheme: Scheme) -> Result<u32> {
         Scheme::Wild(WildWeights::Webb) => Ok(5),
         Scheme::Bayes => Ok(6),
         Scheme::Wild(WildWeights::Normal) => Ok(7),
+        Scheme::Labels { .. } => Ok(8),
         Scheme::Permutation => Err(Error::Gpu(
             "the permutation scheme has no GPU weight stage".into(),
         )),
@@ -734,6 +737,10 @@ impl GemmInputs {
             _ => &POISSON1_THRESHOLDS,
         };
         let (decode_mode, decode_table) = decoding(plan.scheme, deviation);
+        let label_split = match plan.scheme {
+            Scheme::Labels { first, second } => (first, u32::from(second)),
+            _ => (0, 0),
+        };
         Ok(GemmInputs {
             weight_params: WeightParams {
                 seed: [plan.seed as u32, (plan.seed >> 32) as u32],
@@ -742,9 +749,13 @@ impl GemmInputs {
                 n_clusters: plan.n_clusters as u32,
                 scheme: scheme_code(plan.scheme)?,
                 n_strata: plan.strata.len() as u32,
-                tag: STREAM_WEIGHTS,
+                tag: match plan.scheme {
+                    Scheme::Labels { .. } => STREAM_LABELS,
+                    _ => STREAM_WEIGHTS,
+                },
                 mammen_threshold: MAMMEN_THRESHOLD,
-                pad: [0; 2],
+                first: label_split.0,
+                second: label_split.1,
             },
             gemm_params: GemmParams {
                 nb: 0,
