@@ -63,6 +63,17 @@ pub enum Error {
     #[error("invalid option {option}: {message}")]
     InvalidOption { option: String, message: String },
 
+    /// A config file's value is unknown, of the wrong type or out of
+    /// range. `line` is 1-based; 0 when the value is a default the file
+    /// does not state.
+    #[error("{file}:{line}: {key}: {message}")]
+    Config {
+        file: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
+
     /// Results could not be written where the user asked.
     #[error("cannot write results to {path}: {reason}")]
     Output { path: PathBuf, reason: String },

@@ -1,7 +1,8 @@
 //! medsim: massive resampling of panel-data mediation models.
 //!
-//! Data flows one way (DESIGN.md section 7): a validated plan ([`spec`],
-//! [`run`]) -> a raw table ([`table`], [`synthetic`]) -> the estimation sample
+//! Data flows one way (DESIGN.md section 7): a config file ([`config`]) or
+//! flags -> a validated plan ([`spec`], [`run`]) -> a raw table ([`table`],
+//! [`synthetic`], transformed by [`robustness`]) -> the estimation sample
 //! ([`panel`]) -> per-cluster sufficient statistics ([`design`]) -> estimates
 //! and joint CR1 covariance ([`estimate`], least squares or, with
 //! instruments, two-stage least squares) -> the mediation analysis
@@ -14,6 +15,7 @@
 
 pub mod aggregate;
 pub mod bootstrap;
+pub mod config;
 pub mod contrast;
 pub mod design;
 pub mod engine;
@@ -30,6 +32,7 @@ pub mod permutation;
 pub mod replicate;
 pub mod report;
 pub mod rng;
+pub mod robustness;
 pub mod run;
 pub mod scheme;
 pub mod spec;

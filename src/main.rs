@@ -7,16 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use medsim::bootstrap::{BackendChoice, ResampleSpec};
+use medsim::config::{self, Config, Origin};
 use medsim::error::{Error, Result};
-use medsim::gpu::Precision;
-use medsim::intervals::Method;
 use medsim::output::{write_file, write_run_dir};
 use medsim::report::render;
-use medsim::run::{DataSource, RunPlan, execute};
-use medsim::scheme::{Scheme, WildWeights};
-use medsim::spec::{FixedEffects, InferenceSpec, ModelSpec};
-use medsim::synthetic::{SyntheticParams, default_spec, generate};
+use medsim::run::execute;
+use medsim::synthetic::{SyntheticParams, generate};
 use medsim::table::write_csv;
 
 #[derive(Parser)]
@@ -93,124 +89,150 @@ documented in the README and in `medsim::synthetic`.";
 
 #[derive(Args)]
 struct RunArgs {
-    /// CSV file with one row per unit and period (default: the embedded synthetic panel).
+    /// A config file (TOML) describing the run [default: the embedded
+    /// configs/paper.toml]. Flags override its values; each flag's config
+    /// key is given in brackets.
+    #[arg(value_name = "CONFIG.toml")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: RunFlags,
+}
+
+/// The flags of a run, each overriding one config key. None: the config's value.
+#[derive(Args, Default)]
+struct RunFlags {
+    /// CSV file with one row per unit and period (default: the embedded
+    /// synthetic panel) [data.csv]. Without a config file, a --data run has
+    /// no groups or other mediator sets unless asked, and is named after the file.
     #[arg(long, value_name = "FILE.csv")]
     data: Option<PathBuf>,
-    /// Unit column (cities); the unit fixed effects and default clusters.
-    #[arg(long, default_value = "city")]
-    unit: String,
-    /// Time-period column.
-    #[arg(long, default_value = "year")]
-    time: String,
-    /// Outcome column (Y).
-    #[arg(long, default_value = "log_ci")]
-    outcome: String,
-    /// Treatment column (X).
-    #[arg(long, default_value = "dei")]
-    treatment: String,
-    /// Mediator column(s) (M), comma-separated for parallel mediators.
-    #[arg(long, value_delimiter = ',', default_value = "agglom")]
-    mediator: Vec<String>,
+    /// Unit column (cities); the unit fixed effects and default clusters
+    /// [data.unit; default city].
+    #[arg(long)]
+    unit: Option<String>,
+    /// Time-period column [data.time; default year].
+    #[arg(long)]
+    time: Option<String>,
+    /// Outcome column (Y) [model.outcome; default log_ci].
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Treatment column (X) [model.treatment; default dei].
+    #[arg(long)]
+    treatment: Option<String>,
+    /// Mediator column(s) (M), comma-separated for parallel mediators
+    /// [model.mediators; default agglom].
+    #[arg(long)]
+    mediator: Option<String>,
     /// Control columns, comma-separated; an empty string for none
-    /// [default: the synthetic panel's six controls].
+    /// [model.controls; default the synthetic panel's six controls].
     #[arg(long)]
     controls: Option<String>,
     /// Excluded instrument(s) of the treatment, comma-separated: every
     /// equation is fitted by two-stage least squares (the treatment
     /// instrumented, controls, fixed effects and mediators instrumenting
     /// themselves), with the cluster-robust first-stage F in "iv"
-    /// [default: none, least squares].
-    #[arg(long, value_delimiter = ',', value_name = "COL")]
-    instrument: Vec<String>,
+    /// [model.instrument; default none, least squares].
+    #[arg(long, value_name = "COL")]
+    instrument: Option<String>,
     /// Categorical columns whose groups of clusters (e.g. region, size class)
     /// each get their own model, fitted on the group's rows and resampled with
     /// the pooled run's weights, reported under "groups" as COL=LEVEL, with the
-    /// contrasts between groups [default: region,size for the embedded panel,
-    /// none for --data; --group '' for none].
-    #[arg(long, value_delimiter = ',', value_name = "COL")]
-    group: Vec<String>,
+    /// contrasts between groups; '' for none [model.groups; default
+    /// region,size for the embedded panel].
+    #[arg(long, value_name = "COL")]
+    group: Option<String>,
     /// Also fit the model with this set of mediators in parallel
-    /// (comma-separated; repeat the option for several sets), on the same
-    /// sample and with the same replicates: specific indirect effects and
-    /// their contrasts under "mediator_models" [default:
-    /// agglom_sec,agglom_ter for the embedded panel, as the study splits
-    /// agglomeration; none for --data; '' for none].
+    /// (comma-separated; repeat the option for several sets; '' for none),
+    /// on the same sample and with the same replicates: specific indirect
+    /// effects and their contrasts under "mediator_models"
+    /// [model.also_mediators; default agglom_sec,agglom_ter for the
+    /// embedded panel, as the study splits agglomeration].
     #[arg(long, value_name = "COLS")]
     also_mediators: Vec<String>,
-    /// Cluster column for the standard errors [default: the unit column].
+    /// Cluster column for the standard errors [model.cluster; default the unit column].
     #[arg(long)]
     cluster: Option<String>,
-    /// Fixed effects: none, unit or unit+time.
-    #[arg(long, default_value = "unit+time", value_name = "FE")]
-    fixed_effects: String,
-    /// Confidence level(s) of the intervals, comma-separated, each in (0, 1).
-    #[arg(long, value_delimiter = ',', default_value = "0.95")]
+    /// Fixed effects: none, unit or unit+time [model.fixed_effects; default unit+time].
+    #[arg(long, value_name = "FE")]
+    fixed_effects: Option<String>,
+    /// Confidence level(s) of the intervals, comma-separated, each in (0, 1)
+    /// [inference.levels; default 0.95].
+    #[arg(long, value_delimiter = ',')]
     level: Vec<f64>,
-    /// Draws of the Monte Carlo interval of the indirect effect.
-    #[arg(long, default_value_t = 100_000)]
-    mc_draws: u64,
-    /// Seed of every random draw (results are a pure function of it).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Name of the run [default: "paper" for the embedded panel, else the file's stem].
+    /// Draws of the Monte Carlo interval of the indirect effect
+    /// [inference.mc_draws; default 100000].
+    #[arg(long)]
+    mc_draws: Option<u64>,
+    /// Seed of every random draw (results are a pure function of it)
+    /// [resampling.seed; default 1].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Name of the run [name; default "paper" for the embedded panel, else the file's stem].
     #[arg(long)]
     name: Option<String>,
-    /// Folder for the results [default: results/<name>].
+    /// Folder for the results [output.dir; default results/<name>].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Print summary.json to stdout instead of the table.
+    /// Print summary.json to stdout instead of the table [output.json].
     #[arg(long)]
     json: bool,
     /// Resampling scheme: pairs (cluster bootstrap), bayes (Dirichlet weights),
     /// poisson (Poisson(1) weights), jackknife (delete one cluster), wild
     /// (wild cluster bootstrap), permutation (treatment series permuted across
-    /// units: placebo p-values), or none.
-    #[arg(long, default_value = "pairs")]
-    scheme: String,
-    /// Number of bootstrap replicates B.
-    #[arg(short = 'B', long = "replicates", default_value_t = 10_000)]
-    replicates: u64,
+    /// units: placebo p-values), or none [resampling.scheme; default pairs].
+    #[arg(long)]
+    scheme: Option<String>,
+    /// Number of bootstrap replicates B [resampling.replicates; default 10000].
+    #[arg(short = 'B', long = "replicates")]
+    replicates: Option<u64>,
     /// Bootstrap interval methods, comma-separated: percentile, basic, normal, bc,
-    /// bca, studentized (indirect effects, with each replicate's own CR1 SE).
-    #[arg(long, value_delimiter = ',', default_value = "percentile,bca")]
+    /// bca, studentized (indirect effects, with each replicate's own CR1 SE)
+    /// [inference.methods; default percentile,bca].
+    #[arg(long, value_delimiter = ',')]
     ci: Vec<String>,
-    /// Wild-bootstrap weights: rademacher, mammen, webb or normal.
-    #[arg(long, default_value = "rademacher")]
-    weights: String,
-    /// Resample clusters within the groups of this column (stratified bootstrap).
+    /// Wild-bootstrap weights: rademacher, mammen, webb or normal
+    /// [resampling.weights; default rademacher].
+    #[arg(long)]
+    weights: Option<String>,
+    /// Resample clusters within the groups of this column (stratified
+    /// bootstrap) [resampling.strata].
     #[arg(long, value_name = "COL")]
     strata: Option<String>,
-    /// Replicates per CPU batch (one matrix multiply each); results do not depend on it.
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
+    /// Replicates per CPU batch (one matrix multiply each); results do not
+    /// depend on it [resampling.batch; default 256].
+    #[arg(long)]
+    batch: Option<u64>,
     /// Engine: auto (a hardware GPU when there is one and it runs the scheme,
     /// else the CPU), gpu (fail if it cannot), or cpu. Software adapters such
-    /// as lavapipe are only used when asked for.
-    #[arg(long, default_value = "auto")]
-    backend: String,
+    /// as lavapipe are only used when asked for [resampling.backend; default auto].
+    #[arg(long)]
+    backend: Option<String>,
     /// GPU adapter: the best one whose name contains this (see `medsim devices`);
-    /// implies the GPU. wgpu's WGPU_BACKEND etc. also apply.
+    /// implies the GPU. wgpu's WGPU_BACKEND etc. also apply [resampling.adapter].
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
     /// Precision of the GPU stages: f32 (default; within 1e-4 bootstrap SDs of
-    /// the f64 CPU engine) or f64 (adapters with SHADER_F64).
+    /// the f64 CPU engine) or f64 (adapters with SHADER_F64) [resampling.precision].
     #[arg(long, value_name = "f32|f64")]
     precision: Option<String>,
     /// Largest GPU batch in replicates (0: from the adapter's limits); results
-    /// do not depend on it.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    gpu_batch: usize,
-    /// Worker threads (0: one per core); results do not depend on it.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// do not depend on it [resampling.gpu_batch; default 0].
+    #[arg(long, value_name = "N")]
+    gpu_batch: Option<u64>,
+    /// Worker threads (0: one per core); results do not depend on it
+    /// [resampling.threads; default 0].
+    #[arg(long)]
+    threads: Option<u64>,
     /// With --scheme wild, skip the restricted (null-imposed) bootstrap-t tests
-    /// of a, b, c, c'; their p-values then come from the unrestricted draws.
+    /// of a, b, c, c'; their p-values then come from the unrestricted draws
+    /// [resampling.wild_tests = false].
     #[arg(long)]
     no_wild_tests: bool,
     /// Memory (MiB) for keeping replicate statistics; beyond it exact quantiles
-    /// are found by streaming: a second pass replays the replicates.
-    #[arg(long, default_value_t = 1024, value_name = "MIB")]
-    memory: u64,
+    /// are found by streaming: a second pass replays the replicates
+    /// [resampling.memory_mib; default 1024].
+    #[arg(long, value_name = "MIB")]
+    memory: Option<u64>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -240,152 +262,213 @@ fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn plan(args: &RunArgs) -> Result<RunPlan> {
-    let controls = match &args.controls {
-        Some(list) => split_list(list),
-        None => default_spec().controls,
+/// The config a run starts from: the file named, else the embedded
+/// default; then the flags, each recorded with its key so errors name it.
+fn run_config(args: &RunArgs) -> Result<(Config, Origin)> {
+    let (mut c, mut origin) = match &args.config {
+        Some(path) => config::read(path)?,
+        None => config::paper(),
     };
-    let mut model = ModelSpec {
-        cluster: args.cluster.clone().unwrap_or_else(|| args.unit.clone()),
-        unit: args.unit.clone(),
-        time: args.time.clone(),
-        outcome: args.outcome.clone(),
-        treatment: args.treatment.clone(),
-        mediators: args.mediator.iter().flat_map(|m| split_list(m)).collect(),
-        controls,
-        instruments: args.instrument.iter().flat_map(|z| split_list(z)).collect(),
-        groups: args
-            .group
-            .iter()
-            .flat_map(|g| split_list(g))
-            .chain(args.strata.clone().filter(|s| !args.group.contains(s)))
-            .collect(),
-        fixed_effects: FixedEffects::parse(&args.fixed_effects)?,
+    let f = &args.flags;
+    let mut set = |key: &str, flag: &str| {
+        origin.flags.insert(key.to_string(), flag.to_string());
     };
-    let mut levels: Vec<f64> = Vec::new();
-    for &l in &args.level {
-        if !levels.contains(&l) {
-            levels.push(l);
-        }
-    }
-    let inference = InferenceSpec {
-        levels,
-        mc_draws: args.mc_draws,
-        seed: args.seed,
-    };
-    let (data, default_name) = match &args.data {
-        None => (
-            DataSource::Synthetic(SyntheticParams::default()),
-            "paper".to_string(),
-        ),
-        Some(path) => (
-            DataSource::Csv(path.clone()),
-            path.file_stem()
-                .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned()),
-        ),
-    };
-    let name = args.name.clone().unwrap_or(default_name);
-    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-        return Err(Error::InvalidOption {
-            option: "--name".into(),
-            message: format!(
-                "'{name}' cannot name a results folder; use letters, digits, '-' or '_'"
-            ),
+    if let Some(path) = &f.data {
+        // A flag's path is the working directory's, even with a config file.
+        c.data.csv = Some(match &args.config {
+            Some(_) if path.is_relative() => std::env::current_dir()
+                .map_err(|e| Error::InputFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+                .join(path),
+            _ => path.clone(),
         });
-    }
-    let resampling = match args.scheme.trim() {
-        "none" => None,
-        scheme => Some(ResampleSpec {
-            scheme: match Scheme::parse(scheme)? {
-                Scheme::Wild(_) => Scheme::Wild(WildWeights::parse(&args.weights)?),
-                other => other,
-            },
-            replicates: args.replicates,
-            batch: args.batch,
-            threads: args.threads,
-            methods: args
-                .ci
-                .iter()
-                .map(|m| Method::parse(m))
-                .collect::<Result<_>>()?,
-            strata: args.strata.clone(),
-            wild_tests: !args.no_wild_tests,
-            memory: args.memory.saturating_mul(1 << 20),
-            backend: match args.backend.trim() {
-                "auto" => BackendChoice::Auto,
-                "cpu" => BackendChoice::Cpu,
-                "gpu" => BackendChoice::Gpu,
-                other => {
-                    return Err(Error::InvalidOption {
-                        option: "--backend".into(),
-                        message: format!("'{other}': expected auto, gpu or cpu"),
-                    });
-                }
-            },
-            adapter: args.adapter.clone(),
-            precision: args
-                .precision
-                .as_deref()
-                .map(|p| match p.trim() {
-                    "f32" => Ok(Precision::F32),
-                    "f64" => Ok(Precision::F64),
-                    other => Err(Error::InvalidOption {
-                        option: "--precision".into(),
-                        message: format!("'{other}': expected f32 or f64"),
-                    }),
-                })
-                .transpose()?,
-            gpu_batch: args.gpu_batch,
-        }),
-    };
-    let mut group_by: Vec<String> = args.group.iter().flat_map(|g| split_list(g)).collect();
-    // The embedded default shows the study's heterogeneity: region and size.
-    if args.data.is_none() && args.group.is_empty() {
-        group_by = vec!["region".into(), "size".into()];
-    }
-    for column in &group_by {
-        if !model.groups.contains(column) {
-            model.groups.push(column.clone());
+        c.data.synthetic = None;
+        set("data.csv", "--data");
+        if args.config.is_none() {
+            // The embedded default's groups and mediator sets are the
+            // synthetic panel's; a file gets none unless asked.
+            c.model.groups.clear();
+            c.model.also_mediators.clear();
+            c.name = path
+                .file_stem()
+                .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
         }
     }
-    // And the split of agglomeration into its secondary and tertiary parts.
-    let mut mediator_sets: Vec<Vec<String>> = args
-        .also_mediators
-        .iter()
-        .map(|set| split_list(set))
-        .filter(|set| !set.is_empty())
-        .collect();
-    if args.data.is_none() && args.also_mediators.is_empty() {
-        mediator_sets = vec![vec!["agglom_sec".into(), "agglom_ter".into()]];
+    macro_rules! flag {
+        ($value:expr, $field:expr, $key:literal, $flag:literal) => {
+            if let Some(v) = $value {
+                $field = v;
+                set($key, $flag);
+            }
+        };
     }
-    mediator_sets.retain(|set| *set != model.mediators);
-    let plan = RunPlan {
-        name,
-        data,
-        model,
-        inference,
-        resampling,
-        group_by,
-        mediator_sets,
-    };
-    plan.model.validate()?;
-    plan.inference.validate()?;
-    Ok(plan)
+    flag!(f.unit.clone(), c.data.unit, "data.unit", "--unit");
+    flag!(f.time.clone(), c.data.time, "data.time", "--time");
+    flag!(
+        f.outcome.clone(),
+        c.model.outcome,
+        "model.outcome",
+        "--outcome"
+    );
+    flag!(
+        f.treatment.clone(),
+        c.model.treatment,
+        "model.treatment",
+        "--treatment"
+    );
+    flag!(
+        f.mediator.as_deref().map(split_list),
+        c.model.mediators,
+        "model.mediators",
+        "--mediator"
+    );
+    flag!(
+        f.controls.as_deref().map(split_list),
+        c.model.controls,
+        "model.controls",
+        "--controls"
+    );
+    flag!(
+        f.instrument.as_deref().map(split_list),
+        c.model.instrument,
+        "model.instrument",
+        "--instrument"
+    );
+    flag!(
+        f.group.as_deref().map(split_list),
+        c.model.groups,
+        "model.groups",
+        "--group"
+    );
+    flag!(
+        f.cluster.clone().map(Some),
+        c.model.cluster,
+        "model.cluster",
+        "--cluster"
+    );
+    flag!(
+        f.fixed_effects.clone(),
+        c.model.fixed_effects,
+        "model.fixed_effects",
+        "--fixed-effects"
+    );
+    flag!(
+        f.mc_draws,
+        c.inference.mc_draws,
+        "inference.mc_draws",
+        "--mc-draws"
+    );
+    flag!(f.seed, c.resampling.seed, "resampling.seed", "--seed");
+    flag!(f.name.clone(), c.name, "name", "--name");
+    flag!(f.out.clone().map(Some), c.output.dir, "output.dir", "--out");
+    flag!(
+        f.scheme.clone(),
+        c.resampling.scheme,
+        "resampling.scheme",
+        "--scheme"
+    );
+    flag!(
+        f.replicates,
+        c.resampling.replicates,
+        "resampling.replicates",
+        "-B"
+    );
+    flag!(
+        f.weights.clone(),
+        c.resampling.weights,
+        "resampling.weights",
+        "--weights"
+    );
+    flag!(
+        f.strata.clone().map(Some),
+        c.resampling.strata,
+        "resampling.strata",
+        "--strata"
+    );
+    flag!(f.batch, c.resampling.batch, "resampling.batch", "--batch");
+    flag!(
+        f.backend.clone(),
+        c.resampling.backend,
+        "resampling.backend",
+        "--backend"
+    );
+    flag!(
+        f.adapter.clone().map(Some),
+        c.resampling.adapter,
+        "resampling.adapter",
+        "--adapter"
+    );
+    flag!(
+        f.precision.clone().map(Some),
+        c.resampling.precision,
+        "resampling.precision",
+        "--precision"
+    );
+    flag!(
+        f.gpu_batch,
+        c.resampling.gpu_batch,
+        "resampling.gpu_batch",
+        "--gpu-batch"
+    );
+    flag!(
+        f.threads,
+        c.resampling.threads,
+        "resampling.threads",
+        "--threads"
+    );
+    flag!(
+        f.memory,
+        c.resampling.memory_mib,
+        "resampling.memory_mib",
+        "--memory"
+    );
+    let lists = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    flag!(
+        (!f.level.is_empty()).then(|| f.level.clone()),
+        c.inference.levels,
+        "inference.levels",
+        "--level"
+    );
+    flag!(
+        lists(&f.ci),
+        c.inference.methods,
+        "inference.methods",
+        "--ci"
+    );
+    flag!(
+        lists(&f.also_mediators).map(|sets| sets.iter().map(|s| split_list(s)).collect()),
+        c.model.also_mediators,
+        "model.also_mediators",
+        "--also-mediators"
+    );
+    flag!(
+        f.no_wild_tests.then_some(false),
+        c.resampling.wild_tests,
+        "resampling.wild_tests",
+        "--no-wild-tests"
+    );
+    flag!(
+        f.json.then_some(true),
+        c.output.json,
+        "output.json",
+        "--json"
+    );
+    Ok((c, origin))
 }
 
 fn run(args: RunArgs) -> Result<()> {
-    let plan = plan(&args)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results").join(&plan.name));
+    let (config, origin) = run_config(&args)?;
+    let plan = config.plan(&origin)?;
+    let out = config.out_dir();
     if out.exists() && !out.is_dir() {
         return Err(Error::Output {
             path: out,
             reason: "it exists and is not a folder".into(),
         });
     }
-    let bar = if args.quiet {
+    let bar = if args.flags.quiet {
         indicatif::ProgressBar::hidden()
     } else {
         indicatif::ProgressBar::new(plan.resampling.as_ref().map_or(0, |r| r.replicates))
@@ -405,7 +488,7 @@ fn run(args: RunArgs) -> Result<()> {
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
     write_run_dir(&out, &[("summary.json", json.clone().into_bytes())])?;
-    if args.json {
+    if config.output.json {
         print!("{json}");
     } else {
         print!("{}", render(&summary));

@@ -15,6 +15,7 @@ use crate::mediation::Effect;
 use crate::mediation::analyse;
 use crate::panel::Panel;
 use crate::replicate::StatLayout;
+use crate::robustness::{Columns, Robustness};
 use crate::spec::{InferenceSpec, ModelSpec};
 use crate::summary::{ContrastSummary, SubmodelSummary, Summary};
 use crate::synthetic::{SyntheticParams, generate};
@@ -54,6 +55,36 @@ pub struct RunPlan {
     /// Other sets of mediators, each fitted in parallel on the same sample
     /// (`--also-mediators`) and resampled with the same replicates.
     pub mediator_sets: Vec<Vec<String>>,
+    /// Transformations of the table before the panel (robustness checks).
+    pub robustness: Robustness,
+    /// The rho grid of the sensitivity analysis for mediator-outcome
+    /// confounding, if asked for.
+    pub sensitivity: Option<Vec<f64>>,
+}
+
+impl RunPlan {
+    /// The data as the model sees it: loaded, then transformed by the
+    /// robustness options.
+    pub fn table(&self) -> Result<Table> {
+        let table = self.data.load()?;
+        let m = &self.model;
+        let numeric: Vec<&str> = std::iter::once(m.outcome.as_str())
+            .chain(std::iter::once(m.treatment.as_str()))
+            .chain(m.mediators.iter().map(String::as_str))
+            .chain(self.mediator_sets.iter().flatten().map(String::as_str))
+            .chain(m.controls.iter().map(String::as_str))
+            .chain(m.instruments.iter().map(String::as_str))
+            .collect();
+        self.robustness.apply(
+            &table,
+            &Columns {
+                unit: &m.unit,
+                time: &m.time,
+                treatment: &m.treatment,
+                numeric,
+            },
+        )
+    }
 }
 
 /// Run the analysis and return its summary; `progress` hears how many
@@ -61,7 +92,7 @@ pub struct RunPlan {
 pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
     plan.model.validate()?;
     plan.inference.validate()?;
-    let table = plan.data.load()?;
+    let table = plan.table()?;
     let panel = Panel::from_table(&table, &plan.model)?;
     let design = Design::build(&panel, plan.model.fixed_effects)?;
     let analysis = analyse(&design, &plan.inference)?;

@@ -103,13 +103,29 @@ fn city_types(cities: usize, rng: &mut ChaCha20Rng) -> Vec<(usize, bool)> {
     types
 }
 
-/// Size of the generated panel and its seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Size of the generated panel, its seed and its true parameters (the
+/// defaults are the study's calibration, the constants above).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SyntheticParams {
     pub cities: usize,
     pub years: usize,
     pub first_year: i32,
     pub seed: u64,
+    /// Baseline effect of dei on secondary agglomeration (`A_SEC`).
+    pub a_sec: f64,
+    /// Baseline effect of dei on tertiary agglomeration (`A_TER`).
+    pub a_ter: f64,
+    /// Effect of the overall agglomeration index on log carbon intensity
+    /// (`B_AGGLOM`; each component has half of it).
+    pub b: f64,
+    /// Direct effect of dei on log carbon intensity (`C_PRIME`).
+    pub c_prime: f64,
+    /// Within-city AR(1) coefficient of every shock (`RHO`), in [0, 1).
+    pub rho: f64,
+    /// Strength of the heterogeneity of the a paths: a city's multiplier is
+    /// (region factor x size factor)^heterogeneity; 1 is the study's, 0
+    /// makes every city alike.
+    pub heterogeneity: f64,
 }
 
 impl Default for SyntheticParams {
@@ -119,6 +135,12 @@ impl Default for SyntheticParams {
             years: 10,
             first_year: 2011,
             seed: 1,
+            a_sec: A_SEC,
+            a_ter: A_TER,
+            b: B_AGGLOM,
+            c_prime: C_PRIME,
+            rho: RHO,
+            heterogeneity: 1.0,
         }
     }
 }
@@ -161,14 +183,15 @@ pub fn headers() -> Vec<String> {
     h
 }
 
-/// Stationary AR(1) path of length `t` with standard deviation `sd`.
-fn ar1(rng: &mut ChaCha20Rng, t: usize, sd: f64) -> Vec<f64> {
+/// Stationary AR(1) path of length `t` with standard deviation `sd` and
+/// coefficient `rho`.
+fn ar1(rng: &mut ChaCha20Rng, t: usize, sd: f64, rho: f64) -> Vec<f64> {
     let mut e = Vec::with_capacity(t);
-    let innovation = sd * (1.0 - RHO * RHO).sqrt();
+    let innovation = sd * (1.0 - rho * rho).sqrt();
     let mut prev = sd * rng.sample::<f64, _>(StandardNormal);
     e.push(prev);
     for _ in 1..t {
-        prev = RHO * prev + innovation * rng.sample::<f64, _>(StandardNormal);
+        prev = rho * prev + innovation * rng.sample::<f64, _>(StandardNormal);
         e.push(prev);
     }
     e
@@ -201,19 +224,24 @@ pub fn generate(params: SyntheticParams) -> Table {
         let dev =
             rng.sample::<f64, _>(StandardNormal) + region_shift + if large { 0.7 } else { 0.0 };
         let m = region_mult * size_mult;
-        let (a_sec, a_ter) = (A_SEC * m, A_TER * m);
+        let m = if params.heterogeneity == 1.0 {
+            m
+        } else {
+            m.powf(params.heterogeneity)
+        };
+        let (a_sec, a_ter) = (params.a_sec * m, params.a_ter * m);
         let mu_y = 0.5 - 0.3 * dev + 0.4 * rng.sample::<f64, _>(StandardNormal);
         let mu_sec = 0.3 * rng.sample::<f64, _>(StandardNormal);
         let mu_ter = 0.3 * rng.sample::<f64, _>(StandardNormal);
 
         let shocks: Vec<Vec<f64>> = [0.05, 1.5, 0.5, 1.2, 1.5, 0.03]
             .iter()
-            .map(|&sd| ar1(&mut rng, t_count, sd))
+            .map(|&sd| ar1(&mut rng, t_count, sd, params.rho))
             .collect();
-        let u_dei = ar1(&mut rng, t_count, 0.8);
-        let e_sec = ar1(&mut rng, t_count, 0.3);
-        let e_ter = ar1(&mut rng, t_count, 0.3);
-        let e_y = ar1(&mut rng, t_count, 0.015);
+        let u_dei = ar1(&mut rng, t_count, 0.8, params.rho);
+        let e_sec = ar1(&mut rng, t_count, 0.3, params.rho);
+        let e_ter = ar1(&mut rng, t_count, 0.3, params.rho);
+        let e_y = ar1(&mut rng, t_count, 0.015, params.rho);
 
         for s in 0..t_count {
             let sf = s as f64;
@@ -239,8 +267,8 @@ pub fn generate(params: SyntheticParams) -> Table {
             let agglom = (sec + ter) / 2.0;
             let log_ci = mu_y
                 + year_effect[s]
-                + C_PRIME * dei
-                + B_COMPONENT * (sec + ter)
+                + params.c_prime * dei
+                + params.b / 2.0 * (sec + ter)
                 + GAMMA_Y
                     .iter()
                     .zip(&controls)

@@ -58,6 +58,8 @@ fn a_group_of_every_cluster_reproduces_the_pooled_model() {
             }),
             group_by: vec!["all".into()],
             mediator_sets: vec![],
+            robustness: Default::default(),
+            sensitivity: None,
         };
         let s = execute(&plan, &|_, _| {}).unwrap();
         let g = &s.groups["all=x"];
@@ -304,6 +306,8 @@ fn the_label_test_statistic_is_the_group_contrast() {
         resampling: None,
         group_by: vec!["region".into()],
         mediator_sets: vec![],
+        robustness: Default::default(),
+        sensitivity: None,
     };
     let s = execute(&plan, &|_, _| {}).unwrap();
     for (key, stat) in [
@@ -359,6 +363,8 @@ fn a_groups_jackknife_deletes_its_own_clusters() {
             }),
             group_by,
             mediator_sets: vec![],
+            robustness: Default::default(),
+            sensitivity: None,
         }
     };
     let grouped = execute(&plan(all, vec!["region".into()]), &|_, _| {}).unwrap();
@@ -459,6 +465,8 @@ fn studentized_contrasts_combine_independent_standard_errors() {
             }),
             group_by: vec!["region".into()],
             mediator_sets: vec![],
+            robustness: Default::default(),
+            sensitivity: None,
         },
         &|_, _| {},
     )

@@ -74,6 +74,8 @@ fn check_case(case: &Value) -> (medsim::summary::Summary, usize) {
         resampling: None,
         group_by: vec![],
         mediator_sets: vec![],
+        robustness: Default::default(),
+        sensitivity: None,
     };
     let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(
@@ -228,6 +230,8 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
             resampling: None,
             group_by: vec![column.clone()],
             mediator_sets: vec![],
+            robustness: Default::default(),
+            sensitivity: None,
         };
         let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
         let levels = case["levels"].as_object().unwrap();

@@ -45,6 +45,8 @@ fn wcr_p_values_match_wildboottest() {
             }),
             group_by: vec![],
             mediator_sets: vec![],
+            robustness: Default::default(),
+            sensitivity: None,
         };
         let summary = execute(&plan, &|_, _| {}).unwrap();
         let ran = &summary.resampling.as_ref().unwrap().backend;
