@@ -19,7 +19,10 @@ struct Params {
     stride: u32,
     // Coefficients whose influence functionals are written (2m, or 0).
     n_func: u32,
-    pad0: u32,
+    // Sensitivity analysis (one mediator, the last regressor): where the
+    // ratio of the outcome's and the mediator's diagonals of the whitened
+    // factor, less one, goes among the replicate's reals (0: nowhere).
+    kappa_at: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -185,5 +188,38 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 }
             }
         }
+    }
+    if (params.kappa_at != 0u) {
+        // The outcome's row of the factor F of I + E: x = F^{-1} E[0..ko][y],
+        // its diagonal sqrt(1 + E[y][y] - x.x); the mediator's is F[m][m],
+        // m = ko - 1 (the last regressor).
+        let y = q - 1u;
+        var ss = Real(0.0);
+        for (var u = 0u; u < ko; u++) {
+            var s = at(u, y);
+            for (var v = 0u; v < u; v++) {
+                s -= work[lo(u, v)] * work[slot(X, v)];
+            }
+            let x = s * work[slot(DIAG, u)];
+            work[slot(X, u)] = x;
+            ss += x * x;
+        }
+        // Both squared diagonals as one plus a small deviation, formed from
+        // small terms only (1 + E would round them away in f32): dy =
+        // E[y][y] - x.x, dm = E[m][m] - F[m][0..m].F[m][0..m]; then
+        // sqrt((1 + dy) / (1 + dm)) - 1 = (dy - dm) / ((1 + dm) (r + 1)).
+        let mm = ko - 1u;
+        var sm = Real(0.0);
+        for (var v = 0u; v < mm; v++) {
+            sm += work[lo(mm, v)] * work[lo(mm, v)];
+        }
+        let dy = at(y, y) - ss;
+        let dm = at(mm, mm) - sm;
+        var change = Real(bitcast<f32>(0x7fc00000u));
+        if (Real(1.0) + dy > Real(0.0)) {
+            let r = sqrt((Real(1.0) + dy) / (Real(1.0) + dm));
+            change = (dy - dm) / ((Real(1.0) + dm) * (r + Real(1.0)));
+        }
+        deltas[out + params.kappa_at] = change;
     }
 }

@@ -50,6 +50,9 @@ pub struct ResampleSpec {
     pub precision: Option<Precision>,
     /// Largest GPU batch (0: from the adapter's limits).
     pub gpu_batch: usize,
+    /// The rho grid of the sensitivity analysis, whose ACME values the
+    /// replicates also give (reweighting schemes; None: no analysis).
+    pub sensitivity: Option<Vec<f64>>,
 }
 
 /// For one group's model: the run's weight plan is over all clusters, and
@@ -101,6 +104,7 @@ impl Default for ResampleSpec {
             adapter: None,
             precision: None,
             gpu_batch: 0,
+            sensitivity: None,
         }
     }
 }
@@ -263,7 +267,11 @@ fn choose_engine<'a>(
                 spec.threads,
             )?)
         } else {
-            let engine = CpuEngine::new(design, fit, plan, spec.batch, spec.threads, studentize)?;
+            let mut engine =
+                CpuEngine::new(design, fit, plan, spec.batch, spec.threads, studentize)?;
+            if let Some(rho) = &spec.sensitivity {
+                engine = engine.with_sensitivity(rho)?;
+            }
             match mapped {
                 Some(s) => Box::new(engine.with_cluster_map(s.map.clone())?),
                 None => Box::new(engine),
@@ -296,6 +304,10 @@ fn choose_engine<'a>(
     } else {
         GpuEngine::new(ctx, design, fit, plan, options)?
     };
+    let engine = match &spec.sensitivity {
+        Some(rho) if spec.scheme != Scheme::Permutation => engine.with_sensitivity(rho)?,
+        _ => engine,
+    };
     Ok((
         Box::new(engine),
         Some(GpuUse {
@@ -317,6 +329,7 @@ pub fn label_test_p_values(
         let plan = test.plan(second);
         let spec = ResampleSpec {
             scheme: plan.scheme,
+            sensitivity: None,
             ..spec.clone()
         };
         choose_engine(
@@ -482,7 +495,7 @@ pub fn resample(
     };
     let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
-        let engine = CpuEngine::new(
+        let mut engine = CpuEngine::new(
             design,
             &analysis.fit,
             jplan,
@@ -490,12 +503,32 @@ pub fn resample(
             spec.threads,
             false,
         )?;
+        if let Some(rho) = &spec.sensitivity {
+            engine = engine.with_sensitivity(rho)?;
+        }
         Ok((Box::new(engine), g as u64))
     };
+    // The sensitivity analysis's ACME at each rho is tracked as an effect
+    // `sensitivity:K`, its estimate the full sample's.
+    let mut effects_in = analysis.effects.clone();
+    if let Some(rho) = &spec.sensitivity {
+        let curve = crate::sensitivity::full_sample(design, analysis, rho)?;
+        effects_in.extend(curve.into_iter().enumerate().map(|(k, acme)| {
+            (
+                format!("sensitivity:{k}"),
+                crate::mediation::Effect {
+                    estimate: acme,
+                    se: None,
+                    p_value: None,
+                    bootstrap: None,
+                },
+            )
+        }));
+    }
     let done = summarise(
         engine.as_ref(),
         &jackknife,
-        &analysis.effects,
+        &effects_in,
         &analysis.mediators,
         spec,
         replicates,
@@ -582,6 +615,7 @@ pub fn resample_contrast(
         return Ok((vec![], vec![]));
     }
     let mut spec = spec.clone();
+    spec.sensitivity = None;
     if !independent {
         spec.methods.retain(|&m| m != Method::Studentized);
     }

@@ -304,6 +304,8 @@ pub struct Origin {
     pub text: String,
     /// Keys whose value a command-line flag gave, and the flag.
     pub flags: BTreeMap<String, String>,
+    /// Keys whose value a sweep point gave (`crate::sweep`).
+    pub swept: Vec<String>,
 }
 
 impl Origin {
@@ -314,6 +316,7 @@ impl Origin {
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             text: text.to_string(),
             flags: BTreeMap::new(),
+            swept: Vec::new(),
         }
     }
 
@@ -324,6 +327,7 @@ impl Origin {
             dir: PathBuf::new(),
             text: PAPER.to_string(),
             flags: BTreeMap::new(),
+            swept: Vec::new(),
         }
     }
 
@@ -334,6 +338,14 @@ impl Origin {
         if let Some(flag) = self.flags.get(key) {
             return Error::InvalidOption {
                 option: flag.clone(),
+                message,
+            };
+        }
+        if self.swept.iter().any(|k| k == key) {
+            return Error::Config {
+                file: self.name.clone(),
+                line: line_of_key(&self.text, &format!("sweep.{key}")),
+                key: format!("sweep.\"{key}\""),
                 message,
             };
         }
@@ -611,6 +623,31 @@ impl Config {
             .map(|s| Method::parse(s))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| err("inference.methods", message_of(e)))?;
+        let sensitivity = self
+            .sensitivity
+            .as_ref()
+            .map(|s| rho_grid(&s.rho, &err))
+            .transpose()?;
+        if sensitivity.is_some() {
+            if model.mediators.len() != 1 {
+                return Err(err(
+                    "sensitivity",
+                    format!(
+                        "the sensitivity analysis (Imai, Keele and Yamamoto 2010) is defined for one \
+                         mediator, and model.mediators has {}; run it with one mediator at a time",
+                        model.mediators.len()
+                    ),
+                ));
+            }
+            if !model.instruments.is_empty() {
+                return Err(err(
+                    "sensitivity",
+                    "the sensitivity analysis assumes least-squares equations; remove \
+                     model.instrument or the [sensitivity] section"
+                        .into(),
+                ));
+            }
+        }
         let resampling = match r.scheme.trim() {
             "none" => None,
             scheme => {
@@ -626,7 +663,6 @@ impl Config {
                 for (key, value, least) in [
                     ("resampling.replicates", r.replicates, 1),
                     ("resampling.batch", r.batch, 1),
-                    ("resampling.memory_mib", r.memory_mib, 1),
                 ] {
                     if value < least {
                         return Err(err(
@@ -669,15 +705,17 @@ impl Config {
                         })
                         .transpose()?,
                     gpu_batch: r.gpu_batch as usize,
+                    // Bands need the replicates' Gram matrices.
+                    sensitivity: sensitivity.clone().filter(|_| {
+                        matches!(
+                            scheme,
+                            Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Jackknife
+                        )
+                    }),
                 })
             }
         };
         let robustness = Robustness::from_config(d, &err)?;
-        let sensitivity = self
-            .sensitivity
-            .as_ref()
-            .map(|s| rho_grid(&s.rho, &err))
-            .transpose()?;
         let mut mediator_sets: Vec<Vec<String>> = m
             .also_mediators
             .iter()

@@ -369,6 +369,25 @@ impl CpuEngine {
         Ok(self)
     }
 
+    /// The engine whose replicates also give kappa and ACME at each of
+    /// `rho` (`crate::sensitivity`): reweighting schemes only, as the wild
+    /// bootstrap's replicates have no Gram matrix.
+    pub fn with_sensitivity(mut self, rho: &[f64]) -> Result<Self> {
+        match &mut self.finish {
+            Finish::Reweight { solver, .. } => {
+                *solver = solver.clone().with_sensitivity(rho);
+                self.layout = solver.layout;
+                Ok(self)
+            }
+            Finish::Wild { .. } => Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
+                          jackknife); wild replicates have no Gram matrix"
+                    .into(),
+            }),
+        }
+    }
+
     /// Each replicate's CR1 standard errors of `a_j b_j`, of the indirect
     /// effect and of the contrasts (`StatLayout::se_targets`): cluster influences = statistics x functionals (one GEMM for
     /// the batch), then the weighted meat and the delta method.

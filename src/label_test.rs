@@ -65,6 +65,7 @@ impl LabelPermutation {
         StatLayout {
             mediators: self.design.layout.n_mediators,
             studentized: false,
+            sensitivity: 0,
         }
     }
 

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use medsim::config::{self, Config, Origin};
 use medsim::error::{Error, Result};
-use medsim::output::{write_file, write_run_dir};
+use medsim::output::{run_files, write_file, write_run_dir};
 use medsim::report::render;
 use medsim::run::execute;
 use medsim::synthetic::{SyntheticParams, generate};
@@ -41,6 +41,15 @@ enum Command {
     /// Fit the mediation model and report effects, SEs, p-values and intervals.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// The sensitivity of the indirect effect to mediator-outcome
+    /// confounding (Imai, Keele and Yamamoto 2010): ACME over a grid of rho
+    /// with resampling bands, for the pooled model and each group.
+    #[command(after_help = SENSITIVITY_EXAMPLES)]
+    Sensitivity(RunArgs),
+    /// Run every point of a config's [sweep] table back to back: sweep.csv
+    /// and each point's summary.
+    #[command(after_help = SWEEP_EXAMPLES)]
+    Sweep(RunArgs),
     /// Write the study-calibrated synthetic panel as CSV.
     #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
@@ -77,6 +86,31 @@ Column options default to the synthetic panel's names, so a file written by
 used column are dropped and counted; units left with one observation are dropped.
 Results go to results/<name>/summary.json (replaced whole at the end of the run).
 Exit codes: 0 success, 2 bad input or options (nothing is written), 1 internal error.";
+
+const SENSITIVITY_EXAMPLES: &str = "Examples:
+  medsim sensitivity                         the embedded default, rho from -0.9 to 0.9 by 0.05
+  medsim sensitivity configs/sensitivity.toml
+  medsim run configs/sensitivity.toml        the same: a [sensitivity] section asks for it
+
+The same run as `medsim run` (every flag applies), with a [sensitivity] section
+added when the config has none: rho = { from = -0.9, to = 0.9, step = 0.05 }.
+With one mediator, ACME(rho) = a (b - rho kappa / sqrt(1 - rho^2)), kappa the
+ratio of the outcome and mediator residual SDs: a*b at rho = 0, zero at the
+residual correlation. Bands come from the run's replicates (pairs, bayes,
+poisson, jackknife). Writes summary.json (\"sensitivity\") and sensitivity.csv.";
+
+const SWEEP_EXAMPLES: &str = "Examples:
+  medsim sweep configs/robustness.toml
+  medsim sweep configs/sweep_effect_size.toml -B 999 --backend cpu
+
+A [sweep] table maps config keys to lists of values:
+  [sweep]
+  combine = \"grid\"                                 # or \"zip\"
+  \"model.controls\" = [[\"ln_gdp\"], [\"ln_gdp\", \"fdi\"]]
+  \"data.synthetic.cities\" = [100, 278, 1000]
+Every point is checked before the first runs. Flags apply to every point and
+may not set a swept key. Writes results/<name>/sweep.csv (one row per point x
+model x effect x interval) and results/<name>/points/NNN/summary.json.";
 
 const GENERATE_EXAMPLES: &str = "Examples:
   medsim generate --out panel.csv
@@ -269,14 +303,20 @@ fn run_config(args: &RunArgs) -> Result<(Config, Origin)> {
         Some(path) => config::read(path)?,
         None => config::paper(),
     };
-    let f = &args.flags;
+    apply_flags(&args.flags, args.config.is_some(), &mut c, &mut origin)?;
+    Ok((c, origin))
+}
+
+/// Set the config keys the flags give, recording each with its flag;
+/// `with_file` says the config came from a file (not the embedded default).
+fn apply_flags(f: &RunFlags, with_file: bool, c: &mut Config, origin: &mut Origin) -> Result<()> {
     let mut set = |key: &str, flag: &str| {
         origin.flags.insert(key.to_string(), flag.to_string());
     };
     if let Some(path) = &f.data {
         // A flag's path is the working directory's, even with a config file.
-        c.data.csv = Some(match &args.config {
-            Some(_) if path.is_relative() => std::env::current_dir()
+        c.data.csv = Some(match with_file {
+            true if path.is_relative() => std::env::current_dir()
                 .map_err(|e| Error::InputFile {
                     path: path.clone(),
                     reason: e.to_string(),
@@ -286,7 +326,7 @@ fn run_config(args: &RunArgs) -> Result<(Config, Origin)> {
         });
         c.data.synthetic = None;
         set("data.csv", "--data");
-        if args.config.is_none() {
+        if !with_file {
             // The embedded default's groups and mediator sets are the
             // synthetic panel's; a file gets none unless asked.
             c.model.groups.clear();
@@ -455,11 +495,113 @@ fn run_config(args: &RunArgs) -> Result<(Config, Origin)> {
         "output.json",
         "--json"
     );
-    Ok((c, origin))
+    Ok(())
 }
 
-fn run(args: RunArgs) -> Result<()> {
-    let (config, origin) = run_config(&args)?;
+/// `medsim sweep CONFIG`: every point of the config's [sweep], checked
+/// first, then run back to back; sweep.csv and each point's folder.
+fn sweep(args: RunArgs) -> Result<()> {
+    let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
+        option: "CONFIG".into(),
+        message: "medsim sweep needs a config file with a [sweep] table (see configs/)".into(),
+    })?;
+    let (base, mut origin) = config::read(path)?;
+    let (keys, points) = medsim::sweep::points(&origin)?;
+    // The flags, applied to the file's base, are refused on swept keys.
+    let mut base_flags = base.clone();
+    apply_flags(&args.flags, true, &mut base_flags, &mut origin)?;
+    medsim::sweep::check_flags(&keys, &origin.flags)?;
+    origin.swept = keys.clone();
+    // Every point's plan before any work.
+    let mut plans = Vec::with_capacity(points.len());
+    for point in &points {
+        let mut c = point.config.clone();
+        apply_flags(&args.flags, true, &mut c, &mut origin)?;
+        plans.push(c.plan(&origin)?);
+    }
+    let out = base_flags.out_dir();
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Output {
+            path: out,
+            reason: "it exists and is not a folder".into(),
+        });
+    }
+    let n = plans.len() as u64;
+    let bar = if args.flags.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(n * 1000).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} sweep point {msg} [{bar:30}] {percent}% eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        )
+    };
+    let width = n.to_string().len().max(3);
+    let mut files = Vec::new();
+    let mut rows = Vec::new();
+    let started = std::time::Instant::now();
+    for (k, (plan, point)) in plans.iter().zip(&points).enumerate() {
+        bar.set_message(format!("{}/{n}", k + 1));
+        let offset = k as u64 * 1000;
+        let summary = execute(plan, &|done, total| {
+            bar.set_position(offset + 1000 * done / total.max(1));
+        })
+        .map_err(|e| Error::InvalidOption {
+            option: format!("sweep point {} ({})", k + 1, describe(&point.values)),
+            message: e.to_string(),
+        })?;
+        rows.extend(medsim::sweep::rows(k + 1, &point.values, &summary));
+        for (name, bytes) in run_files(&summary)? {
+            files.push((format!("points/{:0width$}/{name}", k + 1), bytes));
+        }
+        bar.set_position(offset + 1000);
+    }
+    bar.finish_and_clear();
+    let table = medsim::sweep::csv_text(&medsim::sweep::header(&keys), &rows)?;
+    files.push(("sweep.csv".into(), table.into_bytes()));
+    write_run_dir(&out, &files)?;
+    println!(
+        "sweep {}: {n} points over {} in {:.1} s",
+        base_flags.name,
+        keys.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    for (k, point) in points.iter().enumerate() {
+        let indirect = rows
+            .iter()
+            .find(|r| {
+                r[0] == (k + 1).to_string()
+                    && r[keys.len() + 1] == "pooled"
+                    && r[keys.len() + 2] == "indirect"
+            })
+            .map_or(String::new(), |r| r[keys.len() + 3].clone());
+        println!(
+            "  {:>w$}  {}  indirect {indirect}",
+            k + 1,
+            describe(&point.values),
+            w = width
+        );
+    }
+    println!("written  {}", out.join("sweep.csv").display());
+    Ok(())
+}
+
+/// A point's swept values, `key = value, ...`.
+fn describe(values: &[(String, toml::Value)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", medsim::sweep::cell(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
+    let (mut config, origin) = run_config(&args)?;
+    if sensitivity && config.sensitivity.is_none() {
+        config.sensitivity = Some(Default::default());
+    }
     let plan = config.plan(&origin)?;
     let out = config.out_dir();
     if out.exists() && !out.is_dir() {
@@ -485,11 +627,10 @@ fn run(args: RunArgs) -> Result<()> {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
-    let json =
-        serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
-    write_run_dir(&out, &[("summary.json", json.clone().into_bytes())])?;
+    let files = run_files(&summary)?;
+    write_run_dir(&out, &files)?;
     if config.output.json {
-        print!("{json}");
+        print!("{}", String::from_utf8_lossy(&files[0].1));
     } else {
         print!("{}", render(&summary));
         println!("\nwritten  {}", out.join("summary.json").display());
@@ -560,7 +701,9 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, false),
+        Command::Sensitivity(args) => run(args, true),
+        Command::Sweep(args) => sweep(args),
         Command::Generate(args) => generate_cmd(args),
         Command::Devices => {
             devices();

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::summary::Summary;
 
 fn out_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Output {
@@ -20,9 +21,32 @@ fn sibling(path: &Path, tag: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
 }
 
-/// Replace the folder `dir` with one holding exactly `files` (name, bytes).
-/// The old folder, if any, is only removed once the new one is complete.
-pub fn write_run_dir(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+/// The files of one run's folder: summary.json, and sensitivity.csv when
+/// the run has a sensitivity analysis (the pooled model's curve and each
+/// group's).
+pub fn run_files(summary: &Summary) -> Result<Vec<(String, Vec<u8>)>> {
+    let json =
+        serde_json::to_string_pretty(summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
+    let mut files = vec![("summary.json".to_string(), json.into_bytes())];
+    if let Some(s) = &summary.sensitivity {
+        let mut curves = vec![("pooled".to_string(), s)];
+        for (label, g) in &summary.groups {
+            if let Some(gs) = &g.sensitivity {
+                curves.push((label.clone(), gs));
+            }
+        }
+        files.push((
+            "sensitivity.csv".to_string(),
+            crate::sensitivity::csv(&curves).into_bytes(),
+        ));
+    }
+    Ok(files)
+}
+
+/// Replace the folder `dir` with one holding exactly `files` (relative
+/// path, bytes; sub-folders are made). The old folder, if any, is only
+/// removed once the new one is complete.
+pub fn write_run_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         return Err(out_err(dir, "it exists and is not a folder"));
     }
@@ -34,7 +58,11 @@ pub fn write_run_dir(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
     let result = (|| {
         std::fs::create_dir(&tmp).map_err(|e| out_err(dir, e))?;
         for (name, bytes) in files {
-            std::fs::write(tmp.join(name), bytes).map_err(|e| out_err(&dir.join(name), e))?;
+            let path = tmp.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| out_err(&dir.join(name), e))?;
+            }
+            std::fs::write(&path, bytes).map_err(|e| out_err(&dir.join(name), e))?;
         }
         if dir.exists() {
             let old = sibling(dir, "old");

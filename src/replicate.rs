@@ -9,8 +9,11 @@
 //! With m mediators: `a_1..a_m`, `b_1..b_m`, `a_1 b_1..a_m b_m`, `c`, `c'`,
 //! `indirect = sum_j a_j b_j`, `proportion = indirect / c`, the suppression
 //! share `|indirect / c'|`, then the pairwise
-//! contrasts `a_j b_j - a_k b_k` (j < k) and, studentized, the replicate's
-//! own SEs of `StatLayout::se_targets`. A replicate whose
+//! contrasts `a_j b_j - a_k b_k` (j < k), studentized, the replicate's
+//! own SEs of `StatLayout::se_targets`, and, with a sensitivity analysis
+//! over n values of rho (one mediator), `kappa` = sd(outcome residual) /
+//! sd(mediator residual) and the n values ACME(rho) (`crate::sensitivity`).
+//! A replicate whose
 //! regressor block is singular (a degenerate resample) gives NaN everywhere.
 //!
 //! An instrumented design is solved by two-stage least squares from the same
@@ -29,6 +32,9 @@ pub struct StatLayout {
     /// Whether the replicate's own CR1 standard errors of `a_j b_j` and of
     /// the indirect effect follow (for studentized intervals).
     pub studentized: bool,
+    /// Values of rho of the sensitivity analysis (0: none); kappa and
+    /// ACME(rho) follow.
+    pub sensitivity: usize,
 }
 
 impl StatLayout {
@@ -42,6 +48,25 @@ impl StatLayout {
             } else {
                 0
             }
+            + if self.sensitivity > 0 {
+                1 + self.sensitivity
+            } else {
+                0
+            }
+    }
+    /// `kappa`, the ratio of the residual SDs of the outcome and mediator
+    /// equations (sensitivity analysis).
+    pub fn kappa(&self) -> usize {
+        self.se_base()
+            + if self.studentized {
+                self.se_targets().len()
+            } else {
+                0
+            }
+    }
+    /// ACME at the k-th value of rho.
+    pub fn acme(&self, k: usize) -> usize {
+        self.kappa() + 1 + k
     }
     /// Pairwise contrasts of the specific indirect effects (m(m-1)/2).
     pub fn n_contrasts(&self) -> usize {
@@ -130,6 +155,13 @@ impl StatLayout {
     /// The statistic behind an effect key of summary.json.
     pub fn index_of(&self, key: &str, mediators: &[String]) -> Option<usize> {
         let med = |name: &str| mediators.iter().position(|m| m == name);
+        if let Some(k) = key.strip_prefix("sensitivity:") {
+            return k
+                .parse::<usize>()
+                .ok()
+                .filter(|&k| k < self.sensitivity)
+                .map(|k| self.acme(k));
+        }
         if let Some(pair) = key.strip_prefix("contrast:") {
             let pairs = self.contrast_pairs();
             return pairs
@@ -182,6 +214,8 @@ pub struct Solver {
     rhs: Vec<f64>,
     /// Two-stage least squares instead, when the treatment is instrumented.
     iv: Option<IvState>,
+    /// The rho grid of the sensitivity analysis (empty: none).
+    rho: Vec<f64>,
 }
 
 /// The instrumented model's column sets and, after a solve, its projections
@@ -202,6 +236,14 @@ struct IvState {
 }
 
 impl Solver {
+    /// The solver that also gives kappa and ACME at each of `rho`
+    /// (`crate::sensitivity`; one mediator, least squares).
+    pub fn with_sensitivity(mut self, rho: &[f64]) -> Solver {
+        self.layout.sensitivity = rho.len();
+        self.rho = rho.to_vec();
+        self
+    }
+
     /// A solver for `design`'s column layout and scales.
     pub fn new(design: &Design) -> Solver {
         let lay = design.layout;
@@ -220,7 +262,9 @@ impl Solver {
             layout: StatLayout {
                 mediators: m,
                 studentized: false,
+                sensitivity: 0,
             },
+            rho: Vec::new(),
             l: vec![0.0; q * q],
             inv_diag: vec![0.0; q],
             rhs: vec![0.0; q],
@@ -318,6 +362,15 @@ impl Solver {
         out[lay.suppression_share()] = (indirect / c_prime).abs();
         for (i, (j, k)) in lay.contrast_pairs().into_iter().enumerate() {
             out[lay.contrast(i)] = out[lay.ab(j)] - out[lay.ab(k)];
+        }
+        if lay.sensitivity > 0 {
+            // After the eliminations the outcome's diagonal holds its
+            // residual sum of squares on every regressor, the (one)
+            // mediator's its residual SD on the base block, squared.
+            let rss_y = self.l[y * q + y].max(0.0);
+            let sd_m = self.l[k0 * q + k0];
+            out[lay.kappa()] = rss_y.sqrt() / sd_m * self.m_to_y[0];
+            crate::sensitivity::fill(lay, &self.rho, out);
         }
         true
     }

@@ -359,5 +359,36 @@ pub fn render(s: &Summary) -> String {
             }
         }
     }
+    if let Some(sens) = &s.sensitivity {
+        render_sensitivity(&mut o, "pooled", sens);
+        for (label, g) in &s.groups {
+            if let Some(gs) = &g.sensitivity {
+                render_sensitivity(&mut o, label, gs);
+            }
+        }
+    }
     o
+}
+
+/// The sensitivity analysis of one model: where ACME crosses zero, the
+/// R-squared forms, and ACME with its headline interval at every 0.1 of rho.
+fn render_sensitivity(o: &mut String, model: &str, s: &crate::sensitivity::SensitivitySummary) {
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "sensitivity ({model}, mediator {}; Imai-Keele-Yamamoto): ACME = 0 at rho = {:.4} \
+         (grid {:.2}); R2*_M R2*_Y = {:.4}, R2~_M R2~_Y = {:.3e}",
+        s.mediator, s.rho_at_zero, s.rho_at_zero_grid, s.r2_star_at_zero, s.r2_tilde_at_zero
+    );
+    let _ = writeln!(o, "  {:>6}  {:>11}  {:>34}", "rho", "ACME", "interval");
+    for p in &s.curve {
+        let tenths = p.rho * 10.0;
+        if (tenths - tenths.round()).abs() > 1e-9 {
+            continue;
+        }
+        let interval = p.intervals.first().map_or(String::new(), |i| {
+            format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
+        });
+        let _ = writeln!(o, "  {:>6.2}  {:>11.6}  {:>34}", p.rho, p.acme, interval);
+    }
 }

@@ -104,6 +104,11 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
         &design,
         &analysis,
     );
+    if let Some(rho) = &plan.sensitivity {
+        summary.sensitivity = Some(crate::sensitivity::analyse(
+            &design, &panel, &analysis, rho,
+        )?);
+    }
     if let Some(spec) = &plan.resampling {
         let result = resample_model(plan, spec, &design, &panel, &analysis, None, progress)?;
         summary.add_resampling(result);
@@ -146,6 +151,11 @@ fn mediator_model(
     let analysis = analyse(&design, &plan.inference).map_err(context)?;
     let mut summary = SubmodelSummary::new(&panel, &analysis);
     if let Some(spec) = &plan.resampling {
+        // The sensitivity analysis is the main model's (one mediator).
+        let spec = &ResampleSpec {
+            sensitivity: None,
+            ..spec.clone()
+        };
         let shared = if panel.cluster.levels == pooled.cluster.levels {
             None
         } else {
@@ -248,6 +258,11 @@ fn group_models(
         let design = Design::build(&panel, plan.model.fixed_effects).map_err(context)?;
         let analysis = analyse(&design, &plan.inference).map_err(context)?;
         let mut group = SubmodelSummary::new(&panel, &analysis);
+        if let Some(rho) = &plan.sensitivity {
+            group.sensitivity = Some(
+                crate::sensitivity::analyse(&design, &panel, &analysis, rho).map_err(context)?,
+            );
+        }
         let map = cluster_map(&panel, pooled).map_err(context)?;
         if let Some(spec) = &plan.resampling {
             let shared = SharedWeights::new(pooled, spec, map.clone())?;
@@ -357,6 +372,7 @@ fn contrast(
     let layout = StatLayout {
         mediators: first.analysis.mediators.len(),
         studentized: false,
+        sensitivity: 0,
     };
     let permutation_p = |key: &str| -> Option<f64> {
         let stat = layout.index_of(key, &first.analysis.mediators)?;

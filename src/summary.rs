@@ -17,6 +17,7 @@ use crate::bootstrap::{ResampleResult, ResamplingSummary};
 use crate::design::{Design, Role};
 use crate::mediation::{Analysis, Effect, Interval, IvDiagnostics, JointTest, Suppression};
 use crate::panel::Panel;
+use crate::sensitivity::SensitivitySummary;
 use crate::spec::{InferenceSpec, ModelSpec};
 
 /// The whole summary of one run.
@@ -53,6 +54,10 @@ pub struct Summary {
     /// groups of a column.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contrasts: Vec<ContrastSummary>,
+    /// With a `[sensitivity]` section: ACME over the rho grid, its
+    /// intervals, the rho at which it is zero and the R-squared forms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<SensitivitySummary>,
 }
 
 /// The difference of one effect between two groups' models (first minus
@@ -89,6 +94,9 @@ pub struct SubmodelSummary {
     /// The sub-model's own first stage, when instrumented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iv: Option<IvDiagnostics>,
+    /// The sub-model's sensitivity analysis, when the run has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<SensitivitySummary>,
 }
 
 impl SubmodelSummary {
@@ -102,12 +110,16 @@ impl SubmodelSummary {
             intervals: analysis.intervals.clone(),
             suppression: analysis.suppression,
             iv: analysis.iv.clone(),
+            sensitivity: None,
         }
     }
 
     /// Add the sub-model's resampling: each effect's `bootstrap` block and
     /// its intervals.
     pub fn add_resampling(&mut self, result: ResampleResult) {
+        if let Some(s) = &mut self.sensitivity {
+            s.add_bootstrap(&result.effects, &result.intervals);
+        }
         add_bootstrap(
             &mut self.effects,
             &mut self.intervals,
@@ -129,7 +141,11 @@ fn add_bootstrap(
             e.bootstrap = Some(s);
         }
     }
-    intervals.extend(more);
+    // The sensitivity curve's intervals live in its own block.
+    intervals.extend(
+        more.into_iter()
+            .filter(|i| !i.effect.starts_with("sensitivity:")),
+    );
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -265,12 +281,16 @@ impl Summary {
             groups: IndexMap::new(),
             mediator_models: IndexMap::new(),
             contrasts: Vec::new(),
+            sensitivity: None,
         }
     }
 
     /// Add a resampling run: each effect's `bootstrap` block, one interval
     /// per effect x method x level, and the `resampling` block.
     pub fn add_resampling(&mut self, result: ResampleResult) {
+        if let Some(s) = &mut self.sensitivity {
+            s.add_bootstrap(&result.effects, &result.intervals);
+        }
         add_bootstrap(
             &mut self.effects,
             &mut self.intervals,

@@ -33,7 +33,7 @@ use crate::estimate::SystemFit;
 use crate::linalg::packed_len;
 use crate::panel::Panel;
 use crate::permutation::{Exchange, PermutationEngine};
-use crate::replicate::{StatLayout, coefficients_to_stats};
+use crate::replicate::{Solver, StatLayout, coefficients_to_stats};
 use crate::scheme::{Scheme, WeightPlan};
 use crate::whiten::{Whitened, reported_coefficients};
 
@@ -223,7 +223,14 @@ impl SolveInputs {
     }
 
     /// The uniform parameters for `nb` replicates.
-    fn params(&self, nb: u32, n_coef: usize, stride: usize, n_func: usize) -> Vec<u8> {
+    fn params(
+        &self,
+        nb: u32,
+        n_coef: usize,
+        stride: usize,
+        n_func: usize,
+        kappa_at: usize,
+    ) -> Vec<u8> {
         match self.kind {
             SolveKind::LeastSquares(_) => bytemuck::bytes_of(&SolveParams {
                 nb,
@@ -231,7 +238,8 @@ impl SolveInputs {
                 n_coef: n_coef as u32,
                 stride: stride as u32,
                 n_func: n_func as u32,
-                pad: [0; 3],
+                kappa_at: kappa_at as u32,
+                pad: [0; 2],
             })
             .to_vec(),
             SolveKind::TwoStage {
@@ -333,6 +341,9 @@ pub struct GpuEngine<'a> {
     fit: &'a SystemFit,
     /// The permutation scheme's panel (for the CPU fallback).
     panel: Option<&'a Panel>,
+    /// Sensitivity analysis: the rho grid and the full-sample kappa.
+    rho: Vec<f64>,
+    kappa_hat: f64,
     cpu: OnceLock<Result<Box<dyn Engine + Send + 'a>>>,
 }
 
@@ -440,6 +451,7 @@ impl<'a> GpuEngine<'a> {
         let layout = StatLayout {
             mediators: m,
             studentized: studentize,
+            sensitivity: 0,
         };
         let targets = layout.se_targets();
         let stride = n_coef + if studentize { targets.len() } else { 0 };
@@ -600,6 +612,8 @@ impl<'a> GpuEngine<'a> {
             design,
             fit,
             panel,
+            rho: Vec::new(),
+            kappa_hat: f64::NAN,
             cpu: OnceLock::new(),
         };
         Ok(engine)
@@ -717,7 +731,61 @@ impl<'a> GpuEngine<'a> {
     }
 
     fn solve_params(&self, s: &SolveInputs, nb: u32) -> Vec<u8> {
-        s.params(nb, self.n_coef, self.stride, self.n_func())
+        let kappa_at = if self.layout.sensitivity > 0 {
+            self.stride - 1
+        } else {
+            0
+        };
+        s.params(nb, self.n_coef, self.stride, self.n_func(), kappa_at)
+    }
+
+    /// SE targets whose change the meat stage writes after the coefficients.
+    fn n_targets(&self) -> usize {
+        if self.layout.studentized {
+            self.layout.se_targets().len()
+        } else {
+            0
+        }
+    }
+
+    /// The engine whose replicates also give kappa and ACME at each of
+    /// `rho` (`crate::sensitivity`): the solve writes the ratio of the
+    /// whitened factor's outcome and mediator diagonals, less one, after
+    /// the other reals of the replicate; the full-sample kappa times one
+    /// plus it is the replicate's (the factor of the Gram is the full
+    /// sample's factor times the whitened one). Least-squares reweighting
+    /// schemes only.
+    pub fn with_sensitivity(mut self, rho: &[f64]) -> Result<Self> {
+        let least_squares = matches!(
+            self.solve.as_ref().map(|s| &s.kind),
+            Some(SolveKind::LeastSquares(_))
+        );
+        if !least_squares || self.panel.is_some() {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
+                          jackknife) and a least-squares model"
+                    .into(),
+            });
+        }
+        crate::sensitivity::check(self.design)?;
+        let mut solver = Solver::new(self.design).with_sensitivity(rho);
+        let mut stats = vec![0.0; solver.layout.len()];
+        if !solver.solve(&self.design.total_packed(), &mut stats) {
+            return Err(Error::Numerical("the full-sample model is singular".into()));
+        }
+        self.kappa_hat = stats[solver.layout.kappa()];
+        self.rho = rho.to_vec();
+        self.layout.sensitivity = rho.len();
+        self.stride += 1;
+        // One more real per replicate read back: keep within the binding.
+        let ws = (words_per(self.options.precision) * 4) as u64;
+        let by_binding = (self.ctx.binding_limit() / (self.stride as u64 * ws)) as usize;
+        self.limit = self.limit.min(by_binding);
+        if let Ok(state) = self.state.get_mut() {
+            state.batch = state.batch.min(self.limit);
+        }
+        Ok(self)
     }
 
     /// Coefficients whose influence functionals the solve writes: a_j, b_j
@@ -751,7 +819,7 @@ impl<'a> GpuEngine<'a> {
             stride: self.stride as u32,
             decode_mode,
             n_strata,
-            n_targets: (self.stride - self.n_coef) as u32,
+            n_targets: self.n_targets() as u32,
             pad: 0,
         }
     }
@@ -818,6 +886,10 @@ impl<'a> GpuEngine<'a> {
                 for (t, (change, hat)) in d[self.n_coef..].iter().zip(&self.se_hat2).enumerate() {
                     stats[l.se_target(t)] = (hat + change).max(0.0).sqrt();
                 }
+            }
+            if l.sensitivity > 0 {
+                stats[l.kappa()] = self.kappa_hat * (1.0 + d[self.stride - 1]);
+                crate::sensitivity::fill(l, &self.rho, stats);
             }
         }
         failed
@@ -901,14 +973,21 @@ impl<'a> GpuEngine<'a> {
                         self.options.cpu_batch,
                         self.options.cpu_threads,
                     )?),
-                    None => Box::new(CpuEngine::new(
-                        self.design,
-                        self.fit,
-                        self.plan.clone(),
-                        self.options.cpu_batch,
-                        self.options.cpu_threads,
-                        self.options.studentize,
-                    )?),
+                    None => {
+                        let engine = CpuEngine::new(
+                            self.design,
+                            self.fit,
+                            self.plan.clone(),
+                            self.options.cpu_batch,
+                            self.options.cpu_threads,
+                            self.options.studentize,
+                        )?;
+                        if self.rho.is_empty() {
+                            Box::new(engine)
+                        } else {
+                            Box::new(engine.with_sensitivity(&self.rho)?)
+                        }
+                    }
                 })
             })
             .as_ref()

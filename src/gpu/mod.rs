@@ -101,7 +101,10 @@ pub struct SolveParams {
     pub n_coef: u32,
     pub stride: u32,
     pub n_func: u32,
-    pub pad: [u32; 3],
+    /// Where the sensitivity analysis's kappa ratio goes in a replicate's
+    /// reals (0: not written).
+    pub kappa_at: u32,
+    pub pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<SolveParams>() == 32);
 
