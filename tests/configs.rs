@@ -1,0 +1,502 @@
+//! Config files end to end: every shipped config runs with the README's
+//! command and writes what the contract says; `medsim run` is
+//! `configs/paper.toml`; flags override a file; a relative csv is the
+//! config's folder's; sweep points equal single runs; and every kind of
+//! malformed config is refused with its file, line and key, exit code 2
+//! and nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `medsim ARGS` run in `cwd`.
+fn medsim(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn summary(path: &Path) -> Value {
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let strip = |v: &mut Value| {
+        if let Some(r) = v.get_mut("resampling").and_then(Value::as_object_mut) {
+            r.remove("seconds");
+            r.remove("replicates_per_second");
+        }
+    };
+    strip(&mut v);
+    v
+}
+
+fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
+    csv::Reader::from_path(path)
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The shipped configs, run from a copy of the repository's configs/ with
+/// the commands the README gives, write their contract's outputs.
+#[test]
+fn every_shipped_config_runs_and_writes_its_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    std::fs::create_dir(cwd.join("configs")).unwrap();
+    for entry in std::fs::read_dir(repo().join("configs")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, cwd.join("configs").join(p.file_name().unwrap())).unwrap();
+    }
+    let names: Vec<String> = std::fs::read_dir(cwd.join("configs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "paper.toml",
+        "heterogeneity.toml",
+        "robustness.toml",
+        "sensitivity.toml",
+        "sweep_effect_size.toml",
+    ] {
+        assert!(names.iter().any(|n| n == want), "configs/{want} is missing");
+    }
+    // paper: the embedded default.
+    ok(&medsim(cwd, &["run", "configs/paper.toml", "-q"]));
+    let paper = summary(&cwd.join("results/paper/summary.json"));
+    assert_eq!(paper["resampling"]["replicates"], 10000);
+    assert!(paper["groups"]["region=west"].is_object());
+    assert!(paper["mediator_models"]["agglom_sec+agglom_ter"].is_object());
+    // heterogeneity: groups, contrasts, parallel mediators, studentized.
+    ok(&medsim(cwd, &["run", "configs/heterogeneity.toml", "-q"]));
+    let h = summary(&cwd.join("results/heterogeneity/summary.json"));
+    assert_eq!(h["groups"].as_object().unwrap().len(), 5);
+    // Every effect, for 3 region pairs and 1 size pair.
+    let n_effects = h["effects"].as_object().unwrap().len();
+    assert_eq!(h["contrasts"].as_array().unwrap().len(), 4 * n_effects);
+    assert!(
+        h["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["method"] == "studentized")
+    );
+    // sensitivity: the curve for the pooled model and each region.
+    ok(&medsim(cwd, &["run", "configs/sensitivity.toml", "-q"]));
+    let s = summary(&cwd.join("results/sensitivity/summary.json"));
+    assert_eq!(s["sensitivity"]["curve"].as_array().unwrap().len(), 37);
+    assert!(s["groups"]["region=east"]["sensitivity"].is_object());
+    let rows = csv_rows(&cwd.join("results/sensitivity/sensitivity.csv"));
+    // 4 models x 37 rho x 2 methods.
+    assert_eq!(rows.len(), 4 * 37 * 2);
+    // robustness: six zipped points.
+    let printed = ok(&medsim(cwd, &["sweep", "configs/robustness.toml", "-q"]));
+    assert!(printed.contains("6 points"), "{printed}");
+    let rows = csv_rows(&cwd.join("results/robustness/sweep.csv"));
+    let points: std::collections::BTreeSet<&str> = rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(points.len(), 6);
+    for k in 1..=6 {
+        assert!(
+            cwd.join(format!("results/robustness/points/{k:03}/summary.json"))
+                .exists()
+        );
+    }
+    // sweep_effect_size: 3 x 3; the indirect effect's interval narrows as
+    // cities grow, and the estimate grows with b.
+    ok(&medsim(
+        cwd,
+        &["sweep", "configs/sweep_effect_size.toml", "-q"],
+    ));
+    let rows = csv_rows(&cwd.join("results/sweep_effect_size/sweep.csv"));
+    let indirect = |cities: &str, b: &str| -> (f64, f64) {
+        let r = rows
+            .iter()
+            .find(|r| {
+                &r[1] == cities
+                    && &r[2] == b
+                    && &r[3] == "pooled"
+                    && &r[4] == "indirect"
+                    && &r[9] == "percentile"
+            })
+            .unwrap();
+        let est: f64 = r[5].parse().unwrap();
+        let width = r[12].parse::<f64>().unwrap() - r[11].parse::<f64>().unwrap();
+        (est, width)
+    };
+    for b in ["0.0145", "0.029", "0.058"] {
+        let (w100, w278, w1000) = (
+            indirect("100", b).1,
+            indirect("278", b).1,
+            indirect("1000", b).1,
+        );
+        assert!(w100 > w278 && w278 > w1000, "b {b}: {w100} {w278} {w1000}");
+    }
+    assert!(indirect("278", "0.0145").0 < indirect("278", "0.058").0);
+}
+
+/// `medsim run` is `medsim run configs/paper.toml`: the same summary.
+#[test]
+fn the_default_run_is_configs_paper() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let paper = repo().join("configs/paper.toml");
+    let common = ["-B", "499", "-q", "--mc-draws", "2000", "--out"];
+    ok(&medsim(
+        dir.path(),
+        &[&["run"], &common[..], &[a.to_str().unwrap()]].concat(),
+    ));
+    ok(&medsim(
+        dir.path(),
+        &[
+            &["run", paper.to_str().unwrap()],
+            &common[..],
+            &[b.to_str().unwrap()],
+        ]
+        .concat(),
+    ));
+    assert_eq!(
+        summary(&a.join("summary.json")),
+        summary(&b.join("summary.json"))
+    );
+}
+
+/// A config in another folder reads its csv relative to itself; flags
+/// override its values (and the flag's own relative path is the working
+/// directory's).
+#[test]
+fn relative_csv_paths_and_flag_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("study");
+    std::fs::create_dir(&data).unwrap();
+    ok(&medsim(
+        &data,
+        &[
+            "generate",
+            "--out",
+            "panel.csv",
+            "--cities",
+            "40",
+            "--years",
+            "5",
+        ],
+    ));
+    std::fs::write(
+        data.join("small.toml"),
+        "name = \"small\"\n[data]\ncsv = \"panel.csv\"\n[resampling]\nreplicates = 500\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    ok(&medsim(
+        dir.path(),
+        &[
+            "run",
+            "study/small.toml",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let s = summary(&out.join("summary.json"));
+    assert_eq!(s["name"], "small");
+    assert_eq!(s["resampling"]["replicates"], 500);
+    assert_eq!(s["data"]["units"], 40);
+    ok(&medsim(
+        dir.path(),
+        &[
+            "run",
+            "study/small.toml",
+            "-q",
+            "-B",
+            "300",
+            "--scheme",
+            "bayes",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let s = summary(&out.join("summary.json"));
+    assert_eq!(s["resampling"]["replicates"], 300);
+    assert_eq!(s["resampling"]["scheme"], "bayes");
+    // A flag's bad value names the flag, not the file.
+    let o = medsim(dir.path(), &["run", "study/small.toml", "--scheme", "boot"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--scheme") && err.contains("'boot'"), "{err}");
+}
+
+/// A sweep point's summary is the single run of the config with the
+/// point's values, bit for bit; flags may not set a swept key.
+#[test]
+fn sweep_points_are_single_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "name = \"pts\"\n[data]\nsynthetic = { cities = 60, years = 6 }\n\
+                [resampling]\nreplicates = 400\n[inference]\nmc_draws = 2000\n";
+    std::fs::write(
+        dir.path().join("sweep.toml"),
+        format!(
+            "{base}[sweep]\n\"model.controls\" = [[\"ln_gdp\"], [\"ln_gdp\", \"fdi\"]]\n\"resampling.scheme\" = [\"pairs\", \"poisson\"]\n"
+        ),
+    )
+    .unwrap();
+    ok(&medsim(dir.path(), &["sweep", "sweep.toml", "-q"]));
+    // Point 3 of the grid: controls [ln_gdp, fdi], pairs.
+    std::fs::write(
+        dir.path().join("single.toml"),
+        base.replace(
+            "[data]",
+            "[model]\ncontrols = [\"ln_gdp\", \"fdi\"]\n[data]",
+        )
+        .replace("\"pts\"", "\"single\""),
+    )
+    .unwrap();
+    ok(&medsim(dir.path(), &["run", "single.toml", "-q"]));
+    assert_eq!(
+        summary(&dir.path().join("results/pts/points/003/summary.json")),
+        {
+            let mut s = summary(&dir.path().join("results/single/summary.json"));
+            s["name"] = "pts".into();
+            s
+        }
+    );
+    let rows = csv_rows(&dir.path().join("results/pts/sweep.csv"));
+    assert!(
+        rows.iter()
+            .any(|r| &r[0] == "3" && &r[1] == "ln_gdp+fdi" && &r[2] == "pairs")
+    );
+    let o = medsim(dir.path(), &["sweep", "sweep.toml", "--scheme", "bayes"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the sweep varies"));
+}
+
+/// Each malformed config: exit code 2, an error naming the file, line and
+/// key (and what was expected), and no results folder.
+#[test]
+fn malformed_configs_are_refused_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "unknown key",
+            "name = \"x\"\n[model]\ncontrosl = [\"gdp\"]\n",
+            &["bad.toml:3:", "model.controsl", "did you mean 'controls'"],
+        ),
+        (
+            "unknown section",
+            "name = \"x\"\n[resampeling]\nreplicates = 10\n",
+            &["bad.toml:2:", "did you mean 'resampling'"],
+        ),
+        (
+            "unknown key in an inline table",
+            "[data]\nsynthetic = { citys = 10 }\n",
+            &["bad.toml:2:", "did you mean 'cities'"],
+        ),
+        (
+            "wrong type",
+            "[resampling]\nreplicates = \"many\"\n",
+            &["bad.toml:2:", "resampling.replicates", "invalid type"],
+        ),
+        (
+            "zero replicates",
+            "[resampling]\n\nreplicates = 0\n",
+            &["bad.toml:3:", "resampling.replicates", "at least 1"],
+        ),
+        (
+            "level outside (0, 1)",
+            "[inference]\nlevels = [0.95, 1.5]\n",
+            &["bad.toml:2:", "inference.levels", "1.5"],
+        ),
+        (
+            "unknown scheme",
+            "[resampling]\nscheme = \"boot\"\n",
+            &["bad.toml:2:", "resampling.scheme", "'boot'"],
+        ),
+        (
+            "rho of 1",
+            "[sensitivity]\nrho = { from = -0.5, to = 1.0, step = 0.1 }\n",
+            &["bad.toml:2:", "sensitivity.rho.to", "between -1 and 1"],
+        ),
+        (
+            "too few cities",
+            "[data]\nsynthetic = { cities = 1 }\n",
+            &["bad.toml:2:", "data.synthetic.cities", "at least 2"],
+        ),
+        (
+            "winsorising backwards",
+            "[data]\nwinsorize = [99, 1]\n",
+            &["bad.toml:2:", "data.winsorize", "low < high"],
+        ),
+        (
+            "csv and synthetic",
+            "[data]\ncsv = \"p.csv\"\nsynthetic = {}\n",
+            &["bad.toml:2:", "data.csv", "not both"],
+        ),
+        (
+            "missing csv",
+            "[data]\ncsv = \"nowhere.csv\"\n",
+            &["nowhere.csv", "cannot open"],
+        ),
+        (
+            "bad name",
+            "name = \"a/b\"\n",
+            &["bad.toml:1:", "name", "results folder"],
+        ),
+        ("not TOML", "name = \"x\n", &["bad.toml:1:"]),
+        (
+            "sweep key that does not exist",
+            "[sweep]\n\"model.controsl\" = [[\"gdp\"]]\n",
+            &[
+                "bad.toml:2:",
+                "sweep.\"model.controsl\"",
+                "did you mean 'controls'",
+            ],
+        ),
+        (
+            "sweep value of the wrong type",
+            "[sweep]\n\"resampling.replicates\" = [100, \"x\"]\n",
+            &["bad.toml:2:", "invalid type"],
+        ),
+        (
+            "swept value out of range",
+            "[sweep]\n\"resampling.replicates\" = [100, 0]\n",
+            &[
+                "bad.toml:2:",
+                "sweep.\"resampling.replicates\"",
+                "at least 1",
+            ],
+        ),
+        (
+            "zipped lists of different lengths",
+            "[sweep]\ncombine = \"zip\"\n\"resampling.replicates\" = [100, 200]\n\"resampling.seed\" = [1]\n",
+            &["bad.toml:4:", "same length"],
+        ),
+        (
+            "sweep without lists",
+            "[sweep]\n\"resampling.seed\" = 3\n",
+            &["bad.toml:2:", "list of values"],
+        ),
+    ];
+    for (what, text, needles) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let command = if text.contains("[sweep]") {
+            "sweep"
+        } else {
+            "run"
+        };
+        let o = medsim(dir.path(), &[command, "bad.toml", "-q"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        for n in *needles {
+            assert!(err.contains(n), "{what}: '{n}' not in: {err}");
+        }
+        assert!(
+            !dir.path().join("results").exists(),
+            "{what}: wrote results"
+        );
+    }
+    // A config file that does not exist.
+    let o = medsim(dir.path(), &["run", "absent.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("absent.toml"));
+    // sweep without a [sweep] table.
+    std::fs::write(dir.path().join("plain.toml"), "name = \"p\"\n").unwrap();
+    let o = medsim(dir.path(), &["sweep", "plain.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("[sweep] table"));
+}
+
+/// The robustness options act on the table the model sees: a period range,
+/// the lagged treatment and dropped rows give the summary of the same
+/// model on a CSV edited by hand that way (bit for bit but the source
+/// name), and winsorising at [0, 100] changes nothing.
+#[test]
+fn robustness_options_equal_hand_edited_data() {
+    use medsim::synthetic::{SyntheticParams, generate};
+    use medsim::table::{Table, write_csv};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let table = generate(SyntheticParams {
+        cities: 50,
+        years: 6,
+        ..SyntheticParams::default()
+    });
+    write_csv(&table, &d.join("panel.csv")).unwrap();
+    let col = |name: &str| table.column(name).unwrap();
+    let (city, year, dei, size) = (col("city"), col("year"), col("dei"), col("size"));
+    let edited = |name: &str, f: &dyn Fn(&Table) -> Table| {
+        write_csv(&f(&table), &d.join(name)).unwrap();
+    };
+    edited("periods.csv", &|t| t.filter_rows(|r| r[year] != "2016"));
+    edited("dropped.csv", &|t| {
+        t.filter_rows(|r| r[size] != "large" && r[city] != "C003")
+    });
+    edited("lagged.csv", &|t| {
+        let mut t = t.clone();
+        let previous: std::collections::HashMap<(String, String), String> = t
+            .rows
+            .iter()
+            .map(|r| {
+                let next = (r[year].parse::<i32>().unwrap() + 1).to_string();
+                ((r[city].clone(), next), r[dei].clone())
+            })
+            .collect();
+        for r in &mut t.rows {
+            r[dei] = previous
+                .get(&(r[city].clone(), r[year].clone()))
+                .cloned()
+                .unwrap_or_default();
+        }
+        t
+    });
+    let run = |name: &str, csv: &str, data: &str| -> Value {
+        let cfg = format!(
+            "name = \"{name}\"\n[data]\ncsv = \"{csv}\"\n{data}\n[resampling]\nreplicates = 300\n[inference]\nmc_draws = 2000\n"
+        );
+        std::fs::write(d.join(format!("{name}.toml")), cfg).unwrap();
+        ok(&medsim(d, &["run", &format!("{name}.toml"), "-q"]));
+        let mut s = summary(&d.join(format!("results/{name}/summary.json")));
+        s["name"] = "".into();
+        s["data"]["source"] = "".into();
+        s
+    };
+    assert_eq!(
+        run("a", "panel.csv", "periods = { to = 2015 }"),
+        run("b", "periods.csv", "")
+    );
+    assert_eq!(
+        run(
+            "c",
+            "panel.csv",
+            "drop_units = [\"C003\"]\ndrop = { size = [\"large\"] }"
+        ),
+        run("d", "dropped.csv", "")
+    );
+    assert_eq!(
+        run("e", "panel.csv", "lag_treatment = true"),
+        run("f", "lagged.csv", "")
+    );
+    assert_eq!(
+        run("g", "panel.csv", "winsorize = [0, 100]"),
+        run("h", "panel.csv", "")
+    );
+    // Winsorising does change a run.
+    assert_ne!(
+        run("i", "panel.csv", "winsorize = [5, 95]"),
+        run("j", "panel.csv", "")
+    );
+}
