@@ -610,3 +610,66 @@ fn gpu_and_cpu_instrumented_models_agree() {
         }
     }
 }
+
+/// The sensitivity analysis on the GPU (configs/sensitivity.toml: the
+/// pooled model and each region): the band at every rho agrees with the
+/// CPU engine's, within 1e-4 of its bootstrap SD in f32 and 1e-9 relative
+/// in f64.
+#[test]
+fn gpu_and_cpu_sensitivity_bands_agree() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/sensitivity.toml");
+    let (cpu, gpus) =
+        cpu_and_gpu_runs(dir.path(), ctx, &[config, "-B", "501", "--group", "region"]);
+    let models = |s: &Value| -> Vec<Value> {
+        std::iter::once(s["sensitivity"].clone())
+            .chain(
+                s["groups"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .map(|g| g["sensitivity"].clone()),
+            )
+            .collect()
+    };
+    for (precision, gpu) in gpus {
+        assert_eq!(gpu["resampling"]["backend"], "gpu");
+        let (want, got) = (models(&cpu), models(&gpu));
+        assert_eq!(want.len(), 4);
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(w["rho_at_zero"], g["rho_at_zero"]);
+            for (pw, pg) in w["curve"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(g["curve"].as_array().unwrap())
+            {
+                let sd = pw["bootstrap"]["sd"].as_f64().unwrap();
+                let (iw, ig) = (
+                    pw["intervals"].as_array().unwrap(),
+                    pg["intervals"].as_array().unwrap(),
+                );
+                assert_eq!(iw.len(), 2);
+                assert_eq!(iw.len(), ig.len());
+                for (a, b) in iw.iter().zip(ig) {
+                    for bound in ["lower", "upper"] {
+                        let (x, y) = (a[bound].as_f64().unwrap(), b[bound].as_f64().unwrap());
+                        let tol = match precision {
+                            "f32" => 1e-4 * sd,
+                            _ => 1e-9 * x.abs().max(sd),
+                        };
+                        assert!(
+                            (x - y).abs() <= tol,
+                            "{precision} rho {} {} {bound}: {x} vs {y}",
+                            pw["rho"],
+                            a["method"]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
