@@ -832,7 +832,7 @@ fn rho_grid(g: &RhoGrid, err: &dyn Fn(&str, String) -> Error) -> Result<Vec<f64>
             format!("from ({}) is above to ({})", g.from, g.to),
         ));
     }
-    if !(g.step > 0.0) || (g.to - g.from) / g.step > 100_000.0 {
+    if g.step.is_nan() || g.step <= 0.0 || (g.to - g.from) / g.step > 100_000.0 {
         return Err(err(
             "sensitivity.rho.step",
             format!(
