@@ -648,16 +648,16 @@ impl Config {
                 ));
             }
         }
+        // Checked whatever the scheme, so a typo never waits for a wild run.
+        let weights = WildWeights::parse(&r.weights)
+            .map_err(|e| err("resampling.weights", message_of(e)))?;
         let resampling = match r.scheme.trim() {
             "none" => None,
             scheme => {
                 let scheme = match Scheme::parse(scheme)
                     .map_err(|e| err("resampling.scheme", message_of(e)))?
                 {
-                    Scheme::Wild(_) => Scheme::Wild(
-                        WildWeights::parse(&r.weights)
-                            .map_err(|e| err("resampling.weights", message_of(e)))?,
-                    ),
+                    Scheme::Wild(_) => Scheme::Wild(weights),
                     other => other,
                 };
                 for (key, value, least) in [

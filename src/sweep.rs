@@ -324,17 +324,17 @@ mod tests {
         let o = origin(
             "name = \"s\"\n[sweep]\n\"resampling.replicates\" = [100, 200]\n\"model.controls\" = [[], [\"gdp\"], [\"gdp\", \"fdi\"]]\n",
         );
-        let (keys, points) = points(&o).unwrap();
+        let (keys, grid) = points(&o).unwrap();
         assert_eq!(keys, ["resampling.replicates", "model.controls"]);
-        assert_eq!(points.len(), 6);
-        assert_eq!(points[4].config.resampling.replicates, 200);
-        assert_eq!(points[4].config.model.controls, ["gdp"]);
+        assert_eq!(grid.len(), 6);
+        assert_eq!(grid[4].config.resampling.replicates, 200);
+        assert_eq!(grid[4].config.model.controls, ["gdp"]);
         let o = origin(
             "[sweep]\ncombine = \"zip\"\n\"data.synthetic.cities\" = [50, 100]\n\"data.synthetic.years\" = [5, 6]\n",
         );
-        let (_, points) = points(&o).unwrap();
-        assert_eq!(points.len(), 2);
-        let s = points[1].config.data.synthetic.as_ref().unwrap();
+        let (_, zipped) = points(&o).unwrap();
+        assert_eq!(zipped.len(), 2);
+        let s = zipped[1].config.data.synthetic.as_ref().unwrap();
         assert_eq!((s.cities, s.years), (100, 6));
     }
 

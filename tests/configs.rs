@@ -326,6 +326,11 @@ fn malformed_configs_are_refused_with_file_line_and_key() {
             &["bad.toml:2:", "resampling.scheme", "'boot'"],
         ),
         (
+            "unknown wild weights, even with pairs",
+            "[resampling]\nscheme = \"pairs\"\nweights = \"gauss\"\n",
+            &["bad.toml:3:", "resampling.weights", "'gauss'"],
+        ),
+        (
             "rho of 1",
             "[sensitivity]\nrho = { from = -0.5, to = 1.0, step = 0.1 }\n",
             &["bad.toml:2:", "sensitivity.rho.to", "between -1 and 1"],
