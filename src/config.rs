@@ -649,8 +649,8 @@ impl Config {
             }
         }
         // Checked whatever the scheme, so a typo never waits for a wild run.
-        let weights = WildWeights::parse(&r.weights)
-            .map_err(|e| err("resampling.weights", message_of(e)))?;
+        let weights =
+            WildWeights::parse(&r.weights).map_err(|e| err("resampling.weights", message_of(e)))?;
         let resampling = match r.scheme.trim() {
             "none" => None,
             scheme => {
