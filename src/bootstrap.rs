@@ -248,12 +248,7 @@ fn choose_engine<'a>(
             false
         }
         BackendChoice::Gpu => true,
-        BackendChoice::Auto => {
-            spec.adapter.is_some()
-                || crate::gpu::list_adapters()
-                    .first()
-                    .is_some_and(|a| crate::gpu::is_hardware(&a.info))
-        }
+        BackendChoice::Auto => spec.adapter.is_some() || crate::gpu::hardware_available(),
     };
     let panel =
         || panel.ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()));

@@ -42,6 +42,9 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<SensitivityConfig>,
     pub output: OutputConfig,
+    /// A simulation study (`medsim simulate`), when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<SimulationConfig>,
     /// Config keys (dotted, e.g. "model.controls") mapped to lists of
     /// values, for `medsim sweep`; `combine = "grid"` (default) or "zip".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -174,6 +177,76 @@ pub struct RhoGrid {
     pub step: f64,
 }
 
+/// A number, or a list of them (a grid).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    /// The values, one or many.
+    pub fn values(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `[simulation]`: a study of many simulated datasets (`crate::simulate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulationConfig {
+    /// "iid" or "panel".
+    pub dgp: String,
+    /// Observations (iid) or cities (panel); a list makes a grid.
+    pub n: OneOrMany<u64>,
+    pub a: OneOrMany<f64>,
+    pub b: OneOrMany<f64>,
+    pub c_prime: OneOrMany<f64>,
+    /// Panel: periods, the within-city AR(1) coefficient, the heterogeneity.
+    pub years: u64,
+    pub rho: f64,
+    pub heterogeneity: f64,
+    pub datasets: u64,
+    pub replicates: u64,
+    pub methods: Vec<String>,
+    pub scheme: String,
+    pub level: f64,
+    pub seed: u64,
+    pub mc_draws: u64,
+    /// Search the smallest n reaching this power, n = [lo, hi].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_power: Option<f64>,
+}
+
+impl Default for SimulationConfig {
+    fn default() -> Self {
+        SimulationConfig {
+            dgp: "iid".into(),
+            n: OneOrMany::One(100),
+            a: OneOrMany::One(0.39),
+            b: OneOrMany::One(0.39),
+            c_prime: OneOrMany::One(0.0),
+            years: 10,
+            rho: 0.5,
+            heterogeneity: 0.0,
+            datasets: 1000,
+            replicates: 1000,
+            methods: ["sobel", "joint", "monte_carlo", "percentile", "bc", "bca"]
+                .map(String::from)
+                .to_vec(),
+            scheme: "pairs".into(),
+            level: 0.95,
+            seed: 1,
+            mc_draws: 10_000,
+            target_power: None,
+        }
+    }
+}
+
 /// `[output]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -196,6 +269,7 @@ impl Default for Config {
             inference: InferenceConfig::default(),
             sensitivity: None,
             output: OutputConfig::default(),
+            simulation: None,
             sweep: None,
         }
     }
@@ -528,6 +602,179 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
 }
 
 impl Config {
+    /// The validated study of the config's `[simulation]` section, its
+    /// resampling engine settings from `[resampling]`.
+    pub fn study(&self, origin: &Origin) -> Result<crate::simulate::Study> {
+        use crate::simulate::{Cell, Dgp, Study, check_methods};
+        let err = |key: &str, message: String| origin.error(key, message);
+        let Some(s) = &self.simulation else {
+            return Err(Error::Config {
+                file: origin.name.clone(),
+                line: 0,
+                key: "simulation".into(),
+                message:
+                    "medsim simulate needs a [simulation] section (see configs/power_iid.toml)"
+                        .into(),
+            });
+        };
+        check_name(&self.name).map_err(|m| err("name", m))?;
+        let dgp = match s.dgp.as_str() {
+            "iid" => Dgp::Iid,
+            "panel" => {
+                if s.years < 2 {
+                    return Err(err(
+                        "simulation.years",
+                        format!("{} is too few; a panel needs at least 2", s.years),
+                    ));
+                }
+                if !(0.0..1.0).contains(&s.rho) {
+                    return Err(err(
+                        "simulation.rho",
+                        format!("{} is not an AR(1) coefficient in [0, 1)", s.rho),
+                    ));
+                }
+                Dgp::Panel {
+                    years: s.years as usize,
+                    rho: s.rho,
+                    heterogeneity: s.heterogeneity,
+                }
+            }
+            other => {
+                return Err(err(
+                    "simulation.dgp",
+                    format!("'{other}' is not \"iid\" or \"panel\""),
+                ));
+            }
+        };
+        let least = if dgp == Dgp::Iid { 4 } else { 2 };
+        let ns = s.n.values();
+        if let Some(t) = s.target_power {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(err(
+                    "simulation.target_power",
+                    format!("{t} is not a power strictly between 0 and 1"),
+                ));
+            }
+            if ns.len() != 2 || ns[0] >= ns[1] {
+                return Err(err(
+                    "simulation.n",
+                    "with target_power, n is the range to search: [lo, hi] with lo < hi".into(),
+                ));
+            }
+        }
+        if ns.is_empty() {
+            return Err(err("simulation.n", "the list is empty".into()));
+        }
+        for &n in &ns {
+            if n < least || n > 10_000_000 {
+                return Err(err(
+                    "simulation.n",
+                    format!("{n} is outside {least}..10,000,000"),
+                ));
+            }
+        }
+        for (key, values) in [
+            ("simulation.a", s.a.values()),
+            ("simulation.b", s.b.values()),
+            ("simulation.c_prime", s.c_prime.values()),
+        ] {
+            if values.is_empty() {
+                return Err(err(key, "the list is empty".into()));
+            }
+            if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > 100.0) {
+                return Err(err(
+                    key,
+                    format!("{v} is not a finite effect of at most 100 in size"),
+                ));
+            }
+        }
+        if s.datasets < 2 {
+            return Err(err(
+                "simulation.datasets",
+                format!(
+                    "{} is too few; a study needs at least 2 datasets",
+                    s.datasets
+                ),
+            ));
+        }
+        if !(s.level > 0.0 && s.level < 1.0) {
+            return Err(err(
+                "simulation.level",
+                format!(
+                    "{} is not a confidence level strictly between 0 and 1",
+                    s.level
+                ),
+            ));
+        }
+        check_methods(&s.methods).map_err(|m| err("simulation.methods", m))?;
+        let needs_resampling = s
+            .methods
+            .iter()
+            .any(|m| !matches!(m.as_str(), "sobel" | "joint" | "monte_carlo"));
+        if needs_resampling && s.replicates < 1 {
+            return Err(err(
+                "simulation.replicates",
+                "0 is too small; it must be at least 1".into(),
+            ));
+        }
+        if s.mc_draws < 1000 {
+            return Err(err(
+                "simulation.mc_draws",
+                format!("{} draws are too few; use at least 1000", s.mc_draws),
+            ));
+        }
+        let scheme =
+            match Scheme::parse(&s.scheme).map_err(|e| err("simulation.scheme", message_of(e)))? {
+                Scheme::Wild(_) => Scheme::Wild(
+                    WildWeights::parse(&self.resampling.weights)
+                        .map_err(|e| err("resampling.weights", message_of(e)))?,
+                ),
+                Scheme::Permutation => {
+                    return Err(err(
+                        "simulation.scheme",
+                        "the permutation scheme gives p-values, not intervals; use pairs, bayes, \
+                     poisson, jackknife or wild"
+                            .into(),
+                    ));
+                }
+                other => other,
+            };
+        // The engine settings are the run's.
+        let mut run = self.clone();
+        run.resampling.scheme = s.scheme.clone();
+        run.resampling.replicates = s.replicates.max(1);
+        run.sensitivity = None;
+        run.data = DataConfig::default();
+        run.model = ModelConfig::default();
+        let plan = run.plan(origin)?;
+        let mut resampling = plan.resampling.unwrap_or_default();
+        resampling.scheme = scheme;
+        resampling.sensitivity = None;
+        // Intervals only: the wild scheme's restricted tests are not used.
+        resampling.wild_tests = false;
+        let mut cells = Vec::new();
+        for &n in &ns {
+            for &a in &s.a.values() {
+                for &b in &s.b.values() {
+                    for &c_prime in &s.c_prime.values() {
+                        cells.push(Cell { n, a, b, c_prime });
+                    }
+                }
+            }
+        }
+        Ok(Study {
+            dgp,
+            cells,
+            datasets: s.datasets,
+            methods: s.methods.clone(),
+            level: s.level,
+            seed: s.seed,
+            mc_draws: s.mc_draws,
+            resampling,
+            target: s.target_power,
+        })
+    }
+
     /// The validated plan of the run this config describes; errors name
     /// the file, line and key of the value (or the flag that gave it).
     pub fn plan(&self, origin: &Origin) -> Result<RunPlan> {

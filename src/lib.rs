@@ -36,6 +36,7 @@ pub mod robustness;
 pub mod run;
 pub mod scheme;
 pub mod sensitivity;
+pub mod simulate;
 pub mod spec;
 pub mod stats;
 pub mod summary;

@@ -50,6 +50,11 @@ enum Command {
     /// and each point's summary.
     #[command(after_help = SWEEP_EXAMPLES)]
     Sweep(RunArgs),
+    /// A simulation study: many datasets from a known process, each analysed
+    /// with every method; rejection rates (power or Type I error), coverage,
+    /// interval widths.
+    #[command(after_help = SIMULATE_EXAMPLES)]
+    Simulate(SimulateArgs),
     /// Write the study-calibrated synthetic panel as CSV.
     #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
@@ -111,6 +116,19 @@ A [sweep] table maps config keys to lists of values:
 Every point is checked before the first runs. Flags apply to every point and
 may not set a swept key. Writes results/<name>/sweep.csv (one row per point x
 model x effect x interval) and results/<name>/points/NNN/summary.json.";
+
+const SIMULATE_EXAMPLES: &str = "Examples:
+  medsim simulate configs/power_iid.toml          power of every method on the classic iid model
+  medsim simulate configs/coverage_panel.toml     coverage on the calibrated panel
+  medsim simulate configs/power_iid.toml --datasets 200 --replicates 500
+
+A [simulation] section says the data-generating process (dgp = \"iid\": X ~ N(0,1),
+M = a X + e, Y = c' X + b M + e; or \"panel\": the calibrated synthetic panel with
+n cities), n, a, b, c_prime (each a number or a list: a grid), datasets,
+replicates, methods (sobel, joint, monte_carlo, percentile, basic, normal, bc,
+bca, studentized), scheme, level, seed. Writes results/<name>/simulation.json
+and simulation.csv (per cell and method: rejection rate and its Monte Carlo SE,
+coverage, misses left and right, mean width).";
 
 const GENERATE_EXAMPLES: &str = "Examples:
   medsim generate --out panel.csv
@@ -267,6 +285,34 @@ struct RunFlags {
     /// [resampling.memory_mib; default 1024].
     #[arg(long, value_name = "MIB")]
     memory: Option<u64>,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// The config file with a [simulation] section.
+    #[arg(value_name = "CONFIG.toml")]
+    config: PathBuf,
+    /// Datasets per cell [simulation.datasets].
+    #[arg(long)]
+    datasets: Option<u64>,
+    /// Bootstrap replicates per dataset [simulation.replicates].
+    #[arg(short = 'B', long)]
+    replicates: Option<u64>,
+    /// Worker threads, datasets in parallel (0: one per core) [resampling.threads].
+    #[arg(long)]
+    threads: Option<u64>,
+    /// Engine of each dataset's resampling: auto, gpu or cpu [resampling.backend].
+    #[arg(long)]
+    backend: Option<String>,
+    /// Precision of the GPU stages: f32 or f64 [resampling.precision].
+    #[arg(long, value_name = "f32|f64")]
+    precision: Option<String>,
+    /// Folder for the results [output.dir; default results/<name>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -588,6 +634,78 @@ fn sweep(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// `medsim simulate CONFIG`: the study of the config's [simulation].
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let (mut c, mut origin) = config::read(&args.config)?;
+    let mut set = |key: &str, flag: &str| {
+        origin.flags.insert(key.to_string(), flag.to_string());
+    };
+    if let Some(s) = c.simulation.as_mut() {
+        if let Some(d) = args.datasets {
+            s.datasets = d;
+            set("simulation.datasets", "--datasets");
+        }
+        if let Some(b) = args.replicates {
+            s.replicates = b;
+            set("simulation.replicates", "-B");
+        }
+    }
+    if let Some(t) = args.threads {
+        c.resampling.threads = t;
+        set("resampling.threads", "--threads");
+    }
+    if let Some(b) = &args.backend {
+        c.resampling.backend = b.clone();
+        set("resampling.backend", "--backend");
+    }
+    if let Some(p) = &args.precision {
+        c.resampling.precision = Some(p.clone());
+        set("resampling.precision", "--precision");
+    }
+    if let Some(o) = &args.out {
+        c.output.dir = Some(o.clone());
+    }
+    let study = c.study(&origin)?;
+    let out = c.out_dir();
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Output {
+            path: out,
+            reason: "it exists and is not a folder".into(),
+        });
+    }
+    let total = study.cells.len() as u64 * study.datasets;
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} datasets {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        )
+    };
+    let (cells, sizes, seconds) =
+        medsim::simulate::run(&study, c.resampling.threads as usize, &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+    bar.finish_and_clear();
+    let summary = medsim::simulate::SimulationSummary::new(&c.name, &study, cells, sizes, seconds);
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
+    write_run_dir(
+        &out,
+        &[
+            ("simulation.json".to_string(), json.into_bytes()),
+            ("simulation.csv".to_string(), summary.csv().into_bytes()),
+        ],
+    )?;
+    print!("{}", summary.render());
+    println!("\nwritten  {}", out.join("simulation.json").display());
+    Ok(())
+}
+
 /// A point's swept values, `key = value, ...`.
 fn describe(values: &[(String, toml::Value)]) -> String {
     values
@@ -704,6 +822,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args, false),
         Command::Sensitivity(args) => run(args, true),
         Command::Sweep(args) => sweep(args),
+        Command::Simulate(args) => simulate(args),
         Command::Generate(args) => generate_cmd(args),
         Command::Devices => {
             devices();

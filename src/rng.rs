@@ -24,6 +24,8 @@ pub const STREAM_WEIGHTS: u32 = 0x5754_0001;
 pub const STREAM_PERMUTATION: u32 = 0x5045_0001;
 /// Stream tag of the shuffle of group labels (`label_test`).
 pub const STREAM_LABELS: u32 = 0x4c41_0001;
+/// Stream tag of a simulation study's datasets (`simulate`).
+pub const STREAM_SIMULATION: u32 = 0x5349_0001;
 
 /// The 32-bit words of one replicate's stream, in order: word `k` is word
 /// `k % 4` of block `k / 4`. Every derived draw below consumes whole words

@@ -248,6 +248,18 @@ fn adapters() -> Vec<wgpu::Adapter> {
     adapters
 }
 
+/// Whether the best adapter is a hardware GPU (what `--backend auto`
+/// asks), found once per process: enumerating adapters costs milliseconds,
+/// and a simulation study asks for every dataset.
+pub fn hardware_available() -> bool {
+    static HARDWARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HARDWARE.get_or_init(|| {
+        list_adapters()
+            .first()
+            .is_some_and(|a| is_hardware(&a.info))
+    })
+}
+
 /// Every adapter, best first, with the limits that size GPU batches.
 pub fn list_adapters() -> Vec<AdapterSummary> {
     adapters()

@@ -1,0 +1,722 @@
+//! Simulation studies: many datasets drawn from a known data-generating
+//! process, each analysed with every method, to estimate each method's
+//! rejection rate of H0: a*b = 0 (power, or Type I error when a*b = 0) and
+//! its coverage of the true a*b. Nested Monte Carlo: D datasets, each with
+//! B resampling replicates.
+//!
+//! # Data-generating processes
+//!
+//! * `iid`: the single-level single-mediator model, X ~ N(0, 1), M = a X +
+//!   e_M, Y = c' X + b M + e_Y with standard normal errors; n observations,
+//!   each its own cluster, no fixed effects. Dataset d's normals come from
+//!   the Philox stream `(seed, d, STREAM_SIMULATION)`, observation i taking
+//!   normals 3i (X), 3i + 1 (e_M), 3i + 2 (e_Y), so a dataset of n
+//!   observations is the first n of a larger one (common random numbers
+//!   across sample sizes).
+//! * `panel`: the study-calibrated synthetic panel (`crate::synthetic`)
+//!   with n cities and a_sec = a_ter = a (so a is the effect of dei on
+//!   overall agglomeration), b, c', the within-city AR(1) coefficient and
+//!   the heterogeneity of the a paths (0 by default, so a is every city's
+//!   and the true a*b is exact); dataset d is the panel of seed `seed + d`,
+//!   fitted with city and year effects and SEs clustered by city.
+//!
+//! # Methods
+//!
+//! `sobel` (normal test of a*b / its delta-method SE), `joint` (both a and
+//! b significant: max(p_a, p_b) < 1 - level; no interval), `monte_carlo`
+//! (the parametric interval), and the bootstrap intervals `percentile`,
+//! `basic`, `normal`, `bc`, `bca`, `studentized` of the run's `scheme`
+//! (every bootstrap method from the same replicates of a dataset). A method
+//! rejects when its interval excludes zero, covers when it holds the true
+//! a*b, misses left when it lies wholly below it, right when above.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::bootstrap::{ResampleSpec, resample};
+use crate::design::Design;
+use crate::error::{Error, Result};
+use crate::intervals::Method;
+use crate::mediation::analyse;
+use crate::panel::Panel;
+use crate::rng::{STREAM_SIMULATION, normals};
+use crate::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use crate::synthetic::{SyntheticParams, default_spec, generate};
+use crate::table::Table;
+
+/// The data-generating process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Dgp {
+    Iid,
+    Panel {
+        years: usize,
+        rho: f64,
+        heterogeneity: f64,
+    },
+}
+
+/// One cell of a study: the true parameters and the sample size (the
+/// number of observations, or of cities for the panel).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub n: u64,
+    pub a: f64,
+    pub b: f64,
+    pub c_prime: f64,
+}
+
+impl Cell {
+    /// The true indirect effect.
+    pub fn indirect(&self) -> f64 {
+        self.a * self.b
+    }
+}
+
+/// A study: the process, the cells, and how each dataset is analysed.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub dgp: Dgp,
+    pub cells: Vec<Cell>,
+    pub datasets: u64,
+    /// Methods, by name (see the module doc).
+    pub methods: Vec<String>,
+    pub level: f64,
+    pub seed: u64,
+    pub mc_draws: u64,
+    /// The resampling of each dataset (its `replicates`, `scheme`, engine).
+    pub resampling: ResampleSpec,
+    /// Search each method's sample size for this power (the cells' n give
+    /// the range).
+    pub target: Option<f64>,
+}
+
+/// One method's results over the datasets of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MethodResult {
+    /// Share of datasets rejecting H0: a*b = 0.
+    pub rejection_rate: f64,
+    /// Its Monte Carlo standard error, sqrt(r (1 - r) / D).
+    pub mc_se: f64,
+    /// Share of intervals holding the true a*b (null for `joint`).
+    pub coverage: Option<f64>,
+    pub miss_left: Option<f64>,
+    pub miss_right: Option<f64>,
+    pub mean_width: Option<f64>,
+    /// Datasets where the method gave no answer (a degenerate fit).
+    pub failed: u64,
+}
+
+/// A cell's results: the parameters, then each method's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub parameters: Cell,
+    pub true_indirect: f64,
+    pub methods: indexmap::IndexMap<String, MethodResult>,
+}
+
+/// What one dataset says for one method: reject, and the interval if any.
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    reject: bool,
+    interval: Option<(f64, f64)>,
+}
+
+/// The bootstrap methods among `methods`.
+fn bootstrap_methods(methods: &[String]) -> Result<Vec<Method>> {
+    methods
+        .iter()
+        .filter(|m| !matches!(m.as_str(), "sobel" | "joint" | "monte_carlo"))
+        .map(|m| Method::parse(m))
+        .collect()
+}
+
+/// Check the names of `methods`.
+pub fn check_methods(methods: &[String]) -> std::result::Result<(), String> {
+    if methods.is_empty() {
+        return Err("give at least one method".into());
+    }
+    for m in methods {
+        let known =
+            matches!(m.as_str(), "sobel" | "joint" | "monte_carlo") || Method::parse(m).is_ok();
+        if !known {
+            return Err(format!(
+                "'{m}' is not one of sobel, joint, monte_carlo, percentile, basic, normal, bc, bca, studentized"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The iid dataset `d` with `cell`'s parameters, as a table.
+pub fn iid_table(seed: u64, d: u64, cell: &Cell) -> Table {
+    let n = cell.n as usize;
+    let mut z = vec![0.0; 3 * n];
+    normals(seed, d, STREAM_SIMULATION, &mut z);
+    let rows = (0..n)
+        .map(|i| {
+            let x = z[3 * i];
+            let m = cell.a * x + z[3 * i + 1];
+            let y = cell.c_prime * x + cell.b * m + z[3 * i + 2];
+            vec![
+                format!("o{i}"),
+                "1".into(),
+                format!("{x}"),
+                format!("{m}"),
+                format!("{y}"),
+            ]
+        })
+        .collect();
+    Table::new(
+        "<simulated iid dataset>",
+        ["id", "period", "x", "m", "y"].map(String::from).to_vec(),
+        rows,
+    )
+}
+
+/// The model the study fits to each dataset.
+fn model(dgp: Dgp) -> ModelSpec {
+    match dgp {
+        Dgp::Iid => ModelSpec {
+            unit: "id".into(),
+            time: "period".into(),
+            outcome: "y".into(),
+            treatment: "x".into(),
+            mediators: vec!["m".into()],
+            controls: vec![],
+            instruments: vec![],
+            groups: vec![],
+            cluster: "id".into(),
+            fixed_effects: FixedEffects::None,
+        },
+        Dgp::Panel { .. } => ModelSpec {
+            groups: vec![],
+            ..default_spec()
+        },
+    }
+}
+
+/// Dataset `d` of `cell`.
+fn dataset(study: &Study, cell: &Cell, d: u64) -> Table {
+    match study.dgp {
+        Dgp::Iid => iid_table(study.seed, d, cell),
+        Dgp::Panel {
+            years,
+            rho,
+            heterogeneity,
+        } => generate(SyntheticParams {
+            cities: cell.n as usize,
+            years,
+            seed: study.seed.wrapping_add(d),
+            a_sec: cell.a,
+            a_ter: cell.a,
+            b: cell.b,
+            c_prime: cell.c_prime,
+            rho,
+            heterogeneity,
+            ..SyntheticParams::default()
+        }),
+    }
+}
+
+/// Every method's verdict on dataset `d` of `cell` (None where it failed).
+fn analyse_dataset(study: &Study, cell: &Cell, d: u64) -> Result<Vec<Option<Verdict>>> {
+    let spec = model(study.dgp);
+    let table = dataset(study, cell, d);
+    let alpha = 1.0 - study.level;
+    let failed = || vec![None; study.methods.len()];
+    let Ok(panel) = Panel::from_table(&table, &spec) else {
+        return Ok(failed());
+    };
+    let Ok(design) = Design::build(&panel, spec.fixed_effects) else {
+        return Ok(failed());
+    };
+    // Each dataset's own draws: the Monte Carlo interval's and the
+    // bootstrap's seeds mix the study's seed with the dataset.
+    let seed = study.seed ^ (d.wrapping_add(1)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let inference = InferenceSpec {
+        levels: vec![study.level],
+        mc_draws: study.mc_draws,
+        seed,
+    };
+    let Ok(analysis) = analyse(&design, &inference) else {
+        return Ok(failed());
+    };
+    let boot = bootstrap_methods(&study.methods)?;
+    let resampled = if boot.is_empty() {
+        None
+    } else {
+        let spec = ResampleSpec {
+            methods: boot,
+            threads: 1,
+            ..study.resampling.clone()
+        };
+        resample(
+            &design,
+            &panel,
+            &analysis,
+            &spec,
+            seed,
+            &[study.level],
+            &|_, _| {},
+            None,
+        )
+        .ok()
+    };
+    let effect = |key: &str| analysis.effect(key).copied();
+    let interval = |list: &[crate::mediation::Interval], method: &str| {
+        list.iter()
+            .find(|i| i.effect == "indirect" && i.method == method)
+            .map(|i| (i.lower, i.upper))
+    };
+    let from_interval = |iv: Option<(f64, f64)>| {
+        iv.filter(|(l, u)| l.is_finite() && u.is_finite())
+            .map(|(l, u)| Verdict {
+                reject: l > 0.0 || u < 0.0,
+                interval: Some((l, u)),
+            })
+    };
+    Ok(study
+        .methods
+        .iter()
+        .map(|m| match m.as_str() {
+            "sobel" => from_interval(interval(&analysis.intervals, "sobel")),
+            "monte_carlo" => from_interval(interval(&analysis.intervals, "monte_carlo")),
+            "joint" => match (effect("a"), effect("b")) {
+                (Some(a), Some(b)) => match (a.p_value, b.p_value) {
+                    (Some(pa), Some(pb)) => Some(Verdict {
+                        reject: pa.max(pb) < alpha,
+                        interval: None,
+                    }),
+                    _ => None,
+                },
+                _ => None,
+            },
+            name => resampled
+                .as_ref()
+                .and_then(|r| from_interval(interval(&r.intervals, name))),
+        })
+        .collect())
+}
+
+/// Summarise the verdicts of `methods` over the datasets of a cell.
+fn summarise(cell: &Cell, methods: &[String], verdicts: &[Vec<Option<Verdict>>]) -> CellResult {
+    let truth = cell.indirect();
+    let mut out = indexmap::IndexMap::new();
+    for (k, name) in methods.iter().enumerate() {
+        let got: Vec<Verdict> = verdicts.iter().filter_map(|v| v[k]).collect();
+        let failed = (verdicts.len() - got.len()) as u64;
+        let n = got.len().max(1) as f64;
+        let share = |f: &dyn Fn(&Verdict) -> bool| got.iter().filter(|v| f(v)).count() as f64 / n;
+        let rate = share(&|v| v.reject);
+        let has_intervals = got.iter().all(|v| v.interval.is_some()) && !got.is_empty();
+        let intervals = |f: &dyn Fn((f64, f64)) -> bool| {
+            has_intervals.then(|| share(&|v| v.interval.is_some_and(f)))
+        };
+        out.insert(
+            name.clone(),
+            MethodResult {
+                rejection_rate: rate,
+                mc_se: (rate * (1.0 - rate) / n).sqrt(),
+                coverage: intervals(&|(l, u)| l <= truth && truth <= u),
+                miss_left: intervals(&|(_, u)| u < truth),
+                miss_right: intervals(&|(l, _)| l > truth),
+                mean_width: has_intervals.then(|| {
+                    got.iter()
+                        .filter_map(|v| v.interval)
+                        .map(|(l, u)| u - l)
+                        .sum::<f64>()
+                        / n
+                }),
+                failed,
+            },
+        );
+    }
+    CellResult {
+        parameters: *cell,
+        true_indirect: truth,
+        methods: out,
+    }
+}
+
+/// Run the study on `threads` workers (0: one per core), datasets in
+/// parallel; `progress(done, total)` hears datasets done (`total` grows
+/// as a sample-size search adds cells). Results depend on neither. With
+/// `study.target`, the cells are a search for the sample size (see
+/// [`SampleSize`]) and every evaluated sample size is a cell.
+pub fn run(
+    study: &Study,
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(Vec<CellResult>, Vec<SampleSize>, f64)> {
+    check_methods(&study.methods).map_err(|message| Error::InvalidOption {
+        option: "simulation.methods".into(),
+        message,
+    })?;
+    // Plain threads, each taking the next dataset: each dataset's engine
+    // has its own one-thread pool, and waiting on it from a worker of
+    // another rayon pool would let that worker steal more datasets,
+    // nesting without bound.
+    let workers = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    };
+    let started = Instant::now();
+    let done = AtomicU64::new(0);
+    let total = AtomicU64::new(study.cells.len() as u64 * study.datasets);
+    let evaluate = |cell: &Cell| -> Result<CellResult> {
+        let next = AtomicU64::new(0);
+        let slots: Vec<Mutex<Option<Result<Vec<Option<Verdict>>>>>> =
+            (0..study.datasets).map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let d = next.fetch_add(1, Ordering::Relaxed);
+                        if d >= study.datasets {
+                            break;
+                        }
+                        let v = analyse_dataset(study, cell, d);
+                        if let Ok(mut slot) = slots[d as usize].lock() {
+                            *slot = Some(v);
+                        }
+                        let k = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        progress(k, total.load(Ordering::Relaxed));
+                    }
+                });
+            }
+        });
+        let verdicts = slots
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| Err(Error::Numerical("a simulation worker failed".into())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(summarise(cell, &study.methods, &verdicts))
+    };
+    let Some(target) = study.target else {
+        let results = study
+            .cells
+            .iter()
+            .map(evaluate)
+            .collect::<Result<Vec<_>>>()?;
+        return Ok((results, vec![], started.elapsed().as_secs_f64()));
+    };
+    // Sample-size search: for each (a, b, c') of the cells, each method
+    // bisects [lo, hi] (the cells' n) on its power; evaluated sample sizes
+    // are shared by the methods.
+    let mut results: Vec<CellResult> = Vec::new();
+    let mut sizes = Vec::new();
+    let mut combos: Vec<Cell> = Vec::new();
+    for c in &study.cells {
+        if !combos
+            .iter()
+            .any(|k| (k.a, k.b, k.c_prime) == (c.a, c.b, c.c_prime))
+        {
+            combos.push(*c);
+        }
+    }
+    let (lo, hi) = (
+        study.cells.iter().map(|c| c.n).min().unwrap_or(0),
+        study.cells.iter().map(|c| c.n).max().unwrap_or(0),
+    );
+    for combo in combos {
+        let mut evaluated: Vec<CellResult> = Vec::new();
+        let power_at = |n: u64, evaluated: &mut Vec<CellResult>| -> Result<usize> {
+            if let Some(i) = evaluated.iter().position(|r| r.parameters.n == n) {
+                return Ok(i);
+            }
+            total.fetch_add(study.datasets, Ordering::Relaxed);
+            evaluated.push(evaluate(&Cell { n, ..combo })?);
+            Ok(evaluated.len() - 1)
+        };
+        for method in &study.methods {
+            let power = |r: &CellResult| r.methods[method.as_str()].rejection_rate;
+            let (mut a, mut b) = (lo, hi);
+            let at_hi = power_at(b, &mut evaluated)?;
+            let reached = power(&evaluated[at_hi]) >= target;
+            if reached {
+                let at_lo = power_at(a, &mut evaluated)?;
+                if power(&evaluated[at_lo]) >= target {
+                    b = a;
+                }
+                while b - a > 1 {
+                    let mid = a + (b - a) / 2;
+                    let i = power_at(mid, &mut evaluated)?;
+                    if power(&evaluated[i]) >= target {
+                        b = mid;
+                    } else {
+                        a = mid;
+                    }
+                }
+            }
+            let i = power_at(b, &mut evaluated)?;
+            let r = &evaluated[i].methods[method.as_str()];
+            // The range of n whose power is within two Monte Carlo SEs of
+            // the target, from the evaluated sample sizes.
+            let mut points: Vec<(u64, f64, f64)> = evaluated
+                .iter()
+                .map(|e| {
+                    let m = &e.methods[method.as_str()];
+                    (e.parameters.n, m.rejection_rate, m.mc_se)
+                })
+                .collect();
+            points.sort_by_key(|p| p.0);
+            let n_low = points
+                .iter()
+                .find(|(_, p, se)| p + 2.0 * se >= target)
+                .map(|p| p.0);
+            let n_high = points
+                .iter()
+                .find(|(_, p, se)| p - 2.0 * se >= target)
+                .map(|p| p.0);
+            sizes.push(SampleSize {
+                a: combo.a,
+                b: combo.b,
+                c_prime: combo.c_prime,
+                method: method.clone(),
+                target_power: target,
+                reached,
+                n: reached.then_some(b),
+                power: r.rejection_rate,
+                mc_se: r.mc_se,
+                n_low,
+                n_high,
+            });
+        }
+        evaluated.sort_by_key(|r| r.parameters.n);
+        results.extend(evaluated);
+    }
+    Ok((results, sizes, started.elapsed().as_secs_f64()))
+}
+
+/// The smallest sample size reaching the target power, for one method and
+/// one (a, b, c'): bisection on the power curve between the study's two
+/// sample sizes, the same datasets (common random numbers) at every size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleSize {
+    pub a: f64,
+    pub b: f64,
+    pub c_prime: f64,
+    pub method: String,
+    pub target_power: f64,
+    /// Whether the largest sample size reaches the target.
+    pub reached: bool,
+    /// The smallest evaluated n with power >= target (null if not reached).
+    pub n: Option<u64>,
+    /// The power at that n (at the largest n if not reached), and its
+    /// Monte Carlo SE.
+    pub power: f64,
+    pub mc_se: f64,
+    /// Uncertainty of n: the smallest evaluated n whose power is within two
+    /// Monte Carlo SEs above or at the target (`n_low`), and the smallest
+    /// whose power is two SEs above it (`n_high`).
+    pub n_low: Option<u64>,
+    pub n_high: Option<u64>,
+}
+
+/// simulation.json: the study's settings, each cell's results, timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimulationSummary {
+    pub version: String,
+    pub name: String,
+    pub dgp: String,
+    pub datasets: u64,
+    pub replicates: u64,
+    pub scheme: String,
+    pub level: f64,
+    pub seed: u64,
+    pub backend: String,
+    pub cells: Vec<CellResult>,
+    /// With `target_power`: each method's sample size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample_size: Vec<SampleSize>,
+    /// Wall-clock seconds (not reproducible, unlike the rest).
+    pub seconds: f64,
+    /// Datasets analysed per second (each with every method).
+    pub fits_per_second: f64,
+    /// Bootstrap replicates per second over the whole study.
+    pub replicates_per_second: f64,
+}
+
+impl SimulationSummary {
+    /// The summary of `study`'s results.
+    pub fn new(
+        name: &str,
+        study: &Study,
+        cells: Vec<CellResult>,
+        sample_size: Vec<SampleSize>,
+        seconds: f64,
+    ) -> Self {
+        let fits = cells.len() as f64 * study.datasets as f64;
+        let resampled = bootstrap_methods(&study.methods).is_ok_and(|m| !m.is_empty());
+        let replicates = if resampled {
+            study.resampling.replicates
+        } else {
+            0
+        };
+        SimulationSummary {
+            version: env!("CARGO_PKG_VERSION").into(),
+            name: name.into(),
+            dgp: match study.dgp {
+                Dgp::Iid => "iid".into(),
+                Dgp::Panel { .. } => "panel".into(),
+            },
+            datasets: study.datasets,
+            replicates,
+            scheme: study.resampling.scheme.as_str().into(),
+            level: study.level,
+            seed: study.seed,
+            backend: match study.resampling.backend {
+                crate::bootstrap::BackendChoice::Cpu => "cpu",
+                crate::bootstrap::BackendChoice::Gpu => "gpu",
+                crate::bootstrap::BackendChoice::Auto => "auto",
+            }
+            .into(),
+            cells,
+            sample_size,
+            seconds,
+            fits_per_second: fits / seconds.max(1e-9),
+            replicates_per_second: fits * replicates as f64 / seconds.max(1e-9),
+        }
+    }
+
+    /// simulation.csv: one row per cell x method.
+    pub fn csv(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+        let mut out = String::from(
+            "n,a,b,c_prime,true_indirect,method,level,rejection_rate,mc_se,coverage,miss_left,miss_right,mean_width,failed\n",
+        );
+        for c in &self.cells {
+            let p = c.parameters;
+            for (name, m) in &c.methods {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{name},{},{},{},{},{},{},{},{}\n",
+                    p.n,
+                    p.a,
+                    p.b,
+                    p.c_prime,
+                    c.true_indirect,
+                    self.level,
+                    m.rejection_rate,
+                    m.mc_se,
+                    opt(m.coverage),
+                    opt(m.miss_left),
+                    opt(m.miss_right),
+                    opt(m.mean_width),
+                    m.failed
+                ));
+            }
+        }
+        out
+    }
+
+    /// The printed table: per cell, each method's rejection rate (with its
+    /// Monte Carlo SE), coverage and mean width.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "medsim {} - simulation {}: {} DGP, {} datasets per cell, B = {} ({}), level {}, seed {}",
+            self.version,
+            self.name,
+            self.dgp,
+            self.datasets,
+            self.replicates,
+            self.scheme,
+            self.level,
+            self.seed
+        );
+        let _ = writeln!(
+            o,
+            "time   {:.1} s: {:.0} datasets/s, {:.3e} replicates/s",
+            self.seconds, self.fits_per_second, self.replicates_per_second
+        );
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}", 100.0 * v));
+        for c in &self.cells {
+            let p = c.parameters;
+            let _ = writeln!(
+                o,
+                "\nn = {}, a = {}, b = {}, c' = {}  (true a*b = {:.4})",
+                p.n, p.a, p.b, p.c_prime, c.true_indirect
+            );
+            let _ = writeln!(
+                o,
+                "  {:<12} {:>10} {:>7} {:>9} {:>7} {:>7} {:>10}",
+                "method", "reject %", "MC SE", "cover %", "left %", "right %", "width"
+            );
+            for (name, m) in &c.methods {
+                let _ = writeln!(
+                    o,
+                    "  {:<12} {:>10.1} {:>7.2} {:>9} {:>7} {:>7} {:>10}",
+                    name,
+                    100.0 * m.rejection_rate,
+                    100.0 * m.mc_se,
+                    pct(m.coverage),
+                    pct(m.miss_left),
+                    pct(m.miss_right),
+                    m.mean_width.map_or("-".to_string(), |w| format!("{w:.4}"))
+                );
+            }
+        }
+        if !self.sample_size.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nsample size for power {} (bisection; n range: power within 2 MC SEs)",
+                self.sample_size[0].target_power
+            );
+            for s in &self.sample_size {
+                let range = match (s.n_low, s.n_high) {
+                    (Some(l), Some(h)) => format!("[{l}, {h}]"),
+                    (Some(l), None) => format!("[{l}, -]"),
+                    _ => "-".into(),
+                };
+                let _ = writeln!(
+                    o,
+                    "  a = {}, b = {}, c' = {}  {:<12} n = {:>6}  power {:.3} ({:.3})  {range}",
+                    s.a,
+                    s.b,
+                    s.c_prime,
+                    s.method,
+                    s.n.map_or("> max".to_string(), |n| n.to_string()),
+                    s.power,
+                    s.mc_se
+                );
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iid_datasets_are_nested_across_sample_sizes() {
+        let cell = |n| Cell {
+            n,
+            a: 0.39,
+            b: 0.39,
+            c_prime: 0.0,
+        };
+        let small = iid_table(3, 7, &cell(20));
+        let large = iid_table(3, 7, &cell(50));
+        assert_eq!(small.rows[..], large.rows[..20]);
+        assert_ne!(iid_table(3, 8, &cell(20)).rows, small.rows);
+    }
+
+    #[test]
+    fn method_names_are_checked() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_methods(&names(&["sobel", "joint", "bca", "percentile"])).is_ok());
+        assert!(check_methods(&names(&["sobol"])).is_err());
+        assert!(check_methods(&[]).is_err());
+    }
+}
