@@ -220,6 +220,10 @@ pub struct SimulationConfig {
     /// Search the smallest n reaching this power, n = [lo, hi].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_power: Option<f64>,
+    /// How the lists of n, a, b, c_prime combine: "grid" (every
+    /// combination) or "zip" (the i-th values together; a single value
+    /// goes with every i).
+    pub combine: String,
 }
 
 impl Default for SimulationConfig {
@@ -243,6 +247,7 @@ impl Default for SimulationConfig {
             seed: 1,
             mc_draws: 10_000,
             target_power: None,
+            combine: "grid".into(),
         }
     }
 }
@@ -752,14 +757,59 @@ impl Config {
         resampling.sensitivity = None;
         // Intervals only: the wild scheme's restricted tests are not used.
         resampling.wild_tests = false;
+        let (av, bv, cv) = (s.a.values(), s.b.values(), s.c_prime.values());
         let mut cells = Vec::new();
-        for &n in &ns {
-            for &a in &s.a.values() {
-                for &b in &s.b.values() {
-                    for &c_prime in &s.c_prime.values() {
-                        cells.push(Cell { n, a, b, c_prime });
+        match s.combine.as_str() {
+            "grid" => {
+                for &n in &ns {
+                    for &a in &av {
+                        for &b in &bv {
+                            for &c_prime in &cv {
+                                cells.push(Cell { n, a, b, c_prime });
+                            }
+                        }
                     }
                 }
+            }
+            "zip" => {
+                if s.target_power.is_some() {
+                    return Err(err(
+                        "simulation.combine",
+                        "a sample-size search needs combine = \"grid\" (n is its range)".into(),
+                    ));
+                }
+                let len = [ns.len(), av.len(), bv.len(), cv.len()]
+                    .into_iter()
+                    .max()
+                    .unwrap_or(1);
+                for (key, l) in [
+                    ("simulation.n", ns.len()),
+                    ("simulation.a", av.len()),
+                    ("simulation.b", bv.len()),
+                    ("simulation.c_prime", cv.len()),
+                ] {
+                    if l != 1 && l != len {
+                        return Err(err(
+                            key,
+                            format!("zipped lists must have one value or {len}; this has {l}"),
+                        ));
+                    }
+                }
+                let at = |v: &[f64], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                for i in 0..len {
+                    cells.push(Cell {
+                        n: if ns.len() == 1 { ns[0] } else { ns[i] },
+                        a: at(&av, i),
+                        b: at(&bv, i),
+                        c_prime: at(&cv, i),
+                    });
+                }
+            }
+            other => {
+                return Err(err(
+                    "simulation.combine",
+                    format!("'{other}' is not \"grid\" or \"zip\""),
+                ));
             }
         }
         Ok(Study {

@@ -207,7 +207,11 @@ fn without_timings(path: &Path) -> serde_json::Value {
 fn shipped_study_configs_run_and_are_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let repo = env!("CARGO_MANIFEST_DIR");
-    for (config, cells) in [("power_iid", 36), ("coverage_panel", 1)] {
+    for (config, cells) in [
+        ("power_iid", 36),
+        ("coverage_panel", 1),
+        ("sobel_mackinnon2002", 20),
+    ] {
         let path = format!("{repo}/configs/{config}.toml");
         let mut outs = Vec::new();
         for threads in ["1", "2"] {
@@ -238,6 +242,10 @@ fn shipped_study_configs_run_and_are_deterministic() {
         }
         assert_eq!(outs[0], outs[1], "{config}");
     }
+    // The zipped study's cells are the zipped values.
+    let zipped = without_timings(&dir.path().join("sobel_mackinnon2002-1/simulation.json"));
+    let p = &zipped["cells"][7]["parameters"];
+    assert_eq!((p["n"].as_u64(), p["a"].as_f64()), (Some(200), Some(0.14)));
     // A bad [simulation] value: file, line, key, exit 2.
     std::fs::write(
         dir.path().join("bad.toml"),
