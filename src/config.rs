@@ -59,9 +59,11 @@ pub struct DataConfig {
     /// A CSV file with a header row (relative to the config file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csv: Option<PathBuf>,
-    /// The study-calibrated synthetic panel (the default when no csv).
+    /// The study-calibrated synthetic panel (the default when no csv):
+    /// `crate::synthetic::SyntheticParams`, each key defaulting to the
+    /// study's calibration.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub synthetic: Option<SyntheticConfig>,
+    pub synthetic: Option<SyntheticParams>,
     pub unit: String,
     pub time: String,
     /// Use the treatment of the unit's previous period.
@@ -76,22 +78,6 @@ pub struct DataConfig {
     /// Only periods in this range (inclusive; either end may be left open).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub periods: Option<PeriodRange>,
-}
-
-/// `[data.synthetic]`: the generator's size, seed and true parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SyntheticConfig {
-    pub cities: u64,
-    pub years: u64,
-    pub first_year: i64,
-    pub seed: u64,
-    pub a_sec: f64,
-    pub a_ter: f64,
-    pub b: f64,
-    pub c_prime: f64,
-    pub rho: f64,
-    pub heterogeneity: f64,
 }
 
 /// `periods = { from = 2012, to = 2019 }`.
@@ -292,24 +278,6 @@ impl Default for DataConfig {
             drop_units: vec![],
             drop: IndexMap::new(),
             periods: None,
-        }
-    }
-}
-
-impl Default for SyntheticConfig {
-    fn default() -> Self {
-        let p = SyntheticParams::default();
-        SyntheticConfig {
-            cities: p.cities as u64,
-            years: p.years as u64,
-            first_year: p.first_year as i64,
-            seed: p.seed,
-            a_sec: p.a_sec,
-            a_ter: p.a_ter,
-            b: p.b,
-            c_prime: p.c_prime,
-            rho: p.rho,
-            heterogeneity: p.heterogeneity,
         }
     }
 }
@@ -1049,7 +1017,7 @@ impl Config {
 
 /// The generator's parameters, range-checked.
 fn synthetic_params(
-    s: &SyntheticConfig,
+    s: &SyntheticParams,
     err: &dyn Fn(&str, String) -> Error,
 ) -> Result<SyntheticParams> {
     for (key, value) in [
@@ -1089,24 +1057,7 @@ fn synthetic_params(
             ));
         }
     }
-    let first_year = i32::try_from(s.first_year).map_err(|_| {
-        err(
-            "data.synthetic.first_year",
-            format!("{} is out of range", s.first_year),
-        )
-    })?;
-    Ok(SyntheticParams {
-        cities: s.cities as usize,
-        years: s.years as usize,
-        first_year,
-        seed: s.seed,
-        a_sec: s.a_sec,
-        a_ter: s.a_ter,
-        b: s.b,
-        c_prime: s.c_prime,
-        rho: s.rho,
-        heterogeneity: s.heterogeneity,
-    })
+    Ok(*s)
 }
 
 /// The rho values of a grid, each in (-1, 1), from `from` to `to` in steps

@@ -179,18 +179,7 @@ pub fn iid_table(seed: u64, d: u64, cell: &Cell) -> Table {
 /// The model the study fits to each dataset.
 fn model(dgp: Dgp) -> ModelSpec {
     match dgp {
-        Dgp::Iid => ModelSpec {
-            unit: "id".into(),
-            time: "period".into(),
-            outcome: "y".into(),
-            treatment: "x".into(),
-            mediators: vec!["m".into()],
-            controls: vec![],
-            instruments: vec![],
-            groups: vec![],
-            cluster: "id".into(),
-            fixed_effects: FixedEffects::None,
-        },
+        Dgp::Iid => ModelSpec::xmy("id", "period", &[], FixedEffects::None),
         Dgp::Panel { .. } => ModelSpec {
             groups: vec![],
             ..default_spec()

@@ -91,6 +91,29 @@ impl Default for InferenceSpec {
 }
 
 impl ModelSpec {
+    /// The one-mediator model of columns `x` (treatment), `m` (mediator)
+    /// and `y` (outcome) with `controls`, clustered by the unit: the shape
+    /// of the simulation studies' datasets and of several test fixtures.
+    pub fn xmy(
+        unit: &str,
+        time: &str,
+        controls: &[&str],
+        fixed_effects: FixedEffects,
+    ) -> ModelSpec {
+        ModelSpec {
+            unit: unit.into(),
+            time: time.into(),
+            outcome: "y".into(),
+            treatment: "x".into(),
+            mediators: vec!["m".into()],
+            controls: controls.iter().map(|c| c.to_string()).collect(),
+            instruments: vec![],
+            groups: vec![],
+            cluster: unit.into(),
+            fixed_effects,
+        }
+    }
+
     /// Check that roles are filled and no column plays two numeric roles.
     pub fn validate(&self) -> Result<()> {
         let bad = |option: &str, message: String| {

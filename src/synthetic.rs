@@ -104,8 +104,10 @@ fn city_types(cities: usize, rng: &mut ChaCha20Rng) -> Vec<(usize, bool)> {
 }
 
 /// Size of the generated panel, its seed and its true parameters (the
-/// defaults are the study's calibration, the constants above).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// defaults are the study's calibration, the constants above). A config's
+/// `[data] synthetic = { ... }` table, each key defaulting.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SyntheticParams {
     pub cities: usize,
     pub years: usize,

@@ -57,18 +57,7 @@ fn panel(seed: u64) -> Table {
 
 #[test]
 fn percentile_interval_covers_the_true_indirect_effect() {
-    let spec = ModelSpec {
-        unit: "u".into(),
-        time: "t".into(),
-        outcome: "y".into(),
-        treatment: "x".into(),
-        mediators: vec!["m".into()],
-        controls: vec![],
-        instruments: vec![],
-        groups: vec![],
-        cluster: "u".into(),
-        fixed_effects: FixedEffects::UnitTime,
-    };
+    let spec = ModelSpec::xmy("u", "t", &[], FixedEffects::UnitTime);
     let inference = InferenceSpec {
         mc_draws: 1000,
         ..InferenceSpec::default()

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 mod common;
 
+use common::floats;
+
 fn fixture(name: &str) -> PathBuf {
     common::fixture(name)
 }
@@ -23,32 +25,13 @@ fn expected() -> Value {
         .unwrap()
 }
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 /// The iid model of the fixture: y ~ x + m + c1, m ~ x + c1, no fixed
 /// effects, each observation its own cluster.
 fn iid_plan(rho: Vec<f64>, resampling: Option<ResampleSpec>) -> RunPlan {
     RunPlan {
         name: "iid".into(),
         data: DataSource::Csv(fixture("sensitivity_iid.csv")),
-        model: ModelSpec {
-            unit: "id".into(),
-            time: "period".into(),
-            outcome: "y".into(),
-            treatment: "x".into(),
-            mediators: vec!["m".into()],
-            controls: vec!["c1".into()],
-            instruments: vec![],
-            groups: vec![],
-            cluster: "id".into(),
-            fixed_effects: FixedEffects::None,
-        },
+        model: ModelSpec::xmy("id", "period", &["c1"], FixedEffects::None),
         inference: Default::default(),
         resampling,
         group_by: vec![],

@@ -107,18 +107,12 @@ pub fn permutation_engines<'a>(
 
 /// The model of tests/fixtures/wild_panel.csv (the wildboottest fixture).
 pub fn wild_panel_spec() -> medsim::spec::ModelSpec {
-    medsim::spec::ModelSpec {
-        unit: "unit".into(),
-        time: "year".into(),
-        outcome: "y".into(),
-        treatment: "x".into(),
-        mediators: vec!["m".into()],
-        controls: vec!["c1".into()],
-        instruments: vec![],
-        groups: vec![],
-        cluster: "unit".into(),
-        fixed_effects: medsim::spec::FixedEffects::UnitTime,
-    }
+    medsim::spec::ModelSpec::xmy(
+        "unit",
+        "year",
+        &["c1"],
+        medsim::spec::FixedEffects::UnitTime,
+    )
 }
 
 /// A test fixture's path.
@@ -150,4 +144,13 @@ pub fn assert_close(label: &str, got: &[f64], want: &[f64], n_stats: usize, tol:
             );
         }
     }
+}
+
+/// A JSON array of numbers.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
