@@ -423,6 +423,17 @@ pub fn resample(
             });
         }
     }
+    if spec.sensitivity.is_some() {
+        if matches!(spec.scheme, Scheme::Permutation | Scheme::Wild(_)) {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
+                          jackknife): permutation and wild replicates have no Gram matrix"
+                    .into(),
+            });
+        }
+        crate::sensitivity::check(design)?;
+    }
     let studentize = spec.methods.contains(&Method::Studentized);
     if studentize && spec.scheme == Scheme::Permutation {
         return Err(Error::InvalidOption {

@@ -230,6 +230,18 @@ fn refusals_and_schemes_without_bands() {
     plan.model.instruments = vec!["iv_post1984".into()];
     let e = execute(&plan, &|_, _| {}).unwrap_err().to_string();
     assert!(e.contains("least-squares"), "{e}");
+    // Asked of the library directly, bands on the wild scheme are refused
+    // (its replicates have no Gram matrix).
+    let spec = ResampleSpec {
+        scheme: medsim::scheme::Scheme::Wild(medsim::scheme::WildWeights::Rademacher),
+        replicates: 99,
+        sensitivity: Some(vec![0.0]),
+        ..Default::default()
+    };
+    let e = execute(&iid_plan(vec![0.0], Some(spec)), &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reweighting scheme"), "{e}");
     for scheme in ["wild", "permutation"] {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_medsim"))
