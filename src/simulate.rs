@@ -26,7 +26,10 @@
 //! b significant: max(p_a, p_b) < 1 - level; no interval), `monte_carlo`
 //! (the parametric interval), and the bootstrap intervals `percentile`,
 //! `basic`, `normal`, `bc`, `bca`, `studentized` of the run's `scheme`
-//! (every bootstrap method from the same replicates of a dataset). A method
+//! (every bootstrap method from the same replicates of a dataset), and
+//! `permutation` (the treatment permuted across units, B permutations: an
+//! exact test of no effect of X at all, so of a*b = 0 when c' = 0 too; no
+//! interval). A method
 //! rejects when its interval excludes zero, covers when it holds the true
 //! a*b, misses left when it lies wholly below it, right when above.
 
@@ -128,7 +131,12 @@ struct Verdict {
 fn bootstrap_methods(methods: &[String]) -> Result<Vec<Method>> {
     methods
         .iter()
-        .filter(|m| !matches!(m.as_str(), "sobel" | "joint" | "monte_carlo"))
+        .filter(|m| {
+            !matches!(
+                m.as_str(),
+                "sobel" | "joint" | "monte_carlo" | "permutation"
+            )
+        })
         .map(|m| Method::parse(m))
         .collect()
 }
@@ -139,11 +147,14 @@ pub fn check_methods(methods: &[String]) -> std::result::Result<(), String> {
         return Err("give at least one method".into());
     }
     for m in methods {
-        let known =
-            matches!(m.as_str(), "sobel" | "joint" | "monte_carlo") || Method::parse(m).is_ok();
+        let known = matches!(
+            m.as_str(),
+            "sobel" | "joint" | "monte_carlo" | "permutation"
+        ) || Method::parse(m).is_ok();
         if !known {
             return Err(format!(
-                "'{m}' is not one of sobel, joint, monte_carlo, percentile, basic, normal, bc, bca, studentized"
+                "'{m}' is not one of sobel, joint, monte_carlo, permutation, percentile, basic, \
+                 normal, bc, bca, studentized"
             ));
         }
     }
@@ -254,6 +265,37 @@ fn analyse_dataset(study: &Study, cell: &Cell, d: u64) -> Result<Vec<Option<Verd
         )
         .ok()
     };
+    // The permutation test of the indirect effect: the treatment permuted
+    // across units (within blocks of units observed in the same periods),
+    // p = (1 + #{|ab*| >= |ab|}) / (1 + B); no interval.
+    let permuted = if study.methods.iter().any(|m| m == "permutation") {
+        let spec = ResampleSpec {
+            scheme: crate::scheme::Scheme::Permutation,
+            methods: vec![],
+            threads: 1,
+            sensitivity: None,
+            ..study.resampling.clone()
+        };
+        resample(
+            &design,
+            &panel,
+            &analysis,
+            &spec,
+            seed,
+            &[study.level],
+            &|_, _| {},
+            None,
+        )
+        .ok()
+        .and_then(|r| {
+            r.effects
+                .iter()
+                .find(|(k, _)| k == "indirect")
+                .and_then(|(_, b)| b.p_value)
+        })
+    } else {
+        None
+    };
     let effect = |key: &str| analysis.effect(key).copied();
     let interval = |list: &[crate::mediation::Interval], method: &str| {
         list.iter()
@@ -273,6 +315,10 @@ fn analyse_dataset(study: &Study, cell: &Cell, d: u64) -> Result<Vec<Option<Verd
         .map(|m| match m.as_str() {
             "sobel" => from_interval(interval(&analysis.intervals, "sobel")),
             "monte_carlo" => from_interval(interval(&analysis.intervals, "monte_carlo")),
+            "permutation" => permuted.map(|p| Verdict {
+                reject: p < alpha,
+                interval: None,
+            }),
             "joint" => match (effect("a"), effect("b")) {
                 (Some(a), Some(b)) => match (a.p_value, b.p_value) {
                     (Some(pa), Some(pb)) => Some(Verdict {

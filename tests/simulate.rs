@@ -51,7 +51,8 @@ fn rate(r: &CellResult, method: &str) -> (f64, f64) {
 /// zero and the other large (a = 0, b = 0.59, n = 100), the percentile
 /// bootstrap is close to its nominal 5 % and the bias-corrected bootstrap
 /// rejects more often (Fritz, Taylor and MacKinnon 2012), on the same
-/// datasets. (medsim's SEs are cluster-robust, here HC1 with each
+/// datasets, while the permutation test (X permuted across units) is exact
+/// there. (medsim's SEs are cluster-robust, here HC1 with each
 /// observation its own cluster, so the t-based tests run a little above
 /// the classical OLS tests of the literature at n = 100.)
 #[test]
@@ -62,7 +63,7 @@ fn type_one_error_of_the_tests_of_the_indirect_effect() {
         vec![cell(100, 0.0, 0.0), cell(100, 0.0, 0.59)],
         d,
         499,
-        &["sobel", "joint", "percentile", "bc"],
+        &["sobel", "joint", "percentile", "bc", "permutation"],
     );
     let (results, _, seconds) = run(&s, 0, &|_, _| {}).unwrap();
     eprintln!("{} datasets x 499 replicates in {seconds:.1} s", 2 * d);
@@ -75,7 +76,11 @@ fn type_one_error_of_the_tests_of_the_indirect_effect() {
     assert!(rate(zero, "percentile").0 <= bound(0.0025));
     assert!(rate(zero, "sobel").0 <= rate(zero, "percentile").0 + 1e-12);
     let one = &results[1];
-    for m in ["sobel", "joint", "percentile", "bc"] {
+    // With a = c' = 0, X is independent of (M, Y): the permutation test is
+    // exact, its size 5 %.
+    let (perm, se) = rate(one, "permutation");
+    assert!((perm - 0.05).abs() <= 4.0 * se.max(0.0049), "permutation {perm}");
+    for m in ["sobel", "joint", "percentile", "bc", "permutation"] {
         eprintln!(
             "a = 0, b = 0.59: {m} rejects {:.4} ({:.4})",
             rate(one, m).0,
