@@ -14,6 +14,7 @@
 //! summary ([`summary`]), printed by [`report`] and written by [`output`].
 
 pub mod aggregate;
+pub mod bench;
 pub mod bootstrap;
 pub mod config;
 pub mod contrast;

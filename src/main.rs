@@ -55,6 +55,10 @@ enum Command {
     /// interval widths.
     #[command(after_help = SIMULATE_EXAMPLES)]
     Simulate(SimulateArgs),
+    /// Benchmark every engine of this machine (and a refit-per-replicate
+    /// baseline) on a fixed suite: replicates per second and GFLOP/s.
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(BenchArgs),
     /// Write the study-calibrated synthetic panel as CSV.
     #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
@@ -129,6 +133,21 @@ replicates, methods (sobel, joint, monte_carlo, percentile, basic, normal, bc,
 bca, studentized), scheme, level, seed. Writes results/<name>/simulation.json
 and simulation.csv (per cell and method: rejection rate and its Monte Carlo SE,
 coverage, misses left and right, mean width).";
+
+const BENCH_EXAMPLES: &str = "Examples:
+  medsim bench --quick          the reduced suite (under a minute on the CPU engine)
+  medsim bench                  the full suite: B up to 1e6, clusters up to 5000
+  medsim bench --cpu-only --json
+
+Workloads: the pairs bootstrap of the default problem (278 cities x 10 years, six
+controls, city and year effects), two mediators, wild, permutation, the
+sensitivity grid, a whole run with region groups and contrasts, scaling in B,
+clusters, periods and controls, and an iid simulation study; on the CPU engine,
+every GPU adapter wgpu lists (software ones run a hundredth of the replicates), and
+the refit baseline (each replicate's panel rebuilt and refitted). Each workload
+warms up, then repeats; the median and range of replicates/s are reported.
+Writes results/bench/<machine>.json and rewrites results/BENCHMARKS.md from every
+JSON file there.";
 
 const GENERATE_EXAMPLES: &str = "Examples:
   medsim generate --out panel.csv
@@ -316,6 +335,22 @@ struct SimulateArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// The reduced suite.
+    #[arg(long)]
+    quick: bool,
+    /// The CPU engine and the refit baseline only.
+    #[arg(long)]
+    cpu_only: bool,
+    /// Print the results as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Folder for bench/<machine>.json and BENCHMARKS.md [default: results].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -706,6 +741,64 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
+/// `medsim bench`: the suite on every engine, then its files.
+fn bench(args: BenchArgs) -> Result<()> {
+    use medsim::bench::{Engine, Report};
+    let mut engines = vec![Engine::Cpu];
+    if !args.cpu_only {
+        for a in medsim::gpu::list_adapters() {
+            engines.push(Engine::Gpu(a.info.name.clone()));
+        }
+    }
+    engines.push(Engine::Refit);
+    let report = medsim::bench::run(&engines, args.quick, &|what| {
+        eprintln!("bench: {what}");
+    })?;
+    let dir = args.out.unwrap_or_else(|| PathBuf::from("results"));
+    let json =
+        serde_json::to_string_pretty(&report).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
+    let file = dir.join("bench").join(format!("{}.json", report.slug()));
+    write_file(&file, |tmp| {
+        std::fs::write(tmp, &json).map_err(|e| Error::Output {
+            path: file.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    // BENCHMARKS.md: every machine's results in results/bench/.
+    let mut reports: Vec<Report> = std::fs::read_dir(dir.join("bench"))
+        .map_err(|e| Error::Output {
+            path: dir.join("bench"),
+            reason: e.to_string(),
+        })?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect();
+    reports.sort_by_key(|r| r.slug());
+    let mut md = String::from(
+        "# medsim benchmarks\n\nWritten by `medsim bench` (see the README's Performance section): one section per machine, from `results/bench/*.json`.\n\n",
+    );
+    for r in &reports {
+        md.push_str(&r.markdown());
+        md.push('\n');
+    }
+    let md_path = dir.join("BENCHMARKS.md");
+    write_file(&md_path, |tmp| {
+        std::fs::write(tmp, &md).map_err(|e| Error::Output {
+            path: md_path.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    if args.json {
+        print!("{json}");
+    } else {
+        print!("{}", report.markdown());
+        println!("\nwritten  {} and {}", file.display(), md_path.display());
+    }
+    Ok(())
+}
+
 /// A point's swept values, `key = value, ...`.
 fn describe(values: &[(String, toml::Value)]) -> String {
     values
@@ -823,6 +916,7 @@ fn main() -> ExitCode {
         Command::Sensitivity(args) => run(args, true),
         Command::Sweep(args) => sweep(args),
         Command::Simulate(args) => simulate(args),
+        Command::Bench(args) => bench(args),
         Command::Generate(args) => generate_cmd(args),
         Command::Devices => {
             devices();

@@ -79,7 +79,10 @@ fn type_one_error_of_the_tests_of_the_indirect_effect() {
     // With a = c' = 0, X is independent of (M, Y): the permutation test is
     // exact, its size 5 %.
     let (perm, se) = rate(one, "permutation");
-    assert!((perm - 0.05).abs() <= 4.0 * se.max(0.0049), "permutation {perm}");
+    assert!(
+        (perm - 0.05).abs() <= 4.0 * se.max(0.0049),
+        "permutation {perm}"
+    );
     for m in ["sobel", "joint", "percentile", "bc", "permutation"] {
         eprintln!(
             "a = 0, b = 0.59: {m} rejects {:.4} ({:.4})",

@@ -1,0 +1,542 @@
+//! `medsim bench`: a fixed suite of workloads on every engine of the
+//! machine (the CPU engine, each GPU adapter) and a refit-per-replicate
+//! baseline, in one run so the ratios are fair. Each workload is warmed up
+//! once, then repeated; it reports the median and range of replicates per
+//! second and the achieved FLOP/s from a stated per-replicate count.
+//!
+//! Per-replicate work of a reweighting scheme (the nominal count): the
+//! weights times the per-cluster statistics, `2 G p` flops with `p = q (q +
+//! 1) / 2` packed Gram entries (q columns: treatment, controls, period
+//! dummies, mediators, outcome), then a Cholesky factorisation of the
+//! regressors (`q^3 / 3`) and a back substitution per equation (`(m + 2)
+//! q^2`). Balanced panels skip the period-dummy block of the product, so
+//! the achieved rate counts more than was executed; it is a yardstick for
+//! comparing engines and machines, not a hardware counter.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bootstrap::{BackendChoice, ResampleSpec, resample};
+use crate::design::Design;
+use crate::error::{Error, Result};
+use crate::intervals::Method;
+use crate::mediation::analyse;
+use crate::panel::Panel;
+use crate::scheme::{Scheme, WeightPlan, WildWeights};
+use crate::spec::{InferenceSpec, ModelSpec};
+use crate::synthetic::{SyntheticParams, default_spec, generate};
+use crate::table::Table;
+
+/// Where a workload runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Engine {
+    Cpu,
+    /// A GPU adapter, by name.
+    Gpu(String),
+    /// Rebuilding the resampled panel and refitting the model per
+    /// replicate, as a user of a general-purpose package does.
+    Refit,
+}
+
+impl Engine {
+    pub fn label(&self) -> String {
+        match self {
+            Engine::Cpu => "cpu".into(),
+            Engine::Gpu(name) => format!("gpu: {name}"),
+            Engine::Refit => "refit baseline".into(),
+        }
+    }
+}
+
+/// One measured workload on one engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub workload: String,
+    pub engine: String,
+    pub replicates: u64,
+    pub repeats: usize,
+    pub median_replicates_per_second: f64,
+    pub min_replicates_per_second: f64,
+    pub max_replicates_per_second: f64,
+    /// Nominal flops per replicate (see the module doc), if stated.
+    pub flops_per_replicate: Option<f64>,
+    pub gflops: Option<f64>,
+}
+
+/// The machine a suite ran on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub threads: usize,
+    pub adapters: Vec<String>,
+    pub medsim: String,
+}
+
+/// The suite's results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub quick: bool,
+    pub rows: Vec<Row>,
+}
+
+/// This machine: the CPU model (from /proc/cpuinfo where there is one),
+/// worker threads and the GPU adapters wgpu lists.
+pub fn machine() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    Machine {
+        cpu,
+        threads: rayon::current_num_threads(),
+        adapters: crate::gpu::list_adapters()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({:?}, {} {})",
+                    a.info.name, a.info.device_type, a.info.driver, a.info.driver_info
+                )
+            })
+            .collect(),
+        medsim: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// A problem: the data and the model.
+struct Problem {
+    design: Design,
+    panel: Panel,
+    analysis: crate::mediation::Analysis,
+}
+
+impl Problem {
+    fn new(table: &Table, spec: &ModelSpec) -> Result<Problem> {
+        let panel = Panel::from_table(table, spec)?;
+        let design = Design::build(&panel, spec.fixed_effects)?;
+        let analysis = analyse(
+            &design,
+            &InferenceSpec {
+                mc_draws: 1000,
+                ..Default::default()
+            },
+        )?;
+        Ok(Problem {
+            design,
+            panel,
+            analysis,
+        })
+    }
+
+    /// Nominal flops per replicate of a reweighting scheme.
+    fn flops(&self) -> f64 {
+        let q = self.design.q() as f64;
+        let g = self.design.n_clusters as f64;
+        let m = self.design.layout.n_mediators as f64;
+        2.0 * g * q * (q + 1.0) / 2.0 + q * q * q / 3.0 + (m + 2.0) * q * q
+    }
+}
+
+/// The synthetic panel with `extra` more controls (independent normal
+/// noise, deterministic in the seed) named `z1, z2, ...`.
+fn panel_table(cities: usize, years: usize, extra: usize) -> Table {
+    let mut t = generate(SyntheticParams {
+        cities,
+        years,
+        ..SyntheticParams::default()
+    });
+    for k in 0..extra {
+        t.headers.push(format!("z{}", k + 1));
+        let mut z = vec![0.0; t.rows.len()];
+        crate::rng::normals(7, k as u64, crate::rng::STREAM_SIMULATION, &mut z);
+        for (row, v) in t.rows.iter_mut().zip(z) {
+            row.push(format!("{v}"));
+        }
+    }
+    t
+}
+
+fn spec_with(controls: usize, mediators: &[&str]) -> ModelSpec {
+    let mut spec = ModelSpec {
+        groups: vec!["region".into()],
+        ..default_spec()
+    };
+    spec.mediators = mediators.iter().map(|s| s.to_string()).collect();
+    let base = spec.controls.clone();
+    spec.controls = (0..controls)
+        .map(|k| {
+            base.get(k)
+                .cloned()
+                .unwrap_or_else(|| format!("z{}", k + 1 - base.len()))
+        })
+        .collect();
+    spec
+}
+
+/// Time `f` (which does `replicates` replicates) `repeats` times after a
+/// warm-up; the row.
+fn measure(
+    workload: &str,
+    engine: &Engine,
+    replicates: u64,
+    repeats: usize,
+    flops: Option<f64>,
+    f: &mut dyn FnMut() -> Result<()>,
+) -> Result<Row> {
+    f()?;
+    let mut rates: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let t = Instant::now();
+            f().map(|()| replicates as f64 / t.elapsed().as_secs_f64().max(1e-9))
+        })
+        .collect::<Result<_>>()?;
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    Ok(Row {
+        workload: workload.into(),
+        engine: engine.label(),
+        replicates,
+        repeats,
+        median_replicates_per_second: median,
+        min_replicates_per_second: rates[0],
+        max_replicates_per_second: rates[rates.len() - 1],
+        flops_per_replicate: flops,
+        gflops: flops.map(|f| f * median / 1e9),
+    })
+}
+
+/// The resampling settings of `engine`.
+fn spec_for(engine: &Engine, scheme: Scheme, replicates: u64) -> ResampleSpec {
+    let (backend, adapter) = match engine {
+        Engine::Gpu(name) => (BackendChoice::Gpu, Some(name.clone())),
+        _ => (BackendChoice::Cpu, None),
+    };
+    ResampleSpec {
+        scheme,
+        replicates,
+        methods: vec![Method::Percentile],
+        wild_tests: false,
+        backend,
+        adapter,
+        ..Default::default()
+    }
+}
+
+/// One resampling run of `problem`.
+fn resample_once(problem: &Problem, spec: &ResampleSpec) -> Result<()> {
+    resample(
+        &problem.design,
+        &problem.panel,
+        &problem.analysis,
+        spec,
+        1,
+        &[0.95],
+        &|_, _| {},
+        None,
+    )
+    .map(|_| ())
+}
+
+/// The refit baseline's replicate r: the drawn clusters' rows (a cluster
+/// drawn k times enters k times as k distinct units), the panel, design
+/// and analysis rebuilt from the table, as a refit per draw does.
+fn refit_once(table: &Table, spec: &ModelSpec, r: u64) -> Result<()> {
+    let unit = table
+        .column(&spec.unit)
+        .ok_or_else(|| Error::Numerical("no unit column".into()))?;
+    let mut units: Vec<&str> = table.rows.iter().map(|r| r[unit].as_str()).collect();
+    units.sort();
+    units.dedup();
+    let plan = WeightPlan::new(Scheme::Pairs, 1, units.len(), None);
+    let mut w = vec![0.0; units.len()];
+    plan.fill(r, &mut w);
+    let mut rows = Vec::new();
+    for (c, &name) in units.iter().enumerate() {
+        for copy in 0..w[c] as usize {
+            for row in table.rows.iter().filter(|row| row[unit] == name) {
+                let mut row = row.clone();
+                row[unit] = format!("{name}#{copy}");
+                rows.push(row);
+            }
+        }
+    }
+    let resampled = Table::new("<resample>", table.headers.clone(), rows);
+    let spec = ModelSpec {
+        cluster: spec.unit.clone(),
+        ..spec.clone()
+    };
+    let panel = Panel::from_table(&resampled, &spec)?;
+    let design = Design::build(&panel, spec.fixed_effects)?;
+    analyse(
+        &design,
+        &InferenceSpec {
+            mc_draws: 1000,
+            ..Default::default()
+        },
+    )
+    .map(|_| ())
+}
+
+/// Run the suite on `engines`; `quick` is the reduced suite (under a
+/// minute here); `progress` hears each row's name before it runs.
+pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<Report> {
+    let repeats = if quick { 3 } else { 5 };
+    let b = if quick { 5_000 } else { 100_000 };
+    let default_table = panel_table(278, 10, 0);
+    let default_spec = spec_with(6, &["agglom"]);
+    let default = Problem::new(&default_table, &default_spec)?;
+    let two = Problem::new(&default_table, &spec_with(6, &["agglom_sec", "agglom_ter"]))?;
+    let mut rows = Vec::new();
+    for engine in engines {
+        // A software GPU adapter (lavapipe) runs a hundredth of the
+        // replicates, to keep the suite short.
+        let gpu_scale = match engine {
+            Engine::Gpu(_)
+                if crate::gpu::list_adapters().iter().any(|a| {
+                    !crate::gpu::is_hardware(&a.info) && Engine::Gpu(a.info.name.clone()) == *engine
+                }) =>
+            {
+                100
+            }
+            _ => 1,
+        };
+        let b = b / gpu_scale;
+        if *engine == Engine::Refit {
+            let n = if quick { 3 } else { 10 };
+            progress("refit baseline");
+            let mut r = 0;
+            rows.push(measure(
+                "pairs, default problem",
+                engine,
+                n,
+                1,
+                None,
+                &mut || {
+                    for _ in 0..n {
+                        refit_once(&default_table, &default_spec, r)?;
+                        r += 1;
+                    }
+                    Ok(())
+                },
+            )?);
+            continue;
+        }
+        let add = |rows: &mut Vec<Row>,
+                   name: &str,
+                   problem: &Problem,
+                   spec: ResampleSpec,
+                   flops: bool|
+         -> Result<()> {
+            progress(&format!("{name} on {}", engine.label()));
+            let replicates = spec.replicates;
+            let f = flops.then(|| problem.flops());
+            rows.push(measure(name, engine, replicates, repeats, f, &mut || {
+                resample_once(problem, &spec)
+            })?);
+            Ok(())
+        };
+        add(
+            &mut rows,
+            "pairs, default problem",
+            &default,
+            spec_for(engine, Scheme::Pairs, b),
+            true,
+        )?;
+        add(
+            &mut rows,
+            "pairs, two mediators",
+            &two,
+            spec_for(engine, Scheme::Pairs, b),
+            true,
+        )?;
+        add(
+            &mut rows,
+            "wild (rademacher), default",
+            &default,
+            spec_for(engine, Scheme::Wild(WildWeights::Rademacher), b),
+            false,
+        )?;
+        add(
+            &mut rows,
+            "permutation, default",
+            &default,
+            spec_for(engine, Scheme::Permutation, b / 10),
+            false,
+        )?;
+        let mut sens = spec_for(engine, Scheme::Pairs, b);
+        sens.sensitivity = Some((0..37).map(|k| -0.9 + 0.05 * k as f64).collect());
+        add(
+            &mut rows,
+            "pairs + sensitivity (37 rho)",
+            &default,
+            sens,
+            true,
+        )?;
+        // The whole run with two mediators and a model per region (three
+        // groups) and their contrasts and label tests: B replicates per
+        // model, counted once.
+        progress(&format!("run with groups on {}", engine.label()));
+        let (config, origin) = crate::config::paper();
+        let mut plan = config.plan(&origin)?;
+        plan.group_by = vec!["region".into()];
+        plan.model.groups = vec!["region".into()];
+        plan.model.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+        plan.mediator_sets.clear();
+        plan.inference.mc_draws = 1000;
+        plan.resampling = Some(spec_for(engine, Scheme::Pairs, b / 10));
+        rows.push(measure(
+            "run: two mediators, 3 region groups + contrasts",
+            engine,
+            b / 10,
+            repeats,
+            None,
+            &mut || crate::run::execute(&plan, &|_, _| {}).map(|_| ()),
+        )?);
+        // Scaling in B.
+        let bs: &[u64] = if quick {
+            &[1_000, 10_000]
+        } else {
+            &[1_000, 10_000, 100_000, 1_000_000]
+        };
+        for &n in bs {
+            add(
+                &mut rows,
+                &format!("scaling B = {n}"),
+                &default,
+                spec_for(engine, Scheme::Pairs, (n / gpu_scale as u64).max(100)),
+                true,
+            )?;
+        }
+        let scale: &[(usize, usize, usize)] = if quick {
+            &[
+                (50, 10, 6),
+                (1000, 10, 6),
+                (278, 5, 6),
+                (278, 20, 6),
+                (278, 10, 2),
+                (278, 10, 12),
+            ]
+        } else {
+            &[
+                (50, 10, 6),
+                (500, 10, 6),
+                (5000, 10, 6),
+                (278, 5, 6),
+                (278, 20, 6),
+                (278, 40, 6),
+                (278, 10, 2),
+                (278, 10, 12),
+                (278, 10, 20),
+            ]
+        };
+        for &(cities, years, controls) in scale {
+            let p = Problem::new(
+                &panel_table(cities, years, controls.saturating_sub(6)),
+                &spec_with(controls, &["agglom"]),
+            )?;
+            add(
+                &mut rows,
+                &format!("scaling G = {cities}, T = {years}, controls = {controls}"),
+                &p,
+                spec_for(engine, Scheme::Pairs, b / 5),
+                true,
+            )?;
+        }
+        // A simulation study: iid, n = 200, datasets x 1000 replicates.
+        let datasets = if quick { 20 } else { 100 };
+        progress(&format!("simulation study on {}", engine.label()));
+        let study = crate::simulate::Study {
+            dgp: crate::simulate::Dgp::Iid,
+            cells: vec![crate::simulate::Cell {
+                n: 200,
+                a: 0.39,
+                b: 0.39,
+                c_prime: 0.0,
+            }],
+            datasets,
+            methods: vec!["percentile".into()],
+            level: 0.95,
+            seed: 1,
+            mc_draws: 1000,
+            resampling: spec_for(engine, Scheme::Pairs, 1000 / gpu_scale as u64),
+            target: None,
+        };
+        rows.push(measure(
+            &format!("simulation iid n = 200, {datasets} datasets"),
+            engine,
+            datasets * (1000 / gpu_scale as u64),
+            repeats,
+            None,
+            &mut || crate::simulate::run(&study, 0, &|_, _| {}).map(|_| ()),
+        )?);
+    }
+    Ok(Report {
+        machine: machine(),
+        quick,
+        rows,
+    })
+}
+
+impl Report {
+    /// The Markdown table: one row per workload and engine.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut o = format!(
+            "### {} ({} threads){}, medsim {}{}\n\n| workload | engine | B | replicates/s (median) | range | GFLOP/s |\n|---|---|---|---|---|---|\n",
+            m.cpu,
+            m.threads,
+            if m.adapters.is_empty() {
+                String::new()
+            } else {
+                format!("; GPU: {}", m.adapters.join("; "))
+            },
+            m.medsim,
+            if self.quick { " (--quick)" } else { "" }
+        );
+        for r in &self.rows {
+            o.push_str(&format!(
+                "| {} | {} | {} | {:.4e} | {:.3e} - {:.3e} | {} |\n",
+                r.workload,
+                r.engine,
+                r.replicates,
+                r.median_replicates_per_second,
+                r.min_replicates_per_second,
+                r.max_replicates_per_second,
+                r.gflops.map_or("-".into(), |g| format!("{g:.2}"))
+            ));
+        }
+        o
+    }
+
+    /// The file name of this machine's results: its CPU model, or the
+    /// first GPU adapter's, as a slug.
+    pub fn slug(&self) -> String {
+        let name = self
+            .machine
+            .adapters
+            .first()
+            .filter(|_| self.rows.iter().any(|r| r.engine.starts_with("gpu")))
+            .cloned()
+            .unwrap_or_else(|| self.machine.cpu.clone());
+        let slug: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        slug.split('-')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}

@@ -1,0 +1,51 @@
+//! `medsim bench --quick` runs on a fresh clone: the suite on the CPU
+//! engine and the refit baseline (and, when asked, the GPU adapters), the
+//! table printed, results/bench/<machine>.json and BENCHMARKS.md written.
+//! Timings are not asserted here: performance claims come from the
+//! benchmark's own runs (README, Performance).
+
+use std::process::Command;
+
+#[test]
+fn quick_bench_writes_the_table_and_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args(["bench", "--quick", "--cpu-only", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "| pairs, default problem | cpu |",
+        "| pairs, default problem | refit baseline |",
+        "| scaling B = 10000 | cpu |",
+        "| simulation iid n = 200",
+        "medsim 0.1.0 (--quick)",
+    ] {
+        assert!(table.contains(needle), "'{needle}' not in:\n{table}");
+    }
+    let jsons: Vec<_> = std::fs::read_dir(dir.path().join("bench"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(jsons.len(), 1);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jsons[0]).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert!(rows.len() >= 16);
+    for r in rows {
+        let (lo, med, hi) = (
+            r["min_replicates_per_second"].as_f64().unwrap(),
+            r["median_replicates_per_second"].as_f64().unwrap(),
+            r["max_replicates_per_second"].as_f64().unwrap(),
+        );
+        assert!(0.0 < lo && lo <= med && med <= hi, "{r}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).unwrap();
+    assert!(md.contains(&table.lines().next().unwrap().to_string()));
+}
