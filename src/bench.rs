@@ -514,29 +514,30 @@ impl Report {
         o
     }
 
-    /// The file name of this machine's results: its CPU model, or the
-    /// first GPU adapter's, as a slug.
+    /// The file name of this machine's results: its CPU model, and the
+    /// first GPU adapter benchmarked, as a slug.
     pub fn slug(&self) -> String {
-        let name = self
-            .machine
-            .adapters
-            .first()
-            .filter(|_| self.rows.iter().any(|r| r.engine.starts_with("gpu")))
-            .cloned()
-            .unwrap_or_else(|| self.machine.cpu.clone());
-        let slug: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        slug.split('-')
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("-")
+        let slug = |name: &str| -> String {
+            let s: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            s.split('-')
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("-")
+        };
+        let gpu = self
+            .rows
+            .iter()
+            .find_map(|r| r.engine.strip_prefix("gpu: "))
+            .map(|g| format!("+{}", slug(g)));
+        format!("{}{}", slug(&self.machine.cpu), gpu.unwrap_or_default())
     }
 }
