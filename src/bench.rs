@@ -488,7 +488,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let mut o = format!(
-            "### {} ({} threads){}, medsim {}{}\n\n| workload | engine | B | replicates/s (median) | range | GFLOP/s |\n|---|---|---|---|---|---|\n",
+            "### {} ({} threads){}, medsim {}{}\n\n| workload | engine | CPU (threads) | medsim | B | replicates/s (median) | range | GFLOP/s |\n|---|---|---|---|---|---|---|---|\n",
             m.cpu,
             m.threads,
             if m.adapters.is_empty() {
@@ -500,10 +500,21 @@ impl Report {
             if self.quick { " (--quick)" } else { "" }
         );
         for r in &self.rows {
+            // A GPU row names its adapter with its type and driver.
+            let engine = match r.engine.strip_prefix("gpu: ") {
+                Some(name) => m
+                    .adapters
+                    .iter()
+                    .find(|a| a.starts_with(name))
+                    .map_or(r.engine.clone(), |a| format!("gpu: {a}")),
+                None => r.engine.clone(),
+            };
             o.push_str(&format!(
-                "| {} | {} | {} | {:.4e} | {:.3e} - {:.3e} | {} |\n",
+                "| {} | {engine} | {} ({}) | {} | {} | {:.4e} | {:.3e} - {:.3e} | {} |\n",
                 r.workload,
-                r.engine,
+                m.cpu,
+                m.threads,
+                m.medsim,
                 r.replicates,
                 r.median_replicates_per_second,
                 r.min_replicates_per_second,

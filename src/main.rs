@@ -601,24 +601,13 @@ fn sweep(args: RunArgs) -> Result<()> {
         plans.push(c.plan(&origin)?);
     }
     let out = base_flags.out_dir();
-    if out.exists() && !out.is_dir() {
-        return Err(Error::Output {
-            path: out,
-            reason: "it exists and is not a folder".into(),
-        });
-    }
+    check_out_dir(&out)?;
     let n = plans.len() as u64;
-    let bar = if args.flags.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(n * 1000).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} sweep point {msg} [{bar:30}] {percent}% eta {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        )
-    };
+    let bar = progress_bar(
+        args.flags.quiet,
+        n * 1000,
+        "{spinner} sweep point {msg} [{bar:30}] {percent}% eta {eta}",
+    );
     let width = n.to_string().len().max(3);
     let mut files = Vec::new();
     let mut rows = Vec::new();
@@ -702,24 +691,13 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     }
     let study = c.study(&origin)?;
     let out = c.out_dir();
-    if out.exists() && !out.is_dir() {
-        return Err(Error::Output {
-            path: out,
-            reason: "it exists and is not a folder".into(),
-        });
-    }
+    check_out_dir(&out)?;
     let total = study.cells.len() as u64 * study.datasets;
-    let bar = if args.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(total).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} datasets {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        )
-    };
+    let bar = progress_bar(
+        args.quiet,
+        total,
+        "{spinner} datasets {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
+    );
     let (cells, sizes, seconds) =
         medsim::simulate::run(&study, c.resampling.threads as usize, &|done, total| {
             bar.set_length(total);
@@ -799,6 +777,29 @@ fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuse a results folder that exists as a file, before any work.
+fn check_out_dir(out: &std::path::Path) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Output {
+            path: out.to_path_buf(),
+            reason: "it exists and is not a folder".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A progress bar of `len` steps with `template`, hidden when `quiet`.
+fn progress_bar(quiet: bool, len: u64, template: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::new(len).with_style(
+        indicatif::ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .progress_chars("=> "),
+    )
+}
+
 /// A point's swept values, `key = value, ...`.
 fn describe(values: &[(String, toml::Value)]) -> String {
     values
@@ -815,24 +816,12 @@ fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
     }
     let plan = config.plan(&origin)?;
     let out = config.out_dir();
-    if out.exists() && !out.is_dir() {
-        return Err(Error::Output {
-            path: out,
-            reason: "it exists and is not a folder".into(),
-        });
-    }
-    let bar = if args.flags.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(plan.resampling.as_ref().map_or(0, |r| r.replicates))
-            .with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} replicates {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            )
-    };
+    check_out_dir(&out)?;
+    let bar = progress_bar(
+        args.flags.quiet,
+        plan.resampling.as_ref().map_or(0, |r| r.replicates),
+        "{spinner} replicates {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
+    );
     let summary = execute(&plan, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);

@@ -24,6 +24,7 @@ fn quick_bench_writes_the_table_and_the_files() {
         "| pairs, default problem | cpu |",
         "| pairs, default problem | refit baseline |",
         "| scaling B = 10000 | cpu |",
+        ") | 0.1.0 | 5000 |",
         "| simulation iid n = 200",
         "medsim 0.1.0 (--quick)",
     ] {
