@@ -29,6 +29,10 @@ With no data it runs on a synthetic panel calibrated to a study of 278 Chinese c
     after_help = "Examples:\n  medsim run                          the embedded default, printed as a table\n  \
 medsim generate --out panel.csv     write the default synthetic panel\n  \
 medsim run --data panel.csv         fit the same model on the file\n  \
+medsim run configs/heterogeneity.toml   a run described by a config file\n  \
+medsim sweep configs/robustness.toml    many runs from one config\n  \
+medsim simulate configs/power_iid.toml  a simulation study of every method\n  \
+medsim bench --quick                every engine of this machine, timed\n  \
 medsim run --help                   every option of a run"
 )]
 struct Cli {
