@@ -244,15 +244,10 @@ fn analyse_dataset(study: &Study, cell: &Cell, d: u64) -> Result<Vec<Option<Verd
     let Ok(analysis) = analyse(&design, &inference) else {
         return Ok(failed());
     };
-    let boot = bootstrap_methods(&study.methods)?;
-    let resampled = if boot.is_empty() {
-        None
-    } else {
-        let spec = ResampleSpec {
-            methods: boot,
-            threads: 1,
-            ..study.resampling.clone()
-        };
+    // The dataset resampled by `spec` on one thread (datasets run in
+    // parallel); None where it fails (a degenerate resample).
+    let run = |spec: ResampleSpec| {
+        let spec = ResampleSpec { threads: 1, ..spec };
         resample(
             &design,
             &panel,
@@ -265,28 +260,25 @@ fn analyse_dataset(study: &Study, cell: &Cell, d: u64) -> Result<Vec<Option<Verd
         )
         .ok()
     };
+    let boot = bootstrap_methods(&study.methods)?;
+    let resampled = if boot.is_empty() {
+        None
+    } else {
+        run(ResampleSpec {
+            methods: boot,
+            ..study.resampling.clone()
+        })
+    };
     // The permutation test of the indirect effect: the treatment permuted
     // across units (within blocks of units observed in the same periods),
     // p = (1 + #{|ab*| >= |ab|}) / (1 + B); no interval.
     let permuted = if study.methods.iter().any(|m| m == "permutation") {
-        let spec = ResampleSpec {
+        run(ResampleSpec {
             scheme: crate::scheme::Scheme::Permutation,
             methods: vec![],
-            threads: 1,
             sensitivity: None,
             ..study.resampling.clone()
-        };
-        resample(
-            &design,
-            &panel,
-            &analysis,
-            &spec,
-            seed,
-            &[study.level],
-            &|_, _| {},
-            None,
-        )
-        .ok()
+        })
         .and_then(|r| {
             r.effects
                 .iter()
