@@ -1,4 +1,6 @@
 // Stage: replicate Gram entries, out (nb x n) = weights (nb x g) x stats (g x n),
+// for each set z of a stacked batch (crate::gpu::stack; workgroup z, its own
+// nb rows of codes and out and its own g x n stats; one set unless stacked),
 // in Real (f32, or f64 where the adapter has it) with 16 x 16 tiles in
 // workgroup memory. The weights arrive as the
 // codes of weights.wgsl and are decoded while the tile is loaded: counts
@@ -32,19 +34,22 @@ var<workgroup> s_tile: array<array<Real, 16>, 16>;
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let row = wid.y * TILE + lid.y;
     let col = wid.x * TILE + lid.x;
+    // This row among the batch's, and where the set's statistics begin.
+    let at = wid.z * params.nb + row;
+    let set_stats = wid.z * params.g * params.n;
     var acc = Real(0.0);
     let tiles = (params.g + TILE - 1u) / TILE;
     for (var t = 0u; t < tiles; t++) {
         let kx = t * TILE + lid.x;
         var w = Real(0.0);
         if (row < params.nb && kx < params.g) {
-            w = decode_weight(params.decode_mode, codes[row * params.g + kx], row, kx, params.g, params.n_strata);
+            w = decode_weight(params.decode_mode, codes[at * params.g + kx], at, kx, params.g, params.n_strata);
         }
         w_tile[lid.y][lid.x] = w;
         let ky = t * TILE + lid.y;
         var s = Real(0.0);
         if (ky < params.g && col < params.n) {
-            s = stats[ky * params.n + col];
+            s = stats[set_stats + ky * params.n + col];
         }
         s_tile[lid.y][lid.x] = s;
         workgroupBarrier();
@@ -54,6 +59,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         workgroupBarrier();
     }
     if (row < params.nb && col < params.n) {
-        out[row * params.n + col] = acc;
+        out[at * params.n + col] = acc;
     }
 }

@@ -23,8 +23,11 @@ struct Params {
     // ratio of the outcome's and the mediator's diagonals of the whitened
     // factor, less one, goes among the replicate's reals (0: nowhere).
     kappa_at: u32,
-    pad1: u32,
-    pad2: u32,
+    // Replicates per set of a stacked batch (crate::gpu::stack): replicate
+    // row is of set row / per_set, whose scales, L and L^{-1} follow the
+    // previous sets' (n_coef and q x q each); 0: one set.
+    per_set: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -52,6 +55,9 @@ struct Params {
 
 var<private> row: u32;
 var<private> base: u32;
+// Where this replicate's set's scales and q x q matrices begin.
+var<private> set_scales: u32;
+var<private> set_matrix: u32;
 
 const DIAG: u32 = 0u;
 const W: u32 = 1u;
@@ -107,6 +113,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = q * (q + 1u) / 2u;
     base = row * p;
     let out = row * params.stride;
+    if (params.per_set != 0u) {
+        let which = row / params.per_set;
+        set_scales = which * params.n_coef;
+        set_matrix = which * q * q;
+    }
     for (var i = 0u; i < ko; i++) {
         for (var j = 0u; j <= i; j++) {
             work[lo(i, j)] = at(i, j) + select(Real(0.0), Real(1.0), i == j);
@@ -142,10 +153,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         // w = (I + E)_kk^{-1} l_col, l_col[u] = (L^{-1})[u][col]; r_u =
         // sum_{s=k..=t} L[t][s] E[u][s]; delta = w . r.
         for (var u = 0u; u < k; u++) {
-            work[slot(W, u)] = inverse[u * q + col];
+            work[slot(W, u)] = inverse[set_matrix + u * q + col];
             var ru = Real(0.0);
             for (var s = k; s <= t; s++) {
-                ru += factor[t * q + s] * at(u, s);
+                ru += factor[set_matrix + t * q + s] * at(u, s);
             }
             work[slot(R, u)] = ru;
         }
@@ -154,7 +165,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var u = 0u; u < k; u++) {
             delta += work[slot(W, u)] * work[slot(R, u)];
         }
-        let scale = scales[o];
+        let scale = scales[set_scales + o];
         deltas[out + o] = delta * scale;
         if (o < params.n_func) {
             // x = (I + E)_kk^{-1} r, the change of the equation's whitened
@@ -167,7 +178,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 work[slot(X, u)] = work[slot(R, u)];
                 var y = Real(0.0);
                 for (var v = 0u; v < k; v++) {
-                    y -= at(u, v) * inverse[v * q + col];
+                    y -= at(u, v) * inverse[set_matrix + v * q + col];
                 }
                 work[slot(DW, u)] = y;
             }
@@ -180,7 +191,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var u = 0u; u < k; u++) {
                 let dwu = work[slot(DW, u)] * scale;
                 for (var s = k; s <= t; s++) {
-                    functionals[f + packed(u, s)] += dwu * factor[t * q + s];
+                    functionals[f + packed(u, s)] += dwu * factor[set_matrix + t * q + s];
                 }
                 let wu = work[slot(W, u)] * scale;
                 for (var v = 0u; v < k; v++) {

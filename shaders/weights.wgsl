@@ -10,8 +10,12 @@
 // #include "philox.wgsl"
 
 struct Params {
-    seed: vec2<u32>,
     start: vec2<u32>,
+    // Replicates per set of a stacked batch (crate::gpu::stack): invocation
+    // i is replicate start + i % per_set of set i / per_set, drawn with that
+    // set's seed; 0: one set, invocation i is replicate start + i.
+    per_set: u32,
+    pad: u32,
     count: u32,
     n_clusters: u32,
     scheme: u32,
@@ -41,6 +45,8 @@ const SCHEME_LABELS: u32 = 8u;
 @group(0) @binding(4) var<storage, read_write> codes: array<u32>;
 // Bayes: per replicate and stratum, the sum of the codes as (low, high) words.
 @group(0) @binding(5) var<storage, read_write> sums: array<u32>;
+// Each set's seed (one entry unless stacked).
+@group(0) @binding(6) var<storage, read> seeds: array<vec2<u32>>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -48,9 +54,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= params.count) {
         return;
     }
-    let lo = params.start.x + i;
-    let carry = select(0u, 1u, lo < i);
-    var s = stream_new(params.seed, vec2<u32>(lo, params.start.y + carry), params.tag);
+    var which = 0u;
+    var r = i;
+    if (params.per_set != 0u) {
+        which = i / params.per_set;
+        r = i % params.per_set;
+    }
+    let lo = params.start.x + r;
+    let carry = select(0u, 1u, lo < r);
+    var s = stream_new(seeds[which], vec2<u32>(lo, params.start.y + carry), params.tag);
     let g = params.n_clusters;
     let base = i * g;
     switch params.scheme {

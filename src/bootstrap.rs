@@ -373,6 +373,26 @@ pub fn resample(
     progress: Progress,
     shared: Option<&SharedWeights>,
 ) -> Result<ResampleResult> {
+    resample_with(
+        design, panel, analysis, spec, seed, levels, progress, shared, None,
+    )
+}
+
+/// [`resample`], its replicates from `given` where given (a simulation
+/// study's stacked GPU batch: replicates 0 .. B of `spec.scheme` with
+/// `seed`, the statistics the engine `spec` asks for would compute).
+#[allow(clippy::too_many_arguments)]
+pub fn resample_with(
+    design: &Design,
+    panel: &Panel,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    levels: &[f64],
+    progress: Progress,
+    shared: Option<&SharedWeights>,
+    given: Option<&dyn Engine>,
+) -> Result<ResampleResult> {
     check_resamplable(design, panel)?;
     // The jackknife deletes each of the model's own clusters: a group's
     // model has its own G replicates, not the run's.
@@ -449,17 +469,24 @@ pub fn resample(
                 analysis.fit.on_clusters(&s.map, s.n_clusters),
             )
         });
-    let (engine, gpu) = choose_engine(
-        design,
-        &analysis.fit,
-        Some(panel),
-        spec,
-        seed,
-        strata.as_deref(),
-        studentize,
-        shared,
-        spread.as_ref(),
-    )?;
+    let chosen;
+    let (engine, gpu): (&dyn Engine, _) = match given {
+        Some(engine) => (engine, None),
+        None => {
+            chosen = choose_engine(
+                design,
+                &analysis.fit,
+                Some(panel),
+                spec,
+                seed,
+                strata.as_deref(),
+                studentize,
+                shared,
+                spread.as_ref(),
+            )?;
+            (chosen.0.as_ref(), chosen.1)
+        }
+    };
     // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
     // single coefficients, from the same weights as the WCU replicates.
     let wild_tests = |engine: &dyn Engine| -> Result<Vec<(String, f64)>> {
@@ -532,7 +559,7 @@ pub fn resample(
         }));
     }
     let done = summarise(
-        engine.as_ref(),
+        engine,
         &jackknife,
         &effects_in,
         &analysis.mediators,

@@ -484,6 +484,25 @@ impl Solver {
     }
 }
 
+/// A replicate's statistics from the full sample's coefficients `theta_hat`
+/// and the replicate's changes of them (the GPU stages' output, added in
+/// f64); false, and every statistic NaN, for a degenerate replicate (a NaN
+/// change). Statistics beyond the coefficients' are left to the caller.
+pub fn stats_from_changes(
+    theta_hat: &[f64],
+    changes: &[f64],
+    lay: StatLayout,
+    stats: &mut [f64],
+) -> bool {
+    let theta: Vec<f64> = theta_hat.iter().zip(changes).map(|(a, b)| a + b).collect();
+    if theta.iter().any(|t| t.is_nan()) {
+        stats.iter_mut().for_each(|s| *s = f64::NAN);
+        return false;
+    }
+    coefficients_to_stats(&theta, lay, stats);
+    true
+}
+
 /// A replicate's statistics from its coefficients `theta = (a_1..a_m,
 /// b_1..b_m, c, c')` in the units of the data: the products, their sum and
 /// the proportion mediated. NaN coefficients give NaN statistics.

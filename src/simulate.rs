@@ -37,15 +37,20 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::bootstrap::{ResampleSpec, resample};
+use crate::bootstrap::{BackendChoice, ResampleSpec, resample_with};
 use crate::design::Design;
+use crate::engine::{Backend, Engine, Precomputed};
 use crate::error::{Error, Result};
+use crate::gpu::Precision;
+use crate::gpu::stack::Set;
 use crate::intervals::Method;
 use crate::mediation::analyse;
 use crate::panel::Panel;
+use crate::replicate::StatLayout;
 use crate::rng::{STREAM_SIMULATION, normals};
+use crate::scheme::Scheme;
 use crate::spec::{FixedEffects, InferenceSpec, ModelSpec};
 use crate::synthetic::{SyntheticParams, default_spec, generate};
 use crate::table::Table;
@@ -221,18 +226,22 @@ fn dataset(study: &Study, cell: &Cell, d: u64) -> Table {
     }
 }
 
-/// Every method's verdict on dataset `d` of `cell` (None where it failed).
-fn analyse_dataset(study: &Study, cell: &Cell, d: u64) -> Result<Vec<Option<Verdict>>> {
+/// A dataset fitted and ready to resample.
+struct Prepared {
+    panel: Panel,
+    design: Design,
+    analysis: crate::mediation::Analysis,
+    /// The dataset's own seed of its Monte Carlo interval and resampling.
+    seed: u64,
+}
+
+/// Dataset `d` of `cell`, fitted; None where the fit fails (the dataset's
+/// methods then fail).
+fn prepare(study: &Study, cell: &Cell, d: u64) -> Option<Prepared> {
     let spec = model(study.dgp);
     let table = dataset(study, cell, d);
-    let alpha = 1.0 - study.level;
-    let failed = || vec![None; study.methods.len()];
-    let Ok(panel) = Panel::from_table(&table, &spec) else {
-        return Ok(failed());
-    };
-    let Ok(design) = Design::build(&panel, spec.fixed_effects) else {
-        return Ok(failed());
-    };
+    let panel = Panel::from_table(&table, &spec).ok()?;
+    let design = Design::build(&panel, spec.fixed_effects).ok()?;
     // Each dataset's own draws: the Monte Carlo interval's and the
     // bootstrap's seeds mix the study's seed with the dataset.
     let seed = study.seed ^ (d.wrapping_add(1)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -241,44 +250,75 @@ fn analyse_dataset(study: &Study, cell: &Cell, d: u64) -> Result<Vec<Option<Verd
         mc_draws: study.mc_draws,
         seed,
     };
-    let Ok(analysis) = analyse(&design, &inference) else {
-        return Ok(failed());
+    let analysis = analyse(&design, &inference).ok()?;
+    Some(Prepared {
+        panel,
+        design,
+        analysis,
+        seed,
+    })
+}
+
+/// The resampling of the study's bootstrap methods (none without them).
+fn bootstrap_spec(study: &Study) -> Result<Option<ResampleSpec>> {
+    let methods = bootstrap_methods(&study.methods)?;
+    Ok((!methods.is_empty()).then(|| ResampleSpec {
+        methods,
+        threads: 1,
+        ..study.resampling.clone()
+    }))
+}
+
+/// Every method's verdict on a prepared dataset (None where a method
+/// failed); its bootstrap replicates from `given` where given (a stacked
+/// GPU batch), else from the engine the study's resampling asks for.
+fn verdicts(
+    study: &Study,
+    prepared: Option<&Prepared>,
+    given: Option<&dyn Engine>,
+) -> Result<Vec<Option<Verdict>>> {
+    let alpha = 1.0 - study.level;
+    let Some(Prepared {
+        panel,
+        design,
+        analysis,
+        seed,
+    }) = prepared
+    else {
+        return Ok(vec![None; study.methods.len()]);
     };
+    let seed = *seed;
     // The dataset resampled by `spec` on one thread (datasets run in
     // parallel); None where it fails (a degenerate resample).
-    let run = |spec: ResampleSpec| {
+    let run = |spec: ResampleSpec, given: Option<&dyn Engine>| {
         let spec = ResampleSpec { threads: 1, ..spec };
-        resample(
-            &design,
-            &panel,
-            &analysis,
+        resample_with(
+            design,
+            panel,
+            analysis,
             &spec,
             seed,
             &[study.level],
             &|_, _| {},
             None,
+            given,
         )
         .ok()
     };
-    let boot = bootstrap_methods(&study.methods)?;
-    let resampled = if boot.is_empty() {
-        None
-    } else {
-        run(ResampleSpec {
-            methods: boot,
-            ..study.resampling.clone()
-        })
-    };
+    let resampled = bootstrap_spec(study)?.and_then(|spec| run(spec, given));
     // The permutation test of the indirect effect: the treatment permuted
     // across units (within blocks of units observed in the same periods),
     // p = (1 + #{|ab*| >= |ab|}) / (1 + B); no interval.
     let permuted = if study.methods.iter().any(|m| m == "permutation") {
-        run(ResampleSpec {
-            scheme: crate::scheme::Scheme::Permutation,
-            methods: vec![],
-            sensitivity: None,
-            ..study.resampling.clone()
-        })
+        run(
+            ResampleSpec {
+                scheme: crate::scheme::Scheme::Permutation,
+                methods: vec![],
+                sensitivity: None,
+                ..study.resampling.clone()
+            },
+            None,
+        )
         .and_then(|r| {
             r.effects
                 .iter()
@@ -368,6 +408,90 @@ fn summarise(cell: &Cell, methods: &[String], verdicts: &[Vec<Option<Verdict>>])
     }
 }
 
+/// The GPU context a study's bootstrap stacks its datasets on
+/// (`crate::gpu::stack`), with the bootstrap's resampling, where it can:
+/// the resampling asks for the GPU (or auto finds a hardware adapter), the
+/// scheme is pairs, bayes, poisson or wild, and no replicate needs more
+/// than its coefficients (no studentized intervals, strata or sensitivity).
+/// Elsewhere each dataset runs its own engine.
+#[allow(clippy::type_complexity)]
+fn stacking(study: &Study) -> Result<Option<(&'static crate::gpu::GpuContext, ResampleSpec)>> {
+    let Some(spec) = bootstrap_spec(study)? else {
+        return Ok(None);
+    };
+    let stacks = matches!(
+        spec.scheme,
+        Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Wild(_)
+    ) && !spec.methods.contains(&Method::Studentized)
+        && spec.strata.is_none()
+        && spec.sensitivity.is_none();
+    let want_gpu = match spec.backend {
+        BackendChoice::Cpu => false,
+        BackendChoice::Gpu => true,
+        BackendChoice::Auto => spec.adapter.is_some() || crate::gpu::hardware_available(),
+    };
+    if !want_gpu {
+        return Ok(None);
+    }
+    let Some(ctx) = crate::gpu::shared_context(spec.adapter.as_deref())? else {
+        return Err(Error::Gpu(
+            "no GPU adapter found (on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers; \
+             `medsim devices` lists what wgpu sees); use --backend cpu"
+                .into(),
+        ));
+    };
+    if spec.precision == Some(Precision::F64) && !ctx.has_f64() {
+        return Err(Error::InvalidOption {
+            option: "--precision".into(),
+            message: format!("{} has no f64 shaders; use --precision f32", ctx.info.name),
+        });
+    }
+    Ok(stacks.then_some((ctx, spec)))
+}
+
+/// Whether `study`'s bootstrap stacks its datasets in GPU batches (see
+/// `stacking`).
+pub fn stacks(study: &Study) -> Result<bool> {
+    Ok(stacking(study)?.is_some())
+}
+
+/// `f(i)` for i in `0 .. n` on `workers` plain threads, each taking the
+/// next i (not rayon: each dataset's engine has its own one-thread pool,
+/// and waiting on it from a worker of another rayon pool would let that
+/// worker steal more datasets, nesting without bound); in order, None
+/// where a worker died.
+fn parallel<T: Send>(workers: usize, n: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<Option<T>> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, n.max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let v = f(i);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(v);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| s.into_inner().ok().flatten())
+        .collect()
+}
+
+/// The datasets' verdicts, or the first error.
+fn unpack(list: Vec<Option<Result<Vec<Option<Verdict>>>>>) -> Result<Vec<Vec<Option<Verdict>>>> {
+    list.into_iter()
+        .map(|v| v.unwrap_or_else(|| Err(Error::Numerical("a simulation worker failed".into()))))
+        .collect()
+}
+
 /// Run the study on `threads` workers (0: one per core), datasets in
 /// parallel; `progress(done, total)` hears datasets done (`total` grows
 /// as a sample-size search adds cells). Results depend on neither. With
@@ -382,10 +506,6 @@ pub fn run(
         option: "simulation.methods".into(),
         message,
     })?;
-    // Plain threads, each taking the next dataset: each dataset's engine
-    // has its own one-thread pool, and waiting on it from a worker of
-    // another rayon pool would let that worker steal more datasets,
-    // nesting without bound.
     let workers = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         t => t,
@@ -393,38 +513,85 @@ pub fn run(
     let started = Instant::now();
     let done = AtomicU64::new(0);
     let total = AtomicU64::new(study.cells.len() as u64 * study.datasets);
+    let tick = || {
+        let k = done.fetch_add(1, Ordering::Relaxed) + 1;
+        progress(k, total.load(Ordering::Relaxed));
+    };
+    let stack_on = stacking(study)?;
+    let warned = std::sync::Once::new();
     let evaluate = |cell: &Cell| -> Result<CellResult> {
-        let next = AtomicU64::new(0);
-        let slots: Vec<Mutex<Option<Result<Vec<Option<Verdict>>>>>> =
-            (0..study.datasets).map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        let d = next.fetch_add(1, Ordering::Relaxed);
-                        if d >= study.datasets {
-                            break;
-                        }
-                        let v = analyse_dataset(study, cell, d);
-                        if let Ok(mut slot) = slots[d as usize].lock() {
-                            *slot = Some(v);
-                        }
-                        let k = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        progress(k, total.load(Ordering::Relaxed));
+        let n = study.datasets as usize;
+        let mut list = Vec::with_capacity(n);
+        let Some((ctx, spec)) = &stack_on else {
+            list = parallel(workers, n, &|d| {
+                let v = verdicts(study, prepare(study, cell, d as u64).as_ref(), None);
+                tick();
+                v
+            });
+            return Ok(summarise(cell, &study.methods, &unpack(list)?));
+        };
+        // Datasets in chunks (bounding the fitted datasets held at once):
+        // each chunk fitted in parallel, its bootstrap replicates computed in
+        // stacked GPU batches, then its verdicts in parallel.
+        let rows = match study.dgp {
+            Dgp::Iid => cell.n as usize,
+            Dgp::Panel { years, .. } => cell.n as usize * years,
+        };
+        let chunk = (2_000_000 / rows.max(1)).clamp(16, 1024);
+        let precision = spec.precision.unwrap_or(Precision::F32);
+        let backend = Backend {
+            backend: "gpu".into(),
+            adapter: Some(ctx.info.name.clone()),
+            precision: Some(precision.as_str().into()),
+            fallback: None,
+        };
+        for first in (0..n).step_by(chunk) {
+            let count = chunk.min(n - first);
+            let prepared = parallel(workers, count, &|i| {
+                prepare(study, cell, (first + i) as u64)
+            });
+            let prepared: Vec<Option<Prepared>> =
+                prepared.into_iter().map(Option::flatten).collect();
+            let ready: Vec<(usize, &Prepared)> = prepared
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+                .collect();
+            let sets: Vec<Set> = ready
+                .iter()
+                .map(|(_, p)| Set {
+                    design: &p.design,
+                    fit: &p.analysis.fit,
+                    seed: p.seed,
+                })
+                .collect();
+            let replicates = spec.replicates as usize;
+            let mut given: Vec<Option<Precomputed>> = (0..count).map(|_| None).collect();
+            match crate::gpu::stack::replicates(ctx, &sets, spec.scheme, replicates, precision, 0, &|_| {}) {
+                Ok(stats) => {
+                    for ((i, p), stats) in ready.iter().zip(stats) {
+                        let layout = StatLayout {
+                            mediators: p.design.layout.n_mediators,
+                            studentized: false,
+                            sensitivity: 0,
+                        };
+                        given[*i] = Some(Precomputed::new(layout, stats, backend.clone()));
                     }
-                });
+                }
+                Err(e) => warned.call_once(|| {
+                    eprintln!(
+                        "warning: the stacked GPU batch failed ({e}); each dataset runs its own engine"
+                    )
+                }),
             }
-        });
-        let verdicts = slots
-            .into_iter()
-            .map(|slot| {
-                slot.into_inner()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| Err(Error::Numerical("a simulation worker failed".into())))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(summarise(cell, &study.methods, &verdicts))
+            list.extend(parallel(workers, count, &|i| {
+                let engine = given[i].as_ref().map(|e| e as &dyn Engine);
+                let v = verdicts(study, prepared[i].as_ref(), engine);
+                tick();
+                v
+            }));
+        }
+        Ok(summarise(cell, &study.methods, &unpack(list)?))
     };
     let Some(target) = study.target else {
         let results = study

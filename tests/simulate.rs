@@ -272,16 +272,42 @@ fn shipped_study_configs_run_and_are_deterministic() {
 /// The same study on the GPU engine (f32 and, where the adapter has it,
 /// f64) gives the CPU engine's verdicts: every rejection and coverage rate
 /// equal (a bound within f32 rounding of zero or of the truth could flip
-/// one dataset: at most one), mean widths within 1e-5 relative.
+/// one dataset: at most one), mean widths within 1e-5 relative. Both GPU
+/// paths: the datasets stacked in one batch (pairs and wild without
+/// studentized intervals) and one engine per dataset (studentized).
 #[test]
 fn gpu_and_cpu_studies_agree() {
     let Some(ctx) = common::gpu_context() else {
         return;
     };
     let cells = vec![cell(60, 0.39, 0.39), cell(60, 0.0, 0.39)];
-    let methods = ["percentile", "bc", "bca", "studentized"];
-    let cpu = study(Dgp::Iid, cells.clone(), 40, 199, &methods);
-    let (want, _, _) = run(&cpu, 0, &|_, _| {}).unwrap();
+    let wild = medsim::scheme::Scheme::Wild(medsim::scheme::WildWeights::Rademacher);
+    for (methods, scheme, stacked) in [
+        (
+            &["percentile", "bc", "bca", "studentized"][..],
+            medsim::scheme::Scheme::Pairs,
+            false,
+        ),
+        (
+            &["percentile", "basic", "normal", "bc", "bca"][..],
+            medsim::scheme::Scheme::Pairs,
+            true,
+        ),
+        (&["percentile", "bc"][..], wild, true),
+    ] {
+        let mut cpu = study(Dgp::Iid, cells.clone(), 40, 199, methods);
+        cpu.resampling.scheme = scheme;
+        agree(ctx, &cpu, methods, stacked);
+    }
+}
+
+fn agree(
+    ctx: &medsim::gpu::GpuContext,
+    cpu: &medsim::simulate::Study,
+    methods: &[&str],
+    stacked: bool,
+) {
+    let (want, _, _) = run(cpu, 0, &|_, _| {}).unwrap();
     let mut precisions = vec![medsim::gpu::Precision::F32];
     if ctx.has_f64() {
         precisions.push(medsim::gpu::Precision::F64);
@@ -290,10 +316,11 @@ fn gpu_and_cpu_studies_agree() {
         let mut gpu = cpu.clone();
         gpu.resampling.backend = BackendChoice::Gpu;
         gpu.resampling.precision = Some(precision);
+        assert_eq!(medsim::simulate::stacks(&gpu).unwrap(), stacked);
         let (got, _, _) = run(&gpu, 2, &|_, _| {}).unwrap();
         for (w, g) in want.iter().zip(&got) {
             for m in methods {
-                let (a, b) = (&w.methods[m], &g.methods[m]);
+                let (a, b) = (&w.methods[*m], &g.methods[*m]);
                 let one = 1.0 / 40.0 + 1e-12;
                 assert!(
                     (a.rejection_rate - b.rejection_rate).abs() <= one,

@@ -33,7 +33,7 @@ use crate::estimate::SystemFit;
 use crate::linalg::packed_len;
 use crate::panel::Panel;
 use crate::permutation::{Exchange, PermutationEngine};
-use crate::replicate::{Solver, StatLayout, coefficients_to_stats};
+use crate::replicate::{Solver, StatLayout, stats_from_changes};
 use crate::scheme::{Scheme, WeightPlan};
 use crate::whiten::{Whitened, reported_coefficients};
 
@@ -239,7 +239,8 @@ impl SolveInputs {
                 stride: stride as u32,
                 n_func: n_func as u32,
                 kappa_at: kappa_at as u32,
-                pad: [0; 2],
+                per_set: 0,
+                pad: 0,
             })
             .to_vec(),
             SolveKind::TwoStage {
@@ -868,19 +869,13 @@ impl<'a> GpuEngine<'a> {
         let words: &[u32] = bytemuck::cast_slice(bytes);
         let deltas = reals_from_words(words, self.options.precision);
         let n_stats = self.layout.len();
-        let mut theta = vec![0.0; self.n_coef];
         let mut failed = 0;
         let l = self.layout;
         for (d, stats) in deltas.chunks(self.stride).zip(out.chunks_mut(n_stats)) {
-            for ((t, a), b) in theta.iter_mut().zip(&self.theta).zip(d) {
-                *t = a + b;
-            }
-            if theta.iter().any(|t| t.is_nan()) {
+            if !stats_from_changes(&self.theta, &d[..self.n_coef], l, stats) {
                 failed += 1;
-                stats.iter_mut().for_each(|s| *s = f64::NAN);
                 continue;
             }
-            coefficients_to_stats(&theta, l, stats);
             if l.studentized {
                 // The device's change of each squared SE, added in f64.
                 for (t, (change, hat)) in d[self.n_coef..].iter().zip(&self.se_hat2).enumerate() {
@@ -1002,13 +997,7 @@ impl Engine for GpuEngine<'_> {
         Backend {
             backend: "gpu".into(),
             adapter: Some(self.ctx.info.name.clone()),
-            precision: Some(
-                match self.options.precision {
-                    Precision::F32 => "f32",
-                    Precision::F64 => "f64",
-                }
-                .into(),
-            ),
+            precision: Some(self.options.precision.as_str().into()),
             fallback,
         }
     }

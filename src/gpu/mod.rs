@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod permute;
+pub mod stack;
 pub mod wgsl;
 pub mod wild;
 
@@ -57,8 +58,10 @@ pub fn shader_source(name: &str, precision: Precision) -> Result<String> {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct WeightParams {
-    pub seed: [u32; 2],
     pub start: [u32; 2],
+    /// Replicates per set of a stacked batch (0: one set).
+    pub per_set: u32,
+    pub pad: u32,
     pub count: u32,
     pub n_clusters: u32,
     pub scheme: u32,
@@ -92,6 +95,16 @@ pub enum Precision {
     F64,
 }
 
+impl Precision {
+    /// `"f32"` or `"f64"`, as summaries and flags name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+}
+
 /// Uniform parameters of `solve.wgsl` (`struct Params`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -104,7 +117,9 @@ pub struct SolveParams {
     /// Where the sensitivity analysis's kappa ratio goes in a replicate's
     /// reals (0: not written).
     pub kappa_at: u32,
-    pub pad: [u32; 2],
+    /// Replicates per set of a stacked batch (0: one set).
+    pub per_set: u32,
+    pub pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<SolveParams>() == 32);
 
@@ -524,10 +539,21 @@ impl GpuContext {
         bind: &wgpu::BindGroup,
         workgroups: (u32, u32),
     ) {
+        Self::dispatch_sets(encoder, pipeline, bind, workgroups, 1);
+    }
+
+    /// `dispatch` with `sets` workgroups along z (a stacked batch's sets).
+    fn dispatch_sets(
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        bind: &wgpu::BindGroup,
+        workgroups: (u32, u32),
+        sets: u32,
+    ) {
         let mut pass = encoder.begin_compute_pass(&Default::default());
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, bind, &[]);
-        pass.dispatch_workgroups(workgroups.0, workgroups.1, 1);
+        pass.dispatch_workgroups(workgroups.0, workgroups.1, sets);
     }
 
     /// Submit `encoder` after copying the first `bytes` of `source` into
@@ -697,12 +723,15 @@ struct Pending {
 }
 
 /// The fixed inputs of the weight and GEMM stages for one weight plan and
-/// one matrix of per-cluster statistics (G x n).
+/// one matrix of per-cluster statistics (G x n), or for a stack of sets
+/// (`for_sets`): each its own seed and G x n matrix, the same clusters.
 pub(crate) struct GemmInputs {
     weight_params: WeightParams,
     gemm_params: GemmParams,
     members: wgpu::Buffer,
     offsets: wgpu::Buffer,
+    /// Each set's seed.
+    seeds: wgpu::Buffer,
     /// Poisson thresholds or the exponential table.
     table: wgpu::Buffer,
     pub stats: wgpu::Buffer,
@@ -735,6 +764,24 @@ impl GemmInputs {
         precision: Precision,
         deviation: bool,
     ) -> Result<GemmInputs> {
+        Self::for_sets(ctx, plan, &[plan.seed], 0, stats, n, precision, deviation)
+    }
+
+    /// Inputs for a stack of sets: set s draws replicates 0 .. `per_set`
+    /// of `plan` with seed `seeds[s]` over its own G x n block of `stats`
+    /// (blocks in set order). Batches are then whole sets: `record`'s
+    /// `count` is a multiple of `per_set`. `per_set` 0: one set, `new`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn for_sets(
+        ctx: &GpuContext,
+        plan: &WeightPlan,
+        seeds: &[u64],
+        per_set: usize,
+        stats: &[f64],
+        n: usize,
+        precision: Precision,
+        deviation: bool,
+    ) -> Result<GemmInputs> {
         ctx.stage(&ctx.gemm, precision)?;
         let mut members = Vec::new();
         let mut offsets = vec![0u32];
@@ -758,8 +805,9 @@ impl GemmInputs {
         };
         Ok(GemmInputs {
             weight_params: WeightParams {
-                seed: [plan.seed as u32, (plan.seed >> 32) as u32],
                 start: [0; 2],
+                per_set: per_set as u32,
+                pad: 0,
                 count: 0,
                 n_clusters: plan.n_clusters as u32,
                 scheme: scheme_code(plan.scheme)?,
@@ -782,6 +830,15 @@ impl GemmInputs {
             },
             members: ctx.storage("members", bytemuck::cast_slice(&members)),
             offsets: ctx.storage("offsets", bytemuck::cast_slice(&offsets)),
+            seeds: ctx.storage(
+                "seeds",
+                bytemuck::cast_slice(
+                    &seeds
+                        .iter()
+                        .map(|&s| [s as u32, (s >> 32) as u32])
+                        .collect::<Vec<_>>(),
+                ),
+            ),
             table: ctx.storage("weight table", bytemuck::cast_slice(table)),
             stats: ctx.reals("cluster statistics", stats, precision),
             decode_table: ctx.reals("decode table", &decode_table, precision),
@@ -826,6 +883,7 @@ impl GemmInputs {
                 &self.table,
                 &codes,
                 &sums,
+                &self.seeds,
             ],
         );
         let gemm_bind = ctx.bind(
@@ -886,8 +944,13 @@ impl GemmInputs {
         count: u32,
     ) {
         self.record_weights(ctx, encoder, slot, start, count);
+        // A stacked batch: one z-slice of the GEMM per set, per_set rows each.
+        let (rows, sets) = match self.weight_params.per_set {
+            0 => (count, 1),
+            p => (p, count / p),
+        };
         let params = GemmParams {
-            nb: count,
+            nb: rows,
             ..self.gemm_params
         };
         ctx.queue
@@ -895,11 +958,12 @@ impl GemmInputs {
         let gemm = ctx
             .stage(&ctx.gemm, self.precision)
             .expect("checked in GemmInputs::new");
-        GpuContext::dispatch(
+        GpuContext::dispatch_sets(
             encoder,
             gemm,
             &slot.gemm_bind,
-            (self.gemm_params.n.div_ceil(16), count.div_ceil(16)),
+            (self.gemm_params.n.div_ceil(16), rows.div_ceil(16)),
+            sets,
         );
     }
 }

@@ -1,0 +1,251 @@
+//! Many datasets' replicates in one pass, for simulation studies: the
+//! datasets of a study cell share their shape (clusters, regressors), so
+//! their per-cluster statistics stack into one buffer and every stage runs
+//! once for a batch of whole datasets. `weights.wgsl` draws set s's
+//! replicates with its own seed, `gemm.wgsl` multiplies them by its own
+//! statistics (workgroup z), `solve.wgsl` takes its own full-sample factor.
+//! Replicate r of a set is the computation [`super::engine::GpuEngine`]
+//! does for replicate r of that dataset alone (the weights bit for bit), so
+//! a stacked study matches the per-dataset engines, and the CPU engine
+//! within the GPU tolerance.
+//!
+//! Reweighting schemes (pairs, Bayes, Poisson) and wild, least-squares
+//! designs, no studentized or sensitivity statistics: what a study's
+//! bootstrap needs. Anything else is refused with an error, and the caller
+//! runs its datasets one engine each.
+
+use super::{GemmInputs, GpuContext, Precision, SolveParams, reals_from_words, words_per};
+use crate::design::Design;
+use crate::error::{Error, Result};
+use crate::estimate::SystemFit;
+use crate::linalg::packed_len;
+use crate::replicate::{StatLayout, stats_from_changes};
+use crate::scheme::{Scheme, WeightPlan};
+use crate::whiten::{Whitened, reported_coefficients};
+
+/// Device memory one batch's buffers may take.
+const BATCH_BYTES: u64 = 512 << 20;
+
+/// One dataset of a stack: its design, full-sample fit and bootstrap seed.
+#[derive(Clone, Copy)]
+pub struct Set<'a> {
+    pub design: &'a Design,
+    pub fit: &'a SystemFit,
+    pub seed: u64,
+}
+
+/// What one set contributes: its G x n matrix, its full sample's
+/// coefficients, and (reweighting) its scales, L and L^{-1}.
+struct Prepared {
+    stats: Vec<f64>,
+    theta: Vec<f64>,
+    solve: Option<[Vec<f64>; 3]>,
+}
+
+/// The statistics of replicates `0 .. replicates` of every set under
+/// `scheme` (row-major, `layout(sets[0]).len()` values per replicate; a
+/// degenerate replicate is all NaN), computed in stacked batches on `ctx`
+/// of as many sets as the adapter's limits allow, at most `max_sets` (0: no
+/// further bound). `progress(sets_done)` hears each batch.
+pub fn replicates(
+    ctx: &GpuContext,
+    sets: &[Set],
+    scheme: Scheme,
+    replicates: usize,
+    precision: Precision,
+    max_sets: usize,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<Vec<f64>>> {
+    let Some(first) = sets.first() else {
+        return Ok(Vec::new());
+    };
+    let refuse = |why: &str| Err(Error::Gpu(format!("cannot stack these datasets: {why}")));
+    let wild = match scheme {
+        Scheme::Pairs | Scheme::Bayes | Scheme::Poisson => false,
+        Scheme::Wild(_) => true,
+        _ => return refuse("only the pairs, bayes, poisson and wild schemes stack"),
+    };
+    if replicates == 0 {
+        return refuse("no replicates");
+    }
+    let design = first.design;
+    if design.layout.instrumented() {
+        return refuse("instrumented designs do not stack");
+    }
+    let (g, q, m) = (design.n_clusters, design.q(), design.layout.n_mediators);
+    if sets
+        .iter()
+        .any(|s| s.design.n_clusters != g || s.design.q() != q || s.design.layout != design.layout)
+    {
+        return refuse("the datasets differ in clusters or regressors");
+    }
+    ctx.stage(&ctx.gemm, precision)?;
+    let n_coef = 2 * m + 2;
+    let layout = StatLayout {
+        mediators: m,
+        studentized: false,
+        sensitivity: 0,
+    };
+    // Each coefficient's place in the whitened system (the same in every set).
+    let structure = |w: &Whitened| -> Vec<[u32; 4]> {
+        w.coefficients
+            .iter()
+            .map(|c| [c.k as u32, c.i as u32, c.t as u32, 0])
+            .collect()
+    };
+    let mut coefs: Option<Vec<[u32; 4]>> = None;
+    let mut prepared = Vec::with_capacity(sets.len());
+    for s in sets {
+        prepared.push(if wild {
+            let idx: Vec<usize> = reported_coefficients(s.design)
+                .iter()
+                .map(|&(e, c)| s.fit.index(e, c))
+                .collect();
+            Prepared {
+                stats: (0..g)
+                    .flat_map(|c| idx.iter().map(move |&i| s.fit.influence[c * s.fit.dim + i]))
+                    .collect(),
+                theta: reported_coefficients(s.design)
+                    .iter()
+                    .map(|&(e, c)| s.fit.coef(e, c))
+                    .collect(),
+                solve: None,
+            }
+        } else {
+            let w = Whitened::new(s.design, s.fit)?;
+            let here = structure(&w);
+            match &coefs {
+                Some(c) if *c != here => return refuse("the datasets' coefficients differ"),
+                Some(_) => {}
+                None => coefs = Some(here),
+            }
+            Prepared {
+                solve: Some([
+                    w.coefficients.iter().map(|c| c.scale).collect(),
+                    w.factor,
+                    w.inverse,
+                ]),
+                stats: w.stats,
+                theta: w.theta,
+            }
+        });
+    }
+    // Reals per replicate out of the front (the GEMM) and, reweighting,
+    // through the solve (its output and scratch).
+    let n = if wild { n_coef } else { packed_len(q) };
+    let ws = (words_per(precision) * 4) as u64;
+    let b = replicates as u64;
+    let scratch = if wild {
+        0
+    } else {
+        let ko = (q - 1) as u64;
+        ko * (ko + 1) / 2 + 5 * ko
+    };
+    let per_replicate = [
+        g as u64 * 4,
+        8,
+        n as u64 * ws,
+        if wild { 0 } else { n_coef as u64 * ws },
+        scratch * ws,
+    ];
+    let per_set = [g as u64 * n as u64 * ws, q as u64 * q as u64 * ws];
+    let binding = ctx.binding_limit();
+    let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
+    let by_binding = per_replicate
+        .iter()
+        .filter(|&&x| x > 0)
+        .map(|&x| binding / (x * b))
+        .chain(per_set.iter().map(|&x| binding / x.max(1)))
+        .min()
+        .unwrap_or(0);
+    let by_memory =
+        BATCH_BYTES / (b * per_replicate.iter().sum::<u64>() + per_set.iter().sum::<u64>()).max(1);
+    // One workgroup of the weights and the solve per 64 replicates of the
+    // batch, one GEMM row of workgroups per 16 replicates of a set.
+    let by_groups = (groups * 64 / b).min(groups);
+    let mut per_batch = by_binding.min(by_memory).min(by_groups) as usize;
+    if max_sets > 0 {
+        per_batch = per_batch.min(max_sets);
+    }
+    if per_batch == 0 || b.div_ceil(16) > groups {
+        return refuse(&format!(
+            "{replicates} replicates of {g} clusters are more than one batch holds"
+        ));
+    }
+    let solve_pipeline = ctx.stage(&ctx.solve, precision)?;
+    let mut out: Vec<Vec<f64>> = Vec::with_capacity(sets.len());
+    for (chunk, ready) in sets.chunks(per_batch).zip(prepared.chunks(per_batch)) {
+        let k = chunk.len();
+        let count = k * replicates;
+        let seeds: Vec<u64> = chunk.iter().map(|s| s.seed).collect();
+        let stats: Vec<f64> = ready.iter().flat_map(|p| p.stats.iter().copied()).collect();
+        let plan = WeightPlan::new(scheme, first.seed, g, None);
+        let inputs =
+            GemmInputs::for_sets(ctx, &plan, &seeds, replicates, &stats, n, precision, true)?;
+        let slot = inputs.slot(ctx, count, None)?;
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        inputs.record(ctx, &mut encoder, &slot, 0, count as u32);
+        let deltas = match (&coefs, wild) {
+            (Some(coefs), false) => {
+                let joined = |i: usize| -> Vec<f64> {
+                    ready
+                        .iter()
+                        .flat_map(|p| p.solve.as_ref().map_or(&[][..], |s| &s[i][..]).iter())
+                        .copied()
+                        .collect()
+                };
+                let params = SolveParams {
+                    nb: count as u32,
+                    q: q as u32,
+                    n_coef: n_coef as u32,
+                    stride: n_coef as u32,
+                    n_func: 0,
+                    kappa_at: 0,
+                    per_set: replicates as u32,
+                    pad: 0,
+                };
+                let params = ctx.uniform("solve params", bytemuck::bytes_of(&params));
+                let deltas = ctx.output("deltas", count as u64 * n_coef as u64 * ws);
+                let work = ctx.output("solve scratch", count as u64 * scratch * ws);
+                let functionals = ctx.output("functionals", 0);
+                let bind = ctx.bind(
+                    solve_pipeline,
+                    &[
+                        &params,
+                        &slot.out,
+                        &ctx.storage("coefficients", bytemuck::cast_slice(coefs)),
+                        &ctx.reals("scales", &joined(0), precision),
+                        &ctx.reals("factor", &joined(1), precision),
+                        &ctx.reals("inverse", &joined(2), precision),
+                        &deltas,
+                        &work,
+                        &functionals,
+                    ],
+                );
+                GpuContext::dispatch(
+                    &mut encoder,
+                    solve_pipeline,
+                    &bind,
+                    ((count as u32).div_ceil(64), 1),
+                );
+                deltas
+            }
+            _ => slot.out.clone(),
+        };
+        let bytes = count as u64 * n_coef as u64 * ws;
+        let staging = ctx.staging(bytes);
+        let pending = ctx.submit_with_readback(encoder, &deltas, &staging, bytes);
+        let changes = ctx.read(pending, &staging, |bytes| {
+            reals_from_words(bytemuck::cast_slice(bytes), precision)
+        })?;
+        for (p, d) in ready.iter().zip(changes.chunks(replicates * n_coef)) {
+            let mut stats = vec![0.0; replicates * layout.len()];
+            for (row, change) in stats.chunks_mut(layout.len()).zip(d.chunks(n_coef)) {
+                stats_from_changes(&p.theta, change, layout, row);
+            }
+            out.push(stats);
+        }
+        progress(out.len());
+    }
+    Ok(out)
+}
