@@ -461,7 +461,7 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
             }],
             datasets,
             methods: vec!["percentile".into()],
-            level: 0.95,
+            levels: vec![0.95],
             seed: 1,
             mc_draws: 1000,
             resampling: spec_for(engine, Scheme::Pairs, 1000 / gpu_scale as u64),

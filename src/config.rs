@@ -200,7 +200,8 @@ pub struct SimulationConfig {
     pub replicates: u64,
     pub methods: Vec<String>,
     pub scheme: String,
-    pub level: f64,
+    /// Confidence level(s); a list judges every method at each.
+    pub level: OneOrMany<f64>,
     pub seed: u64,
     pub mc_draws: u64,
     /// Search the smallest n reaching this power, n = [lo, hi].
@@ -229,7 +230,7 @@ impl Default for SimulationConfig {
                 .map(String::from)
                 .to_vec(),
             scheme: "pairs".into(),
-            level: 0.95,
+            level: OneOrMany::One(0.95),
             seed: 1,
             mc_draws: 10_000,
             target_power: None,
@@ -670,14 +671,22 @@ impl Config {
                 ),
             ));
         }
-        if !(s.level > 0.0 && s.level < 1.0) {
+        let levels = s.level.values();
+        if levels.is_empty() {
+            return Err(err("simulation.level", "the list is empty".into()));
+        }
+        if let Some(l) = levels.iter().find(|l| !(**l > 0.0 && **l < 1.0)) {
             return Err(err(
                 "simulation.level",
-                format!(
-                    "{} is not a confidence level strictly between 0 and 1",
-                    s.level
-                ),
+                format!("{l} is not a confidence level strictly between 0 and 1"),
             ));
+        }
+        if let Some(l) = levels
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| levels[..i].contains(l).then_some(l))
+        {
+            return Err(err("simulation.level", format!("{l} is listed twice")));
         }
         check_methods(&s.methods).map_err(|m| err("simulation.methods", m))?;
         let needs_resampling = s
@@ -785,7 +794,7 @@ impl Config {
             cells,
             datasets: s.datasets,
             methods: s.methods.clone(),
-            level: s.level,
+            levels,
             seed: s.seed,
             mc_draws: s.mc_draws,
             resampling,

@@ -134,9 +134,10 @@ A [simulation] section says the data-generating process (dgp = \"iid\": X ~ N(0,
 M = a X + e, Y = c' X + b M + e; or \"panel\": the calibrated synthetic panel with
 n cities), n, a, b, c_prime (each a number or a list: a grid), datasets,
 replicates, methods (sobel, joint, monte_carlo, percentile, basic, normal, bc,
-bca, studentized), scheme, level, seed. Writes results/<name>/simulation.json
-and simulation.csv (per cell and method: rejection rate and its Monte Carlo SE,
-coverage, misses left and right, mean width).";
+bca, studentized), scheme, level (a number or a list), seed. Writes
+results/<name>/simulation.json and simulation.csv (per cell, level and method:
+rejection rate and its Monte Carlo SE, coverage, misses left and right, mean
+width). On a GPU the datasets' bootstraps run stacked, many datasets per batch.";
 
 const BENCH_EXAMPLES: &str = "Examples:
   medsim bench --quick          the reduced suite (under a minute on the CPU engine)

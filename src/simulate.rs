@@ -31,7 +31,19 @@
 //! exact test of no effect of X at all, so of a*b = 0 when c' = 0 too; no
 //! interval). A method
 //! rejects when its interval excludes zero, covers when it holds the true
-//! a*b, misses left when it lies wholly below it, right when above.
+//! a*b, misses left when it lies wholly below it, right when above. Every
+//! method is judged at each of the study's levels, on the same datasets and
+//! replicates.
+//!
+//! # Engines
+//!
+//! Datasets run in parallel on plain threads. On the CPU engine each
+//! dataset resamples alone. On the GPU, the bootstrap of a chunk of
+//! datasets runs stacked (`crate::gpu::stack`: one dispatch per stage for
+//! many datasets, each with its own seed and statistics) where the scheme
+//! allows (pairs, bayes, poisson, wild; no studentized intervals); the
+//! permutation test and the other cases run one GPU engine per dataset.
+//! Dataset d's replicates are the same computation either way.
 
 use std::time::Instant;
 
@@ -91,7 +103,9 @@ pub struct Study {
     pub datasets: u64,
     /// Methods, by name (see the module doc).
     pub methods: Vec<String>,
-    pub level: f64,
+    /// Confidence levels; every method is judged at each (tests at 1 -
+    /// level). The sample-size search uses the first.
+    pub levels: Vec<f64>,
     pub seed: u64,
     pub mc_draws: u64,
     /// The resampling of each dataset (its `replicates`, `scheme`, engine).
@@ -117,11 +131,13 @@ pub struct MethodResult {
     pub failed: u64,
 }
 
-/// A cell's results: the parameters, then each method's.
+/// A cell's results at one level: the parameters, then each method's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
     pub parameters: Cell,
     pub true_indirect: f64,
+    /// The confidence level of the intervals (tests at 1 - level).
+    pub level: f64,
     pub methods: indexmap::IndexMap<String, MethodResult>,
 }
 
@@ -246,7 +262,7 @@ fn prepare(study: &Study, cell: &Cell, d: u64) -> Option<Prepared> {
     // bootstrap's seeds mix the study's seed with the dataset.
     let seed = study.seed ^ (d.wrapping_add(1)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let inference = InferenceSpec {
-        levels: vec![study.level],
+        levels: study.levels.clone(),
         mc_draws: study.mc_draws,
         seed,
     };
@@ -269,15 +285,15 @@ fn bootstrap_spec(study: &Study) -> Result<Option<ResampleSpec>> {
     }))
 }
 
-/// Every method's verdict on a prepared dataset (None where a method
-/// failed); its bootstrap replicates from `given` where given (a stacked
-/// GPU batch), else from the engine the study's resampling asks for.
+/// Every method's verdict on a prepared dataset at each level (level l's
+/// verdict of method k at `l * methods + k`; None where a method failed);
+/// its bootstrap replicates from `given` where given (a stacked GPU batch),
+/// else from the engine the study's resampling asks for.
 fn verdicts(
     study: &Study,
     prepared: Option<&Prepared>,
     given: Option<&dyn Engine>,
 ) -> Result<Vec<Option<Verdict>>> {
-    let alpha = 1.0 - study.level;
     let Some(Prepared {
         panel,
         design,
@@ -285,7 +301,7 @@ fn verdicts(
         seed,
     }) = prepared
     else {
-        return Ok(vec![None; study.methods.len()]);
+        return Ok(vec![None; study.methods.len() * study.levels.len()]);
     };
     let seed = *seed;
     // The dataset resampled by `spec` on one thread (datasets run in
@@ -298,7 +314,7 @@ fn verdicts(
             analysis,
             &spec,
             seed,
-            &[study.level],
+            &study.levels,
             &|_, _| {},
             None,
             given,
@@ -329,9 +345,9 @@ fn verdicts(
         None
     };
     let effect = |key: &str| analysis.effect(key).copied();
-    let interval = |list: &[crate::mediation::Interval], method: &str| {
+    let interval = |list: &[crate::mediation::Interval], method: &str, level: f64| {
         list.iter()
-            .find(|i| i.effect == "indirect" && i.method == method)
+            .find(|i| i.effect == "indirect" && i.method == method && i.level == level)
             .map(|i| (i.lower, i.upper))
     };
     let from_interval = |iv: Option<(f64, f64)>| {
@@ -341,12 +357,12 @@ fn verdicts(
                 interval: Some((l, u)),
             })
     };
-    Ok(study
-        .methods
-        .iter()
-        .map(|m| match m.as_str() {
-            "sobel" => from_interval(interval(&analysis.intervals, "sobel")),
-            "monte_carlo" => from_interval(interval(&analysis.intervals, "monte_carlo")),
+    let resampled = resampled.as_ref();
+    let verdict = |m: &str, level: f64| {
+        let alpha = 1.0 - level;
+        match m {
+            "sobel" => from_interval(interval(&analysis.intervals, "sobel", level)),
+            "monte_carlo" => from_interval(interval(&analysis.intervals, "monte_carlo", level)),
             "permutation" => permuted.map(|p| Verdict {
                 reject: p < alpha,
                 interval: None,
@@ -361,15 +377,41 @@ fn verdicts(
                 },
                 _ => None,
             },
-            name => resampled
-                .as_ref()
-                .and_then(|r| from_interval(interval(&r.intervals, name))),
-        })
+            name => resampled.and_then(|r| from_interval(interval(&r.intervals, name, level))),
+        }
+    };
+    Ok(study
+        .levels
+        .iter()
+        .flat_map(|&level| study.methods.iter().map(move |m| verdict(m, level)))
         .collect())
 }
 
-/// Summarise the verdicts of `methods` over the datasets of a cell.
-fn summarise(cell: &Cell, methods: &[String], verdicts: &[Vec<Option<Verdict>>]) -> CellResult {
+/// Summarise the verdicts of the study's methods over the datasets of a
+/// cell, one result per level.
+fn summarise(cell: &Cell, study: &Study, verdicts: &[Vec<Option<Verdict>>]) -> Vec<CellResult> {
+    let methods = &study.methods;
+    study
+        .levels
+        .iter()
+        .enumerate()
+        .map(|(l, &level)| {
+            let at: Vec<&[Option<Verdict>]> = verdicts
+                .iter()
+                .map(|v| &v[l * methods.len()..(l + 1) * methods.len()])
+                .collect();
+            summarise_level(cell, level, methods, &at)
+        })
+        .collect()
+}
+
+/// Summarise the verdicts of `methods` at `level` over a cell's datasets.
+fn summarise_level(
+    cell: &Cell,
+    level: f64,
+    methods: &[String],
+    verdicts: &[&[Option<Verdict>]],
+) -> CellResult {
     let truth = cell.indirect();
     let mut out = indexmap::IndexMap::new();
     for (k, name) in methods.iter().enumerate() {
@@ -404,6 +446,7 @@ fn summarise(cell: &Cell, methods: &[String], verdicts: &[Vec<Option<Verdict>>])
     CellResult {
         parameters: *cell,
         true_indirect: truth,
+        level,
         methods: out,
     }
 }
@@ -519,7 +562,7 @@ pub fn run(
     };
     let stack_on = stacking(study)?;
     let warned = std::sync::Once::new();
-    let evaluate = |cell: &Cell| -> Result<CellResult> {
+    let evaluate = |cell: &Cell| -> Result<Vec<CellResult>> {
         let n = study.datasets as usize;
         let mut list = Vec::with_capacity(n);
         let Some((ctx, spec)) = &stack_on else {
@@ -528,7 +571,7 @@ pub fn run(
                 tick();
                 v
             });
-            return Ok(summarise(cell, &study.methods, &unpack(list)?));
+            return Ok(summarise(cell, study, &unpack(list)?));
         };
         // Datasets in chunks (bounding the fitted datasets held at once):
         // each chunk fitted in parallel, its bootstrap replicates computed in
@@ -591,7 +634,7 @@ pub fn run(
                 v
             }));
         }
-        Ok(summarise(cell, &study.methods, &unpack(list)?))
+        Ok(summarise(cell, study, &unpack(list)?))
     };
     let Some(target) = study.target else {
         let results = study
@@ -599,11 +642,15 @@ pub fn run(
             .iter()
             .map(evaluate)
             .collect::<Result<Vec<_>>>()?;
-        return Ok((results, vec![], started.elapsed().as_secs_f64()));
+        return Ok((
+            results.into_iter().flatten().collect(),
+            vec![],
+            started.elapsed().as_secs_f64(),
+        ));
     };
     // Sample-size search: for each (a, b, c') of the cells, each method
-    // bisects [lo, hi] (the cells' n) on its power; evaluated sample sizes
-    // are shared by the methods.
+    // bisects [lo, hi] (the cells' n) on its power at the first level;
+    // evaluated sample sizes are shared by the methods.
     let mut results: Vec<CellResult> = Vec::new();
     let mut sizes = Vec::new();
     let mut combos: Vec<Cell> = Vec::new();
@@ -620,9 +667,10 @@ pub fn run(
         study.cells.iter().map(|c| c.n).max().unwrap_or(0),
     );
     for combo in combos {
-        let mut evaluated: Vec<CellResult> = Vec::new();
-        let power_at = |n: u64, evaluated: &mut Vec<CellResult>| -> Result<usize> {
-            if let Some(i) = evaluated.iter().position(|r| r.parameters.n == n) {
+        // Each evaluated n's results, the first level's first.
+        let mut evaluated: Vec<Vec<CellResult>> = Vec::new();
+        let power_at = |n: u64, evaluated: &mut Vec<Vec<CellResult>>| -> Result<usize> {
+            if let Some(i) = evaluated.iter().position(|r| r[0].parameters.n == n) {
                 return Ok(i);
             }
             total.fetch_add(study.datasets, Ordering::Relaxed);
@@ -630,7 +678,7 @@ pub fn run(
             Ok(evaluated.len() - 1)
         };
         for method in &study.methods {
-            let power = |r: &CellResult| r.methods[method.as_str()].rejection_rate;
+            let power = |r: &[CellResult]| r[0].methods[method.as_str()].rejection_rate;
             let (mut a, mut b) = (lo, hi);
             let at_hi = power_at(b, &mut evaluated)?;
             let reached = power(&evaluated[at_hi]) >= target;
@@ -650,14 +698,14 @@ pub fn run(
                 }
             }
             let i = power_at(b, &mut evaluated)?;
-            let r = &evaluated[i].methods[method.as_str()];
+            let r = &evaluated[i][0].methods[method.as_str()];
             // The range of n whose power is within two Monte Carlo SEs of
             // the target, from the evaluated sample sizes.
             let mut points: Vec<(u64, f64, f64)> = evaluated
                 .iter()
                 .map(|e| {
-                    let m = &e.methods[method.as_str()];
-                    (e.parameters.n, m.rejection_rate, m.mc_se)
+                    let m = &e[0].methods[method.as_str()];
+                    (e[0].parameters.n, m.rejection_rate, m.mc_se)
                 })
                 .collect();
             points.sort_by_key(|p| p.0);
@@ -683,8 +731,8 @@ pub fn run(
                 n_high,
             });
         }
-        evaluated.sort_by_key(|r| r.parameters.n);
-        results.extend(evaluated);
+        evaluated.sort_by_key(|r| r[0].parameters.n);
+        results.extend(evaluated.into_iter().flatten());
     }
     Ok((results, sizes, started.elapsed().as_secs_f64()))
 }
@@ -723,7 +771,7 @@ pub struct SimulationSummary {
     pub datasets: u64,
     pub replicates: u64,
     pub scheme: String,
-    pub level: f64,
+    pub levels: Vec<f64>,
     pub seed: u64,
     pub backend: String,
     pub cells: Vec<CellResult>,
@@ -747,7 +795,8 @@ impl SimulationSummary {
         sample_size: Vec<SampleSize>,
         seconds: f64,
     ) -> Self {
-        let fits = cells.len() as f64 * study.datasets as f64;
+        // Each cell's datasets were analysed once for all levels.
+        let fits = (cells.len() / study.levels.len().max(1)) as f64 * study.datasets as f64;
         let resampled = bootstrap_methods(&study.methods).is_ok_and(|m| !m.is_empty());
         let replicates = if resampled {
             study.resampling.replicates
@@ -764,7 +813,7 @@ impl SimulationSummary {
             datasets: study.datasets,
             replicates,
             scheme: study.resampling.scheme.as_str().into(),
-            level: study.level,
+            levels: study.levels.clone(),
             seed: study.seed,
             backend: match study.resampling.backend {
                 crate::bootstrap::BackendChoice::Cpu => "cpu",
@@ -796,7 +845,7 @@ impl SimulationSummary {
                     p.b,
                     p.c_prime,
                     c.true_indirect,
-                    self.level,
+                    c.level,
                     m.rejection_rate,
                     m.mc_se,
                     opt(m.coverage),
@@ -824,7 +873,11 @@ impl SimulationSummary {
             self.datasets,
             self.replicates,
             self.scheme,
-            self.level,
+            self.levels
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             self.seed
         );
         let _ = writeln!(
@@ -835,9 +888,14 @@ impl SimulationSummary {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}", 100.0 * v));
         for c in &self.cells {
             let p = c.parameters;
+            let level = if self.levels.len() > 1 {
+                format!(", level {}", c.level)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 o,
-                "\nn = {}, a = {}, b = {}, c' = {}  (true a*b = {:.4})",
+                "\nn = {}, a = {}, b = {}, c' = {}  (true a*b = {:.4}){level}",
                 p.n, p.a, p.b, p.c_prime, c.true_indirect
             );
             let _ = writeln!(
