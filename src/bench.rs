@@ -2,16 +2,27 @@
 //! machine (the CPU engine, each GPU adapter) and a refit-per-replicate
 //! baseline, in one run so the ratios are fair. Each workload is warmed up
 //! once, then repeated; it reports the median and range of replicates per
-//! second and the achieved FLOP/s from a stated per-replicate count.
+//! second, the achieved FLOP/s from a stated per-replicate count, and its
+//! fraction of the engine's measured peak.
 //!
-//! Per-replicate work of a reweighting scheme (the nominal count): the
-//! weights times the per-cluster statistics, `2 G p` flops with `p = q (q +
-//! 1) / 2` packed Gram entries (q columns: treatment, controls, period
-//! dummies, mediators, outcome), then a Cholesky factorisation of the
-//! regressors (`q^3 / 3`) and a back substitution per equation (`(m + 2)
-//! q^2`). Balanced panels skip the period-dummy block of the product, so
-//! the achieved rate counts more than was executed; it is a yardstick for
-//! comparing engines and machines, not a hardware counter.
+//! Per-replicate work of a reweighting scheme: the weights times the
+//! per-cluster statistics, `2 G w` flops, w the columns the engine's GEMM
+//! multiplies: on the GPU all `p = q (q + 1) / 2` packed Gram entries (q
+//! columns: treatment, controls, period dummies, mediators, outcome), on the
+//! CPU those that differ between clusters (`engine::split_columns`; a
+//! balanced panel's period-dummy block is the same in every cluster); then
+//! a Cholesky factorisation of the regressors (`q^3 / 3`) and a back
+//! substitution per equation (`(m + 2) q^2`), counted as stated rather than
+//! as executed (they are a few percent of the GEMM). Wild: the weights
+//! times the cluster influences of the 2m + 2 coefficients, `2 G (2m + 2)`.
+//!
+//! Peaks are measured, not taken from data sheets: the CPU's f64 GEMM on
+//! every worker thread (the CPU engine's own GEMM library), each GPU
+//! adapter's f32 fused multiply-add throughput (`shaders/peak.wgsl`). The
+//! fraction of peak is the achieved rate over that ceiling; it says how
+//! much of the arithmetic the device can do the workload uses, not whether
+//! the workload is bound by memory instead (see the README's roofline
+//! note).
 
 use std::time::Instant;
 
@@ -59,9 +70,22 @@ pub struct Row {
     pub median_replicates_per_second: f64,
     pub min_replicates_per_second: f64,
     pub max_replicates_per_second: f64,
-    /// Nominal flops per replicate (see the module doc), if stated.
+    /// Flops per replicate (see the module doc), if stated.
     pub flops_per_replicate: Option<f64>,
     pub gflops: Option<f64>,
+    /// `gflops` over the engine's measured peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction_of_peak: Option<f64>,
+}
+
+/// A measured arithmetic ceiling of one engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Peak {
+    /// The engine, as the rows name it.
+    pub engine: String,
+    pub gflops: f64,
+    /// What was measured.
+    pub measured: String,
 }
 
 /// The machine a suite ran on.
@@ -78,7 +102,58 @@ pub struct Machine {
 pub struct Report {
     pub machine: Machine,
     pub quick: bool,
+    /// Each engine's measured peak.
+    #[serde(default)]
+    pub peaks: Vec<Peak>,
     pub rows: Vec<Row>,
+}
+
+/// The CPU's measured f64 GEMM ceiling in GFLOP/s: every worker thread
+/// multiplies its own 256 x 256 matrices with the CPU engine's GEMM
+/// (matrixmultiply's dgemm, which uses the widest vector instructions the
+/// CPU has, chosen at run time), rounds doubled until one takes 0.3 s; the
+/// best of three rounds at that size.
+pub fn cpu_peak() -> f64 {
+    use rayon::prelude::*;
+    const N: usize = 256;
+    let threads = rayon::current_num_threads();
+    let a: Vec<f64> = (0..N * N).map(|i| (i % 97) as f64 * 1e-2).collect();
+    let round = |reps: usize| -> f64 {
+        let started = Instant::now();
+        (0..threads).into_par_iter().for_each(|_| {
+            let mut c = vec![0.0; N * N];
+            for _ in 0..reps {
+                // SAFETY: a and c hold N x N row-major values.
+                unsafe {
+                    matrixmultiply::dgemm(
+                        N,
+                        N,
+                        N,
+                        1.0,
+                        a.as_ptr(),
+                        N as isize,
+                        1,
+                        a.as_ptr(),
+                        N as isize,
+                        1,
+                        1.0,
+                        c.as_mut_ptr(),
+                        N as isize,
+                        1,
+                    );
+                }
+            }
+            std::hint::black_box(&c);
+        });
+        started.elapsed().as_secs_f64()
+    };
+    let mut reps = 1;
+    round(reps);
+    while round(reps) < 0.3 && reps < 1 << 20 {
+        reps *= 2;
+    }
+    let best = (0..3).map(|_| round(reps)).fold(f64::INFINITY, f64::min);
+    (threads * reps) as f64 * 2.0 * (N * N * N) as f64 / best / 1e9
 }
 
 /// This machine: the CPU model (from /proc/cpuinfo where there is one),
@@ -134,12 +209,20 @@ impl Problem {
         })
     }
 
-    /// Nominal flops per replicate of a reweighting scheme.
-    fn flops(&self) -> f64 {
-        let q = self.design.q() as f64;
+    /// Flops per replicate of `scheme` on `engine` (see the module doc).
+    fn flops(&self, engine: &Engine, scheme: Scheme) -> f64 {
+        let q = self.design.q();
         let g = self.design.n_clusters as f64;
         let m = self.design.layout.n_mediators as f64;
-        2.0 * g * q * (q + 1.0) / 2.0 + q * q * q / 3.0 + (m + 2.0) * q * q
+        if let Scheme::Wild(_) = scheme {
+            return 2.0 * g * (2.0 * m + 2.0);
+        }
+        let width = match engine {
+            Engine::Cpu => crate::engine::split_columns(&self.design).0.len(),
+            _ => crate::linalg::packed_len(q),
+        } as f64;
+        let q = q as f64;
+        2.0 * g * width + q * q * q / 3.0 + (m + 2.0) * q * q
     }
 }
 
@@ -180,7 +263,8 @@ fn spec_with(controls: usize, mediators: &[&str]) -> ModelSpec {
 }
 
 /// Time `f` (which does `replicates` replicates) `repeats` times after a
-/// warm-up; the row.
+/// warm-up (none from ten million replicates on: such a run warms itself);
+/// the row.
 fn measure(
     workload: &str,
     engine: &Engine,
@@ -189,7 +273,9 @@ fn measure(
     flops: Option<f64>,
     f: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Row> {
-    f()?;
+    if replicates < 10_000_000 {
+        f()?;
+    }
     let mut rates: Vec<f64> = (0..repeats)
         .map(|_| {
             let t = Instant::now();
@@ -208,6 +294,7 @@ fn measure(
         max_replicates_per_second: rates[rates.len() - 1],
         flops_per_replicate: flops,
         gflops: flops.map(|f| f * median / 1e9),
+        fraction_of_peak: None,
     })
 }
 
@@ -335,7 +422,7 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
          -> Result<()> {
             progress(&format!("{name} on {}", engine.label()));
             let replicates = spec.replicates;
-            let f = flops.then(|| problem.flops());
+            let f = flops.then(|| problem.flops(engine, spec.scheme));
             rows.push(measure(name, engine, replicates, repeats, f, &mut || {
                 resample_once(problem, &spec)
             })?);
@@ -360,7 +447,7 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
             "wild (rademacher), default",
             &default,
             spec_for(engine, Scheme::Wild(WildWeights::Rademacher), b),
-            false,
+            true,
         )?;
         add(
             &mut rows,
@@ -398,20 +485,24 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
             None,
             &mut || crate::run::execute(&plan, &|_, _| {}).map(|_| ()),
         )?);
-        // Scaling in B.
+        // Scaling in B; B = 1e7 runs once (a minute on two cores).
         let bs: &[u64] = if quick {
             &[1_000, 10_000]
         } else {
-            &[1_000, 10_000, 100_000, 1_000_000]
+            &[1_000, 10_000, 100_000, 1_000_000, 10_000_000]
         };
         for &n in bs {
-            add(
-                &mut rows,
-                &format!("scaling B = {n}"),
-                &default,
-                spec_for(engine, Scheme::Pairs, (n / gpu_scale as u64).max(100)),
-                true,
-            )?;
+            let name = format!("scaling B = {n}");
+            progress(&format!("{name} on {}", engine.label()));
+            let spec = spec_for(engine, Scheme::Pairs, (n / gpu_scale as u64).max(100));
+            rows.push(measure(
+                &name,
+                engine,
+                spec.replicates,
+                if n >= 10_000_000 { 1 } else { repeats },
+                Some(default.flops(engine, Scheme::Pairs)),
+                &mut || resample_once(&default, &spec),
+            )?);
         }
         let scale: &[(usize, usize, usize)] = if quick {
             &[
@@ -476,11 +567,50 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
             &mut || crate::simulate::run(&study, 0, &|_, _| {}).map(|_| ()),
         )?);
     }
+    let peaks = peaks(engines, progress)?;
+    for r in &mut rows {
+        r.fraction_of_peak = r
+            .gflops
+            .zip(peaks.iter().find(|p| p.engine == r.engine))
+            .map(|(g, p)| g / p.gflops);
+    }
     Ok(Report {
         machine: machine(),
         quick,
+        peaks,
         rows,
     })
+}
+
+/// The measured peak of each of `engines` (none for the refit baseline).
+fn peaks(engines: &[Engine], progress: &dyn Fn(&str)) -> Result<Vec<Peak>> {
+    let mut out = Vec::new();
+    for engine in engines {
+        if *engine != Engine::Refit {
+            progress(&format!("peak of {}", engine.label()));
+        }
+        match engine {
+            Engine::Cpu => out.push(Peak {
+                engine: engine.label(),
+                gflops: cpu_peak(),
+                measured: format!(
+                    "f64 GEMM (matrixmultiply) on {} threads",
+                    rayon::current_num_threads()
+                ),
+            }),
+            Engine::Gpu(name) => {
+                let ctx = crate::gpu::shared_context(Some(name))?
+                    .ok_or_else(|| Error::Gpu(format!("no adapter named like '{name}'")))?;
+                out.push(Peak {
+                    engine: engine.label(),
+                    gflops: ctx.arithmetic_peak(crate::gpu::Precision::F32)?,
+                    measured: "f32 fused multiply-add (shaders/peak.wgsl)".into(),
+                });
+            }
+            Engine::Refit => {}
+        }
+    }
+    Ok(out)
 }
 
 impl Report {
@@ -488,7 +618,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let mut o = format!(
-            "### {} ({} threads){}, medsim {}{}\n\n| workload | engine | CPU (threads) | medsim | B | replicates/s (median) | range | GFLOP/s |\n|---|---|---|---|---|---|---|---|\n",
+            "### {} ({} threads){}, medsim {}{}\n\n{}| workload | engine | CPU (threads) | medsim | B | replicates/s (median) | range | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|---|\n",
             m.cpu,
             m.threads,
             if m.adapters.is_empty() {
@@ -497,7 +627,19 @@ impl Report {
                 format!("; GPU: {}", m.adapters.join("; "))
             },
             m.medsim,
-            if self.quick { " (--quick)" } else { "" }
+            if self.quick { " (--quick)" } else { "" },
+            if self.peaks.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "Measured peaks: {}.\n\n",
+                    self.peaks
+                        .iter()
+                        .map(|p| format!("{} {:.1} GFLOP/s ({})", p.engine, p.gflops, p.measured))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
         );
         for r in &self.rows {
             // A GPU row names its adapter with its type and driver.
@@ -510,7 +652,7 @@ impl Report {
                 None => r.engine.clone(),
             };
             o.push_str(&format!(
-                "| {} | {engine} | {} ({}) | {} | {} | {:.4e} | {:.3e} - {:.3e} | {} |\n",
+                "| {} | {engine} | {} ({}) | {} | {} | {:.4e} | {:.3e} - {:.3e} | {} | {} |\n",
                 r.workload,
                 m.cpu,
                 m.threads,
@@ -519,7 +661,9 @@ impl Report {
                 r.median_replicates_per_second,
                 r.min_replicates_per_second,
                 r.max_replicates_per_second,
-                r.gflops.map_or("-".into(), |g| format!("{g:.2}"))
+                r.gflops.map_or("-".into(), |g| format!("{g:.2}")),
+                r.fraction_of_peak
+                    .map_or("-".into(), |f| format!("{:.1} %", 100.0 * f))
             ));
         }
         o

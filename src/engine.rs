@@ -154,6 +154,25 @@ pub struct CpuEngine {
     cluster_map: Option<Vec<usize>>,
 }
 
+/// The packed Gram positions whose per-cluster values vary (the columns
+/// the CPU engine's GEMM multiplies), and those equal in every cluster,
+/// with their common value (a replicate's entry is then the total weight
+/// times it).
+pub fn split_columns(design: &Design) -> (Vec<usize>, Vec<(usize, f64)>) {
+    let p = packed_len(design.q());
+    let g = design.n_clusters;
+    let (mut columns, mut constant) = (Vec::new(), Vec::new());
+    for k in 0..p {
+        let first = design.stats[k];
+        if (1..g).all(|c| design.stats[c * p + k] == first) {
+            constant.push((k, first));
+        } else {
+            columns.push(k);
+        }
+    }
+    (columns, constant)
+}
+
 /// A worker pool of `threads` threads (0: one per core), after checking the
 /// batch size that will be split across it.
 pub fn thread_pool(threads: usize, batch: usize) -> Result<rayon::ThreadPool> {
@@ -217,15 +236,7 @@ impl CpuEngine {
             (rhs, idx.len(), Finish::Wild { theta })
         } else {
             let p = packed_len(design.q());
-            let (mut columns, mut constant) = (Vec::new(), Vec::new());
-            for k in 0..p {
-                let first = design.stats[k];
-                if (1..g).all(|c| design.stats[c * p + k] == first) {
-                    constant.push((k, first));
-                } else {
-                    columns.push(k);
-                }
-            }
+            let (columns, constant) = split_columns(design);
             let rhs = (0..g)
                 .flat_map(|c| columns.iter().map(move |&k| design.stats[c * p + k]))
                 .collect();

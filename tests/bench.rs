@@ -27,6 +27,8 @@ fn quick_bench_writes_the_table_and_the_files() {
         ") | 0.1.0 | 5000 |",
         "| simulation iid n = 200",
         "medsim 0.1.0 (--quick)",
+        "Measured peaks: cpu ",
+        "| of peak |",
     ] {
         assert!(table.contains(needle), "'{needle}' not in:\n{table}");
     }
@@ -46,7 +48,22 @@ fn quick_bench_writes_the_table_and_the_files() {
             r["max_replicates_per_second"].as_f64().unwrap(),
         );
         assert!(0.0 < lo && lo <= med && med <= hi, "{r}");
+        // Achieved flops are below the measured ceiling: the GEMM peak
+        // bounds the engine whose work is mostly a GEMM of the same
+        // library (a wrong flop count or peak would break this).
+        if let Some(f) = r["fraction_of_peak"].as_f64() {
+            assert!(f > 0.0 && f < 1.0, "{r}");
+        }
     }
+    let peaks = report["peaks"].as_array().unwrap();
+    assert_eq!(peaks.len(), 1, "the CPU's peak only: {peaks:?}");
+    assert_eq!(peaks[0]["engine"], "cpu");
+    assert!(peaks[0]["gflops"].as_f64().unwrap() > 0.1);
+    let with_peak = rows
+        .iter()
+        .filter(|r| r["fraction_of_peak"].as_f64().is_some())
+        .count();
+    assert!(with_peak >= 10, "{with_peak} rows with a fraction of peak");
     let md = std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).unwrap();
     assert!(md.contains(&table.lines().next().unwrap().to_string()));
 }

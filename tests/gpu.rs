@@ -677,3 +677,13 @@ fn stacked_datasets_match_the_cpu_engine_dataset_by_dataset() {
         }
     }
 }
+
+/// The adapter's measured f32 peak (`medsim bench`'s ceiling) is a finite
+/// positive rate, and the rounds it settles on take measurable time.
+#[test]
+fn arithmetic_peak_is_measured() {
+    let Some(ctx) = context() else { return };
+    let peak = ctx.arithmetic_peak(Precision::F32).unwrap();
+    eprintln!("{}: {peak:.1} GFLOP/s f32", ctx.info.name);
+    assert!(peak.is_finite() && peak > 0.01, "{peak}");
+}

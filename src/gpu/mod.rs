@@ -41,6 +41,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
     ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
     ("permute.wgsl", include_str!("../../shaders/permute.wgsl")),
+    ("peak.wgsl", include_str!("../../shaders/peak.wgsl")),
 ];
 
 /// A stage's source with its includes expanded, `Real` set to `precision`.
@@ -615,6 +616,54 @@ impl GpuContext {
         self.read(pending, &staging, |b| {
             bytemuck::cast_slice::<u8, u32>(b)[..len].to_vec()
         })
+    }
+
+    /// The adapter's measured arithmetic peak in `precision`, in GFLOP/s:
+    /// `peak.wgsl` (independent fused multiply-adds, 2 flops each) over a
+    /// million invocations, its rounds doubled until one dispatch takes
+    /// 0.2 s; the best of three at that size. A ceiling for `medsim
+    /// bench`'s fraction of peak, compiled only when asked for.
+    pub fn arithmetic_peak(&self, precision: Precision) -> Result<f64> {
+        self.stage(&self.gemm, precision)?;
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("peak.wgsl"),
+                source: wgpu::ShaderSource::Wgsl(shader_source("peak.wgsl", precision)?.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("peak.wgsl"),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        const GROUPS: u32 = 4096;
+        let invocations = GROUPS as u64 * 256;
+        let out = self.output("peak", invocations * (words_per(precision) * 4) as u64);
+        let time = |iterations: u32| -> Result<f64> {
+            let params = self.uniform("peak params", bytemuck::cast_slice(&[iterations, 0, 0, 0]));
+            let bind = self.bind(&pipeline, &[&params, &out]);
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            Self::dispatch(&mut encoder, &pipeline, &bind, (GROUPS, 1));
+            let started = std::time::Instant::now();
+            self.words(encoder, &out, 1)?;
+            Ok(started.elapsed().as_secs_f64())
+        };
+        let mut iterations = 16u32;
+        time(iterations)?;
+        while time(iterations)? < 0.2 && iterations < 1 << 24 {
+            iterations *= 2;
+        }
+        let best = (0..3)
+            .map(|_| time(iterations))
+            .collect::<Result<Vec<f64>>>()?
+            .into_iter()
+            .fold(f64::INFINITY, f64::min);
+        Ok(invocations as f64 * iterations as f64 * 16.0 / best / 1e9)
     }
 
     /// Philox4x32-10 blocks computed in WGSL.
