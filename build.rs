@@ -6,7 +6,34 @@ mod wgsl;
 
 use std::path::Path;
 
+/// The git revision of the working tree (`-dirty` with uncommitted
+/// changes), or `unknown` outside a git checkout, for manifest.json.
+fn git_revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(rev) if !rev.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{rev}-dirty") } else { rev }
+        }
+        _ => "unknown".into(),
+    }
+}
+
 fn main() {
+    println!("cargo:rustc-env=MEDSIM_GIT_REVISION={}", git_revision());
+    for path in [".git/HEAD", ".git/index", ".git/refs/heads"] {
+        if Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
     let dir = Path::new("shaders");
     println!("cargo:rerun-if-changed=shaders");
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();

@@ -132,8 +132,12 @@ pub struct ResamplingSummary {
     /// Replicates whose resample was degenerate (singular regressors); they
     /// are left out of every quantile and moment, and counted here.
     pub failed_replicates: u64,
-    /// Wall-clock seconds of the resampling (not reproducible, unlike the rest).
+    /// Wall-clock seconds of the resampling: printed and kept in
+    /// manifest.json, not in summary.json, whose every byte a replay of the
+    /// run reproduces.
+    #[serde(skip)]
     pub seconds: f64,
+    #[serde(skip)]
     pub replicates_per_second: f64,
 }
 

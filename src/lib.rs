@@ -26,6 +26,7 @@ pub mod gpu;
 pub mod intervals;
 pub mod label_test;
 pub mod linalg;
+pub mod manifest;
 pub mod mediation;
 pub mod output;
 pub mod panel;

@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 use medsim::config::{self, Config, Origin};
 use medsim::error::{Error, Result};
-use medsim::output::{run_files, write_file, write_run_dir};
+use medsim::manifest::{Manifest, resolve_inputs, run_folder};
+use medsim::output::{write_file, write_run_dir};
 use medsim::report::render;
-use medsim::run::execute;
+use medsim::run::execute_timed;
 use medsim::synthetic::{SyntheticParams, generate};
 use medsim::table::write_csv;
 
@@ -170,6 +171,11 @@ struct RunArgs {
     /// key is given in brackets.
     #[arg(value_name = "CONFIG.toml")]
     config: Option<PathBuf>,
+    /// Run again what a run folder's manifest.json records: its config
+    /// (flags still override, e.g. --out), after checking that its input
+    /// files are unchanged; summary.json comes out byte for byte the same.
+    #[arg(long, value_name = "manifest.json", conflicts_with = "config")]
+    manifest: Option<PathBuf>,
     #[command(flatten)]
     flags: RunFlags,
 }
@@ -598,12 +604,23 @@ fn sweep(args: RunArgs) -> Result<()> {
     apply_flags(&args.flags, true, &mut base_flags, &mut origin)?;
     medsim::sweep::check_flags(&keys, &origin.flags)?;
     origin.swept = keys.clone();
-    // Every point's plan before any work.
+    if args.manifest.is_some() {
+        return Err(Error::InvalidOption {
+            option: "--manifest".into(),
+            message: "a sweep is replayed from its config; each point's manifest.json replays \
+                      that point with `medsim run --manifest`"
+                .into(),
+        });
+    }
+    // Every point's plan before any work, with its config and inputs for
+    // its manifest.
     let mut plans = Vec::with_capacity(points.len());
     for point in &points {
         let mut c = point.config.clone();
         apply_flags(&args.flags, true, &mut c, &mut origin)?;
-        plans.push(c.plan(&origin)?);
+        let plan = c.plan(&origin)?;
+        let inputs = resolve_inputs(&mut c, &plan)?;
+        plans.push((c, plan, inputs));
     }
     let out = base_flags.out_dir();
     check_out_dir(&out)?;
@@ -617,10 +634,10 @@ fn sweep(args: RunArgs) -> Result<()> {
     let mut files = Vec::new();
     let mut rows = Vec::new();
     let started = std::time::Instant::now();
-    for (k, (plan, point)) in plans.iter().zip(&points).enumerate() {
+    for (k, ((config, plan, inputs), point)) in plans.iter().zip(&points).enumerate() {
         bar.set_message(format!("{}/{n}", k + 1));
         let offset = k as u64 * 1000;
-        let summary = execute(plan, &|done, total| {
+        let (summary, timings) = execute_timed(plan, &|done, total| {
             bar.set_position(offset + 1000 * done / total.max(1));
         })
         .map_err(|e| Error::InvalidOption {
@@ -628,7 +645,7 @@ fn sweep(args: RunArgs) -> Result<()> {
             message: e.to_string(),
         })?;
         rows.extend(medsim::sweep::rows(k + 1, &point.values, &summary));
-        for (name, bytes) in run_files(&summary)? {
+        for (name, bytes) in run_folder(config, inputs, &summary, &timings)? {
             files.push((format!("points/{:0width$}/{name}", k + 1), bytes));
         }
         bar.set_position(offset + 1000);
@@ -815,11 +832,19 @@ fn describe(values: &[(String, toml::Value)]) -> String {
 }
 
 fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
-    let (mut config, origin) = run_config(&args)?;
+    let (mut config, origin) = match &args.manifest {
+        Some(path) => {
+            let (_, mut config, mut origin) = Manifest::read(path)?;
+            apply_flags(&args.flags, true, &mut config, &mut origin)?;
+            (config, origin)
+        }
+        None => run_config(&args)?,
+    };
     if sensitivity && config.sensitivity.is_none() {
         config.sensitivity = Some(Default::default());
     }
     let plan = config.plan(&origin)?;
+    let inputs = resolve_inputs(&mut config, &plan)?;
     let out = config.out_dir();
     check_out_dir(&out)?;
     let bar = progress_bar(
@@ -827,12 +852,12 @@ fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
         plan.resampling.as_ref().map_or(0, |r| r.replicates),
         "{spinner} replicates {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
     );
-    let summary = execute(&plan, &|done, total| {
+    let (summary, timings) = execute_timed(&plan, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
-    let files = run_files(&summary)?;
+    let files = run_folder(&config, &inputs, &summary, &timings)?;
     write_run_dir(&out, &files)?;
     if config.output.json {
         print!("{}", String::from_utf8_lossy(&files[0].1));

@@ -90,12 +90,32 @@ impl RunPlan {
 /// Run the analysis and return its summary; `progress` hears how many
 /// resampling replicates are done.
 pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
+    execute_timed(plan, progress).map(|(summary, _)| summary)
+}
+
+/// Wall-clock seconds of each stage of a run, in order.
+pub type Timings = Vec<(String, f64)>;
+
+/// [`execute`], with the seconds each stage took: data (read and
+/// transform), design (panel and design matrices), fit (the three
+/// equations and analytic inference), then whichever of sensitivity,
+/// resampling, mediator_models and groups the run has.
+pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Timings)> {
+    let mut timings = Timings::new();
+    let mut started = std::time::Instant::now();
+    let mut lap = |stage: &str, timings: &mut Timings| {
+        timings.push((stage.to_string(), started.elapsed().as_secs_f64()));
+        started = std::time::Instant::now();
+    };
     plan.model.validate()?;
     plan.inference.validate()?;
     let table = plan.table()?;
+    lap("data", &mut timings);
     let panel = Panel::from_table(&table, &plan.model)?;
     let design = Design::build(&panel, plan.model.fixed_effects)?;
+    lap("design", &mut timings);
     let analysis = analyse(&design, &plan.inference)?;
+    lap("fit", &mut timings);
     let mut summary = Summary::new(
         &plan.name,
         &plan.model,
@@ -104,25 +124,40 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
         &design,
         &analysis,
     );
+    // The CSV by its absolute path, so that summary.json does not depend
+    // on the folder medsim ran in (a manifest's replay runs elsewhere).
+    if let DataSource::Csv(path) = &plan.data
+        && let Ok(absolute) = std::path::absolute(path)
+    {
+        summary.data.source = absolute.display().to_string();
+    }
     if let Some(rho) = &plan.sensitivity {
         summary.sensitivity = Some(crate::sensitivity::analyse(
             &design, &panel, &analysis, rho,
         )?);
+        lap("sensitivity", &mut timings);
     }
     if let Some(spec) = &plan.resampling {
         let result = resample_model(plan, spec, &design, &panel, &analysis, None, progress)?;
         summary.add_resampling(result);
+        lap("resampling", &mut timings);
     }
     for mediators in &plan.mediator_sets {
         let (key, model) = mediator_model(plan, &table, &panel, mediators, progress)?;
         summary.mediator_models.insert(key, model);
+    }
+    if !plan.mediator_sets.is_empty() {
+        lap("mediator_models", &mut timings);
     }
     for column in &plan.group_by {
         let (groups, contrasts) = group_models(plan, &table, &panel, &design, column, progress)?;
         summary.groups.extend(groups);
         summary.contrasts.extend(contrasts);
     }
-    Ok(summary)
+    if !plan.group_by.is_empty() {
+        lap("groups", &mut timings);
+    }
+    Ok((summary, timings))
 }
 
 /// The model with `mediators` in place of the run's, on the same rows (less

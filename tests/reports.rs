@@ -1,0 +1,198 @@
+//! What a run folder holds for people and for provenance: manifest.json
+//! and its replay (`medsim run --manifest`), byte for byte.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use medsim::synthetic::{SyntheticParams, generate};
+use medsim::table::write_csv;
+
+fn medsim(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A run on a CSV with flags over a config file writes manifest.json (the
+/// version and revision, the command, the resolved config with the CSV's
+/// absolute path, seed, engine, threads, stage timings, the input's and
+/// outputs' SHA-256); `medsim run --manifest` from another working folder
+/// reproduces summary.json byte for byte; an edited input is refused
+/// (exit 2, nothing written).
+#[test]
+fn manifest_replay_reproduces_the_summary_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = generate(SyntheticParams {
+        cities: 30,
+        years: 6,
+        seed: 4,
+        ..SyntheticParams::default()
+    });
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    write_csv(&table, &dir.path().join("data/panel.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("study.toml"),
+        "name = \"study\"\n[data]\ncsv = \"data/panel.csv\"\n[resampling]\nscheme = \"bayes\"\nreplicates = 999\nseed = 7\n",
+    )
+    .unwrap();
+    let first = medsim(
+        dir.path(),
+        &[
+            "run",
+            "study.toml",
+            "--ci",
+            "percentile,bca",
+            "--mc-draws",
+            "2000",
+            "--group",
+            "region",
+            "--out",
+            "first",
+            "-q",
+        ],
+    );
+    ok(&first);
+    let folder = dir.path().join("first");
+    let manifest = json(&folder.join("manifest.json"));
+    assert_eq!(manifest["medsim"], env!("CARGO_PKG_VERSION"));
+    assert!(!manifest["git_revision"].as_str().unwrap().is_empty());
+    assert_eq!(manifest["command"][1], "run");
+    assert_eq!(manifest["seed"], 7);
+    assert_eq!(manifest["engine"]["backend"], "cpu");
+    assert!(manifest["threads"].as_u64().unwrap() >= 1);
+    assert_eq!(manifest["config"]["resampling"]["scheme"], "bayes");
+    assert_eq!(manifest["config"]["model"]["groups"][0], "region");
+    let csv = dir.path().join("data/panel.csv").canonicalize().unwrap();
+    assert_eq!(
+        Path::new(manifest["config"]["data"]["csv"].as_str().unwrap())
+            .canonicalize()
+            .unwrap(),
+        csv
+    );
+    let input = &manifest["inputs"][0];
+    let bytes = std::fs::read(&csv).unwrap();
+    assert_eq!(input["bytes"], bytes.len() as u64);
+    assert_eq!(input["sha256"], medsim::manifest::sha256_hex(&bytes));
+    let timings = manifest["timings"].as_object().unwrap();
+    let mut stages: Vec<&str> = timings.keys().map(String::as_str).collect();
+    stages.sort();
+    assert_eq!(
+        stages,
+        ["data", "design", "fit", "groups", "resampling", "total"]
+    );
+    let total = timings["total"].as_f64().unwrap();
+    let sum: f64 = timings
+        .iter()
+        .filter(|(k, _)| *k != "total")
+        .map(|(_, v)| v.as_f64().unwrap())
+        .sum();
+    assert!((total - sum).abs() < 1e-9 && total > 0.0, "{timings:?}");
+    let summary = std::fs::read(folder.join("summary.json")).unwrap();
+    let outputs = manifest["outputs"].as_array().unwrap();
+    let listed = outputs
+        .iter()
+        .find(|o| o["path"] == "summary.json")
+        .unwrap();
+    assert_eq!(listed["sha256"], medsim::manifest::sha256_hex(&summary));
+
+    // The replay, from another working folder, into another run folder.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let manifest_path = folder.join("manifest.json");
+    let replay = medsim(
+        &elsewhere,
+        &[
+            "run",
+            "--manifest",
+            manifest_path.to_str().unwrap(),
+            "--out",
+            "replayed",
+            "-q",
+        ],
+    );
+    ok(&replay);
+    let again = std::fs::read(elsewhere.join("replayed/summary.json")).unwrap();
+    assert!(again == summary, "the replay's summary.json differs");
+
+    // An edited input is refused, naming the file; nothing is written.
+    let mut t = table.clone();
+    t.rows[3][4] = "0.123".into();
+    write_csv(&t, &csv).unwrap();
+    let refused = medsim(
+        &elsewhere,
+        &[
+            "run",
+            "--manifest",
+            manifest_path.to_str().unwrap(),
+            "--out",
+            "refused",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("panel.csv changed since the manifest"),
+        "{err}"
+    );
+    assert!(!elsewhere.join("refused").exists());
+}
+
+/// A manifest and a config file together are refused by the parser.
+#[test]
+fn manifest_and_config_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(
+        dir.path(),
+        &["run", "a.toml", "--manifest", "manifest.json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
+/// Every sweep point's folder has its manifest, and replaying it with
+/// `medsim run --manifest` gives that point's summary.json byte for byte.
+#[test]
+fn a_sweep_points_manifest_replays_the_point() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sweep.toml"),
+        "name = \"s\"\n[data.synthetic]\ncities = 40\nyears = 5\n[model]\ngroups = []\nalso_mediators = []\n\
+         [resampling]\nreplicates = 299\n[inference]\nmc_draws = 1000\n[sweep]\n\"data.synthetic.b\" = [0.01, 0.05]\n",
+    )
+    .unwrap();
+    ok(&medsim(dir.path(), &["sweep", "sweep.toml", "--out", "sw", "-q"]));
+    let point = dir.path().join("sw/points/002");
+    let manifest = json(&point.join("manifest.json"));
+    assert_eq!(manifest["config"]["data"]["synthetic"]["b"], 0.05);
+    assert_eq!(manifest["command"][1], "sweep");
+    let replay = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--manifest",
+            "sw/points/002/manifest.json",
+            "--out",
+            "again",
+            "-q",
+        ],
+    );
+    ok(&replay);
+    let want = std::fs::read(point.join("summary.json")).unwrap();
+    let got = std::fs::read(dir.path().join("again/summary.json")).unwrap();
+    assert!(got == want, "the replayed point's summary.json differs");
+}
