@@ -194,6 +194,47 @@ pub struct EquationSummary {
     /// Parameters counted by the small-sample factor.
     pub ssc_parameters: usize,
     pub coefficients: Vec<CoefficientSummary>,
+    /// R-squared within: 1 - RSS / TSS after the fixed effects are
+    /// projected out (fixest's `r2_within`; the centred R-squared without
+    /// fixed effects); null for two-stage least squares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2_within: Option<f64>,
+}
+
+/// The within R-squared of `equation` from `design`'s Gram matrix (its
+/// columns already free of the unit effects): the share of the dependent
+/// column's variation left after the nuisance columns (period dummies or
+/// the intercept) that the regressors explain. None for two-stage least
+/// squares or a singular block.
+fn r2_within(design: &Design, equation: &crate::estimate::Equation) -> Option<f64> {
+    if equation.instruments.is_some() {
+        return None;
+    }
+    let q = design.q();
+    let gram = design.total_gram();
+    let y = equation.dependent;
+    // y'y less what the columns `cols` explain, y'X (X'X)^{-1} X'y.
+    let residual = |cols: &[usize]| -> Option<f64> {
+        let yy = gram[y * q + y];
+        if cols.is_empty() {
+            return Some(yy);
+        }
+        let mut xx = crate::linalg::submatrix(&gram, q, cols, cols);
+        crate::linalg::cholesky(&mut xx, cols.len()).ok()?;
+        let xy: Vec<f64> = cols.iter().map(|&c| gram[c * q + y]).collect();
+        let mut beta = xy.clone();
+        crate::linalg::chol_solve(&xx, cols.len(), &mut beta);
+        Some(yy - xy.iter().zip(&beta).map(|(a, b)| a * b).sum::<f64>())
+    };
+    let nuisance: Vec<usize> = equation
+        .regressors
+        .iter()
+        .copied()
+        .filter(|&r| design.roles[r] == Role::Nuisance)
+        .collect();
+    let tss = residual(&nuisance)?;
+    let rss = residual(&equation.regressors)?;
+    (tss > 0.0).then(|| 1.0 - rss / tss)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -238,6 +279,7 @@ impl Summary {
                         }
                     })
                     .collect(),
+                r2_within: r2_within(design, &eq.equation),
             })
             .collect();
         Summary {

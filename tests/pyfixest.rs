@@ -116,6 +116,21 @@ fn check_case(case: &Value) -> (medsim::summary::Summary, usize) {
             );
             compared += 1;
         }
+        // The within R-squared (the centred one without fixed effects;
+        // none for two-stage least squares, which pyfixest gives as NaN).
+        match (got.r2_within, want["r2_within"].as_f64()) {
+            (Some(g), Some(w)) => assert!(
+                rel_err(g, w) < 1e-8,
+                "{name} {}: R2 within {g} vs pyfixest {w}",
+                got.name
+            ),
+            (g, w) => assert!(
+                g.is_none() && w.is_none() && case["instruments"].is_array(),
+                "{name} {}: R2 within {g:?} vs pyfixest {w:?}",
+                got.name
+            ),
+        }
+        compared += 1;
     }
     for (key, want) in case["sobel"].as_object().unwrap() {
         let got = summary

@@ -175,7 +175,10 @@ fn a_sweep_points_manifest_replays_the_point() {
          [resampling]\nreplicates = 299\n[inference]\nmc_draws = 1000\n[sweep]\n\"data.synthetic.b\" = [0.01, 0.05]\n",
     )
     .unwrap();
-    ok(&medsim(dir.path(), &["sweep", "sweep.toml", "--out", "sw", "-q"]));
+    ok(&medsim(
+        dir.path(),
+        &["sweep", "sweep.toml", "--out", "sw", "-q"],
+    ));
     let point = dir.path().join("sw/points/002");
     let manifest = json(&point.join("manifest.json"));
     assert_eq!(manifest["config"]["data"]["synthetic"]["b"], 0.05);
