@@ -45,6 +45,7 @@ pub mod summary;
 pub mod sweep;
 pub mod synthetic;
 pub mod table;
+pub mod tables;
 pub mod whiten;
 pub mod whiten_iv;
 pub mod wild;

@@ -21,13 +21,24 @@ fn sibling(path: &Path, tag: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
 }
 
-/// The files of one run's folder: summary.json, and sensitivity.csv when
+/// The files of one run's folder: summary.json, summary.md and tables.tex
+/// (`crate::tables`), and sensitivity.csv when
 /// the run has a sensitivity analysis (the pooled model's curve and each
 /// group's).
 pub fn run_files(summary: &Summary) -> Result<Vec<(String, Vec<u8>)>> {
     let json =
         serde_json::to_string_pretty(summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
-    let mut files = vec![("summary.json".to_string(), json.into_bytes())];
+    let mut files = vec![
+        ("summary.json".to_string(), json.into_bytes()),
+        (
+            "summary.md".to_string(),
+            crate::tables::markdown(summary).into_bytes(),
+        ),
+        (
+            "tables.tex".to_string(),
+            crate::tables::latex(summary).into_bytes(),
+        ),
+    ];
     if let Some(s) = &summary.sensitivity {
         let mut curves = vec![("pooled".to_string(), s)];
         for (label, g) in &summary.groups {

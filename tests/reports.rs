@@ -199,3 +199,168 @@ fn a_sweep_points_manifest_replays_the_point() {
     let got = std::fs::read(dir.path().join("again/summary.json")).unwrap();
     assert!(got == want, "the replayed point's summary.json differs");
 }
+
+/// A number in `sig4` form matches `want` to its printed digits.
+fn close_to_printed(printed: &str, want: f64) -> bool {
+    let got: f64 = printed.trim().parse().unwrap_or(f64::NAN);
+    let step = 10f64.powi(want.abs().log10().floor() as i32 - 3);
+    (got - want).abs() <= 0.5 * step * (1.0 + 1e-9)
+}
+
+/// The cells of a tabular row `a & b & c \\`.
+fn cells(line: &str) -> Vec<String> {
+    line.trim_end()
+        .trim_end_matches("\\\\")
+        .split('&')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// The default run writes tables.tex and summary.md beside summary.json;
+/// tables.tex, parsed back, gives every coefficient and SE of the three
+/// regressions, the within R-squared, the observations, and every effect
+/// with its intervals as summary.json has them (to the printed digits);
+/// with a TeX engine at hand it compiles in a minimal document.
+#[test]
+fn tables_tex_matches_the_summary_and_compiles() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&medsim(
+        dir.path(),
+        &["run", "-B", "999", "--mc-draws", "1000", "--out", "p", "-q"],
+    ));
+    let folder = dir.path().join("p");
+    let summary = json(&folder.join("summary.json"));
+    let tex = std::fs::read_to_string(folder.join("tables.tex")).unwrap();
+    let md = std::fs::read_to_string(folder.join("summary.md")).unwrap();
+    let lines: Vec<&str> = tex.lines().collect();
+    let midrules: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i] == "\\midrule")
+        .collect();
+    // The regression table: coefficient rows, then their SE rows.
+    let equations = summary["equations"].as_array().unwrap();
+    let mut checked = 0;
+    let body = &lines[midrules[0] + 1..midrules[1]];
+    for pair in body.chunks(2) {
+        let (est, se) = (cells(pair[0]), cells(pair[1]));
+        let name = est[0].replace("\\_", "_");
+        for (k, eq) in equations.iter().enumerate() {
+            let coef = eq["coefficients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name.as_str());
+            match coef {
+                None => assert!(est[k + 1].is_empty() && se[k + 1].is_empty(), "{name}"),
+                Some(c) => {
+                    let e = c["estimate"].as_f64().unwrap();
+                    let p = c["p_value"].as_f64().unwrap();
+                    let printed = est[k + 1].trim_end_matches('*');
+                    let stars = est[k + 1].len() - printed.len();
+                    let want_stars = [0.01, 0.05, 0.10].iter().filter(|&&a| p < a).count();
+                    assert_eq!(stars, want_stars, "{name} in ({}): p = {p}", k + 1);
+                    assert!(close_to_printed(printed, e), "{name}: {printed} vs {e}");
+                    let s = c["se"].as_f64().unwrap();
+                    let inner = se[k + 1].trim_start_matches('(').trim_end_matches(')');
+                    assert!(close_to_printed(inner, s), "{name} SE: {inner} vs {s}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    let coefficients: usize = equations
+        .iter()
+        .map(|e| e["coefficients"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(checked, coefficients);
+    let row = |start: &str| -> Vec<String> {
+        cells(lines.iter().find(|l| l.starts_with(start)).unwrap())
+    };
+    let r2 = row("R$^2$ within");
+    for (k, eq) in equations.iter().enumerate() {
+        let want = eq["r2_within"].as_f64().unwrap();
+        assert!((r2[k + 1].parse::<f64>().unwrap() - want).abs() <= 5e-5);
+    }
+    let n = summary["data"]["observations"].as_u64().unwrap();
+    assert_eq!(row("Observations")[1].replace(',', ""), n.to_string());
+    // The effects table: rows in summary order, intervals by method.
+    let effects = summary["effects"].as_object().unwrap();
+    let intervals = summary["intervals"].as_array().unwrap();
+    let head = cells(lines[midrules[2] - 1]);
+    let methods: Vec<String> = head[4..]
+        .iter()
+        .map(|h| h.split(' ').next().unwrap().to_lowercase())
+        .collect();
+    let body = &lines[midrules[2] + 1..];
+    let mut intervals_checked = 0;
+    for ((key, e), line) in effects.iter().zip(body) {
+        let c = cells(line);
+        assert!(
+            close_to_printed(&c[1], e["estimate"].as_f64().unwrap()),
+            "{key}: {} vs {}",
+            c[1],
+            e["estimate"]
+        );
+        if let Some(se) = e["se"].as_f64() {
+            assert!(close_to_printed(&c[2], se), "{key} SE");
+        }
+        for (m, cell) in methods.iter().zip(&c[4..]) {
+            let method = match m.as_str() {
+                "monte" => "monte_carlo",
+                other => other,
+            };
+            let want = intervals
+                .iter()
+                .find(|i| i["effect"] == key.as_str() && i["method"] == method);
+            match want {
+                None => assert!(cell.is_empty(), "{key} {method}: {cell}"),
+                Some(i) => {
+                    let (l, u) = cell
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .split_once(", ")
+                        .unwrap();
+                    assert!(
+                        close_to_printed(l, i["lower"].as_f64().unwrap()),
+                        "{key} {method}"
+                    );
+                    assert!(
+                        close_to_printed(u, i["upper"].as_f64().unwrap()),
+                        "{key} {method}"
+                    );
+                    intervals_checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(intervals_checked, intervals.len());
+    // summary.md holds the same tables and the verdict.
+    assert!(md.contains("| a*b: indirect effect | 0.005248 |"), "{md}");
+    assert!(md.contains("**Verdict.** agglom suppresses"));
+    assert!(md.contains("## Groups") && md.contains("## Regressions"));
+    // Compiles where a TeX engine is installed (not needed in CI).
+    let engine = ["pdflatex", "xelatex", "lualatex"].into_iter().find(|e| {
+        Command::new(e)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(engine) = engine else {
+        eprintln!("no TeX engine: tables.tex parsed back but not compiled");
+        return;
+    };
+    std::fs::write(
+        folder.join("doc.tex"),
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n\\input{tables.tex}\n\\end{document}\n",
+    )
+    .unwrap();
+    let out = Command::new(engine)
+        .args(["-interaction=nonstopmode", "-halt-on-error", "doc.tex"])
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && folder.join("doc.pdf").exists(),
+        "{engine}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
