@@ -610,6 +610,47 @@ pub fn resample_with(
     })
 }
 
+/// The indirect effect of replicates `0 .. n` of `spec`'s resampling
+/// (NaN-free; the run's own replicates, recomputed by the engine `spec`
+/// asks for), for the picture of its distribution.
+pub fn indirect_draws(
+    design: &Design,
+    panel: &Panel,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    n: u64,
+) -> Result<Vec<f64>> {
+    let strata = strata_of(panel, spec)?;
+    let n = if spec.scheme == Scheme::Jackknife {
+        n.min(design.n_clusters as u64)
+    } else {
+        n.min(spec.replicates)
+    };
+    let (engine, _) = choose_engine(
+        design,
+        &analysis.fit,
+        Some(panel),
+        &ResampleSpec {
+            sensitivity: None,
+            ..spec.clone()
+        },
+        seed,
+        strata.as_deref(),
+        false,
+        None,
+        None,
+    )?;
+    let layout = engine.layout();
+    let mut stats = vec![0.0; n as usize * layout.len()];
+    engine.compute(0, &mut stats)?;
+    Ok(stats
+        .chunks(layout.len())
+        .map(|r| r[layout.indirect()])
+        .filter(|v| v.is_finite())
+        .collect())
+}
+
 /// What summarising a run's draws gives.
 struct Summarised {
     effects: Vec<(String, BootstrapStats)>,

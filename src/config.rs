@@ -240,7 +240,7 @@ impl Default for SimulationConfig {
 }
 
 /// `[output]`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
     /// Results folder (relative to the working directory) [default:
@@ -249,6 +249,18 @@ pub struct OutputConfig {
     pub dir: Option<PathBuf>,
     /// Print summary.json instead of the table.
     pub json: bool,
+    /// Write the SVG pictures (`crate::plots`) into the results folder.
+    pub plots: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: None,
+            json: false,
+            plots: true,
+        }
+    }
 }
 
 impl Default for Config {

@@ -31,6 +31,7 @@ pub mod mediation;
 pub mod output;
 pub mod panel;
 pub mod permutation;
+pub mod plots;
 pub mod replicate;
 pub mod report;
 pub mod rng;

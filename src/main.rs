@@ -258,6 +258,10 @@ struct RunFlags {
     /// Print summary.json to stdout instead of the table [output.json].
     #[arg(long)]
     json: bool,
+    /// Leave out the SVG pictures (bootstrap distribution, groups' forest
+    /// plot, sensitivity curve, sweep axes) [output.plots = false].
+    #[arg(long)]
+    no_plots: bool,
     /// Resampling scheme: pairs (cluster bootstrap), bayes (Dirichlet weights),
     /// poisson (Poisson(1) weights), jackknife (delete one cluster), wild
     /// (wild cluster bootstrap), permutation (treatment series permuted across
@@ -343,6 +347,9 @@ struct SimulateArgs {
     /// Folder for the results [output.dir; default results/<name>].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Leave out power.svg [output.plots = false].
+    #[arg(long)]
+    no_plots: bool,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -587,6 +594,12 @@ fn apply_flags(f: &RunFlags, with_file: bool, c: &mut Config, origin: &mut Origi
         "output.json",
         "--json"
     );
+    flag!(
+        f.no_plots.then_some(false),
+        c.output.plots,
+        "output.plots",
+        "--no-plots"
+    );
     Ok(())
 }
 
@@ -633,6 +646,7 @@ fn sweep(args: RunArgs) -> Result<()> {
     let width = n.to_string().len().max(3);
     let mut files = Vec::new();
     let mut rows = Vec::new();
+    let mut summaries = Vec::new();
     let started = std::time::Instant::now();
     for (k, ((config, plan, inputs), point)) in plans.iter().zip(&points).enumerate() {
         bar.set_message(format!("{}/{n}", k + 1));
@@ -648,11 +662,22 @@ fn sweep(args: RunArgs) -> Result<()> {
         for (name, bytes) in run_folder(config, inputs, &summary, &timings)? {
             files.push((format!("points/{:0width$}/{name}", k + 1), bytes));
         }
+        summaries.push(summary);
         bar.set_position(offset + 1000);
     }
     bar.finish_and_clear();
     let table = medsim::sweep::csv_text(&medsim::sweep::header(&keys), &rows)?;
     files.push(("sweep.csv".into(), table.into_bytes()));
+    if base_flags.output.plots {
+        let along: Vec<_> = points
+            .iter()
+            .zip(&summaries)
+            .map(|(p, s)| (p.values.clone(), s))
+            .collect();
+        for (name, text) in medsim::plots::sweep(&keys, &along) {
+            files.push((name, text.into_bytes()));
+        }
+    }
     write_run_dir(&out, &files)?;
     println!(
         "sweep {}: {n} points over {} in {:.1} s",
@@ -711,6 +736,9 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     if let Some(o) = &args.out {
         c.output.dir = Some(o.clone());
     }
+    if args.no_plots {
+        c.output.plots = false;
+    }
     let study = c.study(&origin)?;
     let out = c.out_dir();
     check_out_dir(&out)?;
@@ -729,13 +757,16 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let summary = medsim::simulate::SimulationSummary::new(&c.name, &study, cells, sizes, seconds);
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
-    write_run_dir(
-        &out,
-        &[
-            ("simulation.json".to_string(), json.into_bytes()),
-            ("simulation.csv".to_string(), summary.csv().into_bytes()),
-        ],
-    )?;
+    let mut files = vec![
+        ("simulation.json".to_string(), json.into_bytes()),
+        ("simulation.csv".to_string(), summary.csv().into_bytes()),
+    ];
+    if c.output.plots
+        && let Some((name, text)) = medsim::plots::power(&summary)
+    {
+        files.push((name, text.into_bytes()));
+    }
+    write_run_dir(&out, &files)?;
     print!("{}", summary.render());
     println!("\nwritten  {}", out.join("simulation.json").display());
     Ok(())

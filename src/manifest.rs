@@ -97,7 +97,7 @@ pub fn run_folder(
     summary: &Summary,
     timings: &[(String, f64)],
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut files = crate::output::run_files(summary)?;
+    let mut files = crate::output::run_files(summary, config.output.plots)?;
     let manifest = Manifest::new(config, inputs, summary, timings, &files)?;
     files.push(("manifest.json".into(), manifest.to_json()?.into_bytes()));
     Ok(files)

@@ -22,10 +22,10 @@ fn sibling(path: &Path, tag: &str) -> PathBuf {
 }
 
 /// The files of one run's folder: summary.json, summary.md and tables.tex
-/// (`crate::tables`), and sensitivity.csv when
-/// the run has a sensitivity analysis (the pooled model's curve and each
-/// group's).
-pub fn run_files(summary: &Summary) -> Result<Vec<(String, Vec<u8>)>> {
+/// (`crate::tables`), sensitivity.csv when the run has a sensitivity
+/// analysis (the pooled model's curve and each group's), and with `plots`
+/// the run's SVG pictures (`crate::plots`).
+pub fn run_files(summary: &Summary, plots: bool) -> Result<Vec<(String, Vec<u8>)>> {
     let json =
         serde_json::to_string_pretty(summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
     let mut files = vec![
@@ -50,6 +50,13 @@ pub fn run_files(summary: &Summary) -> Result<Vec<(String, Vec<u8>)>> {
             "sensitivity.csv".to_string(),
             crate::sensitivity::csv(&curves).into_bytes(),
         ));
+    }
+    if plots {
+        files.extend(
+            crate::plots::run_plots(summary)
+                .into_iter()
+                .map(|(name, text)| (name, text.into_bytes())),
+        );
     }
     Ok(files)
 }

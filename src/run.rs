@@ -93,6 +93,10 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
     execute_timed(plan, progress).map(|(summary, _)| summary)
 }
 
+/// Replicates of the main model whose indirect effect is plotted (the
+/// first ones, recomputed; all of them up to this B).
+pub const PLOTTED_DRAWS: u64 = 20_000;
+
 /// Wall-clock seconds of each stage of a run, in order.
 pub type Timings = Vec<(String, f64)>;
 
@@ -140,6 +144,14 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
     if let Some(spec) = &plan.resampling {
         let result = resample_model(plan, spec, &design, &panel, &analysis, None, progress)?;
         summary.add_resampling(result);
+        summary.indirect_draws = crate::bootstrap::indirect_draws(
+            &design,
+            &panel,
+            &analysis,
+            spec,
+            plan.inference.seed,
+            PLOTTED_DRAWS,
+        )?;
         lap("resampling", &mut timings);
     }
     for mediators in &plan.mediator_sets {

@@ -58,6 +58,11 @@ pub struct Summary {
     /// intervals, the rho at which it is zero and the R-squared forms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<SensitivitySummary>,
+    /// The main model's indirect effect in its first replicates (at most
+    /// `run::PLOTTED_DRAWS`), for the plot of its bootstrap distribution;
+    /// not written to summary.json.
+    #[serde(skip)]
+    pub indirect_draws: Vec<f64>,
 }
 
 /// The difference of one effect between two groups' models (first minus
@@ -324,6 +329,7 @@ impl Summary {
             mediator_models: IndexMap::new(),
             contrasts: Vec::new(),
             sensitivity: None,
+            indirect_draws: Vec::new(),
         }
     }
 

@@ -364,3 +364,158 @@ fn tables_tex_matches_the_summary_and_compiles() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Renders `svg` to PNG with rsvg-convert where it is installed (not in
+/// CI), as a browser would; false when there is no converter.
+fn renders(svg: &Path) -> bool {
+    let png = svg.with_extension("png");
+    match Command::new("rsvg-convert")
+        .arg("-o")
+        .arg(&png)
+        .arg(svg)
+        .output()
+    {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                svg.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(std::fs::metadata(&png).unwrap().len() > 5_000);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// A well-formed SVG document holding `needles`.
+fn svg_with(path: &Path, needles: &[&str]) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+    assert_eq!(
+        text.matches("<text").count(),
+        text.matches("</text>").count()
+    );
+    for n in needles {
+        assert!(text.contains(n), "{}: no '{n}'", path.display());
+    }
+    renders(path);
+    text
+}
+
+/// The default run draws the bootstrap distribution (60 bins, estimate and
+/// interval in the legend) and the groups' forest plot; `medsim
+/// sensitivity` the ACME curve; a sweep each swept key; a study its power
+/// curves; `--no-plots` none of them.
+#[test]
+fn runs_draw_their_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&medsim(
+        d,
+        &[
+            "run",
+            "-B",
+            "2000",
+            "--mc-draws",
+            "1000",
+            "--out",
+            "p",
+            "-q",
+        ],
+    ));
+    let summary = json(&d.join("p/summary.json"));
+    let estimate = summary["effects"]["indirect"]["estimate"].as_f64().unwrap();
+    let text = svg_with(
+        &d.join("p/indirect_distribution.svg"),
+        &[
+            "2000 of B = 2000 replicates",
+            &format!("estimate {estimate:.4}"),
+            "95 % percentile [",
+        ],
+    );
+    // 60 bins, the white background and the legend box.
+    assert!(
+        text.matches("<rect").count() >= 60,
+        "{}",
+        text.matches("<rect").count()
+    );
+    svg_with(
+        &d.join("p/forest.svg"),
+        &[
+            "pooled",
+            "region=west",
+            "size=large",
+            "Suppression share by group",
+        ],
+    );
+    ok(&medsim(
+        d,
+        &[
+            "sensitivity",
+            "-B",
+            "500",
+            "--mc-draws",
+            "1000",
+            "--out",
+            "s",
+            "-q",
+        ],
+    ));
+    svg_with(
+        &d.join("s/sensitivity.svg"),
+        &["ACME(rho)", "ACME = 0 at rho", "95 % percentile band"],
+    );
+    ok(&medsim(
+        d,
+        &[
+            "run",
+            "-B",
+            "500",
+            "--mc-draws",
+            "1000",
+            "--out",
+            "n",
+            "-q",
+            "--no-plots",
+        ],
+    ));
+    let svgs = std::fs::read_dir(d.join("n"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "svg")
+        })
+        .count();
+    assert_eq!(svgs, 0);
+    std::fs::write(
+        d.join("sim.toml"),
+        "name = \"sim\"\n[simulation]\nn = [40, 80]\na = 0.39\nb = 0.39\ndatasets = 20\nreplicates = 99\n\
+         methods = [\"sobel\", \"percentile\"]\nmc_draws = 1000\n",
+    )
+    .unwrap();
+    ok(&medsim(d, &["simulate", "sim.toml", "--out", "sim", "-q"]));
+    svg_with(
+        &d.join("sim/power.svg"),
+        &["sobel", "percentile", "a = 0.39, b = 0.39"],
+    );
+    std::fs::write(
+        d.join("sweep.toml"),
+        "name = \"s\"\n[data.synthetic]\ncities = 40\nyears = 5\n[model]\ngroups = []\nalso_mediators = []\n\
+         [resampling]\nreplicates = 199\n[inference]\nmc_draws = 1000\n[sweep]\n\"data.synthetic.b\" = [0.01, 0.05]\n",
+    )
+    .unwrap();
+    ok(&medsim(d, &["sweep", "sweep.toml", "--out", "sw", "-q"]));
+    svg_with(
+        &d.join("sw/sweep_data_synthetic_b.svg"),
+        &["Indirect effect along data.synthetic.b"],
+    );
+    svg_with(
+        &d.join("sw/points/001/indirect_distribution.svg"),
+        &["pairs"],
+    );
+}
