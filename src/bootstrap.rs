@@ -621,6 +621,26 @@ pub fn indirect_draws(
     seed: u64,
     n: u64,
 ) -> Result<Vec<f64>> {
+    let (keys, values) = replicate_effects(design, panel, analysis, spec, seed, n)?;
+    let at = keys.iter().position(|k| k == "indirect").unwrap_or(0);
+    Ok(values
+        .chunks(keys.len().max(1))
+        .map(|r| r[at])
+        .filter(|v| v.is_finite())
+        .collect())
+}
+
+/// Every effect of `analysis` (its keys, in summary order) in replicates
+/// `0 .. n` of `spec`'s resampling, row-major, recomputed by the engine
+/// `spec` asks for: the run's own replicates (NaN where degenerate).
+pub fn replicate_effects(
+    design: &Design,
+    panel: &Panel,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    n: u64,
+) -> Result<(Vec<String>, Vec<f64>)> {
     let strata = strata_of(panel, spec)?;
     let n = if spec.scheme == Scheme::Jackknife {
         n.min(design.n_clusters as u64)
@@ -642,13 +662,29 @@ pub fn indirect_draws(
         None,
     )?;
     let layout = engine.layout();
-    let mut stats = vec![0.0; n as usize * layout.len()];
-    engine.compute(0, &mut stats)?;
-    Ok(stats
-        .chunks(layout.len())
-        .map(|r| r[layout.indirect()])
-        .filter(|v| v.is_finite())
-        .collect())
+    let columns: Vec<(String, usize)> = analysis
+        .effects
+        .iter()
+        .filter_map(|(k, _)| {
+            layout
+                .index_of(k, &analysis.mediators)
+                .map(|i| (k.clone(), i))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n as usize * columns.len());
+    let chunk = 1 << 16;
+    let mut stats = vec![0.0; chunk * layout.len()];
+    let mut start = 0;
+    while start < n {
+        let count = chunk.min((n - start) as usize);
+        let rows = &mut stats[..count * layout.len()];
+        engine.compute(start, rows)?;
+        for r in rows.chunks(layout.len()) {
+            out.extend(columns.iter().map(|&(_, i)| r[i]));
+        }
+        start += count as u64;
+    }
+    Ok((columns.into_iter().map(|(k, _)| k).collect(), out))
 }
 
 /// What summarising a run's draws gives.

@@ -251,6 +251,8 @@ pub struct OutputConfig {
     pub json: bool,
     /// Write the SVG pictures (`crate::plots`) into the results folder.
     pub plots: bool,
+    /// Write the main model's replicate statistics (`run::replicate_files`).
+    pub save_replicates: bool,
 }
 
 impl Default for OutputConfig {
@@ -259,6 +261,7 @@ impl Default for OutputConfig {
             dir: None,
             json: false,
             plots: true,
+            save_replicates: false,
         }
     }
 }

@@ -262,6 +262,11 @@ struct RunFlags {
     /// plot, sensitivity curve, sweep axes) [output.plots = false].
     #[arg(long)]
     no_plots: bool,
+    /// Also write the main model's replicate statistics: replicates.csv (B
+    /// up to 1e6), else replicates.bin (little-endian f64) with
+    /// replicates_columns.txt [output.save_replicates].
+    #[arg(long)]
+    save_replicates: bool,
     /// Resampling scheme: pairs (cluster bootstrap), bayes (Dirichlet weights),
     /// poisson (Poisson(1) weights), jackknife (delete one cluster), wild
     /// (wild cluster bootstrap), permutation (treatment series permuted across
@@ -600,6 +605,12 @@ fn apply_flags(f: &RunFlags, with_file: bool, c: &mut Config, origin: &mut Origi
         "output.plots",
         "--no-plots"
     );
+    flag!(
+        f.save_replicates.then_some(true),
+        c.output.save_replicates,
+        "output.save_replicates",
+        "--save-replicates"
+    );
     Ok(())
 }
 
@@ -659,7 +670,12 @@ fn sweep(args: RunArgs) -> Result<()> {
             message: e.to_string(),
         })?;
         rows.extend(medsim::sweep::rows(k + 1, &point.values, &summary));
-        for (name, bytes) in run_folder(config, inputs, &summary, &timings)? {
+        let extra = if config.output.save_replicates {
+            medsim::run::replicate_files(plan)?
+        } else {
+            Vec::new()
+        };
+        for (name, bytes) in run_folder(config, inputs, &summary, &timings, extra)? {
             files.push((format!("points/{:0width$}/{name}", k + 1), bytes));
         }
         summaries.push(summary);
@@ -888,7 +904,11 @@ fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
-    let files = run_folder(&config, &inputs, &summary, &timings)?;
+    let mut extra = Vec::new();
+    if config.output.save_replicates {
+        extra = medsim::run::replicate_files(&plan)?;
+    }
+    let files = run_folder(&config, &inputs, &summary, &timings, extra)?;
     write_run_dir(&out, &files)?;
     if config.output.json {
         print!("{}", String::from_utf8_lossy(&files[0].1));

@@ -90,14 +90,17 @@ pub fn digest_file(path: &Path) -> Result<FileDigest> {
 }
 
 /// A run folder's files: summary.json and the other results
-/// (`output::run_files`), then manifest.json describing them.
+/// (`output::run_files`), then `extra` (saved replicates), then
+/// manifest.json describing them all.
 pub fn run_folder(
     config: &Config,
     inputs: &[PathBuf],
     summary: &Summary,
     timings: &[(String, f64)],
+    extra: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files = crate::output::run_files(summary, config.output.plots)?;
+    files.extend(extra);
     let manifest = Manifest::new(config, inputs, summary, timings, &files)?;
     files.push(("manifest.json".into(), manifest.to_json()?.into_bytes()));
     Ok(files)

@@ -93,6 +93,61 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
     execute_timed(plan, progress).map(|(summary, _)| summary)
 }
 
+/// Above this B, `--save-replicates` writes the compact binary layout
+/// instead of CSV.
+pub const CSV_REPLICATES: u64 = 1_000_000;
+
+/// The main model's replicate statistics, every effect of summary.json
+/// (`--save-replicates`): the model fitted again and its B replicates
+/// recomputed by the run's engine, so they are the run's own. As files:
+/// `replicates.csv` (a header `replicate,KEY,...`, then one row per
+/// replicate, shortest round-trip decimals, NaN for a degenerate one) up to
+/// [`CSV_REPLICATES`]; above it `replicates.bin`, little-endian f64, B rows
+/// of the columns listed one per line in `replicates_columns.txt`. None
+/// without resampling.
+pub fn replicate_files(plan: &RunPlan) -> Result<Vec<(String, Vec<u8>)>> {
+    let Some(spec) = &plan.resampling else {
+        return Ok(Vec::new());
+    };
+    let table = plan.table()?;
+    let panel = Panel::from_table(&table, &plan.model)?;
+    let design = Design::build(&panel, plan.model.fixed_effects)?;
+    let analysis = analyse(&design, &plan.inference)?;
+    let b = if spec.scheme == crate::scheme::Scheme::Jackknife {
+        design.n_clusters as u64
+    } else {
+        spec.replicates
+    };
+    let (keys, values) = crate::bootstrap::replicate_effects(
+        &design,
+        &panel,
+        &analysis,
+        spec,
+        plan.inference.seed,
+        b,
+    )?;
+    if b <= CSV_REPLICATES {
+        use std::fmt::Write;
+        let mut csv = format!("replicate,{}\n", keys.join(","));
+        for (r, row) in values.chunks(keys.len().max(1)).enumerate() {
+            let _ = write!(csv, "{r}");
+            for v in row {
+                let _ = write!(csv, ",{v}");
+            }
+            csv.push('\n');
+        }
+        return Ok(vec![("replicates.csv".into(), csv.into_bytes())]);
+    }
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Ok(vec![
+        ("replicates.bin".into(), bytes),
+        (
+            "replicates_columns.txt".into(),
+            (keys.join("\n") + "\n").into_bytes(),
+        ),
+    ])
+}
+
 /// Replicates of the main model whose indirect effect is plotted (the
 /// first ones, recomputed; all of them up to this B).
 pub const PLOTTED_DRAWS: u64 = 20_000;

@@ -519,3 +519,90 @@ fn runs_draw_their_plots() {
         &["pairs"],
     );
 }
+
+/// The mean and SD of one column of replicates.
+fn moments(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    (mean, sd)
+}
+
+/// `--save-replicates` writes the run's own replicates: replicates.csv
+/// (B rows, a column per effect of summary.json) whose every column has
+/// the bootstrap mean and SD summary.json reports; above a million
+/// replicates the binary layout (little-endian f64 rows, the columns in
+/// replicates_columns.txt), checked the same way.
+#[test]
+fn saved_replicates_are_the_runs_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&medsim(
+        d,
+        &[
+            "run",
+            "-B",
+            "999",
+            "--mc-draws",
+            "1000",
+            "--out",
+            "r",
+            "-q",
+            "--save-replicates",
+        ],
+    ));
+    let summary = json(&d.join("r/summary.json"));
+    let csv = std::fs::read_to_string(d.join("r/replicates.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let keys: Vec<&String> = summary["effects"].as_object().unwrap().keys().collect();
+    assert_eq!(header[0], "replicate");
+    assert_eq!(header.len() - 1, keys.len());
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 999);
+    let check = |name: &str, column: Vec<f64>| {
+        let boot = &summary["effects"][name]["bootstrap"];
+        let (mean, sd) = moments(&column);
+        let (want_mean, want_sd) = (boot["mean"].as_f64().unwrap(), boot["sd"].as_f64().unwrap());
+        assert!(
+            (mean - want_mean).abs() <= 1e-9 * want_mean.abs().max(1e-12),
+            "{name}: mean {mean} vs {want_mean}"
+        );
+        assert!(
+            (sd - want_sd).abs() <= 1e-9 * want_sd,
+            "{name}: sd {sd} vs {want_sd}"
+        );
+    };
+    for (j, name) in header[1..].iter().enumerate() {
+        check(name, rows.iter().map(|r| r[j]).collect());
+    }
+    // Above a million replicates: the binary layout.
+    std::fs::write(
+        d.join("big.toml"),
+        "name = \"big\"\n[data.synthetic]\ncities = 30\nyears = 5\n[model]\ngroups = []\nalso_mediators = []\n\
+         [resampling]\nscheme = \"wild\"\nreplicates = 1000001\nwild_tests = false\n[inference]\nmc_draws = 1000\nmethods = [\"percentile\"]\n",
+    )
+    .unwrap();
+    ok(&medsim(
+        d,
+        &["run", "big.toml", "--out", "big", "-q", "--save-replicates"],
+    ));
+    let summary = json(&d.join("big/summary.json"));
+    let columns = std::fs::read_to_string(d.join("big/replicates_columns.txt")).unwrap();
+    let columns: Vec<&str> = columns.lines().collect();
+    let bytes = std::fs::read(d.join("big/replicates.bin")).unwrap();
+    assert_eq!(bytes.len(), 1_000_001 * columns.len() * 8);
+    assert!(!d.join("big/replicates.csv").exists());
+    let values: Vec<f64> = bytes
+        .chunks(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let j = columns.iter().position(|c| *c == "indirect").unwrap();
+    let column: Vec<f64> = values.chunks(columns.len()).map(|r| r[j]).collect();
+    let (mean, sd) = moments(&column);
+    let boot = &summary["effects"]["indirect"]["bootstrap"];
+    assert!((mean - boot["mean"].as_f64().unwrap()).abs() <= 1e-9 * mean.abs());
+    assert!((sd - boot["sd"].as_f64().unwrap()).abs() <= 1e-9 * sd);
+}
