@@ -913,7 +913,12 @@ fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
     if config.output.json {
         print!("{}", String::from_utf8_lossy(&files[0].1));
     } else {
-        print!("{}", render(&summary));
+        let text = render(&summary);
+        if medsim::report::colour_wanted() {
+            print!("{}", medsim::report::colourize(&text));
+        } else {
+            print!("{text}");
+        }
         println!("\nwritten  {}", out.join("summary.json").display());
     }
     Ok(())

@@ -184,6 +184,43 @@ pub fn verdict(s: &Summary) -> String {
     }
 }
 
+/// Whether printed text may be coloured: standard output is a terminal
+/// and NO_COLOR (no-color.org) is unset or empty.
+pub fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `text` (from [`render`]) with ANSI styles: the title and the tables'
+/// header rows bold, the verdict's label green and bold. The words are
+/// unchanged.
+pub fn colourize(text: &str) -> String {
+    const BOLD: &str = "\x1b[1m";
+    const GREEN: &str = "\x1b[1;32m";
+    const RESET: &str = "\x1b[0m";
+    let headers = [
+        "effect ",
+        "interval ",
+        "group ",
+        "mediator ",
+        "indirect effect, difference",
+        "suppression share, difference",
+        "medsim ",
+    ];
+    let mut o = String::with_capacity(text.len() + 256);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("verdict") {
+            o.push_str(&format!("{GREEN}verdict{RESET}{rest}\n"));
+        } else if headers.iter().any(|h| line.starts_with(h)) {
+            o.push_str(&format!("{BOLD}{line}{RESET}\n"));
+        } else {
+            o.push_str(line);
+            o.push('\n');
+        }
+    }
+    o
+}
+
 /// Render the summary as the table `medsim run` prints.
 pub fn render(s: &Summary) -> String {
     let mut o = String::new();
@@ -410,5 +447,26 @@ fn render_sensitivity(o: &mut String, model: &str, s: &crate::sensitivity::Sensi
             format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
         });
         let _ = writeln!(o, "  {:>6.2}  {:>11.6}  {:>34}", p.rho, p.acme, interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Colour adds styles to the title, the header rows and the verdict's
+    /// label only; without the escapes the text is the same.
+    #[test]
+    fn colour_changes_styles_not_words() {
+        let text = "medsim 0.1.0 - paper\ndata   x\n\neffect  estimate\na    0.1\n\nverdict  agglom suppresses\n";
+        let coloured = colourize(text);
+        assert!(coloured.contains("\x1b[1;32mverdict\x1b[0m  agglom"));
+        assert!(coloured.contains("\x1b[1meffect  estimate\x1b[0m"));
+        assert!(coloured.contains("\na    0.1\n"));
+        let plain = coloured
+            .replace("\x1b[1;32m", "")
+            .replace("\x1b[1m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(plain, text);
     }
 }
