@@ -24,16 +24,19 @@ use crate::replicate::{Solver, StatLayout, coefficients_to_stats};
 use crate::scheme::{Scheme, WeightPlan};
 use crate::whiten::reported_coefficients;
 
-/// Where replicates were computed, for the summary.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Where replicates were computed, for the summary and the manifest.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Backend {
     /// `"cpu"` or `"gpu"`.
     pub backend: String,
     /// The GPU adapter's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<String>,
     /// `"f32"` or `"f64"` on the GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
     /// What happened when the GPU failed and the CPU engine took over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
 }
 

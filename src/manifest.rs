@@ -30,18 +30,6 @@ pub struct FileDigest {
     pub sha256: String,
 }
 
-/// Where the replicates were computed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EngineUsed {
-    pub backend: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adapter: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
-}
-
 /// manifest.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +43,7 @@ pub struct Manifest {
     /// The resampling seed (null without resampling).
     pub seed: Option<u64>,
     /// The engine of the main model's replicates (null without resampling).
-    pub engine: Option<EngineUsed>,
+    pub engine: Option<crate::engine::Backend>,
     /// Worker threads available to the engines.
     pub threads: usize,
     /// Wall-clock seconds per stage, in order, and in total.
@@ -142,7 +130,7 @@ impl Manifest {
             command: std::env::args().collect(),
             config: config.clone(),
             seed: resampling.map(|r| r.seed),
-            engine: resampling.map(|r| EngineUsed {
+            engine: resampling.map(|r| crate::engine::Backend {
                 backend: r.backend.clone(),
                 adapter: r.adapter.clone(),
                 precision: r.precision.clone(),

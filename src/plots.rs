@@ -43,6 +43,27 @@ fn svg(
     Some(text)
 }
 
+/// A chart of these plots: reals on both axes, drawn as SVG.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The series' legend in a white box at `at`.
+fn legend<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    at: SeriesLabelPosition,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(at)
+        .draw()?;
+    Ok(())
+}
+
 /// `[lo, hi]` widened by 5 % each side (a unit around a single value).
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if !(hi > lo) {
@@ -156,12 +177,7 @@ pub fn distribution(s: &Summary) -> Option<(String, String)> {
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })?;
     Some(("indirect_distribution.svg".into(), text))
@@ -355,12 +371,7 @@ pub fn sensitivity(s: &Summary) -> Option<(String, String)> {
                 .label(format!("ACME = 0 at rho = {:.3}", sens.rho_at_zero))
                 .legend(|(x, y)| Circle::new((x + 9, y), 5, PALETTE[1].filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })?;
     Some(("sensitivity.svg".into(), text))
@@ -485,12 +496,7 @@ pub fn sweep(
                 chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
             }
             if groups.iter().any(|g| !g.is_empty()) {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .draw()?;
+                legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
             }
             Ok(())
         });
@@ -594,12 +600,7 @@ pub fn power(sim: &SimulationSummary) -> Option<(String, String)> {
                 }
             }
             if k == 0 {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::LowerRight)
-                    .draw()?;
+                legend(&mut chart, SeriesLabelPosition::LowerRight)?;
             }
         }
         Ok(())

@@ -3,20 +3,14 @@
 //! place, nothing written).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+
+use common::medsim;
 
 use medsim::summary::Summary;
 use medsim::synthetic::{SyntheticParams, generate};
 use medsim::table::{Table, write_csv};
-
-fn medsim(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medsim"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs")
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -4,17 +4,12 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
+use common::medsim;
+
 use medsim::synthetic::{SyntheticParams, generate};
 use medsim::table::write_csv;
-
-fn medsim(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medsim"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs")
-}
 
 fn ok(out: &Output) {
     assert!(
