@@ -16,6 +16,25 @@ use medsim::run::execute_timed;
 use medsim::synthetic::{SyntheticParams, generate};
 use medsim::table::write_csv;
 
+/// Print to standard output; when the reader has gone (`medsim run | head`)
+/// stop quietly with success instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {{ out!($($arg)*); out!("\n"); }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "medsim",
@@ -695,7 +714,7 @@ fn sweep(args: RunArgs) -> Result<()> {
         }
     }
     write_run_dir(&out, &files)?;
-    println!(
+    outln!(
         "sweep {}: {n} points over {} in {:.1} s",
         base_flags.name,
         keys.join(", "),
@@ -710,14 +729,14 @@ fn sweep(args: RunArgs) -> Result<()> {
                     && r[keys.len() + 2] == "indirect"
             })
             .map_or(String::new(), |r| r[keys.len() + 3].clone());
-        println!(
+        outln!(
             "  {:>w$}  {}  indirect {indirect}",
             k + 1,
             describe(&point.values),
             w = width
         );
     }
-    println!("written  {}", out.join("sweep.csv").display());
+    outln!("written  {}", out.join("sweep.csv").display());
     Ok(())
 }
 
@@ -783,8 +802,8 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         files.push((name, text.into_bytes()));
     }
     write_run_dir(&out, &files)?;
-    print!("{}", summary.render());
-    println!("\nwritten  {}", out.join("simulation.json").display());
+    out!("{}", summary.render());
+    outln!("\nwritten  {}", out.join("simulation.json").display());
     Ok(())
 }
 
@@ -838,10 +857,10 @@ fn bench(args: BenchArgs) -> Result<()> {
         })
     })?;
     if args.json {
-        print!("{json}");
+        out!("{json}");
     } else {
-        print!("{}", report.markdown());
-        println!("\nwritten  {} and {}", file.display(), md_path.display());
+        out!("{}", report.markdown());
+        outln!("\nwritten  {} and {}", file.display(), md_path.display());
     }
     Ok(())
 }
@@ -911,15 +930,15 @@ fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
     let files = run_folder(&config, &inputs, &summary, &timings, extra)?;
     write_run_dir(&out, &files)?;
     if config.output.json {
-        print!("{}", String::from_utf8_lossy(&files[0].1));
+        out!("{}", String::from_utf8_lossy(&files[0].1));
     } else {
         let text = render(&summary);
         if medsim::report::colour_wanted() {
-            print!("{}", medsim::report::colourize(&text));
+            out!("{}", medsim::report::colourize(&text));
         } else {
-            print!("{text}");
+            out!("{text}");
         }
-        println!("\nwritten  {}", out.join("summary.json").display());
+        outln!("\nwritten  {}", out.join("summary.json").display());
     }
     Ok(())
 }
@@ -953,13 +972,13 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
 fn devices() {
     let list = medsim::gpu::list_adapters();
     if list.is_empty() {
-        println!(
+        outln!(
             "no GPU adapter found (on Linux, Mesa's mesa-vulkan-drivers provides lavapipe); the CPU engine runs everything"
         );
         return;
     }
     for (i, a) in list.iter().enumerate() {
-        println!(
+        outln!(
             "{i}: {} ({:?}, {:?}, driver {} {})\n   shader f64: {}, max storage binding {} MiB, max buffer {} MiB, max workgroups per dimension {}",
             a.info.name,
             a.info.device_type,

@@ -168,6 +168,21 @@ pub fn equations(design: &Design) -> Vec<Equation> {
 /// Fit the model and compute every effect and interval.
 pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     inference.validate()?;
+    // The cluster-robust covariance of K coefficients from G clusters has
+    // rank at most G - 1: with as many regressors as clusters its SEs and
+    // t tests on G - 1 df are not to be trusted.
+    let regressors = 1 + design.layout.n_controls + design.layout.n_mediators;
+    if regressors >= design.n_clusters {
+        return Err(Error::Collinear {
+            file: design.source.clone(),
+            message: format!(
+                "the outcome equation has {regressors} regressors (treatment, {} control(s), {} \
+                 mediator(s)) but the data have only {} clusters; cluster-robust inference needs \
+                 more clusters than regressors: drop controls or cluster more finely",
+                design.layout.n_controls, design.layout.n_mediators, design.n_clusters
+            ),
+        });
+    }
     let fit = fit_system(design, &equations(design))?;
     let l = design.layout;
     let m = l.n_mediators;

@@ -267,6 +267,12 @@ impl Panel {
 /// Parse a finite number, or say what was wrong.
 fn parse_number(cell: &str) -> std::result::Result<f64, String> {
     match cell.parse::<f64>() {
+        // Squares of larger values overflow the Gram matrix (f64 up to
+        // 1.8e308): refuse rather than let them turn into infinities.
+        Ok(v) if v.is_finite() && v.abs() > 1e150 => Err(format!(
+            "'{cell}' is too large: its square overflows double precision in the model's \
+             cross-products; rescale the column (e.g. to thousands or logs)"
+        )),
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err(format!("'{cell}' is infinite; expected a finite number")),
         Err(_) => Err(format!(

@@ -63,12 +63,19 @@ impl Exchange {
                         .into(),
             });
         }
+        // Every unit of every block with the same treatment series (over
+        // time, as the model sees it): no permutation changes anything.
         let x = &design.columns[design.layout.treatment()];
-        let first = x[0];
-        if x.iter().all(|&v| v == first) {
+        let series = |u: u32| unit_rows[u as usize].iter().map(|&i| x[i]);
+        let same = blocks
+            .iter()
+            .all(|b| b[1..].iter().all(|&u| series(u).eq(series(b[0]))));
+        if same {
             return Err(Error::InvalidOption {
                 option: "--scheme".into(),
-                message: "the treatment is identical across units, so permuting it changes nothing"
+                message: "the treatment series is identical across units, so permuting it across \
+                          units changes nothing; the permutation test needs the treatment to differ \
+                          between units"
                     .into(),
             });
         }

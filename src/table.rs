@@ -76,6 +76,27 @@ pub fn read_csv(path: &Path) -> Result<Table> {
             problem: "the file is empty; expected a header row naming the columns".into(),
         });
     }
+    // One field holding another separator: a semicolon- or tab-separated
+    // file (as spreadsheets in many locales write), read as one column.
+    if headers.len() == 1
+        && let Some(sep) = [';', '\t', '|']
+            .into_iter()
+            .find(|&c| headers[0].contains(c))
+    {
+        let name = if sep == '\t' {
+            "tab".to_string()
+        } else {
+            format!("'{sep}'")
+        };
+        return Err(Error::BadRow {
+            file: source,
+            line: 1,
+            problem: format!(
+                "the header is a single field; the file seems to be separated by {name}, \
+                 but medsim reads comma-separated files (save it as CSV with commas)"
+            ),
+        });
+    }
     if let Some(i) = headers.iter().position(|h| h.is_empty()) {
         return Err(Error::BadRow {
             file: source,
@@ -113,7 +134,16 @@ fn csv_error(source: &str, e: csv::Error) -> Error {
     let problem = match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
-        } => format!("this row has {len} fields but the header has {expected_len}"),
+        } if len < expected_len => format!(
+            "this row has {len} fields but the header has {expected_len}: a field is missing, \
+             or an unmatched double quote (\") runs on into the next fields"
+        ),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!(
+            "this row has {len} fields but the header has {expected_len}: a value holds an \
+             unquoted comma, or the row has a field too many"
+        ),
         csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8 text".into(),
         csv::ErrorKind::Io(io) => format!("read error: {io}"),
         _ => e.to_string(),

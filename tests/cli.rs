@@ -665,3 +665,196 @@ fn also_mediators_is_the_run_with_those_mediators() {
         &["--also-mediators", "nope"],
     );
 }
+
+/// The small panel's CSV text with `edit` applied to its lines.
+fn edited_csv(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<String>)) -> PathBuf {
+    let path = small_panel(dir, name, |_| {});
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    edit(&mut lines);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn unmatched_quote_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    edited_csv(dir.path(), "bad.csv", |l| l[3].insert(0, '"'));
+    refused(
+        dir.path(),
+        &["run", "--data", "bad.csv", "--out", "o"],
+        &["bad.csv:4", "unmatched double quote"],
+    );
+}
+
+#[test]
+fn semicolon_separated_file_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    edited_csv(dir.path(), "bad.csv", |lines| {
+        for l in lines.iter_mut() {
+            *l = l.replace(',', ";");
+        }
+    });
+    refused(
+        dir.path(),
+        &["run", "--data", "bad.csv", "--out", "o"],
+        &["bad.csv:1", "separated by ';'", "comma-separated"],
+    );
+}
+
+/// A UTF-8 byte-order mark (Excel writes one) is skipped: the run is the
+/// run of the same file without it.
+#[test]
+fn byte_order_mark_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = small_panel(dir.path(), "plain.csv", |_| {});
+    let mut bytes = vec![0xef, 0xbb, 0xbf];
+    bytes.extend(std::fs::read(&plain).unwrap());
+    std::fs::write(dir.path().join("bom.csv"), bytes).unwrap();
+    for (file, out) in [("plain.csv", "a"), ("bom.csv", "b")] {
+        let o = medsim(
+            dir.path(),
+            &[
+                "run",
+                "--data",
+                file,
+                "--out",
+                out,
+                "-B",
+                "99",
+                "--mc-draws",
+                "1000",
+                "-q",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let (mut a, mut b) = (
+        read_summary(&dir.path().join("a/summary.json")),
+        read_summary(&dir.path().join("b/summary.json")),
+    );
+    a.data.source.clear();
+    b.data.source.clear();
+    a.name.clear();
+    b.name.clear();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn value_whose_square_overflows_is_refused() {
+    refused_file(
+        |t| {
+            let c = col(t, "ln_gdp");
+            t.rows[2][c] = "3e200".into();
+        },
+        &[],
+        &["bad.csv:4", "column 'ln_gdp'", "too large", "rescale"],
+    );
+}
+
+#[test]
+fn single_period_panel_is_refused() {
+    refused_file(
+        |t| {
+            let y = col(t, "year");
+            let first = t.rows[0][y].clone();
+            t.rows.retain(|r| r[y] == first);
+        },
+        &[],
+        &["0 cluster(s)", "singleton", "at least two"],
+    );
+}
+
+#[test]
+fn permutation_of_a_treatment_identical_across_units_is_refused() {
+    refused_file(
+        |t| {
+            let (x, y) = (col(t, "dei"), col(t, "year"));
+            for r in t.rows.iter_mut() {
+                let year: f64 = r[y].parse().unwrap();
+                r[x] = format!("{}", 0.1 * (year - 2010.0) + 0.01 * (year % 3.0));
+            }
+        },
+        &[
+            "--fixed-effects",
+            "unit",
+            "--scheme",
+            "permutation",
+            "-B",
+            "99",
+        ],
+        &["--scheme", "identical across units", "changes nothing"],
+    );
+}
+
+#[test]
+fn more_regressors_than_clusters_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = generate(SyntheticParams {
+        cities: 6,
+        years: 10,
+        ..SyntheticParams::default()
+    });
+    write_csv(&t, &dir.path().join("six.csv")).unwrap();
+    refused(
+        dir.path(),
+        &["run", "--data", "six.csv", "--out", "o"],
+        &[
+            "8 regressors",
+            "only 6 clusters",
+            "more clusters than regressors",
+        ],
+    );
+}
+
+#[test]
+fn zero_replicates_and_an_output_path_under_a_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(
+        dir.path(),
+        &["run", "-B", "0", "--out", "o"],
+        &["-B", "at least 1"],
+    );
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    let out = medsim(
+        dir.path(),
+        &[
+            "run",
+            "-B",
+            "99",
+            "--mc-draws",
+            "1000",
+            "--out",
+            "file/o",
+            "-q",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("file"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("file")).unwrap(),
+        "x"
+    );
+}
+
+/// A reader that stops early (`medsim run | head`) ends the run quietly:
+/// exit 0, no panic, the results written.
+#[test]
+fn a_closed_pipe_is_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args(["run", "-B", "99", "--mc-draws", "1000", "--out", "o", "-q"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"));
+    assert!(dir.path().join("o/summary.json").exists());
+}
