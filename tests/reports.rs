@@ -33,7 +33,7 @@ fn json(path: &Path) -> serde_json::Value {
 fn manifest_replay_reproduces_the_summary_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let table = generate(SyntheticParams {
-        cities: 30,
+        cities: 60,
         years: 6,
         seed: 4,
         ..SyntheticParams::default()
