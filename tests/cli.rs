@@ -360,14 +360,7 @@ fn fewer_than_two_clusters_is_refused() {
 #[test]
 fn ragged_row_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = small_panel(dir.path(), "bad.csv", |_| {});
-    let mut lines: Vec<String> = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    lines[5].push_str(",extra");
-    std::fs::write(&path, lines.join("\n")).unwrap();
+    edited_csv(dir.path(), "bad.csv", |l| l[5].push_str(",extra"));
     refused(
         dir.path(),
         &["run", "--data", "bad.csv", "--out", "o"],
