@@ -954,6 +954,9 @@ fn summarise<'a>(
                 mean: d.mean(),
                 sd: d.sd,
                 p_value,
+                non_finite: replicates
+                    .saturating_sub(failed)
+                    .saturating_sub(col.tally.n as u64),
             },
         ));
         for &method in &methods {

@@ -142,6 +142,15 @@ pub struct BootstrapStats {
     /// `(1 + #{|t*| >= |t|}) / (1 + R)`, and null where permuting the
     /// treatment does not impose the null (b, the proportion mediated).
     pub p_value: Option<f64>,
+    /// Replicates, other than the degenerate ones, whose value of this
+    /// statistic was not finite (a ratio over a zero denominator): left out
+    /// of its quantiles and moments, and counted here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub non_finite: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Counts and sums over one statistic's draws in replicate order; both the

@@ -285,6 +285,16 @@ pub fn render(s: &Summary) -> String {
             r.replicates_per_second
         );
     }
+    for (key, e) in &s.effects {
+        if let Some(b) = e.bootstrap.filter(|b| b.non_finite > 0) {
+            let _ = writeln!(
+                o,
+                "note   {} replicate(s) gave a non-finite {} (left out of its quantiles and moments)",
+                b.non_finite,
+                label(s, key).trim()
+            );
+        }
+    }
     let _ = writeln!(o);
     let labels: Vec<String> = s.effects.keys().map(|k| label(s, k)).collect();
     let w = labels

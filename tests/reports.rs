@@ -601,3 +601,99 @@ fn saved_replicates_are_the_runs_own() {
     assert!((mean - boot["mean"].as_f64().unwrap()).abs() <= 1e-9 * mean.abs());
     assert!((sd - boot["sd"].as_f64().unwrap()).abs() <= 1e-9 * sd);
 }
+
+/// A statistic that is not finite in some replicates (a ratio over a zero
+/// denominator) is counted per effect, in summary.json and the printed
+/// summary, and left out of that effect's moments; a degenerate replicate
+/// (every statistic NaN) is counted once as failed, not per effect.
+#[test]
+fn non_finite_statistics_are_counted_and_reported() {
+    use medsim::bootstrap::{ResampleSpec, resample_with};
+    use medsim::design::Design;
+    use medsim::engine::{CpuEngine, Engine, Precomputed};
+    use medsim::mediation::analyse;
+    use medsim::panel::Panel;
+    use medsim::scheme::{Scheme, WeightPlan};
+    use medsim::spec::InferenceSpec;
+    use medsim::synthetic::default_spec;
+    let spec = medsim::spec::ModelSpec {
+        groups: vec![],
+        ..default_spec()
+    };
+    let table = generate(SyntheticParams {
+        cities: 40,
+        years: 5,
+        ..SyntheticParams::default()
+    });
+    let panel = Panel::from_table(&table, &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let inference = InferenceSpec {
+        mc_draws: 1000,
+        ..InferenceSpec::default()
+    };
+    let analysis = analyse(&design, &inference).unwrap();
+    let b = 200u64;
+    let cpu = CpuEngine::new(
+        &design,
+        &analysis.fit,
+        WeightPlan::new(Scheme::Pairs, 3, design.n_clusters, None),
+        64,
+        1,
+        false,
+    )
+    .unwrap();
+    let layout = cpu.layout();
+    let n = layout.len();
+    let mut stats = vec![0.0; b as usize * n];
+    cpu.compute(0, &mut stats).unwrap();
+    for r in [3usize, 7] {
+        stats[r * n + layout.proportion()] = f64::NAN;
+    }
+    stats[11 * n..12 * n].iter_mut().for_each(|v| *v = f64::NAN);
+    let finite: Vec<f64> = (0..b as usize)
+        .filter(|r| ![3, 7, 11].contains(r))
+        .map(|r| stats[r * n + layout.proportion()])
+        .collect();
+    let given = Precomputed::new(layout, stats, medsim::engine::Backend::cpu());
+    let rs = ResampleSpec {
+        replicates: b,
+        ..ResampleSpec::default()
+    };
+    let result = resample_with(
+        &design,
+        &panel,
+        &analysis,
+        &rs,
+        3,
+        &[0.95],
+        &|_, _| {},
+        None,
+        Some(&given),
+    )
+    .unwrap();
+    assert_eq!(result.summary.failed_replicates, 1);
+    let get = |k: &str| result.effects.iter().find(|(key, _)| key == k).unwrap().1;
+    assert_eq!(get("proportion_mediated").non_finite, 2);
+    assert_eq!(get("indirect").non_finite, 0);
+    let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+    let got = get("proportion_mediated").mean;
+    assert!((got - mean).abs() <= 1e-12 * mean.abs(), "{got} vs {mean}");
+    let mut summary =
+        medsim::summary::Summary::new("t", &spec, &inference, &panel, &design, &analysis);
+    summary.add_resampling(result);
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_eq!(
+        json["effects"]["proportion_mediated"]["bootstrap"]["non_finite"],
+        2
+    );
+    assert!(
+        json["effects"]["indirect"]["bootstrap"]
+            .get("non_finite")
+            .is_none()
+    );
+    let printed = medsim::report::render(&summary);
+    assert!(
+        printed.contains("note   2 replicate(s) gave a non-finite proportion mediated"),
+        "{printed}"
+    );
+}
