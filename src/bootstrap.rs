@@ -217,6 +217,16 @@ fn coefficient_of(
     }
 }
 
+/// Whether `spec` runs on a GPU: asked for, or (auto) an adapter named or
+/// a hardware adapter present.
+pub fn wants_gpu(spec: &ResampleSpec) -> bool {
+    match spec.backend {
+        BackendChoice::Cpu => false,
+        BackendChoice::Gpu => true,
+        BackendChoice::Auto => spec.adapter.is_some() || crate::gpu::hardware_available(),
+    }
+}
+
 /// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
 /// (auto) the GPU engine on a hardware adapter that runs the scheme, else
 /// the CPU engine. Naming an adapter asks for the GPU. A group's model
@@ -241,19 +251,14 @@ fn choose_engine<'a>(
     // cluster map, the GPU engine on the statistics spread over the run's
     // clusters.
     let mapped = shared.filter(|_| spec.scheme != Scheme::Permutation);
-    let want_gpu = match spec.backend {
-        BackendChoice::Cpu => {
-            if spec.precision.is_some() {
-                return Err(Error::InvalidOption {
-                    option: "--precision".into(),
-                    message: "the CPU engine always computes in f64; --precision applies to --backend gpu".into(),
-                });
-            }
-            false
-        }
-        BackendChoice::Gpu => true,
-        BackendChoice::Auto => spec.adapter.is_some() || crate::gpu::hardware_available(),
-    };
+    if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
+        return Err(Error::InvalidOption {
+            option: "--precision".into(),
+            message: "the CPU engine always computes in f64; --precision applies to --backend gpu"
+                .into(),
+        });
+    }
+    let want_gpu = wants_gpu(spec);
     let panel =
         || panel.ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()));
     if !want_gpu {

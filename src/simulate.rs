@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::bootstrap::{BackendChoice, ResampleSpec, resample_with};
+use crate::bootstrap::{ResampleSpec, resample_with};
 use crate::design::Design;
 use crate::engine::{Backend, Engine, Precomputed};
 use crate::error::{Error, Result};
@@ -468,12 +468,7 @@ fn stacking(study: &Study) -> Result<Option<(&'static crate::gpu::GpuContext, Re
     ) && !spec.methods.contains(&Method::Studentized)
         && spec.strata.is_none()
         && spec.sensitivity.is_none();
-    let want_gpu = match spec.backend {
-        BackendChoice::Cpu => false,
-        BackendChoice::Gpu => true,
-        BackendChoice::Auto => spec.adapter.is_some() || crate::gpu::hardware_available(),
-    };
-    if !want_gpu {
+    if !crate::bootstrap::wants_gpu(&spec) {
         return Ok(None);
     }
     let Some(ctx) = crate::gpu::shared_context(spec.adapter.as_deref())? else {
