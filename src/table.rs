@@ -54,15 +54,21 @@ impl Table {
 
 /// Read a comma-separated file with a header row.
 pub fn read_csv(path: &Path) -> Result<Table> {
-    let source = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| Error::InputFile {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    parse_csv(&path.display().to_string(), std::io::BufReader::new(file))
+}
+
+/// Parse comma-separated text with a header row from `input`; `source`
+/// names it in errors (what [`read_csv`] and the fuzz target call).
+pub fn parse_csv(source: &str, input: impl std::io::Read) -> Result<Table> {
+    let source = source.to_string();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(input);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| csv_error(&source, e))?
