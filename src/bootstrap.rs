@@ -53,6 +53,9 @@ pub struct ResampleSpec {
     /// The rho grid of the sensitivity analysis, whose ACME values the
     /// replicates also give (reweighting schemes; None: no analysis).
     pub sensitivity: Option<Vec<f64>>,
+    /// Where the replicates are checkpointed, or a shard's part stored, or
+    /// a merge's shards read (`crate::checkpoint`); None: in memory only.
+    pub store: Option<crate::checkpoint::StoreRef>,
 }
 
 /// For one group's model: the run's weight plan is over all clusters, and
@@ -105,6 +108,7 @@ impl Default for ResampleSpec {
             precision: None,
             gpu_batch: 0,
             sensitivity: None,
+            store: None,
         }
     }
 }
@@ -350,7 +354,21 @@ pub fn label_test_p_values(
         .map(|(engine, _)| engine)
     };
     let (first, second) = (side(false)?, side(true)?);
-    test.p_values([first.as_ref(), second.as_ref()], spec.replicates)
+    let Some(store) = &spec.store else {
+        return test.p_values([first.as_ref(), second.as_ref()], spec.replicates);
+    };
+    let sides = [
+        store.0.stream(first.as_ref(), spec.replicates)?,
+        store.0.stream(second.as_ref(), spec.replicates)?,
+    ];
+    if let Some(shard) = store.0.shard() {
+        let (from, to) = shard.range(spec.replicates);
+        for side in &sides {
+            side.fill(from, to)?;
+        }
+        return Ok(vec![]);
+    }
+    test.p_values([&sides[0], &sides[1]], spec.replicates)
 }
 
 /// The GPU a run uses, for its other GPU stages (the WCR tests).
@@ -830,6 +848,28 @@ fn summarise<'a>(
     progress: Progress,
     wild_tests: &dyn Fn(&dyn Engine) -> Result<Vec<(String, f64)>>,
 ) -> Result<Summarised> {
+    // Through the run's store: a checkpoint or merge serves stored
+    // replicates; a shard computes and stores its part, and summarises
+    // nothing (the merge does).
+    let stored;
+    let engine: &dyn Engine = match &spec.store {
+        Some(store) => {
+            stored = store.0.stream(engine, replicates)?;
+            if let Some(shard) = store.0.shard() {
+                let (from, to) = shard.range(replicates);
+                stored.fill(from, to)?;
+                return Ok(Summarised {
+                    effects: vec![],
+                    intervals: vec![],
+                    failed: 0,
+                    seconds: 0.0,
+                    backend: stored.backend(),
+                });
+            }
+            &stored
+        }
+        None => engine,
+    };
     let permutation = spec.scheme == Scheme::Permutation;
     let layout = engine.layout();
     // Tracked quantities: each effect's statistic, then (studentized) the

@@ -1001,6 +1001,7 @@ impl Config {
                             Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Jackknife
                         )
                     }),
+                    store: None,
                 })
             }
         };

@@ -62,8 +62,14 @@ pub trait Engine: Sync {
     fn layout(&self) -> StatLayout;
     /// Statistics of replicates `start, start + 1, ...` into `out`, row-major
     /// with `layout().len()` values per replicate; returns how many
-    /// replicates were degenerate (NaN statistics).
+    /// replicates were degenerate (NaN statistics), those [`Engine::failed`]
+    /// marks.
     fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64>;
+    /// Whether a replicate's statistics mark it degenerate (every one NaN),
+    /// so stored replicates are counted as the engine counted them.
+    fn failed(&self, row: &[f64]) -> bool {
+        row.iter().all(|v| v.is_nan())
+    }
 }
 
 /// Replicates computed beforehand (a simulation study's stacked GPU
@@ -108,10 +114,7 @@ impl Engine for Precomputed {
             ))
         })?;
         out.copy_from_slice(rows);
-        Ok(out
-            .chunks(n)
-            .filter(|r| r.iter().all(|v| v.is_nan()))
-            .count() as u64)
+        Ok(out.chunks(n).filter(|r| self.failed(r)).count() as u64)
     }
 }
 

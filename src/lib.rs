@@ -16,6 +16,7 @@
 pub mod aggregate;
 pub mod bench;
 pub mod bootstrap;
+pub mod checkpoint;
 pub mod config;
 pub mod contrast;
 pub mod design;
@@ -37,6 +38,7 @@ pub mod report;
 pub mod rng;
 pub mod robustness;
 pub mod run;
+pub mod scale;
 pub mod scheme;
 pub mod sensitivity;
 pub mod simulate;

@@ -4,15 +4,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use medsim::checkpoint::Shard;
 use medsim::config::{self, Config, Origin};
 use medsim::error::{Error, Result};
 use medsim::manifest::{Manifest, resolve_inputs, run_folder};
 use medsim::output::{write_file, write_run_dir};
 use medsim::report::render;
 use medsim::run::execute_timed;
+use medsim::scale::{Mode, Scale, results_config};
 use medsim::synthetic::{SyntheticParams, generate};
 use medsim::table::write_csv;
 
@@ -86,6 +89,10 @@ enum Command {
     /// Write the study-calibrated synthetic panel as CSV.
     #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
+    /// Combine the parts of a run split with --shard I/N into its results,
+    /// the same as the unsplit run's, bit for bit.
+    #[command(after_help = MERGE_EXAMPLES)]
+    Merge(MergeArgs),
     /// List the GPU adapters wgpu finds, best first, with the limits that size batches.
     #[command(
         after_help = "Examples:\n  medsim devices\n  WGPU_BACKEND=vulkan medsim devices\n\n\
@@ -159,6 +166,19 @@ results/<name>/simulation.json and simulation.csv (per cell, level and method:
 rejection rate and its Monte Carlo SE, coverage, misses left and right, mean
 width). On a GPU the datasets' bootstraps run stacked, many datasets per batch.";
 
+const MERGE_EXAMPLES: &str = "Examples:
+  medsim run big.toml --shard 0/4     (and 1/4, 2/4, 3/4, on four machines)
+  medsim merge results/big-shards     results/big, as `medsim run big.toml` writes it
+
+Each part runs the same command with its own --shard I/N (0-based) and stores
+replicates I*B/N .. (I+1)*B/N of every resampling in RESULTS-shards/III-of-NNN
+(sweeps: of every point; simulations: datasets of every cell). The merge runs
+the command again, reading those replicates instead of computing them (the
+BCa jackknife, the restricted wild tests and the plots' draws are computed
+by the merge). It refuses parts from another config, seed, data file or medsim
+version, parts that ran on different engines, a part given twice, a missing
+part and a part that did not finish. See the README's Running at scale.";
+
 const BENCH_EXAMPLES: &str = "Examples:
   medsim bench --quick          the reduced suite (under a minute on the CPU engine)
   medsim bench                  the full suite: B up to 1e6, clusters up to 5000
@@ -197,6 +217,52 @@ struct RunArgs {
     manifest: Option<PathBuf>,
     #[command(flatten)]
     flags: RunFlags,
+    #[command(flatten)]
+    scale: ScaleFlags,
+}
+
+/// Checkpoints and shards, flags of run, sensitivity, sweep and simulate.
+#[derive(Args, Default, Clone)]
+struct ScaleFlags {
+    /// Seconds between checkpoints of the replicates computed so far, into
+    /// RESULTS/checkpoint (removed when the run finishes; a run shorter than
+    /// this writes none); 0 for none [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    checkpoint_every: Option<f64>,
+    /// Continue the killed run whose results folder is DIR, from its
+    /// checkpoint (DIR/checkpoint keeps its command line): the results are
+    /// those of an uninterrupted run, bit for bit. No other argument.
+    #[arg(long, value_name = "DIR", conflicts_with = "shard")]
+    resume: Option<PathBuf>,
+    /// Compute only part I of N (0-based) of every resampling's replicates
+    /// (a sweep: of each point's; a simulation study: of each cell's
+    /// datasets) into RESULTS-shards/III-of-NNN; run again, a killed part
+    /// continues. `medsim merge RESULTS-shards` makes the results.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+}
+
+impl ScaleFlags {
+    /// The scale of a command run from the command line.
+    fn scale(&self) -> Result<Scale> {
+        let every = self
+            .checkpoint_every
+            .unwrap_or(medsim::scale::DEFAULT_EVERY);
+        if !every.is_finite() || every < 0.0 {
+            return Err(Error::InvalidOption {
+                option: "--checkpoint-every".into(),
+                message: format!("{every}: give seconds, 0 or more (0: no checkpoints)"),
+            });
+        }
+        let mode = match &self.shard {
+            Some(s) => Mode::Shard(Shard::parse(s)?),
+            None => Mode::Checkpoint { keep: false },
+        };
+        Ok(Scale {
+            mode,
+            every: Duration::from_secs_f64(every),
+        })
+    }
 }
 
 /// The flags of a run, each overriding one config key. None: the config's value.
@@ -351,8 +417,8 @@ struct RunFlags {
 #[derive(Args)]
 struct SimulateArgs {
     /// The config file with a [simulation] section.
-    #[arg(value_name = "CONFIG.toml")]
-    config: PathBuf,
+    #[arg(value_name = "CONFIG.toml", required_unless_present = "resume")]
+    config: Option<PathBuf>,
     /// Datasets per cell [simulation.datasets].
     #[arg(long)]
     datasets: Option<u64>,
@@ -374,6 +440,22 @@ struct SimulateArgs {
     /// Leave out power.svg [output.plots = false].
     #[arg(long)]
     no_plots: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    scale: ScaleFlags,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The shard folders (RESULTS-shards/III-of-NNN), or folders holding
+    /// them (RESULTS-shards).
+    #[arg(value_name = "DIR", required = true)]
+    dirs: Vec<PathBuf>,
+    /// Folder for the results [default: the run's own, RESULTS].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -635,7 +717,14 @@ fn apply_flags(f: &RunFlags, with_file: bool, c: &mut Config, origin: &mut Origi
 
 /// `medsim sweep CONFIG`: every point of the config's [sweep], checked
 /// first, then run back to back; sweep.csv and each point's folder.
-fn sweep(args: RunArgs) -> Result<()> {
+fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
+    if let Some(dir) = &args.scale.resume {
+        return resume(dir, &args.scale, args.flags.quiet);
+    }
+    let scale = match scale {
+        Some(s) => s,
+        None => args.scale.scale()?,
+    };
     let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
         option: "CONFIG".into(),
         message: "medsim sweep needs a config file with a [sweep] table (see configs/)".into(),
@@ -667,6 +756,15 @@ fn sweep(args: RunArgs) -> Result<()> {
     }
     let out = base_flags.out_dir();
     check_out_dir(&out)?;
+    let configs: Vec<&Config> = plans.iter().map(|(c, _, _)| c).collect();
+    let mut all_inputs: Vec<PathBuf> = plans.iter().flat_map(|(_, _, i)| i.clone()).collect();
+    all_inputs.sort();
+    all_inputs.dedup();
+    let resamples = plans.iter().any(|(_, p, _)| p.resampling.is_some());
+    let mut stores = match resamples {
+        true => scale.open("sweep", results_config(&configs, &all_inputs)?, &out)?,
+        false => None,
+    };
     let n = plans.len() as u64;
     let bar = progress_bar(
         args.flags.quiet,
@@ -681,13 +779,34 @@ fn sweep(args: RunArgs) -> Result<()> {
     for (k, ((config, plan, inputs), point)) in plans.iter().zip(&points).enumerate() {
         bar.set_message(format!("{}/{n}", k + 1));
         let offset = k as u64 * 1000;
+        // Each point's replicates in a folder of the sweep's store.
+        let mut plan = plan.clone();
+        if let (Some(st), Some(spec)) = (&stores, plan.resampling.as_mut()) {
+            spec.store = Some(st.at(Some(&format!("p{:0width$}", k + 1)))?);
+            if matches!(scale.mode, Mode::Merge { .. }) {
+                spec.backend = medsim::bootstrap::BackendChoice::Auto;
+            }
+        }
+        let plan = &plan;
         let (summary, timings) = execute_timed(plan, &|done, total| {
             bar.set_position(offset + 1000 * done / total.max(1));
         })
-        .map_err(|e| Error::InvalidOption {
-            option: format!("sweep point {} ({})", k + 1, describe(&point.values)),
-            message: e.to_string(),
+        .map_err(|e| {
+            if let Some(st) = &stores {
+                st.discard_if_empty();
+            }
+            Error::InvalidOption {
+                option: format!("sweep point {} ({})", k + 1, describe(&point.values)),
+                message: e.to_string(),
+            }
         })?;
+        if matches!(scale.mode, Mode::Shard(_)) {
+            if let Some(st) = stores.as_mut() {
+                st.note_engine(engine_of(&summary));
+            }
+            bar.set_position(offset + 1000);
+            continue;
+        }
         rows.extend(medsim::sweep::rows(k + 1, &point.values, &summary));
         let extra = if config.output.save_replicates {
             medsim::run::replicate_files(plan)?
@@ -701,6 +820,11 @@ fn sweep(args: RunArgs) -> Result<()> {
         bar.set_position(offset + 1000);
     }
     bar.finish_and_clear();
+    if let (Some(st), Mode::Shard(shard)) = (stores.as_mut(), &scale.mode) {
+        // Marked complete only now that every point's part is stored.
+        st.finish_shard()?;
+        return shard_done(*shard, st, &out, args.flags.quiet);
+    }
     let table = medsim::sweep::csv_text(&medsim::sweep::header(&keys), &rows)?;
     files.push(("sweep.csv".into(), table.into_bytes()));
     if base_flags.output.plots {
@@ -741,8 +865,19 @@ fn sweep(args: RunArgs) -> Result<()> {
 }
 
 /// `medsim simulate CONFIG`: the study of the config's [simulation].
-fn simulate(args: SimulateArgs) -> Result<()> {
-    let (mut c, mut origin) = config::read(&args.config)?;
+fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
+    if let Some(dir) = &args.scale.resume {
+        return resume(dir, &args.scale, args.quiet);
+    }
+    let scale = match scale {
+        Some(s) => s,
+        None => args.scale.scale()?,
+    };
+    let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
+        option: "CONFIG".into(),
+        message: "medsim simulate needs a config file with a [simulation] section".into(),
+    })?;
+    let (mut c, mut origin) = config::read(path)?;
     let mut set = |key: &str, flag: &str| {
         origin.flags.insert(key.to_string(), flag.to_string());
     };
@@ -783,12 +918,27 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         total,
         "{spinner} datasets {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
     );
-    let (cells, sizes, seconds) =
-        medsim::simulate::run(&study, c.resampling.threads as usize, &|done, total| {
+    let mut stores = scale.open("simulate", results_config(&[&c], &[])?, &out)?;
+    let store = stores.as_ref().map(|st| st.at(None)).transpose()?;
+    let ran = medsim::simulate::run_stored(
+        &study,
+        c.resampling.threads as usize,
+        &|done, total| {
             bar.set_length(total);
             bar.set_position(done);
-        })?;
+        },
+        store.as_ref().map(|s| s.0.as_ref()),
+    );
     bar.finish_and_clear();
+    let (cells, sizes, seconds) = ran.inspect_err(|_| {
+        if let Some(st) = &stores {
+            st.discard_if_empty();
+        }
+    })?;
+    if let (Some(st), Mode::Shard(shard)) = (stores.as_mut(), &scale.mode) {
+        st.finish_shard()?;
+        return shard_done(*shard, st, &out, args.quiet);
+    }
     let summary = medsim::simulate::SimulationSummary::new(&c.name, &study, cells, sizes, seconds);
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
@@ -876,6 +1026,118 @@ fn check_out_dir(out: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The engine of a run's main replicates, as its summary reports it.
+fn engine_of(summary: &medsim::summary::Summary) -> Option<medsim::engine::Backend> {
+    summary
+        .resampling
+        .as_ref()
+        .map(|r| medsim::engine::Backend {
+            backend: r.backend.clone(),
+            adapter: r.adapter.clone(),
+            precision: r.precision.clone(),
+            fallback: r.fallback.clone(),
+        })
+}
+
+/// Report a finished shard.
+fn shard_done(
+    shard: Shard,
+    stores: &medsim::scale::Stores,
+    out: &std::path::Path,
+    quiet: bool,
+) -> Result<()> {
+    let dir = stores
+        .dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    if !quiet {
+        outln!(
+            "shard {}/{}: its replicates are stored in {dir}\nwhen all {} parts are done: medsim merge {}",
+            shard.index,
+            shard.count,
+            shard.count,
+            medsim::scale::shards_dir(out).display()
+        );
+    }
+    Ok(())
+}
+
+/// `--resume DIR`: the command line kept in DIR's checkpoint, run again in
+/// its folder, reading back the replicates the checkpoint holds.
+fn resume(dir: &std::path::Path, flags: &ScaleFlags, quiet: bool) -> Result<()> {
+    let header = medsim::checkpoint::Header::read(&medsim::scale::checkpoint_dir(dir))?;
+    let mut scale = ScaleFlags {
+        resume: None,
+        shard: None,
+        ..flags.clone()
+    }
+    .scale()?;
+    scale.mode = Mode::Checkpoint { keep: true };
+    replay(&header, scale, None, quiet)
+}
+
+/// Run a checkpoint's or shard's command line again, in the folder it ran
+/// in, with `scale` (and results to `out` when given).
+fn replay(
+    header: &medsim::checkpoint::Header,
+    scale: Scale,
+    out: Option<PathBuf>,
+    quiet: bool,
+) -> Result<()> {
+    let bad = |message: String| Error::InvalidOption {
+        option: "--resume / medsim merge".into(),
+        message,
+    };
+    std::env::set_current_dir(&header.cwd).map_err(|e| {
+        bad(format!(
+            "the run ran in {}, which cannot be entered here ({e}); its relative paths need it",
+            header.cwd.display()
+        ))
+    })?;
+    let cli = Cli::try_parse_from(&header.argv)
+        .map_err(|e| bad(format!("its command line no longer parses: {e}")))?;
+    match cli.command {
+        Command::Run(mut a) | Command::Sensitivity(mut a) => {
+            a.flags.quiet |= quiet;
+            a.flags.out = out.or(a.flags.out);
+            run(a, header.command == "sensitivity", Some(scale))
+        }
+        Command::Sweep(mut a) => {
+            a.flags.quiet |= quiet;
+            a.flags.out = out.or(a.flags.out);
+            sweep(a, Some(scale))
+        }
+        Command::Simulate(mut a) => {
+            a.quiet |= quiet;
+            a.out = out.or(a.out);
+            simulate(a, Some(scale))
+        }
+        _ => Err(bad(format!(
+            "`medsim {}` keeps no checkpoint",
+            header.command
+        ))),
+    }
+}
+
+/// `medsim merge DIR...`: the run the shards split, from their replicates.
+fn merge(args: MergeArgs) -> Result<()> {
+    let dirs: Vec<PathBuf> = args
+        .dirs
+        .iter()
+        .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+        .collect();
+    let (header, dirs) = medsim::scale::shards(&dirs)?;
+    let out = args.out.map(|o| std::path::absolute(&o).unwrap_or(o));
+    let scale = Scale {
+        mode: Mode::Merge {
+            dirs,
+            shards: Box::new(header.clone()),
+        },
+        every: Duration::ZERO,
+    };
+    replay(&header, scale, out, args.quiet)
+}
+
 /// A progress bar of `len` steps with `template`, hidden when `quiet`.
 fn progress_bar(quiet: bool, len: u64, template: &str) -> indicatif::ProgressBar {
     if quiet {
@@ -897,7 +1159,14 @@ fn describe(values: &[(String, toml::Value)]) -> String {
         .join(", ")
 }
 
-fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
+fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
+    if let Some(dir) = &args.scale.resume {
+        return resume(dir, &args.scale, args.flags.quiet);
+    }
+    let scale = match scale {
+        Some(s) => s,
+        None => args.scale.scale()?,
+    };
     let (mut config, origin) = match &args.manifest {
         Some(path) => {
             let (_, mut config, mut origin) = Manifest::read(path)?;
@@ -909,20 +1178,53 @@ fn run(args: RunArgs, sensitivity: bool) -> Result<()> {
     if sensitivity && config.sensitivity.is_none() {
         config.sensitivity = Some(Default::default());
     }
-    let plan = config.plan(&origin)?;
+    let mut plan = config.plan(&origin)?;
     let inputs = resolve_inputs(&mut config, &plan)?;
     let out = config.out_dir();
     check_out_dir(&out)?;
+    let command = if sensitivity { "sensitivity" } else { "run" };
+    let mut stores = match &plan.resampling {
+        Some(_) => scale.open(command, results_config(&[&config], &inputs)?, &out)?,
+        None => None,
+    };
+    if let (Some(st), Some(spec)) = (&stores, plan.resampling.as_mut()) {
+        spec.store = Some(st.at(None)?);
+        if matches!(scale.mode, Mode::Merge { .. }) {
+            // The replicates come from the shards; the merge's own engine
+            // only builds what the aggregator does not read (any engine).
+            spec.backend = medsim::bootstrap::BackendChoice::Auto;
+        }
+    }
     let bar = progress_bar(
         args.flags.quiet,
         plan.resampling.as_ref().map_or(0, |r| r.replicates),
         "{spinner} replicates {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
     );
-    let (summary, timings) = execute_timed(&plan, &|done, total| {
+    let executed = execute_timed(&plan, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
-    })?;
+    });
     bar.finish_and_clear();
+    let (summary, timings) = executed.inspect_err(|_| {
+        if let Some(st) = &stores {
+            st.discard_if_empty();
+        }
+    })?;
+    let store = plan.resampling.as_ref().and_then(|s| s.store.clone());
+    if let (Some(st), Mode::Shard(shard)) = (stores.as_mut(), &scale.mode) {
+        st.note_engine(engine_of(&summary));
+        st.finish_shard()?;
+        return shard_done(*shard, st, &out, args.flags.quiet);
+    }
+    if let Some(store) = &store
+        && store.0.reused() > 0
+        && matches!(scale.mode, Mode::Checkpoint { keep: true })
+    {
+        eprintln!(
+            "resumed: {} replicate computations read back from the checkpoint",
+            store.0.reused()
+        );
+    }
     let mut extra = Vec::new();
     if config.output.save_replicates {
         extra = medsim::run::replicate_files(&plan)?;
@@ -1006,10 +1308,11 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args, false),
-        Command::Sensitivity(args) => run(args, true),
-        Command::Sweep(args) => sweep(args),
-        Command::Simulate(args) => simulate(args),
+        Command::Run(args) => run(args, false, None),
+        Command::Sensitivity(args) => run(args, true, None),
+        Command::Sweep(args) => sweep(args, None),
+        Command::Simulate(args) => simulate(args, None),
+        Command::Merge(args) => merge(args),
         Command::Bench(args) => bench(args),
         Command::Generate(args) => generate_cmd(args),
         Command::Devices => {

@@ -52,6 +52,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::bootstrap::{ResampleSpec, resample_with};
+use crate::checkpoint::Store;
 use crate::design::Design;
 use crate::engine::{Backend, Engine, Precomputed};
 use crate::error::{Error, Result};
@@ -523,6 +524,38 @@ fn parallel<T: Send>(workers: usize, n: usize, f: &(dyn Fn(usize) -> T + Sync)) 
         .collect()
 }
 
+/// Verdict lists as rows of `3 * verdicts` values: (reject as 1 or 0,
+/// lower, upper), NaN where a verdict or its interval is absent.
+fn encode(list: &[Vec<Option<Verdict>>], out: &mut [f64]) {
+    let cells = list.iter().flatten();
+    for (v, slot) in cells.zip(out.chunks_mut(3)) {
+        let (reject, (lower, upper)) = match v {
+            Some(v) => (
+                if v.reject { 1.0 } else { 0.0 },
+                v.interval.unwrap_or((f64::NAN, f64::NAN)),
+            ),
+            None => (f64::NAN, (f64::NAN, f64::NAN)),
+        };
+        slot.copy_from_slice(&[reject, lower, upper]);
+    }
+}
+
+/// The verdict lists of rows of `width` values ([`encode`]).
+fn decode(rows: &[f64], width: usize) -> Vec<Vec<Option<Verdict>>> {
+    rows.chunks(width.max(1))
+        .map(|row| {
+            row.chunks(3)
+                .map(|v| {
+                    (!v[0].is_nan()).then(|| Verdict {
+                        reject: v[0] == 1.0,
+                        interval: (!v[1].is_nan()).then_some((v[1], v[2])),
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The datasets' verdicts, or the first error.
 fn unpack(list: Vec<Option<Result<Vec<Option<Verdict>>>>>) -> Result<Vec<Vec<Option<Verdict>>>> {
     list.into_iter()
@@ -540,6 +573,28 @@ pub fn run(
     threads: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Vec<CellResult>, Vec<SampleSize>, f64)> {
+    run_stored(study, threads, progress, None)
+}
+
+/// [`run`], each cell's datasets' verdicts through `store` (one stream per
+/// evaluated cell, in order): checkpointed, or a shard's part of every
+/// cell's datasets computed (and no results: the merge makes them), or a
+/// merge's read back.
+pub fn run_stored(
+    study: &Study,
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    store: Option<&Store>,
+) -> Result<(Vec<CellResult>, Vec<SampleSize>, f64)> {
+    if store.and_then(Store::shard).is_some() && study.target.is_some() {
+        return Err(Error::InvalidOption {
+            option: "--shard".into(),
+            message: "a sample-size search (simulation.target_power) picks each next sample size \
+                      from the results so far, so it cannot be split into parts; run it whole \
+                      (it checkpoints) or list the sample sizes as a grid"
+                .into(),
+        });
+    }
     check_methods(&study.methods).map_err(|message| Error::InvalidOption {
         option: "simulation.methods".into(),
         message,
@@ -557,25 +612,24 @@ pub fn run(
     };
     let stack_on = stacking(study)?;
     let warned = std::sync::Once::new();
-    let evaluate = |cell: &Cell| -> Result<Vec<CellResult>> {
-        let n = study.datasets as usize;
-        let mut list = Vec::with_capacity(n);
+    // The verdicts of datasets first .. first + count of a cell: each
+    // dataset fitted and resampled on its own engine, or (on a GPU) the
+    // chunk's bootstrap replicates computed in stacked batches.
+    let verdict_chunk = |cell: &Cell,
+                         first: usize,
+                         count: usize|
+     -> Result<Vec<Vec<Option<Verdict>>>> {
         let Some((ctx, spec)) = &stack_on else {
-            list = parallel(workers, n, &|d| {
-                let v = verdicts(study, prepare(study, cell, d as u64).as_ref(), None);
+            return unpack(parallel(workers, count, &|i| {
+                let v = verdicts(
+                    study,
+                    prepare(study, cell, (first + i) as u64).as_ref(),
+                    None,
+                );
                 tick();
                 v
-            });
-            return Ok(summarise(cell, study, &unpack(list)?));
+            }));
         };
-        // Datasets in chunks (bounding the fitted datasets held at once):
-        // each chunk fitted in parallel, its bootstrap replicates computed in
-        // stacked GPU batches, then its verdicts in parallel.
-        let rows = match study.dgp {
-            Dgp::Iid => cell.n as usize,
-            Dgp::Panel { years, .. } => cell.n as usize * years,
-        };
-        let chunk = (2_000_000 / rows.max(1)).clamp(16, 1024);
         let precision = spec.precision.unwrap_or(Precision::F32);
         let backend = Backend {
             backend: "gpu".into(),
@@ -583,53 +637,97 @@ pub fn run(
             precision: Some(precision.as_str().into()),
             fallback: None,
         };
-        for first in (0..n).step_by(chunk) {
-            let count = chunk.min(n - first);
-            let prepared = parallel(workers, count, &|i| {
-                prepare(study, cell, (first + i) as u64)
-            });
-            let prepared: Vec<Option<Prepared>> =
-                prepared.into_iter().map(Option::flatten).collect();
-            let ready: Vec<(usize, &Prepared)> = prepared
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
-                .collect();
-            let sets: Vec<Set> = ready
-                .iter()
-                .map(|(_, p)| Set {
-                    design: &p.design,
-                    fit: &p.analysis.fit,
-                    seed: p.seed,
-                })
-                .collect();
-            let replicates = spec.replicates as usize;
-            let mut given: Vec<Option<Precomputed>> = (0..count).map(|_| None).collect();
-            match crate::gpu::stack::replicates(ctx, &sets, spec.scheme, replicates, precision, 0, &|_| {}) {
-                Ok(stats) => {
-                    for ((i, p), stats) in ready.iter().zip(stats) {
-                        let layout = StatLayout {
-                            mediators: p.design.layout.n_mediators,
-                            studentized: false,
-                            sensitivity: 0,
-                        };
-                        given[*i] = Some(Precomputed::new(layout, stats, backend.clone()));
-                    }
+        let prepared = parallel(workers, count, &|i| {
+            prepare(study, cell, (first + i) as u64)
+        });
+        let prepared: Vec<Option<Prepared>> = prepared.into_iter().map(Option::flatten).collect();
+        let ready: Vec<(usize, &Prepared)> = prepared
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+            .collect();
+        let sets: Vec<Set> = ready
+            .iter()
+            .map(|(_, p)| Set {
+                design: &p.design,
+                fit: &p.analysis.fit,
+                seed: p.seed,
+            })
+            .collect();
+        let replicates = spec.replicates as usize;
+        let mut given: Vec<Option<Precomputed>> = (0..count).map(|_| None).collect();
+        match crate::gpu::stack::replicates(
+            ctx,
+            &sets,
+            spec.scheme,
+            replicates,
+            precision,
+            0,
+            &|_| {},
+        ) {
+            Ok(stats) => {
+                for ((i, p), stats) in ready.iter().zip(stats) {
+                    let layout = StatLayout {
+                        mediators: p.design.layout.n_mediators,
+                        studentized: false,
+                        sensitivity: 0,
+                    };
+                    given[*i] = Some(Precomputed::new(layout, stats, backend.clone()));
                 }
-                Err(e) => warned.call_once(|| {
-                    eprintln!(
-                        "warning: the stacked GPU batch failed ({e}); each dataset runs its own engine"
-                    )
-                }),
             }
-            list.extend(parallel(workers, count, &|i| {
-                let engine = given[i].as_ref().map(|e| e as &dyn Engine);
-                let v = verdicts(study, prepared[i].as_ref(), engine);
-                tick();
-                v
-            }));
+            Err(e) => warned.call_once(|| {
+                eprintln!(
+                    "warning: the stacked GPU batch failed ({e}); each dataset runs its own engine"
+                )
+            }),
         }
-        Ok(summarise(cell, study, &unpack(list)?))
+        unpack(parallel(workers, count, &|i| {
+            let engine = given[i].as_ref().map(|e| e as &dyn Engine);
+            let v = verdicts(study, prepared[i].as_ref(), engine);
+            tick();
+            v
+        }))
+    };
+    // One row per dataset: each level's and method's verdict as (reject,
+    // lower, upper), NaN where absent; rows are what a checkpoint or shard
+    // stores.
+    let width = 3 * study.methods.len() * study.levels.len();
+    let evaluate = |cell: &Cell| -> Result<Vec<CellResult>> {
+        let n = study.datasets;
+        let stacked_chunk = stack_on.as_ref().map(|_| {
+            let rows = match study.dgp {
+                Dgp::Iid => cell.n as usize,
+                Dgp::Panel { years, .. } => cell.n as usize * years,
+            };
+            (2_000_000 / rows.max(1)).clamp(16, 1024)
+        });
+        let chunk = stacked_chunk.unwrap_or((workers * 16).max(64));
+        let compute = |first: u64, out: &mut [f64]| -> Result<()> {
+            let count = out.len() / width.max(1);
+            let list = verdict_chunk(cell, first as usize, count)?;
+            encode(&list, out);
+            Ok(())
+        };
+        let mut rows = vec![0.0; n as usize * width];
+        let stored = store
+            .map(|st| st.items(width, n, chunk, &compute))
+            .transpose()?;
+        if let (Some(stored), Some(shard)) = (&stored, store.and_then(Store::shard)) {
+            let (from, to) = shard.range(n);
+            stored.fill(from, to)?;
+            return Ok(vec![]);
+        }
+        for first in (0..n as usize).step_by(chunk.max(1)) {
+            let count = chunk.min(n as usize - first);
+            let out = &mut rows[first * width..(first + count) * width];
+            match &stored {
+                Some(stored) => {
+                    stored.rows(first as u64, out)?;
+                }
+                None => compute(first as u64, out)?,
+            }
+        }
+        Ok(summarise(cell, study, &decode(&rows, width)))
     };
     let Some(target) = study.target else {
         let results = study

@@ -1,0 +1,543 @@
+//! Crash-safe long runs and runs split over machines, end to end through
+//! the binary: a run killed with SIGKILL part way and resumed, and runs,
+//! sweeps and simulation studies split with `--shard I/N` into parts run as
+//! concurrent processes and merged, each compared byte for byte with the
+//! uninterrupted single run; and every refusal of `medsim merge`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::medsim;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_medsim"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+fn ok(out: &std::process::Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "medsim failed: {text}");
+    text
+}
+
+fn refused(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "expected exit 2, got: {err}");
+    err
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The segment files of stream `stream` under `dir`.
+fn segments(dir: &Path, stream: &str) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(stream) && name.ends_with(".bin")
+            })
+            .count()
+    })
+}
+
+/// The default run (groups, contrasts, label tests, a second mediator set)
+/// with B replicates on the CPU engine.
+fn default_run(b: &str, out: &str) -> Vec<String> {
+    [
+        "run",
+        "-B",
+        b,
+        "--backend",
+        "cpu",
+        "--no-plots",
+        "-q",
+        "--out",
+        out,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let b = "60000";
+    ok(&medsim(
+        d,
+        &default_run(b, "whole")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+
+    let mut args = default_run(b, "killed");
+    args.extend(["--checkpoint-every", "0.1"].map(String::from));
+    let mut child = bin()
+        .args(&args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the third resampling (the first group's) has a
+    // checkpoint: the pooled model and the other mediator set are done.
+    let checkpoint = d.join("killed/checkpoint");
+    let started = Instant::now();
+    while segments(&checkpoint, "s0002-") == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!d.join("killed/summary.json").exists());
+    assert!(segments(&checkpoint, "s0000-") > 0);
+
+    let out = medsim(d, &["run", "--resume", "killed"]);
+    let text = ok(&out);
+    let reused: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("resumed: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume report in: {text}"));
+    assert!(reused >= 120_000, "only {reused} replicates were read back");
+    assert_eq!(
+        read(&d.join("killed/summary.json")),
+        read(&d.join("whole/summary.json")),
+        "the resumed run's summary differs from the uninterrupted run's"
+    );
+    // The checkpoint goes with the finished run.
+    assert!(!checkpoint.exists());
+}
+
+#[test]
+fn resume_refuses_a_folder_without_a_checkpoint_and_a_changed_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let err = refused(&medsim(d, &["run", "--resume", "nowhere"]));
+    assert!(err.contains("no checkpoint or shard here"), "{err}");
+    // A checkpoint whose recorded config no longer matches its command.
+    std::fs::write(
+        d.join("c.toml"),
+        "name = \"c\"\n[data]\ncsv = \"panel.csv\"\n[resampling]\nreplicates = 2000\nbackend = \"cpu\"\n",
+    )
+    .unwrap();
+    ok(&medsim(
+        d,
+        &[
+            "generate",
+            "--out",
+            "panel.csv",
+            "--cities",
+            "30",
+            "--years",
+            "4",
+        ],
+    ));
+    // Mid-run, a checkpoint holds its header; fake that state by keeping
+    // the header of a run killed at once.
+    let mut child = bin()
+        .args([
+            "run",
+            "c.toml",
+            "--checkpoint-every",
+            "0.01",
+            "-B",
+            "2000000",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while segments(&d.join("results/c/checkpoint"), "s0000-") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(
+        d.join("c.toml"),
+        "name = \"c\"\n[data]\ncsv = \"panel.csv\"\n[resampling]\nreplicates = 2000\nbackend = \"cpu\"\nseed = 5\n",
+    )
+    .unwrap();
+    let err = refused(&medsim(d, &["run", "--resume", "results/c"]));
+    assert!(
+        err.contains("written for a different run: resampling.seed is 5 here and 1 there"),
+        "{err}"
+    );
+}
+
+/// Run `args` as N concurrent shard processes in `d`, each with its
+/// `--shard I/N`.
+fn run_shards(d: &Path, args: &[&str], n: u64) {
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            bin()
+                .args(args)
+                .args(["--shard", &format!("{i}/{n}")])
+                .current_dir(d)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        ok(&c.wait_with_output().unwrap());
+    }
+}
+
+#[test]
+fn three_shards_merge_into_the_single_run_and_bad_sets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let single = default_run("3000", "single");
+    ok(&medsim(
+        d,
+        &single.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let split = default_run("3000", "split");
+    let split: Vec<&str> = split.iter().map(String::as_str).collect();
+    run_shards(d, &split, 3);
+    let shards = d.join("split-shards");
+    assert!(!d.join("split/summary.json").exists());
+    let part = |i: u64| shards.join(format!("{i:03}-of-003"));
+
+    // The refusals first, while the set is intact.
+    let s = |p: PathBuf| p.display().to_string();
+    let err = refused(&medsim(d, &["merge", &s(part(0)), &s(part(1))]));
+    assert!(err.contains("shard 2/3 missing"), "{err}");
+    let err = refused(&medsim(
+        d,
+        &["merge", &s(part(0)), &s(part(0)), &s(part(1)), &s(part(2))],
+    ));
+    assert!(err.contains("shard 0/3 is given twice"), "{err}");
+
+    // The merge: byte for byte the single run's summary.
+    ok(&medsim(d, &["merge", "split-shards", "-q"]));
+    assert_eq!(
+        read(&d.join("split/summary.json")),
+        read(&d.join("single/summary.json")),
+        "the merged summary differs from the single run's"
+    );
+    assert!(read(&d.join("split/manifest.json")).len() > 100);
+
+    // A part run with another seed.
+    let other = tempfile::tempdir().unwrap();
+    let mut seeded = split.clone();
+    seeded.extend(["--seed", "99", "--shard", "2/3"]);
+    ok(&medsim(other.path(), &seeded));
+    let err = refused(&medsim(
+        d,
+        &[
+            "merge",
+            &s(part(0)),
+            &s(part(1)),
+            &s(other.path().join("split-shards/002-of-003")),
+        ],
+    ));
+    assert!(
+        err.contains("resampling.seed is 1 here and 99 there"),
+        "{err}"
+    );
+
+    // A part split into another number of parts.
+    let mut four = split.clone();
+    four.extend(["--shard", "3/4"]);
+    ok(&medsim(other.path(), &four));
+    let err = refused(&medsim(
+        d,
+        &[
+            "merge",
+            &s(part(0)),
+            &s(part(1)),
+            &s(part(2)),
+            &s(other.path().join("split-shards/003-of-004")),
+        ],
+    ));
+    assert!(err.contains("one of 4 parts"), "{err}");
+
+    // Edited headers: another medsim version, an unfinished part, another
+    // engine.
+    let edit = |from: &str, to: &str| {
+        let copy = tempfile::tempdir().unwrap();
+        for i in 0..3 {
+            let target = copy.path().join(format!("{i:03}-of-003"));
+            std::fs::create_dir_all(&target).unwrap();
+            for e in std::fs::read_dir(part(i)).unwrap().flatten() {
+                std::fs::copy(e.path(), target.join(e.file_name())).unwrap();
+            }
+        }
+        let header = copy.path().join("001-of-003/run.json");
+        let text = String::from_utf8(read(&header)).unwrap();
+        assert!(text.contains(from), "{from} not in {text}");
+        std::fs::write(&header, text.replacen(from, to, 1)).unwrap();
+        copy
+    };
+    let copy = edit("\"medsim\": \"", "\"medsim\": \"0.0.0-other");
+    let err = refused(&medsim(d, &["merge", &s(copy.path().to_path_buf())]));
+    assert!(err.contains("written by medsim 0.0.0-other"), "{err}");
+    let copy = edit("\"complete\": true", "\"complete\": false");
+    let err = refused(&medsim(d, &["merge", &s(copy.path().to_path_buf())]));
+    assert!(
+        err.contains("shard 1/3") && err.contains("did not finish"),
+        "{err}"
+    );
+    let copy = edit(
+        "\"engine\": {\n    \"backend\": \"cpu\"",
+        "\"engine\": {\n    \"backend\": \"gpu\"",
+    );
+    let err = refused(&medsim(d, &["merge", &s(copy.path().to_path_buf())]));
+    assert!(err.contains("different engines"), "{err}");
+
+    // Overlapping ranges: part 0's replicates also stored in part 1.
+    let copy = edit("\"complete\": true", "\"complete\": true");
+    for e in std::fs::read_dir(part(0)).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "bin") {
+            let name = e
+                .file_name()
+                .to_string_lossy()
+                .replace("-000000000000000-", "-000000000000001-");
+            // A segment claiming replicates 1 .. of part 0's range: rewrite
+            // its header's first replicate to match the name.
+            let mut bytes = read(&e.path());
+            bytes[16..24].copy_from_slice(&1u64.to_le_bytes());
+            let width = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+            bytes.truncate(bytes.len() - width * 8);
+            std::fs::write(copy.path().join("001-of-003").join(name), bytes).unwrap();
+        }
+    }
+    let err = refused(&medsim(d, &["merge", &s(copy.path().to_path_buf())]));
+    assert!(err.contains("are in two shards"), "{err}");
+
+    // A truncated segment.
+    let copy = edit("\"complete\": true", "\"complete\": true");
+    let seg = std::fs::read_dir(copy.path().join("002-of-003"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "bin"))
+        .unwrap()
+        .path();
+    let bytes = read(&seg);
+    std::fs::write(&seg, &bytes[..bytes.len() - 8]).unwrap();
+    let err = refused(&medsim(d, &["merge", &s(copy.path().to_path_buf())]));
+    assert!(
+        err.contains("its length does not match its replicates"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_changed_data_file_is_refused_by_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&medsim(
+        d,
+        &[
+            "generate",
+            "--out",
+            "panel.csv",
+            "--cities",
+            "40",
+            "--years",
+            "5",
+        ],
+    ));
+    let args = [
+        "run",
+        "--data",
+        "panel.csv",
+        "-B",
+        "500",
+        "--backend",
+        "cpu",
+        "--no-plots",
+        "-q",
+        "--out",
+        "r",
+    ];
+    run_shards(d, &args, 2);
+    ok(&medsim(
+        d,
+        &[
+            "generate",
+            "--out",
+            "panel.csv",
+            "--cities",
+            "40",
+            "--years",
+            "5",
+            "--seed",
+            "3",
+        ],
+    ));
+    let err = refused(&medsim(d, &["merge", "r-shards"]));
+    assert!(
+        err.contains("panel.csv") && err.contains("changed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shard_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["3/3", "1/0", "a/2", "2"] {
+        let err = refused(&medsim(dir.path(), &["run", "-B", "10", "--shard", bad]));
+        assert!(err.contains("--shard"), "{bad}: {err}");
+    }
+    let err = refused(&medsim(
+        dir.path(),
+        &["run", "-B", "10", "--checkpoint-every=-1"],
+    ));
+    assert!(err.contains("--checkpoint-every"), "{err}");
+    let err = refused(&medsim(dir.path(), &["merge", "."]));
+    assert!(err.contains("holds no shard"), "{err}");
+}
+
+const SWEEP: &str = r#"name = "sw"
+[resampling]
+replicates = 800
+backend = "cpu"
+[model]
+groups = []
+also_mediators = []
+[data.synthetic]
+cities = 40
+years = 5
+[sweep]
+"resampling.seed" = [1, 2, 3]
+"#;
+
+#[test]
+fn a_sweep_split_in_two_merges_into_the_single_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("sw.toml"), SWEEP).unwrap();
+    ok(&medsim(
+        d,
+        &["sweep", "sw.toml", "--no-plots", "-q", "--out", "single"],
+    ));
+    run_shards(
+        d,
+        &["sweep", "sw.toml", "--no-plots", "-q", "--out", "split"],
+        2,
+    );
+    ok(&medsim(d, &["merge", "split-shards", "-q"]));
+    assert_eq!(
+        read(&d.join("split/sweep.csv")),
+        read(&d.join("single/sweep.csv"))
+    );
+    for p in ["001", "002", "003"] {
+        assert_eq!(
+            read(&d.join(format!("split/points/{p}/summary.json"))),
+            read(&d.join(format!("single/points/{p}/summary.json"))),
+            "point {p}"
+        );
+    }
+}
+
+const STUDY: &str = r#"name = "st"
+[simulation]
+dgp = "iid"
+n = [50, 80]
+a = 0.3
+b = 0.3
+c_prime = 0.0
+datasets = 400
+replicates = 200
+methods = ["sobel", "percentile", "bca"]
+seed = 4
+[resampling]
+backend = "cpu"
+"#;
+
+/// simulation.json less its timings (seconds and rates).
+fn without_seconds(path: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(&read(path)).unwrap();
+    if let Some(o) = v.as_object_mut() {
+        for timing in ["seconds", "fits_per_second", "replicates_per_second"] {
+            assert!(o.remove(timing).is_some(), "{timing}");
+        }
+    }
+    v
+}
+
+#[test]
+fn a_simulation_study_split_in_three_merges_and_a_killed_one_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("st.toml"), STUDY).unwrap();
+    ok(&medsim(
+        d,
+        &["simulate", "st.toml", "--no-plots", "-q", "--out", "single"],
+    ));
+    run_shards(
+        d,
+        &["simulate", "st.toml", "--no-plots", "-q", "--out", "split"],
+        3,
+    );
+    ok(&medsim(d, &["merge", "split-shards", "-q"]));
+    assert_eq!(
+        read(&d.join("split/simulation.csv")),
+        read(&d.join("single/simulation.csv"))
+    );
+    assert_eq!(
+        without_seconds(&d.join("split/simulation.json")),
+        without_seconds(&d.join("single/simulation.json"))
+    );
+
+    // Killed once the first cell's datasets have a checkpoint.
+    let mut child = bin()
+        .args(["simulate", "st.toml", "--no-plots", "-q", "--out", "killed"])
+        .args(["--checkpoint-every", "0.05", "--threads", "1"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = d.join("killed/checkpoint");
+    let started = Instant::now();
+    while segments(&checkpoint, "s0000-") == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the study ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!d.join("killed/simulation.json").exists());
+    ok(&medsim(d, &["simulate", "--resume", "killed", "-q"]));
+    assert_eq!(
+        read(&d.join("killed/simulation.csv")),
+        read(&d.join("single/simulation.csv"))
+    );
+}
