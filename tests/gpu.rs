@@ -687,3 +687,147 @@ fn arithmetic_peak_is_measured() {
     eprintln!("{}: {peak:.1} GFLOP/s f32", ctx.info.name);
     assert!(peak.is_finite() && peak > 0.01, "{peak}");
 }
+
+/// The wild bootstrap's cluster influences are in the data's units, so an
+/// outcome measured in tiny or huge units puts them beyond f32's normal
+/// range (about 1.2e-38 .. 3.4e38): the f32 stages must still give the
+/// CPU's replicates, never zeros or infinities.
+#[test]
+fn wild_replicates_of_data_at_the_edges_of_f32_match_the_cpu() {
+    use medsim::design::Design;
+    use medsim::engine::{CpuEngine, Engine};
+    use medsim::estimate::fit_system;
+    use medsim::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::mediation::equations;
+    use medsim::panel::Panel;
+    let Some(ctx) = context() else { return };
+    let table = medsim::table::read_csv(&common::fixture("wild_panel.csv")).unwrap();
+    let y = table.column("y").unwrap();
+    for scale in [1.0, 1e-40, 1e37] {
+        let mut t = table.clone();
+        for row in &mut t.rows {
+            let v: f64 = row[y].parse().unwrap();
+            row[y] = format!("{:e}", v * scale);
+        }
+        let spec = common::wild_panel_spec();
+        let panel = Panel::from_table(&t, &spec).unwrap();
+        let design = Design::build(&panel, spec.fixed_effects).unwrap();
+        let fit = fit_system(&design, &equations(&design)).unwrap();
+        let plan = WeightPlan::new(
+            Scheme::Wild(WildWeights::Rademacher),
+            3,
+            design.n_clusters,
+            None,
+        );
+        let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();
+        let n_stats = cpu.layout().len();
+        let count = 300;
+        let mut want = vec![0.0; count * n_stats];
+        cpu.compute(0, &mut want).unwrap();
+        let options = GpuOptions {
+            precision: Precision::F32,
+            max_batch: 128,
+            ..GpuOptions::default()
+        };
+        let gpu = GpuEngine::new(ctx, &design, &fit, plan, options).unwrap();
+        let mut got = vec![0.0; count * n_stats];
+        gpu.compute(0, &mut got).unwrap();
+        // The coefficients and the indirect effect: what the f32 stages
+        // compute. (The ratios derived from them on the host, such as the
+        // proportion mediated, are ill-conditioned in a replicate whose
+        // total effect is near zero, at any scale.)
+        let layout = cpu.layout();
+        let keys = ["a", "b", "c", "c_prime", "indirect"];
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| layout.index_of(k, &["m".to_string()]).unwrap())
+            .collect();
+        let pick = |v: &[f64]| -> Vec<f64> {
+            v.chunks(n_stats)
+                .flat_map(|row| at.iter().map(move |&i| row[i]))
+                .collect()
+        };
+        let (got, want) = (pick(&got), pick(&want));
+        assert!(
+            got.iter().all(|v| v.is_finite() && *v != 0.0),
+            "scale {scale}: zero or non-finite replicates"
+        );
+        common::assert_close(
+            &format!("gpu f32, outcome x {scale:e}"),
+            &got,
+            &want,
+            keys.len(),
+            common::Tolerance::SdFraction(1e-4),
+        );
+    }
+}
+
+/// A wild run on data in tiny units (outcome x 1e-40) on the GPU in f32:
+/// the restricted tests' p-values are the CPU run's (their matrix is in
+/// the design's scaled units; a test whose values would leave f32's safe
+/// range is handed to the CPU), and the replicates' SEs agree.
+#[test]
+fn a_wild_run_on_data_in_tiny_units_matches_the_cpu() {
+    if context().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = medsim::table::read_csv(&common::fixture("wild_panel.csv")).unwrap();
+    let y = table.column("y").unwrap();
+    for row in &mut table.rows {
+        let v: f64 = row[y].parse().unwrap();
+        row[y] = format!("{:e}", v * 1e-40);
+    }
+    let csv = dir.path().join("tiny.csv");
+    medsim::table::write_csv(&table, &csv).unwrap();
+    let run = |backend: &str| {
+        let out = common::medsim(
+            dir.path(),
+            &[
+                "run",
+                "--data",
+                csv.to_str().unwrap(),
+                "--unit",
+                "unit",
+                "--time",
+                "year",
+                "--outcome",
+                "y",
+                "--treatment",
+                "x",
+                "--mediator",
+                "m",
+                "--controls",
+                "c1",
+                "--scheme",
+                "wild",
+                "-B",
+                "499",
+                "--backend",
+                backend,
+                "--no-plots",
+                "-q",
+                "--out",
+                backend,
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let summary: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(backend).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        (summary, stderr)
+    };
+    let (gpu, _) = run("gpu");
+    let (cpu, _) = run("cpu");
+    assert_eq!(gpu["resampling"]["backend"], "gpu");
+    for key in ["a", "b", "c", "c_prime"] {
+        let boot = |s: &serde_json::Value, field: &str| {
+            s["effects"][key]["bootstrap"][field].as_f64().unwrap()
+        };
+        assert_eq!(boot(&gpu, "p_value"), boot(&cpu, "p_value"), "{key}");
+        let (g, c) = (boot(&gpu, "sd"), boot(&cpu, "sd"));
+        assert!(c > 0.0 && (g - c).abs() <= 1e-4 * c, "{key}: SE {g} vs {c}");
+    }
+}

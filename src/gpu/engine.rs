@@ -318,6 +318,27 @@ fn two_stage_inputs(
     }
 }
 
+/// For each of the `n` columns of the row-major `values`, the power of two
+/// nearest its largest magnitude (1 for a column of zeros): dividing by it
+/// is exact and leaves the column's largest entry in [0.5, 2), well inside
+/// f32's range whatever the data's units.
+pub fn power_of_two_scales(values: &[f64], n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|j| {
+            let largest = values
+                .iter()
+                .skip(j)
+                .step_by(n.max(1))
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            if largest > 0.0 && largest.is_finite() {
+                2f64.powi(largest.log2().round() as i32)
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
 /// The GPU engine over one design and weight plan.
 pub struct GpuEngine<'a> {
     ctx: &'a GpuContext,
@@ -333,6 +354,9 @@ pub struct GpuEngine<'a> {
     /// and the indirect effect (the meat with every weight 1).
     se_hat2: Vec<f64>,
     theta: Vec<f64>,
+    /// Wild: the power of two each read-back change is multiplied by (its
+    /// influence column was divided by it on upload); empty otherwise.
+    unscale: Vec<f64>,
     front: Front,
     solve: Option<SolveInputs>,
     /// Largest batch the adapter's limits allow.
@@ -457,6 +481,7 @@ impl<'a> GpuEngine<'a> {
         let targets = layout.se_targets();
         let stride = n_coef + if studentize { targets.len() } else { 0 };
         let mut se_hat2 = Vec::new();
+        let mut unscale = Vec::new();
         let (front, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
             let idx: Vec<usize> = reported_coefficients(design)
                 .iter()
@@ -468,6 +493,15 @@ impl<'a> GpuEngine<'a> {
             let theta = reported_coefficients(design)
                 .iter()
                 .map(|&(e, c)| fit.coef(e, c))
+                .collect();
+            // The influences are in the data's units: each column is brought
+            // near 1 by a power of two (exact), so f32 neither underflows
+            // nor overflows on data in tiny or huge units.
+            unscale = power_of_two_scales(&rhs, n_coef);
+            let rhs: Vec<f64> = rhs
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v / unscale[i % n_coef])
                 .collect();
             let front = Front::Weights(GemmInputs::new(ctx, &plan, &rhs, n_coef, precision, true)?);
             (front, n_coef, theta, None)
@@ -601,6 +635,7 @@ impl<'a> GpuEngine<'a> {
             stride,
             se_hat2,
             theta,
+            unscale,
             front,
             solve,
             limit,
@@ -871,8 +906,13 @@ impl<'a> GpuEngine<'a> {
         let n_stats = self.layout.len();
         let mut failed = 0;
         let l = self.layout;
+        let mut changes = vec![0.0; self.n_coef];
         for (d, stats) in deltas.chunks(self.stride).zip(out.chunks_mut(n_stats)) {
-            if !stats_from_changes(&self.theta, &d[..self.n_coef], l, stats) {
+            changes.copy_from_slice(&d[..self.n_coef]);
+            for (c, s) in changes.iter_mut().zip(&self.unscale) {
+                *c *= s;
+            }
+            if !stats_from_changes(&self.theta, &changes, l, stats) {
                 failed += 1;
                 continue;
             }

@@ -6,7 +6,7 @@
 //! rounding of |t| (none in f64, in practice).
 
 use super::{GemmInputs, GpuContext, Precision, WcrParams, reals_from_words, words_per};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::scheme::WeightPlan;
 use crate::wild::RestrictedTest;
 
@@ -23,6 +23,16 @@ pub fn p_value(
     precision: Precision,
     max_batch: usize,
 ) -> Result<f64> {
+    // Values in the data's units: in f32, tiny or huge ones would
+    // underflow or overflow in the products; such a test is the CPU's (f64).
+    let safe = |v: &f64| *v == 0.0 || (1e-30..=1e30).contains(&v.abs());
+    if precision == Precision::F32
+        && !(test.matrix().iter().all(safe) && test.scores_and_factor().iter().all(safe))
+    {
+        return Err(Error::Gpu(
+            "the test's values lie beyond 1e-30 .. 1e30, outside what f32 computes safely".into(),
+        ));
+    }
     let g = test.n_clusters();
     let inputs = GemmInputs::new(ctx, plan, test.matrix(), g + 1, precision, false)?;
     let ws = (words_per(precision) * 4) as u64;
