@@ -199,14 +199,20 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
     if let Some(spec) = &plan.resampling {
         let result = resample_model(plan, spec, &design, &panel, &analysis, None, progress)?;
         summary.add_resampling(result);
-        summary.indirect_draws = crate::bootstrap::indirect_draws(
-            &design,
-            &panel,
-            &analysis,
-            spec,
-            plan.inference.seed,
-            PLOTTED_DRAWS,
-        )?;
+        // A shard writes no results, so draws no picture.
+        let shard = spec.store.as_ref().and_then(|s| s.0.shard());
+        summary.indirect_draws = if shard.is_some() {
+            Vec::new()
+        } else {
+            crate::bootstrap::indirect_draws(
+                &design,
+                &panel,
+                &analysis,
+                spec,
+                plan.inference.seed,
+                PLOTTED_DRAWS,
+            )?
+        };
         lap("resampling", &mut timings);
     }
     for mediators in &plan.mediator_sets {

@@ -615,48 +615,47 @@ pub fn run_stored(
     // The verdicts of datasets first .. first + count of a cell: each
     // dataset fitted and resampled on its own engine, or (on a GPU) the
     // chunk's bootstrap replicates computed in stacked batches.
-    let verdict_chunk = |cell: &Cell,
-                         first: usize,
-                         count: usize|
-     -> Result<Vec<Vec<Option<Verdict>>>> {
-        let Some((ctx, spec)) = &stack_on else {
-            return unpack(parallel(workers, count, &|i| {
-                let v = verdicts(
-                    study,
-                    prepare(study, cell, (first + i) as u64).as_ref(),
-                    None,
-                );
-                tick();
-                v
-            }));
-        };
-        let precision = spec.precision.unwrap_or(Precision::F32);
-        let backend = Backend {
-            backend: "gpu".into(),
-            adapter: Some(ctx.info.name.clone()),
-            precision: Some(precision.as_str().into()),
-            fallback: None,
-        };
-        let prepared = parallel(workers, count, &|i| {
-            prepare(study, cell, (first + i) as u64)
-        });
-        let prepared: Vec<Option<Prepared>> = prepared.into_iter().map(Option::flatten).collect();
-        let ready: Vec<(usize, &Prepared)> = prepared
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
-            .collect();
-        let sets: Vec<Set> = ready
-            .iter()
-            .map(|(_, p)| Set {
-                design: &p.design,
-                fit: &p.analysis.fit,
-                seed: p.seed,
-            })
-            .collect();
-        let replicates = spec.replicates as usize;
-        let mut given: Vec<Option<Precomputed>> = (0..count).map(|_| None).collect();
-        match crate::gpu::stack::replicates(
+    let verdict_chunk =
+        |cell: &Cell, first: usize, count: usize| -> Result<Vec<Vec<Option<Verdict>>>> {
+            let Some((ctx, spec)) = &stack_on else {
+                return unpack(parallel(workers, count, &|i| {
+                    let v = verdicts(
+                        study,
+                        prepare(study, cell, (first + i) as u64).as_ref(),
+                        None,
+                    );
+                    tick();
+                    v
+                }));
+            };
+            let precision = spec.precision.unwrap_or(Precision::F32);
+            let backend = Backend {
+                backend: "gpu".into(),
+                adapter: Some(ctx.info.name.clone()),
+                precision: Some(precision.as_str().into()),
+                fallback: None,
+            };
+            let prepared = parallel(workers, count, &|i| {
+                prepare(study, cell, (first + i) as u64)
+            });
+            let prepared: Vec<Option<Prepared>> =
+                prepared.into_iter().map(Option::flatten).collect();
+            let ready: Vec<(usize, &Prepared)> = prepared
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+                .collect();
+            let sets: Vec<Set> = ready
+                .iter()
+                .map(|(_, p)| Set {
+                    design: &p.design,
+                    fit: &p.analysis.fit,
+                    seed: p.seed,
+                })
+                .collect();
+            let replicates = spec.replicates as usize;
+            let mut given: Vec<Option<Precomputed>> = (0..count).map(|_| None).collect();
+            match crate::gpu::stack::replicates(
             ctx,
             &sets,
             spec.scheme,
@@ -681,13 +680,13 @@ pub fn run_stored(
                 )
             }),
         }
-        unpack(parallel(workers, count, &|i| {
-            let engine = given[i].as_ref().map(|e| e as &dyn Engine);
-            let v = verdicts(study, prepared[i].as_ref(), engine);
-            tick();
-            v
-        }))
-    };
+            unpack(parallel(workers, count, &|i| {
+                let engine = given[i].as_ref().map(|e| e as &dyn Engine);
+                let v = verdicts(study, prepared[i].as_ref(), engine);
+                tick();
+                v
+            }))
+        };
     // One row per dataset: each level's and method's verdict as (reject,
     // lower, upper), NaN where absent; rows are what a checkpoint or shard
     // stores.

@@ -541,3 +541,37 @@ fn a_simulation_study_split_in_three_merges_and_a_killed_one_resumes() {
         read(&d.join("single/simulation.csv"))
     );
 }
+
+#[test]
+fn gpu_shards_merge_into_the_single_gpu_run() {
+    if common::gpu_context().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = |out: &str| {
+        [
+            "run",
+            "-B",
+            "400",
+            "--backend",
+            "gpu",
+            "--no-plots",
+            "-q",
+            "--out",
+            out,
+        ]
+        .map(String::from)
+    };
+    let single = args("single");
+    ok(&medsim(
+        d,
+        &single.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let split = args("split");
+    run_shards(d, &split.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+    ok(&medsim(d, &["merge", "split-shards", "-q"]));
+    let summary = read(&d.join("split/summary.json"));
+    assert!(String::from_utf8_lossy(&summary).contains("\"backend\": \"gpu\""));
+    assert_eq!(summary, read(&d.join("single/summary.json")));
+}
