@@ -575,3 +575,98 @@ fn gpu_shards_merge_into_the_single_gpu_run() {
     assert!(String::from_utf8_lossy(&summary).contains("\"backend\": \"gpu\""));
     assert_eq!(summary, read(&d.join("single/summary.json")));
 }
+
+/// scripts/cluster's Slurm job array run here as Slurm would: each task
+/// of shard.sbatch as a process with its SLURM_ARRAY_TASK_ID and
+/// SLURM_ARRAY_TASK_COUNT, then merge.sbatch; the result is the single
+/// study's.
+#[test]
+fn the_slurm_scripts_split_and_merge_a_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("st.toml"), STUDY).unwrap();
+    ok(&medsim(
+        d,
+        &["simulate", "st.toml", "--no-plots", "-q", "--out", "single"],
+    ));
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster");
+    let script = |name: &str, task: Option<u64>| {
+        let mut c = Command::new("bash");
+        c.arg(scripts.join(name))
+            .current_dir(d)
+            .env("MEDSIM", env!("CARGO_BIN_EXE_medsim"))
+            .env("MEDSIM_COMMAND", "simulate")
+            .env("MEDSIM_CONFIG", "st.toml")
+            .env("MEDSIM_OUT", "results/st")
+            .env("MEDSIM_ARGS", "--no-plots")
+            .env("SLURM_CPUS_PER_TASK", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(i) = task {
+            c.env("SLURM_ARRAY_TASK_ID", i.to_string())
+                .env("SLURM_ARRAY_TASK_COUNT", "4");
+        }
+        c.spawn().unwrap()
+    };
+    let tasks: Vec<_> = (0..4).map(|i| script("shard.sbatch", Some(i))).collect();
+    for t in tasks {
+        ok(&t.wait_with_output().unwrap());
+    }
+    ok(&script("merge.sbatch", None).wait_with_output().unwrap());
+    assert_eq!(
+        read(&d.join("results/st/simulation.csv")),
+        read(&d.join("single/simulation.csv"))
+    );
+}
+
+#[test]
+fn a_killed_sweep_resumes_to_the_uninterrupted_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("sw.toml"),
+        "name = \"sw\"\n[resampling]\nreplicates = 40000\nbackend = \"cpu\"\n[sweep]\n\"resampling.seed\" = [1, 2]\n",
+    )
+    .unwrap();
+    ok(&medsim(
+        d,
+        &["sweep", "sw.toml", "--no-plots", "-q", "--out", "whole"],
+    ));
+    let mut child = bin()
+        .args(["sweep", "sw.toml", "--no-plots", "-q", "--out", "killed"])
+        .args(["--checkpoint-every", "0.1"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed in the second point, once it has a checkpoint.
+    let second = d.join("killed/checkpoint/p002");
+    let started = Instant::now();
+    while segments(&second, "s0000-") == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(segments(&d.join("killed/checkpoint/p001"), "s0000-") > 0);
+    let text = ok(&medsim(d, &["sweep", "--resume", "killed", "-q"]));
+    assert!(text.contains("sweep sw: 2 points"), "{text}");
+    assert_eq!(
+        read(&d.join("killed/sweep.csv")),
+        read(&d.join("whole/sweep.csv"))
+    );
+    for p in ["1", "2"] {
+        assert_eq!(
+            read(&d.join(format!("killed/points/00{p}/summary.json"))),
+            read(&d.join(format!("whole/points/00{p}/summary.json")))
+        );
+    }
+}
