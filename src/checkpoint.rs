@@ -527,6 +527,7 @@ impl Store {
             id,
             width,
             segments,
+            written: Mutex::new(Vec::new()),
             pending: Mutex::new(Pending::default()),
         })
     }
@@ -575,6 +576,8 @@ pub struct Stored<'a> {
     id: u32,
     width: usize,
     segments: Vec<Segment>,
+    /// Segments this stream wrote.
+    written: Mutex<Vec<Segment>>,
     pending: Mutex<Pending>,
 }
 
@@ -598,9 +601,26 @@ impl Stored<'_> {
         self.flush()
     }
 
-    /// The stored segment holding replicate `r`.
-    fn covered(&self, r: u64) -> Option<&Segment> {
-        self.segments.iter().find(|s| s.from <= r && r < s.to)
+    /// The stored segment holding replicate `r` (stored before, or
+    /// written by this stream).
+    fn covered(&self, r: u64) -> Option<Segment> {
+        let held = |s: &&Segment| s.from <= r && r < s.to;
+        if let Some(s) = self.segments.iter().find(held) {
+            return Some(s.clone());
+        }
+        let written = self.written.lock().expect("checkpoint lock");
+        written.iter().find(held).cloned()
+    }
+
+    /// The first stored replicate after `r`, if any.
+    fn next_stored(&self, r: u64) -> Option<u64> {
+        let written = self.written.lock().expect("checkpoint lock");
+        self.segments
+            .iter()
+            .chain(written.iter())
+            .filter(|s| s.from > r)
+            .map(|s| s.from)
+            .min()
     }
 
     /// Rows `from .. from + out.len() / width` of segment `s` into `out`.
@@ -677,6 +697,13 @@ impl Stored<'_> {
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
+        self.written.lock().expect("checkpoint lock").push(Segment {
+            stream: self.id,
+            width: self.width as u32,
+            from: p.from,
+            to: p.next,
+            path,
+        });
         *p = Pending::default();
         Ok(())
     }
@@ -701,23 +728,27 @@ impl Stored<'_> {
         let mut r = start;
         while r < end {
             let at = ((r - start) as usize) * w;
+            if self.store.write.is_some() {
+                // A replay (the streaming aggregator's second pass) reads
+                // back what this stream computed: make it all durable first.
+                let behind = {
+                    let p = self.pending.lock().expect("checkpoint lock");
+                    p.next != p.from && r < p.next
+                };
+                if behind {
+                    self.flush()?;
+                }
+            }
             if let Some(s) = self.covered(r) {
                 let to = s.to.min(end);
                 let rows = &mut out[at..((to - start) as usize) * w];
-                self.read(s, r, rows)?;
+                self.read(&s, r, rows)?;
                 failed += rows.chunks(w).filter(|row| self.failed(row)).count() as u64;
                 self.store.reused.fetch_add(to - r, Ordering::Relaxed);
                 r = to;
                 continue;
             }
-            let to = self
-                .segments
-                .iter()
-                .filter(|s| s.from > r)
-                .map(|s| s.from)
-                .min()
-                .unwrap_or(u64::MAX)
-                .min(end);
+            let to = self.next_stored(r).unwrap_or(u64::MAX).min(end);
             if self.store.write.is_none() {
                 return Err(Error::InvalidOption {
                     option: "medsim merge".into(),
@@ -803,6 +834,113 @@ impl Drop for Stored<'_> {
             && let Some((tmp, _)) = p.file.take()
         {
             let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// Replicate r's statistics are all r; counts the rows computed.
+    struct Counting {
+        computed: AtomicU64,
+    }
+
+    impl Engine for Counting {
+        fn backend(&self) -> Backend {
+            Backend::cpu()
+        }
+        fn layout(&self) -> StatLayout {
+            StatLayout {
+                mediators: 1,
+                studentized: false,
+                sensitivity: 0,
+            }
+        }
+        fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64> {
+            let n = self.layout().len();
+            for (i, row) in out.chunks_mut(n).enumerate() {
+                row.fill((start + i as u64) as f64);
+            }
+            self.computed
+                .fetch_add((out.len() / n) as u64, Ordering::Relaxed);
+            Ok(0)
+        }
+    }
+
+    fn rows(e: &dyn Engine, start: u64, count: usize) -> Vec<f64> {
+        let mut out = vec![0.0; count * e.layout().len()];
+        e.compute(start, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_replay_reads_back_and_a_resumed_stream_computes_only_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Counting {
+            computed: AtomicU64::new(0),
+        };
+        let hour = Duration::from_secs(3600);
+        let store = Store::open(dir.path(), hour, None, false).unwrap();
+        let stream = store.stream(&inner, 30).unwrap();
+        let first: Vec<f64> = [rows(&stream, 0, 10), rows(&stream, 10, 10)].concat();
+        // The second pass from 0: the pending rows are made durable and
+        // read back, not computed again.
+        assert_eq!(rows(&stream, 0, 20), first);
+        assert_eq!(inner.computed.load(Ordering::Relaxed), 20);
+        assert_eq!(store.reused(), 20);
+        drop(stream);
+
+        // Resumed: replicates 0..20 come from disk, 20..30 are computed.
+        let resumed = Store::open(dir.path(), hour, None, true).unwrap();
+        assert_eq!(resumed.stored(), 20);
+        let stream = resumed.stream(&inner, 30).unwrap();
+        let all = rows(&stream, 5, 25);
+        assert_eq!(all, rows(&inner, 5, 25));
+        assert_eq!(inner.computed.load(Ordering::Relaxed), 20 + 10 + 25);
+        assert_eq!(resumed.reused(), 15);
+    }
+
+    #[test]
+    fn a_merge_refuses_replicates_no_shard_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Counting {
+            computed: AtomicU64::new(0),
+        };
+        let part = Shard { index: 0, count: 2 };
+        let store = Store::open(dir.path(), Duration::ZERO, Some(part), false).unwrap();
+        let (from, to) = part.range(10);
+        assert_eq!((from, to), (0, 5));
+        store.stream(&inner, 10).unwrap().fill(from, to).unwrap();
+        let merged = Store::merge(&[dir.path().to_path_buf()], None).unwrap();
+        let stream = merged.stream(&inner, 10).unwrap();
+        assert_eq!(rows(&stream, 0, 5), rows(&inner, 0, 5));
+        let mut out = vec![0.0; 10 * inner.layout().len()];
+        let err = stream.compute(0, &mut out).unwrap_err().to_string();
+        assert!(
+            err.contains("replicates 5..10 of stream 0 are in none of the shards"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn shard_ranges_cover_every_item_once() {
+        for total in [0u64, 1, 7, 10_000_019] {
+            for count in [1u64, 2, 3, 8, 64] {
+                let mut next = 0;
+                for index in 0..count {
+                    let (from, to) = Shard { index, count }.range(total);
+                    assert_eq!(from, next);
+                    next = to;
+                }
+                assert_eq!(next, total);
+            }
+        }
+        assert!(Shard::parse("7/8").is_ok());
+        for bad in ["8/8", "0/0", "x/2", "3"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
         }
     }
 }

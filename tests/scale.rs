@@ -670,3 +670,83 @@ fn a_killed_sweep_resumes_to_the_uninterrupted_sweep() {
         );
     }
 }
+
+/// Ranges of stored segments, per stream, in a checkpoint folder.
+fn ranges(dir: &Path) -> std::collections::BTreeMap<u32, Vec<(u64, u64)>> {
+    let mut out: std::collections::BTreeMap<u32, Vec<(u64, u64)>> = Default::default();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".bin") else {
+            continue;
+        };
+        let parts: Vec<&str> = stem[1..].split('-').collect();
+        out.entry(parts[0].parse().unwrap())
+            .or_default()
+            .push((parts[1].parse().unwrap(), parts[2].parse().unwrap()));
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
+}
+
+/// Beyond the memory budget the aggregator reads every replicate twice
+/// (exact quantiles in two passes): the checkpoint holds each replicate
+/// once, and a kill resumes to the same summary. (That the second pass
+/// reads back rather than recomputes is checkpoint.rs's unit test.)
+#[test]
+fn a_streamed_run_checkpoints_each_replicate_once_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut args = default_run("80000", "whole");
+    args.extend(["--memory", "1"].map(String::from));
+    ok(&medsim(
+        d,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let mut args = default_run("80000", "killed");
+    args.extend(["--memory", "1", "--checkpoint-every", "0.1"].map(String::from));
+    let mut child = bin()
+        .args(&args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = d.join("killed/checkpoint");
+    let started = Instant::now();
+    while segments(&checkpoint, "s0002-") == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stored = ranges(&checkpoint);
+    for (stream, list) in &stored {
+        for w in list.windows(2) {
+            assert!(
+                w[0].1 <= w[1].0,
+                "stream {stream}: {:?} and {:?} overlap",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    // The first two resamplings are whole, each replicate stored once.
+    for stream in [0, 1] {
+        let total: u64 = stored[&stream].iter().map(|(a, b)| b - a).sum();
+        assert_eq!(total, 80_000, "stream {stream}");
+    }
+    ok(&medsim(d, &["run", "--resume", "killed"]));
+    assert_eq!(
+        read(&d.join("killed/summary.json")),
+        read(&d.join("whole/summary.json"))
+    );
+}
