@@ -1023,7 +1023,23 @@ fn check_out_dir(out: &std::path::Path) -> Result<()> {
             reason: "it exists and is not a folder".into(),
         });
     }
-    Ok(())
+    // The results (and any checkpoint) are made next to or inside the
+    // nearest folder that exists: try writing there, and leave nothing.
+    let absolute = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    let Some(base) = absolute.ancestors().find(|a| a.is_dir()) else {
+        return Ok(());
+    };
+    let probe = base.join(format!(".medsim-write-test-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::Output {
+            path: out.to_path_buf(),
+            reason: format!("{} is not writable ({e})", base.display()),
+        }),
+    }
 }
 
 /// The engine of a run's main replicates, as its summary reports it.

@@ -804,6 +804,22 @@ fn more_regressors_than_clusters_is_refused() {
 }
 
 #[test]
+fn an_output_folder_that_is_not_writable_is_refused_before_any_work() {
+    // /sys refuses new files even to root (CI runs as root, for which
+    // permission bits do not bind).
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(
+        dir.path(),
+        &["run", "-B", "99", "--out", "/sys/medsim-results", "-q"],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/sys is not writable"), "{err}");
+    assert!(!err.contains("replicates"), "the run started: {err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn zero_replicates_and_an_output_path_under_a_file_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     refused(
