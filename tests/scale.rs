@@ -51,6 +51,33 @@ fn segments(dir: &Path, stream: &str) -> usize {
     })
 }
 
+/// Start medsim with `args` in `d` and SIGKILL it once `folder` holds a
+/// segment of the stream whose files start with `stream` (`s0002-`: the
+/// third resampling).
+fn kill_once_stored<S: AsRef<std::ffi::OsStr>>(d: &Path, args: &[S], folder: &Path, stream: &str) {
+    let mut child = bin()
+        .args(args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while segments(folder, stream) == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 /// The default run (groups, contrasts, label tests, a second mediator set)
 /// with B replicates on the CPU engine.
 fn default_run(b: &str, out: &str) -> Vec<String> {
@@ -84,30 +111,10 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_summary() {
 
     let mut args = default_run(b, "killed");
     args.extend(["--checkpoint-every", "0.1"].map(String::from));
-    let mut child = bin()
-        .args(&args)
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Killed once the third resampling (the first group's) has a
     // checkpoint: the pooled model and the other mediator set are done.
     let checkpoint = d.join("killed/checkpoint");
-    let started = Instant::now();
-    while segments(&checkpoint, "s0002-") == 0 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_once_stored(d, &args, &checkpoint, "s0002-");
     assert!(!d.join("killed/summary.json").exists());
     assert!(segments(&checkpoint, "s0000-") > 0);
 
@@ -153,32 +160,20 @@ fn resume_refuses_a_folder_without_a_checkpoint_and_a_changed_config() {
             "4",
         ],
     ));
-    // Mid-run, a checkpoint holds its header; fake that state by keeping
-    // the header of a run killed at once.
-    let mut child = bin()
-        .args([
+    // A run killed once it has a checkpoint; then its config is edited.
+    kill_once_stored(
+        d,
+        &[
             "run",
             "c.toml",
             "--checkpoint-every",
             "0.01",
             "-B",
             "2000000",
-        ])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while segments(&d.join("results/c/checkpoint"), "s0000-") == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+        ],
+        &d.join("results/c/checkpoint"),
+        "s0000-",
+    );
     std::fs::write(
         d.join("c.toml"),
         "name = \"c\"\n[data]\ncsv = \"panel.csv\"\n[resampling]\nreplicates = 2000\nbackend = \"cpu\"\nseed = 5\n",
@@ -511,29 +506,24 @@ fn a_simulation_study_split_in_three_merges_and_a_killed_one_resumes() {
     );
 
     // Killed once the first cell's datasets have a checkpoint.
-    let mut child = bin()
-        .args(["simulate", "st.toml", "--no-plots", "-q", "--out", "killed"])
-        .args(["--checkpoint-every", "0.05", "--threads", "1"])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let checkpoint = d.join("killed/checkpoint");
-    let started = Instant::now();
-    while segments(&checkpoint, "s0000-") == 0 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the study ended before it could be killed"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_stored(
+        d,
+        &[
+            "simulate",
+            "st.toml",
+            "--no-plots",
+            "-q",
+            "--out",
+            "killed",
+            "--checkpoint-every",
+            "0.05",
+            "--threads",
+            "1",
+        ],
+        &checkpoint,
+        "s0000-",
+    );
     assert!(!d.join("killed/simulation.json").exists());
     ok(&medsim(d, &["simulate", "--resume", "killed", "-q"]));
     assert_eq!(
@@ -632,30 +622,23 @@ fn a_killed_sweep_resumes_to_the_uninterrupted_sweep() {
         d,
         &["sweep", "sw.toml", "--no-plots", "-q", "--out", "whole"],
     ));
-    let mut child = bin()
-        .args(["sweep", "sw.toml", "--no-plots", "-q", "--out", "killed"])
-        .args(["--checkpoint-every", "0.1"])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Killed in the second point, once it has a checkpoint.
     let second = d.join("killed/checkpoint/p002");
-    let started = Instant::now();
-    while segments(&second, "s0000-") == 0 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the sweep ended before it could be killed"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_stored(
+        d,
+        &[
+            "sweep",
+            "sw.toml",
+            "--no-plots",
+            "-q",
+            "--out",
+            "killed",
+            "--checkpoint-every",
+            "0.1",
+        ],
+        &second,
+        "s0000-",
+    );
     assert!(segments(&d.join("killed/checkpoint/p001"), "s0000-") > 0);
     let text = ok(&medsim(d, &["sweep", "--resume", "killed", "-q"]));
     assert!(text.contains("sweep sw: 2 points"), "{text}");
@@ -706,28 +689,8 @@ fn a_streamed_run_checkpoints_each_replicate_once_and_resumes() {
     ));
     let mut args = default_run("80000", "killed");
     args.extend(["--memory", "1", "--checkpoint-every", "0.1"].map(String::from));
-    let mut child = bin()
-        .args(&args)
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let checkpoint = d.join("killed/checkpoint");
-    let started = Instant::now();
-    while segments(&checkpoint, "s0002-") == 0 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_stored(d, &args, &checkpoint, "s0002-");
     let stored = ranges(&checkpoint);
     for (stream, list) in &stored {
         for w in list.windows(2) {
