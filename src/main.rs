@@ -231,7 +231,8 @@ struct ScaleFlags {
     checkpoint_every: Option<f64>,
     /// Continue the killed run whose results folder is DIR, from its
     /// checkpoint (DIR/checkpoint keeps its command line): the results are
-    /// those of an uninterrupted run, bit for bit. No other argument.
+    /// those of an uninterrupted run, bit for bit. Only --quiet, --threads
+    /// and --checkpoint-every may be added.
     #[arg(long, value_name = "DIR", conflicts_with = "shard")]
     resume: Option<PathBuf>,
     /// Compute only part I of N (0-based) of every resampling's replicates
@@ -266,7 +267,7 @@ impl ScaleFlags {
 }
 
 /// The flags of a run, each overriding one config key. None: the config's value.
-#[derive(Args, Default)]
+#[derive(Args, Default, Clone, PartialEq)]
 struct RunFlags {
     /// CSV file with one row per unit and period (default: the embedded
     /// synthetic panel) [data.csv]. Without a config file, a --data run has
@@ -456,6 +457,9 @@ struct MergeArgs {
     /// Folder for the results [default: the run's own, RESULTS].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Worker threads of the merge (0: one per core) [default: the run's].
+    #[arg(long)]
+    threads: Option<u64>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -719,7 +723,8 @@ fn apply_flags(f: &RunFlags, with_file: bool, c: &mut Config, origin: &mut Origi
 /// first, then run back to back; sweep.csv and each point's folder.
 fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
     if let Some(dir) = &args.scale.resume {
-        return resume(dir, &args.scale, args.flags.quiet);
+        only_resume(&args)?;
+        return resume(dir, &args.scale, args.flags.quiet, args.flags.threads);
     }
     let scale = match scale {
         Some(s) => s,
@@ -867,7 +872,17 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
 /// `medsim simulate CONFIG`: the study of the config's [simulation].
 fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
     if let Some(dir) = &args.scale.resume {
-        return resume(dir, &args.scale, args.quiet);
+        let given = args.config.is_some()
+            || args.datasets.is_some()
+            || args.replicates.is_some()
+            || args.backend.is_some()
+            || args.precision.is_some()
+            || args.out.is_some()
+            || args.no_plots;
+        if given {
+            return Err(resume_alone());
+        }
+        return resume(dir, &args.scale, args.quiet, args.threads);
     }
     let scale = match scale {
         Some(s) => s,
@@ -1078,9 +1093,37 @@ fn shard_done(
     Ok(())
 }
 
+/// `--resume` takes no config or setting: the checkpoint's command line
+/// is the run (only --quiet, --threads and --checkpoint-every may be given).
+fn only_resume(args: &RunArgs) -> Result<()> {
+    let rest = RunFlags {
+        quiet: false,
+        threads: None,
+        ..args.flags.clone()
+    };
+    if args.config.is_some() || args.manifest.is_some() || rest != RunFlags::default() {
+        return Err(resume_alone());
+    }
+    Ok(())
+}
+
+fn resume_alone() -> Error {
+    Error::InvalidOption {
+        option: "--resume".into(),
+        message: "continues the checkpoint's own command line, so it takes no config file or \
+                  setting (only --quiet, --threads and --checkpoint-every)"
+            .into(),
+    }
+}
+
 /// `--resume DIR`: the command line kept in DIR's checkpoint, run again in
 /// its folder, reading back the replicates the checkpoint holds.
-fn resume(dir: &std::path::Path, flags: &ScaleFlags, quiet: bool) -> Result<()> {
+fn resume(
+    dir: &std::path::Path,
+    flags: &ScaleFlags,
+    quiet: bool,
+    threads: Option<u64>,
+) -> Result<()> {
     let header = medsim::checkpoint::Header::read(&medsim::scale::checkpoint_dir(dir))?;
     let mut scale = ScaleFlags {
         resume: None,
@@ -1089,16 +1132,17 @@ fn resume(dir: &std::path::Path, flags: &ScaleFlags, quiet: bool) -> Result<()> 
     }
     .scale()?;
     scale.mode = Mode::Checkpoint { keep: true };
-    replay(&header, scale, None, quiet)
+    replay(&header, scale, None, quiet, threads)
 }
 
 /// Run a checkpoint's or shard's command line again, in the folder it ran
-/// in, with `scale` (and results to `out` when given).
+/// in, with `scale` (and results to `out`, on `threads`, when given).
 fn replay(
     header: &medsim::checkpoint::Header,
     scale: Scale,
     out: Option<PathBuf>,
     quiet: bool,
+    threads: Option<u64>,
 ) -> Result<()> {
     let bad = |message: String| Error::InvalidOption {
         option: "--resume / medsim merge".into(),
@@ -1116,16 +1160,19 @@ fn replay(
         Command::Run(mut a) | Command::Sensitivity(mut a) => {
             a.flags.quiet |= quiet;
             a.flags.out = out.or(a.flags.out);
+            a.flags.threads = threads.or(a.flags.threads);
             run(a, header.command == "sensitivity", Some(scale))
         }
         Command::Sweep(mut a) => {
             a.flags.quiet |= quiet;
             a.flags.out = out.or(a.flags.out);
+            a.flags.threads = threads.or(a.flags.threads);
             sweep(a, Some(scale))
         }
         Command::Simulate(mut a) => {
             a.quiet |= quiet;
             a.out = out.or(a.out);
+            a.threads = threads.or(a.threads);
             simulate(a, Some(scale))
         }
         _ => Err(bad(format!(
@@ -1151,7 +1198,7 @@ fn merge(args: MergeArgs) -> Result<()> {
         },
         every: Duration::ZERO,
     };
-    replay(&header, scale, out, args.quiet)
+    replay(&header, scale, out, args.quiet, args.threads)
 }
 
 /// A progress bar of `len` steps with `template`, hidden when `quiet`.
@@ -1177,7 +1224,8 @@ fn describe(values: &[(String, toml::Value)]) -> String {
 
 fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
     if let Some(dir) = &args.scale.resume {
-        return resume(dir, &args.scale, args.flags.quiet);
+        only_resume(&args)?;
+        return resume(dir, &args.scale, args.flags.quiet, args.flags.threads);
     }
     let scale = match scale {
         Some(s) => s,

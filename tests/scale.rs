@@ -411,6 +411,15 @@ fn shard_flags_are_checked() {
     assert!(err.contains("--checkpoint-every"), "{err}");
     let err = refused(&medsim(dir.path(), &["merge", "."]));
     assert!(err.contains("holds no shard"), "{err}");
+    // --resume runs the checkpoint's own command line: no other settings.
+    for args in [
+        &["run", "--resume", "r", "-B", "5"][..],
+        &["sweep", "--resume", "r", "c.toml"],
+        &["simulate", "--resume", "r", "--datasets", "5"],
+    ] {
+        let err = refused(&medsim(dir.path(), args));
+        assert!(err.contains("takes no config file or setting"), "{err}");
+    }
 }
 
 const SWEEP: &str = r#"name = "sw"
