@@ -367,6 +367,9 @@ pub struct Store {
     opened: Instant,
     /// The last checkpoint (or the opening).
     last: Mutex<Instant>,
+    /// A checkpoint could not be written (a full disk): the run goes on
+    /// without (a shard, whose part is its output, stops instead).
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -409,6 +412,7 @@ impl Store {
             engine: None,
             opened: Instant::now(),
             last: Mutex::new(Instant::now()),
+            broken: Default::default(),
         })
     }
 
@@ -446,6 +450,7 @@ impl Store {
             engine,
             opened: Instant::now(),
             last: Mutex::new(Instant::now()),
+            broken: Default::default(),
         })
     }
 
@@ -638,11 +643,45 @@ impl Stored<'_> {
         Ok(())
     }
 
+    /// Whether rows are being recorded.
+    fn recording(&self) -> Option<&Path> {
+        let broken = self.store.broken.load(Ordering::Relaxed);
+        self.store.write.as_deref().filter(|_| !broken)
+    }
+
+    /// The outcome of writing a checkpoint: a shard's failure is the run's;
+    /// a plain run warns once and goes on without checkpoints.
+    fn tolerate(&self, written: Result<()>) -> Result<()> {
+        match written {
+            Err(e) if self.store.shard.is_none() => {
+                if !self.store.broken.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "warning: the checkpoint cannot be written ({e}); the run goes on \
+                         without checkpoints"
+                    );
+                }
+                if let Ok(mut p) = self.pending.lock() {
+                    if let Some((tmp, _)) = p.file.take() {
+                        let _ = fs::remove_file(tmp);
+                    }
+                    *p = Pending::default();
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Record freshly computed rows starting at replicate `start`.
     fn record(&self, start: u64, rows: &[f64]) -> Result<()> {
-        let Some(dir) = &self.store.write else {
+        let Some(dir) = self.recording() else {
             return Ok(());
         };
+        let written = self.record_in(dir, start, rows);
+        self.tolerate(written)
+    }
+
+    fn record_in(&self, dir: &Path, start: u64, rows: &[f64]) -> Result<()> {
         let mut p = self.pending.lock().expect("checkpoint lock");
         if p.next != p.from && start != p.next {
             self.finish_segment(&mut p, dir)?;
@@ -697,6 +736,17 @@ impl Stored<'_> {
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
+        if self.store.shard.is_none() {
+            static NOTED: std::sync::Once = std::sync::Once::new();
+            NOTED.call_once(|| {
+                eprintln!(
+                    "note: checkpointing the replicates computed so far into {} ({} bytes per \
+                     replicate of each resampling; --checkpoint-every 0 keeps none)",
+                    dir.display(),
+                    self.width * 8
+                );
+            });
+        }
         self.written.lock().expect("checkpoint lock").push(Segment {
             stream: self.id,
             width: self.width as u32,
@@ -710,11 +760,14 @@ impl Stored<'_> {
 
     /// Make every computed row durable now.
     pub fn flush(&self) -> Result<()> {
-        if let Some(dir) = &self.store.write {
+        let Some(dir) = self.recording() else {
+            return Ok(());
+        };
+        let written = {
             let mut p = self.pending.lock().expect("checkpoint lock");
-            self.finish_segment(&mut p, dir)?;
-        }
-        Ok(())
+            self.finish_segment(&mut p, dir)
+        };
+        self.tolerate(written)
     }
 }
 
@@ -728,7 +781,7 @@ impl Stored<'_> {
         let mut r = start;
         while r < end {
             let at = ((r - start) as usize) * w;
-            if self.store.write.is_some() {
+            if self.recording().is_some() {
                 // A replay (the streaming aggregator's second pass) reads
                 // back what this stream computed: make it all durable first.
                 let behind = {
@@ -923,6 +976,26 @@ mod tests {
             err.contains("replicates 5..10 of stream 0 are in none of the shards"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_checkpoint_that_cannot_be_written_is_left_but_a_shard_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Counting {
+            computed: AtomicU64::new(0),
+        };
+        let gone = dir.path().join("checkpoint");
+        let store = Store::open(&gone, Duration::ZERO, None, false).unwrap();
+        let stream = store.stream(&inner, 10).unwrap();
+        std::fs::remove_dir_all(&gone).unwrap(); // as a full disk would refuse
+        assert_eq!(rows(&stream, 0, 10), rows(&inner, 0, 10));
+        assert!(store.broken.load(Ordering::Relaxed));
+
+        let shard = Some(Shard { index: 0, count: 1 });
+        let store = Store::open(&gone, Duration::ZERO, shard, false).unwrap();
+        std::fs::remove_dir_all(&gone).unwrap();
+        let err = store.stream(&inner, 10).unwrap().fill(0, 10).unwrap_err();
+        assert!(err.to_string().contains("cannot write results"), "{err}");
     }
 
     #[test]
