@@ -726,10 +726,7 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
         only_resume(&args)?;
         return resume(dir, &args.scale, args.flags.quiet, args.flags.threads);
     }
-    let scale = match scale {
-        Some(s) => s,
-        None => args.scale.scale()?,
-    };
+    let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
         option: "CONFIG".into(),
         message: "medsim sweep needs a config file with a [sweep] table (see configs/)".into(),
@@ -884,10 +881,7 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         }
         return resume(dir, &args.scale, args.quiet, args.threads);
     }
-    let scale = match scale {
-        Some(s) => s,
-        None => args.scale.scale()?,
-    };
+    let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
         option: "CONFIG".into(),
         message: "medsim simulate needs a config file with a [simulation] section".into(),
@@ -1227,10 +1221,7 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
         only_resume(&args)?;
         return resume(dir, &args.scale, args.flags.quiet, args.flags.threads);
     }
-    let scale = match scale {
-        Some(s) => s,
-        None => args.scale.scale()?,
-    };
+    let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let (mut config, origin) = match &args.manifest {
         Some(path) => {
             let (_, mut config, mut origin) = Manifest::read(path)?;

@@ -206,6 +206,15 @@ fn run_shards(d: &Path, args: &[&str], n: u64) {
     }
 }
 
+/// `args` run whole into `single`, and split into `n` parts run as
+/// concurrent processes, merged into `split`.
+fn single_and_merged(d: &Path, args: &[&str], n: u64) {
+    let with_out = |out| [args, &["--out", out]].concat();
+    ok(&medsim(d, &with_out("single")));
+    run_shards(d, &with_out("split"), n);
+    ok(&medsim(d, &["merge", "split-shards", "-q"]));
+}
+
 #[test]
 fn three_shards_merge_into_the_single_run_and_bad_sets_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -441,16 +450,7 @@ fn a_sweep_split_in_two_merges_into_the_single_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("sw.toml"), SWEEP).unwrap();
-    ok(&medsim(
-        d,
-        &["sweep", "sw.toml", "--no-plots", "-q", "--out", "single"],
-    ));
-    run_shards(
-        d,
-        &["sweep", "sw.toml", "--no-plots", "-q", "--out", "split"],
-        2,
-    );
-    ok(&medsim(d, &["merge", "split-shards", "-q"]));
+    single_and_merged(d, &["sweep", "sw.toml", "--no-plots", "-q"], 2);
     assert_eq!(
         read(&d.join("split/sweep.csv")),
         read(&d.join("single/sweep.csv"))
@@ -495,16 +495,7 @@ fn a_simulation_study_split_in_three_merges_and_a_killed_one_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("st.toml"), STUDY).unwrap();
-    ok(&medsim(
-        d,
-        &["simulate", "st.toml", "--no-plots", "-q", "--out", "single"],
-    ));
-    run_shards(
-        d,
-        &["simulate", "st.toml", "--no-plots", "-q", "--out", "split"],
-        3,
-    );
-    ok(&medsim(d, &["merge", "split-shards", "-q"]));
+    single_and_merged(d, &["simulate", "st.toml", "--no-plots", "-q"], 3);
     assert_eq!(
         read(&d.join("split/simulation.csv")),
         read(&d.join("single/simulation.csv"))
@@ -548,28 +539,8 @@ fn gpu_shards_merge_into_the_single_gpu_run() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let args = |out: &str| {
-        [
-            "run",
-            "-B",
-            "400",
-            "--backend",
-            "gpu",
-            "--no-plots",
-            "-q",
-            "--out",
-            out,
-        ]
-        .map(String::from)
-    };
-    let single = args("single");
-    ok(&medsim(
-        d,
-        &single.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
-    let split = args("split");
-    run_shards(d, &split.iter().map(String::as_str).collect::<Vec<_>>(), 2);
-    ok(&medsim(d, &["merge", "split-shards", "-q"]));
+    let args = ["run", "-B", "400", "--backend", "gpu", "--no-plots", "-q"];
+    single_and_merged(d, &args, 2);
     let summary = read(&d.join("split/summary.json"));
     assert!(String::from_utf8_lossy(&summary).contains("\"backend\": \"gpu\""));
     assert_eq!(summary, read(&d.join("single/summary.json")));
