@@ -786,7 +786,7 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
         if let (Some(st), Some(spec)) = (&stores, plan.resampling.as_mut()) {
             spec.store = Some(st.at(Some(&format!("p{:0width$}", k + 1)))?);
             if matches!(scale.mode, Mode::Merge { .. }) {
-                spec.backend = medsim::bootstrap::BackendChoice::Auto;
+                merge_engine(spec);
             }
         }
         let plan = &plan;
@@ -919,6 +919,11 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         c.output.plots = false;
     }
     let study = c.study(&origin)?;
+    // What runs; the summary describes the study as configured.
+    let mut running = study.clone();
+    if matches!(scale.mode, Mode::Merge { .. }) {
+        merge_engine(&mut running.resampling);
+    }
     let out = c.out_dir();
     check_out_dir(&out)?;
     let total = study.cells.len() as u64 * study.datasets;
@@ -930,7 +935,7 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
     let mut stores = scale.open("simulate", results_config(&[&c], &[])?, &out)?;
     let store = stores.as_ref().map(|st| st.at(None)).transpose()?;
     let ran = medsim::simulate::run_stored(
-        &study,
+        &running,
         c.resampling.threads as usize,
         &|done, total| {
             bar.set_length(total);
@@ -1049,6 +1054,14 @@ fn check_out_dir(out: &std::path::Path) -> Result<()> {
             reason: format!("{} is not writable ({e})", base.display()),
         }),
     }
+}
+
+/// A merge reads the parts' replicates: its own engine only computes what
+/// is not sharded (the restricted wild tests, the plot's draws), on
+/// whatever this machine has, so the parts' GPU or adapter need not be here.
+fn merge_engine(spec: &mut medsim::bootstrap::ResampleSpec) {
+    spec.backend = medsim::bootstrap::BackendChoice::Auto;
+    spec.adapter = None;
 }
 
 /// The engine of a run's main replicates, as its summary reports it.
@@ -1245,9 +1258,7 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
     if let (Some(st), Some(spec)) = (&stores, plan.resampling.as_mut()) {
         spec.store = Some(st.at(None)?);
         if matches!(scale.mode, Mode::Merge { .. }) {
-            // The replicates come from the shards; the merge's own engine
-            // only builds what the aggregator does not read (any engine).
-            spec.backend = medsim::bootstrap::BackendChoice::Auto;
+            merge_engine(spec);
         }
     }
     let bar = progress_bar(
