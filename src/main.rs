@@ -763,6 +763,9 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
     all_inputs.sort();
     all_inputs.dedup();
     let resamples = plans.iter().any(|(_, p, _)| p.resampling.is_some());
+    if !resamples && matches!(scale.mode, Mode::Shard(_)) {
+        return Err(nothing_to_split());
+    }
     let mut stores = match resamples {
         true => scale.open("sweep", results_config(&configs, &all_inputs)?, &out)?,
         false => None,
@@ -1114,6 +1117,16 @@ fn only_resume(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--shard` on a run with no resampling.
+fn nothing_to_split() -> Error {
+    Error::InvalidOption {
+        option: "--shard".into(),
+        message: "splits the replicates of a resampling, and this run has none \
+                  (scheme = \"none\"); run it whole"
+            .into(),
+    }
+}
+
 fn resume_alone() -> Error {
     Error::InvalidOption {
         option: "--resume".into(),
@@ -1251,6 +1264,9 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
     let out = config.out_dir();
     check_out_dir(&out)?;
     let command = if sensitivity { "sensitivity" } else { "run" };
+    if plan.resampling.is_none() && matches!(scale.mode, Mode::Shard(_)) {
+        return Err(nothing_to_split());
+    }
     let mut stores = match &plan.resampling {
         Some(_) => scale.open(command, results_config(&[&config], &inputs)?, &out)?,
         None => None,

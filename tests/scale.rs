@@ -420,6 +420,11 @@ fn shard_flags_are_checked() {
     assert!(err.contains("--checkpoint-every"), "{err}");
     let err = refused(&medsim(dir.path(), &["merge", "."]));
     assert!(err.contains("holds no shard"), "{err}");
+    let err = refused(&medsim(
+        dir.path(),
+        &["run", "--scheme", "none", "--shard", "0/2"],
+    ));
+    assert!(err.contains("this run has none"), "{err}");
     // --resume runs the checkpoint's own command line: no other settings.
     for args in [
         &["run", "--resume", "r", "-B", "5"][..],
