@@ -253,6 +253,15 @@ fn describe_difference(a: &serde_json::Value, b: &serde_json::Value) -> Option<S
     Some(d)
 }
 
+/// `values` as little-endian bytes (on a little-endian machine, their own).
+fn le_bytes(values: &[f64]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
+    } else {
+        std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+}
+
 /// Write `bytes` to `path` through a flushed temporary file and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
@@ -635,6 +644,12 @@ impl Stored<'_> {
             HEADER_BYTES + (from - s.from) * self.width as u64 * 8,
         ))
         .map_err(|e| io_err(&s.path, e))?;
+        if cfg!(target_endian = "little") {
+            // The file's bytes are the values' own.
+            return f
+                .read_exact(bytemuck::cast_slice_mut(out))
+                .map_err(|e| io_err(&s.path, e));
+        }
         let mut bytes = vec![0u8; out.len() * 8];
         f.read_exact(&mut bytes).map_err(|e| io_err(&s.path, e))?;
         for (v, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
@@ -716,8 +731,8 @@ impl Stored<'_> {
             p.file = Some((path, w));
         }
         let (path, w) = p.file.as_mut().expect("opened above");
-        let bytes: Vec<u8> = p.rows.iter().flat_map(|v| v.to_le_bytes()).collect();
-        w.write_all(&bytes).map_err(|e| io_err(path, e))?;
+        w.write_all(&le_bytes(&p.rows))
+            .map_err(|e| io_err(path, e))?;
         p.rows.clear();
         Ok(())
     }
