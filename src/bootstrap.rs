@@ -145,6 +145,18 @@ pub struct ResamplingSummary {
     pub replicates_per_second: f64,
 }
 
+impl ResamplingSummary {
+    /// Where the replicates were computed.
+    pub fn engine(&self) -> crate::engine::Backend {
+        crate::engine::Backend {
+            backend: self.backend.clone(),
+            adapter: self.adapter.clone(),
+            precision: self.precision.clone(),
+            fallback: self.fallback.clone(),
+        }
+    }
+}
+
 /// What a resampling run adds to the summary.
 #[derive(Debug, Clone)]
 pub struct ResampleResult {

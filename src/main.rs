@@ -1072,12 +1072,7 @@ fn engine_of(summary: &medsim::summary::Summary) -> Option<medsim::engine::Backe
     summary
         .resampling
         .as_ref()
-        .map(|r| medsim::engine::Backend {
-            backend: r.backend.clone(),
-            adapter: r.adapter.clone(),
-            precision: r.precision.clone(),
-            fallback: r.fallback.clone(),
-        })
+        .map(medsim::bootstrap::ResamplingSummary::engine)
 }
 
 /// Report a finished shard.

@@ -130,12 +130,7 @@ impl Manifest {
             command: std::env::args().collect(),
             config: config.clone(),
             seed: resampling.map(|r| r.seed),
-            engine: resampling.map(|r| crate::engine::Backend {
-                backend: r.backend.clone(),
-                adapter: r.adapter.clone(),
-                precision: r.precision.clone(),
-                fallback: r.fallback.clone(),
-            }),
+            engine: resampling.map(crate::bootstrap::ResamplingSummary::engine),
             threads: match config.resampling.threads {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 t => t as usize,
