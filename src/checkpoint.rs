@@ -399,10 +399,7 @@ impl Store {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         remove_temporaries(dir);
         if !keep {
-            for s in load_segments(dir).unwrap_or_default() {
-                let _ = fs::remove_file(&s.path);
-            }
-            // Damaged or foreign files too.
+            // Every segment, damaged ones too.
             if let Ok(entries) = fs::read_dir(dir) {
                 for e in entries.flatten() {
                     if e.path().extension().is_some_and(|x| x == "bin") {
