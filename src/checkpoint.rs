@@ -6,8 +6,10 @@
 //! mediator set, each group, each contrast, each side of a label test), in
 //! the run's fixed order; a stream's rows are its engine's replicate
 //! statistics. They are stored as *segments*: `sSSSS-FROM-TO.bin`, a
-//! 24-byte header (magic, stream, width, first replicate) and the rows as
-//! little-endian f64, written to a temporary file, flushed to disk and
+//! 24-byte header (magic, stream, width, first replicate), the rows as
+//! little-endian f64 and a 4-byte CRC-32C of all that comes before it (so
+//! flipped bytes are found, not only a short file), written to a
+//! temporary file, flushed to disk and
 //! renamed into place, so a segment either exists whole or not at all (a
 //! SIGKILL loses at most the rows since the last checkpoint). The folder's
 //! `run.json` ([`Header`]) says which command wrote it, with which config
@@ -32,8 +34,10 @@ use crate::engine::{Backend, Engine};
 use crate::error::{Error, Result};
 use crate::replicate::StatLayout;
 
-const MAGIC: &[u8; 8] = b"MEDSIMR1";
+const MAGIC: &[u8; 8] = b"MEDSIMR2";
 const HEADER_BYTES: u64 = 24;
+/// The CRC-32C after the rows.
+const TRAILER_BYTES: u64 = 4;
 /// Rows held in memory before they go to the open segment's temporary file.
 const SPILL_BYTES: usize = 64 << 20;
 /// The header file of a checkpoint or shard folder.
@@ -285,65 +289,121 @@ fn segment_name(stream: u32, from: u64, to: u64) -> String {
     format!("s{stream:04}-{from:015}-{to:015}.bin")
 }
 
-/// The segments in `dir`, checked against their names and sizes.
-fn load_segments(dir: &Path) -> Result<Vec<Segment>> {
+/// What to do with a damaged segment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Damaged {
+    /// Refuse, naming the file (a merge: the part must be run again).
+    Refuse,
+    /// Remove it with a warning, so its replicates are computed again (a
+    /// resumed run).
+    Recompute,
+}
+
+/// The segments in `dir`, each checked against its name, its size and its
+/// checksum.
+fn load_segments(dir: &Path, damaged: Damaged) -> Result<Vec<Segment>> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(io_err(dir, e)),
     };
+    let mut paths: Vec<PathBuf> = Vec::new();
     for entry in entries {
-        let path = entry.map_err(|e| io_err(dir, e))?.path();
+        paths.push(entry.map_err(|e| io_err(dir, e))?.path());
+    }
+    paths.sort();
+    for path in paths {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let Some(stem) = name.strip_suffix(".bin").and_then(|s| s.strip_prefix('s')) else {
+        if !(name.starts_with('s') && name.ends_with(".bin")) {
             continue;
-        };
-        let parts: Vec<&str> = stem.split('-').collect();
-        let parsed = (parts.len() == 3)
-            .then(|| {
-                Some((
-                    parts[0].parse::<u32>().ok()?,
-                    parts[1].parse::<u64>().ok()?,
-                    parts[2].parse::<u64>().ok()?,
-                ))
-            })
-            .flatten();
-        let corrupt = |m: &str| {
-            bad(
-                &path,
-                format!(
-                    "{m}; the file is damaged: delete it, and its replicates are computed again"
-                ),
-            )
-        };
-        let (stream, from, to) = parsed.ok_or_else(|| corrupt("not a segment name"))?;
-        let mut f = fs::File::open(&path).map_err(|e| io_err(&path, e))?;
-        let mut head = [0u8; HEADER_BYTES as usize];
-        f.read_exact(&mut head)
-            .map_err(|_| corrupt("shorter than a segment header"))?;
-        let word = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
-        let first = u64::from_le_bytes(head[16..24].try_into().expect("8 bytes"));
-        let width = word(12);
-        let len = f.metadata().map_err(|e| io_err(&path, e))?.len();
-        if &head[..8] != MAGIC || word(8) != stream || first != from || to <= from || width == 0 {
-            return Err(corrupt("its header does not match its name"));
         }
-        if len != HEADER_BYTES + (to - from) * width as u64 * 8 {
-            return Err(corrupt("its length does not match its replicates"));
+        match check_segment(&path) {
+            Ok(segment) => out.push(segment),
+            Err(problem) if damaged == Damaged::Refuse => {
+                return Err(bad(
+                    &path,
+                    format!(
+                        "{problem}: the file is damaged; run the part that wrote it again \
+                         (it recomputes what is missing), then merge"
+                    ),
+                ));
+            }
+            Err(problem) => {
+                eprintln!(
+                    "warning: {}: {problem}: the file is damaged; its replicates are computed again",
+                    path.display()
+                );
+                fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            }
         }
-        out.push(Segment {
-            stream,
-            width,
-            from,
-            to,
-            path,
-        });
     }
     out.sort_by_key(|s| (s.stream, s.from));
     Ok(out)
+}
+
+/// The segment at `path`, or what is wrong with it.
+fn check_segment(path: &Path) -> std::result::Result<Segment, String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let parts: Vec<&str> = name
+        .strip_suffix(".bin")
+        .and_then(|s| s.strip_prefix('s'))
+        .map(|stem| stem.split('-').collect())
+        .unwrap_or_default();
+    let parsed = (parts.len() == 3)
+        .then(|| {
+            Some((
+                parts[0].parse::<u32>().ok()?,
+                parts[1].parse::<u64>().ok()?,
+                parts[2].parse::<u64>().ok()?,
+            ))
+        })
+        .flatten();
+    let (stream, from, to) = parsed.ok_or("not a segment name")?;
+    let mut f = fs::File::open(path).map_err(|e| e.to_string())?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let mut head = [0u8; HEADER_BYTES as usize];
+    f.read_exact(&mut head)
+        .map_err(|_| "shorter than a segment header")?;
+    let word = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
+    let first = u64::from_le_bytes(head[16..24].try_into().expect("8 bytes"));
+    let width = word(12);
+    if &head[..8] != MAGIC {
+        return Err("not a segment of this medsim version".into());
+    }
+    if word(8) != stream || first != from || to <= from || width == 0 {
+        return Err("its header does not match its name".into());
+    }
+    let body = (to - from)
+        .checked_mul(width as u64 * 8)
+        .ok_or("its header does not match its name")?;
+    if len != HEADER_BYTES + body + TRAILER_BYTES {
+        return Err("its length does not match its replicates".into());
+    }
+    // The checksum over header and rows, read in blocks.
+    let mut crc = crc32c::crc32c(&head);
+    let mut left = body;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        f.read_exact(&mut buf[..n]).map_err(|e| e.to_string())?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        left -= n as u64;
+    }
+    let mut trailer = [0u8; TRAILER_BYTES as usize];
+    f.read_exact(&mut trailer).map_err(|e| e.to_string())?;
+    if u32::from_le_bytes(trailer) != crc {
+        return Err("its checksum does not match its contents (bytes changed)".into());
+    }
+    Ok(Segment {
+        stream,
+        width,
+        from,
+        to,
+        path: path.to_path_buf(),
+    })
 }
 
 /// Remove temporary segments a killed run left in `dir`.
@@ -412,7 +472,11 @@ impl Store {
             write: Some(dir.to_path_buf()),
             every,
             shard,
-            segments: if keep { load_segments(dir)? } else { vec![] },
+            segments: if keep {
+                load_segments(dir, Damaged::Recompute)?
+            } else {
+                vec![]
+            },
             next_stream: AtomicU32::new(0),
             reused: AtomicU64::new(0),
             engine: None,
@@ -427,7 +491,7 @@ impl Store {
     pub fn merge(dirs: &[PathBuf], engine: Option<Backend>) -> Result<Store> {
         let mut segments = Vec::new();
         for d in dirs {
-            segments.extend(load_segments(d)?);
+            segments.extend(load_segments(d, Damaged::Refuse)?);
         }
         segments.sort_by_key(|s| (s.stream, s.from));
         for w in segments.windows(2) {
@@ -566,6 +630,8 @@ struct Pending {
     from: u64,
     next: u64,
     rows: Vec<f64>,
+    /// CRC-32C of the bytes written to the temporary file so far.
+    crc: u32,
     /// The segment's temporary file, once the rows outgrew memory.
     file: Option<(PathBuf, std::io::BufWriter<fs::File>)>,
 }
@@ -725,11 +791,13 @@ impl Stored<'_> {
             head.extend_from_slice(&(self.width as u32).to_le_bytes());
             head.extend_from_slice(&p.from.to_le_bytes());
             w.write_all(&head).map_err(|e| io_err(&path, e))?;
+            p.crc = crc32c::crc32c(&head);
             p.file = Some((path, w));
         }
         let (path, w) = p.file.as_mut().expect("opened above");
-        w.write_all(&le_bytes(&p.rows))
-            .map_err(|e| io_err(path, e))?;
+        let bytes = le_bytes(&p.rows);
+        w.write_all(&bytes).map_err(|e| io_err(path, e))?;
+        p.crc = crc32c::crc32c_append(p.crc, &bytes);
         p.rows.clear();
         Ok(())
     }
@@ -740,7 +808,9 @@ impl Stored<'_> {
             return Ok(());
         }
         self.spill(p, dir)?;
-        let (tmp, w) = p.file.take().expect("spilled above");
+        let (tmp, mut w) = p.file.take().expect("spilled above");
+        w.write_all(&p.crc.to_le_bytes())
+            .map_err(|e| io_err(&tmp, e))?;
         let f = w.into_inner().map_err(|e| io_err(&tmp, e.error()))?;
         f.sync_all().map_err(|e| io_err(&tmp, e))?;
         let path = dir.join(segment_name(self.id, p.from, p.next));

@@ -78,6 +78,12 @@ pub enum Error {
     #[error("cannot write results to {path}: {reason}")]
     Output { path: PathBuf, reason: String },
 
+    /// A results folder that medsim will not write into (it holds other
+    /// files, another run holds it, or it is a folder results must not
+    /// bury); nothing was written.
+    #[error("results folder {path}: {reason} (config key output.dir)")]
+    Folder { path: PathBuf, reason: String },
+
     /// The GPU could not be used (no adapter, a failed stage or readback).
     #[error("GPU: {0}")]
     Gpu(String),

@@ -12,8 +12,9 @@ use medsim::checkpoint::Shard;
 use medsim::config::{self, Config, Origin};
 use medsim::error::{Error, Result};
 use medsim::manifest::{Manifest, resolve_inputs, run_folder};
-use medsim::output::{write_file, write_run_dir};
+use medsim::output::write_file;
 use medsim::report::render;
+use medsim::results_dir::ResultsDir;
 use medsim::run::execute_timed;
 use medsim::scale::{Mode, Scale, results_config};
 use medsim::synthetic::{SyntheticParams, generate};
@@ -483,9 +484,13 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct GenerateArgs {
-    /// Where to write the CSV.
+    /// Where to write the CSV (a new file; an existing one only with --force).
     #[arg(long, value_name = "FILE.csv")]
     out: PathBuf,
+    /// Replace FILE.csv if it exists (only a regular file, never a folder,
+    /// device or pipe).
+    #[arg(long)]
+    force: bool,
     /// Seed of the generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -757,11 +762,11 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
         plans.push((c, plan, inputs));
     }
     let out = base_flags.out_dir();
-    check_out_dir(&out)?;
     let configs: Vec<&Config> = plans.iter().map(|(c, _, _)| c).collect();
     let mut all_inputs: Vec<PathBuf> = plans.iter().flat_map(|(_, _, i)| i.clone()).collect();
     all_inputs.sort();
     all_inputs.dedup();
+    let mut folder = ResultsDir::claim(&scale.folder(&out), &all_inputs)?;
     let resamples = plans.iter().any(|(_, p, _)| p.resampling.is_some());
     if !resamples && matches!(scale.mode, Mode::Shard(_)) {
         return Err(nothing_to_split());
@@ -796,14 +801,9 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
         let (summary, timings) = execute_timed(plan, &|done, total| {
             bar.set_position(offset + 1000 * done / total.max(1));
         })
-        .map_err(|e| {
-            if let Some(st) = &stores {
-                st.discard_if_empty();
-            }
-            Error::InvalidOption {
-                option: format!("sweep point {} ({})", k + 1, describe(&point.values)),
-                message: e.to_string(),
-            }
+        .map_err(|e| Error::InvalidOption {
+            option: format!("sweep point {} ({})", k + 1, describe(&point.values)),
+            message: e.to_string(),
         })?;
         if matches!(scale.mode, Mode::Shard(_)) {
             if let Some(st) = stores.as_mut() {
@@ -828,6 +828,7 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
     if let (Some(st), Mode::Shard(shard)) = (stores.as_mut(), &scale.mode) {
         // Marked complete only now that every point's part is stored.
         st.finish_shard()?;
+        folder.keep();
         return shard_done(*shard, st, &out, args.flags.quiet);
     }
     let table = medsim::sweep::csv_text(&medsim::sweep::header(&keys), &rows)?;
@@ -842,7 +843,7 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
             files.push((name, text.into_bytes()));
         }
     }
-    write_run_dir(&out, &files)?;
+    folder.write(&files)?;
     outln!(
         "sweep {}: {n} points over {} in {:.1} s",
         base_flags.name,
@@ -928,7 +929,7 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         merge_engine(&mut running.resampling);
     }
     let out = c.out_dir();
-    check_out_dir(&out)?;
+    let mut folder = ResultsDir::claim(&scale.folder(&out), &[])?;
     let total = study.cells.len() as u64 * study.datasets;
     let bar = progress_bar(
         args.quiet,
@@ -947,13 +948,10 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         store.as_ref().map(|s| s.0.as_ref()),
     );
     bar.finish_and_clear();
-    let (cells, sizes, seconds) = ran.inspect_err(|_| {
-        if let Some(st) = &stores {
-            st.discard_if_empty();
-        }
-    })?;
+    let (cells, sizes, seconds) = ran?;
     if let (Some(st), Mode::Shard(shard)) = (stores.as_mut(), &scale.mode) {
         st.finish_shard()?;
+        folder.keep();
         return shard_done(*shard, st, &out, args.quiet);
     }
     let summary = medsim::simulate::SimulationSummary::new(&c.name, &study, cells, sizes, seconds);
@@ -968,7 +966,7 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
     {
         files.push((name, text.into_bytes()));
     }
-    write_run_dir(&out, &files)?;
+    folder.write(&files)?;
     out!("{}", summary.render());
     outln!("\nwritten  {}", out.join("simulation.json").display());
     Ok(())
@@ -1030,33 +1028,6 @@ fn bench(args: BenchArgs) -> Result<()> {
         outln!("\nwritten  {} and {}", file.display(), md_path.display());
     }
     Ok(())
-}
-
-/// Refuse a results folder that exists as a file, before any work.
-fn check_out_dir(out: &std::path::Path) -> Result<()> {
-    if out.exists() && !out.is_dir() {
-        return Err(Error::Output {
-            path: out.to_path_buf(),
-            reason: "it exists and is not a folder".into(),
-        });
-    }
-    // The results (and any checkpoint) are made next to or inside the
-    // nearest folder that exists: try writing there, and leave nothing.
-    let absolute = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
-    let Some(base) = absolute.ancestors().find(|a| a.is_dir()) else {
-        return Ok(());
-    };
-    let probe = base.join(format!(".medsim-write-test-{}", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(Error::Output {
-            path: out.to_path_buf(),
-            reason: format!("{} is not writable ({e})", base.display()),
-        }),
-    }
 }
 
 /// A merge reads the parts' replicates: its own engine only computes what
@@ -1257,11 +1228,11 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
     let mut plan = config.plan(&origin)?;
     let inputs = resolve_inputs(&mut config, &plan)?;
     let out = config.out_dir();
-    check_out_dir(&out)?;
     let command = if sensitivity { "sensitivity" } else { "run" };
     if plan.resampling.is_none() && matches!(scale.mode, Mode::Shard(_)) {
         return Err(nothing_to_split());
     }
+    let mut folder = ResultsDir::claim(&scale.folder(&out), &inputs)?;
     let mut stores = match &plan.resampling {
         Some(_) => scale.open(command, results_config(&[&config], &inputs)?, &out)?,
         None => None,
@@ -1282,15 +1253,12 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
         bar.set_position(done);
     });
     bar.finish_and_clear();
-    let (summary, timings) = executed.inspect_err(|_| {
-        if let Some(st) = &stores {
-            st.discard_if_empty();
-        }
-    })?;
+    let (summary, timings) = executed?;
     let store = plan.resampling.as_ref().and_then(|s| s.store.clone());
     if let (Some(st), Mode::Shard(shard)) = (stores.as_mut(), &scale.mode) {
         st.note_engine(engine_of(&summary));
         st.finish_shard()?;
+        folder.keep();
         return shard_done(*shard, st, &out, args.flags.quiet);
     }
     if let Some(store) = &store
@@ -1307,7 +1275,7 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
         extra = medsim::run::replicate_files(&plan)?;
     }
     let files = run_folder(&config, &inputs, &summary, &timings, extra)?;
-    write_run_dir(&out, &files)?;
+    folder.write(&files)?;
     if config.output.json {
         out!("{}", String::from_utf8_lossy(&files[0].1));
     } else {
@@ -1331,13 +1299,14 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
             });
         }
     }
+    let target = medsim::output::file_target(&args.out, args.force)?;
     let table = generate(SyntheticParams {
         cities: args.cities,
         years: args.years,
         seed: args.seed,
         ..SyntheticParams::default()
     });
-    write_file(&args.out, |tmp| write_csv(&table, tmp))?;
+    write_file(&target, |tmp| write_csv(&table, tmp))?;
     eprintln!(
         "wrote {} ({} cities x {} years, seed {})",
         args.out.display(),

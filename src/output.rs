@@ -1,5 +1,6 @@
-//! Writing results so that a failed run leaves nothing half-written: files go
-//! to a temporary sibling first and are moved into place at the end.
+//! A run folder's files, and writing one file so that a failed write
+//! leaves nothing half-written (a temporary sibling, then a rename).
+//! Folders are claimed and written by `crate::results_dir`.
 
 use std::path::{Path, PathBuf};
 
@@ -61,42 +62,30 @@ pub fn run_files(summary: &Summary, plots: bool) -> Result<Vec<(String, Vec<u8>)
     Ok(files)
 }
 
-/// Replace the folder `dir` with one holding exactly `files` (relative
-/// path, bytes; sub-folders are made). The old folder, if any, is only
-/// removed once the new one is complete.
-pub fn write_run_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(out_err(dir, "it exists and is not a folder"));
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| out_err(parent, e))?;
-    }
-    let tmp = sibling(dir, "tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    let result = (|| {
-        std::fs::create_dir(&tmp).map_err(|e| out_err(dir, e))?;
-        for (name, bytes) in files {
-            let path = tmp.join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| out_err(&dir.join(name), e))?;
-            }
-            std::fs::write(&path, bytes).map_err(|e| out_err(&dir.join(name), e))?;
+/// Where a new file named `path` may be written: a path that does not
+/// exist, or with `force` an existing regular file (a link to one is
+/// followed, so the link stays). Folders, devices and pipes are refused,
+/// and an existing file without `force`.
+pub fn file_target(path: &Path, force: bool) -> Result<PathBuf> {
+    let refuse = |reason: &str| Error::Output {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    match std::fs::metadata(path) {
+        Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+            Err(refuse("it is a link to nothing; give a file name"))
         }
-        if dir.exists() {
-            let old = sibling(dir, "old");
-            let _ = std::fs::remove_dir_all(&old);
-            std::fs::rename(dir, &old).map_err(|e| out_err(dir, e))?;
-            std::fs::rename(&tmp, dir).map_err(|e| out_err(dir, e))?;
-            let _ = std::fs::remove_dir_all(&old);
+        Err(_) => Ok(path.to_path_buf()),
+        Ok(m) if !m.is_file() => Err(refuse(if m.is_dir() {
+            "it is a folder; give a file name"
         } else {
-            std::fs::rename(&tmp, dir).map_err(|e| out_err(dir, e))?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
+            "it is not a regular file (a device or a pipe); give a file name"
+        })),
+        Ok(_) if !force => Err(refuse(
+            "it exists; medsim does not replace a file unless asked (--force)",
+        )),
+        Ok(_) => std::fs::canonicalize(path).map_err(|e| refuse(&e.to_string())),
     }
-    result
 }
 
 /// Write one file atomically: to a temporary sibling, then renamed over `path`.

@@ -86,11 +86,18 @@ pub struct Stores {
     scale: Scale,
     keep: bool,
     engine: Option<Backend>,
-    /// The outermost folder the store's creation made (None: all existed).
-    created: Option<PathBuf>,
 }
 
 impl Scale {
+    /// The folder the command writes when its results go to `out`: a
+    /// shard's own folder, else `out`.
+    pub fn folder(&self, out: &Path) -> PathBuf {
+        match &self.mode {
+            Mode::Shard(s) => shards_dir(out).join(s.folder()),
+            _ => out.to_path_buf(),
+        }
+    }
+
     /// The stores of `command` (results depending on `config`, written to
     /// `out`); None for a plain run without checkpoints.
     pub fn open(
@@ -122,8 +129,8 @@ impl Scale {
                 }
                 (dir, *keep)
             }
-            Mode::Shard(s) => {
-                let dir = shards_dir(out).join(s.folder());
+            Mode::Shard(_) => {
+                let dir = self.folder(out);
                 // A shard run again continues its own earlier attempt.
                 let keep = match Header::read(&dir) {
                     Ok(old) => match header.check_same(&old, "--shard") {
@@ -147,15 +154,9 @@ impl Scale {
                     scale: self.clone(),
                     keep: true,
                     engine: shards.engine.clone(),
-                    created: None,
                 }));
             }
         };
-        let created = dir
-            .ancestors()
-            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
-            .last()
-            .map(Path::to_path_buf);
         std::fs::create_dir_all(&dir).map_err(|e| Error::Output {
             path: dir.clone(),
             reason: e.to_string(),
@@ -174,7 +175,6 @@ impl Scale {
             scale: self.clone(),
             keep,
             engine: None,
-            created,
         }))
     }
 }
@@ -210,36 +210,6 @@ impl Stores {
     /// The folder written.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
-    }
-
-    /// After a failed run: remove the folder written if it holds no
-    /// replicates, and the folders made for it that this leaves empty, so
-    /// a run refused on its input leaves nothing behind.
-    pub fn discard_if_empty(&self) {
-        fn has_segments(dir: &Path) -> bool {
-            std::fs::read_dir(dir).is_ok_and(|entries| {
-                entries.flatten().any(|e| {
-                    let p = e.path();
-                    p.extension().is_some_and(|x| x == "bin") || (p.is_dir() && has_segments(&p))
-                })
-            })
-        }
-        let Some(dir) = &self.dir else {
-            return;
-        };
-        if has_segments(dir) {
-            return;
-        }
-        let _ = std::fs::remove_dir_all(dir);
-        if let Some(top) = &self.created {
-            for d in dir.ancestors().skip(1) {
-                if !d.starts_with(top) {
-                    break;
-                }
-                // Only if empty: remove_dir refuses otherwise.
-                let _ = std::fs::remove_dir(d);
-            }
-        }
     }
 
     /// Record the engine of the replicates (the first run's, of a sweep).

@@ -150,22 +150,6 @@ fn json_flag_prints_the_written_summary() {
 }
 
 #[test]
-fn run_folder_is_replaced_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("o")).unwrap();
-    std::fs::write(dir.path().join("o/stale.txt"), "old").unwrap();
-    let out = medsim(dir.path(), &["run", "--mc-draws", "2000", "--out", "o"]);
-    assert!(out.status.success());
-    assert!(dir.path().join("o/summary.json").exists());
-    assert!(!dir.path().join("o/stale.txt").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(leftovers, ["o"], "temporary folders left behind");
-}
-
-#[test]
 fn missing_rows_and_singletons_are_dropped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let path = small_panel(dir.path(), "gaps.csv", |t| {

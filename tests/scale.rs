@@ -117,9 +117,18 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_summary() {
     kill_once_stored(d, &args, &checkpoint, "s0002-");
     assert!(!d.join("killed/summary.json").exists());
     assert!(segments(&checkpoint, "s0000-") > 0);
+    // A bad disk zeroed some replicates of a stored segment.
+    let damaged = first_segment(&checkpoint);
+    flip_middle(&damaged);
 
     let out = medsim(d, &["run", "--resume", "killed"]);
     let text = ok(&out);
+    assert!(
+        text.contains(&damaged.file_name().unwrap().to_string_lossy().into_owned())
+            && text.contains("checksum does not match")
+            && text.contains("computed again"),
+        "{text}"
+    );
     let reused: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("resumed: "))
@@ -331,7 +340,9 @@ fn three_shards_merge_into_the_single_run_and_bad_sets_are_refused() {
             let mut bytes = read(&e.path());
             bytes[16..24].copy_from_slice(&1u64.to_le_bytes());
             let width = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
-            bytes.truncate(bytes.len() - width * 8);
+            bytes.truncate(bytes.len() - 4 - width * 8);
+            let crc = crc32c::crc32c(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
             std::fs::write(copy.path().join("001-of-003").join(name), bytes).unwrap();
         }
     }
@@ -353,6 +364,38 @@ fn three_shards_merge_into_the_single_run_and_bad_sets_are_refused() {
         err.contains("its length does not match its replicates"),
         "{err}"
     );
+
+    // Bytes changed in the middle of a segment, its length intact.
+    let copy = edit("\"complete\": true", "\"complete\": true");
+    let seg = first_segment(&copy.path().join("001-of-003"));
+    flip_middle(&seg);
+    let err = refused(&medsim(d, &["merge", &s(copy.path().to_path_buf())]));
+    assert!(
+        err.contains("checksum does not match") && err.contains(&s(seg)),
+        "{err}"
+    );
+}
+
+/// The first segment file in `dir`, by name.
+fn first_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    segs.sort();
+    segs.remove(0)
+}
+
+/// Zero 64 bytes in the middle of a segment's rows (as a bad disk
+/// might), keeping its length.
+fn flip_middle(seg: &Path) {
+    let mut bytes = read(seg);
+    let mid = bytes.len() / 2;
+    assert!(bytes[mid..mid + 64].iter().any(|b| *b != 0));
+    bytes[mid..mid + 64].fill(0);
+    std::fs::write(seg, bytes).unwrap();
 }
 
 #[test]
@@ -397,6 +440,7 @@ fn a_changed_data_file_is_refused_by_the_merge() {
             "5",
             "--seed",
             "3",
+            "--force",
         ],
     ));
     let err = refused(&medsim(d, &["merge", "r-shards"]));

@@ -1,0 +1,278 @@
+//! Trust in what medsim writes and reads back, end to end through the
+//! binary: results folders that hold the user's files are refused and left
+//! intact, folders whose loss would hurt are refused, one run per folder at
+//! a time, links kept, nothing left behind by a refused run, and
+//! `medsim generate` overwrites only what it may.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::medsim;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Exit 2 with every needle in stderr.
+fn refused(dir: &Path, args: &[&str], needles: &[&str]) -> String {
+    let out = medsim(dir, args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "args {args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "'{n}' not in: {err}");
+    }
+    err
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+const QUICK: &[&str] = &["run", "-B", "99", "--mc-draws", "1000", "-q", "--no-plots"];
+
+fn quick(extra: &[&str]) -> Vec<String> {
+    QUICK.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
+fn run_ok(dir: &Path, args: &[String]) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = medsim(dir, &args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+}
+
+#[test]
+fn a_folder_holding_the_users_files_is_refused_and_left_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("o");
+    std::fs::create_dir_all(&o).unwrap();
+    std::fs::write(o.join("panel.csv"), "city,year\n").unwrap();
+    std::fs::write(o.join("notes.txt"), "my notes").unwrap();
+    let args = quick(&["--out", "o"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(
+        dir.path(),
+        &args,
+        &[
+            "results folder o",
+            "did not write",
+            "notes.txt",
+            "panel.csv",
+            "choose another",
+        ],
+    );
+    assert_eq!(names(&o), ["notes.txt", "panel.csv"]);
+    assert_eq!(
+        std::fs::read_to_string(o.join("notes.txt")).unwrap(),
+        "my notes"
+    );
+    // The same with the folder from a config's [output] dir, a sweep and a
+    // simulation study.
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "name = \"c\"\n[output]\ndir = \"o\"\n[resampling]\nreplicates = 99\n",
+    )
+    .unwrap();
+    refused(dir.path(), &["run", "c.toml", "-q"], &["did not write"]);
+    assert_eq!(names(&o), ["notes.txt", "panel.csv"]);
+}
+
+#[test]
+fn a_medsim_folder_keeps_what_the_user_adds_and_loses_only_stale_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("o");
+    run_ok(dir.path(), &quick(&["--out", "o", "--save-replicates"]));
+    assert!(o.join("replicates.csv").exists());
+    std::fs::write(o.join("notes.txt"), "mine").unwrap();
+    run_ok(dir.path(), &quick(&["--out", "o"]));
+    let files = names(&o);
+    assert!(files.contains(&"notes.txt".to_string()), "{files:?}");
+    assert!(files.contains(&"summary.json".to_string()), "{files:?}");
+    assert!(
+        !files.contains(&"replicates.csv".to_string()),
+        "a stale result stayed: {files:?}"
+    );
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.contains("staging") || f.ends_with(".lock")),
+        "{files:?}"
+    );
+    assert_eq!(
+        names(dir.path()),
+        ["o"],
+        "temporary files beside the folder"
+    );
+}
+
+#[test]
+fn a_folder_written_by_an_older_medsim_is_still_medsims() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("o");
+    run_ok(dir.path(), &quick(&["--out", "o"]));
+    std::fs::remove_file(o.join(".medsim")).unwrap(); // as older versions wrote it
+    run_ok(dir.path(), &quick(&["--out", "o"]));
+    assert!(o.join(".medsim").exists());
+}
+
+#[test]
+fn folders_whose_loss_would_hurt_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    assert!(
+        medsim(dir.path(), &["generate", "--out", "data/panel.csv"])
+            .status
+            .success()
+    );
+    let before = names(dir.path());
+    for (out, why) in [
+        ("/", "root folder"),
+        (".", "working folder"),
+        ("..", "working folder"),
+        ("data", "holds the input file"),
+    ] {
+        let started = Instant::now();
+        let args = quick(&["--data", "data/panel.csv", "--out", out]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(dir.path(), &args, &[why]);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    assert_eq!(names(dir.path()), before);
+    assert_eq!(names(&data), ["panel.csv"]);
+}
+
+#[test]
+fn a_linked_results_folder_stays_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real", dir.path().join("o")).unwrap();
+    run_ok(dir.path(), &quick(&["--out", "o"]));
+    run_ok(dir.path(), &quick(&["--out", "o"]));
+    let meta = std::fs::symlink_metadata(dir.path().join("o")).unwrap();
+    assert!(meta.file_type().is_symlink());
+    assert!(dir.path().join("real/summary.json").exists());
+    std::os::unix::fs::symlink("nowhere", dir.path().join("dangling")).unwrap();
+    let args = quick(&["--out", "dangling"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(dir.path(), &args, &["link to nothing"]);
+}
+
+#[test]
+fn a_refused_or_failed_run_leaves_no_folder_and_no_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        medsim(
+            dir.path(),
+            &["generate", "--out", "p.csv", "--cities", "30"]
+        )
+        .status
+        .success()
+    );
+    // Fails after the folder is claimed: a column that is not there.
+    let args = quick(&[
+        "--data",
+        "p.csv",
+        "--mediator",
+        "nope",
+        "--out",
+        "o",
+        "--checkpoint-every",
+        "0.001",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(dir.path(), &args, &["nope"]);
+    assert!(!dir.path().join("o").exists());
+    // In a folder medsim wrote, the failed run's checkpoint goes, the
+    // results stay.
+    run_ok(dir.path(), &quick(&["--data", "p.csv", "--out", "o"]));
+    let before = names(&dir.path().join("o"));
+    refused(dir.path(), &args, &["nope"]);
+    assert_eq!(names(&dir.path().join("o")), before);
+}
+
+#[test]
+fn a_second_run_on_a_held_folder_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args([
+            "run",
+            "-B",
+            "5000000",
+            "--backend",
+            "cpu",
+            "-q",
+            "--no-plots",
+            "--out",
+            "o",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dir.path().join("o/.medsim.lock");
+    let started = Instant::now();
+    while std::fs::read_to_string(&lock).map_or(true, |t| t.trim().is_empty()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no lock appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = first.id().to_string();
+    for seed in ["1", "2"] {
+        let args = quick(&["--seed", seed, "--out", "o"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(
+            dir.path(),
+            &args,
+            &["another medsim run", &format!("pid {pid}")],
+        );
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The holder is gone (killed): its lock went with it.
+    run_ok(dir.path(), &quick(&["--out", "o"]));
+}
+
+#[test]
+fn generate_overwrites_only_a_file_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.csv"), "mine").unwrap();
+    refused(
+        dir.path(),
+        &["generate", "--out", "p.csv"],
+        &["exists", "--force"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("p.csv")).unwrap(),
+        "mine"
+    );
+    assert!(
+        medsim(
+            dir.path(),
+            &["generate", "--out", "p.csv", "--force", "--cities", "5"]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("p.csv"))
+            .unwrap()
+            .starts_with("city,")
+    );
+    refused(
+        dir.path(),
+        &["generate", "--out", "/dev/null", "--force"],
+        &["not a regular file"],
+    );
+    assert!(Path::new("/dev/null").exists());
+}
