@@ -1038,6 +1038,62 @@ mod tests {
         assert_eq!(resumed.reused(), 15);
     }
 
+    /// Replicates r = 3 (mod 5) degenerate (all NaN), r = 4 (mod 5) with
+    /// one NaN statistic (not degenerate).
+    struct Gappy;
+
+    impl Engine for Gappy {
+        fn backend(&self) -> Backend {
+            Backend::cpu()
+        }
+        fn layout(&self) -> StatLayout {
+            StatLayout {
+                mediators: 1,
+                studentized: false,
+                sensitivity: 0,
+            }
+        }
+        fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64> {
+            let n = self.layout().len();
+            let mut failed = 0;
+            for (i, row) in out.chunks_mut(n).enumerate() {
+                let r = start + i as u64;
+                row.fill(r as f64);
+                match r % 5 {
+                    3 => {
+                        row.fill(f64::NAN);
+                        failed += 1;
+                    }
+                    4 => row[0] = f64::NAN,
+                    _ => {}
+                }
+            }
+            Ok(failed)
+        }
+    }
+
+    #[test]
+    fn stored_nan_rows_are_counted_as_the_engine_counted_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = Gappy.layout().len();
+        let mut direct = vec![0.0; 40 * n];
+        let want = Gappy.compute(0, &mut direct).unwrap();
+        assert_eq!(want, 8);
+        let store = Store::open(dir.path(), Duration::ZERO, None, false).unwrap();
+        let stream = store.stream(&Gappy, 40).unwrap();
+        let mut first = vec![0.0; 25 * n];
+        assert_eq!(stream.compute(0, &mut first).unwrap(), 5);
+        stream.flush().unwrap();
+        drop(stream);
+        let resumed = Store::open(dir.path(), Duration::ZERO, None, true).unwrap();
+        let stream = resumed.stream(&Gappy, 40).unwrap();
+        let mut again = vec![0.0; 40 * n];
+        assert_eq!(stream.compute(0, &mut again).unwrap(), want);
+        assert_eq!(resumed.reused(), 25);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&again), bits(&direct));
+    }
+
     #[test]
     fn a_merge_refuses_replicates_no_shard_holds() {
         let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,6 @@ use medsim::error::{Error, Result};
 use medsim::manifest::{Manifest, resolve_inputs, run_folder};
 use medsim::output::write_file;
 use medsim::report::render;
-use medsim::results_dir::ResultsDir;
 use medsim::run::execute_timed;
 use medsim::scale::{Mode, Scale, results_config};
 use medsim::synthetic::{SyntheticParams, generate};
@@ -263,6 +262,7 @@ impl ScaleFlags {
         Ok(Scale {
             mode,
             every: Duration::from_secs_f64(every),
+            resumes: None,
         })
     }
 }
@@ -766,7 +766,7 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
     let mut all_inputs: Vec<PathBuf> = plans.iter().flat_map(|(_, _, i)| i.clone()).collect();
     all_inputs.sort();
     all_inputs.dedup();
-    let mut folder = ResultsDir::claim(&scale.folder(&out), &all_inputs)?;
+    let mut folder = scale.claim(&out, &all_inputs)?;
     let resamples = plans.iter().any(|(_, p, _)| p.resampling.is_some());
     if !resamples && matches!(scale.mode, Mode::Shard(_)) {
         return Err(nothing_to_split());
@@ -929,7 +929,7 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         merge_engine(&mut running.resampling);
     }
     let out = c.out_dir();
-    let mut folder = ResultsDir::claim(&scale.folder(&out), &[])?;
+    let mut folder = scale.claim(&out, &[])?;
     let total = study.cells.len() as u64 * study.datasets;
     let bar = progress_bar(
         args.quiet,
@@ -1118,6 +1118,7 @@ fn resume(
     }
     .scale()?;
     scale.mode = Mode::Checkpoint { keep: true };
+    scale.resumes = Some(medsim::results_dir::resolve(dir));
     replay(&header, scale, None, quiet, threads)
 }
 
@@ -1142,6 +1143,37 @@ fn replay(
     })?;
     let cli = Cli::try_parse_from(&header.argv)
         .map_err(|e| bad(format!("its command line no longer parses: {e}")))?;
+    // The stored command must be the run that wrote the folder: not a
+    // resume or merge itself (that would redirect the work, or never end),
+    // and a merge's must be the part the folder says it is.
+    let (command, flags) = match &cli.command {
+        Command::Run(a) => ("run", &a.scale),
+        Command::Sensitivity(a) => ("sensitivity", &a.scale),
+        Command::Sweep(a) => ("sweep", &a.scale),
+        Command::Simulate(a) => ("simulate", &a.scale),
+        _ => {
+            return Err(bad(format!(
+                "its stored command line is not a run, sensitivity, sweep or simulation ({}); \
+             the folder's {} was not written by medsim",
+                header.argv.join(" "),
+                medsim::checkpoint::HEADER_FILE
+            )));
+        }
+    };
+    let stored_shard = flags.shard.as_deref().map(Shard::parse).transpose()?;
+    if command != header.command || flags.resume.is_some() || stored_shard != header.shard {
+        return Err(bad(format!(
+            "its stored command line ({}) is not the `medsim {}` {} that wrote the folder; \
+             the folder's {} was edited or is not medsim's",
+            header.argv.join(" "),
+            header.command,
+            match header.shard {
+                Some(s) => format!("part --shard {}/{}", s.index, s.count),
+                None => "run".into(),
+            },
+            medsim::checkpoint::HEADER_FILE
+        )));
+    }
     match cli.command {
         Command::Run(mut a) | Command::Sensitivity(mut a) => {
             a.flags.quiet |= quiet;
@@ -1182,6 +1214,7 @@ fn merge(args: MergeArgs) -> Result<()> {
             dirs,
             shards: Box::new(header.clone()),
         },
+        resumes: None,
         every: Duration::ZERO,
     };
     replay(&header, scale, out, args.quiet, args.threads)
@@ -1232,7 +1265,7 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
     if plan.resampling.is_none() && matches!(scale.mode, Mode::Shard(_)) {
         return Err(nothing_to_split());
     }
-    let mut folder = ResultsDir::claim(&scale.folder(&out), &inputs)?;
+    let mut folder = scale.claim(&out, &inputs)?;
     let mut stores = match &plan.resampling {
         Some(_) => scale.open(command, results_config(&[&config], &inputs)?, &out)?,
         None => None,

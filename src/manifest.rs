@@ -166,6 +166,31 @@ impl Manifest {
             key: "manifest".into(),
             message: format!("not a medsim manifest.json: {e}"),
         })?;
+        // The data the replay reads must be a file whose checksum the
+        // manifest records (an edited `csv` would replay on other data).
+        if let Some(csv) = &manifest.config.data.csv {
+            let read = std::path::absolute(csv).unwrap_or_else(|_| csv.clone());
+            if !manifest.inputs.iter().any(|i| i.path == read) {
+                return Err(Error::InvalidOption {
+                    option: "--manifest".into(),
+                    message: format!(
+                        "its config reads {}, whose checksum it does not record (it records {}); \
+                         the manifest was edited, so its replay would not be the run it describes",
+                        read.display(),
+                        if manifest.inputs.is_empty() {
+                            "no input file".to_string()
+                        } else {
+                            manifest
+                                .inputs
+                                .iter()
+                                .map(|i| i.path.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                });
+            }
+        }
         for input in &manifest.inputs {
             let now = digest_file(&input.path).map_err(|e| Error::InvalidOption {
                 option: "--manifest".into(),

@@ -13,6 +13,7 @@ use crate::checkpoint::{HEADER_FILE, Header, Shard, Store, StoreRef};
 use crate::config::Config;
 use crate::engine::Backend;
 use crate::error::{Error, Result};
+use crate::results_dir::{ResultsDir, resolve};
 
 /// What a command does with its replicates.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +37,10 @@ pub struct Scale {
     pub mode: Mode,
     /// Between checkpoints; zero: a plain run writes none.
     pub every: Duration,
+    /// The folder a resumed command must write (the `--resume` folder,
+    /// resolved): a stored command line that writes elsewhere is another
+    /// run's.
+    pub resumes: Option<PathBuf>,
 }
 
 /// The checkpoint interval of a plain run.
@@ -96,6 +101,26 @@ impl Scale {
             Mode::Shard(s) => shards_dir(out).join(s.folder()),
             _ => out.to_path_buf(),
         }
+    }
+
+    /// Claim the folder the command writes ([`Scale::folder`]) for a run
+    /// reading `inputs`; a resumed command must write the folder resumed.
+    pub fn claim(&self, out: &Path, inputs: &[PathBuf]) -> Result<ResultsDir> {
+        let folder = self.folder(out);
+        if let Some(resumed) = &self.resumes
+            && resolve(&folder) != *resumed
+        {
+            return Err(Error::InvalidOption {
+                option: "--resume".into(),
+                message: format!(
+                    "the checkpoint in {} holds the command line of a run whose results go to {}: \
+                     it is not this folder's run, so it is not resumed",
+                    resumed.display(),
+                    folder.display()
+                ),
+            });
+        }
+        ResultsDir::claim(&folder, inputs)
     }
 
     /// The stores of `command` (results depending on `config`, written to

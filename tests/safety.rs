@@ -276,3 +276,154 @@ fn generate_overwrites_only_a_file_with_force() {
     );
     assert!(Path::new("/dev/null").exists());
 }
+
+/// A run of `args` in `dir` killed (SIGKILL) once `folder` holds a stored
+/// segment.
+fn killed_once_stored(dir: &Path, args: &[&str], folder: &Path) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let stored = || {
+        std::fs::read_dir(folder)
+            .is_ok_and(|mut e| e.any(|e| e.unwrap().path().extension().is_some_and(|x| x == "bin")))
+    };
+    while !stored() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "nothing stored"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Replace `from` by `to` in a JSON file's text.
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from} not in {text}");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn stored_command_lines_cannot_redirect_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = [
+        "run",
+        "-B",
+        "3000000",
+        "--backend",
+        "cpu",
+        "-q",
+        "--no-plots",
+        "--checkpoint-every",
+        "0.05",
+    ];
+    let with_out = |out: &'static str| [&long[..], &["--out", out]].concat();
+    killed_once_stored(d, &with_out("o"), &d.join("o/checkpoint"));
+    killed_once_stored(d, &with_out("other"), &d.join("other/checkpoint"));
+    let header = d.join("o/checkpoint/run.json");
+    let saved = std::fs::read_to_string(&header).unwrap();
+
+    // A run.json whose command is itself a resume: refused, not a stack
+    // overflow.
+    edit(
+        &header,
+        "\"--checkpoint-every\"",
+        "\"--resume\", \"o\", \"--checkpoint-every\"",
+    );
+    let err = refused(
+        d,
+        &["run", "--resume", "o"],
+        &["stored command line", "was edited"],
+    );
+    assert!(!err.contains("overflow"), "{err}");
+    // One that writes another folder's results: refused, the other run
+    // untouched.
+    std::fs::write(&header, &saved).unwrap();
+    edit(&header, "\"o\"\n", "\"other\"\n");
+    let before = names(&d.join("other/checkpoint"));
+    refused(d, &["run", "--resume", "o"], &["not this folder's run"]);
+    assert_eq!(names(&d.join("other/checkpoint")), before);
+    assert!(!d.join("other/summary.json").exists());
+
+    // A shard whose stored command resumes another run: the merge refuses.
+    let part = [
+        "run",
+        "-B",
+        "200",
+        "--backend",
+        "cpu",
+        "-q",
+        "--no-plots",
+        "--out",
+        "s",
+        "--shard",
+        "0/1",
+    ];
+    assert!(medsim(d, &part).status.success());
+    let shard = d.join("s-shards/000-of-001/run.json");
+    edit(
+        &shard,
+        "\"--shard\",\n    \"0/1\"",
+        "\"--resume\",\n    \"other\"",
+    );
+    refused(
+        d,
+        &["merge", "s-shards"],
+        &["stored command line", "was edited"],
+    );
+    assert!(!d.join("other/summary.json").exists());
+}
+
+#[test]
+fn a_manifest_whose_data_path_was_edited_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (file, seed) in [("a.csv", "1"), ("b.csv", "2")] {
+        assert!(
+            medsim(
+                d,
+                &["generate", "--out", file, "--cities", "30", "--seed", seed]
+            )
+            .status
+            .success()
+        );
+    }
+    run_ok(d, &quick(&["--data", "a.csv", "--out", "o"]));
+    let manifest = d.join("o/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let a = d
+        .join("a.csv")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string();
+    let b = d
+        .join("b.csv")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string();
+    // Only the config's csv is edited; the recorded input stays a.csv.
+    let edited = text.replacen(
+        &format!("\"csv\": \"{a}\""),
+        &format!("\"csv\": \"{b}\""),
+        1,
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&manifest, edited).unwrap();
+    refused(
+        d,
+        &["run", "--manifest", "o/manifest.json", "--out", "r"],
+        &["b.csv", "does not record", "edited"],
+    );
+    assert!(!d.join("r").exists());
+}
