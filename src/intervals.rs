@@ -117,9 +117,21 @@ pub fn norm_inter(order: Order, n: usize, alpha: f64) -> f64 {
 pub fn jackknife_acceleration(jack: &[f64]) -> f64 {
     let n = jack.len() as f64;
     let mean = jack.iter().sum::<f64>() / n;
+    // The ratio does not depend on the scale of L; its cubes overflow for
+    // statistics in huge units and underflow in tiny ones, so L is brought
+    // near 1 by a power of two (exact) when it is far from it.
+    let largest = jack
+        .iter()
+        .map(|&t| ((n - 1.0) * (mean - t)).abs())
+        .fold(0.0, f64::max);
+    let unit = if largest > 0.0 && !(1e-30..=1e30).contains(&largest) {
+        (2.0f64).powi((-largest.log2().floor()).clamp(-1000.0, 1000.0) as i32)
+    } else {
+        1.0
+    };
     let (mut s2, mut s3) = (0.0, 0.0);
     for &t in jack {
-        let l = (n - 1.0) * (mean - t);
+        let l = (n - 1.0) * (mean - t) * unit;
         s2 += l * l;
         s3 += l * l * l;
     }

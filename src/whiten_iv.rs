@@ -18,7 +18,9 @@
 //!   the B basis), `r0 = U' c_d - F0 beta0` and `e_d = c_d - B beta0`:
 //!   `delta beta = H^{-1} F' M^{-1} (r0 + U' E e_d)` (zero at E = 0);
 //! * the change of a reported coefficient is `w . delta beta`, w row r of
-//!   `T^{-1}` times the ratio to the units of the data.
+//!   `T^{-1}`, in the scaled design's units; times `unit` (on the host, in
+//!   f64) it is in the units of the data, so the device never holds a
+//!   quantity in the data's units, however tiny or huge they are.
 //!
 //! Studentized intervals need each replicate's cluster influences on a_j
 //! and b_j. Cluster g's influence on a reported coefficient is
@@ -83,6 +85,9 @@ pub struct WhitenedTwoStage {
     pub systems: Vec<IvSystem>,
     /// Full-sample `a_1..a_m, b_1..b_m, c, c'` in the units of the data.
     pub theta: Vec<f64>,
+    /// Per reported coefficient, the ratio from the scaled design's units
+    /// to the data's.
+    pub unit: Vec<f64>,
 }
 
 impl WhitenedTwoStage {
@@ -115,6 +120,7 @@ impl WhitenedTwoStage {
                 .collect(),
         )];
         let mut systems = Vec::new();
+        let mut unit = vec![1.0; 2 * m + 2];
         for ((regs, inst), targets) in [(base, base_targets), (outcome, outcome_targets)] {
             let (k_i, k_r) = (inst.len(), regs.len());
             let singular = || {
@@ -179,8 +185,8 @@ impl WhitenedTwoStage {
                     let outputs = outs
                         .into_iter()
                         .map(|(coefficient, r, ratio)| {
-                            let w: Vec<f64> =
-                                (0..k_r).map(|k| l_h_inv[k * k_r + r] * ratio).collect();
+                            unit[coefficient] = ratio;
+                            let w: Vec<f64> = (0..k_r).map(|k| l_h_inv[k * k_r + r]).collect();
                             let mut z = w.clone();
                             crate::linalg::chol_solve(&h0_chol, k_r, &mut z);
                             let mut y0: Vec<f64> = (0..k_i)
@@ -215,7 +221,12 @@ impl WhitenedTwoStage {
             .iter()
             .map(|&(e, col)| fit.coef(e, col))
             .collect();
-        Ok(WhitenedTwoStage { q, systems, theta })
+        Ok(WhitenedTwoStage {
+            q,
+            systems,
+            theta,
+            unit,
+        })
     }
 
     /// Number of reported coefficients (2m + 2).
@@ -274,7 +285,8 @@ impl WhitenedTwoStage {
                     .collect();
                 crate::linalg::chol_solve(&h, k_r, &mut z);
                 for o in &t.outputs {
-                    out[o.coefficient] = o.w.iter().zip(&z).map(|(a, b)| a * b).sum();
+                    out[o.coefficient] = self.unit[o.coefficient]
+                        * o.w.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
                 }
             }
         }

@@ -688,77 +688,97 @@ fn arithmetic_peak_is_measured() {
     assert!(peak.is_finite() && peak > 0.01, "{peak}");
 }
 
-/// The wild bootstrap's cluster influences are in the data's units, so an
-/// outcome measured in tiny or huge units puts them beyond f32's normal
-/// range (about 1.2e-38 .. 3.4e38): the f32 stages must still give the
-/// CPU's replicates, never zeros or infinities.
+/// Data in tiny or huge units (the outcome, mediator or treatment times
+/// 1e-140 .. 1e140, all of which the CPU accepts) put the wild bootstrap's
+/// cluster influences and the reported coefficients far beyond f32's
+/// normal range (about 1.2e-38 .. 3.4e38): the f32 stages, single and
+/// stacked, must still give the CPU's replicates, never zeros or
+/// infinities, for the wild and the reweighting schemes.
 #[test]
-fn wild_replicates_of_data_at_the_edges_of_f32_match_the_cpu() {
+fn replicates_of_data_in_any_units_match_the_cpu_in_f32() {
     use medsim::design::Design;
     use medsim::engine::{CpuEngine, Engine};
     use medsim::estimate::fit_system;
     use medsim::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::gpu::stack::{Set, replicates};
     use medsim::mediation::equations;
     use medsim::panel::Panel;
     let Some(ctx) = context() else { return };
     let table = medsim::table::read_csv(&common::fixture("wild_panel.csv")).unwrap();
-    let y = table.column("y").unwrap();
-    for scale in [1.0, 1e-40, 1e37] {
+    for (column, scale) in [
+        ("y", 1.0),
+        ("y", 1e-140),
+        ("y", 1e-40),
+        ("y", 1e37),
+        ("y", 1e140),
+        ("m", 1e-140),
+        ("m", 1e140),
+        ("x", 1e-140),
+        ("x", 1e140),
+    ] {
+        let at = table.column(column).unwrap();
         let mut t = table.clone();
         for row in &mut t.rows {
-            let v: f64 = row[y].parse().unwrap();
-            row[y] = format!("{:e}", v * scale);
+            let v: f64 = row[at].parse().unwrap();
+            row[at] = format!("{:e}", v * scale);
         }
         let spec = common::wild_panel_spec();
         let panel = Panel::from_table(&t, &spec).unwrap();
         let design = Design::build(&panel, spec.fixed_effects).unwrap();
         let fit = fit_system(&design, &equations(&design)).unwrap();
-        let plan = WeightPlan::new(
-            Scheme::Wild(WildWeights::Rademacher),
-            3,
-            design.n_clusters,
-            None,
-        );
-        let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();
-        let n_stats = cpu.layout().len();
-        let count = 300;
-        let mut want = vec![0.0; count * n_stats];
-        cpu.compute(0, &mut want).unwrap();
-        let options = GpuOptions {
-            precision: Precision::F32,
-            max_batch: 128,
-            ..GpuOptions::default()
-        };
-        let gpu = GpuEngine::new(ctx, &design, &fit, plan, options).unwrap();
-        let mut got = vec![0.0; count * n_stats];
-        gpu.compute(0, &mut got).unwrap();
-        // The coefficients and the indirect effect: what the f32 stages
-        // compute. (The ratios derived from them on the host, such as the
-        // proportion mediated, are ill-conditioned in a replicate whose
-        // total effect is near zero, at any scale.)
-        let layout = cpu.layout();
-        let keys = ["a", "b", "c", "c_prime", "indirect"];
-        let at: Vec<usize> = keys
-            .iter()
-            .map(|k| layout.index_of(k, &["m".to_string()]).unwrap())
-            .collect();
-        let pick = |v: &[f64]| -> Vec<f64> {
-            v.chunks(n_stats)
-                .flat_map(|row| at.iter().map(move |&i| row[i]))
-                .collect()
-        };
-        let (got, want) = (pick(&got), pick(&want));
-        assert!(
-            got.iter().all(|v| v.is_finite() && *v != 0.0),
-            "scale {scale}: zero or non-finite replicates"
-        );
-        common::assert_close(
-            &format!("gpu f32, outcome x {scale:e}"),
-            &got,
-            &want,
-            keys.len(),
-            common::Tolerance::SdFraction(1e-4),
-        );
+        for scheme in [Scheme::Wild(WildWeights::Rademacher), Scheme::Pairs] {
+            let plan = WeightPlan::new(scheme, 3, design.n_clusters, None);
+            let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();
+            let n_stats = cpu.layout().len();
+            let count = 300;
+            let mut want = vec![0.0; count * n_stats];
+            cpu.compute(0, &mut want).unwrap();
+            let options = GpuOptions {
+                precision: Precision::F32,
+                max_batch: 128,
+                ..GpuOptions::default()
+            };
+            let gpu = GpuEngine::new(ctx, &design, &fit, plan, options).unwrap();
+            let mut single = vec![0.0; count * n_stats];
+            gpu.compute(0, &mut single).unwrap();
+            let set = Set {
+                design: &design,
+                fit: &fit,
+                seed: 3,
+            };
+            let stacked = replicates(ctx, &[set], scheme, count, Precision::F32, 1, &|_| {})
+                .unwrap()
+                .remove(0);
+            // The coefficients and the indirect effect: what the f32 stages
+            // compute. (The ratios derived from them on the host, such as
+            // the proportion mediated, are ill-conditioned in a replicate
+            // whose total effect is near zero, at any scale.)
+            let layout = cpu.layout();
+            let keys = ["a", "b", "c", "c_prime", "indirect"];
+            let at: Vec<usize> = keys
+                .iter()
+                .map(|k| layout.index_of(k, &["m".to_string()]).unwrap())
+                .collect();
+            let pick = |v: &[f64]| -> Vec<f64> {
+                v.chunks(n_stats)
+                    .flat_map(|row| at.iter().map(move |&i| row[i]))
+                    .collect()
+            };
+            let want = pick(&want);
+            for (engine, got) in [("single", pick(&single)), ("stacked", pick(&stacked))] {
+                assert!(
+                    got.iter().all(|v| v.is_finite() && *v != 0.0),
+                    "{column} x {scale:e}, {scheme:?}, {engine}: zero or non-finite replicates"
+                );
+                common::assert_close(
+                    &format!("gpu f32 {engine} {scheme:?}, {column} x {scale:e}"),
+                    &got,
+                    &want,
+                    keys.len(),
+                    common::Tolerance::SdFraction(1e-4),
+                );
+            }
+        }
     }
 }
 

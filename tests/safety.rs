@@ -427,3 +427,135 @@ fn a_manifest_whose_data_path_was_edited_is_refused() {
     );
     assert!(!d.join("r").exists());
 }
+
+/// Every interval of a run on `csv` (effect, method, level -> bounds).
+fn intervals(dir: &Path, csv: &str, extra: &[&str]) -> Vec<(String, String, f64, f64)> {
+    let out = format!("o-{csv}");
+    let mut args = vec![
+        "run",
+        "--data",
+        csv,
+        "-B",
+        "499",
+        "--ci",
+        "percentile,basic,normal,bc,bca,studentized",
+        "-q",
+        "--no-plots",
+        "--out",
+        &out,
+    ];
+    args.extend_from_slice(extra);
+    let ran = medsim(dir, &args);
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(&out).join("summary.json")).unwrap())
+            .unwrap();
+    s["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["effect"].as_str().unwrap().to_string(),
+                i["method"].as_str().unwrap().to_string(),
+                i["lower"].as_f64().unwrap_or(f64::NAN),
+                i["upper"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
+/// A copy of `csv` with `column` multiplied by `by`, written as `name`.
+fn scaled(dir: &Path, csv: &str, column: &str, by: f64, name: &str) {
+    let text = std::fs::read_to_string(dir.join(csv)).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let at = header.split(',').position(|c| c == column).unwrap();
+    let mut out = format!("{header}\n");
+    for line in lines {
+        let cells: Vec<String> = line
+            .split(',')
+            .enumerate()
+            .map(|(j, c)| match j == at {
+                true => format!("{:e}", c.parse::<f64>().unwrap() * by),
+                false => c.to_string(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    std::fs::write(dir.join(name), out).unwrap();
+}
+
+/// How an effect scales when the outcome, mediator or treatment is
+/// multiplied by `s`.
+fn effect_scale(effect: &str, column: &str, s: f64) -> f64 {
+    match (column, effect) {
+        (_, "proportion_mediated" | "suppression_share") => 1.0,
+        ("log_ci", "a") => 1.0,
+        ("log_ci", _) => s,
+        ("agglom", "a") => s,
+        ("agglom", "b") => 1.0 / s,
+        ("agglom", _) => 1.0,
+        ("dei", "b") => 1.0,
+        ("dei", _) => 1.0 / s,
+        _ => unreachable!(),
+    }
+}
+
+/// Each interval of the scaled runs against the unscaled one times the
+/// effect's scale: within `tol` relative to the value (f64), or within
+/// `sd_tol` of the interval's width (f32).
+fn check_scale_invariance(extra: &[&str], tol: f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        medsim(
+            d,
+            &[
+                "generate", "--out", "p.csv", "--cities", "50", "--years", "6"
+            ]
+        )
+        .status
+        .success()
+    );
+    // The unscaled file goes through the same text formatting as the others.
+    scaled(d, "p.csv", "log_ci", 1.0, "base.csv");
+    let base = intervals(d, "base.csv", extra);
+    for column in ["log_ci", "agglom", "dei"] {
+        for s in [1e-140, 1e-60, 1e60, 1e140] {
+            let name = format!("{column}-{s:e}.csv");
+            scaled(d, "p.csv", column, s, &name);
+            let got = intervals(d, &name, extra);
+            assert_eq!(got.len(), base.len());
+            for (b, g) in base.iter().zip(&got) {
+                assert_eq!((&b.0, &b.1), (&g.0, &g.1));
+                let k = effect_scale(&b.0, column, s);
+                let width = (b.3 - b.2).abs();
+                for (want, have) in [(b.2, g.2), (b.3, g.3)] {
+                    let have = have / k;
+                    let off = (have - want).abs();
+                    assert!(
+                        off <= tol * want.abs().max(width),
+                        "{column} x {s:e}: {} {} bound {have} vs {want} (off {off:e})",
+                        b.0,
+                        b.1
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_interval_method_is_scale_invariant_on_the_cpu() {
+    check_scale_invariance(&["--backend", "cpu"], 1e-9);
+}
+
+#[test]
+fn every_interval_method_is_scale_invariant_on_the_gpu_in_f32() {
+    if common::gpu_context().is_none() {
+        return;
+    }
+    check_scale_invariance(&["--backend", "gpu", "--precision", "f32"], 1e-6);
+}

@@ -339,6 +339,37 @@ pub fn power_of_two_scales(values: &[f64], n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The wild bootstrap's right-hand side for an f32 device: the G x n_coef
+/// cluster influences of the reported coefficients, each column divided by
+/// the power of two in `unit` (exact), and the full-sample coefficients.
+/// The single and the stacked engines both upload it.
+pub struct WildRhs {
+    pub influence: Vec<f64>,
+    pub unit: Vec<f64>,
+    pub theta: Vec<f64>,
+}
+
+impl WildRhs {
+    pub fn new(design: &Design, fit: &SystemFit) -> WildRhs {
+        let keys = reported_coefficients(design);
+        let n = keys.len();
+        let idx: Vec<usize> = keys.iter().map(|&(e, c)| fit.index(e, c)).collect();
+        let raw: Vec<f64> = (0..design.n_clusters)
+            .flat_map(|c| idx.iter().map(move |&i| fit.influence[c * fit.dim + i]))
+            .collect();
+        let unit = power_of_two_scales(&raw, n);
+        WildRhs {
+            influence: raw
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v / unit[i % n])
+                .collect(),
+            theta: keys.iter().map(|&(e, c)| fit.coef(e, c)).collect(),
+            unit,
+        }
+    }
+}
+
 /// The GPU engine over one design and weight plan.
 pub struct GpuEngine<'a> {
     ctx: &'a GpuContext,
@@ -354,9 +385,16 @@ pub struct GpuEngine<'a> {
     /// and the indirect effect (the meat with every weight 1).
     se_hat2: Vec<f64>,
     theta: Vec<f64>,
-    /// Wild: the power of two each read-back change is multiplied by (its
-    /// influence column was divided by it on upload); empty otherwise.
-    unscale: Vec<f64>,
+    /// What each read-back coefficient change is multiplied by, in f64 on
+    /// the host, to be in the units of the data: the device computes in
+    /// units where the coefficients are of order one (the whitened design's
+    /// scaled columns; wild: influence columns divided by a power of two),
+    /// so f32 neither underflows nor overflows on data in tiny or huge units.
+    unit: Vec<f64>,
+    /// Studentized: the unit of the replicate's own SEs (all of them SEs of
+    /// products a_j b_j, in the units of c), squared SE changes read back
+    /// being in the device's units.
+    se_unit: f64,
     front: Front,
     solve: Option<SolveInputs>,
     /// Largest batch the adapter's limits allow.
@@ -481,30 +519,20 @@ impl<'a> GpuEngine<'a> {
         let targets = layout.se_targets();
         let stride = n_coef + if studentize { targets.len() } else { 0 };
         let mut se_hat2 = Vec::new();
-        let mut unscale = Vec::new();
+        let unit: Vec<f64>;
+        let mut se_unit = 1.0;
         let (front, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
-            let idx: Vec<usize> = reported_coefficients(design)
-                .iter()
-                .map(|&(e, c)| fit.index(e, c))
-                .collect();
-            let rhs: Vec<f64> = (0..g)
-                .flat_map(|c| idx.iter().map(move |&i| fit.influence[c * fit.dim + i]))
-                .collect();
-            let theta = reported_coefficients(design)
-                .iter()
-                .map(|&(e, c)| fit.coef(e, c))
-                .collect();
-            // The influences are in the data's units: each column is brought
-            // near 1 by a power of two (exact), so f32 neither underflows
-            // nor overflows on data in tiny or huge units.
-            unscale = power_of_two_scales(&rhs, n_coef);
-            let rhs: Vec<f64> = rhs
-                .iter()
-                .enumerate()
-                .map(|(i, v)| v / unscale[i % n_coef])
-                .collect();
-            let front = Front::Weights(GemmInputs::new(ctx, &plan, &rhs, n_coef, precision, true)?);
-            (front, n_coef, theta, None)
+            let rhs = WildRhs::new(design, fit);
+            unit = rhs.unit;
+            let front = Front::Weights(GemmInputs::new(
+                ctx,
+                &plan,
+                &rhs.influence,
+                n_coef,
+                precision,
+                true,
+            )?);
+            (front, n_coef, rhs.theta, None)
         } else {
             let w = Whitened::new(design, fit)?;
             let coefs: Vec<[u32; 4]> = w
@@ -512,19 +540,27 @@ impl<'a> GpuEngine<'a> {
                 .iter()
                 .map(|c| [c.k as u32, c.i as u32, c.t as u32, 0])
                 .collect();
-            let scales: Vec<f64> = w.coefficients.iter().map(|c| c.scale).collect();
+            // The device's coefficients are those of the scaled design;
+            // the host turns them into the data's units (`unit`).
+            unit = w.coefficients.iter().map(|c| c.scale).collect();
+            let scales = vec![1.0; n_coef];
+            se_unit = unit[2 * m];
             let fixed = studentize.then(|| {
                 let roots: Vec<f64> = (0..2 * m)
                     .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc.sqrt())
                     .collect();
-                let psi_hat = w.influence(fit, 2 * m);
-                let t_hat = delta_method_terms(&w.theta, &roots, &psi_hat, &targets, m);
+                let mut psi_hat = w.influence(fit, 2 * m);
+                for (i, v) in psi_hat.iter_mut().enumerate() {
+                    *v /= unit[i % (2 * m)];
+                }
+                let theta: Vec<f64> = w.theta.iter().zip(&unit).map(|(t, u)| t / u).collect();
+                let t_hat = delta_method_terms(&theta, &roots, &psi_hat, &targets, m);
                 let n = targets.len();
                 for j in 0..n {
                     se_hat2.push((0..g).map(|c| t_hat[c * n + j].powi(2)).sum());
                 }
                 let target_weights: Vec<f64> = targets.concat();
-                let values: Vec<f64> = w.theta.iter().copied().chain(roots).collect();
+                let values: Vec<f64> = theta.into_iter().chain(roots).collect();
                 [
                     ctx.reals("theta and CR1 factors", &values, precision),
                     ctx.reals("full-sample influences", &psi_hat, precision),
@@ -635,7 +671,8 @@ impl<'a> GpuEngine<'a> {
             stride,
             se_hat2,
             theta,
-            unscale,
+            unit,
+            se_unit,
             front,
             solve,
             limit,
@@ -909,7 +946,7 @@ impl<'a> GpuEngine<'a> {
         let mut changes = vec![0.0; self.n_coef];
         for (d, stats) in deltas.chunks(self.stride).zip(out.chunks_mut(n_stats)) {
             changes.copy_from_slice(&d[..self.n_coef]);
-            for (c, s) in changes.iter_mut().zip(&self.unscale) {
+            for (c, s) in changes.iter_mut().zip(&self.unit) {
                 *c *= s;
             }
             if !stats_from_changes(&self.theta, &changes, l, stats) {
@@ -919,7 +956,7 @@ impl<'a> GpuEngine<'a> {
             if l.studentized {
                 // The device's change of each squared SE, added in f64.
                 for (t, (change, hat)) in d[self.n_coef..].iter().zip(&self.se_hat2).enumerate() {
-                    stats[l.se_target(t)] = (hat + change).max(0.0).sqrt();
+                    stats[l.se_target(t)] = (hat + change).max(0.0).sqrt() * self.se_unit;
                 }
             }
             if l.sensitivity > 0 {

@@ -14,6 +14,7 @@
 //! bootstrap needs. Anything else is refused with an error, and the caller
 //! runs its datasets one engine each.
 
+use super::engine::WildRhs;
 use super::{GemmInputs, GpuContext, Precision, SolveParams, reals_from_words, words_per};
 use crate::design::Design;
 use crate::error::{Error, Result};
@@ -21,7 +22,7 @@ use crate::estimate::SystemFit;
 use crate::linalg::packed_len;
 use crate::replicate::{StatLayout, stats_from_changes};
 use crate::scheme::{Scheme, WeightPlan};
-use crate::whiten::{Whitened, reported_coefficients};
+use crate::whiten::Whitened;
 
 /// Device memory one batch's buffers may take.
 const BATCH_BYTES: u64 = 512 << 20;
@@ -35,10 +36,13 @@ pub struct Set<'a> {
 }
 
 /// What one set contributes: its G x n matrix, its full sample's
-/// coefficients, and (reweighting) its scales, L and L^{-1}.
+/// coefficients, what each read-back change is multiplied by on the host
+/// (as in the single engine: the device works in units where coefficients
+/// are of order one), and (reweighting) its scales (ones), L and L^{-1}.
 struct Prepared {
     stats: Vec<f64>,
     theta: Vec<f64>,
+    unit: Vec<f64>,
     solve: Option<[Vec<f64>; 3]>,
 }
 
@@ -97,18 +101,11 @@ pub fn replicates(
     let mut prepared = Vec::with_capacity(sets.len());
     for s in sets {
         prepared.push(if wild {
-            let idx: Vec<usize> = reported_coefficients(s.design)
-                .iter()
-                .map(|&(e, c)| s.fit.index(e, c))
-                .collect();
+            let rhs = WildRhs::new(s.design, s.fit);
             Prepared {
-                stats: (0..g)
-                    .flat_map(|c| idx.iter().map(move |&i| s.fit.influence[c * s.fit.dim + i]))
-                    .collect(),
-                theta: reported_coefficients(s.design)
-                    .iter()
-                    .map(|&(e, c)| s.fit.coef(e, c))
-                    .collect(),
+                stats: rhs.influence,
+                theta: rhs.theta,
+                unit: rhs.unit,
                 solve: None,
             }
         } else {
@@ -120,11 +117,8 @@ pub fn replicates(
                 None => coefs = Some(here),
             }
             Prepared {
-                solve: Some([
-                    w.coefficients.iter().map(|c| c.scale).collect(),
-                    w.factor,
-                    w.inverse,
-                ]),
+                unit: w.coefficients.iter().map(|c| c.scale).collect(),
+                solve: Some([vec![1.0; n_coef], w.factor, w.inverse]),
                 stats: w.stats,
                 theta: w.theta,
             }
@@ -240,8 +234,12 @@ pub fn replicates(
         })?;
         for (p, d) in ready.iter().zip(changes.chunks(replicates * n_coef)) {
             let mut stats = vec![0.0; replicates * layout.len()];
-            for (row, change) in stats.chunks_mut(layout.len()).zip(d.chunks(n_coef)) {
-                stats_from_changes(&p.theta, change, layout, row);
+            let mut change = vec![0.0; n_coef];
+            for (row, d) in stats.chunks_mut(layout.len()).zip(d.chunks(n_coef)) {
+                for ((c, v), u) in change.iter_mut().zip(d).zip(&p.unit) {
+                    *c = v * u;
+                }
+                stats_from_changes(&p.theta, &change, layout, row);
             }
             out.push(stats);
         }
