@@ -550,6 +550,55 @@ impl Store {
         self.segments.iter().map(|s| s.to - s.from).sum()
     }
 
+    /// Refuse a stream whose rows cannot fit on the disk the store is on
+    /// (`--checkpoint-every 0` keeps none); a large one is announced.
+    fn check_disk(
+        &self,
+        dir: &Path,
+        id: u32,
+        width: usize,
+        total: u64,
+        segments: &[Segment],
+    ) -> Result<()> {
+        let (from, to) = self.shard.map_or((0, total), |s| s.range(total));
+        let stored: u64 = segments
+            .iter()
+            .map(|s| s.to.min(to).saturating_sub(s.from.max(from)))
+            .sum();
+        let rows = (to - from).saturating_sub(stored);
+        let bytes = rows as f64 * width as f64 * 8.0;
+        let Some(free) = crate::resources::free_disk(dir) else {
+            return Ok(());
+        };
+        let human = crate::resources::human;
+        if bytes > free as f64 {
+            return Err(Error::InvalidOption {
+                option: "--checkpoint-every".into(),
+                message: format!(
+                    "the stored replicates of resampling {} ({rows} replicates x {width} \
+                     statistics x 8 bytes) need {}, and the disk holding {} has {} free; \
+                     free space, store them elsewhere (another results folder), or keep no \
+                     checkpoints (--checkpoint-every 0)",
+                    id + 1,
+                    human(bytes),
+                    dir.display(),
+                    human(free as f64)
+                ),
+            });
+        }
+        if bytes > 1e9 || bytes > 0.1 * free as f64 {
+            eprintln!(
+                "note: checkpoints of resampling {} may take {} of the {} free on the disk \
+                 holding {} (--checkpoint-every 0 keeps none)",
+                id + 1,
+                human(bytes),
+                human(free as f64),
+                dir.display()
+            );
+        }
+        Ok(())
+    }
+
     /// The run's next stream, `inner` computing what is not stored;
     /// `total` replicates.
     pub fn stream<'a>(&'a self, inner: &'a dyn Engine, total: u64) -> Result<Stored<'a>> {
@@ -595,6 +644,9 @@ impl Store {
                     s.to
                 ),
             ));
+        }
+        if let Some(dir) = &self.write {
+            self.check_disk(dir, id, width, total, &segments)?;
         }
         Ok(Stored {
             store: self,

@@ -622,6 +622,15 @@ impl Config {
                         format!("{} is not an AR(1) coefficient in [0, 1)", s.rho),
                     ));
                 }
+                if !s.heterogeneity.is_finite() || s.heterogeneity.abs() > 100.0 {
+                    return Err(err(
+                        "simulation.heterogeneity",
+                        format!(
+                            "{} is not a finite exponent of at most 100 in size",
+                            s.heterogeneity
+                        ),
+                    ));
+                }
                 Dgp::Panel {
                     years: s.years as usize,
                     rho: s.rho,
@@ -803,6 +812,20 @@ impl Config {
                     format!("'{other}' is not \"grid\" or \"zip\""),
                 ));
             }
+        }
+        // Each dataset's verdicts (per level and method) are kept until its
+        // cell is summarised.
+        let verdicts = s.datasets as f64 * levels.len() as f64 * s.methods.len() as f64;
+        crate::resources::check_memory(
+            "simulation.datasets",
+            &format!("{} datasets per cell", s.datasets),
+            verdicts * 32.0,
+        )
+        .map_err(|e| err("simulation.datasets", message_of(e)))?;
+        if let Dgp::Panel { years, .. } = dgp {
+            let largest = cells.iter().map(|c| c.n).max().unwrap_or(0) as usize;
+            crate::synthetic::check_size("simulation.n", largest, years)
+                .map_err(|e| err("simulation.n", message_of(e)))?;
         }
         Ok(Study {
             dgp,
@@ -1059,6 +1082,8 @@ fn synthetic_params(
             return Err(err(key, format!("{value} is more than 10,000,000")));
         }
     }
+    crate::synthetic::check_size("data.synthetic.cities", s.cities, s.years)
+        .map_err(|e| err("data.synthetic.cities", message_of(e)))?;
     if !(0.0..1.0).contains(&s.rho) {
         return Err(err(
             "data.synthetic.rho",

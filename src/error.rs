@@ -28,12 +28,15 @@ pub enum Error {
         problem: String,
     },
 
-    /// A column the model needs is not in the header.
-    #[error("{file}:1: no column named '{column}' (wanted as {role}); the header has: {available}")]
+    /// Columns the model needs are not in the header: all of them, each
+    /// with its role.
+    #[error(
+        "{file}:1: {}; the header has: {available}",
+        missing.iter().map(|(c, role)| format!("no column named '{c}' (wanted as {role})")).collect::<Vec<_>>().join(", ")
+    )]
     MissingColumn {
         file: String,
-        column: String,
-        role: String,
+        missing: Vec<(String, String)>,
         available: String,
     },
 

@@ -35,6 +35,7 @@ pub mod permutation;
 pub mod plots;
 pub mod replicate;
 pub mod report;
+pub mod resources;
 pub mod results_dir;
 pub mod rng;
 pub mod robustness;

@@ -19,15 +19,29 @@ use medsim::scale::{Mode, Scale, results_config};
 use medsim::synthetic::{SyntheticParams, generate};
 use medsim::table::write_csv;
 
-/// Print to standard output; when the reader has gone (`medsim run | head`)
-/// stop quietly with success instead of panicking on the broken pipe.
+/// Whether what goes to standard output is data (`--json`), which must
+/// arrive whole: a reader that stops early then fails the command.
+static STDOUT_IS_DATA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A failed write to standard output: a reader that stopped early
+/// (`medsim run | head`) ends a printed table quietly, with success; output
+/// that is data (`--json`) cut short, or any other failure (a full disk),
+/// is an error, exit 2.
+fn stdout_failed(e: std::io::Error) -> ! {
+    let data = STDOUT_IS_DATA.load(std::sync::atomic::Ordering::Relaxed);
+    if e.kind() == std::io::ErrorKind::BrokenPipe && !data {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output ({e}); what was printed is incomplete");
+    std::process::exit(2);
+}
+
+/// Print to standard output (see [`stdout_failed`]).
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
+            stdout_failed(e);
         }
     }};
 }
@@ -121,8 +135,10 @@ const RUN_EXAMPLES: &str = "Examples:
   medsim run --scheme wild --weights webb -B 99999  wild bootstrap, WCR p-values
   medsim run --scheme permutation -B 9999           placebo (randomization) test
 
-Column options default to the synthetic panel's names, so a file written by
-`medsim generate` needs none. Rows with a missing value (empty, NA, NaN, .) in a
+With --data and no config file, the unit, time, cluster, outcome, treatment and
+mediator columns default to the synthetic panel's names (city, year, city,
+log_ci, dei, agglom); there are no controls, groups or other mediator sets
+unless --controls, --group or --also-mediators name them. Rows with a missing value (empty, NA, NaN, .) in a
 used column are dropped and counted; units left with one observation are dropped.
 Results go to results/<name>/summary.json (replaced whole at the end of the run).
 Exit codes: 0 success, 2 bad input or options (nothing is written), 1 internal error.";
@@ -541,8 +557,9 @@ fn apply_flags(f: &RunFlags, with_file: bool, c: &mut Config, origin: &mut Origi
         c.data.synthetic = None;
         set("data.csv", "--data");
         if !with_file {
-            // The embedded default's groups and mediator sets are the
-            // synthetic panel's; a file gets none unless asked.
+            // The embedded default's controls, groups and mediator sets
+            // are the synthetic panel's; a file gets none unless asked.
+            c.model.controls.clear();
             c.model.groups.clear();
             c.model.also_mediators.clear();
             c.name = path
@@ -1022,6 +1039,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         })
     })?;
     if args.json {
+        STDOUT_IS_DATA.store(true, std::sync::atomic::Ordering::Relaxed);
         out!("{json}");
     } else {
         out!("{}", report.markdown());
@@ -1310,6 +1328,7 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
     let files = run_folder(&config, &inputs, &summary, &timings, extra)?;
     folder.write(&files)?;
     if config.output.json {
+        STDOUT_IS_DATA.store(true, std::sync::atomic::Ordering::Relaxed);
         out!("{}", String::from_utf8_lossy(&files[0].1));
     } else {
         let text = render(&summary);
@@ -1332,6 +1351,7 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
             });
         }
     }
+    medsim::synthetic::check_size("--cities", args.cities, args.years)?;
     let target = medsim::output::file_target(&args.out, args.force)?;
     let table = generate(SyntheticParams {
         cities: args.cities,
@@ -1399,6 +1419,9 @@ fn main() -> ExitCode {
             Ok(())
         }
     };
+    if let Err(e) = std::io::Write::flush(&mut std::io::stdout()) {
+        stdout_failed(e);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -66,10 +66,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The digest of the file at `path`.
 pub fn digest_file(path: &Path) -> Result<FileDigest> {
-    let bytes = std::fs::read(path).map_err(|e| Error::InputFile {
+    let refuse = |reason: String| Error::InputFile {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    // A device or pipe named as an input (a hostile manifest's /dev/zero)
+    // would never end.
+    let meta = std::fs::metadata(path).map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| refuse(e.to_string()))?;
     Ok(FileDigest {
         path: path.to_path_buf(),
         bytes: bytes.len() as u64,

@@ -589,7 +589,7 @@ pub fn power(sim: &SimulationSummary) -> Option<(String, String)> {
                     cells.iter().filter_map(|c| {
                         c.methods
                             .get(method)
-                            .map(|r| (c.parameters.n as f64, r.rejection_rate))
+                            .and_then(|r| Some((c.parameters.n as f64, r.rejection_rate?)))
                     }),
                     colour.stroke_width(2),
                 ))?;

@@ -90,16 +90,9 @@ impl Robustness {
         if self.is_identity() {
             return Ok(table.clone());
         }
-        let at = |name: &str, role: &str| {
-            table.column(name).ok_or_else(|| Error::MissingColumn {
-                file: table.source.clone(),
-                column: name.to_string(),
-                role: role.to_string(),
-                available: table.headers.join(", "),
-            })
-        };
-        let unit = at(cols.unit, "unit")?;
-        let time = at(cols.time, "time")?;
+        let at = |name: &str, role: &str| Ok(table.columns(&[(name, role)])?[0]);
+        let found = table.columns(&[(cols.unit, "unit"), (cols.time, "time")])?;
+        let (unit, time) = (found[0], found[1]);
         let mut out = table.clone();
         if self.lag_treatment {
             lag(&mut out, unit, time, at(cols.treatment, "treatment")?);

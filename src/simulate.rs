@@ -119,10 +119,12 @@ pub struct Study {
 /// One method's results over the datasets of a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MethodResult {
-    /// Share of datasets rejecting H0: a*b = 0.
-    pub rejection_rate: f64,
+    /// Share of datasets rejecting H0: a*b = 0, over the datasets where
+    /// the method gave an answer (null when it gave none: every dataset
+    /// failed, see `failed`).
+    pub rejection_rate: Option<f64>,
     /// Its Monte Carlo standard error, sqrt(r (1 - r) / D).
-    pub mc_se: f64,
+    pub mc_se: Option<f64>,
     /// Share of intervals holding the true a*b (null for `joint`).
     pub coverage: Option<f64>,
     pub miss_left: Option<f64>,
@@ -428,8 +430,8 @@ fn summarise_level(
         out.insert(
             name.clone(),
             MethodResult {
-                rejection_rate: rate,
-                mc_se: (rate * (1.0 - rate) / n).sqrt(),
+                rejection_rate: (!got.is_empty()).then_some(rate),
+                mc_se: (!got.is_empty()).then(|| (rate * (1.0 - rate) / n).sqrt()),
                 coverage: intervals(&|(l, u)| l <= truth && truth <= u),
                 miss_left: intervals(&|(_, u)| u < truth),
                 miss_right: intervals(&|(l, _)| l > truth),
@@ -770,7 +772,12 @@ pub fn run_stored(
             Ok(evaluated.len() - 1)
         };
         for method in &study.methods {
-            let power = |r: &[CellResult]| r[0].methods[method.as_str()].rejection_rate;
+            // A cell where the method never answered has no power to reach.
+            let power = |r: &[CellResult]| {
+                r[0].methods[method.as_str()]
+                    .rejection_rate
+                    .unwrap_or(f64::NEG_INFINITY)
+            };
             let (mut a, mut b) = (lo, hi);
             let at_hi = power_at(b, &mut evaluated)?;
             let reached = power(&evaluated[at_hi]) >= target;
@@ -795,9 +802,9 @@ pub fn run_stored(
             // the target, from the evaluated sample sizes.
             let mut points: Vec<(u64, f64, f64)> = evaluated
                 .iter()
-                .map(|e| {
+                .filter_map(|e| {
                     let m = &e[0].methods[method.as_str()];
-                    (e[0].parameters.n, m.rejection_rate, m.mc_se)
+                    Some((e[0].parameters.n, m.rejection_rate?, m.mc_se?))
                 })
                 .collect();
             points.sort_by_key(|p| p.0);
@@ -844,9 +851,9 @@ pub struct SampleSize {
     /// The smallest evaluated n with power >= target (null if not reached).
     pub n: Option<u64>,
     /// The power at that n (at the largest n if not reached), and its
-    /// Monte Carlo SE.
-    pub power: f64,
-    pub mc_se: f64,
+    /// Monte Carlo SE (null where every dataset failed).
+    pub power: Option<f64>,
+    pub mc_se: Option<f64>,
     /// Uncertainty of n: the smallest evaluated n whose power is within two
     /// Monte Carlo SEs above or at the target (`n_low`), and the smallest
     /// whose power is two SEs above it (`n_high`).
@@ -938,8 +945,8 @@ impl SimulationSummary {
                     p.c_prime,
                     c.true_indirect,
                     c.level,
-                    m.rejection_rate,
-                    m.mc_se,
+                    opt(m.rejection_rate),
+                    opt(m.mc_se),
                     opt(m.coverage),
                     opt(m.miss_left),
                     opt(m.miss_right),
@@ -998,10 +1005,11 @@ impl SimulationSummary {
             for (name, m) in &c.methods {
                 let _ = writeln!(
                     o,
-                    "  {:<12} {:>10.1} {:>7.2} {:>9} {:>7} {:>7} {:>10}",
+                    "  {:<12} {:>10} {:>7} {:>9} {:>7} {:>7} {:>10}",
                     name,
-                    100.0 * m.rejection_rate,
-                    100.0 * m.mc_se,
+                    pct(m.rejection_rate),
+                    m.mc_se
+                        .map_or("-".to_string(), |v| format!("{:.2}", 100.0 * v)),
                     pct(m.coverage),
                     pct(m.miss_left),
                     pct(m.miss_right),
@@ -1023,14 +1031,14 @@ impl SimulationSummary {
                 };
                 let _ = writeln!(
                     o,
-                    "  a = {}, b = {}, c' = {}  {:<12} n = {:>6}  power {:.3} ({:.3})  {range}",
+                    "  a = {}, b = {}, c' = {}  {:<12} n = {:>6}  power {} ({})  {range}",
                     s.a,
                     s.b,
                     s.c_prime,
                     s.method,
                     s.n.map_or("> max".to_string(), |n| n.to_string()),
-                    s.power,
-                    s.mc_se
+                    s.power.map_or("-".to_string(), |v| format!("{v:.3}")),
+                    s.mc_se.map_or("-".to_string(), |v| format!("{v:.3}"))
                 );
             }
         }
@@ -1062,5 +1070,37 @@ mod tests {
         assert!(check_methods(&names(&["sobel", "joint", "bca", "percentile"])).is_ok());
         assert!(check_methods(&names(&["sobol"])).is_err());
         assert!(check_methods(&[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    #[test]
+    fn a_method_that_failed_on_every_dataset_has_no_rate() {
+        let cell = Cell {
+            n: 10,
+            a: 0.1,
+            b: 0.2,
+            c_prime: 0.0,
+        };
+        let methods = vec!["sobel".to_string(), "percentile".to_string()];
+        let answered = Verdict {
+            reject: true,
+            interval: Some((0.0, 1.0)),
+        };
+        let rows: Vec<[Option<Verdict>; 2]> = vec![[None, Some(answered)]; 3];
+        let at: Vec<&[Option<Verdict>]> = rows.iter().map(|r| &r[..]).collect();
+        let r = summarise_level(&cell, 0.95, &methods, &at);
+        let sobel = &r.methods["sobel"];
+        assert_eq!(
+            (sobel.rejection_rate, sobel.mc_se, sobel.failed),
+            (None, None, 3)
+        );
+        assert_eq!(sobel.coverage, None);
+        assert_eq!(r.methods["percentile"].rejection_rate, Some(1.0));
+        let json = serde_json::to_value(sobel).unwrap();
+        assert!(json["rejection_rate"].is_null(), "{json}");
     }
 }

@@ -190,6 +190,13 @@ impl InferenceSpec {
                 ),
             });
         }
+        // The draws of the indirect effect (and, with several mediators, of
+        // each specific effect and contrast) are kept for their quantiles.
+        crate::resources::check_memory(
+            "--mc-draws",
+            &format!("{} Monte Carlo draws", self.mc_draws),
+            self.mc_draws as f64 * 8.0,
+        )?;
         Ok(())
     }
 }

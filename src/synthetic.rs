@@ -40,6 +40,20 @@ use crate::table::Table;
 
 /// Direct effect of the digital-economy index on log carbon intensity.
 pub const C_PRIME: f64 = -0.097;
+
+/// Memory per generated row, as text and as numbers, generously: what
+/// refuses a panel that cannot fit before it is made.
+pub const BYTES_PER_ROW: f64 = 1024.0;
+
+/// Refuse a panel of `cities` x `years` that this machine cannot hold;
+/// `key` names the setting.
+pub fn check_size(key: &str, cities: usize, years: usize) -> crate::error::Result<()> {
+    crate::resources::check_memory(
+        key,
+        &format!("a synthetic panel of {cities} cities x {years} years"),
+        cities as f64 * years as f64 * BYTES_PER_ROW,
+    )
+}
 /// Effect of each agglomeration component on log carbon intensity.
 pub const B_COMPONENT: f64 = 0.0145;
 /// Effect of the overall agglomeration index on log carbon intensity.

@@ -34,6 +34,36 @@ impl Table {
         self.headers.iter().position(|h| h == name)
     }
 
+    /// The positions of the `wanted` columns (name, role), or one error
+    /// naming every one that is missing.
+    pub fn columns(&self, wanted: &[(&str, &str)]) -> Result<Vec<usize>> {
+        let found: Vec<Option<usize>> = wanted.iter().map(|(n, _)| self.column(n)).collect();
+        let missing: Vec<(String, String)> = wanted
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|((n, role), _)| (n.to_string(), role.to_string()))
+            .collect();
+        if !missing.is_empty() {
+            const SHOWN: usize = 30;
+            let mut available: Vec<String> = self
+                .headers
+                .iter()
+                .take(SHOWN)
+                .map(|h| clip(h).into_owned())
+                .collect();
+            if self.headers.len() > SHOWN {
+                available.push(format!("and {} more", self.headers.len() - SHOWN));
+            }
+            return Err(Error::MissingColumn {
+                file: self.source.clone(),
+                missing,
+                available: available.join(", "),
+            });
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
     /// Keep only the rows for which `keep` is true.
     pub fn filter_rows(&self, mut keep: impl FnMut(&[String]) -> bool) -> Table {
         let (rows, lines) = self
@@ -110,12 +140,13 @@ pub fn parse_csv(source: &str, input: impl std::io::Read) -> Result<Table> {
             problem: format!("header field {} is empty; every column needs a name", i + 1),
         });
     }
-    for (i, h) in headers.iter().enumerate() {
-        if headers[..i].contains(h) {
+    let mut seen = std::collections::HashSet::with_capacity(headers.len());
+    for h in &headers {
+        if !seen.insert(h.as_str()) {
             return Err(Error::BadRow {
                 file: source,
                 line: 1,
-                problem: format!("column name '{h}' appears twice in the header"),
+                problem: format!("column name '{}' appears twice in the header", clip(h)),
             });
         }
     }
@@ -174,4 +205,16 @@ pub fn write_csv(table: &Table, path: &Path) -> Result<()> {
         w.write_record(row).map_err(|e| out_err(&e))?;
     }
     w.flush().map_err(|e| out_err(&e))
+}
+
+/// A cell as an error message quotes it: at most 80 characters (a longer
+/// one cut, with how long it was), so a runaway cell cannot flood the
+/// terminal.
+pub fn clip(cell: &str) -> std::borrow::Cow<'_, str> {
+    const MOST: usize = 80;
+    if cell.chars().count() <= MOST {
+        return cell.into();
+    }
+    let head: String = cell.chars().take(MOST - 20).collect();
+    format!("{head}... ({} characters)", cell.chars().count()).into()
 }

@@ -423,7 +423,8 @@ mod tests {
     }
 
     /// The full-sample influence functional of each studentized coefficient
-    /// (a_j, b_j), `h0' T_g e_d`, is the 2SLS fit's cluster influence.
+    /// (a_j, b_j), `h0' T_g e_d` in the scaled design's units, times the
+    /// coefficient's unit is the 2SLS fit's cluster influence.
     #[test]
     fn full_sample_functionals_are_the_fit_influences() {
         let (d, fit, w, iv) = instrumented(30, 6);
@@ -439,7 +440,8 @@ mod tests {
                         let got: f64 = (0..q)
                             .flat_map(|a| (0..q).map(move |b| (a, b)))
                             .map(|(a, b)| o.h0[a] * tg[packed_index(a, b, q)] * t.e_d[b])
-                            .sum();
+                            .sum::<f64>()
+                            * iv.unit[o.coefficient];
                         let want = fit.influence[g * fit.dim + fit.index(e, col)];
                         assert!(
                             (got - want).abs() <= 1e-9 * want.abs().max(1e-12),

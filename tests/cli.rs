@@ -123,7 +123,18 @@ fn generate_then_run_reproduces_the_default_numbers() {
     let out = medsim(dir.path(), &["generate", "--out", "panel.csv"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let a = medsim(dir.path(), &["run", "--out", "default"]);
-    let b = medsim(dir.path(), &["run", "--data", "panel.csv", "--out", "file"]);
+    let b = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--data",
+            "panel.csv",
+            "--controls",
+            CONTROLS,
+            "--out",
+            "file",
+        ],
+    );
     assert!(
         a.status.success() && b.status.success(),
         "{}",
@@ -199,10 +210,21 @@ fn refused(dir: &Path, args: &[&str], needles: &[&str]) {
     assert!(!dir.join("results").exists(), "a refused run wrote results");
 }
 
+/// The synthetic panel's controls (a --data run without a config has none).
+const CONTROLS: &str = "ln_gdp,industry,fdi,urban,gov,ln_pop_density";
+
 fn refused_file(edit: impl FnOnce(&mut Table), extra: &[&str], needles: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let path = small_panel(dir.path(), "bad.csv", edit);
-    let mut args = vec!["run", "--data", path.to_str().unwrap(), "--out", "o"];
+    let mut args = vec![
+        "run",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        "o",
+        "--controls",
+        CONTROLS,
+    ];
     args.extend_from_slice(extra);
     refused(dir.path(), &args, needles);
 }
@@ -778,7 +800,15 @@ fn more_regressors_than_clusters_is_refused() {
     write_csv(&t, &dir.path().join("six.csv")).unwrap();
     refused(
         dir.path(),
-        &["run", "--data", "six.csv", "--out", "o"],
+        &[
+            "run",
+            "--data",
+            "six.csv",
+            "--controls",
+            CONTROLS,
+            "--out",
+            "o",
+        ],
         &[
             "8 regressors",
             "only 6 clusters",

@@ -559,3 +559,322 @@ fn every_interval_method_is_scale_invariant_on_the_gpu_in_f32() {
     }
     check_scale_invariance(&["--backend", "gpu", "--precision", "f32"], 1e-6);
 }
+
+/// The default synthetic panel of `cities` x `years` as text, through
+/// `edit` (header, then rows as cells).
+fn panel_text(dir: &Path, cities: &str, edit: impl FnOnce(&mut Vec<Vec<String>>)) -> String {
+    let name = format!("g{cities}.csv");
+    assert!(
+        medsim(
+            dir,
+            &[
+                "generate", "--out", &name, "--cities", cities, "--years", "5", "--force"
+            ]
+        )
+        .status
+        .success()
+    );
+    let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+    let mut rows: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    edit(&mut rows);
+    rows.iter().map(|r| r.join(",") + "\n").collect()
+}
+
+#[test]
+fn a_period_written_as_2011_0_is_the_period_2011() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.csv"), panel_text(d, "20", |_| {})).unwrap();
+    let text = panel_text(d, "20", |rows| {
+        let t = rows[0].iter().position(|h| h == "year").unwrap();
+        // Half the rows write their year as 2011.0, one as 2.012e3.
+        for (i, row) in rows.iter_mut().enumerate().skip(1) {
+            if i % 2 == 0 {
+                row[t] = format!("{}.0", row[t]);
+            }
+        }
+        rows[3][t] = format!("{:e}", rows[3][t].parse::<f64>().unwrap());
+    });
+    std::fs::write(d.join("b.csv"), text).unwrap();
+    run_ok(d, &quick(&["--data", "a.csv", "--out", "a"]));
+    run_ok(d, &quick(&["--data", "b.csv", "--out", "b"]));
+    let read = |o: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join(o).join("summary.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (read("a"), read("b"));
+    assert_eq!(b["data"]["periods"], 5);
+    assert_eq!(a["effects"], b["effects"]);
+    assert_eq!(a["intervals"], b["intervals"]);
+    // A period that is not a number is refused with its line.
+    let text = panel_text(d, "20", |rows| rows[4][1] = "2013Q1".into());
+    std::fs::write(d.join("c.csv"), text).unwrap();
+    let args = quick(&["--data", "c.csv", "--out", "c"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(d, &args, &["c.csv:5", "'2013Q1' is not a period number"]);
+}
+
+#[test]
+fn digits_a_double_cannot_hold_are_warned_of_by_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shifted = panel_text(d, "20", |rows| {
+        let c = rows[0].iter().position(|h| h == "fdi").unwrap();
+        for row in rows.iter_mut().skip(1) {
+            let v: f64 = row[c].parse().unwrap();
+            row[c] = format!("1000000000000.{:010}", (v.abs() * 1e9) as u64);
+        }
+    });
+    std::fs::write(d.join("shifted.csv"), shifted).unwrap();
+    let args = quick(&["--data", "shifted.csv", "--controls", "fdi", "--out", "o"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = medsim(d, &args);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("more digits than double").count(), 1, "{err}");
+    assert!(
+        err.contains("column 'fdi'") && err.contains("shifted.csv:2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_missing_column_is_named_and_a_data_run_has_no_default_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = panel_text(d, "20", |rows| {
+        for row in rows.iter_mut() {
+            row.truncate(row.len() - 2);
+        }
+    });
+    std::fs::write(d.join("p.csv"), text).unwrap();
+    let args = quick(&[
+        "--data",
+        "p.csv",
+        "--mediator",
+        "agglomeration",
+        "--controls",
+        "ln_gdp,nope",
+        "--out",
+        "o",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(
+        d,
+        &args,
+        &[
+            "no column named 'agglomeration' (wanted as a mediator",
+            "no column named 'nope' (wanted as a control",
+        ],
+    );
+    // Without --controls a --data run has none: a wrong mediator name is
+    // the only complaint.
+    let args = quick(&[
+        "--data",
+        "p.csv",
+        "--mediator",
+        "agglomeration",
+        "--out",
+        "o",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = refused(d, &args, &["no column named 'agglomeration'"]);
+    assert!(!err.contains("ln_gdp'"), "{err}");
+    run_ok(d, &quick(&["--data", "p.csv", "--out", "o"]));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("o/summary.json")).unwrap()).unwrap();
+    assert_eq!(s["model"]["controls"], serde_json::json!([]));
+}
+
+#[test]
+fn a_chain_panel_of_a_million_rows_drops_its_singletons_in_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Unit i is seen in periods i and i + 1: with unit and period effects
+    // every row is a singleton in turn, so nothing is left to fit.
+    let mut text = String::from("city,year,log_ci,dei,agglom\n");
+    for i in 0..500_000u64 {
+        for t in [i, i + 1] {
+            text.push_str(&format!(
+                "{i},{t},{},{},{}\n",
+                (i % 7) as f64,
+                (t % 5) as f64,
+                (i % 3) as f64
+            ));
+        }
+    }
+    std::fs::write(d.join("chain.csv"), text).unwrap();
+    let started = Instant::now();
+    let args = quick(&["--data", "chain.csv", "--out", "o"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(d, &args, &["chain.csv"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_file_of_a_million_columns_is_refused_in_seconds_and_cells_are_quoted_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut text = (0..1_000_000)
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    text.push('\n');
+    for _ in 0..3 {
+        text.push_str(&vec!["1"; 1_000_000].join(","));
+        text.push('\n');
+    }
+    std::fs::write(d.join("wide.csv"), text).unwrap();
+    let started = Instant::now();
+    let args = quick(&["--data", "wide.csv", "--out", "o"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = refused(d, &args, &["no column named 'city'", "and 999970 more"]);
+    assert!(err.len() < 2000, "{} characters of error", err.len());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A runaway cell is quoted in at most ~80 characters.
+    let long = "x".repeat(100_000);
+    let text = panel_text(d, "20", |rows| rows[2][5] = long.clone());
+    std::fs::write(d.join("long.csv"), text).unwrap();
+    let args = quick(&["--data", "long.csv", "--out", "o"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = refused(d, &args, &["100000 characters"]);
+    assert!(err.len() < 1000, "{err}");
+}
+
+#[test]
+fn json_that_cannot_be_written_whole_fails_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args([
+            "run",
+            "-B",
+            "99",
+            "--mc-draws",
+            "1000",
+            "--out",
+            "o",
+            "-q",
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot write to standard output"));
+    // A reader that goes away early, with --json: an error too.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medsim"))
+        .args([
+            "run",
+            "-B",
+            "99",
+            "--mc-draws",
+            "1000",
+            "--out",
+            "p",
+            "-q",
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn requests_that_cannot_fit_are_refused_at_once_with_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let timed = |args: &[&str], needles: &[&str]| {
+        let started = Instant::now();
+        refused(d, args, needles);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{args:?}: {:?}",
+            started.elapsed()
+        );
+    };
+    timed(
+        &["run", "--mc-draws", "1000000000000", "-q", "--out", "o"],
+        &["--mc-draws", "8.0 TB", "available"],
+    );
+    timed(
+        &[
+            "generate", "--out", "big.csv", "--cities", "10000000", "--years", "10000000",
+        ],
+        &["10000000 cities x 10000000 years", "available"],
+    );
+    std::fs::write(
+        d.join("big.toml"),
+        "name = \"big\"\n[data.synthetic]\ncities = 10000000\nyears = 10000000\n",
+    )
+    .unwrap();
+    timed(
+        &["run", "big.toml", "-q"],
+        &["data.synthetic.cities", "available"],
+    );
+    std::fs::write(
+        d.join("many.toml"),
+        "name = \"many\"\n[simulation]\ndgp = \"iid\"\nn = 100\na = 0.1\nb = 0.1\nc_prime = 0.0\n\
+         datasets = 1000000000000000\nreplicates = 99\nmethods = [\"sobel\", \"percentile\"]\n",
+    )
+    .unwrap();
+    timed(
+        &["simulate", "many.toml", "-q"],
+        &["simulation.datasets", "available"],
+    );
+    // Checkpoints larger than the disk: refused before the replicates are
+    // computed, unless checkpoints are off.
+    timed(
+        &[
+            "run",
+            "-B",
+            "100000000000000",
+            "--backend",
+            "cpu",
+            "-q",
+            "--no-plots",
+            "--out",
+            "o",
+        ],
+        &["need", "free", "--checkpoint-every 0"],
+    );
+    assert!(!d.join("o").exists());
+    assert!(!d.join("big.csv").exists());
+}
+
+#[test]
+fn a_simulation_parameter_that_is_not_a_number_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("h.toml"),
+        "name = \"h\"\n[simulation]\ndgp = \"panel\"\nn = 30\nyears = 5\na = 0.19\nb = 0.029\n\
+         c_prime = -0.097\nheterogeneity = nan\ndatasets = 20\nreplicates = 99\n\
+         methods = [\"sobel\"]\n",
+    )
+    .unwrap();
+    refused(
+        dir.path(),
+        &["simulate", "h.toml", "-q"],
+        &["h.toml:9", "simulation.heterogeneity", "NaN"],
+    );
+}

@@ -638,6 +638,83 @@ fn the_slurm_scripts_split_and_merge_a_study() {
     );
 }
 
+/// The Slurm scripts on a real Slurm: `submit.sh` queues a job array of
+/// four parts of the default run and the merge (afterok) with `sbatch`;
+/// the merged summary is the unsplit run's, byte for byte. Needs a running
+/// Slurm (`SLURM_CONF`, which `.ci/run` starts with
+/// scripts/cluster/local-slurm.sh); under CI its absence is a failure.
+#[test]
+fn the_slurm_scripts_run_on_a_real_slurm() {
+    let conf = std::env::var("SLURM_CONF")
+        .ok()
+        .filter(|c| Path::new(c).exists());
+    let Some(conf) = conf else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "no Slurm under CI: .ci/run starts one (scripts/cluster/local-slurm.sh)"
+        );
+        eprintln!("SKIPPED: no Slurm (set SLURM_CONF; scripts/cluster/local-slurm.sh starts one)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = repo.join("configs/paper.toml");
+    let config = config.to_str().unwrap();
+    let flags = ["-B", "2000", "--backend", "cpu", "--no-plots"];
+    ok(&medsim(
+        d,
+        &[&["run", config, "-q", "--out", "single"][..], &flags[..]].concat(),
+    ));
+    let out = Command::new("bash")
+        .arg(repo.join("scripts/cluster/submit.sh"))
+        .args(["run", config, "results/paper", "4"])
+        .args(flags)
+        .current_dir(d)
+        .env("SLURM_CONF", &conf)
+        .env("MEDSIM", env!("CARGO_BIN_EXE_medsim"))
+        .env(
+            "MEDSIM_SBATCH",
+            "--cpus-per-task=1 --mem=500M --time=00:10:00",
+        )
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    let merge = text
+        .split("merge ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no merge job in: {text}"))
+        .to_string();
+    let started = Instant::now();
+    loop {
+        let q = Command::new("squeue")
+            .args(["-h", "-j", &merge, "-o", "%T"])
+            .env("SLURM_CONF", &conf)
+            .output()
+            .unwrap();
+        let state = String::from_utf8_lossy(&q.stdout).trim().to_string();
+        if state.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the merge job is still {state} after 5 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let logs: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert_eq!(logs.len(), 5, "four shard logs and a merge log: {logs:?}");
+    let merged = d.join("results/paper/summary.json");
+    assert!(merged.exists(), "no merged summary; job logs: {logs:?}");
+    assert_eq!(read(&merged), read(&d.join("single/summary.json")));
+}
+
 #[test]
 fn a_killed_sweep_resumes_to_the_uninterrupted_sweep() {
     let dir = tempfile::tempdir().unwrap();
