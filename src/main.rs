@@ -140,7 +140,9 @@ mediator columns default to the synthetic panel's names (city, year, city,
 log_ci, dei, agglom); there are no controls, groups or other mediator sets
 unless --controls, --group or --also-mediators name them. Rows with a missing value (empty, NA, NaN, .) in a
 used column are dropped and counted; units left with one observation are dropped.
-Results go to results/<name>/summary.json (replaced whole at the end of the run).
+Results go to results/<name>/ (--out DIR): a new or empty folder, or one medsim
+wrote before, whose own files are replaced at the end of the run; a folder
+holding other files is refused, and so is one another run is writing.
 Exit codes: 0 success, 2 bad input or options (nothing is written), 1 internal error.";
 
 const SENSITIVITY_EXAMPLES: &str = "Examples:

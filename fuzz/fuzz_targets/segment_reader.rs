@@ -1,8 +1,9 @@
 //! Fuzz target: arbitrary bytes as a stored segment of a checkpoint or
-//! shard (under a valid segment name), read as a resume reads it (a damaged
-//! segment is removed and recomputed) and as a merge reads it (refused),
-//! then every stored row served through a stream. Any input may be
-//! refused; none may panic or be served with a wrong checksum.
+//! shard (under a valid segment name), read as a merge reads it (a damaged
+//! segment refused) and as a resume reads it (removed and recomputed), then
+//! every stored row served through a stream. Half the inputs get a right
+//! checksum, so that the reading behind it is explored too. Any input may
+//! be refused; none may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -41,7 +42,15 @@ fuzz_target!(|data: &[u8]| {
     // The name claims replicates 0..N of stream 0, N from the first byte.
     let to = 1 + (pick % 8) as u64;
     let name = format!("s0000-{:015}-{:015}.bin", 0, to);
-    std::fs::write(dir.path().join(name), bytes).expect("written");
+    // Half the inputs carry a right checksum, so that what lies behind it
+    // (header, length, rows served) is explored too.
+    let mut bytes = bytes.to_vec();
+    if pick & 0x80 != 0 && bytes.len() >= 4 {
+        let body = bytes.len() - 4;
+        let crc = crc32c::crc32c(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    }
+    std::fs::write(dir.path().join(name), &bytes).expect("written");
     let total = 16;
     if let Ok(merged) = Store::merge(&[dir.path().to_path_buf()], None) {
         if let Ok(stream) = merged.stream(&Rows, total) {
