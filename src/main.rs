@@ -138,8 +138,9 @@ const RUN_EXAMPLES: &str = "Examples:
 With --data and no config file, the unit, time, cluster, outcome, treatment and
 mediator columns default to the synthetic panel's names (city, year, city,
 log_ci, dei, agglom); there are no controls, groups or other mediator sets
-unless --controls, --group or --also-mediators name them. Rows with a missing value (empty, NA, NaN, .) in a
-used column are dropped and counted; units left with one observation are dropped.
+unless --controls, --group or --also-mediators name them. Rows with a missing
+value (empty, NA, NaN, .) in a used column are dropped and counted; units left
+with one observation are dropped. Periods are numbers (2011 and 2011.0 are one).
 Results go to results/<name>/ (--out DIR): a new or empty folder, or one medsim
 wrote before, whose own files are replaced at the end of the run; a folder
 holding other files is refused, and so is one another run is writing.
@@ -311,7 +312,8 @@ struct RunFlags {
     #[arg(long)]
     mediator: Option<String>,
     /// Control columns, comma-separated; an empty string for none
-    /// [model.controls; default the synthetic panel's six controls].
+    /// [model.controls; default the synthetic panel's six controls, none
+    /// with --data and no config file].
     #[arg(long)]
     controls: Option<String>,
     /// Excluded instrument(s) of the treatment, comma-separated: every
