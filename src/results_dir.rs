@@ -304,6 +304,11 @@ impl ResultsDir {
 
 impl Drop for ResultsDir {
     fn drop(&mut self) {
+        // A claim refused at the lock holds nothing: the folder is another
+        // run's (which may have made it a moment before this one looked).
+        if self.lock.is_none() {
+            return;
+        }
         if !self.done {
             // A refused or failed run: remove what it made.
             match &self.created {
@@ -529,6 +534,28 @@ mod tests {
         assert!(!out.exists());
         let mut again = ResultsDir::claim(&out, &[]).unwrap();
         again.keep();
+    }
+
+    #[test]
+    fn a_claim_refused_at_the_lock_removes_nothing() {
+        // Two runs that both found the folder missing: the one refused at
+        // the lock must not remove the folder the other made and holds.
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("o");
+        let holder = ResultsDir::claim(&out, &[]).unwrap();
+        fs::create_dir_all(out.join(CHECKPOINT)).unwrap();
+        let refused = ResultsDir {
+            real: out.clone(),
+            created: Some(out.clone()),
+            had_checkpoint: false,
+            previous: BTreeSet::new(),
+            lock: None,
+            marked_now: false,
+            done: false,
+        };
+        drop(refused);
+        assert!(out.join(CHECKPOINT).exists() && out.join(LOCK_FILE).exists());
+        drop(holder);
     }
 
     #[test]
