@@ -11,7 +11,10 @@
 //! the GPU's ([`gpu`]), which solves in the whitened coordinates of
 //! [`whiten`] (two-stage least squares: [`whiten_iv`]) - summarised by [`aggregate`] and [`intervals`]; group models
 //! and their differences through [`contrast`] and [`label_test`]) -> the
-//! summary ([`summary`]), printed by [`report`] and written by [`output`].
+//! summary ([`summary`]), printed by [`report`] and written by [`output`]
+//! into a results folder claimed and locked by [`results_dir`] (which never
+//! overwrites what medsim did not write); [`resources`] refuses requests
+//! the machine's memory or disk cannot hold before any work.
 
 pub mod aggregate;
 pub mod bench;
