@@ -8,15 +8,17 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use medsim::design::Design;
-use medsim::engine::Engine;
-use medsim::estimate::fit_system;
+use medsim::data::synthetic::{SyntheticParams, generate};
 use medsim::gpu::engine::{GpuEngine, GpuOptions};
-use medsim::gpu::{Precision, shared_context};
-use medsim::mediation::equations;
-use medsim::panel::Panel;
-use medsim::scheme::{Scheme, WeightPlan, WildWeights};
-use medsim::synthetic::{SyntheticParams, default_spec, generate};
+use medsim::gpu::shared_context;
+use medsim::model::design::Design;
+use medsim::model::estimate::fit_system;
+use medsim::model::mediation::equations;
+use medsim::model::panel::Panel;
+use medsim::model::spec::default_spec;
+use medsim::resample::engine::Engine;
+use medsim::resample::engine::Precision;
+use medsim::resample::scheme::{Scheme, WeightPlan, WildWeights};
 
 fn gpu(c: &mut Criterion) {
     let Some(ctx) = shared_context(None).expect("the adapter opens") else {

@@ -6,16 +6,17 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use medsim::design::Design;
-use medsim::engine::{CpuEngine, Engine};
-use medsim::estimate::fit_system;
-use medsim::intervals::{Draws, Method};
-use medsim::linalg::packed_len;
-use medsim::mediation::equations;
-use medsim::panel::Panel;
-use medsim::replicate::Solver;
-use medsim::scheme::{Scheme, WeightPlan};
-use medsim::synthetic::{SyntheticParams, default_spec, generate};
+use medsim::data::synthetic::{SyntheticParams, generate};
+use medsim::math::linalg::packed_len;
+use medsim::model::design::Design;
+use medsim::model::estimate::fit_system;
+use medsim::model::mediation::equations;
+use medsim::model::panel::Panel;
+use medsim::model::replicate::Solver;
+use medsim::model::spec::default_spec;
+use medsim::resample::engine::{CpuEngine, Engine};
+use medsim::resample::intervals::{Draws, Method};
+use medsim::resample::scheme::{Scheme, WeightPlan};
 
 fn design() -> Design {
     let spec = default_spec();

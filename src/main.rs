@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use medsim::checkpoint::Shard;
-use medsim::config::{self, Config, Origin};
+use medsim::data::synthetic::{SyntheticParams, generate};
+use medsim::data::table::write_csv;
 use medsim::error::{Error, Result};
-use medsim::manifest::{Manifest, resolve_inputs, run_folder};
-use medsim::output::write_file;
-use medsim::report::render;
-use medsim::run::execute_timed;
-use medsim::scale::{Mode, Scale, results_config};
-use medsim::synthetic::{SyntheticParams, generate};
-use medsim::table::write_csv;
+use medsim::output::files::write_file;
+use medsim::output::manifest::{Manifest, resolve_inputs, run_folder};
+use medsim::output::report::render;
+use medsim::output::scale::{Mode, Scale, results_config};
+use medsim::resample::checkpoint::Shard;
+use medsim::study::config::{self, Config, Origin};
+use medsim::study::run::execute_timed;
 
 /// Whether what goes to standard output is data (`--json`), which must
 /// arrive whole: a reader that stops early then fails the command.
@@ -220,7 +220,7 @@ const GENERATE_EXAMPLES: &str = "Examples:
 Columns: city, year, province, region (east/central/west), size (large/small-medium),
 dei (digital-economy index), agglom (overall agglomeration = mean of agglom_sec and
 agglom_ter), log_ci (log carbon intensity) and six controls. The true parameters are
-documented in the README and in `medsim::synthetic`.";
+documented in the README and in `medsim::data::synthetic`.";
 
 #[derive(Args)]
 struct RunArgs {
@@ -267,7 +267,7 @@ impl ScaleFlags {
     fn scale(&self) -> Result<Scale> {
         let every = self
             .checkpoint_every
-            .unwrap_or(medsim::scale::DEFAULT_EVERY);
+            .unwrap_or(medsim::output::scale::DEFAULT_EVERY);
         if !every.is_finite() || every < 0.0 {
             return Err(Error::InvalidOption {
                 option: "--checkpoint-every".into(),
@@ -758,11 +758,11 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
         message: "medsim sweep needs a config file with a [sweep] table (see configs/)".into(),
     })?;
     let (base, mut origin) = config::read(path)?;
-    let (keys, points) = medsim::sweep::points(&origin)?;
+    let (keys, points) = medsim::study::sweep::points(&origin)?;
     // The flags, applied to the file's base, are refused on swept keys.
     let mut base_flags = base.clone();
     apply_flags(&args.flags, true, &mut base_flags, &mut origin)?;
-    medsim::sweep::check_flags(&keys, &origin.flags)?;
+    medsim::study::sweep::check_flags(&keys, &origin.flags)?;
     origin.swept = keys.clone();
     if args.manifest.is_some() {
         return Err(Error::InvalidOption {
@@ -833,9 +833,9 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
             bar.set_position(offset + 1000);
             continue;
         }
-        rows.extend(medsim::sweep::rows(k + 1, &point.values, &summary));
+        rows.extend(medsim::study::sweep::rows(k + 1, &point.values, &summary));
         let extra = if config.output.save_replicates {
-            medsim::run::replicate_files(plan)?
+            medsim::study::run::replicate_files(plan)?
         } else {
             Vec::new()
         };
@@ -852,7 +852,7 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
         folder.keep();
         return shard_done(*shard, st, &out, args.flags.quiet);
     }
-    let table = medsim::sweep::csv_text(&medsim::sweep::header(&keys), &rows)?;
+    let table = medsim::study::sweep::csv_text(&medsim::study::sweep::header(&keys), &rows)?;
     files.push(("sweep.csv".into(), table.into_bytes()));
     if base_flags.output.plots {
         let along: Vec<_> = points
@@ -860,7 +860,7 @@ fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
             .zip(&summaries)
             .map(|(p, s)| (p.values.clone(), s))
             .collect();
-        for (name, text) in medsim::plots::sweep(&keys, &along) {
+        for (name, text) in medsim::output::plots::sweep(&keys, &along) {
             files.push((name, text.into_bytes()));
         }
     }
@@ -959,7 +959,7 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
     );
     let mut stores = scale.open("simulate", results_config(&[&c], &[])?, &out)?;
     let store = stores.as_ref().map(|st| st.at(None)).transpose()?;
-    let ran = medsim::simulate::run_stored(
+    let ran = medsim::study::simulate::run_stored(
         &running,
         c.resampling.threads as usize,
         &|done, total| {
@@ -975,7 +975,8 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         folder.keep();
         return shard_done(*shard, st, &out, args.quiet);
     }
-    let summary = medsim::simulate::SimulationSummary::new(&c.name, &study, cells, sizes, seconds);
+    let summary =
+        medsim::study::simulate::SimulationSummary::new(&c.name, &study, cells, sizes, seconds);
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
     let mut files = vec![
@@ -983,7 +984,7 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         ("simulation.csv".to_string(), summary.csv().into_bytes()),
     ];
     if c.output.plots
-        && let Some((name, text)) = medsim::plots::power(&summary)
+        && let Some((name, text)) = medsim::output::plots::power(&summary)
     {
         files.push((name, text.into_bytes()));
     }
@@ -995,7 +996,7 @@ fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
 
 /// `medsim bench`: the suite on every engine, then its files.
 fn bench(args: BenchArgs) -> Result<()> {
-    use medsim::bench::{Engine, Report};
+    use medsim::study::bench::{Engine, Report};
     let mut engines = vec![Engine::Cpu];
     if !args.cpu_only {
         for a in medsim::gpu::list_adapters() {
@@ -1003,7 +1004,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     engines.push(Engine::Refit);
-    let report = medsim::bench::run(&engines, args.quick, &|what| {
+    let report = medsim::study::bench::run(&engines, args.quick, &|what| {
         eprintln!("bench: {what}");
     })?;
     let dir = args.out.unwrap_or_else(|| PathBuf::from("results"));
@@ -1055,23 +1056,25 @@ fn bench(args: BenchArgs) -> Result<()> {
 /// A merge reads the parts' replicates: its own engine only computes what
 /// is not sharded (the restricted wild tests, the plot's draws), on
 /// whatever this machine has, so the parts' GPU or adapter need not be here.
-fn merge_engine(spec: &mut medsim::bootstrap::ResampleSpec) {
-    spec.backend = medsim::bootstrap::BackendChoice::Auto;
+fn merge_engine(spec: &mut medsim::study::resampling::ResampleSpec) {
+    spec.backend = medsim::study::resampling::BackendChoice::Auto;
     spec.adapter = None;
 }
 
 /// The engine of a run's main replicates, as its summary reports it.
-fn engine_of(summary: &medsim::summary::Summary) -> Option<medsim::engine::Backend> {
+fn engine_of(
+    summary: &medsim::study::summary::Summary,
+) -> Option<medsim::resample::engine::Backend> {
     summary
         .resampling
         .as_ref()
-        .map(medsim::bootstrap::ResamplingSummary::engine)
+        .map(medsim::study::resampling::ResamplingSummary::engine)
 }
 
 /// Report a finished shard.
 fn shard_done(
     shard: Shard,
-    stores: &medsim::scale::Stores,
+    stores: &medsim::output::scale::Stores,
     out: &std::path::Path,
     quiet: bool,
 ) -> Result<()> {
@@ -1085,7 +1088,7 @@ fn shard_done(
             shard.index,
             shard.count,
             shard.count,
-            medsim::scale::shards_dir(out).display()
+            medsim::output::scale::shards_dir(out).display()
         );
     }
     Ok(())
@@ -1132,7 +1135,8 @@ fn resume(
     quiet: bool,
     threads: Option<u64>,
 ) -> Result<()> {
-    let header = medsim::checkpoint::Header::read(&medsim::scale::checkpoint_dir(dir))?;
+    let header =
+        medsim::resample::checkpoint::Header::read(&medsim::output::scale::checkpoint_dir(dir))?;
     let mut scale = ScaleFlags {
         resume: None,
         shard: None,
@@ -1140,14 +1144,14 @@ fn resume(
     }
     .scale()?;
     scale.mode = Mode::Checkpoint { keep: true };
-    scale.resumes = Some(medsim::results_dir::resolve(dir));
+    scale.resumes = Some(medsim::output::results_dir::resolve(dir));
     replay(&header, scale, None, quiet, threads)
 }
 
 /// Run a checkpoint's or shard's command line again, in the folder it ran
 /// in, with `scale` (and results to `out`, on `threads`, when given).
 fn replay(
-    header: &medsim::checkpoint::Header,
+    header: &medsim::resample::checkpoint::Header,
     scale: Scale,
     out: Option<PathBuf>,
     quiet: bool,
@@ -1178,7 +1182,7 @@ fn replay(
                 "its stored command line is not a run, sensitivity, sweep or simulation ({}); \
              the folder's {} was not written by medsim",
                 header.argv.join(" "),
-                medsim::checkpoint::HEADER_FILE
+                medsim::resample::checkpoint::HEADER_FILE
             )));
         }
     };
@@ -1193,7 +1197,7 @@ fn replay(
                 Some(s) => format!("part --shard {}/{}", s.index, s.count),
                 None => "run".into(),
             },
-            medsim::checkpoint::HEADER_FILE
+            medsim::resample::checkpoint::HEADER_FILE
         )));
     }
     match cli.command {
@@ -1229,7 +1233,7 @@ fn merge(args: MergeArgs) -> Result<()> {
         .iter()
         .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
         .collect();
-    let (header, dirs) = medsim::scale::shards(&dirs)?;
+    let (header, dirs) = medsim::output::scale::shards(&dirs)?;
     let out = args.out.map(|o| std::path::absolute(&o).unwrap_or(o));
     let scale = Scale {
         mode: Mode::Merge {
@@ -1258,7 +1262,7 @@ fn progress_bar(quiet: bool, len: u64, template: &str) -> indicatif::ProgressBar
 fn describe(values: &[(String, toml::Value)]) -> String {
     values
         .iter()
-        .map(|(k, v)| format!("{k} = {}", medsim::sweep::cell(v)))
+        .map(|(k, v)| format!("{k} = {}", medsim::study::sweep::cell(v)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -1327,7 +1331,7 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
     }
     let mut extra = Vec::new();
     if config.output.save_replicates {
-        extra = medsim::run::replicate_files(&plan)?;
+        extra = medsim::study::run::replicate_files(&plan)?;
     }
     let files = run_folder(&config, &inputs, &summary, &timings, extra)?;
     folder.write(&files)?;
@@ -1336,8 +1340,8 @@ fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
         out!("{}", String::from_utf8_lossy(&files[0].1));
     } else {
         let text = render(&summary);
-        if medsim::report::colour_wanted() {
-            out!("{}", medsim::report::colourize(&text));
+        if medsim::output::report::colour_wanted() {
+            out!("{}", medsim::output::report::colourize(&text));
         } else {
             out!("{text}");
         }
@@ -1355,8 +1359,8 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
             });
         }
     }
-    medsim::synthetic::check_size("--cities", args.cities, args.years)?;
-    let target = medsim::output::file_target(&args.out, args.force)?;
+    medsim::data::synthetic::check_size("--cities", args.cities, args.years)?;
+    let target = medsim::output::files::file_target(&args.out, args.force)?;
     let table = generate(SyntheticParams {
         cities: args.cities,
         years: args.years,

@@ -4,14 +4,14 @@
 //! covers a*b = 0.16 at a rate consistent with 0.95. With 300 panels the
 //! rate's standard error is 0.0126, so [0.90, 0.99] allows about four of them.
 
-use medsim::bootstrap::{ResampleSpec, resample};
-use medsim::design::Design;
-use medsim::intervals::Method;
-use medsim::mediation::analyse;
-use medsim::panel::Panel;
-use medsim::scheme::Scheme;
-use medsim::spec::{FixedEffects, InferenceSpec, ModelSpec};
-use medsim::table::Table;
+use medsim::data::table::Table;
+use medsim::model::design::Design;
+use medsim::model::mediation::analyse;
+use medsim::model::panel::Panel;
+use medsim::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use medsim::resample::intervals::Method;
+use medsim::resample::scheme::Scheme;
+use medsim::study::resampling::{ResampleSpec, resample};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rand_distr::StandardNormal;

@@ -12,15 +12,16 @@
 
 mod common;
 
-use medsim::design::Design;
-use medsim::engine::{CpuEngine, Engine};
-use medsim::estimate::fit_system;
-use medsim::mediation::equations;
-use medsim::panel::Panel;
-use medsim::permutation::PermutationEngine;
-use medsim::scheme::{Scheme, WeightPlan, WildWeights};
-use medsim::spec::{FixedEffects, ModelSpec};
-use medsim::synthetic::{SyntheticParams, default_spec, generate};
+use medsim::data::synthetic::{SyntheticParams, generate};
+use medsim::model::design::Design;
+use medsim::model::estimate::fit_system;
+use medsim::model::mediation::equations;
+use medsim::model::panel::Panel;
+use medsim::model::spec::default_spec;
+use medsim::model::spec::{FixedEffects, ModelSpec};
+use medsim::resample::engine::{CpuEngine, Engine};
+use medsim::resample::permutation::PermutationEngine;
+use medsim::resample::scheme::{Scheme, WeightPlan, WildWeights};
 
 /// Least squares by Householder QR: coefficients of y on the columns of x
 /// (column-major, n rows).
@@ -187,7 +188,7 @@ fn refit(
 }
 
 /// The synthetic panel at 30 cities x 5 years: small enough to refit often.
-fn small_panel() -> medsim::table::Table {
+fn small_panel() -> medsim::data::table::Table {
     generate(SyntheticParams {
         cities: 30,
         years: 5,
@@ -244,7 +245,7 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
 }
 
 fn check_on(
-    table: &medsim::table::Table,
+    table: &medsim::data::table::Table,
     spec: &ModelSpec,
     scheme: Scheme,
     strata: Option<&str>,
@@ -385,7 +386,7 @@ fn instrumented_models_match_the_two_stage_oracle() {
     spec.fixed_effects = FixedEffects::Unit;
     check(&spec, Scheme::Bayes, None, 8);
     // Two instruments and two mediators: the pyfixest IV fixture panel.
-    let table = medsim::table::read_csv(&common::fixture("instrumented_two.csv")).unwrap();
+    let table = medsim::data::table::read_csv(&common::fixture("instrumented_two.csv")).unwrap();
     let two = ModelSpec {
         unit: "unit".into(),
         time: "time".into(),
@@ -405,7 +406,7 @@ fn instrumented_models_match_the_two_stage_oracle() {
 /// Permutation: unit u takes the treatment series of unit donors[u]; refit
 /// the materialised panel and compare. Also on an unbalanced panel, where
 /// units are only exchanged within blocks of identical periods.
-fn check_permutation(table: &medsim::table::Table, replicates: u64) {
+fn check_permutation(table: &medsim::data::table::Table, replicates: u64) {
     let spec = default_spec();
     let panel = Panel::from_table(table, &spec).unwrap();
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
@@ -572,7 +573,7 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
             keys.push((format!("indirect:{n}"), layout.ab(j), layout.se_ab(j)));
         }
         for (i, (j, k)) in layout.contrast_pairs().into_iter().enumerate() {
-            let key = medsim::mediation::contrast_key(&names[j], &names[k]);
+            let key = medsim::model::mediation::contrast_key(&names[j], &names[k]);
             keys.push((key, layout.contrast(i), layout.se_contrast(i)));
         }
     }
@@ -591,12 +592,12 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
                 }
             }
         }
-        let resample = medsim::table::Table::new("resample", table.headers.clone(), rows);
+        let resample = medsim::data::table::Table::new("resample", table.headers.clone(), rows);
         let p = Panel::from_table(&resample, spec).unwrap();
         let d = Design::build(&p, spec.fixed_effects).unwrap();
-        let a = medsim::mediation::analyse(
+        let a = medsim::model::mediation::analyse(
             &d,
-            &medsim::spec::InferenceSpec {
+            &medsim::model::spec::InferenceSpec {
                 mc_draws: 1000,
                 ..Default::default()
             },
@@ -624,7 +625,7 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
 /// The group of one region: its panel, design and where its clusters sit
 /// among the pooled sample's.
 fn region_group(
-    table: &medsim::table::Table,
+    table: &medsim::data::table::Table,
     spec: &ModelSpec,
     pooled: &Panel,
     level: &str,
@@ -648,7 +649,7 @@ fn region_group(
 /// grouping column, which keeps each group's size), Bayes and wild.
 #[test]
 fn group_models_match_the_oracle_with_the_pooled_weights() {
-    use medsim::bootstrap::{ResampleSpec, SharedWeights};
+    use medsim::study::resampling::{ResampleSpec, SharedWeights};
     let spec = default_spec();
     let table = small_panel();
     let pooled = Panel::from_table(&table, &spec).unwrap();
@@ -708,7 +709,7 @@ fn group_models_match_the_oracle_with_the_pooled_weights() {
 /// groups' oracle refits with the pooled run's weights of their clusters.
 #[test]
 fn group_contrasts_match_the_difference_of_the_oracles() {
-    use medsim::contrast::ContrastEngine;
+    use medsim::resample::contrast::ContrastEngine;
     let spec = default_spec();
     let table = small_panel();
     let pooled = Panel::from_table(&table, &spec).unwrap();

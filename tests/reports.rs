@@ -8,8 +8,8 @@ mod common;
 
 use common::medsim;
 
-use medsim::synthetic::{SyntheticParams, generate};
-use medsim::table::write_csv;
+use medsim::data::synthetic::{SyntheticParams, generate};
+use medsim::data::table::write_csv;
 
 fn ok(out: &Output) {
     assert!(
@@ -82,7 +82,7 @@ fn manifest_replay_reproduces_the_summary_byte_for_byte() {
     let input = &manifest["inputs"][0];
     let bytes = std::fs::read(&csv).unwrap();
     assert_eq!(input["bytes"], bytes.len() as u64);
-    assert_eq!(input["sha256"], medsim::manifest::sha256_hex(&bytes));
+    assert_eq!(input["sha256"], medsim::provenance::sha256_hex(&bytes));
     let timings = manifest["timings"].as_object().unwrap();
     let mut stages: Vec<&str> = timings.keys().map(String::as_str).collect();
     stages.sort();
@@ -103,7 +103,7 @@ fn manifest_replay_reproduces_the_summary_byte_for_byte() {
         .iter()
         .find(|o| o["path"] == "summary.json")
         .unwrap();
-    assert_eq!(listed["sha256"], medsim::manifest::sha256_hex(&summary));
+    assert_eq!(listed["sha256"], medsim::provenance::sha256_hex(&summary));
 
     // The replay, from another working folder, into another run folder.
     let elsewhere = dir.path().join("elsewhere");
@@ -608,15 +608,15 @@ fn saved_replicates_are_the_runs_own() {
 /// (every statistic NaN) is counted once as failed, not per effect.
 #[test]
 fn non_finite_statistics_are_counted_and_reported() {
-    use medsim::bootstrap::{ResampleSpec, resample_with};
-    use medsim::design::Design;
-    use medsim::engine::{CpuEngine, Engine, Precomputed};
-    use medsim::mediation::analyse;
-    use medsim::panel::Panel;
-    use medsim::scheme::{Scheme, WeightPlan};
-    use medsim::spec::InferenceSpec;
-    use medsim::synthetic::default_spec;
-    let spec = medsim::spec::ModelSpec {
+    use medsim::model::design::Design;
+    use medsim::model::mediation::analyse;
+    use medsim::model::panel::Panel;
+    use medsim::model::spec::InferenceSpec;
+    use medsim::model::spec::default_spec;
+    use medsim::resample::engine::{CpuEngine, Engine, Precomputed};
+    use medsim::resample::scheme::{Scheme, WeightPlan};
+    use medsim::study::resampling::{ResampleSpec, resample_with};
+    let spec = medsim::model::spec::ModelSpec {
         groups: vec![],
         ..default_spec()
     };
@@ -654,7 +654,7 @@ fn non_finite_statistics_are_counted_and_reported() {
         .filter(|r| ![3, 7, 11].contains(r))
         .map(|r| stats[r * n + layout.proportion()])
         .collect();
-    let given = Precomputed::new(layout, stats, medsim::engine::Backend::cpu());
+    let given = Precomputed::new(layout, stats, medsim::resample::engine::Backend::cpu());
     let rs = ResampleSpec {
         replicates: b,
         ..ResampleSpec::default()
@@ -679,7 +679,7 @@ fn non_finite_statistics_are_counted_and_reported() {
     let got = get("proportion_mediated").mean;
     assert!((got - mean).abs() <= 1e-12 * mean.abs(), "{got} vs {mean}");
     let mut summary =
-        medsim::summary::Summary::new("t", &spec, &inference, &panel, &design, &analysis);
+        medsim::study::summary::Summary::new("t", &spec, &inference, &panel, &design, &analysis);
     summary.add_resampling(result);
     let json = serde_json::to_value(&summary).unwrap();
     assert_eq!(
@@ -691,7 +691,7 @@ fn non_finite_statistics_are_counted_and_reported() {
             .get("non_finite")
             .is_none()
     );
-    let printed = medsim::report::render(&summary);
+    let printed = medsim::output::report::render(&summary);
     assert!(
         printed.contains("note   2 replicate(s) gave a non-finite proportion mediated"),
         "{printed}"

@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
-use medsim::bootstrap::ResampleSpec;
-use medsim::run::{DataSource, RunPlan, execute};
-use medsim::sensitivity::acme;
-use medsim::spec::{FixedEffects, ModelSpec};
+use medsim::model::replicate::acme;
+use medsim::model::spec::{FixedEffects, ModelSpec};
+use medsim::study::resampling::ResampleSpec;
+use medsim::study::run::{DataSource, RunPlan, execute};
 use serde_json::Value;
 
 mod common;
@@ -156,7 +156,7 @@ fn acme_is_ab_at_zero_and_vanishes_at_the_crossing() {
 
 /// The embedded default's model without groups or other mediators.
 fn paper_plan() -> RunPlan {
-    let (config, origin) = medsim::config::paper();
+    let (config, origin) = medsim::study::config::paper();
     let mut plan = config.plan(&origin).unwrap();
     plan.group_by.clear();
     plan.mediator_sets.clear();
@@ -176,8 +176,8 @@ fn bands_come_from_the_replicates() {
         replicates: 1999,
         sensitivity: Some(rho.clone()),
         methods: vec![
-            medsim::intervals::Method::Percentile,
-            medsim::intervals::Method::Bca,
+            medsim::resample::intervals::Method::Percentile,
+            medsim::resample::intervals::Method::Bca,
         ],
         ..Default::default()
     };
@@ -233,7 +233,9 @@ fn refusals_and_schemes_without_bands() {
     // Asked of the library directly, bands on the wild scheme are refused
     // (its replicates have no Gram matrix).
     let spec = ResampleSpec {
-        scheme: medsim::scheme::Scheme::Wild(medsim::scheme::WildWeights::Rademacher),
+        scheme: medsim::resample::scheme::Scheme::Wild(
+            medsim::resample::scheme::WildWeights::Rademacher,
+        ),
         replicates: 99,
         sensitivity: Some(vec![0.0]),
         ..Default::default()

@@ -3,12 +3,13 @@
 //! small-medium and western cities; on a large panel the homogeneous true
 //! parameters (b, c') are recovered.
 
-use medsim::design::Design;
-use medsim::mediation::{Analysis, analyse};
-use medsim::panel::Panel;
-use medsim::spec::InferenceSpec;
-use medsim::synthetic::{B_AGGLOM, C_PRIME, SyntheticParams, default_spec, generate};
-use medsim::table::Table;
+use medsim::data::synthetic::{B_AGGLOM, C_PRIME, SyntheticParams, generate};
+use medsim::data::table::Table;
+use medsim::model::design::Design;
+use medsim::model::mediation::{Analysis, analyse};
+use medsim::model::panel::Panel;
+use medsim::model::spec::InferenceSpec;
+use medsim::model::spec::default_spec;
 
 fn analyse_table(t: &Table) -> Analysis {
     let spec = default_spec();

@@ -6,11 +6,11 @@
 
 mod common;
 
-use medsim::bootstrap::{BackendChoice, ResampleSpec};
-use medsim::intervals::Method;
-use medsim::run::{DataSource, RunPlan, execute};
-use medsim::scheme::{Scheme, WildWeights};
-use medsim::spec::InferenceSpec;
+use medsim::model::spec::InferenceSpec;
+use medsim::resample::intervals::Method;
+use medsim::resample::scheme::{Scheme, WildWeights};
+use medsim::study::resampling::{BackendChoice, ResampleSpec};
+use medsim::study::run::{DataSource, RunPlan, execute};
 use serde_json::Value;
 
 #[test]

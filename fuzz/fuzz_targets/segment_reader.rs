@@ -7,9 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medsim::checkpoint::Store;
-use medsim::engine::{Backend, Engine};
-use medsim::replicate::StatLayout;
+use medsim::resample::checkpoint::Store;
+use medsim::resample::engine::{Backend, Engine};
+use medsim::model::replicate::StatLayout;
 
 /// Replicate r's statistics are all r.
 struct Rows;

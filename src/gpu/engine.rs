@@ -4,10 +4,10 @@
 //!
 //! * Reweighting schemes (pairs, Poisson, jackknife): weights (as codes,
 //!   bit-identical to the CPU's), GEMM of the weights minus one with the
-//!   whitened cluster statistics (`crate::whiten`), per-replicate solve; the
+//!   whitened cluster statistics (`crate::resample::whiten`), per-replicate solve; the
 //!   device returns each replicate's coefficient changes, which the host
 //!   adds to the full-sample coefficients in f64. An instrumented design's
-//!   solve is two-stage least squares (`solve_iv.wgsl`, `crate::whiten_iv`),
+//!   solve is two-stage least squares (`solve_iv.wgsl`, `crate::resample::whiten_iv`),
 //!   one invocation per replicate and system.
 //! * Wild (Rademacher, Mammen, Webb): weights, GEMM with the cluster
 //!   influences; the GEMM's output is the change of the coefficients.
@@ -26,16 +26,16 @@ use super::{
     GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveIvParams,
     SolveParams, reals_from_words, words_per,
 };
-use crate::design::Design;
-use crate::engine::{Backend, CpuEngine, Engine};
 use crate::error::{Error, Result};
-use crate::estimate::SystemFit;
-use crate::linalg::packed_len;
-use crate::panel::Panel;
-use crate::permutation::{Exchange, PermutationEngine};
-use crate::replicate::{Solver, StatLayout, stats_from_changes};
-use crate::scheme::{Scheme, WeightPlan};
-use crate::whiten::{Whitened, reported_coefficients};
+use crate::math::linalg::packed_len;
+use crate::model::design::Design;
+use crate::model::estimate::SystemFit;
+use crate::model::panel::Panel;
+use crate::model::replicate::{Solver, StatLayout, stats_from_changes};
+use crate::resample::engine::{Backend, CpuEngine, Engine};
+use crate::resample::permutation::{Exchange, PermutationEngine};
+use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::whiten::{Whitened, reported_coefficients};
 
 /// Smallest batch tried before falling back to the CPU engine.
 pub const MIN_BATCH: usize = 64;
@@ -183,7 +183,7 @@ enum SolveKind {
     /// Least squares, `solve.wgsl`: per coefficient (k, i, t), its ratio to
     /// the units of the data, L and L^{-1}.
     LeastSquares([wgpu::Buffer; 4]),
-    /// Two-stage least squares, `solve_iv.wgsl` (`crate::whiten_iv`):
+    /// Two-stage least squares, `solve_iv.wgsl` (`crate::resample::whiten_iv`):
     /// systems, targets, outputs, constants, and the sizes of the systems.
     TwoStage {
         buffers: [wgpu::Buffer; 4],
@@ -282,7 +282,7 @@ impl SolveInputs {
 /// The device buffers of an instrumented design's two-stage solve.
 fn two_stage_inputs(
     ctx: &GpuContext,
-    iv: &crate::whiten_iv::WhitenedTwoStage,
+    iv: &crate::resample::whiten_iv::WhitenedTwoStage,
     precision: Precision,
 ) -> SolveKind {
     let mut consts: Vec<f64> = Vec::new();
@@ -570,7 +570,7 @@ impl<'a> GpuEngine<'a> {
             });
             let mut theta = w.theta.clone();
             let kind = if instrumented {
-                let iv = crate::whiten_iv::WhitenedTwoStage::new(design, fit, &w)?;
+                let iv = crate::resample::whiten_iv::WhitenedTwoStage::new(design, fit, &w)?;
                 theta = iv.theta.clone();
                 two_stage_inputs(ctx, &iv, precision)
             } else {
@@ -822,7 +822,7 @@ impl<'a> GpuEngine<'a> {
     }
 
     /// The engine whose replicates also give kappa and ACME at each of
-    /// `rho` (`crate::sensitivity`): the solve writes the ratio of the
+    /// `rho` (`crate::model::sensitivity`): the solve writes the ratio of the
     /// whitened factor's outcome and mediator diagonals, less one, after
     /// the other reals of the replicate; the full-sample kappa times one
     /// plus it is the replicate's (the factor of the Gram is the full
@@ -841,7 +841,7 @@ impl<'a> GpuEngine<'a> {
                     .into(),
             });
         }
-        crate::sensitivity::check(self.design)?;
+        crate::model::sensitivity::check(self.design)?;
         let mut solver = Solver::new(self.design).with_sensitivity(rho);
         let mut stats = vec![0.0; solver.layout.len()];
         if !solver.solve(&self.design.total_packed(), &mut stats) {
@@ -961,7 +961,7 @@ impl<'a> GpuEngine<'a> {
             }
             if l.sensitivity > 0 {
                 stats[l.kappa()] = self.kappa_hat * (1.0 + d[self.stride - 1]);
-                crate::sensitivity::fill(l, &self.rho, stats);
+                crate::model::replicate::fill_acme(l, &self.rho, stats);
             }
         }
         failed

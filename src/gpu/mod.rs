@@ -3,7 +3,7 @@
 //! engine that batches the stages behind `engine::Engine` ([`engine`]).
 //! Stages: the Philox known-answer check, cluster weights (the CPU engine's
 //! bit for bit), the tiled GEMM of weights and per-cluster statistics, and
-//! the per-replicate solve in whitened coordinates (`crate::whiten`), in f32
+//! the per-replicate solve in whitened coordinates (`crate::resample::whiten`), in f32
 //! and (SHADER_F64) f64.
 
 pub mod engine;
@@ -19,8 +19,9 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
-use crate::rng::{POISSON1_THRESHOLDS, STREAM_LABELS, STREAM_WEIGHTS};
-use crate::scheme::{MAMMEN_THRESHOLD, Scheme, WeightPlan, WildWeights};
+use crate::math::rng::{POISSON1_THRESHOLDS, STREAM_LABELS, STREAM_WEIGHTS};
+use crate::resample::engine::Precision;
+use crate::resample::scheme::{MAMMEN_THRESHOLD, Scheme, WeightPlan, WildWeights};
 
 /// The WGSL files, by name, as compiled into the binary (build.rs validates
 /// the same text).
@@ -87,24 +88,6 @@ pub struct GemmParams {
     pub pad: [u32; 3],
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 32);
-
-/// The floating-point type of the numeric stages (`Real` in WGSL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    F32,
-    /// Where the adapter has SHADER_F64.
-    F64,
-}
-
-impl Precision {
-    /// `"f32"` or `"f64"`, as summaries and flags name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::F64 => "f64",
-        }
-    }
-}
 
 /// Uniform parameters of `solve.wgsl` (`struct Params`).
 #[repr(C)]
@@ -844,7 +827,7 @@ impl GemmInputs {
         }
         strata.extend(plan.strata.iter().map(|s| s.len() as u32));
         let table: &[u32] = match plan.scheme {
-            Scheme::Bayes => crate::rng::exponential_table(),
+            Scheme::Bayes => crate::math::rng::exponential_table(),
             _ => &POISSON1_THRESHOLDS,
         };
         let (decode_mode, decode_table) = decoding(plan.scheme, deviation);
@@ -1022,7 +1005,7 @@ impl GemmInputs {
 /// `deviation` asks for the weights minus one of the whitened solve.
 fn decoding(scheme: Scheme, deviation: bool) -> (u32, Vec<f64>) {
     match scheme {
-        Scheme::Wild(WildWeights::Normal) => (1, crate::rng::normal_table().to_vec()),
+        Scheme::Wild(WildWeights::Normal) => (1, crate::math::rng::normal_table().to_vec()),
         Scheme::Wild(w) => {
             let n_codes = match w {
                 WildWeights::Rademacher | WildWeights::Mammen => 2,
@@ -1062,10 +1045,10 @@ fn reals_from_words(words: &[u32], precision: Precision) -> Vec<f64> {
 /// writes it (Bayes: `n_s code / sum`, which needs the stratum's sum).
 pub fn decode(scheme: Scheme, code: u32) -> f64 {
     match scheme {
-        Scheme::Wild(WildWeights::Normal) => crate::rng::normal_table()[code as usize],
+        Scheme::Wild(WildWeights::Normal) => crate::math::rng::normal_table()[code as usize],
         Scheme::Wild(WildWeights::Rademacher) => code as f64 * 2.0 - 1.0,
-        Scheme::Wild(WildWeights::Mammen) => crate::scheme::MAMMEN_POINTS[code as usize],
-        Scheme::Wild(WildWeights::Webb) => crate::scheme::WEBB[code as usize],
+        Scheme::Wild(WildWeights::Mammen) => crate::resample::scheme::MAMMEN_POINTS[code as usize],
+        Scheme::Wild(WildWeights::Webb) => crate::resample::scheme::WEBB[code as usize],
         _ => code as f64,
     }
 }

@@ -8,19 +8,20 @@
 //! treatment's own entry, a sum of squares over the same series, does not
 //! change). With `K[j][u]` the row that donor j's series gives recipient u,
 //! the change is `Delta = sum_u (K[pi(u)][u] - K[u][u])`, and in whitened
-//! coordinates (`crate::whiten`) the replicate's Gram is `I + E` with
+//! coordinates (`crate::resample::whiten`) the replicate's Gram is `I + E` with
 //! `E = u v' + v u'`, `u = L^{-1} e_0` and `v = L^{-1} Delta = sum_u
 //! D[pi(u)][u]`, `D[j][u] = L^{-1} (K[j][u] - K[u][u])` tabulated here for
 //! every pair of units of a block.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{GpuContext, Precision};
-use crate::design::Design;
+use super::GpuContext;
 use crate::error::{Error, Result};
-use crate::permutation::Exchange;
-use crate::rng::STREAM_PERMUTATION;
-use crate::whiten::Whitened;
+use crate::math::rng::STREAM_PERMUTATION;
+use crate::model::design::Design;
+use crate::resample::engine::Precision;
+use crate::resample::permutation::Exchange;
+use crate::resample::whiten::Whitened;
 
 /// Uniform parameters of `permute.wgsl` (`struct Params`).
 #[repr(C)]
@@ -248,12 +249,13 @@ impl PermuteInputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Engine;
-    use crate::mediation::equations;
-    use crate::panel::Panel;
-    use crate::permutation::PermutationEngine;
-    use crate::replicate::coefficients_to_stats;
-    use crate::synthetic::{SyntheticParams, default_spec, generate};
+    use crate::data::synthetic::{SyntheticParams, generate};
+    use crate::model::mediation::equations;
+    use crate::model::panel::Panel;
+    use crate::model::replicate::coefficients_to_stats;
+    use crate::model::spec::default_spec;
+    use crate::resample::engine::Engine;
+    use crate::resample::permutation::PermutationEngine;
 
     /// theta_hat + the whitened solve of the tabulated E equals the CPU
     /// permutation engine's direct solve, replicate by replicate.
@@ -269,7 +271,7 @@ mod tests {
         )
         .unwrap();
         let design = Design::build(&panel, spec.fixed_effects).unwrap();
-        let fit = crate::estimate::fit_system(&design, &equations(&design)).unwrap();
+        let fit = crate::model::estimate::fit_system(&design, &equations(&design)).unwrap();
         let w = Whitened::new(&design, &fit).unwrap();
         let exchange = Exchange::new(&design, &panel).unwrap();
         let table = PermutationTable::new(&design, &exchange, &w);

@@ -15,14 +15,15 @@
 //! runs its datasets one engine each.
 
 use super::engine::WildRhs;
-use super::{GemmInputs, GpuContext, Precision, SolveParams, reals_from_words, words_per};
-use crate::design::Design;
+use super::{GemmInputs, GpuContext, SolveParams, reals_from_words, words_per};
 use crate::error::{Error, Result};
-use crate::estimate::SystemFit;
-use crate::linalg::packed_len;
-use crate::replicate::{StatLayout, stats_from_changes};
-use crate::scheme::{Scheme, WeightPlan};
-use crate::whiten::Whitened;
+use crate::math::linalg::packed_len;
+use crate::model::design::Design;
+use crate::model::estimate::SystemFit;
+use crate::model::replicate::{StatLayout, stats_from_changes};
+use crate::resample::engine::Precision;
+use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::whiten::Whitened;
 
 /// Device memory one batch's buffers may take.
 const BATCH_BYTES: u64 = 512 << 20;

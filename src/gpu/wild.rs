@@ -5,10 +5,11 @@
 //! `RestrictedTest::p_value` up to replicates whose |t*| lies within
 //! rounding of |t| (none in f64, in practice).
 
-use super::{GemmInputs, GpuContext, Precision, WcrParams, reals_from_words, words_per};
+use super::{GemmInputs, GpuContext, WcrParams, reals_from_words, words_per};
 use crate::error::{Error, Result};
-use crate::scheme::WeightPlan;
-use crate::wild::RestrictedTest;
+use crate::resample::engine::Precision;
+use crate::resample::scheme::WeightPlan;
+use crate::resample::wild::RestrictedTest;
 
 /// Replicates per batch at most.
 const MAX_BATCH: usize = 1 << 16;

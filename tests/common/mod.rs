@@ -4,14 +4,15 @@
 
 #![allow(dead_code)]
 
-use medsim::design::Design;
-use medsim::engine::{CpuEngine, Engine};
-use medsim::estimate::SystemFit;
 use medsim::gpu::engine::{GpuEngine, GpuOptions};
-use medsim::gpu::{GpuContext, Precision, shared_context};
-use medsim::panel::Panel;
-use medsim::permutation::PermutationEngine;
-use medsim::scheme::WeightPlan;
+use medsim::gpu::{GpuContext, shared_context};
+use medsim::model::design::Design;
+use medsim::model::estimate::SystemFit;
+use medsim::model::panel::Panel;
+use medsim::resample::engine::Precision;
+use medsim::resample::engine::{CpuEngine, Engine};
+use medsim::resample::permutation::PermutationEngine;
+use medsim::resample::scheme::WeightPlan;
 
 /// The process's GPU context, or None (with a note) where there is no
 /// adapter; under CI (CI=true) a missing adapter is a failure.
@@ -106,12 +107,12 @@ pub fn permutation_engines<'a>(
 }
 
 /// The model of tests/fixtures/wild_panel.csv (the wildboottest fixture).
-pub fn wild_panel_spec() -> medsim::spec::ModelSpec {
-    medsim::spec::ModelSpec::xmy(
+pub fn wild_panel_spec() -> medsim::model::spec::ModelSpec {
+    medsim::model::spec::ModelSpec::xmy(
         "unit",
         "year",
         &["c1"],
-        medsim::spec::FixedEffects::UnitTime,
+        medsim::model::spec::FixedEffects::UnitTime,
     )
 }
 

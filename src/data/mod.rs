@@ -1,0 +1,7 @@
+//! Tables before they are a model's sample: CSV files read and written
+//! ([`table`]), the study-calibrated synthetic panel ([`synthetic`]), and
+//! the robustness transformations of a raw table ([`robustness`]).
+
+pub mod robustness;
+pub mod synthetic;
+pub mod table;

@@ -1,0 +1,537 @@
+//! The design: per-cluster sufficient statistics of the panel (DESIGN.md
+//! section 3). Columns are transformed within units (or centred, without unit
+//! effects), period dummies are added for two-way effects, every column is
+//! scaled to unit root-mean-square, and for each cluster g the Gram matrix
+//! `S_g = sum_{t in g} z z'` is kept as a packed upper triangle. Every later
+//! stage (point estimates, resampling) needs only these statistics.
+//!
+//! Column order of `z`: treatment, controls, nuisance (period dummies, or the
+//! intercept without unit effects), mediators, instruments, outcome.
+
+use crate::error::{Error, Result};
+use crate::math::linalg::{packed_len, unpack};
+use crate::model::panel::{Factor, Panel};
+use crate::model::spec::FixedEffects;
+
+/// What a column of the design is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Treatment,
+    Control,
+    /// Period dummy or intercept: estimated but not reported.
+    Nuisance,
+    Mediator,
+    /// Excluded instrument of the treatment.
+    Instrument,
+    Outcome,
+}
+
+impl Role {
+    fn describe(self) -> &'static str {
+        match self {
+            Role::Treatment => "treatment",
+            Role::Control => "control",
+            Role::Nuisance => "fixed effect",
+            Role::Mediator => "mediator",
+            Role::Instrument => "instrument",
+            Role::Outcome => "outcome",
+        }
+    }
+}
+
+/// Positions of the column blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub n_controls: usize,
+    pub n_nuisance: usize,
+    pub n_mediators: usize,
+    /// Excluded instruments of the treatment (0: least squares).
+    pub n_instruments: usize,
+}
+
+impl Layout {
+    /// Number of columns.
+    pub fn q(&self) -> usize {
+        self.n_controls + self.n_nuisance + self.n_mediators + self.n_instruments + 2
+    }
+    /// The treatment column.
+    pub fn treatment(&self) -> usize {
+        0
+    }
+    /// Mediator `j`.
+    pub fn mediator(&self, j: usize) -> usize {
+        1 + self.n_controls + self.n_nuisance + j
+    }
+    /// Instrument `j`.
+    pub fn instrument(&self, j: usize) -> usize {
+        1 + self.n_controls + self.n_nuisance + self.n_mediators + j
+    }
+    /// The outcome column.
+    pub fn outcome(&self) -> usize {
+        self.q() - 1
+    }
+    /// Whether the treatment is instrumented (two-stage least squares).
+    pub fn instrumented(&self) -> bool {
+        self.n_instruments > 0
+    }
+    /// The exogenous columns every equation shares: controls and nuisance.
+    pub fn exogenous(&self) -> Vec<usize> {
+        (1..1 + self.n_controls + self.n_nuisance).collect()
+    }
+    /// Regressors of the total-effect and mediator equations: treatment,
+    /// controls and nuisance columns.
+    pub fn base_regressors(&self) -> Vec<usize> {
+        (0..1 + self.n_controls + self.n_nuisance).collect()
+    }
+    /// Regressors of the outcome equation: the base ones and every mediator.
+    pub fn outcome_regressors(&self) -> Vec<usize> {
+        (0..1 + self.n_controls + self.n_nuisance + self.n_mediators).collect()
+    }
+    /// Instruments of an equation with `regressors` when the treatment is
+    /// instrumented: the treatment replaced by the excluded instruments
+    /// (every other regressor instruments itself); None for least squares.
+    pub fn instruments_for(&self, regressors: &[usize]) -> Option<Vec<usize>> {
+        if !self.instrumented() {
+            return None;
+        }
+        let mut inst: Vec<usize> = regressors
+            .iter()
+            .copied()
+            .filter(|&r| r != self.treatment())
+            .collect();
+        inst.extend((0..self.n_instruments).map(|j| self.instrument(j)));
+        Some(inst)
+    }
+}
+
+/// One absorbed fixed effect, for the small-sample correction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedEffectDim {
+    pub name: String,
+    pub levels: usize,
+    /// Every level lies inside one cluster (then its levels are not counted).
+    pub nested: bool,
+}
+
+/// Sufficient statistics of the estimation sample.
+#[derive(Debug, Clone)]
+pub struct Design {
+    pub source: String,
+    pub fixed_effects: FixedEffects,
+    pub names: Vec<String>,
+    pub roles: Vec<Role>,
+    pub layout: Layout,
+    /// Column j of `z` is the transformed column divided by `scale[j]`.
+    pub scale: Vec<f64>,
+    pub n_obs: usize,
+    pub n_clusters: usize,
+    pub cluster_name: String,
+    /// Observations per cluster.
+    pub cluster_sizes: Vec<usize>,
+    /// `n_clusters` rows of `packed_len(q)` entries: the packed `S_g`.
+    pub stats: Vec<f64>,
+    /// The transformed, scaled columns `z` themselves (q columns of n_obs,
+    /// in the panel's observation order), for schemes that rearrange
+    /// observations rather than reweight clusters (permutation).
+    pub columns: Vec<Vec<f64>>,
+    pub absorbed: Vec<FixedEffectDim>,
+}
+
+impl Design {
+    /// Compute the transformed, scaled columns and per-cluster Gram matrices,
+    /// refusing regressors that are constant, absorbed or collinear.
+    pub fn build(panel: &Panel, fe: FixedEffects) -> Result<Design> {
+        let n = panel.n_obs();
+        let p = panel.n_controls;
+        let m = panel.n_mediators;
+        let n_inst = panel.n_instruments;
+        let n_nuisance = match fe {
+            FixedEffects::None => 1,
+            FixedEffects::Unit => 0,
+            FixedEffects::UnitTime => panel.time.len() - 1,
+        };
+        let layout = Layout {
+            n_controls: p,
+            n_nuisance,
+            n_mediators: m,
+            n_instruments: n_inst,
+        };
+        let q = layout.q();
+
+        // Columns in design order, each transformed: (name, role, column, RMS
+        // of the centred raw column, for telling constant from absorbed).
+        let user = |k: usize, role: Role| {
+            let centred = centre(&panel.columns[k]);
+            let raw = rms(&centred);
+            let col = if fe.has_unit() {
+                demean_within(&centred, &panel.unit)
+            } else {
+                centred
+            };
+            (panel.names[k].clone(), role, col, raw)
+        };
+        let mut entries = vec![user(0, Role::Treatment)];
+        entries.extend((0..p).map(|k| user(1 + k, Role::Control)));
+        match fe {
+            FixedEffects::None => {
+                entries.push(("(intercept)".to_string(), Role::Nuisance, vec![1.0; n], 1.0))
+            }
+            FixedEffects::Unit => {}
+            FixedEffects::UnitTime => entries.extend((1..panel.time.len()).map(|t| {
+                let d: Vec<f64> = panel
+                    .time
+                    .codes
+                    .iter()
+                    .map(|&c| if c as usize == t { 1.0 } else { 0.0 })
+                    .collect();
+                let name = format!("{}={}", panel.time.name, panel.time.levels[t]);
+                (name, Role::Nuisance, demean_within(&d, &panel.unit), 1.0)
+            })),
+        }
+        entries.extend((0..m).map(|j| user(1 + p + j, Role::Mediator)));
+        entries.extend((0..n_inst).map(|j| user(1 + p + m + j, Role::Instrument)));
+        entries.push(user(1 + p + m + n_inst, Role::Outcome));
+        let mut names = Vec::with_capacity(q);
+        let mut roles = Vec::with_capacity(q);
+        let mut cols: Vec<Vec<f64>> = Vec::with_capacity(q);
+        let mut raw_rms = Vec::with_capacity(q);
+        for (name, role, col, raw) in entries {
+            names.push(name);
+            roles.push(role);
+            cols.push(col);
+            raw_rms.push(raw);
+        }
+
+        let source = panel.source.clone();
+        let mut scale = Vec::with_capacity(q);
+        for j in 0..q {
+            let s = rms(&cols[j]);
+            if roles[j] != Role::Nuisance {
+                check_variation(&source, fe, &names[j], roles[j], s, raw_rms[j])?;
+            }
+            if !(s > 0.0) {
+                return Err(Error::Collinear {
+                    file: source,
+                    message: format!(
+                        "{} '{}' has no variation left in the estimation sample",
+                        roles[j].describe(),
+                        names[j]
+                    ),
+                });
+            }
+            scale.push(s);
+            cols[j].iter_mut().for_each(|v| *v /= s);
+        }
+
+        // Per-cluster packed Gram matrices.
+        let g_count = panel.cluster.len();
+        let pl = packed_len(q);
+        let mut stats = vec![0.0; g_count * pl];
+        let mut cluster_sizes = vec![0usize; g_count];
+        let mut row = vec![0.0; q];
+        for i in 0..n {
+            let g = panel.cluster.codes[i] as usize;
+            cluster_sizes[g] += 1;
+            for j in 0..q {
+                row[j] = cols[j][i];
+            }
+            let s = &mut stats[g * pl..(g + 1) * pl];
+            let mut k = 0;
+            for a in 0..q {
+                let ra = row[a];
+                for b in a..q {
+                    s[k] += ra * row[b];
+                    k += 1;
+                }
+            }
+        }
+
+        let mut absorbed = Vec::new();
+        let cluster_is = |f: &Factor| f.name == panel.cluster.name || f.nested_in(&panel.cluster);
+        if fe.has_unit() {
+            absorbed.push(FixedEffectDim {
+                name: panel.unit.name.clone(),
+                levels: panel.unit.len(),
+                nested: cluster_is(&panel.unit),
+            });
+        }
+        if fe.has_time() {
+            absorbed.push(FixedEffectDim {
+                name: panel.time.name.clone(),
+                levels: panel.time.len(),
+                nested: cluster_is(&panel.time),
+            });
+        }
+
+        let design = Design {
+            source,
+            fixed_effects: fe,
+            names,
+            roles,
+            layout,
+            scale,
+            n_obs: n,
+            n_clusters: g_count,
+            cluster_name: panel.cluster.name.clone(),
+            cluster_sizes,
+            stats,
+            columns: cols,
+            absorbed,
+        };
+        design.check_collinearity()?;
+        let k = design.ssc_parameters(layout.outcome_regressors().len());
+        if n <= k {
+            return Err(Error::TooLittleData {
+                file: design.source.clone(),
+                message: format!(
+                    "{n} observations are too few for {k} parameters (slopes and fixed effects); \
+                     the model is not identified"
+                ),
+            });
+        }
+        Ok(design)
+    }
+
+    /// The same statistics indexed by a larger run's clusters: cluster c
+    /// of this design becomes cluster `map[c]` of `n_clusters`, every other
+    /// cluster has no observations (zero statistics). A group's model so
+    /// reweighted by the run's weight rows is its model reweighted by the
+    /// weights of its own clusters (the GPU engine's form of a cluster map).
+    pub fn on_clusters(&self, map: &[usize], n_clusters: usize) -> Design {
+        let pl = packed_len(self.q());
+        let mut stats = vec![0.0; n_clusters * pl];
+        let mut sizes = vec![0; n_clusters];
+        for (c, &to) in map.iter().enumerate() {
+            stats[to * pl..(to + 1) * pl].copy_from_slice(self.cluster_stats(c));
+            sizes[to] = self.cluster_sizes[c];
+        }
+        Design {
+            stats,
+            cluster_sizes: sizes,
+            n_clusters,
+            ..self.clone()
+        }
+    }
+
+    /// The design of the clusters `clusters` alone: cluster k of it is
+    /// cluster `clusters[k]` of this one (its statistics and size; `n_obs`
+    /// their total). The observation columns and absorbed dimensions stay
+    /// the whole sample's.
+    pub fn subset(&self, clusters: &[usize]) -> Design {
+        let mut stats = Vec::with_capacity(clusters.len() * packed_len(self.q()));
+        for &c in clusters {
+            stats.extend_from_slice(self.cluster_stats(c));
+        }
+        let cluster_sizes: Vec<usize> = clusters.iter().map(|&c| self.cluster_sizes[c]).collect();
+        Design {
+            stats,
+            n_obs: cluster_sizes.iter().sum(),
+            cluster_sizes,
+            n_clusters: clusters.len(),
+            ..self.clone()
+        }
+    }
+
+    /// Number of columns of `z`.
+    pub fn q(&self) -> usize {
+        self.layout.q()
+    }
+
+    /// Packed `S_g` of cluster `g`.
+    pub fn cluster_stats(&self, g: usize) -> &[f64] {
+        let pl = packed_len(self.q());
+        &self.stats[g * pl..(g + 1) * pl]
+    }
+
+    /// Packed Gram matrix of the whole sample: the sum of the `S_g`.
+    pub fn total_packed(&self) -> Vec<f64> {
+        let mut sum = vec![0.0; packed_len(self.q())];
+        for g in 0..self.n_clusters {
+            for (s, v) in sum.iter_mut().zip(self.cluster_stats(g)) {
+                *s += v;
+            }
+        }
+        sum
+    }
+
+    /// Full `q x q` Gram matrix of the whole sample (scaled columns).
+    pub fn total_gram(&self) -> Vec<f64> {
+        unpack(&self.total_packed(), self.q())
+    }
+
+    /// Parameters counted by the CR1 small-sample factor for an equation with
+    /// `n_regressors` design columns, as fixest and pyfixest count them by
+    /// default (`k_fixef = "nonnested"`): slopes (the intercept included when
+    /// there are no fixed effects), plus fixed-effect levels less one per
+    /// extra fixed effect, less the levels of effects nested in the clusters,
+    /// plus one per nested effect. Unit + period effects clustered by unit
+    /// give slopes + T.
+    pub fn ssc_parameters(&self, n_regressors: usize) -> usize {
+        let dummies = match self.fixed_effects {
+            FixedEffects::UnitTime => self.layout.n_nuisance,
+            _ => 0,
+        };
+        let slopes = n_regressors - dummies;
+        if self.absorbed.is_empty() {
+            return slopes;
+        }
+        let levels: usize = self.absorbed.iter().map(|f| f.levels).sum();
+        let adj = levels - (self.absorbed.len() - 1);
+        let nested_levels: usize = self
+            .absorbed
+            .iter()
+            .filter(|f| f.nested)
+            .map(|f| f.levels)
+            .sum();
+        let nested_count = self.absorbed.iter().filter(|f| f.nested).count();
+        slopes + adj - nested_levels + nested_count
+    }
+
+    /// Sequentially test each regressor (nuisance columns first, then the
+    /// treatment, controls and mediators) against those before it; the first
+    /// one that is a linear combination of earlier ones is named.
+    fn check_collinearity(&self) -> Result<()> {
+        let q = self.q();
+        let a = self.total_gram();
+        let layout = self.layout;
+        let mut order: Vec<usize> =
+            (1 + layout.n_controls..1 + layout.n_controls + layout.n_nuisance).collect();
+        order.extend(0..1 + layout.n_controls);
+        order.extend((0..layout.n_mediators).map(|j| layout.mediator(j)));
+        order.extend((0..layout.n_instruments).map(|j| layout.instrument(j)));
+
+        // Incremental Cholesky of a[order, order].
+        let mut accepted: Vec<usize> = Vec::new();
+        let mut l: Vec<Vec<f64>> = Vec::new(); // rows of L
+        for &j in &order {
+            let k = accepted.len();
+            let mut w = vec![0.0; k];
+            for r in 0..k {
+                let mut s = a[accepted[r] * q + j];
+                for c in 0..r {
+                    s -= l[r][c] * w[c];
+                }
+                w[r] = s / l[r][r];
+            }
+            let resid = a[j * q + j] - w.iter().map(|v| v * v).sum::<f64>();
+            if resid <= 1e-10 * a[j * q + j] {
+                // Coefficients of j on the accepted columns: L' beta = w.
+                let mut beta = w.clone();
+                for r in (0..k).rev() {
+                    let mut s = beta[r];
+                    for c in r + 1..k {
+                        s -= l[c][r] * beta[c];
+                    }
+                    beta[r] = s / l[r][r];
+                }
+                return Err(self.collinear_error(j, &accepted, &beta));
+            }
+            let mut row = w;
+            row.push(resid.sqrt());
+            l.push(row);
+            accepted.push(j);
+        }
+        Ok(())
+    }
+
+    fn collinear_error(&self, j: usize, accepted: &[usize], beta: &[f64]) -> Error {
+        let mut partners = Vec::new();
+        let mut with_fe = false;
+        for (&c, &b) in accepted.iter().zip(beta) {
+            if b.abs() > 1e-6 {
+                if self.roles[c] == Role::Nuisance {
+                    with_fe = true;
+                } else {
+                    partners.push(format!("{} '{}'", self.roles[c].describe(), self.names[c]));
+                }
+            }
+        }
+        let fe_words = match self.fixed_effects {
+            FixedEffects::None => "the intercept",
+            _ => "the period fixed effects",
+        };
+        if with_fe {
+            partners.push(fe_words.to_string());
+        }
+        let message = if self.roles[j] == Role::Nuisance {
+            format!(
+                "the period fixed effects are not identified ('{}' is a combination of other periods); \
+                 check that the panel is connected",
+                self.names[j]
+            )
+        } else {
+            format!(
+                "{} '{}' is perfectly collinear with {}; drop one of them",
+                self.roles[j].describe(),
+                self.names[j],
+                join_words(&partners)
+            )
+        };
+        Error::Collinear {
+            file: self.source.clone(),
+            message,
+        }
+    }
+}
+
+fn join_words(items: &[String]) -> String {
+    match items.len() {
+        0 => "the other regressors".into(),
+        1 => items[0].clone(),
+        _ => format!(
+            "{} and {}",
+            items[..items.len() - 1].join(", "),
+            items[items.len() - 1]
+        ),
+    }
+}
+
+/// Refuse a user column that is constant, or constant within units.
+fn check_variation(
+    source: &str,
+    fe: FixedEffects,
+    name: &str,
+    role: Role,
+    transformed_rms: f64,
+    raw_rms: f64,
+) -> Result<()> {
+    let what = role.describe();
+    let message = if raw_rms == 0.0 {
+        format!("{what} '{name}' is constant (the same value in every row); it cannot be estimated")
+    } else if transformed_rms <= 1e-9 * raw_rms {
+        debug_assert!(fe.has_unit());
+        format!(
+            "{what} '{name}' does not vary within units, so the unit fixed effects absorb it; \
+             drop it or use --fixed-effects none"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::Collinear {
+        file: source.to_string(),
+        message,
+    })
+}
+
+fn centre(x: &[f64]) -> Vec<f64> {
+    let mean = x.iter().sum::<f64>() / x.len() as f64;
+    x.iter().map(|v| v - mean).collect()
+}
+
+fn rms(x: &[f64]) -> f64 {
+    (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt()
+}
+
+/// Subtract each unit's mean.
+fn demean_within(x: &[f64], unit: &Factor) -> Vec<f64> {
+    let mut sum = vec![0.0; unit.len()];
+    let mut count = vec![0usize; unit.len()];
+    for (&c, &v) in unit.codes.iter().zip(x) {
+        sum[c as usize] += v;
+        count[c as usize] += 1;
+    }
+    x.iter()
+        .zip(&unit.codes)
+        .map(|(&v, &c)| v - sum[c as usize] / count[c as usize] as f64)
+        .collect()
+}

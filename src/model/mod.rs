@@ -1,0 +1,14 @@
+//! The mediation model on one sample: its description ([`spec`]), the
+//! estimation sample ([`panel`]), per-cluster sufficient statistics
+//! ([`design`]), least squares and 2SLS with the joint CR1 covariance
+//! ([`estimate`]), the mediation analysis ([`mediation`]), one replicate's
+//! statistics from its Gram matrix ([`replicate`]) and the Imai-Keele-
+//! Yamamoto sensitivity algebra ([`sensitivity`]). Nothing here resamples.
+
+pub mod design;
+pub mod estimate;
+pub mod mediation;
+pub mod panel;
+pub mod replicate;
+pub mod sensitivity;
+pub mod spec;

@@ -1,0 +1,754 @@
+//! One replicate's statistics from its Gram matrix: the three equations of
+//! the mediation model solved by one Cholesky factorisation of the regressor
+//! block, giving a, b, c, c', the indirect effects and the proportion
+//! mediated in the units of the data. The same code serves the point estimate
+//! check, every reweighting scheme and (as the reference) the GPU engine.
+//!
+//! # Statistic layout (per replicate, `StatLayout::len()` values)
+//!
+//! With m mediators: `a_1..a_m`, `b_1..b_m`, `a_1 b_1..a_m b_m`, `c`, `c'`,
+//! `indirect = sum_j a_j b_j`, `proportion = indirect / c`, the suppression
+//! share `|indirect / c'|`, then the pairwise
+//! contrasts `a_j b_j - a_k b_k` (j < k), studentized, the replicate's
+//! own SEs of `StatLayout::se_targets`, and, with a sensitivity analysis
+//! over n values of rho (one mediator), `kappa` = sd(outcome residual) /
+//! sd(mediator residual) and the n values ACME(rho) (`crate::model::sensitivity`).
+//! A replicate whose
+//! regressor block is singular (a degenerate resample) gives NaN everywhere.
+//!
+//! An instrumented design is solved by two-stage least squares from the same
+//! Gram matrix (`estimate::TwoStage`): one projection for the total and
+//! mediator equations, which share regressors and instruments, one for the
+//! outcome equation.
+
+use crate::math::linalg::{packed_index, packed_len};
+use crate::model::design::{Design, Layout};
+use crate::model::estimate::TwoStage;
+
+/// Positions of the statistics of one replicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatLayout {
+    pub mediators: usize,
+    /// Whether the replicate's own CR1 standard errors of `a_j b_j` and of
+    /// the indirect effect follow (for studentized intervals).
+    pub studentized: bool,
+    /// Values of rho of the sensitivity analysis (0: none); kappa and
+    /// ACME(rho) follow.
+    pub sensitivity: usize,
+}
+
+impl StatLayout {
+    /// Number of statistics per replicate.
+    pub fn len(&self) -> usize {
+        3 * self.mediators
+            + 5
+            + self.n_contrasts()
+            + if self.studentized {
+                self.se_targets().len()
+            } else {
+                0
+            }
+            + if self.sensitivity > 0 {
+                1 + self.sensitivity
+            } else {
+                0
+            }
+    }
+    /// `kappa`, the ratio of the residual SDs of the outcome and mediator
+    /// equations (sensitivity analysis).
+    pub fn kappa(&self) -> usize {
+        self.se_base()
+            + if self.studentized {
+                self.se_targets().len()
+            } else {
+                0
+            }
+    }
+    /// ACME at the k-th value of rho.
+    pub fn acme(&self, k: usize) -> usize {
+        self.kappa() + 1 + k
+    }
+    /// Pairwise contrasts of the specific indirect effects (m(m-1)/2).
+    pub fn n_contrasts(&self) -> usize {
+        self.mediators * self.mediators.saturating_sub(1) / 2
+    }
+    /// The mediator pairs (j, k), j < k, of the contrasts, in order.
+    pub fn contrast_pairs(&self) -> Vec<(usize, usize)> {
+        let m = self.mediators;
+        (0..m)
+            .flat_map(|j| (j + 1..m).map(move |k| (j, k)))
+            .collect()
+    }
+    /// Contrast i: `a_j b_j - a_k b_k` for the i-th pair.
+    pub fn contrast(&self, i: usize) -> usize {
+        3 * self.mediators + 5 + i
+    }
+    /// The indirect-effect combinations that get the replicate's own SE,
+    /// as weights over the specific indirect effects a_j b_j: each a_j b_j,
+    /// their sum, then each contrast (SEs in this order follow the
+    /// statistics).
+    pub fn se_targets(&self) -> Vec<Vec<f64>> {
+        let m = self.mediators;
+        let unit =
+            |j: usize| -> Vec<f64> { (0..m).map(|i| if i == j { 1.0 } else { 0.0 }).collect() };
+        (0..m)
+            .map(unit)
+            .chain([vec![1.0; m]])
+            .chain(self.contrast_pairs().into_iter().map(|(j, k)| {
+                let mut w = unit(j);
+                w[k] = -1.0;
+                w
+            }))
+            .collect()
+    }
+    /// Where the replicate's own SEs start.
+    fn se_base(&self) -> usize {
+        3 * self.mediators + 5 + self.n_contrasts()
+    }
+    /// The replicate's own SE of `se_targets()[t]`.
+    pub fn se_target(&self, t: usize) -> usize {
+        self.se_base() + t
+    }
+    /// The replicate's own standard error of `a_j b_j`.
+    pub fn se_ab(&self, j: usize) -> usize {
+        self.se_base() + j
+    }
+    /// The replicate's own standard error of the indirect effect.
+    pub fn se_indirect(&self) -> usize {
+        self.se_base() + self.mediators
+    }
+    /// The replicate's own standard error of contrast i.
+    pub fn se_contrast(&self, i: usize) -> usize {
+        self.se_base() + self.mediators + 1 + i
+    }
+    /// Never empty; here for clippy's sake.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    pub fn a(&self, j: usize) -> usize {
+        j
+    }
+    pub fn b(&self, j: usize) -> usize {
+        self.mediators + j
+    }
+    pub fn ab(&self, j: usize) -> usize {
+        2 * self.mediators + j
+    }
+    pub fn c(&self) -> usize {
+        3 * self.mediators
+    }
+    pub fn c_prime(&self) -> usize {
+        3 * self.mediators + 1
+    }
+    pub fn indirect(&self) -> usize {
+        3 * self.mediators + 2
+    }
+    pub fn proportion(&self) -> usize {
+        3 * self.mediators + 3
+    }
+    /// `|indirect / c'|`, the share of the direct effect the indirect
+    /// effects offset (the suppression share).
+    pub fn suppression_share(&self) -> usize {
+        3 * self.mediators + 4
+    }
+
+    /// The statistic behind an effect key of summary.json.
+    pub fn index_of(&self, key: &str, mediators: &[String]) -> Option<usize> {
+        let med = |name: &str| mediators.iter().position(|m| m == name);
+        if let Some(k) = key.strip_prefix("sensitivity:") {
+            return k
+                .parse::<usize>()
+                .ok()
+                .filter(|&k| k < self.sensitivity)
+                .map(|k| self.acme(k));
+        }
+        if let Some(pair) = key.strip_prefix("contrast:") {
+            let pairs = self.contrast_pairs();
+            return pairs
+                .iter()
+                .position(|&(j, k)| pair == format!("{}:{}", mediators[j], mediators[k]))
+                .map(|i| self.contrast(i));
+        }
+        match key.split_once(':') {
+            Some(("a", m)) => med(m).map(|j| self.a(j)),
+            Some(("b", m)) => med(m).map(|j| self.b(j)),
+            Some(("indirect", m)) => med(m).map(|j| self.ab(j)),
+            _ => match key {
+                "a" if self.mediators == 1 => Some(self.a(0)),
+                "b" if self.mediators == 1 => Some(self.b(0)),
+                "c" => Some(self.c()),
+                "c_prime" => Some(self.c_prime()),
+                "indirect" => Some(self.indirect()),
+                "proportion_mediated" => Some(self.proportion()),
+                "suppression_share" => Some(self.suppression_share()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Solves replicate Gram matrices of one design. Holds scratch space, so
+/// each thread keeps its own.
+///
+/// The regressor block and the outcome row are factored together: with
+/// `L` the Cholesky factor of the regressors (treatment, controls, nuisance,
+/// mediators), row `y` of the extended factor is `L^{-1} A[regressors, y]`,
+/// whose leading part is the forward solve of the total-effect equation
+/// (the factor of a leading block is the leading block of the factor), and
+/// row `k0 + j` of `L` already is the forward solve of mediator j's equation.
+/// Each equation then needs one back substitution.
+#[derive(Debug, Clone)]
+pub struct Solver {
+    q: usize,
+    k0: usize,
+    ko: usize,
+    m: usize,
+    /// Ratios turning scaled coefficients into data units.
+    x_to_m: Vec<f64>,
+    x_to_y: f64,
+    m_to_y: Vec<f64>,
+    pub layout: StatLayout,
+    /// Row-major q x q; the lower triangle holds the factor.
+    l: Vec<f64>,
+    inv_diag: Vec<f64>,
+    rhs: Vec<f64>,
+    /// Two-stage least squares instead, when the treatment is instrumented.
+    iv: Option<IvState>,
+    /// The rho grid of the sensitivity analysis (empty: none).
+    rho: Vec<f64>,
+}
+
+/// The instrumented model's column sets and, after a solve, its projections
+/// and coefficients (kept for the influence functionals).
+#[derive(Debug, Clone)]
+struct IvState {
+    layout: Layout,
+    /// (regressors, instruments) of the total and mediator equations, and
+    /// of the outcome equation.
+    base_columns: (Vec<usize>, Vec<usize>),
+    outcome_columns: (Vec<usize>, Vec<usize>),
+    base: Option<TwoStage>,
+    outcome: Option<TwoStage>,
+    /// Scaled coefficients: total, each mediator, outcome equation.
+    beta_total: Vec<f64>,
+    beta_mediators: Vec<Vec<f64>>,
+    beta_outcome: Vec<f64>,
+}
+
+impl Solver {
+    /// The solver that also gives kappa and ACME at each of `rho`
+    /// (`crate::model::sensitivity`; one mediator, least squares).
+    pub fn with_sensitivity(mut self, rho: &[f64]) -> Solver {
+        self.layout.sensitivity = rho.len();
+        self.rho = rho.to_vec();
+        self
+    }
+
+    /// A solver for `design`'s column layout and scales.
+    pub fn new(design: &Design) -> Solver {
+        let lay = design.layout;
+        let q = design.q();
+        let m = lay.n_mediators;
+        let ko = lay.outcome();
+        let (x_to_m, x_to_y, m_to_y) = unit_ratios(design);
+        Solver {
+            q,
+            k0: ko - m,
+            ko,
+            m,
+            x_to_m,
+            x_to_y,
+            m_to_y,
+            layout: StatLayout {
+                mediators: m,
+                studentized: false,
+                sensitivity: 0,
+            },
+            rho: Vec::new(),
+            l: vec![0.0; q * q],
+            inv_diag: vec![0.0; q],
+            rhs: vec![0.0; q],
+            iv: lay.instrumented().then(|| {
+                let columns = |r: Vec<usize>| {
+                    let i = lay.instruments_for(&r).unwrap_or_default();
+                    (r, i)
+                };
+                IvState {
+                    layout: lay,
+                    base_columns: columns(lay.base_regressors()),
+                    outcome_columns: columns(lay.outcome_regressors()),
+                    base: None,
+                    outcome: None,
+                    beta_total: Vec::new(),
+                    beta_mediators: Vec::new(),
+                    beta_outcome: Vec::new(),
+                }
+            }),
+        }
+    }
+
+    /// Statistics of the replicate whose packed Gram is `packed` into `out`;
+    /// false (and NaN statistics) when the regressors are singular.
+    #[inline(always)]
+    pub fn solve(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
+        if self.iv.is_some() {
+            return self.solve_two_stage(packed, out);
+        }
+        let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
+        // Lower triangle of the q x q Gram, row-major.
+        let mut k = 0;
+        for i in 0..q {
+            for j in i..q {
+                self.l[j * q + i] = packed[k];
+                k += 1;
+            }
+        }
+        // Right-looking Cholesky of the regressor block (columns 0..ko); row y
+        // (= ko) goes through the same eliminations and so ends up holding its
+        // forward-solved part. The trailing updates are axpys over contiguous
+        // row segments, which vectorise, unlike dot-product reductions.
+        for j in 0..ko {
+            let d = self.l[j * q + j];
+            if !(d > 0.0) {
+                out.iter_mut().for_each(|v| *v = f64::NAN);
+                return false;
+            }
+            let diag = d.sqrt();
+            let inv = 1.0 / diag;
+            self.l[j * q + j] = diag;
+            self.inv_diag[j] = inv;
+            for i in j + 1..q {
+                let v = self.l[i * q + j] * inv;
+                self.l[i * q + j] = v;
+                self.rhs[i] = v;
+            }
+            for i in j + 1..q {
+                let lij = self.rhs[i];
+                let row = &mut self.l[i * q + j + 1..i * q + i + 1];
+                for (a, &c) in row.iter_mut().zip(&self.rhs[j + 1..i + 1]) {
+                    *a -= lij * c;
+                }
+            }
+        }
+        let lay = self.layout;
+        let y = q - 1;
+        // Total effect: Y on the base block.
+        self.rhs[..k0].copy_from_slice(&self.l[y * q..y * q + k0]);
+        back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..k0]);
+        let c = self.rhs[0] * self.x_to_y;
+        // Mediators: M_j on the base block.
+        for j in 0..m {
+            let row = (k0 + j) * q;
+            self.rhs[..k0].copy_from_slice(&self.l[row..row + k0]);
+            back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..k0]);
+            out[lay.a(j)] = self.rhs[0] * self.x_to_m[j];
+        }
+        // Outcome: Y on the base block and the mediators.
+        self.rhs[..ko].copy_from_slice(&self.l[y * q..y * q + ko]);
+        back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..ko]);
+        let c_prime = self.rhs[0] * self.x_to_y;
+        let mut indirect = 0.0;
+        for j in 0..m {
+            let b = self.rhs[k0 + j] * self.m_to_y[j];
+            out[lay.b(j)] = b;
+            let ab = out[lay.a(j)] * b;
+            out[lay.ab(j)] = ab;
+            indirect += ab;
+        }
+        out[lay.c()] = c;
+        out[lay.c_prime()] = c_prime;
+        out[lay.indirect()] = indirect;
+        out[lay.proportion()] = indirect / c;
+        out[lay.suppression_share()] = (indirect / c_prime).abs();
+        for (i, (j, k)) in lay.contrast_pairs().into_iter().enumerate() {
+            out[lay.contrast(i)] = out[lay.ab(j)] - out[lay.ab(k)];
+        }
+        if lay.sensitivity > 0 {
+            // After the eliminations the outcome's diagonal holds its
+            // residual sum of squares on every regressor, the (one)
+            // mediator's its residual SD on the base block, squared.
+            let rss_y = self.l[y * q + y].max(0.0);
+            let sd_m = self.l[k0 * q + k0];
+            out[lay.kappa()] = rss_y.sqrt() / sd_m * self.m_to_y[0];
+            fill_acme(lay, &self.rho, out);
+        }
+        true
+    }
+}
+
+impl Solver {
+    /// [`Solver::solve`] for an instrumented design.
+    fn solve_two_stage(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
+        let q = self.q;
+        let m = self.m;
+        let a = crate::math::linalg::unpack(packed, q);
+        let st = self.iv.as_mut().expect("instrumented solver");
+        let lay = st.layout;
+        let ((base_r, base_i), (out_r, out_i)) = (&st.base_columns, &st.outcome_columns);
+        let stages = (
+            TwoStage::new(&a, q, base_r, base_i),
+            TwoStage::new(&a, q, out_r, out_i),
+        );
+        let (Ok(base), Ok(outcome)) = stages else {
+            st.base = None;
+            st.outcome = None;
+            out.iter_mut().for_each(|v| *v = f64::NAN);
+            return false;
+        };
+        st.beta_total = base.coefficients(&a, q, lay.outcome());
+        st.beta_mediators = (0..m)
+            .map(|j| base.coefficients(&a, q, lay.mediator(j)))
+            .collect();
+        st.beta_outcome = outcome.coefficients(&a, q, lay.outcome());
+        let x = lay.treatment();
+        let mut theta = vec![0.0; 2 * m + 2];
+        for j in 0..m {
+            theta[j] = st.beta_mediators[j][x] * self.x_to_m[j];
+            theta[m + j] = st.beta_outcome[lay.mediator(j)] * self.m_to_y[j];
+        }
+        theta[2 * m] = st.beta_total[x] * self.x_to_y;
+        theta[2 * m + 1] = st.beta_outcome[x] * self.x_to_y;
+        st.base = Some(base);
+        st.outcome = Some(outcome);
+        coefficients_to_stats(&theta, self.layout, out);
+        true
+    }
+
+    /// [`Solver::influence_functionals`] for an instrumented design: the
+    /// influence of a cluster on coefficient r is `k_r' (S_g[I, d] - S_g[I, R]
+    /// beta)`, `k_r` row r of the two-stage projector.
+    fn two_stage_functionals(&self, out: &mut [f64]) {
+        let (q, m) = (self.q, self.m);
+        let p = packed_len(q);
+        out[..2 * m * p].iter_mut().for_each(|v| *v = 0.0);
+        let st = self.iv.as_ref().expect("instrumented solver");
+        let (Some(base), Some(outcome)) = (&st.base, &st.outcome) else {
+            out[..2 * m * p].iter_mut().for_each(|v| *v = f64::NAN);
+            return;
+        };
+        let lay = st.layout;
+        let x = lay.treatment();
+        for j in 0..m {
+            let target = &mut out[j * p..(j + 1) * p];
+            let (d, beta) = (lay.mediator(j), &st.beta_mediators[j]);
+            add_two_stage_functional(target, q, base, x, d, beta, self.x_to_m[j]);
+        }
+        for j in 0..m {
+            let target = &mut out[(m + j) * p..(m + j + 1) * p];
+            let r = lay.mediator(j);
+            let (d, beta) = (lay.outcome(), &st.beta_outcome);
+            add_two_stage_functional(target, q, outcome, r, d, beta, self.m_to_y[j]);
+        }
+    }
+
+    /// After a successful [`Solver::solve`] (its factor is still held), the
+    /// linear functionals giving each cluster's influence on a_j and b_j:
+    /// row u of `out` (u = j for a_j, m + j for b_j; `packed_len` entries
+    /// each) is the packed vector c with `sum_k c_k S_g[k] = h'(S_g[R, d] -
+    /// S_g[R, R] beta)`, `h = A^{-1} e_coef`, in the units of the data. So
+    /// the influences of every cluster are one product with the cluster
+    /// statistics, and a replicate's CR1 covariance follows.
+    pub fn influence_functionals(&mut self, out: &mut [f64]) {
+        if self.iv.is_some() {
+            return self.two_stage_functionals(out);
+        }
+        let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
+        let p = packed_len(q);
+        out[..2 * m * p].iter_mut().for_each(|v| *v = 0.0);
+        let y = q - 1;
+        let mut beta = vec![0.0; ko];
+        let mut h = vec![0.0; ko];
+        // h_a = A_base^{-1} e_0, shared by the mediator equations.
+        h[..k0].iter_mut().for_each(|v| *v = 0.0);
+        h[0] = 1.0;
+        forward_substitute(&self.l, q, &self.inv_diag, &mut h[..k0]);
+        back_substitute(&self.l, q, &self.inv_diag, &mut h[..k0]);
+        for j in 0..m {
+            let row = (k0 + j) * q;
+            beta[..k0].copy_from_slice(&self.l[row..row + k0]);
+            back_substitute(&self.l, q, &self.inv_diag, &mut beta[..k0]);
+            let target = &mut out[j * p..(j + 1) * p];
+            add_functional(target, q, k0, k0 + j, &beta[..k0], &h[..k0], self.x_to_m[j]);
+        }
+        // Outcome equation: beta over all ko regressors, h_b = A^{-1} e_{k0+j}.
+        beta.copy_from_slice(&self.l[y * q..y * q + ko]);
+        back_substitute(&self.l, q, &self.inv_diag, &mut beta);
+        for j in 0..m {
+            h.iter_mut().for_each(|v| *v = 0.0);
+            h[k0 + j] = 1.0;
+            forward_substitute(&self.l, q, &self.inv_diag, &mut h);
+            back_substitute(&self.l, q, &self.inv_diag, &mut h);
+            let target = &mut out[(m + j) * p..(m + j + 1) * p];
+            add_functional(target, q, ko, y, &beta, &h, self.m_to_y[j]);
+        }
+    }
+}
+
+/// A replicate's statistics from the full sample's coefficients `theta_hat`
+/// and the replicate's changes of them (the GPU stages' output, added in
+/// f64); false, and every statistic NaN, for a degenerate replicate (a NaN
+/// change). Statistics beyond the coefficients' are left to the caller.
+pub fn stats_from_changes(
+    theta_hat: &[f64],
+    changes: &[f64],
+    lay: StatLayout,
+    stats: &mut [f64],
+) -> bool {
+    let theta: Vec<f64> = theta_hat.iter().zip(changes).map(|(a, b)| a + b).collect();
+    if theta.iter().any(|t| t.is_nan()) {
+        stats.iter_mut().for_each(|s| *s = f64::NAN);
+        return false;
+    }
+    coefficients_to_stats(&theta, lay, stats);
+    true
+}
+
+/// A replicate's statistics from its coefficients `theta = (a_1..a_m,
+/// b_1..b_m, c, c')` in the units of the data: the products, their sum and
+/// the proportion mediated. NaN coefficients give NaN statistics.
+pub fn coefficients_to_stats(theta: &[f64], lay: StatLayout, stats: &mut [f64]) {
+    let m = lay.mediators;
+    let mut indirect = 0.0;
+    for j in 0..m {
+        let ab = theta[j] * theta[m + j];
+        stats[lay.a(j)] = theta[j];
+        stats[lay.b(j)] = theta[m + j];
+        stats[lay.ab(j)] = ab;
+        indirect += ab;
+    }
+    stats[lay.c()] = theta[2 * m];
+    stats[lay.c_prime()] = theta[2 * m + 1];
+    stats[lay.indirect()] = indirect;
+    stats[lay.proportion()] = indirect / theta[2 * m];
+    stats[lay.suppression_share()] = (indirect / theta[2 * m + 1]).abs();
+    for (i, (j, k)) in lay.contrast_pairs().into_iter().enumerate() {
+        stats[lay.contrast(i)] = stats[lay.ab(j)] - stats[lay.ab(k)];
+    }
+}
+
+/// Ratios turning scaled coefficients into the units of the data: a_j
+/// (s_Mj / s_X), c and c' (s_Y / s_X), b_j (s_Y / s_Mj).
+pub fn unit_ratios(design: &Design) -> (Vec<f64>, f64, Vec<f64>) {
+    let lay = design.layout;
+    let s = &design.scale;
+    let sx = s[lay.treatment()];
+    let sy = s[lay.outcome()];
+    let m = lay.n_mediators;
+    (
+        (0..m).map(|j| s[lay.mediator(j)] / sx).collect(),
+        sy / sx,
+        (0..m).map(|j| sy / s[lay.mediator(j)]).collect(),
+    )
+}
+
+/// Add `scale * (h'S[R, d] - h'S[R, R] beta)` as packed coefficients, R the
+/// first `k` columns.
+fn add_functional(
+    out: &mut [f64],
+    q: usize,
+    k: usize,
+    d: usize,
+    beta: &[f64],
+    h: &[f64],
+    scale: f64,
+) {
+    for i in 0..k {
+        out[crate::math::linalg::packed_index(i, d, q)] += scale * h[i];
+        for j in 0..k {
+            out[crate::math::linalg::packed_index(i, j, q)] -= scale * h[i] * beta[j];
+        }
+    }
+}
+
+/// Add `scale * k_r'(S[I, d] - S[I, R] beta)` as packed coefficients, `k_r`
+/// the projector row of regressor r (its position in the stage's regressors).
+fn add_two_stage_functional(
+    out: &mut [f64],
+    q: usize,
+    stage: &TwoStage,
+    r: usize,
+    d: usize,
+    beta: &[f64],
+    scale: f64,
+) {
+    let k = stage.projector_row(r);
+    for (&ki, &inst) in k.iter().zip(stage.instruments()) {
+        out[packed_index(inst, d, q)] += scale * ki;
+        for (&reg, &b) in stage.regressors().iter().zip(beta) {
+            out[packed_index(inst, reg, q)] -= scale * ki * b;
+        }
+    }
+}
+
+/// Solve `L_k x = b` in place (leading `k x k` block, row stride `n`).
+#[inline(always)]
+fn forward_substitute(l: &[f64], n: usize, inv_diag: &[f64], b: &mut [f64]) {
+    for i in 0..b.len() {
+        let s: f64 = l[i * n..i * n + i]
+            .iter()
+            .zip(&b[..i])
+            .map(|(x, y)| x * y)
+            .sum();
+        b[i] = (b[i] - s) * inv_diag[i];
+    }
+}
+
+/// Solve `L_k' x = b` in place for the leading `k x k` block of the
+/// lower-triangular factor `l` (row stride `n`), `k = b.len()`: once x_i is
+/// known, row i of L (contiguous) is subtracted from the earlier entries.
+#[inline(always)]
+fn back_substitute(l: &[f64], n: usize, inv_diag: &[f64], b: &mut [f64]) {
+    for i in (0..b.len()).rev() {
+        let xi = b[i] * inv_diag[i];
+        b[i] = xi;
+        for (bj, &lij) in b[..i].iter_mut().zip(&l[i * n..i * n + i]) {
+            *bj -= lij * xi;
+        }
+    }
+}
+
+/// ACME at each rho (`crate::model::sensitivity`) from the replicate's a, b and kappa (already in `out`).
+pub fn fill_acme(layout: StatLayout, rho: &[f64], out: &mut [f64]) {
+    let (a, b, kappa) = (out[layout.a(0)], out[layout.b(0)], out[layout.kappa()]);
+    for (k, &r) in rho.iter().enumerate() {
+        out[layout.acme(k)] = acme(a, b, kappa, r);
+    }
+}
+
+/// `a (b - rho kappa / sqrt(1 - rho^2))`.
+pub fn acme(a: f64, b: f64, kappa: f64, rho: f64) -> f64 {
+    a * (b - rho * kappa / (1.0 - rho * rho).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synthetic::{SyntheticParams, generate};
+    use crate::model::mediation::{analyse, equations};
+    use crate::model::panel::Panel;
+    use crate::model::spec::InferenceSpec;
+    use crate::model::spec::default_spec;
+
+    /// The default panel with the two agglomeration components as mediators.
+    fn two_mediator_design() -> Design {
+        design_with(&[])
+    }
+
+    /// The same, with the treatment instrumented.
+    fn instrumented_design() -> Design {
+        design_with(&["iv_post1984"])
+    }
+
+    fn design_with(instruments: &[&str]) -> Design {
+        let mut spec = default_spec();
+        spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+        spec.instruments = instruments.iter().map(|s| s.to_string()).collect();
+        let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+        Design::build(&panel, spec.fixed_effects).unwrap()
+    }
+
+    #[test]
+    fn influence_functionals_reproduce_the_cluster_influences() {
+        check_influence_functionals(two_mediator_design());
+    }
+
+    #[test]
+    fn two_stage_influence_functionals_reproduce_the_cluster_influences() {
+        check_influence_functionals(instrumented_design());
+    }
+
+    fn check_influence_functionals(design: Design) {
+        let fit = crate::model::estimate::fit_system(&design, &equations(&design)).unwrap();
+        let p = packed_len(design.q());
+        let packed = design.total_packed();
+        let mut solver = Solver::new(&design);
+        let mut out = vec![0.0; solver.layout.len()];
+        assert!(solver.solve(&packed, &mut out));
+        let m = 2;
+        let mut c = vec![0.0; 2 * m * p];
+        solver.influence_functionals(&mut c);
+        let l = design.layout;
+        for g in [0, 17, 200] {
+            let s = design.cluster_stats(g);
+            for j in 0..m {
+                for (u, (e, col)) in [(j, (1 + j, l.treatment())), (m + j, (m + 1, l.mediator(j)))]
+                {
+                    let got: f64 = c[u * p..(u + 1) * p]
+                        .iter()
+                        .zip(s)
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    let want = fit.influence[g * fit.dim + fit.index(e, col)];
+                    assert!(
+                        (got - want).abs() <= 1e-10 * want.abs().max(1e-12),
+                        "cluster {g} coef {u}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unit_weights_reproduce_the_point_estimates() {
+        check_point_estimates(two_mediator_design());
+    }
+
+    #[test]
+    fn two_stage_unit_weights_reproduce_the_point_estimates() {
+        let design = instrumented_design();
+        // The instrumented estimates differ from least squares: the test
+        // would not notice a solver that ignored the instruments otherwise.
+        let mut ols = Solver::new(&two_mediator_design());
+        let mut iv = Solver::new(&design);
+        let (mut a, mut b) = (vec![0.0; ols.layout.len()], vec![0.0; iv.layout.len()]);
+        assert!(ols.solve(&two_mediator_design().total_packed(), &mut a));
+        assert!(iv.solve(&design.total_packed(), &mut b));
+        assert!(
+            (a[0] - b[0]).abs() > 1e-3 * a[0].abs(),
+            "{} vs {}",
+            a[0],
+            b[0]
+        );
+        check_point_estimates(design);
+    }
+
+    #[test]
+    fn two_stage_without_first_stage_is_degenerate() {
+        // Zero the instrument's cross products: the first stage is singular,
+        // the replicate NaN.
+        let design = instrumented_design();
+        let q = design.q();
+        let z = design.layout.instrument(0);
+        let mut packed = design.total_packed();
+        for c in 0..q {
+            if c != z {
+                packed[packed_index(z, c, q)] = 0.0;
+            }
+        }
+        let mut solver = Solver::new(&design);
+        let mut out = vec![0.0; solver.layout.len()];
+        assert!(!solver.solve(&packed, &mut out));
+        assert!(out.iter().all(|v| v.is_nan()));
+    }
+
+    fn check_point_estimates(design: Design) {
+        let analysis = analyse(
+            &design,
+            &InferenceSpec {
+                mc_draws: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let packed = design.total_packed();
+        let mut solver = Solver::new(&design);
+        let mut out = vec![0.0; solver.layout.len()];
+        assert!(solver.solve(&packed, &mut out));
+        assert_eq!(equations(&design).len(), 4);
+        for (key, e) in &analysis.effects {
+            let i = solver.layout.index_of(key, &analysis.mediators).unwrap();
+            let rel = (out[i] - e.estimate).abs() / e.estimate.abs();
+            assert!(rel < 1e-12, "{key}: {} vs {}", out[i], e.estimate);
+        }
+    }
+}

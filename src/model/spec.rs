@@ -1,0 +1,222 @@
+//! The validated plan of a run: which columns play which role, the fixed
+//! effects, the cluster variable, and the inference settings. Built from the
+//! command line, checked once here, read by every later stage.
+
+use crate::error::{Error, Result};
+
+/// Fixed effects absorbed before estimation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FixedEffects {
+    /// Pooled OLS with an intercept.
+    None,
+    /// Unit (city) effects.
+    Unit,
+    /// Unit and period effects (two-way fixed effects).
+    #[default]
+    UnitTime,
+}
+
+impl FixedEffects {
+    /// The spelling used on the command line and in summary.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FixedEffects::None => "none",
+            FixedEffects::Unit => "unit",
+            FixedEffects::UnitTime => "unit+time",
+        }
+    }
+
+    /// Parse `none`, `unit` or `unit+time`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "none" => Ok(FixedEffects::None),
+            "unit" => Ok(FixedEffects::Unit),
+            "unit+time" | "unit+period" | "twoway" => Ok(FixedEffects::UnitTime),
+            other => Err(Error::InvalidOption {
+                option: "--fixed-effects".into(),
+                message: format!("'{other}' is not one of none, unit, unit+time"),
+            }),
+        }
+    }
+
+    /// Whether unit effects are absorbed.
+    pub fn has_unit(self) -> bool {
+        !matches!(self, FixedEffects::None)
+    }
+
+    /// Whether period effects are absorbed.
+    pub fn has_time(self) -> bool {
+        matches!(self, FixedEffects::UnitTime)
+    }
+}
+
+/// Column roles and model options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub unit: String,
+    pub time: String,
+    pub outcome: String,
+    pub treatment: String,
+    pub mediators: Vec<String>,
+    pub controls: Vec<String>,
+    /// Excluded instruments of the treatment (two-stage least squares);
+    /// empty for the ordinary least-squares model.
+    pub instruments: Vec<String>,
+    /// Categorical columns carried with the panel for group analyses.
+    pub groups: Vec<String>,
+    /// Cluster variable for inference; the unit column unless set.
+    pub cluster: String,
+    pub fixed_effects: FixedEffects,
+}
+
+/// Settings of the analytic inference for the indirect effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferenceSpec {
+    /// Confidence levels, each in (0, 1).
+    pub levels: Vec<f64>,
+    /// Number of draws of the Monte Carlo (parametric) interval.
+    pub mc_draws: u64,
+    /// Seed of every random draw of the run.
+    pub seed: u64,
+}
+
+impl Default for InferenceSpec {
+    fn default() -> Self {
+        InferenceSpec {
+            levels: vec![0.95],
+            mc_draws: 100_000,
+            seed: 1,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The one-mediator model of columns `x` (treatment), `m` (mediator)
+    /// and `y` (outcome) with `controls`, clustered by the unit: the shape
+    /// of the simulation studies' datasets and of several test fixtures.
+    pub fn xmy(
+        unit: &str,
+        time: &str,
+        controls: &[&str],
+        fixed_effects: FixedEffects,
+    ) -> ModelSpec {
+        ModelSpec {
+            unit: unit.into(),
+            time: time.into(),
+            outcome: "y".into(),
+            treatment: "x".into(),
+            mediators: vec!["m".into()],
+            controls: controls.iter().map(|c| c.to_string()).collect(),
+            instruments: vec![],
+            groups: vec![],
+            cluster: unit.into(),
+            fixed_effects,
+        }
+    }
+
+    /// Check that roles are filled and no column plays two numeric roles.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |option: &str, message: String| {
+            Err(Error::InvalidOption {
+                option: option.into(),
+                message,
+            })
+        };
+        for (option, value) in [
+            ("--unit", &self.unit),
+            ("--time", &self.time),
+            ("--outcome", &self.outcome),
+            ("--treatment", &self.treatment),
+            ("--cluster", &self.cluster),
+        ] {
+            if value.trim().is_empty() {
+                return bad(option, "a column name is required".into());
+            }
+        }
+        if self.mediators.is_empty() {
+            return bad(
+                "--mediator",
+                "at least one mediator column is required".into(),
+            );
+        }
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        let numeric = std::iter::once(("outcome", &self.outcome))
+            .chain(std::iter::once(("treatment", &self.treatment)))
+            .chain(self.mediators.iter().map(|m| ("mediator", m)))
+            .chain(self.controls.iter().map(|c| ("control", c)))
+            .chain(self.instruments.iter().map(|z| ("instrument", z)))
+            .chain(std::iter::once(("unit", &self.unit)))
+            .chain(std::iter::once(("time", &self.time)));
+        for (role, name) in numeric {
+            if let Some((first, _)) = seen.iter().find(|(_, n)| *n == name.as_str()) {
+                return bad(
+                    &format!("--{role}"),
+                    format!(
+                        "column '{name}' is already used as the {first}; each column can play one role"
+                    ),
+                );
+            }
+            seen.push((role, name));
+        }
+        Ok(())
+    }
+}
+
+impl InferenceSpec {
+    /// Check levels and draw counts.
+    pub fn validate(&self) -> Result<()> {
+        if self.levels.is_empty() {
+            return Err(Error::InvalidOption {
+                option: "--level".into(),
+                message: "give at least one confidence level, e.g. 0.95".into(),
+            });
+        }
+        for &l in &self.levels {
+            if !(l > 0.0 && l < 1.0) {
+                return Err(Error::InvalidOption {
+                    option: "--level".into(),
+                    message: format!(
+                        "{l} is not a confidence level strictly between 0 and 1 (e.g. 0.95)"
+                    ),
+                });
+            }
+        }
+        if self.mc_draws < 1000 {
+            return Err(Error::InvalidOption {
+                option: "--mc-draws".into(),
+                message: format!(
+                    "{} draws are too few for a Monte Carlo interval; use at least 1000",
+                    self.mc_draws
+                ),
+            });
+        }
+        // The draws of the indirect effect (and, with several mediators, of
+        // each specific effect and contrast) are kept for their quantiles.
+        crate::resources::check_memory(
+            "--mc-draws",
+            &format!("{} Monte Carlo draws", self.mc_draws),
+            self.mc_draws as f64 * 8.0,
+        )?;
+        Ok(())
+    }
+}
+
+/// The model the embedded default fits: the study's baseline, on the
+/// synthetic panel's columns.
+pub fn default_spec() -> ModelSpec {
+    ModelSpec {
+        unit: "city".into(),
+        time: "year".into(),
+        outcome: "log_ci".into(),
+        treatment: "dei".into(),
+        mediators: vec!["agglom".into()],
+        controls: crate::data::synthetic::CONTROLS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        instruments: vec![],
+        groups: vec!["region".into(), "size".into()],
+        cluster: "city".into(),
+        fixed_effects: FixedEffects::UnitTime,
+    }
+}

@@ -1,0 +1,106 @@
+//! A run folder's files, and writing one file so that a failed write
+//! leaves nothing half-written (a temporary sibling, then a rename).
+//! Folders are claimed and written by `crate::output::results_dir`.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::study::summary::Summary;
+
+fn out_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// A sibling of `path` with a hidden, process-unique name.
+fn sibling(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
+}
+
+/// The files of one run's folder: summary.json, summary.md and tables.tex
+/// (`crate::output::paper_tables`), sensitivity.csv when the run has a sensitivity
+/// analysis (the pooled model's curve and each group's), and with `plots`
+/// the run's SVG pictures (`crate::output::plots`).
+pub fn run_files(summary: &Summary, plots: bool) -> Result<Vec<(String, Vec<u8>)>> {
+    let json =
+        serde_json::to_string_pretty(summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
+    let mut files = vec![
+        ("summary.json".to_string(), json.into_bytes()),
+        (
+            "summary.md".to_string(),
+            crate::output::paper_tables::markdown(summary).into_bytes(),
+        ),
+        (
+            "tables.tex".to_string(),
+            crate::output::paper_tables::latex(summary).into_bytes(),
+        ),
+    ];
+    if let Some(s) = &summary.sensitivity {
+        let mut curves = vec![("pooled".to_string(), s)];
+        for (label, g) in &summary.groups {
+            if let Some(gs) = &g.sensitivity {
+                curves.push((label.clone(), gs));
+            }
+        }
+        files.push((
+            "sensitivity.csv".to_string(),
+            crate::model::sensitivity::csv(&curves).into_bytes(),
+        ));
+    }
+    if plots {
+        files.extend(
+            crate::output::plots::run_plots(summary)
+                .into_iter()
+                .map(|(name, text)| (name, text.into_bytes())),
+        );
+    }
+    Ok(files)
+}
+
+/// Where a new file named `path` may be written: a path that does not
+/// exist, or with `force` an existing regular file (a link to one is
+/// followed, so the link stays). Folders, devices and pipes are refused,
+/// and an existing file without `force`.
+pub fn file_target(path: &Path, force: bool) -> Result<PathBuf> {
+    let refuse = |reason: &str| Error::Output {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    match std::fs::metadata(path) {
+        Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+            Err(refuse("it is a link to nothing; give a file name"))
+        }
+        Err(_) => Ok(path.to_path_buf()),
+        Ok(m) if !m.is_file() => Err(refuse(if m.is_dir() {
+            "it is a folder; give a file name"
+        } else {
+            "it is not a regular file (a device or a pipe); give a file name"
+        })),
+        Ok(_) if !force => Err(refuse(
+            "it exists; medsim does not replace a file unless asked (--force)",
+        )),
+        Ok(_) => std::fs::canonicalize(path).map_err(|e| refuse(&e.to_string())),
+    }
+}
+
+/// Write one file atomically: to a temporary sibling, then renamed over `path`.
+pub fn write_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if path.is_dir() {
+        return Err(out_err(path, "it is a folder; give a file name"));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| out_err(parent, e))?;
+    }
+    let tmp = sibling(path, "tmp");
+    let result =
+        write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| out_err(path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

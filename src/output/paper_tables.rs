@@ -1,0 +1,491 @@
+//! The run's tables as documents, rendered from the summary alone (so they
+//! agree with summary.json): `tables.tex`, the three regressions side by
+//! side as economists publish them (coefficients with clustered SEs in
+//! parentheses and stars, fixed-effect and cluster rows, N, within
+//! R-squared) and the mediation-effects table; and `summary.md`, the
+//! printed summary's tables in Markdown.
+
+use std::fmt::Write;
+
+use crate::study::summary::Summary;
+
+/// `v` with four significant digits, in fixed notation.
+pub fn sig4(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{v:.digits$}")
+}
+
+/// Stars of a two-sided p-value: * < 0.10, ** < 0.05, *** < 0.01.
+pub fn stars(p: f64) -> &'static str {
+    if p < 0.01 {
+        "***"
+    } else if p < 0.05 {
+        "**"
+    } else if p < 0.10 {
+        "*"
+    } else {
+        ""
+    }
+}
+
+/// A p-value for a table: four decimals, or `<0.0001`.
+fn p4(p: f64) -> String {
+    if p < 1e-4 {
+        "<0.0001".into()
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+/// An interval method's name as a table heads it.
+fn method_name(m: &str) -> &str {
+    match m {
+        "sobel" => "Sobel",
+        "monte_carlo" => "Monte Carlo",
+        "percentile" => "Percentile",
+        "basic" => "Basic",
+        "normal" => "Normal",
+        "bc" => "BC",
+        "bca" => "BCa",
+        "studentized" => "Studentized",
+        other => other,
+    }
+}
+
+/// `n` with thousands separated by commas.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut o = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            o.push(',');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// `s` with LaTeX's special characters escaped.
+pub fn tex_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '_' | '%' | '&' | '#' | '$' | '{' | '}' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '~' => o.push_str("\\textasciitilde{}"),
+            '^' => o.push_str("\\textasciicircum{}"),
+            '\\' => o.push_str("\\textbackslash{}"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+/// The effect rows of the tables: key and label.
+fn effect_rows(s: &Summary) -> Vec<(String, String)> {
+    let x = &s.model.treatment;
+    let y = &s.model.outcome;
+    s.effects
+        .keys()
+        .map(|k| {
+            let label = match k.split_once(':') {
+                Some(("a", m)) => format!("a: {x} on {m}"),
+                Some(("b", m)) => format!("b: {m} on {y}"),
+                Some(("indirect", m)) => format!("a*b via {m}"),
+                Some(("contrast", pair)) => format!("difference {}", pair.replace(':', " - ")),
+                _ => match k.as_str() {
+                    "a" => format!("a: {x} on {}", s.model.mediators.join(", ")),
+                    "b" => format!("b: {} on {y}", s.model.mediators.join(", ")),
+                    "c" => "c: total effect".into(),
+                    "c_prime" => "c': direct effect".into(),
+                    "indirect" => "a*b: indirect effect".into(),
+                    "proportion_mediated" => "proportion mediated".into(),
+                    "suppression_share" => "suppression share".into(),
+                    other => other.into(),
+                },
+            };
+            (k.clone(), label)
+        })
+        .collect()
+}
+
+/// The interval methods of the summary's first level, in order.
+fn methods(s: &Summary) -> (f64, Vec<String>) {
+    let level = s.inference.levels.first().copied().unwrap_or(0.95);
+    let mut out: Vec<String> = Vec::new();
+    for i in s.intervals.iter().filter(|i| i.level == level) {
+        if !out.contains(&i.method) {
+            out.push(i.method.clone());
+        }
+    }
+    (level, out)
+}
+
+fn interval_of(s: &Summary, effect: &str, method: &str, level: f64) -> Option<(f64, f64)> {
+    s.intervals
+        .iter()
+        .find(|i| i.effect == effect && i.method == method && i.level == level)
+        .map(|i| (i.lower, i.upper))
+}
+
+/// tables.tex: the regression table and the mediation-effects table, each
+/// a `table` environment needing only the booktabs package.
+pub fn latex(s: &Summary) -> String {
+    let mut o = String::new();
+    let name = tex_escape(&s.name);
+    let _ = writeln!(
+        o,
+        "% medsim {}: run {}; generated from summary.json. Needs \\usepackage{{booktabs}}.",
+        s.version, s.name
+    );
+    let n = s.equations.len();
+    let _ = writeln!(o, "\\begin{{table}}[htbp]\\centering");
+    let _ = writeln!(
+        o,
+        "\\caption{{Mediation regressions ({})}}\\label{{tab:{}-regressions}}",
+        name,
+        s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    let _ = writeln!(o, "\\begin{{tabular}}{{l{}}}", "c".repeat(n));
+    let _ = writeln!(o, "\\toprule");
+    let numbers: Vec<String> = (1..=n).map(|k| format!("({k})")).collect();
+    let _ = writeln!(o, " & {} \\\\", numbers.join(" & "));
+    let deps: Vec<String> = s
+        .equations
+        .iter()
+        .map(|e| tex_escape(&e.dependent))
+        .collect();
+    let _ = writeln!(o, " & {} \\\\", deps.join(" & "));
+    let _ = writeln!(o, "\\midrule");
+    // Rows: every regressor in order of first appearance.
+    let mut names: Vec<&str> = Vec::new();
+    for e in &s.equations {
+        for c in &e.coefficients {
+            if !names.contains(&c.name.as_str()) {
+                names.push(&c.name);
+            }
+        }
+    }
+    for name in names {
+        let cells =
+            |f: &dyn Fn(&crate::study::summary::CoefficientSummary) -> String| -> Vec<String> {
+                s.equations
+                    .iter()
+                    .map(|e| {
+                        e.coefficients
+                            .iter()
+                            .find(|c| c.name == name)
+                            .map_or(String::new(), f)
+                    })
+                    .collect()
+            };
+        let est = cells(&|c| format!("{}{}", sig4(c.estimate), stars(c.p_value)));
+        let se = cells(&|c| format!("({})", sig4(c.se)));
+        let _ = writeln!(o, "{} & {} \\\\", tex_escape(name), est.join(" & "));
+        let _ = writeln!(o, " & {} \\\\", se.join(" & "));
+    }
+    let _ = writeln!(o, "\\midrule");
+    let fe = s.model.fixed_effects.as_str();
+    let yes = |on: bool| vec![if on { "Yes" } else { "No" }; n].join(" & ");
+    let _ = writeln!(o, "Unit fixed effects & {} \\\\", yes(fe != "none"));
+    let _ = writeln!(o, "Period fixed effects & {} \\\\", yes(fe == "unit+time"));
+    let _ = writeln!(
+        o,
+        "Clusters ({}) & {} \\\\",
+        tex_escape(&s.model.cluster),
+        vec![s.data.clusters.to_string(); n].join(" & ")
+    );
+    let _ = writeln!(
+        o,
+        "Observations & {} \\\\",
+        vec![thousands(s.data.observations); n].join(" & ")
+    );
+    let r2: Vec<String> = s
+        .equations
+        .iter()
+        .map(|e| e.r2_within.map_or("-".into(), |r| format!("{r:.4}")))
+        .collect();
+    let _ = writeln!(
+        o,
+        "{} & {} \\\\",
+        if fe == "none" {
+            "R$^2$"
+        } else {
+            "R$^2$ within"
+        },
+        r2.join(" & ")
+    );
+    let _ = writeln!(o, "\\bottomrule");
+    let _ = writeln!(o, "\\end{{tabular}}");
+    let _ = writeln!(
+        o,
+        "\\par\\smallskip\\footnotesize {} standard errors clustered by {} in parentheses; \
+         * $p<0.10$, ** $p<0.05$, *** $p<0.01$ ($t$ tests on {} df).",
+        tex_escape(&s.inference.vcov),
+        tex_escape(&s.model.cluster),
+        s.inference.df
+    );
+    let _ = writeln!(o, "\\end{{table}}");
+    let _ = writeln!(o);
+
+    // The mediation effects: estimate, SE, p-value, an interval per method.
+    let (level, methods) = methods(s);
+    let _ = writeln!(o, "\\begin{{table}}[htbp]\\centering");
+    let _ = writeln!(
+        o,
+        "\\caption{{Mediation effects ({name})}}\\label{{tab:{}-effects}}",
+        s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    let _ = writeln!(o, "\\begin{{tabular}}{{lccc{}}}", "c".repeat(methods.len()));
+    let _ = writeln!(o, "\\toprule");
+    let heads: Vec<String> = methods
+        .iter()
+        .map(|m| format!("{} {}\\%", method_name(m), 100.0 * level))
+        .collect();
+    let _ = writeln!(
+        o,
+        "Effect & Estimate & SE & $p$-value{}{} \\\\",
+        if heads.is_empty() { "" } else { " & " },
+        heads.join(" & ")
+    );
+    let _ = writeln!(o, "\\midrule");
+    for (key, label) in effect_rows(s) {
+        let e = &s.effects[&key];
+        let ivs: Vec<String> = methods
+            .iter()
+            .map(|m| {
+                interval_of(s, &key, m, level).map_or(String::new(), |(l, u)| {
+                    format!("[{}, {}]", sig4(l), sig4(u))
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "{} & {} & {} & {}{}{} \\\\",
+            tex_escape(&label),
+            sig4(e.estimate),
+            e.se.map_or("-".into(), sig4),
+            e.p_value.map_or("-".into(), |p| p4(p).replace('<', "$<$")),
+            if ivs.is_empty() { "" } else { " & " },
+            ivs.join(" & ")
+        );
+    }
+    let _ = writeln!(o, "\\bottomrule");
+    let _ = writeln!(o, "\\end{{tabular}}");
+    let _ = writeln!(
+        o,
+        "\\par\\smallskip\\footnotesize {}",
+        tex_escape(&crate::output::report::verdict(s))
+    );
+    let _ = writeln!(o, "\\end{{table}}");
+    o
+}
+
+/// A Markdown table.
+fn md_table(o: &mut String, head: &[String], rows: &[Vec<String>]) {
+    let _ = writeln!(o, "| {} |", head.join(" | "));
+    let _ = writeln!(
+        o,
+        "|{}",
+        head.iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+            .collect::<String>()
+    );
+    for r in rows {
+        let _ = writeln!(o, "| {} |", r.join(" | "));
+    }
+    let _ = writeln!(o);
+}
+
+/// summary.md: the printed summary's tables in Markdown.
+pub fn markdown(s: &Summary) -> String {
+    let mut o = String::new();
+    let d = &s.data;
+    let _ = writeln!(o, "# medsim {}: {}\n", s.version, s.name);
+    let _ = writeln!(
+        o,
+        "Data: {} ({} units x {} periods, {} observations; {} clusters by {}). \
+         Model: {} on {} through {}, {} controls, fixed effects {}. \
+         SEs: {} clustered, t tests on {} df.\n",
+        d.source.replace('<', "&lt;").replace('>', "&gt;"),
+        d.units,
+        d.periods,
+        d.observations,
+        d.clusters,
+        s.model.cluster,
+        s.model.outcome,
+        s.model.treatment,
+        s.model.mediators.join(" + "),
+        s.model.controls.len(),
+        s.model.fixed_effects,
+        s.inference.vcov,
+        s.inference.df
+    );
+    if let Some(r) = &s.resampling {
+        let _ = writeln!(
+            o,
+            "Resampling: {} scheme, B = {} ({} degenerate), seed {}, {} engine.\n",
+            r.scheme, r.replicates, r.failed_replicates, r.seed, r.backend
+        );
+    }
+    let _ = writeln!(o, "## Effects\n");
+    let boot = s.resampling.is_some();
+    let mut head: Vec<String> = ["effect", "estimate", "SE", "p-value"]
+        .map(String::from)
+        .to_vec();
+    if boot {
+        head.extend(["boot SE".to_string(), "boot p".to_string()]);
+    }
+    let rows: Vec<Vec<String>> = effect_rows(s)
+        .into_iter()
+        .map(|(key, label)| {
+            let e = &s.effects[&key];
+            let mut r = vec![
+                label,
+                sig4(e.estimate),
+                e.se.map_or("-".into(), sig4),
+                e.p_value.map_or("-".into(), p4),
+            ];
+            if boot {
+                let b = e.bootstrap.as_ref();
+                r.push(b.map_or("-".into(), |b| sig4(b.sd)));
+                r.push(crate::output::report::boot_p_text(
+                    b.and_then(|b| b.p_value),
+                    s.resampling.as_ref().map_or(0, |r| r.replicates),
+                ));
+            }
+            r
+        })
+        .collect();
+    md_table(&mut o, &head, &rows);
+    let (level, methods) = methods(s);
+    if !methods.is_empty() {
+        let _ = writeln!(o, "## Intervals ({} %)\n", 100.0 * level);
+        let mut head = vec!["effect".to_string()];
+        head.extend(methods.iter().map(|m| method_name(m).to_string()));
+        let rows: Vec<Vec<String>> = effect_rows(s)
+            .into_iter()
+            .filter(|(key, _)| s.intervals.iter().any(|i| &i.effect == key))
+            .map(|(key, label)| {
+                let mut r = vec![label];
+                r.extend(methods.iter().map(|m| {
+                    interval_of(s, &key, m, level)
+                        .map_or("-".into(), |(l, u)| format!("[{}, {}]", sig4(l), sig4(u)))
+                }));
+                r
+            })
+            .collect();
+        md_table(&mut o, &head, &rows);
+    }
+    let _ = writeln!(o, "**Verdict.** {}\n", crate::output::report::verdict(s));
+    if !s.groups.is_empty() {
+        let _ = writeln!(o, "## Groups\n");
+        let head = [
+            "group",
+            "clusters",
+            "c'",
+            "indirect",
+            "SE",
+            "suppression share",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rows: Vec<Vec<String>> = s
+            .groups
+            .iter()
+            .map(|(label, g)| {
+                let est = |k: &str| g.effects.get(k).map_or("-".into(), |e| sig4(e.estimate));
+                vec![
+                    label.clone(),
+                    g.clusters.to_string(),
+                    est("c_prime"),
+                    est("indirect"),
+                    g.effects
+                        .get("indirect")
+                        .and_then(|e| e.se)
+                        .map_or("-".into(), sig4),
+                    format!("{:.1} %", 100.0 * g.suppression.share),
+                ]
+            })
+            .collect();
+        md_table(&mut o, &head, &rows);
+    }
+    if !s.contrasts.is_empty() {
+        let _ = writeln!(o, "## Differences between groups\n");
+        let head = ["effect", "difference", "estimate", "SE", "boot p", "perm p"]
+            .map(String::from)
+            .to_vec();
+        let rows: Vec<Vec<String>> = s
+            .contrasts
+            .iter()
+            .map(|c| {
+                vec![
+                    c.effect.clone(),
+                    format!("{} - {}", c.between[0], c.between[1]),
+                    sig4(c.estimate),
+                    c.se.map_or("-".into(), sig4),
+                    crate::output::report::boot_p_text(
+                        c.bootstrap.as_ref().and_then(|b| b.p_value),
+                        s.resampling.as_ref().map_or(0, |r| r.replicates),
+                    ),
+                    c.permutation_p_value
+                        .map_or("-".into(), |p| format!("{p:.4}")),
+                ]
+            })
+            .collect();
+        md_table(&mut o, &head, &rows);
+    }
+    let _ = writeln!(o, "## Regressions\n");
+    let mut head = vec!["".to_string()];
+    head.extend(
+        s.equations
+            .iter()
+            .map(|e| format!("{} ({})", e.dependent, e.name)),
+    );
+    let mut names: Vec<&str> = Vec::new();
+    for e in &s.equations {
+        for c in &e.coefficients {
+            if !names.contains(&c.name.as_str()) {
+                names.push(&c.name);
+            }
+        }
+    }
+    let mut rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let mut r = vec![name.to_string()];
+            r.extend(s.equations.iter().map(|e| {
+                e.coefficients
+                    .iter()
+                    .find(|c| c.name == *name)
+                    .map_or(String::new(), |c| {
+                        format!("{}{} ({})", sig4(c.estimate), stars(c.p_value), sig4(c.se))
+                    })
+            }));
+            r
+        })
+        .collect();
+    let mut r2 = vec!["R2 within".to_string()];
+    r2.extend(
+        s.equations
+            .iter()
+            .map(|e| e.r2_within.map_or("-".into(), |r| format!("{r:.4}"))),
+    );
+    rows.push(r2);
+    md_table(&mut o, &head, &rows);
+    let _ = writeln!(
+        o,
+        "Standard errors in parentheses, clustered by {}; * p < 0.10, ** p < 0.05, *** p < 0.01.",
+        s.model.cluster
+    );
+    o
+}

@@ -1,0 +1,486 @@
+//! The printed summary: an aligned table of effects with standard errors and
+//! p-values, the intervals of the indirect effect, and the suppression verdict
+//! in words. Rendered from the summary alone, so it always agrees with
+//! summary.json.
+
+use std::fmt::Write;
+
+use crate::study::summary::Summary;
+
+fn p_text(p: Option<f64>) -> String {
+    match p {
+        None => "-".into(),
+        Some(p) if p < 1e-4 => "<0.0001".into(),
+        Some(p) => format!("{p:.4}"),
+    }
+}
+
+/// A bootstrap p-value; 0 only says p < 2/B.
+pub(crate) fn boot_p_text(p: Option<f64>, replicates: u64) -> String {
+    match p {
+        Some(0.0) if replicates > 0 => format!("<{:.1e}", 2.0 / replicates as f64),
+        p => p_text(p),
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.6}"))
+}
+
+/// Label of an effect key for the table.
+fn label(s: &Summary, key: &str) -> String {
+    let x = &s.model.treatment;
+    let y = &s.model.outcome;
+    let m = s.model.mediators.first().map_or("", String::as_str);
+    match key.split_once(':') {
+        Some(("contrast", pair)) => format!("diff {}", pair.replacen(':', " - ", 1)),
+        Some(("a", med)) => format!("a    {x} -> {med}"),
+        Some(("b", med)) => format!("b    {med} -> {y}"),
+        Some(("indirect", med)) => format!("a*b  via {med}"),
+        _ => match key {
+            "a" => format!("a    {x} -> {m}"),
+            "b" => format!("b    {m} -> {y}"),
+            "c" => "c    total effect".into(),
+            "c_prime" => "c'   direct effect".into(),
+            "indirect" if s.model.mediators.len() > 1 => "a*b  total indirect effect".into(),
+            "indirect" => "a*b  indirect effect".into(),
+            "proportion_mediated" => "     proportion mediated".into(),
+            "suppression_share" => "     suppression share".into(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// The first bootstrap interval of `effect`, else its first analytic one
+/// (Sobel's), as `method [lower, upper]`.
+fn headline_interval(intervals: &[crate::model::mediation::Interval], effect: &str) -> String {
+    intervals
+        .iter()
+        .filter(|i| i.effect == effect)
+        .find(|i| i.method != "sobel" && i.method != "monte_carlo")
+        .or_else(|| intervals.iter().find(|i| i.effect == effect))
+        .map_or(String::new(), |i| {
+            format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
+        })
+}
+
+/// The model with another set of mediators: per mediator a, b, a*b with
+/// its SE and headline interval, the total, the pairwise differences and
+/// the suppression share.
+fn render_mediator_model(o: &mut String, key: &str, mm: &crate::study::summary::SubmodelSummary) {
+    let names: Vec<&str> = key.split('+').collect();
+    let one = names.len() == 1;
+    let get = |k: String| mm.effects.get(&k);
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "mediators {} in parallel (same sample, same replicates)",
+        names.join(" + ")
+    );
+    let _ = writeln!(
+        o,
+        "{:<28}  {:>10}  {:>10}  {:>10}  {:>10}  {:>34}",
+        "mediator", "a", "b", "a*b", "SE", "interval"
+    );
+    let est = |e: Option<&crate::model::mediation::Effect>| {
+        e.map_or("-".to_string(), |e| format!("{:.6}", e.estimate))
+    };
+    let mut rows: Vec<(String, String, String, String)> = names
+        .iter()
+        .map(|n| {
+            let (a, b, ab) = if one {
+                ("a".into(), "b".into(), "indirect".into())
+            } else {
+                (format!("a:{n}"), format!("b:{n}"), format!("indirect:{n}"))
+            };
+            (n.to_string(), a, b, ab)
+        })
+        .collect();
+    if !one {
+        rows.push((
+            "total".into(),
+            String::new(),
+            String::new(),
+            "indirect".into(),
+        ));
+        for (j, first) in names.iter().enumerate() {
+            for second in &names[j + 1..] {
+                rows.push((
+                    format!("{first} - {second}"),
+                    String::new(),
+                    String::new(),
+                    format!("contrast:{first}:{second}"),
+                ));
+            }
+        }
+    }
+    for (label, a, b, ab) in rows {
+        let e = get(ab.clone());
+        let _ = writeln!(
+            o,
+            "{:<28}  {:>10}  {:>10}  {:>10}  {:>10}  {:>34}",
+            label,
+            est(get(a)),
+            est(get(b)),
+            est(e),
+            num(e.and_then(|e| e.se)),
+            headline_interval(&mm.intervals, &ab)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "{:<28}  {}",
+        "suppression share",
+        if mm.suppression.suppressing {
+            format!(
+                "{:.1} % of the direct effect ({})",
+                100.0 * mm.suppression.share,
+                headline_interval(&mm.intervals, "suppression_share")
+            )
+        } else {
+            "none (indirect and direct effects share a sign)".into()
+        }
+    );
+}
+
+/// The suppression verdict in words, with the share's headline interval
+/// (its first bootstrap method, else none), e.g. "agglom suppresses 5.5 %
+/// of the direct effect; 95 % percentile [4.7 %, 6.3 %] (indirect +0.0052
+/// against direct -0.0962): a masking mediator".
+pub fn verdict(s: &Summary) -> String {
+    let indirect = s.effect("indirect").map_or(f64::NAN, |e| e.estimate);
+    let direct = s.effect("c_prime").map_or(f64::NAN, |e| e.estimate);
+    let who = s.model.mediators.join(" and ");
+    let verb = if s.model.mediators.len() > 1 {
+        "suppress"
+    } else {
+        "suppresses"
+    };
+    let interval = s
+        .intervals
+        .iter()
+        .find(|i| i.effect == "suppression_share")
+        .map_or(String::new(), |i| {
+            format!(
+                "; {} % {} [{:.1} %, {:.1} %]",
+                100.0 * i.level,
+                i.method,
+                100.0 * i.lower,
+                100.0 * i.upper
+            )
+        });
+    if s.suppression.suppressing {
+        format!(
+            "{who} {verb} {:.1} % of the direct effect{interval} (indirect {indirect:+.4} against \
+             direct {direct:+.4}): a masking mediator",
+            100.0 * s.suppression.share
+        )
+    } else {
+        format!(
+            "{who} mediates in the direction of the direct effect (indirect {indirect:+.4}, direct {direct:+.4}, \
+             ratio {:.1} %): no suppression",
+            100.0 * s.suppression.share
+        )
+    }
+}
+
+/// Whether printed text may be coloured: standard output is a terminal
+/// and NO_COLOR (no-color.org) is unset or empty.
+pub fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `text` (from [`render`]) with ANSI styles: the title and the tables'
+/// header rows bold, the verdict's label green and bold. The words are
+/// unchanged.
+pub fn colourize(text: &str) -> String {
+    const BOLD: &str = "\x1b[1m";
+    const GREEN: &str = "\x1b[1;32m";
+    const RESET: &str = "\x1b[0m";
+    let headers = [
+        "effect ",
+        "interval ",
+        "group ",
+        "mediator ",
+        "indirect effect, difference",
+        "suppression share, difference",
+        "medsim ",
+    ];
+    let mut o = String::with_capacity(text.len() + 256);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("verdict") {
+            o.push_str(&format!("{GREEN}verdict{RESET}{rest}\n"));
+        } else if headers.iter().any(|h| line.starts_with(h)) {
+            o.push_str(&format!("{BOLD}{line}{RESET}\n"));
+        } else {
+            o.push_str(line);
+            o.push('\n');
+        }
+    }
+    o
+}
+
+/// Render the summary as the table `medsim run` prints.
+pub fn render(s: &Summary) -> String {
+    let mut o = String::new();
+    let d = &s.data;
+    let _ = writeln!(o, "medsim {} - {}", s.version, s.name);
+    let _ = writeln!(
+        o,
+        "data   {}: {} units x {} periods, {} observations ({}; dropped {} incomplete, {} singleton rows)",
+        d.source,
+        d.units,
+        d.periods,
+        d.observations,
+        if d.balanced { "balanced" } else { "unbalanced" },
+        d.dropped_missing,
+        d.dropped_singletons
+    );
+    let _ = writeln!(
+        o,
+        "model  {} ~ {} + {} | {} controls | fixed effects: {}",
+        s.model.outcome,
+        s.model.treatment,
+        s.model.mediators.join(" + "),
+        s.model.controls.len(),
+        s.model.fixed_effects
+    );
+    if let Some(iv) = &s.iv {
+        let _ = writeln!(
+            o,
+            "IV     {} instrumented by {} (2SLS in every equation); first-stage F = {:.1} (CR1 Wald, p = {})",
+            s.model.treatment,
+            iv.instruments.join(", "),
+            iv.first_stage_f,
+            p_text(Some(iv.first_stage_p_value))
+        );
+    }
+    let _ = writeln!(
+        o,
+        "SEs    {} clustered by {} ({} clusters), t tests on {} df; a*b: Sobel SE, normal p-value",
+        s.inference.vcov, s.model.cluster, d.clusters, s.inference.df
+    );
+    if let Some(r) = &s.resampling {
+        let _ = writeln!(
+            o,
+            "boot   {}{}, B = {} ({} degenerate), seed {}, {} backend, {:.2} s ({:.0} replicates/s)",
+            match r.scheme.as_str() {
+                "permutation" => "permutation of the treatment across units".to_string(),
+                "wild" => format!(
+                    "wild cluster bootstrap ({} weights)",
+                    r.weights.as_deref().unwrap_or("?")
+                ),
+                other => format!("{other} resampling of clusters"),
+            },
+            r.strata
+                .as_deref()
+                .map(|st| format!(" within {st}"))
+                .unwrap_or_default(),
+            r.replicates,
+            r.failed_replicates,
+            r.seed,
+            r.backend,
+            r.seconds,
+            r.replicates_per_second
+        );
+    }
+    for (key, e) in &s.effects {
+        if let Some(b) = e.bootstrap.filter(|b| b.non_finite > 0) {
+            let _ = writeln!(
+                o,
+                "note   {} replicate(s) gave a non-finite {} (left out of its quantiles and moments)",
+                b.non_finite,
+                label(s, key).trim()
+            );
+        }
+    }
+    let _ = writeln!(o);
+    let labels: Vec<String> = s.effects.keys().map(|k| label(s, k)).collect();
+    let w = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(10)
+        .max(6);
+    let boot = s.resampling.is_some();
+    let _ = write!(
+        o,
+        "{:<w$}  {:>12}  {:>10}  {:>8}",
+        "effect", "estimate", "SE", "p-value"
+    );
+    if boot {
+        let _ = write!(o, "  {:>10}  {:>8}", "boot SE", "boot p");
+    }
+    let _ = writeln!(o);
+    for (lab, e) in labels.iter().zip(s.effects.values()) {
+        let _ = write!(
+            o,
+            "{:<w$}  {:>12.6}  {:>10}  {:>8}",
+            lab,
+            e.estimate,
+            num(e.se),
+            p_text(e.p_value)
+        );
+        if let (Some(b), Some(r)) = (&e.bootstrap, &s.resampling) {
+            let _ = write!(
+                o,
+                "  {:>10.6}  {:>8}",
+                b.sd,
+                boot_p_text(b.p_value, r.replicates)
+            );
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{:<w$}  {:<12} {:>6}  {:>12}  {:>12}",
+        "interval", "method", "level", "lower", "upper"
+    );
+    for (key, lab) in s.effects.keys().zip(&labels) {
+        for i in s.intervals.iter().filter(|i| &i.effect == key) {
+            let _ = writeln!(
+                o,
+                "{:<w$}  {:<12} {:>5.1}%  {:>12.6}  {:>12.6}",
+                lab,
+                i.method,
+                100.0 * i.level,
+                i.lower,
+                i.upper
+            );
+        }
+    }
+    let _ = writeln!(o);
+    for j in &s.joint_significance {
+        let _ = writeln!(
+            o,
+            "joint significance via {}: p = max(p_a, p_b) = {}",
+            j.mediator,
+            p_text(Some(j.p_value))
+        );
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "verdict  {}", verdict(s));
+    for (key, mm) in &s.mediator_models {
+        render_mediator_model(&mut o, key, mm);
+    }
+    if !s.groups.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "{:<24}  {:>8}  {:>10}  {:>10}  {:>10}  {:>34}  {:>11}",
+            "group", "clusters", "c'", "indirect", "SE", "interval", "suppression"
+        );
+        for (label, g) in &s.groups {
+            let est = |k: &str| g.effects.get(k).map_or(f64::NAN, |e| e.estimate);
+            let se = g.effects.get("indirect").and_then(|e| e.se);
+            let interval = headline_interval(&g.intervals, "indirect");
+            let _ = writeln!(
+                o,
+                "{:<24}  {:>8}  {:>10.6}  {:>10.6}  {:>10}  {:>34}  {:>11}",
+                label,
+                g.clusters,
+                est("c_prime"),
+                est("indirect"),
+                num(se),
+                interval,
+                if g.suppression.suppressing {
+                    format!("{:.1}%", 100.0 * g.suppression.share)
+                } else {
+                    "none".into()
+                }
+            );
+        }
+        for (effect, title) in [
+            ("indirect", "indirect effect, difference"),
+            ("suppression_share", "suppression share, difference"),
+        ] {
+            let rows: Vec<_> = s.contrasts.iter().filter(|c| c.effect == effect).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(o);
+            let _ = writeln!(
+                o,
+                "{:<40}  {:>10}  {:>10}  {:>8}  {:>8}  {:>34}",
+                title, "estimate", "SE", "boot p", "perm p", "interval"
+            );
+            for c in rows {
+                let interval = c.intervals.first().map_or(String::new(), |i| {
+                    format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
+                });
+                let _ = writeln!(
+                    o,
+                    "{:<40}  {:>10.6}  {:>10}  {:>8}  {:>8}  {:>34}",
+                    format!("{} - {}", c.between[0], c.between[1]),
+                    c.estimate,
+                    num(c.se),
+                    boot_p_text(
+                        c.bootstrap.and_then(|b| b.p_value),
+                        s.resampling.as_ref().map_or(0, |r| r.replicates)
+                    ),
+                    p_text(c.permutation_p_value),
+                    interval
+                );
+            }
+        }
+    }
+    if let Some(sens) = &s.sensitivity {
+        render_sensitivity(&mut o, "pooled", sens);
+        for (label, g) in &s.groups {
+            if let Some(gs) = &g.sensitivity {
+                render_sensitivity(&mut o, label, gs);
+            }
+        }
+    }
+    o
+}
+
+/// The sensitivity analysis of one model: where ACME crosses zero, the
+/// R-squared forms, and ACME with its headline interval at every 0.1 of rho.
+fn render_sensitivity(
+    o: &mut String,
+    model: &str,
+    s: &crate::model::sensitivity::SensitivitySummary,
+) {
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "sensitivity ({model}, mediator {}; Imai-Keele-Yamamoto): ACME = 0 at rho = {:.4} \
+         (grid {:.2}); R2*_M R2*_Y = {:.4}, R2~_M R2~_Y = {:.3e}",
+        s.mediator, s.rho_at_zero, s.rho_at_zero_grid, s.r2_star_at_zero, s.r2_tilde_at_zero
+    );
+    let _ = writeln!(o, "  {:>6}  {:>11}  {:>34}", "rho", "ACME", "interval");
+    for p in &s.curve {
+        let tenths = p.rho * 10.0;
+        if (tenths - tenths.round()).abs() > 1e-9 {
+            continue;
+        }
+        let interval = p.intervals.first().map_or(String::new(), |i| {
+            format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
+        });
+        let _ = writeln!(o, "  {:>6.2}  {:>11.6}  {:>34}", p.rho, p.acme, interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Colour adds styles to the title, the header rows and the verdict's
+    /// label only; without the escapes the text is the same.
+    #[test]
+    fn colour_changes_styles_not_words() {
+        let text = "medsim 0.1.0 - paper\ndata   x\n\neffect  estimate\na    0.1\n\nverdict  agglom suppresses\n";
+        let coloured = colourize(text);
+        assert!(coloured.contains("\x1b[1;32mverdict\x1b[0m  agglom"));
+        assert!(coloured.contains("\x1b[1meffect  estimate\x1b[0m"));
+        assert!(coloured.contains("\na    0.1\n"));
+        let plain = coloured
+            .replace("\x1b[1;32m", "")
+            .replace("\x1b[1m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(plain, text);
+    }
+}

@@ -1,0 +1,576 @@
+//! Engines turn replicate indices into replicate statistics. The CPU engine
+//! is the reference. For a batch of replicates it draws the weight matrix W
+//! (batch x G) and multiplies it by one per-cluster matrix (a GEMM), then
+//! finishes each replicate:
+//!
+//! * reweighting schemes (pairs, Bayes, Poisson, jackknife): the matrix is
+//!   the per-cluster packed Gram S (G x q(q+1)/2), `W x S` gives every
+//!   replicate's Gram, and `replicate::Solver` solves the three equations;
+//! * the wild cluster bootstrap (unrestricted, fixed regressors): the matrix
+//!   is the per-cluster influence U of the coefficients a, b, c, c'
+//!   (`theta* = theta_hat + sum_g v_g U_g`, Roodman et al. 2019), the same
+//!   v_g for every equation, and the indirect effects follow from theta*.
+//!
+//! Batches run in parallel on a rayon pool; replicate r's result depends only
+//! on r, never on the batch or thread.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::math::linalg::{packed_len, quadratic_form};
+use crate::model::design::Design;
+use crate::model::estimate::SystemFit;
+use crate::model::replicate::{Solver, StatLayout, coefficients_to_stats};
+use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::whiten::reported_coefficients;
+
+/// The floating-point type of the GPU engine's numeric stages (`Real` in
+/// WGSL); the CPU engine always computes in f64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// Where the adapter has SHADER_F64.
+    F64,
+}
+
+impl Precision {
+    /// `"f32"` or `"f64"`, as summaries and flags name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+}
+
+/// Where replicates were computed, for the summary and the manifest.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Backend {
+    /// `"cpu"` or `"gpu"`.
+    pub backend: String,
+    /// The GPU adapter's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// `"f32"` or `"f64"` on the GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    /// What happened when the GPU failed and the CPU engine took over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+impl Backend {
+    /// The CPU engine.
+    pub fn cpu() -> Backend {
+        Backend {
+            backend: "cpu".into(),
+            ..Backend::default()
+        }
+    }
+}
+
+/// A backend that computes replicate statistics.
+pub trait Engine: Sync {
+    /// Where the replicates are computed.
+    fn backend(&self) -> Backend;
+    /// Replicates the aggregator should ask for per call.
+    fn chunk(&self) -> usize {
+        1 << 16
+    }
+    /// Layout of each replicate's statistics.
+    fn layout(&self) -> StatLayout;
+    /// Statistics of replicates `start, start + 1, ...` into `out`, row-major
+    /// with `layout().len()` values per replicate; returns how many
+    /// replicates were degenerate (NaN statistics), those [`Engine::failed`]
+    /// marks.
+    fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64>;
+    /// Whether a replicate's statistics mark it degenerate (every one NaN),
+    /// so stored replicates are counted as the engine counted them.
+    fn failed(&self, row: &[f64]) -> bool {
+        row.iter().all(|v| v.is_nan())
+    }
+}
+
+/// Replicates computed beforehand (a simulation study's stacked GPU
+/// batch, `crate::gpu::stack`), served in order: `compute(start, ..)`
+/// copies replicates `start ..`; a replicate whose statistics are all NaN
+/// was degenerate.
+pub struct Precomputed {
+    layout: StatLayout,
+    stats: Vec<f64>,
+    backend: Backend,
+}
+
+impl Precomputed {
+    /// `stats`: replicates `0 ..`, `layout.len()` values each, computed on
+    /// `backend`.
+    pub fn new(layout: StatLayout, stats: Vec<f64>, backend: Backend) -> Precomputed {
+        Precomputed {
+            layout,
+            stats,
+            backend,
+        }
+    }
+}
+
+impl Engine for Precomputed {
+    fn backend(&self) -> Backend {
+        self.backend.clone()
+    }
+
+    fn layout(&self) -> StatLayout {
+        self.layout
+    }
+
+    fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64> {
+        let n = self.layout.len();
+        let from = start as usize * n;
+        let held = self.stats.len() / n;
+        let rows = self.stats.get(from..from + out.len()).ok_or_else(|| {
+            Error::Numerical(format!(
+                "replicates {start}..{} were asked of {held} precomputed",
+                start as usize + out.len() / n
+            ))
+        })?;
+        out.copy_from_slice(rows);
+        Ok(out.chunks(n).filter(|r| self.failed(r)).count() as u64)
+    }
+}
+
+/// How a replicate is finished after the GEMM.
+enum Finish {
+    /// Solve the replicate Gram. Entries of the packed cluster Gram equal in
+    /// every cluster (in a balanced panel, the period-dummy block) skip the
+    /// GEMM: their replicate value is the total weight times the common
+    /// value. `columns` are the packed positions that do go through it.
+    Reweight {
+        solver: Solver,
+        columns: Vec<usize>,
+        constant: Vec<(usize, f64)>,
+        packed_len: usize,
+        student: Option<Student>,
+    },
+    /// Add the weighted influence to theta_hat = (a_1..a_m, b_1..b_m, c, c').
+    Wild { theta: Vec<f64> },
+}
+
+/// What the replicate's own CR1 standard errors need (studentized intervals).
+struct Student {
+    /// All per-cluster packed statistics, G x packed_len.
+    stats: Vec<f64>,
+    /// `sqrt(f_u f_v)` for the coefficients (a_1..a_m, b_1..b_m), the CR1
+    /// factors of their equations, row-major 2m x 2m.
+    ssc: Vec<f64>,
+}
+
+/// The CPU engine over one design and one weight plan.
+pub struct CpuEngine {
+    weights: WeightPlan,
+    layout: StatLayout,
+    /// The G x n matrix the weights multiply.
+    rhs: Vec<f64>,
+    n: usize,
+    finish: Finish,
+    batch: usize,
+    pool: rayon::ThreadPool,
+    /// For a subset of the clusters (one group's model): each of this
+    /// design's clusters' position in the plan's clusters, whose weights it
+    /// takes. None: the design's clusters are the plan's.
+    cluster_map: Option<Vec<usize>>,
+}
+
+/// The packed Gram positions whose per-cluster values vary (the columns
+/// the CPU engine's GEMM multiplies), and those equal in every cluster,
+/// with their common value (a replicate's entry is then the total weight
+/// times it).
+pub fn split_columns(design: &Design) -> (Vec<usize>, Vec<(usize, f64)>) {
+    let p = packed_len(design.q());
+    let g = design.n_clusters;
+    let (mut columns, mut constant) = (Vec::new(), Vec::new());
+    for k in 0..p {
+        let first = design.stats[k];
+        if (1..g).all(|c| design.stats[c * p + k] == first) {
+            constant.push((k, first));
+        } else {
+            columns.push(k);
+        }
+    }
+    (columns, constant)
+}
+
+/// A worker pool of `threads` threads (0: one per core), after checking the
+/// batch size that will be split across it.
+pub fn thread_pool(threads: usize, batch: usize) -> Result<rayon::ThreadPool> {
+    if batch == 0 {
+        return Err(Error::InvalidOption {
+            option: "--batch".into(),
+            message: "the batch size must be at least 1".into(),
+        });
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::InvalidOption {
+            option: "--threads".into(),
+            message: e.to_string(),
+        })
+}
+
+impl CpuEngine {
+    /// An engine for `weights` over `design`: reweighting schemes use the
+    /// per-cluster Grams, the wild bootstrap the cluster influences of `fit`.
+    /// `batch` replicates per GEMM; `threads` workers (0: one per core);
+    /// `studentize` adds each replicate's own CR1 SEs of the indirect effects.
+    pub fn new(
+        design: &Design,
+        fit: &SystemFit,
+        weights: WeightPlan,
+        batch: usize,
+        threads: usize,
+        studentize: bool,
+    ) -> Result<Self> {
+        let pool = thread_pool(threads, batch)?;
+        if weights.scheme == Scheme::Permutation {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "permutation is not a reweighting scheme; use the permutation engine"
+                    .into(),
+            });
+        }
+        let g = design.n_clusters;
+        let mut solver = Solver::new(design);
+        if studentize {
+            if let Scheme::Wild(_) = weights.scheme {
+                return Err(Error::InvalidOption {
+                    option: "--ci".into(),
+                    message: "studentized intervals are available for the pairs, bayes, poisson and jackknife \
+                              schemes, not yet for wild"
+                        .into(),
+                });
+            }
+            solver.layout.studentized = true;
+        }
+        let layout = solver.layout;
+        let (rhs, n, finish) = if let Scheme::Wild(_) = weights.scheme {
+            let coefs = reported_coefficients(design);
+            let idx: Vec<usize> = coefs.iter().map(|&(e, c)| fit.index(e, c)).collect();
+            let rhs = (0..g)
+                .flat_map(|c| idx.iter().map(move |&i| fit.influence[c * fit.dim + i]))
+                .collect();
+            let theta = coefs.iter().map(|&(e, c)| fit.coef(e, c)).collect();
+            (rhs, idx.len(), Finish::Wild { theta })
+        } else {
+            let p = packed_len(design.q());
+            let (columns, constant) = split_columns(design);
+            let rhs = (0..g)
+                .flat_map(|c| columns.iter().map(move |&k| design.stats[c * p + k]))
+                .collect();
+            let n = columns.len();
+            let student = studentize.then(|| {
+                let m = design.layout.n_mediators;
+                let f: Vec<f64> = (0..2 * m)
+                    .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc)
+                    .collect();
+                Student {
+                    stats: design.stats.clone(),
+                    ssc: (0..4 * m * m)
+                        .map(|i| (f[i / (2 * m)] * f[i % (2 * m)]).sqrt())
+                        .collect(),
+                }
+            });
+            (
+                rhs,
+                n,
+                Finish::Reweight {
+                    solver,
+                    columns,
+                    constant,
+                    packed_len: p,
+                    student,
+                },
+            )
+        };
+        Ok(CpuEngine {
+            weights,
+            layout,
+            rhs,
+            n,
+            finish,
+            batch,
+            pool,
+            cluster_map: None,
+        })
+    }
+
+    /// One batch, compiled twice: for AVX2 + FMA, chosen at run time where
+    /// the processor has them, and for the baseline. Rust never fuses a
+    /// multiply and an add on its own, so both give identical bits.
+    fn batch_stats(&self, start: u64, out: &mut [f64]) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features were detected on this processor.
+            return unsafe { self.batch_stats_avx2(start, out) };
+        }
+        self.batch_stats_generic(start, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn batch_stats_avx2(&self, start: u64, out: &mut [f64]) -> u64 {
+        self.batch_stats_generic(start, out)
+    }
+
+    #[inline(always)]
+    fn batch_stats_generic(&self, start: u64, out: &mut [f64]) -> u64 {
+        let n_stats = self.layout.len();
+        let nb = out.len() / n_stats;
+        let g = self.n_clusters();
+        let n = self.n;
+        let mut w = vec![0.0; nb * g];
+        let mut wsum = vec![0.0; nb];
+        let mut all = vec![
+            0.0;
+            if self.cluster_map.is_some() {
+                self.weights.n_clusters
+            } else {
+                0
+            }
+        ];
+        for (i, row) in w.chunks_mut(g).enumerate() {
+            wsum[i] = match &self.cluster_map {
+                None => self.weights.fill(start + i as u64, row),
+                Some(map) => {
+                    // The plan's weights of this design's clusters; their
+                    // total is this design's (the plan's exact total when
+                    // the design holds every cluster).
+                    let plan_total = self.weights.fill(start + i as u64, &mut all);
+                    let mut total = 0.0;
+                    for (x, &c) in row.iter_mut().zip(map) {
+                        *x = all[c];
+                        total += all[c];
+                    }
+                    if map.len() == all.len() {
+                        plan_total
+                    } else {
+                        total
+                    }
+                }
+            };
+        }
+        let mut prod = vec![0.0; nb * n];
+        // SAFETY: the slices hold nb x g, g x n and nb x n row-major values,
+        // matching the dimensions and strides passed.
+        unsafe {
+            matrixmultiply::dgemm(
+                nb,
+                g,
+                n,
+                1.0,
+                w.as_ptr(),
+                g as isize,
+                1,
+                self.rhs.as_ptr(),
+                n as isize,
+                1,
+                0.0,
+                prod.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+        let mut failed = 0;
+        match &self.finish {
+            Finish::Reweight {
+                solver,
+                columns,
+                constant,
+                packed_len,
+                student,
+            } => {
+                let m = self.layout.mediators;
+                let mut functionals = vec![
+                    0.0;
+                    if student.is_some() {
+                        nb * 2 * m * packed_len
+                    } else {
+                        0
+                    }
+                ];
+                let mut solver = solver.clone();
+                let mut packed = vec![0.0; *packed_len];
+                for (i, (stats, &total)) in out.chunks_mut(n_stats).zip(&wsum).enumerate() {
+                    for (&k, &v) in columns.iter().zip(&prod[i * n..(i + 1) * n]) {
+                        packed[k] = v;
+                    }
+                    for &(k, c) in constant {
+                        packed[k] = total * c;
+                    }
+                    if !solver.solve(&packed, stats) {
+                        failed += 1;
+                    } else if student.is_some() {
+                        let u = 2 * m * packed_len;
+                        solver.influence_functionals(&mut functionals[i * u..(i + 1) * u]);
+                    }
+                }
+                if let Some(st) = student {
+                    self.studentize(st, &w, &functionals, *packed_len, out);
+                }
+            }
+            Finish::Wild { theta } => {
+                let mut t = vec![0.0; n];
+                for (i, stats) in out.chunks_mut(n_stats).enumerate() {
+                    for ((t, a), b) in t.iter_mut().zip(theta).zip(&prod[i * n..(i + 1) * n]) {
+                        *t = a + b;
+                    }
+                    coefficients_to_stats(&t, self.layout, stats);
+                }
+            }
+        }
+        failed
+    }
+}
+
+impl CpuEngine {
+    /// This design's clusters.
+    fn n_clusters(&self) -> usize {
+        self.cluster_map
+            .as_ref()
+            .map_or(self.weights.n_clusters, Vec::len)
+    }
+
+    /// The same engine for a design whose clusters are a subset of the
+    /// plan's (one group's model): cluster c of the design takes the weight
+    /// of the plan's cluster `map[c]`, so replicate r of every group uses
+    /// the same draw.
+    pub fn with_cluster_map(mut self, map: Vec<usize>) -> Result<Self> {
+        if map.len() * self.n != self.rhs.len() || map.iter().any(|&c| c >= self.weights.n_clusters)
+        {
+            return Err(Error::Numerical(
+                "a group's cluster is not among the run's clusters".into(),
+            ));
+        }
+        self.cluster_map = Some(map);
+        Ok(self)
+    }
+
+    /// The engine whose replicates also give kappa and ACME at each of
+    /// `rho` (`crate::model::sensitivity`): reweighting schemes only, as the wild
+    /// bootstrap's replicates have no Gram matrix.
+    pub fn with_sensitivity(mut self, rho: &[f64]) -> Result<Self> {
+        match &mut self.finish {
+            Finish::Reweight { solver, .. } => {
+                *solver = solver.clone().with_sensitivity(rho);
+                self.layout = solver.layout;
+                Ok(self)
+            }
+            Finish::Wild { .. } => Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
+                          jackknife); wild replicates have no Gram matrix"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Each replicate's CR1 standard errors of `a_j b_j`, of the indirect
+    /// effect and of the contrasts (`StatLayout::se_targets`): cluster influences = statistics x functionals (one GEMM for
+    /// the batch), then the weighted meat and the delta method.
+    #[inline(always)]
+    fn studentize(&self, st: &Student, w: &[f64], functionals: &[f64], p: usize, out: &mut [f64]) {
+        let l = self.layout;
+        let m = l.mediators;
+        let d = 2 * m;
+        let n_stats = l.len();
+        let nb = out.len() / n_stats;
+        let g = self.n_clusters();
+        let cols = nb * d;
+        let mut psi = vec![0.0; g * cols];
+        // SAFETY: stats is g x p, functionals is (nb d) x p read as its
+        // transpose p x (nb d) (row stride 1, column stride p), psi g x (nb d).
+        unsafe {
+            matrixmultiply::dgemm(
+                g,
+                p,
+                cols,
+                1.0,
+                st.stats.as_ptr(),
+                p as isize,
+                1,
+                functionals.as_ptr(),
+                1,
+                p as isize,
+                0.0,
+                psi.as_mut_ptr(),
+                cols as isize,
+                1,
+            );
+        }
+        let mut v = vec![0.0; d * d];
+        let targets = l.se_targets();
+        for (r, stats) in out.chunks_mut(n_stats).enumerate() {
+            if !stats[0].is_finite() {
+                for t in 0..targets.len() {
+                    stats[l.se_target(t)] = f64::NAN;
+                }
+                continue;
+            }
+            v.iter_mut().for_each(|x| *x = 0.0);
+            for c in 0..g {
+                let wg = w[r * g + c];
+                if wg == 0.0 {
+                    continue;
+                }
+                // Cluster g counts w_g times in the meat: a cluster drawn k
+                // times is k clusters, and Bayesian weights (mean 1) are
+                // fractional copies, so the meat estimates what the
+                // original sample's does.
+                let row = &psi[c * cols + r * d..c * cols + (r + 1) * d];
+                for a in 0..d {
+                    for b in 0..d {
+                        v[a * d + b] += wg * row[a] * row[b];
+                    }
+                }
+            }
+            for (x, f) in v.iter_mut().zip(&st.ssc) {
+                *x *= f;
+            }
+            let theta: Vec<f64> = (0..m)
+                .map(|j| stats[l.a(j)])
+                .chain((0..m).map(|j| stats[l.b(j)]))
+                .collect();
+            let quad = |grad: &[f64]| -> f64 { quadratic_form(grad, &v).sqrt() };
+            // The gradient of sum_j w_j a_j b_j: w_j b_j at a_j, w_j a_j at b_j.
+            let mut grad = vec![0.0; d];
+            for (t, weights) in targets.iter().enumerate() {
+                for (j, &w) in weights.iter().enumerate() {
+                    grad[j] = w * theta[m + j];
+                    grad[m + j] = w * theta[j];
+                }
+                stats[l.se_target(t)] = quad(&grad);
+            }
+        }
+    }
+}
+
+impl Engine for CpuEngine {
+    fn backend(&self) -> Backend {
+        Backend::cpu()
+    }
+
+    fn layout(&self) -> StatLayout {
+        self.layout
+    }
+
+    fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64> {
+        let n_stats = self.layout.len();
+        let chunk = self.batch * n_stats;
+        let failed = self.pool.install(|| {
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .map(|(i, block)| self.batch_stats(start + (i * self.batch) as u64, block))
+                .sum()
+        });
+        Ok(failed)
+    }
+}

@@ -1,0 +1,699 @@
+//! `medsim bench`: a fixed suite of workloads on every engine of the
+//! machine (the CPU engine, each GPU adapter) and a refit-per-replicate
+//! baseline, in one run so the ratios are fair. Each workload is warmed up
+//! once, then repeated; it reports the median and range of replicates per
+//! second, the achieved FLOP/s from a stated per-replicate count, and its
+//! fraction of the engine's measured peak.
+//!
+//! Per-replicate work of a reweighting scheme: the weights times the
+//! per-cluster statistics, `2 G w` flops, w the columns the engine's GEMM
+//! multiplies: on the GPU all `p = q (q + 1) / 2` packed Gram entries (q
+//! columns: treatment, controls, period dummies, mediators, outcome), on the
+//! CPU those that differ between clusters (`engine::split_columns`; a
+//! balanced panel's period-dummy block is the same in every cluster); then
+//! a Cholesky factorisation of the regressors (`q^3 / 3`) and a back
+//! substitution per equation (`(m + 2) q^2`), counted as stated rather than
+//! as executed (they are a few percent of the GEMM). Wild: the weights
+//! times the cluster influences of the 2m + 2 coefficients, `2 G (2m + 2)`.
+//!
+//! Peaks are measured, not taken from data sheets: the CPU's f64 GEMM on
+//! every worker thread (the CPU engine's own GEMM library), each GPU
+//! adapter's f32 fused multiply-add throughput (`shaders/peak.wgsl`). The
+//! fraction of peak is the achieved rate over that ceiling; it says how
+//! much of the arithmetic the device can do the workload uses, not whether
+//! the workload is bound by memory instead (see the README's roofline
+//! note).
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::synthetic::{SyntheticParams, generate};
+use crate::data::table::Table;
+use crate::error::{Error, Result};
+use crate::model::design::Design;
+use crate::model::mediation::analyse;
+use crate::model::panel::Panel;
+use crate::model::spec::default_spec;
+use crate::model::spec::{InferenceSpec, ModelSpec};
+use crate::resample::intervals::Method;
+use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
+use crate::study::resampling::{BackendChoice, ResampleSpec, resample};
+
+/// Where a workload runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Engine {
+    Cpu,
+    /// A GPU adapter, by name.
+    Gpu(String),
+    /// Rebuilding the resampled panel and refitting the model per
+    /// replicate, as a user of a general-purpose package does.
+    Refit,
+}
+
+impl Engine {
+    pub fn label(&self) -> String {
+        match self {
+            Engine::Cpu => "cpu".into(),
+            Engine::Gpu(name) => format!("gpu: {name}"),
+            Engine::Refit => "refit baseline".into(),
+        }
+    }
+}
+
+/// One measured workload on one engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub workload: String,
+    pub engine: String,
+    pub replicates: u64,
+    pub repeats: usize,
+    pub median_replicates_per_second: f64,
+    pub min_replicates_per_second: f64,
+    pub max_replicates_per_second: f64,
+    /// Flops per replicate (see the module doc), if stated.
+    pub flops_per_replicate: Option<f64>,
+    pub gflops: Option<f64>,
+    /// `gflops` over the engine's measured peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction_of_peak: Option<f64>,
+}
+
+/// A measured arithmetic ceiling of one engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Peak {
+    /// The engine, as the rows name it.
+    pub engine: String,
+    pub gflops: f64,
+    /// What was measured.
+    pub measured: String,
+}
+
+/// The machine a suite ran on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub threads: usize,
+    pub adapters: Vec<String>,
+    pub medsim: String,
+}
+
+/// The suite's results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub quick: bool,
+    /// Each engine's measured peak.
+    #[serde(default)]
+    pub peaks: Vec<Peak>,
+    pub rows: Vec<Row>,
+}
+
+/// The CPU's measured f64 GEMM ceiling in GFLOP/s: every worker thread
+/// multiplies its own 256 x 256 matrices with the CPU engine's GEMM
+/// (matrixmultiply's dgemm, which uses the widest vector instructions the
+/// CPU has, chosen at run time), rounds doubled until one takes 0.3 s; the
+/// best of three rounds at that size.
+pub fn cpu_peak() -> f64 {
+    use rayon::prelude::*;
+    const N: usize = 256;
+    let threads = rayon::current_num_threads();
+    let a: Vec<f64> = (0..N * N).map(|i| (i % 97) as f64 * 1e-2).collect();
+    let round = |reps: usize| -> f64 {
+        let started = Instant::now();
+        (0..threads).into_par_iter().for_each(|_| {
+            let mut c = vec![0.0; N * N];
+            for _ in 0..reps {
+                // SAFETY: a and c hold N x N row-major values.
+                unsafe {
+                    matrixmultiply::dgemm(
+                        N,
+                        N,
+                        N,
+                        1.0,
+                        a.as_ptr(),
+                        N as isize,
+                        1,
+                        a.as_ptr(),
+                        N as isize,
+                        1,
+                        1.0,
+                        c.as_mut_ptr(),
+                        N as isize,
+                        1,
+                    );
+                }
+            }
+            std::hint::black_box(&c);
+        });
+        started.elapsed().as_secs_f64()
+    };
+    let mut reps = 1;
+    round(reps);
+    while round(reps) < 0.3 && reps < 1 << 20 {
+        reps *= 2;
+    }
+    let best = (0..3).map(|_| round(reps)).fold(f64::INFINITY, f64::min);
+    (threads * reps) as f64 * 2.0 * (N * N * N) as f64 / best / 1e9
+}
+
+/// This machine: the CPU model (from /proc/cpuinfo where there is one),
+/// worker threads and the GPU adapters wgpu lists.
+pub fn machine() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    Machine {
+        cpu,
+        threads: rayon::current_num_threads(),
+        adapters: crate::gpu::list_adapters()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({:?}, {} {})",
+                    a.info.name, a.info.device_type, a.info.driver, a.info.driver_info
+                )
+            })
+            .collect(),
+        medsim: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// A problem: the data and the model.
+struct Problem {
+    design: Design,
+    panel: Panel,
+    analysis: crate::model::mediation::Analysis,
+}
+
+impl Problem {
+    fn new(table: &Table, spec: &ModelSpec) -> Result<Problem> {
+        let panel = Panel::from_table(table, spec)?;
+        let design = Design::build(&panel, spec.fixed_effects)?;
+        let analysis = analyse(
+            &design,
+            &InferenceSpec {
+                mc_draws: 1000,
+                ..Default::default()
+            },
+        )?;
+        Ok(Problem {
+            design,
+            panel,
+            analysis,
+        })
+    }
+
+    /// Flops per replicate of `scheme` on `engine` (see the module doc).
+    fn flops(&self, engine: &Engine, scheme: Scheme) -> f64 {
+        let q = self.design.q();
+        let g = self.design.n_clusters as f64;
+        let m = self.design.layout.n_mediators as f64;
+        if let Scheme::Wild(_) = scheme {
+            return 2.0 * g * (2.0 * m + 2.0);
+        }
+        let width = match engine {
+            Engine::Cpu => crate::resample::engine::split_columns(&self.design).0.len(),
+            _ => crate::math::linalg::packed_len(q),
+        } as f64;
+        let q = q as f64;
+        2.0 * g * width + q * q * q / 3.0 + (m + 2.0) * q * q
+    }
+}
+
+/// The synthetic panel with `extra` more controls (independent normal
+/// noise, deterministic in the seed) named `z1, z2, ...`.
+fn panel_table(cities: usize, years: usize, extra: usize) -> Table {
+    let mut t = generate(SyntheticParams {
+        cities,
+        years,
+        ..SyntheticParams::default()
+    });
+    for k in 0..extra {
+        t.headers.push(format!("z{}", k + 1));
+        let mut z = vec![0.0; t.rows.len()];
+        crate::math::rng::normals(7, k as u64, crate::math::rng::STREAM_SIMULATION, &mut z);
+        for (row, v) in t.rows.iter_mut().zip(z) {
+            row.push(format!("{v}"));
+        }
+    }
+    t
+}
+
+fn spec_with(controls: usize, mediators: &[&str]) -> ModelSpec {
+    let mut spec = ModelSpec {
+        groups: vec!["region".into()],
+        ..default_spec()
+    };
+    spec.mediators = mediators.iter().map(|s| s.to_string()).collect();
+    let base = spec.controls.clone();
+    spec.controls = (0..controls)
+        .map(|k| {
+            base.get(k)
+                .cloned()
+                .unwrap_or_else(|| format!("z{}", k + 1 - base.len()))
+        })
+        .collect();
+    spec
+}
+
+/// Time `f` (which does `replicates` replicates) `repeats` times after a
+/// warm-up (none from ten million replicates on: such a run warms itself);
+/// the row.
+fn measure(
+    workload: &str,
+    engine: &Engine,
+    replicates: u64,
+    repeats: usize,
+    flops: Option<f64>,
+    f: &mut dyn FnMut() -> Result<()>,
+) -> Result<Row> {
+    if replicates < 10_000_000 {
+        f()?;
+    }
+    let mut rates: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let t = Instant::now();
+            f().map(|()| replicates as f64 / t.elapsed().as_secs_f64().max(1e-9))
+        })
+        .collect::<Result<_>>()?;
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    Ok(Row {
+        workload: workload.into(),
+        engine: engine.label(),
+        replicates,
+        repeats,
+        median_replicates_per_second: median,
+        min_replicates_per_second: rates[0],
+        max_replicates_per_second: rates[rates.len() - 1],
+        flops_per_replicate: flops,
+        gflops: flops.map(|f| f * median / 1e9),
+        fraction_of_peak: None,
+    })
+}
+
+/// The resampling settings of `engine`.
+fn spec_for(engine: &Engine, scheme: Scheme, replicates: u64) -> ResampleSpec {
+    let (backend, adapter) = match engine {
+        Engine::Gpu(name) => (BackendChoice::Gpu, Some(name.clone())),
+        _ => (BackendChoice::Cpu, None),
+    };
+    ResampleSpec {
+        scheme,
+        replicates,
+        methods: vec![Method::Percentile],
+        wild_tests: false,
+        backend,
+        adapter,
+        ..Default::default()
+    }
+}
+
+/// One resampling run of `problem`.
+fn resample_once(problem: &Problem, spec: &ResampleSpec) -> Result<()> {
+    resample(
+        &problem.design,
+        &problem.panel,
+        &problem.analysis,
+        spec,
+        1,
+        &[0.95],
+        &|_, _| {},
+        None,
+    )
+    .map(|_| ())
+}
+
+/// The refit baseline's replicate r: the drawn clusters' rows (a cluster
+/// drawn k times enters k times as k distinct units), the panel, design
+/// and analysis rebuilt from the table, as a refit per draw does.
+fn refit_once(table: &Table, spec: &ModelSpec, r: u64) -> Result<()> {
+    let unit = table
+        .column(&spec.unit)
+        .ok_or_else(|| Error::Numerical("no unit column".into()))?;
+    let mut units: Vec<&str> = table.rows.iter().map(|r| r[unit].as_str()).collect();
+    units.sort();
+    units.dedup();
+    let plan = WeightPlan::new(Scheme::Pairs, 1, units.len(), None);
+    let mut w = vec![0.0; units.len()];
+    plan.fill(r, &mut w);
+    let mut rows = Vec::new();
+    for (c, &name) in units.iter().enumerate() {
+        for copy in 0..w[c] as usize {
+            for row in table.rows.iter().filter(|row| row[unit] == name) {
+                let mut row = row.clone();
+                row[unit] = format!("{name}#{copy}");
+                rows.push(row);
+            }
+        }
+    }
+    let resampled = Table::new("<resample>", table.headers.clone(), rows);
+    let spec = ModelSpec {
+        cluster: spec.unit.clone(),
+        ..spec.clone()
+    };
+    let panel = Panel::from_table(&resampled, &spec)?;
+    let design = Design::build(&panel, spec.fixed_effects)?;
+    analyse(
+        &design,
+        &InferenceSpec {
+            mc_draws: 1000,
+            ..Default::default()
+        },
+    )
+    .map(|_| ())
+}
+
+/// Run the suite on `engines`; `quick` is the reduced suite (under a
+/// minute here); `progress` hears each row's name before it runs.
+pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<Report> {
+    let repeats = if quick { 3 } else { 5 };
+    let b = if quick { 5_000 } else { 100_000 };
+    let default_table = panel_table(278, 10, 0);
+    let default_spec = spec_with(6, &["agglom"]);
+    let default = Problem::new(&default_table, &default_spec)?;
+    let two = Problem::new(&default_table, &spec_with(6, &["agglom_sec", "agglom_ter"]))?;
+    let mut rows = Vec::new();
+    for engine in engines {
+        // A software GPU adapter (lavapipe) runs a hundredth of the
+        // replicates, to keep the suite short.
+        let gpu_scale = match engine {
+            Engine::Gpu(_)
+                if crate::gpu::list_adapters().iter().any(|a| {
+                    !crate::gpu::is_hardware(&a.info) && Engine::Gpu(a.info.name.clone()) == *engine
+                }) =>
+            {
+                100
+            }
+            _ => 1,
+        };
+        let b = b / gpu_scale;
+        if *engine == Engine::Refit {
+            let n = if quick { 3 } else { 10 };
+            progress("refit baseline");
+            let mut r = 0;
+            rows.push(measure(
+                "pairs, default problem",
+                engine,
+                n,
+                1,
+                None,
+                &mut || {
+                    for _ in 0..n {
+                        refit_once(&default_table, &default_spec, r)?;
+                        r += 1;
+                    }
+                    Ok(())
+                },
+            )?);
+            continue;
+        }
+        let add = |rows: &mut Vec<Row>,
+                   name: &str,
+                   problem: &Problem,
+                   spec: ResampleSpec,
+                   flops: bool|
+         -> Result<()> {
+            progress(&format!("{name} on {}", engine.label()));
+            let replicates = spec.replicates;
+            let f = flops.then(|| problem.flops(engine, spec.scheme));
+            rows.push(measure(name, engine, replicates, repeats, f, &mut || {
+                resample_once(problem, &spec)
+            })?);
+            Ok(())
+        };
+        add(
+            &mut rows,
+            "pairs, default problem",
+            &default,
+            spec_for(engine, Scheme::Pairs, b),
+            true,
+        )?;
+        add(
+            &mut rows,
+            "pairs, two mediators",
+            &two,
+            spec_for(engine, Scheme::Pairs, b),
+            true,
+        )?;
+        add(
+            &mut rows,
+            "wild (rademacher), default",
+            &default,
+            spec_for(engine, Scheme::Wild(WildWeights::Rademacher), b),
+            true,
+        )?;
+        add(
+            &mut rows,
+            "permutation, default",
+            &default,
+            spec_for(engine, Scheme::Permutation, b / 10),
+            false,
+        )?;
+        let mut sens = spec_for(engine, Scheme::Pairs, b);
+        sens.sensitivity = Some((0..37).map(|k| -0.9 + 0.05 * k as f64).collect());
+        add(
+            &mut rows,
+            "pairs + sensitivity (37 rho)",
+            &default,
+            sens,
+            true,
+        )?;
+        // The whole run with two mediators and a model per region (three
+        // groups) and their contrasts and label tests: B replicates per
+        // model, counted once.
+        progress(&format!("run with groups on {}", engine.label()));
+        let (config, origin) = crate::study::config::paper();
+        let mut plan = config.plan(&origin)?;
+        plan.group_by = vec!["region".into()];
+        plan.model.groups = vec!["region".into()];
+        plan.model.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+        plan.mediator_sets.clear();
+        plan.inference.mc_draws = 1000;
+        plan.resampling = Some(spec_for(engine, Scheme::Pairs, b / 10));
+        rows.push(measure(
+            "run: two mediators, 3 region groups + contrasts",
+            engine,
+            b / 10,
+            repeats,
+            None,
+            &mut || crate::study::run::execute(&plan, &|_, _| {}).map(|_| ()),
+        )?);
+        // Scaling in B; B = 1e7 runs once (a minute on two cores).
+        let bs: &[u64] = if quick {
+            &[1_000, 10_000]
+        } else {
+            &[1_000, 10_000, 100_000, 1_000_000, 10_000_000]
+        };
+        for &n in bs {
+            let name = format!("scaling B = {n}");
+            progress(&format!("{name} on {}", engine.label()));
+            let spec = spec_for(engine, Scheme::Pairs, (n / gpu_scale as u64).max(100));
+            rows.push(measure(
+                &name,
+                engine,
+                spec.replicates,
+                if n >= 10_000_000 { 1 } else { repeats },
+                Some(default.flops(engine, Scheme::Pairs)),
+                &mut || resample_once(&default, &spec),
+            )?);
+        }
+        let scale: &[(usize, usize, usize)] = if quick {
+            &[
+                (50, 10, 6),
+                (1000, 10, 6),
+                (278, 5, 6),
+                (278, 20, 6),
+                (278, 10, 2),
+                (278, 10, 12),
+            ]
+        } else {
+            &[
+                (50, 10, 6),
+                (500, 10, 6),
+                (5000, 10, 6),
+                (278, 5, 6),
+                (278, 20, 6),
+                (278, 40, 6),
+                (278, 10, 2),
+                (278, 10, 12),
+                (278, 10, 20),
+            ]
+        };
+        for &(cities, years, controls) in scale {
+            let p = Problem::new(
+                &panel_table(cities, years, controls.saturating_sub(6)),
+                &spec_with(controls, &["agglom"]),
+            )?;
+            add(
+                &mut rows,
+                &format!("scaling G = {cities}, T = {years}, controls = {controls}"),
+                &p,
+                spec_for(engine, Scheme::Pairs, b / 5),
+                true,
+            )?;
+        }
+        // A simulation study: iid, n = 200, datasets x 1000 replicates.
+        let datasets = if quick { 20 } else { 100 };
+        progress(&format!("simulation study on {}", engine.label()));
+        let study = crate::study::simulate::Study {
+            dgp: crate::study::simulate::Dgp::Iid,
+            cells: vec![crate::study::simulate::Cell {
+                n: 200,
+                a: 0.39,
+                b: 0.39,
+                c_prime: 0.0,
+            }],
+            datasets,
+            methods: vec!["percentile".into()],
+            levels: vec![0.95],
+            seed: 1,
+            mc_draws: 1000,
+            resampling: spec_for(engine, Scheme::Pairs, 1000 / gpu_scale as u64),
+            target: None,
+        };
+        rows.push(measure(
+            &format!("simulation iid n = 200, {datasets} datasets"),
+            engine,
+            datasets * (1000 / gpu_scale as u64),
+            repeats,
+            None,
+            &mut || crate::study::simulate::run(&study, 0, &|_, _| {}).map(|_| ()),
+        )?);
+    }
+    let peaks = peaks(engines, progress)?;
+    for r in &mut rows {
+        r.fraction_of_peak = r
+            .gflops
+            .zip(peaks.iter().find(|p| p.engine == r.engine))
+            .map(|(g, p)| g / p.gflops);
+    }
+    Ok(Report {
+        machine: machine(),
+        quick,
+        peaks,
+        rows,
+    })
+}
+
+/// The measured peak of each of `engines` (none for the refit baseline).
+fn peaks(engines: &[Engine], progress: &dyn Fn(&str)) -> Result<Vec<Peak>> {
+    let mut out = Vec::new();
+    for engine in engines {
+        if *engine != Engine::Refit {
+            progress(&format!("peak of {}", engine.label()));
+        }
+        match engine {
+            Engine::Cpu => out.push(Peak {
+                engine: engine.label(),
+                gflops: cpu_peak(),
+                measured: format!(
+                    "f64 GEMM (matrixmultiply) on {} threads",
+                    rayon::current_num_threads()
+                ),
+            }),
+            Engine::Gpu(name) => {
+                let ctx = crate::gpu::shared_context(Some(name))?
+                    .ok_or_else(|| Error::Gpu(format!("no adapter named like '{name}'")))?;
+                out.push(Peak {
+                    engine: engine.label(),
+                    gflops: ctx.arithmetic_peak(crate::resample::engine::Precision::F32)?,
+                    measured: "f32 fused multiply-add (shaders/peak.wgsl)".into(),
+                });
+            }
+            Engine::Refit => {}
+        }
+    }
+    Ok(out)
+}
+
+impl Report {
+    /// The Markdown table: one row per workload and engine.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut o = format!(
+            "### {} ({} threads){}, medsim {}{}\n\n{}| workload | engine | CPU (threads) | medsim | B | replicates/s (median) | range | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|---|\n",
+            m.cpu,
+            m.threads,
+            if m.adapters.is_empty() {
+                String::new()
+            } else {
+                format!("; GPU: {}", m.adapters.join("; "))
+            },
+            m.medsim,
+            if self.quick { " (--quick)" } else { "" },
+            if self.peaks.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "Measured peaks: {}.\n\n",
+                    self.peaks
+                        .iter()
+                        .map(|p| format!("{} {:.1} GFLOP/s ({})", p.engine, p.gflops, p.measured))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
+        );
+        for r in &self.rows {
+            // A GPU row names its adapter with its type and driver.
+            let engine = match r.engine.strip_prefix("gpu: ") {
+                Some(name) => m
+                    .adapters
+                    .iter()
+                    .find(|a| a.starts_with(name))
+                    .map_or(r.engine.clone(), |a| format!("gpu: {a}")),
+                None => r.engine.clone(),
+            };
+            o.push_str(&format!(
+                "| {} | {engine} | {} ({}) | {} | {} | {:.4e} | {:.3e} - {:.3e} | {} | {} |\n",
+                r.workload,
+                m.cpu,
+                m.threads,
+                m.medsim,
+                r.replicates,
+                r.median_replicates_per_second,
+                r.min_replicates_per_second,
+                r.max_replicates_per_second,
+                r.gflops.map_or("-".into(), |g| format!("{g:.2}")),
+                r.fraction_of_peak
+                    .map_or("-".into(), |f| format!("{:.1} %", 100.0 * f))
+            ));
+        }
+        o
+    }
+
+    /// The file name of this machine's results: its CPU model, and the
+    /// first GPU adapter benchmarked, as a slug.
+    pub fn slug(&self) -> String {
+        let slug = |name: &str| -> String {
+            let s: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            s.split('-')
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("-")
+        };
+        let gpu = self
+            .rows
+            .iter()
+            .find_map(|r| r.engine.strip_prefix("gpu: "))
+            .map(|g| format!("+{}", slug(g)));
+        format!("{}{}", slug(&self.machine.cpu), gpu.unwrap_or_default())
+    }
+}

@@ -1,0 +1,1237 @@
+//! Config files: one TOML file describes an analysis (its data, model,
+//! resampling, inference, sensitivity analysis and output); a `[sweep]`
+//! table in it describes many (`crate::study::sweep`). Parsing is strict: an
+//! unknown key is refused with the nearest valid key suggested, a value of
+//! the wrong type or out of range is refused naming the file, line and
+//! key. Command-line flags override the file's values ([`Config`] is plain
+//! data the CLI edits before [`Config::plan`] checks it), and errors on a
+//! value a flag gave name the flag. The embedded default run is
+//! `configs/paper.toml`, compiled in as [`PAPER`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::data::robustness::Robustness;
+use crate::data::synthetic::{CONTROLS, SyntheticParams};
+use crate::error::{Error, Result};
+use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use crate::resample::engine::Precision;
+use crate::resample::intervals::Method;
+use crate::resample::scheme::{Scheme, WildWeights};
+use crate::study::resampling::{BackendChoice, ResampleSpec};
+use crate::study::run::{DataSource, RunPlan};
+
+/// The embedded default run: the study's model on the synthetic panel.
+pub const PAPER: &str = include_str!("../../configs/paper.toml");
+
+/// One analysis, as a config file says it. Every key has a default, so a
+/// file need only say what differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Name of the run: its results go to `results/<name>/`.
+    pub name: String,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub resampling: ResamplingConfig,
+    pub inference: InferenceConfig,
+    /// The sensitivity analysis for mediator-outcome confounding, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<SensitivityConfig>,
+    pub output: OutputConfig,
+    /// A simulation study (`medsim simulate`), when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<SimulationConfig>,
+    /// Config keys (dotted, e.g. "model.controls") mapped to lists of
+    /// values, for `medsim sweep`; `combine = "grid"` (default) or "zip".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<toml::Table>,
+}
+
+/// `[data]`: where the panel comes from, its unit and period columns, and
+/// the robustness transformations applied before the model sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// A CSV file with a header row (relative to the config file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<PathBuf>,
+    /// The study-calibrated synthetic panel (the default when no csv):
+    /// `crate::data::synthetic::SyntheticParams`, each key defaulting to the
+    /// study's calibration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticParams>,
+    pub unit: String,
+    pub time: String,
+    /// Use the treatment of the unit's previous period.
+    pub lag_treatment: bool,
+    /// Winsorise the model's numeric columns at these two percentiles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub winsorize: Option<Vec<f64>>,
+    /// Units left out.
+    pub drop_units: Vec<String>,
+    /// Rows left out by the value of a column, e.g. `{ size = ["large"] }`.
+    pub drop: IndexMap<String, Vec<String>>,
+    /// Only periods in this range (inclusive; either end may be left open).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub periods: Option<PeriodRange>,
+}
+
+/// `periods = { from = 2012, to = 2019 }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<f64>,
+}
+
+/// `[model]`: the roles of the columns and the model's structure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub outcome: String,
+    pub treatment: String,
+    pub mediators: Vec<String>,
+    pub controls: Vec<String>,
+    /// "none", "unit" or "unit+time".
+    pub fixed_effects: String,
+    /// The unit column unless set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Columns whose groups of clusters each get their own model.
+    pub groups: Vec<String>,
+    /// Excluded instruments of the treatment (2SLS).
+    pub instrument: Vec<String>,
+    /// Other sets of parallel mediators fitted on the same replicates.
+    pub also_mediators: Vec<Vec<String>>,
+}
+
+/// `[resampling]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResamplingConfig {
+    /// pairs, bayes, poisson, jackknife, wild, permutation or none.
+    pub scheme: String,
+    /// Wild weights: rademacher, mammen, webb or normal.
+    pub weights: String,
+    pub replicates: u64,
+    /// Seed of every random draw of the run.
+    pub seed: u64,
+    pub batch: u64,
+    pub threads: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strata: Option<String>,
+    pub wild_tests: bool,
+    pub memory_mib: u64,
+    /// auto, gpu or cpu.
+    pub backend: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// f32 or f64 (GPU stages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    pub gpu_batch: u64,
+}
+
+/// `[inference]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceConfig {
+    pub methods: Vec<String>,
+    pub levels: Vec<f64>,
+    pub mc_draws: u64,
+}
+
+/// `[sensitivity]`: the grid of error correlations rho.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensitivityConfig {
+    pub rho: RhoGrid,
+}
+
+/// `rho = { from = -0.9, to = 0.9, step = 0.05 }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RhoGrid {
+    pub from: f64,
+    pub to: f64,
+    pub step: f64,
+}
+
+/// A number, or a list of them (a grid).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    /// The values, one or many.
+    pub fn values(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `[simulation]`: a study of many simulated datasets (`crate::study::simulate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulationConfig {
+    /// "iid" or "panel".
+    pub dgp: String,
+    /// Observations (iid) or cities (panel); a list makes a grid.
+    pub n: OneOrMany<u64>,
+    pub a: OneOrMany<f64>,
+    pub b: OneOrMany<f64>,
+    pub c_prime: OneOrMany<f64>,
+    /// Panel: periods, the within-city AR(1) coefficient, the heterogeneity.
+    pub years: u64,
+    pub rho: f64,
+    pub heterogeneity: f64,
+    pub datasets: u64,
+    pub replicates: u64,
+    pub methods: Vec<String>,
+    pub scheme: String,
+    /// Confidence level(s); a list judges every method at each.
+    pub level: OneOrMany<f64>,
+    pub seed: u64,
+    pub mc_draws: u64,
+    /// Search the smallest n reaching this power, n = [lo, hi].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_power: Option<f64>,
+    /// How the lists of n, a, b, c_prime combine: "grid" (every
+    /// combination) or "zip" (the i-th values together; a single value
+    /// goes with every i).
+    pub combine: String,
+}
+
+impl Default for SimulationConfig {
+    fn default() -> Self {
+        SimulationConfig {
+            dgp: "iid".into(),
+            n: OneOrMany::One(100),
+            a: OneOrMany::One(0.39),
+            b: OneOrMany::One(0.39),
+            c_prime: OneOrMany::One(0.0),
+            years: 10,
+            rho: 0.5,
+            heterogeneity: 0.0,
+            datasets: 1000,
+            replicates: 1000,
+            methods: ["sobel", "joint", "monte_carlo", "percentile", "bc", "bca"]
+                .map(String::from)
+                .to_vec(),
+            scheme: "pairs".into(),
+            level: OneOrMany::One(0.95),
+            seed: 1,
+            mc_draws: 10_000,
+            target_power: None,
+            combine: "grid".into(),
+        }
+    }
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Results folder (relative to the working directory) [default:
+    /// results/<name>].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Print summary.json instead of the table.
+    pub json: bool,
+    /// Write the SVG pictures (`crate::output::plots`) into the results folder.
+    pub plots: bool,
+    /// Write the main model's replicate statistics (`run::replicate_files`).
+    pub save_replicates: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: None,
+            json: false,
+            plots: true,
+            save_replicates: false,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "run".into(),
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            resampling: ResamplingConfig::default(),
+            inference: InferenceConfig::default(),
+            sensitivity: None,
+            output: OutputConfig::default(),
+            simulation: None,
+            sweep: None,
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            csv: None,
+            synthetic: None,
+            unit: "city".into(),
+            time: "year".into(),
+            lag_treatment: false,
+            winsorize: None,
+            drop_units: vec![],
+            drop: IndexMap::new(),
+            periods: None,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            outcome: "log_ci".into(),
+            treatment: "dei".into(),
+            mediators: vec!["agglom".into()],
+            controls: CONTROLS.iter().map(|s| s.to_string()).collect(),
+            fixed_effects: "unit+time".into(),
+            cluster: None,
+            groups: vec![],
+            instrument: vec![],
+            also_mediators: vec![],
+        }
+    }
+}
+
+impl Default for ResamplingConfig {
+    fn default() -> Self {
+        let spec = ResampleSpec::default();
+        ResamplingConfig {
+            scheme: "pairs".into(),
+            weights: "rademacher".into(),
+            replicates: spec.replicates,
+            seed: 1,
+            batch: spec.batch as u64,
+            threads: 0,
+            strata: None,
+            wild_tests: true,
+            memory_mib: spec.memory >> 20,
+            backend: "auto".into(),
+            adapter: None,
+            precision: None,
+            gpu_batch: 0,
+        }
+    }
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        let spec = InferenceSpec::default();
+        InferenceConfig {
+            methods: vec!["percentile".into(), "bca".into()],
+            levels: spec.levels,
+            mc_draws: spec.mc_draws,
+        }
+    }
+}
+
+impl Default for RhoGrid {
+    fn default() -> Self {
+        RhoGrid {
+            from: -0.9,
+            to: 0.9,
+            step: 0.05,
+        }
+    }
+}
+
+/// Where a config came from, to place its errors and its relative paths.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The file's name as errors show it.
+    pub name: String,
+    /// Folder that a relative csv path is relative to.
+    pub dir: PathBuf,
+    /// The file's text, to find the line of a key.
+    pub text: String,
+    /// Keys whose value a command-line flag gave, and the flag.
+    pub flags: BTreeMap<String, String>,
+    /// Keys whose value a sweep point gave (`crate::study::sweep`).
+    pub swept: Vec<String>,
+}
+
+impl Origin {
+    /// The origin of a config read from `path` with text `text`.
+    pub fn file(path: &Path, text: &str) -> Origin {
+        Origin {
+            name: path.display().to_string(),
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            text: text.to_string(),
+            flags: BTreeMap::new(),
+            swept: Vec::new(),
+        }
+    }
+
+    /// The embedded default, whose relative paths are the working directory's.
+    pub fn embedded() -> Origin {
+        Origin {
+            name: "configs/paper.toml (embedded)".into(),
+            dir: PathBuf::new(),
+            text: PAPER.to_string(),
+            flags: BTreeMap::new(),
+            swept: Vec::new(),
+        }
+    }
+
+    /// The error for `key`'s value: naming the flag that gave it, or the
+    /// file, line and key.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> Error {
+        let message = message.into();
+        if let Some(flag) = self.flags.get(key) {
+            return Error::InvalidOption {
+                option: flag.clone(),
+                message,
+            };
+        }
+        if self.swept.iter().any(|k| k == key) {
+            return Error::Config {
+                file: self.name.clone(),
+                line: line_of_key(&self.text, &format!("sweep.{key}")),
+                key: format!("sweep.\"{key}\""),
+                message,
+            };
+        }
+        Error::Config {
+            file: self.name.clone(),
+            line: line_of_key(&self.text, key),
+            key: key.into(),
+            message,
+        }
+    }
+}
+
+/// Parse a config's text; `origin` places the errors.
+pub fn parse(origin: &Origin) -> Result<Config> {
+    toml::from_str::<Config>(&origin.text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        let line = origin.text[..at.min(origin.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
+        Error::Config {
+            file: origin.name.clone(),
+            line,
+            key: key_at(&origin.text, at),
+            message: with_suggestion(e.message()),
+        }
+    })
+}
+
+/// Read and parse the config file at `path`.
+pub fn read(path: &Path) -> Result<(Config, Origin)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::InputFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let origin = Origin::file(path, &text);
+    Ok((parse(&origin)?, origin))
+}
+
+/// The embedded default config.
+pub fn paper() -> (Config, Origin) {
+    let origin = Origin::embedded();
+    let config = parse(&origin).expect("the embedded configs/paper.toml is valid");
+    (config, origin)
+}
+
+/// The message of a parse error, with the nearest valid key added to an
+/// unknown one ("unknown field `x`, expected one of `a`, `b`").
+pub fn with_suggestion(message: &str) -> String {
+    let message = message.trim().to_string();
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message;
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return message;
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let valid = candidates.join(", ");
+    match nearest(field, &candidates) {
+        Some(best) => {
+            format!("unknown key '{field}'; did you mean '{best}'? (valid keys: {valid})")
+        }
+        None => format!("unknown key '{field}' (valid keys: {valid})"),
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough
+/// to be a likely typo (at most a third of the word's length, at least 2).
+pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// The table header (`[data]`) in force on each line, and the key a line
+/// assigns, if any.
+fn lines_with_keys(text: &str) -> Vec<(String, Option<String>)> {
+    let mut header = String::new();
+    text.lines()
+        .map(|line| {
+            let t = line.trim();
+            if t.starts_with('[') {
+                header = t
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"')
+                    .to_string();
+                return (header.clone(), None);
+            }
+            let key = t
+                .split_once('=')
+                .map(|(k, _)| k.trim().trim_matches('"').to_string())
+                .filter(|k| !k.is_empty() && !k.starts_with('#'));
+            (header.clone(), key)
+        })
+        .collect()
+}
+
+/// The dotted key assigned on the line holding byte `offset`.
+fn key_at(text: &str, offset: usize) -> String {
+    let line = text[..offset.min(text.len())].matches('\n').count();
+    match lines_with_keys(text).get(line) {
+        Some((header, Some(key))) if header.is_empty() => key.clone(),
+        Some((header, Some(key))) => format!("{header}.{key}"),
+        Some((header, None)) => header.clone(),
+        None => String::new(),
+    }
+}
+
+/// The 1-based line that sets `key` (dotted), or its table, or 0 when the
+/// file does not say it (a default).
+pub fn line_of_key(text: &str, key: &str) -> usize {
+    let lines = lines_with_keys(text);
+    let mut table_line = 0;
+    for (i, (header, assigned)) in lines.iter().enumerate() {
+        let full = match assigned {
+            Some(k) if header.is_empty() => k.clone(),
+            Some(k) => format!("{header}.{k}"),
+            None => {
+                if !header.is_empty() && key.starts_with(&format!("{header}.")) && table_line == 0 {
+                    table_line = i + 1;
+                }
+                continue;
+            }
+        };
+        if key == full || key.starts_with(&format!("{full}.")) {
+            return i + 1;
+        }
+    }
+    table_line
+}
+
+/// The messages of the existing option parsers, without their flag names.
+fn message_of(e: Error) -> String {
+    match e {
+        Error::InvalidOption { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// A results-folder name: letters, digits, '-', '_' or '.', not '.' or '..'.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "'{name}' cannot name a results folder; use letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The validated study of the config's `[simulation]` section, its
+    /// resampling engine settings from `[resampling]`.
+    pub fn study(&self, origin: &Origin) -> Result<crate::study::simulate::Study> {
+        use crate::study::simulate::{Cell, Dgp, Study, check_methods};
+        let err = |key: &str, message: String| origin.error(key, message);
+        let Some(s) = &self.simulation else {
+            return Err(Error::Config {
+                file: origin.name.clone(),
+                line: 0,
+                key: "simulation".into(),
+                message:
+                    "medsim simulate needs a [simulation] section (see configs/power_iid.toml)"
+                        .into(),
+            });
+        };
+        check_name(&self.name).map_err(|m| err("name", m))?;
+        let dgp = match s.dgp.as_str() {
+            "iid" => Dgp::Iid,
+            "panel" => {
+                if s.years < 2 {
+                    return Err(err(
+                        "simulation.years",
+                        format!("{} is too few; a panel needs at least 2", s.years),
+                    ));
+                }
+                if !(0.0..1.0).contains(&s.rho) {
+                    return Err(err(
+                        "simulation.rho",
+                        format!("{} is not an AR(1) coefficient in [0, 1)", s.rho),
+                    ));
+                }
+                if !s.heterogeneity.is_finite() || s.heterogeneity.abs() > 100.0 {
+                    return Err(err(
+                        "simulation.heterogeneity",
+                        format!(
+                            "{} is not a finite exponent of at most 100 in size",
+                            s.heterogeneity
+                        ),
+                    ));
+                }
+                Dgp::Panel {
+                    years: s.years as usize,
+                    rho: s.rho,
+                    heterogeneity: s.heterogeneity,
+                }
+            }
+            other => {
+                return Err(err(
+                    "simulation.dgp",
+                    format!("'{other}' is not \"iid\" or \"panel\""),
+                ));
+            }
+        };
+        let least = if dgp == Dgp::Iid { 4 } else { 2 };
+        let ns = s.n.values();
+        if let Some(t) = s.target_power {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(err(
+                    "simulation.target_power",
+                    format!("{t} is not a power strictly between 0 and 1"),
+                ));
+            }
+            if ns.len() != 2 || ns[0] >= ns[1] {
+                return Err(err(
+                    "simulation.n",
+                    "with target_power, n is the range to search: [lo, hi] with lo < hi".into(),
+                ));
+            }
+        }
+        if ns.is_empty() {
+            return Err(err("simulation.n", "the list is empty".into()));
+        }
+        for &n in &ns {
+            if n < least || n > 10_000_000 {
+                return Err(err(
+                    "simulation.n",
+                    format!("{n} is outside {least}..10,000,000"),
+                ));
+            }
+        }
+        for (key, values) in [
+            ("simulation.a", s.a.values()),
+            ("simulation.b", s.b.values()),
+            ("simulation.c_prime", s.c_prime.values()),
+        ] {
+            if values.is_empty() {
+                return Err(err(key, "the list is empty".into()));
+            }
+            if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > 100.0) {
+                return Err(err(
+                    key,
+                    format!("{v} is not a finite effect of at most 100 in size"),
+                ));
+            }
+        }
+        if s.datasets < 2 {
+            return Err(err(
+                "simulation.datasets",
+                format!(
+                    "{} is too few; a study needs at least 2 datasets",
+                    s.datasets
+                ),
+            ));
+        }
+        let levels = s.level.values();
+        if levels.is_empty() {
+            return Err(err("simulation.level", "the list is empty".into()));
+        }
+        if let Some(l) = levels.iter().find(|l| !(**l > 0.0 && **l < 1.0)) {
+            return Err(err(
+                "simulation.level",
+                format!("{l} is not a confidence level strictly between 0 and 1"),
+            ));
+        }
+        if let Some(l) = levels
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| levels[..i].contains(l).then_some(l))
+        {
+            return Err(err("simulation.level", format!("{l} is listed twice")));
+        }
+        check_methods(&s.methods).map_err(|m| err("simulation.methods", m))?;
+        let needs_resampling = s
+            .methods
+            .iter()
+            .any(|m| !matches!(m.as_str(), "sobel" | "joint" | "monte_carlo"));
+        if needs_resampling && s.replicates < 1 {
+            return Err(err(
+                "simulation.replicates",
+                "0 is too small; it must be at least 1".into(),
+            ));
+        }
+        if s.mc_draws < 1000 {
+            return Err(err(
+                "simulation.mc_draws",
+                format!("{} draws are too few; use at least 1000", s.mc_draws),
+            ));
+        }
+        let scheme =
+            match Scheme::parse(&s.scheme).map_err(|e| err("simulation.scheme", message_of(e)))? {
+                Scheme::Wild(_) => Scheme::Wild(
+                    WildWeights::parse(&self.resampling.weights)
+                        .map_err(|e| err("resampling.weights", message_of(e)))?,
+                ),
+                Scheme::Permutation => {
+                    return Err(err(
+                        "simulation.scheme",
+                        "the permutation scheme gives p-values, not intervals; use pairs, bayes, \
+                     poisson, jackknife or wild"
+                            .into(),
+                    ));
+                }
+                other => other,
+            };
+        // The engine settings are the run's.
+        let mut run = self.clone();
+        run.resampling.scheme = s.scheme.clone();
+        run.resampling.replicates = s.replicates.max(1);
+        run.sensitivity = None;
+        run.data = DataConfig::default();
+        run.model = ModelConfig::default();
+        let plan = run.plan(origin)?;
+        let mut resampling = plan.resampling.unwrap_or_default();
+        resampling.scheme = scheme;
+        resampling.sensitivity = None;
+        // Intervals only: the wild scheme's restricted tests are not used.
+        resampling.wild_tests = false;
+        let (av, bv, cv) = (s.a.values(), s.b.values(), s.c_prime.values());
+        let mut cells = Vec::new();
+        match s.combine.as_str() {
+            "grid" => {
+                for &n in &ns {
+                    for &a in &av {
+                        for &b in &bv {
+                            for &c_prime in &cv {
+                                cells.push(Cell { n, a, b, c_prime });
+                            }
+                        }
+                    }
+                }
+            }
+            "zip" => {
+                if s.target_power.is_some() {
+                    return Err(err(
+                        "simulation.combine",
+                        "a sample-size search needs combine = \"grid\" (n is its range)".into(),
+                    ));
+                }
+                let len = [ns.len(), av.len(), bv.len(), cv.len()]
+                    .into_iter()
+                    .max()
+                    .unwrap_or(1);
+                for (key, l) in [
+                    ("simulation.n", ns.len()),
+                    ("simulation.a", av.len()),
+                    ("simulation.b", bv.len()),
+                    ("simulation.c_prime", cv.len()),
+                ] {
+                    if l != 1 && l != len {
+                        return Err(err(
+                            key,
+                            format!("zipped lists must have one value or {len}; this has {l}"),
+                        ));
+                    }
+                }
+                let at = |v: &[f64], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                for i in 0..len {
+                    cells.push(Cell {
+                        n: if ns.len() == 1 { ns[0] } else { ns[i] },
+                        a: at(&av, i),
+                        b: at(&bv, i),
+                        c_prime: at(&cv, i),
+                    });
+                }
+            }
+            other => {
+                return Err(err(
+                    "simulation.combine",
+                    format!("'{other}' is not \"grid\" or \"zip\""),
+                ));
+            }
+        }
+        // Each dataset's verdicts (per level and method) are kept until its
+        // cell is summarised.
+        let verdicts = s.datasets as f64 * levels.len() as f64 * s.methods.len() as f64;
+        crate::resources::check_memory(
+            "simulation.datasets",
+            &format!("{} datasets per cell", s.datasets),
+            verdicts * 32.0,
+        )
+        .map_err(|e| err("simulation.datasets", message_of(e)))?;
+        if let Dgp::Panel { years, .. } = dgp {
+            let largest = cells.iter().map(|c| c.n).max().unwrap_or(0) as usize;
+            crate::data::synthetic::check_size("simulation.n", largest, years)
+                .map_err(|e| err("simulation.n", message_of(e)))?;
+        }
+        Ok(Study {
+            dgp,
+            cells,
+            datasets: s.datasets,
+            methods: s.methods.clone(),
+            levels,
+            seed: s.seed,
+            mc_draws: s.mc_draws,
+            resampling,
+            target: s.target_power,
+        })
+    }
+
+    /// The validated plan of the run this config describes; errors name
+    /// the file, line and key of the value (or the flag that gave it).
+    pub fn plan(&self, origin: &Origin) -> Result<RunPlan> {
+        let err = |key: &str, message: String| origin.error(key, message);
+        check_name(&self.name).map_err(|m| err("name", m))?;
+        let d = &self.data;
+        let data = match (&d.csv, &d.synthetic) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "data.csv",
+                    "give either csv or synthetic, not both".into(),
+                ));
+            }
+            (Some(csv), None) => DataSource::Csv(if csv.is_absolute() {
+                csv.clone()
+            } else {
+                origin.dir.join(csv)
+            }),
+            (None, synthetic) => {
+                let s = synthetic.clone().unwrap_or_default();
+                DataSource::Synthetic(synthetic_params(&s, &err)?)
+            }
+        };
+        let m = &self.model;
+        let fixed_effects = FixedEffects::parse(&m.fixed_effects)
+            .map_err(|e| err("model.fixed_effects", message_of(e)))?;
+        let r = &self.resampling;
+        let mut groups: Vec<String> = m.groups.clone();
+        if let Some(s) = &r.strata
+            && !groups.contains(s)
+        {
+            groups.push(s.clone());
+        }
+        let model = ModelSpec {
+            unit: d.unit.clone(),
+            time: d.time.clone(),
+            outcome: m.outcome.clone(),
+            treatment: m.treatment.clone(),
+            mediators: m.mediators.clone(),
+            controls: m.controls.clone(),
+            instruments: m.instrument.clone(),
+            groups,
+            cluster: m.cluster.clone().unwrap_or_else(|| d.unit.clone()),
+            fixed_effects,
+        };
+        model.validate().map_err(|e| match e {
+            Error::InvalidOption { option, message } => {
+                let key = match option.trim_start_matches("--") {
+                    "unit" => "data.unit",
+                    "time" => "data.time",
+                    "outcome" => "model.outcome",
+                    "treatment" => "model.treatment",
+                    "cluster" => "model.cluster",
+                    "mediator" => "model.mediators",
+                    "control" => "model.controls",
+                    "instrument" => "model.instrument",
+                    _ => "model",
+                };
+                err(key, message)
+            }
+            other => other,
+        })?;
+        let i = &self.inference;
+        let mut levels: Vec<f64> = Vec::new();
+        for &l in &i.levels {
+            if !(l > 0.0 && l < 1.0) {
+                return Err(err(
+                    "inference.levels",
+                    format!("{l} is not a confidence level strictly between 0 and 1 (e.g. 0.95)"),
+                ));
+            }
+            if !levels.contains(&l) {
+                levels.push(l);
+            }
+        }
+        if levels.is_empty() {
+            return Err(err(
+                "inference.levels",
+                "give at least one confidence level, e.g. [0.95]".into(),
+            ));
+        }
+        let inference = InferenceSpec {
+            levels,
+            mc_draws: i.mc_draws,
+            seed: r.seed,
+        };
+        inference
+            .validate()
+            .map_err(|e| err("inference.mc_draws", message_of(e)))?;
+        let methods = i
+            .methods
+            .iter()
+            .map(|s| Method::parse(s))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| err("inference.methods", message_of(e)))?;
+        let sensitivity = self
+            .sensitivity
+            .as_ref()
+            .map(|s| rho_grid(&s.rho, &err))
+            .transpose()?;
+        if sensitivity.is_some() {
+            if model.mediators.len() != 1 {
+                return Err(err(
+                    "sensitivity",
+                    format!(
+                        "the sensitivity analysis (Imai, Keele and Yamamoto 2010) is defined for one \
+                         mediator, and model.mediators has {}; run it with one mediator at a time",
+                        model.mediators.len()
+                    ),
+                ));
+            }
+            if !model.instruments.is_empty() {
+                return Err(err(
+                    "sensitivity",
+                    "the sensitivity analysis assumes least-squares equations; remove \
+                     model.instrument or the [sensitivity] section"
+                        .into(),
+                ));
+            }
+        }
+        // Checked whatever the scheme, so a typo never waits for a wild run.
+        let weights =
+            WildWeights::parse(&r.weights).map_err(|e| err("resampling.weights", message_of(e)))?;
+        let resampling = match r.scheme.trim() {
+            "none" => None,
+            scheme => {
+                let scheme = match Scheme::parse(scheme)
+                    .map_err(|e| err("resampling.scheme", message_of(e)))?
+                {
+                    Scheme::Wild(_) => Scheme::Wild(weights),
+                    other => other,
+                };
+                for (key, value, least) in [
+                    ("resampling.replicates", r.replicates, 1),
+                    ("resampling.batch", r.batch, 1),
+                ] {
+                    if value < least {
+                        return Err(err(
+                            key,
+                            format!("{value} is too small; it must be at least {least}"),
+                        ));
+                    }
+                }
+                Some(ResampleSpec {
+                    scheme,
+                    replicates: r.replicates,
+                    batch: r.batch as usize,
+                    threads: r.threads as usize,
+                    methods,
+                    strata: r.strata.clone(),
+                    wild_tests: r.wild_tests,
+                    memory: r.memory_mib.saturating_mul(1 << 20),
+                    backend: match r.backend.trim() {
+                        "auto" => BackendChoice::Auto,
+                        "cpu" => BackendChoice::Cpu,
+                        "gpu" => BackendChoice::Gpu,
+                        other => {
+                            return Err(err(
+                                "resampling.backend",
+                                format!("'{other}': expected auto, gpu or cpu"),
+                            ));
+                        }
+                    },
+                    adapter: r.adapter.clone(),
+                    precision: r
+                        .precision
+                        .as_deref()
+                        .map(|p| match p.trim() {
+                            "f32" => Ok(Precision::F32),
+                            "f64" => Ok(Precision::F64),
+                            other => Err(err(
+                                "resampling.precision",
+                                format!("'{other}': expected f32 or f64"),
+                            )),
+                        })
+                        .transpose()?,
+                    gpu_batch: r.gpu_batch as usize,
+                    // Bands need the replicates' Gram matrices.
+                    sensitivity: sensitivity.clone().filter(|_| {
+                        matches!(
+                            scheme,
+                            Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Jackknife
+                        )
+                    }),
+                    store: None,
+                })
+            }
+        };
+        let robustness = robustness(d, &err)?;
+        let mut mediator_sets: Vec<Vec<String>> = m
+            .also_mediators
+            .iter()
+            .filter(|set| !set.is_empty())
+            .cloned()
+            .collect();
+        mediator_sets.retain(|set| *set != model.mediators);
+        for column in &m.groups {
+            if column.trim().is_empty() {
+                return Err(err("model.groups", "a group column name is empty".into()));
+            }
+        }
+        Ok(RunPlan {
+            name: self.name.clone(),
+            data,
+            model,
+            inference,
+            resampling,
+            group_by: m.groups.clone(),
+            mediator_sets,
+            robustness,
+            sensitivity,
+        })
+    }
+
+    /// The results folder: `output.dir`, else `results/<name>`.
+    pub fn out_dir(&self) -> PathBuf {
+        self.output
+            .dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("results").join(&self.name))
+    }
+}
+
+/// The generator's parameters, range-checked.
+fn synthetic_params(
+    s: &SyntheticParams,
+    err: &dyn Fn(&str, String) -> Error,
+) -> Result<SyntheticParams> {
+    for (key, value) in [
+        ("data.synthetic.cities", s.cities),
+        ("data.synthetic.years", s.years),
+    ] {
+        if value < 2 {
+            return Err(err(
+                key,
+                format!("{value} is too few; a panel needs at least 2"),
+            ));
+        }
+        if value > 10_000_000 {
+            return Err(err(key, format!("{value} is more than 10,000,000")));
+        }
+    }
+    crate::data::synthetic::check_size("data.synthetic.cities", s.cities, s.years)
+        .map_err(|e| err("data.synthetic.cities", message_of(e)))?;
+    if !(0.0..1.0).contains(&s.rho) {
+        return Err(err(
+            "data.synthetic.rho",
+            format!(
+                "{} is not an AR(1) coefficient in [0, 1) (the shocks must be stationary)",
+                s.rho
+            ),
+        ));
+    }
+    for (key, value) in [
+        ("data.synthetic.a_sec", s.a_sec),
+        ("data.synthetic.a_ter", s.a_ter),
+        ("data.synthetic.b", s.b),
+        ("data.synthetic.c_prime", s.c_prime),
+        ("data.synthetic.heterogeneity", s.heterogeneity),
+    ] {
+        if !value.is_finite() || value.abs() > 100.0 {
+            return Err(err(
+                key,
+                format!("{value} is not a finite effect of at most 100 in size"),
+            ));
+        }
+    }
+    Ok(*s)
+}
+
+/// The rho values of a grid, each in (-1, 1), from `from` to `to` in steps
+/// of `step` (the last within a millionth of a step of `to` included).
+fn rho_grid(g: &RhoGrid, err: &dyn Fn(&str, String) -> Error) -> Result<Vec<f64>> {
+    for (key, value) in [
+        ("sensitivity.rho.from", g.from),
+        ("sensitivity.rho.to", g.to),
+    ] {
+        if !(value > -1.0 && value < 1.0) {
+            return Err(err(
+                key,
+                format!("{value} is not a correlation strictly between -1 and 1"),
+            ));
+        }
+    }
+    if g.from > g.to {
+        return Err(err(
+            "sensitivity.rho",
+            format!("from ({}) is above to ({})", g.from, g.to),
+        ));
+    }
+    if g.step.is_nan() || g.step <= 0.0 || (g.to - g.from) / g.step > 100_000.0 {
+        return Err(err(
+            "sensitivity.rho.step",
+            format!(
+                "{} is not a positive step giving at most 100,000 values",
+                g.step
+            ),
+        ));
+    }
+    let n = ((g.to - g.from) / g.step + 1e-6).floor() as usize;
+    Ok((0..=n)
+        .map(|k| {
+            // Rounded to 12 decimals, so 0.05 steps give 0.1, not 0.10000000000000009.
+            let v = g.from + k as f64 * g.step;
+            (v * 1e12).round() / 1e12
+        })
+        .collect())
+}
+
+/// The robustness options of a `[data]` table, range-checked (`err` places errors).
+fn robustness(d: &DataConfig, err: &dyn Fn(&str, String) -> Error) -> Result<Robustness> {
+    let winsorize = match d.winsorize.as_deref() {
+        None => None,
+        Some(&[lo, hi]) if (0.0..hi).contains(&lo) && hi <= 100.0 => Some([lo, hi]),
+        Some(other) => {
+            return Err(err(
+                "data.winsorize",
+                format!("{other:?} is not two percentiles low < high in [0, 100], e.g. [1, 99]"),
+            ));
+        }
+    };
+    if let Some(p) = &d.periods
+        && let (Some(from), Some(to)) = (p.from, p.to)
+        && from > to
+    {
+        return Err(err(
+            "data.periods",
+            format!("from ({from}) is after to ({to})"),
+        ));
+    }
+    Ok(Robustness {
+        lag_treatment: d.lag_treatment,
+        winsorize,
+        drop_units: d.drop_units.clone(),
+        drop: d.drop.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        periods_from: d.periods.as_ref().and_then(|p| p.from),
+        periods_to: d.periods.as_ref().and_then(|p| p.to),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_parses() {
+        let (config, origin) = paper();
+        let plan = config.plan(&origin).unwrap();
+        assert_eq!(plan.name, "paper");
+        assert_eq!(plan.group_by, ["region", "size"]);
+    }
+
+    #[test]
+    fn unknown_keys_get_the_nearest_valid_key() {
+        let origin = Origin {
+            text: "name = \"x\"\n[model]\ncontrosl = [\"gdp\"]\n".into(),
+            ..Origin::embedded()
+        };
+        let e = parse(&origin).unwrap_err().to_string();
+        assert!(e.contains(":3:"), "{e}");
+        assert!(e.contains("model.controsl"), "{e}");
+        assert!(e.contains("did you mean 'controls'"), "{e}");
+    }
+
+    #[test]
+    fn line_of_key_finds_tables_and_inline_tables() {
+        let text =
+            "name = \"a\"\n[data]\nsynthetic = { cities = 1 }\n[resampling]\n\nreplicates = 0\n";
+        assert_eq!(line_of_key(text, "data.synthetic.cities"), 3);
+        assert_eq!(line_of_key(text, "resampling.replicates"), 6);
+        assert_eq!(line_of_key(text, "resampling.seed"), 4);
+        assert_eq!(line_of_key(text, "inference.levels"), 0);
+        assert_eq!(line_of_key(text, "name"), 1);
+    }
+
+    #[test]
+    fn rho_grids_include_both_ends() {
+        let err = |k: &str, m: String| Error::InvalidOption {
+            option: k.into(),
+            message: m,
+        };
+        let g = rho_grid(
+            &RhoGrid {
+                from: -0.9,
+                to: 0.9,
+                step: 0.05,
+            },
+            &err,
+        )
+        .unwrap();
+        assert_eq!(g.len(), 37);
+        assert_eq!((g[0], g[18], g[36]), (-0.9, 0.0, 0.9));
+        assert_eq!(g[20], 0.1);
+    }
+}

@@ -1,0 +1,14 @@
+//! What a user asks for, computed: a config file or flags made into a plan
+//! ([`config`]), the resampling driver that picks the CPU or GPU engine and
+//! summarises the replicates ([`resampling`]), one run ([`run`]) and its
+//! typed result ([`summary`]), sweeps over configs ([`sweep`]), simulation
+//! studies ([`simulate`]) and the benchmark suite ([`bench`]). Nothing here
+//! writes files: that is `crate::output`.
+
+pub mod bench;
+pub mod config;
+pub mod resampling;
+pub mod run;
+pub mod simulate;
+pub mod summary;
+pub mod sweep;

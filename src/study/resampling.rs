@@ -1,0 +1,1043 @@
+//! A resampling run: draws the replicates through an engine, aggregates
+//! their statistics exactly (in memory, or streamed in two passes beyond the
+//! memory budget), computes the jackknife for BCa, and turns the draws into
+//! per-effect bootstrap moments, p-values and intervals.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gpu::engine::{Fault, GpuEngine, GpuOptions};
+use crate::model::design::Design;
+use crate::model::mediation::BootstrapStats;
+use crate::model::mediation::{Analysis, Interval, TOTAL, equations};
+use crate::model::panel::Panel;
+use crate::model::spec::FixedEffects;
+pub use crate::resample::aggregate::Progress;
+use crate::resample::aggregate::{Ordered, Source, aggregate};
+use crate::resample::contrast::ContrastEngine;
+use crate::resample::engine::Precision;
+use crate::resample::engine::{CpuEngine, Engine, thread_pool};
+use crate::resample::intervals::{Draws, Method, Tally, jackknife_acceleration};
+use crate::resample::permutation::PermutationEngine;
+use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::wild::RestrictedTest;
+
+/// Settings of a resampling run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResampleSpec {
+    pub scheme: Scheme,
+    /// Number of replicates B (ignored by the jackknife, which has G).
+    pub replicates: u64,
+    /// Replicates per GEMM batch.
+    pub batch: usize,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    pub methods: Vec<Method>,
+    /// Group column within which clusters are resampled.
+    pub strata: Option<String>,
+    /// With the wild scheme, also run the restricted (WCR) bootstrap-t test
+    /// of each single coefficient (O(G^2) per replicate and coefficient).
+    pub wild_tests: bool,
+    /// Bytes of replicate statistics kept in memory; beyond it quantiles are
+    /// found by streaming (two passes), exactly all the same.
+    pub memory: u64,
+    /// Which engine computes the replicates.
+    pub backend: BackendChoice,
+    /// GPU adapter: the best one whose name contains this.
+    pub adapter: Option<String>,
+    /// Precision of the GPU stages (None: f32).
+    pub precision: Option<Precision>,
+    /// Largest GPU batch (0: from the adapter's limits).
+    pub gpu_batch: usize,
+    /// The rho grid of the sensitivity analysis, whose ACME values the
+    /// replicates also give (reweighting schemes; None: no analysis).
+    pub sensitivity: Option<Vec<f64>>,
+    /// Where the replicates are checkpointed, or a shard's part stored, or
+    /// a merge's shards read (`crate::resample::checkpoint`); None: in memory only.
+    pub store: Option<crate::resample::checkpoint::StoreRef>,
+}
+
+/// For one group's model: the run's weight plan is over all clusters, and
+/// this design's cluster c takes the weight of the run's cluster `map[c]`,
+/// so replicate r is the same draw for the pooled model and every group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedWeights {
+    /// Clusters of the whole run.
+    pub n_clusters: usize,
+    /// Stratum of each of the run's clusters (`--strata`).
+    pub strata: Option<Vec<u32>>,
+    pub map: Vec<usize>,
+}
+
+impl SharedWeights {
+    /// The run's weights for a model whose clusters sit at `map` among the
+    /// clusters of the run's sample `pooled`.
+    pub fn new(pooled: &Panel, spec: &ResampleSpec, map: Vec<usize>) -> Result<SharedWeights> {
+        Ok(SharedWeights {
+            n_clusters: pooled.cluster.len(),
+            strata: strata_of(pooled, spec)?,
+            map,
+        })
+    }
+}
+
+/// `--backend`: where replicates are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// A hardware GPU when there is one and it runs the scheme, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl Default for ResampleSpec {
+    fn default() -> Self {
+        ResampleSpec {
+            scheme: Scheme::Pairs,
+            replicates: 10_000,
+            batch: 256,
+            threads: 0,
+            methods: vec![Method::Percentile, Method::Bca],
+            strata: None,
+            wild_tests: true,
+            memory: 1 << 30,
+            backend: BackendChoice::Auto,
+            adapter: None,
+            precision: None,
+            gpu_batch: 0,
+            sensitivity: None,
+            store: None,
+        }
+    }
+}
+
+/// The `resampling` block of summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResamplingSummary {
+    pub scheme: String,
+    /// Wild-bootstrap weight distribution, when the scheme has one.
+    pub weights: Option<String>,
+    pub replicates: u64,
+    pub seed: u64,
+    /// `"cpu"` or `"gpu"`.
+    pub backend: String,
+    /// The GPU adapter's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// Precision of the GPU stages, `"f32"` or `"f64"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    /// Set when the GPU failed and the CPU engine finished the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    pub strata: Option<String>,
+    /// Replicates whose resample was degenerate (singular regressors); they
+    /// are left out of every quantile and moment, and counted here.
+    pub failed_replicates: u64,
+    /// Wall-clock seconds of the resampling: printed and kept in
+    /// manifest.json, not in summary.json, whose every byte a replay of the
+    /// run reproduces.
+    #[serde(skip)]
+    pub seconds: f64,
+    #[serde(skip)]
+    pub replicates_per_second: f64,
+}
+
+impl ResamplingSummary {
+    /// Where the replicates were computed.
+    pub fn engine(&self) -> crate::resample::engine::Backend {
+        crate::resample::engine::Backend {
+            backend: self.backend.clone(),
+            adapter: self.adapter.clone(),
+            precision: self.precision.clone(),
+            fallback: self.fallback.clone(),
+        }
+    }
+}
+
+/// What a resampling run adds to the summary.
+#[derive(Debug, Clone)]
+pub struct ResampleResult {
+    pub effects: Vec<(String, BootstrapStats)>,
+    pub intervals: Vec<Interval>,
+    pub summary: ResamplingSummary,
+}
+
+/// Refuse designs whose clusters cannot be resampled whole.
+fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
+    if design.fixed_effects != FixedEffects::None && !panel.unit.nested_in(&panel.cluster) {
+        return Err(Error::InvalidOption {
+            option: "--cluster".into(),
+            message: format!(
+                "resampling clusters of '{}' would split units of '{}' and break the unit fixed effects; \
+                 cluster by the unit or by a column that nests units",
+                panel.cluster.name, panel.unit.name
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Stratum of each cluster, checking that clusters are nested in strata.
+fn strata_codes(panel: &Panel, column: &str) -> Result<Vec<u32>> {
+    let f = panel
+        .groups
+        .iter()
+        .find(|g| g.name == column)
+        .ok_or_else(|| Error::InvalidOption {
+            option: "--strata".into(),
+            message: format!("'{column}' is not among the loaded group columns"),
+        })?;
+    let mut code = vec![u32::MAX; panel.cluster.len()];
+    for (&c, &s) in panel.cluster.codes.iter().zip(&f.codes) {
+        let slot = &mut code[c as usize];
+        if *slot != u32::MAX && *slot != s {
+            return Err(Error::InvalidOption {
+                option: "--strata".into(),
+                message: format!(
+                    "cluster '{}' has more than one value of '{column}'; strata must be constant within clusters",
+                    panel.cluster.levels[c as usize]
+                ),
+            });
+        }
+        *slot = s;
+    }
+    Ok(code)
+}
+
+/// The (equation, design column) of a single-coefficient effect key: `a`,
+/// `b`, `a:NAME`, `b:NAME`, `c`, `c_prime`; None for derived effects.
+fn coefficient_of(
+    key: &str,
+    mediators: &[String],
+    l: crate::model::design::Layout,
+) -> Option<(usize, usize)> {
+    let m = mediators.len();
+    let mediator = |name: Option<&str>| match name {
+        None if m == 1 => Some(0),
+        Some(n) => mediators.iter().position(|x| x == n),
+        None => None,
+    };
+    let (kind, name) = match key.split_once(':') {
+        Some((k, n)) => (k, Some(n)),
+        None => (key, None),
+    };
+    match kind {
+        "a" => mediator(name).map(|j| (1 + j, l.treatment())),
+        "b" => mediator(name).map(|j| (m + 1, l.mediator(j))),
+        "c" if name.is_none() => Some((TOTAL, l.treatment())),
+        "c_prime" if name.is_none() => Some((m + 1, l.treatment())),
+        _ => None,
+    }
+}
+
+/// Whether `spec` runs on a GPU: asked for, or (auto) an adapter named or
+/// a hardware adapter present.
+pub fn wants_gpu(spec: &ResampleSpec) -> bool {
+    match spec.backend {
+        BackendChoice::Cpu => false,
+        BackendChoice::Gpu => true,
+        BackendChoice::Auto => spec.adapter.is_some() || crate::gpu::hardware_available(),
+    }
+}
+
+/// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
+/// (auto) the GPU engine on a hardware adapter that runs the scheme, else
+/// the CPU engine. Naming an adapter asks for the GPU. A group's model
+/// (`shared`) runs on the CPU engine through its cluster map, or on the GPU
+/// engine as `on_run_clusters`, its statistics spread over the run's
+/// clusters.
+#[allow(clippy::too_many_arguments)]
+fn choose_engine<'a>(
+    design: &'a Design,
+    fit: &'a crate::model::estimate::SystemFit,
+    panel: Option<&'a Panel>,
+    spec: &ResampleSpec,
+    seed: u64,
+    strata: Option<&[u32]>,
+    studentize: bool,
+    shared: Option<&SharedWeights>,
+    on_run_clusters: Option<&'a (Design, crate::model::estimate::SystemFit)>,
+) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
+    let g = shared.map_or(design.n_clusters, |s| s.n_clusters);
+    let plan = WeightPlan::new(spec.scheme, seed, g, strata);
+    // Group models draw the pooled run's weights: the CPU engine through a
+    // cluster map, the GPU engine on the statistics spread over the run's
+    // clusters.
+    let mapped = shared.filter(|_| spec.scheme != Scheme::Permutation);
+    if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
+        return Err(Error::InvalidOption {
+            option: "--precision".into(),
+            message: "the CPU engine always computes in f64; --precision applies to --backend gpu"
+                .into(),
+        });
+    }
+    let want_gpu = wants_gpu(spec);
+    let panel =
+        || panel.ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()));
+    if !want_gpu {
+        let engine: Box<dyn Engine + 'a> = if spec.scheme == Scheme::Permutation {
+            Box::new(PermutationEngine::new(
+                design,
+                panel()?,
+                seed,
+                spec.batch,
+                spec.threads,
+            )?)
+        } else {
+            let mut engine =
+                CpuEngine::new(design, fit, plan, spec.batch, spec.threads, studentize)?;
+            if let Some(rho) = &spec.sensitivity {
+                engine = engine.with_sensitivity(rho)?;
+            }
+            match mapped {
+                Some(s) => Box::new(engine.with_cluster_map(s.map.clone())?),
+                None => Box::new(engine),
+            }
+        };
+        return Ok((engine, None));
+    }
+    let ctx = crate::gpu::shared_context(spec.adapter.as_deref())?.ok_or_else(|| {
+        Error::Gpu(
+            "no GPU adapter found (on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers; \
+             `medsim devices` lists what wgpu sees); use --backend cpu"
+                .into(),
+        )
+    })?;
+    let options = GpuOptions {
+        precision: spec.precision.unwrap_or(Precision::F32),
+        max_batch: spec.gpu_batch,
+        cpu_batch: spec.batch,
+        cpu_threads: spec.threads,
+        studentize,
+        fault: Fault::from_env()?,
+    };
+    let engine = if spec.scheme == Scheme::Permutation {
+        GpuEngine::permutation(ctx, design, fit, panel()?, seed, options)?
+    } else if mapped.is_some() {
+        let (d, f) = on_run_clusters.ok_or_else(|| {
+            Error::Numerical("a group's statistics were not spread over the run's clusters".into())
+        })?;
+        GpuEngine::new(ctx, d, f, plan, options)?
+    } else {
+        GpuEngine::new(ctx, design, fit, plan, options)?
+    };
+    let engine = match &spec.sensitivity {
+        Some(rho) if spec.scheme != Scheme::Permutation => engine.with_sensitivity(rho)?,
+        _ => engine,
+    };
+    Ok((
+        Box::new(engine),
+        Some(GpuUse {
+            ctx,
+            precision: options.precision,
+            max_batch: spec.gpu_batch,
+        }),
+    ))
+}
+
+/// The label-permutation test's p-values (`label_test`), its two sides
+/// computed by the engine `spec.backend` asks for, like the run's
+/// replicates.
+pub fn label_test_p_values(
+    test: &crate::resample::label_test::LabelPermutation,
+    spec: &ResampleSpec,
+) -> Result<Vec<Option<f64>>> {
+    let side = |second: bool| {
+        let plan = test.plan(second);
+        let spec = ResampleSpec {
+            scheme: plan.scheme,
+            sensitivity: None,
+            ..spec.clone()
+        };
+        choose_engine(
+            test.design(),
+            test.fit(),
+            None,
+            &spec,
+            plan.seed,
+            None,
+            false,
+            None,
+            None,
+        )
+        .map(|(engine, _)| engine)
+    };
+    let (first, second) = (side(false)?, side(true)?);
+    let Some(store) = &spec.store else {
+        return test.p_values([first.as_ref(), second.as_ref()], spec.replicates);
+    };
+    let sides = [
+        store.0.stream(first.as_ref(), spec.replicates)?,
+        store.0.stream(second.as_ref(), spec.replicates)?,
+    ];
+    if let Some(shard) = store.0.shard() {
+        let (from, to) = shard.range(spec.replicates);
+        for side in &sides {
+            side.fill(from, to)?;
+        }
+        return Ok(vec![]);
+    }
+    test.p_values([&sides[0], &sides[1]], spec.replicates)
+}
+
+/// The GPU a run uses, for its other GPU stages (the WCR tests).
+#[derive(Clone, Copy)]
+struct GpuUse {
+    ctx: &'static crate::gpu::GpuContext,
+    precision: Precision,
+    max_batch: usize,
+}
+
+/// The stratum of each cluster of `panel` for `spec.strata`, if any.
+pub fn strata_of(panel: &Panel, spec: &ResampleSpec) -> Result<Option<Vec<u32>>> {
+    spec.strata
+        .as_deref()
+        .map(|s| strata_codes(panel, s))
+        .transpose()
+}
+
+/// Resample the design and summarise the draws of every effect of
+/// `analysis`; with `shared`, a group's design drawing the run's weights.
+#[allow(clippy::too_many_arguments)]
+pub fn resample(
+    design: &Design,
+    panel: &Panel,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    levels: &[f64],
+    progress: Progress,
+    shared: Option<&SharedWeights>,
+) -> Result<ResampleResult> {
+    resample_with(
+        design, panel, analysis, spec, seed, levels, progress, shared, None,
+    )
+}
+
+/// [`resample`], its replicates from `given` where given (a simulation
+/// study's stacked GPU batch: replicates 0 .. B of `spec.scheme` with
+/// `seed`, the statistics the engine `spec` asks for would compute).
+#[allow(clippy::too_many_arguments)]
+pub fn resample_with(
+    design: &Design,
+    panel: &Panel,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    levels: &[f64],
+    progress: Progress,
+    shared: Option<&SharedWeights>,
+    given: Option<&dyn Engine>,
+) -> Result<ResampleResult> {
+    check_resamplable(design, panel)?;
+    // The jackknife deletes each of the model's own clusters: a group's
+    // model has its own G replicates, not the run's.
+    let shared = shared.filter(|_| spec.scheme != Scheme::Jackknife);
+    let g = design.n_clusters;
+    let strata = match shared {
+        Some(s) => s.strata.clone(),
+        None => strata_of(panel, spec)?,
+    };
+    let replicates = if spec.scheme == Scheme::Jackknife {
+        g as u64
+    } else {
+        spec.replicates
+    };
+    if replicates == 0 {
+        return Err(Error::InvalidOption {
+            option: "--replicates".into(),
+            message: "B = 0: ask for at least one replicate (10000 is a good start)".into(),
+        });
+    }
+    if strata.is_some() && !matches!(spec.scheme, Scheme::Pairs | Scheme::Bayes) {
+        return Err(Error::InvalidOption {
+            option: "--strata".into(),
+            message: format!(
+                "stratified resampling applies to the pairs and bayes schemes, not {}",
+                spec.scheme.as_str()
+            ),
+        });
+    }
+    if design.layout.instrumented() {
+        if spec.scheme == Scheme::Permutation {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "the permutation test permutes the treatment, which breaks an instrumented \
+                          model's first stage; use pairs, bayes, poisson, jackknife or wild with --instrument"
+                    .into(),
+            });
+        }
+        if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message:
+                    "the restricted wild tests (WCR) impose the null on least-squares equations \
+                          and do not apply to two-stage least squares; with --instrument add \
+                          --no-wild-tests (the wild intervals then are a score bootstrap of the \
+                          2SLS estimates) or use the pairs scheme"
+                        .into(),
+            });
+        }
+    }
+    if spec.sensitivity.is_some() {
+        if matches!(spec.scheme, Scheme::Permutation | Scheme::Wild(_)) {
+            return Err(Error::InvalidOption {
+                option: "--scheme".into(),
+                message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
+                          jackknife): permutation and wild replicates have no Gram matrix"
+                    .into(),
+            });
+        }
+        crate::model::sensitivity::check(design)?;
+    }
+    let studentize = spec.methods.contains(&Method::Studentized);
+    if studentize && spec.scheme == Scheme::Permutation {
+        return Err(Error::InvalidOption {
+            option: "--ci".into(),
+            message: "a permutation run gives p-values, not studentized intervals".into(),
+        });
+    }
+    let spread = shared
+        .filter(|_| spec.scheme != Scheme::Permutation)
+        .map(|s| {
+            (
+                design.on_clusters(&s.map, s.n_clusters),
+                analysis.fit.on_clusters(&s.map, s.n_clusters),
+            )
+        });
+    let chosen;
+    let (engine, gpu): (&dyn Engine, _) = match given {
+        Some(engine) => (engine, None),
+        None => {
+            chosen = choose_engine(
+                design,
+                &analysis.fit,
+                Some(panel),
+                spec,
+                seed,
+                strata.as_deref(),
+                studentize,
+                shared,
+                spread.as_ref(),
+            )?;
+            (chosen.0.as_ref(), chosen.1)
+        }
+    };
+    // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
+    // single coefficients, from the same weights as the WCU replicates.
+    let wild_tests = |engine: &dyn Engine| -> Result<Vec<(String, f64)>> {
+        let mut wcr = Vec::new();
+        // The tests run where the replicates ran, unless the GPU failed.
+        let gpu = gpu.filter(|_| engine.backend().fallback.is_none());
+        if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
+            let pool = thread_pool(spec.threads, spec.batch)?;
+            let eqs = equations(design);
+            let plan = WeightPlan::new(spec.scheme, seed, g, None);
+            for (key, _) in &analysis.effects {
+                if let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) {
+                    let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
+                    let on_gpu = gpu.map(|u| {
+                        crate::gpu::wild::p_value(
+                            u.ctx,
+                            &test,
+                            &plan,
+                            replicates,
+                            u.precision,
+                            u.max_batch,
+                        )
+                    });
+                    let p = match on_gpu {
+                        Some(Ok(p)) => p,
+                        Some(Err(err)) => {
+                            eprintln!(
+                                "warning: the GPU failed the wild test of {key} ({err}); computing it on the CPU"
+                            );
+                            test.p_value(&plan, replicates, spec.batch, &pool)
+                        }
+                        None => test.p_value(&plan, replicates, spec.batch, &pool),
+                    };
+                    wcr.push((key.clone(), p));
+                }
+            }
+        }
+        Ok(wcr)
+    };
+    let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
+        let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
+        let mut engine = CpuEngine::new(
+            design,
+            &analysis.fit,
+            jplan,
+            spec.batch,
+            spec.threads,
+            false,
+        )?;
+        if let Some(rho) = &spec.sensitivity {
+            engine = engine.with_sensitivity(rho)?;
+        }
+        Ok((Box::new(engine), g as u64))
+    };
+    // The sensitivity analysis's ACME at each rho is tracked as an effect
+    // `sensitivity:K`, its estimate the full sample's.
+    let mut effects_in = analysis.effects.clone();
+    if let Some(rho) = &spec.sensitivity {
+        let curve = crate::model::sensitivity::full_sample(design, analysis, rho)?;
+        effects_in.extend(curve.into_iter().enumerate().map(|(k, acme)| {
+            (
+                format!("sensitivity:{k}"),
+                crate::model::mediation::Effect {
+                    estimate: acme,
+                    se: None,
+                    p_value: None,
+                    bootstrap: None,
+                },
+            )
+        }));
+    }
+    let done = summarise(
+        engine,
+        &jackknife,
+        &effects_in,
+        &analysis.mediators,
+        spec,
+        replicates,
+        levels,
+        progress,
+        &wild_tests,
+    )?;
+    let (mut effects, intervals, failed, seconds, backend) = (
+        done.effects,
+        done.intervals,
+        done.failed,
+        done.seconds,
+        done.backend,
+    );
+    // |a*b / c'| is never below zero: no test of a zero share (its
+    // differences between groups are tested, in resample_contrast).
+    for (key, stats) in &mut effects {
+        if key == "suppression_share" {
+            stats.p_value = None;
+        }
+    }
+    Ok(ResampleResult {
+        effects,
+        intervals,
+        summary: ResamplingSummary {
+            scheme: spec.scheme.as_str().into(),
+            weights: match spec.scheme {
+                Scheme::Wild(w) => Some(w.as_str().into()),
+                _ => None,
+            },
+            replicates,
+            seed,
+            backend: backend.backend,
+            adapter: backend.adapter,
+            precision: backend.precision,
+            fallback: backend.fallback,
+            strata: spec.strata.clone(),
+            failed_replicates: failed,
+            seconds,
+            replicates_per_second: replicates as f64 / seconds.max(1e-9),
+        },
+    })
+}
+
+/// The indirect effect of replicates `0 .. n` of `spec`'s resampling
+/// (NaN-free; the run's own replicates, recomputed by the engine `spec`
+/// asks for), for the picture of its distribution.
+pub fn indirect_draws(
+    design: &Design,
+    panel: &Panel,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    n: u64,
+) -> Result<Vec<f64>> {
+    let (keys, values) = replicate_effects(design, panel, analysis, spec, seed, n)?;
+    let at = keys.iter().position(|k| k == "indirect").unwrap_or(0);
+    Ok(values
+        .chunks(keys.len().max(1))
+        .map(|r| r[at])
+        .filter(|v| v.is_finite())
+        .collect())
+}
+
+/// Every effect of `analysis` (its keys, in summary order) in replicates
+/// `0 .. n` of `spec`'s resampling, row-major, recomputed by the engine
+/// `spec` asks for: the run's own replicates (NaN where degenerate).
+pub fn replicate_effects(
+    design: &Design,
+    panel: &Panel,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    n: u64,
+) -> Result<(Vec<String>, Vec<f64>)> {
+    let strata = strata_of(panel, spec)?;
+    let n = if spec.scheme == Scheme::Jackknife {
+        n.min(design.n_clusters as u64)
+    } else {
+        n.min(spec.replicates)
+    };
+    let (engine, _) = choose_engine(
+        design,
+        &analysis.fit,
+        Some(panel),
+        &ResampleSpec {
+            sensitivity: None,
+            ..spec.clone()
+        },
+        seed,
+        strata.as_deref(),
+        false,
+        None,
+        None,
+    )?;
+    let layout = engine.layout();
+    let columns: Vec<(String, usize)> = analysis
+        .effects
+        .iter()
+        .filter_map(|(k, _)| {
+            layout
+                .index_of(k, &analysis.mediators)
+                .map(|i| (k.clone(), i))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n as usize * columns.len());
+    let chunk = 1 << 16;
+    let mut stats = vec![0.0; chunk * layout.len()];
+    let mut start = 0;
+    while start < n {
+        let count = chunk.min((n - start) as usize);
+        let rows = &mut stats[..count * layout.len()];
+        engine.compute(start, rows)?;
+        for r in rows.chunks(layout.len()) {
+            out.extend(columns.iter().map(|&(_, i)| r[i]));
+        }
+        start += count as u64;
+    }
+    Ok((columns.into_iter().map(|(k, _)| k).collect(), out))
+}
+
+/// What summarising a run's draws gives.
+struct Summarised {
+    effects: Vec<(String, BootstrapStats)>,
+    intervals: Vec<Interval>,
+    failed: u64,
+    seconds: f64,
+    backend: crate::resample::engine::Backend,
+}
+
+/// One side of a between-group contrast: the group's design and fit, and
+/// its clusters' positions among the pooled run's.
+pub struct GroupSide<'a> {
+    pub design: &'a Design,
+    pub fit: &'a crate::model::estimate::SystemFit,
+    pub map: Vec<usize>,
+}
+
+/// The bootstrap of the differences `effects` (first group minus second,
+/// keys as in summary.json) between two groups' models, both drawing the
+/// pooled run's weights (`shared` gives the pooled clusters and strata):
+/// moments, p-values and the intervals of `spec.methods` (studentized only
+/// for `independent` groups, which share no cluster: their replicate SEs
+/// combine as `sqrt(se_1^2 + se_2^2)`), BCa's acceleration from the
+/// delete-one jackknife over the pooled clusters (on the CPU engine). The
+/// replicates run where `spec.backend` says, as the groups' own models do.
+#[allow(clippy::too_many_arguments)]
+pub fn resample_contrast(
+    sides: [GroupSide; 2],
+    independent: bool,
+    n_clusters: usize,
+    strata: Option<&[u32]>,
+    effects: &[(String, crate::model::mediation::Effect)],
+    mediators: &[String],
+    spec: &ResampleSpec,
+    seed: u64,
+    levels: &[f64],
+    progress: Progress,
+) -> Result<(Vec<(String, BootstrapStats)>, Vec<Interval>)> {
+    if matches!(spec.scheme, Scheme::Permutation | Scheme::Jackknife) {
+        return Ok((vec![], vec![]));
+    }
+    let mut spec = spec.clone();
+    spec.sensitivity = None;
+    if !independent {
+        spec.methods.retain(|&m| m != Method::Studentized);
+    }
+    let studentize = spec.methods.contains(&Method::Studentized);
+    // Each side draws the run's weights: through its cluster map on the
+    // CPU, on its statistics spread over the run's clusters on the GPU.
+    let shared: Vec<SharedWeights> = sides
+        .iter()
+        .map(|side| SharedWeights {
+            n_clusters,
+            strata: strata.map(<[u32]>::to_vec),
+            map: side.map.clone(),
+        })
+        .collect();
+    let spread: Vec<(Design, crate::model::estimate::SystemFit)> = sides
+        .iter()
+        .map(|side| {
+            (
+                side.design.on_clusters(&side.map, n_clusters),
+                side.fit.on_clusters(&side.map, n_clusters),
+            )
+        })
+        .collect();
+    let mut engines = Vec::new();
+    for ((side, shared), spread) in sides.iter().zip(&shared).zip(&spread) {
+        let (engine, _) = choose_engine(
+            side.design,
+            side.fit,
+            None,
+            &spec,
+            seed,
+            strata,
+            studentize,
+            Some(shared),
+            Some(spread),
+        )?;
+        engines.push(engine);
+    }
+    let engine = first_minus_second(engines);
+    // BCa's jackknife deletes each of the run's clusters, on the CPU.
+    let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
+        let jplan = WeightPlan::new(Scheme::Jackknife, seed, n_clusters, None);
+        let mut engines: Vec<Box<dyn Engine>> = Vec::new();
+        for side in &sides {
+            let e = CpuEngine::new(
+                side.design,
+                side.fit,
+                jplan.clone(),
+                spec.batch,
+                spec.threads,
+                false,
+            )?
+            .with_cluster_map(side.map.clone())?;
+            engines.push(Box::new(e));
+        }
+        Ok((Box::new(first_minus_second(engines)), n_clusters as u64))
+    };
+    let done = summarise(
+        &engine,
+        &jackknife,
+        effects,
+        mediators,
+        &spec,
+        spec.replicates,
+        levels,
+        progress,
+        &|_| Ok(vec![]),
+    )?;
+    Ok((done.effects, done.intervals))
+}
+
+/// The contrast engine of the two sides' engines, in order.
+fn first_minus_second<'a>(mut engines: Vec<Box<dyn Engine + 'a>>) -> ContrastEngine<'a> {
+    let second = engines.pop().expect("two sides");
+    let first = engines.pop().expect("two sides");
+    ContrastEngine::new(first, second)
+}
+
+/// Summarise replicates `0..replicates` of `engine` for every effect of
+/// `effects_in` (keys as in summary.json, statistics found through the
+/// engine's layout): moments, p-values (`wild_tests` may supply some) and
+/// the intervals of `spec.methods` at `levels`; BCa's acceleration from the
+/// engine `jackknife` builds (with its number of replicates).
+#[allow(clippy::too_many_arguments)]
+fn summarise<'a>(
+    engine: &dyn Engine,
+    jackknife: &dyn Fn() -> Result<(Box<dyn Engine + 'a>, u64)>,
+    effects_in: &[(String, crate::model::mediation::Effect)],
+    mediators: &[String],
+    spec: &ResampleSpec,
+    replicates: u64,
+    levels: &[f64],
+    progress: Progress,
+    wild_tests: &dyn Fn(&dyn Engine) -> Result<Vec<(String, f64)>>,
+) -> Result<Summarised> {
+    // Through the run's store: a checkpoint or merge serves stored
+    // replicates; a shard computes and stores its part, and summarises
+    // nothing (the merge does).
+    let stored;
+    let engine: &dyn Engine = match &spec.store {
+        Some(store) => {
+            stored = store.0.stream(engine, replicates)?;
+            if let Some(shard) = store.0.shard() {
+                let (from, to) = shard.range(replicates);
+                stored.fill(from, to)?;
+                return Ok(Summarised {
+                    effects: vec![],
+                    intervals: vec![],
+                    failed: 0,
+                    seconds: 0.0,
+                    backend: stored.backend(),
+                });
+            }
+            &stored
+        }
+        None => engine,
+    };
+    let permutation = spec.scheme == Scheme::Permutation;
+    let layout = engine.layout();
+    // Tracked quantities: each effect's statistic, then (studentized) the
+    // t* of each indirect effect; student[i] is effect i's t* source index.
+    let mut sources: Vec<Source> = Vec::new();
+    let mut t0s: Vec<f64> = Vec::new();
+    for (k, e) in effects_in {
+        let s = layout
+            .index_of(k, mediators)
+            .expect("every effect has a statistic");
+        sources.push(Source::Stat(s));
+        t0s.push(e.estimate);
+    }
+    let n_effects = sources.len();
+    let mut student = vec![None; n_effects];
+    if layout.studentized {
+        for (i, (k, e)) in effects_in.iter().enumerate() {
+            let se = match k.split_once(':') {
+                Some(("indirect", name)) => mediators
+                    .iter()
+                    .position(|n| n == name)
+                    .map(|j| layout.se_ab(j)),
+                Some(("contrast", _)) => layout
+                    .index_of(k, mediators)
+                    .map(|s| layout.se_contrast(s - layout.contrast(0))),
+                None if k == "indirect" => Some(layout.se_indirect()),
+                _ => None,
+            };
+            if let (Some(se), Source::Stat(stat)) = (se, sources[i]) {
+                student[i] = Some(sources.len());
+                sources.push(Source::Student {
+                    stat,
+                    se,
+                    t0: e.estimate,
+                });
+                t0s.push(0.0);
+            }
+        }
+    }
+
+    let started = Instant::now();
+    // BCa needs the jackknife before the quantiles are known.
+    let acceleration: Vec<Option<f64>> = if spec.methods.contains(&Method::Bca) && !permutation {
+        let (jengine, n_jack) = jackknife()?;
+        let (cols, _) = aggregate(
+            jengine.as_ref(),
+            n_jack,
+            &sources[..n_effects],
+            &t0s[..n_effects],
+            &|_, _| vec![],
+            u64::MAX,
+            &|_, _| {},
+        )?;
+        cols.iter()
+            .map(|c| match &c.ordered {
+                Ordered::Sorted(v) => Some(jackknife_acceleration(v)),
+                Ordered::Ranks(_) => None,
+            })
+            .chain(std::iter::repeat(None))
+            .take(sources.len())
+            .collect()
+    } else {
+        vec![None; sources.len()]
+    };
+    let methods: Vec<Method> = if permutation {
+        vec![]
+    } else {
+        spec.methods.clone()
+    };
+    let alphas = |i: usize, tally: &Tally| -> Vec<f64> {
+        let is_student = i >= n_effects;
+        let accel = acceleration[i];
+        methods
+            .iter()
+            .filter(|&&m| (m == Method::Studentized) == is_student)
+            .flat_map(|&m| levels.iter().flat_map(move |&l| tally.alphas(m, l, accel)))
+            .collect()
+    };
+    let (columns, failed) = aggregate(
+        engine,
+        replicates,
+        &sources,
+        &t0s,
+        &alphas,
+        spec.memory,
+        progress,
+    )?;
+
+    let wcr = wild_tests(engine)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let backend = engine.backend();
+
+    let mut effects = Vec::new();
+    let mut intervals = Vec::new();
+    for (i, (key, effect)) in effects_in.iter().enumerate() {
+        let col = &columns[i];
+        if col.tally.n < 2 {
+            continue;
+        }
+        let d = Draws {
+            tally: col.tally,
+            sd: col.sd,
+            order: col.order(),
+            acceleration: acceleration[i],
+            studentized: match (student[i], effect.se) {
+                (Some(s), Some(se)) if columns[s].tally.n > 0 => {
+                    Some((se, columns[s].tally.n, columns[s].order()))
+                }
+                _ => None,
+            },
+        };
+        let p_value = if permutation {
+            // Permuting the treatment imposes a = c = c' = 0 (so also a*b = 0),
+            // but says nothing about b or the proportion mediated.
+            let tested = !(key == "b" || key.starts_with("b:") || key == "proportion_mediated");
+            tested.then(|| d.permutation_p_value())
+        } else {
+            Some(
+                wcr.iter()
+                    .find(|(k, _)| k == key)
+                    .map_or_else(|| d.p_value(), |(_, p)| *p),
+            )
+        };
+        effects.push((
+            key.clone(),
+            BootstrapStats {
+                mean: d.mean(),
+                sd: d.sd,
+                p_value,
+                non_finite: replicates
+                    .saturating_sub(failed)
+                    .saturating_sub(col.tally.n as u64),
+            },
+        ));
+        for &method in &methods {
+            if method == Method::Studentized && d.studentized.is_none() {
+                continue;
+            }
+            for &level in levels {
+                let (lower, upper) = d.interval(method, level);
+                intervals.push(Interval {
+                    effect: key.clone(),
+                    method: method.as_str().into(),
+                    level,
+                    lower,
+                    upper,
+                });
+            }
+        }
+    }
+    Ok(Summarised {
+        effects,
+        intervals,
+        failed,
+        seconds,
+        backend,
+    })
+}

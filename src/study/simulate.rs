@@ -1,0 +1,1107 @@
+//! Simulation studies: many datasets drawn from a known data-generating
+//! process, each analysed with every method, to estimate each method's
+//! rejection rate of H0: a*b = 0 (power, or Type I error when a*b = 0) and
+//! its coverage of the true a*b. Nested Monte Carlo: D datasets, each with
+//! B resampling replicates.
+//!
+//! # Data-generating processes
+//!
+//! * `iid`: the single-level single-mediator model, X ~ N(0, 1), M = a X +
+//!   e_M, Y = c' X + b M + e_Y with standard normal errors; n observations,
+//!   each its own cluster, no fixed effects. Dataset d's normals come from
+//!   the Philox stream `(seed, d, STREAM_SIMULATION)`, observation i taking
+//!   normals 3i (X), 3i + 1 (e_M), 3i + 2 (e_Y), so a dataset of n
+//!   observations is the first n of a larger one (common random numbers
+//!   across sample sizes).
+//! * `panel`: the study-calibrated synthetic panel (`crate::data::synthetic`)
+//!   with n cities and a_sec = a_ter = a (so a is the effect of dei on
+//!   overall agglomeration), b, c', the within-city AR(1) coefficient and
+//!   the heterogeneity of the a paths (0 by default, so a is every city's
+//!   and the true a*b is exact); dataset d is the panel of seed `seed + d`,
+//!   fitted with city and year effects and SEs clustered by city.
+//!
+//! # Methods
+//!
+//! `sobel` (normal test of a*b / its delta-method SE), `joint` (both a and
+//! b significant: max(p_a, p_b) < 1 - level; no interval), `monte_carlo`
+//! (the parametric interval), and the bootstrap intervals `percentile`,
+//! `basic`, `normal`, `bc`, `bca`, `studentized` of the run's `scheme`
+//! (every bootstrap method from the same replicates of a dataset), and
+//! `permutation` (the treatment permuted across units, B permutations: an
+//! exact test of no effect of X at all, so of a*b = 0 when c' = 0 too; no
+//! interval). A method
+//! rejects when its interval excludes zero, covers when it holds the true
+//! a*b, misses left when it lies wholly below it, right when above. Every
+//! method is judged at each of the study's levels, on the same datasets and
+//! replicates.
+//!
+//! # Engines
+//!
+//! Datasets run in parallel on plain threads. On the CPU engine each
+//! dataset resamples alone. On the GPU, the bootstrap of a chunk of
+//! datasets runs stacked (`crate::gpu::stack`: one dispatch per stage for
+//! many datasets, each with its own seed and statistics) where the scheme
+//! allows (pairs, bayes, poisson, wild; no studentized intervals); the
+//! permutation test and the other cases run one GPU engine per dataset.
+//! Dataset d's replicates are the same computation either way.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::data::synthetic::{SyntheticParams, generate};
+use crate::data::table::Table;
+use crate::error::{Error, Result};
+use crate::gpu::stack::Set;
+use crate::math::rng::{STREAM_SIMULATION, normals};
+use crate::model::design::Design;
+use crate::model::mediation::analyse;
+use crate::model::panel::Panel;
+use crate::model::replicate::StatLayout;
+use crate::model::spec::default_spec;
+use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use crate::resample::checkpoint::Store;
+use crate::resample::engine::Precision;
+use crate::resample::engine::{Backend, Engine, Precomputed};
+use crate::resample::intervals::Method;
+use crate::resample::scheme::Scheme;
+use crate::study::resampling::{ResampleSpec, resample_with};
+
+/// The data-generating process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Dgp {
+    Iid,
+    Panel {
+        years: usize,
+        rho: f64,
+        heterogeneity: f64,
+    },
+}
+
+/// One cell of a study: the true parameters and the sample size (the
+/// number of observations, or of cities for the panel).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub n: u64,
+    pub a: f64,
+    pub b: f64,
+    pub c_prime: f64,
+}
+
+impl Cell {
+    /// The true indirect effect.
+    pub fn indirect(&self) -> f64 {
+        self.a * self.b
+    }
+}
+
+/// A study: the process, the cells, and how each dataset is analysed.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub dgp: Dgp,
+    pub cells: Vec<Cell>,
+    pub datasets: u64,
+    /// Methods, by name (see the module doc).
+    pub methods: Vec<String>,
+    /// Confidence levels; every method is judged at each (tests at 1 -
+    /// level). The sample-size search uses the first.
+    pub levels: Vec<f64>,
+    pub seed: u64,
+    pub mc_draws: u64,
+    /// The resampling of each dataset (its `replicates`, `scheme`, engine).
+    pub resampling: ResampleSpec,
+    /// Search each method's sample size for this power (the cells' n give
+    /// the range).
+    pub target: Option<f64>,
+}
+
+/// One method's results over the datasets of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MethodResult {
+    /// Share of datasets rejecting H0: a*b = 0, over the datasets where
+    /// the method gave an answer (null when it gave none: every dataset
+    /// failed, see `failed`).
+    pub rejection_rate: Option<f64>,
+    /// Its Monte Carlo standard error, sqrt(r (1 - r) / D).
+    pub mc_se: Option<f64>,
+    /// Share of intervals holding the true a*b (null for `joint`).
+    pub coverage: Option<f64>,
+    pub miss_left: Option<f64>,
+    pub miss_right: Option<f64>,
+    pub mean_width: Option<f64>,
+    /// Datasets where the method gave no answer (a degenerate fit).
+    pub failed: u64,
+}
+
+/// A cell's results at one level: the parameters, then each method's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub parameters: Cell,
+    pub true_indirect: f64,
+    /// The confidence level of the intervals (tests at 1 - level).
+    pub level: f64,
+    pub methods: indexmap::IndexMap<String, MethodResult>,
+}
+
+/// What one dataset says for one method: reject, and the interval if any.
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    reject: bool,
+    interval: Option<(f64, f64)>,
+}
+
+/// The bootstrap methods among `methods`.
+fn bootstrap_methods(methods: &[String]) -> Result<Vec<Method>> {
+    methods
+        .iter()
+        .filter(|m| {
+            !matches!(
+                m.as_str(),
+                "sobel" | "joint" | "monte_carlo" | "permutation"
+            )
+        })
+        .map(|m| Method::parse(m))
+        .collect()
+}
+
+/// Check the names of `methods`.
+pub fn check_methods(methods: &[String]) -> std::result::Result<(), String> {
+    if methods.is_empty() {
+        return Err("give at least one method".into());
+    }
+    for m in methods {
+        let known = matches!(
+            m.as_str(),
+            "sobel" | "joint" | "monte_carlo" | "permutation"
+        ) || Method::parse(m).is_ok();
+        if !known {
+            return Err(format!(
+                "'{m}' is not one of sobel, joint, monte_carlo, permutation, percentile, basic, \
+                 normal, bc, bca, studentized"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The iid dataset `d` with `cell`'s parameters, as a table.
+pub fn iid_table(seed: u64, d: u64, cell: &Cell) -> Table {
+    let n = cell.n as usize;
+    let mut z = vec![0.0; 3 * n];
+    normals(seed, d, STREAM_SIMULATION, &mut z);
+    let rows = (0..n)
+        .map(|i| {
+            let x = z[3 * i];
+            let m = cell.a * x + z[3 * i + 1];
+            let y = cell.c_prime * x + cell.b * m + z[3 * i + 2];
+            vec![
+                format!("o{i}"),
+                "1".into(),
+                format!("{x}"),
+                format!("{m}"),
+                format!("{y}"),
+            ]
+        })
+        .collect();
+    Table::new(
+        "<simulated iid dataset>",
+        ["id", "period", "x", "m", "y"].map(String::from).to_vec(),
+        rows,
+    )
+}
+
+/// The model the study fits to each dataset.
+fn model(dgp: Dgp) -> ModelSpec {
+    match dgp {
+        Dgp::Iid => ModelSpec::xmy("id", "period", &[], FixedEffects::None),
+        Dgp::Panel { .. } => ModelSpec {
+            groups: vec![],
+            ..default_spec()
+        },
+    }
+}
+
+/// Dataset `d` of `cell`.
+fn dataset(study: &Study, cell: &Cell, d: u64) -> Table {
+    match study.dgp {
+        Dgp::Iid => iid_table(study.seed, d, cell),
+        Dgp::Panel {
+            years,
+            rho,
+            heterogeneity,
+        } => generate(SyntheticParams {
+            cities: cell.n as usize,
+            years,
+            seed: study.seed.wrapping_add(d),
+            a_sec: cell.a,
+            a_ter: cell.a,
+            b: cell.b,
+            c_prime: cell.c_prime,
+            rho,
+            heterogeneity,
+            ..SyntheticParams::default()
+        }),
+    }
+}
+
+/// A dataset fitted and ready to resample.
+struct Prepared {
+    panel: Panel,
+    design: Design,
+    analysis: crate::model::mediation::Analysis,
+    /// The dataset's own seed of its Monte Carlo interval and resampling.
+    seed: u64,
+}
+
+/// Dataset `d` of `cell`, fitted; None where the fit fails (the dataset's
+/// methods then fail).
+fn prepare(study: &Study, cell: &Cell, d: u64) -> Option<Prepared> {
+    let spec = model(study.dgp);
+    let table = dataset(study, cell, d);
+    let panel = Panel::from_table(&table, &spec).ok()?;
+    let design = Design::build(&panel, spec.fixed_effects).ok()?;
+    // Each dataset's own draws: the Monte Carlo interval's and the
+    // bootstrap's seeds mix the study's seed with the dataset.
+    let seed = study.seed ^ (d.wrapping_add(1)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let inference = InferenceSpec {
+        levels: study.levels.clone(),
+        mc_draws: study.mc_draws,
+        seed,
+    };
+    let analysis = analyse(&design, &inference).ok()?;
+    Some(Prepared {
+        panel,
+        design,
+        analysis,
+        seed,
+    })
+}
+
+/// The resampling of the study's bootstrap methods (none without them).
+fn bootstrap_spec(study: &Study) -> Result<Option<ResampleSpec>> {
+    let methods = bootstrap_methods(&study.methods)?;
+    Ok((!methods.is_empty()).then(|| ResampleSpec {
+        methods,
+        threads: 1,
+        ..study.resampling.clone()
+    }))
+}
+
+/// Every method's verdict on a prepared dataset at each level (level l's
+/// verdict of method k at `l * methods + k`; None where a method failed);
+/// its bootstrap replicates from `given` where given (a stacked GPU batch),
+/// else from the engine the study's resampling asks for.
+fn verdicts(
+    study: &Study,
+    prepared: Option<&Prepared>,
+    given: Option<&dyn Engine>,
+) -> Result<Vec<Option<Verdict>>> {
+    let Some(Prepared {
+        panel,
+        design,
+        analysis,
+        seed,
+    }) = prepared
+    else {
+        return Ok(vec![None; study.methods.len() * study.levels.len()]);
+    };
+    let seed = *seed;
+    // The dataset resampled by `spec` on one thread (datasets run in
+    // parallel); None where it fails (a degenerate resample).
+    let run = |spec: ResampleSpec, given: Option<&dyn Engine>| {
+        let spec = ResampleSpec { threads: 1, ..spec };
+        resample_with(
+            design,
+            panel,
+            analysis,
+            &spec,
+            seed,
+            &study.levels,
+            &|_, _| {},
+            None,
+            given,
+        )
+        .ok()
+    };
+    let resampled = bootstrap_spec(study)?.and_then(|spec| run(spec, given));
+    // The permutation test of the indirect effect: the treatment permuted
+    // across units (within blocks of units observed in the same periods),
+    // p = (1 + #{|ab*| >= |ab|}) / (1 + B); no interval.
+    let permuted = if study.methods.iter().any(|m| m == "permutation") {
+        run(
+            ResampleSpec {
+                scheme: crate::resample::scheme::Scheme::Permutation,
+                methods: vec![],
+                sensitivity: None,
+                ..study.resampling.clone()
+            },
+            None,
+        )
+        .and_then(|r| {
+            r.effects
+                .iter()
+                .find(|(k, _)| k == "indirect")
+                .and_then(|(_, b)| b.p_value)
+        })
+    } else {
+        None
+    };
+    let effect = |key: &str| analysis.effect(key).copied();
+    let interval = |list: &[crate::model::mediation::Interval], method: &str, level: f64| {
+        list.iter()
+            .find(|i| i.effect == "indirect" && i.method == method && i.level == level)
+            .map(|i| (i.lower, i.upper))
+    };
+    let from_interval = |iv: Option<(f64, f64)>| {
+        iv.filter(|(l, u)| l.is_finite() && u.is_finite())
+            .map(|(l, u)| Verdict {
+                reject: l > 0.0 || u < 0.0,
+                interval: Some((l, u)),
+            })
+    };
+    let resampled = resampled.as_ref();
+    let verdict = |m: &str, level: f64| {
+        let alpha = 1.0 - level;
+        match m {
+            "sobel" => from_interval(interval(&analysis.intervals, "sobel", level)),
+            "monte_carlo" => from_interval(interval(&analysis.intervals, "monte_carlo", level)),
+            "permutation" => permuted.map(|p| Verdict {
+                reject: p < alpha,
+                interval: None,
+            }),
+            "joint" => match (effect("a"), effect("b")) {
+                (Some(a), Some(b)) => match (a.p_value, b.p_value) {
+                    (Some(pa), Some(pb)) => Some(Verdict {
+                        reject: pa.max(pb) < alpha,
+                        interval: None,
+                    }),
+                    _ => None,
+                },
+                _ => None,
+            },
+            name => resampled.and_then(|r| from_interval(interval(&r.intervals, name, level))),
+        }
+    };
+    Ok(study
+        .levels
+        .iter()
+        .flat_map(|&level| study.methods.iter().map(move |m| verdict(m, level)))
+        .collect())
+}
+
+/// Summarise the verdicts of the study's methods over the datasets of a
+/// cell, one result per level.
+fn summarise(cell: &Cell, study: &Study, verdicts: &[Vec<Option<Verdict>>]) -> Vec<CellResult> {
+    let methods = &study.methods;
+    study
+        .levels
+        .iter()
+        .enumerate()
+        .map(|(l, &level)| {
+            let at: Vec<&[Option<Verdict>]> = verdicts
+                .iter()
+                .map(|v| &v[l * methods.len()..(l + 1) * methods.len()])
+                .collect();
+            summarise_level(cell, level, methods, &at)
+        })
+        .collect()
+}
+
+/// Summarise the verdicts of `methods` at `level` over a cell's datasets.
+fn summarise_level(
+    cell: &Cell,
+    level: f64,
+    methods: &[String],
+    verdicts: &[&[Option<Verdict>]],
+) -> CellResult {
+    let truth = cell.indirect();
+    let mut out = indexmap::IndexMap::new();
+    for (k, name) in methods.iter().enumerate() {
+        let got: Vec<Verdict> = verdicts.iter().filter_map(|v| v[k]).collect();
+        let failed = (verdicts.len() - got.len()) as u64;
+        let n = got.len().max(1) as f64;
+        let share = |f: &dyn Fn(&Verdict) -> bool| got.iter().filter(|v| f(v)).count() as f64 / n;
+        let rate = share(&|v| v.reject);
+        let has_intervals = got.iter().all(|v| v.interval.is_some()) && !got.is_empty();
+        let intervals = |f: &dyn Fn((f64, f64)) -> bool| {
+            has_intervals.then(|| share(&|v| v.interval.is_some_and(f)))
+        };
+        out.insert(
+            name.clone(),
+            MethodResult {
+                rejection_rate: (!got.is_empty()).then_some(rate),
+                mc_se: (!got.is_empty()).then(|| (rate * (1.0 - rate) / n).sqrt()),
+                coverage: intervals(&|(l, u)| l <= truth && truth <= u),
+                miss_left: intervals(&|(_, u)| u < truth),
+                miss_right: intervals(&|(l, _)| l > truth),
+                mean_width: has_intervals.then(|| {
+                    got.iter()
+                        .filter_map(|v| v.interval)
+                        .map(|(l, u)| u - l)
+                        .sum::<f64>()
+                        / n
+                }),
+                failed,
+            },
+        );
+    }
+    CellResult {
+        parameters: *cell,
+        true_indirect: truth,
+        level,
+        methods: out,
+    }
+}
+
+/// The GPU context a study's bootstrap stacks its datasets on
+/// (`crate::gpu::stack`), with the bootstrap's resampling, where it can:
+/// the resampling asks for the GPU (or auto finds a hardware adapter), the
+/// scheme is pairs, bayes, poisson or wild, and no replicate needs more
+/// than its coefficients (no studentized intervals, strata or sensitivity).
+/// Elsewhere each dataset runs its own engine.
+#[allow(clippy::type_complexity)]
+fn stacking(study: &Study) -> Result<Option<(&'static crate::gpu::GpuContext, ResampleSpec)>> {
+    let Some(spec) = bootstrap_spec(study)? else {
+        return Ok(None);
+    };
+    let stacks = matches!(
+        spec.scheme,
+        Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Wild(_)
+    ) && !spec.methods.contains(&Method::Studentized)
+        && spec.strata.is_none()
+        && spec.sensitivity.is_none();
+    if !crate::study::resampling::wants_gpu(&spec) {
+        return Ok(None);
+    }
+    let Some(ctx) = crate::gpu::shared_context(spec.adapter.as_deref())? else {
+        return Err(Error::Gpu(
+            "no GPU adapter found (on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers; \
+             `medsim devices` lists what wgpu sees); use --backend cpu"
+                .into(),
+        ));
+    };
+    if spec.precision == Some(Precision::F64) && !ctx.has_f64() {
+        return Err(Error::InvalidOption {
+            option: "--precision".into(),
+            message: format!("{} has no f64 shaders; use --precision f32", ctx.info.name),
+        });
+    }
+    Ok(stacks.then_some((ctx, spec)))
+}
+
+/// Whether `study`'s bootstrap stacks its datasets in GPU batches (see
+/// `stacking`).
+pub fn stacks(study: &Study) -> Result<bool> {
+    Ok(stacking(study)?.is_some())
+}
+
+/// `f(i)` for i in `0 .. n` on `workers` plain threads, each taking the
+/// next i (not rayon: each dataset's engine has its own one-thread pool,
+/// and waiting on it from a worker of another rayon pool would let that
+/// worker steal more datasets, nesting without bound); in order, None
+/// where a worker died.
+fn parallel<T: Send>(workers: usize, n: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<Option<T>> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, n.max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let v = f(i);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(v);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| s.into_inner().ok().flatten())
+        .collect()
+}
+
+/// Verdict lists as rows of `3 * verdicts` values: (reject as 1 or 0,
+/// lower, upper), NaN where a verdict or its interval is absent.
+fn encode(list: &[Vec<Option<Verdict>>], out: &mut [f64]) {
+    let cells = list.iter().flatten();
+    for (v, slot) in cells.zip(out.chunks_mut(3)) {
+        let (reject, (lower, upper)) = match v {
+            Some(v) => (
+                if v.reject { 1.0 } else { 0.0 },
+                v.interval.unwrap_or((f64::NAN, f64::NAN)),
+            ),
+            None => (f64::NAN, (f64::NAN, f64::NAN)),
+        };
+        slot.copy_from_slice(&[reject, lower, upper]);
+    }
+}
+
+/// The verdict lists of rows of `width` values ([`encode`]).
+fn decode(rows: &[f64], width: usize) -> Vec<Vec<Option<Verdict>>> {
+    rows.chunks(width.max(1))
+        .map(|row| {
+            row.chunks(3)
+                .map(|v| {
+                    (!v[0].is_nan()).then(|| Verdict {
+                        reject: v[0] == 1.0,
+                        interval: (!v[1].is_nan()).then_some((v[1], v[2])),
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The datasets' verdicts, or the first error.
+fn unpack(list: Vec<Option<Result<Vec<Option<Verdict>>>>>) -> Result<Vec<Vec<Option<Verdict>>>> {
+    list.into_iter()
+        .map(|v| v.unwrap_or_else(|| Err(Error::Numerical("a simulation worker failed".into()))))
+        .collect()
+}
+
+/// Run the study on `threads` workers (0: one per core), datasets in
+/// parallel; `progress(done, total)` hears datasets done (`total` grows
+/// as a sample-size search adds cells). Results depend on neither. With
+/// `study.target`, the cells are a search for the sample size (see
+/// [`SampleSize`]) and every evaluated sample size is a cell.
+pub fn run(
+    study: &Study,
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(Vec<CellResult>, Vec<SampleSize>, f64)> {
+    run_stored(study, threads, progress, None)
+}
+
+/// [`run`], each cell's datasets' verdicts through `store` (one stream per
+/// evaluated cell, in order): checkpointed, or a shard's part of every
+/// cell's datasets computed (and no results: the merge makes them), or a
+/// merge's read back.
+pub fn run_stored(
+    study: &Study,
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    store: Option<&Store>,
+) -> Result<(Vec<CellResult>, Vec<SampleSize>, f64)> {
+    if store.and_then(Store::shard).is_some() && study.target.is_some() {
+        return Err(Error::InvalidOption {
+            option: "--shard".into(),
+            message: "a sample-size search (simulation.target_power) picks each next sample size \
+                      from the results so far, so it cannot be split into parts; run it whole \
+                      (it checkpoints) or list the sample sizes as a grid"
+                .into(),
+        });
+    }
+    check_methods(&study.methods).map_err(|message| Error::InvalidOption {
+        option: "simulation.methods".into(),
+        message,
+    })?;
+    let workers = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    };
+    let started = Instant::now();
+    let done = AtomicU64::new(0);
+    let total = AtomicU64::new(study.cells.len() as u64 * study.datasets);
+    let tick = || {
+        let k = done.fetch_add(1, Ordering::Relaxed) + 1;
+        progress(k, total.load(Ordering::Relaxed));
+    };
+    let stack_on = stacking(study)?;
+    let warned = std::sync::Once::new();
+    // The verdicts of datasets first .. first + count of a cell: each
+    // dataset fitted and resampled on its own engine, or (on a GPU) the
+    // chunk's bootstrap replicates computed in stacked batches.
+    let verdict_chunk =
+        |cell: &Cell, first: usize, count: usize| -> Result<Vec<Vec<Option<Verdict>>>> {
+            let Some((ctx, spec)) = &stack_on else {
+                return unpack(parallel(workers, count, &|i| {
+                    let v = verdicts(
+                        study,
+                        prepare(study, cell, (first + i) as u64).as_ref(),
+                        None,
+                    );
+                    tick();
+                    v
+                }));
+            };
+            let precision = spec.precision.unwrap_or(Precision::F32);
+            let backend = Backend {
+                backend: "gpu".into(),
+                adapter: Some(ctx.info.name.clone()),
+                precision: Some(precision.as_str().into()),
+                fallback: None,
+            };
+            let prepared = parallel(workers, count, &|i| {
+                prepare(study, cell, (first + i) as u64)
+            });
+            let prepared: Vec<Option<Prepared>> =
+                prepared.into_iter().map(Option::flatten).collect();
+            let ready: Vec<(usize, &Prepared)> = prepared
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+                .collect();
+            let sets: Vec<Set> = ready
+                .iter()
+                .map(|(_, p)| Set {
+                    design: &p.design,
+                    fit: &p.analysis.fit,
+                    seed: p.seed,
+                })
+                .collect();
+            let replicates = spec.replicates as usize;
+            let mut given: Vec<Option<Precomputed>> = (0..count).map(|_| None).collect();
+            match crate::gpu::stack::replicates(
+            ctx,
+            &sets,
+            spec.scheme,
+            replicates,
+            precision,
+            0,
+            &|_| {},
+        ) {
+            Ok(stats) => {
+                for ((i, p), stats) in ready.iter().zip(stats) {
+                    let layout = StatLayout {
+                        mediators: p.design.layout.n_mediators,
+                        studentized: false,
+                        sensitivity: 0,
+                    };
+                    given[*i] = Some(Precomputed::new(layout, stats, backend.clone()));
+                }
+            }
+            Err(e) => warned.call_once(|| {
+                eprintln!(
+                    "warning: the stacked GPU batch failed ({e}); each dataset runs its own engine"
+                )
+            }),
+        }
+            unpack(parallel(workers, count, &|i| {
+                let engine = given[i].as_ref().map(|e| e as &dyn Engine);
+                let v = verdicts(study, prepared[i].as_ref(), engine);
+                tick();
+                v
+            }))
+        };
+    // One row per dataset: each level's and method's verdict as (reject,
+    // lower, upper), NaN where absent; rows are what a checkpoint or shard
+    // stores.
+    let width = 3 * study.methods.len() * study.levels.len();
+    let evaluate = |cell: &Cell| -> Result<Vec<CellResult>> {
+        let n = study.datasets;
+        let stacked_chunk = stack_on.as_ref().map(|_| {
+            let rows = match study.dgp {
+                Dgp::Iid => cell.n as usize,
+                Dgp::Panel { years, .. } => cell.n as usize * years,
+            };
+            (2_000_000 / rows.max(1)).clamp(16, 1024)
+        });
+        let chunk = stacked_chunk.unwrap_or((workers * 16).max(64));
+        let compute = |first: u64, out: &mut [f64]| -> Result<()> {
+            let count = out.len() / width.max(1);
+            let list = verdict_chunk(cell, first as usize, count)?;
+            encode(&list, out);
+            Ok(())
+        };
+        let mut rows = vec![0.0; n as usize * width];
+        let stored = store
+            .map(|st| st.items(width, n, chunk, &compute))
+            .transpose()?;
+        if let (Some(stored), Some(shard)) = (&stored, store.and_then(Store::shard)) {
+            let (from, to) = shard.range(n);
+            stored.fill(from, to)?;
+            return Ok(vec![]);
+        }
+        for first in (0..n as usize).step_by(chunk.max(1)) {
+            let count = chunk.min(n as usize - first);
+            let out = &mut rows[first * width..(first + count) * width];
+            match &stored {
+                Some(stored) => {
+                    stored.rows(first as u64, out)?;
+                }
+                None => compute(first as u64, out)?,
+            }
+        }
+        Ok(summarise(cell, study, &decode(&rows, width)))
+    };
+    let Some(target) = study.target else {
+        let results = study
+            .cells
+            .iter()
+            .map(evaluate)
+            .collect::<Result<Vec<_>>>()?;
+        return Ok((
+            results.into_iter().flatten().collect(),
+            vec![],
+            started.elapsed().as_secs_f64(),
+        ));
+    };
+    // Sample-size search: for each (a, b, c') of the cells, each method
+    // bisects [lo, hi] (the cells' n) on its power at the first level;
+    // evaluated sample sizes are shared by the methods.
+    let mut results: Vec<CellResult> = Vec::new();
+    let mut sizes = Vec::new();
+    let mut combos: Vec<Cell> = Vec::new();
+    for c in &study.cells {
+        if !combos
+            .iter()
+            .any(|k| (k.a, k.b, k.c_prime) == (c.a, c.b, c.c_prime))
+        {
+            combos.push(*c);
+        }
+    }
+    let (lo, hi) = (
+        study.cells.iter().map(|c| c.n).min().unwrap_or(0),
+        study.cells.iter().map(|c| c.n).max().unwrap_or(0),
+    );
+    for combo in combos {
+        // Each evaluated n's results, the first level's first.
+        let mut evaluated: Vec<Vec<CellResult>> = Vec::new();
+        let power_at = |n: u64, evaluated: &mut Vec<Vec<CellResult>>| -> Result<usize> {
+            if let Some(i) = evaluated.iter().position(|r| r[0].parameters.n == n) {
+                return Ok(i);
+            }
+            total.fetch_add(study.datasets, Ordering::Relaxed);
+            evaluated.push(evaluate(&Cell { n, ..combo })?);
+            Ok(evaluated.len() - 1)
+        };
+        for method in &study.methods {
+            // A cell where the method never answered has no power to reach.
+            let power = |r: &[CellResult]| {
+                r[0].methods[method.as_str()]
+                    .rejection_rate
+                    .unwrap_or(f64::NEG_INFINITY)
+            };
+            let (mut a, mut b) = (lo, hi);
+            let at_hi = power_at(b, &mut evaluated)?;
+            let reached = power(&evaluated[at_hi]) >= target;
+            if reached {
+                let at_lo = power_at(a, &mut evaluated)?;
+                if power(&evaluated[at_lo]) >= target {
+                    b = a;
+                }
+                while b - a > 1 {
+                    let mid = a + (b - a) / 2;
+                    let i = power_at(mid, &mut evaluated)?;
+                    if power(&evaluated[i]) >= target {
+                        b = mid;
+                    } else {
+                        a = mid;
+                    }
+                }
+            }
+            let i = power_at(b, &mut evaluated)?;
+            let r = &evaluated[i][0].methods[method.as_str()];
+            // The range of n whose power is within two Monte Carlo SEs of
+            // the target, from the evaluated sample sizes.
+            let mut points: Vec<(u64, f64, f64)> = evaluated
+                .iter()
+                .filter_map(|e| {
+                    let m = &e[0].methods[method.as_str()];
+                    Some((e[0].parameters.n, m.rejection_rate?, m.mc_se?))
+                })
+                .collect();
+            points.sort_by_key(|p| p.0);
+            let n_low = points
+                .iter()
+                .find(|(_, p, se)| p + 2.0 * se >= target)
+                .map(|p| p.0);
+            let n_high = points
+                .iter()
+                .find(|(_, p, se)| p - 2.0 * se >= target)
+                .map(|p| p.0);
+            sizes.push(SampleSize {
+                a: combo.a,
+                b: combo.b,
+                c_prime: combo.c_prime,
+                method: method.clone(),
+                target_power: target,
+                reached,
+                n: reached.then_some(b),
+                power: r.rejection_rate,
+                mc_se: r.mc_se,
+                n_low,
+                n_high,
+            });
+        }
+        evaluated.sort_by_key(|r| r[0].parameters.n);
+        results.extend(evaluated.into_iter().flatten());
+    }
+    Ok((results, sizes, started.elapsed().as_secs_f64()))
+}
+
+/// The smallest sample size reaching the target power, for one method and
+/// one (a, b, c'): bisection on the power curve between the study's two
+/// sample sizes, the same datasets (common random numbers) at every size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleSize {
+    pub a: f64,
+    pub b: f64,
+    pub c_prime: f64,
+    pub method: String,
+    pub target_power: f64,
+    /// Whether the largest sample size reaches the target.
+    pub reached: bool,
+    /// The smallest evaluated n with power >= target (null if not reached).
+    pub n: Option<u64>,
+    /// The power at that n (at the largest n if not reached), and its
+    /// Monte Carlo SE (null where every dataset failed).
+    pub power: Option<f64>,
+    pub mc_se: Option<f64>,
+    /// Uncertainty of n: the smallest evaluated n whose power is within two
+    /// Monte Carlo SEs above or at the target (`n_low`), and the smallest
+    /// whose power is two SEs above it (`n_high`).
+    pub n_low: Option<u64>,
+    pub n_high: Option<u64>,
+}
+
+/// simulation.json: the study's settings, each cell's results, timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimulationSummary {
+    pub version: String,
+    pub name: String,
+    pub dgp: String,
+    pub datasets: u64,
+    pub replicates: u64,
+    pub scheme: String,
+    pub levels: Vec<f64>,
+    pub seed: u64,
+    pub backend: String,
+    pub cells: Vec<CellResult>,
+    /// With `target_power`: each method's sample size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample_size: Vec<SampleSize>,
+    /// Wall-clock seconds (not reproducible, unlike the rest).
+    pub seconds: f64,
+    /// Datasets analysed per second (each with every method).
+    pub fits_per_second: f64,
+    /// Bootstrap replicates per second over the whole study.
+    pub replicates_per_second: f64,
+}
+
+impl SimulationSummary {
+    /// The summary of `study`'s results.
+    pub fn new(
+        name: &str,
+        study: &Study,
+        cells: Vec<CellResult>,
+        sample_size: Vec<SampleSize>,
+        seconds: f64,
+    ) -> Self {
+        // Each cell's datasets were analysed once for all levels.
+        let fits = (cells.len() / study.levels.len().max(1)) as f64 * study.datasets as f64;
+        let resampled = bootstrap_methods(&study.methods).is_ok_and(|m| !m.is_empty());
+        let replicates = if resampled {
+            study.resampling.replicates
+        } else {
+            0
+        };
+        SimulationSummary {
+            version: env!("CARGO_PKG_VERSION").into(),
+            name: name.into(),
+            dgp: match study.dgp {
+                Dgp::Iid => "iid".into(),
+                Dgp::Panel { .. } => "panel".into(),
+            },
+            datasets: study.datasets,
+            replicates,
+            scheme: study.resampling.scheme.as_str().into(),
+            levels: study.levels.clone(),
+            seed: study.seed,
+            backend: match study.resampling.backend {
+                crate::study::resampling::BackendChoice::Cpu => "cpu",
+                crate::study::resampling::BackendChoice::Gpu => "gpu",
+                crate::study::resampling::BackendChoice::Auto => "auto",
+            }
+            .into(),
+            cells,
+            sample_size,
+            seconds,
+            fits_per_second: fits / seconds.max(1e-9),
+            replicates_per_second: fits * replicates as f64 / seconds.max(1e-9),
+        }
+    }
+
+    /// simulation.csv: one row per cell x method.
+    pub fn csv(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+        let mut out = String::from(
+            "n,a,b,c_prime,true_indirect,method,level,rejection_rate,mc_se,coverage,miss_left,miss_right,mean_width,failed\n",
+        );
+        for c in &self.cells {
+            let p = c.parameters;
+            for (name, m) in &c.methods {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{name},{},{},{},{},{},{},{},{}\n",
+                    p.n,
+                    p.a,
+                    p.b,
+                    p.c_prime,
+                    c.true_indirect,
+                    c.level,
+                    opt(m.rejection_rate),
+                    opt(m.mc_se),
+                    opt(m.coverage),
+                    opt(m.miss_left),
+                    opt(m.miss_right),
+                    opt(m.mean_width),
+                    m.failed
+                ));
+            }
+        }
+        out
+    }
+
+    /// The printed table: per cell, each method's rejection rate (with its
+    /// Monte Carlo SE), coverage and mean width.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "medsim {} - simulation {}: {} DGP, {} datasets per cell, B = {} ({}), level {}, seed {}",
+            self.version,
+            self.name,
+            self.dgp,
+            self.datasets,
+            self.replicates,
+            self.scheme,
+            self.levels
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.seed
+        );
+        let _ = writeln!(
+            o,
+            "time   {:.1} s: {:.0} datasets/s, {:.3e} replicates/s",
+            self.seconds, self.fits_per_second, self.replicates_per_second
+        );
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}", 100.0 * v));
+        for c in &self.cells {
+            let p = c.parameters;
+            let level = if self.levels.len() > 1 {
+                format!(", level {}", c.level)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                o,
+                "\nn = {}, a = {}, b = {}, c' = {}  (true a*b = {:.4}){level}",
+                p.n, p.a, p.b, p.c_prime, c.true_indirect
+            );
+            let _ = writeln!(
+                o,
+                "  {:<12} {:>10} {:>7} {:>9} {:>7} {:>7} {:>10}",
+                "method", "reject %", "MC SE", "cover %", "left %", "right %", "width"
+            );
+            for (name, m) in &c.methods {
+                let _ = writeln!(
+                    o,
+                    "  {:<12} {:>10} {:>7} {:>9} {:>7} {:>7} {:>10}",
+                    name,
+                    pct(m.rejection_rate),
+                    m.mc_se
+                        .map_or("-".to_string(), |v| format!("{:.2}", 100.0 * v)),
+                    pct(m.coverage),
+                    pct(m.miss_left),
+                    pct(m.miss_right),
+                    m.mean_width.map_or("-".to_string(), |w| format!("{w:.4}"))
+                );
+            }
+        }
+        if !self.sample_size.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nsample size for power {} (bisection; n range: power within 2 MC SEs)",
+                self.sample_size[0].target_power
+            );
+            for s in &self.sample_size {
+                let range = match (s.n_low, s.n_high) {
+                    (Some(l), Some(h)) => format!("[{l}, {h}]"),
+                    (Some(l), None) => format!("[{l}, -]"),
+                    _ => "-".into(),
+                };
+                let _ = writeln!(
+                    o,
+                    "  a = {}, b = {}, c' = {}  {:<12} n = {:>6}  power {} ({})  {range}",
+                    s.a,
+                    s.b,
+                    s.c_prime,
+                    s.method,
+                    s.n.map_or("> max".to_string(), |n| n.to_string()),
+                    s.power.map_or("-".to_string(), |v| format!("{v:.3}")),
+                    s.mc_se.map_or("-".to_string(), |v| format!("{v:.3}"))
+                );
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iid_datasets_are_nested_across_sample_sizes() {
+        let cell = |n| Cell {
+            n,
+            a: 0.39,
+            b: 0.39,
+            c_prime: 0.0,
+        };
+        let small = iid_table(3, 7, &cell(20));
+        let large = iid_table(3, 7, &cell(50));
+        assert_eq!(small.rows[..], large.rows[..20]);
+        assert_ne!(iid_table(3, 8, &cell(20)).rows, small.rows);
+    }
+
+    #[test]
+    fn method_names_are_checked() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_methods(&names(&["sobel", "joint", "bca", "percentile"])).is_ok());
+        assert!(check_methods(&names(&["sobol"])).is_err());
+        assert!(check_methods(&[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    #[test]
+    fn a_method_that_failed_on_every_dataset_has_no_rate() {
+        let cell = Cell {
+            n: 10,
+            a: 0.1,
+            b: 0.2,
+            c_prime: 0.0,
+        };
+        let methods = vec!["sobel".to_string(), "percentile".to_string()];
+        let answered = Verdict {
+            reject: true,
+            interval: Some((0.0, 1.0)),
+        };
+        let rows: Vec<[Option<Verdict>; 2]> = vec![[None, Some(answered)]; 3];
+        let at: Vec<&[Option<Verdict>]> = rows.iter().map(|r| &r[..]).collect();
+        let r = summarise_level(&cell, 0.95, &methods, &at);
+        let sobel = &r.methods["sobel"];
+        assert_eq!(
+            (sobel.rejection_rate, sobel.mc_se, sobel.failed),
+            (None, None, 3)
+        );
+        assert_eq!(sobel.coverage, None);
+        assert_eq!(r.methods["percentile"].rejection_rate, Some(1.0));
+        let json = serde_json::to_value(sobel).unwrap();
+        assert!(json["rejection_rate"].is_null(), "{json}");
+    }
+}

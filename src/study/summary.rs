@@ -1,0 +1,355 @@
+//! The summary.json contract (issue 2): what a run reports, as plain serde
+//! types. Later versions add keys and never remove or rename one.
+//!
+//! `effects` maps a key to `{estimate, se, p_value}`: `a`, `b`, `c`,
+//! `c_prime`, `indirect`, `proportion_mediated`; with several mediators
+//! `a:NAME`, `b:NAME`, `indirect:NAME` replace `a` and `b`, `indirect` is
+//! the sum of the specific indirect effects, and `contrast:NAME1:NAME2` is
+//! `indirect:NAME1 - indirect:NAME2`. With `--group`, `groups` holds each
+//! group's model under `COL=LEVEL`; with `--also-mediators`,
+//! `mediator_models` holds the model with another set of mediators. With `--instrument`, every equation is
+//! fitted by two-stage least squares and `iv` holds the first stage.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::model::design::{Design, Role};
+use crate::model::mediation::{Analysis, Effect, Interval, IvDiagnostics, JointTest, Suppression};
+use crate::model::panel::Panel;
+use crate::model::sensitivity::SensitivitySummary;
+use crate::model::spec::{InferenceSpec, ModelSpec};
+use crate::study::resampling::{ResampleResult, ResamplingSummary};
+
+/// The whole summary of one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub version: String,
+    pub name: String,
+    pub data: DataSummary,
+    pub model: ModelSummary,
+    pub effects: IndexMap<String, Effect>,
+    pub intervals: Vec<Interval>,
+    pub suppression: Suppression,
+    pub joint_significance: Vec<JointTest>,
+    pub inference: InferenceSummary,
+    pub equations: Vec<EquationSummary>,
+    /// With `--instrument`: the instruments and the cluster-robust
+    /// first-stage F.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iv: Option<IvDiagnostics>,
+    /// Present when the run resampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resampling: Option<ResamplingSummary>,
+    /// With `--group COL`: the model of each group of clusters, keyed
+    /// `COL=LEVEL`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub groups: IndexMap<String, SubmodelSummary>,
+    /// With `--also-mediators`: the model on the same sample with another
+    /// set of mediators in parallel (e.g. the components of the main one),
+    /// keyed by the mediators joined with `+`, resampled with the same
+    /// replicates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub mediator_models: IndexMap<String, SubmodelSummary>,
+    /// With `--group COL`: the difference of each effect between every two
+    /// groups of a column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contrasts: Vec<ContrastSummary>,
+    /// With a `[sensitivity]` section: ACME over the rho grid, its
+    /// intervals, the rho at which it is zero and the R-squared forms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<SensitivitySummary>,
+    /// The main model's indirect effect in its first replicates (at most
+    /// `run::PLOTTED_DRAWS`), for the plot of its bootstrap distribution;
+    /// not written to summary.json.
+    #[serde(skip)]
+    pub indirect_draws: Vec<f64>,
+}
+
+/// The difference of one effect between two groups' models (first minus
+/// second).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContrastSummary {
+    pub effect: String,
+    pub between: [String; 2],
+    pub estimate: f64,
+    /// `sqrt(se_1^2 + se_2^2)` where the groups share no cluster (so their
+    /// estimates are independent), else null.
+    pub se: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<crate::model::mediation::BootstrapStats>,
+    /// Bootstrap intervals of the difference (the `effect` field names the
+    /// effect).
+    pub intervals: Vec<Interval>,
+    /// The test that reshuffles the two groups' labels across their
+    /// clusters (`label_test`), with B of the run's replicates; null without
+    /// resampling or where the groups share clusters.
+    pub permutation_p_value: Option<f64>,
+}
+
+/// A sub-model (a group's model, or the model with other mediators): its
+/// sample, effects and intervals, as at the top level.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SubmodelSummary {
+    pub observations: usize,
+    pub units: usize,
+    pub clusters: usize,
+    pub effects: IndexMap<String, Effect>,
+    pub intervals: Vec<Interval>,
+    pub suppression: Suppression,
+    /// The sub-model's own first stage, when instrumented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iv: Option<IvDiagnostics>,
+    /// The sub-model's sensitivity analysis, when the run has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<SensitivitySummary>,
+}
+
+impl SubmodelSummary {
+    /// The sub-model's analysis, before any resampling.
+    pub fn new(panel: &Panel, analysis: &Analysis) -> SubmodelSummary {
+        SubmodelSummary {
+            observations: panel.n_obs(),
+            units: panel.unit.len(),
+            clusters: panel.cluster.len(),
+            effects: analysis.effects.iter().cloned().collect(),
+            intervals: analysis.intervals.clone(),
+            suppression: analysis.suppression,
+            iv: analysis.iv.clone(),
+            sensitivity: None,
+        }
+    }
+
+    /// Add the sub-model's resampling: each effect's `bootstrap` block and
+    /// its intervals.
+    pub fn add_resampling(&mut self, result: ResampleResult) {
+        if let Some(s) = &mut self.sensitivity {
+            s.add_bootstrap(&result.effects, &result.intervals);
+        }
+        add_bootstrap(
+            &mut self.effects,
+            &mut self.intervals,
+            result.effects,
+            result.intervals,
+        );
+    }
+}
+
+/// Attach resampling results to effects and intervals.
+fn add_bootstrap(
+    effects: &mut IndexMap<String, Effect>,
+    intervals: &mut Vec<Interval>,
+    stats: Vec<(String, crate::model::mediation::BootstrapStats)>,
+    more: Vec<Interval>,
+) {
+    for (key, s) in stats {
+        if let Some(e) = effects.get_mut(&key) {
+            e.bootstrap = Some(s);
+        }
+    }
+    // The sensitivity curve's intervals live in its own block.
+    intervals.extend(
+        more.into_iter()
+            .filter(|i| !i.effect.starts_with("sensitivity:")),
+    );
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataSummary {
+    pub source: String,
+    pub units: usize,
+    pub periods: usize,
+    pub observations: usize,
+    /// Rows dropped for any reason (missing values and singletons).
+    pub dropped_rows: usize,
+    pub dropped_missing: usize,
+    pub dropped_singletons: usize,
+    pub clusters: usize,
+    pub balanced: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelSummary {
+    pub outcome: String,
+    pub treatment: String,
+    pub mediators: Vec<String>,
+    pub controls: Vec<String>,
+    pub fixed_effects: String,
+    pub cluster: String,
+    pub groups: Vec<String>,
+    /// Excluded instruments of the treatment (two-stage least squares).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instruments: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InferenceSummary {
+    /// Covariance estimator of the coefficients.
+    pub vcov: String,
+    /// Degrees of freedom of the t tests (clusters - 1).
+    pub df: usize,
+    pub levels: Vec<f64>,
+    pub mc_draws: u64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EquationSummary {
+    pub name: String,
+    pub dependent: String,
+    /// Parameters counted by the small-sample factor.
+    pub ssc_parameters: usize,
+    pub coefficients: Vec<CoefficientSummary>,
+    /// R-squared within: 1 - RSS / TSS after the fixed effects are
+    /// projected out (fixest's `r2_within`; the centred R-squared without
+    /// fixed effects); null for two-stage least squares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2_within: Option<f64>,
+}
+
+/// The within R-squared of `equation` from `design`'s Gram matrix (its
+/// columns already free of the unit effects): the share of the dependent
+/// column's variation left after the nuisance columns (period dummies or
+/// the intercept) that the regressors explain. None for two-stage least
+/// squares or a singular block.
+fn r2_within(design: &Design, equation: &crate::model::estimate::Equation) -> Option<f64> {
+    if equation.instruments.is_some() {
+        return None;
+    }
+    let q = design.q();
+    let gram = design.total_gram();
+    let y = equation.dependent;
+    // y'y less what the columns `cols` explain, y'X (X'X)^{-1} X'y.
+    let residual = |cols: &[usize]| -> Option<f64> {
+        let yy = gram[y * q + y];
+        if cols.is_empty() {
+            return Some(yy);
+        }
+        let mut xx = crate::math::linalg::submatrix(&gram, q, cols, cols);
+        crate::math::linalg::cholesky(&mut xx, cols.len()).ok()?;
+        let xy: Vec<f64> = cols.iter().map(|&c| gram[c * q + y]).collect();
+        let mut beta = xy.clone();
+        crate::math::linalg::chol_solve(&xx, cols.len(), &mut beta);
+        Some(yy - xy.iter().zip(&beta).map(|(a, b)| a * b).sum::<f64>())
+    };
+    let nuisance: Vec<usize> = equation
+        .regressors
+        .iter()
+        .copied()
+        .filter(|&r| design.roles[r] == Role::Nuisance)
+        .collect();
+    let tss = residual(&nuisance)?;
+    let rss = residual(&equation.regressors)?;
+    (tss > 0.0).then(|| 1.0 - rss / tss)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CoefficientSummary {
+    pub name: String,
+    pub estimate: f64,
+    pub se: f64,
+    pub p_value: f64,
+}
+
+impl Summary {
+    /// Assemble the summary of an analysis.
+    pub fn new(
+        name: &str,
+        spec: &ModelSpec,
+        inference: &InferenceSpec,
+        panel: &Panel,
+        design: &Design,
+        analysis: &Analysis,
+    ) -> Summary {
+        let fit = &analysis.fit;
+        let equations = fit
+            .equations
+            .iter()
+            .enumerate()
+            .map(|(e, eq)| EquationSummary {
+                name: eq.equation.name.clone(),
+                dependent: design.names[eq.equation.dependent].clone(),
+                ssc_parameters: eq.ssc_k,
+                coefficients: eq
+                    .equation
+                    .regressors
+                    .iter()
+                    .filter(|&&r| design.roles[r] != Role::Nuisance)
+                    .map(|&r| {
+                        let (est, se) = (fit.coef(e, r), fit.se(e, r));
+                        CoefficientSummary {
+                            name: design.names[r].clone(),
+                            estimate: est,
+                            se,
+                            p_value: crate::math::stats::t_p_value(est / se, fit.df()),
+                        }
+                    })
+                    .collect(),
+                r2_within: r2_within(design, &eq.equation),
+            })
+            .collect();
+        Summary {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            name: name.to_string(),
+            data: DataSummary {
+                source: panel.source.clone(),
+                units: panel.unit.len(),
+                periods: panel.time.len(),
+                observations: panel.n_obs(),
+                dropped_rows: panel.dropped_missing + panel.dropped_singletons,
+                dropped_missing: panel.dropped_missing,
+                dropped_singletons: panel.dropped_singletons,
+                clusters: panel.cluster.len(),
+                balanced: panel.is_balanced(),
+            },
+            model: ModelSummary {
+                outcome: spec.outcome.clone(),
+                treatment: spec.treatment.clone(),
+                mediators: spec.mediators.clone(),
+                controls: spec.controls.clone(),
+                fixed_effects: spec.fixed_effects.as_str().to_string(),
+                cluster: spec.cluster.clone(),
+                groups: spec.groups.clone(),
+                instruments: spec.instruments.clone(),
+            },
+            effects: analysis.effects.iter().cloned().collect(),
+            intervals: analysis.intervals.clone(),
+            suppression: analysis.suppression,
+            joint_significance: analysis.joint.clone(),
+            inference: InferenceSummary {
+                vcov: "CR1".into(),
+                df: fit.n_clusters - 1,
+                levels: inference.levels.clone(),
+                mc_draws: inference.mc_draws,
+                seed: inference.seed,
+            },
+            equations,
+            iv: analysis.iv.clone(),
+            resampling: None,
+            groups: IndexMap::new(),
+            mediator_models: IndexMap::new(),
+            contrasts: Vec::new(),
+            sensitivity: None,
+            indirect_draws: Vec::new(),
+        }
+    }
+
+    /// Add a resampling run: each effect's `bootstrap` block, one interval
+    /// per effect x method x level, and the `resampling` block.
+    pub fn add_resampling(&mut self, result: ResampleResult) {
+        if let Some(s) = &mut self.sensitivity {
+            s.add_bootstrap(&result.effects, &result.intervals);
+        }
+        add_bootstrap(
+            &mut self.effects,
+            &mut self.intervals,
+            result.effects,
+            result.intervals,
+        );
+        self.resampling = Some(result.summary);
+    }
+
+    /// The effect stored under `key`.
+    pub fn effect(&self, key: &str) -> Option<Effect> {
+        self.effects.get(key).copied()
+    }
+}
