@@ -1,6 +1,8 @@
 //! Validates every WGSL compute stage in shaders/ with naga, after expanding
-//! its includes, so that a broken shader fails `cargo build`.
+//! its includes, so that a broken shader fails `cargo build` (with the
+//! `gpu` feature), and records the git revision.
 
+#[cfg(feature = "gpu")]
 #[path = "src/gpu/wgsl.rs"]
 mod wgsl;
 
@@ -34,6 +36,13 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
+    #[cfg(feature = "gpu")]
+    validate_shaders();
+}
+
+/// Every stage of shaders/ parsed and validated by naga (the GPU build only).
+#[cfg(feature = "gpu")]
+fn validate_shaders() {
     let dir = Path::new("shaders");
     println!("cargo:rerun-if-changed=shaders");
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();

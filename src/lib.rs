@@ -1,5 +1,28 @@
 //! medsim: massive resampling of panel-data mediation models.
 //!
+//! The default analysis (the study-calibrated synthetic panel, the model of
+//! its baseline, a 1,000-replicate cluster bootstrap on the CPU):
+//!
+//! ```
+//! use medsim::{BackendChoice, DataSource, ResampleSpec, RunPlan, SyntheticParams, default_spec};
+//!
+//! let data = DataSource::Synthetic(SyntheticParams::default());
+//! let mut plan = RunPlan::new("example", data, default_spec());
+//! let resampling = ResampleSpec { replicates: 1_000, backend: BackendChoice::Cpu, ..Default::default() };
+//! plan.resampling = Some(resampling);
+//! let summary = medsim::run(&plan, &|_done, _total| {})?;
+//! let ab = &summary.effects["indirect"];
+//! let bca = summary.intervals.iter().find(|i| i.effect == "indirect" && i.method == "bca").unwrap();
+//! println!("a*b = {:.4} (SE {:.4}), 95% BCa [{:.4}, {:.4}]", ab.estimate, ab.bootstrap.unwrap().sd, bca.lower, bca.upper);
+//! # assert!(bca.lower < ab.estimate && ab.estimate < bca.upper);
+//! # Ok::<(), medsim::Error>(())
+//! ```
+//!
+//! Data can also come from a CSV file (`DataSource::Csv`) or from columns
+//! in memory (`Table::from_columns`, then `DataSource::Table`); a config
+//! file describes a run, a sweep or a simulation study (`read_config`,
+//! `Config::plan`, `sweep_points`, `Config::study` and `simulate`).
+//!
 //! The crate is layered; each folder imports only from the ones listed
 //! before it (`tests/layers.rs` checks this), and `docs/architecture.md`
 //! draws the map:
@@ -13,13 +36,17 @@
 //! 5. [`gpu`]: the same replicates from WGSL compute shaders;
 //! 6. [`study`]: configs, the resampling driver, runs, sweeps, simulation
 //!    studies and benchmarks;
-//! 7. [`output`]: reports, tables, plots, manifests and results folders.
+//! 7. [`output`]: reports, tables, plots, manifests and results folders;
+//! 8. [`cli`]: the command line's arguments, flags and commands (`main.rs`
+//!    only parses, dispatches and maps errors to exit codes).
 //!
 //! [`error`], [`resources`] (memory and disk checks) and [`provenance`]
 //! (build revision, digests) sit below every layer.
 
+pub mod cli;
 pub mod data;
 pub mod error;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod math;
 pub mod model;
@@ -30,3 +57,17 @@ pub mod resources;
 pub mod study;
 
 pub use error::{Error, Result};
+
+// The chosen API: what the command line and the Python package call.
+pub use data::synthetic::SyntheticParams;
+pub use data::table::Table;
+pub use model::spec::{FixedEffects, InferenceSpec, ModelSpec, default_spec};
+pub use resample::engine::Precision;
+pub use resample::intervals::Method;
+pub use resample::scheme::{Scheme, WildWeights};
+pub use resample::spec::{BackendChoice, ResampleSpec};
+pub use study::config::{Config, Origin, paper as default_config, read as read_config};
+pub use study::run::{DataSource, RunPlan, execute as run};
+pub use study::simulate::{SimulationSummary, Study, run as simulate};
+pub use study::summary::Summary;
+pub use study::sweep::{Point as SweepPoint, points as sweep_points};

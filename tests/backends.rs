@@ -4,6 +4,8 @@
 //! does not change a bit, options that cannot work are refused, and a
 //! device that fails part way (MEDSIM_GPU_FAULT) leaves the answer intact.
 
+#![cfg(feature = "gpu")]
+
 mod common;
 
 use std::path::Path;

@@ -449,10 +449,33 @@ fn devices_lists_adapters_or_says_there_are_none() {
     let out = medsim(dir.path(), &["devices"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    assert!(
-        s.starts_with("0: ") || s.starts_with("no GPU adapter found"),
-        "{s}"
+    if cfg!(feature = "gpu") {
+        assert!(
+            s.starts_with("0: ") || s.starts_with("no GPU adapter found"),
+            "{s}"
+        );
+    } else {
+        assert!(s.contains("built without the `gpu` feature"), "{s}");
+    }
+}
+
+/// A CPU-only build asked for the GPU says how to get it, and writes
+/// nothing.
+#[cfg(not(feature = "gpu"))]
+#[test]
+fn a_cpu_only_build_asked_for_the_gpu_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(
+        dir.path(),
+        &["run", "-B", "100", "--backend", "gpu", "--group", ""],
     );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("without the `gpu` feature"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("results").exists());
 }
 
 /// `--instrument`: the printed IV line, the summary's `iv` block and

@@ -2,6 +2,8 @@
 //! (lavapipe in CI). Without an adapter the tests say they were skipped,
 //! except under CI (CI=true), where that is a failure.
 
+#![cfg(feature = "gpu")]
+
 use medsim::gpu::{GpuContext, PhiloxCase, decode};
 use medsim::math::rng::philox4x32_10;
 use medsim::resample::engine::Precision;

@@ -10,7 +10,7 @@ use medsim::data::table::write_csv;
 use medsim::model::spec::default_spec;
 use medsim::resample::intervals::Method;
 use medsim::resample::scheme::{Scheme, WildWeights};
-use medsim::study::resampling::{BackendChoice, ResampleSpec};
+use medsim::resample::spec::{BackendChoice, ResampleSpec};
 use medsim::study::run::{DataSource, RunPlan, execute};
 
 /// The default panel with a column `all` that is "x" on every row.

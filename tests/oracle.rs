@@ -649,7 +649,7 @@ fn region_group(
 /// grouping column, which keeps each group's size), Bayes and wild.
 #[test]
 fn group_models_match_the_oracle_with_the_pooled_weights() {
-    use medsim::study::resampling::{ResampleSpec, SharedWeights};
+    use medsim::resample::spec::{ResampleSpec, SharedWeights};
     let spec = default_spec();
     let table = small_panel();
     let pooled = Panel::from_table(&table, &spec).unwrap();

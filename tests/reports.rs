@@ -615,7 +615,8 @@ fn non_finite_statistics_are_counted_and_reported() {
     use medsim::model::spec::default_spec;
     use medsim::resample::engine::{CpuEngine, Engine, Precomputed};
     use medsim::resample::scheme::{Scheme, WeightPlan};
-    use medsim::study::resampling::{ResampleSpec, resample_with};
+    use medsim::resample::spec::ResampleSpec;
+    use medsim::study::resampling::resample_with;
     let spec = medsim::model::spec::ModelSpec {
         groups: vec![],
         ..default_spec()

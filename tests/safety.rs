@@ -554,7 +554,7 @@ fn every_interval_method_is_scale_invariant_on_the_cpu() {
 
 #[test]
 fn every_interval_method_is_scale_invariant_on_the_gpu_in_f32() {
-    if common::gpu_context().is_none() {
+    if !common::has_gpu() {
         return;
     }
     check_scale_invariance(&["--backend", "gpu", "--precision", "f32"], 1e-6);

@@ -583,7 +583,7 @@ fn a_simulation_study_split_in_three_merges_and_a_killed_one_resumes() {
 
 #[test]
 fn gpu_shards_merge_into_the_single_gpu_run() {
-    if common::gpu_context().is_none() {
+    if !common::has_gpu() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

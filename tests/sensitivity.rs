@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use medsim::model::replicate::acme;
 use medsim::model::spec::{FixedEffects, ModelSpec};
-use medsim::study::resampling::ResampleSpec;
+use medsim::resample::spec::ResampleSpec;
 use medsim::study::run::{DataSource, RunPlan, execute};
 use serde_json::Value;
 

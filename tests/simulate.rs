@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use medsim::study::resampling::{BackendChoice, ResampleSpec};
+use medsim::resample::spec::{BackendChoice, ResampleSpec};
 use medsim::study::simulate::{Cell, CellResult, Dgp, Study, run};
 
 mod common;
@@ -275,6 +275,7 @@ fn shipped_study_configs_run_and_are_deterministic() {
 /// one dataset: at most one), mean widths within 1e-5 relative. Both GPU
 /// paths: the datasets stacked in one batch (pairs and wild without
 /// studentized intervals) and one engine per dataset (studentized).
+#[cfg(feature = "gpu")]
 #[test]
 fn gpu_and_cpu_studies_agree() {
     let Some(ctx) = common::gpu_context() else {
@@ -302,6 +303,7 @@ fn gpu_and_cpu_studies_agree() {
     }
 }
 
+#[cfg(feature = "gpu")]
 fn agree(
     ctx: &medsim::gpu::GpuContext,
     cpu: &medsim::study::simulate::Study,

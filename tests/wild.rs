@@ -9,7 +9,7 @@ mod common;
 use medsim::model::spec::InferenceSpec;
 use medsim::resample::intervals::Method;
 use medsim::resample::scheme::{Scheme, WildWeights};
-use medsim::study::resampling::{BackendChoice, ResampleSpec};
+use medsim::resample::spec::{BackendChoice, ResampleSpec};
 use medsim::study::run::{DataSource, RunPlan, execute};
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ fn wcr_p_values_match_wildboottest() {
     .unwrap();
     let model = common::wild_panel_spec();
     let mut backends = vec![BackendChoice::Cpu];
-    if common::gpu_context().is_some() {
+    if common::has_gpu() {
         backends.push(BackendChoice::Gpu);
     }
     for (backend, weights) in backends

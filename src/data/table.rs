@@ -32,6 +32,61 @@ impl Table {
         }
     }
 
+    /// A table from columns in memory (a data frame's): `numeric` columns
+    /// of numbers (NaN: missing) and `labels` columns of any text (unit,
+    /// time, cluster, group; "" or NA: missing), all of one length. Numbers
+    /// are kept exactly (shortest round-trip decimals), so the model sees
+    /// the same values as from the frame itself.
+    pub fn from_columns(
+        source: &str,
+        numeric: &[(&str, &[f64])],
+        labels: &[(&str, &[String])],
+    ) -> Result<Table> {
+        let n = numeric
+            .iter()
+            .map(|(_, c)| c.len())
+            .chain(labels.iter().map(|(_, c)| c.len()))
+            .next()
+            .unwrap_or(0);
+        let lengths = numeric
+            .iter()
+            .map(|(name, c)| (*name, c.len()))
+            .chain(labels.iter().map(|(name, c)| (*name, c.len())));
+        for (name, len) in lengths {
+            if len != n {
+                return Err(Error::BadRow {
+                    file: source.to_string(),
+                    line: 1,
+                    problem: format!(
+                        "column '{name}' has {len} values where the first column has {n}"
+                    ),
+                });
+            }
+        }
+        let headers: Vec<String> = numeric
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .chain(labels.iter().map(|(name, _)| name.to_string()))
+            .collect();
+        let rows = (0..n)
+            .map(|i| {
+                numeric
+                    .iter()
+                    .map(|(_, c)| {
+                        if c[i].is_nan() {
+                            String::new()
+                        } else {
+                            format!("{:?}", c[i])
+                        }
+                    })
+                    .chain(labels.iter().map(|(_, c)| c[i].clone()))
+                    .collect()
+            })
+            .collect();
+        check_headers(source, &headers)?;
+        Ok(Table::new(source, headers, rows))
+    }
+
     /// Position of a column in the header.
     pub fn column(&self, name: &str) -> Option<usize> {
         self.headers.iter().position(|h| h == name)
@@ -136,23 +191,7 @@ pub fn parse_csv(source: &str, input: impl std::io::Read) -> Result<Table> {
             ),
         });
     }
-    if let Some(i) = headers.iter().position(|h| h.is_empty()) {
-        return Err(Error::BadRow {
-            file: source,
-            line: 1,
-            problem: format!("header field {} is empty; every column needs a name", i + 1),
-        });
-    }
-    let mut seen = std::collections::HashSet::with_capacity(headers.len());
-    for h in &headers {
-        if !seen.insert(h.as_str()) {
-            return Err(Error::BadRow {
-                file: source,
-                line: 1,
-                problem: format!("column name '{}' appears twice in the header", clip(h)),
-            });
-        }
-    }
+    check_headers(&source, &headers)?;
     let mut rows = Vec::new();
     let mut lines = Vec::new();
     for record in reader.records() {
@@ -193,6 +232,28 @@ fn csv_error(source: &str, e: csv::Error) -> Error {
         line,
         problem,
     }
+}
+
+/// Every column named, and no name twice.
+fn check_headers(source: &str, headers: &[String]) -> Result<()> {
+    if let Some(i) = headers.iter().position(|h| h.is_empty()) {
+        return Err(Error::BadRow {
+            file: source.to_string(),
+            line: 1,
+            problem: format!("header field {} is empty; every column needs a name", i + 1),
+        });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(headers.len());
+    for h in headers {
+        if !seen.insert(h.as_str()) {
+            return Err(Error::BadRow {
+                file: source.to_string(),
+                line: 1,
+                problem: format!("column name '{}' appears twice in the header", clip(h)),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Write a table as CSV to `path` (callers wanting atomicity pass a

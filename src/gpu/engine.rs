@@ -32,8 +32,9 @@ use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::panel::Panel;
 use crate::model::replicate::{Solver, StatLayout, stats_from_changes};
-use crate::resample::engine::{Backend, CpuEngine, Engine};
-use crate::resample::permutation::{Exchange, PermutationEngine};
+use crate::resample::engine::{Backend, Engine};
+use crate::resample::factory::{CpuRequest, cpu_engine};
+use crate::resample::permutation::Exchange;
 use crate::resample::scheme::{Scheme, WeightPlan};
 use crate::resample::whiten::{Whitened, reported_coefficients};
 
@@ -1036,31 +1037,18 @@ impl<'a> GpuEngine<'a> {
     /// The CPU engine that takes over after a device failure.
     fn cpu(&self) -> Result<&(dyn Engine + Send + 'a)> {
         self.cpu
-            .get_or_init(|| -> Result<Box<dyn Engine + Send + 'a>> {
-                Ok(match self.panel {
-                    Some(panel) => Box::new(PermutationEngine::new(
-                        self.design,
-                        panel,
-                        self.plan.seed,
-                        self.options.cpu_batch,
-                        self.options.cpu_threads,
-                    )?),
-                    None => {
-                        let engine = CpuEngine::new(
-                            self.design,
-                            self.fit,
-                            self.plan.clone(),
-                            self.options.cpu_batch,
-                            self.options.cpu_threads,
-                            self.options.studentize,
-                        )?;
-                        if self.rho.is_empty() {
-                            Box::new(engine)
-                        } else {
-                            Box::new(engine.with_sensitivity(&self.rho)?)
-                        }
-                    }
-                })
+            .get_or_init(|| {
+                let request = CpuRequest {
+                    design: self.design,
+                    fit: self.fit,
+                    panel: self.panel,
+                    batch: self.options.cpu_batch,
+                    threads: self.options.cpu_threads,
+                    studentize: self.options.studentize,
+                    rho: self.rho.clone(),
+                    cluster_map: None,
+                };
+                cpu_engine(request, self.plan.clone())
             })
             .as_ref()
             .map(|e| e.as_ref())

@@ -114,7 +114,8 @@ impl ModelSpec {
         }
     }
 
-    /// Check that roles are filled and no column plays two numeric roles.
+    /// Check that roles are filled and no column plays two numeric roles;
+    /// errors name the config key of the role.
     pub fn validate(&self) -> Result<()> {
         let bad = |option: &str, message: String| {
             Err(Error::InvalidOption {
@@ -123,11 +124,11 @@ impl ModelSpec {
             })
         };
         for (option, value) in [
-            ("--unit", &self.unit),
-            ("--time", &self.time),
-            ("--outcome", &self.outcome),
-            ("--treatment", &self.treatment),
-            ("--cluster", &self.cluster),
+            ("data.unit", &self.unit),
+            ("data.time", &self.time),
+            ("model.outcome", &self.outcome),
+            ("model.treatment", &self.treatment),
+            ("model.cluster", &self.cluster),
         ] {
             if value.trim().is_empty() {
                 return bad(option, "a column name is required".into());
@@ -135,11 +136,20 @@ impl ModelSpec {
         }
         if self.mediators.is_empty() {
             return bad(
-                "--mediator",
+                "model.mediators",
                 "at least one mediator column is required".into(),
             );
         }
         let mut seen: Vec<(&str, &str)> = Vec::new();
+        let key = |role: &str| match role {
+            "mediator" => "model.mediators",
+            "control" => "model.controls",
+            "instrument" => "model.instrument",
+            "unit" => "data.unit",
+            "time" => "data.time",
+            "outcome" => "model.outcome",
+            _ => "model.treatment",
+        };
         let numeric = std::iter::once(("outcome", &self.outcome))
             .chain(std::iter::once(("treatment", &self.treatment)))
             .chain(self.mediators.iter().map(|m| ("mediator", m)))
@@ -150,7 +160,7 @@ impl ModelSpec {
         for (role, name) in numeric {
             if let Some((first, _)) = seen.iter().find(|(_, n)| *n == name.as_str()) {
                 return bad(
-                    &format!("--{role}"),
+                    key(role),
                     format!(
                         "column '{name}' is already used as the {first}; each column can play one role"
                     ),

@@ -20,7 +20,8 @@ use crate::model::design::Design;
 use crate::model::estimate::{SystemFit, fit_system};
 use crate::model::mediation::equations;
 use crate::model::replicate::{Solver, StatLayout};
-use crate::resample::engine::{CpuEngine, Engine};
+use crate::resample::engine::Engine;
+use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::scheme::{Scheme, WeightPlan};
 
 /// The test of the contrast between two disjoint sets of clusters.
@@ -153,16 +154,19 @@ impl LabelPermutation {
         threads: usize,
     ) -> Result<Vec<Option<f64>>> {
         let side = |second| {
-            CpuEngine::new(
-                &self.design,
-                &self.fit,
-                self.plan(second),
+            let request = CpuRequest {
+                design: &self.design,
+                fit: &self.fit,
+                panel: None,
                 batch,
                 threads,
-                false,
-            )
+                studentize: false,
+                rho: vec![],
+                cluster_map: None,
+            };
+            cpu_engine(request, self.plan(second))
         };
         let (a, b) = (side(false)?, side(true)?);
-        self.p_values([&a, &b], replicates)
+        self.p_values([a.as_ref(), b.as_ref()], replicates)
     }
 }

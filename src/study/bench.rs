@@ -38,7 +38,8 @@ use crate::model::spec::default_spec;
 use crate::model::spec::{InferenceSpec, ModelSpec};
 use crate::resample::intervals::Method;
 use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
-use crate::study::resampling::{BackendChoice, ResampleSpec, resample};
+use crate::resample::spec::{BackendChoice, ResampleSpec};
+use crate::study::resampling::resample;
 
 /// Where a workload runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,14 +173,9 @@ pub fn machine() -> Machine {
     Machine {
         cpu,
         threads: rayon::current_num_threads(),
-        adapters: crate::gpu::list_adapters()
+        adapters: crate::study::backend::adapters()
             .iter()
-            .map(|a| {
-                format!(
-                    "{} ({:?}, {} {})",
-                    a.info.name, a.info.device_type, a.info.driver, a.info.driver_info
-                )
-            })
+            .map(|a| format!("{} ({}, {})", a.name, a.device_type, a.driver))
             .collect(),
         medsim: env!("CARGO_PKG_VERSION").into(),
     }
@@ -386,9 +382,9 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
         // replicates, to keep the suite short.
         let gpu_scale = match engine {
             Engine::Gpu(_)
-                if crate::gpu::list_adapters().iter().any(|a| {
-                    !crate::gpu::is_hardware(&a.info) && Engine::Gpu(a.info.name.clone()) == *engine
-                }) =>
+                if crate::study::backend::adapters()
+                    .iter()
+                    .any(|a| !a.hardware && Engine::Gpu(a.name.clone()) == *engine) =>
             {
                 100
             }
@@ -599,15 +595,11 @@ fn peaks(engines: &[Engine], progress: &dyn Fn(&str)) -> Result<Vec<Peak>> {
                     rayon::current_num_threads()
                 ),
             }),
-            Engine::Gpu(name) => {
-                let ctx = crate::gpu::shared_context(Some(name))?
-                    .ok_or_else(|| Error::Gpu(format!("no adapter named like '{name}'")))?;
-                out.push(Peak {
-                    engine: engine.label(),
-                    gflops: ctx.arithmetic_peak(crate::resample::engine::Precision::F32)?,
-                    measured: "f32 fused multiply-add (shaders/peak.wgsl)".into(),
-                });
-            }
+            Engine::Gpu(name) => out.push(Peak {
+                engine: engine.label(),
+                gflops: crate::study::backend::gpu_peak(name)?,
+                measured: "f32 fused multiply-add (shaders/peak.wgsl)".into(),
+            }),
             Engine::Refit => {}
         }
     }

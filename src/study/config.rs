@@ -21,7 +21,7 @@ use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
 use crate::resample::engine::Precision;
 use crate::resample::intervals::Method;
 use crate::resample::scheme::{Scheme, WildWeights};
-use crate::study::resampling::{BackendChoice, ResampleSpec};
+use crate::resample::spec::{BackendChoice, ResampleSpec};
 use crate::study::run::{DataSource, RunPlan};
 
 /// The embedded default run: the study's model on the synthetic panel.
@@ -885,21 +885,9 @@ impl Config {
             cluster: m.cluster.clone().unwrap_or_else(|| d.unit.clone()),
             fixed_effects,
         };
+        // Its errors name the config key of the role.
         model.validate().map_err(|e| match e {
-            Error::InvalidOption { option, message } => {
-                let key = match option.trim_start_matches("--") {
-                    "unit" => "data.unit",
-                    "time" => "data.time",
-                    "outcome" => "model.outcome",
-                    "treatment" => "model.treatment",
-                    "cluster" => "model.cluster",
-                    "mediator" => "model.mediators",
-                    "control" => "model.controls",
-                    "instrument" => "model.instrument",
-                    _ => "model",
-                };
-                err(key, message)
-            }
+            Error::InvalidOption { option, message } => err(&option, message),
             other => other,
         })?;
         let i = &self.inference;

@@ -5,6 +5,7 @@
 //! studies ([`simulate`]) and the benchmark suite ([`bench`]). Nothing here
 //! writes files: that is `crate::output`.
 
+pub mod backend;
 pub mod bench;
 pub mod config;
 pub mod resampling;

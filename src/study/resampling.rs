@@ -8,7 +8,6 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::gpu::engine::{Fault, GpuEngine, GpuOptions};
 use crate::model::design::Design;
 use crate::model::mediation::BootstrapStats;
 use crate::model::mediation::{Analysis, Interval, TOTAL, equations};
@@ -17,102 +16,13 @@ use crate::model::spec::FixedEffects;
 pub use crate::resample::aggregate::Progress;
 use crate::resample::aggregate::{Ordered, Source, aggregate};
 use crate::resample::contrast::ContrastEngine;
-use crate::resample::engine::Precision;
-use crate::resample::engine::{CpuEngine, Engine, thread_pool};
+use crate::resample::engine::{Engine, thread_pool};
+use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::intervals::{Draws, Method, Tally, jackknife_acceleration};
-use crate::resample::permutation::PermutationEngine;
 use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::spec::{ResampleSpec, SharedWeights, strata_of};
 use crate::resample::wild::RestrictedTest;
-
-/// Settings of a resampling run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResampleSpec {
-    pub scheme: Scheme,
-    /// Number of replicates B (ignored by the jackknife, which has G).
-    pub replicates: u64,
-    /// Replicates per GEMM batch.
-    pub batch: usize,
-    /// Worker threads (0: one per core).
-    pub threads: usize,
-    pub methods: Vec<Method>,
-    /// Group column within which clusters are resampled.
-    pub strata: Option<String>,
-    /// With the wild scheme, also run the restricted (WCR) bootstrap-t test
-    /// of each single coefficient (O(G^2) per replicate and coefficient).
-    pub wild_tests: bool,
-    /// Bytes of replicate statistics kept in memory; beyond it quantiles are
-    /// found by streaming (two passes), exactly all the same.
-    pub memory: u64,
-    /// Which engine computes the replicates.
-    pub backend: BackendChoice,
-    /// GPU adapter: the best one whose name contains this.
-    pub adapter: Option<String>,
-    /// Precision of the GPU stages (None: f32).
-    pub precision: Option<Precision>,
-    /// Largest GPU batch (0: from the adapter's limits).
-    pub gpu_batch: usize,
-    /// The rho grid of the sensitivity analysis, whose ACME values the
-    /// replicates also give (reweighting schemes; None: no analysis).
-    pub sensitivity: Option<Vec<f64>>,
-    /// Where the replicates are checkpointed, or a shard's part stored, or
-    /// a merge's shards read (`crate::resample::checkpoint`); None: in memory only.
-    pub store: Option<crate::resample::checkpoint::StoreRef>,
-}
-
-/// For one group's model: the run's weight plan is over all clusters, and
-/// this design's cluster c takes the weight of the run's cluster `map[c]`,
-/// so replicate r is the same draw for the pooled model and every group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SharedWeights {
-    /// Clusters of the whole run.
-    pub n_clusters: usize,
-    /// Stratum of each of the run's clusters (`--strata`).
-    pub strata: Option<Vec<u32>>,
-    pub map: Vec<usize>,
-}
-
-impl SharedWeights {
-    /// The run's weights for a model whose clusters sit at `map` among the
-    /// clusters of the run's sample `pooled`.
-    pub fn new(pooled: &Panel, spec: &ResampleSpec, map: Vec<usize>) -> Result<SharedWeights> {
-        Ok(SharedWeights {
-            n_clusters: pooled.cluster.len(),
-            strata: strata_of(pooled, spec)?,
-            map,
-        })
-    }
-}
-
-/// `--backend`: where replicates are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendChoice {
-    /// A hardware GPU when there is one and it runs the scheme, else the CPU.
-    #[default]
-    Auto,
-    Cpu,
-    Gpu,
-}
-
-impl Default for ResampleSpec {
-    fn default() -> Self {
-        ResampleSpec {
-            scheme: Scheme::Pairs,
-            replicates: 10_000,
-            batch: 256,
-            threads: 0,
-            methods: vec![Method::Percentile, Method::Bca],
-            strata: None,
-            wild_tests: true,
-            memory: 1 << 30,
-            backend: BackendChoice::Auto,
-            adapter: None,
-            precision: None,
-            gpu_batch: 0,
-            sensitivity: None,
-            store: None,
-        }
-    }
-}
+use crate::study::backend::{self, Request};
 
 /// The `resampling` block of summary.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,33 +91,6 @@ fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
     Ok(())
 }
 
-/// Stratum of each cluster, checking that clusters are nested in strata.
-fn strata_codes(panel: &Panel, column: &str) -> Result<Vec<u32>> {
-    let f = panel
-        .groups
-        .iter()
-        .find(|g| g.name == column)
-        .ok_or_else(|| Error::InvalidOption {
-            option: "--strata".into(),
-            message: format!("'{column}' is not among the loaded group columns"),
-        })?;
-    let mut code = vec![u32::MAX; panel.cluster.len()];
-    for (&c, &s) in panel.cluster.codes.iter().zip(&f.codes) {
-        let slot = &mut code[c as usize];
-        if *slot != u32::MAX && *slot != s {
-            return Err(Error::InvalidOption {
-                option: "--strata".into(),
-                message: format!(
-                    "cluster '{}' has more than one value of '{column}'; strata must be constant within clusters",
-                    panel.cluster.levels[c as usize]
-                ),
-            });
-        }
-        *slot = s;
-    }
-    Ok(code)
-}
-
 /// The (equation, design column) of a single-coefficient effect key: `a`,
 /// `b`, `a:NAME`, `b:NAME`, `c`, `c_prime`; None for derived effects.
 fn coefficient_of(
@@ -234,111 +117,6 @@ fn coefficient_of(
     }
 }
 
-/// Whether `spec` runs on a GPU: asked for, or (auto) an adapter named or
-/// a hardware adapter present.
-pub fn wants_gpu(spec: &ResampleSpec) -> bool {
-    match spec.backend {
-        BackendChoice::Cpu => false,
-        BackendChoice::Gpu => true,
-        BackendChoice::Auto => spec.adapter.is_some() || crate::gpu::hardware_available(),
-    }
-}
-
-/// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
-/// (auto) the GPU engine on a hardware adapter that runs the scheme, else
-/// the CPU engine. Naming an adapter asks for the GPU. A group's model
-/// (`shared`) runs on the CPU engine through its cluster map, or on the GPU
-/// engine as `on_run_clusters`, its statistics spread over the run's
-/// clusters.
-#[allow(clippy::too_many_arguments)]
-fn choose_engine<'a>(
-    design: &'a Design,
-    fit: &'a crate::model::estimate::SystemFit,
-    panel: Option<&'a Panel>,
-    spec: &ResampleSpec,
-    seed: u64,
-    strata: Option<&[u32]>,
-    studentize: bool,
-    shared: Option<&SharedWeights>,
-    on_run_clusters: Option<&'a (Design, crate::model::estimate::SystemFit)>,
-) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
-    let g = shared.map_or(design.n_clusters, |s| s.n_clusters);
-    let plan = WeightPlan::new(spec.scheme, seed, g, strata);
-    // Group models draw the pooled run's weights: the CPU engine through a
-    // cluster map, the GPU engine on the statistics spread over the run's
-    // clusters.
-    let mapped = shared.filter(|_| spec.scheme != Scheme::Permutation);
-    if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
-        return Err(Error::InvalidOption {
-            option: "--precision".into(),
-            message: "the CPU engine always computes in f64; --precision applies to --backend gpu"
-                .into(),
-        });
-    }
-    let want_gpu = wants_gpu(spec);
-    let panel =
-        || panel.ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()));
-    if !want_gpu {
-        let engine: Box<dyn Engine + 'a> = if spec.scheme == Scheme::Permutation {
-            Box::new(PermutationEngine::new(
-                design,
-                panel()?,
-                seed,
-                spec.batch,
-                spec.threads,
-            )?)
-        } else {
-            let mut engine =
-                CpuEngine::new(design, fit, plan, spec.batch, spec.threads, studentize)?;
-            if let Some(rho) = &spec.sensitivity {
-                engine = engine.with_sensitivity(rho)?;
-            }
-            match mapped {
-                Some(s) => Box::new(engine.with_cluster_map(s.map.clone())?),
-                None => Box::new(engine),
-            }
-        };
-        return Ok((engine, None));
-    }
-    let ctx = crate::gpu::shared_context(spec.adapter.as_deref())?.ok_or_else(|| {
-        Error::Gpu(
-            "no GPU adapter found (on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers; \
-             `medsim devices` lists what wgpu sees); use --backend cpu"
-                .into(),
-        )
-    })?;
-    let options = GpuOptions {
-        precision: spec.precision.unwrap_or(Precision::F32),
-        max_batch: spec.gpu_batch,
-        cpu_batch: spec.batch,
-        cpu_threads: spec.threads,
-        studentize,
-        fault: Fault::from_env()?,
-    };
-    let engine = if spec.scheme == Scheme::Permutation {
-        GpuEngine::permutation(ctx, design, fit, panel()?, seed, options)?
-    } else if mapped.is_some() {
-        let (d, f) = on_run_clusters.ok_or_else(|| {
-            Error::Numerical("a group's statistics were not spread over the run's clusters".into())
-        })?;
-        GpuEngine::new(ctx, d, f, plan, options)?
-    } else {
-        GpuEngine::new(ctx, design, fit, plan, options)?
-    };
-    let engine = match &spec.sensitivity {
-        Some(rho) if spec.scheme != Scheme::Permutation => engine.with_sensitivity(rho)?,
-        _ => engine,
-    };
-    Ok((
-        Box::new(engine),
-        Some(GpuUse {
-            ctx,
-            precision: options.precision,
-            max_batch: spec.gpu_batch,
-        }),
-    ))
-}
-
 /// The label-permutation test's p-values (`label_test`), its two sides
 /// computed by the engine `spec.backend` asks for, like the run's
 /// replicates.
@@ -353,16 +131,18 @@ pub fn label_test_p_values(
             sensitivity: None,
             ..spec.clone()
         };
-        choose_engine(
-            test.design(),
-            test.fit(),
-            None,
+        backend::engine(
             &spec,
-            plan.seed,
-            None,
-            false,
-            None,
-            None,
+            Request {
+                design: test.design(),
+                fit: test.fit(),
+                panel: None,
+                seed: plan.seed,
+                strata: None,
+                studentize: false,
+                shared: None,
+                on_run_clusters: None,
+            },
         )
         .map(|(engine, _)| engine)
     };
@@ -382,22 +162,6 @@ pub fn label_test_p_values(
         return Ok(vec![]);
     }
     test.p_values([&sides[0], &sides[1]], spec.replicates)
-}
-
-/// The GPU a run uses, for its other GPU stages (the WCR tests).
-#[derive(Clone, Copy)]
-struct GpuUse {
-    ctx: &'static crate::gpu::GpuContext,
-    precision: Precision,
-    max_batch: usize,
-}
-
-/// The stratum of each cluster of `panel` for `spec.strata`, if any.
-pub fn strata_of(panel: &Panel, spec: &ResampleSpec) -> Result<Option<Vec<u32>>> {
-    spec.strata
-        .as_deref()
-        .map(|s| strata_codes(panel, s))
-        .transpose()
 }
 
 /// Resample the design and summarise the draws of every effect of
@@ -513,16 +277,18 @@ pub fn resample_with(
     let (engine, gpu): (&dyn Engine, _) = match given {
         Some(engine) => (engine, None),
         None => {
-            chosen = choose_engine(
-                design,
-                &analysis.fit,
-                Some(panel),
+            chosen = backend::engine(
                 spec,
-                seed,
-                strata.as_deref(),
-                studentize,
-                shared,
-                spread.as_ref(),
+                Request {
+                    design,
+                    fit: &analysis.fit,
+                    panel: Some(panel),
+                    seed,
+                    strata: strata.as_deref(),
+                    studentize,
+                    shared,
+                    on_run_clusters: spread.as_ref(),
+                },
             )?;
             (chosen.0.as_ref(), chosen.1)
         }
@@ -540,16 +306,7 @@ pub fn resample_with(
             for (key, _) in &analysis.effects {
                 if let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) {
                     let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
-                    let on_gpu = gpu.map(|u| {
-                        crate::gpu::wild::p_value(
-                            u.ctx,
-                            &test,
-                            &plan,
-                            replicates,
-                            u.precision,
-                            u.max_batch,
-                        )
-                    });
+                    let on_gpu = gpu.map(|u| u.wild_p_value(&test, &plan, replicates));
                     let p = match on_gpu {
                         Some(Ok(p)) => p,
                         Some(Err(err)) => {
@@ -568,18 +325,17 @@ pub fn resample_with(
     };
     let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
-        let mut engine = CpuEngine::new(
+        let request = CpuRequest {
             design,
-            &analysis.fit,
-            jplan,
-            spec.batch,
-            spec.threads,
-            false,
-        )?;
-        if let Some(rho) = &spec.sensitivity {
-            engine = engine.with_sensitivity(rho)?;
-        }
-        Ok((Box::new(engine), g as u64))
+            fit: &analysis.fit,
+            panel: None,
+            batch: spec.batch,
+            threads: spec.threads,
+            studentize: false,
+            rho: spec.sensitivity.clone().unwrap_or_default(),
+            cluster_map: None,
+        };
+        Ok((cpu_engine(request, jplan)? as Box<dyn Engine>, g as u64))
     };
     // The sensitivity analysis's ACME at each rho is tracked as an effect
     // `sensitivity:K`, its estimate the full sample's.
@@ -683,19 +439,21 @@ pub fn replicate_effects(
     } else {
         n.min(spec.replicates)
     };
-    let (engine, _) = choose_engine(
-        design,
-        &analysis.fit,
-        Some(panel),
+    let (engine, _) = backend::engine(
         &ResampleSpec {
             sensitivity: None,
             ..spec.clone()
         },
-        seed,
-        strata.as_deref(),
-        false,
-        None,
-        None,
+        Request {
+            design,
+            fit: &analysis.fit,
+            panel: Some(panel),
+            seed,
+            strata: strata.as_deref(),
+            studentize: false,
+            shared: None,
+            on_run_clusters: None,
+        },
     )?;
     let layout = engine.layout();
     let columns: Vec<(String, usize)> = analysis
@@ -791,16 +549,18 @@ pub fn resample_contrast(
         .collect();
     let mut engines = Vec::new();
     for ((side, shared), spread) in sides.iter().zip(&shared).zip(&spread) {
-        let (engine, _) = choose_engine(
-            side.design,
-            side.fit,
-            None,
+        let (engine, _) = backend::engine(
             &spec,
-            seed,
-            strata,
-            studentize,
-            Some(shared),
-            Some(spread),
+            Request {
+                design: side.design,
+                fit: side.fit,
+                panel: None,
+                seed,
+                strata,
+                studentize,
+                shared: Some(shared),
+                on_run_clusters: Some(spread),
+            },
         )?;
         engines.push(engine);
     }
@@ -810,16 +570,17 @@ pub fn resample_contrast(
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, n_clusters, None);
         let mut engines: Vec<Box<dyn Engine>> = Vec::new();
         for side in &sides {
-            let e = CpuEngine::new(
-                side.design,
-                side.fit,
-                jplan.clone(),
-                spec.batch,
-                spec.threads,
-                false,
-            )?
-            .with_cluster_map(side.map.clone())?;
-            engines.push(Box::new(e));
+            let request = CpuRequest {
+                design: side.design,
+                fit: side.fit,
+                panel: None,
+                batch: spec.batch,
+                threads: spec.threads,
+                studentize: false,
+                rho: vec![],
+                cluster_map: Some(side.map.clone()),
+            };
+            engines.push(cpu_engine(request, jplan.clone())?);
         }
         Ok((Box::new(first_minus_second(engines)), n_clusters as u64))
     };

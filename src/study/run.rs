@@ -15,9 +15,9 @@ use crate::model::panel::Panel;
 use crate::model::replicate::StatLayout;
 use crate::model::spec::{InferenceSpec, ModelSpec};
 use crate::resample::label_test::LabelPermutation;
+use crate::resample::spec::{ResampleSpec, SharedWeights, strata_of};
 use crate::study::resampling::{
-    GroupSide, Progress, ResampleSpec, SharedWeights, label_test_p_values, resample,
-    resample_contrast, strata_of,
+    GroupSide, Progress, label_test_p_values, resample, resample_contrast,
 };
 use crate::study::summary::{ContrastSummary, SubmodelSummary, Summary};
 
@@ -28,6 +28,9 @@ pub enum DataSource {
     Synthetic(SyntheticParams),
     /// A CSV file with a header row.
     Csv(PathBuf),
+    /// A table already in memory (`Table::from_columns`: a data frame's
+    /// columns).
+    Table(Table),
 }
 
 impl DataSource {
@@ -36,6 +39,7 @@ impl DataSource {
         match self {
             DataSource::Synthetic(p) => Ok(generate(*p)),
             DataSource::Csv(path) => read_csv(path),
+            DataSource::Table(table) => Ok(table.clone()),
         }
     }
 }
@@ -63,6 +67,23 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
+    /// The analysis of `model` on `data` with the default inference
+    /// (95 % intervals, seed 1), no resampling, groups, other mediators,
+    /// robustness options or sensitivity analysis: set those fields.
+    pub fn new(name: &str, data: DataSource, model: ModelSpec) -> RunPlan {
+        RunPlan {
+            name: name.to_string(),
+            data,
+            model,
+            inference: InferenceSpec::default(),
+            resampling: None,
+            group_by: Vec::new(),
+            mediator_sets: Vec::new(),
+            robustness: Robustness::default(),
+            sensitivity: None,
+        }
+    }
+
     /// The data as the model sees it: loaded, then transformed by the
     /// robustness options.
     pub fn table(&self) -> Result<Table> {

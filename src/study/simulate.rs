@@ -54,7 +54,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::data::synthetic::{SyntheticParams, generate};
 use crate::data::table::Table;
 use crate::error::{Error, Result};
-use crate::gpu::stack::Set;
 use crate::math::rng::{STREAM_SIMULATION, normals};
 use crate::model::design::Design;
 use crate::model::mediation::analyse;
@@ -63,11 +62,12 @@ use crate::model::replicate::StatLayout;
 use crate::model::spec::default_spec;
 use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
 use crate::resample::checkpoint::Store;
-use crate::resample::engine::Precision;
-use crate::resample::engine::{Backend, Engine, Precomputed};
+use crate::resample::engine::{Engine, Precomputed};
 use crate::resample::intervals::Method;
 use crate::resample::scheme::Scheme;
-use crate::study::resampling::{ResampleSpec, resample_with};
+use crate::resample::spec::ResampleSpec;
+use crate::study::backend::GpuUse;
+use crate::study::resampling::resample_with;
 
 /// The data-generating process.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -462,7 +462,7 @@ fn summarise_level(
 /// than its coefficients (no studentized intervals, strata or sensitivity).
 /// Elsewhere each dataset runs its own engine.
 #[allow(clippy::type_complexity)]
-fn stacking(study: &Study) -> Result<Option<(&'static crate::gpu::GpuContext, ResampleSpec)>> {
+fn stacking(study: &Study) -> Result<Option<(GpuUse, ResampleSpec)>> {
     let Some(spec) = bootstrap_spec(study)? else {
         return Ok(None);
     };
@@ -472,23 +472,12 @@ fn stacking(study: &Study) -> Result<Option<(&'static crate::gpu::GpuContext, Re
     ) && !spec.methods.contains(&Method::Studentized)
         && spec.strata.is_none()
         && spec.sensitivity.is_none();
-    if !crate::study::resampling::wants_gpu(&spec) {
+    if !crate::study::backend::wants_gpu(&spec) {
         return Ok(None);
     }
-    let Some(ctx) = crate::gpu::shared_context(spec.adapter.as_deref())? else {
-        return Err(Error::Gpu(
-            "no GPU adapter found (on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers; \
-             `medsim devices` lists what wgpu sees); use --backend cpu"
-                .into(),
-        ));
-    };
-    if spec.precision == Some(Precision::F64) && !ctx.has_f64() {
-        return Err(Error::InvalidOption {
-            option: "--precision".into(),
-            message: format!("{} has no f64 shaders; use --precision f32", ctx.info.name),
-        });
-    }
-    Ok(stacks.then_some((ctx, spec)))
+    let gpu = crate::study::backend::gpu_for(&spec)?;
+    gpu.check_precision()?;
+    Ok(stacks.then_some((gpu, spec)))
 }
 
 /// Whether `study`'s bootstrap stacks its datasets in GPU batches (see
@@ -620,7 +609,7 @@ pub fn run_stored(
     // chunk's bootstrap replicates computed in stacked batches.
     let verdict_chunk =
         |cell: &Cell, first: usize, count: usize| -> Result<Vec<Vec<Option<Verdict>>>> {
-            let Some((ctx, spec)) = &stack_on else {
+            let Some((gpu, spec)) = &stack_on else {
                 return unpack(parallel(workers, count, &|i| {
                     let v = verdicts(
                         study,
@@ -631,13 +620,7 @@ pub fn run_stored(
                     v
                 }));
             };
-            let precision = spec.precision.unwrap_or(Precision::F32);
-            let backend = Backend {
-                backend: "gpu".into(),
-                adapter: Some(ctx.info.name.clone()),
-                precision: Some(precision.as_str().into()),
-                fallback: None,
-            };
+            let backend = gpu.backend();
             let prepared = parallel(workers, count, &|i| {
                 prepare(study, cell, (first + i) as u64)
             });
@@ -648,25 +631,13 @@ pub fn run_stored(
                 .enumerate()
                 .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
                 .collect();
-            let sets: Vec<Set> = ready
+            let sets: Vec<_> = ready
                 .iter()
-                .map(|(_, p)| Set {
-                    design: &p.design,
-                    fit: &p.analysis.fit,
-                    seed: p.seed,
-                })
+                .map(|(_, p)| (&p.design, &p.analysis.fit, p.seed))
                 .collect();
             let replicates = spec.replicates as usize;
             let mut given: Vec<Option<Precomputed>> = (0..count).map(|_| None).collect();
-            match crate::gpu::stack::replicates(
-            ctx,
-            &sets,
-            spec.scheme,
-            replicates,
-            precision,
-            0,
-            &|_| {},
-        ) {
+            match gpu.stacked(&sets, spec.scheme, replicates) {
             Ok(stats) => {
                 for ((i, p), stats) in ready.iter().zip(stats) {
                     let layout = StatLayout {
@@ -916,9 +887,9 @@ impl SimulationSummary {
             levels: study.levels.clone(),
             seed: study.seed,
             backend: match study.resampling.backend {
-                crate::study::resampling::BackendChoice::Cpu => "cpu",
-                crate::study::resampling::BackendChoice::Gpu => "gpu",
-                crate::study::resampling::BackendChoice::Auto => "auto",
+                crate::resample::spec::BackendChoice::Cpu => "cpu",
+                crate::resample::spec::BackendChoice::Gpu => "gpu",
+                crate::resample::spec::BackendChoice::Auto => "auto",
             }
             .into(),
             cells,

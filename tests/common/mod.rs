@@ -4,11 +4,14 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "gpu")]
 use medsim::gpu::engine::{GpuEngine, GpuOptions};
+#[cfg(feature = "gpu")]
 use medsim::gpu::{GpuContext, shared_context};
 use medsim::model::design::Design;
 use medsim::model::estimate::SystemFit;
 use medsim::model::panel::Panel;
+#[cfg(feature = "gpu")]
 use medsim::resample::engine::Precision;
 use medsim::resample::engine::{CpuEngine, Engine};
 use medsim::resample::permutation::PermutationEngine;
@@ -16,6 +19,7 @@ use medsim::resample::scheme::WeightPlan;
 
 /// The process's GPU context, or None (with a note) where there is no
 /// adapter; under CI (CI=true) a missing adapter is a failure.
+#[cfg(feature = "gpu")]
 pub fn gpu_context() -> Option<&'static GpuContext> {
     match shared_context(None).expect("the adapter opens") {
         Some(ctx) => {
@@ -35,6 +39,15 @@ pub fn gpu_context() -> Option<&'static GpuContext> {
     }
 }
 
+/// Whether the tests have a GPU adapter (see `gpu_context`; never in a
+/// build without the `gpu` feature).
+pub fn has_gpu() -> bool {
+    #[cfg(feature = "gpu")]
+    return gpu_context().is_some();
+    #[cfg(not(feature = "gpu"))]
+    false
+}
+
 /// How close an engine's replicates must be to the exact ones.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Tolerance {
@@ -50,6 +63,7 @@ pub type Labelled<'a> = (String, Box<dyn Engine + 'a>, Tolerance);
 /// `cpu` (exact to 1e-9), then on a GPU the engine `gpu` builds in f64
 /// (where the adapter has it) and f32, with batches of 16 replicates so
 /// several are in flight.
+#[cfg(feature = "gpu")]
 fn with_gpu_variants<'a>(
     cpu: Box<dyn Engine + 'a>,
     studentize: bool,
@@ -88,6 +102,9 @@ pub fn engines<'a>(
     studentize: bool,
 ) -> Vec<Labelled<'a>> {
     let cpu = CpuEngine::new(design, fit, plan.clone(), 7, 2, studentize).unwrap();
+    #[cfg(not(feature = "gpu"))]
+    return vec![("cpu".into(), Box::new(cpu), Tolerance::Relative(1e-9))];
+    #[cfg(feature = "gpu")]
     with_gpu_variants(Box::new(cpu), studentize, |ctx, options| {
         GpuEngine::new(ctx, design, fit, plan.clone(), options).unwrap()
     })
@@ -96,11 +113,14 @@ pub fn engines<'a>(
 /// The permutation engines: the CPU's and the GPU's.
 pub fn permutation_engines<'a>(
     design: &'a Design,
-    fit: &'a SystemFit,
+    #[cfg_attr(not(feature = "gpu"), allow(unused_variables))] fit: &'a SystemFit,
     panel: &'a Panel,
     seed: u64,
 ) -> Vec<Labelled<'a>> {
     let cpu = PermutationEngine::new(design, panel, seed, 3, 2).unwrap();
+    #[cfg(not(feature = "gpu"))]
+    return vec![("cpu".into(), Box::new(cpu), Tolerance::Relative(1e-9))];
+    #[cfg(feature = "gpu")]
     with_gpu_variants(Box::new(cpu), false, |ctx, options| {
         GpuEngine::permutation(ctx, design, fit, panel, seed, options).unwrap()
     })

@@ -1,0 +1,588 @@
+//! The commands: run (and sensitivity), sweep, simulate, bench, generate
+//! and devices, and `--resume` and `merge`, which run a stored command
+//! line again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::STDOUT_IS_DATA;
+use crate::cli::args::{
+    BenchArgs, Cli, Command, GenerateArgs, MergeArgs, RunArgs, ScaleFlags, SimulateArgs,
+};
+use crate::cli::driver::{
+    Session, describe, engine_of, merge_engine, only_resume, progress_bar, resume_alone,
+};
+use crate::cli::flags::{apply_flags, run_config};
+use crate::data::synthetic::{SyntheticParams, generate};
+use crate::data::table::write_csv;
+use crate::error::{Error, Result};
+use crate::output::files::write_file;
+use crate::output::manifest::{Manifest, resolve_inputs, run_folder};
+use crate::output::report::render;
+use crate::output::scale::{Mode, Scale};
+use crate::resample::checkpoint::Shard;
+use crate::study::config::{self, Config};
+use crate::study::run::execute_timed;
+
+pub(crate) fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
+    if let Some(dir) = &args.scale.resume {
+        only_resume(&args)?;
+        return resume(dir, &args.scale, args.flags.quiet, args.flags.threads);
+    }
+    let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
+    let (mut config, origin) = match &args.manifest {
+        Some(path) => {
+            let (_, mut config, mut origin) = Manifest::read(path)?;
+            apply_flags(&args.flags, true, &mut config, &mut origin)?;
+            (config, origin)
+        }
+        None => run_config(&args)?,
+    };
+    if sensitivity && config.sensitivity.is_none() {
+        config.sensitivity = Some(Default::default());
+    }
+    let mut plan = config.plan(&origin)?;
+    let inputs = resolve_inputs(&mut config, &plan)?;
+    let out = config.out_dir();
+    let command = if sensitivity { "sensitivity" } else { "run" };
+    let mut session = Session::start(
+        &scale,
+        command,
+        out.clone(),
+        &inputs,
+        &[&config],
+        plan.resampling.is_some(),
+        args.flags.quiet,
+    )?;
+    if let Some(spec) = plan.resampling.as_mut() {
+        session.attach(spec, None)?;
+    }
+    let bar = progress_bar(
+        args.flags.quiet,
+        plan.resampling.as_ref().map_or(0, |r| r.replicates),
+        "{spinner} replicates {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
+    );
+    let executed = execute_timed(&plan, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let (summary, timings) = executed?;
+    let store = plan.resampling.as_ref().and_then(|s| s.store.clone());
+    session.note_engine(engine_of(&summary));
+    if session.finish_shard()? {
+        return Ok(());
+    }
+    if let Some(store) = &store
+        && store.0.reused() > 0
+        && matches!(scale.mode, Mode::Checkpoint { keep: true })
+    {
+        eprintln!(
+            "resumed: {} replicate computations read back from the checkpoint",
+            store.0.reused()
+        );
+    }
+    let mut extra = Vec::new();
+    if config.output.save_replicates {
+        extra = crate::study::run::replicate_files(&plan)?;
+    }
+    let files = run_folder(&config, &inputs, &summary, &timings, extra)?;
+    session.write(&files)?;
+    if config.output.json {
+        STDOUT_IS_DATA.store(true, std::sync::atomic::Ordering::Relaxed);
+        out!("{}", String::from_utf8_lossy(&files[0].1));
+    } else {
+        let text = render(&summary);
+        if crate::output::report::colour_wanted() {
+            out!("{}", crate::output::report::colourize(&text));
+        } else {
+            out!("{text}");
+        }
+        outln!("\nwritten  {}", out.join("summary.json").display());
+    }
+    Ok(())
+}
+
+/// `medsim sweep CONFIG`: every point of the config's [sweep], checked
+/// first, then run back to back; sweep.csv and each point's folder.
+pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
+    if let Some(dir) = &args.scale.resume {
+        only_resume(&args)?;
+        return resume(dir, &args.scale, args.flags.quiet, args.flags.threads);
+    }
+    let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
+    let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
+        option: "CONFIG".into(),
+        message: "medsim sweep needs a config file with a [sweep] table (see configs/)".into(),
+    })?;
+    let (base, mut origin) = config::read(path)?;
+    let (keys, points) = crate::study::sweep::points(&origin)?;
+    // The flags, applied to the file's base, are refused on swept keys.
+    let mut base_flags = base.clone();
+    apply_flags(&args.flags, true, &mut base_flags, &mut origin)?;
+    crate::study::sweep::check_flags(&keys, &origin.flags)?;
+    origin.swept = keys.clone();
+    if args.manifest.is_some() {
+        return Err(Error::InvalidOption {
+            option: "--manifest".into(),
+            message: "a sweep is replayed from its config; each point's manifest.json replays \
+                      that point with `medsim run --manifest`"
+                .into(),
+        });
+    }
+    // Every point's plan before any work, with its config and inputs for
+    // its manifest.
+    let mut plans = Vec::with_capacity(points.len());
+    for point in &points {
+        let mut c = point.config.clone();
+        apply_flags(&args.flags, true, &mut c, &mut origin)?;
+        let plan = c.plan(&origin)?;
+        let inputs = resolve_inputs(&mut c, &plan)?;
+        plans.push((c, plan, inputs));
+    }
+    let out = base_flags.out_dir();
+    let configs: Vec<&Config> = plans.iter().map(|(c, _, _)| c).collect();
+    let mut all_inputs: Vec<PathBuf> = plans.iter().flat_map(|(_, _, i)| i.clone()).collect();
+    all_inputs.sort();
+    all_inputs.dedup();
+    let resamples = plans.iter().any(|(_, p, _)| p.resampling.is_some());
+    let mut session = Session::start(
+        &scale,
+        "sweep",
+        out.clone(),
+        &all_inputs,
+        &configs,
+        resamples,
+        args.flags.quiet,
+    )?;
+    let n = plans.len() as u64;
+    let bar = progress_bar(
+        args.flags.quiet,
+        n * 1000,
+        "{spinner} sweep point {msg} [{bar:30}] {percent}% eta {eta}",
+    );
+    let width = n.to_string().len().max(3);
+    let mut files = Vec::new();
+    let mut rows = Vec::new();
+    let mut summaries = Vec::new();
+    let started = std::time::Instant::now();
+    for (k, ((config, plan, inputs), point)) in plans.iter().zip(&points).enumerate() {
+        bar.set_message(format!("{}/{n}", k + 1));
+        let offset = k as u64 * 1000;
+        // Each point's replicates in a folder of the sweep's store.
+        let mut plan = plan.clone();
+        if let Some(spec) = plan.resampling.as_mut() {
+            session.attach(spec, Some(&format!("p{:0width$}", k + 1)))?;
+        }
+        let plan = &plan;
+        let (summary, timings) = execute_timed(plan, &|done, total| {
+            bar.set_position(offset + 1000 * done / total.max(1));
+        })
+        .map_err(|e| Error::InvalidOption {
+            option: format!("sweep point {} ({})", k + 1, describe(&point.values)),
+            message: e.to_string(),
+        })?;
+        if session.is_shard() {
+            session.note_engine(engine_of(&summary));
+            bar.set_position(offset + 1000);
+            continue;
+        }
+        rows.extend(crate::study::sweep::rows(k + 1, &point.values, &summary));
+        let extra = if config.output.save_replicates {
+            crate::study::run::replicate_files(plan)?
+        } else {
+            Vec::new()
+        };
+        for (name, bytes) in run_folder(config, inputs, &summary, &timings, extra)? {
+            files.push((format!("points/{:0width$}/{name}", k + 1), bytes));
+        }
+        summaries.push(summary);
+        bar.set_position(offset + 1000);
+    }
+    bar.finish_and_clear();
+    // A shard's part is marked complete only now that every point's part
+    // is stored.
+    if session.finish_shard()? {
+        return Ok(());
+    }
+    let table = crate::study::sweep::csv_text(&crate::study::sweep::header(&keys), &rows)?;
+    files.push(("sweep.csv".into(), table.into_bytes()));
+    if base_flags.output.plots {
+        let along: Vec<_> = points
+            .iter()
+            .zip(&summaries)
+            .map(|(p, s)| (p.values.clone(), s))
+            .collect();
+        for (name, text) in crate::output::plots::sweep(&keys, &along) {
+            files.push((name, text.into_bytes()));
+        }
+    }
+    session.write(&files)?;
+    outln!(
+        "sweep {}: {n} points over {} in {:.1} s",
+        base_flags.name,
+        keys.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    for (k, point) in points.iter().enumerate() {
+        let indirect = rows
+            .iter()
+            .find(|r| {
+                r[0] == (k + 1).to_string()
+                    && r[keys.len() + 1] == "pooled"
+                    && r[keys.len() + 2] == "indirect"
+            })
+            .map_or(String::new(), |r| r[keys.len() + 3].clone());
+        outln!(
+            "  {:>w$}  {}  indirect {indirect}",
+            k + 1,
+            describe(&point.values),
+            w = width
+        );
+    }
+    outln!("written  {}", out.join("sweep.csv").display());
+    Ok(())
+}
+
+/// `medsim simulate CONFIG`: the study of the config's [simulation].
+pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
+    if let Some(dir) = &args.scale.resume {
+        let given = args.config.is_some()
+            || args.datasets.is_some()
+            || args.replicates.is_some()
+            || args.backend.is_some()
+            || args.precision.is_some()
+            || args.out.is_some()
+            || args.no_plots;
+        if given {
+            return Err(resume_alone());
+        }
+        return resume(dir, &args.scale, args.quiet, args.threads);
+    }
+    let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
+    let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
+        option: "CONFIG".into(),
+        message: "medsim simulate needs a config file with a [simulation] section".into(),
+    })?;
+    let (mut c, mut origin) = config::read(path)?;
+    let mut set = |key: &str, flag: &str| {
+        origin.flags.insert(key.to_string(), flag.to_string());
+    };
+    if let Some(s) = c.simulation.as_mut() {
+        if let Some(d) = args.datasets {
+            s.datasets = d;
+            set("simulation.datasets", "--datasets");
+        }
+        if let Some(b) = args.replicates {
+            s.replicates = b;
+            set("simulation.replicates", "-B");
+        }
+    }
+    if let Some(t) = args.threads {
+        c.resampling.threads = t;
+        set("resampling.threads", "--threads");
+    }
+    if let Some(b) = &args.backend {
+        c.resampling.backend = b.clone();
+        set("resampling.backend", "--backend");
+    }
+    if let Some(p) = &args.precision {
+        c.resampling.precision = Some(p.clone());
+        set("resampling.precision", "--precision");
+    }
+    if let Some(o) = &args.out {
+        c.output.dir = Some(o.clone());
+    }
+    if args.no_plots {
+        c.output.plots = false;
+    }
+    let study = c.study(&origin)?;
+    // What runs; the summary describes the study as configured.
+    let out = c.out_dir();
+    let mut session = Session::start(
+        &scale,
+        "simulate",
+        out.clone(),
+        &[],
+        &[&c],
+        true,
+        args.quiet,
+    )?;
+    let mut running = study.clone();
+    if session.merges() {
+        merge_engine(&mut running.resampling);
+    }
+    let total = study.cells.len() as u64 * study.datasets;
+    let bar = progress_bar(
+        args.quiet,
+        total,
+        "{spinner} datasets {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
+    );
+    let store = session.store(None)?;
+    let ran = crate::study::simulate::run_stored(
+        &running,
+        c.resampling.threads as usize,
+        &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+        store.as_ref().map(|s| s.0.as_ref()),
+    );
+    bar.finish_and_clear();
+    let (cells, sizes, seconds) = ran?;
+    if session.finish_shard()? {
+        return Ok(());
+    }
+    let summary =
+        crate::study::simulate::SimulationSummary::new(&c.name, &study, cells, sizes, seconds);
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
+    let mut files = vec![
+        ("simulation.json".to_string(), json.into_bytes()),
+        ("simulation.csv".to_string(), summary.csv().into_bytes()),
+    ];
+    if c.output.plots
+        && let Some((name, text)) = crate::output::plots::power(&summary)
+    {
+        files.push((name, text.into_bytes()));
+    }
+    session.write(&files)?;
+    out!("{}", summary.render());
+    outln!("\nwritten  {}", out.join("simulation.json").display());
+    Ok(())
+}
+
+/// `medsim bench`: the suite on every engine, then its files.
+pub(crate) fn bench(args: BenchArgs) -> Result<()> {
+    use crate::study::bench::{Engine, Report};
+    let mut engines = vec![Engine::Cpu];
+    if !args.cpu_only {
+        for a in crate::study::backend::adapters() {
+            engines.push(Engine::Gpu(a.name));
+        }
+    }
+    engines.push(Engine::Refit);
+    let report = crate::study::bench::run(&engines, args.quick, &|what| {
+        eprintln!("bench: {what}");
+    })?;
+    let dir = args.out.unwrap_or_else(|| PathBuf::from("results"));
+    let json =
+        serde_json::to_string_pretty(&report).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
+    let file = dir.join("bench").join(format!("{}.json", report.slug()));
+    write_file(&file, |tmp| {
+        std::fs::write(tmp, &json).map_err(|e| Error::Output {
+            path: file.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    // BENCHMARKS.md: every machine's results in results/bench/.
+    let mut reports: Vec<Report> = std::fs::read_dir(dir.join("bench"))
+        .map_err(|e| Error::Output {
+            path: dir.join("bench"),
+            reason: e.to_string(),
+        })?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect();
+    reports.sort_by_key(|r| r.slug());
+    let mut md = String::from(
+        "# medsim benchmarks\n\nWritten by `medsim bench` (see the README's Performance section): one section per machine, from `results/bench/*.json`.\n\n",
+    );
+    for r in &reports {
+        md.push_str(&r.markdown());
+        md.push('\n');
+    }
+    let md_path = dir.join("BENCHMARKS.md");
+    write_file(&md_path, |tmp| {
+        std::fs::write(tmp, &md).map_err(|e| Error::Output {
+            path: md_path.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    if args.json {
+        STDOUT_IS_DATA.store(true, std::sync::atomic::Ordering::Relaxed);
+        out!("{json}");
+    } else {
+        out!("{}", report.markdown());
+        outln!("\nwritten  {} and {}", file.display(), md_path.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn generate_cmd(args: GenerateArgs) -> Result<()> {
+    for (option, value) in [("--cities", args.cities), ("--years", args.years)] {
+        if value < 2 {
+            return Err(Error::InvalidOption {
+                option: option.into(),
+                message: format!("{value} is too few; a panel needs at least 2"),
+            });
+        }
+    }
+    crate::data::synthetic::check_size("--cities", args.cities, args.years)?;
+    let target = crate::output::files::file_target(&args.out, args.force)?;
+    let table = generate(SyntheticParams {
+        cities: args.cities,
+        years: args.years,
+        seed: args.seed,
+        ..SyntheticParams::default()
+    });
+    write_file(&target, |tmp| write_csv(&table, tmp))?;
+    eprintln!(
+        "wrote {} ({} cities x {} years, seed {})",
+        args.out.display(),
+        args.cities,
+        args.years,
+        args.seed
+    );
+    Ok(())
+}
+
+pub(crate) fn devices() {
+    if !crate::study::backend::GPU_BUILD {
+        outln!("{}", crate::study::backend::no_gpu_build());
+        return;
+    }
+    let list = crate::study::backend::adapters();
+    if list.is_empty() {
+        outln!(
+            "no GPU adapter found (on Linux, Mesa's mesa-vulkan-drivers provides lavapipe); the CPU engine runs everything"
+        );
+        return;
+    }
+    for (i, a) in list.iter().enumerate() {
+        outln!(
+            "{i}: {} ({}, {}, driver {})\n   shader f64: {}, max storage binding {} MiB, max buffer {} MiB, max workgroups per dimension {}",
+            a.name,
+            a.device_type,
+            a.api,
+            a.driver,
+            if a.shader_f64 { "yes" } else { "no" },
+            a.max_storage_buffer_binding_size >> 20,
+            a.max_buffer_size >> 20,
+            a.max_compute_workgroups_per_dimension
+        );
+    }
+}
+
+/// `--resume DIR`: the command line kept in DIR's checkpoint, run again in
+/// its folder, reading back the replicates the checkpoint holds.
+pub(crate) fn resume(
+    dir: &std::path::Path,
+    flags: &ScaleFlags,
+    quiet: bool,
+    threads: Option<u64>,
+) -> Result<()> {
+    let header =
+        crate::resample::checkpoint::Header::read(&crate::output::scale::checkpoint_dir(dir))?;
+    let mut scale = ScaleFlags {
+        resume: None,
+        shard: None,
+        ..flags.clone()
+    }
+    .scale()?;
+    scale.mode = Mode::Checkpoint { keep: true };
+    scale.resumes = Some(crate::output::results_dir::resolve(dir));
+    replay(&header, scale, None, quiet, threads)
+}
+
+/// Run a checkpoint's or shard's command line again, in the folder it ran
+/// in, with `scale` (and results to `out`, on `threads`, when given).
+pub(crate) fn replay(
+    header: &crate::resample::checkpoint::Header,
+    scale: Scale,
+    out: Option<PathBuf>,
+    quiet: bool,
+    threads: Option<u64>,
+) -> Result<()> {
+    let bad = |message: String| Error::InvalidOption {
+        option: "--resume / medsim merge".into(),
+        message,
+    };
+    std::env::set_current_dir(&header.cwd).map_err(|e| {
+        bad(format!(
+            "the run ran in {}, which cannot be entered here ({e}); its relative paths need it",
+            header.cwd.display()
+        ))
+    })?;
+    let cli = Cli::try_parse_from(&header.argv)
+        .map_err(|e| bad(format!("its command line no longer parses: {e}")))?;
+    // The stored command must be the run that wrote the folder: not a
+    // resume or merge itself (that would redirect the work, or never end),
+    // and a merge's must be the part the folder says it is.
+    let (command, flags) = match &cli.command {
+        Command::Run(a) => ("run", &a.scale),
+        Command::Sensitivity(a) => ("sensitivity", &a.scale),
+        Command::Sweep(a) => ("sweep", &a.scale),
+        Command::Simulate(a) => ("simulate", &a.scale),
+        _ => {
+            return Err(bad(format!(
+                "its stored command line is not a run, sensitivity, sweep or simulation ({}); \
+             the folder's {} was not written by medsim",
+                header.argv.join(" "),
+                crate::resample::checkpoint::HEADER_FILE
+            )));
+        }
+    };
+    let stored_shard = flags.shard.as_deref().map(Shard::parse).transpose()?;
+    if command != header.command || flags.resume.is_some() || stored_shard != header.shard {
+        return Err(bad(format!(
+            "its stored command line ({}) is not the `medsim {}` {} that wrote the folder; \
+             the folder's {} was edited or is not medsim's",
+            header.argv.join(" "),
+            header.command,
+            match header.shard {
+                Some(s) => format!("part --shard {}/{}", s.index, s.count),
+                None => "run".into(),
+            },
+            crate::resample::checkpoint::HEADER_FILE
+        )));
+    }
+    match cli.command {
+        Command::Run(mut a) | Command::Sensitivity(mut a) => {
+            a.flags.quiet |= quiet;
+            a.flags.out = out.or(a.flags.out);
+            a.flags.threads = threads.or(a.flags.threads);
+            run(a, header.command == "sensitivity", Some(scale))
+        }
+        Command::Sweep(mut a) => {
+            a.flags.quiet |= quiet;
+            a.flags.out = out.or(a.flags.out);
+            a.flags.threads = threads.or(a.flags.threads);
+            sweep(a, Some(scale))
+        }
+        Command::Simulate(mut a) => {
+            a.quiet |= quiet;
+            a.out = out.or(a.out);
+            a.threads = threads.or(a.threads);
+            simulate(a, Some(scale))
+        }
+        _ => Err(bad(format!(
+            "`medsim {}` keeps no checkpoint",
+            header.command
+        ))),
+    }
+}
+
+/// `medsim merge DIR...`: the run the shards split, from their replicates.
+pub(crate) fn merge(args: MergeArgs) -> Result<()> {
+    let dirs: Vec<PathBuf> = args
+        .dirs
+        .iter()
+        .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+        .collect();
+    let (header, dirs) = crate::output::scale::shards(&dirs)?;
+    let out = args.out.map(|o| std::path::absolute(&o).unwrap_or(o));
+    let scale = Scale {
+        mode: Mode::Merge {
+            dirs,
+            shards: Box::new(header.clone()),
+        },
+        resumes: None,
+        every: Duration::ZERO,
+    };
+    replay(&header, scale, out, args.quiet, args.threads)
+}

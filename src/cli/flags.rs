@@ -1,0 +1,348 @@
+//! Flags as config overrides: each flag of a run sets one config key, and
+//! the origin records which flag gave it, so errors name the flag.
+
+use crate::cli::args::{RunArgs, RunFlags};
+use crate::error::{Error, Result};
+use crate::study::config::{self, Config, Origin};
+
+pub(crate) fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The config a run starts from: the file named, else the embedded
+/// default; then the flags, each recorded with its key so errors name it.
+pub(crate) fn run_config(args: &RunArgs) -> Result<(Config, Origin)> {
+    let (mut c, mut origin) = match &args.config {
+        Some(path) => config::read(path)?,
+        None => config::paper(),
+    };
+    apply_flags(&args.flags, args.config.is_some(), &mut c, &mut origin)?;
+    Ok((c, origin))
+}
+
+/// Set the config keys the flags give, recording each with its flag;
+/// `with_file` says the config came from a file (not the embedded default).
+pub(crate) fn apply_flags(
+    f: &RunFlags,
+    with_file: bool,
+    c: &mut Config,
+    origin: &mut Origin,
+) -> Result<()> {
+    let mut set_origin = |key: &str, flag: &str| {
+        origin.flags.insert(key.to_string(), flag.to_string());
+    };
+    if let Some(path) = &f.data {
+        // A flag's path is the working directory's, even with a config file.
+        c.data.csv = Some(match with_file {
+            true if path.is_relative() => std::env::current_dir()
+                .map_err(|e| Error::InputFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+                .join(path),
+            _ => path.clone(),
+        });
+        c.data.synthetic = None;
+        set_origin("data.csv", "--data");
+        if !with_file {
+            // The embedded default's controls, groups and mediator sets
+            // are the synthetic panel's; a file gets none unless asked.
+            c.model.controls.clear();
+            c.model.groups.clear();
+            c.model.also_mediators.clear();
+            c.name = path
+                .file_stem()
+                .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+        }
+    }
+    for flag in FLAGS {
+        if (flag.apply)(f, c) {
+            set_origin(flag.key, flag.flag);
+        }
+    }
+    Ok(())
+}
+
+/// One flag of a run: the config key it overrides, and how its value
+/// sets it (false: the flag was not given).
+pub(crate) struct Flag {
+    pub(crate) flag: &'static str,
+    pub(crate) key: &'static str,
+    apply: fn(&RunFlags, &mut Config) -> bool,
+}
+
+/// Every flag of a run that overrides a config key (`--data`, whose path
+/// and defaults depend on whether a config file was given, is applied
+/// first by `apply_flags`).
+pub(crate) const FLAGS: &[Flag] = &[
+    Flag {
+        flag: "--unit",
+        key: "data.unit",
+        apply: |f, c| set(f.unit.clone(), &mut c.data.unit),
+    },
+    Flag {
+        flag: "--time",
+        key: "data.time",
+        apply: |f, c| set(f.time.clone(), &mut c.data.time),
+    },
+    Flag {
+        flag: "--outcome",
+        key: "model.outcome",
+        apply: |f, c| set(f.outcome.clone(), &mut c.model.outcome),
+    },
+    Flag {
+        flag: "--treatment",
+        key: "model.treatment",
+        apply: |f, c| set(f.treatment.clone(), &mut c.model.treatment),
+    },
+    Flag {
+        flag: "--mediator",
+        key: "model.mediators",
+        apply: |f, c| {
+            set(
+                f.mediator.as_deref().map(split_list),
+                &mut c.model.mediators,
+            )
+        },
+    },
+    Flag {
+        flag: "--controls",
+        key: "model.controls",
+        apply: |f, c| set(f.controls.as_deref().map(split_list), &mut c.model.controls),
+    },
+    Flag {
+        flag: "--instrument",
+        key: "model.instrument",
+        apply: |f, c| {
+            set(
+                f.instrument.as_deref().map(split_list),
+                &mut c.model.instrument,
+            )
+        },
+    },
+    Flag {
+        flag: "--group",
+        key: "model.groups",
+        apply: |f, c| set(f.group.as_deref().map(split_list), &mut c.model.groups),
+    },
+    Flag {
+        flag: "--cluster",
+        key: "model.cluster",
+        apply: |f, c| set(f.cluster.clone().map(Some), &mut c.model.cluster),
+    },
+    Flag {
+        flag: "--fixed-effects",
+        key: "model.fixed_effects",
+        apply: |f, c| set(f.fixed_effects.clone(), &mut c.model.fixed_effects),
+    },
+    Flag {
+        flag: "--mc-draws",
+        key: "inference.mc_draws",
+        apply: |f, c| set(f.mc_draws, &mut c.inference.mc_draws),
+    },
+    Flag {
+        flag: "--seed",
+        key: "resampling.seed",
+        apply: |f, c| set(f.seed, &mut c.resampling.seed),
+    },
+    Flag {
+        flag: "--name",
+        key: "name",
+        apply: |f, c| set(f.name.clone(), &mut c.name),
+    },
+    Flag {
+        flag: "--out",
+        key: "output.dir",
+        apply: |f, c| set(f.out.clone().map(Some), &mut c.output.dir),
+    },
+    Flag {
+        flag: "--scheme",
+        key: "resampling.scheme",
+        apply: |f, c| set(f.scheme.clone(), &mut c.resampling.scheme),
+    },
+    Flag {
+        flag: "-B",
+        key: "resampling.replicates",
+        apply: |f, c| set(f.replicates, &mut c.resampling.replicates),
+    },
+    Flag {
+        flag: "--weights",
+        key: "resampling.weights",
+        apply: |f, c| set(f.weights.clone(), &mut c.resampling.weights),
+    },
+    Flag {
+        flag: "--strata",
+        key: "resampling.strata",
+        apply: |f, c| set(f.strata.clone().map(Some), &mut c.resampling.strata),
+    },
+    Flag {
+        flag: "--batch",
+        key: "resampling.batch",
+        apply: |f, c| set(f.batch, &mut c.resampling.batch),
+    },
+    Flag {
+        flag: "--backend",
+        key: "resampling.backend",
+        apply: |f, c| set(f.backend.clone(), &mut c.resampling.backend),
+    },
+    Flag {
+        flag: "--adapter",
+        key: "resampling.adapter",
+        apply: |f, c| set(f.adapter.clone().map(Some), &mut c.resampling.adapter),
+    },
+    Flag {
+        flag: "--precision",
+        key: "resampling.precision",
+        apply: |f, c| set(f.precision.clone().map(Some), &mut c.resampling.precision),
+    },
+    Flag {
+        flag: "--gpu-batch",
+        key: "resampling.gpu_batch",
+        apply: |f, c| set(f.gpu_batch, &mut c.resampling.gpu_batch),
+    },
+    Flag {
+        flag: "--threads",
+        key: "resampling.threads",
+        apply: |f, c| set(f.threads, &mut c.resampling.threads),
+    },
+    Flag {
+        flag: "--memory",
+        key: "resampling.memory_mib",
+        apply: |f, c| set(f.memory, &mut c.resampling.memory_mib),
+    },
+    Flag {
+        flag: "--level",
+        key: "inference.levels",
+        apply: |f, c| {
+            set(
+                (!f.level.is_empty()).then(|| f.level.clone()),
+                &mut c.inference.levels,
+            )
+        },
+    },
+    Flag {
+        flag: "--ci",
+        key: "inference.methods",
+        apply: |f, c| set(list(&f.ci), &mut c.inference.methods),
+    },
+    Flag {
+        flag: "--also-mediators",
+        key: "model.also_mediators",
+        apply: |f, c| {
+            set(
+                list(&f.also_mediators).map(|sets| sets.iter().map(|s| split_list(s)).collect()),
+                &mut c.model.also_mediators,
+            )
+        },
+    },
+    Flag {
+        flag: "--no-wild-tests",
+        key: "resampling.wild_tests",
+        apply: |f, c| {
+            set(
+                f.no_wild_tests.then_some(false),
+                &mut c.resampling.wild_tests,
+            )
+        },
+    },
+    Flag {
+        flag: "--json",
+        key: "output.json",
+        apply: |f, c| set(f.json.then_some(true), &mut c.output.json),
+    },
+    Flag {
+        flag: "--no-plots",
+        key: "output.plots",
+        apply: |f, c| set(f.no_plots.then_some(false), &mut c.output.plots),
+    },
+    Flag {
+        flag: "--save-replicates",
+        key: "output.save_replicates",
+        apply: |f, c| {
+            set(
+                f.save_replicates.then_some(true),
+                &mut c.output.save_replicates,
+            )
+        },
+    },
+];
+
+/// Set `field` to `value` when given.
+fn set<T>(value: Option<T>, field: &mut T) -> bool {
+    let given = value.is_some();
+    if let Some(v) = value {
+        *field = v;
+    }
+    given
+}
+
+/// A repeated or comma-separated flag's values; None when not given.
+fn list(values: &[String]) -> Option<Vec<String>> {
+    (!values.is_empty()).then(|| values.to_vec())
+}
+
+/// The flag that sets config `key`, if one does.
+pub(crate) fn flag_of(key: &str) -> Option<&'static str> {
+    if key == "data.csv" {
+        return Some("--data");
+    }
+    FLAGS.iter().find(|f| f.key == key).map(|f| f.flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    /// Each flag's help names the config key the table gives it, and every
+    /// flag of a run that has a key in its help is in the table.
+    #[test]
+    fn the_table_and_the_help_agree() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run");
+        let help_of = |flag: &str| -> String {
+            let arg = run
+                .get_arguments()
+                .find(|a| match flag.strip_prefix("--") {
+                    Some(long) => a.get_long() == Some(long),
+                    None => a.get_short() == flag.strip_prefix('-').and_then(|s| s.chars().next()),
+                })
+                .unwrap_or_else(|| panic!("{flag} is not a flag of medsim run"));
+            arg.get_help().map(|h| h.to_string()).unwrap_or_default()
+        };
+        for f in FLAGS {
+            let help = help_of(f.flag)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                help.contains(&format!("[{}", f.key)),
+                "{}'s help does not name {}: {help}",
+                f.flag,
+                f.key
+            );
+        }
+        for arg in run.get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(long) = arg.get_long() else { continue };
+            let named = FLAGS.iter().any(|f| f.flag == format!("--{long}"))
+                || FLAGS
+                    .iter()
+                    .any(|f| Some(f.flag) == arg.get_short().map(|s| format!("-{s}")).as_deref());
+            let has_key = help.contains(" [") && !help.contains("[default:");
+            assert!(
+                named || !has_key || long == "data",
+                "--{long} names a key but is not in FLAGS: {help}"
+            );
+        }
+        assert_eq!(flag_of("model.controls"), Some("--controls"));
+        assert_eq!(flag_of("data.csv"), Some("--data"));
+        assert_eq!(flag_of("sweep"), None);
+    }
+}

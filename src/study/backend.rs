@@ -1,0 +1,334 @@
+//! Where replicates are computed: the engine a resampling run asks for
+//! (`--backend`), the GPU engine on an adapter or the CPU engine built by
+//! `crate::resample::factory`, and the GPU the run's other stages (the wild
+//! tests) then use. Without the `gpu` feature only the CPU is there, and
+//! asking for the GPU says how to get it.
+
+use crate::error::{Error, Result};
+use crate::model::design::Design;
+use crate::model::estimate::SystemFit;
+use crate::model::panel::Panel;
+#[cfg(feature = "gpu")]
+use crate::resample::engine::Precision;
+use crate::resample::engine::{Backend, Engine};
+use crate::resample::factory::{CpuRequest, cpu_engine};
+use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::spec::{BackendChoice, ResampleSpec, SharedWeights};
+use crate::resample::wild::RestrictedTest;
+
+/// Whether `spec` runs on a GPU: asked for, or (auto) an adapter named or
+/// a hardware adapter present.
+pub fn wants_gpu(spec: &ResampleSpec) -> bool {
+    match spec.backend {
+        BackendChoice::Cpu => false,
+        BackendChoice::Gpu => true,
+        BackendChoice::Auto => spec.adapter.is_some() || hardware_gpu(),
+    }
+}
+
+#[cfg(feature = "gpu")]
+fn hardware_gpu() -> bool {
+    crate::gpu::hardware_available()
+}
+
+#[cfg(not(feature = "gpu"))]
+fn hardware_gpu() -> bool {
+    false
+}
+
+/// What the engine computes: the model, and how its replicates relate to
+/// the run's.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    pub design: &'a Design,
+    pub fit: &'a SystemFit,
+    pub panel: Option<&'a Panel>,
+    pub seed: u64,
+    pub strata: Option<&'a [u32]>,
+    pub studentize: bool,
+    /// A group's model drawing the run's weights: the CPU engine through
+    /// its cluster map, the GPU engine on `on_run_clusters`, its statistics
+    /// spread over the run's clusters.
+    pub shared: Option<&'a SharedWeights>,
+    pub on_run_clusters: Option<&'a (Design, SystemFit)>,
+}
+
+/// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
+/// (auto) the GPU engine on a hardware adapter, else the CPU engine. Naming
+/// an adapter asks for the GPU. With the GPU, the GPU the run's other
+/// stages use.
+pub fn engine<'a>(
+    spec: &ResampleSpec,
+    r: Request<'a>,
+) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
+    let g = r.shared.map_or(r.design.n_clusters, |s| s.n_clusters);
+    let plan = WeightPlan::new(spec.scheme, r.seed, g, r.strata);
+    if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
+        return Err(Error::InvalidOption {
+            option: "--precision".into(),
+            message: "the CPU engine always computes in f64; --precision applies to --backend gpu"
+                .into(),
+        });
+    }
+    if wants_gpu(spec) {
+        return gpu_engine(spec, r, plan);
+    }
+    let request = CpuRequest {
+        design: r.design,
+        fit: r.fit,
+        panel: r.panel,
+        batch: spec.batch,
+        threads: spec.threads,
+        studentize: r.studentize,
+        rho: spec.sensitivity.clone().unwrap_or_default(),
+        // The permutation scheme draws no weights to share.
+        cluster_map: r
+            .shared
+            .filter(|_| spec.scheme != Scheme::Permutation)
+            .map(|s| s.map.clone()),
+    };
+    Ok((cpu_engine(request, plan)?, None))
+}
+
+#[cfg(feature = "gpu")]
+fn gpu_engine<'a>(
+    spec: &ResampleSpec,
+    r: Request<'a>,
+    plan: WeightPlan,
+) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
+    use crate::gpu::engine::{Fault, GpuEngine, GpuOptions};
+    let gpu = gpu_for(spec)?;
+    let ctx = gpu.ctx;
+    let options = GpuOptions {
+        precision: gpu.precision,
+        max_batch: gpu.max_batch,
+        cpu_batch: spec.batch,
+        cpu_threads: spec.threads,
+        studentize: r.studentize,
+        fault: Fault::from_env()?,
+    };
+    let panel = || {
+        r.panel
+            .ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()))
+    };
+    let mapped = r.shared.filter(|_| spec.scheme != Scheme::Permutation);
+    let engine = if spec.scheme == Scheme::Permutation {
+        GpuEngine::permutation(ctx, r.design, r.fit, panel()?, r.seed, options)?
+    } else if mapped.is_some() {
+        let (d, f) = r.on_run_clusters.ok_or_else(|| {
+            Error::Numerical("a group's statistics were not spread over the run's clusters".into())
+        })?;
+        GpuEngine::new(ctx, d, f, plan, options)?
+    } else {
+        GpuEngine::new(ctx, r.design, r.fit, plan, options)?
+    };
+    let engine = match &spec.sensitivity {
+        Some(rho) if spec.scheme != Scheme::Permutation => engine.with_sensitivity(rho)?,
+        _ => engine,
+    };
+    Ok((Box::new(engine), Some(gpu)))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_engine<'a>(
+    _: &ResampleSpec,
+    _: Request<'a>,
+    _: WeightPlan,
+) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
+    Err(no_gpu_build())
+}
+
+/// The error of asking a CPU-only build for the GPU.
+pub fn no_gpu_build() -> Error {
+    Error::Gpu(
+        "this medsim was built without the `gpu` feature; use --backend cpu, or build the GPU \
+         engine with the default features (`cargo install --path .`)"
+            .into(),
+    )
+}
+
+/// The GPU `spec` asks for (`--adapter`, else the best wgpu finds), with
+/// its precision and batch limit.
+#[cfg(feature = "gpu")]
+pub fn gpu_for(spec: &ResampleSpec) -> Result<GpuUse> {
+    let ctx = crate::gpu::shared_context(spec.adapter.as_deref())?.ok_or_else(|| {
+        Error::Gpu(
+            "no GPU adapter found (on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers; \
+             `medsim devices` lists what wgpu sees); use --backend cpu"
+                .into(),
+        )
+    })?;
+    Ok(GpuUse {
+        ctx,
+        precision: spec.precision.unwrap_or(Precision::F32),
+        max_batch: spec.gpu_batch,
+    })
+}
+
+#[cfg(not(feature = "gpu"))]
+pub fn gpu_for(_: &ResampleSpec) -> Result<GpuUse> {
+    Err(no_gpu_build())
+}
+
+/// The GPU a run uses: its engine's, and its other GPU stages' (the WCR
+/// tests, a simulation study's stacked datasets).
+#[cfg(feature = "gpu")]
+#[derive(Clone, Copy)]
+pub struct GpuUse {
+    ctx: &'static crate::gpu::GpuContext,
+    precision: Precision,
+    max_batch: usize,
+}
+
+/// A CPU-only build has no GPU to use.
+#[cfg(not(feature = "gpu"))]
+#[derive(Clone, Copy)]
+pub enum GpuUse {}
+
+#[cfg(feature = "gpu")]
+impl GpuUse {
+    /// The restricted wild bootstrap's p-value of `test` on this GPU.
+    pub fn wild_p_value(
+        &self,
+        test: &RestrictedTest,
+        plan: &WeightPlan,
+        replicates: u64,
+    ) -> Result<f64> {
+        crate::gpu::wild::p_value(
+            self.ctx,
+            test,
+            plan,
+            replicates,
+            self.precision,
+            self.max_batch,
+        )
+    }
+
+    /// Replicates `0 .. replicates` of `scheme` for each of `sets` (a
+    /// design, its fit and its seed), stacked in GPU batches.
+    pub fn stacked(
+        &self,
+        sets: &[(&Design, &SystemFit, u64)],
+        scheme: Scheme,
+        replicates: usize,
+    ) -> Result<Vec<Vec<f64>>> {
+        let sets: Vec<crate::gpu::stack::Set> = sets
+            .iter()
+            .map(|&(design, fit, seed)| crate::gpu::stack::Set { design, fit, seed })
+            .collect();
+        crate::gpu::stack::replicates(
+            self.ctx,
+            &sets,
+            scheme,
+            replicates,
+            self.precision,
+            0,
+            &|_| {},
+        )
+    }
+
+    /// The engine that replicates computed here report.
+    pub fn backend(&self) -> Backend {
+        Backend {
+            backend: "gpu".into(),
+            adapter: Some(self.ctx.info.name.clone()),
+            precision: Some(self.precision.as_str().into()),
+            fallback: None,
+        }
+    }
+
+    /// Refuse f64 on an adapter without f64 shaders.
+    pub fn check_precision(&self) -> Result<()> {
+        if self.precision == Precision::F64 && !self.ctx.has_f64() {
+            return Err(Error::InvalidOption {
+                option: "--precision".into(),
+                message: format!(
+                    "{} has no f64 shaders; use --precision f32",
+                    self.ctx.info.name
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+impl GpuUse {
+    pub fn wild_p_value(&self, _: &RestrictedTest, _: &WeightPlan, _: u64) -> Result<f64> {
+        match *self {}
+    }
+    pub fn stacked(
+        &self,
+        _: &[(&Design, &SystemFit, u64)],
+        _: Scheme,
+        _: usize,
+    ) -> Result<Vec<Vec<f64>>> {
+        match *self {}
+    }
+    pub fn backend(&self) -> Backend {
+        match *self {}
+    }
+    pub fn check_precision(&self) -> Result<()> {
+        match *self {}
+    }
+}
+
+/// Whether this medsim has the GPU engine (the `gpu` feature).
+pub const GPU_BUILD: bool = cfg!(feature = "gpu");
+
+/// A GPU adapter as wgpu lists it, best first.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub name: String,
+    /// wgpu's device type (`DiscreteGpu`, `Cpu` for software rasterisers).
+    pub device_type: String,
+    /// The graphics API (`Vulkan`, `Metal`, ...).
+    pub api: String,
+    /// Driver name and version.
+    pub driver: String,
+    /// A real GPU rather than a software rasteriser (lavapipe, WARP,
+    /// SwiftShader): what `--backend auto` takes.
+    pub hardware: bool,
+    pub shader_f64: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+/// Every GPU adapter (none in a CPU-only build).
+#[cfg(feature = "gpu")]
+pub fn adapters() -> Vec<Adapter> {
+    crate::gpu::list_adapters()
+        .into_iter()
+        .map(|a| Adapter {
+            name: a.info.name.clone(),
+            device_type: format!("{:?}", a.info.device_type),
+            api: format!("{:?}", a.info.backend),
+            driver: format!("{} {}", a.info.driver, a.info.driver_info),
+            hardware: crate::gpu::is_hardware(&a.info),
+            shader_f64: a.shader_f64,
+            max_storage_buffer_binding_size: u64::from(a.max_storage_buffer_binding_size),
+            max_buffer_size: a.max_buffer_size,
+            max_compute_workgroups_per_dimension: a.max_compute_workgroups_per_dimension,
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "gpu"))]
+pub fn adapters() -> Vec<Adapter> {
+    Vec::new()
+}
+
+/// The measured f32 arithmetic peak, in GFLOP/s, of the adapter named like
+/// `name` (`shaders/peak.wgsl`).
+#[cfg(feature = "gpu")]
+pub fn gpu_peak(name: &str) -> Result<f64> {
+    let ctx = crate::gpu::shared_context(Some(name))?
+        .ok_or_else(|| Error::Gpu(format!("no adapter named like '{name}'")))?;
+    ctx.arithmetic_peak(Precision::F32)
+}
+
+#[cfg(not(feature = "gpu"))]
+pub fn gpu_peak(_: &str) -> Result<f64> {
+    Err(no_gpu_build())
+}
