@@ -40,8 +40,9 @@
 //! 8. [`cli`]: the command line's arguments, flags and commands (`main.rs`
 //!    only parses, dispatches and maps errors to exit codes).
 //!
-//! [`error`], [`resources`] (memory and disk checks) and [`provenance`]
-//! (build revision, digests) sit below every layer.
+//! [`error`], [`resources`] (memory and disk checks), [`provenance`]
+//! (build revision, digests) and [`notices`] (warnings, through the
+//! caller's reporter) sit below every layer.
 
 pub mod cli;
 pub mod data;
@@ -50,6 +51,7 @@ pub mod error;
 pub mod gpu;
 pub mod math;
 pub mod model;
+pub mod notices;
 pub mod output;
 pub mod provenance;
 pub mod resample;

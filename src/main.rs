@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
+    medsim::notices::set_reporter(|line| eprintln!("{line}"));
     let result = dispatch(Cli::parse());
     if let Err(e) = std::io::Write::flush(&mut std::io::stdout()) {
         stdout_failed(e);

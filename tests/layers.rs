@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Bottom to top. The crate root's modules (`error`, `resources`,
-/// `provenance`) sit below all of them.
+/// `provenance`, `notices`) sit below all of them.
 const LAYERS: [&str; 8] = [
     "math", "data", "model", "resample", "gpu", "study", "output", "cli",
 ];
-const BASE: [&str; 3] = ["error", "resources", "provenance"];
+const BASE: [&str; 4] = ["error", "resources", "provenance", "notices"];
 
 /// The code of a source file: comments removed, `#[cfg(test)]` modules
 /// (always at the end of a file here) cut off.

@@ -23,8 +23,8 @@ use std::sync::{Mutex, OnceLock};
 
 use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
 use super::{
-    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveIvParams,
-    SolveParams, reals_from_words, words_per,
+    BATCH_BYTES, GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision,
+    SolveIvParams, SolveParams, reals_from_words, words_per,
 };
 use crate::error::{Error, Result};
 use crate::math::linalg::packed_len;
@@ -43,8 +43,6 @@ pub const MIN_BATCH: usize = 64;
 /// Largest batch, whatever the limits allow (bounds host memory and the
 /// latency of one submission).
 pub const MAX_BATCH: usize = 1 << 18;
-/// Device memory one batch's buffers may take (two batches are in flight).
-const BATCH_BYTES: u64 = 512 << 20;
 
 /// A fault to inject, for testing the fallback path (`MEDSIM_GPU_FAULT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -630,15 +628,7 @@ impl<'a> GpuEngine<'a> {
                 0
             },
         ];
-        let binding = ctx.binding_limit();
         let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
-        let by_binding = per_replicate
-            .iter()
-            .filter(|&&b| b > 0)
-            .map(|&b| binding / b)
-            .min()
-            .unwrap_or(u64::MAX);
-        let by_memory = BATCH_BYTES / per_replicate.iter().sum::<u64>().max(1);
         // The GEMM's grid has one row of workgroups per 16 replicates; the
         // influence GEMM one column per 16 (replicate, coefficient) pairs.
         let by_groups = if studentize {
@@ -646,10 +636,12 @@ impl<'a> GpuEngine<'a> {
         } else {
             groups * 16
         };
-        let limit = by_binding
-            .min(by_memory)
-            .min(by_groups)
-            .min(MAX_BATCH as u64) as usize;
+        let limit = ctx.batch_limit(
+            &per_replicate,
+            Some(BATCH_BYTES),
+            by_groups,
+            MAX_BATCH as u64,
+        ) as usize;
         if limit < MIN_BATCH {
             return Err(Error::InvalidOption {
                 option: "--backend gpu".into(),
@@ -1090,7 +1082,7 @@ impl Engine for GpuEngine<'_> {
             let note = format!(
                 "the device was lost before replicate {start}; the CPU engine computed the rest"
             );
-            eprintln!("warning: {note}");
+            crate::notices::notify(format!("warning: {note}"));
             state.slots.clear();
             state.fell_back = Some(note);
         }
@@ -1106,16 +1098,16 @@ impl Engine for GpuEngine<'_> {
                     state.slots.clear();
                     if state.batch > MIN_BATCH && !self.ctx.is_lost() {
                         state.batch = (state.batch / 2).max(MIN_BATCH);
-                        eprintln!(
+                        crate::notices::notify(format!(
                             "warning: {} failed a batch ({e}); retrying with {} replicates per batch",
                             self.ctx.info.name, state.batch
-                        );
+                        ));
                     } else {
                         let note = format!(
                             "the device failed from replicate {} on ({e}); the CPU engine computed the rest",
                             start + done as u64
                         );
-                        eprintln!("warning: {note}");
+                        crate::notices::notify(format!("warning: {note}"));
                         state.fell_back = Some(note);
                     }
                 }

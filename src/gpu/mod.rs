@@ -89,6 +89,9 @@ pub struct GemmParams {
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 32);
 
+/// Device memory one batch's buffers may take (two batches are in flight).
+pub(crate) const BATCH_BYTES: u64 = 512 << 20;
+
 /// Uniform parameters of `solve.wgsl` (`struct Params`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -434,6 +437,29 @@ impl GpuContext {
             Some(message) => Err(Error::Gpu(message)),
             None => Ok(()),
         }
+    }
+
+    /// The most units (replicates, or a stack's datasets) one batch holds:
+    /// each buffer of `per_unit[i]` bytes per unit within the binding limit,
+    /// all of them within `budget` bytes (if given), and at most `by_groups`
+    /// (what the dispatch grid allows) and `cap`. The one sizing rule of
+    /// every stage's batches.
+    pub(crate) fn batch_limit(
+        &self,
+        per_unit: &[u64],
+        budget: Option<u64>,
+        by_groups: u64,
+        cap: u64,
+    ) -> u64 {
+        let binding = self.binding_limit();
+        let by_binding = per_unit
+            .iter()
+            .filter(|&&b| b > 0)
+            .map(|&b| binding / b)
+            .min()
+            .unwrap_or(u64::MAX);
+        let by_memory = budget.map_or(u64::MAX, |m| m / per_unit.iter().sum::<u64>().max(1));
+        by_binding.min(by_memory).min(by_groups).min(cap)
     }
 
     /// The largest buffer a stage can bind, in bytes.

@@ -15,7 +15,7 @@
 //! runs its datasets one engine each.
 
 use super::engine::WildRhs;
-use super::{GemmInputs, GpuContext, SolveParams, reals_from_words, words_per};
+use super::{BATCH_BYTES, GemmInputs, GpuContext, SolveParams, reals_from_words, words_per};
 use crate::error::{Error, Result};
 use crate::math::linalg::packed_len;
 use crate::model::design::Design;
@@ -24,9 +24,6 @@ use crate::model::replicate::{StatLayout, stats_from_changes};
 use crate::resample::engine::Precision;
 use crate::resample::scheme::{Scheme, WeightPlan};
 use crate::resample::whiten::Whitened;
-
-/// Device memory one batch's buffers may take.
-const BATCH_BYTES: u64 = 512 << 20;
 
 /// One dataset of a stack: its design, full-sample fit and bootstrap seed.
 #[derive(Clone, Copy)]
@@ -144,21 +141,18 @@ pub fn replicates(
         scratch * ws,
     ];
     let per_set = [g as u64 * n as u64 * ws, q as u64 * q as u64 * ws];
-    let binding = ctx.binding_limit();
-    let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
-    let by_binding = per_replicate
+    // A set is the unit of a stacked batch: its b replicates' buffers and
+    // its own statistics.
+    let per_unit: Vec<u64> = per_replicate
         .iter()
-        .filter(|&&x| x > 0)
-        .map(|&x| binding / (x * b))
-        .chain(per_set.iter().map(|&x| binding / x.max(1)))
-        .min()
-        .unwrap_or(0);
-    let by_memory =
-        BATCH_BYTES / (b * per_replicate.iter().sum::<u64>() + per_set.iter().sum::<u64>()).max(1);
+        .map(|&x| x * b)
+        .chain(per_set)
+        .collect();
+    let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
     // One workgroup of the weights and the solve per 64 replicates of the
     // batch, one GEMM row of workgroups per 16 replicates of a set.
     let by_groups = (groups * 64 / b).min(groups);
-    let mut per_batch = by_binding.min(by_memory).min(by_groups) as usize;
+    let mut per_batch = ctx.batch_limit(&per_unit, Some(BATCH_BYTES), by_groups, u64::MAX) as usize;
     if max_sets > 0 {
         per_batch = per_batch.min(max_sets);
     }

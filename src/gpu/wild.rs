@@ -37,11 +37,9 @@ pub fn p_value(
     let g = test.n_clusters();
     let inputs = GemmInputs::new(ctx, plan, test.matrix(), g + 1, precision, false)?;
     let ws = (words_per(precision) * 4) as u64;
-    let binding = ctx.binding_limit();
     let widest = (g as u64 + 1) * ws.max(4);
-    let limit = (binding / widest)
-        .min(ctx.limits.max_compute_workgroups_per_dimension as u64 * 16)
-        .min(MAX_BATCH as u64) as usize;
+    let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
+    let limit = ctx.batch_limit(&[widest], None, groups * 16, MAX_BATCH as u64) as usize;
     let batch = match max_batch {
         0 => limit,
         b => b.min(limit),

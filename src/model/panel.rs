@@ -170,7 +170,7 @@ impl Panel {
                     })?;
                     if !warned[k] && loses_digits(cell, v) {
                         warned[k] = true;
-                        eprintln!(
+                        crate::notices::notify(format!(
                             "warning: {file}:{}: column '{}': '{}' has more digits than double \
                              precision holds (read as {v}); if the column's values are a large \
                              constant plus small changes, those changes lost digits: subtract the \
@@ -178,7 +178,7 @@ impl Panel {
                             table.lines[r],
                             table.headers[c],
                             clip(cell)
-                        );
+                        ));
                     }
                     v
                 };

@@ -208,14 +208,14 @@ impl Manifest {
             }
         }
         if manifest.medsim != env!("CARGO_PKG_VERSION") || manifest.git_revision != GIT_REVISION {
-            eprintln!(
+            crate::notices::notify(format!(
                 "warning: the manifest was written by medsim {} ({}), this is {} ({}): \
                  results can differ",
                 manifest.medsim,
                 manifest.git_revision,
                 env!("CARGO_PKG_VERSION"),
                 GIT_REVISION
-            );
+            ));
         }
         let config = manifest.config.clone();
         let origin = Origin::file(path, &text);

@@ -145,12 +145,12 @@ impl Scale {
                     let old = old?;
                     header.check_same(&old, &format!("--resume {}", out.display()))?;
                 } else if old.is_ok() {
-                    eprintln!(
+                    crate::notices::notify(format!(
                         "note: {} held an interrupted run's checkpoint; starting over \
                          (`--resume {}` continues such a run)",
                         dir.display(),
                         out.display()
-                    );
+                    ));
                 }
                 (dir, *keep)
             }
@@ -161,7 +161,10 @@ impl Scale {
                     Ok(old) => match header.check_same(&old, "--shard") {
                         Ok(()) => true,
                         Err(e) => {
-                            eprintln!("note: replacing {} ({e})", dir.display());
+                            crate::notices::notify(format!(
+                                "note: replacing {} ({e})",
+                                dir.display()
+                            ));
                             false
                         }
                     },

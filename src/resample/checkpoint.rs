@@ -332,10 +332,10 @@ fn load_segments(dir: &Path, damaged: Damaged) -> Result<Vec<Segment>> {
                 ));
             }
             Err(problem) => {
-                eprintln!(
+                crate::notices::notify(format!(
                     "warning: {}: {problem}: the file is damaged; its replicates are computed again",
                     path.display()
-                );
+                ));
                 fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
             }
         }
@@ -587,14 +587,14 @@ impl Store {
             });
         }
         if bytes > 1e9 || bytes > 0.1 * free as f64 {
-            eprintln!(
+            crate::notices::notify(format!(
                 "note: checkpoints of resampling {} may take {} of the {} free on the disk \
                  holding {} (--checkpoint-every 0 keeps none)",
                 id + 1,
                 human(bytes),
                 human(free as f64),
                 dir.display()
-            );
+            ));
         }
         Ok(())
     }
@@ -785,10 +785,10 @@ impl Stored<'_> {
         match written {
             Err(e) if self.store.shard.is_none() => {
                 if !self.store.broken.swap(true, Ordering::Relaxed) {
-                    eprintln!(
+                    crate::notices::notify(format!(
                         "warning: the checkpoint cannot be written ({e}); the run goes on \
                          without checkpoints"
-                    );
+                    ));
                 }
                 if let Ok(mut p) = self.pending.lock() {
                     if let Some((tmp, _)) = p.file.take() {
@@ -873,12 +873,12 @@ impl Stored<'_> {
         if self.store.shard.is_none() {
             static NOTED: std::sync::Once = std::sync::Once::new();
             NOTED.call_once(|| {
-                eprintln!(
+                crate::notices::notify(format!(
                     "note: checkpointing the replicates computed so far into {} ({} bytes per \
                      replicate of each resampling; --checkpoint-every 0 keeps none)",
                     dir.display(),
                     self.width * 8
-                );
+                ));
             });
         }
         self.written.lock().expect("checkpoint lock").push(Segment {

@@ -310,9 +310,9 @@ pub fn resample_with(
                     let p = match on_gpu {
                         Some(Ok(p)) => p,
                         Some(Err(err)) => {
-                            eprintln!(
+                            crate::notices::notify(format!(
                                 "warning: the GPU failed the wild test of {key} ({err}); computing it on the CPU"
-                            );
+                            ));
                             test.p_value(&plan, replicates, spec.batch, &pool)
                         }
                         None => test.p_value(&plan, replicates, spec.batch, &pool),

@@ -649,9 +649,9 @@ pub fn run_stored(
                 }
             }
             Err(e) => warned.call_once(|| {
-                eprintln!(
+                crate::notices::notify(format!(
                     "warning: the stacked GPU batch failed ({e}); each dataset runs its own engine"
-                )
+                ))
             }),
         }
             unpack(parallel(workers, count, &|i| {
