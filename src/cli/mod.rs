@@ -82,3 +82,25 @@ fn run_command(cli: Cli) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_error_about_a_key_names_its_flag() {
+        let e = name_flag(Error::InvalidOption {
+            option: "resampling.strata".into(),
+            message: "m".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "invalid option resampling.strata (--strata): m"
+        );
+        let e = name_flag(Error::InvalidOption {
+            option: "--shard".into(),
+            message: "m".into(),
+        });
+        assert_eq!(e.to_string(), "invalid option --shard: m");
+    }
+}

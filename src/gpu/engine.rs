@@ -447,7 +447,7 @@ impl<'a> GpuEngine<'a> {
     ) -> Result<GpuEngine<'a>> {
         if plan.scheme == Scheme::Permutation {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message: "permutation is not a reweighting scheme; use GpuEngine::permutation"
                     .into(),
             });
@@ -481,7 +481,7 @@ impl<'a> GpuEngine<'a> {
         let instrumented = design.layout.instrumented();
         if instrumented && permutation {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message:
                     "the permutation test permutes the treatment, which breaks an instrumented \
                           model's first stage"
@@ -498,13 +498,13 @@ impl<'a> GpuEngine<'a> {
         let studentize = options.studentize;
         if studentize && permutation {
             return Err(Error::InvalidOption {
-                option: "--ci".into(),
+                option: "inference.methods".into(),
                 message: "a permutation run gives p-values, not studentized intervals".into(),
             });
         }
         if studentize && matches!(plan.scheme, Scheme::Wild(_)) {
             return Err(Error::InvalidOption {
-                option: "--ci".into(),
+                option: "inference.methods".into(),
                 message: "studentized intervals are available for the pairs, bayes, poisson and jackknife \
                           schemes, not yet for wild"
                     .into(),
@@ -644,7 +644,7 @@ impl<'a> GpuEngine<'a> {
         ) as usize;
         if limit < MIN_BATCH {
             return Err(Error::InvalidOption {
-                option: "--backend gpu".into(),
+                option: "resampling.backend".into(),
                 message: format!(
                     "{} cannot hold even {MIN_BATCH} replicates of {g} clusters at once; use --backend cpu",
                     ctx.info.name
@@ -828,7 +828,7 @@ impl<'a> GpuEngine<'a> {
         );
         if !least_squares || self.panel.is_some() {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
                           jackknife) and a least-squares model"
                     .into(),

@@ -329,7 +329,7 @@ impl GpuContext {
                     Some(a) => Some(a),
                     None => {
                         return Err(Error::InvalidOption {
-                            option: "--adapter".into(),
+                            option: "resampling.adapter".into(),
                             message: if names.is_empty() {
                                 format!("no GPU adapter at all, so none named like '{want}'")
                             } else {
@@ -755,7 +755,7 @@ impl GpuContext {
         match precision {
             Precision::F32 => Ok(&stages[0]),
             Precision::F64 => stages.get(1).ok_or_else(|| Error::InvalidOption {
-                option: "--precision".into(),
+                option: "resampling.precision".into(),
                 message: format!("{} has no SHADER_F64; use f32", self.info.name),
             }),
         }

@@ -159,7 +159,7 @@ impl PermuteInputs {
         let limit = ctx.binding_limit();
         if bytes > limit {
             return Err(Error::InvalidOption {
-                option: "--backend gpu".into(),
+                option: "resampling.backend".into(),
                 message: format!(
                     "the permutation table ({} MiB, quadratic in the units of a block) exceeds what {} binds ({} MiB); use --backend cpu",
                     bytes >> 20,

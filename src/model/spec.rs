@@ -33,7 +33,7 @@ impl FixedEffects {
             "unit" => Ok(FixedEffects::Unit),
             "unit+time" | "unit+period" | "twoway" => Ok(FixedEffects::UnitTime),
             other => Err(Error::InvalidOption {
-                option: "--fixed-effects".into(),
+                option: "model.fixed_effects".into(),
                 message: format!("'{other}' is not one of none, unit, unit+time"),
             }),
         }
@@ -177,14 +177,14 @@ impl InferenceSpec {
     pub fn validate(&self) -> Result<()> {
         if self.levels.is_empty() {
             return Err(Error::InvalidOption {
-                option: "--level".into(),
+                option: "inference.levels".into(),
                 message: "give at least one confidence level, e.g. 0.95".into(),
             });
         }
         for &l in &self.levels {
             if !(l > 0.0 && l < 1.0) {
                 return Err(Error::InvalidOption {
-                    option: "--level".into(),
+                    option: "inference.levels".into(),
                     message: format!(
                         "{l} is not a confidence level strictly between 0 and 1 (e.g. 0.95)"
                     ),
@@ -193,7 +193,7 @@ impl InferenceSpec {
         }
         if self.mc_draws < 1000 {
             return Err(Error::InvalidOption {
-                option: "--mc-draws".into(),
+                option: "inference.mc_draws".into(),
                 message: format!(
                     "{} draws are too few for a Monte Carlo interval; use at least 1000",
                     self.mc_draws
@@ -203,7 +203,7 @@ impl InferenceSpec {
         // The draws of the indirect effect (and, with several mediators, of
         // each specific effect and contrast) are kept for their quantiles.
         crate::resources::check_memory(
-            "--mc-draws",
+            "inference.mc_draws",
             &format!("{} Monte Carlo draws", self.mc_draws),
             self.mc_draws as f64 * 8.0,
         )?;

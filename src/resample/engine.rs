@@ -203,7 +203,7 @@ pub fn split_columns(design: &Design) -> (Vec<usize>, Vec<(usize, f64)>) {
 pub fn thread_pool(threads: usize, batch: usize) -> Result<rayon::ThreadPool> {
     if batch == 0 {
         return Err(Error::InvalidOption {
-            option: "--batch".into(),
+            option: "resampling.batch".into(),
             message: "the batch size must be at least 1".into(),
         });
     }
@@ -211,7 +211,7 @@ pub fn thread_pool(threads: usize, batch: usize) -> Result<rayon::ThreadPool> {
         .num_threads(threads)
         .build()
         .map_err(|e| Error::InvalidOption {
-            option: "--threads".into(),
+            option: "resampling.threads".into(),
             message: e.to_string(),
         })
 }
@@ -232,7 +232,7 @@ impl CpuEngine {
         let pool = thread_pool(threads, batch)?;
         if weights.scheme == Scheme::Permutation {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message: "permutation is not a reweighting scheme; use the permutation engine"
                     .into(),
             });
@@ -242,7 +242,7 @@ impl CpuEngine {
         if studentize {
             if let Scheme::Wild(_) = weights.scheme {
                 return Err(Error::InvalidOption {
-                    option: "--ci".into(),
+                    option: "inference.methods".into(),
                     message: "studentized intervals are available for the pairs, bayes, poisson and jackknife \
                               schemes, not yet for wild"
                         .into(),
@@ -465,7 +465,7 @@ impl CpuEngine {
                 Ok(self)
             }
             Finish::Wild { .. } => Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
                           jackknife); wild replicates have no Gram matrix"
                     .into(),

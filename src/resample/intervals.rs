@@ -36,7 +36,7 @@ impl Method {
             "bca" => Ok(Method::Bca),
             "studentized" | "stud" => Ok(Method::Studentized),
             other => Err(Error::InvalidOption {
-                option: "--ci".into(),
+                option: "inference.methods".into(),
                 message: format!(
                     "'{other}' is not one of percentile, basic, normal, bc, bca, studentized"
                 ),

@@ -45,7 +45,7 @@ impl LabelPermutation {
     ) -> Result<LabelPermutation> {
         if first.iter().any(|c| second.contains(c)) {
             return Err(Error::InvalidOption {
-                option: "--group".into(),
+                option: "model.groups".into(),
                 message: "groups that share clusters cannot be compared by permuting their labels"
                     .into(),
             });

@@ -56,7 +56,7 @@ impl Exchange {
             .collect();
         if blocks.is_empty() {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message:
                     "permutation needs units observed in the same periods, and no two units are; \
                           the treatment series cannot be exchanged"
@@ -72,7 +72,7 @@ impl Exchange {
             .all(|b| b[1..].iter().all(|&u| series(u).eq(series(b[0]))));
         if same {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message: "the treatment series is identical across units, so permuting it across \
                           units changes nothing; the permutation test needs the treatment to differ \
                           between units"

@@ -88,7 +88,7 @@ impl WildWeights {
             "webb" => Ok(WildWeights::Webb),
             "normal" => Ok(WildWeights::Normal),
             other => Err(Error::InvalidOption {
-                option: "--weights".into(),
+                option: "resampling.weights".into(),
                 message: format!("'{other}' is not one of rademacher, mammen, webb, normal"),
             }),
         }
@@ -132,7 +132,7 @@ impl Scheme {
             "wild" => Ok(Scheme::Wild(WildWeights::Rademacher)),
             "permutation" => Ok(Scheme::Permutation),
             other => Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message: format!(
                     "'{other}' is not one of pairs, bayes, poisson, jackknife, wild, permutation"
                 ),

@@ -113,7 +113,7 @@ fn strata_codes(panel: &Panel, column: &str) -> Result<Vec<u32>> {
         .iter()
         .find(|g| g.name == column)
         .ok_or_else(|| Error::InvalidOption {
-            option: "--strata".into(),
+            option: "resampling.strata".into(),
             message: format!("'{column}' is not among the loaded group columns"),
         })?;
     let mut code = vec![u32::MAX; panel.cluster.len()];
@@ -121,7 +121,7 @@ fn strata_codes(panel: &Panel, column: &str) -> Result<Vec<u32>> {
         let slot = &mut code[c as usize];
         if *slot != u32::MAX && *slot != s {
             return Err(Error::InvalidOption {
-                option: "--strata".into(),
+                option: "resampling.strata".into(),
                 message: format!(
                     "cluster '{}' has more than one value of '{column}'; strata must be constant within clusters",
                     panel.cluster.levels[c as usize]

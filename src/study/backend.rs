@@ -65,7 +65,7 @@ pub fn engine<'a>(
     let plan = WeightPlan::new(spec.scheme, r.seed, g, r.strata);
     if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
         return Err(Error::InvalidOption {
-            option: "--precision".into(),
+            option: "resampling.precision".into(),
             message: "the CPU engine always computes in f64; --precision applies to --backend gpu"
                 .into(),
         });
@@ -241,7 +241,7 @@ impl GpuUse {
     pub fn check_precision(&self) -> Result<()> {
         if self.precision == Precision::F64 && !self.ctx.has_f64() {
             return Err(Error::InvalidOption {
-                option: "--precision".into(),
+                option: "resampling.precision".into(),
                 message: format!(
                     "{} has no f64 shaders; use --precision f32",
                     self.ctx.info.name

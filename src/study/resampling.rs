@@ -80,7 +80,7 @@ pub struct ResampleResult {
 fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
     if design.fixed_effects != FixedEffects::None && !panel.unit.nested_in(&panel.cluster) {
         return Err(Error::InvalidOption {
-            option: "--cluster".into(),
+            option: "model.cluster".into(),
             message: format!(
                 "resampling clusters of '{}' would split units of '{}' and break the unit fixed effects; \
                  cluster by the unit or by a column that nests units",
@@ -213,13 +213,13 @@ pub fn resample_with(
     };
     if replicates == 0 {
         return Err(Error::InvalidOption {
-            option: "--replicates".into(),
+            option: "resampling.replicates".into(),
             message: "B = 0: ask for at least one replicate (10000 is a good start)".into(),
         });
     }
     if strata.is_some() && !matches!(spec.scheme, Scheme::Pairs | Scheme::Bayes) {
         return Err(Error::InvalidOption {
-            option: "--strata".into(),
+            option: "resampling.strata".into(),
             message: format!(
                 "stratified resampling applies to the pairs and bayes schemes, not {}",
                 spec.scheme.as_str()
@@ -229,7 +229,7 @@ pub fn resample_with(
     if design.layout.instrumented() {
         if spec.scheme == Scheme::Permutation {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message: "the permutation test permutes the treatment, which breaks an instrumented \
                           model's first stage; use pairs, bayes, poisson, jackknife or wild with --instrument"
                     .into(),
@@ -237,7 +237,7 @@ pub fn resample_with(
         }
         if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message:
                     "the restricted wild tests (WCR) impose the null on least-squares equations \
                           and do not apply to two-stage least squares; with --instrument add \
@@ -250,7 +250,7 @@ pub fn resample_with(
     if spec.sensitivity.is_some() {
         if matches!(spec.scheme, Scheme::Permutation | Scheme::Wild(_)) {
             return Err(Error::InvalidOption {
-                option: "--scheme".into(),
+                option: "resampling.scheme".into(),
                 message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
                           jackknife): permutation and wild replicates have no Gram matrix"
                     .into(),
@@ -261,7 +261,7 @@ pub fn resample_with(
     let studentize = spec.methods.contains(&Method::Studentized);
     if studentize && spec.scheme == Scheme::Permutation {
         return Err(Error::InvalidOption {
-            option: "--ci".into(),
+            option: "inference.methods".into(),
             message: "a permutation run gives p-values, not studentized intervals".into(),
         });
     }

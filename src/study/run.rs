@@ -267,7 +267,7 @@ fn mediator_model(
 ) -> Result<(String, SubmodelSummary)> {
     let key = mediators.join("+");
     let context = |e: Error| Error::InvalidOption {
-        option: "--also-mediators".into(),
+        option: "model.also_mediators".into(),
         message: format!("the model with mediators {}: {e}", mediators.join(", ")),
     };
     let model = ModelSpec {
@@ -367,11 +367,11 @@ fn group_models(
         .iter()
         .find(|f| f.name == column)
         .ok_or_else(|| Error::InvalidOption {
-            option: "--group".into(),
+            option: "model.groups".into(),
             message: format!("'{column}' is not among the loaded columns"),
         })?;
     let at = table.column(column).ok_or_else(|| Error::InvalidOption {
-        option: "--group".into(),
+        option: "model.groups".into(),
         message: format!("no column named '{column}'"),
     })?;
     let mut out = Vec::new();
@@ -379,7 +379,7 @@ fn group_models(
     for level in &factor.levels {
         let label = format!("{column}={level}");
         let context = |e: Error| Error::InvalidOption {
-            option: "--group".into(),
+            option: "model.groups".into(),
             message: format!("the model of group {label}: {e}"),
         };
         let rows = table.filter_rows(|r| r[at].trim() == level.as_str());
