@@ -44,6 +44,24 @@
 //! (build revision, digests) and [`notices`] (warnings, through the
 //! caller's reporter) sit below every layer.
 
+/// `Display` and `FromStr` of a named option (scheme, method, ...) from its
+/// one `as_str` and one `parse`, so each spelling lives in one place.
+macro_rules! spelled {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = crate::error::Error;
+            fn from_str(s: &str) -> crate::error::Result<Self> {
+                Self::parse(s)
+            }
+        }
+    )*};
+}
+
 pub mod cli;
 pub mod data;
 pub mod error;

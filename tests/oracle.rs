@@ -573,7 +573,9 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
             keys.push((format!("indirect:{n}"), layout.ab(j), layout.se_ab(j)));
         }
         for (i, (j, k)) in layout.contrast_pairs().into_iter().enumerate() {
-            let key = medsim::model::mediation::contrast_key(&names[j], &names[k]);
+            let key =
+                medsim::model::effect::EffectKey::Contrast(names[j].clone(), names[k].clone())
+                    .to_string();
             keys.push((key, layout.contrast(i), layout.se_contrast(i)));
         }
     }

@@ -15,7 +15,7 @@ fn study(dgp: Dgp, cells: Vec<Cell>, datasets: u64, replicates: u64, methods: &[
         dgp,
         cells,
         datasets,
-        methods: methods.iter().map(|m| m.to_string()).collect(),
+        methods: methods.iter().map(|m| m.parse().unwrap()).collect(),
         levels: vec![0.95],
         seed: 11,
         mc_draws: 2000,

@@ -11,6 +11,7 @@ use crate::math::linalg::{cholesky, quadratic_form};
 use crate::math::rng::{STREAM_MONTE_CARLO, normals};
 use crate::math::stats::{f_p_value, normal_p_value, normal_quantile, quantile_sorted, t_p_value};
 use crate::model::design::Design;
+use crate::model::effect::EffectKey;
 use crate::model::estimate::{Equation, SystemFit, fit_system};
 use crate::model::spec::InferenceSpec;
 
@@ -57,6 +58,22 @@ pub struct Interval {
     pub level: f64,
     pub lower: f64,
     pub upper: f64,
+}
+
+/// The analytic intervals' `method`: the delta method's normal interval
+/// and the Monte Carlo one, both from the point estimate's covariance.
+pub const SOBEL: &str = "sobel";
+pub const MONTE_CARLO: &str = "monte_carlo";
+
+/// The interval a report leads with for `effect`: the first resampling
+/// interval, else the first analytic one (Sobel's).
+pub fn headline<'a>(intervals: &'a [Interval], effect: &str) -> Option<&'a Interval> {
+    let of = |i: &&Interval| i.effect == effect;
+    intervals
+        .iter()
+        .filter(of)
+        .find(|i| i.method != SOBEL && i.method != MONTE_CARLO)
+        .or_else(|| intervals.iter().find(of))
 }
 
 /// Whether the indirect effect masks the direct one, and by how much.
@@ -266,22 +283,31 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     let c_prime = t_effect(outcome_eq, x);
     let mut effects = Vec::new();
     if m == 1 {
-        effects.push(("a".to_string(), t_effect(1, x)));
-        effects.push(("b".to_string(), t_effect(outcome_eq, l.mediator(0))));
+        effects.push((EffectKey::A(None).to_string(), t_effect(1, x)));
+        effects.push((
+            EffectKey::B(None).to_string(),
+            t_effect(outcome_eq, l.mediator(0)),
+        ));
     } else {
         for (j, name) in mediators.iter().enumerate() {
-            effects.push((format!("a:{name}"), t_effect(1 + j, x)));
-            effects.push((format!("b:{name}"), t_effect(outcome_eq, l.mediator(j))));
             effects.push((
-                format!("indirect:{name}"),
+                EffectKey::A(Some(name.clone())).to_string(),
+                t_effect(1 + j, x),
+            ));
+            effects.push((
+                EffectKey::B(Some(name.clone())).to_string(),
+                t_effect(outcome_eq, l.mediator(j)),
+            ));
+            effects.push((
+                EffectKey::Indirect(Some(name.clone())).to_string(),
                 sobel(specific[j], &grad_specific(j)),
             ));
         }
     }
-    effects.push(("c".to_string(), c));
-    effects.push(("c_prime".to_string(), c_prime));
+    effects.push((EffectKey::C.to_string(), c));
+    effects.push((EffectKey::CPrime.to_string(), c_prime));
     let indirect = sobel(total_indirect, &grad_total);
-    effects.push(("indirect".to_string(), indirect));
+    effects.push((EffectKey::Indirect(None).to_string(), indirect));
     // Pairwise contrasts of the specific indirect effects, a_j b_j - a_k b_k.
     let pairs: Vec<(usize, usize)> = (0..m)
         .flat_map(|j| (j + 1..m).map(move |k| (j, k)))
@@ -295,12 +321,12 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     };
     for &(j, k) in &pairs {
         effects.push((
-            contrast_key(&mediators[j], &mediators[k]),
+            EffectKey::Contrast(mediators[j].clone(), mediators[k].clone()).to_string(),
             sobel(specific[j] - specific[k], &grad_contrast(j, k)),
         ));
     }
     effects.push((
-        "proportion_mediated".to_string(),
+        EffectKey::ProportionMediated.to_string(),
         Effect {
             estimate: total_indirect / c.estimate,
             se: None,
@@ -309,7 +335,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
         },
     ));
     effects.push((
-        "suppression_share".to_string(),
+        EffectKey::SuppressionShare.to_string(),
         Effect {
             estimate: (total_indirect / c_prime.estimate).abs(),
             se: None,
@@ -331,15 +357,22 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
 
     // Intervals: Sobel (normal) and Monte Carlo, for the total indirect effect
     // and, with several mediators, for each specific one.
-    let mut targets: Vec<(String, f64, Vec<f64>)> =
-        vec![("indirect".into(), total_indirect, grad_total.clone())];
+    let mut targets: Vec<(String, f64, Vec<f64>)> = vec![(
+        EffectKey::Indirect(None).to_string(),
+        total_indirect,
+        grad_total.clone(),
+    )];
     if m > 1 {
         for (j, name) in mediators.iter().enumerate() {
-            targets.push((format!("indirect:{name}"), specific[j], grad_specific(j)));
+            targets.push((
+                EffectKey::Indirect(Some(name.clone())).to_string(),
+                specific[j],
+                grad_specific(j),
+            ));
         }
         for &(j, k) in &pairs {
             targets.push((
-                contrast_key(&mediators[j], &mediators[k]),
+                EffectKey::Contrast(mediators[j].clone(), mediators[k].clone()).to_string(),
                 specific[j] - specific[k],
                 grad_contrast(j, k),
             ));
@@ -359,7 +392,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             let z = normal_quantile(0.5 + level / 2.0);
             intervals.push(Interval {
                 effect: key.clone(),
-                method: "sobel".into(),
+                method: SOBEL.into(),
                 level,
                 lower: est - z * se,
                 upper: est + z * se,
@@ -369,7 +402,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             let alpha = 1.0 - level;
             intervals.push(Interval {
                 effect: key.clone(),
-                method: "monte_carlo".into(),
+                method: MONTE_CARLO.into(),
                 level,
                 lower: quantile_sorted(&mc[t], alpha / 2.0),
                 upper: quantile_sorted(&mc[t], 1.0 - alpha / 2.0),
@@ -390,12 +423,6 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
         mediators,
         iv: first_stage(design)?,
     })
-}
-
-/// The effect key of the contrast `a_j b_j - a_k b_k` between mediators
-/// named `first` and `second`.
-pub fn contrast_key(first: &str, second: &str) -> String {
-    format!("contrast:{first}:{second}")
 }
 
 /// Sorted Monte Carlo draws of the total indirect effect (index 0) and, with

@@ -1,11 +1,12 @@
 //! The mediation model on one sample: its description ([`spec`]), the
-//! estimation sample ([`panel`]), per-cluster sufficient statistics
+//! estimation sample ([`panel`]), the names of its effects ([`effect`]), per-cluster sufficient statistics
 //! ([`design`]), least squares and 2SLS with the joint CR1 covariance
 //! ([`estimate`]), the mediation analysis ([`mediation`]), one replicate's
 //! statistics from its Gram matrix ([`replicate`]) and the Imai-Keele-
 //! Yamamoto sensitivity algebra ([`sensitivity`]). Nothing here resamples.
 
 pub mod design;
+pub mod effect;
 pub mod estimate;
 pub mod mediation;
 pub mod panel;

@@ -23,6 +23,7 @@
 
 use crate::math::linalg::{packed_index, packed_len};
 use crate::model::design::{Design, Layout};
+use crate::model::effect::EffectKey;
 use crate::model::estimate::TwoStage;
 
 /// Positions of the statistics of one replicate.
@@ -154,35 +155,23 @@ impl StatLayout {
 
     /// The statistic behind an effect key of summary.json.
     pub fn index_of(&self, key: &str, mediators: &[String]) -> Option<usize> {
-        let med = |name: &str| mediators.iter().position(|m| m == name);
-        if let Some(k) = key.strip_prefix("sensitivity:") {
-            return k
-                .parse::<usize>()
-                .ok()
-                .filter(|&k| k < self.sensitivity)
-                .map(|k| self.acme(k));
-        }
-        if let Some(pair) = key.strip_prefix("contrast:") {
-            let pairs = self.contrast_pairs();
-            return pairs
-                .iter()
-                .position(|&(j, k)| pair == format!("{}:{}", mediators[j], mediators[k]))
-                .map(|i| self.contrast(i));
-        }
-        match key.split_once(':') {
-            Some(("a", m)) => med(m).map(|j| self.a(j)),
-            Some(("b", m)) => med(m).map(|j| self.b(j)),
-            Some(("indirect", m)) => med(m).map(|j| self.ab(j)),
-            _ => match key {
-                "a" if self.mediators == 1 => Some(self.a(0)),
-                "b" if self.mediators == 1 => Some(self.b(0)),
-                "c" => Some(self.c()),
-                "c_prime" => Some(self.c_prime()),
-                "indirect" => Some(self.indirect()),
-                "proportion_mediated" => Some(self.proportion()),
-                "suppression_share" => Some(self.suppression_share()),
-                _ => None,
-            },
+        let position = |name: &str| mediators.iter().position(|m| m == name);
+        let key = EffectKey::parse(key, mediators)?;
+        match &key {
+            EffectKey::A(_) => key.mediator(mediators).map(|j| self.a(j)),
+            EffectKey::B(_) => key.mediator(mediators).map(|j| self.b(j)),
+            EffectKey::Indirect(Some(_)) => key.mediator(mediators).map(|j| self.ab(j)),
+            EffectKey::Indirect(None) => Some(self.indirect()),
+            EffectKey::C => Some(self.c()),
+            EffectKey::CPrime => Some(self.c_prime()),
+            EffectKey::ProportionMediated => Some(self.proportion()),
+            EffectKey::SuppressionShare => Some(self.suppression_share()),
+            EffectKey::Contrast(first, second) => {
+                let pair = (position(first)?, position(second)?);
+                let i = self.contrast_pairs().iter().position(|&p| p == pair)?;
+                Some(self.contrast(i))
+            }
+            EffectKey::Sensitivity(k) => (*k < self.sensitivity).then(|| self.acme(*k)),
         }
     }
 }

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::math::linalg::{cholesky, unpack};
 use crate::model::design::Design;
+use crate::model::effect::EffectKey;
 use crate::model::mediation::BootstrapStats;
 use crate::model::mediation::{Analysis, Interval};
 use crate::model::panel::Panel;
@@ -206,7 +207,7 @@ impl SensitivitySummary {
     /// Attach the resampling results of the `sensitivity:K` keys.
     pub fn add_bootstrap(&mut self, stats: &[(String, BootstrapStats)], intervals: &[Interval]) {
         for (k, point) in self.curve.iter_mut().enumerate() {
-            let key = format!("sensitivity:{k}");
+            let key = EffectKey::Sensitivity(k).to_string();
             point.bootstrap = stats.iter().find(|(s, _)| *s == key).map(|(_, b)| *b);
             point.intervals = intervals
                 .iter()

@@ -16,6 +16,8 @@ pub enum FixedEffects {
     UnitTime,
 }
 
+spelled!(FixedEffects);
+
 impl FixedEffects {
     /// The spelling used on the command line and in summary.json.
     pub fn as_str(self) -> &'static str {

@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use crate::model::effect::EffectKey;
 use crate::study::summary::Summary;
 
 /// `v` with four significant digits, in fixed notation.
@@ -96,21 +97,22 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
     s.effects
         .keys()
         .map(|k| {
-            let label = match k.split_once(':') {
-                Some(("a", m)) => format!("a: {x} on {m}"),
-                Some(("b", m)) => format!("b: {m} on {y}"),
-                Some(("indirect", m)) => format!("a*b via {m}"),
-                Some(("contrast", pair)) => format!("difference {}", pair.replace(':', " - ")),
-                _ => match k.as_str() {
-                    "a" => format!("a: {x} on {}", s.model.mediators.join(", ")),
-                    "b" => format!("b: {} on {y}", s.model.mediators.join(", ")),
-                    "c" => "c: total effect".into(),
-                    "c_prime" => "c': direct effect".into(),
-                    "indirect" => "a*b: indirect effect".into(),
-                    "proportion_mediated" => "proportion mediated".into(),
-                    "suppression_share" => "suppression share".into(),
-                    other => other.into(),
-                },
+            let all = || s.model.mediators.join(", ");
+            let label = match EffectKey::parse(k, &s.model.mediators) {
+                Some(EffectKey::A(Some(m))) => format!("a: {x} on {m}"),
+                Some(EffectKey::B(Some(m))) => format!("b: {m} on {y}"),
+                Some(EffectKey::Indirect(Some(m))) => format!("a*b via {m}"),
+                Some(EffectKey::Contrast(first, second)) => {
+                    format!("difference {first} - {second}")
+                }
+                Some(EffectKey::A(None)) => format!("a: {x} on {}", all()),
+                Some(EffectKey::B(None)) => format!("b: {} on {y}", all()),
+                Some(EffectKey::C) => "c: total effect".into(),
+                Some(EffectKey::CPrime) => "c': direct effect".into(),
+                Some(EffectKey::Indirect(None)) => "a*b: indirect effect".into(),
+                Some(EffectKey::ProportionMediated) => "proportion mediated".into(),
+                Some(EffectKey::SuppressionShare) => "suppression share".into(),
+                Some(EffectKey::Sensitivity(_)) | None => k.clone(),
             };
             (k.clone(), label)
         })

@@ -9,6 +9,7 @@
 
 use plotters::prelude::*;
 
+use crate::model::mediation::headline;
 use crate::study::simulate::SimulationSummary;
 use crate::study::summary::Summary;
 
@@ -71,20 +72,6 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     }
     let pad = 0.05 * (hi - lo);
     (lo - pad, hi + pad)
-}
-
-/// The first interval of `effect` among `intervals`, preferring a
-/// bootstrap method, at the first level.
-fn headline<'a>(
-    intervals: &'a [crate::model::mediation::Interval],
-    effect: &str,
-) -> Option<&'a crate::model::mediation::Interval> {
-    let of = |i: &&crate::model::mediation::Interval| i.effect == effect;
-    intervals
-        .iter()
-        .filter(of)
-        .find(|i| i.method != "sobel" && i.method != "monte_carlo")
-        .or_else(|| intervals.iter().find(of))
 }
 
 /// `indirect_distribution.svg`: a histogram of the main model's indirect

@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use crate::model::effect::EffectKey;
 use crate::study::summary::Summary;
 
 fn p_text(p: Option<f64>) -> String {
@@ -32,36 +33,32 @@ fn label(s: &Summary, key: &str) -> String {
     let x = &s.model.treatment;
     let y = &s.model.outcome;
     let m = s.model.mediators.first().map_or("", String::as_str);
-    match key.split_once(':') {
-        Some(("contrast", pair)) => format!("diff {}", pair.replacen(':', " - ", 1)),
-        Some(("a", med)) => format!("a    {x} -> {med}"),
-        Some(("b", med)) => format!("b    {med} -> {y}"),
-        Some(("indirect", med)) => format!("a*b  via {med}"),
-        _ => match key {
-            "a" => format!("a    {x} -> {m}"),
-            "b" => format!("b    {m} -> {y}"),
-            "c" => "c    total effect".into(),
-            "c_prime" => "c'   direct effect".into(),
-            "indirect" if s.model.mediators.len() > 1 => "a*b  total indirect effect".into(),
-            "indirect" => "a*b  indirect effect".into(),
-            "proportion_mediated" => "     proportion mediated".into(),
-            "suppression_share" => "     suppression share".into(),
-            other => other.to_string(),
-        },
+    let mediators = &s.model.mediators;
+    let Some(parsed) = EffectKey::parse(key, mediators) else {
+        return key.to_string();
+    };
+    match parsed {
+        EffectKey::Contrast(first, second) => format!("diff {first} - {second}"),
+        EffectKey::A(Some(med)) => format!("a    {x} -> {med}"),
+        EffectKey::B(Some(med)) => format!("b    {med} -> {y}"),
+        EffectKey::Indirect(Some(med)) => format!("a*b  via {med}"),
+        EffectKey::A(None) => format!("a    {x} -> {m}"),
+        EffectKey::B(None) => format!("b    {m} -> {y}"),
+        EffectKey::C => "c    total effect".into(),
+        EffectKey::CPrime => "c'   direct effect".into(),
+        EffectKey::Indirect(None) if mediators.len() > 1 => "a*b  total indirect effect".into(),
+        EffectKey::Indirect(None) => "a*b  indirect effect".into(),
+        EffectKey::ProportionMediated => "     proportion mediated".into(),
+        EffectKey::SuppressionShare => "     suppression share".into(),
+        EffectKey::Sensitivity(_) => key.to_string(),
     }
 }
 
-/// The first bootstrap interval of `effect`, else its first analytic one
-/// (Sobel's), as `method [lower, upper]`.
+/// `effect`'s headline interval as `method [lower, upper]`.
 fn headline_interval(intervals: &[crate::model::mediation::Interval], effect: &str) -> String {
-    intervals
-        .iter()
-        .filter(|i| i.effect == effect)
-        .find(|i| i.method != "sobel" && i.method != "monte_carlo")
-        .or_else(|| intervals.iter().find(|i| i.effect == effect))
-        .map_or(String::new(), |i| {
-            format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
-        })
+    crate::model::mediation::headline(intervals, effect).map_or(String::new(), |i| {
+        format!("{} [{:.6}, {:.6}]", i.method, i.lower, i.upper)
+    })
 }
 
 /// The model with another set of mediators: per mediator a, b, a*b with
@@ -88,12 +85,13 @@ fn render_mediator_model(o: &mut String, key: &str, mm: &crate::study::summary::
     let mut rows: Vec<(String, String, String, String)> = names
         .iter()
         .map(|n| {
-            let (a, b, ab) = if one {
-                ("a".into(), "b".into(), "indirect".into())
-            } else {
-                (format!("a:{n}"), format!("b:{n}"), format!("indirect:{n}"))
-            };
-            (n.to_string(), a, b, ab)
+            let name = (!one).then(|| n.to_string());
+            (
+                n.to_string(),
+                EffectKey::A(name.clone()).to_string(),
+                EffectKey::B(name.clone()).to_string(),
+                EffectKey::Indirect(name).to_string(),
+            )
         })
         .collect();
     if !one {
@@ -109,7 +107,7 @@ fn render_mediator_model(o: &mut String, key: &str, mm: &crate::study::summary::
                     format!("{first} - {second}"),
                     String::new(),
                     String::new(),
-                    format!("contrast:{first}:{second}"),
+                    EffectKey::Contrast(first.to_string(), second.to_string()).to_string(),
                 ));
             }
         }

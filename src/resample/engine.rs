@@ -41,7 +41,21 @@ impl Precision {
             Precision::F64 => "f64",
         }
     }
+
+    /// Parse `f32` or `f64`.
+    pub fn parse(s: &str) -> crate::error::Result<Precision> {
+        match s.trim() {
+            "f32" => Ok(Precision::F32),
+            "f64" => Ok(Precision::F64),
+            other => Err(crate::error::Error::InvalidOption {
+                option: "resampling.precision".into(),
+                message: format!("'{other}': expected f32 or f64"),
+            }),
+        }
+    }
 }
+
+spelled!(Precision);
 
 /// Where replicates were computed, for the summary and the manifest.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]

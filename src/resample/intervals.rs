@@ -25,6 +25,8 @@ pub enum Method {
     Studentized,
 }
 
+spelled!(Method);
+
 impl Method {
     /// Parse a method name.
     pub fn parse(s: &str) -> Result<Method> {

@@ -79,6 +79,8 @@ const MAMMEN_HIGH: f64 = 1.618_033_988_749_895;
 /// Mammen's two points, negative first.
 pub const MAMMEN_POINTS: [f64; 2] = [MAMMEN_LOW, MAMMEN_HIGH];
 
+spelled!(WildWeights);
+
 impl WildWeights {
     /// Parse a weight distribution name.
     pub fn parse(s: &str) -> Result<WildWeights> {
@@ -120,6 +122,8 @@ impl WildWeights {
         }
     }
 }
+
+spelled!(Scheme);
 
 impl Scheme {
     /// Parse a scheme name.

@@ -77,6 +77,32 @@ pub enum BackendChoice {
     Gpu,
 }
 
+impl BackendChoice {
+    /// `auto`, `cpu` or `gpu`, as configs and summaries name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Cpu => "cpu",
+            BackendChoice::Gpu => "gpu",
+        }
+    }
+
+    /// Parse `auto`, `cpu` or `gpu`.
+    pub fn parse(s: &str) -> crate::error::Result<BackendChoice> {
+        match s.trim() {
+            "auto" => Ok(BackendChoice::Auto),
+            "cpu" => Ok(BackendChoice::Cpu),
+            "gpu" => Ok(BackendChoice::Gpu),
+            other => Err(crate::error::Error::InvalidOption {
+                option: "resampling.backend".into(),
+                message: format!("'{other}': expected auto, gpu or cpu"),
+            }),
+        }
+    }
+}
+
+spelled!(BackendChoice);
+
 impl Default for ResampleSpec {
     fn default() -> Self {
         ResampleSpec {

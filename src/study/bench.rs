@@ -548,7 +548,7 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
                 c_prime: 0.0,
             }],
             datasets,
-            methods: vec!["percentile".into()],
+            methods: vec![crate::study::simulate::Test::Interval(Method::Percentile)],
             levels: vec![0.95],
             seed: 1,
             mc_draws: 1000,

@@ -594,7 +594,7 @@ impl Config {
     /// The validated study of the config's `[simulation]` section, its
     /// resampling engine settings from `[resampling]`.
     pub fn study(&self, origin: &Origin) -> Result<crate::study::simulate::Study> {
-        use crate::study::simulate::{Cell, Dgp, Study, check_methods};
+        use crate::study::simulate::{Cell, Dgp, Study, Test};
         let err = |key: &str, message: String| origin.error(key, message);
         let Some(s) = &self.simulation else {
             return Err(Error::Config {
@@ -712,12 +712,16 @@ impl Config {
         {
             return Err(err("simulation.level", format!("{l} is listed twice")));
         }
-        check_methods(&s.methods).map_err(|m| err("simulation.methods", m))?;
-        let needs_resampling = s
+        if s.methods.is_empty() {
+            return Err(err("simulation.methods", "give at least one method".into()));
+        }
+        let tests = s
             .methods
             .iter()
-            .any(|m| !matches!(m.as_str(), "sobel" | "joint" | "monte_carlo"));
-        if needs_resampling && s.replicates < 1 {
+            .map(|m| Test::parse(m))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| err("simulation.methods", message_of(e)))?;
+        if tests.iter().any(|t| t.resamples()) && s.replicates < 1 {
             return Err(err(
                 "simulation.replicates",
                 "0 is too small; it must be at least 1".into(),
@@ -831,7 +835,7 @@ impl Config {
             dgp,
             cells,
             datasets: s.datasets,
-            methods: s.methods.clone(),
+            methods: tests,
             levels,
             seed: s.seed,
             mc_draws: s.mc_draws,
@@ -980,30 +984,15 @@ impl Config {
                     strata: r.strata.clone(),
                     wild_tests: r.wild_tests,
                     memory: r.memory_mib.saturating_mul(1 << 20),
-                    backend: match r.backend.trim() {
-                        "auto" => BackendChoice::Auto,
-                        "cpu" => BackendChoice::Cpu,
-                        "gpu" => BackendChoice::Gpu,
-                        other => {
-                            return Err(err(
-                                "resampling.backend",
-                                format!("'{other}': expected auto, gpu or cpu"),
-                            ));
-                        }
-                    },
+                    backend: BackendChoice::parse(&r.backend)
+                        .map_err(|e| err("resampling.backend", message_of(e)))?,
                     adapter: r.adapter.clone(),
                     precision: r
                         .precision
                         .as_deref()
-                        .map(|p| match p.trim() {
-                            "f32" => Ok(Precision::F32),
-                            "f64" => Ok(Precision::F64),
-                            other => Err(err(
-                                "resampling.precision",
-                                format!("'{other}': expected f32 or f64"),
-                            )),
-                        })
-                        .transpose()?,
+                        .map(Precision::parse)
+                        .transpose()
+                        .map_err(|e| err("resampling.precision", message_of(e)))?,
                     gpu_batch: r.gpu_batch as usize,
                     // Bands need the replicates' Gram matrices.
                     sensitivity: sensitivity.clone().filter(|_| {

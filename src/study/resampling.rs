@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::design::Design;
+use crate::model::effect::EffectKey;
 use crate::model::mediation::BootstrapStats;
 use crate::model::mediation::{Analysis, Interval, TOTAL, equations};
 use crate::model::panel::Panel;
@@ -99,20 +100,13 @@ fn coefficient_of(
     l: crate::model::design::Layout,
 ) -> Option<(usize, usize)> {
     let m = mediators.len();
-    let mediator = |name: Option<&str>| match name {
-        None if m == 1 => Some(0),
-        Some(n) => mediators.iter().position(|x| x == n),
-        None => None,
-    };
-    let (kind, name) = match key.split_once(':') {
-        Some((k, n)) => (k, Some(n)),
-        None => (key, None),
-    };
-    match kind {
-        "a" => mediator(name).map(|j| (1 + j, l.treatment())),
-        "b" => mediator(name).map(|j| (m + 1, l.mediator(j))),
-        "c" if name.is_none() => Some((TOTAL, l.treatment())),
-        "c_prime" if name.is_none() => Some((m + 1, l.treatment())),
+    let key = EffectKey::parse(key, mediators)?;
+    let j = key.mediator(mediators);
+    match key {
+        EffectKey::A(_) => j.map(|j| (1 + j, l.treatment())),
+        EffectKey::B(_) => j.map(|j| (m + 1, l.mediator(j))),
+        EffectKey::C => Some((TOTAL, l.treatment())),
+        EffectKey::CPrime => Some((m + 1, l.treatment())),
         _ => None,
     }
 }
@@ -344,7 +338,7 @@ pub fn resample_with(
         let curve = crate::model::sensitivity::full_sample(design, analysis, rho)?;
         effects_in.extend(curve.into_iter().enumerate().map(|(k, acme)| {
             (
-                format!("sensitivity:{k}"),
+                EffectKey::Sensitivity(k).to_string(),
                 crate::model::mediation::Effect {
                     estimate: acme,
                     se: None,
@@ -661,15 +655,16 @@ fn summarise<'a>(
     let mut student = vec![None; n_effects];
     if layout.studentized {
         for (i, (k, e)) in effects_in.iter().enumerate() {
-            let se = match k.split_once(':') {
-                Some(("indirect", name)) => mediators
-                    .iter()
-                    .position(|n| n == name)
+            let key = EffectKey::parse(k, mediators);
+            let se = match &key {
+                Some(EffectKey::Indirect(Some(_))) => key
+                    .as_ref()
+                    .and_then(|key| key.mediator(mediators))
                     .map(|j| layout.se_ab(j)),
-                Some(("contrast", _)) => layout
+                Some(EffectKey::Contrast(..)) => layout
                     .index_of(k, mediators)
                     .map(|s| layout.se_contrast(s - layout.contrast(0))),
-                None if k == "indirect" => Some(layout.se_indirect()),
+                Some(EffectKey::Indirect(None)) => Some(layout.se_indirect()),
                 _ => None,
             };
             if let (Some(se), Source::Stat(stat)) = (se, sources[i]) {

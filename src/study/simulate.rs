@@ -103,8 +103,8 @@ pub struct Study {
     pub dgp: Dgp,
     pub cells: Vec<Cell>,
     pub datasets: u64,
-    /// Methods, by name (see the module doc).
-    pub methods: Vec<String>,
+    /// The tests each dataset gets (see the module doc).
+    pub methods: Vec<Test>,
     /// Confidence levels; every method is judged at each (tests at 1 -
     /// level). The sample-size search uses the first.
     pub levels: Vec<f64>,
@@ -152,38 +152,69 @@ struct Verdict {
     interval: Option<(f64, f64)>,
 }
 
-/// The bootstrap methods among `methods`.
-fn bootstrap_methods(methods: &[String]) -> Result<Vec<Method>> {
-    methods
-        .iter()
-        .filter(|m| {
-            !matches!(
-                m.as_str(),
-                "sobel" | "joint" | "monte_carlo" | "permutation"
-            )
-        })
-        .map(|m| Method::parse(m))
-        .collect()
+/// A test of H0: a*b = 0 that a study judges: an analytic one, the
+/// permutation test, or a resampling interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test {
+    Sobel,
+    /// Both paths significant (max of the two p-values).
+    Joint,
+    MonteCarlo,
+    /// The treatment permuted across units; a p-value, no interval.
+    Permutation,
+    /// Zero outside a resampling interval.
+    Interval(Method),
 }
 
-/// Check the names of `methods`.
-pub fn check_methods(methods: &[String]) -> std::result::Result<(), String> {
-    if methods.is_empty() {
-        return Err("give at least one method".into());
-    }
-    for m in methods {
-        let known = matches!(
-            m.as_str(),
-            "sobel" | "joint" | "monte_carlo" | "permutation"
-        ) || Method::parse(m).is_ok();
-        if !known {
-            return Err(format!(
-                "'{m}' is not one of sobel, joint, monte_carlo, permutation, percentile, basic, \
-                 normal, bc, bca, studentized"
-            ));
+impl Test {
+    /// The name in configs and in summary.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Test::Sobel => crate::model::mediation::SOBEL,
+            Test::Joint => "joint",
+            Test::MonteCarlo => crate::model::mediation::MONTE_CARLO,
+            Test::Permutation => "permutation",
+            Test::Interval(m) => m.as_str(),
         }
     }
-    Ok(())
+
+    /// Parse a test's name (an interval method's name included).
+    pub fn parse(s: &str) -> Result<Test> {
+        match s.trim() {
+            crate::model::mediation::SOBEL => Ok(Test::Sobel),
+            "joint" => Ok(Test::Joint),
+            crate::model::mediation::MONTE_CARLO => Ok(Test::MonteCarlo),
+            "permutation" => Ok(Test::Permutation),
+            other => Method::parse(other)
+                .map(Test::Interval)
+                .map_err(|_| Error::InvalidOption {
+                    option: "simulation.methods".into(),
+                    message: format!(
+                        "'{other}' is not one of sobel, joint, monte_carlo, permutation, \
+                         percentile, basic, normal, bc, bca, studentized"
+                    ),
+                }),
+        }
+    }
+
+    /// Whether the test needs each dataset's resampling (bootstrap
+    /// intervals and the permutation test do).
+    pub fn resamples(self) -> bool {
+        matches!(self, Test::Interval(_) | Test::Permutation)
+    }
+}
+
+spelled!(Test);
+
+/// The bootstrap interval methods among `tests`.
+fn bootstrap_methods(tests: &[Test]) -> Vec<Method> {
+    tests
+        .iter()
+        .filter_map(|t| match t {
+            Test::Interval(m) => Some(*m),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The iid dataset `d` with `cell`'s parameters, as a table.
@@ -280,13 +311,13 @@ fn prepare(study: &Study, cell: &Cell, d: u64) -> Option<Prepared> {
 }
 
 /// The resampling of the study's bootstrap methods (none without them).
-fn bootstrap_spec(study: &Study) -> Result<Option<ResampleSpec>> {
-    let methods = bootstrap_methods(&study.methods)?;
-    Ok((!methods.is_empty()).then(|| ResampleSpec {
+fn bootstrap_spec(study: &Study) -> Option<ResampleSpec> {
+    let methods = bootstrap_methods(&study.methods);
+    (!methods.is_empty()).then(|| ResampleSpec {
         methods,
         threads: 1,
         ..study.resampling.clone()
-    }))
+    })
 }
 
 /// Every method's verdict on a prepared dataset at each level (level l's
@@ -325,11 +356,11 @@ fn verdicts(
         )
         .ok()
     };
-    let resampled = bootstrap_spec(study)?.and_then(|spec| run(spec, given));
+    let resampled = bootstrap_spec(study).and_then(|spec| run(spec, given));
     // The permutation test of the indirect effect: the treatment permuted
     // across units (within blocks of units observed in the same periods),
     // p = (1 + #{|ab*| >= |ab|}) / (1 + B); no interval.
-    let permuted = if study.methods.iter().any(|m| m == "permutation") {
+    let permuted = if study.methods.contains(&Test::Permutation) {
         run(
             ResampleSpec {
                 scheme: crate::resample::scheme::Scheme::Permutation,
@@ -362,16 +393,17 @@ fn verdicts(
             })
     };
     let resampled = resampled.as_ref();
-    let verdict = |m: &str, level: f64| {
+    let verdict = |test: Test, level: f64| {
         let alpha = 1.0 - level;
-        match m {
-            "sobel" => from_interval(interval(&analysis.intervals, "sobel", level)),
-            "monte_carlo" => from_interval(interval(&analysis.intervals, "monte_carlo", level)),
-            "permutation" => permuted.map(|p| Verdict {
+        match test {
+            Test::Sobel | Test::MonteCarlo => {
+                from_interval(interval(&analysis.intervals, test.as_str(), level))
+            }
+            Test::Permutation => permuted.map(|p| Verdict {
                 reject: p < alpha,
                 interval: None,
             }),
-            "joint" => match (effect("a"), effect("b")) {
+            Test::Joint => match (effect("a"), effect("b")) {
                 (Some(a), Some(b)) => match (a.p_value, b.p_value) {
                     (Some(pa), Some(pb)) => Some(Verdict {
                         reject: pa.max(pb) < alpha,
@@ -381,13 +413,15 @@ fn verdicts(
                 },
                 _ => None,
             },
-            name => resampled.and_then(|r| from_interval(interval(&r.intervals, name, level))),
+            Test::Interval(m) => {
+                resampled.and_then(|r| from_interval(interval(&r.intervals, m.as_str(), level)))
+            }
         }
     };
     Ok(study
         .levels
         .iter()
-        .flat_map(|&level| study.methods.iter().map(move |m| verdict(m, level)))
+        .flat_map(|&level| study.methods.iter().map(move |&m| verdict(m, level)))
         .collect())
 }
 
@@ -413,7 +447,7 @@ fn summarise(cell: &Cell, study: &Study, verdicts: &[Vec<Option<Verdict>>]) -> V
 fn summarise_level(
     cell: &Cell,
     level: f64,
-    methods: &[String],
+    methods: &[Test],
     verdicts: &[&[Option<Verdict>]],
 ) -> CellResult {
     let truth = cell.indirect();
@@ -429,7 +463,7 @@ fn summarise_level(
             has_intervals.then(|| share(&|v| v.interval.is_some_and(f)))
         };
         out.insert(
-            name.clone(),
+            name.to_string(),
             MethodResult {
                 rejection_rate: (!got.is_empty()).then_some(rate),
                 mc_se: (!got.is_empty()).then(|| (rate * (1.0 - rate) / n).sqrt()),
@@ -463,7 +497,7 @@ fn summarise_level(
 /// Elsewhere each dataset runs its own engine.
 #[allow(clippy::type_complexity)]
 fn stacking(study: &Study) -> Result<Option<(GpuUse, ResampleSpec)>> {
-    let Some(spec) = bootstrap_spec(study)? else {
+    let Some(spec) = bootstrap_spec(study) else {
         return Ok(None);
     };
     let stacks = matches!(
@@ -587,10 +621,12 @@ pub fn run_stored(
                 .into(),
         });
     }
-    check_methods(&study.methods).map_err(|message| Error::InvalidOption {
-        option: "simulation.methods".into(),
-        message,
-    })?;
+    if study.methods.is_empty() {
+        return Err(Error::InvalidOption {
+            option: "simulation.methods".into(),
+            message: "give at least one method".into(),
+        });
+    }
     let workers = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         t => t,
@@ -792,7 +828,7 @@ pub fn run_stored(
                 a: combo.a,
                 b: combo.b,
                 c_prime: combo.c_prime,
-                method: method.clone(),
+                method: method.to_string(),
                 target_power: target,
                 reached,
                 n: reached.then_some(b),
@@ -868,7 +904,7 @@ impl SimulationSummary {
     ) -> Self {
         // Each cell's datasets were analysed once for all levels.
         let fits = (cells.len() / study.levels.len().max(1)) as f64 * study.datasets as f64;
-        let resampled = bootstrap_methods(&study.methods).is_ok_and(|m| !m.is_empty());
+        let resampled = !bootstrap_methods(&study.methods).is_empty();
         let replicates = if resampled {
             study.resampling.replicates
         } else {
@@ -886,12 +922,7 @@ impl SimulationSummary {
             scheme: study.resampling.scheme.as_str().into(),
             levels: study.levels.clone(),
             seed: study.seed,
-            backend: match study.resampling.backend {
-                crate::resample::spec::BackendChoice::Cpu => "cpu",
-                crate::resample::spec::BackendChoice::Gpu => "gpu",
-                crate::resample::spec::BackendChoice::Auto => "auto",
-            }
-            .into(),
+            backend: study.resampling.backend.to_string(),
             cells,
             sample_size,
             seconds,
@@ -1038,10 +1069,21 @@ mod tests {
 
     #[test]
     fn method_names_are_checked() {
-        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(check_methods(&names(&["sobel", "joint", "bca", "percentile"])).is_ok());
-        assert!(check_methods(&names(&["sobol"])).is_err());
-        assert!(check_methods(&[]).is_err());
+        for name in [
+            "sobel",
+            "joint",
+            "monte_carlo",
+            "permutation",
+            "bca",
+            "percentile",
+        ] {
+            assert_eq!(Test::parse(name).unwrap().as_str(), name);
+        }
+        assert_eq!(
+            Test::parse("perc").unwrap(),
+            Test::Interval(Method::Percentile)
+        );
+        assert!(Test::parse("sobol").is_err());
     }
 }
 
@@ -1057,7 +1099,7 @@ mod summary_tests {
             b: 0.2,
             c_prime: 0.0,
         };
-        let methods = vec!["sobel".to_string(), "percentile".to_string()];
+        let methods = vec![Test::Sobel, Test::Interval(Method::Percentile)];
         let answered = Verdict {
             reject: true,
             interval: Some((0.0, 1.0)),

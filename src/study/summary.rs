@@ -14,6 +14,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::design::{Design, Role};
+use crate::model::effect::EffectKey;
 use crate::model::mediation::{Analysis, Effect, Interval, IvDiagnostics, JointTest, Suppression};
 use crate::model::panel::Panel;
 use crate::model::sensitivity::SensitivitySummary;
@@ -147,10 +148,12 @@ fn add_bootstrap(
         }
     }
     // The sensitivity curve's intervals live in its own block.
-    intervals.extend(
-        more.into_iter()
-            .filter(|i| !i.effect.starts_with("sensitivity:")),
-    );
+    intervals.extend(more.into_iter().filter(|i| {
+        !matches!(
+            EffectKey::parse(&i.effect, &[]),
+            Some(EffectKey::Sensitivity(_))
+        )
+    }));
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
