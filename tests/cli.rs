@@ -541,7 +541,7 @@ fn instrument_errors_name_the_problem() {
     refused(
         dir.path(),
         &["run", "--instrument", "no_such", "--out", "o"],
-        &["no_such", "instrument (--instrument)"],
+        &["no_such", "instrument (model.instrument, --instrument)"],
     );
     refused(
         dir.path(),

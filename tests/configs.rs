@@ -386,8 +386,8 @@ fn malformed_configs_are_refused_with_file_line_and_key() {
         ),
         (
             "zipped lists of different lengths",
-            "[sweep]\ncombine = \"zip\"\n\"resampling.replicates\" = [100, 200]\n\"resampling.seed\" = [1]\n",
-            &["bad.toml:4:", "same length"],
+            "[sweep]\ncombine = \"zip\"\n\"resampling.replicates\" = [100, 200, 300]\n\"resampling.seed\" = [1, 2]\n",
+            &["bad.toml:4:", "one value or 3; this has 2"],
         ),
         (
             "sweep without lists",

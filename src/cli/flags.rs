@@ -285,6 +285,19 @@ fn list(values: &[String]) -> Option<Vec<String>> {
     (!values.is_empty()).then(|| values.to_vec())
 }
 
+/// Every config key a flag sets, longest first (so a key is never taken
+/// for a shorter one it starts with).
+pub(crate) fn keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = FLAGS
+        .iter()
+        .map(|f| f.key)
+        .filter(|k| k.contains('.'))
+        .collect();
+    keys.push("data.csv");
+    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    keys
+}
+
 /// The flag that sets config `key`, if one does.
 pub(crate) fn flag_of(key: &str) -> Option<&'static str> {
     if key == "data.csv" {

@@ -53,18 +53,76 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     run_command(cli).map_err(name_flag)
 }
 
-/// A library error about a config key names the flag that sets it too.
+/// A library error about a config key names the flag that sets it too,
+/// where the option is named and where a message or a missing column's
+/// role mentions a key.
 fn name_flag(e: Error) -> Error {
     match e {
-        Error::InvalidOption { option, message } => match flags::flag_of(&option) {
-            Some(flag) => Error::InvalidOption {
-                option: format!("{option} ({flag})"),
-                message,
+        Error::InvalidOption { option, message } => Error::InvalidOption {
+            option: match flags::flag_of(&option) {
+                Some(flag) => format!("{option} ({flag})"),
+                None => option,
             },
-            None => Error::InvalidOption { option, message },
+            message: mention_flags(&message),
+        },
+        Error::MissingColumn {
+            file,
+            missing,
+            available,
+        } => Error::MissingColumn {
+            file,
+            missing: missing
+                .into_iter()
+                .map(|(column, role)| (column, mention_flags(&role)))
+                .collect(),
+            available,
+        },
+        Error::Gpu(message) => Error::Gpu(mention_flags(&message)),
+        Error::Collinear { file, message } => Error::Collinear {
+            file,
+            message: mention_flags(&message),
         },
         other => other,
     }
+}
+
+/// `message` with each config key that a flag sets followed by that flag:
+/// "with model.instrument use ..." -> "with model.instrument (--instrument)
+/// use ...". A key is matched whole (not inside a longer key).
+fn mention_flags(message: &str) -> String {
+    let part_of_key = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    'scan: while !rest.is_empty() {
+        let before = out.chars().last();
+        if !before.is_some_and(|c| part_of_key(c) || c == '.') {
+            for key in flags::keys() {
+                let Some(after) = rest.strip_prefix(key) else {
+                    continue;
+                };
+                let mut next = after.chars();
+                let whole = match next.next() {
+                    None => true,
+                    Some('.') => !next.next().is_some_and(part_of_key),
+                    Some(c) => !part_of_key(c),
+                };
+                if whole && let Some(flag) = flags::flag_of(key) {
+                    out.push_str(key);
+                    if after.starts_with(')') {
+                        out.push_str(&format!(", {flag}"));
+                    } else {
+                        out.push_str(&format!(" ({flag})"));
+                    }
+                    rest = after;
+                    continue 'scan;
+                }
+            }
+        }
+        let c = rest.chars().next().expect("rest is not empty");
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 fn run_command(cli: Cli) -> Result<()> {
@@ -102,5 +160,26 @@ mod tests {
             message: "m".into(),
         });
         assert_eq!(e.to_string(), "invalid option --shard: m");
+    }
+
+    #[test]
+    fn keys_in_a_message_name_their_flags_whole_keys_only() {
+        assert_eq!(
+            mention_flags("with model.instrument use pairs; turn off resampling.wild_tests."),
+            "with model.instrument (--instrument) use pairs; turn off \
+             resampling.wild_tests (--no-wild-tests)."
+        );
+        assert_eq!(
+            mention_flags("a mediator (model.mediators)"),
+            "a mediator (model.mediators, --mediator)"
+        );
+        for unchanged in [
+            "model.instrumental",
+            "xmodel.instrument",
+            "model.instrument.x",
+            "no key here",
+        ] {
+            assert_eq!(mention_flags(unchanged), unchanged);
+        }
     }
 }

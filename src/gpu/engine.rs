@@ -35,7 +35,7 @@ use crate::model::replicate::{Solver, StatLayout, stats_from_changes};
 use crate::resample::engine::{Backend, Engine};
 use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::permutation::Exchange;
-use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 use crate::resample::whiten::{Whitened, reported_coefficients};
 
 /// Smallest batch tried before falling back to the CPU engine.
@@ -477,17 +477,16 @@ impl<'a> GpuEngine<'a> {
         panel: Option<&'a Panel>,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
-        let permutation = panel.is_some();
         let instrumented = design.layout.instrumented();
-        if instrumented && permutation {
-            return Err(Error::InvalidOption {
-                option: "resampling.scheme".into(),
-                message:
-                    "the permutation test permutes the treatment, which breaks an instrumented \
-                          model's first stage"
-                        .into(),
-            });
-        }
+        let studentize = options.studentize;
+        check_rules(
+            plan.scheme,
+            Asks {
+                instrumented,
+                studentized: studentize,
+                ..Asks::default()
+            },
+        )?;
         let q = design.q();
         let precision = options.precision;
         // Refuse f64 on adapters without it here, not at the first batch.
@@ -495,21 +494,6 @@ impl<'a> GpuEngine<'a> {
         let g = design.n_clusters;
         let m = design.layout.n_mediators;
         let n_coef = 2 * m + 2;
-        let studentize = options.studentize;
-        if studentize && permutation {
-            return Err(Error::InvalidOption {
-                option: "inference.methods".into(),
-                message: "a permutation run gives p-values, not studentized intervals".into(),
-            });
-        }
-        if studentize && matches!(plan.scheme, Scheme::Wild(_)) {
-            return Err(Error::InvalidOption {
-                option: "inference.methods".into(),
-                message: "studentized intervals are available for the pairs, bayes, poisson and jackknife \
-                          schemes, not yet for wild"
-                    .into(),
-            });
-        }
         let layout = StatLayout {
             mediators: m,
             studentized: studentize,
@@ -646,7 +630,7 @@ impl<'a> GpuEngine<'a> {
             return Err(Error::InvalidOption {
                 option: "resampling.backend".into(),
                 message: format!(
-                    "{} cannot hold even {MIN_BATCH} replicates of {g} clusters at once; use --backend cpu",
+                    "{} cannot hold even {MIN_BATCH} replicates of {g} clusters at once; set resampling.backend to cpu",
                     ctx.info.name
                 ),
             });
@@ -822,19 +806,22 @@ impl<'a> GpuEngine<'a> {
     /// sample's factor times the whitened one). Least-squares reweighting
     /// schemes only.
     pub fn with_sensitivity(mut self, rho: &[f64]) -> Result<Self> {
+        check_rules(
+            self.plan.scheme,
+            Asks {
+                sensitivity: true,
+                ..Asks::default()
+            },
+        )?;
+        crate::model::sensitivity::check(self.design)?;
         let least_squares = matches!(
             self.solve.as_ref().map(|s| &s.kind),
             Some(SolveKind::LeastSquares(_))
         );
-        if !least_squares || self.panel.is_some() {
-            return Err(Error::InvalidOption {
-                option: "resampling.scheme".into(),
-                message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
-                          jackknife) and a least-squares model"
-                    .into(),
-            });
-        }
-        crate::model::sensitivity::check(self.design)?;
+        assert!(
+            least_squares,
+            "the rules leave least-squares reweighting only"
+        );
         let mut solver = Solver::new(self.design).with_sensitivity(rho);
         let mut stats = vec![0.0; solver.layout.len()];
         if !solver.solve(&self.design.total_packed(), &mut stats) {

@@ -161,7 +161,7 @@ impl PermuteInputs {
             return Err(Error::InvalidOption {
                 option: "resampling.backend".into(),
                 message: format!(
-                    "the permutation table ({} MiB, quadratic in the units of a block) exceeds what {} binds ({} MiB); use --backend cpu",
+                    "the permutation table ({} MiB, quadratic in the units of a block) exceeds what {} binds ({} MiB); set resampling.backend to cpu",
                     bytes >> 20,
                     ctx.info.name,
                     limit >> 20

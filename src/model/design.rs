@@ -502,7 +502,7 @@ fn check_variation(
         debug_assert!(fe.has_unit());
         format!(
             "{what} '{name}' does not vary within units, so the unit fixed effects absorb it; \
-             drop it or use --fixed-effects none"
+             drop it or set model.fixed_effects to none"
         )
     } else {
         return Ok(());

@@ -117,27 +117,27 @@ impl Panel {
         // Every column the model names, looked up at once so that all the
         // missing ones are named together.
         let mut wanted: Vec<(&str, &str)> = vec![
-            (&spec.unit, "the unit (--unit)"),
-            (&spec.time, "the time period (--time)"),
-            (&spec.cluster, "the cluster variable (--cluster)"),
+            (&spec.unit, "the unit (data.unit)"),
+            (&spec.time, "the time period (data.time)"),
+            (&spec.cluster, "the cluster variable (model.cluster)"),
         ];
         wanted.extend(
             spec.groups
                 .iter()
-                .map(|g| (g.as_str(), "a group (--group)")),
+                .map(|g| (g.as_str(), "a group (model.groups)")),
         );
         let mut names = vec![spec.treatment.clone()];
-        wanted.push((&spec.treatment, "the treatment (--treatment)"));
+        wanted.push((&spec.treatment, "the treatment (model.treatment)"));
         for (list, role) in [
-            (&spec.controls, "a control (--controls)"),
-            (&spec.mediators, "a mediator (--mediator)"),
-            (&spec.instruments, "an instrument (--instrument)"),
+            (&spec.controls, "a control (model.controls)"),
+            (&spec.mediators, "a mediator (model.mediators)"),
+            (&spec.instruments, "an instrument (model.instrument)"),
         ] {
             names.extend(list.iter().cloned());
             wanted.extend(list.iter().map(|c| (c.as_str(), role)));
         }
         names.push(spec.outcome.clone());
-        wanted.push((&spec.outcome, "the outcome (--outcome)"));
+        wanted.push((&spec.outcome, "the outcome (model.outcome)"));
         let found = table.columns(&wanted)?;
         let (unit_col, time_col, cluster_col) = (found[0], found[1], found[2]);
         let group_cols = found[3..3 + spec.groups.len()].to_vec();

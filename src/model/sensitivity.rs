@@ -46,16 +46,21 @@ use crate::model::replicate::{Solver, acme};
 /// Refuse models the closed form does not cover.
 pub fn check(design: &Design) -> Result<()> {
     let l = design.layout;
-    let problem = if l.n_mediators != 1 {
+    check_model(l.n_mediators, l.instrumented())
+}
+
+/// The closed form needs one mediator and least-squares equations; a
+/// config is checked with this before any data is read.
+pub fn check_model(mediators: usize, instrumented: bool) -> Result<()> {
+    let problem = if mediators != 1 {
         Some(format!(
             "the sensitivity analysis (Imai, Keele and Yamamoto 2010) is defined for one mediator, \
-             and this model has {}; run it with one mediator at a time",
-            l.n_mediators
+             and model.mediators has {mediators}; run it with one mediator at a time"
         ))
-    } else if l.instrumented() {
+    } else if instrumented {
         Some(
-            "the sensitivity analysis assumes least-squares equations; it is not available with \
-             --instrument"
+            "the sensitivity analysis assumes least-squares equations; remove model.instrument \
+             or the [sensitivity] section"
                 .into(),
         )
     } else {

@@ -174,6 +174,17 @@ impl ModelSpec {
     }
 }
 
+/// A confidence level lies strictly between 0 and 1.
+pub fn check_level(level: f64) -> std::result::Result<(), String> {
+    if level > 0.0 && level < 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{level} is not a confidence level strictly between 0 and 1 (e.g. 0.95)"
+        ))
+    }
+}
+
 impl InferenceSpec {
     /// Check levels and draw counts.
     pub fn validate(&self) -> Result<()> {
@@ -184,14 +195,10 @@ impl InferenceSpec {
             });
         }
         for &l in &self.levels {
-            if !(l > 0.0 && l < 1.0) {
-                return Err(Error::InvalidOption {
-                    option: "inference.levels".into(),
-                    message: format!(
-                        "{l} is not a confidence level strictly between 0 and 1 (e.g. 0.95)"
-                    ),
-                });
-            }
+            check_level(l).map_err(|message| Error::InvalidOption {
+                option: "inference.levels".into(),
+                message,
+            })?;
         }
         if self.mc_draws < 1000 {
             return Err(Error::InvalidOption {

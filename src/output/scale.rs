@@ -341,7 +341,7 @@ pub fn shards(dirs: &[PathBuf]) -> Result<(Header, Vec<PathBuf>)> {
                 option: "medsim merge".into(),
                 message: format!(
                     "{} ran on {:?}, {} on {:?}: replicates of different engines differ in their last \
-                     digits, so they are not combined; run every part with the same --backend and --precision",
+                     digits, so they are not combined; run every part with the same resampling.backend and resampling.precision",
                     name(s, d),
                     engines(h),
                     name(&first, &first_dir),

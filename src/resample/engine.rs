@@ -21,7 +21,7 @@ use crate::math::linalg::{packed_len, quadratic_form};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::replicate::{Solver, StatLayout, coefficients_to_stats};
-use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 use crate::resample::whiten::reported_coefficients;
 
 /// The floating-point type of the GPU engine's numeric stages (`Real` in
@@ -253,17 +253,14 @@ impl CpuEngine {
         }
         let g = design.n_clusters;
         let mut solver = Solver::new(design);
-        if studentize {
-            if let Scheme::Wild(_) = weights.scheme {
-                return Err(Error::InvalidOption {
-                    option: "inference.methods".into(),
-                    message: "studentized intervals are available for the pairs, bayes, poisson and jackknife \
-                              schemes, not yet for wild"
-                        .into(),
-                });
-            }
-            solver.layout.studentized = true;
-        }
+        check_rules(
+            weights.scheme,
+            Asks {
+                studentized: studentize,
+                ..Asks::default()
+            },
+        )?;
+        solver.layout.studentized = studentize;
         let layout = solver.layout;
         let (rhs, n, finish) = if let Scheme::Wild(_) = weights.scheme {
             let coefs = reported_coefficients(design);
@@ -472,18 +469,20 @@ impl CpuEngine {
     /// `rho` (`crate::model::sensitivity`): reweighting schemes only, as the wild
     /// bootstrap's replicates have no Gram matrix.
     pub fn with_sensitivity(mut self, rho: &[f64]) -> Result<Self> {
+        check_rules(
+            self.weights.scheme,
+            Asks {
+                sensitivity: true,
+                ..Asks::default()
+            },
+        )?;
         match &mut self.finish {
             Finish::Reweight { solver, .. } => {
                 *solver = solver.clone().with_sensitivity(rho);
                 self.layout = solver.layout;
                 Ok(self)
             }
-            Finish::Wild { .. } => Err(Error::InvalidOption {
-                option: "resampling.scheme".into(),
-                message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
-                          jackknife); wild replicates have no Gram matrix"
-                    .into(),
-            }),
+            Finish::Wild { .. } => unreachable!("check_rules refuses bands with the wild scheme"),
         }
     }
 

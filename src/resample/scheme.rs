@@ -1,7 +1,8 @@
 //! Resampling schemes that reweight clusters, and the weights of each
 //! replicate. Replicate r's weights are a pure function of (seed, r): they
 //! are drawn from the Philox stream `(seed, r, STREAM_WEIGHTS)` in the order
-//! documented on each scheme, which is the contract the GPU engine follows.
+//! documented on each scheme, which is the contract the GPU engine follows. [`check_rules`] says which
+//! combinations of scheme, model and intervals are refused.
 
 use crate::error::{Error, Result};
 use crate::math::rng::{STREAM_LABELS, STREAM_WEIGHTS, WordStream, rejection_threshold};
@@ -156,6 +157,71 @@ impl Scheme {
             Scheme::Labels { .. } => "labels",
         }
     }
+}
+
+/// What a resampling is asked to give besides the effects' replicates,
+/// for [`check_rules`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asks {
+    /// The model instruments the treatment (two-stage least squares).
+    pub instrumented: bool,
+    /// Studentized intervals (each replicate's own SEs).
+    pub studentized: bool,
+    /// Sensitivity bands (each replicate's ACME(rho)).
+    pub sensitivity: bool,
+    /// The wild scheme's restricted (WCR) tests.
+    pub wild_tests: bool,
+}
+
+/// The combinations of scheme, model and intervals medsim refuses, in one
+/// place: the driver checks a run's before any work, and each engine the
+/// part it is given.
+pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
+    let wild = matches!(scheme, Scheme::Wild(_));
+    let permutation = scheme == Scheme::Permutation;
+    let refuse = |option: &str, message: &str| {
+        Err(Error::InvalidOption {
+            option: option.into(),
+            message: message.into(),
+        })
+    };
+    if asks.instrumented && permutation {
+        return refuse(
+            "resampling.scheme",
+            "the permutation test permutes the treatment, which breaks an instrumented model's \
+             first stage; with model.instrument use pairs, bayes, poisson, jackknife or wild",
+        );
+    }
+    if asks.instrumented && wild && asks.wild_tests {
+        return refuse(
+            "resampling.scheme",
+            "the restricted wild tests (WCR) impose the null on least-squares equations and do \
+             not apply to two-stage least squares; with model.instrument turn off \
+             resampling.wild_tests (the wild intervals then are a score bootstrap of the 2SLS \
+             estimates) or use the pairs scheme",
+        );
+    }
+    if asks.sensitivity && (permutation || wild) {
+        return refuse(
+            "resampling.scheme",
+            "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, jackknife): \
+             permutation and wild replicates have no Gram matrix",
+        );
+    }
+    if asks.studentized && permutation {
+        return refuse(
+            "inference.methods",
+            "a permutation run gives p-values, not studentized intervals",
+        );
+    }
+    if asks.studentized && wild {
+        return refuse(
+            "inference.methods",
+            "studentized intervals are available for the pairs, bayes, poisson and jackknife \
+             schemes, not yet for wild",
+        );
+    }
+    Ok(())
 }
 
 /// Everything needed to produce any replicate's cluster weights.

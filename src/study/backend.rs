@@ -66,7 +66,7 @@ pub fn engine<'a>(
     if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
         return Err(Error::InvalidOption {
             option: "resampling.precision".into(),
-            message: "the CPU engine always computes in f64; --precision applies to --backend gpu"
+            message: "the CPU engine always computes in f64; a precision applies to the GPU engine only"
                 .into(),
         });
     }
@@ -141,7 +141,7 @@ fn gpu_engine<'a>(
 /// The error of asking a CPU-only build for the GPU.
 pub fn no_gpu_build() -> Error {
     Error::Gpu(
-        "this medsim was built without the `gpu` feature; use --backend cpu, or build the GPU \
+        "this medsim was built without the `gpu` feature; set resampling.backend to cpu, or build the GPU \
          engine with the default features (`cargo install --path .`)"
             .into(),
     )
@@ -154,7 +154,7 @@ pub fn gpu_for(spec: &ResampleSpec) -> Result<GpuUse> {
     let ctx = crate::gpu::shared_context(spec.adapter.as_deref())?.ok_or_else(|| {
         Error::Gpu(
             "no GPU adapter found (on Linux install a Vulkan driver, e.g. mesa-vulkan-drivers; \
-             `medsim devices` lists what wgpu sees); use --backend cpu"
+             `medsim devices` lists what wgpu sees); set resampling.backend to cpu"
                 .into(),
         )
     })?;
@@ -243,7 +243,7 @@ impl GpuUse {
             return Err(Error::InvalidOption {
                 option: "resampling.precision".into(),
                 message: format!(
-                    "{} has no f64 shaders; use --precision f32",
+                    "{} has no f64 shaders; set resampling.precision to f32",
                     self.ctx.info.name
                 ),
             });

@@ -17,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use crate::data::robustness::Robustness;
 use crate::data::synthetic::{CONTROLS, SyntheticParams};
 use crate::error::{Error, Result};
-use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec, check_level};
 use crate::resample::engine::Precision;
 use crate::resample::intervals::Method;
 use crate::resample::scheme::{Scheme, WildWeights};
 use crate::resample::spec::{BackendChoice, ResampleSpec};
+use crate::study::combine::Combine;
 use crate::study::run::{DataSource, RunPlan};
 
 /// The embedded default run: the study's model on the synthetic panel.
@@ -699,11 +700,8 @@ impl Config {
         if levels.is_empty() {
             return Err(err("simulation.level", "the list is empty".into()));
         }
-        if let Some(l) = levels.iter().find(|l| !(**l > 0.0 && **l < 1.0)) {
-            return Err(err(
-                "simulation.level",
-                format!("{l} is not a confidence level strictly between 0 and 1"),
-            ));
+        if let Some(message) = levels.iter().find_map(|&l| check_level(l).err()) {
+            return Err(err("simulation.level", message));
         }
         if let Some(l) = levels
             .iter()
@@ -763,60 +761,31 @@ impl Config {
         // Intervals only: the wild scheme's restricted tests are not used.
         resampling.wild_tests = false;
         let (av, bv, cv) = (s.a.values(), s.b.values(), s.c_prime.values());
-        let mut cells = Vec::new();
-        match s.combine.as_str() {
-            "grid" => {
-                for &n in &ns {
-                    for &a in &av {
-                        for &b in &bv {
-                            for &c_prime in &cv {
-                                cells.push(Cell { n, a, b, c_prime });
-                            }
-                        }
-                    }
-                }
-            }
-            "zip" => {
-                if s.target_power.is_some() {
-                    return Err(err(
-                        "simulation.combine",
-                        "a sample-size search needs combine = \"grid\" (n is its range)".into(),
-                    ));
-                }
-                let len = [ns.len(), av.len(), bv.len(), cv.len()]
-                    .into_iter()
-                    .max()
-                    .unwrap_or(1);
-                for (key, l) in [
-                    ("simulation.n", ns.len()),
-                    ("simulation.a", av.len()),
-                    ("simulation.b", bv.len()),
-                    ("simulation.c_prime", cv.len()),
-                ] {
-                    if l != 1 && l != len {
-                        return Err(err(
-                            key,
-                            format!("zipped lists must have one value or {len}; this has {l}"),
-                        ));
-                    }
-                }
-                let at = |v: &[f64], i: usize| if v.len() == 1 { v[0] } else { v[i] };
-                for i in 0..len {
-                    cells.push(Cell {
-                        n: if ns.len() == 1 { ns[0] } else { ns[i] },
-                        a: at(&av, i),
-                        b: at(&bv, i),
-                        c_prime: at(&cv, i),
-                    });
-                }
-            }
-            other => {
-                return Err(err(
-                    "simulation.combine",
-                    format!("'{other}' is not \"grid\" or \"zip\""),
-                ));
-            }
+        let combine = Combine::parse(&s.combine).map_err(|m| err("simulation.combine", m))?;
+        if combine == Combine::Zip && s.target_power.is_some() {
+            return Err(err(
+                "simulation.combine",
+                "a sample-size search needs combine = \"grid\" (n is its range)".into(),
+            ));
         }
+        let keys = [
+            "simulation.n",
+            "simulation.a",
+            "simulation.b",
+            "simulation.c_prime",
+        ];
+        let points = combine
+            .points(&[ns.len(), av.len(), bv.len(), cv.len()])
+            .map_err(|(k, m)| err(keys[k], m))?;
+        let cells: Vec<Cell> = points
+            .into_iter()
+            .map(|p| Cell {
+                n: ns[p[0]],
+                a: av[p[1]],
+                b: bv[p[2]],
+                c_prime: cv[p[3]],
+            })
+            .collect();
         // Each dataset's verdicts (per level and method) are kept until its
         // cell is summarised.
         let verdicts = s.datasets as f64 * levels.len() as f64 * s.methods.len() as f64;
@@ -895,32 +864,22 @@ impl Config {
             other => other,
         })?;
         let i = &self.inference;
+        // A level given twice is judged once.
         let mut levels: Vec<f64> = Vec::new();
         for &l in &i.levels {
-            if !(l > 0.0 && l < 1.0) {
-                return Err(err(
-                    "inference.levels",
-                    format!("{l} is not a confidence level strictly between 0 and 1 (e.g. 0.95)"),
-                ));
-            }
             if !levels.contains(&l) {
                 levels.push(l);
             }
-        }
-        if levels.is_empty() {
-            return Err(err(
-                "inference.levels",
-                "give at least one confidence level, e.g. [0.95]".into(),
-            ));
         }
         let inference = InferenceSpec {
             levels,
             mc_draws: i.mc_draws,
             seed: r.seed,
         };
-        inference
-            .validate()
-            .map_err(|e| err("inference.mc_draws", message_of(e)))?;
+        inference.validate().map_err(|e| match e {
+            Error::InvalidOption { option, message } => err(&option, message),
+            other => other,
+        })?;
         let methods = i
             .methods
             .iter()
@@ -933,24 +892,11 @@ impl Config {
             .map(|s| rho_grid(&s.rho, &err))
             .transpose()?;
         if sensitivity.is_some() {
-            if model.mediators.len() != 1 {
-                return Err(err(
-                    "sensitivity",
-                    format!(
-                        "the sensitivity analysis (Imai, Keele and Yamamoto 2010) is defined for one \
-                         mediator, and model.mediators has {}; run it with one mediator at a time",
-                        model.mediators.len()
-                    ),
-                ));
-            }
-            if !model.instruments.is_empty() {
-                return Err(err(
-                    "sensitivity",
-                    "the sensitivity analysis assumes least-squares equations; remove \
-                     model.instrument or the [sensitivity] section"
-                        .into(),
-                ));
-            }
+            crate::model::sensitivity::check_model(
+                model.mediators.len(),
+                !model.instruments.is_empty(),
+            )
+            .map_err(|e| err("sensitivity", message_of(e)))?;
         }
         // Checked whatever the scheme, so a typo never waits for a wild run.
         let weights =

@@ -20,7 +20,7 @@ use crate::resample::contrast::ContrastEngine;
 use crate::resample::engine::{Engine, thread_pool};
 use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::intervals::{Draws, Method, Tally, jackknife_acceleration};
-use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 use crate::resample::spec::{ResampleSpec, SharedWeights, strata_of};
 use crate::resample::wild::RestrictedTest;
 use crate::study::backend::{self, Request};
@@ -220,44 +220,18 @@ pub fn resample_with(
             ),
         });
     }
-    if design.layout.instrumented() {
-        if spec.scheme == Scheme::Permutation {
-            return Err(Error::InvalidOption {
-                option: "resampling.scheme".into(),
-                message: "the permutation test permutes the treatment, which breaks an instrumented \
-                          model's first stage; use pairs, bayes, poisson, jackknife or wild with --instrument"
-                    .into(),
-            });
-        }
-        if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
-            return Err(Error::InvalidOption {
-                option: "resampling.scheme".into(),
-                message:
-                    "the restricted wild tests (WCR) impose the null on least-squares equations \
-                          and do not apply to two-stage least squares; with --instrument add \
-                          --no-wild-tests (the wild intervals then are a score bootstrap of the \
-                          2SLS estimates) or use the pairs scheme"
-                        .into(),
-            });
-        }
-    }
-    if spec.sensitivity.is_some() {
-        if matches!(spec.scheme, Scheme::Permutation | Scheme::Wild(_)) {
-            return Err(Error::InvalidOption {
-                option: "resampling.scheme".into(),
-                message: "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, \
-                          jackknife): permutation and wild replicates have no Gram matrix"
-                    .into(),
-            });
-        }
-        crate::model::sensitivity::check(design)?;
-    }
     let studentize = spec.methods.contains(&Method::Studentized);
-    if studentize && spec.scheme == Scheme::Permutation {
-        return Err(Error::InvalidOption {
-            option: "inference.methods".into(),
-            message: "a permutation run gives p-values, not studentized intervals".into(),
-        });
+    check_rules(
+        spec.scheme,
+        Asks {
+            instrumented: design.layout.instrumented(),
+            studentized: studentize,
+            sensitivity: spec.sensitivity.is_some(),
+            wild_tests: spec.wild_tests,
+        },
+    )?;
+    if spec.sensitivity.is_some() {
+        crate::model::sensitivity::check(design)?;
     }
     let spread = shared
         .filter(|_| spec.scheme != Scheme::Permutation)

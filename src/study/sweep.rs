@@ -2,7 +2,8 @@
 //! config keys (dotted, e.g. "model.controls" or "data.synthetic.cities")
 //! to lists of values, combined as a grid (every combination, the first key
 //! varying slowest; the default) or zipped (`combine = "zip"`: the i-th
-//! value of every list together). Each point is the config with those keys
+//! value of every list together, a one-value list standing for all; see
+//! `crate::study::combine`, which `[simulation]` shares). Each point is the config with those keys
 //! set, checked like any config before the first point runs, so a bad key
 //! or value stops the sweep before any work; the points then run back to
 //! back in one process (one GPU context, its pipelines compiled once).
@@ -15,15 +16,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::study::combine::Combine;
 use crate::study::config::{Config, Origin, line_of_key, with_suggestion};
 use crate::study::summary::Summary;
-
-/// How the lists of a sweep combine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Combine {
-    Grid,
-    Zip,
-}
 
 /// One point of a sweep: its swept values (key, value as TOML) and config.
 #[derive(Debug, Clone)]
@@ -99,8 +94,9 @@ pub fn points(origin: &Origin) -> Result<(Vec<String>, Vec<Point>)> {
     };
     let combine = match sweep.remove("combine") {
         None => Combine::Grid,
-        Some(toml::Value::String(s)) if s == "grid" => Combine::Grid,
-        Some(toml::Value::String(s)) if s == "zip" => Combine::Zip,
+        Some(toml::Value::String(s)) => {
+            Combine::parse(&s).map_err(|m| sweep_error(origin, "combine", m))?
+        }
         Some(other) => {
             return Err(sweep_error(
                 origin,
@@ -140,46 +136,17 @@ pub fn points(origin: &Origin) -> Result<(Vec<String>, Vec<Point>)> {
             message: "the [sweep] table sweeps no key".into(),
         });
     }
-    let combos: Vec<Vec<usize>> = match combine {
-        Combine::Zip => {
-            let n = lists[0].len();
-            if let Some((k, l)) = keys.iter().zip(&lists).find(|(_, l)| l.len() != n) {
-                return Err(sweep_error(
-                    origin,
-                    k,
-                    format!(
-                        "zipped lists must have the same length: '{}' has {n} values, this {}",
-                        keys[0],
-                        l.len()
-                    ),
-                ));
-            }
-            (0..n).map(|i| vec![i; keys.len()]).collect()
-        }
-        Combine::Grid => {
-            let mut combos = vec![vec![]];
-            for l in &lists {
-                combos = combos
-                    .into_iter()
-                    .flat_map(|c: Vec<usize>| {
-                        (0..l.len()).map(move |i| {
-                            let mut c = c.clone();
-                            c.push(i);
-                            c
-                        })
-                    })
-                    .collect();
-            }
-            combos
-        }
-    };
-    if combos.len() > 100_000 {
+    let lengths: Vec<usize> = lists.iter().map(Vec::len).collect();
+    if combine.count(&lengths) > 100_000 {
         return Err(sweep_error(
             origin,
             &keys[0],
-            format!("{} points are more than 100,000", combos.len()),
+            format!("{} points are more than 100,000", combine.count(&lengths)),
         ));
     }
+    let combos = combine
+        .points(&lengths)
+        .map_err(|(k, m)| sweep_error(origin, &keys[k], m))?;
     let points = combos
         .into_iter()
         .map(|combo| {
@@ -336,6 +303,16 @@ mod tests {
         assert_eq!(zipped.len(), 2);
         let s = zipped[1].config.data.synthetic.as_ref().unwrap();
         assert_eq!((s.cities, s.years), (100, 6));
+        // A one-value list stands for every point, as in [simulation].
+        let o = origin(
+            "[sweep]\ncombine = \"zip\"\n\"data.synthetic.cities\" = [50, 100]\n\"data.synthetic.years\" = [7]\n",
+        );
+        let (_, zipped) = points(&o).unwrap();
+        let years: Vec<_> = zipped
+            .iter()
+            .map(|p| p.config.data.synthetic.as_ref().unwrap().years)
+            .collect();
+        assert_eq!(years, [7, 7]);
     }
 
     #[test]
