@@ -101,7 +101,7 @@ fn default_run_prints_the_table_and_writes_results_paper() {
     assert_eq!(methods, ["sobel", "monte_carlo", "percentile", "bca"]);
     let r = s.resampling.as_ref().expect("the default resamples");
     assert_eq!(
-        (r.scheme.as_str(), r.replicates, r.backend.as_str()),
+        (r.scheme.as_str(), r.replicates, r.engine.backend.as_str()),
         ("pairs", 10_000, "cpu")
     );
     for (key, e) in &s.effects {
@@ -515,7 +515,7 @@ fn instrumented_run_reports_the_first_stage() {
         iv.first_stage_f
     );
     assert_eq!(s.model.instruments, ["iv_post1984"]);
-    assert_eq!(s.resampling.as_ref().unwrap().backend, "cpu");
+    assert_eq!(s.resampling.as_ref().unwrap().engine.backend, "cpu");
     for (label, g) in &s.groups {
         let giv = g.iv.as_ref().unwrap_or_else(|| panic!("{label}: no iv"));
         assert!(giv.first_stage_f > 10.0, "{label}: F {}", giv.first_stage_f);

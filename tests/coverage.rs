@@ -76,7 +76,18 @@ fn percentile_interval_covers_the_true_indirect_effect() {
         let p = Panel::from_table(&panel(1000 + d), &spec).unwrap();
         let design = Design::build(&p, spec.fixed_effects).unwrap();
         let analysis = analyse(&design, &inference).unwrap();
-        let result = resample(&design, &p, &analysis, &boot, d, &[0.95], &|_, _| {}, None).unwrap();
+        let result = resample(
+            &design,
+            &p,
+            &analysis,
+            &boot,
+            d,
+            &[0.95],
+            &|_, _| {},
+            None,
+            0,
+        )
+        .unwrap();
         let i = result
             .intervals
             .iter()

@@ -61,6 +61,7 @@ fn a_group_of_every_cluster_reproduces_the_pooled_model() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            keep_replicates: false,
         };
         let s = execute(&plan, &|_, _| {}).unwrap();
         let g = &s.groups["all=x"];
@@ -309,6 +310,7 @@ fn the_label_test_statistic_is_the_group_contrast() {
         mediator_sets: vec![],
         robustness: Default::default(),
         sensitivity: None,
+        keep_replicates: false,
     };
     let s = execute(&plan, &|_, _| {}).unwrap();
     for (key, stat) in [
@@ -366,6 +368,7 @@ fn a_groups_jackknife_deletes_its_own_clusters() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            keep_replicates: false,
         }
     };
     let grouped = execute(&plan(all, vec!["region".into()]), &|_, _| {}).unwrap();
@@ -468,6 +471,7 @@ fn studentized_contrasts_combine_independent_standard_errors() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            keep_replicates: false,
         },
         &|_, _| {},
     )

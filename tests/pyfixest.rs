@@ -76,6 +76,7 @@ fn check_case(case: &Value) -> (medsim::study::summary::Summary, usize) {
         mediator_sets: vec![],
         robustness: Default::default(),
         sensitivity: None,
+        keep_replicates: false,
     };
     let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(
@@ -247,6 +248,7 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            keep_replicates: false,
         };
         let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
         let levels = case["levels"].as_object().unwrap();

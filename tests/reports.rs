@@ -670,6 +670,7 @@ fn non_finite_statistics_are_counted_and_reported() {
         &|_, _| {},
         None,
         Some(&given),
+        0,
     )
     .unwrap();
     assert_eq!(result.summary.failed_replicates, 1);

@@ -29,15 +29,14 @@ fn expected() -> Value {
 /// effects, each observation its own cluster.
 fn iid_plan(rho: Vec<f64>, resampling: Option<ResampleSpec>) -> RunPlan {
     RunPlan {
-        name: "iid".into(),
-        data: DataSource::Csv(fixture("sensitivity_iid.csv")),
-        model: ModelSpec::xmy("id", "period", &["c1"], FixedEffects::None),
         inference: Default::default(),
         resampling,
-        group_by: vec![],
-        mediator_sets: vec![],
-        robustness: Default::default(),
         sensitivity: Some(rho),
+        ..RunPlan::new(
+            "iid",
+            DataSource::Csv(fixture("sensitivity_iid.csv")),
+            ModelSpec::xmy("id", "period", &["c1"], FixedEffects::None),
+        )
     }
 }
 

@@ -47,9 +47,10 @@ fn wcr_p_values_match_wildboottest() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            keep_replicates: false,
         };
         let summary = execute(&plan, &|_, _| {}).unwrap();
-        let ran = &summary.resampling.as_ref().unwrap().backend;
+        let ran = &summary.resampling.as_ref().unwrap().engine.backend;
         assert_eq!(*ran == "gpu", backend == BackendChoice::Gpu);
         for case in expected["cases"]
             .as_array()

@@ -84,11 +84,7 @@ pub(crate) fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Res
             store.0.reused()
         );
     }
-    let mut extra = Vec::new();
-    if config.output.save_replicates {
-        extra = crate::study::run::replicate_files(&plan)?;
-    }
-    let files = run_folder(&config, &inputs, &summary, &timings, extra)?;
+    let files = run_folder(&config, &inputs, &summary, &timings)?;
     session.write(&files)?;
     if config.output.json {
         STDOUT_IS_DATA.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -190,12 +186,7 @@ pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
             continue;
         }
         rows.extend(crate::study::sweep::rows(k + 1, &point.values, &summary));
-        let extra = if config.output.save_replicates {
-            crate::study::run::replicate_files(plan)?
-        } else {
-            Vec::new()
-        };
-        for (name, bytes) in run_folder(config, inputs, &summary, &timings, extra)? {
+        for (name, bytes) in run_folder(config, inputs, &summary, &timings)? {
             files.push((format!("points/{:0width$}/{name}", k + 1), bytes));
         }
         summaries.push(summary);

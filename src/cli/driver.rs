@@ -25,10 +25,7 @@ pub(crate) fn merge_engine(spec: &mut crate::resample::spec::ResampleSpec) {
 pub(crate) fn engine_of(
     summary: &crate::study::summary::Summary,
 ) -> Option<crate::resample::engine::Backend> {
-    summary
-        .resampling
-        .as_ref()
-        .map(crate::study::resampling::ResamplingSummary::engine)
+    summary.resampling.as_ref().map(|r| r.engine.clone())
 }
 
 /// Report a finished shard.

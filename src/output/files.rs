@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::study::resampling::Replicates;
 use crate::study::summary::Summary;
 
 fn out_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -24,8 +25,9 @@ fn sibling(path: &Path, tag: &str) -> PathBuf {
 
 /// The files of one run's folder: summary.json, summary.md and tables.tex
 /// (`crate::output::paper_tables`), sensitivity.csv when the run has a sensitivity
-/// analysis (the pooled model's curve and each group's), and with `plots`
-/// the run's SVG pictures (`crate::output::plots`).
+/// analysis (the pooled model's curve and each group's), with `plots` the
+/// run's SVG pictures (`crate::output::plots`), and the kept replicates
+/// when the summary has them ([`replicate_files`]).
 pub fn run_files(summary: &Summary, plots: bool) -> Result<Vec<(String, Vec<u8>)>> {
     let json =
         serde_json::to_string_pretty(summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
@@ -59,7 +61,48 @@ pub fn run_files(summary: &Summary, plots: bool) -> Result<Vec<(String, Vec<u8>)
                 .map(|(name, text)| (name, text.into_bytes())),
         );
     }
+    if let Some(replicates) = &summary.replicates {
+        files.extend(replicate_files(replicates));
+    }
     Ok(files)
+}
+
+/// Above this many replicates, saved replicates use the compact binary
+/// layout instead of CSV.
+pub const CSV_REPLICATES: usize = 1_000_000;
+
+/// The main model's replicates (`output.save_replicates`), every effect of
+/// summary.json: `replicates.csv` (a header `replicate,KEY,...`, then one
+/// row per replicate, shortest round-trip decimals, NaN for a degenerate
+/// one) up to [`CSV_REPLICATES`]; above it `replicates.bin`, little-endian
+/// f64, one row per replicate of the columns listed one per line in
+/// `replicates_columns.txt`.
+pub fn replicate_files(replicates: &Replicates) -> Vec<(String, Vec<u8>)> {
+    let keys = &replicates.keys;
+    if replicates.len() <= CSV_REPLICATES {
+        use std::fmt::Write;
+        let mut csv = format!("replicate,{}\n", keys.join(","));
+        for (r, row) in replicates.values.chunks(keys.len().max(1)).enumerate() {
+            let _ = write!(csv, "{r}");
+            for v in row {
+                let _ = write!(csv, ",{v}");
+            }
+            csv.push('\n');
+        }
+        return vec![("replicates.csv".into(), csv.into_bytes())];
+    }
+    let bytes: Vec<u8> = replicates
+        .values
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    vec![
+        ("replicates.bin".into(), bytes),
+        (
+            "replicates_columns.txt".into(),
+            (keys.join("\n") + "\n").into_bytes(),
+        ),
+    ]
 }
 
 /// Where a new file named `path` may be written: a path that does not

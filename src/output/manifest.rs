@@ -73,17 +73,15 @@ pub fn digest_file(path: &Path) -> Result<FileDigest> {
 }
 
 /// A run folder's files: summary.json and the other results
-/// (`output::run_files`), then `extra` (saved replicates), then
-/// manifest.json describing them all.
+/// (`output::run_files`, saved replicates included), then manifest.json
+/// describing them all.
 pub fn run_folder(
     config: &Config,
     inputs: &[PathBuf],
     summary: &Summary,
     timings: &[(String, f64)],
-    extra: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files = crate::output::files::run_files(summary, config.output.plots)?;
-    files.extend(extra);
     let manifest = Manifest::new(config, inputs, summary, timings, &files)?;
     files.push(("manifest.json".into(), manifest.to_json()?.into_bytes()));
     Ok(files)
@@ -128,7 +126,7 @@ impl Manifest {
             command: std::env::args().collect(),
             config: config.clone(),
             seed: resampling.map(|r| r.seed),
-            engine: resampling.map(crate::study::resampling::ResamplingSummary::engine),
+            engine: resampling.map(|r| r.engine.clone()),
             threads: match config.resampling.threads {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 t => t as usize,

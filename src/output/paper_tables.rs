@@ -336,7 +336,7 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(
             o,
             "Resampling: {} scheme, B = {} ({} degenerate), seed {}, {} engine.\n",
-            r.scheme, r.replicates, r.failed_replicates, r.seed, r.backend
+            r.scheme, r.replicates, r.failed_replicates, r.seed, r.engine.backend
         );
     }
     let _ = writeln!(o, "## Effects\n");

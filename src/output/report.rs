@@ -278,7 +278,7 @@ pub fn render(s: &Summary) -> String {
             r.replicates,
             r.failed_replicates,
             r.seed,
-            r.backend,
+            r.engine.backend,
             r.seconds,
             r.replicates_per_second
         );

@@ -96,6 +96,9 @@ fn each_row(
 /// point estimate (for its tally); `alphas(i, tally)` the quantile levels
 /// source i's intervals read. Keeps everything while `8 * count *
 /// sources.len()` bytes fit in `budget`, else streams in two passes.
+/// `tap` sees every replicate's statistics once, in replicate order (so a
+/// caller can keep some without computing them again).
+#[allow(clippy::too_many_arguments)]
 pub fn aggregate(
     engine: &dyn Engine,
     count: u64,
@@ -104,11 +107,13 @@ pub fn aggregate(
     alphas: &dyn Fn(usize, &Tally) -> Vec<f64>,
     budget: u64,
     progress: Progress,
+    tap: &mut dyn FnMut(&[f64]),
 ) -> Result<(Vec<Column>, u64)> {
     let k = sources.len();
     if count.saturating_mul(k as u64).saturating_mul(8) <= budget {
         let mut values = vec![Vec::with_capacity(count as usize); k];
         let failed = each_row(engine, count, 0, count, progress, |row| {
+            tap(row);
             for (v, s) in values.iter_mut().zip(sources) {
                 v.push(s.value(row));
             }
@@ -147,6 +152,7 @@ pub fn aggregate(
         }
     };
     let failed = each_row(engine, count, 0, total, progress, |row| {
+        tap(row);
         for i in 0..k {
             let x = sources[i].value(row);
             tallies[i].add(x);

@@ -66,8 +66,9 @@ pub fn engine<'a>(
     if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
         return Err(Error::InvalidOption {
             option: "resampling.precision".into(),
-            message: "the CPU engine always computes in f64; a precision applies to the GPU engine only"
-                .into(),
+            message:
+                "the CPU engine always computes in f64; a precision applies to the GPU engine only"
+                    .into(),
         });
     }
     if wants_gpu(spec) {

@@ -323,6 +323,7 @@ fn resample_once(problem: &Problem, spec: &ResampleSpec) -> Result<()> {
         &[0.95],
         &|_, _| {},
         None,
+        0,
     )
     .map(|_| ())
 }

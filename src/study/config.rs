@@ -252,7 +252,7 @@ pub struct OutputConfig {
     pub json: bool,
     /// Write the SVG pictures (`crate::output::plots`) into the results folder.
     pub plots: bool,
-    /// Write the main model's replicate statistics (`run::replicate_files`).
+    /// Write the main model's replicate statistics (`output::files::replicate_files`).
     pub save_replicates: bool,
 }
 
@@ -974,6 +974,7 @@ impl Config {
             mediator_sets,
             robustness,
             sensitivity,
+            keep_replicates: self.output.save_replicates,
         })
     }
 

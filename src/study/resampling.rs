@@ -33,17 +33,10 @@ pub struct ResamplingSummary {
     pub weights: Option<String>,
     pub replicates: u64,
     pub seed: u64,
-    /// `"cpu"` or `"gpu"`.
-    pub backend: String,
-    /// The GPU adapter's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adapter: Option<String>,
-    /// Precision of the GPU stages, `"f32"` or `"f64"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<String>,
-    /// Set when the GPU failed and the CPU engine finished the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
+    /// Where the replicates were computed (`backend`, `adapter`,
+    /// `precision`, `fallback` in summary.json).
+    #[serde(flatten)]
+    pub engine: crate::resample::engine::Backend,
     pub strata: Option<String>,
     /// Replicates whose resample was degenerate (singular regressors); they
     /// are left out of every quantile and moment, and counted here.
@@ -57,24 +50,41 @@ pub struct ResamplingSummary {
     pub replicates_per_second: f64,
 }
 
-impl ResamplingSummary {
-    /// Where the replicates were computed.
-    pub fn engine(&self) -> crate::resample::engine::Backend {
-        crate::resample::engine::Backend {
-            backend: self.backend.clone(),
-            adapter: self.adapter.clone(),
-            precision: self.precision.clone(),
-            fallback: self.fallback.clone(),
-        }
-    }
-}
-
 /// What a resampling run adds to the summary.
 #[derive(Debug, Clone)]
 pub struct ResampleResult {
     pub effects: Vec<(String, BootstrapStats)>,
     pub intervals: Vec<Interval>,
     pub summary: ResamplingSummary,
+    /// The leading replicates the caller asked to keep, as the aggregator
+    /// saw them.
+    pub kept: Replicates,
+}
+
+/// Replicates of a resampling, every effect of summary.json (less the
+/// sensitivity curve's) in each: row-major, `keys.len()` values per
+/// replicate, NaN where a replicate is degenerate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replicates {
+    pub keys: Vec<String>,
+    pub values: Vec<f64>,
+}
+
+impl Replicates {
+    /// How many replicates are kept.
+    pub fn len(&self) -> usize {
+        self.values.len() / self.keys.len().max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The values of effect `key`, replicate by replicate.
+    pub fn column(&self, key: &str) -> Option<impl Iterator<Item = f64> + '_> {
+        let at = self.keys.iter().position(|k| k == key)?;
+        Some(self.values.chunks(self.keys.len()).map(move |row| row[at]))
+    }
 }
 
 /// Refuse designs whose clusters cannot be resampled whole.
@@ -170,9 +180,10 @@ pub fn resample(
     levels: &[f64],
     progress: Progress,
     shared: Option<&SharedWeights>,
+    keep: u64,
 ) -> Result<ResampleResult> {
     resample_with(
-        design, panel, analysis, spec, seed, levels, progress, shared, None,
+        design, panel, analysis, spec, seed, levels, progress, shared, None, keep,
     )
 }
 
@@ -190,6 +201,7 @@ pub fn resample_with(
     progress: Progress,
     shared: Option<&SharedWeights>,
     given: Option<&dyn Engine>,
+    keep: u64,
 ) -> Result<ResampleResult> {
     check_resamplable(design, panel)?;
     // The jackknife deletes each of the model's own clusters: a group's
@@ -332,6 +344,7 @@ pub fn resample_with(
         levels,
         progress,
         &wild_tests,
+        keep,
     )?;
     let (mut effects, intervals, failed, seconds, backend) = (
         done.effects,
@@ -340,6 +353,7 @@ pub fn resample_with(
         done.seconds,
         done.backend,
     );
+    let kept = done.kept;
     // |a*b / c'| is never below zero: no test of a zero share (its
     // differences between groups are tested, in resample_contrast).
     for (key, stats) in &mut effects {
@@ -358,95 +372,14 @@ pub fn resample_with(
             },
             replicates,
             seed,
-            backend: backend.backend,
-            adapter: backend.adapter,
-            precision: backend.precision,
-            fallback: backend.fallback,
+            engine: backend,
             strata: spec.strata.clone(),
             failed_replicates: failed,
             seconds,
             replicates_per_second: replicates as f64 / seconds.max(1e-9),
         },
+        kept,
     })
-}
-
-/// The indirect effect of replicates `0 .. n` of `spec`'s resampling
-/// (NaN-free; the run's own replicates, recomputed by the engine `spec`
-/// asks for), for the picture of its distribution.
-pub fn indirect_draws(
-    design: &Design,
-    panel: &Panel,
-    analysis: &Analysis,
-    spec: &ResampleSpec,
-    seed: u64,
-    n: u64,
-) -> Result<Vec<f64>> {
-    let (keys, values) = replicate_effects(design, panel, analysis, spec, seed, n)?;
-    let at = keys.iter().position(|k| k == "indirect").unwrap_or(0);
-    Ok(values
-        .chunks(keys.len().max(1))
-        .map(|r| r[at])
-        .filter(|v| v.is_finite())
-        .collect())
-}
-
-/// Every effect of `analysis` (its keys, in summary order) in replicates
-/// `0 .. n` of `spec`'s resampling, row-major, recomputed by the engine
-/// `spec` asks for: the run's own replicates (NaN where degenerate).
-pub fn replicate_effects(
-    design: &Design,
-    panel: &Panel,
-    analysis: &Analysis,
-    spec: &ResampleSpec,
-    seed: u64,
-    n: u64,
-) -> Result<(Vec<String>, Vec<f64>)> {
-    let strata = strata_of(panel, spec)?;
-    let n = if spec.scheme == Scheme::Jackknife {
-        n.min(design.n_clusters as u64)
-    } else {
-        n.min(spec.replicates)
-    };
-    let (engine, _) = backend::engine(
-        &ResampleSpec {
-            sensitivity: None,
-            ..spec.clone()
-        },
-        Request {
-            design,
-            fit: &analysis.fit,
-            panel: Some(panel),
-            seed,
-            strata: strata.as_deref(),
-            studentize: false,
-            shared: None,
-            on_run_clusters: None,
-        },
-    )?;
-    let layout = engine.layout();
-    let columns: Vec<(String, usize)> = analysis
-        .effects
-        .iter()
-        .filter_map(|(k, _)| {
-            layout
-                .index_of(k, &analysis.mediators)
-                .map(|i| (k.clone(), i))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(n as usize * columns.len());
-    let chunk = 1 << 16;
-    let mut stats = vec![0.0; chunk * layout.len()];
-    let mut start = 0;
-    while start < n {
-        let count = chunk.min((n - start) as usize);
-        let rows = &mut stats[..count * layout.len()];
-        engine.compute(start, rows)?;
-        for r in rows.chunks(layout.len()) {
-            out.extend(columns.iter().map(|&(_, i)| r[i]));
-        }
-        start += count as u64;
-    }
-    Ok((columns.into_iter().map(|(k, _)| k).collect(), out))
 }
 
 /// What summarising a run's draws gives.
@@ -456,6 +389,7 @@ struct Summarised {
     failed: u64,
     seconds: f64,
     backend: crate::resample::engine::Backend,
+    kept: Replicates,
 }
 
 /// One side of a between-group contrast: the group's design and fit, and
@@ -562,6 +496,7 @@ pub fn resample_contrast(
         levels,
         progress,
         &|_| Ok(vec![]),
+        0,
     )?;
     Ok((done.effects, done.intervals))
 }
@@ -577,7 +512,8 @@ fn first_minus_second<'a>(mut engines: Vec<Box<dyn Engine + 'a>>) -> ContrastEng
 /// `effects_in` (keys as in summary.json, statistics found through the
 /// engine's layout): moments, p-values (`wild_tests` may supply some) and
 /// the intervals of `spec.methods` at `levels`; BCa's acceleration from the
-/// engine `jackknife` builds (with its number of replicates).
+/// engine `jackknife` builds (with its number of replicates); the first
+/// `keep` replicates' effects are handed back as they stream past.
 #[allow(clippy::too_many_arguments)]
 fn summarise<'a>(
     engine: &dyn Engine,
@@ -589,6 +525,7 @@ fn summarise<'a>(
     levels: &[f64],
     progress: Progress,
     wild_tests: &dyn Fn(&dyn Engine) -> Result<Vec<(String, f64)>>,
+    keep: u64,
 ) -> Result<Summarised> {
     // Through the run's store: a checkpoint or merge serves stored
     // replicates; a shard computes and stores its part, and summarises
@@ -606,6 +543,7 @@ fn summarise<'a>(
                     failed: 0,
                     seconds: 0.0,
                     backend: stored.backend(),
+                    kept: Replicates::default(),
                 });
             }
             &stored
@@ -665,6 +603,7 @@ fn summarise<'a>(
             &|_, _| vec![],
             u64::MAX,
             &|_, _| {},
+            &mut |_| {},
         )?;
         cols.iter()
             .map(|c| match &c.ordered {
@@ -691,6 +630,27 @@ fn summarise<'a>(
             .flat_map(|&m| levels.iter().flat_map(move |&l| tally.alphas(m, l, accel)))
             .collect()
     };
+    // The kept columns: every effect but the sensitivity curve's.
+    let kept_columns: Vec<(String, usize)> = effects_in
+        .iter()
+        .zip(&sources)
+        .filter(|((k, _), _)| {
+            !matches!(
+                EffectKey::parse(k, mediators),
+                Some(EffectKey::Sensitivity(_))
+            )
+        })
+        .map(|((k, _), source)| match source {
+            Source::Stat(s) => (k.clone(), *s),
+            Source::Student { .. } => unreachable!("effects come first"),
+        })
+        .collect();
+    let keep = keep.min(replicates) as usize;
+    let mut kept = Replicates {
+        keys: kept_columns.iter().map(|(k, _)| k.clone()).collect(),
+        values: Vec::with_capacity(keep * kept_columns.len()),
+    };
+    let mut seen = 0usize;
     let (columns, failed) = aggregate(
         engine,
         replicates,
@@ -699,6 +659,13 @@ fn summarise<'a>(
         &alphas,
         spec.memory,
         progress,
+        &mut |row| {
+            if seen < keep {
+                kept.values
+                    .extend(kept_columns.iter().map(|&(_, s)| row[s]));
+                seen += 1;
+            }
+        },
     )?;
 
     let wcr = wild_tests(engine)?;
@@ -769,5 +736,6 @@ fn summarise<'a>(
         failed,
         seconds,
         backend,
+        kept,
     })
 }

@@ -64,6 +64,9 @@ pub struct RunPlan {
     /// The rho grid of the sensitivity analysis for mediator-outcome
     /// confounding, if asked for.
     pub sensitivity: Option<Vec<f64>>,
+    /// Hand back every replicate of the main model in `Summary::replicates`
+    /// (`output.save_replicates`), as the aggregator saw them.
+    pub keep_replicates: bool,
 }
 
 impl RunPlan {
@@ -81,6 +84,7 @@ impl RunPlan {
             mediator_sets: Vec::new(),
             robustness: Robustness::default(),
             sensitivity: None,
+            keep_replicates: false,
         }
     }
 
@@ -114,63 +118,8 @@ pub fn execute(plan: &RunPlan, progress: Progress) -> Result<Summary> {
     execute_timed(plan, progress).map(|(summary, _)| summary)
 }
 
-/// Above this B, `--save-replicates` writes the compact binary layout
-/// instead of CSV.
-pub const CSV_REPLICATES: u64 = 1_000_000;
-
-/// The main model's replicate statistics, every effect of summary.json
-/// (`--save-replicates`): the model fitted again and its B replicates
-/// recomputed by the run's engine, so they are the run's own. As files:
-/// `replicates.csv` (a header `replicate,KEY,...`, then one row per
-/// replicate, shortest round-trip decimals, NaN for a degenerate one) up to
-/// [`CSV_REPLICATES`]; above it `replicates.bin`, little-endian f64, B rows
-/// of the columns listed one per line in `replicates_columns.txt`. None
-/// without resampling.
-pub fn replicate_files(plan: &RunPlan) -> Result<Vec<(String, Vec<u8>)>> {
-    let Some(spec) = &plan.resampling else {
-        return Ok(Vec::new());
-    };
-    let table = plan.table()?;
-    let panel = Panel::from_table(&table, &plan.model)?;
-    let design = Design::build(&panel, plan.model.fixed_effects)?;
-    let analysis = analyse(&design, &plan.inference)?;
-    let b = if spec.scheme == crate::resample::scheme::Scheme::Jackknife {
-        design.n_clusters as u64
-    } else {
-        spec.replicates
-    };
-    let (keys, values) = crate::study::resampling::replicate_effects(
-        &design,
-        &panel,
-        &analysis,
-        spec,
-        plan.inference.seed,
-        b,
-    )?;
-    if b <= CSV_REPLICATES {
-        use std::fmt::Write;
-        let mut csv = format!("replicate,{}\n", keys.join(","));
-        for (r, row) in values.chunks(keys.len().max(1)).enumerate() {
-            let _ = write!(csv, "{r}");
-            for v in row {
-                let _ = write!(csv, ",{v}");
-            }
-            csv.push('\n');
-        }
-        return Ok(vec![("replicates.csv".into(), csv.into_bytes())]);
-    }
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Ok(vec![
-        ("replicates.bin".into(), bytes),
-        (
-            "replicates_columns.txt".into(),
-            (keys.join("\n") + "\n").into_bytes(),
-        ),
-    ])
-}
-
 /// Replicates of the main model whose indirect effect is plotted (the
-/// first ones, recomputed; all of them up to this B).
+/// first ones, kept as they stream past; all of them up to this B).
 pub const PLOTTED_DRAWS: u64 = 20_000;
 
 /// Wall-clock seconds of each stage of a run, in order.
@@ -218,22 +167,22 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
         lap("sensitivity", &mut timings);
     }
     if let Some(spec) = &plan.resampling {
-        let result = resample_model(plan, spec, &design, &panel, &analysis, None, progress)?;
-        summary.add_resampling(result);
-        // A shard writes no results, so draws no picture.
-        let shard = spec.store.as_ref().and_then(|s| s.0.shard());
-        summary.indirect_draws = if shard.is_some() {
-            Vec::new()
+        let keep = if plan.keep_replicates {
+            u64::MAX
         } else {
-            crate::study::resampling::indirect_draws(
-                &design,
-                &panel,
-                &analysis,
-                spec,
-                plan.inference.seed,
-                PLOTTED_DRAWS,
-            )?
+            PLOTTED_DRAWS
         };
+        let mut result =
+            resample_model(plan, spec, &design, &panel, &analysis, None, progress, keep)?;
+        let kept = std::mem::take(&mut result.kept);
+        summary.add_resampling(result);
+        summary.indirect_draws = kept.column("indirect").map_or(Vec::new(), |column| {
+            column
+                .take(PLOTTED_DRAWS as usize)
+                .filter(|v| v.is_finite())
+                .collect()
+        });
+        summary.replicates = plan.keep_replicates.then_some(kept);
         lap("resampling", &mut timings);
     }
     for mediators in &plan.mediator_sets {
@@ -299,6 +248,7 @@ fn mediator_model(
             &analysis,
             shared.as_ref(),
             progress,
+            0,
         )
         .map_err(context)?;
         summary.add_resampling(result);
@@ -329,6 +279,7 @@ fn resample_model(
     analysis: &crate::model::mediation::Analysis,
     shared: Option<&SharedWeights>,
     progress: Progress,
+    keep: u64,
 ) -> Result<crate::study::resampling::ResampleResult> {
     resample(
         design,
@@ -339,6 +290,7 @@ fn resample_model(
         &plan.inference.levels,
         progress,
         shared,
+        keep,
     )
 }
 
@@ -404,6 +356,7 @@ fn group_models(
                 &analysis,
                 Some(&shared),
                 progress,
+                0,
             )
             .map_err(context)?;
             group.add_resampling(result);

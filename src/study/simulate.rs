@@ -353,6 +353,7 @@ fn verdicts(
             &|_, _| {},
             None,
             given,
+            0,
         )
         .ok()
     };

@@ -64,6 +64,10 @@ pub struct Summary {
     /// not written to summary.json.
     #[serde(skip)]
     pub indirect_draws: Vec<f64>,
+    /// Every replicate of the main model, when the plan asked to keep them
+    /// (`RunPlan::keep_replicates`); not written to summary.json.
+    #[serde(skip)]
+    pub replicates: Option<crate::study::resampling::Replicates>,
 }
 
 /// The difference of one effect between two groups' models (first minus
@@ -333,6 +337,7 @@ impl Summary {
             contrasts: Vec::new(),
             sensitivity: None,
             indirect_draws: Vec::new(),
+            replicates: None,
         }
     }
 
