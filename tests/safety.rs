@@ -277,6 +277,25 @@ fn generate_overwrites_only_a_file_with_force() {
     assert!(Path::new("/dev/null").exists());
 }
 
+/// `medsim bench --out DIR` keeps its own files in a folder it does not
+/// claim, so a BENCHMARKS.md it did not write is refused before the suite
+/// runs, and left as it was.
+#[test]
+fn bench_does_not_replace_a_benchmarks_file_it_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("BENCHMARKS.md"), "my notes\n").unwrap();
+    refused(
+        dir.path(),
+        &["bench", "--quick", "--cpu-only", "--out", "."],
+        &["BENCHMARKS.md", "not a benchmark table medsim wrote"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).unwrap(),
+        "my notes\n"
+    );
+    assert!(!dir.path().join("bench").exists());
+}
+
 /// A run of `args` in `dir` killed (SIGKILL) once `folder` holds a stored
 /// segment.
 fn killed_once_stored(dir: &Path, args: &[&str], folder: &Path) {

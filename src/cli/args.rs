@@ -399,6 +399,15 @@ pub(crate) struct SimulateArgs {
     /// The config file with a [simulation] section.
     #[arg(value_name = "CONFIG.toml", required_unless_present = "resume")]
     pub(crate) config: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) flags: SimulateFlags,
+    #[command(flatten)]
+    pub(crate) scale: ScaleFlags,
+}
+
+/// The settings of a simulation study that override its config.
+#[derive(Args, Clone, Default, PartialEq)]
+pub(crate) struct SimulateFlags {
     /// Datasets per cell [simulation.datasets].
     #[arg(long)]
     pub(crate) datasets: Option<u64>,
@@ -423,8 +432,6 @@ pub(crate) struct SimulateArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
-    #[command(flatten)]
-    pub(crate) scale: ScaleFlags,
 }
 
 #[derive(Args)]

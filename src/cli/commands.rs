@@ -10,15 +10,16 @@ use clap::Parser;
 use crate::cli::STDOUT_IS_DATA;
 use crate::cli::args::{
     BenchArgs, Cli, Command, GenerateArgs, MergeArgs, RunArgs, ScaleFlags, SimulateArgs,
+    SimulateFlags,
 };
 use crate::cli::driver::{
     Session, describe, engine_of, merge_engine, only_resume, progress_bar, resume_alone,
 };
-use crate::cli::flags::{apply_flags, run_config};
+use crate::cli::flags::{SIMULATE_FLAGS, apply_flags, run_config};
 use crate::data::synthetic::{SyntheticParams, generate};
 use crate::data::table::write_csv;
 use crate::error::{Error, Result};
-use crate::output::files::write_file;
+use crate::output::files::{check_ours, write_file};
 use crate::output::manifest::{Manifest, resolve_inputs, run_folder};
 use crate::output::report::render;
 use crate::output::scale::{Mode, Scale};
@@ -239,18 +240,17 @@ pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
 
 /// `medsim simulate CONFIG`: the study of the config's [simulation].
 pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
+    let f = &args.flags;
     if let Some(dir) = &args.scale.resume {
-        let given = args.config.is_some()
-            || args.datasets.is_some()
-            || args.replicates.is_some()
-            || args.backend.is_some()
-            || args.precision.is_some()
-            || args.out.is_some()
-            || args.no_plots;
-        if given {
+        let rest = SimulateFlags {
+            quiet: false,
+            threads: None,
+            ..f.clone()
+        };
+        if args.config.is_some() || rest != SimulateFlags::default() {
             return Err(resume_alone());
         }
-        return resume(dir, &args.scale, args.quiet, args.threads);
+        return resume(dir, &args.scale, f.quiet, f.threads);
     }
     let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
@@ -258,56 +258,18 @@ pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         message: "medsim simulate needs a config file with a [simulation] section".into(),
     })?;
     let (mut c, mut origin) = config::read(path)?;
-    let mut set = |key: &str, flag: &str| {
-        origin.flags.insert(key.to_string(), flag.to_string());
-    };
-    if let Some(s) = c.simulation.as_mut() {
-        if let Some(d) = args.datasets {
-            s.datasets = d;
-            set("simulation.datasets", "--datasets");
-        }
-        if let Some(b) = args.replicates {
-            s.replicates = b;
-            set("simulation.replicates", "-B");
-        }
-    }
-    if let Some(t) = args.threads {
-        c.resampling.threads = t;
-        set("resampling.threads", "--threads");
-    }
-    if let Some(b) = &args.backend {
-        c.resampling.backend = b.clone();
-        set("resampling.backend", "--backend");
-    }
-    if let Some(p) = &args.precision {
-        c.resampling.precision = Some(p.clone());
-        set("resampling.precision", "--precision");
-    }
-    if let Some(o) = &args.out {
-        c.output.dir = Some(o.clone());
-    }
-    if args.no_plots {
-        c.output.plots = false;
-    }
+    crate::cli::flags::apply_table(SIMULATE_FLAGS, f, &mut c, &mut origin);
     let study = c.study(&origin)?;
     // What runs; the summary describes the study as configured.
     let out = c.out_dir();
-    let mut session = Session::start(
-        &scale,
-        "simulate",
-        out.clone(),
-        &[],
-        &[&c],
-        true,
-        args.quiet,
-    )?;
+    let mut session = Session::start(&scale, "simulate", out.clone(), &[], &[&c], true, f.quiet)?;
     let mut running = study.clone();
     if session.merges() {
         merge_engine(&mut running.resampling);
     }
     let total = study.cells.len() as u64 * study.datasets;
     let bar = progress_bar(
-        args.quiet,
+        f.quiet,
         total,
         "{spinner} datasets {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
     );
@@ -355,13 +317,21 @@ pub(crate) fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     engines.push(Engine::Refit);
+    // medsim's own files in a folder it does not claim: checked before
+    // the suite runs, and each machine's report before it is replaced.
+    const HEADER: &str = "# medsim benchmarks\n";
+    let dir = args.out.unwrap_or_else(|| PathBuf::from("results"));
+    let md_path = dir.join("BENCHMARKS.md");
+    check_ours(&md_path, "benchmark table", |t| t.starts_with(HEADER))?;
     let report = crate::study::bench::run(&engines, args.quick, &|what| {
         eprintln!("bench: {what}");
     })?;
-    let dir = args.out.unwrap_or_else(|| PathBuf::from("results"));
     let json =
         serde_json::to_string_pretty(&report).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
     let file = dir.join("bench").join(format!("{}.json", report.slug()));
+    check_ours(&file, "benchmark report", |t| {
+        serde_json::from_str::<Report>(t).is_ok()
+    })?;
     write_file(&file, |tmp| {
         std::fs::write(tmp, &json).map_err(|e| Error::Output {
             path: file.clone(),
@@ -380,14 +350,14 @@ pub(crate) fn bench(args: BenchArgs) -> Result<()> {
         .filter_map(|t| serde_json::from_str(&t).ok())
         .collect();
     reports.sort_by_key(|r| r.slug());
-    let mut md = String::from(
-        "# medsim benchmarks\n\nWritten by `medsim bench` (see the README's Performance section): one section per machine, from `results/bench/*.json`.\n\n",
+    let mut md = format!(
+        "{HEADER}\nWritten by `medsim bench` (see docs/performance.md): one section per machine, \
+         from `bench/*.json` beside this file.\n\n"
     );
     for r in &reports {
         md.push_str(&r.markdown());
         md.push('\n');
     }
-    let md_path = dir.join("BENCHMARKS.md");
     write_file(&md_path, |tmp| {
         std::fs::write(tmp, &md).map_err(|e| Error::Output {
             path: md_path.clone(),
@@ -546,9 +516,9 @@ pub(crate) fn replay(
             sweep(a, Some(scale))
         }
         Command::Simulate(mut a) => {
-            a.quiet |= quiet;
-            a.out = out.or(a.out);
-            a.threads = threads.or(a.threads);
+            a.flags.quiet |= quiet;
+            a.flags.out = out.or(a.flags.out);
+            a.flags.threads = threads.or(a.flags.threads);
             simulate(a, Some(scale))
         }
         _ => Err(bad(format!(

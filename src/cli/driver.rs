@@ -109,8 +109,7 @@ pub(crate) fn describe(values: &[(String, toml::Value)]) -> String {
 /// before any work to the written files: the bookkeeping run, sweep and
 /// simulate share.
 pub(crate) struct Session {
-    mode_is_merge: bool,
-    shard: Option<Shard>,
+    mode: Mode,
     out: PathBuf,
     folder: ResultsDir,
     stores: Option<Stores>,
@@ -139,11 +138,7 @@ impl Session {
             false => None,
         };
         Ok(Session {
-            mode_is_merge: matches!(scale.mode, Mode::Merge { .. }),
-            shard: match scale.mode {
-                Mode::Shard(s) => Some(s),
-                _ => None,
-            },
+            mode: scale.mode.clone(),
             out,
             folder,
             stores,
@@ -153,12 +148,20 @@ impl Session {
 
     /// Whether this session merges shards' replicates.
     pub(crate) fn merges(&self) -> bool {
-        self.mode_is_merge
+        matches!(self.mode, Mode::Merge { .. })
+    }
+
+    /// The part of the replicates this session computes, if it is a shard.
+    fn shard(&self) -> Option<Shard> {
+        match self.mode {
+            Mode::Shard(s) => Some(s),
+            _ => None,
+        }
     }
 
     /// Whether this session computes one part of the replicates.
     pub(crate) fn is_shard(&self) -> bool {
-        self.shard.is_some()
+        self.shard().is_some()
     }
 
     /// The store of the replicates at `sub` (a sweep point's folder), if
@@ -173,7 +176,7 @@ impl Session {
         if let Some(store) = self.store(sub)? {
             spec.store = Some(store);
         }
-        if self.mode_is_merge && self.stores.is_some() {
+        if self.merges() && self.stores.is_some() {
             merge_engine(spec);
         }
         Ok(())
@@ -181,7 +184,8 @@ impl Session {
 
     /// Record the engine a shard's replicates were computed on.
     pub(crate) fn note_engine(&mut self, engine: Option<Backend>) {
-        if let (Some(st), true) = (self.stores.as_mut(), self.shard.is_some()) {
+        let shard = self.is_shard();
+        if let (Some(st), true) = (self.stores.as_mut(), shard) {
             st.note_engine(engine);
         }
     }
@@ -189,7 +193,8 @@ impl Session {
     /// A shard's part is done: mark it complete, keep its folder and say
     /// how to merge. False (nothing done) when this is not a shard.
     pub(crate) fn finish_shard(&mut self) -> Result<bool> {
-        let (Some(st), Some(shard)) = (self.stores.as_mut(), self.shard) else {
+        let shard = self.shard();
+        let (Some(st), Some(shard)) = (self.stores.as_mut(), shard) else {
             return Ok(false);
         };
         st.finish_shard()?;

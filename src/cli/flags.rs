@@ -1,7 +1,7 @@
 //! Flags as config overrides: each flag of a run sets one config key, and
 //! the origin records which flag gave it, so errors name the flag.
 
-use crate::cli::args::{RunArgs, RunFlags};
+use crate::cli::args::{RunArgs, RunFlags, SimulateFlags};
 use crate::error::{Error, Result};
 use crate::study::config::{self, Config, Origin};
 
@@ -59,26 +59,34 @@ pub(crate) fn apply_flags(
                 .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
         }
     }
-    for flag in FLAGS {
-        if (flag.apply)(f, c) {
-            set_origin(flag.key, flag.flag);
-        }
-    }
+    apply_table(FLAGS, f, c, origin);
     Ok(())
 }
 
-/// One flag of a run: the config key it overrides, and how its value
-/// sets it (false: the flag was not given).
-pub(crate) struct Flag {
+/// Set the config keys the flags of `table` give, recording each with its
+/// flag.
+pub(crate) fn apply_table<A>(table: &[Flag<A>], args: &A, c: &mut Config, origin: &mut Origin) {
+    for flag in table {
+        if (flag.apply)(args, c) {
+            origin
+                .flags
+                .insert(flag.key.to_string(), flag.flag.to_string());
+        }
+    }
+}
+
+/// One flag of a command (`A`, its parsed flags): the config key it
+/// overrides, and how its value sets it (false: the flag was not given).
+pub(crate) struct Flag<A> {
     pub(crate) flag: &'static str,
     pub(crate) key: &'static str,
-    apply: fn(&RunFlags, &mut Config) -> bool,
+    apply: fn(&A, &mut Config) -> bool,
 }
 
 /// Every flag of a run that overrides a config key (`--data`, whose path
 /// and defaults depend on whether a config file was given, is applied
 /// first by `apply_flags`).
-pub(crate) const FLAGS: &[Flag] = &[
+pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
     Flag {
         flag: "--unit",
         key: "data.unit",
@@ -271,6 +279,51 @@ pub(crate) const FLAGS: &[Flag] = &[
     },
 ];
 
+/// Every flag of `medsim simulate` that overrides a config key.
+pub(crate) const SIMULATE_FLAGS: &[Flag<SimulateFlags>] = &[
+    Flag {
+        flag: "--datasets",
+        key: "simulation.datasets",
+        apply: |f, c| match c.simulation.as_mut() {
+            Some(s) => set(f.datasets, &mut s.datasets),
+            None => false,
+        },
+    },
+    Flag {
+        flag: "-B",
+        key: "simulation.replicates",
+        apply: |f, c| match c.simulation.as_mut() {
+            Some(s) => set(f.replicates, &mut s.replicates),
+            None => false,
+        },
+    },
+    Flag {
+        flag: "--threads",
+        key: "resampling.threads",
+        apply: |f, c| set(f.threads, &mut c.resampling.threads),
+    },
+    Flag {
+        flag: "--backend",
+        key: "resampling.backend",
+        apply: |f, c| set(f.backend.clone(), &mut c.resampling.backend),
+    },
+    Flag {
+        flag: "--precision",
+        key: "resampling.precision",
+        apply: |f, c| set(f.precision.clone().map(Some), &mut c.resampling.precision),
+    },
+    Flag {
+        flag: "--out",
+        key: "output.dir",
+        apply: |f, c| set(f.out.clone().map(Some), &mut c.output.dir),
+    },
+    Flag {
+        flag: "--no-plots",
+        key: "output.plots",
+        apply: |f, c| set(f.no_plots.then_some(false), &mut c.output.plots),
+    },
+];
+
 /// Set `field` to `value` when given.
 fn set<T>(value: Option<T>, field: &mut T) -> bool {
     let given = value.is_some();
@@ -291,8 +344,11 @@ pub(crate) fn keys() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = FLAGS
         .iter()
         .map(|f| f.key)
+        .chain(SIMULATE_FLAGS.iter().map(|f| f.key))
         .filter(|k| k.contains('.'))
         .collect();
+    keys.sort_unstable();
+    keys.dedup();
     keys.push("data.csv");
     keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
     keys
@@ -303,7 +359,11 @@ pub(crate) fn flag_of(key: &str) -> Option<&'static str> {
     if key == "data.csv" {
         return Some("--data");
     }
-    FLAGS.iter().find(|f| f.key == key).map(|f| f.flag)
+    FLAGS
+        .iter()
+        .find(|f| f.key == key)
+        .map(|f| f.flag)
+        .or_else(|| SIMULATE_FLAGS.iter().find(|f| f.key == key).map(|f| f.flag))
 }
 
 #[cfg(test)]
@@ -314,48 +374,53 @@ mod tests {
     use crate::cli::Cli;
 
     /// Each flag's help names the config key the table gives it, and every
-    /// flag of a run that has a key in its help is in the table.
+    /// flag of run and simulate that has a key in its help is in its table.
     #[test]
     fn the_table_and_the_help_agree() {
         let cli = Cli::command();
-        let run = cli.find_subcommand("run").expect("run");
-        let help_of = |flag: &str| -> String {
-            let arg = run
-                .get_arguments()
-                .find(|a| match flag.strip_prefix("--") {
-                    Some(long) => a.get_long() == Some(long),
-                    None => a.get_short() == flag.strip_prefix('-').and_then(|s| s.chars().next()),
-                })
-                .unwrap_or_else(|| panic!("{flag} is not a flag of medsim run"));
-            arg.get_help().map(|h| h.to_string()).unwrap_or_default()
-        };
-        for f in FLAGS {
-            let help = help_of(f.flag)
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            assert!(
-                help.contains(&format!("[{}", f.key)),
-                "{}'s help does not name {}: {help}",
-                f.flag,
-                f.key
-            );
-        }
-        for arg in run.get_arguments() {
-            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let Some(long) = arg.get_long() else { continue };
-            let named = FLAGS.iter().any(|f| f.flag == format!("--{long}"))
-                || FLAGS
+        let run: Vec<(&str, &str)> = FLAGS.iter().map(|f| (f.flag, f.key)).collect();
+        let simulate: Vec<(&str, &str)> = SIMULATE_FLAGS.iter().map(|f| (f.flag, f.key)).collect();
+        for (command, table) in [("run", run), ("simulate", simulate)] {
+            let sub = cli.find_subcommand(command).expect("subcommand");
+            let help_of = |flag: &str| -> String {
+                let arg = sub
+                    .get_arguments()
+                    .find(|a| match flag.strip_prefix("--") {
+                        Some(long) => a.get_long() == Some(long),
+                        None => {
+                            a.get_short() == flag.strip_prefix('-').and_then(|s| s.chars().next())
+                        }
+                    })
+                    .unwrap_or_else(|| panic!("{flag} is not a flag of medsim {command}"));
+                arg.get_help().map(|h| h.to_string()).unwrap_or_default()
+            };
+            for &(flag, key) in &table {
+                let help = help_of(flag)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                assert!(
+                    help.contains(&format!("[{key}")),
+                    "{flag}'s help does not name {key}: {help}"
+                );
+            }
+            for arg in sub.get_arguments() {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let Some(long) = arg.get_long() else { continue };
+                let short = arg.get_short().map(|s| format!("-{s}"));
+                let named = table
                     .iter()
-                    .any(|f| Some(f.flag) == arg.get_short().map(|s| format!("-{s}")).as_deref());
-            let has_key = help.contains(" [") && !help.contains("[default:");
-            assert!(
-                named || !has_key || long == "data",
-                "--{long} names a key but is not in FLAGS: {help}"
-            );
+                    .any(|&(f, _)| f == format!("--{long}") || Some(f) == short.as_deref());
+                let has_key = help.contains(" [") && !help.contains("[default:");
+                assert!(
+                    named || !has_key || long == "data",
+                    "medsim {command} --{long} names a key but is not in its table: {help}"
+                );
+            }
         }
         assert_eq!(flag_of("model.controls"), Some("--controls"));
         assert_eq!(flag_of("data.csv"), Some("--data"));
         assert_eq!(flag_of("sweep"), None);
+        assert_eq!(flag_of("simulation.datasets"), Some("--datasets"));
     }
 }

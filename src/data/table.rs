@@ -42,26 +42,18 @@ impl Table {
         numeric: &[(&str, &[f64])],
         labels: &[(&str, &[String])],
     ) -> Result<Table> {
-        let n = numeric
-            .iter()
-            .map(|(_, c)| c.len())
-            .chain(labels.iter().map(|(_, c)| c.len()))
-            .next()
-            .unwrap_or(0);
-        let lengths = numeric
+        let lengths: Vec<(&str, usize)> = numeric
             .iter()
             .map(|(name, c)| (*name, c.len()))
-            .chain(labels.iter().map(|(name, c)| (*name, c.len())));
-        for (name, len) in lengths {
-            if len != n {
-                return Err(Error::BadRow {
-                    file: source.to_string(),
-                    line: 1,
-                    problem: format!(
-                        "column '{name}' has {len} values where the first column has {n}"
-                    ),
-                });
-            }
+            .chain(labels.iter().map(|(name, c)| (*name, c.len())))
+            .collect();
+        let n = lengths.first().map_or(0, |&(_, len)| len);
+        if let Some((name, len)) = lengths.iter().find(|&&(_, len)| len != n) {
+            return Err(Error::BadRow {
+                file: source.to_string(),
+                line: 1,
+                problem: format!("column '{name}' has {len} values where the first column has {n}"),
+            });
         }
         let headers: Vec<String> = numeric
             .iter()

@@ -131,6 +131,25 @@ pub fn file_target(path: &Path, force: bool) -> Result<PathBuf> {
     }
 }
 
+/// Refuse to replace `path` unless it is absent or `ours` recognises its
+/// text as a `what` medsim wrote: a file medsim keeps up to date in a
+/// folder it does not own (BENCHMARKS.md) is never someone else's.
+pub fn check_ours(path: &Path, what: &str, ours: impl Fn(&str) -> bool) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) if path.is_file() && ours(&text) => Ok(()),
+        _ => Err(out_err(
+            path,
+            format!(
+                "it exists and is not a {what} medsim wrote; medsim does not replace it \
+                 (move it, or write elsewhere)"
+            ),
+        )),
+    }
+}
+
 /// Write one file atomically: to a temporary sibling, then renamed over `path`.
 pub fn write_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if path.is_dir() {

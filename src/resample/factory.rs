@@ -39,9 +39,7 @@ pub fn cpu_engine<'a>(
 ) -> Result<Box<dyn Engine + Send + 'a>> {
     let r = request;
     if plan.scheme == Scheme::Permutation {
-        let panel = r
-            .panel
-            .ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()))?;
+        let panel = permutation_panel(r.panel)?;
         return Ok(Box::new(PermutationEngine::new(
             r.design, panel, plan.seed, r.batch, r.threads,
         )?));
@@ -54,4 +52,10 @@ pub fn cpu_engine<'a>(
         engine = engine.with_cluster_map(map)?;
     }
     Ok(Box::new(engine))
+}
+
+/// The panel a permutation engine (CPU or GPU) permutes within: the caller
+/// must hand it over.
+pub fn permutation_panel(panel: Option<&Panel>) -> Result<&Panel> {
+    panel.ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()))
 }

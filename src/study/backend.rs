@@ -108,13 +108,16 @@ fn gpu_engine<'a>(
         studentize: r.studentize,
         fault: Fault::from_env()?,
     };
-    let panel = || {
-        r.panel
-            .ok_or_else(|| Error::Numerical("the permutation engine needs the panel".into()))
-    };
     let mapped = r.shared.filter(|_| spec.scheme != Scheme::Permutation);
     let engine = if spec.scheme == Scheme::Permutation {
-        GpuEngine::permutation(ctx, r.design, r.fit, panel()?, r.seed, options)?
+        GpuEngine::permutation(
+            ctx,
+            r.design,
+            r.fit,
+            crate::resample::factory::permutation_panel(r.panel)?,
+            r.seed,
+            options,
+        )?
     } else if mapped.is_some() {
         let (d, f) = r.on_run_clusters.ok_or_else(|| {
             Error::Numerical("a group's statistics were not spread over the run's clusters".into())
