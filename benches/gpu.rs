@@ -8,17 +8,17 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use medsim::data::synthetic::{SyntheticParams, generate};
-use medsim::gpu::engine::{GpuEngine, GpuOptions};
-use medsim::gpu::shared_context;
-use medsim::model::design::Design;
-use medsim::model::estimate::fit_system;
-use medsim::model::mediation::equations;
-use medsim::model::panel::Panel;
-use medsim::model::spec::default_spec;
-use medsim::resample::engine::Engine;
-use medsim::resample::engine::Precision;
-use medsim::resample::scheme::{Scheme, WeightPlan, WildWeights};
+use medsim::internals::data::synthetic::{SyntheticParams, generate};
+use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+use medsim::internals::gpu::shared_context;
+use medsim::internals::model::design::Design;
+use medsim::internals::model::estimate::fit_system;
+use medsim::internals::model::mediation::equations;
+use medsim::internals::model::panel::Panel;
+use medsim::internals::model::spec::default_spec;
+use medsim::internals::resample::engine::Engine;
+use medsim::internals::resample::engine::Precision;
+use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
 
 fn gpu(c: &mut Criterion) {
     let Some(ctx) = shared_context(None).expect("the adapter opens") else {
@@ -32,7 +32,7 @@ fn gpu(c: &mut Criterion) {
     let fit = fit_system(&d, &equations(&d)).unwrap();
     let g = d.n_clusters;
     // Software adapters are slow: keep their iterations short.
-    let count: usize = if medsim::gpu::is_hardware(&ctx.info) {
+    let count: usize = if medsim::internals::gpu::is_hardware(&ctx.info) {
         1 << 20
     } else {
         1 << 13

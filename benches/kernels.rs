@@ -6,17 +6,17 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use medsim::data::synthetic::{SyntheticParams, generate};
-use medsim::math::linalg::packed_len;
-use medsim::model::design::Design;
-use medsim::model::estimate::fit_system;
-use medsim::model::mediation::equations;
-use medsim::model::panel::Panel;
-use medsim::model::replicate::Solver;
-use medsim::model::spec::default_spec;
-use medsim::resample::engine::{CpuEngine, Engine};
-use medsim::resample::intervals::{Draws, Method};
-use medsim::resample::scheme::{Scheme, WeightPlan};
+use medsim::internals::data::synthetic::{SyntheticParams, generate};
+use medsim::internals::math::linalg::packed_len;
+use medsim::internals::model::design::Design;
+use medsim::internals::model::estimate::fit_system;
+use medsim::internals::model::mediation::equations;
+use medsim::internals::model::panel::Panel;
+use medsim::internals::model::replicate::Solver;
+use medsim::internals::model::spec::default_spec;
+use medsim::internals::resample::engine::{CpuEngine, Engine};
+use medsim::internals::resample::intervals::{Draws, Method};
+use medsim::internals::resample::scheme::{Scheme, WeightPlan};
 
 fn design() -> Design {
     let spec = default_spec();

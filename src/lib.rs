@@ -27,21 +27,21 @@
 //! before it (`tests/layers.rs` checks this), and `docs/architecture.md`
 //! draws the map:
 //!
-//! 1. [`math`]: linear algebra, distributions, the Philox random numbers;
-//! 2. [`data`]: CSV tables, the synthetic panel, robustness transformations;
-//! 3. [`model`]: the model's description, sample, sufficient statistics,
+//! 1. `math`: linear algebra, distributions, the Philox random numbers;
+//! 2. `data`: CSV tables, the synthetic panel, robustness transformations;
+//! 3. `model`: the model's description, sample, sufficient statistics,
 //!    estimates and mediation analysis;
-//! 4. [`resample`]: schemes, the engine trait, the CPU engines, stored
+//! 4. `resample`: schemes, the engine trait, the CPU engines, stored
 //!    replicates, aggregation and intervals;
-//! 5. [`gpu`]: the same replicates from WGSL compute shaders;
-//! 6. [`study`]: configs, the resampling driver, runs, sweeps, simulation
+//! 5. `gpu`: the same replicates from WGSL compute shaders;
+//! 6. `study`: configs, the resampling driver, runs, sweeps, simulation
 //!    studies and benchmarks;
-//! 7. [`output`]: reports, tables, plots, manifests and results folders;
-//! 8. [`cli`]: the command line's arguments, flags and commands (`main.rs`
+//! 7. `output`: reports, tables, plots, manifests and results folders;
+//! 8. `cli`: the command line's arguments, flags and commands (`main.rs`
 //!    only parses, dispatches and maps errors to exit codes).
 //!
-//! [`error`], [`resources`] (memory and disk checks), [`provenance`]
-//! (build revision, digests) and [`notices`] (warnings, through the
+//! `error`, `resources` (memory and disk checks), `provenance`
+//! (build revision, digests) and `notices` (warnings, through the
 //! caller's reporter) sit below every layer.
 
 /// `Display` and `FromStr` of a named option (scheme, method, ...) from its
@@ -62,21 +62,24 @@ macro_rules! spelled {
     )*};
 }
 
-pub mod cli;
-pub mod data;
-pub mod error;
+mod cli;
+mod data;
+mod error;
 #[cfg(feature = "gpu")]
-pub mod gpu;
-pub mod math;
-pub mod model;
-pub mod notices;
-pub mod output;
-pub mod provenance;
-pub mod resample;
-pub mod resources;
-pub mod study;
+mod gpu;
+#[doc(hidden)]
+pub mod internals;
+mod math;
+mod model;
+mod notices;
+mod output;
+mod provenance;
+mod resample;
+mod resources;
+mod study;
 
 pub use error::{Error, Result};
+pub use notices::{set_reporter, take as take_notices};
 
 // The chosen API: what the command line and the Python package call.
 pub use data::synthetic::SyntheticParams;

@@ -1,8 +1,8 @@
 //! The library's chosen API (`medsim::*`), as the Python package will call
 //! it: a run from columns in memory is the run of the same data from a CSV.
 
-use medsim::data::synthetic::generate;
-use medsim::data::table::write_csv;
+use medsim::internals::data::synthetic::generate;
+use medsim::internals::data::table::write_csv;
 use medsim::{
     BackendChoice, DataSource, ResampleSpec, RunPlan, SyntheticParams, Table, default_spec,
 };

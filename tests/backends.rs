@@ -52,7 +52,7 @@ fn run(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
 /// has it) f64: the CPU summary and (precision, GPU summary) pairs.
 fn cpu_and_gpu_runs(
     dir: &Path,
-    ctx: &medsim::gpu::GpuContext,
+    ctx: &medsim::internals::gpu::GpuContext,
     base: &[&str],
 ) -> (Value, Vec<(&'static str, Value)>) {
     let cpu = run(dir, "cpu", &[base, &["--backend", "cpu"]].concat(), &[]);
@@ -267,7 +267,7 @@ fn auto_uses_the_cpu_engine_on_a_software_adapter() {
     let Some(ctx) = common::gpu_context() else {
         return;
     };
-    if medsim::gpu::is_hardware(&ctx.info) {
+    if medsim::internals::gpu::is_hardware(&ctx.info) {
         eprintln!("SKIPPED: {} is a hardware adapter", ctx.info.name);
         return;
     }

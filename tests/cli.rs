@@ -8,9 +8,9 @@ mod common;
 
 use common::medsim;
 
-use medsim::data::synthetic::{SyntheticParams, generate};
-use medsim::data::table::{Table, write_csv};
-use medsim::study::summary::Summary;
+use medsim::internals::data::synthetic::{SyntheticParams, generate};
+use medsim::internals::data::table::{Table, write_csv};
+use medsim::internals::study::summary::Summary;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -374,8 +374,8 @@ fn ragged_row_is_refused() {
             "bad.csv:6",
             &format!(
                 "this row has {} fields but the header has {}",
-                medsim::data::synthetic::headers().len() + 1,
-                medsim::data::synthetic::headers().len()
+                medsim::internals::data::synthetic::headers().len() + 1,
+                medsim::internals::data::synthetic::headers().len()
             ),
         ],
     );
@@ -390,7 +390,7 @@ fn empty_and_header_only_files_are_refused() {
         &["run", "--data", "empty.csv", "--out", "o"],
         &["empty.csv:1", "empty"],
     );
-    let header = medsim::data::synthetic::headers().join(",") + "\n";
+    let header = medsim::internals::data::synthetic::headers().join(",") + "\n";
     std::fs::write(dir.path().join("header.csv"), header).unwrap();
     refused(
         dir.path(),

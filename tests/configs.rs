@@ -431,8 +431,8 @@ fn malformed_configs_are_refused_with_file_line_and_key() {
 /// name), and winsorising at [0, 100] changes nothing.
 #[test]
 fn robustness_options_equal_hand_edited_data() {
-    use medsim::data::synthetic::{SyntheticParams, generate};
-    use medsim::data::table::{Table, write_csv};
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::data::table::{Table, write_csv};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let table = generate(SyntheticParams {

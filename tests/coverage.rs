@@ -4,15 +4,15 @@
 //! covers a*b = 0.16 at a rate consistent with 0.95. With 300 panels the
 //! rate's standard error is 0.0126, so [0.90, 0.99] allows about four of them.
 
-use medsim::data::table::Table;
-use medsim::model::design::Design;
-use medsim::model::mediation::analyse;
-use medsim::model::panel::Panel;
-use medsim::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
-use medsim::resample::intervals::Method;
-use medsim::resample::scheme::Scheme;
-use medsim::resample::spec::ResampleSpec;
-use medsim::study::resampling::resample;
+use medsim::internals::data::table::Table;
+use medsim::internals::model::design::Design;
+use medsim::internals::model::mediation::analyse;
+use medsim::internals::model::panel::Panel;
+use medsim::internals::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use medsim::internals::resample::intervals::Method;
+use medsim::internals::resample::scheme::Scheme;
+use medsim::internals::resample::spec::ResampleSpec;
+use medsim::internals::study::resampling::resample;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rand_distr::StandardNormal;

@@ -4,10 +4,10 @@
 
 #![cfg(feature = "gpu")]
 
-use medsim::gpu::{GpuContext, PhiloxCase, decode};
-use medsim::math::rng::philox4x32_10;
-use medsim::resample::engine::Precision;
-use medsim::resample::scheme::{Scheme, WeightPlan, WildWeights};
+use medsim::internals::gpu::{GpuContext, PhiloxCase, decode};
+use medsim::internals::math::rng::philox4x32_10;
+use medsim::internals::resample::engine::Precision;
+use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
 
 mod common;
 
@@ -106,11 +106,11 @@ fn gpu_weights_equal_the_cpu_weights_bit_for_bit() {
 
 #[test]
 fn gpu_gram_rows_match_the_cpu_product() {
-    use medsim::data::synthetic::{SyntheticParams, generate};
-    use medsim::math::linalg::packed_len;
-    use medsim::model::design::Design;
-    use medsim::model::panel::Panel;
-    use medsim::model::spec::default_spec;
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::math::linalg::packed_len;
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::default_spec;
     let Some(ctx) = context() else { return };
     let spec = default_spec();
     let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
@@ -169,14 +169,14 @@ fn cpu_and_gpu(
     count: usize,
     precision: Precision,
 ) -> (Vec<f64>, Vec<f64>, usize, usize) {
-    use medsim::data::synthetic::{SyntheticParams, generate};
-    use medsim::gpu::engine::{GpuEngine, GpuOptions};
-    use medsim::model::design::Design;
-    use medsim::model::estimate::fit_system;
-    use medsim::model::mediation::equations;
-    use medsim::model::panel::Panel;
-    use medsim::model::spec::default_spec;
-    use medsim::resample::engine::{CpuEngine, Engine};
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::fit_system;
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::default_spec;
+    use medsim::internals::resample::engine::{CpuEngine, Engine};
     let mut spec = default_spec();
     spec.mediators = mediators.iter().map(|s| s.to_string()).collect();
     let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
@@ -221,7 +221,7 @@ const GPU_SCHEMES: [Scheme; 8] = [
 
 /// The f32 GPU engine against the f64 CPU engine, replicate by replicate:
 /// every statistic within 1e-4 of its bootstrap SD (the whitened deviations
-/// of `medsim::resample::whiten` keep f32 rounding relative to the spread; seen at
+/// of `medsim::internals::resample::whiten` keep f32 rounding relative to the spread; seen at
 /// most ~2e-6 SDs on lavapipe).
 #[test]
 fn gpu_replicate_statistics_match_the_cpu_engine_in_f32() {
@@ -291,15 +291,15 @@ fn gpu_f64_replicate_statistics_match_the_cpu_engine() {
 /// 0 and 1.
 #[test]
 fn gpu_wild_restricted_tests_match_the_cpu() {
-    use medsim::model::design::Design;
-    use medsim::model::estimate::fit_system;
-    use medsim::model::mediation::equations;
-    use medsim::model::panel::Panel;
-    use medsim::resample::wild::RestrictedTest;
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::fit_system;
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::resample::wild::RestrictedTest;
     let Some(ctx) = context() else { return };
     let spec = common::wild_panel_spec();
     let path = common::fixture("wild_panel.csv");
-    let table = medsim::data::table::read_csv(&path).unwrap();
+    let table = medsim::internals::data::table::read_csv(&path).unwrap();
     let panel = Panel::from_table(&table, &spec).unwrap();
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
     let eqs = equations(&design);
@@ -325,7 +325,8 @@ fn gpu_wild_restricted_tests_match_the_cpu() {
                 }
                 for &precision in &precisions {
                     let gpu =
-                        medsim::gpu::wild::p_value(ctx, &test, &plan, b, precision, 700).unwrap();
+                        medsim::internals::gpu::wild::p_value(ctx, &test, &plan, b, precision, 700)
+                            .unwrap();
                     eprintln!(
                         "{weights:?} {} column {col} {precision:?}: cpu {cpu} gpu {gpu}",
                         eq.name
@@ -353,13 +354,13 @@ fn gpu_wild_restricted_tests_match_the_cpu() {
 /// differently). East against west cities of the default panel.
 #[test]
 fn gpu_label_permutation_test_matches_the_cpu() {
-    use medsim::data::synthetic::{SyntheticParams, generate};
-    use medsim::gpu::engine::{GpuEngine, GpuOptions};
-    use medsim::model::design::Design;
-    use medsim::model::panel::Panel;
-    use medsim::model::spec::default_spec;
-    use medsim::resample::engine::{CpuEngine, Engine};
-    use medsim::resample::label_test::LabelPermutation;
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::default_spec;
+    use medsim::internals::resample::engine::{CpuEngine, Engine};
+    use medsim::internals::resample::label_test::LabelPermutation;
     let Some(ctx) = context() else { return };
     let spec = default_spec();
     let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
@@ -455,14 +456,14 @@ fn gpu_label_permutation_test_matches_the_cpu() {
 /// bootstrap SD, f64 to 1e-9 relative.
 #[test]
 fn gpu_sensitivity_replicates_match_the_cpu_engine() {
-    use medsim::data::synthetic::{SyntheticParams, generate};
-    use medsim::gpu::engine::{GpuEngine, GpuOptions};
-    use medsim::model::design::Design;
-    use medsim::model::estimate::fit_system;
-    use medsim::model::mediation::equations;
-    use medsim::model::panel::Panel;
-    use medsim::model::spec::default_spec;
-    use medsim::resample::engine::{CpuEngine, Engine};
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::fit_system;
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::default_spec;
+    use medsim::internals::resample::engine::{CpuEngine, Engine};
     let Some(ctx) = context() else { return };
     let spec = default_spec();
     let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
@@ -540,7 +541,7 @@ fn gpu_sensitivity_replicates_match_the_cpu_engine() {
     }
 }
 
-/// A stacked batch (`medsim::gpu::stack`, a simulation study's datasets at
+/// A stacked batch (`medsim::internals::gpu::stack`, a simulation study's datasets at
 /// once) gives each dataset exactly the replicates the GPU engine gives it
 /// alone with its own seed (the same arithmetic, bit for bit), and so the
 /// CPU engine's: iid datasets (n = 60, each observation a cluster; c' =
@@ -555,17 +556,17 @@ fn gpu_sensitivity_replicates_match_the_cpu_engine() {
 /// here, by the code the CPU engine runs.)
 #[test]
 fn stacked_datasets_match_the_cpu_engine_dataset_by_dataset() {
-    use medsim::data::synthetic::{SyntheticParams, generate};
-    use medsim::gpu::engine::{GpuEngine, GpuOptions};
-    use medsim::gpu::stack::{Set, replicates};
-    use medsim::model::design::Design;
-    use medsim::model::estimate::{SystemFit, fit_system};
-    use medsim::model::mediation::equations;
-    use medsim::model::panel::Panel;
-    use medsim::model::spec::default_spec;
-    use medsim::model::spec::{FixedEffects, ModelSpec};
-    use medsim::resample::engine::{CpuEngine, Engine};
-    use medsim::study::simulate::{Cell, iid_table};
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::gpu::stack::{Set, replicates};
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::{SystemFit, fit_system};
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::default_spec;
+    use medsim::internals::model::spec::{FixedEffects, ModelSpec};
+    use medsim::internals::resample::engine::{CpuEngine, Engine};
+    use medsim::internals::study::simulate::{Cell, iid_table};
     let Some(ctx) = context() else { return };
     let cell = Cell {
         n: 60,
@@ -704,15 +705,16 @@ fn arithmetic_peak_is_measured() {
 /// infinities, for the wild and the reweighting schemes.
 #[test]
 fn replicates_of_data_in_any_units_match_the_cpu_in_f32() {
-    use medsim::gpu::engine::{GpuEngine, GpuOptions};
-    use medsim::gpu::stack::{Set, replicates};
-    use medsim::model::design::Design;
-    use medsim::model::estimate::fit_system;
-    use medsim::model::mediation::equations;
-    use medsim::model::panel::Panel;
-    use medsim::resample::engine::{CpuEngine, Engine};
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::gpu::stack::{Set, replicates};
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::fit_system;
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::resample::engine::{CpuEngine, Engine};
     let Some(ctx) = context() else { return };
-    let table = medsim::data::table::read_csv(&common::fixture("wild_panel.csv")).unwrap();
+    let table =
+        medsim::internals::data::table::read_csv(&common::fixture("wild_panel.csv")).unwrap();
     for (column, scale) in [
         ("y", 1.0),
         ("y", 1e-140),
@@ -800,14 +802,15 @@ fn a_wild_run_on_data_in_tiny_units_matches_the_cpu() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut table = medsim::data::table::read_csv(&common::fixture("wild_panel.csv")).unwrap();
+    let mut table =
+        medsim::internals::data::table::read_csv(&common::fixture("wild_panel.csv")).unwrap();
     let y = table.column("y").unwrap();
     for row in &mut table.rows {
         let v: f64 = row[y].parse().unwrap();
         row[y] = format!("{:e}", v * 1e-40);
     }
     let csv = dir.path().join("tiny.csv");
-    medsim::data::table::write_csv(&table, &csv).unwrap();
+    medsim::internals::data::table::write_csv(&table, &csv).unwrap();
     let run = |backend: &str| {
         let out = common::medsim(
             dir.path(),

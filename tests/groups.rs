@@ -5,13 +5,13 @@
 
 use std::process::Command;
 
-use medsim::data::synthetic::{SyntheticParams, generate};
-use medsim::data::table::write_csv;
-use medsim::model::spec::default_spec;
-use medsim::resample::intervals::Method;
-use medsim::resample::scheme::{Scheme, WildWeights};
-use medsim::resample::spec::{BackendChoice, ResampleSpec};
-use medsim::study::run::{DataSource, RunPlan, execute};
+use medsim::internals::data::synthetic::{SyntheticParams, generate};
+use medsim::internals::data::table::write_csv;
+use medsim::internals::model::spec::default_spec;
+use medsim::internals::resample::intervals::Method;
+use medsim::internals::resample::scheme::{Scheme, WildWeights};
+use medsim::internals::resample::spec::{BackendChoice, ResampleSpec};
+use medsim::internals::study::run::{DataSource, RunPlan, execute};
 
 /// The default panel with a column `all` that is "x" on every row.
 fn panel_with_one_group(dir: &std::path::Path) -> std::path::PathBuf {
@@ -142,9 +142,9 @@ fn group_options_that_cannot_work_are_refused() {
 /// 1-10 % of the panels (binomial sd 1.5 %).
 #[test]
 fn the_label_permutation_test_has_the_right_size() {
-    use medsim::model::design::Design;
-    use medsim::model::panel::Panel;
-    use medsim::resample::label_test::LabelPermutation;
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::resample::label_test::LabelPermutation;
     let spec = default_spec();
     let panels = 200;
     let mut p_indirect = Vec::new();
@@ -200,13 +200,13 @@ fn the_label_permutation_test_has_the_right_size() {
 /// own (`fit_system` on the clusters' design), differences of a, b, c, c'.
 #[test]
 fn a_label_test_replicate_is_the_refit_of_the_shuffled_groups() {
-    use medsim::math::rng::{STREAM_LABELS, WordStream};
-    use medsim::model::design::Design;
-    use medsim::model::estimate::fit_system;
-    use medsim::model::mediation::equations;
-    use medsim::model::panel::Panel;
-    use medsim::resample::engine::{CpuEngine, Engine};
-    use medsim::resample::label_test::LabelPermutation;
+    use medsim::internals::math::rng::{STREAM_LABELS, WordStream};
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::fit_system;
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::resample::engine::{CpuEngine, Engine};
+    use medsim::internals::resample::label_test::LabelPermutation;
     let spec = default_spec();
     let table = generate(SyntheticParams {
         cities: 30,
@@ -262,9 +262,9 @@ fn a_label_test_replicate_is_the_refit_of_the_shuffled_groups() {
 /// in groups: a group's Gram is the sum of its clusters' statistics).
 #[test]
 fn the_label_test_statistic_is_the_group_contrast() {
-    use medsim::model::design::Design;
-    use medsim::model::panel::Panel;
-    use medsim::resample::label_test::LabelPermutation;
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::resample::label_test::LabelPermutation;
     let spec = default_spec();
     let table = generate(SyntheticParams {
         cities: 80,
@@ -385,13 +385,13 @@ fn a_groups_jackknife_deletes_its_own_clusters() {
 /// run reports a studentized interval for every indirect-effect contrast.
 #[test]
 fn studentized_contrasts_combine_independent_standard_errors() {
-    use medsim::model::design::Design;
-    use medsim::model::estimate::fit_system;
-    use medsim::model::mediation::equations;
-    use medsim::model::panel::Panel;
-    use medsim::resample::contrast::ContrastEngine;
-    use medsim::resample::engine::{CpuEngine, Engine};
-    use medsim::resample::scheme::WeightPlan;
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::fit_system;
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::resample::contrast::ContrastEngine;
+    use medsim::internals::resample::engine::{CpuEngine, Engine};
+    use medsim::internals::resample::scheme::WeightPlan;
     let spec = default_spec();
     let table = generate(SyntheticParams {
         cities: 60,

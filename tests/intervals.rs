@@ -1,7 +1,7 @@
 //! Interval formulas against R's boot::boot.ci on stored draws, replicate
 //! standard errors and jackknife values (tests/fixtures/make_interval_fixtures.R writes the fixture).
 
-use medsim::resample::intervals::{Draws, Method, Order, jackknife_acceleration};
+use medsim::internals::resample::intervals::{Draws, Method, Order, jackknife_acceleration};
 use serde_json::Value;
 
 fn floats(v: &Value) -> Vec<f64> {

@@ -12,16 +12,16 @@
 
 mod common;
 
-use medsim::data::synthetic::{SyntheticParams, generate};
-use medsim::model::design::Design;
-use medsim::model::estimate::fit_system;
-use medsim::model::mediation::equations;
-use medsim::model::panel::Panel;
-use medsim::model::spec::default_spec;
-use medsim::model::spec::{FixedEffects, ModelSpec};
-use medsim::resample::engine::{CpuEngine, Engine};
-use medsim::resample::permutation::PermutationEngine;
-use medsim::resample::scheme::{Scheme, WeightPlan, WildWeights};
+use medsim::internals::data::synthetic::{SyntheticParams, generate};
+use medsim::internals::model::design::Design;
+use medsim::internals::model::estimate::fit_system;
+use medsim::internals::model::mediation::equations;
+use medsim::internals::model::panel::Panel;
+use medsim::internals::model::spec::default_spec;
+use medsim::internals::model::spec::{FixedEffects, ModelSpec};
+use medsim::internals::resample::engine::{CpuEngine, Engine};
+use medsim::internals::resample::permutation::PermutationEngine;
+use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
 
 /// Least squares by Householder QR: coefficients of y on the columns of x
 /// (column-major, n rows).
@@ -188,7 +188,7 @@ fn refit(
 }
 
 /// The synthetic panel at 30 cities x 5 years: small enough to refit often.
-fn small_panel() -> medsim::data::table::Table {
+fn small_panel() -> medsim::internals::data::table::Table {
     generate(SyntheticParams {
         cities: 30,
         years: 5,
@@ -245,7 +245,7 @@ fn check(spec: &ModelSpec, scheme: Scheme, strata: Option<&str>, replicates: u64
 }
 
 fn check_on(
-    table: &medsim::data::table::Table,
+    table: &medsim::internals::data::table::Table,
     spec: &ModelSpec,
     scheme: Scheme,
     strata: Option<&str>,
@@ -386,7 +386,8 @@ fn instrumented_models_match_the_two_stage_oracle() {
     spec.fixed_effects = FixedEffects::Unit;
     check(&spec, Scheme::Bayes, None, 8);
     // Two instruments and two mediators: the pyfixest IV fixture panel.
-    let table = medsim::data::table::read_csv(&common::fixture("instrumented_two.csv")).unwrap();
+    let table =
+        medsim::internals::data::table::read_csv(&common::fixture("instrumented_two.csv")).unwrap();
     let two = ModelSpec {
         unit: "unit".into(),
         time: "time".into(),
@@ -406,7 +407,7 @@ fn instrumented_models_match_the_two_stage_oracle() {
 /// Permutation: unit u takes the treatment series of unit donors[u]; refit
 /// the materialised panel and compare. Also on an unbalanced panel, where
 /// units are only exchanged within blocks of identical periods.
-fn check_permutation(table: &medsim::data::table::Table, replicates: u64) {
+fn check_permutation(table: &medsim::internals::data::table::Table, replicates: u64) {
     let spec = default_spec();
     let panel = Panel::from_table(table, &spec).unwrap();
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
@@ -573,9 +574,11 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
             keys.push((format!("indirect:{n}"), layout.ab(j), layout.se_ab(j)));
         }
         for (i, (j, k)) in layout.contrast_pairs().into_iter().enumerate() {
-            let key =
-                medsim::model::effect::EffectKey::Contrast(names[j].clone(), names[k].clone())
-                    .to_string();
+            let key = medsim::internals::model::effect::EffectKey::Contrast(
+                names[j].clone(),
+                names[k].clone(),
+            )
+            .to_string();
             keys.push((key, layout.contrast(i), layout.se_contrast(i)));
         }
     }
@@ -594,12 +597,13 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
                 }
             }
         }
-        let resample = medsim::data::table::Table::new("resample", table.headers.clone(), rows);
+        let resample =
+            medsim::internals::data::table::Table::new("resample", table.headers.clone(), rows);
         let p = Panel::from_table(&resample, spec).unwrap();
         let d = Design::build(&p, spec.fixed_effects).unwrap();
-        let a = medsim::model::mediation::analyse(
+        let a = medsim::internals::model::mediation::analyse(
             &d,
-            &medsim::model::spec::InferenceSpec {
+            &medsim::internals::model::spec::InferenceSpec {
                 mc_draws: 1000,
                 ..Default::default()
             },
@@ -627,7 +631,7 @@ fn check_replicate_standard_errors(spec: &ModelSpec) {
 /// The group of one region: its panel, design and where its clusters sit
 /// among the pooled sample's.
 fn region_group(
-    table: &medsim::data::table::Table,
+    table: &medsim::internals::data::table::Table,
     spec: &ModelSpec,
     pooled: &Panel,
     level: &str,
@@ -651,7 +655,7 @@ fn region_group(
 /// grouping column, which keeps each group's size), Bayes and wild.
 #[test]
 fn group_models_match_the_oracle_with_the_pooled_weights() {
-    use medsim::resample::spec::{ResampleSpec, SharedWeights};
+    use medsim::internals::resample::spec::{ResampleSpec, SharedWeights};
     let spec = default_spec();
     let table = small_panel();
     let pooled = Panel::from_table(&table, &spec).unwrap();
@@ -711,7 +715,7 @@ fn group_models_match_the_oracle_with_the_pooled_weights() {
 /// groups' oracle refits with the pooled run's weights of their clusters.
 #[test]
 fn group_contrasts_match_the_difference_of_the_oracles() {
-    use medsim::resample::contrast::ContrastEngine;
+    use medsim::internals::resample::contrast::ContrastEngine;
     let spec = default_spec();
     let table = small_panel();
     let pooled = Panel::from_table(&table, &spec).unwrap();

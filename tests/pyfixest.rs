@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use medsim::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
-use medsim::study::run::{DataSource, RunPlan, execute};
+use medsim::internals::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use medsim::internals::study::run::{DataSource, RunPlan, execute};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -28,7 +28,7 @@ fn rel_err(got: f64, want: f64) -> f64 {
 
 /// An effect against pyfixest's `[estimate, se]`: estimate to 1e-8, SE to
 /// 1e-6 relative.
-fn assert_matches(label: &str, got: &medsim::model::mediation::Effect, want: &Value) {
+fn assert_matches(label: &str, got: &medsim::internals::model::mediation::Effect, want: &Value) {
     let (we, ws) = (want[0].as_f64().unwrap(), want[1].as_f64().unwrap());
     assert!(
         rel_err(got.estimate, we) < 1e-8,
@@ -61,7 +61,7 @@ fn model_of(case: &Value) -> ModelSpec {
 /// Run a fixture case and compare its sample size, every reported
 /// coefficient and SE of every equation, and the Sobel effects with
 /// pyfixest's; the number of values compared.
-fn check_case(case: &Value) -> (medsim::study::summary::Summary, usize) {
+fn check_case(case: &Value) -> (medsim::internals::study::summary::Summary, usize) {
     let name = case["name"].as_str().unwrap();
     let plan = RunPlan {
         name: "fixture".into(),

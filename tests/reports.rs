@@ -8,8 +8,8 @@ mod common;
 
 use common::medsim;
 
-use medsim::data::synthetic::{SyntheticParams, generate};
-use medsim::data::table::write_csv;
+use medsim::internals::data::synthetic::{SyntheticParams, generate};
+use medsim::internals::data::table::write_csv;
 
 fn ok(out: &Output) {
     assert!(
@@ -82,7 +82,10 @@ fn manifest_replay_reproduces_the_summary_byte_for_byte() {
     let input = &manifest["inputs"][0];
     let bytes = std::fs::read(&csv).unwrap();
     assert_eq!(input["bytes"], bytes.len() as u64);
-    assert_eq!(input["sha256"], medsim::provenance::sha256_hex(&bytes));
+    assert_eq!(
+        input["sha256"],
+        medsim::internals::provenance::sha256_hex(&bytes)
+    );
     let timings = manifest["timings"].as_object().unwrap();
     let mut stages: Vec<&str> = timings.keys().map(String::as_str).collect();
     stages.sort();
@@ -103,7 +106,10 @@ fn manifest_replay_reproduces_the_summary_byte_for_byte() {
         .iter()
         .find(|o| o["path"] == "summary.json")
         .unwrap();
-    assert_eq!(listed["sha256"], medsim::provenance::sha256_hex(&summary));
+    assert_eq!(
+        listed["sha256"],
+        medsim::internals::provenance::sha256_hex(&summary)
+    );
 
     // The replay, from another working folder, into another run folder.
     let elsewhere = dir.path().join("elsewhere");
@@ -608,16 +614,16 @@ fn saved_replicates_are_the_runs_own() {
 /// (every statistic NaN) is counted once as failed, not per effect.
 #[test]
 fn non_finite_statistics_are_counted_and_reported() {
-    use medsim::model::design::Design;
-    use medsim::model::mediation::analyse;
-    use medsim::model::panel::Panel;
-    use medsim::model::spec::InferenceSpec;
-    use medsim::model::spec::default_spec;
-    use medsim::resample::engine::{CpuEngine, Engine, Precomputed};
-    use medsim::resample::scheme::{Scheme, WeightPlan};
-    use medsim::resample::spec::ResampleSpec;
-    use medsim::study::resampling::resample_with;
-    let spec = medsim::model::spec::ModelSpec {
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::mediation::analyse;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::InferenceSpec;
+    use medsim::internals::model::spec::default_spec;
+    use medsim::internals::resample::engine::{CpuEngine, Engine, Precomputed};
+    use medsim::internals::resample::scheme::{Scheme, WeightPlan};
+    use medsim::internals::resample::spec::ResampleSpec;
+    use medsim::internals::study::resampling::resample_with;
+    let spec = medsim::internals::model::spec::ModelSpec {
         groups: vec![],
         ..default_spec()
     };
@@ -655,7 +661,11 @@ fn non_finite_statistics_are_counted_and_reported() {
         .filter(|r| ![3, 7, 11].contains(r))
         .map(|r| stats[r * n + layout.proportion()])
         .collect();
-    let given = Precomputed::new(layout, stats, medsim::resample::engine::Backend::cpu());
+    let given = Precomputed::new(
+        layout,
+        stats,
+        medsim::internals::resample::engine::Backend::cpu(),
+    );
     let rs = ResampleSpec {
         replicates: b,
         ..ResampleSpec::default()
@@ -680,8 +690,9 @@ fn non_finite_statistics_are_counted_and_reported() {
     let mean = finite.iter().sum::<f64>() / finite.len() as f64;
     let got = get("proportion_mediated").mean;
     assert!((got - mean).abs() <= 1e-12 * mean.abs(), "{got} vs {mean}");
-    let mut summary =
-        medsim::study::summary::Summary::new("t", &spec, &inference, &panel, &design, &analysis);
+    let mut summary = medsim::internals::study::summary::Summary::new(
+        "t", &spec, &inference, &panel, &design, &analysis,
+    );
     summary.add_resampling(result);
     let json = serde_json::to_value(&summary).unwrap();
     assert_eq!(
@@ -693,7 +704,7 @@ fn non_finite_statistics_are_counted_and_reported() {
             .get("non_finite")
             .is_none()
     );
-    let printed = medsim::output::report::render(&summary);
+    let printed = medsim::internals::output::report::render(&summary);
     assert!(
         printed.contains("note   2 replicate(s) gave a non-finite proportion mediated"),
         "{printed}"

@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
-use medsim::model::replicate::acme;
-use medsim::model::spec::{FixedEffects, ModelSpec};
-use medsim::resample::spec::ResampleSpec;
-use medsim::study::run::{DataSource, RunPlan, execute};
+use medsim::internals::model::replicate::acme;
+use medsim::internals::model::spec::{FixedEffects, ModelSpec};
+use medsim::internals::resample::spec::ResampleSpec;
+use medsim::internals::study::run::{DataSource, RunPlan, execute};
 use serde_json::Value;
 
 mod common;
@@ -155,7 +155,7 @@ fn acme_is_ab_at_zero_and_vanishes_at_the_crossing() {
 
 /// The embedded default's model without groups or other mediators.
 fn paper_plan() -> RunPlan {
-    let (config, origin) = medsim::study::config::paper();
+    let (config, origin) = medsim::internals::study::config::paper();
     let mut plan = config.plan(&origin).unwrap();
     plan.group_by.clear();
     plan.mediator_sets.clear();
@@ -175,8 +175,8 @@ fn bands_come_from_the_replicates() {
         replicates: 1999,
         sensitivity: Some(rho.clone()),
         methods: vec![
-            medsim::resample::intervals::Method::Percentile,
-            medsim::resample::intervals::Method::Bca,
+            medsim::internals::resample::intervals::Method::Percentile,
+            medsim::internals::resample::intervals::Method::Bca,
         ],
         ..Default::default()
     };
@@ -232,8 +232,8 @@ fn refusals_and_schemes_without_bands() {
     // Asked of the library directly, bands on the wild scheme are refused
     // (its replicates have no Gram matrix).
     let spec = ResampleSpec {
-        scheme: medsim::resample::scheme::Scheme::Wild(
-            medsim::resample::scheme::WildWeights::Rademacher,
+        scheme: medsim::internals::resample::scheme::Scheme::Wild(
+            medsim::internals::resample::scheme::WildWeights::Rademacher,
         ),
         replicates: 99,
         sensitivity: Some(vec![0.0]),

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use medsim::resample::spec::{BackendChoice, ResampleSpec};
-use medsim::study::simulate::{Cell, CellResult, Dgp, Study, run};
+use medsim::internals::resample::spec::{BackendChoice, ResampleSpec};
+use medsim::internals::study::simulate::{Cell, CellResult, Dgp, Study, run};
 
 mod common;
 
@@ -282,17 +282,18 @@ fn gpu_and_cpu_studies_agree() {
         return;
     };
     let cells = vec![cell(60, 0.39, 0.39), cell(60, 0.0, 0.39)];
-    let wild =
-        medsim::resample::scheme::Scheme::Wild(medsim::resample::scheme::WildWeights::Rademacher);
+    let wild = medsim::internals::resample::scheme::Scheme::Wild(
+        medsim::internals::resample::scheme::WildWeights::Rademacher,
+    );
     for (methods, scheme, stacked) in [
         (
             &["percentile", "bc", "bca", "studentized"][..],
-            medsim::resample::scheme::Scheme::Pairs,
+            medsim::internals::resample::scheme::Scheme::Pairs,
             false,
         ),
         (
             &["percentile", "basic", "normal", "bc", "bca"][..],
-            medsim::resample::scheme::Scheme::Pairs,
+            medsim::internals::resample::scheme::Scheme::Pairs,
             true,
         ),
         (&["percentile", "bc"][..], wild, true),
@@ -305,21 +306,24 @@ fn gpu_and_cpu_studies_agree() {
 
 #[cfg(feature = "gpu")]
 fn agree(
-    ctx: &medsim::gpu::GpuContext,
-    cpu: &medsim::study::simulate::Study,
+    ctx: &medsim::internals::gpu::GpuContext,
+    cpu: &medsim::internals::study::simulate::Study,
     methods: &[&str],
     stacked: bool,
 ) {
     let (want, _, _) = run(cpu, 0, &|_, _| {}).unwrap();
-    let mut precisions = vec![medsim::resample::engine::Precision::F32];
+    let mut precisions = vec![medsim::internals::resample::engine::Precision::F32];
     if ctx.has_f64() {
-        precisions.push(medsim::resample::engine::Precision::F64);
+        precisions.push(medsim::internals::resample::engine::Precision::F64);
     }
     for precision in precisions {
         let mut gpu = cpu.clone();
         gpu.resampling.backend = BackendChoice::Gpu;
         gpu.resampling.precision = Some(precision);
-        assert_eq!(medsim::study::simulate::stacks(&gpu).unwrap(), stacked);
+        assert_eq!(
+            medsim::internals::study::simulate::stacks(&gpu).unwrap(),
+            stacked
+        );
         let (got, _, _) = run(&gpu, 2, &|_, _| {}).unwrap();
         for (w, g) in want.iter().zip(&got) {
             for m in methods {

@@ -3,13 +3,13 @@
 //! small-medium and western cities; on a large panel the homogeneous true
 //! parameters (b, c') are recovered.
 
-use medsim::data::synthetic::{B_AGGLOM, C_PRIME, SyntheticParams, generate};
-use medsim::data::table::Table;
-use medsim::model::design::Design;
-use medsim::model::mediation::{Analysis, analyse};
-use medsim::model::panel::Panel;
-use medsim::model::spec::InferenceSpec;
-use medsim::model::spec::default_spec;
+use medsim::internals::data::synthetic::{B_AGGLOM, C_PRIME, SyntheticParams, generate};
+use medsim::internals::data::table::Table;
+use medsim::internals::model::design::Design;
+use medsim::internals::model::mediation::{Analysis, analyse};
+use medsim::internals::model::panel::Panel;
+use medsim::internals::model::spec::InferenceSpec;
+use medsim::internals::model::spec::default_spec;
 
 fn analyse_table(t: &Table) -> Analysis {
     let spec = default_spec();

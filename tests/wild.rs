@@ -6,11 +6,11 @@
 
 mod common;
 
-use medsim::model::spec::InferenceSpec;
-use medsim::resample::intervals::Method;
-use medsim::resample::scheme::{Scheme, WildWeights};
-use medsim::resample::spec::{BackendChoice, ResampleSpec};
-use medsim::study::run::{DataSource, RunPlan, execute};
+use medsim::internals::model::spec::InferenceSpec;
+use medsim::internals::resample::intervals::Method;
+use medsim::internals::resample::scheme::{Scheme, WildWeights};
+use medsim::internals::resample::spec::{BackendChoice, ResampleSpec};
+use medsim::internals::study::run::{DataSource, RunPlan, execute};
 use serde_json::Value;
 
 #[test]

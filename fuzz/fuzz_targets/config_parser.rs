@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medsim::study::config::{Origin, parse};
+use medsim::internals::study::config::{Origin, parse};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -21,6 +21,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = config.study(&origin);
     }
     if config.sweep.is_some() {
-        let _ = medsim::study::sweep::points(&origin);
+        let _ = medsim::internals::study::sweep::points(&origin);
     }
 });

@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medsim::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use medsim::internals::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(table) = medsim::data::table::parse_csv("fuzz.csv", data) else {
+    let Ok(table) = medsim::internals::data::table::parse_csv("fuzz.csv", data) else {
         return;
     };
     if table.headers.len() < 5 {
@@ -27,11 +27,11 @@ fuzz_target!(|data: &[u8]| {
         cluster: h[0].clone(),
         fixed_effects: FixedEffects::Unit,
     };
-    let Ok(panel) = medsim::model::panel::Panel::from_table(&table, &model) else {
+    let Ok(panel) = medsim::internals::model::panel::Panel::from_table(&table, &model) else {
         return;
     };
-    let Ok(design) = medsim::model::design::Design::build(&panel, model.fixed_effects) else {
+    let Ok(design) = medsim::internals::model::design::Design::build(&panel, model.fixed_effects) else {
         return;
     };
-    let _ = medsim::model::mediation::analyse(&design, &InferenceSpec::default());
+    let _ = medsim::internals::model::mediation::analyse(&design, &InferenceSpec::default());
 });

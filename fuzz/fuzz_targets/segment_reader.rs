@@ -7,9 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medsim::resample::checkpoint::Store;
-use medsim::resample::engine::{Backend, Engine};
-use medsim::model::replicate::StatLayout;
+use medsim::internals::resample::checkpoint::Store;
+use medsim::internals::resample::engine::{Backend, Engine};
+use medsim::internals::model::replicate::StatLayout;
 
 /// Replicate r's statistics are all r.
 struct Rows;

@@ -5,15 +5,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medsim::resample::checkpoint::{HEADER_FILE, Header};
+use medsim::internals::resample::checkpoint::{HEADER_FILE, Header};
 
 fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("a temporary folder");
     std::fs::write(dir.path().join(HEADER_FILE), data).expect("written");
     if Header::read(dir.path()).is_ok() {
-        let _ = medsim::output::scale::shards(&[dir.path().to_path_buf()]);
+        let _ = medsim::internals::output::scale::shards(&[dir.path().to_path_buf()]);
     }
     let manifest = dir.path().join("manifest.json");
     std::fs::write(&manifest, data).expect("written");
-    let _ = medsim::output::manifest::Manifest::read(&manifest);
+    let _ = medsim::internals::output::manifest::Manifest::read(&manifest);
 });

@@ -30,13 +30,14 @@ use crate::error::{Error, Result};
 use crate::math::linalg::packed_len;
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
+use crate::model::mediation::reported_coefficients;
 use crate::model::panel::Panel;
 use crate::model::replicate::{Solver, StatLayout, stats_from_changes};
 use crate::resample::engine::{Backend, Engine};
 use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::permutation::Exchange;
 use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
-use crate::resample::whiten::{Whitened, reported_coefficients};
+use crate::resample::whiten::Whitened;
 
 /// Smallest batch tried before falling back to the CPU engine.
 pub const MIN_BATCH: usize = 64;
@@ -929,7 +930,7 @@ impl<'a> GpuEngine<'a> {
             for (c, s) in changes.iter_mut().zip(&self.unit) {
                 *c *= s;
             }
-            if !stats_from_changes(&self.theta, &changes, l, stats) {
+            if !stats_from_changes(&self.theta, &mut changes, l, stats) {
                 failed += 1;
                 continue;
             }

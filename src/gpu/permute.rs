@@ -107,6 +107,7 @@ impl PermutationTable {
     /// The packed whitened deviation E of the replicate whose recipients
     /// (local index k of each block, in block order) take the series of
     /// local donors `perm`: the f64 reference of `permute.wgsl`.
+    #[cfg(test)]
     pub fn deviation(&self, perm: &[Vec<usize>]) -> Vec<f64> {
         let q = self.q;
         let mut v = vec![0.0; q];

@@ -234,7 +234,7 @@ pub fn replicates(
                 for ((c, v), u) in change.iter_mut().zip(d).zip(&p.unit) {
                     *c = v * u;
                 }
-                stats_from_changes(&p.theta, &change, layout, row);
+                stats_from_changes(&p.theta, &mut change, layout, row);
             }
             out.push(stats);
         }

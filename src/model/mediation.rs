@@ -60,6 +60,19 @@ pub struct Interval {
     pub upper: f64,
 }
 
+/// The reported coefficients `a_1..a_m, b_1..b_m, c, c'` as (equation,
+/// design column) pairs of `fit`; the order of the wild bootstrap's theta.
+pub fn reported_coefficients(design: &Design) -> Vec<(usize, usize)> {
+    let l = design.layout;
+    let m = l.n_mediators;
+    let outcome = m + 1;
+    (0..m)
+        .map(|j| (1 + j, l.treatment()))
+        .chain((0..m).map(|j| (outcome, l.mediator(j))))
+        .chain([(TOTAL, l.treatment()), (outcome, l.treatment())])
+        .collect()
+}
+
 /// The analytic intervals' `method`: the delta method's normal interval
 /// and the Monte Carlo one, both from the point estimate's covariance.
 pub const SOBEL: &str = "sobel";

@@ -474,21 +474,25 @@ impl Solver {
 }
 
 /// A replicate's statistics from the full sample's coefficients `theta_hat`
-/// and the replicate's changes of them (the GPU stages' output, added in
-/// f64); false, and every statistic NaN, for a degenerate replicate (a NaN
-/// change). Statistics beyond the coefficients' are left to the caller.
+/// and the replicate's changes of them (the wild bootstrap's `sum_g v_g
+/// U_g`, or the GPU stages' output), added in f64 in place: `changes`
+/// becomes the replicate's coefficients. False, and every statistic NaN,
+/// for a degenerate replicate (a NaN change). Statistics beyond the
+/// coefficients' are left to the caller.
 pub fn stats_from_changes(
     theta_hat: &[f64],
-    changes: &[f64],
+    changes: &mut [f64],
     lay: StatLayout,
     stats: &mut [f64],
 ) -> bool {
-    let theta: Vec<f64> = theta_hat.iter().zip(changes).map(|(a, b)| a + b).collect();
-    if theta.iter().any(|t| t.is_nan()) {
+    for (c, t) in changes.iter_mut().zip(theta_hat) {
+        *c += t;
+    }
+    if changes.iter().any(|t| t.is_nan()) {
         stats.iter_mut().for_each(|s| *s = f64::NAN);
         return false;
     }
-    coefficients_to_stats(&theta, lay, stats);
+    coefficients_to_stats(changes, lay, stats);
     true
 }
 

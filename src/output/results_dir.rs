@@ -148,11 +148,6 @@ impl ResultsDir {
         Ok(dir)
     }
 
-    /// The folder (a link resolved).
-    pub fn path(&self) -> &Path {
-        &self.real
-    }
-
     fn take_lock(&self, out: &Path) -> Result<fs::File> {
         use std::io::{Read, Seek, Write};
         let path = self.real.join(LOCK_FILE);

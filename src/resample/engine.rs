@@ -20,9 +20,9 @@ use crate::error::{Error, Result};
 use crate::math::linalg::{packed_len, quadratic_form};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
-use crate::model::replicate::{Solver, StatLayout, coefficients_to_stats};
+use crate::model::mediation::reported_coefficients;
+use crate::model::replicate::{Solver, StatLayout, stats_from_changes};
 use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
-use crate::resample::whiten::reported_coefficients;
 
 /// The floating-point type of the GPU engine's numeric stages (`Real` in
 /// WGSL); the CPU engine always computes in f64.
@@ -431,10 +431,10 @@ impl CpuEngine {
             Finish::Wild { theta } => {
                 let mut t = vec![0.0; n];
                 for (i, stats) in out.chunks_mut(n_stats).enumerate() {
-                    for ((t, a), b) in t.iter_mut().zip(theta).zip(&prod[i * n..(i + 1) * n]) {
-                        *t = a + b;
+                    t.copy_from_slice(&prod[i * n..(i + 1) * n]);
+                    if !stats_from_changes(theta, &mut t, self.layout, stats) {
+                        failed += 1;
                     }
-                    coefficients_to_stats(&t, self.layout, stats);
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! ([`permutation`]), wild-bootstrap tests ([`wild`]), group contrasts
 //! ([`contrast`], [`label_test`]), replicates stored on disk
 //! ([`checkpoint`]), the whitened coordinates the GPU solves in
-//! ([`whiten`], [`whiten_iv`]), and what replicates become: tallies and
+//! (`whiten`, `whiten_iv`; with the `gpu` feature), and what replicates become: tallies and
 //! order statistics ([`aggregate`]) and intervals ([`intervals`]).
 //! Choosing between CPU and GPU engines happens above, in
 //! `crate::study::resampling`.
@@ -19,6 +19,8 @@ pub mod label_test;
 pub mod permutation;
 pub mod scheme;
 pub mod spec;
+#[cfg(feature = "gpu")]
 pub mod whiten;
+#[cfg(feature = "gpu")]
 pub mod whiten_iv;
 pub mod wild;

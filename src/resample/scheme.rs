@@ -111,13 +111,7 @@ impl WildWeights {
     fn draw(self, s: &mut WordStream) -> f64 {
         match self {
             WildWeights::Rademacher => unreachable!("drawn 32 at a time in WeightPlan::fill"),
-            WildWeights::Mammen => {
-                if s.word() < MAMMEN_THRESHOLD {
-                    MAMMEN_LOW
-                } else {
-                    MAMMEN_HIGH
-                }
-            }
+            WildWeights::Mammen => MAMMEN_POINTS[usize::from(s.word() >= MAMMEN_THRESHOLD)],
             WildWeights::Webb => WEBB[s.below_with(6, WEBB_REJECTION) as usize],
             WildWeights::Normal => crate::math::rng::normal_table()[s.table_index()],
         }

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::math::linalg::{packed_index, packed_len, unpack};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
-use crate::model::mediation::TOTAL;
+use crate::model::mediation::reported_coefficients;
 use crate::model::replicate::unit_ratios;
 
 /// One reported coefficient: the coefficient on design column `i` in the
@@ -49,7 +49,6 @@ pub struct Coefficient {
 /// changes need.
 #[derive(Debug, Clone)]
 pub struct Whitened {
-    pub q: usize,
     pub n_clusters: usize,
     /// G x packed_len(q): the packed `T_g`.
     pub stats: Vec<f64>,
@@ -65,20 +64,13 @@ pub struct Whitened {
     pub coefficient_keys: Vec<(usize, usize)>,
 }
 
-/// The reported coefficients `a_1..a_m, b_1..b_m, c, c'` as (equation,
-/// design column) pairs of `fit`; the order of the wild bootstrap's theta.
-pub fn reported_coefficients(design: &Design) -> Vec<(usize, usize)> {
-    let l = design.layout;
-    let m = l.n_mediators;
-    let outcome = m + 1;
-    (0..m)
-        .map(|j| (1 + j, l.treatment()))
-        .chain((0..m).map(|j| (outcome, l.mediator(j))))
-        .chain([(TOTAL, l.treatment()), (outcome, l.treatment())])
-        .collect()
-}
-
 impl Whitened {
+    /// Columns of the design (the factor is q x q).
+    #[cfg(test)]
+    pub fn q(&self) -> usize {
+        self.factor.len().isqrt()
+    }
+
     /// Whiten `design` by the Cholesky factor of its full-sample Gram; the
     /// full-sample coefficients come from `fit`.
     pub fn new(design: &Design, fit: &SystemFit) -> Result<Whitened> {
@@ -152,7 +144,6 @@ impl Whitened {
             .map(|&(e, col)| fit.coef(e, col))
             .collect();
         Ok(Whitened {
-            q,
             n_clusters: g,
             stats,
             factor,
@@ -172,8 +163,9 @@ impl Whitened {
     /// g's influence `psi_g = psi_hat_g + dc . T_g` (in the units of the
     /// data; `psi_hat` is the full-sample fit's influence), what studentized
     /// intervals need. The f64 reference of `solve.wgsl`, step for step.
+    #[cfg(test)]
     pub fn deltas(&self, e: &[f64], out: &mut [f64], mut functionals: Option<&mut [f64]>) -> bool {
-        let q = self.q;
+        let q = self.q();
         let ko = q - 1;
         let p = packed_len(q);
         let at = |i: usize, j: usize| e[packed_index(i, j, q)];
@@ -302,7 +294,7 @@ mod tests {
     /// A replicate's whitened deviation `sum (w_g - 1) T_g` and raw Gram
     /// `sum w_g S_g` (packed), from its cluster weights.
     fn replicate_grams(w: &Whitened, d: &Design, weights: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        let p = packed_len(w.q);
+        let p = packed_len(w.q());
         let mut e = vec![0.0; p];
         let mut gram = vec![0.0; p];
         for (c, &wc) in weights.iter().enumerate() {
@@ -319,10 +311,10 @@ mod tests {
         let d = design(&["agglom"]);
         let fit = crate::model::estimate::fit_system(&d, &equations(&d)).unwrap();
         let w = Whitened::new(&d, &fit).unwrap();
-        let p = packed_len(w.q);
-        for i in 0..w.q {
-            for j in i..w.q {
-                let k = packed_index(i, j, w.q);
+        let p = packed_len(w.q());
+        for i in 0..w.q() {
+            for j in i..w.q() {
+                let k = packed_index(i, j, w.q());
                 let sum: f64 = (0..w.n_clusters).map(|c| w.stats[c * p + k]).sum();
                 let want = if i == j { 1.0 } else { 0.0 };
                 // f64 rounding, grown by the Gram's condition number; seen
@@ -375,7 +367,7 @@ mod tests {
         let d = design(&["agglom_sec", "agglom_ter"]);
         let fit = crate::model::estimate::fit_system(&d, &equations(&d)).unwrap();
         let w = Whitened::new(&d, &fit).unwrap();
-        let (g, p, m) = (d.n_clusters, packed_len(w.q), 2);
+        let (g, p, m) = (d.n_clusters, packed_len(w.q()), 2);
         let plan = WeightPlan::new(Scheme::Pairs, 3, g, None);
         let mut weights = vec![0.0; g];
         plan.fill(7, &mut weights);

@@ -34,11 +34,11 @@
 //! so f32 rounding stays far below the spread, as for least squares.
 
 use crate::error::{Error, Result};
-use crate::math::linalg::{cholesky, packed_index};
+use crate::math::linalg::cholesky;
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
-use crate::model::replicate::unit_ratios;
-use crate::resample::whiten::{Whitened, reported_coefficients};
+use crate::model::mediation::reported_coefficients;
+use crate::resample::whiten::Whitened;
 
 /// One reported coefficient of a target: its position in theta and the
 /// weights `w` over the system's B-basis coefficients.
@@ -81,13 +81,9 @@ pub struct IvSystem {
 /// An instrumented design's systems, ready for the device.
 #[derive(Debug, Clone)]
 pub struct WhitenedTwoStage {
-    pub q: usize,
     pub systems: Vec<IvSystem>,
     /// Full-sample `a_1..a_m, b_1..b_m, c, c'` in the units of the data.
     pub theta: Vec<f64>,
-    /// Per reported coefficient, the ratio from the scaled design's units
-    /// to the data's.
-    pub unit: Vec<f64>,
 }
 
 impl WhitenedTwoStage {
@@ -96,7 +92,6 @@ impl WhitenedTwoStage {
         let lay = design.layout;
         let q = design.q();
         let m = lay.n_mediators;
-        let (x_to_m, x_to_y, m_to_y) = unit_ratios(design);
         // C[a][j] = L[j][a].
         let c = |a: usize, j: usize| w.factor[j * q + a];
         let columns = |r: Vec<usize>| {
@@ -106,21 +101,20 @@ impl WhitenedTwoStage {
         let x = lay.treatment();
         let base = columns(lay.base_regressors());
         let outcome = columns(lay.outcome_regressors());
-        // (dependent, [(theta position, regressor position, unit ratio)]).
-        type Targets = Vec<(usize, Vec<(usize, usize, f64)>)>;
+        // (dependent, [(theta position, regressor position)]).
+        type Targets = Vec<(usize, Vec<(usize, usize)>)>;
         let base_targets: Targets = (0..m)
-            .map(|j| (lay.mediator(j), vec![(j, x, x_to_m[j])]))
-            .chain([(lay.outcome(), vec![(2 * m, x, x_to_y)])])
+            .map(|j| (lay.mediator(j), vec![(j, x)]))
+            .chain([(lay.outcome(), vec![(2 * m, x)])])
             .collect();
         let outcome_targets: Targets = vec![(
             lay.outcome(),
             (0..m)
-                .map(|j| (m + j, lay.mediator(j), m_to_y[j]))
-                .chain([(2 * m + 1, x, x_to_y)])
+                .map(|j| (m + j, lay.mediator(j)))
+                .chain([(2 * m + 1, x)])
                 .collect(),
         )];
         let mut systems = Vec::new();
-        let mut unit = vec![1.0; 2 * m + 2];
         for ((regs, inst), targets) in [(base, base_targets), (outcome, outcome_targets)] {
             let (k_i, k_r) = (inst.len(), regs.len());
             let singular = || {
@@ -184,8 +178,7 @@ impl WhitenedTwoStage {
                         .collect();
                     let outputs = outs
                         .into_iter()
-                        .map(|(coefficient, r, ratio)| {
-                            unit[coefficient] = ratio;
+                        .map(|(coefficient, r)| {
                             let w: Vec<f64> = (0..k_r).map(|k| l_h_inv[k * k_r + r]).collect();
                             let mut z = w.clone();
                             crate::math::linalg::chol_solve(&h0_chol, k_r, &mut z);
@@ -221,25 +214,17 @@ impl WhitenedTwoStage {
             .iter()
             .map(|&(e, col)| fit.coef(e, col))
             .collect();
-        Ok(WhitenedTwoStage {
-            q,
-            systems,
-            theta,
-            unit,
-        })
-    }
-
-    /// Number of reported coefficients (2m + 2).
-    pub fn n_coef(&self) -> usize {
-        self.theta.len()
+        Ok(WhitenedTwoStage { systems, theta })
     }
 
     /// The changes of the reported coefficients in the replicate whose
     /// whitened Gram is `I + E` (`e` packed) into `out`; false (and NaN)
-    /// when a system is singular there. The f64 reference of
-    /// `solve_iv.wgsl`.
-    pub fn deltas(&self, e: &[f64], out: &mut [f64]) -> bool {
-        let q = self.q;
+    /// when a system is singular there, in the units of the data (the
+    /// scales of `w`'s coefficients). The f64 reference of `solve_iv.wgsl`.
+    #[cfg(test)]
+    pub fn deltas(&self, w: &Whitened, e: &[f64], out: &mut [f64]) -> bool {
+        use crate::math::linalg::packed_index;
+        let q = w.q();
         let at = |a: usize, b: usize| e[packed_index(a, b, q)];
         for s in &self.systems {
             let (k_i, k_r) = (s.k_i, s.k_r);
@@ -285,7 +270,7 @@ impl WhitenedTwoStage {
                     .collect();
                 crate::math::linalg::chol_solve(&h, k_r, &mut z);
                 for o in &t.outputs {
-                    out[o.coefficient] = self.unit[o.coefficient]
+                    out[o.coefficient] = w.coefficients[o.coefficient].scale
                         * o.w.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
                 }
             }
@@ -349,6 +334,7 @@ fn forward(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::data::synthetic::{SyntheticParams, generate};
+    use crate::math::linalg::packed_index;
     use crate::math::linalg::packed_len;
     use crate::model::mediation::equations;
     use crate::model::panel::Panel;
@@ -386,11 +372,11 @@ mod tests {
         let (g, p) = (d.n_clusters, packed_len(d.q()));
         let plan = WeightPlan::new(Scheme::Pairs, 9, g, None);
         let mut solver = Solver::new(&d);
-        let n_coef = iv.n_coef();
+        let n_coef = iv.theta.len();
         let mut weights = vec![0.0; g];
         // At E = 0 every change is zero.
         let mut out = vec![f64::NAN; n_coef];
-        assert!(iv.deltas(&vec![0.0; p], &mut out));
+        assert!(iv.deltas(&w, &vec![0.0; p], &mut out));
         assert!(out.iter().all(|v| v.abs() < 1e-12), "{out:?}");
         for r in 0..5 {
             plan.fill(r, &mut weights);
@@ -402,7 +388,7 @@ mod tests {
                     gram[k] += weights[c] * d.stats[c * p + k];
                 }
             }
-            assert!(iv.deltas(&e, &mut out));
+            assert!(iv.deltas(&w, &e, &mut out));
             let mut want = vec![0.0; solver.layout.len()];
             assert!(solver.solve(&gram, &mut want));
             let l = solver.layout;
@@ -442,7 +428,7 @@ mod tests {
                             .flat_map(|a| (0..q).map(move |b| (a, b)))
                             .map(|(a, b)| o.h0[a] * tg[packed_index(a, b, q)] * t.e_d[b])
                             .sum::<f64>()
-                            * iv.unit[o.coefficient];
+                            * w.coefficients[o.coefficient].scale;
                         let want = fit.influence[g * fit.dim + fit.index(e, col)];
                         assert!(
                             (got - want).abs() <= 1e-9 * want.abs().max(1e-12),

@@ -50,6 +50,8 @@ pub struct Request<'a> {
     /// its cluster map, the GPU engine on `on_run_clusters`, its statistics
     /// spread over the run's clusters.
     pub shared: Option<&'a SharedWeights>,
+    /// Only the GPU engine reads it, so a CPU-only build never does.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     pub on_run_clusters: Option<&'a (Design, SystemFit)>,
 }
 

@@ -5,17 +5,17 @@
 #![allow(dead_code)]
 
 #[cfg(feature = "gpu")]
-use medsim::gpu::engine::{GpuEngine, GpuOptions};
+use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
 #[cfg(feature = "gpu")]
-use medsim::gpu::{GpuContext, shared_context};
-use medsim::model::design::Design;
-use medsim::model::estimate::SystemFit;
-use medsim::model::panel::Panel;
+use medsim::internals::gpu::{GpuContext, shared_context};
+use medsim::internals::model::design::Design;
+use medsim::internals::model::estimate::SystemFit;
+use medsim::internals::model::panel::Panel;
 #[cfg(feature = "gpu")]
-use medsim::resample::engine::Precision;
-use medsim::resample::engine::{CpuEngine, Engine};
-use medsim::resample::permutation::PermutationEngine;
-use medsim::resample::scheme::WeightPlan;
+use medsim::internals::resample::engine::Precision;
+use medsim::internals::resample::engine::{CpuEngine, Engine};
+use medsim::internals::resample::permutation::PermutationEngine;
+use medsim::internals::resample::scheme::WeightPlan;
 
 /// The process's GPU context, or None (with a note) where there is no
 /// adapter; under CI (CI=true) a missing adapter is a failure.
@@ -127,12 +127,12 @@ pub fn permutation_engines<'a>(
 }
 
 /// The model of tests/fixtures/wild_panel.csv (the wildboottest fixture).
-pub fn wild_panel_spec() -> medsim::model::spec::ModelSpec {
-    medsim::model::spec::ModelSpec::xmy(
+pub fn wild_panel_spec() -> medsim::internals::model::spec::ModelSpec {
+    medsim::internals::model::spec::ModelSpec::xmy(
         "unit",
         "year",
         &["c1"],
-        medsim::model::spec::FixedEffects::UnitTime,
+        medsim::internals::model::spec::FixedEffects::UnitTime,
     )
 }
 
