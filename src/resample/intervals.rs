@@ -287,6 +287,33 @@ impl<'a> Draws<'a> {
         (1.0 + self.tally.abs_ge_t0 as f64) / (1.0 + self.tally.n as f64)
     }
 
+    /// The intervals of `effect` by each of `methods` (studentized only
+    /// where the draws have replicate SEs) at each of `levels`.
+    pub fn intervals(
+        &self,
+        effect: &str,
+        methods: &[Method],
+        levels: &[f64],
+    ) -> Vec<crate::model::mediation::Interval> {
+        let mut out = Vec::new();
+        for &method in methods {
+            if method == Method::Studentized && self.studentized.is_none() {
+                continue;
+            }
+            for &level in levels {
+                let (lower, upper) = self.interval(method, level);
+                out.push(crate::model::mediation::Interval {
+                    effect: effect.to_string(),
+                    method: method.as_str().into(),
+                    level,
+                    lower,
+                    upper,
+                });
+            }
+        }
+        out
+    }
+
     /// Interval at `level`; NaN bounds when the method is undefined for these
     /// draws (BC/BCa with every draw on one side of t0, studentized without
     /// replicate standard errors).

@@ -203,48 +203,11 @@ pub fn resample_with(
     given: Option<&dyn Engine>,
     keep: u64,
 ) -> Result<ResampleResult> {
-    check_resamplable(design, panel)?;
     // The jackknife deletes each of the model's own clusters: a group's
     // model has its own G replicates, not the run's.
     let shared = shared.filter(|_| spec.scheme != Scheme::Jackknife);
-    let g = design.n_clusters;
-    let strata = match shared {
-        Some(s) => s.strata.clone(),
-        None => strata_of(panel, spec)?,
-    };
-    let replicates = if spec.scheme == Scheme::Jackknife {
-        g as u64
-    } else {
-        spec.replicates
-    };
-    if replicates == 0 {
-        return Err(Error::InvalidOption {
-            option: "resampling.replicates".into(),
-            message: "B = 0: ask for at least one replicate (10000 is a good start)".into(),
-        });
-    }
-    if strata.is_some() && !matches!(spec.scheme, Scheme::Pairs | Scheme::Bayes) {
-        return Err(Error::InvalidOption {
-            option: "resampling.strata".into(),
-            message: format!(
-                "stratified resampling applies to the pairs and bayes schemes, not {}",
-                spec.scheme.as_str()
-            ),
-        });
-    }
+    let (replicates, strata) = checked_request(design, panel, spec, shared)?;
     let studentize = spec.methods.contains(&Method::Studentized);
-    check_rules(
-        spec.scheme,
-        Asks {
-            instrumented: design.layout.instrumented(),
-            studentized: studentize,
-            sensitivity: spec.sensitivity.is_some(),
-            wild_tests: spec.wild_tests,
-        },
-    )?;
-    if spec.sensitivity.is_some() {
-        crate::model::sensitivity::check(design)?;
-    }
     let spread = shared
         .filter(|_| spec.scheme != Scheme::Permutation)
         .map(|s| {
@@ -273,36 +236,12 @@ pub fn resample_with(
             (chosen.0.as_ref(), chosen.1)
         }
     };
-    // Wild scheme: restricted (null-imposed) bootstrap-t p-values for the
-    // single coefficients, from the same weights as the WCU replicates.
-    let wild_tests = |engine: &dyn Engine| -> Result<Vec<(String, f64)>> {
-        let mut wcr = Vec::new();
+    let wild_tests = |engine: &dyn Engine| {
         // The tests run where the replicates ran, unless the GPU failed.
-        let gpu = gpu.filter(|_| engine.backend().fallback.is_none());
-        if matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests {
-            let pool = thread_pool(spec.threads, spec.batch)?;
-            let eqs = equations(design);
-            let plan = WeightPlan::new(spec.scheme, seed, g, None);
-            for (key, _) in &analysis.effects {
-                if let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) {
-                    let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
-                    let on_gpu = gpu.map(|u| u.wild_p_value(&test, &plan, replicates));
-                    let p = match on_gpu {
-                        Some(Ok(p)) => p,
-                        Some(Err(err)) => {
-                            crate::notices::notify(format!(
-                                "warning: the GPU failed the wild test of {key} ({err}); computing it on the CPU"
-                            ));
-                            test.p_value(&plan, replicates, spec.batch, &pool)
-                        }
-                        None => test.p_value(&plan, replicates, spec.batch, &pool),
-                    };
-                    wcr.push((key.clone(), p));
-                }
-            }
-        }
-        Ok(wcr)
+        let gpu = gpu.as_ref().filter(|_| engine.backend().fallback.is_none());
+        wild_test_p_values(design, analysis, spec, seed, replicates, gpu)
     };
+    let g = design.n_clusters;
     let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
         let request = CpuRequest {
@@ -317,12 +256,149 @@ pub fn resample_with(
         };
         Ok((cpu_engine(request, jplan)? as Box<dyn Engine>, g as u64))
     };
-    // The sensitivity analysis's ACME at each rho is tracked as an effect
-    // `sensitivity:K`, its estimate the full sample's.
-    let mut effects_in = analysis.effects.clone();
+    let done = summarise(
+        engine,
+        &jackknife,
+        &tracked_effects(design, analysis, spec)?,
+        &analysis.mediators,
+        spec,
+        replicates,
+        levels,
+        progress,
+        &wild_tests,
+        keep,
+    )?;
+    let mut effects = done.effects;
+    // |a*b / c'| is never below zero: no test of a zero share (its
+    // differences between groups are tested, in resample_contrast).
+    let share = EffectKey::SuppressionShare.to_string();
+    for (key, stats) in &mut effects {
+        if *key == share {
+            stats.p_value = None;
+        }
+    }
+    Ok(ResampleResult {
+        effects,
+        intervals: done.intervals,
+        summary: ResamplingSummary {
+            scheme: spec.scheme.as_str().into(),
+            weights: match spec.scheme {
+                Scheme::Wild(w) => Some(w.as_str().into()),
+                _ => None,
+            },
+            replicates,
+            seed,
+            engine: done.backend,
+            strata: spec.strata.clone(),
+            failed_replicates: done.failed,
+            seconds: done.seconds,
+            replicates_per_second: replicates as f64 / done.seconds.max(1e-9),
+        },
+        kept: done.kept,
+    })
+}
+
+/// Check a resampling request before any work: the clusters resample
+/// whole, B is positive, strata suit the scheme, and the scheme suits the
+/// model and intervals (`check_rules`). Gives B (G for the jackknife) and
+/// each cluster's stratum.
+fn checked_request(
+    design: &Design,
+    panel: &Panel,
+    spec: &ResampleSpec,
+    shared: Option<&SharedWeights>,
+) -> Result<(u64, Option<Vec<u32>>)> {
+    check_resamplable(design, panel)?;
+    let strata = match shared {
+        Some(s) => s.strata.clone(),
+        None => strata_of(panel, spec)?,
+    };
+    let replicates = if spec.scheme == Scheme::Jackknife {
+        design.n_clusters as u64
+    } else {
+        spec.replicates
+    };
+    if replicates == 0 {
+        return Err(Error::InvalidOption {
+            option: "resampling.replicates".into(),
+            message: "B = 0: ask for at least one replicate (10000 is a good start)".into(),
+        });
+    }
+    if strata.is_some() && !matches!(spec.scheme, Scheme::Pairs | Scheme::Bayes) {
+        return Err(Error::InvalidOption {
+            option: "resampling.strata".into(),
+            message: format!(
+                "stratified resampling applies to the pairs and bayes schemes, not {}",
+                spec.scheme.as_str()
+            ),
+        });
+    }
+    check_rules(
+        spec.scheme,
+        Asks {
+            instrumented: design.layout.instrumented(),
+            studentized: spec.methods.contains(&Method::Studentized),
+            sensitivity: spec.sensitivity.is_some(),
+            wild_tests: spec.wild_tests,
+        },
+    )?;
+    if spec.sensitivity.is_some() {
+        crate::model::sensitivity::check(design)?;
+    }
+    Ok((replicates, strata))
+}
+
+/// The wild scheme's restricted (null-imposed, WCR) bootstrap-t p-values
+/// of the single coefficients, from the same weights as the unrestricted
+/// replicates: on `gpu` where given (the CPU takes over a test it fails).
+/// None for other schemes or without `spec.wild_tests`.
+fn wild_test_p_values(
+    design: &Design,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+    seed: u64,
+    replicates: u64,
+    gpu: Option<&backend::GpuUse>,
+) -> Result<Vec<(String, f64)>> {
+    let mut wcr = Vec::new();
+    if !(matches!(spec.scheme, Scheme::Wild(_)) && spec.wild_tests) {
+        return Ok(wcr);
+    }
+    let pool = thread_pool(spec.threads, spec.batch)?;
+    let eqs = equations(design);
+    let plan = WeightPlan::new(spec.scheme, seed, design.n_clusters, None);
+    for (key, _) in &analysis.effects {
+        let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) else {
+            continue;
+        };
+        let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
+        let p = match gpu.map(|u| u.wild_p_value(&test, &plan, replicates)) {
+            Some(Ok(p)) => p,
+            Some(Err(err)) => {
+                crate::notices::notify(format!(
+                    "warning: the GPU failed the wild test of {key} ({err}); computing it on the CPU"
+                ));
+                test.p_value(&plan, replicates, spec.batch, &pool)
+            }
+            None => test.p_value(&plan, replicates, spec.batch, &pool),
+        };
+        wcr.push((key.clone(), p));
+    }
+    Ok(wcr)
+}
+
+/// The effects whose replicates are summarised: the analysis's, then with
+/// a sensitivity analysis the ACME at each rho as `sensitivity:K` (its
+/// estimate the full sample's).
+fn tracked_effects(
+    design: &Design,
+    analysis: &Analysis,
+    spec: &ResampleSpec,
+) -> Result<Vec<(String, crate::model::mediation::Effect)>> {
+    let mut effects = analysis.effects.clone();
     if let Some(rho) = &spec.sensitivity {
         let curve = crate::model::sensitivity::full_sample(design, analysis, rho)?;
-        effects_in.extend(curve.into_iter().enumerate().map(|(k, acme)| {
+        effects.extend(curve.into_iter().enumerate().map(|(k, acme)| {
             (
                 EffectKey::Sensitivity(k).to_string(),
                 crate::model::mediation::Effect {
@@ -334,52 +410,7 @@ pub fn resample_with(
             )
         }));
     }
-    let done = summarise(
-        engine,
-        &jackknife,
-        &effects_in,
-        &analysis.mediators,
-        spec,
-        replicates,
-        levels,
-        progress,
-        &wild_tests,
-        keep,
-    )?;
-    let (mut effects, intervals, failed, seconds, backend) = (
-        done.effects,
-        done.intervals,
-        done.failed,
-        done.seconds,
-        done.backend,
-    );
-    let kept = done.kept;
-    // |a*b / c'| is never below zero: no test of a zero share (its
-    // differences between groups are tested, in resample_contrast).
-    for (key, stats) in &mut effects {
-        if key == "suppression_share" {
-            stats.p_value = None;
-        }
-    }
-    Ok(ResampleResult {
-        effects,
-        intervals,
-        summary: ResamplingSummary {
-            scheme: spec.scheme.as_str().into(),
-            weights: match spec.scheme {
-                Scheme::Wild(w) => Some(w.as_str().into()),
-                _ => None,
-            },
-            replicates,
-            seed,
-            engine: backend,
-            strata: spec.strata.clone(),
-            failed_replicates: failed,
-            seconds,
-            replicates_per_second: replicates as f64 / seconds.max(1e-9),
-        },
-        kept,
-    })
+    Ok(effects)
 }
 
 /// What summarising a run's draws gives.
@@ -551,70 +582,13 @@ fn summarise<'a>(
         None => engine,
     };
     let permutation = spec.scheme == Scheme::Permutation;
-    let layout = engine.layout();
-    // Tracked quantities: each effect's statistic, then (studentized) the
-    // t* of each indirect effect; student[i] is effect i's t* source index.
-    let mut sources: Vec<Source> = Vec::new();
-    let mut t0s: Vec<f64> = Vec::new();
-    for (k, e) in effects_in {
-        let s = layout
-            .index_of(k, mediators)
-            .expect("every effect has a statistic");
-        sources.push(Source::Stat(s));
-        t0s.push(e.estimate);
-    }
-    let n_effects = sources.len();
-    let mut student = vec![None; n_effects];
-    if layout.studentized {
-        for (i, (k, e)) in effects_in.iter().enumerate() {
-            let key = EffectKey::parse(k, mediators);
-            let se = match &key {
-                Some(EffectKey::Indirect(Some(_))) => key
-                    .as_ref()
-                    .and_then(|key| key.mediator(mediators))
-                    .map(|j| layout.se_ab(j)),
-                Some(EffectKey::Contrast(..)) => layout
-                    .index_of(k, mediators)
-                    .map(|s| layout.se_contrast(s - layout.contrast(0))),
-                Some(EffectKey::Indirect(None)) => Some(layout.se_indirect()),
-                _ => None,
-            };
-            if let (Some(se), Source::Stat(stat)) = (se, sources[i]) {
-                student[i] = Some(sources.len());
-                sources.push(Source::Student {
-                    stat,
-                    se,
-                    t0: e.estimate,
-                });
-                t0s.push(0.0);
-            }
-        }
-    }
-
+    let tracked = Tracked::new(effects_in, mediators, engine.layout());
     let started = Instant::now();
     // BCa needs the jackknife before the quantiles are known.
-    let acceleration: Vec<Option<f64>> = if spec.methods.contains(&Method::Bca) && !permutation {
-        let (jengine, n_jack) = jackknife()?;
-        let (cols, _) = aggregate(
-            jengine.as_ref(),
-            n_jack,
-            &sources[..n_effects],
-            &t0s[..n_effects],
-            &|_, _| vec![],
-            u64::MAX,
-            &|_, _| {},
-            &mut |_| {},
-        )?;
-        cols.iter()
-            .map(|c| match &c.ordered {
-                Ordered::Sorted(v) => Some(jackknife_acceleration(v)),
-                Ordered::Ranks(_) => None,
-            })
-            .chain(std::iter::repeat(None))
-            .take(sources.len())
-            .collect()
+    let acceleration = if spec.methods.contains(&Method::Bca) && !permutation {
+        tracked.accelerations(jackknife)?
     } else {
-        vec![None; sources.len()]
+        vec![None; tracked.sources.len()]
     };
     let methods: Vec<Method> = if permutation {
         vec![]
@@ -622,7 +596,7 @@ fn summarise<'a>(
         spec.methods.clone()
     };
     let alphas = |i: usize, tally: &Tally| -> Vec<f64> {
-        let is_student = i >= n_effects;
+        let is_student = i >= tracked.n_effects;
         let accel = acceleration[i];
         methods
             .iter()
@@ -633,7 +607,7 @@ fn summarise<'a>(
     // The kept columns: every effect but the sensitivity curve's.
     let kept_columns: Vec<(String, usize)> = effects_in
         .iter()
-        .zip(&sources)
+        .zip(&tracked.sources)
         .filter(|((k, _), _)| {
             !matches!(
                 EffectKey::parse(k, mediators),
@@ -654,8 +628,8 @@ fn summarise<'a>(
     let (columns, failed) = aggregate(
         engine,
         replicates,
-        &sources,
-        &t0s,
+        &tracked.sources,
+        &tracked.t0s,
         &alphas,
         spec.memory,
         progress,
@@ -684,7 +658,7 @@ fn summarise<'a>(
             sd: col.sd,
             order: col.order(),
             acceleration: acceleration[i],
-            studentized: match (student[i], effect.se) {
+            studentized: match (tracked.student[i], effect.se) {
                 (Some(s), Some(se)) if columns[s].tally.n > 0 => {
                     Some((se, columns[s].tally.n, columns[s].order()))
                 }
@@ -694,8 +668,11 @@ fn summarise<'a>(
         let p_value = if permutation {
             // Permuting the treatment imposes a = c = c' = 0 (so also a*b = 0),
             // but says nothing about b or the proportion mediated.
-            let tested = !(key == "b" || key.starts_with("b:") || key == "proportion_mediated");
-            tested.then(|| d.permutation_p_value())
+            let untested = matches!(
+                EffectKey::parse(key, mediators),
+                Some(EffectKey::B(_) | EffectKey::ProportionMediated)
+            );
+            (!untested).then(|| d.permutation_p_value())
         } else {
             Some(
                 wcr.iter()
@@ -714,21 +691,7 @@ fn summarise<'a>(
                     .saturating_sub(col.tally.n as u64),
             },
         ));
-        for &method in &methods {
-            if method == Method::Studentized && d.studentized.is_none() {
-                continue;
-            }
-            for &level in levels {
-                let (lower, upper) = d.interval(method, level);
-                intervals.push(Interval {
-                    effect: key.clone(),
-                    method: method.as_str().into(),
-                    level,
-                    lower,
-                    upper,
-                });
-            }
-        }
+        intervals.extend(d.intervals(key, &methods, levels));
     }
     Ok(Summarised {
         effects,
@@ -738,4 +701,94 @@ fn summarise<'a>(
         backend,
         kept,
     })
+}
+
+/// The quantities the aggregator tracks: each effect's statistic, then
+/// (studentized) the t* of each indirect effect and contrast.
+struct Tracked {
+    sources: Vec<Source>,
+    /// Each source's point estimate (0 for a t*).
+    t0s: Vec<f64>,
+    n_effects: usize,
+    /// Effect i's t* source, if it has one.
+    student: Vec<Option<usize>>,
+}
+
+impl Tracked {
+    fn new(
+        effects: &[(String, crate::model::mediation::Effect)],
+        mediators: &[String],
+        layout: crate::model::replicate::StatLayout,
+    ) -> Tracked {
+        let mut sources: Vec<Source> = Vec::new();
+        let mut t0s: Vec<f64> = Vec::new();
+        for (k, e) in effects {
+            let s = layout
+                .index_of(k, mediators)
+                .expect("every effect has a statistic");
+            sources.push(Source::Stat(s));
+            t0s.push(e.estimate);
+        }
+        let n_effects = sources.len();
+        let mut student = vec![None; n_effects];
+        if layout.studentized {
+            for (i, (k, e)) in effects.iter().enumerate() {
+                let key = EffectKey::parse(k, mediators);
+                let se = match &key {
+                    Some(EffectKey::Indirect(Some(_))) => key
+                        .as_ref()
+                        .and_then(|key| key.mediator(mediators))
+                        .map(|j| layout.se_ab(j)),
+                    Some(EffectKey::Contrast(..)) => layout
+                        .index_of(k, mediators)
+                        .map(|s| layout.se_contrast(s - layout.contrast(0))),
+                    Some(EffectKey::Indirect(None)) => Some(layout.se_indirect()),
+                    _ => None,
+                };
+                if let (Some(se), Source::Stat(stat)) = (se, sources[i]) {
+                    student[i] = Some(sources.len());
+                    sources.push(Source::Student {
+                        stat,
+                        se,
+                        t0: e.estimate,
+                    });
+                    t0s.push(0.0);
+                }
+            }
+        }
+        Tracked {
+            sources,
+            t0s,
+            n_effects,
+            student,
+        }
+    }
+
+    /// BCa's acceleration of each source from the delete-one jackknife
+    /// the engine `jackknife` builds (none for a t*).
+    fn accelerations<'a>(
+        &self,
+        jackknife: &dyn Fn() -> Result<(Box<dyn Engine + 'a>, u64)>,
+    ) -> Result<Vec<Option<f64>>> {
+        let (jengine, n_jack) = jackknife()?;
+        let (cols, _) = aggregate(
+            jengine.as_ref(),
+            n_jack,
+            &self.sources[..self.n_effects],
+            &self.t0s[..self.n_effects],
+            &|_, _| vec![],
+            u64::MAX,
+            &|_, _| {},
+            &mut |_| {},
+        )?;
+        Ok(cols
+            .iter()
+            .map(|c| match &c.ordered {
+                Ordered::Sorted(v) => Some(jackknife_acceleration(v)),
+                Ordered::Ranks(_) => None,
+            })
+            .chain(std::iter::repeat(None))
+            .take(self.sources.len())
+            .collect())
+    }
 }
