@@ -818,8 +818,56 @@ impl Config {
     pub fn plan(&self, origin: &Origin) -> Result<RunPlan> {
         let err = |key: &str, message: String| origin.error(key, message);
         check_name(&self.name).map_err(|m| err("name", m))?;
+        let data = self.data_source(origin)?;
+        let model = self.model_spec(origin)?;
+        let inference = self.inference_spec(origin)?;
+        let sensitivity = self
+            .sensitivity
+            .as_ref()
+            .map(|s| rho_grid(&s.rho, &err))
+            .transpose()?;
+        if sensitivity.is_some() {
+            crate::model::sensitivity::check_model(
+                model.mediators.len(),
+                !model.instruments.is_empty(),
+            )
+            .map_err(|e| err("sensitivity", message_of(e)))?;
+        }
+        let resampling = self.resample_spec(sensitivity.as_deref(), origin)?;
+        let (d, m) = (&self.data, &self.model);
+        let robustness = robustness(d, &err)?;
+        let mut mediator_sets: Vec<Vec<String>> = m
+            .also_mediators
+            .iter()
+            .filter(|set| !set.is_empty())
+            .cloned()
+            .collect();
+        mediator_sets.retain(|set| *set != model.mediators);
+        for column in &m.groups {
+            if column.trim().is_empty() {
+                return Err(err("model.groups", "a group column name is empty".into()));
+            }
+        }
+        Ok(RunPlan {
+            name: self.name.clone(),
+            data,
+            model,
+            inference,
+            resampling,
+            group_by: m.groups.clone(),
+            mediator_sets,
+            robustness,
+            sensitivity,
+            keep_replicates: self.output.save_replicates,
+        })
+    }
+
+    /// Where `[data]` says the table comes from: a CSV (relative to the
+    /// config's folder) or the synthetic panel.
+    fn data_source(&self, origin: &Origin) -> Result<DataSource> {
+        let err = |key: &str, message: String| origin.error(key, message);
         let d = &self.data;
-        let data = match (&d.csv, &d.synthetic) {
+        Ok(match (&d.csv, &d.synthetic) {
             (Some(_), Some(_)) => {
                 return Err(err(
                     "data.csv",
@@ -835,7 +883,14 @@ impl Config {
                 let s = synthetic.clone().unwrap_or_default();
                 DataSource::Synthetic(synthetic_params(&s, &err)?)
             }
-        };
+        })
+    }
+
+    /// The model of `[data]` and `[model]`, validated (its errors name the
+    /// config key of the role).
+    fn model_spec(&self, origin: &Origin) -> Result<ModelSpec> {
+        let err = |key: &str, message: String| origin.error(key, message);
+        let d = &self.data;
         let m = &self.model;
         let fixed_effects = FixedEffects::parse(&m.fixed_effects)
             .map_err(|e| err("model.fixed_effects", message_of(e)))?;
@@ -858,11 +913,18 @@ impl Config {
             cluster: m.cluster.clone().unwrap_or_else(|| d.unit.clone()),
             fixed_effects,
         };
-        // Its errors name the config key of the role.
         model.validate().map_err(|e| match e {
             Error::InvalidOption { option, message } => err(&option, message),
             other => other,
         })?;
+        Ok(model)
+    }
+
+    /// `[inference]`'s levels (each once) and Monte Carlo draws, with the
+    /// resampling seed.
+    fn inference_spec(&self, origin: &Origin) -> Result<InferenceSpec> {
+        let err = |key: &str, message: String| origin.error(key, message);
+        let r = &self.resampling;
         let i = &self.inference;
         // A level given twice is judged once.
         let mut levels: Vec<f64> = Vec::new();
@@ -880,28 +942,29 @@ impl Config {
             Error::InvalidOption { option, message } => err(&option, message),
             other => other,
         })?;
+        Ok(inference)
+    }
+
+    /// `[resampling]` and `[inference]`'s methods as a resampling spec; None
+    /// for `scheme = "none"`. `sensitivity` is the run's rho grid, whose
+    /// bands reweighting schemes give.
+    fn resample_spec(
+        &self,
+        sensitivity: Option<&[f64]>,
+        origin: &Origin,
+    ) -> Result<Option<ResampleSpec>> {
+        let err = |key: &str, message: String| origin.error(key, message);
+        let (i, r) = (&self.inference, &self.resampling);
         let methods = i
             .methods
             .iter()
             .map(|s| Method::parse(s))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| err("inference.methods", message_of(e)))?;
-        let sensitivity = self
-            .sensitivity
-            .as_ref()
-            .map(|s| rho_grid(&s.rho, &err))
-            .transpose()?;
-        if sensitivity.is_some() {
-            crate::model::sensitivity::check_model(
-                model.mediators.len(),
-                !model.instruments.is_empty(),
-            )
-            .map_err(|e| err("sensitivity", message_of(e)))?;
-        }
         // Checked whatever the scheme, so a typo never waits for a wild run.
         let weights =
             WildWeights::parse(&r.weights).map_err(|e| err("resampling.weights", message_of(e)))?;
-        let resampling = match r.scheme.trim() {
+        Ok(match r.scheme.trim() {
             "none" => None,
             scheme => {
                 let scheme = match Scheme::parse(scheme)
@@ -941,7 +1004,7 @@ impl Config {
                         .map_err(|e| err("resampling.precision", message_of(e)))?,
                     gpu_batch: r.gpu_batch as usize,
                     // Bands need the replicates' Gram matrices.
-                    sensitivity: sensitivity.clone().filter(|_| {
+                    sensitivity: sensitivity.map(<[f64]>::to_vec).filter(|_| {
                         matches!(
                             scheme,
                             Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Jackknife
@@ -950,31 +1013,6 @@ impl Config {
                     store: None,
                 })
             }
-        };
-        let robustness = robustness(d, &err)?;
-        let mut mediator_sets: Vec<Vec<String>> = m
-            .also_mediators
-            .iter()
-            .filter(|set| !set.is_empty())
-            .cloned()
-            .collect();
-        mediator_sets.retain(|set| *set != model.mediators);
-        for column in &m.groups {
-            if column.trim().is_empty() {
-                return Err(err("model.groups", "a group column name is empty".into()));
-            }
-        }
-        Ok(RunPlan {
-            name: self.name.clone(),
-            data,
-            model,
-            inference,
-            resampling,
-            group_by: m.groups.clone(),
-            mediator_sets,
-            robustness,
-            sensitivity,
-            keep_replicates: self.output.save_replicates,
         })
     }
 
