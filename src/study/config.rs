@@ -595,7 +595,7 @@ impl Config {
     /// The validated study of the config's `[simulation]` section, its
     /// resampling engine settings from `[resampling]`.
     pub fn study(&self, origin: &Origin) -> Result<crate::study::simulate::Study> {
-        use crate::study::simulate::{Cell, Dgp, Study, Test};
+        use crate::study::simulate::{Dgp, Study, Test};
         let err = |key: &str, message: String| origin.error(key, message);
         let Some(s) = &self.simulation else {
             return Err(Error::Config {
@@ -608,85 +608,8 @@ impl Config {
             });
         };
         check_name(&self.name).map_err(|m| err("name", m))?;
-        let dgp = match s.dgp.as_str() {
-            "iid" => Dgp::Iid,
-            "panel" => {
-                if s.years < 2 {
-                    return Err(err(
-                        "simulation.years",
-                        format!("{} is too few; a panel needs at least 2", s.years),
-                    ));
-                }
-                if !(0.0..1.0).contains(&s.rho) {
-                    return Err(err(
-                        "simulation.rho",
-                        format!("{} is not an AR(1) coefficient in [0, 1)", s.rho),
-                    ));
-                }
-                if !s.heterogeneity.is_finite() || s.heterogeneity.abs() > 100.0 {
-                    return Err(err(
-                        "simulation.heterogeneity",
-                        format!(
-                            "{} is not a finite exponent of at most 100 in size",
-                            s.heterogeneity
-                        ),
-                    ));
-                }
-                Dgp::Panel {
-                    years: s.years as usize,
-                    rho: s.rho,
-                    heterogeneity: s.heterogeneity,
-                }
-            }
-            other => {
-                return Err(err(
-                    "simulation.dgp",
-                    format!("'{other}' is not \"iid\" or \"panel\""),
-                ));
-            }
-        };
-        let least = if dgp == Dgp::Iid { 4 } else { 2 };
-        let ns = s.n.values();
-        if let Some(t) = s.target_power {
-            if !(t > 0.0 && t < 1.0) {
-                return Err(err(
-                    "simulation.target_power",
-                    format!("{t} is not a power strictly between 0 and 1"),
-                ));
-            }
-            if ns.len() != 2 || ns[0] >= ns[1] {
-                return Err(err(
-                    "simulation.n",
-                    "with target_power, n is the range to search: [lo, hi] with lo < hi".into(),
-                ));
-            }
-        }
-        if ns.is_empty() {
-            return Err(err("simulation.n", "the list is empty".into()));
-        }
-        for &n in &ns {
-            if n < least || n > 10_000_000 {
-                return Err(err(
-                    "simulation.n",
-                    format!("{n} is outside {least}..10,000,000"),
-                ));
-            }
-        }
-        for (key, values) in [
-            ("simulation.a", s.a.values()),
-            ("simulation.b", s.b.values()),
-            ("simulation.c_prime", s.c_prime.values()),
-        ] {
-            if values.is_empty() {
-                return Err(err(key, "the list is empty".into()));
-            }
-            if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > 100.0) {
-                return Err(err(
-                    key,
-                    format!("{v} is not a finite effect of at most 100 in size"),
-                ));
-            }
-        }
+        let dgp = dgp_of(s, origin)?;
+        let cells = cells_of(s, &dgp, origin)?;
         if s.datasets < 2 {
             return Err(err(
                 "simulation.datasets",
@@ -731,6 +654,39 @@ impl Config {
                 format!("{} draws are too few; use at least 1000", s.mc_draws),
             ));
         }
+        let resampling = self.study_resampling(s, origin)?;
+        // Each dataset's verdicts (per level and method) are kept until its
+        // cell is summarised.
+        let verdicts = s.datasets as f64 * levels.len() as f64 * s.methods.len() as f64;
+        crate::resources::check_memory(
+            "simulation.datasets",
+            &format!("{} datasets per cell", s.datasets),
+            verdicts * 32.0,
+        )
+        .map_err(|e| err("simulation.datasets", message_of(e)))?;
+        if let Dgp::Panel { years, .. } = dgp {
+            let largest = cells.iter().map(|c| c.n).max().unwrap_or(0) as usize;
+            crate::data::synthetic::check_size("simulation.n", largest, years)
+                .map_err(|e| err("simulation.n", message_of(e)))?;
+        }
+        Ok(Study {
+            dgp,
+            cells,
+            datasets: s.datasets,
+            methods: tests,
+            levels,
+            seed: s.seed,
+            mc_draws: s.mc_draws,
+            resampling,
+            target: s.target_power,
+        })
+    }
+
+    /// The resampling of a study's datasets: `[simulation]`'s scheme and B
+    /// with the run's engine settings (intervals only: no restricted wild
+    /// tests, no sensitivity bands).
+    fn study_resampling(&self, s: &SimulationConfig, origin: &Origin) -> Result<ResampleSpec> {
+        let err = |key: &str, message: String| origin.error(key, message);
         let scheme =
             match Scheme::parse(&s.scheme).map_err(|e| err("simulation.scheme", message_of(e)))? {
                 Scheme::Wild(_) => Scheme::Wild(
@@ -760,57 +716,7 @@ impl Config {
         resampling.sensitivity = None;
         // Intervals only: the wild scheme's restricted tests are not used.
         resampling.wild_tests = false;
-        let (av, bv, cv) = (s.a.values(), s.b.values(), s.c_prime.values());
-        let combine = Combine::parse(&s.combine).map_err(|m| err("simulation.combine", m))?;
-        if combine == Combine::Zip && s.target_power.is_some() {
-            return Err(err(
-                "simulation.combine",
-                "a sample-size search needs combine = \"grid\" (n is its range)".into(),
-            ));
-        }
-        let keys = [
-            "simulation.n",
-            "simulation.a",
-            "simulation.b",
-            "simulation.c_prime",
-        ];
-        let points = combine
-            .points(&[ns.len(), av.len(), bv.len(), cv.len()])
-            .map_err(|(k, m)| err(keys[k], m))?;
-        let cells: Vec<Cell> = points
-            .into_iter()
-            .map(|p| Cell {
-                n: ns[p[0]],
-                a: av[p[1]],
-                b: bv[p[2]],
-                c_prime: cv[p[3]],
-            })
-            .collect();
-        // Each dataset's verdicts (per level and method) are kept until its
-        // cell is summarised.
-        let verdicts = s.datasets as f64 * levels.len() as f64 * s.methods.len() as f64;
-        crate::resources::check_memory(
-            "simulation.datasets",
-            &format!("{} datasets per cell", s.datasets),
-            verdicts * 32.0,
-        )
-        .map_err(|e| err("simulation.datasets", message_of(e)))?;
-        if let Dgp::Panel { years, .. } = dgp {
-            let largest = cells.iter().map(|c| c.n).max().unwrap_or(0) as usize;
-            crate::data::synthetic::check_size("simulation.n", largest, years)
-                .map_err(|e| err("simulation.n", message_of(e)))?;
-        }
-        Ok(Study {
-            dgp,
-            cells,
-            datasets: s.datasets,
-            methods: tests,
-            levels,
-            seed: s.seed,
-            mc_draws: s.mc_draws,
-            resampling,
-            target: s.target_power,
-        })
+        Ok(resampling)
     }
 
     /// The validated plan of the run this config describes; errors name
@@ -1140,6 +1046,129 @@ fn robustness(d: &DataConfig, err: &dyn Fn(&str, String) -> Error) -> Result<Rob
         periods_from: d.periods.as_ref().and_then(|p| p.from),
         periods_to: d.periods.as_ref().and_then(|p| p.to),
     })
+}
+
+/// `[simulation]`'s data-generating process, its parameters checked.
+fn dgp_of(s: &SimulationConfig, origin: &Origin) -> Result<crate::study::simulate::Dgp> {
+    use crate::study::simulate::Dgp;
+    let err = |key: &str, message: String| origin.error(key, message);
+    Ok(match s.dgp.as_str() {
+        "iid" => Dgp::Iid,
+        "panel" => {
+            if s.years < 2 {
+                return Err(err(
+                    "simulation.years",
+                    format!("{} is too few; a panel needs at least 2", s.years),
+                ));
+            }
+            if !(0.0..1.0).contains(&s.rho) {
+                return Err(err(
+                    "simulation.rho",
+                    format!("{} is not an AR(1) coefficient in [0, 1)", s.rho),
+                ));
+            }
+            if !s.heterogeneity.is_finite() || s.heterogeneity.abs() > 100.0 {
+                return Err(err(
+                    "simulation.heterogeneity",
+                    format!(
+                        "{} is not a finite exponent of at most 100 in size",
+                        s.heterogeneity
+                    ),
+                ));
+            }
+            Dgp::Panel {
+                years: s.years as usize,
+                rho: s.rho,
+                heterogeneity: s.heterogeneity,
+            }
+        }
+        other => {
+            return Err(err(
+                "simulation.dgp",
+                format!("'{other}' is not \"iid\" or \"panel\""),
+            ));
+        }
+    })
+}
+
+/// The cells of `[simulation]`: its n, a, b and c' checked, combined as a
+/// grid or zipped (`crate::study::combine`).
+fn cells_of(
+    s: &SimulationConfig,
+    dgp: &crate::study::simulate::Dgp,
+    origin: &Origin,
+) -> Result<Vec<crate::study::simulate::Cell>> {
+    use crate::study::simulate::{Cell, Dgp};
+    let err = |key: &str, message: String| origin.error(key, message);
+    let least = if *dgp == Dgp::Iid { 4 } else { 2 };
+    let ns = s.n.values();
+    if let Some(t) = s.target_power {
+        if !(t > 0.0 && t < 1.0) {
+            return Err(err(
+                "simulation.target_power",
+                format!("{t} is not a power strictly between 0 and 1"),
+            ));
+        }
+        if ns.len() != 2 || ns[0] >= ns[1] {
+            return Err(err(
+                "simulation.n",
+                "with target_power, n is the range to search: [lo, hi] with lo < hi".into(),
+            ));
+        }
+    }
+    if ns.is_empty() {
+        return Err(err("simulation.n", "the list is empty".into()));
+    }
+    for &n in &ns {
+        if n < least || n > 10_000_000 {
+            return Err(err(
+                "simulation.n",
+                format!("{n} is outside {least}..10,000,000"),
+            ));
+        }
+    }
+    for (key, values) in [
+        ("simulation.a", s.a.values()),
+        ("simulation.b", s.b.values()),
+        ("simulation.c_prime", s.c_prime.values()),
+    ] {
+        if values.is_empty() {
+            return Err(err(key, "the list is empty".into()));
+        }
+        if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > 100.0) {
+            return Err(err(
+                key,
+                format!("{v} is not a finite effect of at most 100 in size"),
+            ));
+        }
+    }
+    let (av, bv, cv) = (s.a.values(), s.b.values(), s.c_prime.values());
+    let combine = Combine::parse(&s.combine).map_err(|m| err("simulation.combine", m))?;
+    if combine == Combine::Zip && s.target_power.is_some() {
+        return Err(err(
+            "simulation.combine",
+            "a sample-size search needs combine = \"grid\" (n is its range)".into(),
+        ));
+    }
+    let keys = [
+        "simulation.n",
+        "simulation.a",
+        "simulation.b",
+        "simulation.c_prime",
+    ];
+    let points = combine
+        .points(&[ns.len(), av.len(), bv.len(), cv.len()])
+        .map_err(|(k, m)| err(keys[k], m))?;
+    let cells: Vec<Cell> = points
+        .into_iter()
+        .map(|p| Cell {
+            n: ns[p[0]],
+            a: av[p[1]],
+            b: bv[p[2]],
+            c_prime: cv[p[3]],
+        })
+        .collect();
+    Ok(cells)
 }
 
 #[cfg(test)]
