@@ -129,16 +129,7 @@ pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
                 .into(),
         });
     }
-    // Every point's plan before any work, with its config and inputs for
-    // its manifest.
-    let mut plans = Vec::with_capacity(points.len());
-    for point in &points {
-        let mut c = point.config.clone();
-        apply_flags(&args.flags, true, &mut c, &mut origin)?;
-        let plan = c.plan(&origin)?;
-        let inputs = resolve_inputs(&mut c, &plan)?;
-        plans.push((c, plan, inputs));
-    }
+    let plans = point_plans(&args, &points, &mut origin)?;
     let out = base_flags.out_dir();
     let configs: Vec<&Config> = plans.iter().map(|(c, _, _)| c).collect();
     let mut all_inputs: Vec<PathBuf> = plans.iter().flat_map(|(_, _, i)| i.clone()).collect();
@@ -212,11 +203,44 @@ pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
         }
     }
     session.write(&files)?;
+    let seconds = started.elapsed().as_secs_f64();
+    print_sweep(&base_flags.name, &keys, &points, &rows, seconds);
+    outln!("written  {}", out.join("sweep.csv").display());
+    Ok(())
+}
+
+/// Every sweep point's config (the flags applied), validated plan and
+/// inputs (for its manifest), before any work.
+fn point_plans(
+    args: &RunArgs,
+    points: &[crate::study::sweep::Point],
+    origin: &mut config::Origin,
+) -> Result<Vec<(Config, crate::study::run::RunPlan, Vec<PathBuf>)>> {
+    let mut plans = Vec::with_capacity(points.len());
+    for point in points {
+        let mut c = point.config.clone();
+        apply_flags(&args.flags, true, &mut c, origin)?;
+        let plan = c.plan(origin)?;
+        let inputs = resolve_inputs(&mut c, &plan)?;
+        plans.push((c, plan, inputs));
+    }
+    Ok(plans)
+}
+
+/// The sweep's one-line summary and each point's pooled indirect effect
+/// (from sweep.csv's `rows`).
+fn print_sweep(
+    name: &str,
+    keys: &[String],
+    points: &[crate::study::sweep::Point],
+    rows: &[Vec<String>],
+    seconds: f64,
+) {
+    let n = points.len();
+    let width = n.to_string().len().max(3);
     outln!(
-        "sweep {}: {n} points over {} in {:.1} s",
-        base_flags.name,
-        keys.join(", "),
-        started.elapsed().as_secs_f64()
+        "sweep {name}: {n} points over {} in {seconds:.1} s",
+        keys.join(", ")
     );
     for (k, point) in points.iter().enumerate() {
         let indirect = rows
@@ -234,8 +258,6 @@ pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
             w = width
         );
     }
-    outln!("written  {}", out.join("sweep.csv").display());
-    Ok(())
 }
 
 /// `medsim simulate CONFIG`: the study of the config's [simulation].

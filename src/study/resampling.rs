@@ -604,27 +604,12 @@ fn summarise<'a>(
             .flat_map(|&m| levels.iter().flat_map(move |&l| tally.alphas(m, l, accel)))
             .collect()
     };
-    // The kept columns: every effect but the sensitivity curve's.
-    let kept_columns: Vec<(String, usize)> = effects_in
-        .iter()
-        .zip(&tracked.sources)
-        .filter(|((k, _), _)| {
-            !matches!(
-                EffectKey::parse(k, mediators),
-                Some(EffectKey::Sensitivity(_))
-            )
-        })
-        .map(|((k, _), source)| match source {
-            Source::Stat(s) => (k.clone(), *s),
-            Source::Student { .. } => unreachable!("effects come first"),
-        })
-        .collect();
-    let keep = keep.min(replicates) as usize;
-    let mut kept = Replicates {
-        keys: kept_columns.iter().map(|(k, _)| k.clone()).collect(),
-        values: Vec::with_capacity(keep * kept_columns.len()),
-    };
-    let mut seen = 0usize;
+    let mut kept = Keeper::new(
+        effects_in,
+        mediators,
+        &tracked.sources,
+        keep.min(replicates),
+    );
     let (columns, failed) = aggregate(
         engine,
         replicates,
@@ -633,13 +618,7 @@ fn summarise<'a>(
         &alphas,
         spec.memory,
         progress,
-        &mut |row| {
-            if seen < keep {
-                kept.values
-                    .extend(kept_columns.iter().map(|&(_, s)| row[s]));
-                seen += 1;
-            }
-        },
+        &mut |row| kept.tap(row),
     )?;
 
     let wcr = wild_tests(engine)?;
@@ -699,8 +678,58 @@ fn summarise<'a>(
         failed,
         seconds,
         backend,
-        kept,
+        kept: kept.replicates,
     })
+}
+
+/// The leading replicates' effects (every effect but the sensitivity
+/// curve's), kept as the aggregator streams them past.
+struct Keeper {
+    columns: Vec<usize>,
+    keep: usize,
+    replicates: Replicates,
+}
+
+impl Keeper {
+    fn new(
+        effects: &[(String, crate::model::mediation::Effect)],
+        mediators: &[String],
+        sources: &[Source],
+        keep: u64,
+    ) -> Keeper {
+        let (keys, columns) = effects
+            .iter()
+            .zip(sources)
+            .filter(|((k, _), _)| {
+                !matches!(
+                    EffectKey::parse(k, mediators),
+                    Some(EffectKey::Sensitivity(_))
+                )
+            })
+            .map(|((k, _), source)| match source {
+                Source::Stat(s) => (k.clone(), *s),
+                Source::Student { .. } => unreachable!("effects come first"),
+            })
+            .unzip();
+        let keep = keep as usize;
+        let columns: Vec<usize> = columns;
+        Keeper {
+            replicates: Replicates {
+                keys,
+                values: Vec::with_capacity(keep * columns.len()),
+            },
+            columns,
+            keep,
+        }
+    }
+
+    /// One replicate's statistics, in replicate order.
+    fn tap(&mut self, row: &[f64]) {
+        if self.replicates.values.len() < self.keep * self.columns.len() {
+            let values = &mut self.replicates.values;
+            values.extend(self.columns.iter().map(|&s| row[s]));
+        }
+    }
 }
 
 /// The quantities the aggregator tracks: each effect's statistic, then
