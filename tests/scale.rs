@@ -190,7 +190,7 @@ fn resume_refuses_a_folder_without_a_checkpoint_and_a_changed_config() {
     .unwrap();
     let err = refused(&medsim(d, &["run", "--resume", "results/c"]));
     assert!(
-        err.contains("written for a different run: resampling.seed is 5 here and 1 there"),
+        err.contains("written for a different run: resampling.seed (--seed) is 5 here and 1 there"),
         "{err}"
     );
 }
@@ -274,7 +274,7 @@ fn three_shards_merge_into_the_single_run_and_bad_sets_are_refused() {
         ],
     ));
     assert!(
-        err.contains("resampling.seed is 1 here and 99 there"),
+        err.contains("resampling.seed (--seed) is 1 here and 99 there"),
         "{err}"
     );
 

@@ -751,9 +751,22 @@ pub fn run_stored(
             started.elapsed().as_secs_f64(),
         ));
     };
-    // Sample-size search: for each (a, b, c') of the cells, each method
-    // bisects [lo, hi] (the cells' n) on its power at the first level;
-    // evaluated sample sizes are shared by the methods.
+    let (results, sizes) = sample_size_search(study, target, &|cell| {
+        total.fetch_add(study.datasets, Ordering::Relaxed);
+        evaluate(cell)
+    })?;
+    Ok((results, sizes, started.elapsed().as_secs_f64()))
+}
+
+/// Sample-size search: for each (a, b, c') of the cells, each method
+/// bisects [lo, hi] (the cells' n) on its power at the first level, the
+/// sample sizes `evaluate`d shared by the methods. Gives every evaluated
+/// cell's results and each method's sample size.
+fn sample_size_search(
+    study: &Study,
+    target: f64,
+    evaluate: &dyn Fn(&Cell) -> Result<Vec<CellResult>>,
+) -> Result<(Vec<CellResult>, Vec<SampleSize>)> {
     let mut results: Vec<CellResult> = Vec::new();
     let mut sizes = Vec::new();
     let mut combos: Vec<Cell> = Vec::new();
@@ -776,7 +789,6 @@ pub fn run_stored(
             if let Some(i) = evaluated.iter().position(|r| r[0].parameters.n == n) {
                 return Ok(i);
             }
-            total.fetch_add(study.datasets, Ordering::Relaxed);
             evaluated.push(evaluate(&Cell { n, ..combo })?);
             Ok(evaluated.len() - 1)
         };
@@ -842,7 +854,7 @@ pub fn run_stored(
         evaluated.sort_by_key(|r| r[0].parameters.n);
         results.extend(evaluated.into_iter().flatten());
     }
-    Ok((results, sizes, started.elapsed().as_secs_f64()))
+    Ok((results, sizes))
 }
 
 /// The smallest sample size reaching the target power, for one method and
