@@ -18,6 +18,10 @@
 //! # Ok::<(), medsim::Error>(())
 //! ```
 //!
+//! Effects are named by [`EffectKey`] (`summary.effects["indirect"]`); with
+//! `RunPlan::keep_replicates` the summary also holds every replicate
+//! ([`Replicates`]).
+//!
 //! Data can also come from a CSV file (`DataSource::Csv`) or from columns
 //! in memory (`Table::from_columns`, then `DataSource::Table`); a config
 //! file describes a run, a sweep or a simulation study (`read_config`,
@@ -84,12 +88,14 @@ pub use notices::{set_reporter, take as take_notices};
 // The chosen API: what the command line and the Python package call.
 pub use data::synthetic::SyntheticParams;
 pub use data::table::Table;
+pub use model::effect::EffectKey;
 pub use model::spec::{FixedEffects, InferenceSpec, ModelSpec, default_spec};
 pub use resample::engine::Precision;
 pub use resample::intervals::Method;
 pub use resample::scheme::{Scheme, WildWeights};
 pub use resample::spec::{BackendChoice, ResampleSpec};
 pub use study::config::{Config, Origin, paper as default_config, read as read_config};
+pub use study::resampling::Replicates;
 pub use study::run::{DataSource, RunPlan, execute as run};
 pub use study::simulate::{SimulationSummary, Study, run as simulate};
 pub use study::summary::Summary;
