@@ -4,7 +4,7 @@
 //! documentation and free to change: callers use the crate root's API.
 
 pub mod cli {
-    pub use crate::cli::{Cli, dispatch, stdout_failed};
+    pub use crate::cli::{Cli, dispatch, mention_flags, stdout_failed};
 }
 
 pub mod data {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use medsim::internals::cli::{Cli, dispatch, stdout_failed};
+use medsim::internals::cli::{Cli, dispatch, mention_flags, stdout_failed};
 
 fn main() -> ExitCode {
     // On a headless machine (CI, a cluster node) without XDG_RUNTIME_DIR,
@@ -19,7 +19,8 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
-    medsim::set_reporter(|line| eprintln!("{line}"));
+    // Notices name config keys; the command line adds their flags.
+    medsim::set_reporter(|line| eprintln!("{}", mention_flags(line)));
     let result = dispatch(Cli::parse());
     if let Err(e) = std::io::Write::flush(&mut std::io::stdout()) {
         stdout_failed(e);

@@ -875,7 +875,11 @@ fn requests_that_cannot_fit_are_refused_at_once_with_their_size() {
             "--out",
             "o",
         ],
-        &["need", "free", "--checkpoint-every 0"],
+        &[
+            "need",
+            "free",
+            "scale.checkpoint_every (--checkpoint-every) = 0",
+        ],
     );
     assert!(!d.join("o").exists());
     assert!(!d.join("big.csv").exists());

@@ -338,6 +338,15 @@ fn list(values: &[String]) -> Option<Vec<String>> {
     (!values.is_empty()).then(|| values.to_vec())
 }
 
+/// The options of where and how much of a run is computed (resume, shard,
+/// replay, checkpoints): keys of no config file, named so by the library.
+const SCALE_FLAGS: &[(&str, &str)] = &[
+    ("scale.resume", "--resume"),
+    ("scale.shard", "--shard"),
+    ("scale.manifest", "--manifest"),
+    ("scale.checkpoint_every", "--checkpoint-every"),
+];
+
 /// Every config key a flag sets, longest first (so a key is never taken
 /// for a shorter one it starts with).
 pub(crate) fn keys() -> Vec<&'static str> {
@@ -345,6 +354,7 @@ pub(crate) fn keys() -> Vec<&'static str> {
         .iter()
         .map(|f| f.key)
         .chain(SIMULATE_FLAGS.iter().map(|f| f.key))
+        .chain(SCALE_FLAGS.iter().map(|&(key, _)| key))
         .filter(|k| k.contains('.'))
         .collect();
     keys.sort_unstable();
@@ -364,6 +374,12 @@ pub(crate) fn flag_of(key: &str) -> Option<&'static str> {
         .find(|f| f.key == key)
         .map(|f| f.flag)
         .or_else(|| SIMULATE_FLAGS.iter().find(|f| f.key == key).map(|f| f.flag))
+        .or_else(|| {
+            SCALE_FLAGS
+                .iter()
+                .find(|&&(k, _)| k == key)
+                .map(|&(_, f)| f)
+        })
 }
 
 #[cfg(test)]

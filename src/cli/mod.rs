@@ -61,7 +61,7 @@ fn name_flag(e: Error) -> Error {
         Error::InvalidOption { option, message } => Error::InvalidOption {
             option: match flags::flag_of(&option) {
                 Some(flag) => format!("{option} ({flag})"),
-                None => option,
+                None => mention_flags(&option),
             },
             message: mention_flags(&message),
         },
@@ -89,7 +89,7 @@ fn name_flag(e: Error) -> Error {
 /// `message` with each config key that a flag sets followed by that flag:
 /// "with model.instrument use ..." -> "with model.instrument (--instrument)
 /// use ...". A key is matched whole (not inside a longer key).
-fn mention_flags(message: &str) -> String {
+pub fn mention_flags(message: &str) -> String {
     let part_of_key = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut out = String::with_capacity(message.len());
     let mut rest = message;

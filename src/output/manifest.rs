@@ -168,7 +168,7 @@ impl Manifest {
             let read = std::path::absolute(csv).unwrap_or_else(|_| csv.clone());
             if !manifest.inputs.iter().any(|i| i.path == read) {
                 return Err(Error::InvalidOption {
-                    option: "--manifest".into(),
+                    option: "scale.manifest".into(),
                     message: format!(
                         "its config reads {}, whose checksum it does not record (it records {}); \
                          the manifest was edited, so its replay would not be the run it describes",
@@ -189,12 +189,12 @@ impl Manifest {
         }
         for input in &manifest.inputs {
             let now = digest_file(&input.path).map_err(|e| Error::InvalidOption {
-                option: "--manifest".into(),
+                option: "scale.manifest".into(),
                 message: format!("the manifest's input cannot be read: {e}"),
             })?;
             if now.sha256 != input.sha256 {
                 return Err(Error::InvalidOption {
-                    option: "--manifest".into(),
+                    option: "scale.manifest".into(),
                     message: format!(
                         "{} changed since the manifest was written (sha256 {}, now {}); \
                          the replay would not reproduce the run",

@@ -111,7 +111,7 @@ impl Scale {
             && resolve(&folder) != *resumed
         {
             return Err(Error::InvalidOption {
-                option: "--resume".into(),
+                option: "scale.resume".into(),
                 message: format!(
                     "the checkpoint in {} holds the command line of a run whose results go to {}: \
                      it is not this folder's run, so it is not resumed",
@@ -143,11 +143,11 @@ impl Scale {
                 let old = Header::read(&dir);
                 if *keep {
                     let old = old?;
-                    header.check_same(&old, &format!("--resume {}", out.display()))?;
+                    header.check_same(&old, &format!("scale.resume {}", out.display()))?;
                 } else if old.is_ok() {
                     crate::notices::notify(format!(
                         "note: {} held an interrupted run's checkpoint; starting over \
-                         (`--resume {}` continues such a run)",
+                         (resuming, scale.resume = {}, continues such a run)",
                         dir.display(),
                         out.display()
                     ));
@@ -158,7 +158,7 @@ impl Scale {
                 let dir = self.folder(out);
                 // A shard run again continues its own earlier attempt.
                 let keep = match Header::read(&dir) {
-                    Ok(old) => match header.check_same(&old, "--shard") {
+                    Ok(old) => match header.check_same(&old, "scale.shard") {
                         Ok(()) => true,
                         Err(e) => {
                             crate::notices::notify(format!(
@@ -280,8 +280,8 @@ pub fn shards(dirs: &[PathBuf]) -> Result<(Header, Vec<PathBuf>)> {
             return Err(Error::InvalidOption {
                 option: "medsim merge".into(),
                 message: format!(
-                    "{} holds no shard (a shard folder has a {HEADER_FILE}; `--shard I/N` writes \
-                     them into RESULTS-shards/)",
+                    "{} holds no shard (a shard folder has a {HEADER_FILE}; a run with scale.shard = I/N \
+                     writes them into RESULTS-shards/)",
                     d.display()
                 ),
             });
@@ -296,7 +296,7 @@ pub fn shards(dirs: &[PathBuf]) -> Result<(Header, Vec<PathBuf>)> {
             return Err(Error::InvalidOption {
                 option: "medsim merge".into(),
                 message: format!(
-                    "{} is a checkpoint, not a shard; resume it with --resume",
+                    "{} is a checkpoint, not a shard; resume it (scale.resume)",
                     d.display()
                 ),
             });
@@ -372,7 +372,7 @@ pub fn shards(dirs: &[PathBuf]) -> Result<(Header, Vec<PathBuf>)> {
         return Err(Error::InvalidOption {
             option: "medsim merge".into(),
             message: format!(
-                "shard {} missing: every part of the run is needed (run `--shard I/N` for each)",
+                "shard {} missing: every part of the run is needed (run each, scale.shard = I/N)",
                 missing.join(", ")
             ),
         });

@@ -68,7 +68,7 @@ impl Shard {
     /// `I/N` with `0 <= I < N`.
     pub fn parse(text: &str) -> Result<Shard> {
         let err = |m: &str| Error::InvalidOption {
-            option: "--shard".into(),
+            option: "scale.shard".into(),
             message: format!("'{text}': {m}"),
         };
         let (i, n) = text
@@ -573,12 +573,12 @@ impl Store {
         let human = crate::resources::human;
         if bytes > free as f64 {
             return Err(Error::InvalidOption {
-                option: "--checkpoint-every".into(),
+                option: "scale.checkpoint_every".into(),
                 message: format!(
                     "the stored replicates of resampling {} ({rows} replicates x {width} \
                      statistics x 8 bytes) need {}, and the disk holding {} has {} free; \
                      free space, store them elsewhere (another results folder), or keep no \
-                     checkpoints (--checkpoint-every 0)",
+                     checkpoints (scale.checkpoint_every = 0)",
                     id + 1,
                     human(bytes),
                     dir.display(),
@@ -589,7 +589,7 @@ impl Store {
         if bytes > 1e9 || bytes > 0.1 * free as f64 {
             crate::notices::notify(format!(
                 "note: checkpoints of resampling {} may take {} of the {} free on the disk \
-                 holding {} (--checkpoint-every 0 keeps none)",
+                 holding {} (scale.checkpoint_every = 0 keeps none)",
                 id + 1,
                 human(bytes),
                 human(free as f64),
@@ -875,7 +875,7 @@ impl Stored<'_> {
             NOTED.call_once(|| {
                 crate::notices::notify(format!(
                     "note: checkpointing the replicates computed so far into {} ({} bytes per \
-                     replicate of each resampling; --checkpoint-every 0 keeps none)",
+                     replicate of each resampling; scale.checkpoint_every = 0 keeps none)",
                     dir.display(),
                     self.width * 8
                 ));

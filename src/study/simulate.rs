@@ -615,7 +615,7 @@ pub fn run_stored(
 ) -> Result<(Vec<CellResult>, Vec<SampleSize>, f64)> {
     if store.and_then(Store::shard).is_some() && study.target.is_some() {
         return Err(Error::InvalidOption {
-            option: "--shard".into(),
+            option: "scale.shard".into(),
             message: "a sample-size search (simulation.target_power) picks each next sample size \
                       from the results so far, so it cannot be split into parts; run it whole \
                       (it checkpoints) or list the sample sizes as a grid"
