@@ -60,6 +60,61 @@ pub struct Interval {
     pub upper: f64,
 }
 
+/// The cluster-robust covariance of K coefficients from G clusters has
+/// rank at most G - 1: with as many regressors as clusters its SEs and t
+/// tests on G - 1 df are not to be trusted, so such a model is refused.
+fn check_clusters(design: &Design) -> Result<()> {
+    let regressors = 1 + design.layout.n_controls + design.layout.n_mediators;
+    if regressors >= design.n_clusters {
+        return Err(Error::Collinear {
+            file: design.source.clone(),
+            message: format!(
+                "the outcome equation has {regressors} regressors (treatment, {} control(s), {} \
+                 mediator(s)) but the data have only {} clusters; cluster-robust inference needs \
+                 more clusters than regressors: drop controls or cluster more finely",
+                design.layout.n_controls, design.layout.n_mediators, design.n_clusters
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The Sobel (delta-method normal) and Monte Carlo intervals of each
+/// target (key, estimate, gradient in theta) at each level: `v` is theta's
+/// covariance, `mc[t]` target t's sorted Monte Carlo draws.
+fn analytic_intervals(
+    targets: &[(String, f64, Vec<f64>)],
+    mc: &[Vec<f64>],
+    v: &[f64],
+    levels: &[f64],
+) -> Vec<Interval> {
+    let mut intervals = Vec::new();
+    for (t, (key, est, grad)) in targets.iter().enumerate() {
+        let se = quadratic_form(grad, v).sqrt();
+        for &level in levels {
+            let z = normal_quantile(0.5 + level / 2.0);
+            intervals.push(Interval {
+                effect: key.clone(),
+                method: SOBEL.into(),
+                level,
+                lower: est - z * se,
+                upper: est + z * se,
+            });
+        }
+        for &level in levels {
+            let alpha = 1.0 - level;
+            intervals.push(Interval {
+                effect: key.clone(),
+                method: MONTE_CARLO.into(),
+                level,
+                lower: quantile_sorted(&mc[t], alpha / 2.0),
+                upper: quantile_sorted(&mc[t], 1.0 - alpha / 2.0),
+            });
+        }
+    }
+    intervals
+}
+
 /// The reported coefficients `a_1..a_m, b_1..b_m, c, c'` as (equation,
 /// design column) pairs of `fit`; the order of the wild bootstrap's theta.
 pub fn reported_coefficients(design: &Design) -> Vec<(usize, usize)> {
@@ -220,21 +275,7 @@ pub fn equations(design: &Design) -> Vec<Equation> {
 /// Fit the model and compute every effect and interval.
 pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     inference.validate()?;
-    // The cluster-robust covariance of K coefficients from G clusters has
-    // rank at most G - 1: with as many regressors as clusters its SEs and
-    // t tests on G - 1 df are not to be trusted.
-    let regressors = 1 + design.layout.n_controls + design.layout.n_mediators;
-    if regressors >= design.n_clusters {
-        return Err(Error::Collinear {
-            file: design.source.clone(),
-            message: format!(
-                "the outcome equation has {regressors} regressors (treatment, {} control(s), {} \
-                 mediator(s)) but the data have only {} clusters; cluster-robust inference needs \
-                 more clusters than regressors: drop controls or cluster more finely",
-                design.layout.n_controls, design.layout.n_mediators, design.n_clusters
-            ),
-        });
-    }
+    check_clusters(design)?;
     let fit = fit_system(design, &equations(design))?;
     let l = design.layout;
     let m = l.n_mediators;
@@ -398,31 +439,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
         },
         other => other,
     })?;
-    let mut intervals = Vec::new();
-    for (t, (key, est, grad)) in targets.iter().enumerate() {
-        let se = delta_se(grad);
-        for &level in &inference.levels {
-            let z = normal_quantile(0.5 + level / 2.0);
-            intervals.push(Interval {
-                effect: key.clone(),
-                method: SOBEL.into(),
-                level,
-                lower: est - z * se,
-                upper: est + z * se,
-            });
-        }
-        for &level in &inference.levels {
-            let alpha = 1.0 - level;
-            intervals.push(Interval {
-                effect: key.clone(),
-                method: MONTE_CARLO.into(),
-                level,
-                lower: quantile_sorted(&mc[t], alpha / 2.0),
-                upper: quantile_sorted(&mc[t], 1.0 - alpha / 2.0),
-            });
-        }
-    }
-
+    let intervals = analytic_intervals(&targets, &mc, &v, &inference.levels);
     let suppression = Suppression {
         suppressing: total_indirect * c_prime.estimate < 0.0,
         share: (total_indirect / c_prime.estimate).abs(),

@@ -222,6 +222,27 @@ pub fn colourize(text: &str) -> String {
 /// Render the summary as the table `medsim run` prints.
 pub fn render(s: &Summary) -> String {
     let mut o = String::new();
+    render_run(&mut o, s);
+    render_effects(&mut o, s);
+    let _ = writeln!(o);
+    let _ = writeln!(o, "verdict  {}", verdict(s));
+    for (key, mm) in &s.mediator_models {
+        render_mediator_model(&mut o, key, mm);
+    }
+    render_groups(&mut o, s);
+    if let Some(sens) = &s.sensitivity {
+        render_sensitivity(&mut o, "pooled", sens);
+        for (label, g) in &s.groups {
+            if let Some(gs) = &g.sensitivity {
+                render_sensitivity(&mut o, label, gs);
+            }
+        }
+    }
+    o
+}
+
+/// The run: data, model, inference and resampling, one line each.
+fn render_run(o: &mut String, s: &Summary) {
     let d = &s.data;
     let _ = writeln!(o, "medsim {} - {}", s.version, s.name);
     let _ = writeln!(
@@ -283,6 +304,11 @@ pub fn render(s: &Summary) -> String {
             r.replicates_per_second
         );
     }
+}
+
+/// Every effect with its SE, p-value and intervals, and notes of
+/// non-finite replicates.
+fn render_effects(o: &mut String, s: &Summary) {
     for (key, e) in &s.effects {
         if let Some(b) = e.bootstrap.filter(|b| b.non_finite > 0) {
             let _ = writeln!(
@@ -358,11 +384,10 @@ pub fn render(s: &Summary) -> String {
             p_text(Some(j.p_value))
         );
     }
-    let _ = writeln!(o);
-    let _ = writeln!(o, "verdict  {}", verdict(s));
-    for (key, mm) in &s.mediator_models {
-        render_mediator_model(&mut o, key, mm);
-    }
+}
+
+/// Each group's model and the contrasts between groups.
+fn render_groups(o: &mut String, s: &Summary) {
     if !s.groups.is_empty() {
         let _ = writeln!(o);
         let _ = writeln!(
@@ -424,15 +449,6 @@ pub fn render(s: &Summary) -> String {
             }
         }
     }
-    if let Some(sens) = &s.sensitivity {
-        render_sensitivity(&mut o, "pooled", sens);
-        for (label, g) in &s.groups {
-            if let Some(gs) = &g.sensitivity {
-                render_sensitivity(&mut o, label, gs);
-            }
-        }
-    }
-    o
 }
 
 /// The sensitivity analysis of one model: where ACME crosses zero, the
