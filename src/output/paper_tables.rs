@@ -142,6 +142,13 @@ fn interval_of(s: &Summary, effect: &str, method: &str, level: f64) -> Option<(f
 /// a `table` environment needing only the booktabs package.
 pub fn latex(s: &Summary) -> String {
     let mut o = String::new();
+    latex_regressions(&mut o, s);
+    latex_effects(&mut o, s);
+    o
+}
+
+/// The regression table: the three equations side by side.
+fn latex_regressions(o: &mut String, s: &Summary) {
     let name = tex_escape(&s.name);
     let _ = writeln!(
         o,
@@ -237,8 +244,11 @@ pub fn latex(s: &Summary) -> String {
     );
     let _ = writeln!(o, "\\end{{table}}");
     let _ = writeln!(o);
+}
 
-    // The mediation effects: estimate, SE, p-value, an interval per method.
+/// The mediation effects: estimate, SE, p-value, an interval per method.
+fn latex_effects(o: &mut String, s: &Summary) {
+    let name = tex_escape(&s.name);
     let (level, methods) = methods(s);
     let _ = writeln!(o, "\\begin{{table}}[htbp]\\centering");
     let _ = writeln!(
@@ -288,7 +298,6 @@ pub fn latex(s: &Summary) -> String {
         tex_escape(&crate::output::report::verdict(s))
     );
     let _ = writeln!(o, "\\end{{table}}");
-    o
 }
 
 /// A Markdown table.
@@ -311,6 +320,16 @@ fn md_table(o: &mut String, head: &[String], rows: &[Vec<String>]) {
 /// summary.md: the printed summary's tables in Markdown.
 pub fn markdown(s: &Summary) -> String {
     let mut o = String::new();
+    markdown_run(&mut o, s);
+    markdown_effects(&mut o, s);
+    let _ = writeln!(o, "**Verdict.** {}\n", crate::output::report::verdict(s));
+    markdown_groups(&mut o, s);
+    markdown_regressions(&mut o, s);
+    o
+}
+
+/// The Markdown title and the run's data, model and resampling.
+fn markdown_run(o: &mut String, s: &Summary) {
     let d = &s.data;
     let _ = writeln!(o, "# medsim {}: {}\n", s.version, s.name);
     let _ = writeln!(
@@ -339,6 +358,10 @@ pub fn markdown(s: &Summary) -> String {
             r.scheme, r.replicates, r.failed_replicates, r.seed, r.engine.backend
         );
     }
+}
+
+/// The effects table and the intervals table.
+fn markdown_effects(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "## Effects\n");
     let boot = s.resampling.is_some();
     let mut head: Vec<String> = ["effect", "estimate", "SE", "p-value"]
@@ -368,7 +391,7 @@ pub fn markdown(s: &Summary) -> String {
             r
         })
         .collect();
-    md_table(&mut o, &head, &rows);
+    md_table(o, &head, &rows);
     let (level, methods) = methods(s);
     if !methods.is_empty() {
         let _ = writeln!(o, "## Intervals ({} %)\n", 100.0 * level);
@@ -386,9 +409,12 @@ pub fn markdown(s: &Summary) -> String {
                 r
             })
             .collect();
-        md_table(&mut o, &head, &rows);
+        md_table(o, &head, &rows);
     }
-    let _ = writeln!(o, "**Verdict.** {}\n", crate::output::report::verdict(s));
+}
+
+/// The groups' table and the contrasts between them.
+fn markdown_groups(o: &mut String, s: &Summary) {
     if !s.groups.is_empty() {
         let _ = writeln!(o, "## Groups\n");
         let head = [
@@ -419,7 +445,7 @@ pub fn markdown(s: &Summary) -> String {
                 ]
             })
             .collect();
-        md_table(&mut o, &head, &rows);
+        md_table(o, &head, &rows);
     }
     if !s.contrasts.is_empty() {
         let _ = writeln!(o, "## Differences between groups\n");
@@ -444,8 +470,12 @@ pub fn markdown(s: &Summary) -> String {
                 ]
             })
             .collect();
-        md_table(&mut o, &head, &rows);
+        md_table(o, &head, &rows);
     }
+}
+
+/// The three equations side by side, as a paper's regression table.
+fn markdown_regressions(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "## Regressions\n");
     let mut head = vec!["".to_string()];
     head.extend(
@@ -483,11 +513,10 @@ pub fn markdown(s: &Summary) -> String {
             .map(|e| e.r2_within.map_or("-".into(), |r| format!("{r:.4}"))),
     );
     rows.push(r2);
-    md_table(&mut o, &head, &rows);
+    md_table(o, &head, &rows);
     let _ = writeln!(
         o,
         "Standard errors in parentheses, clustered by {}; * p < 0.10, ** p < 0.05, *** p < 0.01.",
         s.model.cluster
     );
-    o
 }
