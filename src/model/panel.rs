@@ -150,70 +150,17 @@ impl Panel {
             });
         }
 
-        // Parse every numeric cell; a cell that is neither missing nor a finite
-        // number is an error wherever it is, even in a row dropped for another reason.
-        let mut keep = vec![true; table.rows.len()];
-        let mut warned = vec![false; numeric.len()];
-        let mut values: Vec<Vec<f64>> = vec![Vec::with_capacity(table.rows.len()); numeric.len()];
-        for (r, row) in table.rows.iter().enumerate() {
-            for (k, &c) in numeric.iter().enumerate() {
-                let cell = row[c].as_str();
-                let v = if MISSING.contains(&cell) {
-                    keep[r] = false;
-                    f64::NAN
-                } else {
-                    let v = parse_number(cell).map_err(|problem| Error::BadValue {
-                        file: file.to_string(),
-                        line: table.lines[r],
-                        column: table.headers[c].clone(),
-                        problem,
-                    })?;
-                    if !warned[k] && loses_digits(cell, v) {
-                        warned[k] = true;
-                        crate::notices::notify(format!(
-                            "warning: {file}:{}: column '{}': '{}' has more digits than double \
-                             precision holds (read as {v}); if the column's values are a large \
-                             constant plus small changes, those changes lost digits: subtract the \
-                             constant before saving the file",
-                            table.lines[r],
-                            table.headers[c],
-                            clip(cell)
-                        ));
-                    }
-                    v
-                };
-                values[k].push(v);
-            }
-            let keys = [unit_col, time_col, cluster_col]
-                .into_iter()
-                .chain(group_cols.iter().copied());
-            for c in keys {
-                if MISSING.contains(&row[c].as_str()) {
-                    keep[r] = false;
-                }
-            }
-        }
+        // Every numeric cell parsed; rows with a missing value (or a
+        // missing key: unit, period, cluster, group) are not kept.
+        let keys: Vec<usize> = [unit_col, time_col, cluster_col]
+            .into_iter()
+            .chain(group_cols.iter().copied())
+            .collect();
+        let (values, mut keep) = parse_columns(table, &numeric, &keys, file)?;
 
         // Periods are numbers: 2011, 2011.0 and 2.011e3 are one period.
         let periods = period_keys(table, time_col, file)?;
-        // Each unit once per period, among all rows that name both.
-        let mut seen: HashMap<(&str, &str), u64> = HashMap::with_capacity(table.rows.len());
-        for (r, row) in table.rows.iter().enumerate() {
-            let (u, t) = (row[unit_col].as_str(), periods[r].as_str());
-            if MISSING.contains(&u) || MISSING.contains(&t) {
-                continue;
-            }
-            if let Some(&first) = seen.get(&(u, t)) {
-                return Err(Error::DuplicateKey {
-                    file: file.to_string(),
-                    line: table.lines[r],
-                    first_line: first,
-                    unit: u.to_string(),
-                    time: t.to_string(),
-                });
-            }
-            seen.insert((u, t), table.lines[r]);
-        }
+        check_unique(table, unit_col, &periods, file)?;
         let dropped_missing = keep.iter().filter(|k| !**k).count();
 
         // Fixed-effect singletons, removed iteratively as reghdfe and pyfixest do.
@@ -273,6 +220,80 @@ impl Panel {
         }
         Ok(panel)
     }
+}
+
+/// Each numeric column's values, row by row (NaN where missing), and which
+/// rows are complete (no missing value, nor a missing key in `keys`). A
+/// cell that is neither missing nor a finite number is an error wherever it
+/// is, even in a row dropped for another reason; a cell with more digits
+/// than a double holds is warned of once per column.
+fn parse_columns(
+    table: &Table,
+    numeric: &[usize],
+    keys: &[usize],
+    file: &str,
+) -> Result<(Vec<Vec<f64>>, Vec<bool>)> {
+    let mut keep = vec![true; table.rows.len()];
+    let mut warned = vec![false; numeric.len()];
+    let mut values: Vec<Vec<f64>> = vec![Vec::with_capacity(table.rows.len()); numeric.len()];
+    for (r, row) in table.rows.iter().enumerate() {
+        for (k, &c) in numeric.iter().enumerate() {
+            let cell = row[c].as_str();
+            let v = if MISSING.contains(&cell) {
+                keep[r] = false;
+                f64::NAN
+            } else {
+                let v = parse_number(cell).map_err(|problem| Error::BadValue {
+                    file: file.to_string(),
+                    line: table.lines[r],
+                    column: table.headers[c].clone(),
+                    problem,
+                })?;
+                if !warned[k] && loses_digits(cell, v) {
+                    warned[k] = true;
+                    crate::notices::notify(format!(
+                        "warning: {file}:{}: column '{}': '{}' has more digits than double \
+                         precision holds (read as {v}); if the column's values are a large \
+                         constant plus small changes, those changes lost digits: subtract the \
+                         constant before saving the file",
+                        table.lines[r],
+                        table.headers[c],
+                        clip(cell)
+                    ));
+                }
+                v
+            };
+            values[k].push(v);
+        }
+        for &c in keys {
+            if MISSING.contains(&row[c].as_str()) {
+                keep[r] = false;
+            }
+        }
+    }
+    Ok((values, keep))
+}
+
+/// Each unit once per period, among all rows that name both.
+fn check_unique(table: &Table, unit_col: usize, periods: &[String], file: &str) -> Result<()> {
+    let mut seen: HashMap<(&str, &str), u64> = HashMap::with_capacity(table.rows.len());
+    for (r, row) in table.rows.iter().enumerate() {
+        let (u, t) = (row[unit_col].as_str(), periods[r].as_str());
+        if MISSING.contains(&u) || MISSING.contains(&t) {
+            continue;
+        }
+        if let Some(&first) = seen.get(&(u, t)) {
+            return Err(Error::DuplicateKey {
+                file: file.to_string(),
+                line: table.lines[r],
+                first_line: first,
+                unit: u.to_string(),
+                time: t.to_string(),
+            });
+        }
+        seen.insert((u, t), table.lines[r]);
+    }
+    Ok(())
 }
 
 /// Parse a finite number, or say what was wrong.
