@@ -436,6 +436,130 @@ impl FrontSlot {
     }
 }
 
+/// The full-sample inputs of the studentized SEs on the device (theta and
+/// the CR1 factors, the influences, the delta-method terms, the SE targets'
+/// weights, in the scaled design's units), and each target's full-sample
+/// squared SE that the device's changes are added to.
+fn studentized_inputs(
+    ctx: &GpuContext,
+    w: &Whitened,
+    fit: &SystemFit,
+    unit: &[f64],
+    targets: &[Vec<f64>],
+    precision: Precision,
+) -> ([wgpu::Buffer; 4], Vec<f64>) {
+    let m = unit.len() / 2 - 1;
+    let g = w.n_clusters;
+    let mut se_hat2 = Vec::new();
+    let roots: Vec<f64> = (0..2 * m)
+        .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc.sqrt())
+        .collect();
+    let mut psi_hat = w.influence(fit, 2 * m);
+    for (i, v) in psi_hat.iter_mut().enumerate() {
+        *v /= unit[i % (2 * m)];
+    }
+    let theta: Vec<f64> = w.theta.iter().zip(unit).map(|(t, u)| t / u).collect();
+    let t_hat = delta_method_terms(&theta, &roots, &psi_hat, targets, m);
+    let n = targets.len();
+    for j in 0..n {
+        se_hat2.push((0..g).map(|c| t_hat[c * n + j].powi(2)).sum());
+    }
+    let target_weights: Vec<f64> = targets.concat();
+    let values: Vec<f64> = theta.into_iter().chain(roots).collect();
+    let buffers = [
+        ctx.reals("theta and CR1 factors", &values, precision),
+        ctx.reals("full-sample influences", &psi_hat, precision),
+        ctx.reals("full-sample delta-method terms", &t_hat, precision),
+        ctx.reals("se targets", &target_weights, precision),
+    ];
+    (buffers, se_hat2)
+}
+
+/// What sizes a GPU engine's batch: clusters, mediators, the GEMM's
+/// columns, the reals per replicate, studentized SEs, precision.
+struct BatchShape {
+    g: usize,
+    m: usize,
+    n: usize,
+    stride: usize,
+    studentize: bool,
+    precision: Precision,
+}
+
+/// The largest batch of replicates the engine's stages hold at once
+/// (`GpuContext::batch_limit` over each buffer's bytes per replicate);
+/// refused when not even `MIN_BATCH` fit.
+fn batch_limit(
+    ctx: &GpuContext,
+    front: &Front,
+    plan: &WeightPlan,
+    solve: Option<&SolveInputs>,
+    shape: BatchShape,
+) -> Result<usize> {
+    let BatchShape {
+        g,
+        m,
+        n,
+        stride,
+        studentize,
+        precision,
+    } = shape;
+    let ws = (words_per(precision) * 4) as u64;
+    let front_bytes = match front {
+        Front::Weights(_) => [
+            g as u64 * 4 + plan.strata.len() as u64 * 8,
+            n as u64 * ws,
+            0,
+        ],
+        Front::Permute(p) => p.bytes_per_replicate(ws),
+    };
+    let per_replicate = [
+        front_bytes[0],
+        front_bytes[1],
+        front_bytes[2],
+        if solve.is_some() {
+            stride as u64 * ws
+        } else {
+            0
+        },
+        solve.map_or(0, |s| s.scratch() * ws),
+        if studentize {
+            2 * m as u64 * n as u64 * ws
+        } else {
+            0
+        },
+        if studentize {
+            2 * m as u64 * g as u64 * ws
+        } else {
+            0
+        },
+    ];
+    let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
+    // The GEMM's grid has one row of workgroups per 16 replicates; the
+    // influence GEMM one column per 16 (replicate, coefficient) pairs.
+    let by_groups = if studentize {
+        groups * 16 / (2 * m as u64)
+    } else {
+        groups * 16
+    };
+    let limit = ctx.batch_limit(
+        &per_replicate,
+        Some(BATCH_BYTES),
+        by_groups,
+        MAX_BATCH as u64,
+    ) as usize;
+    if limit < MIN_BATCH {
+        return Err(Error::InvalidOption {
+            option: "resampling.backend".into(),
+            message: format!(
+                "{} cannot hold even {MIN_BATCH} replicates of {g} clusters at once; set resampling.backend to cpu",
+                ctx.info.name
+            ),
+        });
+    }
+    Ok(limit)
+}
+
 impl<'a> GpuEngine<'a> {
     /// An engine for the reweighting or wild scheme of `plan` over `design`
     /// on `ctx`'s device.
@@ -530,27 +654,9 @@ impl<'a> GpuEngine<'a> {
             let scales = vec![1.0; n_coef];
             se_unit = unit[2 * m];
             let fixed = studentize.then(|| {
-                let roots: Vec<f64> = (0..2 * m)
-                    .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc.sqrt())
-                    .collect();
-                let mut psi_hat = w.influence(fit, 2 * m);
-                for (i, v) in psi_hat.iter_mut().enumerate() {
-                    *v /= unit[i % (2 * m)];
-                }
-                let theta: Vec<f64> = w.theta.iter().zip(&unit).map(|(t, u)| t / u).collect();
-                let t_hat = delta_method_terms(&theta, &roots, &psi_hat, &targets, m);
-                let n = targets.len();
-                for j in 0..n {
-                    se_hat2.push((0..g).map(|c| t_hat[c * n + j].powi(2)).sum());
-                }
-                let target_weights: Vec<f64> = targets.concat();
-                let values: Vec<f64> = theta.into_iter().chain(roots).collect();
-                [
-                    ctx.reals("theta and CR1 factors", &values, precision),
-                    ctx.reals("full-sample influences", &psi_hat, precision),
-                    ctx.reals("full-sample delta-method terms", &t_hat, precision),
-                    ctx.reals("se targets", &target_weights, precision),
-                ]
+                let (buffers, hat2) = studentized_inputs(ctx, &w, fit, &unit, &targets, precision);
+                se_hat2 = hat2;
+                buffers
             });
             let mut theta = w.theta.clone();
             let kind = if instrumented {
@@ -583,59 +689,20 @@ impl<'a> GpuEngine<'a> {
             };
             (front, packed_len(q), theta, Some(solve))
         };
-        let ws = (words_per(precision) * 4) as u64;
-        let front_bytes = match &front {
-            Front::Weights(_) => [
-                g as u64 * 4 + plan.strata.len() as u64 * 8,
-                n as u64 * ws,
-                0,
-            ],
-            Front::Permute(p) => p.bytes_per_replicate(ws),
-        };
-        let per_replicate = [
-            front_bytes[0],
-            front_bytes[1],
-            front_bytes[2],
-            if solve.is_some() {
-                stride as u64 * ws
-            } else {
-                0
+        let limit = batch_limit(
+            ctx,
+            &front,
+            &plan,
+            solve.as_ref(),
+            BatchShape {
+                g,
+                m,
+                n,
+                stride,
+                studentize,
+                precision,
             },
-            solve.as_ref().map_or(0, |s| s.scratch() * ws),
-            if studentize {
-                2 * m as u64 * n as u64 * ws
-            } else {
-                0
-            },
-            if studentize {
-                2 * m as u64 * g as u64 * ws
-            } else {
-                0
-            },
-        ];
-        let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
-        // The GEMM's grid has one row of workgroups per 16 replicates; the
-        // influence GEMM one column per 16 (replicate, coefficient) pairs.
-        let by_groups = if studentize {
-            groups * 16 / (2 * m as u64)
-        } else {
-            groups * 16
-        };
-        let limit = ctx.batch_limit(
-            &per_replicate,
-            Some(BATCH_BYTES),
-            by_groups,
-            MAX_BATCH as u64,
-        ) as usize;
-        if limit < MIN_BATCH {
-            return Err(Error::InvalidOption {
-                option: "resampling.backend".into(),
-                message: format!(
-                    "{} cannot hold even {MIN_BATCH} replicates of {g} clusters at once; set resampling.backend to cpu",
-                    ctx.info.name
-                ),
-            });
-        }
+        )?;
         let batch = match options.max_batch {
             0 => limit,
             b => b.min(limit).max(1),
