@@ -371,14 +371,70 @@ fn refit_once(table: &Table, spec: &ModelSpec, r: u64) -> Result<()> {
 /// Run the suite on `engines`; `quick` is the reduced suite (under a
 /// minute here); `progress` hears each row's name before it runs.
 pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<Report> {
-    let repeats = if quick { 3 } else { 5 };
-    let b = if quick { 5_000 } else { 100_000 };
     let default_table = panel_table(278, 10, 0);
     let default_spec = spec_with(6, &["agglom"]);
-    let default = Problem::new(&default_table, &default_spec)?;
-    let two = Problem::new(&default_table, &spec_with(6, &["agglom_sec", "agglom_ter"]))?;
+    let suite = Suite {
+        quick,
+        repeats: if quick { 3 } else { 5 },
+        default: Problem::new(&default_table, &default_spec)?,
+        two: Problem::new(&default_table, &spec_with(6, &["agglom_sec", "agglom_ter"]))?,
+        default_table,
+        default_spec,
+        progress,
+    };
     let mut rows = Vec::new();
     for engine in engines {
+        if *engine == Engine::Refit {
+            rows.push(suite.refit_row(engine)?);
+        } else {
+            rows.extend(suite.engine_rows(engine)?);
+        }
+    }
+    let peaks = peaks(engines, progress)?;
+    for r in &mut rows {
+        r.fraction_of_peak = r
+            .gflops
+            .zip(peaks.iter().find(|p| p.engine == r.engine))
+            .map(|(g, p)| g / p.gflops);
+    }
+    Ok(Report {
+        machine: machine(),
+        quick,
+        peaks,
+        rows,
+    })
+}
+
+/// The problems and settings every engine's rows share.
+struct Suite<'a> {
+    quick: bool,
+    repeats: usize,
+    default_table: Table,
+    default_spec: ModelSpec,
+    default: Problem,
+    two: Problem,
+    progress: &'a dyn Fn(&str),
+}
+
+impl Suite<'_> {
+    /// The refit baseline: the default problem refitted once per draw.
+    fn refit_row(&self, engine: &Engine) -> Result<Row> {
+        let n = if self.quick { 3 } else { 10 };
+        (self.progress)("refit baseline");
+        let mut r = 0;
+        measure("pairs, default problem", engine, n, 1, None, &mut || {
+            for _ in 0..n {
+                refit_once(&self.default_table, &self.default_spec, r)?;
+                r += 1;
+            }
+            Ok(())
+        })
+    }
+
+    /// A CPU or GPU engine's rows: each scheme on the default problem, a
+    /// whole run with groups, scaling in B and in the problem's size, a
+    /// simulation study.
+    fn engine_rows(&self, engine: &Engine) -> Result<Vec<Row>> {
         // A software GPU adapter (lavapipe) runs a hundredth of the
         // replicates, to keep the suite short.
         let gpu_scale = match engine {
@@ -391,82 +447,62 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
             }
             _ => 1,
         };
-        let b = b / gpu_scale;
-        if *engine == Engine::Refit {
-            let n = if quick { 3 } else { 10 };
-            progress("refit baseline");
-            let mut r = 0;
-            rows.push(measure(
-                "pairs, default problem",
+        let b = (if self.quick { 5_000 } else { 100_000 }) / gpu_scale;
+        let mut rows = Vec::new();
+        let (default, two) = (&self.default, &self.two);
+        for (name, problem, scheme, replicates) in [
+            ("pairs, default problem", default, Scheme::Pairs, b),
+            ("pairs, two mediators", two, Scheme::Pairs, b),
+            (
+                "wild (rademacher), default",
+                default,
+                Scheme::Wild(WildWeights::Rademacher),
+                b,
+            ),
+            ("permutation, default", default, Scheme::Permutation, b / 10),
+        ] {
+            let flops = scheme != Scheme::Permutation;
+            rows.push(self.row(
                 engine,
-                n,
-                1,
-                None,
-                &mut || {
-                    for _ in 0..n {
-                        refit_once(&default_table, &default_spec, r)?;
-                        r += 1;
-                    }
-                    Ok(())
-                },
+                name,
+                problem,
+                spec_for(engine, scheme, replicates),
+                flops,
             )?);
-            continue;
         }
-        let add = |rows: &mut Vec<Row>,
-                   name: &str,
-                   problem: &Problem,
-                   spec: ResampleSpec,
-                   flops: bool|
-         -> Result<()> {
-            progress(&format!("{name} on {}", engine.label()));
-            let replicates = spec.replicates;
-            let f = flops.then(|| problem.flops(engine, spec.scheme));
-            rows.push(measure(name, engine, replicates, repeats, f, &mut || {
-                resample_once(problem, &spec)
-            })?);
-            Ok(())
-        };
-        add(
-            &mut rows,
-            "pairs, default problem",
-            &default,
-            spec_for(engine, Scheme::Pairs, b),
-            true,
-        )?;
-        add(
-            &mut rows,
-            "pairs, two mediators",
-            &two,
-            spec_for(engine, Scheme::Pairs, b),
-            true,
-        )?;
-        add(
-            &mut rows,
-            "wild (rademacher), default",
-            &default,
-            spec_for(engine, Scheme::Wild(WildWeights::Rademacher), b),
-            true,
-        )?;
-        add(
-            &mut rows,
-            "permutation, default",
-            &default,
-            spec_for(engine, Scheme::Permutation, b / 10),
-            false,
-        )?;
         let mut sens = spec_for(engine, Scheme::Pairs, b);
         sens.sensitivity = Some((0..37).map(|k| -0.9 + 0.05 * k as f64).collect());
-        add(
-            &mut rows,
-            "pairs + sensitivity (37 rho)",
-            &default,
-            sens,
-            true,
-        )?;
-        // The whole run with two mediators and a model per region (three
-        // groups) and their contrasts and label tests: B replicates per
-        // model, counted once.
-        progress(&format!("run with groups on {}", engine.label()));
+        rows.push(self.row(engine, "pairs + sensitivity (37 rho)", default, sens, true)?);
+        rows.push(self.run_with_groups(engine, b)?);
+        rows.extend(self.scaling_in_b(engine, gpu_scale)?);
+        rows.extend(self.scaling_in_size(engine, b)?);
+        rows.push(self.simulation(engine, gpu_scale)?);
+        Ok(rows)
+    }
+
+    /// One resampling of `problem` by `spec`, timed.
+    fn row(
+        &self,
+        engine: &Engine,
+        name: &str,
+        problem: &Problem,
+        spec: ResampleSpec,
+        flops: bool,
+    ) -> Result<Row> {
+        (self.progress)(&format!("{name} on {}", engine.label()));
+        let replicates = spec.replicates;
+        let f = flops.then(|| problem.flops(engine, spec.scheme));
+        measure(name, engine, replicates, self.repeats, f, &mut || {
+            resample_once(problem, &spec)
+        })
+    }
+
+    /// The whole run with two mediators and a model per region (three
+    /// groups) and their contrasts and label tests: B replicates per
+    /// model, counted once.
+    fn run_with_groups(&self, engine: &Engine, b: u64) -> Result<Row> {
+        let repeats = self.repeats;
+        (self.progress)(&format!("run with groups on {}", engine.label()));
         let (config, origin) = crate::study::config::paper();
         let mut plan = config.plan(&origin)?;
         plan.group_by = vec!["region".into()];
@@ -475,15 +511,20 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
         plan.mediator_sets.clear();
         plan.inference.mc_draws = 1000;
         plan.resampling = Some(spec_for(engine, Scheme::Pairs, b / 10));
-        rows.push(measure(
+        measure(
             "run: two mediators, 3 region groups + contrasts",
             engine,
             b / 10,
             repeats,
             None,
             &mut || crate::study::run::execute(&plan, &|_, _| {}).map(|_| ()),
-        )?);
-        // Scaling in B; B = 1e7 runs once (a minute on two cores).
+        )
+    }
+
+    /// Scaling in B; B = 1e7 runs once (a minute on two cores).
+    fn scaling_in_b(&self, engine: &Engine, gpu_scale: u64) -> Result<Vec<Row>> {
+        let (quick, repeats, default) = (self.quick, self.repeats, &self.default);
+        let mut rows = Vec::new();
         let bs: &[u64] = if quick {
             &[1_000, 10_000]
         } else {
@@ -491,8 +532,8 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
         };
         for &n in bs {
             let name = format!("scaling B = {n}");
-            progress(&format!("{name} on {}", engine.label()));
-            let spec = spec_for(engine, Scheme::Pairs, (n / gpu_scale as u64).max(100));
+            (self.progress)(&format!("{name} on {}", engine.label()));
+            let spec = spec_for(engine, Scheme::Pairs, (n / gpu_scale).max(100));
             rows.push(measure(
                 &name,
                 engine,
@@ -502,6 +543,13 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
                 &mut || resample_once(&default, &spec),
             )?);
         }
+        Ok(rows)
+    }
+
+    /// Scaling in the number of clusters, periods and controls.
+    fn scaling_in_size(&self, engine: &Engine, b: u64) -> Result<Vec<Row>> {
+        let quick = self.quick;
+        let mut rows = Vec::new();
         let scale: &[(usize, usize, usize)] = if quick {
             &[
                 (50, 10, 6),
@@ -529,17 +577,22 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
                 &panel_table(cities, years, controls.saturating_sub(6)),
                 &spec_with(controls, &["agglom"]),
             )?;
-            add(
-                &mut rows,
+            rows.push(self.row(
+                engine,
                 &format!("scaling G = {cities}, T = {years}, controls = {controls}"),
                 &p,
                 spec_for(engine, Scheme::Pairs, b / 5),
                 true,
-            )?;
+            )?);
         }
-        // A simulation study: iid, n = 200, datasets x 1000 replicates.
+        Ok(rows)
+    }
+
+    /// A simulation study: iid, n = 200, datasets x 1000 replicates.
+    fn simulation(&self, engine: &Engine, gpu_scale: u64) -> Result<Row> {
+        let (quick, repeats) = (self.quick, self.repeats);
         let datasets = if quick { 20 } else { 100 };
-        progress(&format!("simulation study on {}", engine.label()));
+        (self.progress)(&format!("simulation study on {}", engine.label()));
         let study = crate::study::simulate::Study {
             dgp: crate::study::simulate::Dgp::Iid,
             cells: vec![crate::study::simulate::Cell {
@@ -553,31 +606,18 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
             levels: vec![0.95],
             seed: 1,
             mc_draws: 1000,
-            resampling: spec_for(engine, Scheme::Pairs, 1000 / gpu_scale as u64),
+            resampling: spec_for(engine, Scheme::Pairs, 1000 / gpu_scale),
             target: None,
         };
-        rows.push(measure(
+        measure(
             &format!("simulation iid n = 200, {datasets} datasets"),
             engine,
-            datasets * (1000 / gpu_scale as u64),
+            datasets * (1000 / gpu_scale),
             repeats,
             None,
             &mut || crate::study::simulate::run(&study, 0, &|_, _| {}).map(|_| ()),
-        )?);
+        )
     }
-    let peaks = peaks(engines, progress)?;
-    for r in &mut rows {
-        r.fraction_of_peak = r
-            .gflops
-            .zip(peaks.iter().find(|p| p.engine == r.engine))
-            .map(|(g, p)| g / p.gflops);
-    }
-    Ok(Report {
-        machine: machine(),
-        quick,
-        peaks,
-        rows,
-    })
 }
 
 /// The measured peak of each of `engines` (none for the refit baseline).
