@@ -262,6 +262,15 @@ impl Stores {
 /// complete, from this medsim; returns their common header (the first
 /// part's) and the folders.
 pub fn shards(dirs: &[PathBuf]) -> Result<(Header, Vec<PathBuf>)> {
+    let mut parts = read_parts(shard_folders(dirs)?)?;
+    parts.sort_by_key(|(s, _, _)| s.index);
+    check_parts(&parts)?;
+    let header = parts[0].1.clone();
+    Ok((header, parts.into_iter().map(|(_, _, d)| d).collect()))
+}
+
+/// The shard folders among `dirs` and inside them.
+fn shard_folders(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for d in dirs {
         if d.join(HEADER_FILE).exists() {
@@ -289,6 +298,11 @@ pub fn shards(dirs: &[PathBuf]) -> Result<(Header, Vec<PathBuf>)> {
         inner.sort();
         found.extend(inner);
     }
+    Ok(found)
+}
+
+/// Each shard folder's part and header; a checkpoint is not a part.
+fn read_parts(found: Vec<PathBuf>) -> Result<Vec<(Shard, Header, PathBuf)>> {
     let mut parts: Vec<(Shard, Header, PathBuf)> = Vec::new();
     for d in found {
         let h = Header::read(&d)?;
@@ -303,12 +317,17 @@ pub fn shards(dirs: &[PathBuf]) -> Result<(Header, Vec<PathBuf>)> {
         };
         parts.push((s, h, d));
     }
-    parts.sort_by_key(|(s, _, _)| s.index);
+    Ok(parts)
+}
+
+/// The parts (sorted) are of one run, split the same way, complete, on
+/// one engine, each once, none missing.
+fn check_parts(parts: &[(Shard, Header, PathBuf)]) -> Result<()> {
     let (first, first_header, first_dir) = parts[0].clone();
     let this = Header::new(&first_header.command, first_header.config.clone(), None)?;
     let name = |s: &Shard, d: &Path| format!("shard {}/{} ({})", s.index, s.count, d.display());
     this.check_same(&first_header, &name(&first, &first_dir))?;
-    for (s, h, d) in &parts {
+    for (s, h, d) in parts {
         first_header.check_same(h, &name(s, d))?;
         if s.count != first.count {
             return Err(Error::InvalidOption {
@@ -377,5 +396,5 @@ pub fn shards(dirs: &[PathBuf]) -> Result<(Header, Vec<PathBuf>)> {
             ),
         });
     }
-    Ok((first_header, parts.into_iter().map(|(_, _, d)| d).collect()))
+    Ok(())
 }

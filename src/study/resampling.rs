@@ -632,33 +632,8 @@ fn summarise<'a>(
         if col.tally.n < 2 {
             continue;
         }
-        let d = Draws {
-            tally: col.tally,
-            sd: col.sd,
-            order: col.order(),
-            acceleration: acceleration[i],
-            studentized: match (tracked.student[i], effect.se) {
-                (Some(s), Some(se)) if columns[s].tally.n > 0 => {
-                    Some((se, columns[s].tally.n, columns[s].order()))
-                }
-                _ => None,
-            },
-        };
-        let p_value = if permutation {
-            // Permuting the treatment imposes a = c = c' = 0 (so also a*b = 0),
-            // but says nothing about b or the proportion mediated.
-            let untested = matches!(
-                EffectKey::parse(key, mediators),
-                Some(EffectKey::B(_) | EffectKey::ProportionMediated)
-            );
-            (!untested).then(|| d.permutation_p_value())
-        } else {
-            Some(
-                wcr.iter()
-                    .find(|(k, _)| k == key)
-                    .map_or_else(|| d.p_value(), |(_, p)| *p),
-            )
-        };
+        let d = tracked.draws(i, effect, &columns, acceleration[i]);
+        let p_value = p_value_of(key, &d, permutation, &wcr, mediators);
         effects.push((
             key.clone(),
             BootstrapStats {
@@ -680,6 +655,31 @@ fn summarise<'a>(
         backend,
         kept: kept.replicates,
     })
+}
+
+/// Effect `key`'s p-value: the permutation test's (permuting the
+/// treatment imposes a = c = c' = 0, so also a*b = 0, but says nothing
+/// about b or the proportion mediated), else the wild scheme's restricted
+/// test where it has one, else the bootstrap's.
+fn p_value_of(
+    key: &str,
+    d: &Draws,
+    permutation: bool,
+    wcr: &[(String, f64)],
+    mediators: &[String],
+) -> Option<f64> {
+    if permutation {
+        let untested = matches!(
+            EffectKey::parse(key, mediators),
+            Some(EffectKey::B(_) | EffectKey::ProportionMediated)
+        );
+        return (!untested).then(|| d.permutation_p_value());
+    }
+    Some(
+        wcr.iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| d.p_value(), |(_, p)| *p),
+    )
 }
 
 /// The leading replicates' effects (every effect but the sensitivity
@@ -790,6 +790,30 @@ impl Tracked {
             t0s,
             n_effects,
             student,
+        }
+    }
+
+    /// Effect i's draws: its column, and with studentized intervals its
+    /// t* column and full-sample SE.
+    fn draws<'c>(
+        &self,
+        i: usize,
+        effect: &crate::model::mediation::Effect,
+        columns: &'c [crate::resample::aggregate::Column],
+        acceleration: Option<f64>,
+    ) -> Draws<'c> {
+        let col = &columns[i];
+        Draws {
+            tally: col.tally,
+            sd: col.sd,
+            order: col.order(),
+            acceleration,
+            studentized: match (self.student[i], effect.se) {
+                (Some(s), Some(se)) if columns[s].tally.n > 0 => {
+                    Some((se, columns[s].tally.n, columns[s].order()))
+                }
+                _ => None,
+            },
         }
     }
 
