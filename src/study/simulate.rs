@@ -490,6 +490,48 @@ fn summarise_level(
     }
 }
 
+/// The bootstrap replicates of each prepared dataset of a chunk, computed
+/// in stacked GPU batches (None for a dataset that failed to prepare, and
+/// for all of them, with one warning, when the stacked batch fails: each
+/// dataset then runs its own engine).
+fn stacked_engines(
+    gpu: &GpuUse,
+    spec: &ResampleSpec,
+    prepared: &[Option<Prepared>],
+    warned: &std::sync::Once,
+) -> Vec<Option<Precomputed>> {
+    let backend = gpu.backend();
+    let ready: Vec<(usize, &Prepared)> = prepared
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+        .collect();
+    let sets: Vec<_> = ready
+        .iter()
+        .map(|(_, p)| (&p.design, &p.analysis.fit, p.seed))
+        .collect();
+    let replicates = spec.replicates as usize;
+    let mut given: Vec<Option<Precomputed>> = (0..prepared.len()).map(|_| None).collect();
+    match gpu.stacked(&sets, spec.scheme, replicates) {
+        Ok(stats) => {
+            for ((i, p), stats) in ready.iter().zip(stats) {
+                let layout = StatLayout {
+                    mediators: p.design.layout.n_mediators,
+                    studentized: false,
+                    sensitivity: 0,
+                };
+                given[*i] = Some(Precomputed::new(layout, stats, backend.clone()));
+            }
+        }
+        Err(e) => warned.call_once(|| {
+            crate::notices::notify(format!(
+                "warning: the stacked GPU batch failed ({e}); each dataset runs its own engine"
+            ))
+        }),
+    }
+    given
+}
+
 /// The GPU context a study's bootstrap stacks its datasets on
 /// (`crate::gpu::stack`), with the bootstrap's resampling, where it can:
 /// the resampling asks for the GPU (or auto finds a hardware adapter), the
@@ -657,40 +699,12 @@ pub fn run_stored(
                     v
                 }));
             };
-            let backend = gpu.backend();
             let prepared = parallel(workers, count, &|i| {
                 prepare(study, cell, (first + i) as u64)
             });
             let prepared: Vec<Option<Prepared>> =
                 prepared.into_iter().map(Option::flatten).collect();
-            let ready: Vec<(usize, &Prepared)> = prepared
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
-                .collect();
-            let sets: Vec<_> = ready
-                .iter()
-                .map(|(_, p)| (&p.design, &p.analysis.fit, p.seed))
-                .collect();
-            let replicates = spec.replicates as usize;
-            let mut given: Vec<Option<Precomputed>> = (0..count).map(|_| None).collect();
-            match gpu.stacked(&sets, spec.scheme, replicates) {
-            Ok(stats) => {
-                for ((i, p), stats) in ready.iter().zip(stats) {
-                    let layout = StatLayout {
-                        mediators: p.design.layout.n_mediators,
-                        studentized: false,
-                        sensitivity: 0,
-                    };
-                    given[*i] = Some(Precomputed::new(layout, stats, backend.clone()));
-                }
-            }
-            Err(e) => warned.call_once(|| {
-                crate::notices::notify(format!(
-                    "warning: the stacked GPU batch failed ({e}); each dataset runs its own engine"
-                ))
-            }),
-        }
+            let given = stacked_engines(gpu, spec, &prepared, &warned);
             unpack(parallel(workers, count, &|i| {
                 let engine = given[i].as_ref().map(|e| e as &dyn Engine);
                 let v = verdicts(study, prepared[i].as_ref(), engine);
