@@ -37,6 +37,7 @@ use crate::resample::engine::{Backend, Engine};
 use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::permutation::Exchange;
 use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
+use crate::resample::spec::SharedWeights;
 use crate::resample::whiten::Whitened;
 
 /// Smallest batch tried before falling back to the CPU engine.
@@ -404,6 +405,9 @@ pub struct GpuEngine<'a> {
     fit: &'a SystemFit,
     /// The permutation scheme's panel (for the CPU fallback).
     panel: Option<&'a Panel>,
+    /// A group's model drawing the run's weights: its clusters' places
+    /// among the run's (for the CPU fallback).
+    cluster_map: Option<Vec<usize>>,
     /// Sensitivity analysis: the rho grid and the full-sample kappa.
     rho: Vec<f64>,
     kappa_hat: f64,
@@ -577,7 +581,28 @@ impl<'a> GpuEngine<'a> {
                     .into(),
             });
         }
-        Self::build(ctx, design, fit, plan, None, options)
+        Self::build(ctx, design, fit, plan, None, None, options)
+    }
+
+    /// An engine for a group's model (`design`, `fit`) drawing the run's
+    /// weights (`shared`): its statistics are spread over the run's
+    /// clusters on the device (zero where the group has no cluster), so the
+    /// device draws the run's weights as the CPU engine's cluster map does.
+    pub fn mapped(
+        ctx: &'a GpuContext,
+        design: &'a Design,
+        fit: &'a SystemFit,
+        shared: &SharedWeights,
+        plan: WeightPlan,
+        options: GpuOptions,
+    ) -> Result<GpuEngine<'a>> {
+        if plan.scheme == Scheme::Permutation {
+            return Err(Error::InvalidOption {
+                option: "resampling.scheme".into(),
+                message: "the permutation scheme draws no weights to share".into(),
+            });
+        }
+        Self::build(ctx, design, fit, plan, None, Some(shared), options)
     }
 
     /// An engine permuting the treatment series of `panel`'s units (seed
@@ -591,7 +616,7 @@ impl<'a> GpuEngine<'a> {
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
         let plan = WeightPlan::new(Scheme::Permutation, seed, design.n_clusters, None);
-        Self::build(ctx, design, fit, plan, Some(panel), options)
+        Self::build(ctx, design, fit, plan, Some(panel), None, options)
     }
 
     fn build(
@@ -600,8 +625,21 @@ impl<'a> GpuEngine<'a> {
         fit: &'a SystemFit,
         plan: WeightPlan,
         panel: Option<&'a Panel>,
+        shared: Option<&SharedWeights>,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
+        // The device holds the statistics it resamples: the model's own, or
+        // spread over the run's clusters. The engine keeps the model's own
+        // for its sensitivity solve and its CPU fallback.
+        let spread = shared.map(|s| {
+            (
+                design.on_clusters(&s.map, s.n_clusters),
+                fit.on_clusters(&s.map, s.n_clusters),
+            )
+        });
+        let cluster_map = shared.map(|s| s.map.clone());
+        let (model, model_fit) = (design, fit);
+        let (design, fit) = spread.as_ref().map_or((design, fit), |(d, f)| (d, f));
         let instrumented = design.layout.instrumented();
         let studentize = options.studentize;
         check_rules(
@@ -727,9 +765,10 @@ impl<'a> GpuEngine<'a> {
                 batches: 0,
                 fell_back: None,
             }),
-            design,
-            fit,
+            design: model,
+            fit: model_fit,
             panel,
+            cluster_map,
             rho: Vec::new(),
             kappa_hat: f64::NAN,
             cpu: OnceLock::new(),
@@ -1093,7 +1132,7 @@ impl<'a> GpuEngine<'a> {
                     threads: self.options.cpu_threads,
                     studentize: self.options.studentize,
                     rho: self.rho.clone(),
-                    cluster_map: None,
+                    cluster_map: self.cluster_map.clone(),
                 };
                 cpu_engine(request, self.plan.clone())
             })

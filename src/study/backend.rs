@@ -47,12 +47,9 @@ pub struct Request<'a> {
     pub strata: Option<&'a [u32]>,
     pub studentize: bool,
     /// A group's model drawing the run's weights: the CPU engine through
-    /// its cluster map, the GPU engine on `on_run_clusters`, its statistics
-    /// spread over the run's clusters.
+    /// its cluster map, the GPU engine on its statistics spread over the
+    /// run's clusters.
     pub shared: Option<&'a SharedWeights>,
-    /// Only the GPU engine reads it, so a CPU-only build never does.
-    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
-    pub on_run_clusters: Option<&'a (Design, SystemFit)>,
 }
 
 /// The engine `spec.backend` asks for: the CPU engine, the GPU engine, or
@@ -120,11 +117,8 @@ fn gpu_engine<'a>(
             r.seed,
             options,
         )?
-    } else if mapped.is_some() {
-        let (d, f) = r.on_run_clusters.ok_or_else(|| {
-            Error::Numerical("a group's statistics were not spread over the run's clusters".into())
-        })?;
-        GpuEngine::new(ctx, d, f, plan, options)?
+    } else if let Some(shared) = mapped {
+        GpuEngine::mapped(ctx, r.design, r.fit, shared, plan, options)?
     } else {
         GpuEngine::new(ctx, r.design, r.fit, plan, options)?
     };

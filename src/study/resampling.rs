@@ -145,7 +145,6 @@ pub fn label_test_p_values(
                 strata: None,
                 studentize: false,
                 shared: None,
-                on_run_clusters: None,
             },
         )
         .map(|(engine, _)| engine)
@@ -208,14 +207,6 @@ pub fn resample_with(
     let shared = shared.filter(|_| spec.scheme != Scheme::Jackknife);
     let (replicates, strata) = checked_request(design, panel, spec, shared)?;
     let studentize = spec.methods.contains(&Method::Studentized);
-    let spread = shared
-        .filter(|_| spec.scheme != Scheme::Permutation)
-        .map(|s| {
-            (
-                design.on_clusters(&s.map, s.n_clusters),
-                analysis.fit.on_clusters(&s.map, s.n_clusters),
-            )
-        });
     let chosen;
     let (engine, gpu): (&dyn Engine, _) = match given {
         Some(engine) => (engine, None),
@@ -230,7 +221,6 @@ pub fn resample_with(
                     strata: strata.as_deref(),
                     studentize,
                     shared,
-                    on_run_clusters: spread.as_ref(),
                 },
             )?;
             (chosen.0.as_ref(), chosen.1)
@@ -471,17 +461,8 @@ pub fn resample_contrast(
             map: side.map.clone(),
         })
         .collect();
-    let spread: Vec<(Design, crate::model::estimate::SystemFit)> = sides
-        .iter()
-        .map(|side| {
-            (
-                side.design.on_clusters(&side.map, n_clusters),
-                side.fit.on_clusters(&side.map, n_clusters),
-            )
-        })
-        .collect();
     let mut engines = Vec::new();
-    for ((side, shared), spread) in sides.iter().zip(&shared).zip(&spread) {
+    for (side, shared) in sides.iter().zip(&shared) {
         let (engine, _) = backend::engine(
             &spec,
             Request {
@@ -492,7 +473,6 @@ pub fn resample_contrast(
                 strata,
                 studentize,
                 shared: Some(shared),
-                on_run_clusters: Some(spread),
             },
         )?;
         engines.push(engine);
