@@ -358,27 +358,16 @@ pub(crate) struct RunFlags {
     /// depend on it [resampling.batch; default 256].
     #[arg(long)]
     pub(crate) batch: Option<u64>,
-    /// Engine: auto (a hardware GPU when there is one and it runs the scheme,
-    /// else the CPU), gpu (fail if it cannot), or cpu. Software adapters such
-    /// as lavapipe are only used when asked for [resampling.backend; default auto].
-    #[arg(long)]
-    pub(crate) backend: Option<String>,
+    #[command(flatten)]
+    pub(crate) engine: EngineFlags,
     /// GPU adapter: the best one whose name contains this (see `medsim devices`);
     /// implies the GPU. wgpu's WGPU_BACKEND etc. also apply [resampling.adapter].
     #[arg(long, value_name = "NAME")]
     pub(crate) adapter: Option<String>,
-    /// Precision of the GPU stages: f32 (default; within 1e-4 bootstrap SDs of
-    /// the f64 CPU engine) or f64 (adapters with SHADER_F64) [resampling.precision].
-    #[arg(long, value_name = "f32|f64")]
-    pub(crate) precision: Option<String>,
     /// Largest GPU batch in replicates (0: from the adapter's limits); results
     /// do not depend on it [resampling.gpu_batch; default 0].
     #[arg(long, value_name = "N")]
     pub(crate) gpu_batch: Option<u64>,
-    /// Worker threads (0: one per core); results do not depend on it
-    /// [resampling.threads; default 0].
-    #[arg(long)]
-    pub(crate) threads: Option<u64>,
     /// With --scheme wild, skip the restricted (null-imposed) bootstrap-t tests
     /// of a, b, c, c'; their p-values then come from the unrestricted draws
     /// [resampling.wild_tests = false].
@@ -392,6 +381,25 @@ pub(crate) struct RunFlags {
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
+}
+
+/// Where and how the replicates are computed: the flags every resampling
+/// command shares.
+#[derive(Args, Default, Clone, PartialEq)]
+pub(crate) struct EngineFlags {
+    /// Engine: auto (a hardware GPU when there is one and it runs the scheme,
+    /// else the CPU), gpu (fail if it cannot), or cpu. Software adapters such
+    /// as lavapipe are only used when asked for [resampling.backend; default auto].
+    #[arg(long)]
+    pub(crate) backend: Option<String>,
+    /// Precision of the GPU stages: f32 (default; within 1e-4 bootstrap SDs of
+    /// the f64 CPU engine) or f64 (adapters with SHADER_F64) [resampling.precision].
+    #[arg(long, value_name = "f32|f64")]
+    pub(crate) precision: Option<String>,
+    /// Worker threads (0: one per core; a simulation study runs its datasets
+    /// in parallel); results do not depend on it [resampling.threads; default 0].
+    #[arg(long)]
+    pub(crate) threads: Option<u64>,
 }
 
 #[derive(Args)]
@@ -414,15 +422,8 @@ pub(crate) struct SimulateFlags {
     /// Bootstrap replicates per dataset [simulation.replicates].
     #[arg(short = 'B', long)]
     pub(crate) replicates: Option<u64>,
-    /// Worker threads, datasets in parallel (0: one per core) [resampling.threads].
-    #[arg(long)]
-    pub(crate) threads: Option<u64>,
-    /// Engine of each dataset's resampling: auto, gpu or cpu [resampling.backend].
-    #[arg(long)]
-    pub(crate) backend: Option<String>,
-    /// Precision of the GPU stages: f32 or f64 [resampling.precision].
-    #[arg(long, value_name = "f32|f64")]
-    pub(crate) precision: Option<String>,
+    #[command(flatten)]
+    pub(crate) engine: EngineFlags,
     /// Folder for the results [output.dir; default results/<name>].
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,

@@ -9,13 +9,13 @@ use clap::Parser;
 
 use crate::cli::STDOUT_IS_DATA;
 use crate::cli::args::{
-    BenchArgs, Cli, Command, GenerateArgs, MergeArgs, RunArgs, ScaleFlags, SimulateArgs,
-    SimulateFlags,
+    BenchArgs, Cli, Command, EngineFlags, GenerateArgs, MergeArgs, RunArgs, ScaleFlags,
+    SimulateArgs, SimulateFlags,
 };
 use crate::cli::driver::{
     Session, describe, engine_of, merge_engine, only_resume, progress_bar, resume_alone,
 };
-use crate::cli::flags::{SIMULATE_FLAGS, apply_flags, run_config};
+use crate::cli::flags::{ENGINE_FLAGS, SIMULATE_FLAGS, apply_flags, run_config};
 use crate::data::synthetic::{SyntheticParams, generate};
 use crate::data::table::write_csv;
 use crate::error::{Error, Result};
@@ -30,7 +30,12 @@ use crate::study::run::execute_timed;
 pub(crate) fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
     if let Some(dir) = &args.scale.resume {
         only_resume(&args)?;
-        return resume(dir, &args.scale, args.flags.quiet, args.flags.threads);
+        return resume(
+            dir,
+            &args.scale,
+            args.flags.quiet,
+            args.flags.engine.threads,
+        );
     }
     let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let (mut config, origin) = match &args.manifest {
@@ -107,7 +112,12 @@ pub(crate) fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Res
 pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
     if let Some(dir) = &args.scale.resume {
         only_resume(&args)?;
-        return resume(dir, &args.scale, args.flags.quiet, args.flags.threads);
+        return resume(
+            dir,
+            &args.scale,
+            args.flags.quiet,
+            args.flags.engine.threads,
+        );
     }
     let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
@@ -266,13 +276,16 @@ pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
     if let Some(dir) = &args.scale.resume {
         let rest = SimulateFlags {
             quiet: false,
-            threads: None,
+            engine: EngineFlags {
+                threads: None,
+                ..f.engine.clone()
+            },
             ..f.clone()
         };
         if args.config.is_some() || rest != SimulateFlags::default() {
             return Err(resume_alone());
         }
-        return resume(dir, &args.scale, f.quiet, f.threads);
+        return resume(dir, &args.scale, f.quiet, f.engine.threads);
     }
     let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
@@ -281,6 +294,7 @@ pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
     })?;
     let (mut c, mut origin) = config::read(path)?;
     crate::cli::flags::apply_table(SIMULATE_FLAGS, f, &mut c, &mut origin);
+    crate::cli::flags::apply_table(ENGINE_FLAGS, &f.engine, &mut c, &mut origin);
     let study = c.study(&origin)?;
     // What runs; the summary describes the study as configured.
     let out = c.out_dir();
@@ -528,19 +542,19 @@ pub(crate) fn replay(
         Command::Run(mut a) | Command::Sensitivity(mut a) => {
             a.flags.quiet |= quiet;
             a.flags.out = out.or(a.flags.out);
-            a.flags.threads = threads.or(a.flags.threads);
+            a.flags.engine.threads = threads.or(a.flags.engine.threads);
             run(a, header.command == "sensitivity", Some(scale))
         }
         Command::Sweep(mut a) => {
             a.flags.quiet |= quiet;
             a.flags.out = out.or(a.flags.out);
-            a.flags.threads = threads.or(a.flags.threads);
+            a.flags.engine.threads = threads.or(a.flags.engine.threads);
             sweep(a, Some(scale))
         }
         Command::Simulate(mut a) => {
             a.flags.quiet |= quiet;
             a.flags.out = out.or(a.flags.out);
-            a.flags.threads = threads.or(a.flags.threads);
+            a.flags.engine.threads = threads.or(a.flags.engine.threads);
             simulate(a, Some(scale))
         }
         _ => Err(bad(format!(

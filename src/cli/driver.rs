@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::args::{RunArgs, RunFlags};
+use crate::cli::args::{EngineFlags, RunArgs, RunFlags};
 use crate::error::{Error, Result};
 use crate::output::results_dir::ResultsDir;
 use crate::output::scale::{Mode, Scale, Stores, results_config};
@@ -56,7 +56,10 @@ pub(crate) fn shard_done(
 pub(crate) fn only_resume(args: &RunArgs) -> Result<()> {
     let rest = RunFlags {
         quiet: false,
-        threads: None,
+        engine: EngineFlags {
+            threads: None,
+            ..args.flags.engine.clone()
+        },
         ..args.flags.clone()
     };
     if args.config.is_some() || args.manifest.is_some() || rest != RunFlags::default() {

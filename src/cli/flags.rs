@@ -1,7 +1,7 @@
 //! Flags as config overrides: each flag of a run sets one config key, and
 //! the origin records which flag gave it, so errors name the flag.
 
-use crate::cli::args::{RunArgs, RunFlags, SimulateFlags};
+use crate::cli::args::{EngineFlags, RunArgs, RunFlags, SimulateFlags};
 use crate::error::{Error, Result};
 use crate::study::config::{self, Config, Origin};
 
@@ -60,6 +60,7 @@ pub(crate) fn apply_flags(
         }
     }
     apply_table(FLAGS, f, c, origin);
+    apply_table(ENGINE_FLAGS, &f.engine, c, origin);
     Ok(())
 }
 
@@ -83,9 +84,9 @@ pub(crate) struct Flag<A> {
     apply: fn(&A, &mut Config) -> bool,
 }
 
-/// Every flag of a run that overrides a config key (`--data`, whose path
-/// and defaults depend on whether a config file was given, is applied
-/// first by `apply_flags`).
+/// Every flag of a run that overrides a config key, with [`ENGINE_FLAGS`]
+/// (`--data`, whose path and defaults depend on whether a config file was
+/// given, is applied first by `apply_flags`).
 pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
     Flag {
         flag: "--unit",
@@ -193,29 +194,14 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
         apply: |f, c| set(f.batch, &mut c.resampling.batch),
     },
     Flag {
-        flag: "--backend",
-        key: "resampling.backend",
-        apply: |f, c| set(f.backend.clone(), &mut c.resampling.backend),
-    },
-    Flag {
         flag: "--adapter",
         key: "resampling.adapter",
         apply: |f, c| set(f.adapter.clone().map(Some), &mut c.resampling.adapter),
     },
     Flag {
-        flag: "--precision",
-        key: "resampling.precision",
-        apply: |f, c| set(f.precision.clone().map(Some), &mut c.resampling.precision),
-    },
-    Flag {
         flag: "--gpu-batch",
         key: "resampling.gpu_batch",
         apply: |f, c| set(f.gpu_batch, &mut c.resampling.gpu_batch),
-    },
-    Flag {
-        flag: "--threads",
-        key: "resampling.threads",
-        apply: |f, c| set(f.threads, &mut c.resampling.threads),
     },
     Flag {
         flag: "--memory",
@@ -279,7 +265,27 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
     },
 ];
 
-/// Every flag of `medsim simulate` that overrides a config key.
+/// The engine flags run, sweep and simulate share.
+pub(crate) const ENGINE_FLAGS: &[Flag<EngineFlags>] = &[
+    Flag {
+        flag: "--backend",
+        key: "resampling.backend",
+        apply: |f, c| set(f.backend.clone(), &mut c.resampling.backend),
+    },
+    Flag {
+        flag: "--precision",
+        key: "resampling.precision",
+        apply: |f, c| set(f.precision.clone().map(Some), &mut c.resampling.precision),
+    },
+    Flag {
+        flag: "--threads",
+        key: "resampling.threads",
+        apply: |f, c| set(f.threads, &mut c.resampling.threads),
+    },
+];
+
+/// Every flag of `medsim simulate` that overrides a config key (with
+/// [`ENGINE_FLAGS`]).
 pub(crate) const SIMULATE_FLAGS: &[Flag<SimulateFlags>] = &[
     Flag {
         flag: "--datasets",
@@ -296,21 +302,6 @@ pub(crate) const SIMULATE_FLAGS: &[Flag<SimulateFlags>] = &[
             Some(s) => set(f.replicates, &mut s.replicates),
             None => false,
         },
-    },
-    Flag {
-        flag: "--threads",
-        key: "resampling.threads",
-        apply: |f, c| set(f.threads, &mut c.resampling.threads),
-    },
-    Flag {
-        flag: "--backend",
-        key: "resampling.backend",
-        apply: |f, c| set(f.backend.clone(), &mut c.resampling.backend),
-    },
-    Flag {
-        flag: "--precision",
-        key: "resampling.precision",
-        apply: |f, c| set(f.precision.clone().map(Some), &mut c.resampling.precision),
     },
     Flag {
         flag: "--out",
@@ -354,6 +345,7 @@ pub(crate) fn keys() -> Vec<&'static str> {
         .iter()
         .map(|f| f.key)
         .chain(SIMULATE_FLAGS.iter().map(|f| f.key))
+        .chain(ENGINE_FLAGS.iter().map(|f| f.key))
         .chain(SCALE_FLAGS.iter().map(|&(key, _)| key))
         .filter(|k| k.contains('.'))
         .collect();
@@ -374,6 +366,7 @@ pub(crate) fn flag_of(key: &str) -> Option<&'static str> {
         .find(|f| f.key == key)
         .map(|f| f.flag)
         .or_else(|| SIMULATE_FLAGS.iter().find(|f| f.key == key).map(|f| f.flag))
+        .or_else(|| ENGINE_FLAGS.iter().find(|f| f.key == key).map(|f| f.flag))
         .or_else(|| {
             SCALE_FLAGS
                 .iter()
@@ -394,8 +387,17 @@ mod tests {
     #[test]
     fn the_table_and_the_help_agree() {
         let cli = Cli::command();
-        let run: Vec<(&str, &str)> = FLAGS.iter().map(|f| (f.flag, f.key)).collect();
-        let simulate: Vec<(&str, &str)> = SIMULATE_FLAGS.iter().map(|f| (f.flag, f.key)).collect();
+        let engine = ENGINE_FLAGS.iter().map(|f| (f.flag, f.key));
+        let run: Vec<(&str, &str)> = FLAGS
+            .iter()
+            .map(|f| (f.flag, f.key))
+            .chain(engine.clone())
+            .collect();
+        let simulate: Vec<(&str, &str)> = SIMULATE_FLAGS
+            .iter()
+            .map(|f| (f.flag, f.key))
+            .chain(engine)
+            .collect();
         for (command, table) in [("run", run), ("simulate", simulate)] {
             let sub = cli.find_subcommand(command).expect("subcommand");
             let help_of = |flag: &str| -> String {
@@ -438,5 +440,6 @@ mod tests {
         assert_eq!(flag_of("data.csv"), Some("--data"));
         assert_eq!(flag_of("sweep"), None);
         assert_eq!(flag_of("simulation.datasets"), Some("--datasets"));
+        assert_eq!(flag_of("resampling.threads"), Some("--threads"));
     }
 }
