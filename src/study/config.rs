@@ -703,15 +703,12 @@ impl Config {
                 }
                 other => other,
             };
-        // The engine settings are the run's.
+        // The engine settings are [resampling]'s, with the study's scheme
+        // and replicates.
         let mut run = self.clone();
         run.resampling.scheme = s.scheme.clone();
         run.resampling.replicates = s.replicates.max(1);
-        run.sensitivity = None;
-        run.data = DataConfig::default();
-        run.model = ModelConfig::default();
-        let plan = run.plan(origin)?;
-        let mut resampling = plan.resampling.unwrap_or_default();
+        let mut resampling = run.resample_spec(None, origin)?.unwrap_or_default();
         resampling.scheme = scheme;
         resampling.sensitivity = None;
         // Intervals only: the wild scheme's restricted tests are not used.

@@ -742,12 +742,11 @@ impl Tracked {
         let mut student = vec![None; n_effects];
         if layout.studentized {
             for (i, (k, e)) in effects.iter().enumerate() {
-                let key = EffectKey::parse(k, mediators);
-                let se = match &key {
-                    Some(EffectKey::Indirect(Some(_))) => key
-                        .as_ref()
-                        .and_then(|key| key.mediator(mediators))
-                        .map(|j| layout.se_ab(j)),
+                // Indirect effects and their contrasts have an SE per replicate.
+                let se = match EffectKey::parse(k, mediators) {
+                    Some(key @ EffectKey::Indirect(Some(_))) => {
+                        key.mediator(mediators).map(|j| layout.se_ab(j))
+                    }
                     Some(EffectKey::Contrast(..)) => layout
                         .index_of(k, mediators)
                         .map(|s| layout.se_contrast(s - layout.contrast(0))),
