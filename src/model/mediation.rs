@@ -279,6 +279,49 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     let fit = fit_system(design, &equations(design))?;
     let l = design.layout;
     let m = l.n_mediators;
+    let mediators: Vec<String> = (0..m)
+        .map(|j| design.names[l.mediator(j)].clone())
+        .collect();
+    let paths = Paths::new(design, &fit);
+    let effects = effects_of(design, &fit, &paths, &mediators);
+    let mc = monte_carlo_draws(&paths.theta, &paths.v, m, inference).map_err(|e| match e {
+        Error::TooLittleData { message, .. } => Error::TooLittleData {
+            file: design.source.clone(),
+            message,
+        },
+        other => other,
+    })?;
+    let targets = paths.interval_targets(&mediators);
+    let intervals = analytic_intervals(&targets, &mc, &paths.v, &inference.levels);
+    let (total_indirect, _) = paths.total();
+    let c_prime = fit.coef(m + 1, l.treatment());
+    let suppression = Suppression {
+        suppressing: total_indirect * c_prime < 0.0,
+        share: (total_indirect / c_prime).abs(),
+    };
+    Ok(Analysis {
+        effects,
+        intervals,
+        suppression,
+        joint: paths.joint_tests(&mediators, fit.df()),
+        fit,
+        mediators,
+        iv: first_stage(design)?,
+    })
+}
+
+/// Every effect of the fit, in the summary's order: each mediator's a and b
+/// (and, with several, its a_j b_j), c, c', the total indirect effect, the
+/// contrasts of the specific indirect effects, the proportion mediated and
+/// the suppression share.
+fn effects_of(
+    design: &Design,
+    fit: &SystemFit,
+    paths: &Paths,
+    mediators: &[String],
+) -> Vec<(String, Effect)> {
+    let l = design.layout;
+    let m = l.n_mediators;
     let x = l.treatment();
     let outcome_eq = m + 1;
     let df = fit.df();
@@ -292,47 +335,12 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             bootstrap: None,
         }
     };
-
-    // theta = (a_1..a_m, b_1..b_m) and its covariance.
-    let idx: Vec<(usize, usize)> = (0..m)
-        .map(|j| (1 + j, x))
-        .chain((0..m).map(|j| (outcome_eq, l.mediator(j))))
-        .collect();
-    let theta: Vec<f64> = idx.iter().map(|&(e, c)| fit.coef(e, c)).collect();
-    let d = 2 * m;
-    let mut v = vec![0.0; d * d];
-    for i in 0..d {
-        for j in 0..d {
-            v[i * d + j] = fit.cov(idx[i], idx[j]);
-        }
-    }
-    let mediators: Vec<String> = (0..m)
-        .map(|j| design.names[l.mediator(j)].clone())
-        .collect();
-
-    // Delta-method (Sobel) variance of a gradient g'theta-linearisation.
-    let delta_se = |grad: &[f64]| -> f64 { quadratic_form(grad, &v).sqrt() };
-    let sobel = |est: f64, grad: &[f64]| {
-        let se = delta_se(grad);
-        Effect {
-            estimate: est,
-            se: Some(se),
-            p_value: Some(normal_p_value(est / se)),
-            bootstrap: None,
-        }
+    let no_se = |estimate: f64| Effect {
+        estimate,
+        se: None,
+        p_value: None,
+        bootstrap: None,
     };
-    let specific: Vec<f64> = (0..m).map(|j| theta[j] * theta[m + j]).collect();
-    let total_indirect: f64 = specific.iter().sum();
-    let grad_total: Vec<f64> = (0..d)
-        .map(|i| if i < m { theta[m + i] } else { theta[i - m] })
-        .collect();
-    let grad_specific = |j: usize| -> Vec<f64> {
-        let mut g = vec![0.0; d];
-        g[j] = theta[m + j];
-        g[m + j] = theta[j];
-        g
-    };
-
     let c = t_effect(TOTAL, x);
     let c_prime = t_effect(outcome_eq, x);
     let mut effects = Vec::new();
@@ -354,105 +362,147 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
             ));
             effects.push((
                 EffectKey::Indirect(Some(name.clone())).to_string(),
-                sobel(specific[j], &grad_specific(j)),
+                paths.sobel(paths.specific(j)),
             ));
         }
     }
     effects.push((EffectKey::C.to_string(), c));
     effects.push((EffectKey::CPrime.to_string(), c_prime));
-    let indirect = sobel(total_indirect, &grad_total);
-    effects.push((EffectKey::Indirect(None).to_string(), indirect));
-    // Pairwise contrasts of the specific indirect effects, a_j b_j - a_k b_k.
-    let pairs: Vec<(usize, usize)> = (0..m)
-        .flat_map(|j| (j + 1..m).map(move |k| (j, k)))
-        .collect();
-    let grad_contrast = |j: usize, k: usize| -> Vec<f64> {
-        grad_specific(j)
-            .iter()
-            .zip(grad_specific(k))
-            .map(|(a, b)| a - b)
-            .collect()
-    };
-    for &(j, k) in &pairs {
+    let (total_indirect, grad_total) = paths.total();
+    effects.push((
+        EffectKey::Indirect(None).to_string(),
+        paths.sobel((total_indirect, grad_total)),
+    ));
+    for (j, k) in paths.pairs() {
         effects.push((
             EffectKey::Contrast(mediators[j].clone(), mediators[k].clone()).to_string(),
-            sobel(specific[j] - specific[k], &grad_contrast(j, k)),
+            paths.sobel(paths.contrast(j, k)),
         ));
     }
     effects.push((
         EffectKey::ProportionMediated.to_string(),
-        Effect {
-            estimate: total_indirect / c.estimate,
-            se: None,
-            p_value: None,
-            bootstrap: None,
-        },
+        no_se(total_indirect / c.estimate),
     ));
     effects.push((
         EffectKey::SuppressionShare.to_string(),
-        Effect {
-            estimate: (total_indirect / c_prime.estimate).abs(),
-            se: None,
-            p_value: None,
-            bootstrap: None,
-        },
+        no_se((total_indirect / c_prime.estimate).abs()),
     ));
+    effects
+}
 
-    let joint = (0..m)
-        .map(|j| {
-            let pa = t_p_value(theta[j] / v[j * d + j].sqrt(), df);
-            let pb = t_p_value(theta[m + j] / v[(m + j) * d + m + j].sqrt(), df);
-            JointTest {
-                mediator: mediators[j].clone(),
-                p_value: pa.max(pb),
+/// The a and b paths, theta = (a_1..a_m, b_1..b_m), with their joint
+/// cluster-robust covariance; the indirect effects are functions of them,
+/// each given with its gradient for the delta method (Sobel).
+struct Paths {
+    theta: Vec<f64>,
+    /// Covariance of theta, row-major 2m x 2m.
+    v: Vec<f64>,
+    m: usize,
+}
+
+impl Paths {
+    fn new(design: &Design, fit: &SystemFit) -> Paths {
+        let l = design.layout;
+        let m = l.n_mediators;
+        let idx: Vec<(usize, usize)> = (0..m)
+            .map(|j| (1 + j, l.treatment()))
+            .chain((0..m).map(|j| (m + 1, l.mediator(j))))
+            .collect();
+        let theta = idx.iter().map(|&(e, c)| fit.coef(e, c)).collect();
+        let d = 2 * m;
+        let mut v = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                v[i * d + j] = fit.cov(idx[i], idx[j]);
             }
-        })
-        .collect();
-
-    // Intervals: Sobel (normal) and Monte Carlo, for the total indirect effect
-    // and, with several mediators, for each specific one.
-    let mut targets: Vec<(String, f64, Vec<f64>)> = vec![(
-        EffectKey::Indirect(None).to_string(),
-        total_indirect,
-        grad_total.clone(),
-    )];
-    if m > 1 {
-        for (j, name) in mediators.iter().enumerate() {
-            targets.push((
-                EffectKey::Indirect(Some(name.clone())).to_string(),
-                specific[j],
-                grad_specific(j),
-            ));
         }
-        for &(j, k) in &pairs {
-            targets.push((
-                EffectKey::Contrast(mediators[j].clone(), mediators[k].clone()).to_string(),
-                specific[j] - specific[k],
-                grad_contrast(j, k),
-            ));
+        Paths { theta, v, m }
+    }
+
+    /// a_j b_j and its gradient.
+    fn specific(&self, j: usize) -> (f64, Vec<f64>) {
+        let (m, t) = (self.m, &self.theta);
+        let mut g = vec![0.0; 2 * m];
+        g[j] = t[m + j];
+        g[m + j] = t[j];
+        (t[j] * t[m + j], g)
+    }
+
+    /// The total indirect effect, sum of a_j b_j, and its gradient.
+    fn total(&self) -> (f64, Vec<f64>) {
+        let (m, t) = (self.m, &self.theta);
+        let estimate: f64 = (0..m).map(|j| t[j] * t[m + j]).sum();
+        let grad = (0..2 * m)
+            .map(|i| if i < m { t[m + i] } else { t[i - m] })
+            .collect();
+        (estimate, grad)
+    }
+
+    /// a_j b_j - a_k b_k and its gradient.
+    fn contrast(&self, j: usize, k: usize) -> (f64, Vec<f64>) {
+        let ((ej, gj), (ek, gk)) = (self.specific(j), self.specific(k));
+        (ej - ek, gj.iter().zip(gk).map(|(a, b)| a - b).collect())
+    }
+
+    /// The pairs of mediators (j < k) in order.
+    fn pairs(&self) -> Vec<(usize, usize)> {
+        let m = self.m;
+        (0..m)
+            .flat_map(|j| (j + 1..m).map(move |k| (j, k)))
+            .collect()
+    }
+
+    /// The delta-method (Sobel) test of an estimate with gradient `grad`.
+    fn sobel(&self, (estimate, grad): (f64, Vec<f64>)) -> Effect {
+        let se = quadratic_form(&grad, &self.v).sqrt();
+        Effect {
+            estimate,
+            se: Some(se),
+            p_value: Some(normal_p_value(estimate / se)),
+            bootstrap: None,
         }
     }
-    let mc = monte_carlo_draws(&theta, &v, m, inference).map_err(|e| match e {
-        Error::TooLittleData { message, .. } => Error::TooLittleData {
-            file: design.source.clone(),
-            message,
-        },
-        other => other,
-    })?;
-    let intervals = analytic_intervals(&targets, &mc, &v, &inference.levels);
-    let suppression = Suppression {
-        suppressing: total_indirect * c_prime.estimate < 0.0,
-        share: (total_indirect / c_prime.estimate).abs(),
-    };
-    Ok(Analysis {
-        effects,
-        intervals,
-        suppression,
-        joint,
-        fit,
-        mediators,
-        iv: first_stage(design)?,
-    })
+
+    /// The joint significance test of each mediator: the larger of the
+    /// t tests' p-values of a_j and b_j.
+    fn joint_tests(&self, mediators: &[String], df: f64) -> Vec<JointTest> {
+        let (m, d, t, v) = (self.m, 2 * self.m, &self.theta, &self.v);
+        (0..m)
+            .map(|j| {
+                let pa = t_p_value(t[j] / v[j * d + j].sqrt(), df);
+                let pb = t_p_value(t[m + j] / v[(m + j) * d + m + j].sqrt(), df);
+                JointTest {
+                    mediator: mediators[j].clone(),
+                    p_value: pa.max(pb),
+                }
+            })
+            .collect()
+    }
+
+    /// What the Sobel and Monte Carlo intervals are for, in the order of
+    /// `monte_carlo_draws`: the total indirect effect and, with several
+    /// mediators, each specific one and each contrast (key, estimate,
+    /// gradient).
+    fn interval_targets(&self, mediators: &[String]) -> Vec<(String, f64, Vec<f64>)> {
+        let with_key =
+            |key: EffectKey, (estimate, grad): (f64, Vec<f64>)| (key.to_string(), estimate, grad);
+        let mut targets = vec![with_key(EffectKey::Indirect(None), self.total())];
+        if self.m > 1 {
+            for (j, name) in mediators.iter().enumerate() {
+                targets.push(with_key(
+                    EffectKey::Indirect(Some(name.clone())),
+                    self.specific(j),
+                ));
+            }
+            for (j, k) in self.pairs() {
+                targets.push(with_key(
+                    EffectKey::Contrast(mediators[j].clone(), mediators[k].clone()),
+                    self.contrast(j, k),
+                ));
+            }
+        }
+        targets
+    }
 }
 
 /// Sorted Monte Carlo draws of the total indirect effect (index 0) and, with
