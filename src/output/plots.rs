@@ -374,120 +374,11 @@ pub fn sweep(
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for key in keys {
-        // (label, numeric value, estimate, interval, the other keys' values)
-        type SweepRow = (String, Option<f64>, f64, Option<(f64, f64)>, String);
-        let rows: Vec<SweepRow> = points
-            .iter()
-            .filter_map(|(values, s)| {
-                let v = values.iter().find(|(k, _)| k == key)?.1.clone();
-                let x = match &v {
-                    toml::Value::Integer(i) => Some(*i as f64),
-                    toml::Value::Float(f) => Some(*f),
-                    _ => None,
-                };
-                let e = s.effect("indirect")?.estimate;
-                let iv = headline(&s.intervals, "indirect").map(|i| (i.lower, i.upper));
-                let others = values
-                    .iter()
-                    .filter(|(k, _)| k != key)
-                    .map(|(k, v)| format!("{k} = {}", crate::study::sweep::cell(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Some((crate::study::sweep::cell(&v), x, e, iv, others))
-            })
-            .collect();
-        let mut groups: Vec<&str> = Vec::new();
-        for r in &rows {
-            if !groups.contains(&r.4.as_str()) {
-                groups.push(&r.4);
-            }
-        }
+        let rows = sweep_rows(key, points);
         if rows.is_empty() {
             continue;
         }
-        let numeric = rows.iter().all(|r| r.1.is_some());
-        let xs: Vec<f64> = rows
-            .iter()
-            .enumerate()
-            .map(|(k, r)| {
-                if numeric {
-                    r.1.unwrap_or(0.0)
-                } else {
-                    k as f64
-                }
-            })
-            .collect();
-        let (x0, x1) = padded(
-            xs.iter().cloned().fold(f64::INFINITY, f64::min),
-            xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-        );
-        let mut lo = 0.0f64;
-        let mut hi = 0.0f64;
-        for r in &rows {
-            lo = lo.min(r.2);
-            hi = hi.max(r.2);
-            if let Some((l, u)) = r.3 {
-                lo = lo.min(l);
-                hi = hi.max(u);
-            }
-        }
-        let (lo, hi) = padded(lo, hi);
-        let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let text = svg((WIDTH, HEIGHT), |root| {
-            let mut chart = ChartBuilder::on(root)
-                .caption(format!("Indirect effect along {key}"), ("sans-serif", 17))
-                .margin(12)
-                .x_label_area_size(45)
-                .y_label_area_size(65)
-                .build_cartesian_2d(x0..x1, lo..hi)?;
-            let mut mesh = chart.configure_mesh();
-            mesh.x_desc(key.as_str())
-                .y_desc("indirect effect (a*b)")
-                .light_line_style(WHITE);
-            let formatter = |x: &f64| {
-                let k = x.round();
-                if (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() {
-                    labels[k as usize].clone()
-                } else {
-                    String::new()
-                }
-            };
-            if !numeric {
-                mesh.x_labels(labels.len()).x_label_formatter(&formatter);
-            }
-            mesh.draw()?;
-            chart.draw_series(LineSeries::new([(x0, 0.0), (x1, 0.0)], BLACK.mix(0.5)))?;
-            for (x, r) in xs.iter().zip(&rows) {
-                if let Some((l, u)) = r.3 {
-                    chart.draw_series(LineSeries::new(
-                        [(*x, l), (*x, u)],
-                        PALETTE[0].stroke_width(2),
-                    ))?;
-                }
-            }
-            for (g, group) in groups.iter().enumerate() {
-                let colour = PALETTE[g % PALETTE.len()];
-                let mut line: Vec<(f64, f64)> = xs
-                    .iter()
-                    .zip(&rows)
-                    .filter(|(_, r)| r.4 == *group)
-                    .map(|(x, r)| (*x, r.2))
-                    .collect();
-                line.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let series = chart.draw_series(LineSeries::new(line.clone(), colour.mix(0.6)))?;
-                if !group.is_empty() {
-                    series.label(group.to_string()).legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
-                    });
-                }
-                chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
-            }
-            if groups.iter().any(|g| !g.is_empty()) {
-                legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-            }
-            Ok(())
-        });
-        if let Some(text) = text {
+        if let Some(text) = sweep_plot(key, &rows) {
             let slug: String = key
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -496,6 +387,141 @@ pub fn sweep(
         }
     }
     out
+}
+
+/// One point of a sweep along one key.
+struct SweepRow {
+    /// The key's value as the table prints it.
+    label: String,
+    /// The key's value, when a number.
+    x: Option<f64>,
+    estimate: f64,
+    interval: Option<(f64, f64)>,
+    /// The other swept keys' values: the line the point is on.
+    others: String,
+}
+
+/// The points of a sweep along `key` (those that swept it and have a pooled
+/// indirect effect), in point order.
+fn sweep_rows(key: &str, points: &[(Vec<(String, toml::Value)>, &Summary)]) -> Vec<SweepRow> {
+    points
+        .iter()
+        .filter_map(|(values, s)| {
+            let v = values.iter().find(|(k, _)| k == key)?.1.clone();
+            let x = match &v {
+                toml::Value::Integer(i) => Some(*i as f64),
+                toml::Value::Float(f) => Some(*f),
+                _ => None,
+            };
+            let estimate = s.effect("indirect")?.estimate;
+            let interval = headline(&s.intervals, "indirect").map(|i| (i.lower, i.upper));
+            let others = values
+                .iter()
+                .filter(|(k, _)| k != key)
+                .map(|(k, v)| format!("{k} = {}", crate::study::sweep::cell(v)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some(SweepRow {
+                label: crate::study::sweep::cell(&v),
+                x,
+                estimate,
+                interval,
+                others,
+            })
+        })
+        .collect()
+}
+
+/// The SVG of a sweep along `key` (rows not empty).
+fn sweep_plot(key: &str, rows: &[SweepRow]) -> Option<String> {
+    let mut groups: Vec<&str> = Vec::new();
+    for r in rows {
+        if !groups.contains(&r.others.as_str()) {
+            groups.push(&r.others);
+        }
+    }
+    let numeric = rows.iter().all(|r| r.x.is_some());
+    let xs: Vec<f64> = rows
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            if numeric {
+                r.x.unwrap_or(0.0)
+            } else {
+                k as f64
+            }
+        })
+        .collect();
+    let (x0, x1) = padded(
+        xs.iter().cloned().fold(f64::INFINITY, f64::min),
+        xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let mut lo = 0.0f64;
+    let mut hi = 0.0f64;
+    for r in rows {
+        lo = lo.min(r.estimate);
+        hi = hi.max(r.estimate);
+        if let Some((l, u)) = r.interval {
+            lo = lo.min(l);
+            hi = hi.max(u);
+        }
+    }
+    let (lo, hi) = padded(lo, hi);
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    svg((WIDTH, HEIGHT), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("Indirect effect along {key}"), ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(65)
+            .build_cartesian_2d(x0..x1, lo..hi)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(key)
+            .y_desc("indirect effect (a*b)")
+            .light_line_style(WHITE);
+        let formatter = |x: &f64| {
+            let k = x.round();
+            if (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() {
+                labels[k as usize].clone()
+            } else {
+                String::new()
+            }
+        };
+        if !numeric {
+            mesh.x_labels(labels.len()).x_label_formatter(&formatter);
+        }
+        mesh.draw()?;
+        chart.draw_series(LineSeries::new([(x0, 0.0), (x1, 0.0)], BLACK.mix(0.5)))?;
+        for (x, r) in xs.iter().zip(rows) {
+            if let Some((l, u)) = r.interval {
+                chart.draw_series(LineSeries::new(
+                    [(*x, l), (*x, u)],
+                    PALETTE[0].stroke_width(2),
+                ))?;
+            }
+        }
+        for (g, group) in groups.iter().enumerate() {
+            let colour = PALETTE[g % PALETTE.len()];
+            let mut line: Vec<(f64, f64)> = xs
+                .iter()
+                .zip(rows)
+                .filter(|(_, r)| r.others == *group)
+                .map(|(x, r)| (*x, r.estimate))
+                .collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let series = chart.draw_series(LineSeries::new(line.clone(), colour.mix(0.6)))?;
+            if !group.is_empty() {
+                series.label(group.to_string()).legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
+            }
+            chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
+        }
+        if groups.iter().any(|g| !g.is_empty()) {
+            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+        }
+        Ok(())
+    })
 }
 
 /// `power.svg`: each method's rejection rate against n, one panel per (a,
