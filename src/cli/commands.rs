@@ -155,45 +155,13 @@ pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
         resamples,
         args.flags.quiet,
     )?;
-    let n = plans.len() as u64;
+    let started = std::time::Instant::now();
     let bar = progress_bar(
         args.flags.quiet,
-        n * 1000,
+        plans.len() as u64 * 1000,
         "{spinner} sweep point {msg} [{bar:30}] {percent}% eta {eta}",
     );
-    let width = n.to_string().len().max(3);
-    let mut files = Vec::new();
-    let mut rows = Vec::new();
-    let mut summaries = Vec::new();
-    let started = std::time::Instant::now();
-    for (k, ((config, plan, inputs), point)) in plans.iter().zip(&points).enumerate() {
-        bar.set_message(format!("{}/{n}", k + 1));
-        let offset = k as u64 * 1000;
-        // Each point's replicates in a folder of the sweep's store.
-        let mut plan = plan.clone();
-        if let Some(spec) = plan.resampling.as_mut() {
-            session.attach(spec, Some(&format!("p{:0width$}", k + 1)))?;
-        }
-        let plan = &plan;
-        let (summary, timings) = execute_timed(plan, &|done, total| {
-            bar.set_position(offset + 1000 * done / total.max(1));
-        })
-        .map_err(|e| Error::InvalidOption {
-            option: format!("sweep point {} ({})", k + 1, describe(&point.values)),
-            message: e.to_string(),
-        })?;
-        if session.is_shard() {
-            session.note_engine(engine_of(&summary));
-            bar.set_position(offset + 1000);
-            continue;
-        }
-        rows.extend(crate::study::sweep::rows(k + 1, &point.values, &summary));
-        for (name, bytes) in run_folder(config, inputs, &summary, &timings)? {
-            files.push((format!("points/{:0width$}/{name}", k + 1), bytes));
-        }
-        summaries.push(summary);
-        bar.set_position(offset + 1000);
-    }
+    let (rows, mut files, summaries) = run_points(&plans, &points, &mut session, &bar)?;
     bar.finish_and_clear();
     // A shard's part is marked complete only now that every point's part
     // is stored.
@@ -219,13 +187,66 @@ pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
     Ok(())
 }
 
+/// A sweep's run and each point's config, validated plan and inputs.
+type PointPlan = (Config, crate::study::run::RunPlan, Vec<PathBuf>);
+
+/// Run every point of a sweep in order, each drawing its replicates through
+/// its folder of the sweep's store. Gives the sweep table's rows, each
+/// point's files and summary (none for a shard's part, which only stores
+/// replicates).
+#[allow(clippy::type_complexity)]
+fn run_points(
+    plans: &[PointPlan],
+    points: &[crate::study::sweep::Point],
+    session: &mut Session,
+    bar: &indicatif::ProgressBar,
+) -> Result<(
+    Vec<Vec<String>>,
+    Vec<(String, Vec<u8>)>,
+    Vec<crate::study::summary::Summary>,
+)> {
+    let n = plans.len() as u64;
+    let width = n.to_string().len().max(3);
+    let mut files = Vec::new();
+    let mut rows = Vec::new();
+    let mut summaries = Vec::new();
+    for (k, ((config, plan, inputs), point)) in plans.iter().zip(points).enumerate() {
+        bar.set_message(format!("{}/{n}", k + 1));
+        let offset = k as u64 * 1000;
+        let mut plan = plan.clone();
+        if let Some(spec) = plan.resampling.as_mut() {
+            session.attach(spec, Some(&format!("p{:0width$}", k + 1)))?;
+        }
+        let plan = &plan;
+        let (summary, timings) = execute_timed(plan, &|done, total| {
+            bar.set_position(offset + 1000 * done / total.max(1));
+        })
+        .map_err(|e| Error::InvalidOption {
+            option: format!("sweep point {} ({})", k + 1, describe(&point.values)),
+            message: e.to_string(),
+        })?;
+        if session.is_shard() {
+            session.note_engine(engine_of(&summary));
+            bar.set_position(offset + 1000);
+            continue;
+        }
+        rows.extend(crate::study::sweep::rows(k + 1, &point.values, &summary));
+        for (name, bytes) in run_folder(config, inputs, &summary, &timings)? {
+            files.push((format!("points/{:0width$}/{name}", k + 1), bytes));
+        }
+        summaries.push(summary);
+        bar.set_position(offset + 1000);
+    }
+    Ok((rows, files, summaries))
+}
+
 /// Every sweep point's config (the flags applied), validated plan and
 /// inputs (for its manifest), before any work.
 fn point_plans(
     args: &RunArgs,
     points: &[crate::study::sweep::Point],
     origin: &mut config::Origin,
-) -> Result<Vec<(Config, crate::study::run::RunPlan, Vec<PathBuf>)>> {
+) -> Result<Vec<PointPlan>> {
     let mut plans = Vec::with_capacity(points.len());
     for point in points {
         let mut c = point.config.clone();

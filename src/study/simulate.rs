@@ -675,68 +675,131 @@ pub fn run_stored(
         t => t,
     };
     let started = Instant::now();
-    let done = AtomicU64::new(0);
-    let total = AtomicU64::new(study.cells.len() as u64 * study.datasets);
-    let tick = || {
-        let k = done.fetch_add(1, Ordering::Relaxed) + 1;
-        progress(k, total.load(Ordering::Relaxed));
+    let runner = Runner {
+        study,
+        workers,
+        stack_on: stacking(study)?,
+        warned: std::sync::Once::new(),
+        store,
+        done: AtomicU64::new(0),
+        total: AtomicU64::new(study.cells.len() as u64 * study.datasets),
+        progress,
     };
-    let stack_on = stacking(study)?;
-    let warned = std::sync::Once::new();
-    // The verdicts of datasets first .. first + count of a cell: each
-    // dataset fitted and resampled on its own engine, or (on a GPU) the
-    // chunk's bootstrap replicates computed in stacked batches.
-    let verdict_chunk =
-        |cell: &Cell, first: usize, count: usize| -> Result<Vec<Vec<Option<Verdict>>>> {
-            let Some((gpu, spec)) = &stack_on else {
-                return unpack(parallel(workers, count, &|i| {
-                    let v = verdicts(
-                        study,
-                        prepare(study, cell, (first + i) as u64).as_ref(),
-                        None,
-                    );
-                    tick();
-                    v
-                }));
-            };
-            let prepared = parallel(workers, count, &|i| {
-                prepare(study, cell, (first + i) as u64)
-            });
-            let prepared: Vec<Option<Prepared>> =
-                prepared.into_iter().map(Option::flatten).collect();
-            let given = stacked_engines(gpu, spec, &prepared, &warned);
-            unpack(parallel(workers, count, &|i| {
-                let engine = given[i].as_ref().map(|e| e as &dyn Engine);
-                let v = verdicts(study, prepared[i].as_ref(), engine);
-                tick();
+    let Some(target) = study.target else {
+        let results = study
+            .cells
+            .iter()
+            .map(|cell| runner.evaluate(cell))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok((
+            results.into_iter().flatten().collect(),
+            vec![],
+            started.elapsed().as_secs_f64(),
+        ));
+    };
+    let (results, sizes) = sample_size_search(study, target, &|cell| {
+        runner.total.fetch_add(study.datasets, Ordering::Relaxed);
+        runner.evaluate(cell)
+    })?;
+    Ok((results, sizes, started.elapsed().as_secs_f64()))
+}
+
+/// What evaluates the cells of a study: its workers, its GPU stacking (if
+/// any), its store, and the progress over all datasets.
+struct Runner<'a> {
+    study: &'a Study,
+    workers: usize,
+    stack_on: Option<(GpuUse, ResampleSpec)>,
+    /// The stacked GPU batch's failure is reported once.
+    warned: std::sync::Once,
+    store: Option<&'a Store>,
+    done: AtomicU64,
+    total: AtomicU64,
+    progress: &'a (dyn Fn(u64, u64) + Sync),
+}
+
+impl Runner<'_> {
+    /// One more dataset done.
+    fn tick(&self) {
+        let k = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        (self.progress)(k, self.total.load(Ordering::Relaxed));
+    }
+
+    /// Values per dataset stored: each level's and method's verdict as
+    /// (reject, lower, upper), NaN where absent; rows are what a
+    /// checkpoint or shard stores.
+    fn width(&self) -> usize {
+        3 * self.study.methods.len() * self.study.levels.len()
+    }
+
+    /// The verdicts of datasets first .. first + count of a cell: each
+    /// dataset fitted and resampled on its own engine, or (on a GPU) the
+    /// chunk's bootstrap replicates computed in stacked batches.
+    fn verdict_chunk(
+        &self,
+        cell: &Cell,
+        first: usize,
+        count: usize,
+    ) -> Result<Vec<Vec<Option<Verdict>>>> {
+        let study = self.study;
+        let Some((gpu, spec)) = &self.stack_on else {
+            return unpack(parallel(self.workers, count, &|i| {
+                let v = verdicts(
+                    study,
+                    prepare(study, cell, (first + i) as u64).as_ref(),
+                    None,
+                );
+                self.tick();
                 v
-            }))
+            }));
         };
-    // One row per dataset: each level's and method's verdict as (reject,
-    // lower, upper), NaN where absent; rows are what a checkpoint or shard
-    // stores.
-    let width = 3 * study.methods.len() * study.levels.len();
-    let evaluate = |cell: &Cell| -> Result<Vec<CellResult>> {
-        let n = study.datasets;
-        let stacked_chunk = stack_on.as_ref().map(|_| {
-            let rows = match study.dgp {
-                Dgp::Iid => cell.n as usize,
-                Dgp::Panel { years, .. } => cell.n as usize * years,
-            };
-            (2_000_000 / rows.max(1)).clamp(16, 1024)
+        let prepared = parallel(self.workers, count, &|i| {
+            prepare(study, cell, (first + i) as u64)
         });
-        let chunk = stacked_chunk.unwrap_or((workers * 16).max(64));
+        let prepared: Vec<Option<Prepared>> = prepared.into_iter().map(Option::flatten).collect();
+        let given = stacked_engines(gpu, spec, &prepared, &self.warned);
+        unpack(parallel(self.workers, count, &|i| {
+            let engine = given[i].as_ref().map(|e| e as &dyn Engine);
+            let v = verdicts(study, prepared[i].as_ref(), engine);
+            self.tick();
+            v
+        }))
+    }
+
+    /// Datasets per chunk of a cell: a stacked GPU batch's (about two
+    /// million rows of data), else enough to keep the workers busy.
+    fn chunk(&self, cell: &Cell) -> usize {
+        match &self.stack_on {
+            Some(_) => {
+                let rows = match self.study.dgp {
+                    Dgp::Iid => cell.n as usize,
+                    Dgp::Panel { years, .. } => cell.n as usize * years,
+                };
+                (2_000_000 / rows.max(1)).clamp(16, 1024)
+            }
+            None => (self.workers * 16).max(64),
+        }
+    }
+
+    /// A cell's results from its datasets' verdicts, computed (through the
+    /// store, if any) or read back; a shard computes its part and gives
+    /// none.
+    fn evaluate(&self, cell: &Cell) -> Result<Vec<CellResult>> {
+        let n = self.study.datasets;
+        let width = self.width();
+        let chunk = self.chunk(cell);
         let compute = |first: u64, out: &mut [f64]| -> Result<()> {
             let count = out.len() / width.max(1);
-            let list = verdict_chunk(cell, first as usize, count)?;
+            let list = self.verdict_chunk(cell, first as usize, count)?;
             encode(&list, out);
             Ok(())
         };
         let mut rows = vec![0.0; n as usize * width];
-        let stored = store
+        let stored = self
+            .store
             .map(|st| st.items(width, n, chunk, &compute))
             .transpose()?;
-        if let (Some(stored), Some(shard)) = (&stored, store.and_then(Store::shard)) {
+        if let (Some(stored), Some(shard)) = (&stored, self.store.and_then(Store::shard)) {
             let (from, to) = shard.range(n);
             stored.fill(from, to)?;
             return Ok(vec![]);
@@ -751,25 +814,8 @@ pub fn run_stored(
                 None => compute(first as u64, out)?,
             }
         }
-        Ok(summarise(cell, study, &decode(&rows, width)))
-    };
-    let Some(target) = study.target else {
-        let results = study
-            .cells
-            .iter()
-            .map(evaluate)
-            .collect::<Result<Vec<_>>>()?;
-        return Ok((
-            results.into_iter().flatten().collect(),
-            vec![],
-            started.elapsed().as_secs_f64(),
-        ));
-    };
-    let (results, sizes) = sample_size_search(study, target, &|cell| {
-        total.fetch_add(study.datasets, Ordering::Relaxed);
-        evaluate(cell)
-    })?;
-    Ok((results, sizes, started.elapsed().as_secs_f64()))
+        Ok(summarise(cell, self.study, &decode(&rows, width)))
+    }
 }
 
 /// Sample-size search: for each (a, b, c') of the cells, each method
