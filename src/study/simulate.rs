@@ -380,50 +380,67 @@ fn verdicts(
     } else {
         None
     };
-    let effect = |key: &str| analysis.effect(key).copied();
-    let interval = |list: &[crate::model::mediation::Interval], method: &str, level: f64| {
-        list.iter()
-            .find(|i| i.effect == "indirect" && i.method == method && i.level == level)
-            .map(|i| (i.lower, i.upper))
-    };
-    let from_interval = |iv: Option<(f64, f64)>| {
-        iv.filter(|(l, u)| l.is_finite() && u.is_finite())
-            .map(|(l, u)| Verdict {
-                reject: l > 0.0 || u < 0.0,
-                interval: Some((l, u)),
-            })
-    };
-    let resampled = resampled.as_ref();
-    let verdict = |test: Test, level: f64| {
-        let alpha = 1.0 - level;
-        match test {
-            Test::Sobel | Test::MonteCarlo => {
-                from_interval(interval(&analysis.intervals, test.as_str(), level))
-            }
-            Test::Permutation => permuted.map(|p| Verdict {
-                reject: p < alpha,
-                interval: None,
-            }),
-            Test::Joint => match (effect("a"), effect("b")) {
-                (Some(a), Some(b)) => match (a.p_value, b.p_value) {
-                    (Some(pa), Some(pb)) => Some(Verdict {
-                        reject: pa.max(pb) < alpha,
-                        interval: None,
-                    }),
-                    _ => None,
-                },
-                _ => None,
-            },
-            Test::Interval(m) => {
-                resampled.and_then(|r| from_interval(interval(&r.intervals, m.as_str(), level)))
-            }
-        }
-    };
     Ok(study
         .levels
         .iter()
-        .flat_map(|&level| study.methods.iter().map(move |&m| verdict(m, level)))
+        .flat_map(|&level| {
+            let resampled = resampled.as_ref();
+            study
+                .methods
+                .iter()
+                .map(move |&test| verdict(test, level, analysis, resampled, permuted))
+        })
         .collect())
+}
+
+/// Test `test`'s verdict at `level` on one dataset: from its analytic fit,
+/// its bootstrap's intervals (`resampled`) or its permutation p-value; None
+/// where the test could not be computed.
+fn verdict(
+    test: Test,
+    level: f64,
+    analysis: &crate::model::mediation::Analysis,
+    resampled: Option<&crate::study::resampling::ResampleResult>,
+    permuted: Option<f64>,
+) -> Option<Verdict> {
+    let alpha = 1.0 - level;
+    match test {
+        Test::Sobel | Test::MonteCarlo => {
+            interval_verdict(&analysis.intervals, test.as_str(), level)
+        }
+        Test::Permutation => permuted.map(|p| Verdict {
+            reject: p < alpha,
+            interval: None,
+        }),
+        Test::Joint => {
+            let p = |key: &str| analysis.effect(key).and_then(|e| e.p_value);
+            let (pa, pb) = (p("a")?, p("b")?);
+            Some(Verdict {
+                reject: pa.max(pb) < alpha,
+                interval: None,
+            })
+        }
+        Test::Interval(m) => {
+            resampled.and_then(|r| interval_verdict(&r.intervals, m.as_str(), level))
+        }
+    }
+}
+
+/// The verdict of `method`'s interval for the indirect effect at `level`:
+/// reject where it excludes zero; None where it is absent or not finite.
+fn interval_verdict(
+    list: &[crate::model::mediation::Interval],
+    method: &str,
+    level: f64,
+) -> Option<Verdict> {
+    list.iter()
+        .find(|i| i.effect == "indirect" && i.method == method && i.level == level)
+        .map(|i| (i.lower, i.upper))
+        .filter(|(l, u)| l.is_finite() && u.is_finite())
+        .map(|(l, u)| Verdict {
+            reject: l > 0.0 || u < 0.0,
+            interval: Some((l, u)),
+        })
 }
 
 /// Summarise the verdicts of the study's methods over the datasets of a
