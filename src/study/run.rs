@@ -385,18 +385,10 @@ fn group_models(
     Ok((out, contrasts))
 }
 
-/// The differences of every effect between two groups' models, with their
-/// bootstrap when the run resamples.
-fn contrast(
-    plan: &RunPlan,
-    pooled: &Panel,
-    pooled_design: &Design,
-    first: &Fitted,
-    second: &Fitted,
-    progress: Progress,
-) -> Result<Vec<ContrastSummary>> {
-    let disjoint = first.map.iter().all(|c| !second.map.contains(c));
-    let effects: Vec<(String, Effect)> = first
+/// Each effect of the first group less the second's; where the groups
+/// share no cluster, the SE of the difference of independent estimates.
+fn differences(first: &Fitted, second: &Fitted, disjoint: bool) -> Vec<(String, Effect)> {
+    first
         .analysis
         .effects
         .iter()
@@ -416,7 +408,21 @@ fn contrast(
                 },
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// The differences of every effect between two groups' models, with their
+/// bootstrap when the run resamples.
+fn contrast(
+    plan: &RunPlan,
+    pooled: &Panel,
+    pooled_design: &Design,
+    first: &Fitted,
+    second: &Fitted,
+    progress: Progress,
+) -> Result<Vec<ContrastSummary>> {
+    let disjoint = first.map.iter().all(|c| !second.map.contains(c));
+    let effects = differences(first, second, disjoint);
     let (stats, intervals) = match &plan.resampling {
         Some(spec) => resample_contrast(
             [

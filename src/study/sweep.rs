@@ -73,6 +73,40 @@ fn config_of(table: toml::Table, origin: &Origin, key: &str) -> Result<Config> {
         .map_err(|e| sweep_error(origin, key, with_suggestion(e.message())))
 }
 
+/// The swept keys and their lists of values, in the [sweep] table's order;
+/// each value is checked alone on `base`, so an unknown key or a bad value
+/// is named here, not as a combination.
+fn swept_lists(
+    sweep: toml::Table,
+    base: &toml::Table,
+    origin: &Origin,
+) -> Result<(Vec<String>, Vec<Vec<toml::Value>>)> {
+    let mut keys = Vec::new();
+    let mut lists = Vec::new();
+    for (key, value) in sweep {
+        let toml::Value::Array(values) = value else {
+            return Err(sweep_error(
+                origin,
+                &key,
+                "a swept key takes a list of values, e.g. [100, 200]",
+            ));
+        };
+        if values.is_empty() {
+            return Err(sweep_error(origin, &key, "the list of values is empty"));
+        }
+        // Each key alone, with each of its values: an unknown key or a bad
+        // value is named here, not as a combination.
+        for v in &values {
+            let mut t = base.clone();
+            set(&mut t, &key, v.clone()).map_err(|m| sweep_error(origin, &key, m))?;
+            config_of(t, origin, &key)?;
+        }
+        keys.push(key);
+        lists.push(values);
+    }
+    Ok((keys, lists))
+}
+
 /// The points of the sweep in `origin`'s text (which must parse as a
 /// config: see `config::parse`).
 pub fn points(origin: &Origin) -> Result<(Vec<String>, Vec<Point>)> {
@@ -105,29 +139,7 @@ pub fn points(origin: &Origin) -> Result<(Vec<String>, Vec<Point>)> {
             ));
         }
     };
-    let mut keys = Vec::new();
-    let mut lists = Vec::new();
-    for (key, value) in sweep {
-        let toml::Value::Array(values) = value else {
-            return Err(sweep_error(
-                origin,
-                &key,
-                "a swept key takes a list of values, e.g. [100, 200]",
-            ));
-        };
-        if values.is_empty() {
-            return Err(sweep_error(origin, &key, "the list of values is empty"));
-        }
-        // Each key alone, with each of its values: an unknown key or a bad
-        // value is named here, not as a combination.
-        for v in &values {
-            let mut t = base.clone();
-            set(&mut t, &key, v.clone()).map_err(|m| sweep_error(origin, &key, m))?;
-            config_of(t, origin, &key)?;
-        }
-        keys.push(key);
-        lists.push(values);
-    }
+    let (keys, lists) = swept_lists(sweep, &base, origin)?;
     if keys.is_empty() {
         return Err(Error::Config {
             file: origin.name.clone(),
