@@ -116,29 +116,12 @@ impl Panel {
         let file = table.source.as_str();
         // Every column the model names, looked up at once so that all the
         // missing ones are named together.
-        let mut wanted: Vec<(&str, &str)> = vec![
-            (&spec.unit, "the unit (data.unit)"),
-            (&spec.time, "the time period (data.time)"),
-            (&spec.cluster, "the cluster variable (model.cluster)"),
-        ];
-        wanted.extend(
-            spec.groups
-                .iter()
-                .map(|g| (g.as_str(), "a group (model.groups)")),
-        );
-        let mut names = vec![spec.treatment.clone()];
-        wanted.push((&spec.treatment, "the treatment (model.treatment)"));
-        for (list, role) in [
-            (&spec.controls, "a control (model.controls)"),
-            (&spec.mediators, "a mediator (model.mediators)"),
-            (&spec.instruments, "an instrument (model.instrument)"),
-        ] {
-            names.extend(list.iter().cloned());
-            wanted.extend(list.iter().map(|c| (c.as_str(), role)));
-        }
-        names.push(spec.outcome.clone());
-        wanted.push((&spec.outcome, "the outcome (model.outcome)"));
+        let wanted = wanted_columns(spec);
         let found = table.columns(&wanted)?;
+        let names: Vec<String> = wanted[3 + spec.groups.len()..]
+            .iter()
+            .map(|&(name, _)| name.to_string())
+            .collect();
         let (unit_col, time_col, cluster_col) = (found[0], found[1], found[2]);
         let group_cols = found[3..3 + spec.groups.len()].to_vec();
         let numeric = found[3 + spec.groups.len()..].to_vec();
@@ -220,6 +203,32 @@ impl Panel {
         }
         Ok(panel)
     }
+}
+
+/// Every column the model names, with its role (as an error names it):
+/// unit, period, cluster, the groups, then the numeric columns in the
+/// panel's order (treatment, controls, mediators, instruments, outcome).
+fn wanted_columns(spec: &ModelSpec) -> Vec<(&str, &str)> {
+    let mut wanted: Vec<(&str, &str)> = vec![
+        (&spec.unit, "the unit (data.unit)"),
+        (&spec.time, "the time period (data.time)"),
+        (&spec.cluster, "the cluster variable (model.cluster)"),
+    ];
+    wanted.extend(
+        spec.groups
+            .iter()
+            .map(|g| (g.as_str(), "a group (model.groups)")),
+    );
+    wanted.push((&spec.treatment, "the treatment (model.treatment)"));
+    for (list, role) in [
+        (&spec.controls, "a control (model.controls)"),
+        (&spec.mediators, "a mediator (model.mediators)"),
+        (&spec.instruments, "an instrument (model.instrument)"),
+    ] {
+        wanted.extend(list.iter().map(|c| (c.as_str(), role)));
+    }
+    wanted.push((&spec.outcome, "the outcome (model.outcome)"));
+    wanted
 }
 
 /// Each numeric column's values, row by row (NaN where missing), and which

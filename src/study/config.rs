@@ -619,20 +619,7 @@ impl Config {
                 ),
             ));
         }
-        let levels = s.level.values();
-        if levels.is_empty() {
-            return Err(err("simulation.level", "the list is empty".into()));
-        }
-        if let Some(message) = levels.iter().find_map(|&l| check_level(l).err()) {
-            return Err(err("simulation.level", message));
-        }
-        if let Some(l) = levels
-            .iter()
-            .enumerate()
-            .find_map(|(i, l)| levels[..i].contains(l).then_some(l))
-        {
-            return Err(err("simulation.level", format!("{l} is listed twice")));
-        }
+        let levels = study_levels(s).map_err(|m| err("simulation.level", m))?;
         if s.methods.is_empty() {
             return Err(err("simulation.methods", "give at least one method".into()));
         }
@@ -926,6 +913,26 @@ impl Config {
             .clone()
             .unwrap_or_else(|| PathBuf::from("results").join(&self.name))
     }
+}
+
+/// A study's confidence levels (`simulation.level`): at least one, each in
+/// (0, 1), none twice.
+fn study_levels(s: &SimulationConfig) -> std::result::Result<Vec<f64>, String> {
+    let levels = s.level.values();
+    if levels.is_empty() {
+        return Err("the list is empty".into());
+    }
+    if let Some(message) = levels.iter().find_map(|&l| check_level(l).err()) {
+        return Err(message);
+    }
+    if let Some(l) = levels
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| levels[..i].contains(l).then_some(l))
+    {
+        return Err(format!("{l} is listed twice"));
+    }
+    Ok(levels)
 }
 
 /// The generator's parameters, range-checked.
