@@ -564,6 +564,18 @@ fn batch_limit(
     Ok(limit)
 }
 
+/// `GpuEngine::new` and `mapped` take the weights of `plan`, which the
+/// permutation scheme does not draw.
+fn reweighting_only(plan: &WeightPlan) -> Result<()> {
+    if plan.scheme == Scheme::Permutation {
+        return Err(Error::InvalidOption {
+            option: "resampling.scheme".into(),
+            message: "permutation is not a reweighting scheme; use GpuEngine::permutation".into(),
+        });
+    }
+    Ok(())
+}
+
 impl<'a> GpuEngine<'a> {
     /// An engine for the reweighting or wild scheme of `plan` over `design`
     /// on `ctx`'s device.
@@ -574,13 +586,7 @@ impl<'a> GpuEngine<'a> {
         plan: WeightPlan,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
-        if plan.scheme == Scheme::Permutation {
-            return Err(Error::InvalidOption {
-                option: "resampling.scheme".into(),
-                message: "permutation is not a reweighting scheme; use GpuEngine::permutation"
-                    .into(),
-            });
-        }
+        reweighting_only(&plan)?;
         Self::build(ctx, design, fit, plan, None, None, options)
     }
 
@@ -596,12 +602,7 @@ impl<'a> GpuEngine<'a> {
         plan: WeightPlan,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
-        if plan.scheme == Scheme::Permutation {
-            return Err(Error::InvalidOption {
-                option: "resampling.scheme".into(),
-                message: "the permutation scheme draws no weights to share".into(),
-            });
-        }
+        reweighting_only(&plan)?;
         Self::build(ctx, design, fit, plan, None, Some(shared), options)
     }
 
