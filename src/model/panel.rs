@@ -5,6 +5,11 @@
 
 use std::collections::HashMap;
 
+/// Hash maps keyed by the panel's cells: a fast deterministic hasher (the
+/// keys are the user's own data, and a million rows are hashed several
+/// times).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 use crate::data::table::{MISSING, Table, clip};
 use crate::error::{Error, Result};
 use crate::model::spec::ModelSpec;
@@ -24,7 +29,7 @@ impl Factor {
         let mut levels: Vec<String> = values.iter().map(|s| s.to_string()).collect();
         levels.sort_by(|a, b| natural_cmp(a, b));
         levels.dedup();
-        let index: HashMap<&str, u32> = levels
+        let index: FastMap<&str, u32> = levels
             .iter()
             .enumerate()
             .map(|(i, l)| (l.as_str(), i as u32))
@@ -285,7 +290,8 @@ fn parse_columns(
 
 /// Each unit once per period, among all rows that name both.
 fn check_unique(table: &Table, unit_col: usize, periods: &[String], file: &str) -> Result<()> {
-    let mut seen: HashMap<(&str, &str), u64> = HashMap::with_capacity(table.rows.len());
+    let mut seen: FastMap<(&str, &str), u64> =
+        FastMap::with_capacity_and_hasher(table.rows.len(), Default::default());
     for (r, row) in table.rows.iter().enumerate() {
         let (u, t) = (row[unit_col].as_str(), periods[r].as_str());
         if MISSING.contains(&u) || MISSING.contains(&t) {
@@ -387,32 +393,43 @@ fn period_keys(table: &Table, time_col: usize, file: &str) -> Result<Vec<String>
 /// linear in the rows, where repeated passes were quadratic on a chain.
 fn drop_singletons(keys: &[&[&str]], keep: &mut [bool]) -> usize {
     let n = keep.len();
-    // Per fixed effect: each row's level code, each level's rows and kept count.
+    // Per fixed effect: each row's level code, each level's rows (level l's
+    // are rows[start[l] .. start[l + 1]], one flat array: a million levels
+    // are not a million allocations) and kept count.
     let mut codes: Vec<Vec<u32>> = Vec::with_capacity(keys.len());
-    let mut members: Vec<Vec<Vec<u32>>> = Vec::with_capacity(keys.len());
+    let mut members: Vec<(Vec<u32>, Vec<u32>)> = Vec::with_capacity(keys.len());
     let mut counts: Vec<Vec<usize>> = Vec::with_capacity(keys.len());
     for k in keys {
-        let mut index: HashMap<&str, u32> = HashMap::new();
-        let mut rows: Vec<Vec<u32>> = Vec::new();
+        let mut index: FastMap<&str, u32> =
+            FastMap::with_capacity_and_hasher(n, Default::default());
         let code: Vec<u32> = (0..n)
             .map(|r| {
                 let next = index.len() as u32;
-                let c = *index.entry(k[r]).or_insert(next);
-                if c as usize == rows.len() {
-                    rows.push(Vec::new());
-                }
-                rows[c as usize].push(r as u32);
-                c
+                *index.entry(k[r]).or_insert(next)
             })
             .collect();
-        let mut count = vec![0usize; rows.len()];
+        let levels = index.len();
+        let mut start = vec![0u32; levels + 1];
+        for &c in &code {
+            start[c as usize + 1] += 1;
+        }
+        for l in 0..levels {
+            start[l + 1] += start[l];
+        }
+        let mut rows = vec![0u32; n];
+        let mut next = start.clone();
+        for (r, &c) in code.iter().enumerate() {
+            rows[next[c as usize] as usize] = r as u32;
+            next[c as usize] += 1;
+        }
+        let mut count = vec![0usize; levels];
         for r in 0..n {
             if keep[r] {
                 count[code[r] as usize] += 1;
             }
         }
         codes.push(code);
-        members.push(rows);
+        members.push((start, rows));
         counts.push(count);
     }
     let mut queue: Vec<(usize, u32)> = Vec::new();
@@ -428,10 +445,9 @@ fn drop_singletons(keys: &[&[&str]], keep: &mut [bool]) -> usize {
         if counts[f][level as usize] != 1 {
             continue;
         }
-        let Some(&r) = members[f][level as usize]
-            .iter()
-            .find(|&&r| keep[r as usize])
-        else {
+        let (start, rows) = &members[f];
+        let level_rows = &rows[start[level as usize] as usize..start[level as usize + 1] as usize];
+        let Some(&r) = level_rows.iter().find(|&&r| keep[r as usize]) else {
             continue;
         };
         keep[r as usize] = false;
