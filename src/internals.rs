@@ -22,6 +22,9 @@ pub mod gpu {
     pub mod engine {
         pub use crate::gpu::engine::{GpuEngine, GpuOptions};
     }
+    pub mod roofline {
+        pub use crate::gpu::roofline::Stage;
+    }
     pub mod stack {
         pub use crate::gpu::stack::{Set, replicates};
     }
@@ -121,6 +124,9 @@ pub mod study {
     }
     pub mod simulate {
         pub use crate::study::simulate::{Cell, CellResult, Dgp, Study, iid_table, run, stacks};
+    }
+    pub mod stages {
+        pub use crate::study::stages::{Problem, markdown, profile};
     }
     pub mod summary {
         pub use crate::study::summary::Summary;

@@ -697,6 +697,102 @@ fn arithmetic_peak_is_measured() {
     assert!(peak.is_finite() && peak > 0.01, "{peak}");
 }
 
+/// `medsim bench --stages` times each stage of a batch alone: those
+/// stages, run one by one and read back, give the statistics the engine's
+/// fused batches give, bit for bit, for pairs, wild, permutation and
+/// studentized pairs; and the profile reports every stage with positive
+/// times, finite rates and a roofline.
+#[test]
+fn stages_timed_alone_are_the_engines_own() {
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::gpu::roofline::Stage;
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::fit_system;
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::default_spec;
+    use medsim::internals::resample::engine::Engine;
+    use medsim::internals::study::stages::{Problem, markdown, profile};
+    let Some(ctx) = context() else { return };
+    let spec = default_spec();
+    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let g = design.n_clusters;
+    for (scheme, studentize, stages) in [
+        (
+            Scheme::Pairs,
+            false,
+            &[Stage::Weights, Stage::Gemm, Stage::Solve][..],
+        ),
+        (
+            Scheme::Wild(WildWeights::Webb),
+            false,
+            &[Stage::Weights, Stage::Gemm],
+        ),
+        (Scheme::Permutation, false, &[Stage::Permute, Stage::Solve]),
+        (
+            Scheme::Pairs,
+            true,
+            &[
+                Stage::Weights,
+                Stage::Gemm,
+                Stage::Solve,
+                Stage::InfluenceGemm,
+                Stage::Meat,
+            ],
+        ),
+    ] {
+        let options = GpuOptions {
+            studentize,
+            ..GpuOptions::default()
+        };
+        let engine = match scheme {
+            Scheme::Permutation => {
+                GpuEngine::permutation(ctx, &design, &fit, &panel, 3, options).unwrap()
+            }
+            _ => GpuEngine::new(
+                ctx,
+                &design,
+                &fit,
+                WeightPlan::new(scheme, 3, g, None),
+                options,
+            )
+            .unwrap(),
+        };
+        assert_eq!(engine.stages(), stages, "{scheme:?}");
+        let times = engine.stage_times(300, 1).unwrap();
+        let mut fused = vec![0.0; times.stats.len()];
+        engine.compute(0, &mut fused).unwrap();
+        assert_eq!(times.stats, fused, "{scheme:?} studentized {studentize}");
+        assert_eq!(times.stages.len(), stages.len() + 1);
+        assert!(times.stages.iter().all(|(_, t)| *t > 0.0));
+    }
+    let problem = Problem {
+        design: &design,
+        fit: &fit,
+        panel: &panel,
+    };
+    let profiles = profile(&ctx.info.name, &problem, 256, 1).unwrap();
+    assert_eq!(profiles.len(), 4);
+    for p in &profiles {
+        assert!(p.replicates_per_second.is_finite() && p.replicates_per_second > 0.0);
+        assert!(p.roofline_replicates_per_second > 0.0);
+        assert!(p.context_seconds > 0.0 && p.engine_seconds > 0.0);
+        for s in &p.stages {
+            assert!(s.seconds > 0.0 && s.of_roofline.is_finite(), "{s:?}");
+        }
+        assert_eq!(p.predictions.len(), 4);
+    }
+    let md = markdown(&profiles);
+    eprintln!("{md}");
+    assert!(
+        md.contains("| gemm |") && md.contains("| readback |"),
+        "{md}"
+    );
+}
+
 /// Data in tiny or huge units (the outcome, mediator or treatment times
 /// 1e-140 .. 1e140, all of which the CPU accepts) put the wild bootstrap's
 /// cluster influences and the reported coefficients far beyond f32's

@@ -63,8 +63,9 @@ bench "pairs f32 studentized" --backend gpu --scheme pairs -B $((2000000 / S)) -
 bench "pairs cpu (16 cores)" --backend cpu --scheme pairs -B $((2000000 / S)) --ci percentile
 echo "== the GPU engine alone (criterion: weights stage, engine calls of 2^20 replicates)"
 [ -x .device/bench-gpu ] && timeout 200 .device/bench-gpu --bench --noplot 2>&1 | grep -E "^gpu|time:|thrpt:" || true
-echo "== medsim bench --quick (the suite on the CPU engine, the H200 and the refit baseline)"
-timeout 150 $M bench --quick --out "$OUT/results" 2>&1 | grep -v "^bench:" || echo "medsim bench failed or timed out"
+echo "== medsim bench --quick --stages (each GPU stage timed alone with its roofline, then the suite"
+echo "   on the CPU engine, the H200 and the refit baseline)"
+timeout 180 $M bench --quick --stages --out "$OUT/results" 2>&1 | grep -v "^bench:" || echo "medsim bench failed or timed out"
 python3 -c "
 import json
 rows = [json.loads(l) for l in open('$OUT/bench.jsonl')]

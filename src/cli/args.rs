@@ -460,6 +460,12 @@ pub(crate) struct BenchArgs {
     /// The CPU engine and the refit baseline only.
     #[arg(long)]
     pub(crate) cpu_only: bool,
+    /// Also each GPU's stages on the default problem: every stage of a batch
+    /// timed alone, with its flops and bytes per replicate, GFLOP/s, GB/s,
+    /// bound and distance from its roofline; start-up; predictions for named
+    /// GPUs (see docs/gpu.md).
+    #[arg(long)]
+    pub(crate) stages: bool,
     /// Print the results as JSON instead of the table.
     #[arg(long)]
     pub(crate) json: bool,

@@ -380,7 +380,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<()> {
     let dir = args.out.unwrap_or_else(|| PathBuf::from("results"));
     let md_path = dir.join("BENCHMARKS.md");
     check_ours(&md_path, "benchmark table", |t| t.starts_with(HEADER))?;
-    let report = crate::study::bench::run(&engines, args.quick, &|what| {
+    let report = crate::study::bench::run(&engines, args.quick, args.stages, &|what| {
         eprintln!("bench: {what}");
     })?;
     let json =

@@ -26,7 +26,10 @@ use super::{
     BATCH_BYTES, GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision,
     SolveIvParams, SolveParams, reals_from_words, words_per,
 };
+use std::time::Instant;
+
 use crate::error::{Error, Result};
+use crate::gpu::roofline::{Dims, Stage};
 use crate::math::linalg::packed_len;
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
@@ -412,6 +415,20 @@ pub struct GpuEngine<'a> {
     rho: Vec<f64>,
     kappa_hat: f64,
     cpu: OnceLock<Result<Box<dyn Engine + Send + 'a>>>,
+}
+
+/// One batch's stages timed alone (`GpuEngine::stage_times`).
+#[derive(Clone, Debug)]
+pub struct StageTimes {
+    /// Replicates in the batch.
+    pub count: usize,
+    /// Seconds of each stage on the device, the readback last.
+    pub stages: Vec<(Stage, f64)>,
+    /// Seconds of the host's finishing of the batch.
+    pub finish: f64,
+    /// The batch's statistics (replicates 0 ..), as `compute` gives them:
+    /// the stages timed are the engine's.
+    pub stats: Vec<f64>,
 }
 
 /// The stage that makes each replicate's input to the solve (or, for wild,
@@ -987,40 +1004,174 @@ impl<'a> GpuEngine<'a> {
 
     /// Record and submit replicates `start .. start + count` in `slot`.
     fn submit(&self, slot: &Slot, start: u64, count: usize) -> Result<Pending> {
-        let ctx = self.ctx;
-        let nb = count as u32;
-        let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        match (&self.front, &slot.front) {
-            (Front::Weights(g), FrontSlot::Weights(s)) => g.record(ctx, &mut encoder, s, start, nb),
-            (Front::Permute(p), FrontSlot::Permute(s)) => {
-                p.record(ctx, &mut encoder, s, start, nb, self.options.precision)?
-            }
-            _ => unreachable!("slots are made for the engine's front stage"),
-        }
-        if let (Some(params), Some(bind), Some(s)) = (&slot.solve_params, &slot.solve, &self.solve)
-        {
-            ctx.queue.write_buffer(params, 0, &self.solve_params(s, nb));
-            let pipeline = s.pipeline(ctx, self.options.precision)?;
-            GpuContext::dispatch(&mut encoder, pipeline, bind, s.workgroups(nb));
-        }
-        if let Some([(nt_params, nt_bind), (meat_params, meat_bind)]) = &slot.student {
-            let nt = self.gemm_nt_params(nb);
-            ctx.queue
-                .write_buffer(nt_params, 0, bytemuck::bytes_of(&nt));
-            let pipeline = ctx.stage(&ctx.gemm_nt, self.options.precision)?;
-            GpuContext::dispatch(
-                &mut encoder,
-                pipeline,
-                nt_bind,
-                (nt.cols.div_ceil(16), nt.rows.div_ceil(16)),
-            );
-            ctx.queue
-                .write_buffer(meat_params, 0, bytemuck::bytes_of(&self.meat_params(nb)));
-            let pipeline = ctx.stage(&ctx.meat, self.options.precision)?;
-            GpuContext::dispatch(&mut encoder, pipeline, meat_bind, (nb.div_ceil(64), 1));
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        for stage in self.stages() {
+            self.record_stage(stage, &mut encoder, slot, start, count as u32)?;
         }
         let bytes = (count * self.stride * words_per(self.options.precision) * 4) as u64;
-        Ok(ctx.submit_with_readback(encoder, &slot.result, &slot.staging, bytes))
+        Ok(self
+            .ctx
+            .submit_with_readback(encoder, &slot.result, &slot.staging, bytes))
+    }
+
+    /// The compute stages of a batch, in order (the readback follows).
+    pub fn stages(&self) -> Vec<Stage> {
+        let mut stages = match self.front {
+            Front::Weights(_) => vec![Stage::Weights, Stage::Gemm],
+            Front::Permute(_) => vec![Stage::Permute],
+        };
+        if self.solve.is_some() {
+            stages.push(Stage::Solve);
+        }
+        if self.solve.as_ref().is_some_and(|s| s.fixed.is_some())
+            && matches!(self.front, Front::Weights(_))
+        {
+            stages.extend([Stage::InfluenceGemm, Stage::Meat]);
+        }
+        stages
+    }
+
+    /// Record `stage` of replicates `start .. start + nb` in `slot`.
+    fn record_stage(
+        &self,
+        stage: Stage,
+        encoder: &mut wgpu::CommandEncoder,
+        slot: &Slot,
+        start: u64,
+        nb: u32,
+    ) -> Result<()> {
+        let ctx = self.ctx;
+        let precision = self.options.precision;
+        match (stage, &self.front, &slot.front) {
+            (Stage::Weights, Front::Weights(g), FrontSlot::Weights(s)) => {
+                g.record_weights(ctx, encoder, s, start, nb)
+            }
+            (Stage::Gemm, Front::Weights(g), FrontSlot::Weights(s)) => {
+                g.record_gemm(ctx, encoder, s, nb)
+            }
+            (Stage::Permute, Front::Permute(p), FrontSlot::Permute(s)) => {
+                p.record(ctx, encoder, s, start, nb, precision)?
+            }
+            (Stage::Solve, ..) => {
+                if let (Some(params), Some(bind), Some(s)) =
+                    (&slot.solve_params, &slot.solve, &self.solve)
+                {
+                    ctx.queue.write_buffer(params, 0, &self.solve_params(s, nb));
+                    let pipeline = s.pipeline(ctx, precision)?;
+                    GpuContext::dispatch(encoder, pipeline, bind, s.workgroups(nb));
+                }
+            }
+            (Stage::InfluenceGemm, ..) => {
+                if let Some([(params, bind), _]) = &slot.student {
+                    let nt = self.gemm_nt_params(nb);
+                    ctx.queue.write_buffer(params, 0, bytemuck::bytes_of(&nt));
+                    let pipeline = ctx.stage(&ctx.gemm_nt, precision)?;
+                    GpuContext::dispatch(
+                        encoder,
+                        pipeline,
+                        bind,
+                        (nt.cols.div_ceil(16), nt.rows.div_ceil(16)),
+                    );
+                }
+            }
+            (Stage::Meat, ..) => {
+                if let Some([_, (params, bind)]) = &slot.student {
+                    ctx.queue
+                        .write_buffer(params, 0, bytemuck::bytes_of(&self.meat_params(nb)));
+                    let pipeline = ctx.stage(&ctx.meat, precision)?;
+                    GpuContext::dispatch(encoder, pipeline, bind, (nb.div_ceil(64), 1));
+                }
+            }
+            _ => unreachable!("a stage is recorded only on the engine that has it"),
+        }
+        Ok(())
+    }
+
+    /// The dimensions of this engine's batches, for the work model.
+    pub fn dims(&self) -> Dims {
+        let (width, q, scratch) = match (&self.front, &self.solve) {
+            (Front::Weights(g), s) => (
+                g.width(),
+                s.as_ref().map_or(0, |s| s.q),
+                s.as_ref().map_or(0, |s| s.scratch() as usize),
+            ),
+            (Front::Permute(p), s) => (
+                packed_len(p.q),
+                p.q,
+                s.as_ref().map_or(0, |s| s.scratch() as usize),
+            ),
+        };
+        Dims {
+            clusters: self.plan.n_clusters,
+            width,
+            q,
+            mediators: self.layout.mediators,
+            stride: self.stride,
+            real_bytes: words_per(self.options.precision) * 4,
+            functionals: if self.options.studentize {
+                self.n_func()
+            } else {
+                0
+            },
+            scratch,
+        }
+    }
+
+    /// Seconds each stage of one batch of `count` replicates takes on the
+    /// device, each stage submitted alone and waited for (the median of
+    /// `repeats`), then the readback and the host's finishing of the batch
+    /// (f64 statistics from the read-back changes).
+    pub fn stage_times(&self, count: usize, repeats: usize) -> Result<StageTimes> {
+        let count = count.clamp(1, self.limit);
+        let slots = self.slots(count)?;
+        let slot = &slots[0];
+        let nb = count as u32;
+        let median = |mut times: Vec<f64>| {
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        };
+        let mut stages = Vec::new();
+        let mut readback = Vec::new();
+        let mut finish = Vec::new();
+        let mut out = vec![0.0; count * self.layout.len()];
+        for stage in self.stages() {
+            let mut times = Vec::new();
+            // One run first: pipelines and buffers are touched once.
+            for _ in 0..=repeats.max(1) {
+                let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+                self.record_stage(stage, &mut encoder, slot, 0, nb)?;
+                let started = Instant::now();
+                self.ctx.submit_and_wait(encoder)?;
+                times.push(started.elapsed().as_secs_f64());
+            }
+            times.remove(0);
+            stages.push((stage, median(times)));
+        }
+        let bytes = (count * self.stride * words_per(self.options.precision) * 4) as u64;
+        for _ in 0..=repeats.max(1) {
+            let encoder = self.ctx.device.create_command_encoder(&Default::default());
+            let started = Instant::now();
+            let pending =
+                self.ctx
+                    .submit_with_readback(encoder, &slot.result, &slot.staging, bytes);
+            let host = self.ctx.read(pending, &slot.staging, |b| {
+                let copied = started.elapsed().as_secs_f64();
+                let t = Instant::now();
+                self.finish(b, &mut out);
+                (copied, t.elapsed().as_secs_f64())
+            })?;
+            readback.push(host.0);
+            finish.push(host.1);
+        }
+        readback.remove(0);
+        finish.remove(0);
+        stages.push((Stage::Readback, median(readback)));
+        Ok(StageTimes {
+            count,
+            stages,
+            finish: median(finish),
+            stats: out,
+        })
     }
 
     /// theta_hat + the read-back changes, as statistics; returns the number

@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod permute;
+pub mod roofline;
 pub mod stack;
 pub mod wgsl;
 pub mod wild;
@@ -584,6 +585,59 @@ impl GpuContext {
         Pending { index, rx, bytes }
     }
 
+    /// Submit `encoder` and wait until the device has run it.
+    fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        let index = self.queue.submit([encoder.finish()]);
+        let waited = self.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        });
+        self.check()?;
+        waited
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))
+    }
+
+    /// The device's bandwidths in GB/s: of its memory, as a buffer-to-buffer
+    /// copy measures it (bytes read plus bytes written), the ceiling of a
+    /// memory-bound stage; and to the host, as a copy into a mapped staging
+    /// buffer measures it, the ceiling of the readback. Best of three
+    /// copies of 64 MiB each.
+    pub fn bandwidth_peaks(&self) -> Result<(f64, f64)> {
+        const BYTES: u64 = 64 << 20;
+        let from = self.output("bandwidth from", BYTES);
+        let to = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("bandwidth to"),
+            size: BYTES,
+            usage: wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let staging = self.staging(BYTES);
+        let best = |f: &dyn Fn() -> Result<f64>| -> Result<f64> {
+            f()?;
+            let mut t = f64::INFINITY;
+            for _ in 0..3 {
+                t = t.min(f()?);
+            }
+            Ok(t.max(1e-9))
+        };
+        let memory = best(&|| {
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(&from, 0, &to, 0, BYTES);
+            let started = std::time::Instant::now();
+            self.submit_and_wait(encoder)?;
+            Ok(started.elapsed().as_secs_f64())
+        })?;
+        let link = best(&|| {
+            let encoder = self.device.create_command_encoder(&Default::default());
+            let started = std::time::Instant::now();
+            let pending = self.submit_with_readback(encoder, &from, &staging, BYTES);
+            self.read(pending, &staging, |_| ())?;
+            Ok(started.elapsed().as_secs_f64())
+        })?;
+        Ok((2.0 * BYTES as f64 / memory / 1e9, BYTES as f64 / link / 1e9))
+    }
+
     /// Wait for a submission's readback into `staging` and hand its bytes
     /// to `f`.
     fn read<T>(
@@ -905,6 +959,11 @@ impl GemmInputs {
         })
     }
 
+    /// The GEMM's output per replicate (reals).
+    pub(crate) fn width(&self) -> usize {
+        self.gemm_params.n as usize
+    }
+
     /// The GEMM's decode mode and the number of strata, for other stages
     /// that weight clusters by the same codes (meat.wgsl).
     pub(crate) fn decode_mode(&self) -> (u32, u32) {
@@ -968,7 +1027,7 @@ impl GemmInputs {
     }
 
     /// Record the weight stage for replicates `start .. start + count`.
-    fn record_weights(
+    pub(crate) fn record_weights(
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
@@ -1002,6 +1061,18 @@ impl GemmInputs {
         count: u32,
     ) {
         self.record_weights(ctx, encoder, slot, start, count);
+        self.record_gemm(ctx, encoder, slot, count);
+    }
+
+    /// Record the GEMM stage of a batch of `count` replicates whose weight
+    /// codes the weight stage wrote.
+    pub(crate) fn record_gemm(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        slot: &GemmSlot,
+        count: u32,
+    ) {
         // A stacked batch: one z-slice of the GEMM per set, per_set rows each.
         let (rows, sets) = match self.weight_params.per_set {
             0 => (count, 1),

@@ -108,6 +108,9 @@ pub struct Report {
     #[serde(default)]
     pub peaks: Vec<Peak>,
     pub rows: Vec<Row>,
+    /// With `--stages`: each GPU workload's stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<crate::study::stages::StageProfile>,
 }
 
 /// The CPU's measured f64 GEMM ceiling in GFLOP/s: every worker thread
@@ -370,7 +373,12 @@ fn refit_once(table: &Table, spec: &ModelSpec, r: u64) -> Result<()> {
 
 /// Run the suite on `engines`; `quick` is the reduced suite (under a
 /// minute here); `progress` hears each row's name before it runs.
-pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<Report> {
+pub fn run(
+    engines: &[Engine],
+    quick: bool,
+    with_stages: bool,
+    progress: &dyn Fn(&str),
+) -> Result<Report> {
     let default_table = panel_table(278, 10, 0);
     let default_spec = spec_with(6, &["agglom"]);
     let suite = Suite {
@@ -382,6 +390,23 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
         default_spec,
         progress,
     };
+    // Stages first: their fresh context's start-up is the process's first.
+    let mut stages = Vec::new();
+    for engine in engines {
+        if let (true, Engine::Gpu(name)) = (with_stages, engine) {
+            progress(&format!("stages of {}", engine.label()));
+            let d = &suite.default;
+            let problem = crate::study::stages::Problem {
+                design: &d.design,
+                fit: &d.analysis.fit,
+                panel: &d.panel,
+            };
+            let (batch, repeats) = if quick { (4096, 3) } else { (16384, 5) };
+            stages.extend(crate::study::stages::profile(
+                name, &problem, batch, repeats,
+            )?);
+        }
+    }
     let mut rows = Vec::new();
     for engine in engines {
         if *engine == Engine::Refit {
@@ -402,6 +427,7 @@ pub fn run(engines: &[Engine], quick: bool, progress: &dyn Fn(&str)) -> Result<R
         quick,
         peaks,
         rows,
+        stages,
     })
 }
 
@@ -699,6 +725,10 @@ impl Report {
                 r.fraction_of_peak
                     .map_or("-".into(), |f| format!("{:.1} %", 100.0 * f))
             ));
+        }
+        if !self.stages.is_empty() {
+            o.push('\n');
+            o.push_str(&crate::study::stages::markdown(&self.stages));
         }
         o
     }

@@ -1,0 +1,276 @@
+//! The work model of a GPU batch: for each stage, the flops and the bytes of
+//! device memory traffic per replicate from the problem's dimensions, and
+//! from a device's peaks the least time the stage can take (its roofline,
+//! compute- or memory-bound) and the replicates per second the stages allow
+//! together. `medsim bench --stages` sets the measured stage times beside
+//! it; `docs/gpu.md` explains it.
+
+use serde::Serialize;
+
+/// A stage of a batch on the device, in the order the stages run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Each replicate's weight codes (`weights.wgsl`).
+    Weights,
+    /// Weights x per-cluster statistics (`gemm.wgsl`).
+    Gemm,
+    /// The permutation scheme's gather of the permuted Gram (`permute.wgsl`).
+    Permute,
+    /// Each replicate's solve and finishing (`solve.wgsl`, `solve_iv.wgsl`).
+    Solve,
+    /// Studentized: the per-cluster influences of each replicate
+    /// (`gemm_nt.wgsl`).
+    InfluenceGemm,
+    /// Studentized: the replicate's cluster-robust meat (`meat.wgsl`).
+    Meat,
+    /// The results copied to the host.
+    Readback,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Weights => "weights",
+            Stage::Gemm => "gemm",
+            Stage::Permute => "permute",
+            Stage::Solve => "solve",
+            Stage::InfluenceGemm => "influence gemm",
+            Stage::Meat => "meat",
+            Stage::Readback => "readback",
+        }
+    }
+}
+
+/// The dimensions the work of a batch depends on.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Dims {
+    /// Clusters G (the weights' length).
+    pub clusters: usize,
+    /// The GEMM's output per replicate: the packed Gram (or, wild, the
+    /// reported coefficients).
+    pub width: usize,
+    /// Columns q of the design.
+    pub q: usize,
+    pub mediators: usize,
+    /// Reals read back per replicate.
+    pub stride: usize,
+    /// Bytes per real on the device (4 in f32, 8 in f64).
+    pub real_bytes: usize,
+    /// Studentized: the functionals whose influences the meat sums.
+    pub functionals: usize,
+    /// Scratch reals of the solve per replicate (global memory).
+    pub scratch: usize,
+}
+
+/// Work per replicate of one stage.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Work {
+    pub flops: f64,
+    /// Bytes to and from device memory (for the readback, over the link to
+    /// the host).
+    pub bytes: f64,
+}
+
+/// Side of the tiles the GEMM stages use (16 x 16 outputs per workgroup).
+const TILE: f64 = 16.0;
+
+/// The work per replicate of `stage` on a problem of `d`'s dimensions. The
+/// GEMM's traffic is that of its tiling with no cache beyond the tile: each
+/// workgroup of TILE replicates x TILE outputs reads its TILE rows of codes
+/// and TILE columns of statistics over all G clusters.
+pub fn work(stage: Stage, d: &Dims) -> Work {
+    let (g, n, q, rb) = (
+        d.clusters as f64,
+        d.width as f64,
+        d.q as f64,
+        d.real_bytes as f64,
+    );
+    let m = d.mediators as f64;
+    let packed = q * (q + 1.0) / 2.0;
+    match stage {
+        // Philox is integer work: counted in neither flops nor bytes read.
+        Stage::Weights => Work {
+            flops: 0.0,
+            bytes: 4.0 * g,
+        },
+        Stage::Gemm => Work {
+            flops: 2.0 * g * n,
+            bytes: g * n * (4.0 + rb) / TILE + n * rb,
+        },
+        // Per unit a row of q reals of the table added into v (read and
+        // written in global scratch), the shuffle's indices, then E.
+        Stage::Permute => Work {
+            flops: g * q + 2.0 * packed,
+            bytes: g * q * rb * 3.0 + 12.0 * g + packed * rb,
+        },
+        // The Cholesky factor of the q x q system and a solve per equation;
+        // reads the GEMM's output, writes the results, and its scratch.
+        Stage::Solve => Work {
+            flops: q * q * q / 3.0 + (m + 2.0) * q * q,
+            bytes: (n + d.stride as f64 + 2.0 * d.scratch as f64) * rb,
+        },
+        Stage::InfluenceGemm => {
+            let f = d.functionals as f64;
+            Work {
+                flops: 2.0 * g * f * packed,
+                bytes: g * f * packed * rb * 2.0 / TILE + g * f * rb,
+            }
+        }
+        Stage::Meat => {
+            let f = d.functionals as f64;
+            Work {
+                flops: 4.0 * g * f,
+                bytes: g * f * rb + 4.0 * g,
+            }
+        }
+        Stage::Readback => Work {
+            flops: 0.0,
+            bytes: d.stride as f64 * rb,
+        },
+    }
+}
+
+/// A device's ceilings.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Peaks {
+    /// Arithmetic, GFLOP/s, in the engine's precision.
+    pub gflops: f64,
+    /// Device memory, GB/s.
+    pub memory_gbs: f64,
+    /// Device to host, GB/s (the readback).
+    pub link_gbs: f64,
+}
+
+impl Work {
+    /// The least seconds per replicate at `peaks`.
+    pub fn seconds(&self, stage: Stage, peaks: &Peaks) -> f64 {
+        let bandwidth = match stage {
+            Stage::Readback => peaks.link_gbs,
+            _ => peaks.memory_gbs,
+        };
+        (self.flops / peaks.gflops).max(self.bytes / bandwidth) / 1e9
+    }
+
+    /// "compute" or "memory": the ceiling the stage meets first at `peaks`.
+    pub fn bound(&self, stage: Stage, peaks: &Peaks) -> &'static str {
+        let bandwidth = match stage {
+            Stage::Readback => peaks.link_gbs,
+            _ => peaks.memory_gbs,
+        };
+        if self.flops / peaks.gflops >= self.bytes / bandwidth {
+            "compute"
+        } else {
+            "memory"
+        }
+    }
+}
+
+/// Replicates per second the stages allow at `peaks`, each at its roofline
+/// and one after the other (the host's work not counted).
+pub fn predicted_rate(stages: &[(Stage, Work)], peaks: &Peaks) -> f64 {
+    1.0 / stages
+        .iter()
+        .map(|(s, w)| w.seconds(*s, peaks))
+        .sum::<f64>()
+        .max(1e-300)
+}
+
+/// Named GPUs with their published f32 peaks (vendors' data sheets), for
+/// the predictions `medsim bench --stages` prints and `docs/gpu.md` holds.
+pub const NAMED_GPUS: &[(&str, Peaks)] = &[
+    (
+        // 67 TFLOPS f32 (non-tensor), 4.8 TB/s HBM3e, PCIe Gen5 x16.
+        "NVIDIA H200 SXM",
+        Peaks {
+            gflops: 67_000.0,
+            memory_gbs: 4_800.0,
+            link_gbs: 64.0,
+        },
+    ),
+    (
+        // 82.6 TFLOPS f32, 1008 GB/s GDDR6X, PCIe Gen4 x16.
+        "NVIDIA GeForce RTX 4090",
+        Peaks {
+            gflops: 82_600.0,
+            memory_gbs: 1_008.0,
+            link_gbs: 32.0,
+        },
+    ),
+    (
+        // 38-core GPU: 13.6 TFLOPS f32, 400 GB/s unified memory.
+        "Apple M2 Max",
+        Peaks {
+            gflops: 13_600.0,
+            memory_gbs: 400.0,
+            link_gbs: 400.0,
+        },
+    ),
+    (
+        // 96 EUs at 1.35 GHz: 2.07 TFLOPS f32; LPDDR4x-4266, 68 GB/s shared.
+        "Intel Iris Xe (96 EU)",
+        Peaks {
+            gflops: 2_070.0,
+            memory_gbs: 68.0,
+            link_gbs: 68.0,
+        },
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims() -> Dims {
+        Dims {
+            clusters: 278,
+            width: 45,
+            q: 9,
+            mediators: 1,
+            stride: 4,
+            real_bytes: 4,
+            functionals: 0,
+            scratch: 44,
+        }
+    }
+
+    /// The GEMM's flops are 2 G n; a device with a tenth of the bandwidth
+    /// takes longer only on memory-bound stages.
+    #[test]
+    fn the_model_follows_the_dimensions_and_the_ceilings() {
+        let d = dims();
+        let gemm = work(Stage::Gemm, &d);
+        assert_eq!(gemm.flops, 2.0 * 278.0 * 45.0);
+        let fast = Peaks {
+            gflops: 1000.0,
+            memory_gbs: 1000.0,
+            link_gbs: 10.0,
+        };
+        let narrow = Peaks {
+            memory_gbs: 100.0,
+            ..fast
+        };
+        for stage in [Stage::Weights, Stage::Gemm, Stage::Solve] {
+            let w = work(stage, &d);
+            let ratio = w.seconds(stage, &narrow) / w.seconds(stage, &fast);
+            match w.bound(stage, &narrow) {
+                "memory" => assert!(ratio > 1.0, "{stage:?}"),
+                _ => assert_eq!(ratio, 1.0, "{stage:?}"),
+            }
+        }
+        // Weights have no flops: always memory-bound.
+        assert_eq!(
+            work(Stage::Weights, &d).bound(Stage::Weights, &fast),
+            "memory"
+        );
+        let stages: Vec<(Stage, Work)> =
+            [Stage::Weights, Stage::Gemm, Stage::Solve, Stage::Readback]
+                .iter()
+                .map(|&s| (s, work(s, &d)))
+                .collect();
+        let rate = predicted_rate(&stages, &fast);
+        let sum: f64 = stages.iter().map(|(s, w)| w.seconds(*s, &fast)).sum();
+        assert!((rate * sum - 1.0).abs() < 1e-12);
+        assert!(predicted_rate(&stages, &narrow) < rate);
+    }
+}
