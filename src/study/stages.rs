@@ -95,7 +95,6 @@ pub fn profile(
     repeats: usize,
 ) -> Result<Vec<StageProfile>> {
     use crate::gpu::engine::{GpuEngine, GpuOptions};
-    use crate::gpu::roofline::{NAMED_GPUS, Peaks, Stage, predicted_rate, work};
     use crate::resample::engine::Precision;
     use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
     use std::time::Instant;
@@ -109,11 +108,6 @@ pub fn profile(
     let (memory_gbs, link_gbs) = ctx.bandwidth_peaks()?;
     let peaks = MeasuredPeaks {
         gflops: ctx.arithmetic_peak(Precision::F32)?,
-        memory_gbs,
-        link_gbs,
-    };
-    let measured = Peaks {
-        gflops: peaks.gflops,
         memory_gbs,
         link_gbs,
     };
@@ -150,54 +144,77 @@ pub fn profile(
         };
         let engine_seconds = started.elapsed().as_secs_f64();
         let times = engine.stage_times(batch, repeats)?;
-        let dims = engine.dims();
-        let n = times.count as f64;
-        let worked: Vec<(Stage, crate::gpu::roofline::Work)> = times
-            .stages
-            .iter()
-            .map(|&(s, _)| (s, work(s, &dims)))
-            .collect();
-        let stages = times
-            .stages
-            .iter()
-            .zip(&worked)
-            .map(|(&(stage, seconds), &(_, w))| StageRow {
-                stage: stage.as_str().into(),
-                seconds,
-                flops_per_replicate: w.flops,
-                bytes_per_replicate: w.bytes,
-                gflops: w.flops * n / seconds / 1e9,
-                gbs: w.bytes * n / seconds / 1e9,
-                bound: w.bound(stage, &measured).into(),
-                of_roofline: w.seconds(stage, &measured) * n / seconds,
-            })
-            .collect();
-        let total: f64 = times.stages.iter().map(|(_, t)| t).sum::<f64>() + times.finish;
         out.push(StageProfile {
             engine: format!("gpu: {adapter}"),
             workload: workload.into(),
-            precision: "f32".into(),
-            clusters: dims.clusters,
-            width: dims.width,
-            q: dims.q,
-            batch: times.count,
             context_seconds,
             engine_seconds,
-            stages,
-            finish_seconds: times.finish,
-            replicates_per_second: n / total,
-            peaks,
-            roofline_replicates_per_second: predicted_rate(&worked, &measured),
-            predictions: NAMED_GPUS
-                .iter()
-                .map(|(name, p)| Prediction {
-                    gpu: name.to_string(),
-                    replicates_per_second: predicted_rate(&worked, p),
-                })
-                .collect(),
+            ..beside_roofline(&times, &engine.dims(), peaks)
         });
     }
     Ok(out)
+}
+
+/// A batch's measured stages beside their work and roofline at `peaks`, and
+/// the predictions at named GPUs' published peaks (engine, workload and
+/// start-up left for the caller).
+#[cfg(feature = "gpu")]
+fn beside_roofline(
+    times: &crate::gpu::engine::StageTimes,
+    dims: &crate::gpu::roofline::Dims,
+    peaks: MeasuredPeaks,
+) -> StageProfile {
+    use crate::gpu::roofline::{NAMED_GPUS, Peaks, Stage, Work, predicted_rate, work};
+    let measured = Peaks {
+        gflops: peaks.gflops,
+        memory_gbs: peaks.memory_gbs,
+        link_gbs: peaks.link_gbs,
+    };
+    let n = times.count as f64;
+    let worked: Vec<(Stage, Work)> = times
+        .stages
+        .iter()
+        .map(|&(s, _)| (s, work(s, dims)))
+        .collect();
+    let stages = times
+        .stages
+        .iter()
+        .zip(&worked)
+        .map(|(&(stage, seconds), &(_, w))| StageRow {
+            stage: stage.as_str().into(),
+            seconds,
+            flops_per_replicate: w.flops,
+            bytes_per_replicate: w.bytes,
+            gflops: w.flops * n / seconds / 1e9,
+            gbs: w.bytes * n / seconds / 1e9,
+            bound: w.bound(stage, &measured).into(),
+            of_roofline: w.seconds(stage, &measured) * n / seconds,
+        })
+        .collect();
+    let total: f64 = times.stages.iter().map(|(_, t)| t).sum::<f64>() + times.finish;
+    StageProfile {
+        engine: String::new(),
+        workload: String::new(),
+        precision: "f32".into(),
+        clusters: dims.clusters,
+        width: dims.width,
+        q: dims.q,
+        batch: times.count,
+        context_seconds: 0.0,
+        engine_seconds: 0.0,
+        stages,
+        finish_seconds: times.finish,
+        replicates_per_second: n / total,
+        peaks,
+        roofline_replicates_per_second: predicted_rate(&worked, &measured),
+        predictions: NAMED_GPUS
+            .iter()
+            .map(|(name, p)| Prediction {
+                gpu: name.to_string(),
+                replicates_per_second: predicted_rate(&worked, p),
+            })
+            .collect(),
+    }
 }
 
 /// A CPU-only build has no GPU stages to profile.
