@@ -588,6 +588,11 @@ impl GpuContext {
     /// Submit `encoder` and wait until the device has run it.
     fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
         let index = self.queue.submit([encoder.finish()]);
+        self.wait(index)
+    }
+
+    /// Wait until the device has run submission `index`.
+    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         let waited = self.device.poll(wgpu::PollType::Wait {
             submission_index: Some(index),
             timeout: None,
@@ -646,12 +651,7 @@ impl GpuContext {
         staging: &wgpu::Buffer,
         f: impl FnOnce(&[u8]) -> T,
     ) -> Result<T> {
-        let waited = self.device.poll(wgpu::PollType::Wait {
-            submission_index: Some(pending.index),
-            timeout: None,
-        });
-        self.check()?;
-        waited.map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
+        self.wait(pending.index)?;
         pending
             .rx
             .recv()

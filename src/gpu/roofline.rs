@@ -143,22 +143,29 @@ pub struct Peaks {
 }
 
 impl Work {
-    /// The least seconds per replicate at `peaks`.
-    pub fn seconds(&self, stage: Stage, peaks: &Peaks) -> f64 {
+    /// Seconds per replicate at `peaks` of its arithmetic and of its
+    /// traffic (the readback's over the link to the host).
+    fn ceilings(&self, stage: Stage, peaks: &Peaks) -> (f64, f64) {
         let bandwidth = match stage {
             Stage::Readback => peaks.link_gbs,
             _ => peaks.memory_gbs,
         };
-        (self.flops / peaks.gflops).max(self.bytes / bandwidth) / 1e9
+        (
+            self.flops / peaks.gflops / 1e9,
+            self.bytes / bandwidth / 1e9,
+        )
+    }
+
+    /// The least seconds per replicate at `peaks`.
+    pub fn seconds(&self, stage: Stage, peaks: &Peaks) -> f64 {
+        let (compute, memory) = self.ceilings(stage, peaks);
+        compute.max(memory)
     }
 
     /// "compute" or "memory": the ceiling the stage meets first at `peaks`.
     pub fn bound(&self, stage: Stage, peaks: &Peaks) -> &'static str {
-        let bandwidth = match stage {
-            Stage::Readback => peaks.link_gbs,
-            _ => peaks.memory_gbs,
-        };
-        if self.flops / peaks.gflops >= self.bytes / bandwidth {
+        let (compute, memory) = self.ceilings(stage, peaks);
+        if compute >= memory {
             "compute"
         } else {
             "memory"
