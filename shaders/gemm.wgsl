@@ -1,11 +1,19 @@
 // Stage: replicate Gram entries, out (nb x n) = weights (nb x g) x stats (g x n),
 // for each set z of a stacked batch (crate::gpu::stack; workgroup z, its own
 // nb rows of codes and out and its own g x n stats; one set unless stacked),
-// in Real (f32, or f64 where the adapter has it) with 16 x 16 tiles in
-// workgroup memory. The weights arrive as the
+// in Real (f32, or f64 where the adapter has it). The weights arrive as the
 // codes of weights.wgsl and are decoded while the tile is loaded: counts
 // (pairs, Poisson, jackknife) as themselves or minus one, wild codes through
 // a table.
+//
+// Register-blocked: 64 invocations share a BM x BN block of `out`; each
+// keeps TM x 4 of its outputs in registers (TM rows, 4 neighbouring
+// columns), so one pass of KT clusters through workgroup memory (two
+// barriers) feeds TM x 4 x KT multiply-adds per invocation, and each weight
+// is decoded once per block of columns. The shape is chosen per problem
+// (crate::gpu::GemmShape) from the pipeline constants: WX invocations
+// across (BN = 4 WX columns), 64 / WX down (BM = TM 64 / WX rows). Every
+// output still sums its clusters in order 0, 1, .., g - 1.
 
 // #include "decode.wgsl"
 
@@ -26,39 +34,98 @@ struct Params {
 @group(0) @binding(2) var<storage, read> stats: array<Real>;
 @group(0) @binding(4) var<storage, read_write> out: array<Real>;
 
-const TILE: u32 = 16u;
-var<workgroup> w_tile: array<array<Real, 16>, 16>;
-var<workgroup> s_tile: array<array<Real, 16>, 16>;
+// Invocations across the block (each 4 columns): 8 (BN 32) or 1 (BN 4).
+override WX: u32 = 8u;
+// Rows per invocation: 4 (BM 32 with WX 8; 256 with WX 1).
+override TM: u32 = 8u;
+// Clusters per pass through workgroup memory.
+override KT: u32 = 16u;
+const THREADS: u32 = 64u;
+// Workgroup memory, sized for the largest shape: KT x BM weights as vec4s
+// of neighbouring rows, KT x BN statistics as vec4s of neighbouring columns.
+// (2 x 256 vec4s: 16 KiB in f64, the default limit.)
+var<workgroup> w_tile: array<vec4<Real>, 256>;
+var<workgroup> s_tile: array<vec4<Real>, 256>;
 
-@compute @workgroup_size(16, 16)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let row = wid.y * TILE + lid.y;
-    let col = wid.x * TILE + lid.x;
-    // This row among the batch's, and where the set's statistics begin.
-    let at = wid.z * params.nb + row;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wy = THREADS / WX;
+    let bm = TM * wy;
+    let bn = 4u * WX;
+    let tx = t % WX;
+    let ty = t / WX;
+    let row0 = wid.y * bm;
+    let col0 = wid.x * bn;
+    // Where the set's rows of codes and out, and its statistics, begin.
+    let set_row = wid.z * params.nb;
     let set_stats = wid.z * params.g * params.n;
-    var acc = Real(0.0);
-    let tiles = (params.g + TILE - 1u) / TILE;
-    for (var t = 0u; t < tiles; t++) {
-        let kx = t * TILE + lid.x;
-        var w = Real(0.0);
-        if (row < params.nb && kx < params.g) {
-            w = decode_weight(params.decode_mode, codes[at * params.g + kx], at, kx, params.g, params.n_strata);
+    let g = params.g;
+    let n = params.n;
+    // Row groups of 4 per invocation (TM / 4) and their accumulators.
+    var acc: array<array<vec4<Real>, 4>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            acc[i][j] = vec4<Real>(0.0);
         }
-        w_tile[lid.y][lid.x] = w;
-        let ky = t * TILE + lid.y;
-        var s = Real(0.0);
-        if (ky < params.g && col < params.n) {
-            s = stats[set_stats + ky * params.n + col];
+    }
+    let groups = TM / 4u;
+    let tiles = (g + KT - 1u) / KT;
+    for (var tile = 0u; tile < tiles; tile++) {
+        let k0 = tile * KT;
+        // KT x bm weights: consecutive invocations read consecutive
+        // clusters of one replicate's codes.
+        for (var e = t; e < KT * bm; e += THREADS) {
+            let r = e / KT;
+            let k = e % KT;
+            let row = row0 + r;
+            let kk = k0 + k;
+            var w = Real(0.0);
+            if (row < params.nb && kk < g) {
+                let at = set_row + row;
+                w = decode_weight(params.decode_mode, codes[at * g + kk], at, kk, g, params.n_strata);
+            }
+            w_tile[k * (bm / 4u) + r / 4u][r % 4u] = w;
         }
-        s_tile[lid.y][lid.x] = s;
+        // KT x bn statistics: consecutive invocations read consecutive
+        // columns of one cluster's row.
+        for (var e = t; e < KT * bn; e += THREADS) {
+            let k = e / bn;
+            let c = e % bn;
+            let col = col0 + c;
+            let kk = k0 + k;
+            var s = Real(0.0);
+            if (kk < g && col < n) {
+                s = stats[set_stats + kk * n + col];
+            }
+            s_tile[k * WX + c / 4u][c % 4u] = s;
+        }
         workgroupBarrier();
-        for (var k = 0u; k < TILE; k++) {
-            acc += w_tile[lid.y][k] * s_tile[k][lid.x];
+        for (var k = 0u; k < KT; k++) {
+            let b = s_tile[k * WX + tx];
+            for (var i = 0u; i < groups; i++) {
+                let a = w_tile[k * (bm / 4u) + ty + i * wy];
+                acc[i][0] += a.x * b;
+                acc[i][1] += a.y * b;
+                acc[i][2] += a.z * b;
+                acc[i][3] += a.w * b;
+            }
         }
         workgroupBarrier();
     }
-    if (row < params.nb && col < params.n) {
-        out[at * params.n + col] = acc;
+    for (var i = 0u; i < groups; i++) {
+        for (var r = 0u; r < 4u; r++) {
+            let row = row0 + 4u * (ty + i * wy) + r;
+            if (row >= params.nb) {
+                continue;
+            }
+            let v = acc[i][r];
+            let base = (set_row + row) * n;
+            for (var c = 0u; c < 4u; c++) {
+                let col = col0 + 4u * tx + c;
+                if (col < n) {
+                    out[base + col] = v[c];
+                }
+            }
+        }
     }
 }

@@ -556,12 +556,14 @@ fn batch_limit(
         },
     ];
     let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
-    // The GEMM's grid has one row of workgroups per 16 replicates; the
-    // influence GEMM one column per 16 (replicate, coefficient) pairs.
+    // The weights, solve and meat stages have one workgroup per 64
+    // replicates, the GEMM one row of workgroups per 64 or more
+    // (GemmShape::block); the influence GEMM one column per 32 (replicate,
+    // coefficient) pairs.
     let by_groups = if studentize {
-        groups * 16 / (2 * m as u64)
+        groups * 32 / (2 * m as u64)
     } else {
-        groups * 16
+        groups * 64
     };
     let limit = ctx.batch_limit(
         &per_replicate,
@@ -1070,7 +1072,7 @@ impl<'a> GpuEngine<'a> {
                         encoder,
                         pipeline,
                         bind,
-                        (nt.cols.div_ceil(16), nt.rows.div_ceil(16)),
+                        (nt.cols.div_ceil(32), nt.rows.div_ceil(64)),
                     );
                 }
             }

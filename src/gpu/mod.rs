@@ -90,6 +90,47 @@ pub struct GemmParams {
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 32);
 
+/// A block shape of `gemm.wgsl`, set by its pipeline constants: the rows
+/// and columns of the output one workgroup of 64 invocations computes, and
+/// the clusters it passes through workgroup memory at a time. Wide for the
+/// packed Gram widths of the solve's input (tens to hundreds of columns);
+/// narrow for the wild path's few right-hand sides, where a wide block
+/// would multiply mostly padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GemmShape {
+    Wide,
+    Narrow,
+}
+
+impl GemmShape {
+    /// The shape for an output `n` columns wide.
+    pub(crate) fn for_width(n: u32) -> GemmShape {
+        if n <= 4 {
+            GemmShape::Narrow
+        } else {
+            GemmShape::Wide
+        }
+    }
+
+    /// gemm.wgsl's pipeline constants: invocations across (4 columns
+    /// each), rows per invocation, clusters per pass (the tiles fit 16 KiB
+    /// of workgroup memory in f64).
+    fn constants(self) -> &'static [(&'static str, f64)] {
+        match self {
+            GemmShape::Wide => &[("WX", 8.0), ("TM", 8.0), ("KT", 16.0)],
+            GemmShape::Narrow => &[("WX", 1.0), ("TM", 4.0), ("KT", 4.0)],
+        }
+    }
+
+    /// Rows and columns of the output per workgroup.
+    pub(crate) fn block(self) -> (u32, u32) {
+        match self {
+            GemmShape::Wide => (64, 32),
+            GemmShape::Narrow => (256, 4),
+        }
+    }
+}
+
 /// Device memory one batch's buffers may take (two batches are in flight).
 pub(crate) const BATCH_BYTES: u64 = 512 << 20;
 
@@ -200,8 +241,10 @@ pub struct GpuContext {
     queue: wgpu::Queue,
     philox: wgpu::ComputePipeline,
     weights: wgpu::ComputePipeline,
-    /// Numeric stages per precision: f32, then f64 where available.
+    /// Numeric stages per precision: f32, then f64 where available. The
+    /// GEMM in its two block shapes (`GemmShape`).
     gemm: Vec<wgpu::ComputePipeline>,
+    gemm_narrow: Vec<wgpu::ComputePipeline>,
     solve: Vec<wgpu::ComputePipeline>,
     solve_iv: Vec<wgpu::ComputePipeline>,
     gemm_nt: Vec<wgpu::ComputePipeline>,
@@ -377,7 +420,10 @@ impl GpuContext {
             lost_flag.store(true, Ordering::SeqCst);
             record(&on_lost, format!("device lost ({reason:?}): {message}"))
         });
-        let compile = |name: &str, precision: Precision| -> Result<wgpu::ComputePipeline> {
+        let compile_with = |name: &str,
+                            precision: Precision,
+                            constants: &[(&str, f64)]|
+         -> Result<wgpu::ComputePipeline> {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(shader_source(name, precision)?.into()),
@@ -388,11 +434,16 @@ impl GpuContext {
                     layout: None,
                     module: &module,
                     entry_point: Some("main"),
-                    compilation_options: Default::default(),
+                    // Every stage writes its workgroup memory before it reads it.
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
                     cache: None,
                 }),
             )
         };
+        let compile = |name: &str, precision: Precision| compile_with(name, precision, &[]);
         let precisions: &[Precision] = if f64_ok {
             &[Precision::F32, Precision::F64]
         } else {
@@ -404,7 +455,14 @@ impl GpuContext {
         let per_precision = |name: &str| -> Result<Vec<wgpu::ComputePipeline>> {
             precisions.iter().map(|&p| compile(name, p)).collect()
         };
-        let gemm = per_precision("gemm.wgsl")?;
+        let gemm_shaped = |shape: GemmShape| -> Result<Vec<wgpu::ComputePipeline>> {
+            precisions
+                .iter()
+                .map(|&p| compile_with("gemm.wgsl", p, shape.constants()))
+                .collect()
+        };
+        let gemm = gemm_shaped(GemmShape::Wide)?;
+        let gemm_narrow = gemm_shaped(GemmShape::Narrow)?;
         let solve = per_precision("solve.wgsl")?;
         let solve_iv = per_precision("solve_iv.wgsl")?;
         let gemm_nt = per_precision("gemm_nt.wgsl")?;
@@ -419,6 +477,7 @@ impl GpuContext {
             philox,
             weights,
             gemm,
+            gemm_narrow,
             solve,
             solve_iv,
             gemm_nt,
@@ -801,6 +860,14 @@ impl GpuContext {
         self.gemm.len() > 1
     }
 
+    /// The GEMM pipeline of `shape` in `precision`.
+    fn gemm_stage(&self, shape: GemmShape, precision: Precision) -> Result<&wgpu::ComputePipeline> {
+        match shape {
+            GemmShape::Wide => self.stage(&self.gemm, precision),
+            GemmShape::Narrow => self.stage(&self.gemm_narrow, precision),
+        }
+    }
+
     fn stage<'a>(
         &self,
         stages: &'a [wgpu::ComputePipeline],
@@ -978,7 +1045,7 @@ impl GemmInputs {
         capacity: usize,
         out_bytes: Option<u64>,
     ) -> Result<GemmSlot> {
-        let gemm = ctx.stage(&ctx.gemm, self.precision)?;
+        let gemm = ctx.gemm_stage(GemmShape::for_width(self.gemm_params.n), self.precision)?;
         let cap = capacity as u64;
         let g = self.gemm_params.g as u64;
         let n_strata = self.gemm_params.n_strata as u64;
@@ -1084,14 +1151,19 @@ impl GemmInputs {
         };
         ctx.queue
             .write_buffer(&slot.gemm_params, 0, bytemuck::bytes_of(&params));
+        let shape = GemmShape::for_width(self.gemm_params.n);
+        let (block_rows, block_cols) = shape.block();
         let gemm = ctx
-            .stage(&ctx.gemm, self.precision)
+            .gemm_stage(shape, self.precision)
             .expect("checked in GemmInputs::new");
         GpuContext::dispatch_sets(
             encoder,
             gemm,
             &slot.gemm_bind,
-            (self.gemm_params.n.div_ceil(16), rows.div_ceil(16)),
+            (
+                self.gemm_params.n.div_ceil(block_cols),
+                rows.div_ceil(block_rows),
+            ),
             sets,
         );
     }

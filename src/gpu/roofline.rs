@@ -72,13 +72,15 @@ pub struct Work {
     pub bytes: f64,
 }
 
-/// Side of the tiles the GEMM stages use (16 x 16 outputs per workgroup).
-const TILE: f64 = 16.0;
+/// Rows (clusters) and columns (replicate functionals) of the influence
+/// GEMM's block per workgroup (`gemm_nt.wgsl`).
+const NT_BLOCK: (f64, f64) = (64.0, 32.0);
 
-/// The work per replicate of `stage` on a problem of `d`'s dimensions. The
-/// GEMM's traffic is that of its tiling with no cache beyond the tile: each
-/// workgroup of TILE replicates x TILE outputs reads its TILE rows of codes
-/// and TILE columns of statistics over all G clusters.
+/// The work per replicate of `stage` on a problem of `d`'s dimensions. A
+/// GEMM's traffic is that of its blocking with no cache beyond the block:
+/// each workgroup of BM rows x BN columns of output reads its BM rows of
+/// one operand and BN columns of the other over the whole inner dimension
+/// (`GemmShape::block`), and writes its outputs once.
 pub fn work(stage: Stage, d: &Dims) -> Work {
     let (g, n, q, rb) = (
         d.clusters as f64,
@@ -94,10 +96,15 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
             flops: 0.0,
             bytes: 4.0 * g,
         },
-        Stage::Gemm => Work {
-            flops: 2.0 * g * n,
-            bytes: g * n * (4.0 + rb) / TILE + n * rb,
-        },
+        // BM replicates' codes reread per block of BN columns, and the
+        // statistics per block of BM replicates.
+        Stage::Gemm => {
+            let (bm, bn) = super::GemmShape::for_width(d.width as u32).block();
+            Work {
+                flops: 2.0 * g * n,
+                bytes: g * n * (4.0 / bn as f64 + rb / bm as f64) + n * rb,
+            }
+        }
         // Per unit a row of q reals of the table added into v (read and
         // written in global scratch), the shuffle's indices, then E.
         Stage::Permute => Work {
@@ -114,7 +121,7 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
             let f = d.functionals as f64;
             Work {
                 flops: 2.0 * g * f * packed,
-                bytes: g * f * packed * rb * 2.0 / TILE + g * f * rb,
+                bytes: g * f * packed * rb * (1.0 / NT_BLOCK.1 + 1.0 / NT_BLOCK.0) + g * f * rb,
             }
         }
         Stage::Meat => {
@@ -248,6 +255,18 @@ mod tests {
         let d = dims();
         let gemm = work(Stage::Gemm, &d);
         assert_eq!(gemm.flops, 2.0 * 278.0 * 45.0);
+        // The wide block (64 replicates x 32 columns): codes reread per 32
+        // columns, statistics per 64 replicates; the wild path's four
+        // columns take the narrow block (256 x 4).
+        assert_eq!(
+            gemm.bytes,
+            278.0 * 45.0 * (4.0 / 32.0 + 4.0 / 64.0) + 45.0 * 4.0
+        );
+        let wild = Dims { width: 4, ..d };
+        assert_eq!(
+            work(Stage::Gemm, &wild).bytes,
+            278.0 * 4.0 * (4.0 / 4.0 + 4.0 / 256.0) + 4.0 * 4.0
+        );
         let fast = Peaks {
             gflops: 1000.0,
             memory_gbs: 1000.0,

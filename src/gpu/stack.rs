@@ -150,13 +150,14 @@ pub fn replicates(
         .collect();
     let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
     // One workgroup of the weights and the solve per 64 replicates of the
-    // batch, one GEMM row of workgroups per 16 replicates of a set.
+    // batch, one GEMM row of workgroups per 64 or more replicates of a set
+    // (GemmShape::block).
     let by_groups = (groups * 64 / b).min(groups);
     let mut per_batch = ctx.batch_limit(&per_unit, Some(BATCH_BYTES), by_groups, u64::MAX) as usize;
     if max_sets > 0 {
         per_batch = per_batch.min(max_sets);
     }
-    if per_batch == 0 || b.div_ceil(16) > groups {
+    if per_batch == 0 || b.div_ceil(64) > groups {
         return refuse(&format!(
             "{replicates} replicates of {g} clusters are more than one batch holds"
         ));
