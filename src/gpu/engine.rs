@@ -23,8 +23,8 @@ use std::sync::{Mutex, OnceLock};
 
 use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
 use super::{
-    BATCH_BYTES, GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision,
-    SolveIvParams, SolveParams, reals_from_words, words_per,
+    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveIvParams,
+    SolveParams, reals_from_words, words_per,
 };
 use std::time::Instant;
 
@@ -567,7 +567,7 @@ fn batch_limit(
     };
     let limit = ctx.batch_limit(
         &per_replicate,
-        Some(BATCH_BYTES),
+        Some(ctx.batch_budget()),
         by_groups,
         MAX_BATCH as u64,
     ) as usize;
@@ -673,7 +673,7 @@ impl<'a> GpuEngine<'a> {
         let q = design.q();
         let precision = options.precision;
         // Refuse f64 on adapters without it here, not at the first batch.
-        ctx.stage(&ctx.gemm, precision)?;
+        ctx.precision_index(precision)?;
         let g = design.n_clusters;
         let m = design.layout.n_mediators;
         let n_coef = 2 * m + 2;
@@ -1218,14 +1218,17 @@ impl<'a> GpuEngine<'a> {
     ) -> std::result::Result<u64, (usize, u64, Error)> {
         let n_stats = self.layout.len();
         let total = out.len() / n_stats;
+        // Slots no larger than the call needs (a short run allocates a short
+        // batch), nor than the batch after a retry halved it.
+        let want = state.batch.min(total).max(1);
         if state
             .slots
             .first()
-            .is_none_or(|s| s.capacity != state.batch)
+            .is_none_or(|s| s.capacity < want || s.capacity > state.batch)
         {
-            state.slots = self.slots(state.batch).map_err(|e| (0, 0, e))?;
+            state.slots = self.slots(want).map_err(|e| (0, 0, e))?;
         }
-        let batch = state.batch;
+        let batch = state.slots[0].capacity;
         let mut failed = 0;
         let mut pending: Option<(usize, usize, usize, Pending)> = None;
         let mut next = 0usize;

@@ -90,6 +90,25 @@ pub struct GemmParams {
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 32);
 
+/// A compute stage of shaders/, compiled on first use in each precision
+/// (f32, then f64 where the adapter has it) and kept for the context's
+/// life: a process compiles only the stages its runs use, once.
+struct Pipelines {
+    name: &'static str,
+    constants: &'static [(&'static str, f64)],
+    compiled: [OnceLock<wgpu::ComputePipeline>; 2],
+}
+
+impl Pipelines {
+    fn new(name: &'static str, constants: &'static [(&'static str, f64)]) -> Pipelines {
+        Pipelines {
+            name,
+            constants,
+            compiled: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+}
+
 /// A block shape of `gemm.wgsl`, set by its pipeline constants: the rows
 /// and columns of the output one workgroup of 64 invocations computes, and
 /// the clusters it passes through workgroup memory at a time. Wide for the
@@ -132,7 +151,13 @@ impl GemmShape {
 }
 
 /// Device memory one batch's buffers may take (two batches are in flight).
-pub(crate) const BATCH_BYTES: u64 = 512 << 20;
+const BATCH_BYTES: u64 = 512 << 20;
+
+/// The same on a software adapter (lavapipe), whose device memory is the
+/// process's own: its stages gain nothing from batches beyond a few
+/// thousand replicates, and two batches of `BATCH_BYTES` would add a
+/// gigabyte to the run's resident memory.
+const SOFTWARE_BATCH_BYTES: u64 = 32 << 20;
 
 /// Uniform parameters of `solve.wgsl` (`struct Params`).
 #[repr(C)]
@@ -239,18 +264,19 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     device: wgpu::Device,
     queue: wgpu::Queue,
-    philox: wgpu::ComputePipeline,
-    weights: wgpu::ComputePipeline,
-    /// Numeric stages per precision: f32, then f64 where available. The
-    /// GEMM in its two block shapes (`GemmShape`).
-    gemm: Vec<wgpu::ComputePipeline>,
-    gemm_narrow: Vec<wgpu::ComputePipeline>,
-    solve: Vec<wgpu::ComputePipeline>,
-    solve_iv: Vec<wgpu::ComputePipeline>,
-    gemm_nt: Vec<wgpu::ComputePipeline>,
-    meat: Vec<wgpu::ComputePipeline>,
-    wcr: Vec<wgpu::ComputePipeline>,
-    permute: Vec<wgpu::ComputePipeline>,
+    /// Whether the adapter runs the f64 stages (SHADER_F64).
+    f64: bool,
+    philox: Pipelines,
+    weights: Pipelines,
+    /// The GEMM in its two block shapes (`GemmShape`).
+    gemm: Pipelines,
+    gemm_narrow: Pipelines,
+    solve: Pipelines,
+    solve_iv: Pipelines,
+    gemm_nt: Pipelines,
+    meat: Pipelines,
+    wcr: Pipelines,
+    permute: Pipelines,
     /// The first device error not yet reported (validation, out of memory,
     /// device lost): wgpu reports them asynchronously, the engine checks
     /// here after each batch.
@@ -330,8 +356,8 @@ pub fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
 }
 
 /// One context per adapter choice for the whole process, opened on first
-/// use (compiling every stage) and kept: a long-lived device, queue and
-/// pipelines, whatever number of runs follow. A context whose device was
+/// use and kept: a long-lived device, queue and pipelines (each compiled
+/// when a run first needs it), whatever number of runs follow. A context whose device was
 /// lost is replaced.
 pub fn shared_context(adapter: Option<&str>) -> Result<Option<&'static GpuContext>> {
     type Cache = Mutex<Vec<(Option<String>, &'static GpuContext)>>;
@@ -420,70 +446,22 @@ impl GpuContext {
             lost_flag.store(true, Ordering::SeqCst);
             record(&on_lost, format!("device lost ({reason:?}): {message}"))
         });
-        let compile_with = |name: &str,
-                            precision: Precision,
-                            constants: &[(&str, f64)]|
-         -> Result<wgpu::ComputePipeline> {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(shader_source(name, precision)?.into()),
-            });
-            Ok(
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(name),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some("main"),
-                    // Every stage writes its workgroup memory before it reads it.
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                }),
-            )
-        };
-        let compile = |name: &str, precision: Precision| compile_with(name, precision, &[]);
-        let precisions: &[Precision] = if f64_ok {
-            &[Precision::F32, Precision::F64]
-        } else {
-            &[Precision::F32]
-        };
-        let philox = compile("philox_check.wgsl", Precision::F32)?;
-        let weights = compile("weights.wgsl", Precision::F32)?;
-        // The numeric stages, once per precision the adapter runs.
-        let per_precision = |name: &str| -> Result<Vec<wgpu::ComputePipeline>> {
-            precisions.iter().map(|&p| compile(name, p)).collect()
-        };
-        let gemm_shaped = |shape: GemmShape| -> Result<Vec<wgpu::ComputePipeline>> {
-            precisions
-                .iter()
-                .map(|&p| compile_with("gemm.wgsl", p, shape.constants()))
-                .collect()
-        };
-        let gemm = gemm_shaped(GemmShape::Wide)?;
-        let gemm_narrow = gemm_shaped(GemmShape::Narrow)?;
-        let solve = per_precision("solve.wgsl")?;
-        let solve_iv = per_precision("solve_iv.wgsl")?;
-        let gemm_nt = per_precision("gemm_nt.wgsl")?;
-        let meat = per_precision("meat.wgsl")?;
-        let wcr = per_precision("wcr.wgsl")?;
-        let permute = per_precision("permute.wgsl")?;
         let ctx = GpuContext {
             info,
             limits,
             device,
             queue,
-            philox,
-            weights,
-            gemm,
-            gemm_narrow,
-            solve,
-            solve_iv,
-            gemm_nt,
-            meat,
-            wcr,
-            permute,
+            f64: f64_ok,
+            philox: Pipelines::new("philox_check.wgsl", &[]),
+            weights: Pipelines::new("weights.wgsl", &[]),
+            gemm: Pipelines::new("gemm.wgsl", GemmShape::Wide.constants()),
+            gemm_narrow: Pipelines::new("gemm.wgsl", GemmShape::Narrow.constants()),
+            solve: Pipelines::new("solve.wgsl", &[]),
+            solve_iv: Pipelines::new("solve_iv.wgsl", &[]),
+            gemm_nt: Pipelines::new("gemm_nt.wgsl", &[]),
+            meat: Pipelines::new("meat.wgsl", &[]),
+            wcr: Pipelines::new("wcr.wgsl", &[]),
+            permute: Pipelines::new("permute.wgsl", &[]),
             fault,
             lost,
         };
@@ -520,6 +498,15 @@ impl GpuContext {
             .unwrap_or(u64::MAX);
         let by_memory = budget.map_or(u64::MAX, |m| m / per_unit.iter().sum::<u64>().max(1));
         by_binding.min(by_memory).min(by_groups).min(cap)
+    }
+
+    /// Device memory one batch's buffers may take on this adapter.
+    pub(crate) fn batch_budget(&self) -> u64 {
+        if is_hardware(&self.info) {
+            BATCH_BYTES
+        } else {
+            SOFTWARE_BATCH_BYTES
+        }
     }
 
     /// The largest buffer a stage can bind, in bytes.
@@ -746,23 +733,8 @@ impl GpuContext {
     /// 0.2 s; the best of three at that size. A ceiling for `medsim
     /// bench`'s fraction of peak, compiled only when asked for.
     pub fn arithmetic_peak(&self, precision: Precision) -> Result<f64> {
-        self.stage(&self.gemm, precision)?;
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("peak.wgsl"),
-                source: wgpu::ShaderSource::Wgsl(shader_source("peak.wgsl", precision)?.into()),
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("peak.wgsl"),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+        self.precision_index(precision)?;
+        let pipeline = self.compile("peak.wgsl", precision, &[])?;
         const GROUPS: u32 = 4096;
         let invocations = GROUPS as u64 * 256;
         let out = self.output("peak", invocations * (words_per(precision) * 4) as u64);
@@ -793,10 +765,11 @@ impl GpuContext {
         let input = self.storage("cases", bytemuck::cast_slice(cases));
         let blocks = self.output("blocks", (cases.len() * 16) as u64);
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let bind = self.bind(&self.philox, &[&input, &blocks]);
+        let pipeline = self.stage(&self.philox, Precision::F32)?;
+        let bind = self.bind(pipeline, &[&input, &blocks]);
         Self::dispatch(
             &mut encoder,
-            &self.philox,
+            pipeline,
             &bind,
             ((cases.len() as u32).div_ceil(64), 1),
         );
@@ -857,7 +830,7 @@ impl GpuContext {
 
     /// Whether the adapter runs the f64 stages.
     pub fn has_f64(&self) -> bool {
-        self.gemm.len() > 1
+        self.f64
     }
 
     /// The GEMM pipeline of `shape` in `precision`.
@@ -870,16 +843,79 @@ impl GpuContext {
 
     fn stage<'a>(
         &self,
-        stages: &'a [wgpu::ComputePipeline],
+        stages: &'a Pipelines,
         precision: Precision,
     ) -> Result<&'a wgpu::ComputePipeline> {
+        let cell = &stages.compiled[self.precision_index(precision)?];
+        if let Some(pipeline) = cell.get() {
+            return Ok(pipeline);
+        }
+        let pipeline = self.compile(stages.name, precision, stages.constants)?;
+        Ok(cell.get_or_init(|| pipeline))
+    }
+
+    /// Compile every stage in `precision` now (for timing start-up: runs
+    /// compile a stage when they first use it).
+    pub fn compile_all(&self, precision: Precision) -> Result<()> {
+        // The integer stages have one precision.
+        self.stage(&self.philox, Precision::F32)?;
+        self.stage(&self.weights, Precision::F32)?;
+        for stages in [
+            &self.gemm,
+            &self.gemm_narrow,
+            &self.solve,
+            &self.solve_iv,
+            &self.gemm_nt,
+            &self.meat,
+            &self.wcr,
+            &self.permute,
+        ] {
+            self.stage(stages, precision)?;
+        }
+        self.check()
+    }
+
+    /// Where `precision`'s pipelines are kept; an error if the adapter has
+    /// no f64.
+    pub(crate) fn precision_index(&self, precision: Precision) -> Result<usize> {
         match precision {
-            Precision::F32 => Ok(&stages[0]),
-            Precision::F64 => stages.get(1).ok_or_else(|| Error::InvalidOption {
+            Precision::F32 => Ok(0),
+            Precision::F64 if self.f64 => Ok(1),
+            Precision::F64 => Err(Error::InvalidOption {
                 option: "resampling.precision".into(),
                 message: format!("{} has no SHADER_F64; use f32", self.info.name),
             }),
         }
+    }
+
+    /// Stage `name` of shaders/ compiled in `precision` with its pipeline
+    /// constants.
+    fn compile(
+        &self,
+        name: &str,
+        precision: Precision,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(shader_source(name, precision)?.into()),
+            });
+        Ok(self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                // Every stage writes its workgroup memory before it reads it.
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            }))
     }
 
     /// A read-only storage buffer of reals in `precision`.
@@ -961,7 +997,7 @@ impl GemmInputs {
         precision: Precision,
         deviation: bool,
     ) -> Result<GemmInputs> {
-        ctx.stage(&ctx.gemm, precision)?;
+        ctx.precision_index(precision)?;
         let mut members = Vec::new();
         let mut offsets = vec![0u32];
         let mut strata = vec![0u32; plan.n_clusters];
@@ -1059,7 +1095,7 @@ impl GemmInputs {
             out_bytes.unwrap_or(cap * self.gemm_params.n as u64 * ws),
         );
         let weights_bind = ctx.bind(
-            &ctx.weights,
+            ctx.stage(&ctx.weights, Precision::F32)?,
             &[
                 &weight_params,
                 &self.members,
@@ -1109,9 +1145,12 @@ impl GemmInputs {
         };
         ctx.queue
             .write_buffer(&slot.weight_params, 0, bytemuck::bytes_of(&params));
+        let weights = ctx
+            .stage(&ctx.weights, Precision::F32)
+            .expect("compiled by GemmInputs::slot");
         GpuContext::dispatch(
             encoder,
-            &ctx.weights,
+            weights,
             &slot.weights_bind,
             (count.div_ceil(64), 1),
         );
@@ -1155,7 +1194,7 @@ impl GemmInputs {
         let (block_rows, block_cols) = shape.block();
         let gemm = ctx
             .gemm_stage(shape, self.precision)
-            .expect("checked in GemmInputs::new");
+            .expect("compiled by GemmInputs::slot");
         GpuContext::dispatch_sets(
             encoder,
             gemm,

@@ -15,7 +15,7 @@
 //! runs its datasets one engine each.
 
 use super::engine::WildRhs;
-use super::{BATCH_BYTES, GemmInputs, GpuContext, SolveParams, reals_from_words, words_per};
+use super::{GemmInputs, GpuContext, SolveParams, reals_from_words, words_per};
 use crate::error::{Error, Result};
 use crate::math::linalg::packed_len;
 use crate::model::design::Design;
@@ -81,7 +81,7 @@ pub fn replicates(
     {
         return refuse("the datasets differ in clusters or regressors");
     }
-    ctx.stage(&ctx.gemm, precision)?;
+    ctx.precision_index(precision)?;
     let n_coef = 2 * m + 2;
     let layout = StatLayout {
         mediators: m,
@@ -153,7 +153,8 @@ pub fn replicates(
     // batch, one GEMM row of workgroups per 64 or more replicates of a set
     // (GemmShape::block).
     let by_groups = (groups * 64 / b).min(groups);
-    let mut per_batch = ctx.batch_limit(&per_unit, Some(BATCH_BYTES), by_groups, u64::MAX) as usize;
+    let mut per_batch =
+        ctx.batch_limit(&per_unit, Some(ctx.batch_budget()), by_groups, u64::MAX) as usize;
     if max_sets > 0 {
         per_batch = per_batch.min(max_sets);
     }

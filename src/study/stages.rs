@@ -61,8 +61,12 @@ pub struct StageProfile {
     pub q: usize,
     /// Replicates in the profiled batch.
     pub batch: usize,
-    /// Seconds to build a fresh context (adapter, device, every pipeline).
+    /// Seconds to open a fresh context (adapter, device).
     pub context_seconds: f64,
+    /// Seconds to compile every stage in f32 on it (shader modules and
+    /// pipelines; a run compiles only the stages it uses, once per process).
+    #[serde(default)]
+    pub compile_seconds: f64,
     /// Seconds to build the engine (whitening, uploads, buffers).
     pub engine_seconds: f64,
     pub stages: Vec<StageRow>,
@@ -102,6 +106,11 @@ pub fn profile(
     let started = Instant::now();
     let fresh = crate::gpu::GpuContext::new(Some(adapter))?;
     let context_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    if let Some(fresh) = &fresh {
+        fresh.compile_all(Precision::F32)?;
+    }
+    let compile_seconds = started.elapsed().as_secs_f64();
     drop(fresh);
     let ctx = crate::gpu::shared_context(Some(adapter))?
         .ok_or_else(|| crate::error::Error::Gpu(format!("no adapter named like '{adapter}'")))?;
@@ -148,6 +157,7 @@ pub fn profile(
             engine: format!("gpu: {adapter}"),
             workload: workload.into(),
             context_seconds,
+            compile_seconds,
             engine_seconds,
             ..beside_roofline(&times, &engine.dims(), peaks)
         });
@@ -201,6 +211,7 @@ fn beside_roofline(
         q: dims.q,
         batch: times.count,
         context_seconds: 0.0,
+        compile_seconds: 0.0,
         engine_seconds: 0.0,
         stages,
         finish_seconds: times.finish,
@@ -251,7 +262,8 @@ pub fn markdown(profiles: &[StageProfile]) -> String {
             "| host finishing | {:.3} | | | | | | |\n\n\
              {:.3e} replicates/s over the stages and finishing; the roofline allows {:.3e} at the \
              measured peaks ({:.1} GFLOP/s f32, {:.1} GB/s memory, {:.1} GB/s to the host). \
-             Start-up: {:.2} s for a fresh context, {:.3} s for the engine. Predicted (roofline \
+             Start-up: {:.2} s for a fresh context, {:.2} s compiling every stage, {:.3} s for the \
+             engine. Predicted (roofline \
              at published peaks, not measured): {}.\n\n",
             p.finish_seconds * 1e3,
             p.replicates_per_second,
@@ -260,6 +272,7 @@ pub fn markdown(profiles: &[StageProfile]) -> String {
             p.peaks.memory_gbs,
             p.peaks.link_gbs,
             p.context_seconds,
+            p.compile_seconds,
             p.engine_seconds,
             p.predictions
                 .iter()
