@@ -1132,41 +1132,44 @@ impl<'a> GpuEngine<'a> {
             times.sort_by(f64::total_cmp);
             times[times.len() / 2]
         };
+        // One run first (pipelines and buffers are touched once), then
+        // `repeats` timed ones.
+        let runs = |run: &mut dyn FnMut() -> Result<(f64, f64)>| -> Result<Vec<(f64, f64)>> {
+            let mut times = (0..=repeats.max(1))
+                .map(|_| run())
+                .collect::<Result<Vec<_>>>()?;
+            times.remove(0);
+            Ok(times)
+        };
         let mut stages = Vec::new();
-        let mut readback = Vec::new();
-        let mut finish = Vec::new();
-        let mut out = vec![0.0; count * self.layout.len()];
         for stage in self.stages() {
-            let mut times = Vec::new();
-            // One run first: pipelines and buffers are touched once.
-            for _ in 0..=repeats.max(1) {
+            let times = runs(&mut || {
                 let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
                 self.record_stage(stage, &mut encoder, slot, 0, nb)?;
                 let started = Instant::now();
                 self.ctx.submit_and_wait(encoder)?;
-                times.push(started.elapsed().as_secs_f64());
-            }
-            times.remove(0);
-            stages.push((stage, median(times)));
+                Ok((started.elapsed().as_secs_f64(), 0.0))
+            })?;
+            stages.push((stage, median(times.iter().map(|t| t.0).collect())));
         }
         let bytes = (count * self.stride * words_per(self.options.precision) * 4) as u64;
-        for _ in 0..=repeats.max(1) {
+        let mut out = vec![0.0; count * self.layout.len()];
+        // The readback, then the host's finishing of what it read.
+        let times = runs(&mut || {
             let encoder = self.ctx.device.create_command_encoder(&Default::default());
             let started = Instant::now();
             let pending =
                 self.ctx
                     .submit_with_readback(encoder, &slot.result, &slot.staging, bytes);
-            let host = self.ctx.read(pending, &slot.staging, |b| {
+            self.ctx.read(pending, &slot.staging, |b| {
                 let copied = started.elapsed().as_secs_f64();
                 let t = Instant::now();
                 self.finish(b, &mut out);
                 (copied, t.elapsed().as_secs_f64())
-            })?;
-            readback.push(host.0);
-            finish.push(host.1);
-        }
-        readback.remove(0);
-        finish.remove(0);
+            })
+        })?;
+        let readback = times.iter().map(|t| t.0).collect();
+        let finish: Vec<f64> = times.iter().map(|t| t.1).collect();
         stages.push((Stage::Readback, median(readback)));
         Ok(StageTimes {
             count,

@@ -5,11 +5,8 @@
 //! together. `medsim bench --stages` sets the measured stage times beside
 //! it; `docs/gpu.md` explains it.
 
-use serde::Serialize;
-
 /// A stage of a batch on the device, in the order the stages run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     /// Each replicate's weight codes (`weights.wgsl`).
     Weights,
@@ -43,7 +40,7 @@ impl Stage {
 }
 
 /// The dimensions the work of a batch depends on.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug)]
 pub struct Dims {
     /// Clusters G (the weights' length).
     pub clusters: usize,
@@ -64,7 +61,7 @@ pub struct Dims {
 }
 
 /// Work per replicate of one stage.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Work {
     pub flops: f64,
     /// Bytes to and from device memory (for the readback, over the link to
@@ -139,7 +136,7 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
 }
 
 /// A device's ceilings.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug)]
 pub struct Peaks {
     /// Arithmetic, GFLOP/s, in the engine's precision.
     pub gflops: f64,

@@ -97,6 +97,9 @@ pub struct Machine {
     pub threads: usize,
     pub adapters: Vec<String>,
     pub medsim: String,
+    /// The git revision medsim was built from (empty in older reports).
+    #[serde(default)]
+    pub revision: String,
 }
 
 /// The suite's results.
@@ -181,6 +184,7 @@ pub fn machine() -> Machine {
             .map(|a| format!("{} ({}, {})", a.name, a.device_type, a.driver))
             .collect(),
         medsim: env!("CARGO_PKG_VERSION").into(),
+        revision: crate::provenance::GIT_REVISION.into(),
     }
 }
 
@@ -678,7 +682,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let mut o = format!(
-            "### {} ({} threads){}, medsim {}{}\n\n{}| workload | engine | CPU (threads) | medsim | B | replicates/s (median) | range | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|---|\n",
+            "### {} ({} threads){}, medsim {}{}{}\n\n{}| workload | engine | CPU (threads) | medsim | B | replicates/s (median) | range | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|---|\n",
             m.cpu,
             m.threads,
             if m.adapters.is_empty() {
@@ -687,6 +691,10 @@ impl Report {
                 format!("; GPU: {}", m.adapters.join("; "))
             },
             m.medsim,
+            match m.revision.get(..7) {
+                Some(short) => format!(" ({short})"),
+                None => String::new(),
+            },
             if self.quick { " (--quick)" } else { "" },
             if self.peaks.is_empty() {
                 String::new()
