@@ -2,9 +2,11 @@
 // for each set z of a stacked batch (crate::gpu::stack; workgroup z, its own
 // nb rows of codes and out and its own g x n stats; one set unless stacked),
 // in Real (f32, or f64 where the adapter has it). The weights arrive as the
-// codes of weights.wgsl and are decoded while the tile is loaded: counts
-// (pairs, Poisson, jackknife) as themselves or minus one, wild codes through
-// a table.
+// codes of weights.wgsl, or (params.draw, for the jackknife and the wild
+// weights but Webb's) are drawn here from the replicate's stream exactly as
+// weights.wgsl would draw them, and are decoded while the tile is loaded:
+// counts (pairs, Poisson, jackknife) as themselves or minus one, wild codes
+// through a table.
 //
 // Register-blocked: 64 invocations share a BM x BN block of `out`; each
 // keeps TM x 4 of its outputs in registers (TM rows, 4 neighbouring
@@ -16,6 +18,7 @@
 // output still sums its clusters in order 0, 1, .., g - 1.
 
 // #include "decode.wgsl"
+// #include "draw.wgsl"
 
 struct Params {
     nb: u32,
@@ -24,21 +27,29 @@ struct Params {
     // How codes become weights: see decode.wgsl.
     decode_mode: u32,
     n_strata: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
+    // 1: draw the weights here (scheme, start, tag, mammen_threshold); 0:
+    // read the codes.
+    draw: u32,
+    scheme: u32,
+    tag: u32,
+    // The batch's first replicate (low, high words).
+    start: vec2<u32>,
+    mammen_threshold: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
 @group(0) @binding(2) var<storage, read> stats: array<Real>;
 @group(0) @binding(4) var<storage, read_write> out: array<Real>;
+// Drawn weights: each set's seed (one entry unless stacked).
+@group(0) @binding(7) var<storage, read> seeds: array<vec2<u32>>;
 
 // Invocations across the block (each 4 columns): 8 (BN 32) or 1 (BN 4).
 override WX: u32 = 8u;
 // Rows per invocation: 4 (BM 32 with WX 8; 256 with WX 1).
 override TM: u32 = 8u;
-// Clusters per pass through workgroup memory.
+// Clusters per pass through workgroup memory (at most 16: draw_run).
 override KT: u32 = 16u;
 const THREADS: u32 = 64u;
 // Workgroup memory, sized for the largest shape: KT x BM weights as vec4s
@@ -69,12 +80,49 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
         }
     }
     let groups = TM / 4u;
+    // Drawn weights: the stream of each row this invocation draws (at most
+    // 256 / 64), and Rademacher's current word.
+    var streams: array<Stream, 4>;
+    var carried: array<u32, 4>;
+    if (params.draw != 0u) {
+        for (var j = 0u; j < bm / THREADS; j++) {
+            let row = row0 + t + j * THREADS;
+            let lo = params.start.x + row;
+            let hi = params.start.y + select(0u, 1u, lo < row);
+            streams[j] = stream_new(seeds[wid.z], vec2<u32>(lo, hi), params.tag);
+        }
+    }
     let tiles = (g + KT - 1u) / KT;
     for (var tile = 0u; tile < tiles; tile++) {
         let k0 = tile * KT;
+        if (params.draw != 0u) {
+            // Each invocation draws the next KT clusters of each of its rows
+            // (the same rows every pass), its streams carried over.
+            for (var j = 0u; j < bm / THREADS; j++) {
+                let r = t + j * THREADS;
+                let row = row0 + r;
+                var s = streams[j];
+                var bits = carried[j];
+                var run: array<u32, 16>;
+                let count = min(KT, g - min(g, k0));
+                if (row < params.nb) {
+                    draw_run(params.scheme, &s, &bits, k0, count, s.replicate.x, params.mammen_threshold, &run);
+                }
+                for (var k = 0u; k < KT; k++) {
+                    let kk = k0 + k;
+                    var w = Real(0.0);
+                    if (row < params.nb && kk < g) {
+                        w = decode_weight(params.decode_mode, run[k], set_row + row, kk, g, params.n_strata);
+                    }
+                    w_tile[k * (bm / 4u) + r / 4u][r % 4u] = w;
+                }
+                streams[j] = s;
+                carried[j] = bits;
+            }
+        }
         // KT x bm weights: consecutive invocations read consecutive
         // clusters of one replicate's codes.
-        for (var e = t; e < KT * bm; e += THREADS) {
+        for (var e = t; e < KT * bm && params.draw == 0u; e += THREADS) {
             let r = e / KT;
             let k = e % KT;
             let row = row0 + r;

@@ -7,7 +7,7 @@
 // itself (an integer in units of 2^-20) with each stratum's exact sum, the
 // label shuffle of a contrast's permutation test 1 for the clusters of one
 // side (params.tag is then STREAM_LABELS).
-// #include "philox.wgsl"
+// #include "draw.wgsl"
 
 struct Params {
     start: vec2<u32>,
@@ -25,16 +25,6 @@ struct Params {
     first: u32,
     second: u32,
 }
-
-const SCHEME_PAIRS: u32 = 0u;
-const SCHEME_POISSON: u32 = 1u;
-const SCHEME_JACKKNIFE: u32 = 2u;
-const SCHEME_RADEMACHER: u32 = 3u;
-const SCHEME_MAMMEN: u32 = 4u;
-const SCHEME_WEBB: u32 = 5u;
-const SCHEME_BAYES: u32 = 6u;
-const SCHEME_NORMAL: u32 = 7u;
-const SCHEME_LABELS: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 // Clusters of stratum s are members[offsets[s] .. offsets[s + 1]].
@@ -90,35 +80,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 codes[base + c] = k;
             }
         }
-        case SCHEME_JACKKNIFE: {
-            for (var c = 0u; c < g; c++) {
-                codes[base + c] = select(1u, 0u, c == lo);
-            }
-        }
-        case SCHEME_RADEMACHER: {
-            var bits = 0u;
-            for (var c = 0u; c < g; c++) {
-                if (c % 32u == 0u) {
-                    bits = stream_word(&s);
-                }
-                codes[base + c] = (bits >> (c % 32u)) & 1u;
-            }
-        }
-        case SCHEME_MAMMEN: {
-            for (var c = 0u; c < g; c++) {
-                codes[base + c] = select(1u, 0u, stream_word(&s) < params.mammen_threshold);
-            }
-        }
-        case SCHEME_WEBB: {
-            for (var c = 0u; c < g; c++) {
-                codes[base + c] = stream_below(&s, 6u, 4u);
-            }
-        }
-        case SCHEME_NORMAL: {
-            for (var c = 0u; c < g; c++) {
-                codes[base + c] = stream_word(&s) >> 16u;
-            }
-        }
         case SCHEME_BAYES: {
             for (var c = 0u; c < g; c++) {
                 codes[base + c] = table[stream_word(&s) >> 16u];
@@ -163,6 +124,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 codes[base + c] = codes[base + c] >> 31u;
             }
         }
-        default: {}
+        default: {
+            var bits = 0u;
+            var run: array<u32, 16>;
+            for (var first = 0u; first < g; first += 16u) {
+                let count = min(16u, g - first);
+                draw_run(params.scheme, &s, &bits, first, count, lo, params.mammen_threshold, &run);
+                for (var k = 0u; k < count; k++) {
+                    codes[base + first + k] = run[k];
+                }
+            }
+        }
     }
 }

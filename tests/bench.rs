@@ -26,7 +26,9 @@ fn quick_bench_writes_the_table_and_the_files() {
         "| scaling B = 10000 | cpu |",
         ") | 0.1.0 | 5000 |",
         "| simulation iid n = 200",
-        "medsim 0.1.0 (--quick)",
+        // The version, the revision it was built from, the suite.
+        "medsim 0.1.0 (",
+        ") (--quick)",
         "Measured peaks: cpu ",
         "| of peak |",
     ] {
@@ -41,6 +43,11 @@ fn quick_bench_writes_the_table_and_the_files() {
         serde_json::from_str(&std::fs::read_to_string(&jsons[0]).unwrap()).unwrap();
     let rows = report["rows"].as_array().unwrap();
     assert!(rows.len() >= 16);
+    assert_eq!(
+        report["machine"]["revision"].as_str(),
+        Some(env!("MEDSIM_GIT_REVISION")),
+        "the report names the revision it was built from"
+    );
     for r in rows {
         let (lo, med, hi) = (
             r["min_replicates_per_second"].as_f64().unwrap(),

@@ -118,17 +118,23 @@ fn gpu_gram_rows_match_the_cpu_product() {
     let g = design.n_clusters;
     let p = packed_len(design.q());
     let strata: Vec<u32> = (0..g).map(|c| (c % 3) as u32).collect();
-    for (scheme, strata) in [
-        (Scheme::Pairs, None),
-        (Scheme::Bayes, Some(&strata[..])),
-        (Scheme::Wild(WildWeights::Webb), None),
-        (Scheme::Wild(WildWeights::Rademacher), None),
+    for (scheme, strata, draw) in [
+        (Scheme::Pairs, None, false),
+        (Scheme::Bayes, Some(&strata[..]), false),
+        (Scheme::Wild(WildWeights::Webb), None, false),
+        (Scheme::Wild(WildWeights::Rademacher), None, false),
+        // The GEMM drawing the weights itself (what hardware adapters do).
+        (Scheme::Wild(WildWeights::Rademacher), None, true),
+        (Scheme::Wild(WildWeights::Mammen), None, true),
+        (Scheme::Wild(WildWeights::Normal), None, true),
+        (Scheme::Jackknife, None, true),
     ] {
         let plan = WeightPlan::new(scheme, 9, g, strata);
         let count = 37;
-        let got = ctx
-            .gram(&plan, 100, count, &design.stats, p, Precision::F32)
-            .unwrap();
+        let got = with_drawn_weights(ctx, draw, || {
+            ctx.gram(&plan, 100, count, &design.stats, p, Precision::F32)
+                .unwrap()
+        });
         let mut w = vec![0.0; g];
         for r in 0..count as usize {
             plan.fill(100 + r as u64, &mut w);
@@ -156,6 +162,93 @@ fn gpu_gram_rows_match_the_cpu_product() {
     }
 }
 
+/// The default synthetic panel with the default model (its mediators
+/// replaced by `mediators` unless empty): the panel, its design and fit.
+fn default_problem(
+    mediators: &[&str],
+) -> (
+    medsim::internals::model::panel::Panel,
+    medsim::internals::model::design::Design,
+    medsim::internals::model::estimate::SystemFit,
+) {
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::estimate::fit_system;
+    use medsim::internals::model::mediation::equations;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::default_spec;
+    let mut spec = default_spec();
+    if !mediators.is_empty() {
+        spec.mediators = mediators.iter().map(|s| s.to_string()).collect();
+    }
+    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    (panel, design, fit)
+}
+
+/// `f` run with GEMMs built to draw their weights (`draw`) or to read the
+/// weight stage's codes, then the adapter's default restored. Other tests
+/// running meanwhile may build either kind: both give the same replicates
+/// to the bit (`drawn_weights_are_the_weight_stages_to_the_bit`).
+fn with_drawn_weights<T>(ctx: &GpuContext, draw: bool, f: impl FnOnce() -> T) -> T {
+    ctx.set_draw_weights(draw);
+    let out = f();
+    ctx.set_draw_weights(medsim::internals::gpu::is_hardware(&ctx.info));
+    out
+}
+
+/// The GEMM drawing the jackknife's and the wild weights in its tile loads
+/// gives every replicate bit for bit as the weight stage's codes do: the
+/// narrow wild GEMM and the wide one of the jackknife's Grams, from a
+/// replicate other than 0, over several batches.
+#[test]
+fn drawn_weights_are_the_weight_stages_to_the_bit() {
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::resample::engine::Engine;
+    let Some(ctx) = context() else { return };
+    let (_, design, fit) = default_problem(&[]);
+    let g = design.n_clusters;
+    for scheme in [
+        Scheme::Wild(WildWeights::Rademacher),
+        Scheme::Wild(WildWeights::Mammen),
+        Scheme::Wild(WildWeights::Normal),
+        Scheme::Jackknife,
+    ] {
+        let (start, count) = match scheme {
+            Scheme::Jackknife => (3, g - 3),
+            _ => (1000, 300),
+        };
+        let run = |draw: bool| {
+            with_drawn_weights(ctx, draw, || {
+                let options = GpuOptions {
+                    max_batch: 128,
+                    ..GpuOptions::default()
+                };
+                let plan = WeightPlan::new(scheme, 7, g, None);
+                let engine = GpuEngine::new(ctx, &design, &fit, plan, options).unwrap();
+                let stages = engine.stages().len();
+                let mut out = vec![0.0; count * engine.layout().len()];
+                engine.compute(start as u64, &mut out).unwrap();
+                (out, stages)
+            })
+        };
+        let (drawn, drawn_stages) = run(true);
+        let (coded, coded_stages) = run(false);
+        assert_eq!(
+            drawn_stages + 1,
+            coded_stages,
+            "{scheme:?}: no weight stage"
+        );
+        let same = drawn
+            .iter()
+            .zip(&coded)
+            .filter(|(a, b)| a.to_bits() == b.to_bits())
+            .count();
+        assert_eq!(same, coded.len(), "{scheme:?}: bit-equal statistics");
+    }
+}
+
 /// CPU-engine and GPU-engine statistics of replicates 0..count (jackknife:
 /// G) of `scheme` on the default panel with `mediators` (with each
 /// replicate's own SEs of the indirect effects, except for wild, which has
@@ -169,19 +262,9 @@ fn cpu_and_gpu(
     count: usize,
     precision: Precision,
 ) -> (Vec<f64>, Vec<f64>, usize, usize) {
-    use medsim::internals::data::synthetic::{SyntheticParams, generate};
     use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
-    use medsim::internals::model::design::Design;
-    use medsim::internals::model::estimate::fit_system;
-    use medsim::internals::model::mediation::equations;
-    use medsim::internals::model::panel::Panel;
-    use medsim::internals::model::spec::default_spec;
     use medsim::internals::resample::engine::{CpuEngine, Engine};
-    let mut spec = default_spec();
-    spec.mediators = mediators.iter().map(|s| s.to_string()).collect();
-    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
-    let design = Design::build(&panel, spec.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (_, design, fit) = default_problem(mediators);
     let plan = WeightPlan::new(scheme, 5, design.n_clusters, None);
     let count = if scheme == Scheme::Jackknife {
         design.n_clusters
@@ -456,19 +539,10 @@ fn gpu_label_permutation_test_matches_the_cpu() {
 /// bootstrap SD, f64 to 1e-9 relative.
 #[test]
 fn gpu_sensitivity_replicates_match_the_cpu_engine() {
-    use medsim::internals::data::synthetic::{SyntheticParams, generate};
     use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
-    use medsim::internals::model::design::Design;
-    use medsim::internals::model::estimate::fit_system;
-    use medsim::internals::model::mediation::equations;
-    use medsim::internals::model::panel::Panel;
-    use medsim::internals::model::spec::default_spec;
     use medsim::internals::resample::engine::{CpuEngine, Engine};
     let Some(ctx) = context() else { return };
-    let spec = default_spec();
-    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
-    let design = Design::build(&panel, spec.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (_, design, fit) = default_problem(&[]);
     let rho = [-0.9, -0.3, 0.0, 0.4, 0.9];
     let mut precisions = vec![Precision::F32];
     if ctx.has_f64() {
@@ -704,21 +778,12 @@ fn arithmetic_peak_is_measured() {
 /// times, finite rates and a roofline.
 #[test]
 fn stages_timed_alone_are_the_engines_own() {
-    use medsim::internals::data::synthetic::{SyntheticParams, generate};
     use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
     use medsim::internals::gpu::roofline::Stage;
-    use medsim::internals::model::design::Design;
-    use medsim::internals::model::estimate::fit_system;
-    use medsim::internals::model::mediation::equations;
-    use medsim::internals::model::panel::Panel;
-    use medsim::internals::model::spec::default_spec;
     use medsim::internals::resample::engine::Engine;
     use medsim::internals::study::stages::{Problem, markdown, profile};
     let Some(ctx) = context() else { return };
-    let spec = default_spec();
-    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
-    let design = Design::build(&panel, spec.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (panel, design, fit) = default_problem(&[]);
     let g = design.n_clusters;
     for (scheme, studentize, stages) in [
         (

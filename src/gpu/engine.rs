@@ -527,8 +527,9 @@ fn batch_limit(
     } = shape;
     let ws = (words_per(precision) * 4) as u64;
     let front_bytes = match front {
-        Front::Weights(_) => [
-            g as u64 * 4 + plan.strata.len() as u64 * 8,
+        Front::Weights(inputs) => [
+            // Codes (none where the GEMM draws the weights), Bayes' sums.
+            if inputs.draws() { 0 } else { g as u64 * 4 } + plan.strata.len() as u64 * 8,
             n as u64 * ws,
             0,
         ],
@@ -736,14 +737,15 @@ impl<'a> GpuEngine<'a> {
                     let table = PermutationTable::new(design, &exchange, &w);
                     Front::Permute(PermuteInputs::new(ctx, &table, plan.seed, precision)?)
                 }
-                None => Front::Weights(GemmInputs::new(
-                    ctx,
-                    &plan,
-                    &w.stats,
-                    packed_len(q),
-                    precision,
-                    true,
-                )?),
+                None => {
+                    let inputs =
+                        GemmInputs::new(ctx, &plan, &w.stats, packed_len(q), precision, true)?;
+                    // The studentized meat weights clusters by the codes.
+                    Front::Weights(match studentize {
+                        true => inputs.keeping_codes(),
+                        false => inputs,
+                    })
+                }
             };
             (front, packed_len(q), theta, Some(solve))
         };
@@ -1018,7 +1020,8 @@ impl<'a> GpuEngine<'a> {
 
     /// The compute stages of a batch, in order (the readback follows).
     pub fn stages(&self) -> Vec<Stage> {
-        let mut stages = match self.front {
+        let mut stages = match &self.front {
+            Front::Weights(g) if g.draws() => vec![Stage::Gemm],
             Front::Weights(_) => vec![Stage::Weights, Stage::Gemm],
             Front::Permute(_) => vec![Stage::Permute],
         };
@@ -1049,7 +1052,7 @@ impl<'a> GpuEngine<'a> {
                 g.record_weights(ctx, encoder, s, start, nb)
             }
             (Stage::Gemm, Front::Weights(g), FrontSlot::Weights(s)) => {
-                g.record_gemm(ctx, encoder, s, nb)
+                g.record_gemm(ctx, encoder, s, start, nb)
             }
             (Stage::Permute, Front::Permute(p), FrontSlot::Permute(s)) => {
                 p.record(ctx, encoder, s, start, nb, precision)?
@@ -1105,6 +1108,7 @@ impl<'a> GpuEngine<'a> {
         };
         Dims {
             clusters: self.plan.n_clusters,
+            weights_drawn: matches!(&self.front, Front::Weights(g) if g.draws()),
             width,
             q,
             mediators: self.layout.mediators,

@@ -39,6 +39,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("real.wgsl", include_str!("../../shaders/real.wgsl")),
     ("packed.wgsl", include_str!("../../shaders/packed.wgsl")),
     ("decode.wgsl", include_str!("../../shaders/decode.wgsl")),
+    ("draw.wgsl", include_str!("../../shaders/draw.wgsl")),
     ("gemm_nt.wgsl", include_str!("../../shaders/gemm_nt.wgsl")),
     ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
     ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
@@ -86,9 +87,29 @@ pub struct GemmParams {
     pub n: u32,
     pub decode_mode: u32,
     pub n_strata: u32,
-    pub pad: [u32; 3],
+    /// 1: the GEMM draws the weights itself (`draws_in_gemm`).
+    pub draw: u32,
+    pub scheme: u32,
+    pub tag: u32,
+    /// The batch's first replicate (low, high words).
+    pub start: [u32; 2],
+    pub mammen_threshold: u32,
+    pub pad: u32,
 }
-const _: () = assert!(std::mem::size_of::<GemmParams>() == 32);
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 48);
+
+/// Whether the GEMM can draw `scheme`'s weights in its tile loads (the
+/// jackknife and the wild weights but Webb's: one draw per cluster without
+/// a table or rejection loop), so that no weight codes are written to
+/// device memory and read back. Where it does is the context's choice
+/// (`GpuContext::set_draw_weights`).
+fn draws_in_gemm(scheme: Scheme) -> bool {
+    matches!(
+        scheme,
+        Scheme::Jackknife
+            | Scheme::Wild(WildWeights::Rademacher | WildWeights::Mammen | WildWeights::Normal)
+    )
+}
 
 /// A compute stage of shaders/, compiled on first use in each precision
 /// (f32, then f64 where the adapter has it) and kept for the context's
@@ -266,6 +287,9 @@ pub struct GpuContext {
     queue: wgpu::Queue,
     /// Whether the adapter runs the f64 stages (SHADER_F64).
     f64: bool,
+    /// Whether GEMMs draw the weights of the schemes that allow it
+    /// (`draws_in_gemm`) instead of reading the weight stage's codes.
+    draw_weights: AtomicBool,
     philox: Pipelines,
     weights: Pipelines,
     /// The GEMM in its two block shapes (`GemmShape`).
@@ -446,12 +470,18 @@ impl GpuContext {
             lost_flag.store(true, Ordering::SeqCst);
             record(&on_lost, format!("device lost ({reason:?}): {message}"))
         });
+        // On a hardware GPU the codes' trip through device memory costs more
+        // than drawing them again per block of columns; a software adapter
+        // runs the per-invocation draw loops serially and is faster with the
+        // weight stage.
+        let draw_weights = AtomicBool::new(is_hardware(&info));
         let ctx = GpuContext {
             info,
             limits,
             device,
             queue,
             f64: f64_ok,
+            draw_weights,
             philox: Pipelines::new("philox_check.wgsl", &[]),
             weights: Pipelines::new("weights.wgsl", &[]),
             gemm: Pipelines::new("gemm.wgsl", GemmShape::Wide.constants()),
@@ -788,7 +818,7 @@ impl GpuContext {
         start: u64,
         count: u32,
     ) -> Result<(Vec<u32>, Vec<u64>)> {
-        let inputs = GemmInputs::new(self, plan, &[0.0], 1, Precision::F32, false)?;
+        let inputs = GemmInputs::new(self, plan, &[0.0], 1, Precision::F32, false)?.keeping_codes();
         let slot = inputs.slot(self, count as usize, None)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
         inputs.record_weights(self, &mut encoder, &slot, start, count);
@@ -826,6 +856,13 @@ impl GpuContext {
             count as usize * n * words_per(precision),
         )?;
         Ok(reals_from_words(&words, precision))
+    }
+
+    /// Make GEMMs built from now on draw their weights (where the scheme
+    /// allows) or read the weight stage's codes. The replicates are the same
+    /// to the bit either way (`tests/gpu.rs` runs both).
+    pub fn set_draw_weights(&self, on: bool) {
+        self.draw_weights.store(on, Ordering::SeqCst);
     }
 
     /// Whether the adapter runs the f64 stages.
@@ -1041,7 +1078,14 @@ impl GemmInputs {
                 n: n as u32,
                 decode_mode,
                 n_strata: plan.strata.len() as u32,
-                pad: [0; 3],
+                draw: u32::from(
+                    draws_in_gemm(plan.scheme) && ctx.draw_weights.load(Ordering::SeqCst),
+                ),
+                scheme: scheme_code(plan.scheme)?,
+                tag: STREAM_WEIGHTS,
+                start: [0; 2],
+                mammen_threshold: MAMMEN_THRESHOLD,
+                pad: 0,
             },
             members: ctx.storage("members", bytemuck::cast_slice(&members)),
             offsets: ctx.storage("offsets", bytemuck::cast_slice(&offsets)),
@@ -1060,6 +1104,19 @@ impl GemmInputs {
             strata: ctx.storage("strata", bytemuck::cast_slice(&strata)),
             precision,
         })
+    }
+
+    /// The weight stage writes every replicate's codes even where the GEMM
+    /// could draw the weights itself: for a later stage that reads them
+    /// (the studentized meat, the WCR tests, a test of the codes).
+    pub(crate) fn keeping_codes(mut self) -> GemmInputs {
+        self.gemm_params.draw = 0;
+        self
+    }
+
+    /// Whether the GEMM draws the weights (no weight stage, no codes).
+    pub(crate) fn draws(&self) -> bool {
+        self.gemm_params.draw != 0
     }
 
     /// The GEMM's output per replicate (reals).
@@ -1087,7 +1144,8 @@ impl GemmInputs {
         let n_strata = self.gemm_params.n_strata as u64;
         let weight_params = ctx.uniform("weight params", bytemuck::bytes_of(&self.weight_params));
         let gemm_params = ctx.uniform("gemm params", bytemuck::bytes_of(&self.gemm_params));
-        let codes = ctx.output("codes", cap * g * 4);
+        // Drawn weights: the GEMM binds the codes but never reads them.
+        let codes = ctx.output("codes", if self.draws() { 4 } else { cap * g * 4 });
         let sums = ctx.output("sums", cap * n_strata * 8);
         let ws = (words_per(self.precision) * 4) as u64;
         let out = ctx.output(
@@ -1116,6 +1174,7 @@ impl GemmInputs {
                 &out,
                 &sums,
                 &self.strata,
+                &self.seeds,
             ],
         );
         Ok(GemmSlot {
@@ -1166,17 +1225,20 @@ impl GemmInputs {
         start: u64,
         count: u32,
     ) {
-        self.record_weights(ctx, encoder, slot, start, count);
-        self.record_gemm(ctx, encoder, slot, count);
+        if !self.draws() {
+            self.record_weights(ctx, encoder, slot, start, count);
+        }
+        self.record_gemm(ctx, encoder, slot, start, count);
     }
 
-    /// Record the GEMM stage of a batch of `count` replicates whose weight
-    /// codes the weight stage wrote.
+    /// Record the GEMM stage of replicates `start .. start + count` (whose
+    /// weight codes the weight stage wrote, unless the GEMM draws them).
     pub(crate) fn record_gemm(
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         slot: &GemmSlot,
+        start: u64,
         count: u32,
     ) {
         // A stacked batch: one z-slice of the GEMM per set, per_set rows each.
@@ -1186,6 +1248,7 @@ impl GemmInputs {
         };
         let params = GemmParams {
             nb: rows,
+            start: [start as u32, (start >> 32) as u32],
             ..self.gemm_params
         };
         ctx.queue

@@ -44,6 +44,8 @@ impl Stage {
 pub struct Dims {
     /// Clusters G (the weights' length).
     pub clusters: usize,
+    /// The GEMM draws the weights itself: no codes in device memory.
+    pub weights_drawn: bool,
     /// The GEMM's output per replicate: the packed Gram (or, wild, the
     /// reported coefficients).
     pub width: usize,
@@ -93,13 +95,19 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
             flops: 0.0,
             bytes: 4.0 * g,
         },
-        // BM replicates' codes reread per block of BN columns, and the
-        // statistics per block of BM replicates.
+        // BM replicates' codes reread per block of BN columns (unless the
+        // GEMM draws the weights), and the statistics per block of BM
+        // replicates.
         Stage::Gemm => {
             let (bm, bn) = super::GemmShape::for_width(d.width as u32).block();
+            let codes = if d.weights_drawn {
+                0.0
+            } else {
+                4.0 / bn as f64
+            };
             Work {
                 flops: 2.0 * g * n,
-                bytes: g * n * (4.0 / bn as f64 + rb / bm as f64) + n * rb,
+                bytes: g * n * (codes + rb / bm as f64) + n * rb,
             }
         }
         // Per unit a row of q reals of the table added into v (read and
@@ -235,6 +243,7 @@ mod tests {
     fn dims() -> Dims {
         Dims {
             clusters: 278,
+            weights_drawn: false,
             width: 45,
             q: 9,
             mediators: 1,
@@ -263,6 +272,15 @@ mod tests {
         assert_eq!(
             work(Stage::Gemm, &wild).bytes,
             278.0 * 4.0 * (4.0 / 4.0 + 4.0 / 256.0) + 4.0 * 4.0
+        );
+        // Drawn in the GEMM, the weights cost no traffic.
+        let drawn = Dims {
+            weights_drawn: true,
+            ..wild
+        };
+        assert_eq!(
+            work(Stage::Gemm, &drawn).bytes,
+            278.0 * 4.0 * (4.0 / 256.0) + 4.0 * 4.0
         );
         let fast = Peaks {
             gflops: 1000.0,

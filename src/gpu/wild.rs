@@ -35,7 +35,9 @@ pub fn p_value(
         ));
     }
     let g = test.n_clusters();
-    let inputs = GemmInputs::new(ctx, plan, test.matrix(), g + 1, precision, false)?;
+    // The t statistics' stage reads the codes too.
+    let inputs =
+        GemmInputs::new(ctx, plan, test.matrix(), g + 1, precision, false)?.keeping_codes();
     let ws = (words_per(precision) * 4) as u64;
     let widest = (g as u64 + 1) * ws.max(4);
     let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
