@@ -1,8 +1,8 @@
-// Shared by weights.wgsl and gemm.wgsl: the weight code of the next cluster
-// c of a replicate whose clusters draw one after another from its stream
-// without a table (the jackknife and the wild weights), as WeightPlan::fill
-// draws them, so the codes are the same wherever they are drawn. `bits`
-// carries Rademacher's word from one cluster to the next.
+// Shared by weights.wgsl and gemm.wgsl: the weight codes of a run of
+// clusters of a replicate whose clusters draw one after another from its
+// stream without a table (the jackknife and the wild weights), as
+// WeightPlan::fill draws them, so the codes are the same wherever they are
+// drawn. `bits` carries Rademacher's word from one run to the next.
 // #include "philox.wgsl"
 
 const SCHEME_PAIRS: u32 = 0u;

@@ -47,7 +47,8 @@ struct Params {
 
 // Invocations across the block (each 4 columns): 8 (BN 32) or 1 (BN 4).
 override WX: u32 = 8u;
-// Rows per invocation: 4 (BM 32 with WX 8; 256 with WX 1).
+// Rows per invocation, a multiple of 4 up to 16: 8 (BM 64 with WX 8) or 4
+// (BM 256 with WX 1).
 override TM: u32 = 8u;
 // Clusters per pass through workgroup memory (at most 16: draw_run).
 override KT: u32 = 16u;
@@ -119,20 +120,21 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
                 streams[j] = s;
                 carried[j] = bits;
             }
-        }
-        // KT x bm weights: consecutive invocations read consecutive
-        // clusters of one replicate's codes.
-        for (var e = t; e < KT * bm && params.draw == 0u; e += THREADS) {
-            let r = e / KT;
-            let k = e % KT;
-            let row = row0 + r;
-            let kk = k0 + k;
-            var w = Real(0.0);
-            if (row < params.nb && kk < g) {
-                let at = set_row + row;
-                w = decode_weight(params.decode_mode, codes[at * g + kk], at, kk, g, params.n_strata);
+        } else {
+            // KT x bm weights: consecutive invocations read consecutive
+            // clusters of one replicate's codes.
+            for (var e = t; e < KT * bm; e += THREADS) {
+                let r = e / KT;
+                let k = e % KT;
+                let row = row0 + r;
+                let kk = k0 + k;
+                var w = Real(0.0);
+                if (row < params.nb && kk < g) {
+                    let at = set_row + row;
+                    w = decode_weight(params.decode_mode, codes[at * g + kk], at, kk, g, params.n_strata);
+                }
+                w_tile[k * (bm / 4u) + r / 4u][r % 4u] = w;
             }
-            w_tile[k * (bm / 4u) + r / 4u][r % 4u] = w;
         }
         // KT x bn statistics: consecutive invocations read consecutive
         // columns of one cluster's row.

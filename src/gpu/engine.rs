@@ -559,10 +559,10 @@ fn batch_limit(
     let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
     // The weights, solve and meat stages have one workgroup per 64
     // replicates, the GEMM one row of workgroups per 64 or more
-    // (GemmShape::block); the influence GEMM one column per 32 (replicate,
-    // coefficient) pairs.
+    // (GemmShape::block); the influence GEMM one column per NT_BLOCK.1
+    // (replicate, coefficient) pairs.
     let by_groups = if studentize {
-        groups * 32 / (2 * m as u64)
+        groups * super::NT_BLOCK.1 as u64 / (2 * m as u64)
     } else {
         groups * 64
     };
@@ -1075,7 +1075,10 @@ impl<'a> GpuEngine<'a> {
                         encoder,
                         pipeline,
                         bind,
-                        (nt.cols.div_ceil(32), nt.rows.div_ceil(64)),
+                        (
+                            nt.cols.div_ceil(super::NT_BLOCK.1),
+                            nt.rows.div_ceil(super::NT_BLOCK.0),
+                        ),
                     );
                 }
             }

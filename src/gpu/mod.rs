@@ -116,12 +116,12 @@ fn draws_in_gemm(scheme: Scheme) -> bool {
 /// life: a process compiles only the stages its runs use, once.
 struct Pipelines {
     name: &'static str,
-    constants: &'static [(&'static str, f64)],
+    constants: Vec<(&'static str, f64)>,
     compiled: [OnceLock<wgpu::ComputePipeline>; 2],
 }
 
 impl Pipelines {
-    fn new(name: &'static str, constants: &'static [(&'static str, f64)]) -> Pipelines {
+    fn new(name: &'static str, constants: Vec<(&'static str, f64)>) -> Pipelines {
         Pipelines {
             name,
             constants,
@@ -152,24 +152,32 @@ impl GemmShape {
         }
     }
 
-    /// gemm.wgsl's pipeline constants: invocations across (4 columns
-    /// each), rows per invocation, clusters per pass (the tiles fit 16 KiB
-    /// of workgroup memory in f64).
-    fn constants(self) -> &'static [(&'static str, f64)] {
+    /// WX invocations across (4 columns each), TM rows per invocation, KT
+    /// clusters per pass (the tiles fit 16 KiB of workgroup memory in f64).
+    fn sizes(self) -> (u32, u32, u32) {
         match self {
-            GemmShape::Wide => &[("WX", 8.0), ("TM", 8.0), ("KT", 16.0)],
-            GemmShape::Narrow => &[("WX", 1.0), ("TM", 4.0), ("KT", 4.0)],
+            GemmShape::Wide => (8, 8, 16),
+            GemmShape::Narrow => (1, 4, 4),
         }
     }
 
-    /// Rows and columns of the output per workgroup.
+    /// gemm.wgsl's pipeline constants.
+    fn constants(self) -> Vec<(&'static str, f64)> {
+        let (wx, tm, kt) = self.sizes();
+        vec![("WX", wx as f64), ("TM", tm as f64), ("KT", kt as f64)]
+    }
+
+    /// Rows and columns of the output per workgroup, as gemm.wgsl derives
+    /// them: BM = TM x 64 / WX, BN = 4 WX.
     pub(crate) fn block(self) -> (u32, u32) {
-        match self {
-            GemmShape::Wide => (64, 32),
-            GemmShape::Narrow => (256, 4),
-        }
+        let (wx, tm, _) = self.sizes();
+        (tm * 64 / wx, 4 * wx)
     }
 }
+
+/// Rows (clusters) and columns (replicate functionals) of the influence
+/// GEMM's output per workgroup (`gemm_nt.wgsl`'s BM and BN).
+pub(crate) const NT_BLOCK: (u32, u32) = (64, 32);
 
 /// Device memory one batch's buffers may take (two batches are in flight).
 const BATCH_BYTES: u64 = 512 << 20;
@@ -381,8 +389,8 @@ pub fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
 
 /// One context per adapter choice for the whole process, opened on first
 /// use and kept: a long-lived device, queue and pipelines (each compiled
-/// when a run first needs it), whatever number of runs follow. A context whose device was
-/// lost is replaced.
+/// when a run first needs it), whatever number of runs follow. A context
+/// whose device was lost is replaced.
 pub fn shared_context(adapter: Option<&str>) -> Result<Option<&'static GpuContext>> {
     type Cache = Mutex<Vec<(Option<String>, &'static GpuContext)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -482,16 +490,16 @@ impl GpuContext {
             queue,
             f64: f64_ok,
             draw_weights,
-            philox: Pipelines::new("philox_check.wgsl", &[]),
-            weights: Pipelines::new("weights.wgsl", &[]),
+            philox: Pipelines::new("philox_check.wgsl", Vec::new()),
+            weights: Pipelines::new("weights.wgsl", Vec::new()),
             gemm: Pipelines::new("gemm.wgsl", GemmShape::Wide.constants()),
             gemm_narrow: Pipelines::new("gemm.wgsl", GemmShape::Narrow.constants()),
-            solve: Pipelines::new("solve.wgsl", &[]),
-            solve_iv: Pipelines::new("solve_iv.wgsl", &[]),
-            gemm_nt: Pipelines::new("gemm_nt.wgsl", &[]),
-            meat: Pipelines::new("meat.wgsl", &[]),
-            wcr: Pipelines::new("wcr.wgsl", &[]),
-            permute: Pipelines::new("permute.wgsl", &[]),
+            solve: Pipelines::new("solve.wgsl", Vec::new()),
+            solve_iv: Pipelines::new("solve_iv.wgsl", Vec::new()),
+            gemm_nt: Pipelines::new("gemm_nt.wgsl", Vec::new()),
+            meat: Pipelines::new("meat.wgsl", Vec::new()),
+            wcr: Pipelines::new("wcr.wgsl", Vec::new()),
+            permute: Pipelines::new("permute.wgsl", Vec::new()),
             fault,
             lost,
         };
@@ -887,7 +895,7 @@ impl GpuContext {
         if let Some(pipeline) = cell.get() {
             return Ok(pipeline);
         }
-        let pipeline = self.compile(stages.name, precision, stages.constants)?;
+        let pipeline = self.compile(stages.name, precision, &stages.constants)?;
         Ok(cell.get_or_init(|| pipeline))
     }
 

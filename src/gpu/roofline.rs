@@ -71,10 +71,6 @@ pub struct Work {
     pub bytes: f64,
 }
 
-/// Rows (clusters) and columns (replicate functionals) of the influence
-/// GEMM's block per workgroup (`gemm_nt.wgsl`).
-const NT_BLOCK: (f64, f64) = (64.0, 32.0);
-
 /// The work per replicate of `stage` on a problem of `d`'s dimensions. A
 /// GEMM's traffic is that of its blocking with no cache beyond the block:
 /// each workgroup of BM rows x BN columns of output reads its BM rows of
@@ -122,11 +118,14 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
             flops: q * q * q / 3.0 + (m + 2.0) * q * q,
             bytes: (n + d.stride as f64 + 2.0 * d.scratch as f64) * rb,
         },
+        // Its a operand reread per block of columns, b per block of rows.
         Stage::InfluenceGemm => {
             let f = d.functionals as f64;
+            let (nt_rows, nt_cols) = super::NT_BLOCK;
             Work {
                 flops: 2.0 * g * f * packed,
-                bytes: g * f * packed * rb * (1.0 / NT_BLOCK.1 + 1.0 / NT_BLOCK.0) + g * f * rb,
+                bytes: g * f * packed * rb * (1.0 / nt_cols as f64 + 1.0 / nt_rows as f64)
+                    + g * f * rb,
             }
         }
         Stage::Meat => {
