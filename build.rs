@@ -65,13 +65,18 @@ fn validate_shaders() {
             let source = wgsl::assemble(&name, &read, f64).unwrap_or_else(|e| panic!("{e}"));
             let module = naga::front::wgsl::parse_str(&source)
                 .unwrap_or_else(|e| panic!("shaders/{name}: {}", e.emit_to_string(&source)));
-            let caps = if f64 {
-                naga::valid::Capabilities::FLOAT64
-            } else {
-                naga::valid::Capabilities::empty()
-            };
+            // Subgroup operations: gemm_sg.wgsl, run only where the adapter
+            // has them (SUBGROUP).
+            let caps = naga::valid::Capabilities::SUBGROUP
+                | if f64 {
+                    naga::valid::Capabilities::FLOAT64
+                } else {
+                    naga::valid::Capabilities::empty()
+                };
             let precision = if f64 { "f64" } else { "f32" };
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+                .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+                .subgroup_operations(naga::valid::SubgroupOperationSet::all())
                 .validate(&module)
                 .unwrap_or_else(|e| {
                     panic!(

@@ -249,6 +249,73 @@ fn drawn_weights_are_the_weight_stages_to_the_bit() {
     }
 }
 
+/// The subgroup GEMM kernel (`gemm_sg.wgsl`, lavapipe's default) gives every
+/// replicate bit for bit as the workgroup-memory kernel does, for each way
+/// codes become weights (counts, Bayes' table, stratified Bayes' sums,
+/// Poisson), over several batches from a replicate other than 0, in both
+/// precisions. An adapter without 8-lane subgroups runs only the latter;
+/// lavapipe under CI must have them.
+#[test]
+fn subgroup_gemm_is_the_workgroup_gemm_to_the_bit() {
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::resample::engine::Engine;
+    let Some(ctx) = context() else { return };
+    let software = !medsim::internals::gpu::is_hardware(&ctx.info);
+    if !ctx.set_subgroup_gemm(true) {
+        assert!(
+            !(software && std::env::var_os("CI").is_some()),
+            "lavapipe under CI should run the subgroup GEMM"
+        );
+        return;
+    }
+    let (_, design, fit) = default_problem(&[]);
+    let g = design.n_clusters;
+    let strata: Vec<u32> = (0..g as u32).map(|c| c % 3).collect();
+    let precisions = if ctx.has_f64() {
+        vec![Precision::F32, Precision::F64]
+    } else {
+        vec![Precision::F32]
+    };
+    for precision in precisions {
+        for (scheme, strata) in [
+            (Scheme::Pairs, None),
+            (Scheme::Bayes, None),
+            (Scheme::Bayes, Some(&strata[..])),
+            (Scheme::Poisson, None),
+        ] {
+            let run = |subgroup: bool| {
+                assert!(ctx.set_subgroup_gemm(subgroup));
+                let options = GpuOptions {
+                    max_batch: 128,
+                    precision,
+                    ..GpuOptions::default()
+                };
+                let plan = WeightPlan::new(scheme, 11, g, strata);
+                let engine = GpuEngine::new(ctx, &design, &fit, plan, options).unwrap();
+                let kernel = engine.gemm_kernel();
+                let mut out = vec![0.0; 300 * engine.layout().len()];
+                engine.compute(1000, &mut out).unwrap();
+                (out, kernel)
+            };
+            let (subgroup, kernel) = run(true);
+            assert_eq!(kernel, Some("subgroup"));
+            let (workgroup, kernel) = run(false);
+            assert_eq!(kernel, Some("wide"));
+            let same = subgroup
+                .iter()
+                .zip(&workgroup)
+                .filter(|(a, b)| a.to_bits() == b.to_bits())
+                .count();
+            assert_eq!(
+                same,
+                workgroup.len(),
+                "{scheme:?} {precision:?}: bit-equal statistics"
+            );
+        }
+    }
+    ctx.set_subgroup_gemm(software);
+}
+
 /// CPU-engine and GPU-engine statistics of replicates 0..count (jackknife:
 /// G) of `scheme` on the default panel with `mediators` (with each
 /// replicate's own SEs of the indirect effects, except for wild, which has

@@ -23,8 +23,8 @@ use std::sync::{Mutex, OnceLock};
 
 use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
 use super::{
-    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveIvParams,
-    SolveParams, reals_from_words, words_per,
+    GemmInputs, GemmNtParams, GemmShape, GemmSlot, GpuContext, MeatParams, Pending, Precision,
+    SolveIvParams, SolveParams, reals_from_words, words_per,
 };
 use std::time::Instant;
 
@@ -1018,6 +1018,20 @@ impl<'a> GpuEngine<'a> {
             .submit_with_readback(encoder, &slot.result, &slot.staging, bytes))
     }
 
+    /// Which GEMM kernel the batch runs: "wide", "narrow" (workgroup
+    /// memory, `gemm.wgsl`) or "subgroup" (`gemm_sg.wgsl`); None for a
+    /// permutation, which has no GEMM.
+    pub fn gemm_kernel(&self) -> Option<&'static str> {
+        match &self.front {
+            Front::Weights(g) => Some(match g.shape() {
+                GemmShape::Wide => "wide",
+                GemmShape::Narrow => "narrow",
+                GemmShape::Subgroup => "subgroup",
+            }),
+            Front::Permute(_) => None,
+        }
+    }
+
     /// The compute stages of a batch, in order (the readback follows).
     pub fn stages(&self) -> Vec<Stage> {
         let mut stages = match &self.front {
@@ -1112,6 +1126,11 @@ impl<'a> GpuEngine<'a> {
         Dims {
             clusters: self.plan.n_clusters,
             weights_drawn: matches!(&self.front, Front::Weights(g) if g.draws()),
+            // A permutation has no GEMM stage; its block is never used.
+            gemm_block: match &self.front {
+                Front::Weights(g) => g.shape().block(),
+                Front::Permute(_) => (1, 1),
+            },
             width,
             q,
             mediators: self.layout.mediators,

@@ -41,6 +41,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("decode.wgsl", include_str!("../../shaders/decode.wgsl")),
     ("draw.wgsl", include_str!("../../shaders/draw.wgsl")),
     ("gemm_nt.wgsl", include_str!("../../shaders/gemm_nt.wgsl")),
+    ("gemm_sg.wgsl", include_str!("../../shaders/gemm_sg.wgsl")),
     ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
     ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
     ("permute.wgsl", include_str!("../../shaders/permute.wgsl")),
@@ -130,45 +131,65 @@ impl Pipelines {
     }
 }
 
-/// A block shape of `gemm.wgsl`, set by its pipeline constants: the rows
-/// and columns of the output one workgroup of 64 invocations computes, and
-/// the clusters it passes through workgroup memory at a time. Wide for the
-/// packed Gram widths of the solve's input (tens to hundreds of columns);
-/// narrow for the wild path's few right-hand sides, where a wide block
-/// would multiply mostly padding.
+/// A kernel and block shape of the GEMM: the rows and columns of the
+/// output one workgroup of 64 invocations computes. Wide and Narrow are
+/// `gemm.wgsl` with its pipeline constants (the clusters it passes through
+/// workgroup memory at a time among them): Wide for the packed Gram widths
+/// of the solve's input (tens to hundreds of columns); Narrow for the wild
+/// path's few right-hand sides, where a wide block would multiply mostly
+/// padding. Subgroup is `gemm_sg.wgsl`, which shares the weights between
+/// the lanes of an 8-lane subgroup instead of through workgroup memory: on
+/// a software adapter (lavapipe) workgroup memory is ordinary memory
+/// reached lane by lane, and a barrier switches coroutines, while a
+/// subgroup is one SIMD register and a broadcast one instruction. All three
+/// sum each output's clusters in the same order: the same bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GemmShape {
     Wide,
     Narrow,
+    Subgroup,
 }
 
+/// The subgroup size `gemm_sg.wgsl` is written for.
+const GEMM_SUBGROUP: u32 = 8;
+
 impl GemmShape {
-    /// The shape for an output `n` columns wide.
-    pub(crate) fn for_width(n: u32) -> GemmShape {
+    /// The shape for an output `n` columns wide; `subgroup`: the adapter
+    /// runs `gemm_sg.wgsl` and the weights are read as codes (it does not
+    /// draw them).
+    pub(crate) fn choose(n: u32, subgroup: bool) -> GemmShape {
         if n <= 4 {
             GemmShape::Narrow
+        } else if subgroup {
+            GemmShape::Subgroup
         } else {
             GemmShape::Wide
         }
     }
 
     /// WX invocations across (4 columns each), TM rows per invocation, KT
-    /// clusters per pass (the tiles fit 16 KiB of workgroup memory in f64).
+    /// clusters per pass (the tiles fit 16 KiB of workgroup memory in f64);
+    /// for the subgroup kernel, 8 lanes across and 16 rows per subgroup.
     fn sizes(self) -> (u32, u32, u32) {
         match self {
             GemmShape::Wide => (8, 8, 16),
             GemmShape::Narrow => (1, 4, 4),
+            GemmShape::Subgroup => (GEMM_SUBGROUP, 16, 1),
         }
     }
 
-    /// gemm.wgsl's pipeline constants.
+    /// gemm.wgsl's pipeline constants (gemm_sg.wgsl has none).
     fn constants(self) -> Vec<(&'static str, f64)> {
         let (wx, tm, kt) = self.sizes();
-        vec![("WX", wx as f64), ("TM", tm as f64), ("KT", kt as f64)]
+        match self {
+            GemmShape::Subgroup => Vec::new(),
+            _ => vec![("WX", wx as f64), ("TM", tm as f64), ("KT", kt as f64)],
+        }
     }
 
-    /// Rows and columns of the output per workgroup, as gemm.wgsl derives
-    /// them: BM = TM x 64 / WX, BN = 4 WX.
+    /// Rows and columns of the output per workgroup, as the shaders derive
+    /// them: BM = TM x 64 / WX, BN = 4 WX (the subgroup kernel: 16 rows per
+    /// subgroup, 4 columns per lane).
     pub(crate) fn block(self) -> (u32, u32) {
         let (wx, tm, _) = self.sizes();
         (tm * 64 / wx, 4 * wx)
@@ -300,9 +321,15 @@ pub struct GpuContext {
     draw_weights: AtomicBool,
     philox: Pipelines,
     weights: Pipelines,
-    /// The GEMM in its two block shapes (`GemmShape`).
+    /// The GEMM in its block shapes (`GemmShape`).
     gemm: Pipelines,
     gemm_narrow: Pipelines,
+    gemm_subgroup: Pipelines,
+    /// Whether GEMMs built from now on that read codes run the subgroup
+    /// kernel (only where the adapter has 8-lane subgroups).
+    subgroup_gemm: AtomicBool,
+    /// The adapter runs `gemm_sg.wgsl`: it has subgroups of exactly 8 lanes.
+    subgroups_of_8: bool,
     solve: Pipelines,
     solve_iv: Pipelines,
     gemm_nt: Pipelines,
@@ -451,11 +478,18 @@ impl GpuContext {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let f64_ok = adapter.features().contains(wgpu::Features::SHADER_F64);
+        let subgroups_of_8 = adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == GEMM_SUBGROUP
+            && info.subgroup_max_size == GEMM_SUBGROUP;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("medsim"),
             required_limits: limits.clone(),
             required_features: if f64_ok {
                 wgpu::Features::SHADER_F64
+            } else {
+                wgpu::Features::empty()
+            } | if subgroups_of_8 {
+                wgpu::Features::SUBGROUP
             } else {
                 wgpu::Features::empty()
             },
@@ -483,6 +517,10 @@ impl GpuContext {
         // runs the per-invocation draw loops serially and is faster with the
         // weight stage.
         let draw_weights = AtomicBool::new(is_hardware(&info));
+        // Measured on lavapipe: the subgroup kernel takes 40-60 % of the
+        // wide one's time. Hardware keeps the workgroup-memory kernel, the
+        // one its vendors' GEMMs are built like.
+        let subgroup_gemm = AtomicBool::new(subgroups_of_8 && !is_hardware(&info));
         let ctx = GpuContext {
             info,
             limits,
@@ -494,6 +532,9 @@ impl GpuContext {
             weights: Pipelines::new("weights.wgsl", Vec::new()),
             gemm: Pipelines::new("gemm.wgsl", GemmShape::Wide.constants()),
             gemm_narrow: Pipelines::new("gemm.wgsl", GemmShape::Narrow.constants()),
+            gemm_subgroup: Pipelines::new("gemm_sg.wgsl", GemmShape::Subgroup.constants()),
+            subgroup_gemm,
+            subgroups_of_8,
             solve: Pipelines::new("solve.wgsl", Vec::new()),
             solve_iv: Pipelines::new("solve_iv.wgsl", Vec::new()),
             gemm_nt: Pipelines::new("gemm_nt.wgsl", Vec::new()),
@@ -873,6 +914,18 @@ impl GpuContext {
         self.draw_weights.store(on, Ordering::SeqCst);
     }
 
+    /// Make GEMMs built from now on that read weight codes run the subgroup
+    /// kernel (`GemmShape::Subgroup`) or the workgroup-memory one; false if
+    /// the adapter cannot run the subgroup kernel (nothing changes). The
+    /// replicates are the same to the bit either way (`tests/gpu.rs`).
+    pub fn set_subgroup_gemm(&self, on: bool) -> bool {
+        if on && !self.subgroups_of_8 {
+            return false;
+        }
+        self.subgroup_gemm.store(on, Ordering::SeqCst);
+        true
+    }
+
     /// Whether the adapter runs the f64 stages.
     pub fn has_f64(&self) -> bool {
         self.f64
@@ -883,6 +936,7 @@ impl GpuContext {
         match shape {
             GemmShape::Wide => self.stage(&self.gemm, precision),
             GemmShape::Narrow => self.stage(&self.gemm_narrow, precision),
+            GemmShape::Subgroup => self.stage(&self.gemm_subgroup, precision),
         }
     }
 
@@ -916,6 +970,9 @@ impl GpuContext {
             &self.permute,
         ] {
             self.stage(stages, precision)?;
+        }
+        if self.subgroups_of_8 {
+            self.stage(&self.gemm_subgroup, precision)?;
         }
         self.check()
     }
@@ -999,6 +1056,9 @@ pub(crate) struct GemmInputs {
     /// Each cluster's stratum, then each stratum's size.
     pub strata: wgpu::Buffer,
     pub precision: Precision,
+    /// Where the weights are read as codes, the GEMM runs the subgroup
+    /// kernel (`GpuContext::set_subgroup_gemm`).
+    subgroup: bool,
 }
 
 /// The buffers of one batch through the weight and GEMM stages.
@@ -1111,6 +1171,7 @@ impl GemmInputs {
             decode_table: ctx.reals("decode table", &decode_table, precision),
             strata: ctx.storage("strata", bytemuck::cast_slice(&strata)),
             precision,
+            subgroup: ctx.subgroup_gemm.load(Ordering::SeqCst),
         })
     }
 
@@ -1125,6 +1186,12 @@ impl GemmInputs {
     /// Whether the GEMM draws the weights (no weight stage, no codes).
     pub(crate) fn draws(&self) -> bool {
         self.gemm_params.draw != 0
+    }
+
+    /// The GEMM's kernel and block shape (the subgroup kernel reads codes
+    /// only).
+    pub(crate) fn shape(&self) -> GemmShape {
+        GemmShape::choose(self.gemm_params.n, self.subgroup && !self.draws())
     }
 
     /// The GEMM's output per replicate (reals).
@@ -1146,7 +1213,8 @@ impl GemmInputs {
         capacity: usize,
         out_bytes: Option<u64>,
     ) -> Result<GemmSlot> {
-        let gemm = ctx.gemm_stage(GemmShape::for_width(self.gemm_params.n), self.precision)?;
+        let shape = self.shape();
+        let gemm = ctx.gemm_stage(shape, self.precision)?;
         let cap = capacity as u64;
         let g = self.gemm_params.g as u64;
         let n_strata = self.gemm_params.n_strata as u64;
@@ -1172,19 +1240,22 @@ impl GemmInputs {
                 &self.seeds,
             ],
         );
-        let gemm_bind = ctx.bind(
-            gemm,
-            &[
-                &gemm_params,
-                &codes,
-                &self.stats,
-                &self.decode_table,
-                &out,
-                &sums,
-                &self.strata,
-                &self.seeds,
-            ],
-        );
+        let gemm_buffers = [
+            &gemm_params,
+            &codes,
+            &self.stats,
+            &self.decode_table,
+            &out,
+            &sums,
+            &self.strata,
+            &self.seeds,
+        ];
+        // The subgroup kernel never draws: it has no binding for the seeds.
+        let bound = match shape {
+            GemmShape::Subgroup => &gemm_buffers[..7],
+            _ => &gemm_buffers[..],
+        };
+        let gemm_bind = ctx.bind(gemm, bound);
         Ok(GemmSlot {
             weight_params,
             gemm_params,
@@ -1261,7 +1332,7 @@ impl GemmInputs {
         };
         ctx.queue
             .write_buffer(&slot.gemm_params, 0, bytemuck::bytes_of(&params));
-        let shape = GemmShape::for_width(self.gemm_params.n);
+        let shape = self.shape();
         let (block_rows, block_cols) = shape.block();
         let gemm = ctx
             .gemm_stage(shape, self.precision)

@@ -46,6 +46,8 @@ pub struct Dims {
     pub clusters: usize,
     /// The GEMM draws the weights itself: no codes in device memory.
     pub weights_drawn: bool,
+    /// The GEMM's block of rows and columns (`GemmShape::block`).
+    pub gemm_block: (u32, u32),
     /// The GEMM's output per replicate: the packed Gram (or, wild, the
     /// reported coefficients).
     pub width: usize,
@@ -95,7 +97,7 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
         // GEMM draws the weights), and the statistics per block of BM
         // replicates.
         Stage::Gemm => {
-            let (bm, bn) = super::GemmShape::for_width(d.width as u32).block();
+            let (bm, bn) = d.gemm_block;
             let codes = if d.weights_drawn {
                 0.0
             } else {
@@ -243,6 +245,7 @@ mod tests {
         Dims {
             clusters: 278,
             weights_drawn: false,
+            gemm_block: (64, 32),
             width: 45,
             q: 9,
             mediators: 1,
@@ -267,7 +270,11 @@ mod tests {
             gemm.bytes,
             278.0 * 45.0 * (4.0 / 32.0 + 4.0 / 64.0) + 45.0 * 4.0
         );
-        let wild = Dims { width: 4, ..d };
+        let wild = Dims {
+            width: 4,
+            gemm_block: (256, 4),
+            ..d
+        };
         assert_eq!(
             work(Stage::Gemm, &wild).bytes,
             278.0 * 4.0 * (4.0 / 4.0 + 4.0 / 256.0) + 4.0 * 4.0
