@@ -118,31 +118,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         set_scales = which * params.n_coef;
         set_matrix = which * q * q;
     }
+    // Row by row (each entry's subtractions in the order c = 0, 1, .., the
+    // same operations as the column-by-column update, so the same bits),
+    // reading E where it is needed and writing each entry of the factor
+    // once.
     for (var i = 0u; i < ko; i++) {
         for (var j = 0u; j <= i; j++) {
-            work[lo(i, j)] = at(i, j) + select(Real(0.0), Real(1.0), i == j);
-        }
-    }
-    for (var j = 0u; j < ko; j++) {
-        let d = work[lo(j, j)];
-        if (!(d > Real(0.0))) {
-            for (var o = 0u; o < params.n_coef; o++) {
-                deltas[out + o] = Real(bitcast<f32>(0x7fc00000u));
+            var v = at(i, j) + select(Real(0.0), Real(1.0), i == j);
+            for (var c = 0u; c < j; c++) {
+                v -= work[lo(i, c)] * work[lo(j, c)];
             }
-            return;
-        }
-        let diag = sqrt(d);
-        let inv = Real(1.0) / diag;
-        work[lo(j, j)] = diag;
-        work[slot(DIAG, j)] = inv;
-        for (var i = j + 1u; i < ko; i++) {
-            work[lo(i, j)] *= inv;
-        }
-        for (var i = j + 1u; i < ko; i++) {
-            let lij = work[lo(i, j)];
-            for (var c = j + 1u; c <= i; c++) {
-                work[lo(i, c)] -= lij * work[lo(c, j)];
+            if (j < i) {
+                work[lo(i, j)] = v * work[slot(DIAG, j)];
+                continue;
             }
+            if (!(v > Real(0.0))) {
+                for (var o = 0u; o < params.n_coef; o++) {
+                    deltas[out + o] = Real(bitcast<f32>(0x7fc00000u));
+                }
+                return;
+            }
+            let diag = sqrt(v);
+            work[lo(i, i)] = diag;
+            work[slot(DIAG, i)] = Real(1.0) / diag;
         }
     }
     for (var o = 0u; o < params.n_coef; o++) {

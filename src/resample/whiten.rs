@@ -169,30 +169,27 @@ impl Whitened {
         let ko = q - 1;
         let p = packed_len(q);
         let at = |i: usize, j: usize| e[packed_index(i, j, q)];
-        // Lower triangle of (I + E) over the regressors, factored in place.
+        // Lower triangle of the factor of (I + E) over the regressors, row
+        // by row, each entry's subtractions in the order c = 0, 1, ...
         let mut l = vec![0.0; ko * ko];
+        let mut inv_diag = vec![0.0; ko];
         for i in 0..ko {
             for j in 0..=i {
-                l[i * ko + j] = at(i, j) + if i == j { 1.0 } else { 0.0 };
-            }
-        }
-        let mut inv_diag = vec![0.0; ko];
-        for j in 0..ko {
-            let d = l[j * ko + j];
-            if !(d > 0.0) {
-                out.iter_mut().for_each(|v| *v = f64::NAN);
-                return false;
-            }
-            let diag = d.sqrt();
-            l[j * ko + j] = diag;
-            inv_diag[j] = 1.0 / diag;
-            for i in j + 1..ko {
-                l[i * ko + j] *= inv_diag[j];
-            }
-            for i in j + 1..ko {
-                for c in j + 1..=i {
-                    l[i * ko + c] -= l[i * ko + j] * l[c * ko + j];
+                let mut v = at(i, j) + if i == j { 1.0 } else { 0.0 };
+                for c in 0..j {
+                    v -= l[i * ko + c] * l[j * ko + c];
                 }
+                if j < i {
+                    l[i * ko + j] = v * inv_diag[j];
+                    continue;
+                }
+                if !(v > 0.0) {
+                    out.iter_mut().for_each(|v| *v = f64::NAN);
+                    return false;
+                }
+                let diag = v.sqrt();
+                l[i * ko + i] = diag;
+                inv_diag[i] = 1.0 / diag;
             }
         }
         let chol_solve = |k: usize, y: &mut [f64]| {
