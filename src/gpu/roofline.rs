@@ -186,6 +186,15 @@ impl Work {
     }
 }
 
+/// `d` as a hardware GPU runs it: with the workgroup-memory GEMM's block
+/// (a software adapter profiled here may have run the subgroup kernel).
+pub fn on_hardware(d: &Dims) -> Dims {
+    Dims {
+        gemm_block: super::GemmShape::choose(d.width as u32, false).block(),
+        ..*d
+    }
+}
+
 /// Replicates per second the stages allow at `peaks`, each at its roofline
 /// and one after the other (the host's work not counted).
 pub fn predicted_rate(stages: &[(Stage, Work)], peaks: &Peaks) -> f64 {
@@ -279,6 +288,14 @@ mod tests {
             work(Stage::Gemm, &wild).bytes,
             278.0 * 4.0 * (4.0 / 4.0 + 4.0 / 256.0) + 4.0 * 4.0
         );
+        // Predictions for hardware take the workgroup-memory kernel's block,
+        // whichever kernel the profiled adapter ran.
+        let subgroup = Dims {
+            gemm_block: (128, 32),
+            ..d
+        };
+        assert_eq!(on_hardware(&subgroup).gemm_block, (64, 32));
+        assert_eq!(on_hardware(&wild).gemm_block, (256, 4));
         // Drawn in the GEMM, the weights cost no traffic.
         let drawn = Dims {
             weights_drawn: true,

@@ -174,7 +174,7 @@ fn beside_roofline(
     dims: &crate::gpu::roofline::Dims,
     peaks: MeasuredPeaks,
 ) -> StageProfile {
-    use crate::gpu::roofline::{NAMED_GPUS, Peaks, Stage, Work, predicted_rate, work};
+    use crate::gpu::roofline::{NAMED_GPUS, Peaks, Stage, Work, on_hardware, predicted_rate, work};
     let measured = Peaks {
         gflops: peaks.gflops,
         memory_gbs: peaks.memory_gbs,
@@ -218,13 +218,22 @@ fn beside_roofline(
         replicates_per_second: n / total,
         peaks,
         roofline_replicates_per_second: predicted_rate(&worked, &measured),
-        predictions: NAMED_GPUS
-            .iter()
-            .map(|(name, p)| Prediction {
-                gpu: name.to_string(),
-                replicates_per_second: predicted_rate(&worked, p),
-            })
-            .collect(),
+        predictions: {
+            // The named GPUs run the workgroup-memory GEMM.
+            let hardware = on_hardware(dims);
+            let worked: Vec<(Stage, Work)> = times
+                .stages
+                .iter()
+                .map(|&(s, _)| (s, work(s, &hardware)))
+                .collect();
+            NAMED_GPUS
+                .iter()
+                .map(|(name, p)| Prediction {
+                    gpu: name.to_string(),
+                    replicates_per_second: predicted_rate(&worked, p),
+                })
+                .collect()
+        },
     }
 }
 
