@@ -6,7 +6,10 @@
 // change of each replicate's influence functionals of a_j and b_j from the
 // full sample's. In Real (f32, or f64 where the adapter has it). Every
 // quantity is of the size of the bootstrap spread, so f32 rounding stays
-// far below it.
+// far below it. Where only the coefficients are asked, engines run the same
+// operations written out for their model's shape instead, the factor in
+// registers (src/gpu/solve_gen.rs); this stage is the general one and the
+// reference.
 
 // #include "real.wgsl"
 // #include "packed.wgsl"

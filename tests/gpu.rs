@@ -316,6 +316,79 @@ fn subgroup_gemm_is_the_workgroup_gemm_to_the_bit() {
     ctx.set_subgroup_gemm(software);
 }
 
+/// The least-squares solve generated for the model's shape gives every
+/// replicate bit for bit as `solve.wgsl` does: after the GEMM (pairs, Bayes)
+/// and after the permutation gather, with one mediator and with two (another
+/// shape), in both precisions. Studentized engines and the sensitivity ratio
+/// keep `solve.wgsl`.
+#[test]
+fn generated_solve_is_solve_wgsl_to_the_bit() {
+    use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
+    use medsim::internals::resample::engine::Engine;
+    let Some(ctx) = context() else { return };
+    let precisions = if ctx.has_f64() {
+        vec![Precision::F32, Precision::F64]
+    } else {
+        vec![Precision::F32]
+    };
+    for mediators in [&[][..], &["agglom_sec", "agglom_ter"][..]] {
+        let (panel, design, fit) = default_problem(mediators);
+        let g = design.n_clusters;
+        for &precision in &precisions {
+            for scheme in [Scheme::Pairs, Scheme::Bayes, Scheme::Permutation] {
+                let run = |generated: bool| {
+                    ctx.set_generated_solves(generated);
+                    let options = GpuOptions {
+                        max_batch: 128,
+                        precision,
+                        ..GpuOptions::default()
+                    };
+                    let plan = WeightPlan::new(scheme, 13, g, None);
+                    let engine = match scheme {
+                        Scheme::Permutation => {
+                            GpuEngine::permutation(ctx, &design, &fit, &panel, 13, options)
+                        }
+                        _ => GpuEngine::new(ctx, &design, &fit, plan, options),
+                    }
+                    .unwrap();
+                    let kernel = engine.solve_kernel();
+                    let mut out = vec![0.0; 200 * engine.layout().len()];
+                    engine.compute(500, &mut out).unwrap();
+                    ctx.set_generated_solves(true);
+                    (out, kernel)
+                };
+                let (generated, kernel) = run(true);
+                assert_eq!(kernel, Some("generated"));
+                let (general, kernel) = run(false);
+                assert_eq!(kernel, Some("solve.wgsl"));
+                let same = generated
+                    .iter()
+                    .zip(&general)
+                    .filter(|(a, b)| a.to_bits() == b.to_bits())
+                    .count();
+                assert_eq!(
+                    same,
+                    general.len(),
+                    "{mediators:?} {scheme:?} {precision:?}: bit-equal statistics"
+                );
+            }
+        }
+    }
+    let (_, design, fit) = default_problem(&[]);
+    let plan = WeightPlan::new(Scheme::Pairs, 1, design.n_clusters, None);
+    let studentized = GpuOptions {
+        studentize: true,
+        ..GpuOptions::default()
+    };
+    let engine = GpuEngine::new(ctx, &design, &fit, plan.clone(), studentized).unwrap();
+    assert_eq!(engine.solve_kernel(), Some("solve.wgsl"));
+    let engine = GpuEngine::new(ctx, &design, &fit, plan, GpuOptions::default())
+        .unwrap()
+        .with_sensitivity(&[0.0, 0.5])
+        .unwrap();
+    assert_eq!(engine.solve_kernel(), Some("solve.wgsl"));
+}
+
 /// CPU-engine and GPU-engine statistics of replicates 0..count (jackknife:
 /// G) of `scheme` on the default panel with `mediators` (with each
 /// replicate's own SEs of the indirect effects, except for wild, which has

@@ -22,6 +22,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
+use super::solve_gen::SolveShape;
 use super::{
     GemmInputs, GemmNtParams, GemmShape, GemmSlot, GpuContext, MeatParams, Pending, Precision,
     SolveIvParams, SolveParams, reals_from_words, words_per,
@@ -180,6 +181,10 @@ struct SolveInputs {
     /// factor; the full sample's cluster influences on a_j, b_j; its
     /// delta-method terms t_hat; the SE targets' weights (meat.wgsl).
     fixed: Option<[wgpu::Buffer; 4]>,
+    /// The solve generated for the model's shape (`super::solve_gen`), in
+    /// place of `solve.wgsl` where nothing but the coefficients is asked:
+    /// least squares, no influence functionals, no sensitivity ratio.
+    generated: Option<wgpu::ComputePipeline>,
 }
 
 /// Which solve stage, with its constant buffers.
@@ -198,12 +203,13 @@ enum SolveKind {
 }
 
 impl SolveInputs {
-    fn pipeline<'c>(
-        &self,
-        ctx: &'c GpuContext,
+    fn pipeline<'a>(
+        &'a self,
+        ctx: &'a GpuContext,
         precision: Precision,
-    ) -> Result<&'c wgpu::ComputePipeline> {
+    ) -> Result<&'a wgpu::ComputePipeline> {
         match self.kind {
+            _ if self.generated.is_some() => Ok(self.generated.as_ref().expect("checked")),
             SolveKind::LeastSquares(_) => ctx.stage(&ctx.solve, precision),
             SolveKind::TwoStage { .. } => ctx.stage(&ctx.solve_iv, precision),
         }
@@ -212,6 +218,7 @@ impl SolveInputs {
     /// Scratch reals per replicate.
     fn scratch(&self) -> u64 {
         match self.kind {
+            _ if self.generated.is_some() => 0,
             SolveKind::LeastSquares(_) => solve_scratch(self.q),
             SolveKind::TwoStage {
                 ki_max,
@@ -730,7 +737,22 @@ impl<'a> GpuEngine<'a> {
                     ctx.reals("inverse", &w.inverse, precision),
                 ])
             };
-            let solve = SolveInputs { kind, q, fixed };
+            let generated = match &kind {
+                SolveKind::LeastSquares(_) if fixed.is_none() && ctx.generates_solves() => {
+                    let shape = SolveShape {
+                        q,
+                        coefficients: w.coefficients.iter().map(|c| (c.k, c.i, c.t)).collect(),
+                    };
+                    Some(ctx.generated_solve(&shape, precision)?)
+                }
+                _ => None,
+            };
+            let solve = SolveInputs {
+                kind,
+                q,
+                fixed,
+                generated,
+            };
             let front = match panel {
                 Some(panel) => {
                     let exchange = Exchange::new(design, panel)?;
@@ -835,26 +857,31 @@ impl<'a> GpuEngine<'a> {
                     Some(s) => {
                         let params = ctx.uniform("solve params", &self.solve_params(s, 0));
                         let deltas = ctx.output("deltas", cap * self.stride as u64 * ws);
-                        let work = ctx.output("solve scratch", cap * s.scratch() * ws);
                         let n_func = self.n_func() as u64;
                         let p = packed_len(s.q) as u64;
                         let functionals = ctx.output("functionals", cap * n_func * p * ws);
                         let pipeline = s.pipeline(ctx, self.options.precision)?;
                         let [c0, c1, c2, c3] = s.constants();
-                        let bind = ctx.bind(
-                            pipeline,
-                            &[
-                                &params,
-                                front.out(),
-                                c0,
-                                c1,
-                                c2,
-                                c3,
-                                &deltas,
-                                &work,
-                                &functionals,
-                            ],
-                        );
+                        let bind = if s.generated.is_some() {
+                            // No coefficient table, no scratch, no functionals.
+                            ctx.bind(pipeline, &[&params, front.out(), c1, c2, c3, &deltas])
+                        } else {
+                            let work = ctx.output("solve scratch", cap * s.scratch() * ws);
+                            ctx.bind(
+                                pipeline,
+                                &[
+                                    &params,
+                                    front.out(),
+                                    c0,
+                                    c1,
+                                    c2,
+                                    c3,
+                                    &deltas,
+                                    &work,
+                                    &functionals,
+                                ],
+                            )
+                        };
                         if let (
                             Some([fixed, psi_hat, t_hat, target_weights]),
                             FrontSlot::Weights(gemm),
@@ -957,6 +984,10 @@ impl<'a> GpuEngine<'a> {
             return Err(Error::Numerical("the full-sample model is singular".into()));
         }
         self.kappa_hat = stats[solver.layout.kappa()];
+        // The sensitivity ratio is solve.wgsl's.
+        if let Some(solve) = self.solve.as_mut() {
+            solve.generated = None;
+        }
         self.rho = rho.to_vec();
         self.layout.sensitivity = rho.len();
         self.stride += 1;
@@ -1030,6 +1061,16 @@ impl<'a> GpuEngine<'a> {
             }),
             Front::Permute(_) => None,
         }
+    }
+
+    /// Which solve the batch runs: "generated" (`super::solve_gen`),
+    /// "solve.wgsl" or "solve_iv.wgsl"; None for wild, which has none.
+    pub fn solve_kernel(&self) -> Option<&'static str> {
+        self.solve.as_ref().map(|s| match s.kind {
+            _ if s.generated.is_some() => "generated",
+            SolveKind::LeastSquares(_) => "solve.wgsl",
+            SolveKind::TwoStage { .. } => "solve_iv.wgsl",
+        })
     }
 
     /// The compute stages of a batch, in order (the readback follows).

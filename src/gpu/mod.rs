@@ -9,10 +9,12 @@
 pub mod engine;
 pub mod permute;
 pub mod roofline;
+pub(crate) mod solve_gen;
 pub mod stack;
 pub mod wgsl;
 pub mod wild;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -330,6 +332,11 @@ pub struct GpuContext {
     subgroup_gemm: AtomicBool,
     /// The adapter runs `gemm_sg.wgsl`: it has subgroups of exactly 8 lanes.
     subgroups_of_8: bool,
+    /// Whether engines built from now on run the generated least-squares
+    /// solve where they may (`set_generated_solves`).
+    generate_solves: AtomicBool,
+    /// Generated solves by shape and precision (`generated_solve`).
+    generated: Mutex<HashMap<(solve_gen::SolveShape, Precision), wgpu::ComputePipeline>>,
     solve: Pipelines,
     solve_iv: Pipelines,
     gemm_nt: Pipelines,
@@ -535,6 +542,8 @@ impl GpuContext {
             gemm_subgroup: Pipelines::new("gemm_sg.wgsl", GemmShape::Subgroup.constants()),
             subgroup_gemm,
             subgroups_of_8,
+            generate_solves: AtomicBool::new(true),
+            generated: Mutex::new(HashMap::new()),
             solve: Pipelines::new("solve.wgsl", Vec::new()),
             solve_iv: Pipelines::new("solve_iv.wgsl", Vec::new()),
             gemm_nt: Pipelines::new("gemm_nt.wgsl", Vec::new()),
@@ -926,6 +935,18 @@ impl GpuContext {
         true
     }
 
+    /// Make engines built from now on run the least-squares solve generated
+    /// for their model's shape (`solve_gen`; the default) or `solve.wgsl`.
+    /// The replicates are the same to the bit either way (`tests/gpu.rs`).
+    pub fn set_generated_solves(&self, on: bool) {
+        self.generate_solves.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether engines built now run generated solves.
+    pub(crate) fn generates_solves(&self) -> bool {
+        self.generate_solves.load(Ordering::SeqCst)
+    }
+
     /// Whether the adapter runs the f64 stages.
     pub fn has_f64(&self) -> bool {
         self.f64
@@ -998,14 +1019,23 @@ impl GpuContext {
         precision: Precision,
         constants: &[(&str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
+        Ok(self.compile_text(name, shader_source(name, precision)?, constants))
+    }
+
+    /// WGSL `source` compiled, labelled `name`.
+    fn compile_text(
+        &self,
+        name: &str,
+        source: String,
+        constants: &[(&str, f64)],
+    ) -> wgpu::ComputePipeline {
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(shader_source(name, precision)?.into()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             });
-        Ok(self
-            .device
+        self.device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: None,
@@ -1017,7 +1047,34 @@ impl GpuContext {
                     zero_initialize_workgroup_memory: false,
                 },
                 cache: None,
-            }))
+            })
+    }
+
+    /// The generated least-squares solve of `shape` in `precision`
+    /// (`solve_gen`), compiled once per shape and kept: the models of a
+    /// sweep or a group share it. Errors as the other stages (the adapter's
+    /// precision).
+    pub(crate) fn generated_solve(
+        &self,
+        shape: &solve_gen::SolveShape,
+        precision: Precision,
+    ) -> Result<wgpu::ComputePipeline> {
+        self.precision_index(precision)?;
+        let key = (shape.clone(), precision);
+        let mut cache = self
+            .generated
+            .lock()
+            .map_err(|_| Error::Gpu("the pipeline cache is poisoned".into()))?;
+        if let Some(pipeline) = cache.get(&key) {
+            return Ok(pipeline.clone());
+        }
+        let pipeline = self.compile_text(
+            "solve (generated)",
+            solve_gen::solve_source(shape, precision),
+            &[],
+        );
+        cache.insert(key, pipeline.clone());
+        Ok(pipeline)
     }
 
     /// A read-only storage buffer of reals in `precision`.

@@ -15,6 +15,7 @@
 //! runs its datasets one engine each.
 
 use super::engine::WildRhs;
+use super::solve_gen::SolveShape;
 use super::{GemmInputs, GpuContext, SolveParams, reals_from_words, words_per};
 use crate::error::{Error, Result};
 use crate::math::linalg::packed_len;
@@ -127,7 +128,18 @@ pub fn replicates(
     let n = if wild { n_coef } else { packed_len(q) };
     let ws = (words_per(precision) * 4) as u64;
     let b = replicates as u64;
-    let scratch = if wild {
+    // The generated solve keeps its factor in registers: no scratch.
+    let shape = coefs
+        .as_ref()
+        .filter(|_| ctx.generates_solves())
+        .map(|c| SolveShape {
+            q,
+            coefficients: c
+                .iter()
+                .map(|c| (c[0] as usize, c[1] as usize, c[2] as usize))
+                .collect(),
+        });
+    let scratch = if wild || shape.is_some() {
         0
     } else {
         let ko = (q - 1) as u64;
@@ -163,7 +175,10 @@ pub fn replicates(
             "{replicates} replicates of {g} clusters are more than one batch holds"
         ));
     }
-    let solve_pipeline = ctx.stage(&ctx.solve, precision)?;
+    let solve_pipeline = match &shape {
+        Some(shape) => ctx.generated_solve(shape, precision)?,
+        None => ctx.stage(&ctx.solve, precision)?.clone(),
+    };
     let mut out: Vec<Vec<f64>> = Vec::with_capacity(sets.len());
     for (chunk, ready) in sets.chunks(per_batch).zip(prepared.chunks(per_batch)) {
         let k = chunk.len();
@@ -197,25 +212,35 @@ pub fn replicates(
                 };
                 let params = ctx.uniform("solve params", bytemuck::bytes_of(&params));
                 let deltas = ctx.output("deltas", count as u64 * n_coef as u64 * ws);
-                let work = ctx.output("solve scratch", count as u64 * scratch * ws);
-                let functionals = ctx.output("functionals", 0);
-                let bind = ctx.bind(
-                    solve_pipeline,
-                    &[
-                        &params,
-                        &slot.out,
-                        &ctx.storage("coefficients", bytemuck::cast_slice(coefs)),
-                        &ctx.reals("scales", &joined(0), precision),
-                        &ctx.reals("factor", &joined(1), precision),
-                        &ctx.reals("inverse", &joined(2), precision),
-                        &deltas,
-                        &work,
-                        &functionals,
-                    ],
-                );
+                let scales = ctx.reals("scales", &joined(0), precision);
+                let factor = ctx.reals("factor", &joined(1), precision);
+                let inverse = ctx.reals("inverse", &joined(2), precision);
+                let bind = if shape.is_some() {
+                    ctx.bind(
+                        &solve_pipeline,
+                        &[&params, &slot.out, &scales, &factor, &inverse, &deltas],
+                    )
+                } else {
+                    let work = ctx.output("solve scratch", count as u64 * scratch * ws);
+                    let functionals = ctx.output("functionals", 0);
+                    ctx.bind(
+                        &solve_pipeline,
+                        &[
+                            &params,
+                            &slot.out,
+                            &ctx.storage("coefficients", bytemuck::cast_slice(coefs)),
+                            &scales,
+                            &factor,
+                            &inverse,
+                            &deltas,
+                            &work,
+                            &functionals,
+                        ],
+                    )
+                };
                 GpuContext::dispatch(
                     &mut encoder,
-                    solve_pipeline,
+                    &solve_pipeline,
                     &bind,
                     ((count as u32).div_ceil(64), 1),
                 );

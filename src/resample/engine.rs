@@ -26,7 +26,7 @@ use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 
 /// The floating-point type of the GPU engine's numeric stages (`Real` in
 /// WGSL); the CPU engine always computes in f64.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Precision {
     F32,
     /// Where the adapter has SHADER_F64.
