@@ -17,31 +17,9 @@
 // across (BN = 4 WX columns), 64 / WX down (BM = TM 64 / WX rows). Every
 // output still sums its clusters in order 0, 1, .., g - 1.
 
-// #include "decode.wgsl"
+// #include "gemm_common.wgsl"
 // #include "draw.wgsl"
 
-struct Params {
-    nb: u32,
-    g: u32,
-    n: u32,
-    // How codes become weights: see decode.wgsl.
-    decode_mode: u32,
-    n_strata: u32,
-    // 1: draw the weights here (scheme, start, tag, mammen_threshold); 0:
-    // read the codes.
-    draw: u32,
-    scheme: u32,
-    tag: u32,
-    // The batch's first replicate (low, high words).
-    start: vec2<u32>,
-    mammen_threshold: u32,
-    pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> codes: array<u32>;
-@group(0) @binding(2) var<storage, read> stats: array<Real>;
-@group(0) @binding(4) var<storage, read_write> out: array<Real>;
 // Drawn weights: each set's seed (one entry unless stacked).
 @group(0) @binding(7) var<storage, read> seeds: array<vec2<u32>>;
 
@@ -185,15 +163,3 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     }
 }
 
-// Four neighbouring outputs of one row, those inside `out`.
-fn store_row(set_row: u32, row: u32, col: u32, v: vec4<Real>) {
-    if (row >= params.nb) {
-        return;
-    }
-    let base = (set_row + row) * params.n;
-    for (var c = 0u; c < 4u; c++) {
-        if (col + c < params.n) {
-            out[base + col + c] = v[c];
-        }
-    }
-}

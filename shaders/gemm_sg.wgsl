@@ -9,27 +9,7 @@
 // registers, not an array: a software adapter keeps a dynamically indexed
 // array in memory, reached lane by lane.
 
-// #include "decode.wgsl"
-
-// As gemm.wgsl's (its draw fields unused: this kernel reads codes).
-struct Params {
-    nb: u32,
-    g: u32,
-    n: u32,
-    decode_mode: u32,
-    n_strata: u32,
-    draw: u32,
-    scheme: u32,
-    tag: u32,
-    start: vec2<u32>,
-    mammen_threshold: u32,
-    pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> codes: array<u32>;
-@group(0) @binding(2) var<storage, read> stats: array<Real>;
-@group(0) @binding(4) var<storage, read_write> out: array<Real>;
+// #include "gemm_common.wgsl"
 
 // Rows per subgroup, and per workgroup (8 subgroups of 8 lanes).
 const RS: u32 = 16u;
@@ -42,19 +22,6 @@ fn weight(set_row: u32, row: u32, k: u32) -> Real {
     }
     let at = set_row + row;
     return decode_weight(params.decode_mode, codes[at * params.g + k], at, k, params.g, params.n_strata);
-}
-
-// Four neighbouring outputs of one row, those inside `out`.
-fn store_row(set_row: u32, row: u32, col: u32, v: vec4<Real>) {
-    if (row >= params.nb) {
-        return;
-    }
-    let base = (set_row + row) * params.n;
-    for (var c = 0u; c < 4u; c++) {
-        if (col + c < params.n) {
-            out[base + col + c] = v[c];
-        }
-    }
 }
 
 @compute @workgroup_size(64)

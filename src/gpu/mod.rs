@@ -44,6 +44,10 @@ const SHADERS: &[(&str, &str)] = &[
     ("draw.wgsl", include_str!("../../shaders/draw.wgsl")),
     ("gemm_nt.wgsl", include_str!("../../shaders/gemm_nt.wgsl")),
     ("gemm_sg.wgsl", include_str!("../../shaders/gemm_sg.wgsl")),
+    (
+        "gemm_common.wgsl",
+        include_str!("../../shaders/gemm_common.wgsl"),
+    ),
     ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
     ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
     ("permute.wgsl", include_str!("../../shaders/permute.wgsl")),
