@@ -13,27 +13,8 @@
 
 // #include "real.wgsl"
 // #include "packed.wgsl"
+// #include "solve_params.wgsl"
 
-struct Params {
-    nb: u32,
-    q: u32,
-    n_coef: u32,
-    // Reals per replicate of `deltas` (n_coef, then the meat stage's SEs).
-    stride: u32,
-    // Coefficients whose influence functionals are written (2m, or 0).
-    n_func: u32,
-    // Sensitivity analysis (one mediator, the last regressor): where the
-    // ratio of the outcome's and the mediator's diagonals of the whitened
-    // factor, less one, goes among the replicate's reals (0: nowhere).
-    kappa_at: u32,
-    // Replicates per set of a stacked batch (crate::gpu::stack): replicate
-    // row is of set row / per_set, whose scales, L and L^{-1} follow the
-    // previous sets' (n_coef and q x q each); 0: one set.
-    per_set: u32,
-    pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> e: array<Real>;
 // Per coefficient: k (regressors 0..k), i (the column whose coefficient it
 // is), t (the dependent column), unused.

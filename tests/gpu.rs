@@ -198,6 +198,24 @@ fn with_drawn_weights<T>(ctx: &GpuContext, draw: bool, f: impl FnOnce() -> T) ->
     out
 }
 
+/// Every statistic of `got` is `want`'s to the bit (NaNs of the same
+/// payload included), else the count that differ and the first.
+fn assert_same_bits(got: &[f64], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let differ: Vec<usize> = (0..want.len())
+        .filter(|&i| got[i].to_bits() != want[i].to_bits())
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{what}: {} of {} statistics differ, first at {}: {} against {}",
+        differ.len(),
+        want.len(),
+        differ[0],
+        got[differ[0]],
+        want[differ[0]]
+    );
+}
+
 /// The GEMM drawing the jackknife's and the wild weights in its tile loads
 /// gives every replicate bit for bit as the weight stage's codes do: the
 /// narrow wild GEMM and the wide one of the jackknife's Grams, from a
@@ -240,12 +258,7 @@ fn drawn_weights_are_the_weight_stages_to_the_bit() {
             coded_stages,
             "{scheme:?}: no weight stage"
         );
-        let same = drawn
-            .iter()
-            .zip(&coded)
-            .filter(|(a, b)| a.to_bits() == b.to_bits())
-            .count();
-        assert_eq!(same, coded.len(), "{scheme:?}: bit-equal statistics");
+        assert_same_bits(&drawn, &coded, &format!("{scheme:?}"));
     }
 }
 
@@ -301,16 +314,7 @@ fn subgroup_gemm_is_the_workgroup_gemm_to_the_bit() {
             assert_eq!(kernel, Some("subgroup"));
             let (workgroup, kernel) = run(false);
             assert_eq!(kernel, Some("wide"));
-            let same = subgroup
-                .iter()
-                .zip(&workgroup)
-                .filter(|(a, b)| a.to_bits() == b.to_bits())
-                .count();
-            assert_eq!(
-                same,
-                workgroup.len(),
-                "{scheme:?} {precision:?}: bit-equal statistics"
-            );
+            assert_same_bits(&subgroup, &workgroup, &format!("{scheme:?} {precision:?}"));
         }
     }
     ctx.set_subgroup_gemm(software);
@@ -361,15 +365,10 @@ fn generated_solve_is_solve_wgsl_to_the_bit() {
                 assert_eq!(kernel, Some("generated"));
                 let (general, kernel) = run(false);
                 assert_eq!(kernel, Some("solve.wgsl"));
-                let same = generated
-                    .iter()
-                    .zip(&general)
-                    .filter(|(a, b)| a.to_bits() == b.to_bits())
-                    .count();
-                assert_eq!(
-                    same,
-                    general.len(),
-                    "{mediators:?} {scheme:?} {precision:?}: bit-equal statistics"
+                assert_same_bits(
+                    &generated,
+                    &general,
+                    &format!("{mediators:?} {scheme:?} {precision:?}"),
                 );
             }
         }
@@ -858,13 +857,13 @@ fn stacked_datasets_match_the_cpu_engine_dataset_by_dataset() {
                         GpuEngine::new(ctx, set.design, set.fit, plan.clone(), options).unwrap();
                     let mut on_gpu = vec![0.0; stacked.len()];
                     alone.compute(0, &mut on_gpu).unwrap();
-                    assert!(
-                        on_gpu
-                            .iter()
-                            .zip(stacked)
-                            .all(|(a, s)| a.to_bits() == s.to_bits()),
-                        "{family} {scheme:?} {precision:?} seed {}: stacked differs from alone",
-                        set.seed
+                    assert_same_bits(
+                        stacked,
+                        &on_gpu,
+                        &format!(
+                            "{family} {scheme:?} {precision:?} seed {}: stacked against alone",
+                            set.seed
+                        ),
                     );
                     let cpu = CpuEngine::new(set.design, set.fit, plan, 64, 1, false).unwrap();
                     let n_stats = cpu.layout().len();

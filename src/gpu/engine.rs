@@ -24,8 +24,8 @@ use std::sync::{Mutex, OnceLock};
 use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
 use super::solve_gen::SolveShape;
 use super::{
-    GemmInputs, GemmNtParams, GemmShape, GemmSlot, GpuContext, MeatParams, Pending, Precision,
-    SolveIvParams, SolveParams, reals_from_words, words_per,
+    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveIvParams,
+    SolveParams, reals_from_words, words_per,
 };
 use std::time::Instant;
 
@@ -144,7 +144,7 @@ fn delta_method_terms(
 
 /// Scratch reals per replicate of the solve stage: the packed factor of the
 /// regressor block, its reciprocal diagonal and four vectors.
-fn solve_scratch(q: usize) -> u64 {
+pub(crate) fn solve_scratch(q: usize) -> u64 {
     let ko = (q - 1) as u64;
     ko * (ko + 1) / 2 + 5 * ko
 }
@@ -208,8 +208,10 @@ impl SolveInputs {
         ctx: &'a GpuContext,
         precision: Precision,
     ) -> Result<&'a wgpu::ComputePipeline> {
+        if let Some(generated) = &self.generated {
+            return Ok(generated);
+        }
         match self.kind {
-            _ if self.generated.is_some() => Ok(self.generated.as_ref().expect("checked")),
             SolveKind::LeastSquares(_) => ctx.stage(&ctx.solve, precision),
             SolveKind::TwoStage { .. } => ctx.stage(&ctx.solve_iv, precision),
         }
@@ -739,11 +741,7 @@ impl<'a> GpuEngine<'a> {
             };
             let generated = match &kind {
                 SolveKind::LeastSquares(_) if fixed.is_none() && ctx.generates_solves() => {
-                    let shape = SolveShape {
-                        q,
-                        coefficients: w.coefficients.iter().map(|c| (c.k, c.i, c.t)).collect(),
-                    };
-                    Some(ctx.generated_solve(&shape, precision)?)
+                    Some(ctx.generated_solve(&SolveShape::new(q, &coefs), precision)?)
                 }
                 _ => None,
             };
@@ -862,26 +860,13 @@ impl<'a> GpuEngine<'a> {
                         let functionals = ctx.output("functionals", cap * n_func * p * ws);
                         let pipeline = s.pipeline(ctx, self.options.precision)?;
                         let [c0, c1, c2, c3] = s.constants();
-                        let bind = if s.generated.is_some() {
-                            // No coefficient table, no scratch, no functionals.
-                            ctx.bind(pipeline, &[&params, front.out(), c1, c2, c3, &deltas])
-                        } else {
-                            let work = ctx.output("solve scratch", cap * s.scratch() * ws);
-                            ctx.bind(
-                                pipeline,
-                                &[
-                                    &params,
-                                    front.out(),
-                                    c0,
-                                    c1,
-                                    c2,
-                                    c3,
-                                    &deltas,
-                                    &work,
-                                    &functionals,
-                                ],
-                            )
-                        };
+                        let bind = ctx.bind_solve(
+                            pipeline,
+                            s.generated.is_some(),
+                            [&params, front.out(), c0, c1, c2, c3, &deltas],
+                            cap * s.scratch() * ws,
+                            &functionals,
+                        );
                         if let (
                             Some([fixed, psi_hat, t_hat, target_weights]),
                             FrontSlot::Weights(gemm),
@@ -1054,11 +1039,7 @@ impl<'a> GpuEngine<'a> {
     /// permutation, which has no GEMM.
     pub fn gemm_kernel(&self) -> Option<&'static str> {
         match &self.front {
-            Front::Weights(g) => Some(match g.shape() {
-                GemmShape::Wide => "wide",
-                GemmShape::Narrow => "narrow",
-                GemmShape::Subgroup => "subgroup",
-            }),
+            Front::Weights(g) => Some(g.shape().name()),
             Front::Permute(_) => None,
         }
     }

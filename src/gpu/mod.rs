@@ -52,11 +52,27 @@ const SHADERS: &[(&str, &str)] = &[
     ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
     ("permute.wgsl", include_str!("../../shaders/permute.wgsl")),
     ("peak.wgsl", include_str!("../../shaders/peak.wgsl")),
+    (
+        "solve_params.wgsl",
+        include_str!("../../shaders/solve_params.wgsl"),
+    ),
 ];
 
 /// A stage's source with its includes expanded, `Real` set to `precision`.
 pub fn shader_source(name: &str, precision: Precision) -> Result<String> {
+    assemble(name, None, precision)
+}
+
+/// `name`'s source with its includes from `shaders/` expanded, `Real` set
+/// to `precision`; `text` is `name`'s own text where it is not a file of
+/// `shaders/` (a generated stage).
+fn assemble(name: &str, text: Option<&str>, precision: Precision) -> Result<String> {
     let read = |f: &str| {
+        if f == name
+            && let Some(text) = text
+        {
+            return Some(text.to_string());
+        }
         SHADERS
             .iter()
             .find(|(n, _)| *n == f)
@@ -190,6 +206,16 @@ impl GemmShape {
         match self {
             GemmShape::Subgroup => Vec::new(),
             _ => vec![("WX", wx as f64), ("TM", tm as f64), ("KT", kt as f64)],
+        }
+    }
+
+    /// The kernel's name: "wide", "narrow" (workgroup memory, `gemm.wgsl`)
+    /// or "subgroup" (`gemm_sg.wgsl`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            GemmShape::Wide => "wide",
+            GemmShape::Narrow => "narrow",
+            GemmShape::Subgroup => "subgroup",
         }
     }
 
@@ -1074,11 +1100,45 @@ impl GpuContext {
         }
         let pipeline = self.compile_text(
             "solve (generated)",
-            solve_gen::solve_source(shape, precision),
+            solve_gen::solve_source(shape, precision)?,
             &[],
         );
         cache.insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The least-squares solve's bind group. `buffers`: its parameters, E,
+    /// then the coefficient table, scales, L and L^{-1}, then the
+    /// replicates' reals. `solve.wgsl` also binds its scratch (made here,
+    /// `scratch_bytes`) and the influence functionals; the generated solve
+    /// (`generated`) binds neither, nor the coefficient table.
+    pub(crate) fn bind_solve(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        generated: bool,
+        buffers: [&wgpu::Buffer; 7],
+        scratch_bytes: u64,
+        functionals: &wgpu::Buffer,
+    ) -> wgpu::BindGroup {
+        let [params, e, coefs, scales, factor, inverse, deltas] = buffers;
+        if generated {
+            return self.bind(pipeline, &[params, e, scales, factor, inverse, deltas]);
+        }
+        let work = self.output("solve scratch", scratch_bytes);
+        self.bind(
+            pipeline,
+            &[
+                params,
+                e,
+                coefs,
+                scales,
+                factor,
+                inverse,
+                deltas,
+                &work,
+                functionals,
+            ],
+        )
     }
 
     /// A read-only storage buffer of reals in `precision`.

@@ -14,7 +14,7 @@
 //! bootstrap needs. Anything else is refused with an error, and the caller
 //! runs its datasets one engine each.
 
-use super::engine::WildRhs;
+use super::engine::{WildRhs, solve_scratch};
 use super::solve_gen::SolveShape;
 use super::{GemmInputs, GpuContext, SolveParams, reals_from_words, words_per};
 use crate::error::{Error, Result};
@@ -132,18 +132,11 @@ pub fn replicates(
     let shape = coefs
         .as_ref()
         .filter(|_| ctx.generates_solves())
-        .map(|c| SolveShape {
-            q,
-            coefficients: c
-                .iter()
-                .map(|c| (c[0] as usize, c[1] as usize, c[2] as usize))
-                .collect(),
-        });
+        .map(|c| SolveShape::new(q, c));
     let scratch = if wild || shape.is_some() {
         0
     } else {
-        let ko = (q - 1) as u64;
-        ko * (ko + 1) / 2 + 5 * ko
+        solve_scratch(q)
     };
     let per_replicate = [
         g as u64 * 4,
@@ -215,29 +208,21 @@ pub fn replicates(
                 let scales = ctx.reals("scales", &joined(0), precision);
                 let factor = ctx.reals("factor", &joined(1), precision);
                 let inverse = ctx.reals("inverse", &joined(2), precision);
-                let bind = if shape.is_some() {
-                    ctx.bind(
-                        &solve_pipeline,
-                        &[&params, &slot.out, &scales, &factor, &inverse, &deltas],
-                    )
-                } else {
-                    let work = ctx.output("solve scratch", count as u64 * scratch * ws);
-                    let functionals = ctx.output("functionals", 0);
-                    ctx.bind(
-                        &solve_pipeline,
-                        &[
-                            &params,
-                            &slot.out,
-                            &ctx.storage("coefficients", bytemuck::cast_slice(coefs)),
-                            &scales,
-                            &factor,
-                            &inverse,
-                            &deltas,
-                            &work,
-                            &functionals,
-                        ],
-                    )
-                };
+                let bind = ctx.bind_solve(
+                    &solve_pipeline,
+                    shape.is_some(),
+                    [
+                        &params,
+                        &slot.out,
+                        &ctx.storage("coefficients", bytemuck::cast_slice(coefs)),
+                        &scales,
+                        &factor,
+                        &inverse,
+                        &deltas,
+                    ],
+                    count as u64 * scratch * ws,
+                    &ctx.output("functionals", 0),
+                );
                 GpuContext::dispatch(
                     &mut encoder,
                     &solve_pipeline,

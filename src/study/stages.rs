@@ -181,11 +181,10 @@ fn beside_roofline(
         link_gbs: peaks.link_gbs,
     };
     let n = times.count as f64;
-    let worked: Vec<(Stage, Work)> = times
-        .stages
-        .iter()
-        .map(|&(s, _)| (s, work(s, dims)))
-        .collect();
+    let worked_at = |d: &crate::gpu::roofline::Dims| -> Vec<(Stage, Work)> {
+        times.stages.iter().map(|&(s, _)| (s, work(s, d))).collect()
+    };
+    let worked = worked_at(dims);
     let stages = times
         .stages
         .iter()
@@ -220,12 +219,7 @@ fn beside_roofline(
         roofline_replicates_per_second: predicted_rate(&worked, &measured),
         predictions: {
             // The named GPUs run the workgroup-memory GEMM.
-            let hardware = on_hardware(dims);
-            let worked: Vec<(Stage, Work)> = times
-                .stages
-                .iter()
-                .map(|&(s, _)| (s, work(s, &hardware)))
-                .collect();
+            let worked = worked_at(&on_hardware(dims));
             NAMED_GPUS
                 .iter()
                 .map(|(name, p)| Prediction {
