@@ -118,17 +118,20 @@ pub fn aggregate(
                 v.push(s.value(row));
             }
         })?;
+        // Each column is tallied in replicate order, then sorted where it
+        // lies: no second copy of the draws (at B = 1e6 that copy was the
+        // larger part of a run's memory).
         let columns = values
-            .iter()
+            .into_iter()
             .zip(t0s)
-            .map(|(v, &t0)| {
-                let mut sorted: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-                sorted.sort_unstable_by(f64::total_cmp);
-                let (tally, sd) = Tally::over(t0, v);
+            .map(|(mut v, &t0)| {
+                let (tally, sd) = Tally::over(t0, &v);
+                v.retain(|x| x.is_finite());
+                v.sort_unstable_by(f64::total_cmp);
                 Column {
                     tally,
                     sd,
-                    ordered: Ordered::Sorted(sorted),
+                    ordered: Ordered::Sorted(v),
                 }
             })
             .collect();

@@ -38,8 +38,11 @@ const MAGIC: &[u8; 8] = b"MEDSIMR2";
 const HEADER_BYTES: u64 = 24;
 /// The CRC-32C after the rows.
 const TRAILER_BYTES: u64 = 4;
-/// Rows held in memory before they go to the open segment's temporary file.
-const SPILL_BYTES: usize = 64 << 20;
+/// Rows held in memory before they go to the open segment's temporary file:
+/// a few engine chunks, so a run's memory does not grow with the rows
+/// between checkpoints (64 MiB, doubled by the vector's growth, was a third
+/// of a 1e6-replicate GPU run's peak).
+const SPILL_BYTES: usize = 8 << 20;
 /// The header file of a checkpoint or shard folder.
 pub const HEADER_FILE: &str = "run.json";
 
