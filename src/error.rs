@@ -91,6 +91,11 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
+    /// The caller stopped the run (its progress callback said so: Ctrl-C
+    /// in Python); nothing was written.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     /// A numerical failure that valid input should never cause.
     #[error("internal numerical error: {0}; please report this with the input that caused it")]
     Numerical(String),
@@ -102,6 +107,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Numerical(_) | Error::Gpu(_) => 1,
+            Error::Interrupted(_) => 130,
             _ => 2,
         }
     }

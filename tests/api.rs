@@ -1,4 +1,4 @@
-//! The library's chosen API (`medsim::*`), as the Python package will call
+//! The library's chosen API (`medsim::*`), as the Python package calls
 //! it: a run from columns in memory is the run of the same data from a CSV.
 
 use medsim::internals::data::synthetic::generate;
@@ -52,7 +52,7 @@ fn a_run_from_columns_in_memory_equals_the_run_from_the_csv() {
         let mut plan = RunPlan::new("api", data, default_spec());
         plan.resampling = Some(resampling.clone());
         plan.group_by = vec!["region".into()];
-        let mut s = medsim::run(&plan, &|_, _| {}).unwrap();
+        let mut s = medsim::run(&plan, &|_, _| Ok(())).unwrap();
         s.data.source = String::new();
         serde_json::to_string(&s).unwrap()
     };
@@ -95,10 +95,10 @@ fn kept_replicates_are_the_runs_own() {
         backend: BackendChoice::Cpu,
         ..Default::default()
     });
-    let plain = medsim::run(&plan, &|_, _| {}).unwrap();
+    let plain = medsim::run(&plan, &|_, _| Ok(())).unwrap();
     assert!(plain.replicates.is_none());
     plan.keep_replicates = true;
-    let s = medsim::run(&plan, &|_, _| {}).unwrap();
+    let s = medsim::run(&plan, &|_, _| Ok(())).unwrap();
     let kept = s.replicates.as_ref().unwrap();
     assert_eq!(kept.len(), 199);
     let keys: Vec<&String> = s.effects.keys().collect();
@@ -125,4 +125,32 @@ fn kept_replicates_are_the_runs_own() {
         serde_json::to_string(&plain).unwrap(),
         serde_json::to_string(&s).unwrap()
     );
+}
+
+/// A progress callback that returns an error stops the run between chunks
+/// of replicates (how Ctrl-C reaches a run in Python), and the run's error
+/// is that error.
+#[test]
+fn a_progress_error_stops_the_run() {
+    use std::cell::Cell;
+    let mut plan = RunPlan::new(
+        "api",
+        DataSource::Synthetic(SyntheticParams::default()),
+        default_spec(),
+    );
+    plan.group_by.clear();
+    plan.mediator_sets.clear();
+    plan.resampling = Some(ResampleSpec {
+        replicates: 5_000_000,
+        backend: BackendChoice::Cpu,
+        ..ResampleSpec::default()
+    });
+    let calls = Cell::new(0u64);
+    let result = medsim::run(&plan, &|done, total| {
+        calls.set(calls.get() + 1);
+        assert!(done < total, "stopped before the last chunk");
+        Err(medsim::Error::Interrupted("stop".into()))
+    });
+    assert!(matches!(result, Err(medsim::Error::Interrupted(_))));
+    assert_eq!(calls.get(), 1, "no chunk after the error");
 }

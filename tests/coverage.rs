@@ -83,7 +83,7 @@ fn percentile_interval_covers_the_true_indirect_effect() {
             &boot,
             d,
             &[0.95],
-            &|_, _| {},
+            &|_, _| Ok(()),
             None,
             0,
         )

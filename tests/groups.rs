@@ -63,7 +63,7 @@ fn a_group_of_every_cluster_reproduces_the_pooled_model() {
             sensitivity: None,
             keep_replicates: false,
         };
-        let s = execute(&plan, &|_, _| {}).unwrap();
+        let s = execute(&plan, &|_, _| Ok(())).unwrap();
         let g = &s.groups["all=x"];
         assert_eq!(g.clusters, s.data.clusters);
         assert_eq!(g.effects, s.effects, "{scheme:?}");
@@ -312,7 +312,7 @@ fn the_label_test_statistic_is_the_group_contrast() {
         sensitivity: None,
         keep_replicates: false,
     };
-    let s = execute(&plan, &|_, _| {}).unwrap();
+    let s = execute(&plan, &|_, _| Ok(())).unwrap();
     for (key, stat) in [
         ("a", layout.a(0)),
         ("c", layout.c()),
@@ -371,8 +371,8 @@ fn a_groups_jackknife_deletes_its_own_clusters() {
             keep_replicates: false,
         }
     };
-    let grouped = execute(&plan(all, vec!["region".into()]), &|_, _| {}).unwrap();
-    let alone = execute(&plan(west_csv, vec![]), &|_, _| {}).unwrap();
+    let grouped = execute(&plan(all, vec!["region".into()]), &|_, _| Ok(())).unwrap();
+    let alone = execute(&plan(west_csv, vec![]), &|_, _| Ok(())).unwrap();
     let g = &grouped.groups["region=west"];
     assert_eq!(g.clusters, alone.data.clusters);
     assert_eq!(g.effects, alone.effects);
@@ -473,7 +473,7 @@ fn studentized_contrasts_combine_independent_standard_errors() {
             sensitivity: None,
             keep_replicates: false,
         },
-        &|_, _| {},
+        &|_, _| Ok(()),
     )
     .unwrap();
     let mut seen = 0;

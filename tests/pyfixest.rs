@@ -78,7 +78,7 @@ fn check_case(case: &Value) -> (medsim::internals::study::summary::Summary, usiz
         sensitivity: None,
         keep_replicates: false,
     };
-    let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let summary = execute(&plan, &|_, _| Ok(())).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(
         summary.data.observations as u64,
         case["observations"].as_u64().unwrap(),
@@ -250,7 +250,7 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
             sensitivity: None,
             keep_replicates: false,
         };
-        let summary = execute(&plan, &|_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let summary = execute(&plan, &|_, _| Ok(())).unwrap_or_else(|e| panic!("{name}: {e}"));
         let levels = case["levels"].as_object().unwrap();
         assert_eq!(summary.groups.len(), levels.len(), "{name}: groups");
         for (level, effects) in levels {

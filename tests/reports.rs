@@ -677,7 +677,7 @@ fn non_finite_statistics_are_counted_and_reported() {
         &rs,
         3,
         &[0.95],
-        &|_, _| {},
+        &|_, _| Ok(()),
         None,
         Some(&given),
         0,

@@ -49,7 +49,7 @@ fn iid_plan(rho: Vec<f64>, resampling: Option<ResampleSpec>) -> RunPlan {
 fn the_curve_matches_medsens_on_the_iid_model() {
     let want = expected();
     let rho = floats(&want["rho"]);
-    let s = execute(&iid_plan(rho.clone(), None), &|_, _| {}).unwrap();
+    let s = execute(&iid_plan(rho.clone(), None), &|_, _| Ok(())).unwrap();
     let sens = s.sensitivity.as_ref().unwrap();
     let close = |got: f64, want: f64, tol: f64, what: &str| {
         assert!(
@@ -139,7 +139,7 @@ fn acme_is_ab_at_zero_and_vanishes_at_the_crossing() {
             "panel",
         ),
     ] {
-        let s = execute(&plan, &|_, _| {}).unwrap();
+        let s = execute(&plan, &|_, _| Ok(())).unwrap();
         let sens = s.sensitivity.as_ref().unwrap();
         let ab = s.effects["indirect"].estimate;
         assert_eq!(sens.curve[1].rho, 0.0);
@@ -180,7 +180,7 @@ fn bands_come_from_the_replicates() {
         ],
         ..Default::default()
     };
-    let s = execute(&iid_plan(rho.clone(), Some(spec)), &|_, _| {}).unwrap();
+    let s = execute(&iid_plan(rho.clone(), Some(spec)), &|_, _| Ok(())).unwrap();
     let sens = s.sensitivity.as_ref().unwrap();
     let zero = &sens.curve[9];
     assert_eq!(zero.rho, 0.0);
@@ -222,12 +222,12 @@ fn refusals_and_schemes_without_bands() {
     let mut plan = paper_plan();
     plan.sensitivity = Some(vec![0.0]);
     plan.model.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
-    let e = execute(&plan, &|_, _| {}).unwrap_err().to_string();
+    let e = execute(&plan, &|_, _| Ok(())).unwrap_err().to_string();
     assert!(e.contains("one mediator"), "{e}");
     let mut plan = paper_plan();
     plan.sensitivity = Some(vec![0.0]);
     plan.model.instruments = vec!["iv_post1984".into()];
-    let e = execute(&plan, &|_, _| {}).unwrap_err().to_string();
+    let e = execute(&plan, &|_, _| Ok(())).unwrap_err().to_string();
     assert!(e.contains("least-squares"), "{e}");
     // Asked of the library directly, bands on the wild scheme are refused
     // (its replicates have no Gram matrix).
@@ -239,7 +239,7 @@ fn refusals_and_schemes_without_bands() {
         sensitivity: Some(vec![0.0]),
         ..Default::default()
     };
-    let e = execute(&iid_plan(vec![0.0], Some(spec)), &|_, _| {})
+    let e = execute(&iid_plan(vec![0.0], Some(spec)), &|_, _| Ok(()))
         .unwrap_err()
         .to_string();
     assert!(e.contains("reweighting scheme"), "{e}");

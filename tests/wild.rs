@@ -49,7 +49,7 @@ fn wcr_p_values_match_wildboottest() {
             sensitivity: None,
             keep_replicates: false,
         };
-        let summary = execute(&plan, &|_, _| {}).unwrap();
+        let summary = execute(&plan, &|_, _| Ok(())).unwrap();
         let ran = &summary.resampling.as_ref().unwrap().engine.backend;
         assert_eq!(*ran == "gpu", backend == BackendChoice::Gpu);
         for case in expected["cases"]

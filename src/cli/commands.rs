@@ -73,6 +73,7 @@ pub(crate) fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Res
     let executed = execute_timed(&plan, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
+        Ok(())
     });
     bar.finish_and_clear();
     let (summary, timings) = executed?;
@@ -220,6 +221,7 @@ fn run_points(
         let plan = &plan;
         let (summary, timings) = execute_timed(plan, &|done, total| {
             bar.set_position(offset + 1000 * done / total.max(1));
+            Ok(())
         })
         .map_err(|e| Error::InvalidOption {
             option: format!("sweep point {} ({})", k + 1, describe(&point.values)),

@@ -57,8 +57,10 @@ impl Column {
     }
 }
 
-/// Told how many replicate computations are done, of how many.
-pub type Progress<'a> = &'a dyn Fn(u64, u64);
+/// Told how many replicate computations are done, of how many; an error
+/// it returns stops the work between two chunks and is the run's error (a
+/// caller's interruption: [`crate::Error::Interrupted`]).
+pub type Progress<'a> = &'a dyn Fn(u64, u64) -> Result<()>;
 
 /// Replicates whose range sets the streaming path's histogram range (a
 /// constant, so the bins do not depend on the engine).
@@ -87,7 +89,7 @@ fn each_row(
         failed += engine.compute(start, out)?;
         out.chunks(n_stats).for_each(&mut f);
         start += n as u64;
-        progress(done + start, total);
+        progress(done + start, total)?;
     }
     Ok(failed)
 }

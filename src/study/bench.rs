@@ -328,7 +328,7 @@ fn resample_once(problem: &Problem, spec: &ResampleSpec) -> Result<()> {
         spec,
         1,
         &[0.95],
-        &|_, _| {},
+        &|_, _| Ok(()),
         None,
         0,
     )
@@ -547,7 +547,7 @@ impl Suite<'_> {
             b / 10,
             repeats,
             None,
-            &mut || crate::study::run::execute(&plan, &|_, _| {}).map(|_| ()),
+            &mut || crate::study::run::execute(&plan, &|_, _| Ok(())).map(|_| ()),
         )
     }
 

@@ -810,7 +810,7 @@ impl Tracked {
             &self.t0s[..self.n_effects],
             &|_, _| vec![],
             u64::MAX,
-            &|_, _| {},
+            &|_, _| Ok(()),
             &mut |_| {},
         )?;
         Ok(cols

@@ -350,7 +350,7 @@ fn verdicts(
             &spec,
             seed,
             &study.levels,
-            &|_, _| {},
+            &|_, _| Ok(()),
             None,
             given,
             0,
