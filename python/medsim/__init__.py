@@ -1,0 +1,305 @@
+"""medsim: massive resampling of panel-data mediation models.
+
+Two-way fixed-effects mediation (treatment -> mediator -> outcome) with
+cluster-robust inference, and hundreds of thousands of bootstrap replicates
+per second on the CPU or a GPU, from a Rust core (the same library as the
+``medsim`` command line, so the same numbers to the last digit).
+
+>>> import medsim as ms
+>>> df = ms.generate()                       # the study-calibrated synthetic panel
+>>> fit = ms.mediate("log_ci ~ dei + ln_gdp + industry | city + year",
+...                  data=df, treatment="dei", mediator="agglom")
+>>> fit = fit.bootstrap(scheme="pairs", reps=10_000, seed=1)
+>>> fit.tidy()                               # effects, SEs, p-values, intervals
+>>> fit.summary()                            # the CLI's table
+
+See ``help(ms.mediate)``, ``help(ms.Fit)`` and docs/python.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+from . import _frame
+from ._fit import Fit, set_resampling
+from ._formula import parse as _parse_formula
+from ._medsim import MedsimError, __version__
+from . import _medsim
+
+__all__ = [
+    "Fit",
+    "MedsimError",
+    "__version__",
+    "devices",
+    "generate",
+    "mediate",
+    "run",
+]
+
+
+def _as_list(value, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",")] if "," in value else [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise MedsimError(f"{what} is a column name or a list of them, not {value!r}") from None
+    if not all(isinstance(v, str) for v in items):
+        raise MedsimError(f"{what} is a column name or a list of them, not {value!r}")
+    return items
+
+
+def _labels_of(config: dict) -> list[str]:
+    d, m, r = config["data"], config["model"], config["resampling"]
+    names = [d["unit"], d["time"], m.get("cluster") or d["unit"], *m.get("groups", [])]
+    if r.get("strata"):
+        names.append(r["strata"])
+    names.extend(d.get("drop", {}).keys())
+    return list(dict.fromkeys(names))
+
+
+def _numeric_of(config: dict) -> list[str]:
+    m = config["model"]
+    names = [m["outcome"], m["treatment"], *m["mediators"], *m["controls"], *m["instrument"]]
+    for group in m.get("also_mediators", []):
+        names.extend(group)
+    return list(dict.fromkeys(names))
+
+
+def _columns(frame, config: dict, source: str):
+    labels = _labels_of(config)
+    numeric = [n for n in _numeric_of(config) if n not in labels]
+    return (
+        [(n, _frame.numeric(frame, n)) for n in numeric],
+        [(n, _frame.labels(frame, n)) for n in labels],
+        source,
+    )
+
+
+def mediate(
+    formula: Any = None,
+    data: Any = None,
+    *,
+    outcome: str | None = None,
+    treatment: str | None = None,
+    mediator: str | Iterable[str] | None = None,
+    controls: str | Iterable[str] | None = None,
+    unit: str | None = None,
+    time: str | None = None,
+    fixed_effects: str = "unit+time",
+    cluster: str | None = None,
+    group: str | Iterable[str] | None = None,
+    instrument: str | Iterable[str] | None = None,
+    also_mediators: Iterable[Iterable[str]] | None = None,
+    name: str = "medsim",
+    scheme: str | None = None,
+    reps: int | None = None,
+    seed: int | None = None,
+    ci: str | Iterable[str] | None = None,
+    level: float | Iterable[float] | None = None,
+    weights_type: str | None = None,
+    strata: str | None = None,
+    backend: str | None = None,
+    precision: str | None = None,
+    threads: int | None = None,
+    wild_tests: bool | None = None,
+    keep_replicates: bool = False,
+) -> Fit:
+    """Fit the panel mediation model treatment -> mediator -> outcome.
+
+    Three equations with the same controls and fixed effects (the total
+    effect c, the mediator's a, the outcome's b and c'), CR1 cluster-robust
+    SEs (the unit unless ``cluster``), the indirect effect a*b with its
+    delta-method SE, Sobel and Monte Carlo intervals. Resampling keywords
+    (``scheme``, ``reps``, ``ci``, ...) resample at once, as
+    :meth:`Fit.bootstrap` does; without them nothing is resampled.
+
+    Two forms:
+
+    * ``mediate(df, outcome="log_ci", treatment="dei", mediator="agglom",
+      controls=["ln_gdp", "industry"], unit="city", time="year")``
+    * ``mediate("log_ci ~ dei + ln_gdp + industry | city + year", data=df,
+      treatment="dei", mediator="agglom")``: pyfixest's grammar; the
+      regressors other than the treatment are the controls, the fixed
+      effects are the unit and the period (one: unit effects only; ``0``:
+      none, and then ``unit=`` and ``time=`` say the panel's columns);
+      ``"y ~ controls | city + year | dei ~ z"`` instruments the treatment.
+
+    ``data``: a pandas or polars DataFrame (or one with ``__dataframe__``).
+    Numeric columns are read as float64; unit, time, cluster and group
+    columns may be of any dtype (strings, categoricals, integers). Rows
+    with a missing value in a used column are dropped and counted
+    (``fit.to_dict()["data"]["dropped_missing"]``), as the CLI drops them.
+    ``mediator``: one column, or several in parallel. ``group``: a model per
+    group of clusters and every pair's difference. ``also_mediators``:
+    other sets of parallel mediators fitted on the same replicates.
+    ``fixed_effects``: "unit+time", "unit" or "none".
+
+    Errors are :class:`MedsimError` with the CLI's message (the column, the
+    row, the keyword and what was expected).
+
+    >>> fit = ms.mediate(df, outcome="log_ci", treatment="dei", mediator="agglom",
+    ...                  unit="city", time="year", scheme="pairs", reps=10_000)
+    >>> fit.tidy()
+    """
+    if formula is not None and not isinstance(formula, str):
+        if data is not None:
+            raise MedsimError(
+                "mediate(df, ...) takes the data first, or mediate(formula, data=df, ...); "
+                "not two data frames"
+            )
+        formula, data = None, formula
+    if formula is not None:
+        formula = _parse_formula(formula)
+        if outcome is not None and outcome != formula.outcome:
+            raise MedsimError(
+                f"outcome={outcome!r} and the formula's outcome {formula.outcome!r} differ"
+            )
+        outcome = formula.outcome
+        if formula.endogenous is not None:
+            if treatment is not None and treatment != formula.endogenous:
+                raise MedsimError(
+                    f"the formula instruments {formula.endogenous!r}, but treatment={treatment!r}; "
+                    "the instrumented variable is the treatment"
+                )
+            treatment = formula.endogenous
+            if instrument is not None:
+                raise MedsimError("give the instruments in the formula or as instrument=, not both")
+            instrument = formula.instruments
+            rhs = formula.regressors
+        else:
+            if treatment is None:
+                raise MedsimError(
+                    "treatment= names which of the formula's regressors is the treatment"
+                )
+            if treatment not in formula.regressors:
+                raise MedsimError(
+                    f"treatment={treatment!r} is not among the formula's regressors "
+                    f"({', '.join(formula.regressors)})"
+                )
+            rhs = [r for r in formula.regressors if r != treatment]
+        if controls is not None:
+            raise MedsimError("give the controls in the formula or as controls=, not both")
+        controls = rhs
+        fe = formula.fixed_effects
+        if len(fe) == 2:
+            unit, time, fixed_effects = _same(unit, fe[0], "unit"), _same(time, fe[1], "time"), "unit+time"
+        elif len(fe) == 1:
+            unit, fixed_effects = _same(unit, fe[0], "unit"), "unit"
+        else:
+            fixed_effects = "none"
+    if data is None:
+        raise MedsimError("data= is required: a DataFrame (ms.generate() makes the synthetic panel)")
+    missing = [k for k, v in (("outcome", outcome), ("treatment", treatment), ("mediator", mediator),
+                              ("unit", unit), ("time", time)) if v is None]
+    if missing:
+        raise MedsimError(
+            f"{', '.join(m + '=' for m in missing)} {'is' if len(missing) == 1 else 'are'} required "
+            "(the column names of the model's roles and of the panel's unit and period)"
+        )
+    frame = _frame.to_pandas(data)
+    config = json.loads(_medsim.default_config())
+    keywords: dict[str, str] = {}
+
+    def put(section: str, key: str, value, word: str):
+        config[section][key] = value
+        keywords[f"{section}.{key}"] = word
+
+    config["name"] = name
+    keywords["name"] = "name="
+    config["data"].pop("synthetic", None)
+    put("data", "unit", unit, "unit=")
+    put("data", "time", time, "time=")
+    put("model", "outcome", outcome, "outcome=")
+    put("model", "treatment", treatment, "treatment=")
+    put("model", "mediators", _as_list(mediator, "mediator="), "mediator=")
+    put("model", "controls", _as_list(controls, "controls="), "controls=")
+    put("model", "fixed_effects", fixed_effects, "fixed_effects=")
+    if cluster is not None:
+        put("model", "cluster", cluster, "cluster=")
+    put("model", "groups", _as_list(group, "group="), "group=")
+    put("model", "instrument", _as_list(instrument, "instrument="), "instrument=")
+    put(
+        "model",
+        "also_mediators",
+        [_as_list(s, "also_mediators=") for s in (also_mediators or [])],
+        "also_mediators=",
+    )
+    options = dict(scheme=scheme, reps=reps, seed=seed, ci=ci, level=level, weights_type=weights_type,
+                   strata=strata, backend=backend, precision=precision, threads=threads,
+                   wild_tests=wild_tests)
+    if not set_resampling(config, keywords, options):
+        config["resampling"]["scheme"] = "none"
+    columns = _columns(frame, config, "DataFrame")
+    return Fit(config, keywords, frame, columns, None, keep_replicates)
+
+
+def _same(given: str | None, from_formula: str, what: str) -> str:
+    if given is not None and given != from_formula:
+        raise MedsimError(f"{what}={given!r} and the formula's fixed effect {from_formula!r} differ")
+    return from_formula
+
+
+def run(config: str | os.PathLike | dict, data: Any = None, keep_replicates: bool = False) -> Fit:
+    """Run the analysis a config describes, as ``medsim run --config``: a
+    path to a TOML file (its relative paths are its folder's), or a dict of
+    the same sections (``{"model": {...}, "resampling": {...}}``; keys left
+    out take the embedded default's values, as in a file). ``data``: a
+    DataFrame used instead of the config's ``[data]`` source (its unit and
+    time columns still come from the config). Returns a :class:`Fit`.
+
+    >>> fit = ms.run("configs/paper.toml")
+    >>> fit = ms.run({"resampling": {"replicates": 2000}})   # the default, B = 2000
+    """
+    if isinstance(config, dict):
+        base = json.loads(_medsim.default_config())
+        for section, values in config.items():
+            if isinstance(values, dict) and isinstance(base.get(section), dict):
+                base[section].update(values)
+            else:
+                base[section] = values
+        if "data" in config and ("csv" in config["data"]) and "synthetic" not in config["data"]:
+            base["data"].pop("synthetic", None)
+        origin = None
+        text = base
+    else:
+        origin = os.fspath(config)
+        text = json.loads(_medsim.read_config(origin))
+    columns = None
+    frame = None
+    if data is not None:
+        frame = _frame.to_pandas(data)
+        text["data"].pop("synthetic", None)
+        text["data"].pop("csv", None)
+        columns = _columns(frame, text, "DataFrame")
+    return Fit(text, {}, frame, columns, origin, keep_replicates)
+
+
+def generate(seed: int = 1, cities: int = 278, years: int = 10):
+    """The study-calibrated synthetic panel as a pandas DataFrame (the
+    CSV ``medsim generate`` writes): city, year, province, region, size,
+    dei, agglom, agglom_sec, agglom_ter, log_ci, six controls and an
+    instrument."""
+    import pandas as pd
+
+    headers, rows = _medsim.generate(seed, cities, years)
+    frame = pd.DataFrame(rows, columns=headers)
+    for name in headers:
+        if name in ("city", "province", "region", "size"):
+            continue
+        frame[name] = pd.to_numeric(frame[name])
+    return frame
+
+
+def devices() -> list[dict]:
+    """The GPU adapters medsim can use (``medsim devices``): name, type,
+    API, driver, whether it is hardware (what ``backend="auto"`` takes) and
+    whether it runs f64 shaders."""
+    return [
+        dict(name=n, device_type=t, api=a, driver=d, hardware=h, shader_f64=f)
+        for n, t, a, d, h, f in _medsim.devices()
+    ]

@@ -1,0 +1,124 @@
+"""The package and the CLI give the same summary, value for value (one
+library underneath): summary.json equals fit.to_dict()."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import medsim as ms
+from conftest import cli
+
+
+def test_the_embedded_default_equals_medsim_run(tmp_path):
+    out = tmp_path / "cli"
+    cli("run", "-B", "2000", "-q", "--no-plots", "--out", str(out))
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.run({"resampling": {"replicates": 2000}})
+    got = fit.to_dict()
+    # The embedded default: five groups, their contrasts, a second
+    # mediator set, BCa: every part of the summary is compared.
+    assert want["groups"] and want["contrasts"] and want["mediator_models"]
+    assert got == want
+
+
+def test_a_csv_with_groups_equals_medsim_run(tmp_path, panel_csv, panel):
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(panel_csv), "--controls", "ln_gdp,industry,fdi", "--group", "region",
+        "--scheme", "bayes", "-B", "3000", "--seed", "5", "--ci", "percentile,bca,studentized",
+        "-q", "--no-plots", "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator="agglom",
+        controls=["ln_gdp", "industry", "fdi"], unit="city", time="year", group="region",
+        scheme="bayes", reps=3000, seed=5, ci=["percentile", "bca", "studentized"], name="panel",
+    )
+    got = fit.to_dict()
+    assert got["data"]["source"] == "DataFrame"
+    got["data"]["source"] = want["data"]["source"]
+    assert got == want
+    # The same numbers in the tables made from it.
+    tidy = fit.tidy()
+    assert tidy.loc["indirect", "Estimate"] == want["effects"]["indirect"]["estimate"]
+    assert tidy.loc["indirect", "Boot. SE"] == want["effects"]["indirect"]["bootstrap"]["sd"]
+    bca = [i for i in want["intervals"] if i["effect"] == "indirect" and i["method"] == "bca"][0]
+    assert (tidy.loc["indirect", "2.5%"], tidy.loc["indirect", "97.5%"]) == (bca["lower"], bca["upper"])
+    groups = fit.groups
+    assert set(groups["group"]) == {"region=east", "region=central", "region=west"}
+    contrasts = fit.contrasts
+    assert len(contrasts) == len(want["contrasts"])
+    assert np.isfinite(contrasts["boot_se"]).all()
+
+
+def test_the_formula_form_is_the_keyword_form(panel):
+    by_formula = ms.mediate(
+        "log_ci ~ dei + ln_gdp + industry | city + year", data=panel, treatment="dei", mediator="agglom",
+    )
+    by_keywords = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator="agglom", controls=["ln_gdp", "industry"],
+        unit="city", time="year",
+    )
+    assert by_formula.to_dict() == by_keywords.to_dict()
+
+
+def test_bootstrap_is_mediate_with_resampling_keywords(panel):
+    base = ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom", unit="city", time="year")
+    assert "resampling" not in base.to_dict()
+    a = base.bootstrap(scheme="wild", reps=999, seed=3, ci="percentile", weights_type="webb")
+    b = ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom", unit="city", time="year",
+                   scheme="wild", reps=999, seed=3, ci="percentile", weights_type="webb")
+    assert a.to_dict() == b.to_dict()
+    assert a.to_dict()["resampling"]["weights"] == "webb"
+
+
+def test_generate_is_the_cli_panel(panel):
+    df = ms.generate()
+    assert list(df.columns) == list(panel.columns)
+    for name in df.columns:
+        if df[name].dtype.kind in "fi":
+            assert np.array_equal(df[name].to_numpy(float), panel[name].to_numpy(float)), name
+        else:
+            assert [str(v) for v in df[name]] == [str(v) for v in panel[name]], name
+
+
+def test_replicates_are_the_draws_the_intervals_came_from(panel):
+    fit = ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom", unit="city", time="year",
+                     reps=500, seed=2, ci="percentile", keep_replicates=True)
+    draws = fit.replicates()
+    assert draws.shape == (500,)
+    assert "indirect" in draws.dtype.names
+    boot = fit.effects["indirect"]["bootstrap"]
+    assert np.isclose(draws["indirect"].mean(), boot["mean"], rtol=0, atol=1e-15)
+    assert np.isclose(draws["indirect"].std(ddof=1), boot["sd"], rtol=1e-12)
+
+
+def test_a_config_file_equals_medsim_run_of_it(tmp_path, panel_csv):
+    import shutil
+
+    shutil.copy(panel_csv, tmp_path / "panel.csv")
+    config = tmp_path / "study.toml"
+    config.write_text(
+        'name = "study"\n[data]\ncsv = "panel.csv"\n[model]\ncontrols = ["ln_gdp"]\ngroups = ["size"]\n'
+        "also_mediators = []\n[resampling]\nscheme = \"poisson\"\nreplicates = 1500\nseed = 11\n"
+    )
+    out = tmp_path / "cli"
+    # From another folder: the CSV is the config's folder's.
+    cli("run", str(config), "-q", "--no-plots", "--out", str(out), cwd=tmp_path.parent)
+    want = json.loads((out / "summary.json").read_text())
+    got = ms.run(config).to_dict()
+    assert got == want
+    assert got["groups"] and got["resampling"]["scheme"] == "poisson"
+
+
+def test_a_config_runs_on_a_data_frame_in_place_of_its_csv(tmp_path, panel):
+    config = tmp_path / "study.toml"
+    config.write_text('name = "s"\n[data]\ncsv = "elsewhere.csv"\n[model]\ncontrols = ["ln_gdp"]\n'
+                      'groups = []\nalso_mediators = []\n[resampling]\nscheme = "none"\n')
+    on_frame = ms.run(config, data=panel).to_dict()
+    assert on_frame["data"]["source"] == "DataFrame"
+    by_keywords = ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom", controls="ln_gdp",
+                             unit="city", time="year", name="s").to_dict()
+    assert on_frame == by_keywords
