@@ -8,6 +8,9 @@ pub mod cli {
 }
 
 pub mod data {
+    pub mod files {
+        pub use crate::data::files::{Format, format_of, read_table};
+    }
     pub mod synthetic {
         pub use crate::data::synthetic::{B_AGGLOM, C_PRIME, SyntheticParams, generate, headers};
     }

@@ -22,7 +22,8 @@
 //! `RunPlan::keep_replicates` the summary also holds every replicate
 //! ([`Replicates`]).
 //!
-//! Data can also come from a CSV file (`DataSource::Csv`) or from columns
+//! Data can also come from a file (`DataSource::file`: CSV, Stata, Parquet
+//! or Excel, by extension) or from columns
 //! in memory (`Table::from_columns`, then `DataSource::Table`); a config
 //! file describes a run, a sweep or a simulation study (`read_config`,
 //! `Config::plan`, `sweep_points`, `Config::study` and `simulate`).

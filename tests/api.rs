@@ -58,7 +58,7 @@ fn a_run_from_columns_in_memory_equals_the_run_from_the_csv() {
     };
     assert_eq!(
         summary(DataSource::Table(in_memory)),
-        summary(DataSource::Csv(csv))
+        summary(DataSource::file(csv))
     );
 }
 

@@ -46,7 +46,7 @@ fn a_group_of_every_cluster_reproduces_the_pooled_model() {
         };
         let plan = RunPlan {
             name: "groups".into(),
-            data: DataSource::Csv(csv.clone()),
+            data: DataSource::file(csv.clone()),
             model,
             inference: Default::default(),
             resampling: Some(ResampleSpec {
@@ -302,7 +302,7 @@ fn the_label_test_statistic_is_the_group_contrast() {
     write_csv(&table, &csv).unwrap();
     let plan = RunPlan {
         name: "contrast".into(),
-        data: DataSource::Csv(csv),
+        data: DataSource::file(csv),
         model: spec.clone(),
         inference: Default::default(),
         resampling: None,
@@ -355,7 +355,7 @@ fn a_groups_jackknife_deletes_its_own_clusters() {
         model.groups = vec!["region".into()];
         RunPlan {
             name: "jackknife".into(),
-            data: DataSource::Csv(data),
+            data: DataSource::file(data),
             model,
             inference: Default::default(),
             resampling: Some(ResampleSpec {
@@ -457,7 +457,7 @@ fn studentized_contrasts_combine_independent_standard_errors() {
     let s = execute(
         &RunPlan {
             name: "student".into(),
-            data: DataSource::Csv(csv),
+            data: DataSource::file(csv),
             model,
             inference: Default::default(),
             resampling: Some(ResampleSpec {

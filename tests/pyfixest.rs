@@ -65,7 +65,7 @@ fn check_case(case: &Value) -> (medsim::internals::study::summary::Summary, usiz
     let name = case["name"].as_str().unwrap();
     let plan = RunPlan {
         name: "fixture".into(),
-        data: DataSource::Csv(fixtures().join(case["csv"].as_str().unwrap())),
+        data: DataSource::file(fixtures().join(case["csv"].as_str().unwrap())),
         model: model_of(case),
         inference: InferenceSpec {
             mc_draws: 2000,
@@ -237,7 +237,7 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
         };
         let plan = RunPlan {
             name: "groups".into(),
-            data: DataSource::Csv(fixtures().join(case["csv"].as_str().unwrap())),
+            data: DataSource::file(fixtures().join(case["csv"].as_str().unwrap())),
             model,
             inference: InferenceSpec {
                 mc_draws: 1000,

@@ -34,7 +34,7 @@ fn iid_plan(rho: Vec<f64>, resampling: Option<ResampleSpec>) -> RunPlan {
         sensitivity: Some(rho),
         ..RunPlan::new(
             "iid",
-            DataSource::Csv(fixture("sensitivity_iid.csv")),
+            DataSource::file(fixture("sensitivity_iid.csv")),
             ModelSpec::xmy("id", "period", &["c1"], FixedEffects::None),
         )
     }

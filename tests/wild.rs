@@ -30,7 +30,7 @@ fn wcr_p_values_match_wildboottest() {
     {
         let plan = RunPlan {
             name: "wild".into(),
-            data: DataSource::Csv(common::fixture("wild_panel.csv")),
+            data: DataSource::file(common::fixture("wild_panel.csv")),
             model: model.clone(),
             inference: InferenceSpec {
                 mc_draws: 1000,

@@ -247,11 +247,17 @@ impl ScaleFlags {
 /// The flags of a run, each overriding one config key. None: the config's value.
 #[derive(Args, Default, Clone, PartialEq)]
 pub(crate) struct RunFlags {
-    /// CSV file with one row per unit and period (default: the embedded
-    /// synthetic panel) [data.csv]. Without a config file, a --data run has
-    /// no groups or other mediator sets unless asked, and is named after the file.
-    #[arg(long, value_name = "FILE.csv")]
+    /// Data file with one row per unit and period: CSV, or by extension
+    /// Stata (.dta), Parquet (.parquet) or Excel (.xlsx, .xls, ...)
+    /// (default: the embedded synthetic panel) [data.csv]. Without a config
+    /// file, a --data run has no groups or other mediator sets unless
+    /// asked, and is named after the file.
+    #[arg(long, value_name = "FILE")]
     pub(crate) data: Option<PathBuf>,
+    /// Sheet of an Excel workbook given by --data [data.sheet; default its
+    /// first sheet].
+    #[arg(long)]
+    pub(crate) sheet: Option<String>,
     /// Unit column (cities); the unit fixed effects and default clusters
     /// [data.unit; default city].
     #[arg(long)]

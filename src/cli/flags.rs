@@ -89,6 +89,11 @@ pub(crate) struct Flag<A> {
 /// given, is applied first by `apply_flags`).
 pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
     Flag {
+        flag: "--sheet",
+        key: "data.sheet",
+        apply: |f, c| set(f.sheet.clone().map(Some), &mut c.data.sheet),
+    },
+    Flag {
         flag: "--unit",
         key: "data.unit",
         apply: |f, c| set(f.unit.clone(), &mut c.data.unit),

@@ -16,8 +16,12 @@ pub struct Table {
     pub source: String,
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
-    /// 1-based line on which each row starts (the header is line 1).
+    /// 1-based line on which each row starts (the header is line 1; a
+    /// Stata or Parquet file's observation, an Excel sheet's row).
     pub lines: Vec<u64>,
+    /// A Stata file's value labels: per labelled column, each integer
+    /// value's text and its label (`crate::data::files`); empty otherwise.
+    pub value_labels: Vec<(String, Vec<(String, String)>)>,
 }
 
 impl Table {
@@ -29,6 +33,38 @@ impl Table {
             headers,
             rows,
             lines,
+            value_labels: Vec::new(),
+        }
+    }
+
+    /// Every column named, and no name twice (what a file's header must
+    /// satisfy).
+    pub fn check(&self) -> Result<()> {
+        check_headers(&self.source, &self.headers)
+    }
+
+    /// The cells of `columns` that have value labels replaced by their
+    /// labels (a group column of a Stata file reads as "east", not 1); a
+    /// value without a label keeps its number.
+    pub fn apply_value_labels(&mut self, columns: &[String]) {
+        for (name, labels) in &self.value_labels {
+            if !columns.contains(name) {
+                continue;
+            }
+            let Some(c) = self.headers.iter().position(|h| h == name) else {
+                continue;
+            };
+            let map: std::collections::HashMap<&str, &str> = labels
+                .iter()
+                .map(|(v, l)| (v.as_str(), l.as_str()))
+                .collect();
+            for row in &mut self.rows {
+                if let Some(cell) = row.get_mut(c)
+                    && let Some(label) = map.get(cell.as_str())
+                {
+                    *cell = label.to_string();
+                }
+            }
         }
     }
 
@@ -128,6 +164,7 @@ impl Table {
             headers: self.headers.clone(),
             rows,
             lines,
+            value_labels: self.value_labels.clone(),
         }
     }
 }
@@ -197,6 +234,7 @@ pub fn parse_csv(source: &str, input: impl std::io::Read) -> Result<Table> {
         headers,
         rows,
         lines,
+        value_labels: Vec::new(),
     })
 }
 

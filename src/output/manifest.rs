@@ -95,7 +95,7 @@ pub fn resolve_inputs(
     plan: &crate::study::run::RunPlan,
 ) -> Result<Vec<PathBuf>> {
     let mut inputs = Vec::new();
-    if let crate::study::run::DataSource::Csv(path) = &plan.data {
+    if let crate::study::run::DataSource::File { path, .. } = &plan.data {
         let path = std::path::absolute(path).map_err(|e| Error::InputFile {
             path: path.clone(),
             reason: e.to_string(),

@@ -57,9 +57,14 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// A CSV file with a header row (relative to the config file).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The data file with a header row (relative to the config file): CSV,
+    /// or by its extension Stata (.dta), Parquet (.parquet) or Excel
+    /// (.xlsx, .xlsm, .xlsb, .xls, .ods). `file` is another name for it.
+    #[serde(skip_serializing_if = "Option::is_none", alias = "file")]
     pub csv: Option<PathBuf>,
+    /// The sheet of an Excel workbook (default its first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
     /// The study-calibrated synthetic panel (the default when no csv):
     /// `crate::data::synthetic::SyntheticParams`, each key defaulting to the
     /// study's calibration.
@@ -287,6 +292,7 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             csv: None,
+            sheet: None,
             synthetic: None,
             unit: "city".into(),
             time: "year".into(),
@@ -764,11 +770,14 @@ impl Config {
                     "give either csv or synthetic, not both".into(),
                 ));
             }
-            (Some(csv), None) => DataSource::Csv(if csv.is_absolute() {
-                csv.clone()
-            } else {
-                origin.dir.join(csv)
-            }),
+            (Some(csv), None) => DataSource::File {
+                path: if csv.is_absolute() {
+                    csv.clone()
+                } else {
+                    origin.dir.join(csv)
+                },
+                sheet: d.sheet.clone(),
+            },
             (None, synthetic) => {
                 let s = synthetic.clone().unwrap_or_default();
                 DataSource::Synthetic(synthetic_params(&s, &err)?)

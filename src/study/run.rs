@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::data::files::read_table;
 use crate::data::robustness::{Columns, Robustness};
 use crate::data::synthetic::{SyntheticParams, generate};
-use crate::data::table::{Table, read_csv};
+use crate::data::table::Table;
 use crate::error::{Error, Result};
 use crate::model::design::Design;
 use crate::model::mediation::Effect;
@@ -26,19 +27,31 @@ use crate::study::summary::{ContrastSummary, SubmodelSummary, Summary};
 pub enum DataSource {
     /// The study-calibrated synthetic panel.
     Synthetic(SyntheticParams),
-    /// A CSV file with a header row.
-    Csv(PathBuf),
+    /// A data file with a header row: CSV, Stata, Parquet or Excel, by
+    /// extension (`crate::data::files`); `sheet` picks a workbook's sheet.
+    File {
+        path: PathBuf,
+        sheet: Option<String>,
+    },
     /// A table already in memory (`Table::from_columns`: a data frame's
     /// columns).
     Table(Table),
 }
 
 impl DataSource {
+    /// The data file at `path` (its first sheet, if a workbook).
+    pub fn file(path: impl Into<PathBuf>) -> DataSource {
+        DataSource::File {
+            path: path.into(),
+            sheet: None,
+        }
+    }
+
     /// The raw table.
     pub fn load(&self) -> Result<Table> {
         match self {
             DataSource::Synthetic(p) => Ok(generate(*p)),
-            DataSource::Csv(path) => read_csv(path),
+            DataSource::File { path, sheet } => read_table(path, sheet.as_deref()),
             DataSource::Table(table) => Ok(table.clone()),
         }
     }
@@ -91,7 +104,13 @@ impl RunPlan {
     /// The data as the model sees it: loaded, then transformed by the
     /// robustness options.
     pub fn table(&self) -> Result<Table> {
-        let table = self.data.load()?;
+        let mut table = self.data.load()?;
+        // A Stata file's group columns read as their value labels.
+        let mut labelled = self.group_by.clone();
+        if let Some(strata) = self.resampling.as_ref().and_then(|r| r.strata.clone()) {
+            labelled.push(strata);
+        }
+        table.apply_value_labels(&labelled);
         let m = &self.model;
         let numeric: Vec<&str> = std::iter::once(m.outcome.as_str())
             .chain(std::iter::once(m.treatment.as_str()))
@@ -153,9 +172,9 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
         &design,
         &analysis,
     );
-    // The CSV by its absolute path, so that summary.json does not depend
+    // The file by its absolute path, so that summary.json does not depend
     // on the folder medsim ran in (a manifest's replay runs elsewhere).
-    if let DataSource::Csv(path) = &plan.data
+    if let DataSource::File { path, .. } = &plan.data
         && let Ok(absolute) = std::path::absolute(path)
     {
         summary.data.source = absolute.display().to_string();
