@@ -96,6 +96,7 @@ def mediate(
     instrument: str | Iterable[str] | None = None,
     also_mediators: Iterable[Iterable[str]] | None = None,
     name: str = "medsim",
+    sheet: str | None = None,
     scheme: str | None = None,
     reps: int | None = None,
     seed: int | None = None,
@@ -129,7 +130,10 @@ def mediate(
       none, and then ``unit=`` and ``time=`` say the panel's columns);
       ``"y ~ controls | city + year | dei ~ z"`` instruments the treatment.
 
-    ``data``: a pandas or polars DataFrame (or one with ``__dataframe__``).
+    ``data``: a pandas or polars DataFrame (or one with ``__dataframe__``),
+    or the path of a data file, read as the CLI's ``--data`` reads it: CSV,
+    Stata ``.dta`` (a group column's value labels are its groups' names),
+    Parquet or Excel (``sheet=``, default the first sheet).
     Numeric columns are read as float64; unit, time, cluster and group
     columns may be of any dtype (strings, categoricals, integers). Rows
     with a missing value in a used column are dropped and counted
@@ -193,7 +197,10 @@ def mediate(
         else:
             fixed_effects = "none"
     if data is None:
-        raise MedsimError("data= is required: a DataFrame (ms.generate() makes the synthetic panel)")
+        raise MedsimError(
+            "data= is required: a DataFrame or a data file's path (ms.generate() makes the "
+            "synthetic panel)"
+        )
     missing = [k for k, v in (("outcome", outcome), ("treatment", treatment), ("mediator", mediator),
                               ("unit", unit), ("time", time)) if v is None]
     if missing:
@@ -201,7 +208,10 @@ def mediate(
             f"{', '.join(m + '=' for m in missing)} {'is' if len(missing) == 1 else 'are'} required "
             "(the column names of the model's roles and of the panel's unit and period)"
         )
-    frame = _frame.to_pandas(data)
+    is_file = isinstance(data, (str, os.PathLike))
+    if sheet is not None and not is_file:
+        raise MedsimError("sheet= picks a sheet of a workbook given as data= (a path)")
+    frame = None if is_file else _frame.to_pandas(data)
     config = json.loads(_medsim.default_config())
     keywords: dict[str, str] = {}
 
@@ -212,6 +222,11 @@ def mediate(
     config["name"] = name
     keywords["name"] = "name="
     config["data"].pop("synthetic", None)
+    if is_file:
+        # Read by the library, as `medsim run --data FILE` reads it.
+        put("data", "csv", os.path.abspath(os.fspath(data)), "data=")
+        if sheet is not None:
+            put("data", "sheet", sheet, "sheet=")
     put("data", "unit", unit, "unit=")
     put("data", "time", time, "time=")
     put("model", "outcome", outcome, "outcome=")
@@ -234,7 +249,7 @@ def mediate(
                    wild_tests=wild_tests)
     if not set_resampling(config, keywords, options):
         config["resampling"]["scheme"] = "none"
-    columns = _columns(frame, config, "DataFrame")
+    columns = None if is_file else _columns(frame, config, "DataFrame")
     return Fit(config, keywords, frame, columns, None, keep_replicates)
 
 
