@@ -102,4 +102,7 @@ pub use study::resampling::Replicates;
 pub use study::run::{DataSource, RunPlan, execute as run};
 pub use study::simulate::{SimulationSummary, Study, run as simulate};
 pub use study::summary::Summary;
-pub use study::sweep::{Point as SweepPoint, points as sweep_points};
+pub use study::sweep::{
+    Point as SweepPoint, csv_text as sweep_csv, header as sweep_header, points as sweep_points,
+    rows as sweep_rows,
+};

@@ -36,6 +36,8 @@ __all__ = [
     "generate",
     "mediate",
     "run",
+    "simulate",
+    "sweep",
 ]
 
 
@@ -292,6 +294,44 @@ def run(config: str | os.PathLike | dict, data: Any = None, keep_replicates: boo
         text["data"].pop("csv", None)
         columns = _columns(frame, text, "DataFrame")
     return Fit(text, {}, frame, columns, origin, keep_replicates)
+
+
+def sweep(config: str | os.PathLike):
+    """Run a sweep config (its ``[sweep]`` table of keys and values) as
+    ``medsim sweep CONFIG`` does, point after point; returns sweep.csv as
+    a pandas DataFrame: one row per point, model, effect and interval
+    (columns ``point``, the swept keys, ``model``, ``effect``,
+    ``estimate``, ``se``, ``p_value``, ``bootstrap_p_value``, ``method``,
+    ``level``, ``lower``, ``upper``).
+
+    >>> table = ms.sweep("configs/sweep_effect_size.toml")
+    """
+    import io
+
+    import pandas as pd
+
+    text = _medsim.sweep(os.fspath(config))
+    return pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
+
+
+def simulate(config: str | os.PathLike, threads: int = 0):
+    """Run a simulation study's config (its ``[simulation]`` section) as
+    ``medsim simulate CONFIG`` does; returns simulation.csv as a pandas
+    DataFrame (one row per cell, level and method: coverage, power, width,
+    ...), with simulation.json's dict in ``.attrs["summary"]``. ``threads``:
+    datasets analysed in parallel (0: one per core). Results do not depend
+    on it.
+
+    >>> power = ms.simulate("configs/power_iid.toml")
+    """
+    import io
+
+    import pandas as pd
+
+    text, summary = _medsim.simulate(os.fspath(config), threads)
+    frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
+    frame.attrs["summary"] = json.loads(summary)
+    return frame
 
 
 def generate(seed: int = 1, cities: int = 278, years: int = 10):

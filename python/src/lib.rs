@@ -108,14 +108,7 @@ fn run<'py>(
         labels,
     });
     let interrupted: Mutex<Option<PyErr>> = Mutex::new(None);
-    let progress = |_done: u64, _total: u64| -> medsim::Result<()> {
-        Python::attach(|py| py.check_signals()).map_err(|e| {
-            if let Ok(mut slot) = interrupted.lock() {
-                *slot = Some(e);
-            }
-            Error::Interrupted("stopped from Python".into())
-        })
-    };
+    let progress = |_: u64, _: u64| signals(&interrupted);
     let outcome = py.detach(|| -> medsim::Result<_> {
         let mut plan = config.plan(&origin)?;
         if let Some(columns) = &columns {
@@ -128,14 +121,7 @@ fn run<'py>(
         let draws = std::mem::take(&mut summary.indirect_draws);
         Ok((json, medsim::render_summary(&summary), draws, replicates))
     });
-    let (json, text, draws, replicates) = match outcome {
-        Ok(done) => done,
-        Err(Error::Interrupted(message)) => {
-            let stored = interrupted.lock().ok().and_then(|mut slot| slot.take());
-            return Err(stored.unwrap_or_else(|| MedsimError::new_err(message)));
-        }
-        Err(e) => return Err(to_py(e)),
-    };
+    let (json, text, draws, replicates) = outcome.map_err(|e| raised(e, &interrupted))?;
     let replicates = match replicates {
         Some(r) if keep_replicates => {
             let width = r.keys.len().max(1);
@@ -147,6 +133,67 @@ fn run<'py>(
         _ => None,
     };
     Ok((json, text, PyArray1::from_vec(py, draws), replicates))
+}
+
+/// Ctrl-C as a run's progress sees it: the run stops with
+/// `Error::Interrupted`, and `slot` keeps Python's KeyboardInterrupt.
+fn signals(slot: &Mutex<Option<PyErr>>) -> medsim::Result<()> {
+    Python::attach(|py| py.check_signals()).map_err(|e| {
+        if let Ok(mut s) = slot.lock() {
+            *s = Some(e);
+        }
+        Error::Interrupted("stopped from Python".into())
+    })
+}
+
+/// A library error as Python's exception: the stored KeyboardInterrupt
+/// for an interruption, else MedsimError.
+fn raised(e: Error, slot: &Mutex<Option<PyErr>>) -> PyErr {
+    match e {
+        Error::Interrupted(message) => slot
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_else(|| MedsimError::new_err(message)),
+        e => to_py(e),
+    }
+}
+
+/// A sweep config's points run one after another, as `medsim sweep`
+/// runs them: sweep.csv's text.
+#[pyfunction]
+fn sweep(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    let (_, mut origin) = medsim::read_config(&path).map_err(to_py)?;
+    let interrupted: Mutex<Option<PyErr>> = Mutex::new(None);
+    let progress = |_: u64, _: u64| signals(&interrupted);
+    py.detach(|| -> medsim::Result<String> {
+        let (keys, points) = medsim::sweep_points(&origin)?;
+        origin.swept = keys.clone();
+        let mut rows = Vec::new();
+        for (k, point) in points.iter().enumerate() {
+            let plan = point.config.plan(&origin)?;
+            let summary = medsim::run(&plan, &progress)?;
+            rows.extend(medsim::sweep_rows(k + 1, &point.values, &summary));
+        }
+        medsim::sweep_csv(&medsim::sweep_header(&keys), &rows)
+    })
+    .map_err(|e| raised(e, &interrupted))
+}
+
+/// A simulation study's config run as `medsim simulate` runs it:
+/// simulation.csv's and simulation.json's texts.
+#[pyfunction]
+#[pyo3(signature = (path, threads))]
+fn simulate(py: Python<'_>, path: PathBuf, threads: usize) -> PyResult<(String, String)> {
+    let (config, origin) = medsim::read_config(&path).map_err(to_py)?;
+    py.detach(|| -> medsim::Result<(String, String)> {
+        let study = config.study(&origin)?;
+        let (cells, sizes, seconds) = medsim::simulate(&study, threads, &|_, _| {})?;
+        let summary = medsim::SimulationSummary::new(&config.name, &study, cells, sizes, seconds);
+        let json = serde_json::to_string(&summary).map_err(|e| Error::Numerical(e.to_string()))?;
+        Ok((summary.csv(), json))
+    })
+    .map_err(to_py)
 }
 
 /// The study-calibrated synthetic panel: its header and its rows as text
@@ -210,6 +257,8 @@ fn _medsim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(generate, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
     m.add_function(wrap_pyfunction!(read_config, m)?)?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
