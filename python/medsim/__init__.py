@@ -306,12 +306,7 @@ def sweep(config: str | os.PathLike):
 
     >>> table = ms.sweep("configs/sweep_effect_size.toml")
     """
-    import io
-
-    import pandas as pd
-
-    text = _medsim.sweep(os.fspath(config))
-    return pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
+    return _csv_frame(_medsim.sweep(os.fspath(config)))
 
 
 def simulate(config: str | os.PathLike, threads: int = 0):
@@ -324,14 +319,19 @@ def simulate(config: str | os.PathLike, threads: int = 0):
 
     >>> power = ms.simulate("configs/power_iid.toml")
     """
+    text, summary = _medsim.simulate(os.fspath(config), threads)
+    frame = _csv_frame(text)
+    frame.attrs["summary"] = json.loads(summary)
+    return frame
+
+
+def _csv_frame(text: str):
+    """A CSV medsim wrote, as a DataFrame (only an empty cell is missing)."""
     import io
 
     import pandas as pd
 
-    text, summary = _medsim.simulate(os.fspath(config), threads)
-    frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
-    frame.attrs["summary"] = json.loads(summary)
-    return frame
+    return pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
 
 
 def generate(seed: int = 1, cities: int = 278, years: int = 10):
@@ -344,9 +344,11 @@ def generate(seed: int = 1, cities: int = 278, years: int = 10):
     headers, rows = _medsim.generate(seed, cities, years)
     frame = pd.DataFrame(rows, columns=headers)
     for name in headers:
-        if name in ("city", "province", "region", "size"):
-            continue
-        frame[name] = pd.to_numeric(frame[name])
+        # Numbers where every cell is one; ids and labels stay text.
+        try:
+            frame[name] = pd.to_numeric(frame[name])
+        except ValueError:
+            pass
     return frame
 
 

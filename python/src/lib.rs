@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use medsim::{Config, DataSource, Error, Origin, SyntheticParams, Table};
-use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -122,15 +122,17 @@ fn run<'py>(
         Ok((json, medsim::render_summary(&summary), draws, replicates))
     });
     let (json, text, draws, replicates) = outcome.map_err(|e| raised(e, &interrupted))?;
+    // Present exactly when kept; the row-major values become the array
+    // without a copy per row.
     let replicates = match replicates {
-        Some(r) if keep_replicates => {
-            let width = r.keys.len().max(1);
-            let rows: Vec<Vec<f64>> = r.values.chunks(width).map(<[f64]>::to_vec).collect();
-            let array = PyArray2::from_vec2(py, &rows)
+        Some(r) => {
+            let shape = [r.len(), r.keys.len()];
+            let array = PyArray1::from_vec(py, r.values)
+                .reshape(shape)
                 .map_err(|e| MedsimError::new_err(format!("replicates: {e}")))?;
             Some((r.keys, array))
         }
-        _ => None,
+        None => None,
     };
     Ok((json, text, PyArray1::from_vec(py, draws), replicates))
 }

@@ -41,23 +41,24 @@ def _csv(path):
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
-def test_sweep_is_medsim_sweep(tmp_path):
-    config = tmp_path / "sweep.toml"
-    config.write_text(SWEEP)
+def _by_cli(tmp_path, command: str, text: str, table: str):
+    """The config `text` saved, and the table `medsim COMMAND` writes for it."""
+    config = tmp_path / f"{command}.toml"
+    config.write_text(text)
     out = tmp_path / "cli"
-    cli("sweep", str(config), "-q", "--no-plots", "--out", str(out))
-    want = _csv(out / "sweep.csv")
+    cli(command, str(config), "-q", "--no-plots", "--out", str(out))
+    return config, _csv(out / table)
+
+
+def test_sweep_is_medsim_sweep(tmp_path):
+    config, want = _by_cli(tmp_path, "sweep", SWEEP, "sweep.csv")
     got = ms.sweep(config)
     assert set(got["point"]) == {1, 2, 3, 4}
     pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
 def test_simulate_is_medsim_simulate(tmp_path):
-    config = tmp_path / "sim.toml"
-    config.write_text(SIMULATION)
-    out = tmp_path / "cli"
-    cli("simulate", str(config), "-q", "--no-plots", "--out", str(out))
-    want = _csv(out / "simulation.csv")
+    config, want = _by_cli(tmp_path, "simulate", SIMULATION, "simulation.csv")
     got = ms.simulate(config, threads=1)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert got.attrs["summary"]["name"] == "sim"

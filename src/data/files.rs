@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::data::table::{Table, read_csv};
+use crate::data::table::{Table, number_cell as number, read_csv};
 use crate::error::{Error, Result};
 
 /// The file formats medsim reads, by extension.
@@ -63,19 +63,6 @@ pub fn read_table(path: &Path, sheet: Option<&str>) -> Result<Table> {
         Format::Stata => read_dta(path),
         Format::Parquet => read_parquet(path),
         Format::Excel => read_excel(path, sheet),
-    }
-}
-
-/// A number as a cell: integers (and integer-valued floats below 2^53)
-/// without a decimal point, others in the shortest text that parses back
-/// to the same f64; NaN is missing.
-fn number(x: f64) -> String {
-    if x.is_nan() {
-        String::new()
-    } else if x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x:?}")
     }
 }
 
@@ -174,11 +161,10 @@ fn read_dta(path: &Path) -> Result<Table> {
             Some((v.name().to_string(), entries))
         })
         .collect();
-    let mut table = Table::new(&path.display().to_string(), headers, rows);
     // Errors name the observation, as Stata numbers it.
-    table.lines = (1..=table.rows.len() as u64).collect();
+    let observations = (1..=rows.len() as u64).collect();
+    let mut table = Table::numbered(&path.display().to_string(), headers, rows, observations)?;
     table.value_labels = value_labels;
-    table.check()?;
     Ok(table)
 }
 
@@ -250,10 +236,8 @@ fn read_parquet(path: &Path) -> Result<Table> {
         }
         rows.push(cells);
     }
-    let mut table = Table::new(&source, headers, rows);
-    table.lines = (1..=table.rows.len() as u64).collect();
-    table.check()?;
-    Ok(table)
+    let observations = (1..=rows.len() as u64).collect();
+    Table::numbered(&source, headers, rows, observations)
 }
 
 /// The first sheet of a workbook, or `sheet`: its first used row names the
@@ -326,8 +310,5 @@ fn read_excel(path: &Path, sheet: Option<&str>) -> Result<Table> {
         body.push(cells);
         lines.push(line);
     }
-    let mut table = Table::new(&source, headers, body);
-    table.lines = lines;
-    table.check()?;
-    Ok(table)
+    Table::numbered(&source, headers, body, lines)
 }

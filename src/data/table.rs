@@ -37,10 +37,22 @@ impl Table {
         }
     }
 
-    /// Every column named, and no name twice (what a file's header must
-    /// satisfy).
-    pub fn check(&self) -> Result<()> {
-        check_headers(&self.source, &self.headers)
+    /// A table read from a file whose rows are numbered `lines` (an
+    /// observation, a sheet's row), its header checked as a CSV's is.
+    pub fn numbered(
+        source: &str,
+        headers: Vec<String>,
+        rows: Vec<Vec<String>>,
+        lines: Vec<u64>,
+    ) -> Result<Table> {
+        check_headers(source, &headers)?;
+        Ok(Table {
+            source: source.to_string(),
+            headers,
+            rows,
+            lines,
+            value_labels: Vec::new(),
+        })
     }
 
     /// The cells of `columns` that have value labels replaced by their
@@ -100,13 +112,7 @@ impl Table {
             .map(|i| {
                 numeric
                     .iter()
-                    .map(|(_, c)| {
-                        if c[i].is_nan() {
-                            String::new()
-                        } else {
-                            format!("{:?}", c[i])
-                        }
-                    })
+                    .map(|(_, c)| number_cell(c[i]))
                     .chain(labels.iter().map(|(_, c)| c[i].clone()))
                     .collect()
             })
@@ -166,6 +172,19 @@ impl Table {
             lines,
             value_labels: self.value_labels.clone(),
         }
+    }
+}
+
+/// A number as a cell: integers (and integer-valued floats below 2^53)
+/// without a decimal point, others in the shortest text that parses back
+/// to the same f64; NaN is missing.
+pub fn number_cell(x: f64) -> String {
+    if x.is_nan() {
+        String::new()
+    } else if x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x:?}")
     }
 }
 
