@@ -154,3 +154,29 @@ fn a_progress_error_stops_the_run() {
     assert!(matches!(result, Err(medsim::Error::Interrupted(_))));
     assert_eq!(calls.get(), 1, "no chunk after the error");
 }
+
+/// A simulation study's progress runs on its workers; an error it returns
+/// stops the study (no dataset starts after it) and is the study's error.
+#[test]
+fn a_progress_error_stops_a_simulation_study() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.toml");
+    let text = "name = \"long\"\n[simulation]\ndgp = \"iid\"\nn = [60]\na = 0.39\n\
+                b = 0.39\ndatasets = 100000\nreplicates = 199\nmethods = [\"percentile\"]\n";
+    std::fs::write(&path, text).unwrap();
+    let (config, origin) = medsim::read_config(&path).unwrap();
+    let study = config.study(&origin).unwrap();
+    let calls = AtomicU64::new(0);
+    let result = medsim::simulate(&study, 2, &|done, _| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        match done {
+            10.. => Err(medsim::Error::Interrupted("stop".into())),
+            _ => Ok(()),
+        }
+    });
+    assert!(matches!(result, Err(medsim::Error::Interrupted(_))));
+    // Datasets already running when the error came finish: one per worker.
+    let calls = calls.load(Ordering::Relaxed);
+    assert!((10..=12).contains(&calls), "{calls} datasets ran");
+}

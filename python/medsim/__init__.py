@@ -315,7 +315,8 @@ def simulate(config: str | os.PathLike, threads: int = 0):
     DataFrame (one row per cell, level and method: coverage, power, width,
     ...), with simulation.json's dict in ``.attrs["summary"]``. ``threads``:
     datasets analysed in parallel (0: one per core). Results do not depend
-    on it.
+    on it. Ctrl-C stops the study (``KeyboardInterrupt``) within a
+    dataset's time.
 
     >>> power = ms.simulate("configs/power_iid.toml")
     """

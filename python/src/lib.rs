@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use medsim::{Config, DataSource, Error, Origin, SyntheticParams, Table};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
@@ -183,19 +184,38 @@ fn sweep(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 }
 
 /// A simulation study's config run as `medsim simulate` runs it:
-/// simulation.csv's and simulation.json's texts.
+/// simulation.csv's and simulation.json's texts. Its datasets run on
+/// worker threads, where Python's signals cannot be seen, so this thread
+/// watches for Ctrl-C while they run and tells them to stop.
 #[pyfunction]
 #[pyo3(signature = (path, threads))]
 fn simulate(py: Python<'_>, path: PathBuf, threads: usize) -> PyResult<(String, String)> {
     let (config, origin) = medsim::read_config(&path).map_err(to_py)?;
+    let interrupted: Mutex<Option<PyErr>> = Mutex::new(None);
+    let stop = AtomicBool::new(false);
+    let progress = |_: u64, _: u64| match stop.load(Ordering::Relaxed) {
+        true => Err(Error::Interrupted("stopped from Python".into())),
+        false => Ok(()),
+    };
     py.detach(|| -> medsim::Result<(String, String)> {
         let study = config.study(&origin)?;
-        let (cells, sizes, seconds) = medsim::simulate(&study, threads, &|_, _| {})?;
+        let (cells, sizes, seconds) = std::thread::scope(|scope| {
+            let study = scope.spawn(|| medsim::simulate(&study, threads, &progress));
+            while !study.is_finished() {
+                if signals(&interrupted).is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            study
+                .join()
+                .unwrap_or_else(|_| Err(Error::Numerical("the simulation thread failed".into())))
+        })?;
         let summary = medsim::SimulationSummary::new(&config.name, &study, cells, sizes, seconds);
         let json = serde_json::to_string(&summary).map_err(|e| Error::Numerical(e.to_string()))?;
         Ok((summary.csv(), json))
     })
-    .map_err(to_py)
+    .map_err(|e| raised(e, &interrupted))
 }
 
 /// The study-calibrated synthetic panel: its header and its rows as text

@@ -55,3 +55,32 @@ def test_ctrl_c_interrupts_a_long_run(panel):
     assert elapsed < 5, f"stopped after {elapsed:.1f} s"
     # The interpreter and the package are still usable.
     assert ms.mediate(panel, **MODEL, reps=100).effects["indirect"]["estimate"] > 0
+
+
+LONG_STUDY = """name = "long"
+[simulation]
+dgp = "iid"
+n = [200]
+a = 0.39
+b = 0.39
+datasets = 1000000
+replicates = 999
+methods = ["percentile"]
+seed = 1
+"""
+
+
+def test_ctrl_c_interrupts_a_simulation_study(tmp_path):
+    # The datasets run on worker threads, where Python cannot see the
+    # signal: the calling thread watches for it and stops them.
+    config = tmp_path / "long.toml"
+    config.write_text(LONG_STUDY)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        ms.simulate(config, threads=2)  # hours if nothing stopped it
+    elapsed = time.perf_counter() - started
+    timer.cancel()
+    assert elapsed < 5, f"stopped after {elapsed:.1f} s"
+    assert not list(tmp_path.glob("results*")), "an interrupted study wrote nothing"

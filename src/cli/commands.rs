@@ -339,6 +339,7 @@ pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
         &|done, total| {
             bar.set_length(total);
             bar.set_position(done);
+            Ok(())
         },
         store.as_ref().map(|s| s.0.as_ref()),
     );

@@ -645,7 +645,7 @@ impl Suite<'_> {
             datasets * (1000 / gpu_scale),
             repeats,
             None,
-            &mut || crate::study::simulate::run(&study, 0, &|_, _| {}).map(|_| ()),
+            &mut || crate::study::simulate::run(&study, 0, &|_, _| Ok(())).map(|_| ()),
         )
     }
 }

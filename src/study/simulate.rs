@@ -49,7 +49,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::data::synthetic::{SyntheticParams, generate};
 use crate::data::table::Table;
@@ -651,13 +651,15 @@ fn unpack(list: Vec<Option<Result<Vec<Option<Verdict>>>>>) -> Result<Vec<Vec<Opt
 
 /// Run the study on `threads` workers (0: one per core), datasets in
 /// parallel; `progress(done, total)` hears datasets done (`total` grows
-/// as a sample-size search adds cells). Results depend on neither. With
+/// as a sample-size search adds cells), and an error it returns (say
+/// [`Error::Interrupted`]) stops the study: no dataset starts after it,
+/// and the error is the study's. Results depend on neither. With
 /// `study.target`, the cells are a search for the sample size (see
 /// [`SampleSize`]) and every evaluated sample size is a cell.
 pub fn run(
     study: &Study,
     threads: usize,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    progress: &(dyn Fn(u64, u64) -> Result<()> + Sync),
 ) -> Result<(Vec<CellResult>, Vec<SampleSize>, f64)> {
     run_stored(study, threads, progress, None)
 }
@@ -669,7 +671,7 @@ pub fn run(
 pub fn run_stored(
     study: &Study,
     threads: usize,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    progress: &(dyn Fn(u64, u64) -> Result<()> + Sync),
     store: Option<&Store>,
 ) -> Result<(Vec<CellResult>, Vec<SampleSize>, f64)> {
     if store.and_then(Store::shard).is_some() && study.target.is_some() {
@@ -701,6 +703,8 @@ pub fn run_stored(
         done: AtomicU64::new(0),
         total: AtomicU64::new(study.cells.len() as u64 * study.datasets),
         progress,
+        stopped: AtomicBool::new(false),
+        reason: Mutex::new(None),
     };
     let Some(target) = study.target else {
         let results = study
@@ -732,14 +736,37 @@ struct Runner<'a> {
     store: Option<&'a Store>,
     done: AtomicU64,
     total: AtomicU64,
-    progress: &'a (dyn Fn(u64, u64) + Sync),
+    progress: &'a (dyn Fn(u64, u64) -> Result<()> + Sync),
+    /// Progress returned an error (kept in `reason`): no dataset starts
+    /// after it.
+    stopped: AtomicBool,
+    reason: Mutex<Option<Error>>,
 }
 
 impl Runner<'_> {
-    /// One more dataset done.
+    /// One more dataset done; progress's error is kept to stop the rest.
     fn tick(&self) {
         let k = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        (self.progress)(k, self.total.load(Ordering::Relaxed));
+        if let Err(e) = (self.progress)(k, self.total.load(Ordering::Relaxed)) {
+            if let Ok(mut reason) = self.reason.lock() {
+                reason.get_or_insert(e);
+            }
+            self.stopped.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Progress's error, once it has returned one: the study stops there.
+    fn stop(&self) -> Result<()> {
+        if !self.stopped.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let reason = self.reason.lock().ok().and_then(|mut r| r.take());
+        Err(reason.unwrap_or_else(|| Error::Interrupted("the study was stopped".into())))
+    }
+
+    /// Whether a dataset may start (progress has not said stop).
+    fn going(&self) -> bool {
+        !self.stopped.load(Ordering::Relaxed)
     }
 
     /// Values per dataset stored: each level's and method's verdict as
@@ -759,8 +786,13 @@ impl Runner<'_> {
         count: usize,
     ) -> Result<Vec<Vec<Option<Verdict>>>> {
         let study = self.study;
+        // A dataset skipped once progress said stop is never seen: stop()
+        // returns the error first.
         let Some((gpu, spec)) = &self.stack_on else {
-            return unpack(parallel(self.workers, count, &|i| {
+            let list = parallel(self.workers, count, &|i| {
+                if !self.going() {
+                    return Ok(vec![]);
+                }
                 let v = verdicts(
                     study,
                     prepare(study, cell, (first + i) as u64).as_ref(),
@@ -768,19 +800,26 @@ impl Runner<'_> {
                 );
                 self.tick();
                 v
-            }));
+            });
+            self.stop()?;
+            return unpack(list);
         };
         let prepared = parallel(self.workers, count, &|i| {
             prepare(study, cell, (first + i) as u64)
         });
         let prepared: Vec<Option<Prepared>> = prepared.into_iter().map(Option::flatten).collect();
         let given = stacked_engines(gpu, spec, &prepared, &self.warned);
-        unpack(parallel(self.workers, count, &|i| {
+        let list = parallel(self.workers, count, &|i| {
+            if !self.going() {
+                return Ok(vec![]);
+            }
             let engine = given[i].as_ref().map(|e| e as &dyn Engine);
             let v = verdicts(study, prepared[i].as_ref(), engine);
             self.tick();
             v
-        }))
+        });
+        self.stop()?;
+        unpack(list)
     }
 
     /// Datasets per chunk of a cell: a stacked GPU batch's (about two
