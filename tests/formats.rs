@@ -43,6 +43,8 @@ fn every_format_gives_the_csvs_summary() {
         ("formats.parquet", None),
         ("formats_zstd.parquet", None),
         ("formats.xlsx", Some("panel")),
+        ("formats.xls", None),
+        ("formats.ods", None),
     ] {
         let got = run(DataSource::File {
             path: fixture(file),

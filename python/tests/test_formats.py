@@ -30,7 +30,8 @@ def from_csv():
 @pytest.mark.parametrize(
     "file, sheet",
     [("formats.dta", None), ("formats_114.dta", None), ("formats.parquet", None),
-     ("formats_zstd.parquet", None), ("formats.xlsx", "panel")],
+     ("formats_zstd.parquet", None), ("formats.xlsx", "panel"), ("formats.xls", None),
+     ("formats.ods", None)],
 )
 def test_each_file_reads_as_its_csv(file, sheet, from_csv):
     got = _summary(FIXTURES / file, **({"sheet": sheet} if sheet else {}))
