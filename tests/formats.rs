@@ -55,6 +55,31 @@ fn every_format_gives_the_csvs_summary() {
     }
 }
 
+/// Stata's extended missing values (`.a` to `.z`) are missing as `.` is:
+/// the fixture's three holes (doubles stored as `.`) rewritten as `.a`,
+/// `.m` and `.z` give the CSV's summary.
+#[test]
+fn stata_extended_missing_codes_are_missing() {
+    let want = run(DataSource::file(fixture("formats.csv"))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["formats.dta", "formats_114.dta"] {
+        let mut bytes = std::fs::read(fixture(name)).unwrap();
+        // `.` is the double 2^1023; `.a` + k adds k * 2^1011 (Stata's dta spec).
+        let dot = 0x7fe0_0000_0000_0000u64.to_le_bytes();
+        let at: Vec<usize> = (0..bytes.len() - 8)
+            .filter(|&i| bytes[i..i + 8] == dot)
+            .collect();
+        assert_eq!(at.len(), 3, "{name}: the fixture's three holes");
+        for (&i, k) in at.iter().zip([1u64, 13, 26]) {
+            bytes[i..i + 8].copy_from_slice(&(0x7fe0_0000_0000_0000u64 + (k << 40)).to_le_bytes());
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let got = run(DataSource::file(path)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(got == want, "{name}: the summary differs from the CSV's");
+    }
+}
+
 #[test]
 fn stata_cells_are_the_csvs_cells() {
     let csv = read_table(&fixture("formats.csv"), None).unwrap();
