@@ -65,7 +65,7 @@ fn type_one_error_of_the_tests_of_the_indirect_effect() {
         499,
         &["sobel", "joint", "percentile", "bc", "permutation"],
     );
-    let (results, _, seconds) = run(&s, 0, &|_, _| {}).unwrap();
+    let (results, _, seconds) = run(&s, 0, &|_, _| Ok(())).unwrap();
     eprintln!("{} datasets x 499 replicates in {seconds:.1} s", 2 * d);
     let bound = |p: f64| p + 4.0 * (p * (1.0 - p) / d as f64).sqrt();
     let zero = &results[0];
@@ -139,7 +139,7 @@ fn coverage_of_a_known_indirect_effect_on_the_panel() {
         399,
         &["sobel", "monte_carlo", "percentile", "bca", "studentized"],
     );
-    let (results, _, _) = run(&s, 0, &|_, _| {}).unwrap();
+    let (results, _, _) = run(&s, 0, &|_, _| Ok(())).unwrap();
     let se = (0.95 * 0.05 / d as f64).sqrt();
     for (name, m) in &results[0].methods {
         let c = m.coverage.unwrap();
@@ -167,7 +167,7 @@ fn sample_size_search_brackets_the_target() {
         &["sobel", "joint", "percentile"],
     );
     s.target = Some(0.8);
-    let (cells, sizes, _) = run(&s, 0, &|_, _| {}).unwrap();
+    let (cells, sizes, _) = run(&s, 0, &|_, _| Ok(())).unwrap();
     assert_eq!(sizes.len(), 3);
     let power = |n: u64, m: &str| {
         cells
@@ -311,7 +311,7 @@ fn agree(
     methods: &[&str],
     stacked: bool,
 ) {
-    let (want, _, _) = run(cpu, 0, &|_, _| {}).unwrap();
+    let (want, _, _) = run(cpu, 0, &|_, _| Ok(())).unwrap();
     let mut precisions = vec![medsim::internals::resample::engine::Precision::F32];
     if ctx.has_f64() {
         precisions.push(medsim::internals::resample::engine::Precision::F64);
@@ -324,7 +324,7 @@ fn agree(
             medsim::internals::study::simulate::stacks(&gpu).unwrap(),
             stacked
         );
-        let (got, _, _) = run(&gpu, 2, &|_, _| {}).unwrap();
+        let (got, _, _) = run(&gpu, 2, &|_, _| Ok(())).unwrap();
         for (w, g) in want.iter().zip(&got) {
             for m in methods {
                 let (a, b) = (&w.methods[*m], &g.methods[*m]);
@@ -358,8 +358,8 @@ fn several_levels_share_the_datasets() {
     let one = study(Dgp::Iid, cells.clone(), 60, 299, &methods);
     let mut both = one.clone();
     both.levels = vec![0.9, 0.95];
-    let (alone, _, _) = run(&one, 0, &|_, _| {}).unwrap();
-    let (pair, _, _) = run(&both, 0, &|_, _| {}).unwrap();
+    let (alone, _, _) = run(&one, 0, &|_, _| Ok(())).unwrap();
+    let (pair, _, _) = run(&both, 0, &|_, _| Ok(())).unwrap();
     assert_eq!(pair.len(), 2 * alone.len());
     for (k, at95) in alone.iter().enumerate() {
         let (low, high) = (&pair[2 * k], &pair[2 * k + 1]);
