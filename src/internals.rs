@@ -65,7 +65,9 @@ pub mod model {
         pub use crate::model::replicate::{Solver, StatLayout, acme};
     }
     pub mod spec {
-        pub use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec, default_spec};
+        pub use crate::model::spec::{
+            FixedEffects, InferenceSpec, ModelSpec, Moderation, ModeratorValues, default_spec,
+        };
     }
 }
 

@@ -90,7 +90,9 @@ pub use notices::{set_reporter, take as take_notices};
 pub use data::synthetic::SyntheticParams;
 pub use data::table::Table;
 pub use model::effect::EffectKey;
-pub use model::spec::{FixedEffects, InferenceSpec, ModelSpec, default_spec};
+pub use model::spec::{
+    FixedEffects, InferenceSpec, ModelSpec, Moderation, ModeratorValues, default_spec,
+};
 pub use output::report::render as render_summary;
 pub use resample::engine::Precision;
 pub use resample::intervals::Method;

@@ -71,6 +71,7 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
     for want in [
         "paper.toml",
         "heterogeneity.toml",
+        "moderation.toml",
         "robustness.toml",
         "sensitivity.toml",
         "sweep_effect_size.toml",
@@ -96,6 +97,21 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
             .unwrap()
             .iter()
             .any(|i| i["method"] == "studentized")
+    );
+    // moderation: PROCESS model 58 by density, its conditional effects at
+    // three percentiles with bootstrap intervals, the difference.
+    ok(&medsim(cwd, &["run", "configs/moderation.toml", "-q"]));
+    let md = summary(&cwd.join("results/moderation/summary.json"));
+    assert_eq!(md["moderation"]["process_model"], 58);
+    assert_eq!(md["moderation"]["values"].as_array().unwrap().len(), 3);
+    let difference = &md["effects"]["indirect_difference"];
+    assert!(difference["bootstrap"]["sd"].as_f64().unwrap() > 0.0);
+    assert!(
+        md["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["effect"] == "conditional_indirect:2" && i["method"] == "bca")
     );
     // sensitivity: the curve for the pooled model and each region.
     ok(&medsim(cwd, &["run", "configs/sensitivity.toml", "-q"]));

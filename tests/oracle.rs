@@ -23,44 +23,6 @@ use medsim::internals::resample::engine::{CpuEngine, Engine};
 use medsim::internals::resample::permutation::PermutationEngine;
 use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
 
-/// Least squares by Householder QR: coefficients of y on the columns of x
-/// (column-major, n rows).
-fn qr_least_squares(mut x: Vec<Vec<f64>>, mut y: Vec<f64>) -> Vec<f64> {
-    let n = y.len();
-    let k = x.len();
-    for j in 0..k {
-        let norm = x[j][j..].iter().map(|v| v * v).sum::<f64>().sqrt();
-        let alpha = if x[j][j] > 0.0 { -norm } else { norm };
-        let mut v: Vec<f64> = x[j][j..].to_vec();
-        v[0] -= alpha;
-        let vnorm2: f64 = v.iter().map(|a| a * a).sum();
-        if vnorm2 == 0.0 {
-            continue;
-        }
-        let reflect = |col: &mut [f64]| {
-            let dot: f64 = col[j..].iter().zip(&v).map(|(a, b)| a * b).sum();
-            let f = 2.0 * dot / vnorm2;
-            for (c, vi) in col[j..].iter_mut().zip(&v) {
-                *c -= f * vi;
-            }
-        };
-        for col in x.iter_mut().skip(j) {
-            reflect(col);
-        }
-        reflect(&mut y);
-    }
-    let mut beta = vec![0.0; k];
-    for i in (0..k).rev() {
-        let mut s = y[i];
-        for j in i + 1..k {
-            s -= x[j][i] * beta[j];
-        }
-        beta[i] = s / x[i][i];
-    }
-    let _ = n;
-    beta
-}
-
 /// One observation of a materialised resample.
 struct Row {
     unit: usize,
@@ -127,20 +89,20 @@ fn refit(
     let excluded: Vec<Vec<f64>> = (0..n_inst).map(|k| weigh(&cols[1 + p + m + k])).collect();
     let solve = |x: &Vec<Vec<f64>>, dep: Vec<f64>| -> Vec<f64> {
         if n_inst == 0 {
-            return qr_least_squares(x.clone(), dep);
+            return common::qr_least_squares(x.clone(), dep);
         }
         let mut inst = excluded.clone();
         inst.extend(x[1..].iter().cloned());
         let fitted: Vec<Vec<f64>> = x
             .iter()
             .map(|col| {
-                let g = qr_least_squares(inst.clone(), col.clone());
+                let g = common::qr_least_squares(inst.clone(), col.clone());
                 (0..n)
                     .map(|i| inst.iter().zip(&g).map(|(c, b)| c[i] * b).sum())
                     .collect()
             })
             .collect();
-        qr_least_squares(fitted, dep)
+        common::qr_least_squares(fitted, dep)
     };
     // The wild bootstrap (fixed regressors) replaces each equation's
     // dependent variable by fitted + v * residual, v the row's cluster
@@ -399,6 +361,7 @@ fn instrumented_models_match_the_two_stage_oracle() {
         groups: vec![],
         cluster: "unit".into(),
         fixed_effects: FixedEffects::UnitTime,
+        moderation: None,
     };
     check_on(&table, &two, Scheme::Pairs, None, 8);
     check_on(&table, &two, Scheme::Wild(WildWeights::Webb), None, 8);

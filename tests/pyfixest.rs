@@ -55,6 +55,7 @@ fn model_of(case: &Value) -> ModelSpec {
         groups: vec![],
         cluster: case["cluster"].as_str().unwrap().into(),
         fixed_effects: FixedEffects::parse(case["fixed_effects"].as_str().unwrap()).unwrap(),
+        moderation: None,
     }
 }
 
@@ -234,6 +235,7 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
             groups: vec![column.clone()],
             cluster: case["cluster"].as_str().unwrap().into(),
             fixed_effects: FixedEffects::parse(case["fixed_effects"].as_str().unwrap()).unwrap(),
+            moderation: None,
         };
         let plan = RunPlan {
             name: "groups".into(),

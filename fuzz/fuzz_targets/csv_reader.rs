@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         groups: vec![],
         cluster: h[0].clone(),
         fixed_effects: FixedEffects::Unit,
+        moderation: None,
     };
     let Ok(panel) = medsim::internals::model::panel::Panel::from_table(&table, &model) else {
         return;

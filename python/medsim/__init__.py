@@ -67,6 +67,8 @@ def _labels_of(config: dict) -> list[str]:
 def _numeric_of(config: dict) -> list[str]:
     m = config["model"]
     names = [m["outcome"], m["treatment"], *m["mediators"], *m["controls"], *m["instrument"]]
+    if m.get("moderator"):
+        names.append(m["moderator"])
     for group in m.get("also_mediators", []):
         names.extend(group)
     return list(dict.fromkeys(names))
@@ -97,6 +99,10 @@ def mediate(
     group: str | Iterable[str] | None = None,
     instrument: str | Iterable[str] | None = None,
     also_mediators: Iterable[Iterable[str]] | None = None,
+    moderator: str | None = None,
+    moderated: str | Iterable[str] | None = None,
+    center: bool = False,
+    at: str | Iterable[float] | dict | None = None,
     name: str = "medsim",
     sheet: str | None = None,
     scheme: str | None = None,
@@ -144,6 +150,15 @@ def mediate(
     group of clusters and every pair's difference. ``also_mediators``:
     other sets of parallel mediators fitted on the same replicates.
     ``fixed_effects``: "unit+time", "unit" or "none".
+
+    Moderated mediation (PROCESS models 7, 14, 58, 59): ``moderator`` names
+    W; ``moderated`` the paths it moderates ("a", "b", "direct"; default
+    a and b); ``center=True`` mean-centres X and W before forming products;
+    ``at`` the W values of the conditional effects (a list, "mean-sd", or
+    ``{"percentiles": [16, 50, 84]}``, the default). The fit then has
+    ``a3``/``b3``/``c3_prime``, ``conditional_indirect:K``,
+    ``index_moderated_mediation`` or ``indirect_difference`` among its
+    effects and ``to_dict()["moderation"]`` (docs/moderation.md).
 
     Errors are :class:`MedsimError` with the CLI's message (the column, the
     row, the keyword and what was expected).
@@ -246,6 +261,14 @@ def mediate(
         [_as_list(s, "also_mediators=") for s in (also_mediators or [])],
         "also_mediators=",
     )
+    if moderator is not None:
+        put("model", "moderator", moderator, "moderator=")
+    if moderated is not None:
+        put("model", "moderated", _as_list(moderated, "moderated="), "moderated=")
+    if center:
+        put("model", "center", True, "center=")
+    if at is not None:
+        put("model", "at", at if isinstance(at, (str, dict)) else [float(v) for v in at], "at=")
     options = dict(scheme=scheme, reps=reps, seed=seed, ci=ci, level=level, weights_type=weights_type,
                    strata=strata, backend=backend, precision=precision, threads=threads,
                    wild_tests=wild_tests)

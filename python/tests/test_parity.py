@@ -122,3 +122,27 @@ def test_a_config_runs_on_a_data_frame_in_place_of_its_csv(tmp_path, panel):
     by_keywords = ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom", controls="ln_gdp",
                              unit="city", time="year", name="s").to_dict()
     assert on_frame == by_keywords
+
+
+def test_a_moderated_model_equals_medsim_run(tmp_path, panel_csv, panel):
+    # PROCESS model 58, centred, at mean -/+ 1 SD, with groups: the
+    # moderation block and every conditional effect as the CLI gives them.
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(panel_csv), "--controls", "ln_gdp,industry,fdi",
+        "--moderator", "ln_pop_density", "--moderated", "a,b", "--center", "--at", "mean-sd",
+        "--group", "region", "-B", "1000", "-q", "--no-plots", "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator="agglom",
+        controls=["ln_gdp", "industry", "fdi"], unit="city", time="year", group="region",
+        moderator="ln_pop_density", moderated=["a", "b"], center=True, at="mean-sd",
+        reps=1000, name="panel",
+    )
+    got = fit.to_dict()
+    got["data"]["source"] = want["data"]["source"]
+    assert want["moderation"]["process_model"] == 58
+    assert "conditional_indirect:2" in want["effects"] and "indirect_difference" in want["effects"]
+    assert got == want
+    assert "indirect_difference" in fit.tidy().index

@@ -287,6 +287,28 @@ pub(crate) struct RunFlags {
     /// [model.instrument; default none, least squares].
     #[arg(long, value_name = "COL")]
     pub(crate) instrument: Option<String>,
+    /// Moderator column W of the paths (conditional process analysis): the
+    /// moderated equations gain W and its product with the path's cause,
+    /// formed on the data before the fixed effects are absorbed; reports
+    /// the conditional indirect effects, the index of moderated mediation
+    /// and the interaction coefficients [model.moderator; default none].
+    #[arg(long, value_name = "COL")]
+    pub(crate) moderator: Option<String>,
+    /// The moderated paths, comma-separated: a (X -> M), b (M -> Y),
+    /// direct (X -> Y). PROCESS model 7 is a, 14 b, 58 a,b, 59 a,b,direct
+    /// [model.moderated; default a,b].
+    #[arg(long, value_name = "PATHS")]
+    pub(crate) moderated: Option<String>,
+    /// Mean-centre the treatment and the moderator before forming the
+    /// products: a, b and c' are then the effects at W's mean
+    /// [model.center; default off].
+    #[arg(long)]
+    pub(crate) center: bool,
+    /// Moderator values of the conditional effects: comma-separated values,
+    /// mean-sd or percentiles (the 16th, 50th and 84th, as PROCESS)
+    /// [model.at; default percentiles].
+    #[arg(long, value_name = "VALUES")]
+    pub(crate) at: Option<String>,
     /// Categorical columns whose groups of clusters (e.g. region, size class)
     /// each get their own model, fitted on the group's rows and resampled with
     /// the pooled run's weights, reported under "groups" as COL=LEVEL, with the

@@ -139,6 +139,31 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
         },
     },
     Flag {
+        flag: "--moderator",
+        key: "model.moderator",
+        apply: |f, c| set(f.moderator.clone().map(Some), &mut c.model.moderator),
+    },
+    Flag {
+        flag: "--moderated",
+        key: "model.moderated",
+        apply: |f, c| {
+            set(
+                f.moderated.as_deref().map(split_list),
+                &mut c.model.moderated,
+            )
+        },
+    },
+    Flag {
+        flag: "--center",
+        key: "model.center",
+        apply: |f, c| set(f.center.then_some(true), &mut c.model.center),
+    },
+    Flag {
+        flag: "--at",
+        key: "model.at",
+        apply: |f, c| set(f.at.as_deref().map(|a| Some(at_values(a))), &mut c.model.at),
+    },
+    Flag {
         flag: "--group",
         key: "model.groups",
         apply: |f, c| set(f.group.as_deref().map(split_list), &mut c.model.groups),
@@ -327,6 +352,17 @@ fn set<T>(value: Option<T>, field: &mut T) -> bool {
         *field = v;
     }
     given
+}
+
+/// `--at`: numbers as values, else a name (mean-sd, percentiles) that the
+/// config's check judges.
+fn at_values(text: &str) -> config::AtConfig {
+    let values: std::result::Result<Vec<f64>, _> =
+        split_list(text).iter().map(|v| v.parse::<f64>()).collect();
+    match values {
+        Ok(v) if !v.is_empty() => config::AtConfig::Values(v),
+        _ => config::AtConfig::Named(text.trim().to_string()),
+    }
 }
 
 /// A repeated or comma-separated flag's values; None when not given.

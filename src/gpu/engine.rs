@@ -672,6 +672,11 @@ impl<'a> GpuEngine<'a> {
         let (design, fit) = spread.as_ref().map_or((design, fit), |(d, f)| (d, f));
         let instrumented = design.layout.instrumented();
         let studentize = options.studentize;
+        if design.moderation.is_some() {
+            return Err(Error::Gpu(
+                "the GPU engine has no moderated model's solve yet (model.moderator)".into(),
+            ));
+        }
         check_rules(
             plan.scheme,
             Asks {
@@ -688,9 +693,8 @@ impl<'a> GpuEngine<'a> {
         let m = design.layout.n_mediators;
         let n_coef = 2 * m + 2;
         let layout = StatLayout {
-            mediators: m,
             studentized: studentize,
-            sensitivity: 0,
+            ..StatLayout::plain(m)
         };
         let targets = layout.se_targets();
         let stride = n_coef + if studentize { targets.len() } else { 0 };

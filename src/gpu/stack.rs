@@ -84,11 +84,7 @@ pub fn replicates(
     }
     ctx.precision_index(precision)?;
     let n_coef = 2 * m + 2;
-    let layout = StatLayout {
-        mediators: m,
-        studentized: false,
-        sensitivity: 0,
-    };
+    let layout = StatLayout::plain(m);
     // Each coefficient's place in the whitened system (the same in every set).
     let structure = |w: &Whitened| -> Vec<[u32; 4]> {
         w.coefficients

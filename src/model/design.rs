@@ -6,12 +6,16 @@
 //! stage (point estimates, resampling) needs only these statistics.
 //!
 //! Column order of `z`: treatment, controls, nuisance (period dummies, or the
-//! intercept without unit effects), mediators, instruments, outcome.
+//! intercept without unit effects), mediators, the moderation block (the
+//! moderator W unless the fixed effects absorb it, X*W, M*W), instruments,
+//! outcome. Products are formed on the data (X and W mean-centred first
+//! with `center`), then transformed like every other column.
 
 use crate::error::{Error, Result};
 use crate::math::linalg::{packed_len, unpack};
+use crate::math::stats::quantile_sorted;
 use crate::model::panel::{Factor, Panel};
-use crate::model::spec::FixedEffects;
+use crate::model::spec::{FixedEffects, Moderation, ModeratorValues};
 
 /// What a column of the design is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub enum Role {
     Mediator,
     /// Excluded instrument of the treatment.
     Instrument,
+    /// The moderator or a product with it.
+    Moderator,
     Outcome,
 }
 
@@ -34,6 +40,7 @@ impl Role {
             Role::Nuisance => "fixed effect",
             Role::Mediator => "mediator",
             Role::Instrument => "instrument",
+            Role::Moderator => "moderation term",
             Role::Outcome => "outcome",
         }
     }
@@ -47,12 +54,19 @@ pub struct Layout {
     pub n_mediators: usize,
     /// Excluded instruments of the treatment (0: least squares).
     pub n_instruments: usize,
+    /// Columns of the moderation block (0: no moderator).
+    pub n_moderation: usize,
 }
 
 impl Layout {
     /// Number of columns.
     pub fn q(&self) -> usize {
-        self.n_controls + self.n_nuisance + self.n_mediators + self.n_instruments + 2
+        self.n_controls
+            + self.n_nuisance
+            + self.n_mediators
+            + self.n_moderation
+            + self.n_instruments
+            + 2
     }
     /// The treatment column.
     pub fn treatment(&self) -> usize {
@@ -62,9 +76,13 @@ impl Layout {
     pub fn mediator(&self, j: usize) -> usize {
         1 + self.n_controls + self.n_nuisance + j
     }
+    /// Column `k` of the moderation block.
+    pub fn moderation(&self, k: usize) -> usize {
+        1 + self.n_controls + self.n_nuisance + self.n_mediators + k
+    }
     /// Instrument `j`.
     pub fn instrument(&self, j: usize) -> usize {
-        1 + self.n_controls + self.n_nuisance + self.n_mediators + j
+        1 + self.n_controls + self.n_nuisance + self.n_mediators + self.n_moderation + j
     }
     /// The outcome column.
     pub fn outcome(&self) -> usize {
@@ -104,6 +122,24 @@ impl Layout {
     }
 }
 
+/// A moderated design's moderation block and where its conditional
+/// effects are evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeratedColumns {
+    pub spec: Moderation,
+    /// W's column, or None when the fixed effects absorb it (a moderator
+    /// constant within units: its products still vary).
+    pub w: Option<usize>,
+    /// X*W's column (a or direct moderated) and M*W's (b moderated).
+    pub xw: Option<usize>,
+    pub mw: Option<usize>,
+    /// Subtracted from W in the products: its mean with `center`, else 0.
+    pub w_shift: f64,
+    /// The moderator values of the conditional effects, each with its label
+    /// (`16th percentile`, `mean - 1 SD`, `value`).
+    pub values: Vec<(String, f64)>,
+}
+
 /// One absorbed fixed effect, for the small-sample correction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FixedEffectDim {
@@ -135,6 +171,8 @@ pub struct Design {
     /// observations rather than reweight clusters (permutation).
     pub columns: Vec<Vec<f64>>,
     pub absorbed: Vec<FixedEffectDim>,
+    /// The moderation block, in a moderated model.
+    pub moderation: Option<ModeratedColumns>,
 }
 
 impl Design {
@@ -150,26 +188,32 @@ impl Design {
             FixedEffects::Unit => 0,
             FixedEffects::UnitTime => panel.time.len() - 1,
         };
-        let layout = Layout {
-            n_controls: p,
-            n_nuisance,
-            n_mediators: m,
-            n_instruments: n_inst,
-        };
-        let q = layout.q();
-
         // Columns in design order, each transformed: (name, role, column, RMS
         // of the centred raw column, for telling constant from absorbed).
-        let user = |k: usize, role: Role| {
-            let centred = centre(&panel.columns[k]);
+        let transform = |name: &str, role: Role, raw: &[f64]| {
+            let centred = centre(raw);
             let raw = rms(&centred);
             let col = if fe.has_unit() {
                 demean_within(&centred, &panel.unit)
             } else {
                 centred
             };
-            (panel.names[k].clone(), role, col, raw)
+            (name.to_string(), role, col, raw)
         };
+        let user = |k: usize, role: Role| transform(&panel.names[k], role, &panel.columns[k]);
+        let n_mod = usize::from(panel.moderation.is_some());
+        let (block, moderation) = match &panel.moderation {
+            Some(spec) => moderation_block(panel, spec, 1 + p + m + n_inst, &transform),
+            None => (vec![], None),
+        };
+        let layout = Layout {
+            n_controls: p,
+            n_nuisance,
+            n_mediators: m,
+            n_instruments: n_inst,
+            n_moderation: block.len(),
+        };
+        let q = layout.q();
         let mut entries = vec![user(0, Role::Treatment)];
         entries.extend((0..p).map(|k| user(1 + k, Role::Control)));
         match fe {
@@ -189,8 +233,9 @@ impl Design {
             })),
         }
         entries.extend((0..m).map(|j| user(1 + p + j, Role::Mediator)));
+        entries.extend(block);
         entries.extend((0..n_inst).map(|j| user(1 + p + m + j, Role::Instrument)));
-        entries.push(user(1 + p + m + n_inst, Role::Outcome));
+        entries.push(user(1 + p + m + n_inst + n_mod, Role::Outcome));
         let mut names = Vec::with_capacity(q);
         let mut roles = Vec::with_capacity(q);
         let mut cols: Vec<Vec<f64>> = Vec::with_capacity(q);
@@ -277,6 +322,14 @@ impl Design {
             stats,
             columns: cols,
             absorbed,
+            moderation: moderation.map(|(w, xw, mw, w_shift, values)| ModeratedColumns {
+                spec: panel.moderation.clone().expect("a moderated panel"),
+                w: w.map(|k| layout.moderation(k)),
+                xw: xw.map(|k| layout.moderation(k)),
+                mw: mw.map(|k| layout.moderation(k)),
+                w_shift,
+                values,
+            }),
         };
         design.check_collinearity()?;
         let k = design.ssc_parameters(layout.outcome_regressors().len());
@@ -388,7 +441,8 @@ impl Design {
     }
 
     /// Sequentially test each regressor (nuisance columns first, then the
-    /// treatment, controls and mediators) against those before it; the first
+    /// treatment, controls, mediators and moderation terms) against those
+    /// before it; the first
     /// one that is a linear combination of earlier ones is named.
     fn check_collinearity(&self) -> Result<()> {
         let q = self.q();
@@ -398,6 +452,7 @@ impl Design {
             (1 + layout.n_controls..1 + layout.n_controls + layout.n_nuisance).collect();
         order.extend(0..1 + layout.n_controls);
         order.extend((0..layout.n_mediators).map(|j| layout.mediator(j)));
+        order.extend((0..layout.n_moderation).map(|k| layout.moderation(k)));
         order.extend((0..layout.n_instruments).map(|j| layout.instrument(j)));
 
         // Incremental Cholesky of a[order, order].
@@ -511,6 +566,100 @@ fn check_variation(
         file: source.to_string(),
         message,
     })
+}
+
+/// A transformed column: (name, role, column, RMS of the centred raw
+/// column).
+type Entry = (String, Role, Vec<f64>, f64);
+
+/// Block positions of (W, X*W, M*W) (W's None when the fixed effects absorb
+/// it), W's shift in the products, and the moderator values.
+type BlockPositions = (
+    Option<usize>,
+    Option<usize>,
+    Option<usize>,
+    f64,
+    Vec<(String, f64)>,
+);
+
+/// The moderation block's columns (W, unless it does not vary once the
+/// fixed effects are absorbed; X*W when a or the direct path is
+/// moderated; M*W when b is), formed on the data with X and W centred
+/// first under `center`, each then transformed by `transform`.
+fn moderation_block(
+    panel: &Panel,
+    spec: &Moderation,
+    w_column: usize,
+    transform: &dyn Fn(&str, Role, &[f64]) -> Entry,
+) -> (Vec<Entry>, Option<BlockPositions>) {
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
+    let (x, w) = (&panel.columns[0], &panel.columns[w_column]);
+    let (x_shift, w_shift) = match spec.center {
+        true => (mean(x), mean(w)),
+        false => (0.0, 0.0),
+    };
+    let (x_name, w_name) = (&panel.names[0], &panel.names[w_column]);
+    let mut block = Vec::new();
+    let moderator = transform(w_name, Role::Moderator, w);
+    // A W that varies only between units is the unit effects' (a constant
+    // one is refused as any constant column is).
+    let absorbed = moderator.3 > 0.0 && rms(&moderator.2) <= 1e-9 * moderator.3;
+    let w_at = (!absorbed).then(|| {
+        block.push(moderator);
+        block.len() - 1
+    });
+    let product = |a: &[f64], a_shift: f64, name: &str| {
+        let col: Vec<f64> = a
+            .iter()
+            .zip(w)
+            .map(|(u, v)| (u - a_shift) * (v - w_shift))
+            .collect();
+        transform(&format!("{name}:{w_name}"), Role::Moderator, &col)
+    };
+    let xw_at = (spec.a || spec.direct).then(|| {
+        block.push(product(x, x_shift, x_name));
+        block.len() - 1
+    });
+    let m_column = 1 + panel.n_controls;
+    let mw_at = spec.b.then(|| {
+        block.push(product(
+            &panel.columns[m_column],
+            0.0,
+            &panel.names[m_column],
+        ));
+        block.len() - 1
+    });
+    let values = moderator_values(&spec.at, w);
+    (block, Some((w_at, xw_at, mw_at, w_shift, values)))
+}
+
+/// The moderator values of the conditional effects, labelled, from W's
+/// values in the estimation sample (percentiles of type 7, as R's and
+/// NumPy's default; the SD with n - 1).
+fn moderator_values(at: &ModeratorValues, w: &[f64]) -> Vec<(String, f64)> {
+    match at {
+        ModeratorValues::Percentiles(ps) => {
+            let mut sorted = w.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            ps.iter()
+                .map(|&p| {
+                    let label = format!("{p}th percentile");
+                    (label, quantile_sorted(&sorted, p / 100.0))
+                })
+                .collect()
+        }
+        ModeratorValues::MeanSd => {
+            let n = w.len() as f64;
+            let mean = w.iter().sum::<f64>() / n;
+            let sd = (w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            vec![
+                ("mean - 1 SD".into(), mean - sd),
+                ("mean".into(), mean),
+                ("mean + 1 SD".into(), mean + sd),
+            ]
+        }
+        ModeratorValues::Values(v) => v.iter().map(|&x| ("value".into(), x)).collect(),
+    }
 }
 
 fn centre(x: &[f64]) -> Vec<f64> {

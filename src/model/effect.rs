@@ -29,6 +29,23 @@ pub enum EffectKey {
     /// ACME at the K-th value of rho of a sensitivity analysis
     /// (`sensitivity:K`).
     Sensitivity(usize),
+    /// A moderated model's interaction coefficients (Hayes' notation): X*W
+    /// in the mediator equation (`a3`), M*W (`b3`) and X*W (`c3_prime`) in
+    /// the outcome equation.
+    A3,
+    B3,
+    C3Prime,
+    /// The conditional indirect effect at the K-th moderator value
+    /// (`conditional_indirect:K`), and the conditional direct effect
+    /// (`conditional_direct:K`).
+    ConditionalIndirect(usize),
+    ConditionalDirect(usize),
+    /// The index of moderated mediation: a3 b (only a moderated) or a b3
+    /// (only b).
+    IndexModeratedMediation,
+    /// The conditional indirect effect at the last moderator value less that
+    /// at the first (a and b both moderated).
+    IndirectDifference,
 }
 
 impl EffectKey {
@@ -50,6 +67,11 @@ impl EffectKey {
             "indirect" => Some(EffectKey::Indirect(None)),
             "proportion_mediated" => Some(EffectKey::ProportionMediated),
             "suppression_share" => Some(EffectKey::SuppressionShare),
+            "a3" => Some(EffectKey::A3),
+            "b3" => Some(EffectKey::B3),
+            "c3_prime" => Some(EffectKey::C3Prime),
+            "index_moderated_mediation" => Some(EffectKey::IndexModeratedMediation),
+            "indirect_difference" => Some(EffectKey::IndirectDifference),
             _ => None,
         };
         if simple.is_some() {
@@ -61,6 +83,8 @@ impl EffectKey {
             "b" => named(rest).map(|m| EffectKey::B(Some(m))),
             "indirect" => named(rest).map(|m| EffectKey::Indirect(Some(m))),
             "sensitivity" => rest.parse().ok().map(EffectKey::Sensitivity),
+            "conditional_indirect" => rest.parse().ok().map(EffectKey::ConditionalIndirect),
+            "conditional_direct" => rest.parse().ok().map(EffectKey::ConditionalDirect),
             "contrast" => mediators.iter().find_map(|first| {
                 let second = rest.strip_prefix(first.as_str())?.strip_prefix(':')?;
                 named(second).map(|second| EffectKey::Contrast(first.clone(), second))
@@ -101,6 +125,13 @@ impl fmt::Display for EffectKey {
             EffectKey::SuppressionShare => f.write_str("suppression_share"),
             EffectKey::Contrast(a, b) => write!(f, "contrast:{a}:{b}"),
             EffectKey::Sensitivity(k) => write!(f, "sensitivity:{k}"),
+            EffectKey::A3 => f.write_str("a3"),
+            EffectKey::B3 => f.write_str("b3"),
+            EffectKey::C3Prime => f.write_str("c3_prime"),
+            EffectKey::ConditionalIndirect(k) => write!(f, "conditional_indirect:{k}"),
+            EffectKey::ConditionalDirect(k) => write!(f, "conditional_direct:{k}"),
+            EffectKey::IndexModeratedMediation => f.write_str("index_moderated_mediation"),
+            EffectKey::IndirectDifference => f.write_str("indirect_difference"),
         }
     }
 }
@@ -124,11 +155,25 @@ mod tests {
             EffectKey::Contrast("x:y".into(), "x".into()),
             EffectKey::Contrast("x".into(), "x:y".into()),
             EffectKey::Sensitivity(12),
+            EffectKey::A3,
+            EffectKey::B3,
+            EffectKey::C3Prime,
+            EffectKey::ConditionalIndirect(2),
+            EffectKey::ConditionalDirect(0),
+            EffectKey::IndexModeratedMediation,
+            EffectKey::IndirectDifference,
         ];
         for k in keys {
             assert_eq!(EffectKey::parse(&k.to_string(), &meds), Some(k));
         }
-        for bad in ["", "a:nobody", "contrast:agglom", "sensitivity:x", "z"] {
+        for bad in [
+            "",
+            "a:nobody",
+            "contrast:agglom",
+            "sensitivity:x",
+            "conditional_indirect:",
+            "z",
+        ] {
             assert_eq!(EffectKey::parse(bad, &meds), None, "{bad}");
         }
     }

@@ -10,9 +10,10 @@ use crate::error::{Error, Result};
 use crate::math::linalg::{cholesky, quadratic_form};
 use crate::math::rng::{STREAM_MONTE_CARLO, normals};
 use crate::math::stats::{f_p_value, normal_p_value, normal_quantile, quantile_sorted, t_p_value};
-use crate::model::design::Design;
+use crate::model::design::{Design, ModeratedColumns};
 use crate::model::effect::EffectKey;
 use crate::model::estimate::{Equation, SystemFit, fit_system};
+use crate::model::moderation;
 use crate::model::spec::InferenceSpec;
 
 /// Per-effect summary of the replicate distribution (`E.bootstrap` in
@@ -81,7 +82,8 @@ fn check_clusters(design: &Design) -> Result<()> {
 
 /// The Sobel (delta-method normal) and Monte Carlo intervals of each
 /// target (key, estimate, gradient in theta) at each level: `v` is theta's
-/// covariance, `mc[t]` target t's sorted Monte Carlo draws.
+/// covariance, `mc[t]` target t's sorted Monte Carlo draws (none past
+/// `mc`'s end).
 fn analytic_intervals(
     targets: &[(String, f64, Vec<f64>)],
     mc: &[Vec<f64>],
@@ -101,14 +103,17 @@ fn analytic_intervals(
                 upper: est + z * se,
             });
         }
+        let Some(draws) = mc.get(t) else {
+            continue;
+        };
         for &level in levels {
             let alpha = 1.0 - level;
             intervals.push(Interval {
                 effect: key.clone(),
                 method: MONTE_CARLO.into(),
                 level,
-                lower: quantile_sorted(&mc[t], alpha / 2.0),
-                upper: quantile_sorted(&mc[t], 1.0 - alpha / 2.0),
+                lower: quantile_sorted(draws, alpha / 2.0),
+                upper: quantile_sorted(draws, 1.0 - alpha / 2.0),
             });
         }
     }
@@ -246,8 +251,12 @@ impl Analysis {
 /// Index of the total-effect equation in the system.
 pub const TOTAL: usize = 0;
 
-/// The system: total effect, one equation per mediator, outcome.
+/// The system: total effect, one equation per mediator, outcome (a
+/// moderated model's own, `crate::model::moderation::equations`).
 pub fn equations(design: &Design) -> Vec<Equation> {
+    if let Some(md) = &design.moderation {
+        return moderation::equations(design, md);
+    }
     let l = design.layout;
     let mut eqs = vec![Equation {
         name: "total".into(),
@@ -292,7 +301,13 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
         other => other,
     })?;
     let targets = paths.interval_targets(&mediators);
-    let intervals = analytic_intervals(&targets, &mc, &paths.v, &inference.levels);
+    let mut intervals = analytic_intervals(&targets, &mc, &paths.v, &inference.levels);
+    let mut effects = effects;
+    if let Some(md) = &design.moderation {
+        let (more, sobel) = moderated_effects(design, md, &fit, &inference.levels);
+        effects.extend(more);
+        intervals.extend(sobel);
+    }
     let (total_indirect, _) = paths.total();
     let c_prime = fit.coef(m + 1, l.treatment());
     let suppression = Suppression {
@@ -388,6 +403,53 @@ fn effects_of(
         no_se((total_indirect / c_prime.estimate).abs()),
     ));
     effects
+}
+
+/// A moderated model's effects (`crate::model::moderation::each_effect`):
+/// the interaction coefficients with their t tests, the other functions of
+/// theta with delta-method SEs, normal p-values and Sobel intervals.
+fn moderated_effects(
+    design: &Design,
+    md: &ModeratedColumns,
+    fit: &SystemFit,
+    levels: &[f64],
+) -> (Vec<(String, Effect)>, Vec<Interval>) {
+    let at = moderation::coefficients(design, md);
+    let theta = at.map(|c| c.map_or(0.0, |(e, col)| fit.coef(e, col)));
+    let d = moderation::THETA;
+    let mut v = vec![0.0; d * d];
+    for i in 0..d {
+        for j in 0..d {
+            if let (Some(a), Some(b)) = (at[i], at[j]) {
+                v[i * d + j] = fit.cov(a, b);
+            }
+        }
+    }
+    let mut effects = Vec::new();
+    let mut targets = Vec::new();
+    let stats = crate::model::moderation::ModerationStats::of(design);
+    let u = moderation::shifted_values(md);
+    moderation::each_effect(&theta, &u, stats, &mut |key, estimate, grad| {
+        let se = quadratic_form(&grad, &v).sqrt();
+        let coefficient = matches!(key, EffectKey::A3 | EffectKey::B3 | EffectKey::C3Prime);
+        let p_value = match coefficient {
+            true => t_p_value(estimate / se, fit.df()),
+            false => normal_p_value(estimate / se),
+        };
+        if !coefficient {
+            targets.push((key.to_string(), estimate, grad.to_vec()));
+        }
+        effects.push((
+            key.to_string(),
+            Effect {
+                estimate,
+                se: Some(se),
+                p_value: Some(p_value),
+                bootstrap: None,
+            },
+        ));
+    });
+    (effects, analytic_intervals(&targets, &[], &v, levels))
 }
 
 /// The a and b paths, theta = (a_1..a_m, b_1..b_m), with their joint

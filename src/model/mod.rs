@@ -9,6 +9,7 @@ pub mod design;
 pub mod effect;
 pub mod estimate;
 pub mod mediation;
+pub mod moderation;
 pub mod panel;
 pub mod replicate;
 pub mod sensitivity;

@@ -12,7 +12,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 use crate::data::table::{MISSING, Table, clip};
 use crate::error::{Error, Result};
-use crate::model::spec::ModelSpec;
+use crate::model::spec::{ModelSpec, Moderation};
 
 /// A categorical column indexed to 0..levels.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,11 +90,14 @@ pub struct Panel {
     pub cluster: Factor,
     pub groups: Vec<Factor>,
     /// Numeric columns in model order: treatment, controls, mediators,
-    /// instruments, outcome.
+    /// instruments, the moderator (if any), outcome.
     pub names: Vec<String>,
     pub n_controls: usize,
     pub n_mediators: usize,
     pub n_instruments: usize,
+    /// The moderation of the paths; its moderator's column follows the
+    /// instruments.
+    pub moderation: Option<Moderation>,
     pub columns: Vec<Vec<f64>>,
     /// Source line of each kept observation.
     pub lines: Vec<u64>,
@@ -185,6 +188,7 @@ impl Panel {
             n_controls: spec.controls.len(),
             n_mediators: spec.mediators.len(),
             n_instruments: spec.instruments.len(),
+            moderation: spec.moderation.clone(),
             columns: values
                 .into_iter()
                 .map(|v| kept.iter().map(|&r| v[r]).collect())
@@ -212,7 +216,8 @@ impl Panel {
 
 /// Every column the model names, with its role (as an error names it):
 /// unit, period, cluster, the groups, then the numeric columns in the
-/// panel's order (treatment, controls, mediators, instruments, outcome).
+/// panel's order (treatment, controls, mediators, instruments, moderator,
+/// outcome).
 fn wanted_columns(spec: &ModelSpec) -> Vec<(&str, &str)> {
     let mut wanted: Vec<(&str, &str)> = vec![
         (&spec.unit, "the unit (data.unit)"),
@@ -231,6 +236,9 @@ fn wanted_columns(spec: &ModelSpec) -> Vec<(&str, &str)> {
         (&spec.instruments, "an instrument (model.instrument)"),
     ] {
         wanted.extend(list.iter().map(|c| (c.as_str(), role)));
+    }
+    if let Some(w) = &spec.moderation {
+        wanted.push((&w.moderator, "the moderator (model.moderator)"));
     }
     wanted.push((&spec.outcome, "the outcome (model.outcome)"));
     wanted

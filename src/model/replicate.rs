@@ -21,10 +21,11 @@
 //! mediator equations, which share regressors and instruments, one for the
 //! outcome equation.
 
-use crate::math::linalg::{packed_index, packed_len};
+use crate::math::linalg::{chol_solve, cholesky, packed_index, packed_len};
 use crate::model::design::{Design, Layout};
 use crate::model::effect::EffectKey;
 use crate::model::estimate::TwoStage;
+use crate::model::moderation::{self, ModerationStats};
 
 /// Positions of the statistics of one replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +37,28 @@ pub struct StatLayout {
     /// Values of rho of the sensitivity analysis (0: none); kappa and
     /// ACME(rho) follow.
     pub sensitivity: usize,
+    /// A moderated model's statistics, last.
+    pub moderation: ModerationStats,
 }
 
 impl StatLayout {
+    /// The layout of `mediators` with nothing else.
+    pub fn plain(mediators: usize) -> StatLayout {
+        StatLayout {
+            mediators,
+            studentized: false,
+            sensitivity: 0,
+            moderation: ModerationStats::default(),
+        }
+    }
+
     /// Number of statistics per replicate.
     pub fn len(&self) -> usize {
+        self.moderation_base() + self.moderation.len()
+    }
+
+    /// Where a moderated model's statistics start: after the rest.
+    fn moderation_base(&self) -> usize {
         3 * self.mediators
             + 5
             + self.n_contrasts()
@@ -152,12 +170,57 @@ impl StatLayout {
     pub fn suppression_share(&self) -> usize {
         3 * self.mediators + 4
     }
+    /// a3 (a moderated).
+    pub fn a3(&self) -> Option<usize> {
+        self.moderation.a.then(|| self.moderation_base())
+    }
+    /// b3 (b moderated).
+    pub fn b3(&self) -> Option<usize> {
+        let at = self.moderation_base() + usize::from(self.moderation.a);
+        self.moderation.b.then_some(at)
+    }
+    /// c3' (the direct path moderated).
+    pub fn c3_prime(&self) -> Option<usize> {
+        let md = self.moderation;
+        let at = self.moderation_base() + usize::from(md.a) + usize::from(md.b);
+        md.direct.then_some(at)
+    }
+    /// The conditional indirect effect at moderator value k.
+    pub fn conditional_indirect(&self, k: usize) -> Option<usize> {
+        let md = self.moderation;
+        (k < md.values).then(|| self.moderation_base() + md.interactions() + k)
+    }
+    /// The conditional direct effect at moderator value k (direct path
+    /// moderated).
+    pub fn conditional_direct(&self, k: usize) -> Option<usize> {
+        let md = self.moderation;
+        (md.direct && k < md.values)
+            .then(|| self.moderation_base() + md.interactions() + md.values + k)
+    }
+    /// The index of moderated mediation.
+    pub fn index_moderated_mediation(&self) -> Option<usize> {
+        let md = self.moderation;
+        let direct = if md.direct { md.values } else { 0 };
+        md.has_index()
+            .then(|| self.moderation_base() + md.interactions() + md.values + direct)
+    }
+    /// The difference of the last and first conditional indirect effects.
+    pub fn indirect_difference(&self) -> Option<usize> {
+        let md = self.moderation;
+        let direct = if md.direct { md.values } else { 0 };
+        md.has_difference()
+            .then(|| self.moderation_base() + md.interactions() + md.values + direct)
+    }
 
     /// The statistic behind an effect key of summary.json.
     pub fn index_of(&self, key: &str, mediators: &[String]) -> Option<usize> {
+        self.position(&EffectKey::parse(key, mediators)?, mediators)
+    }
+
+    /// The statistic of `key`.
+    pub fn position(&self, key: &EffectKey, mediators: &[String]) -> Option<usize> {
         let position = |name: &str| mediators.iter().position(|m| m == name);
-        let key = EffectKey::parse(key, mediators)?;
-        match &key {
+        match key {
             EffectKey::A(_) => key.mediator(mediators).map(|j| self.a(j)),
             EffectKey::B(_) => key.mediator(mediators).map(|j| self.b(j)),
             EffectKey::Indirect(Some(_)) => key.mediator(mediators).map(|j| self.ab(j)),
@@ -172,6 +235,13 @@ impl StatLayout {
                 Some(self.contrast(i))
             }
             EffectKey::Sensitivity(k) => (*k < self.sensitivity).then(|| self.acme(*k)),
+            EffectKey::A3 => self.a3(),
+            EffectKey::B3 => self.b3(),
+            EffectKey::C3Prime => self.c3_prime(),
+            EffectKey::ConditionalIndirect(k) => self.conditional_indirect(*k),
+            EffectKey::ConditionalDirect(k) => self.conditional_direct(*k),
+            EffectKey::IndexModeratedMediation => self.index_moderated_mediation(),
+            EffectKey::IndirectDifference => self.indirect_difference(),
         }
     }
 }
@@ -205,6 +275,23 @@ pub struct Solver {
     iv: Option<IvState>,
     /// The rho grid of the sensitivity analysis (empty: none).
     rho: Vec<f64>,
+    /// A moderated model's equations, solved one by one instead.
+    moderated: Option<Moderated>,
+}
+
+/// A moderated model's equations and where theta's coefficients lie in
+/// them (`crate::model::moderation`).
+#[derive(Debug, Clone)]
+struct Moderated {
+    equations: Vec<(usize, Vec<usize>)>,
+    /// Theta's coefficient i: (equation, position among its regressors,
+    /// ratio into the units of the data), None where it is 0.
+    theta: [Option<(usize, usize, f64)>; moderation::THETA],
+    /// The moderator values less W's shift.
+    u: Vec<f64>,
+    /// Scratch: one equation's factor and right-hand side.
+    chol: Vec<f64>,
+    beta: Vec<Vec<f64>>,
 }
 
 /// The instrumented model's column sets and, after a solve, its projections
@@ -249,11 +336,32 @@ impl Solver {
             x_to_y,
             m_to_y,
             layout: StatLayout {
-                mediators: m,
-                studentized: false,
-                sensitivity: 0,
+                moderation: ModerationStats::of(design),
+                ..StatLayout::plain(m)
             },
             rho: Vec::new(),
+            moderated: design.moderation.as_ref().map(|md| {
+                let equations: Vec<(usize, Vec<usize>)> = moderation::equations(design, md)
+                    .into_iter()
+                    .map(|e| (e.dependent, e.regressors))
+                    .collect();
+                let theta = moderation::coefficients(design, md).map(|c| {
+                    c.map(|(e, col)| {
+                        let (d, regressors) = &equations[e];
+                        let at = regressors.iter().position(|&r| r == col);
+                        let ratio = design.scale[*d] / design.scale[col];
+                        (e, at.expect("a coefficient's column is a regressor"), ratio)
+                    })
+                });
+                let k = equations.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
+                Moderated {
+                    beta: equations.iter().map(|(_, r)| vec![0.0; r.len()]).collect(),
+                    equations,
+                    theta,
+                    u: moderation::shifted_values(md),
+                    chol: vec![0.0; k * k],
+                }
+            }),
             l: vec![0.0; q * q],
             inv_diag: vec![0.0; q],
             rhs: vec![0.0; q],
@@ -282,6 +390,9 @@ impl Solver {
     pub fn solve(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
         if self.iv.is_some() {
             return self.solve_two_stage(packed, out);
+        }
+        if self.moderated.is_some() {
+            return self.solve_moderated(packed, out);
         }
         let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
         // Lower triangle of the q x q Gram, row-major.
@@ -366,6 +477,39 @@ impl Solver {
 }
 
 impl Solver {
+    /// [`Solver::solve`] for a moderated design: each equation from its
+    /// own regressors' block (they are not nested), then theta's functions.
+    fn solve_moderated(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
+        let q = self.q;
+        let lay = self.layout;
+        let st = self.moderated.as_mut().expect("moderated solver");
+        for ((d, regressors), beta) in st.equations.iter().zip(st.beta.iter_mut()) {
+            let k = regressors.len();
+            let chol = &mut st.chol[..k * k];
+            for (i, &ri) in regressors.iter().enumerate() {
+                for (j, &rj) in regressors.iter().enumerate() {
+                    chol[i * k + j] = packed[packed_index(ri, rj, q)];
+                }
+                beta[i] = packed[packed_index(ri, *d, q)];
+            }
+            if cholesky(chol, k).is_err() {
+                out.iter_mut().for_each(|v| *v = f64::NAN);
+                return false;
+            }
+            chol_solve(chol, k, beta);
+        }
+        let theta = st
+            .theta
+            .map(|c| c.map_or(0.0, |(e, at, ratio)| st.beta[e][at] * ratio));
+        coefficients_to_stats(&theta[..4], lay, out);
+        moderation::each_effect(&theta, &st.u, lay.moderation, &mut |key, value, _| {
+            if let Some(i) = lay.position(&key, &[]) {
+                out[i] = value;
+            }
+        });
+        true
+    }
+
     /// [`Solver::solve`] for an instrumented design.
     fn solve_two_stage(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
         let q = self.q;

@@ -69,6 +69,114 @@ pub struct ModelSpec {
     /// Cluster variable for inference; the unit column unless set.
     pub cluster: String,
     pub fixed_effects: FixedEffects,
+    /// A moderator of the paths (conditional process analysis), if any.
+    pub moderation: Option<Moderation>,
+}
+
+/// A moderator W of some of the model's paths (Hayes' PROCESS models 7, 14,
+/// 58, 59 and their kin): each moderated path's equation gains W and the
+/// product of W with the path's cause, formed on the data before the fixed
+/// effects are absorbed (`crate::model::moderation`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moderation {
+    /// The moderator's column.
+    pub moderator: String,
+    /// Moderated paths: X -> M (a), M -> Y (b), X -> Y (direct).
+    pub a: bool,
+    pub b: bool,
+    pub direct: bool,
+    /// Mean-centre X and W before forming the products (PROCESS `center`):
+    /// a, b and c' are then the effects at the moderator's mean.
+    pub center: bool,
+    /// The moderator values the conditional effects are given at.
+    pub at: ModeratorValues,
+}
+
+/// Where conditional effects are evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModeratorValues {
+    /// Percentiles of W in the estimation sample (PROCESS: 16, 50, 84).
+    Percentiles(Vec<f64>),
+    /// The mean less one SD, the mean, the mean plus one SD.
+    MeanSd,
+    /// Values of W as given.
+    Values(Vec<f64>),
+}
+
+impl Default for ModeratorValues {
+    fn default() -> Self {
+        ModeratorValues::Percentiles(vec![16.0, 50.0, 84.0])
+    }
+}
+
+impl Moderation {
+    /// Hayes' PROCESS model number of the moderated paths (one mediator).
+    pub fn process_model(&self) -> u8 {
+        match (self.a, self.b, self.direct) {
+            (true, false, false) => 7,
+            (false, true, false) => 14,
+            (true, true, false) => 58,
+            (true, true, true) => 59,
+            (true, false, true) => 8,
+            (false, true, true) => 15,
+            _ => 5,
+        }
+    }
+
+    /// Check the paths and the values, and the combinations not built yet.
+    fn validate(&self, mediators: usize, instrumented: bool) -> Result<()> {
+        let bad = |option: &str, message: String| {
+            Err(Error::InvalidOption {
+                option: option.into(),
+                message,
+            })
+        };
+        if !(self.a || self.b || self.direct) {
+            return bad(
+                "model.moderated",
+                "name at least one moderated path: a, b or direct".into(),
+            );
+        }
+        if mediators != 1 {
+            return bad(
+                "model.moderator",
+                format!(
+                    "a moderated model has one mediator; this one has {mediators} (model.mediators)"
+                ),
+            );
+        }
+        if instrumented {
+            return bad(
+                "model.moderator",
+                "a moderated model with an instrumented treatment (model.instrument) is not \
+                 supported"
+                    .into(),
+            );
+        }
+        match &self.at {
+            ModeratorValues::Percentiles(p)
+                if p.is_empty() || p.iter().any(|v| !(*v > 0.0 && *v < 100.0)) =>
+            {
+                bad(
+                    "model.at",
+                    format!("percentiles must lie strictly between 0 and 100; got {p:?}"),
+                )
+            }
+            ModeratorValues::Values(v) if v.is_empty() || v.iter().any(|x| !x.is_finite()) => bad(
+                "model.at",
+                format!("give at least one finite moderator value; got {v:?}"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The moderated paths as config spells them.
+    pub fn paths(&self) -> Vec<&'static str> {
+        [(self.a, "a"), (self.b, "b"), (self.direct, "direct")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    }
 }
 
 /// Settings of the analytic inference for the indirect effect.
@@ -113,6 +221,7 @@ impl ModelSpec {
             groups: vec![],
             cluster: unit.into(),
             fixed_effects,
+            moderation: None,
         }
     }
 
@@ -147,6 +256,7 @@ impl ModelSpec {
             "mediator" => "model.mediators",
             "control" => "model.controls",
             "instrument" => "model.instrument",
+            "moderator" => "model.moderator",
             "unit" => "data.unit",
             "time" => "data.time",
             "outcome" => "model.outcome",
@@ -157,6 +267,7 @@ impl ModelSpec {
             .chain(self.mediators.iter().map(|m| ("mediator", m)))
             .chain(self.controls.iter().map(|c| ("control", c)))
             .chain(self.instruments.iter().map(|z| ("instrument", z)))
+            .chain(self.moderation.iter().map(|w| ("moderator", &w.moderator)))
             .chain(std::iter::once(("unit", &self.unit)))
             .chain(std::iter::once(("time", &self.time)));
         for (role, name) in numeric {
@@ -169,6 +280,9 @@ impl ModelSpec {
                 );
             }
             seen.push((role, name));
+        }
+        if let Some(w) = &self.moderation {
+            w.validate(self.mediators.len(), !self.instruments.is_empty())?;
         }
         Ok(())
     }
@@ -237,5 +351,6 @@ pub fn default_spec() -> ModelSpec {
         groups: vec!["region".into(), "size".into()],
         cluster: "city".into(),
         fixed_effects: FixedEffects::UnitTime,
+        moderation: None,
     }
 }

@@ -90,6 +90,18 @@ pub fn tex_escape(s: &str) -> String {
     o
 }
 
+/// Moderator value `k` of a moderated summary, as `W = value (label)`.
+fn moderator_value(s: &Summary, k: usize) -> String {
+    match s
+        .moderation
+        .as_ref()
+        .and_then(|md| md.values.get(k).map(|v| (md, v)))
+    {
+        Some((md, v)) => format!("{} = {:.4} ({})", md.moderator, v.value, v.label),
+        None => format!("moderator value {k}"),
+    }
+}
+
 /// The effect rows of the tables: key and label.
 fn effect_rows(s: &Summary) -> Vec<(String, String)> {
     let x = &s.model.treatment;
@@ -112,6 +124,17 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
                 Some(EffectKey::Indirect(None)) => "a*b: indirect effect".into(),
                 Some(EffectKey::ProportionMediated) => "proportion mediated".into(),
                 Some(EffectKey::SuppressionShare) => "suppression share".into(),
+                Some(EffectKey::A3) => "a3: interaction on the a path".into(),
+                Some(EffectKey::B3) => "b3: interaction on the b path".into(),
+                Some(EffectKey::C3Prime) => "c3': interaction on the direct path".into(),
+                Some(EffectKey::ConditionalIndirect(j)) => {
+                    format!("a*b at {}", moderator_value(s, j))
+                }
+                Some(EffectKey::ConditionalDirect(j)) => {
+                    format!("c' at {}", moderator_value(s, j))
+                }
+                Some(EffectKey::IndexModeratedMediation) => "index of moderated mediation".into(),
+                Some(EffectKey::IndirectDifference) => "difference of conditional a*b".into(),
                 Some(EffectKey::Sensitivity(_)) | None => k.clone(),
             };
             (k.clone(), label)

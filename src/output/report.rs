@@ -37,6 +37,17 @@ fn label(s: &Summary, key: &str) -> String {
     let Some(parsed) = EffectKey::parse(key, mediators) else {
         return key.to_string();
     };
+    let w = s
+        .moderation
+        .as_ref()
+        .map_or("W", |md| md.moderator.as_str());
+    // A moderator value as `w=1.23`.
+    let at = |k: usize| {
+        s.moderation
+            .as_ref()
+            .and_then(|md| md.values.get(k))
+            .map_or_else(|| format!("value {k}"), |v| format!("{w}={:.4}", v.value))
+    };
     match parsed {
         EffectKey::Contrast(first, second) => format!("diff {first} - {second}"),
         EffectKey::A(Some(med)) => format!("a    {x} -> {med}"),
@@ -51,6 +62,19 @@ fn label(s: &Summary, key: &str) -> String {
         EffectKey::ProportionMediated => "     proportion mediated".into(),
         EffectKey::SuppressionShare => "     suppression share".into(),
         EffectKey::Sensitivity(_) => key.to_string(),
+        EffectKey::A3 => format!("a3   {x}*{w} -> {m}"),
+        EffectKey::B3 => format!("b3   {m}*{w} -> {y}"),
+        EffectKey::C3Prime => format!("c3'  {x}*{w} -> {y}"),
+        EffectKey::ConditionalIndirect(k) => format!("a*b  at {}", at(k)),
+        EffectKey::ConditionalDirect(k) => format!("c'   at {}", at(k)),
+        EffectKey::IndexModeratedMediation => "     index of moderated mediation".into(),
+        EffectKey::IndirectDifference => format!(
+            "     a*b at {} - at {}",
+            at(s.moderation
+                .as_ref()
+                .map_or(0, |md| md.values.len().saturating_sub(1))),
+            at(0)
+        ),
     }
 }
 
@@ -273,6 +297,34 @@ fn render_run(o: &mut String, s: &Summary) {
             iv.instruments.join(", "),
             iv.first_stage_f,
             p_text(Some(iv.first_stage_p_value))
+        );
+    }
+    if let Some(md) = &s.moderation {
+        let at: Vec<String> = md
+            .values
+            .iter()
+            .map(|v| format!("{} {:.4}", v.label, v.value))
+            .collect();
+        let _ = writeln!(
+            o,
+            "moder  PROCESS model {}: {} moderated by {}{}{}; conditional effects at {}",
+            md.process_model,
+            md.paths.join(", "),
+            md.moderator,
+            if md.center {
+                format!(
+                    " (X and W centred: a, b, c' at {}={:.4})",
+                    md.moderator, md.shift
+                )
+            } else {
+                format!(" (a, b, c' at {}=0)", md.moderator)
+            },
+            if md.moderator_absorbed {
+                "; its main effect is absorbed by the unit fixed effects"
+            } else {
+                ""
+            },
+            at.join(", ")
         );
     }
     let _ = writeln!(

@@ -992,11 +992,7 @@ impl Engine for Stored<'_> {
     fn layout(&self) -> StatLayout {
         match &self.source {
             Source::Engine(e) => e.layout(),
-            Source::Items { .. } => StatLayout {
-                mediators: 0,
-                studentized: false,
-                sensitivity: 0,
-            },
+            Source::Items { .. } => StatLayout::plain(0),
         }
     }
 
@@ -1043,11 +1039,7 @@ mod tests {
             Backend::cpu()
         }
         fn layout(&self) -> StatLayout {
-            StatLayout {
-                mediators: 1,
-                studentized: false,
-                sensitivity: 0,
-            }
+            StatLayout::plain(1)
         }
         fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64> {
             let n = self.layout().len();
@@ -1102,11 +1094,7 @@ mod tests {
             Backend::cpu()
         }
         fn layout(&self) -> StatLayout {
-            StatLayout {
-                mediators: 1,
-                studentized: false,
-                sensitivity: 0,
-            }
+            StatLayout::plain(1)
         }
         fn compute(&self, start: u64, out: &mut [f64]) -> Result<u64> {
             let n = self.layout().len();

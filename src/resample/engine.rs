@@ -257,6 +257,7 @@ impl CpuEngine {
             weights.scheme,
             Asks {
                 studentized: studentize,
+                moderated: design.moderation.is_some(),
                 ..Asks::default()
             },
         )?;

@@ -19,6 +19,7 @@ use crate::math::linalg::packed_len;
 use crate::model::design::Design;
 use crate::model::estimate::{SystemFit, fit_system};
 use crate::model::mediation::equations;
+use crate::model::moderation::ModerationStats;
 use crate::model::replicate::{Solver, StatLayout};
 use crate::resample::engine::Engine;
 use crate::resample::factory::{CpuRequest, cpu_engine};
@@ -64,9 +65,8 @@ impl LabelPermutation {
     /// The statistics' layout (each group's, and so their difference's).
     pub fn layout(&self) -> StatLayout {
         StatLayout {
-            mediators: self.design.layout.n_mediators,
-            studentized: false,
-            sensitivity: 0,
+            moderation: ModerationStats::of(&self.design),
+            ..StatLayout::plain(self.design.layout.n_mediators)
         }
     }
 

@@ -165,6 +165,8 @@ pub struct Asks {
     pub sensitivity: bool,
     /// The wild scheme's restricted (WCR) tests.
     pub wild_tests: bool,
+    /// The model has a moderator (products of columns).
+    pub moderated: bool,
 }
 
 /// The combinations of scheme, model and intervals medsim refuses, in one
@@ -200,6 +202,28 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
             "resampling.scheme",
             "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, jackknife): \
              permutation and wild replicates have no Gram matrix",
+        );
+    }
+    if asks.moderated && (wild || permutation) {
+        return refuse(
+            "resampling.scheme",
+            "a moderated model (model.moderator) is resampled by reweighting clusters: use \
+             pairs, bayes, poisson or jackknife (the wild and permutation schemes do not \
+             re-form its products yet)",
+        );
+    }
+    if asks.moderated && asks.studentized {
+        return refuse(
+            "inference.methods",
+            "studentized intervals are not yet available for a moderated model \
+             (model.moderator); use percentile, bc, bca, basic or normal",
+        );
+    }
+    if asks.moderated && asks.sensitivity {
+        return refuse(
+            "sensitivity",
+            "the sensitivity analysis is for one mediator without moderation; drop \
+             model.moderator or the [sensitivity] section",
         );
     }
     if asks.studentized && permutation {

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::robustness::Robustness;
 use crate::data::synthetic::{CONTROLS, SyntheticParams};
 use crate::error::{Error, Result};
-use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec, check_level};
+use crate::model::spec::{
+    FixedEffects, InferenceSpec, ModelSpec, Moderation, ModeratorValues, check_level,
+};
 use crate::resample::engine::Precision;
 use crate::resample::intervals::Method;
 use crate::resample::scheme::{Scheme, WildWeights};
@@ -115,6 +117,29 @@ pub struct ModelConfig {
     pub instrument: Vec<String>,
     /// Other sets of parallel mediators fitted on the same replicates.
     pub also_mediators: Vec<Vec<String>>,
+    /// A moderator column of the paths (conditional process analysis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moderator: Option<String>,
+    /// The moderated paths, any of "a", "b", "direct" (PROCESS model 7 is
+    /// ["a"], 14 ["b"], 58 ["a", "b"], 59 all three); empty: ["a", "b"].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moderated: Vec<String>,
+    /// Mean-centre the treatment and the moderator before forming products.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub center: bool,
+    /// Moderator values of the conditional effects: a list of values,
+    /// "mean-sd", or `{ percentiles = [..] }` (default 16, 50, 84).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<AtConfig>,
+}
+
+/// `[model] at`: where conditional effects are evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AtConfig {
+    Values(Vec<f64>),
+    Named(String),
+    Percentiles { percentiles: Vec<f64> },
 }
 
 /// `[resampling]`.
@@ -317,6 +342,10 @@ impl Default for ModelConfig {
             groups: vec![],
             instrument: vec![],
             also_mediators: vec![],
+            moderator: None,
+            moderated: vec![],
+            center: false,
+            at: None,
         }
     }
 }
@@ -574,6 +603,73 @@ pub fn line_of_key(text: &str, key: &str) -> usize {
 }
 
 /// The messages of the existing option parsers, without their flag names.
+/// `[model]`'s moderation keys as the model's [`Moderation`]; an error
+/// names its key.
+fn moderation(m: &ModelConfig) -> std::result::Result<Option<Moderation>, (&'static str, String)> {
+    let Some(moderator) = &m.moderator else {
+        for (key, set) in [
+            ("model.moderated", !m.moderated.is_empty()),
+            ("model.center", m.center),
+            ("model.at", m.at.is_some()),
+        ] {
+            if set {
+                return Err((
+                    key,
+                    "applies only with a moderator (model.moderator)".into(),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let mut paths = [false; 3];
+    for path in &m.moderated {
+        match path.as_str() {
+            "a" => paths[0] = true,
+            "b" => paths[1] = true,
+            "direct" => paths[2] = true,
+            other => {
+                return Err((
+                    "model.moderated",
+                    format!(
+                        "'{other}' is not a path; use a (X -> M), b (M -> Y) or direct (X -> Y)"
+                    ),
+                ));
+            }
+        }
+    }
+    if m.moderated.is_empty() {
+        paths = [true, true, false];
+    }
+    let at = match &m.at {
+        None => ModeratorValues::default(),
+        Some(AtConfig::Values(v)) => ModeratorValues::Values(v.clone()),
+        Some(AtConfig::Percentiles { percentiles }) => {
+            ModeratorValues::Percentiles(percentiles.clone())
+        }
+        Some(AtConfig::Named(name)) => match name.as_str() {
+            "mean-sd" => ModeratorValues::MeanSd,
+            "percentiles" => ModeratorValues::default(),
+            other => {
+                return Err((
+                    "model.at",
+                    format!(
+                        "'{other}' is not a choice of moderator values; give a list of values, \
+                         \"mean-sd\", \"percentiles\" or {{ percentiles = [16, 50, 84] }}"
+                    ),
+                ));
+            }
+        },
+    };
+    Ok(Some(Moderation {
+        moderator: moderator.clone(),
+        a: paths[0],
+        b: paths[1],
+        direct: paths[2],
+        center: m.center,
+        at,
+    }))
+}
+
 fn message_of(e: Error) -> String {
     match e {
         Error::InvalidOption { message, .. } => message,
@@ -811,6 +907,7 @@ impl Config {
             groups,
             cluster: m.cluster.clone().unwrap_or_else(|| d.unit.clone()),
             fixed_effects,
+            moderation: moderation(m).map_err(|(key, message)| err(key, message))?,
         };
         model.validate().map_err(|e| match e {
             Error::InvalidOption { option, message } => err(&option, message),

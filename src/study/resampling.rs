@@ -330,6 +330,7 @@ fn checked_request(
             studentized: spec.methods.contains(&Method::Studentized),
             sensitivity: spec.sensitivity.is_some(),
             wild_tests: spec.wild_tests,
+            moderated: design.moderation.is_some(),
         },
     )?;
     if spec.sensitivity.is_some() {

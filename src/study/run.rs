@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::design::Design;
 use crate::model::mediation::Effect;
 use crate::model::mediation::analyse;
+use crate::model::moderation::ModerationStats;
 use crate::model::panel::Panel;
 use crate::model::replicate::StatLayout;
 use crate::model::spec::{InferenceSpec, ModelSpec};
@@ -478,9 +479,8 @@ fn contrast(
         _ => vec![],
     };
     let layout = StatLayout {
-        mediators: first.analysis.mediators.len(),
-        studentized: false,
-        sensitivity: 0,
+        moderation: ModerationStats::of(pooled_design),
+        ..StatLayout::plain(first.analysis.mediators.len())
     };
     let permutation_p = |key: &str| -> Option<f64> {
         let stat = layout.index_of(key, &first.analysis.mediators)?;

@@ -532,11 +532,7 @@ fn stacked_engines(
     match gpu.stacked(&sets, spec.scheme, replicates) {
         Ok(stats) => {
             for ((i, p), stats) in ready.iter().zip(stats) {
-                let layout = StatLayout {
-                    mediators: p.design.layout.n_mediators,
-                    studentized: false,
-                    sensitivity: 0,
-                };
+                let layout = StatLayout::plain(p.design.layout.n_mediators);
                 given[*i] = Some(Precomputed::new(layout, stats, backend.clone()));
             }
         }

@@ -8,12 +8,14 @@
 //! `indirect:NAME1 - indirect:NAME2`. With `--group`, `groups` holds each
 //! group's model under `COL=LEVEL`; with `--also-mediators`,
 //! `mediator_models` holds the model with another set of mediators. With `--instrument`, every equation is
-//! fitted by two-stage least squares and `iv` holds the first stage.
+//! fitted by two-stage least squares and `iv` holds the first stage. With
+//! `--moderator`, `moderation` describes the moderated paths and the
+//! moderator values of the conditional effects ([`ModerationSummary`]).
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::model::design::{Design, Role};
+use crate::model::design::{Design, ModeratedColumns, Role};
 use crate::model::effect::EffectKey;
 use crate::model::mediation::{Analysis, Effect, Interval, IvDiagnostics, JointTest, Suppression};
 use crate::model::panel::Panel;
@@ -38,6 +40,10 @@ pub struct Summary {
     /// first-stage F.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iv: Option<IvDiagnostics>,
+    /// With `--moderator`: the moderated paths and the moderator values of
+    /// the effects `conditional_indirect:K` and `conditional_direct:K`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<ModerationSummary>,
     /// Present when the run resampled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampling: Option<ResamplingSummary>,
@@ -68,6 +74,57 @@ pub struct Summary {
     /// (`RunPlan::keep_replicates`); not written to summary.json.
     #[serde(skip)]
     pub replicates: Option<crate::study::resampling::Replicates>,
+}
+
+/// A moderated model (summary.json `moderation`): its effects are in
+/// `effects` as `a3`, `b3`, `c3_prime` (the interaction coefficients),
+/// `conditional_indirect:K` and `conditional_direct:K` (at `values[K]`),
+/// `index_moderated_mediation` and `indirect_difference`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModerationSummary {
+    pub moderator: String,
+    /// Hayes' PROCESS model number of the moderated paths.
+    pub process_model: u8,
+    /// The moderated paths: a, b, direct.
+    pub paths: Vec<String>,
+    /// X and W were mean-centred before forming the products.
+    pub center: bool,
+    /// W's mean when centred (a, b and c' are the effects there), else 0.
+    pub shift: f64,
+    /// W does not vary within units: the unit effects absorb its main
+    /// effect, and only its products are regressors.
+    pub moderator_absorbed: bool,
+    /// The moderator values of the conditional effects.
+    pub values: Vec<ModeratorValue>,
+}
+
+/// One moderator value: how it was chosen (`16th percentile`, `mean`,
+/// `value`) and the value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModeratorValue {
+    pub label: String,
+    pub value: f64,
+}
+
+impl ModerationSummary {
+    fn of(md: &ModeratedColumns) -> ModerationSummary {
+        ModerationSummary {
+            moderator: md.spec.moderator.clone(),
+            process_model: md.spec.process_model(),
+            paths: md.spec.paths().iter().map(|p| p.to_string()).collect(),
+            center: md.spec.center,
+            shift: md.w_shift,
+            moderator_absorbed: md.w.is_none(),
+            values: md
+                .values
+                .iter()
+                .map(|(label, value)| ModeratorValue {
+                    label: label.clone(),
+                    value: *value,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The difference of one effect between two groups' models (first minus
@@ -331,6 +388,7 @@ impl Summary {
             },
             equations,
             iv: analysis.iv.clone(),
+            moderation: design.moderation.as_ref().map(ModerationSummary::of),
             resampling: None,
             groups: IndexMap::new(),
             mediator_models: IndexMap::new(),

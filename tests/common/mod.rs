@@ -185,3 +185,41 @@ pub fn medsim(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .output()
         .expect("the binary runs")
 }
+
+/// Least squares by Householder QR: coefficients of y on the columns of x
+/// (column-major, n rows).
+pub fn qr_least_squares(mut x: Vec<Vec<f64>>, mut y: Vec<f64>) -> Vec<f64> {
+    let n = y.len();
+    let k = x.len();
+    for j in 0..k {
+        let norm = x[j][j..].iter().map(|v| v * v).sum::<f64>().sqrt();
+        let alpha = if x[j][j] > 0.0 { -norm } else { norm };
+        let mut v: Vec<f64> = x[j][j..].to_vec();
+        v[0] -= alpha;
+        let vnorm2: f64 = v.iter().map(|a| a * a).sum();
+        if vnorm2 == 0.0 {
+            continue;
+        }
+        let reflect = |col: &mut [f64]| {
+            let dot: f64 = col[j..].iter().zip(&v).map(|(a, b)| a * b).sum();
+            let f = 2.0 * dot / vnorm2;
+            for (c, vi) in col[j..].iter_mut().zip(&v) {
+                *c -= f * vi;
+            }
+        };
+        for col in x.iter_mut().skip(j) {
+            reflect(col);
+        }
+        reflect(&mut y);
+    }
+    let mut beta = vec![0.0; k];
+    for i in (0..k).rev() {
+        let mut s = y[i];
+        for j in i + 1..k {
+            s -= x[j][i] * beta[j];
+        }
+        beta[i] = s / x[i][i];
+    }
+    let _ = n;
+    beta
+}

@@ -1,0 +1,458 @@
+//! Moderated mediation (PROCESS models 7, 14, 58, 59) against references:
+//! lavaan's defined parameters without fixed effects, pyfixest's equations
+//! (coefficients and CR1 SEs) with two-way fixed effects, both from
+//! tests/fixtures/make_moderation_fixtures.py and make_moderation_lavaan.R
+//! on moderated.csv; and the replicate solver against a brute-force refit
+//! of materialised pairs resamples, replicate by replicate.
+
+mod common;
+
+use medsim::internals::data::table::{Table, read_csv};
+use medsim::internals::model::design::Design;
+use medsim::internals::model::estimate::fit_system;
+use medsim::internals::model::mediation::equations;
+use medsim::internals::model::panel::Panel;
+use medsim::internals::model::spec::{FixedEffects, ModelSpec, Moderation, ModeratorValues};
+use medsim::internals::resample::engine::{CpuEngine, Engine};
+use medsim::internals::resample::scheme::{Scheme, WeightPlan};
+use medsim::{DataSource, InferenceSpec, RunPlan};
+use serde_json::Value;
+
+fn rel_err(got: f64, want: f64) -> f64 {
+    (got - want).abs() / want.abs().max(1e-300)
+}
+
+fn json(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(common::fixture(name)).unwrap()).unwrap()
+}
+
+/// The fixture's model with `moderation`.
+fn spec(fe: FixedEffects, moderation: Moderation) -> ModelSpec {
+    ModelSpec {
+        controls: vec!["c1".into(), "c2".into()],
+        moderation: Some(moderation),
+        ..ModelSpec::xmy("unit", "time", &[], fe)
+    }
+}
+
+/// A fixture case's moderation (moderator `w` unless it names another).
+fn moderation_of(case: &Value) -> Moderation {
+    let paths: Vec<&str> = case["moderated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    Moderation {
+        moderator: case
+            .get("moderator")
+            .and_then(Value::as_str)
+            .unwrap_or("w")
+            .into(),
+        a: paths.contains(&"a"),
+        b: paths.contains(&"b"),
+        direct: paths.contains(&"direct"),
+        center: case["center"].as_bool().unwrap(),
+        at: ModeratorValues::default(),
+    }
+}
+
+fn run(model: ModelSpec) -> medsim::internals::study::summary::Summary {
+    let plan = RunPlan {
+        inference: InferenceSpec {
+            mc_draws: 2000,
+            ..InferenceSpec::default()
+        },
+        group_by: vec![],
+        mediator_sets: vec![],
+        ..RunPlan::new(
+            "moderation",
+            DataSource::file(common::fixture("moderated.csv")),
+            model,
+        )
+    };
+    medsim::run(&plan, &|_, _| Ok(())).unwrap()
+}
+
+#[test]
+fn every_lavaan_case_matches() {
+    let fixture = json("moderation_lavaan.json");
+    let values = common::floats(&fixture["values"]);
+    let cases = fixture["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for case in cases {
+        let name = format!("model {} center {}", case["process_model"], case["center"]);
+        let summary = run(spec(FixedEffects::None, moderation_of(case)));
+        let md = summary.moderation.as_ref().unwrap();
+        assert_eq!(
+            u64::from(md.process_model),
+            case["process_model"].as_u64().unwrap()
+        );
+        // The 16th, 50th and 84th percentiles, as R's quantile gives them.
+        assert_eq!(md.values.len(), 3);
+        for (got, want) in md.values.iter().zip(&values) {
+            assert!(
+                rel_err(got.value, *want) < 1e-14,
+                "{name}: {} vs {want}",
+                got.value
+            );
+        }
+        let effects = case["effects"].as_object().unwrap();
+        for (key, want) in effects {
+            let got = summary
+                .effect(key)
+                .unwrap_or_else(|| panic!("{name}: no effect {key}"));
+            let want = want.as_f64().unwrap();
+            assert!(
+                rel_err(got.estimate, want) < 1e-8,
+                "{name} {key}: {} vs lavaan {want}",
+                got.estimate
+            );
+        }
+        // Every moderation effect medsim reports is one lavaan checked.
+        let reported = summary
+            .effects
+            .keys()
+            .filter(|k| {
+                k.starts_with("conditional_")
+                    || [
+                        "a3",
+                        "b3",
+                        "c3_prime",
+                        "index_moderated_mediation",
+                        "indirect_difference",
+                    ]
+                    .contains(&k.as_str())
+            })
+            .count();
+        let checked = effects
+            .keys()
+            .filter(|k| !["a", "b", "c_prime"].contains(&k.as_str()))
+            .count();
+        assert_eq!(reported, checked, "{name}");
+    }
+}
+
+#[test]
+fn every_pyfixest_case_matches() {
+    let fixture = json("moderation_pyfixest.json");
+    for case in fixture["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let summary = run(spec(FixedEffects::UnitTime, moderation_of(case)));
+        let md = summary.moderation.as_ref().unwrap();
+        assert_eq!(md.moderator_absorbed, md.moderator == "size", "{name}");
+        let want_eqs = case["equations"].as_array().unwrap();
+        assert_eq!(summary.equations.len(), want_eqs.len(), "{name}");
+        for (got, want) in summary.equations.iter().zip(want_eqs) {
+            assert_eq!(got.dependent, want["dependent"].as_str().unwrap(), "{name}");
+            let want = want["coefficients"].as_object().unwrap();
+            assert_eq!(got.coefficients.len(), want.len(), "{name} {}", got.name);
+            for c in &got.coefficients {
+                let w = common::floats(&want[&c.name]);
+                assert!(
+                    rel_err(c.estimate, w[0]) < 1e-8,
+                    "{name} {} {}: {} vs pyfixest {}",
+                    got.name,
+                    c.name,
+                    c.estimate,
+                    w[0]
+                );
+                assert!(
+                    rel_err(c.se, w[1]) < 1e-6,
+                    "{name} {} {}: SE {} vs pyfixest {}",
+                    got.name,
+                    c.name,
+                    c.se,
+                    w[1]
+                );
+            }
+        }
+    }
+}
+
+/// The oracle: one pairs replicate materialised (a cluster drawn k times
+/// is k units), its products formed from the rows with the full sample's
+/// shift, the two-way effects applied from scratch (unit demeaning and
+/// period dummies), each equation refitted by QR; theta's functions
+/// written out here.
+fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(String, f64)> {
+    let md = design.moderation.as_ref().unwrap();
+    let spec = model.moderation.as_ref().unwrap();
+    let col = |name: &str| table.column(name).unwrap();
+    let units: Vec<String> = {
+        let mut u: Vec<String> = table.rows.iter().map(|r| r[col("unit")].clone()).collect();
+        u.sort();
+        u.dedup();
+        u
+    };
+    let periods: Vec<String> = {
+        let mut t: Vec<String> = table.rows.iter().map(|r| r[col("time")].clone()).collect();
+        t.sort();
+        t.dedup();
+        t
+    };
+    // (unit, period, values by name)
+    let mut rows: Vec<(usize, usize, [f64; 7])> = Vec::new();
+    let names = ["x", "m", "y", "c1", "c2", "w", "size"];
+    let x_mean: f64 = table
+        .rows
+        .iter()
+        .map(|r| r[col("x")].parse::<f64>().unwrap())
+        .sum::<f64>()
+        / table.rows.len() as f64;
+    let x_shift = if spec.center { x_mean } else { 0.0 };
+    let mut next = 0;
+    for (g, unit) in units.iter().enumerate() {
+        for _ in 0..w[g] as usize {
+            for r in table.rows.iter().filter(|r| &r[col("unit")] == unit) {
+                let t = periods.iter().position(|p| *p == r[col("time")]).unwrap();
+                let v = names.map(|n| r[col(n)].parse::<f64>().unwrap());
+                rows.push((next, t, v));
+            }
+            next += 1;
+        }
+    }
+    let n = rows.len();
+    let get = |k: usize| -> Vec<f64> { rows.iter().map(|r| r.2[k]).collect() };
+    let wk = names.iter().position(|n| *n == spec.moderator).unwrap();
+    let (x, m, y, c1, c2, wv) = (get(0), get(1), get(2), get(3), get(4), get(wk));
+    let xw: Vec<f64> = (0..n)
+        .map(|i| (x[i] - x_shift) * (wv[i] - md.w_shift))
+        .collect();
+    let mw: Vec<f64> = (0..n).map(|i| m[i] * (wv[i] - md.w_shift)).collect();
+    let dummies: Vec<Vec<f64>> = (1..periods.len())
+        .map(|t| rows.iter().map(|r| f64::from(u8::from(r.1 == t))).collect())
+        .collect();
+    let demean = |c: &[f64]| -> Vec<f64> {
+        let mut sum = vec![0.0; next];
+        let mut count = vec![0.0; next];
+        for (r, v) in rows.iter().zip(c) {
+            sum[r.0] += v;
+            count[r.0] += 1.0;
+        }
+        rows.iter()
+            .zip(c)
+            .map(|(r, v)| v - sum[r.0] / count[r.0])
+            .collect()
+    };
+    let fit = |dep: &[f64], regs: Vec<&[f64]>| -> Vec<f64> {
+        let mut cols: Vec<Vec<f64>> = regs.iter().map(|c| demean(c)).collect();
+        cols.extend(dummies.iter().map(|d| demean(d)));
+        common::qr_least_squares(cols, demean(dep))
+    };
+    let absorbed = md.w.is_none();
+    let own: Vec<&[f64]> = if absorbed { vec![] } else { vec![&wv] };
+    let mut med: Vec<&[f64]> = vec![&x, &c1, &c2];
+    if spec.a {
+        med.extend(&own);
+        med.push(&xw);
+    }
+    let mut out: Vec<&[f64]> = vec![&x, &c1, &c2, &m];
+    if spec.b || spec.direct {
+        out.extend(&own);
+    }
+    if spec.b {
+        out.push(&mw);
+    }
+    if spec.direct {
+        out.push(&xw);
+    }
+    let bm = fit(&m, med.clone());
+    let by = fit(&y, out.clone());
+    let at = |regs: &[&[f64]], c: &[f64]| regs.iter().position(|r| std::ptr::eq(*r, c));
+    let (a1, b1, c_prime) = (bm[0], by[3], by[0]);
+    let a3 = at(&med, &xw).filter(|_| spec.a).map_or(0.0, |i| bm[i]);
+    let b3 = at(&out, &mw).map_or(0.0, |i| by[i]);
+    let c3 = at(&out, &xw).map_or(0.0, |i| by[i]);
+    let omega = |u: f64| (a1 + a3 * u) * (b1 + b3 * u);
+    let u: Vec<f64> = md.values.iter().map(|(_, v)| v - md.w_shift).collect();
+    let mut stats = vec![
+        ("a".to_string(), a1),
+        ("b".to_string(), b1),
+        ("c_prime".to_string(), c_prime),
+    ];
+    if spec.a {
+        stats.push(("a3".into(), a3));
+    }
+    if spec.b {
+        stats.push(("b3".into(), b3));
+    }
+    if spec.direct {
+        stats.push(("c3_prime".into(), c3));
+        for (k, &v) in u.iter().enumerate() {
+            stats.push((format!("conditional_direct:{k}"), c_prime + c3 * v));
+        }
+    }
+    for (k, &v) in u.iter().enumerate() {
+        stats.push((format!("conditional_indirect:{k}"), omega(v)));
+    }
+    if spec.a != spec.b {
+        let index = if spec.a { a3 * b1 } else { a1 * b3 };
+        stats.push(("index_moderated_mediation".into(), index));
+    }
+    if spec.a && spec.b {
+        stats.push(("indirect_difference".into(), omega(u[2]) - omega(u[0])));
+    }
+    stats
+}
+
+#[test]
+fn replicates_match_a_refit_of_the_materialised_resamples() {
+    let table = read_csv(&common::fixture("moderated.csv")).unwrap();
+    let cases = [
+        (true, false, false, false, "w"),
+        (false, true, false, false, "w"),
+        (true, true, true, true, "w"),
+        (true, false, false, false, "size"),
+    ];
+    for (a, b, direct, center, moderator) in cases {
+        let model = spec(
+            FixedEffects::UnitTime,
+            Moderation {
+                moderator: moderator.into(),
+                a,
+                b,
+                direct,
+                center,
+                at: ModeratorValues::MeanSd,
+            },
+        );
+        let panel = Panel::from_table(&table, &model).unwrap();
+        let design = Design::build(&panel, model.fixed_effects).unwrap();
+        let fit = fit_system(&design, &equations(&design)).unwrap();
+        let g = design.n_clusters;
+        let plan = WeightPlan::new(Scheme::Pairs, 42, g, None);
+        let engine = CpuEngine::new(&design, &fit, plan.clone(), 7, 2, false).unwrap();
+        let layout = engine.layout();
+        let replicates = 6;
+        let mut fast = vec![0.0; replicates * layout.len()];
+        assert_eq!(engine.compute(0, &mut fast).unwrap(), 0);
+        let mut w = vec![0.0; g];
+        for r in 0..replicates {
+            plan.fill(r as u64, &mut w);
+            let row = &fast[r * layout.len()..(r + 1) * layout.len()];
+            for (key, want) in oracle(&table, &model, &design, &w) {
+                let i = layout.index_of(&key, &["m".to_string()]).unwrap();
+                assert!(
+                    rel_err(row[i], want) < 1e-9,
+                    "{moderator} a={a} b={b} direct={direct} replicate {r} {key}: {} vs {want}",
+                    row[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn centring_moves_the_paths_not_the_conditional_effects() {
+    let fit = |center: bool| {
+        run(spec(
+            FixedEffects::UnitTime,
+            Moderation {
+                moderator: "w".into(),
+                a: true,
+                b: true,
+                direct: true,
+                center,
+                at: ModeratorValues::Values(vec![2.0, 3.5]),
+            },
+        ))
+    };
+    let (raw, centred) = (fit(false), fit(true));
+    for key in [
+        "a3",
+        "b3",
+        "c3_prime",
+        "conditional_indirect:0",
+        "conditional_indirect:1",
+        "conditional_direct:1",
+        "indirect_difference",
+    ] {
+        let (r, c) = (raw.effect(key).unwrap(), centred.effect(key).unwrap());
+        assert!(
+            rel_err(c.estimate, r.estimate) < 1e-9,
+            "{key}: {} vs {}",
+            c.estimate,
+            r.estimate
+        );
+        assert!(rel_err(c.se.unwrap(), r.se.unwrap()) < 1e-7, "{key} SE");
+    }
+    // a is the effect at W's mean once centred: the conditional a there.
+    let shift = centred.moderation.as_ref().unwrap().shift;
+    let (a1, a3) = (
+        raw.effect("a").unwrap().estimate,
+        raw.effect("a3").unwrap().estimate,
+    );
+    let a = centred.effect("a").unwrap().estimate;
+    assert!(
+        rel_err(a, a1 + a3 * shift) < 1e-9,
+        "{a} vs {}",
+        a1 + a3 * shift
+    );
+}
+
+#[test]
+fn unsupported_and_wrong_options_are_refused_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fixture("moderated.csv");
+    let base = [
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--unit",
+        "unit",
+        "--time",
+        "time",
+        "--outcome",
+        "y",
+        "--treatment",
+        "x",
+        "--group",
+        "",
+        "--also-mediators",
+        "",
+        "-q",
+        "--no-plots",
+        "--out",
+    ];
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--moderated", "a"],
+            "--moderated: applies only with a moderator (model.moderator, --moderator)",
+        ),
+        (
+            &["--moderator", "w", "--moderated", "a,x"],
+            "'x' is not a path",
+        ),
+        (
+            &["--moderator", "w", "--at", "mid"],
+            "'mid' is not a choice of moderator values",
+        ),
+        (
+            &["--moderator", "w", "--scheme", "wild"],
+            "resampling.scheme (--scheme): a moderated model",
+        ),
+        (
+            &["--moderator", "w", "--backend", "gpu"],
+            "the GPU engine does not compute a moderated",
+        ),
+        (
+            &["--moderator", "w", "--mediator", "m,c2", "--controls", "c1"],
+            "a moderated model has one mediator",
+        ),
+    ];
+    for (k, (extra, message)) in cases.iter().enumerate() {
+        let out = dir.path().join(format!("r{k}"));
+        let mut args: Vec<&str> = base.to_vec();
+        args.push(out.to_str().unwrap());
+        if !extra.contains(&"--mediator") {
+            args.extend(["--mediator", "m", "--controls", "c1,c2"]);
+        }
+        args.extend(extra.iter());
+        let done = common::medsim(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
+        assert!(!out.exists(), "{extra:?} wrote {}", out.display());
+    }
+}
