@@ -283,14 +283,21 @@ pub struct Solver {
 /// them (`crate::model::moderation`).
 #[derive(Debug, Clone)]
 struct Moderated {
+    /// Columns of the base block every equation starts with (treatment,
+    /// controls, nuisance).
+    base: usize,
+    /// Each equation: its dependent column and the columns it adds.
     equations: Vec<(usize, Vec<usize>)>,
-    /// Theta's coefficient i: (equation, position among its regressors,
-    /// ratio into the units of the data), None where it is 0.
+    /// Theta's coefficient i: (equation, 0 for the treatment's or 1 + j
+    /// for the j-th added column's, ratio into the units of the data), None
+    /// where it is 0.
     theta: [Option<(usize, usize, f64)>; moderation::THETA],
     /// The moderator values less W's shift.
     u: Vec<f64>,
-    /// Scratch: one equation's factor and right-hand side.
-    chol: Vec<f64>,
+    /// Scratch: the added columns' Schur block, the base right-hand side,
+    /// and each equation's (treatment, added) coefficients.
+    small: Vec<f64>,
+    t: Vec<f64>,
     beta: Vec<Vec<f64>>,
 }
 
@@ -341,25 +348,37 @@ impl Solver {
             },
             rho: Vec::new(),
             moderated: design.moderation.as_ref().map(|md| {
+                let base = lay.base_regressors().len();
+                // Every equation is the base block and the columns it adds.
                 let equations: Vec<(usize, Vec<usize>)> = moderation::equations(design, md)
                     .into_iter()
-                    .map(|e| (e.dependent, e.regressors))
+                    .map(|e| {
+                        debug_assert!(e.regressors[..base] == lay.base_regressors()[..]);
+                        (e.dependent, e.regressors[base..].to_vec())
+                    })
                     .collect();
                 let theta = moderation::coefficients(design, md).map(|c| {
                     c.map(|(e, col)| {
-                        let (d, regressors) = &equations[e];
-                        let at = regressors.iter().position(|&r| r == col);
-                        let ratio = design.scale[*d] / design.scale[col];
-                        (e, at.expect("a coefficient's column is a regressor"), ratio)
+                        let (d, added) = &equations[e];
+                        let at = match col == lay.treatment() {
+                            true => 0,
+                            false => 1 + added
+                                .iter()
+                                .position(|&r| r == col)
+                                .expect("a coefficient's column is a regressor"),
+                        };
+                        (e, at, design.scale[*d] / design.scale[col])
                     })
                 });
-                let k = equations.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
+                let most = equations.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
                 Moderated {
-                    beta: equations.iter().map(|(_, r)| vec![0.0; r.len()]).collect(),
+                    base,
+                    beta: equations.iter().map(|(_, r)| vec![0.0; 1 + r.len()]).collect(),
                     equations,
                     theta,
                     u: moderation::shifted_values(md),
-                    chol: vec![0.0; k * k],
+                    small: vec![0.0; most * most],
+                    t: vec![0.0; base],
                 }
             }),
             l: vec![0.0; q * q],
@@ -395,40 +414,12 @@ impl Solver {
             return self.solve_moderated(packed, out);
         }
         let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
-        // Lower triangle of the q x q Gram, row-major.
-        let mut k = 0;
-        for i in 0..q {
-            for j in i..q {
-                self.l[j * q + i] = packed[k];
-                k += 1;
-            }
-        }
-        // Right-looking Cholesky of the regressor block (columns 0..ko); row y
-        // (= ko) goes through the same eliminations and so ends up holding its
-        // forward-solved part. The trailing updates are axpys over contiguous
-        // row segments, which vectorise, unlike dot-product reductions.
-        for j in 0..ko {
-            let d = self.l[j * q + j];
-            if !(d > 0.0) {
-                out.iter_mut().for_each(|v| *v = f64::NAN);
-                return false;
-            }
-            let diag = d.sqrt();
-            let inv = 1.0 / diag;
-            self.l[j * q + j] = diag;
-            self.inv_diag[j] = inv;
-            for i in j + 1..q {
-                let v = self.l[i * q + j] * inv;
-                self.l[i * q + j] = v;
-                self.rhs[i] = v;
-            }
-            for i in j + 1..q {
-                let lij = self.rhs[i];
-                let row = &mut self.l[i * q + j + 1..i * q + i + 1];
-                for (a, &c) in row.iter_mut().zip(&self.rhs[j + 1..i + 1]) {
-                    *a -= lij * c;
-                }
-            }
+        // The regressor block (columns 0..ko) factored; row y (= ko) goes
+        // through the same eliminations and so ends up holding its
+        // forward-solved part.
+        if !self.eliminate(packed, ko) {
+            out.iter_mut().for_each(|v| *v = f64::NAN);
+            return false;
         }
         let lay = self.layout;
         let y = q - 1;
@@ -477,26 +468,91 @@ impl Solver {
 }
 
 impl Solver {
-    /// [`Solver::solve`] for a moderated design: each equation from its
-    /// own regressors' block (they are not nested), then theta's functions.
+    /// Unpack the Gram `packed` into the lower triangle of `l` and run the
+    /// right-looking Cholesky over its first `pivots` columns: those rows
+    /// hold their factor, every later row its forward solve on them in its
+    /// first `pivots` entries, and the trailing lower triangle the Schur
+    /// complement (the later columns' Gram with the pivots partialled
+    /// out). The updates are axpys over contiguous row segments, which
+    /// vectorise, unlike dot-product reductions. False when singular.
+    #[inline(always)]
+    fn eliminate(&mut self, packed: &[f64], pivots: usize) -> bool {
+        let q = self.q;
+        let mut k = 0;
+        for i in 0..q {
+            for j in i..q {
+                self.l[j * q + i] = packed[k];
+                k += 1;
+            }
+        }
+        for j in 0..pivots {
+            let d = self.l[j * q + j];
+            if !(d > 0.0) {
+                return false;
+            }
+            let diag = d.sqrt();
+            let inv = 1.0 / diag;
+            self.l[j * q + j] = diag;
+            self.inv_diag[j] = inv;
+            for i in j + 1..q {
+                let v = self.l[i * q + j] * inv;
+                self.l[i * q + j] = v;
+                self.rhs[i] = v;
+            }
+            for i in j + 1..q {
+                let lij = self.rhs[i];
+                let row = &mut self.l[i * q + j + 1..i * q + i + 1];
+                for (a, &c) in row.iter_mut().zip(&self.rhs[j + 1..i + 1]) {
+                    *a -= lij * c;
+                }
+            }
+        }
+        true
+    }
+
+    /// [`Solver::solve`] for a moderated design. Its equations share the
+    /// base block (treatment, controls, nuisance) and differ in the later
+    /// columns they add, which are not nested; so the base block alone is
+    /// factored once, and each equation's added coefficients come from the
+    /// Schur complement (Frisch-Waugh: the later columns with the base
+    /// partialled out), its treatment coefficient from one back
+    /// substitution. Then theta's functions.
     fn solve_moderated(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
         let q = self.q;
+        let base = self.moderated.as_ref().map_or(0, |st| st.base);
+        if !self.eliminate(packed, base) {
+            out.iter_mut().for_each(|v| *v = f64::NAN);
+            return false;
+        }
         let lay = self.layout;
         let st = self.moderated.as_mut().expect("moderated solver");
-        for ((d, regressors), beta) in st.equations.iter().zip(st.beta.iter_mut()) {
-            let k = regressors.len();
-            let chol = &mut st.chol[..k * k];
-            for (i, &ri) in regressors.iter().enumerate() {
-                for (j, &rj) in regressors.iter().enumerate() {
-                    chol[i * k + j] = packed[packed_index(ri, rj, q)];
+        let l = &self.l;
+        // The trailing lower triangle at (i, j), either order.
+        let at = |i: usize, j: usize| l[i.max(j) * q + i.min(j)];
+        for ((d, extras), beta) in st.equations.iter().zip(st.beta.iter_mut()) {
+            let e = extras.len();
+            let small = &mut st.small[..e * e];
+            for (i, &ci) in extras.iter().enumerate() {
+                for (j, &cj) in extras.iter().enumerate() {
+                    small[i * e + j] = at(ci, cj);
                 }
-                beta[i] = packed[packed_index(ri, *d, q)];
+                beta[1 + i] = at(ci, *d);
             }
-            if cholesky(chol, k).is_err() {
+            if cholesky(small, e).is_err() {
                 out.iter_mut().for_each(|v| *v = f64::NAN);
                 return false;
             }
-            chol_solve(chol, k, beta);
+            chol_solve(small, e, &mut beta[1..]);
+            // The base coefficients: L0' b = L0^{-1}(A[base, d] - A[base, E] beta_E).
+            let t = &mut st.t[..base];
+            t.copy_from_slice(&l[d * q..d * q + base]);
+            for (&c, &b) in extras.iter().zip(&beta[1..]) {
+                for (ti, &v) in t.iter_mut().zip(&l[c * q..c * q + base]) {
+                    *ti -= b * v;
+                }
+            }
+            back_substitute(l, q, &self.inv_diag, t);
+            beta[0] = t[0];
         }
         let theta = st
             .theta

@@ -249,6 +249,21 @@ fn panel_table(cities: usize, years: usize, extra: usize) -> Table {
     t
 }
 
+/// The default problem with a and b moderated by its sixth control,
+/// log population density (PROCESS model 58): five controls, W, X*W, M*W.
+fn moderated_spec() -> ModelSpec {
+    let mut spec = spec_with(5, &["agglom"]);
+    spec.moderation = Some(crate::model::spec::Moderation {
+        moderator: "ln_pop_density".into(),
+        a: true,
+        b: true,
+        direct: false,
+        center: false,
+        at: Default::default(),
+    });
+    spec
+}
+
 fn spec_with(controls: usize, mediators: &[&str]) -> ModelSpec {
     let mut spec = ModelSpec {
         groups: vec!["region".into()],
@@ -390,6 +405,7 @@ pub fn run(
         repeats: if quick { 3 } else { 5 },
         default: Problem::new(&default_table, &default_spec)?,
         two: Problem::new(&default_table, &spec_with(6, &["agglom_sec", "agglom_ter"]))?,
+        moderated: Problem::new(&default_table, &moderated_spec())?,
         default_table,
         default_spec,
         progress,
@@ -443,6 +459,8 @@ struct Suite<'a> {
     default_spec: ModelSpec,
     default: Problem,
     two: Problem,
+    /// PROCESS model 58 on the default panel (CPU engine only, for now).
+    moderated: Problem,
     progress: &'a dyn Fn(&str),
 }
 
@@ -499,6 +517,11 @@ impl Suite<'_> {
                 spec_for(engine, scheme, replicates),
                 flops,
             )?);
+        }
+        if *engine == Engine::Cpu {
+            let spec = spec_for(engine, Scheme::Pairs, b);
+            let moderated = &self.moderated;
+            rows.push(self.row(engine, "pairs, moderated (PROCESS 58)", moderated, spec, true)?);
         }
         let mut sens = spec_for(engine, Scheme::Pairs, b);
         sens.sensitivity = Some((0..37).map(|k| -0.9 + 0.05 * k as f64).collect());
