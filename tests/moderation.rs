@@ -456,3 +456,84 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         assert!(!out.exists(), "{extra:?} wrote {}", out.display());
     }
 }
+
+/// The Johnson-Neyman curve and boundaries are the run's own percentile
+/// intervals: asked for at a grid point, the conditional indirect effect's
+/// interval is the curve's there, bit for bit; asked for at a boundary,
+/// the interval's bound is zero (to the bisection's precision). On the
+/// default panel, whose indirect effect fades with density (model 58).
+#[test]
+fn johnson_neyman_is_the_runs_percentile_interval() {
+    let resampled = |at: Vec<f64>| {
+        let mut model = medsim::default_spec();
+        model.controls.retain(|c| c != "ln_pop_density");
+        model.groups.clear();
+        model.moderation = Some(Moderation {
+            moderator: "ln_pop_density".into(),
+            a: true,
+            b: true,
+            direct: false,
+            center: true,
+            at: ModeratorValues::Values(at),
+        });
+        let plan = RunPlan {
+            resampling: Some(medsim::ResampleSpec {
+                replicates: 999,
+                methods: vec![medsim::internals::resample::intervals::Method::Percentile],
+                backend: medsim::BackendChoice::Cpu,
+                ..medsim::ResampleSpec::default()
+            }),
+            inference: InferenceSpec {
+                mc_draws: 2000,
+                levels: vec![0.9],
+                ..InferenceSpec::default()
+            },
+            group_by: vec![],
+            mediator_sets: vec![],
+            ..RunPlan::new(
+                "jn",
+                DataSource::Synthetic(medsim::SyntheticParams::default()),
+                model,
+            )
+        };
+        medsim::run(&plan, &|_, _| Ok(())).unwrap()
+    };
+    let first = resampled(vec![6.0]);
+    let jn = first
+        .moderation
+        .as_ref()
+        .unwrap()
+        .johnson_neyman
+        .clone()
+        .unwrap();
+    assert_eq!((jn.method.as_str(), jn.level), ("percentile", 0.9));
+    assert!(
+        !jn.boundaries.is_empty(),
+        "the fixture's effect crosses zero: {jn:?}"
+    );
+    let point = jn.curve[17];
+    let mut at = vec![point.w];
+    at.extend(&jn.boundaries);
+    let again = resampled(at);
+    let interval = |k: usize| {
+        again
+            .intervals
+            .iter()
+            .find(|i| i.effect == format!("conditional_indirect:{k}") && i.method == "percentile")
+            .map(|i| (i.lower, i.upper))
+            .unwrap()
+    };
+    assert_eq!(interval(0), (point.lower, point.upper));
+    let spread = jn
+        .curve
+        .iter()
+        .map(|p| p.upper - p.lower)
+        .fold(0.0, f64::max);
+    for k in 1..=jn.boundaries.len() {
+        let (lo, hi) = interval(k);
+        assert!(
+            lo.abs().min(hi.abs()) < 1e-9 * spread,
+            "boundary {k}: [{lo}, {hi}]"
+        );
+    }
+}

@@ -138,6 +138,8 @@ pub struct ModeratedColumns {
     /// The moderator values of the conditional effects, each with its label
     /// (`16th percentile`, `mean - 1 SD`, `value`).
     pub values: Vec<(String, f64)>,
+    /// W's smallest and largest value in the estimation sample.
+    pub range: (f64, f64),
 }
 
 /// One absorbed fixed effect, for the small-sample correction.
@@ -322,13 +324,14 @@ impl Design {
             stats,
             columns: cols,
             absorbed,
-            moderation: moderation.map(|(w, xw, mw, w_shift, values)| ModeratedColumns {
+            moderation: moderation.map(|(w, xw, mw, w_shift, values, range)| ModeratedColumns {
                 spec: panel.moderation.clone().expect("a moderated panel"),
                 w: w.map(|k| layout.moderation(k)),
                 xw: xw.map(|k| layout.moderation(k)),
                 mw: mw.map(|k| layout.moderation(k)),
                 w_shift,
                 values,
+                range,
             }),
         };
         design.check_collinearity()?;
@@ -573,13 +576,14 @@ fn check_variation(
 type Entry = (String, Role, Vec<f64>, f64);
 
 /// Block positions of (W, X*W, M*W) (W's None when the fixed effects absorb
-/// it), W's shift in the products, and the moderator values.
+/// it), W's shift in the products, the moderator values and W's range.
 type BlockPositions = (
     Option<usize>,
     Option<usize>,
     Option<usize>,
     f64,
     Vec<(String, f64)>,
+    (f64, f64),
 );
 
 /// The moderation block's columns (W, unless it does not vary once the
@@ -630,7 +634,12 @@ fn moderation_block(
         block.len() - 1
     });
     let values = moderator_values(&spec.at, w);
-    (block, Some((w_at, xw_at, mw_at, w_shift, values)))
+    let range = w
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    (block, Some((w_at, xw_at, mw_at, w_shift, values, range)))
 }
 
 /// The moderator values of the conditional effects, labelled, from W's

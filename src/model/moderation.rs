@@ -150,6 +150,17 @@ pub fn shifted_values(md: &ModeratedColumns) -> Vec<f64> {
     md.values.iter().map(|(_, w)| w - md.w_shift).collect()
 }
 
+/// The conditional indirect effect (a1 + a3 u)(b1 + b3 u) of
+/// `(a1, a3, b1, b3)` at u (W less its shift).
+pub fn omega(path: &[f64; 4], u: f64) -> f64 {
+    (path[0] + path[1] * u) * (path[2] + path[3] * u)
+}
+
+/// theta's `(a1, a3, b1, b3)`, the arguments of [`omega`].
+pub fn paths(theta: &[f64; THETA]) -> [f64; 4] {
+    [theta[A1], theta[A3], theta[B1], theta[B3]]
+}
+
 /// Every statistic a moderated model adds (`StatLayout`'s order), each
 /// with its value and gradient in theta, handed to `each`.
 pub fn each_effect(
@@ -181,7 +192,7 @@ pub fn each_effect(
         g[A3] = second * u;
         g[B1] = first;
         g[B3] = first * u;
-        (first * second, g)
+        (omega(&paths(t), u), g)
     };
     for (k, &v) in u.iter().enumerate() {
         let (value, g) = omega(v);

@@ -362,10 +362,12 @@ impl Solver {
                         let (d, added) = &equations[e];
                         let at = match col == lay.treatment() {
                             true => 0,
-                            false => 1 + added
-                                .iter()
-                                .position(|&r| r == col)
-                                .expect("a coefficient's column is a regressor"),
+                            false => {
+                                1 + added
+                                    .iter()
+                                    .position(|&r| r == col)
+                                    .expect("a coefficient's column is a regressor")
+                            }
                         };
                         (e, at, design.scale[*d] / design.scale[col])
                     })
@@ -373,7 +375,10 @@ impl Solver {
                 let most = equations.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
                 Moderated {
                     base,
-                    beta: equations.iter().map(|(_, r)| vec![0.0; 1 + r.len()]).collect(),
+                    beta: equations
+                        .iter()
+                        .map(|(_, r)| vec![0.0; 1 + r.len()])
+                        .collect(),
                     equations,
                     theta,
                     u: moderation::shifted_values(md),

@@ -2,7 +2,8 @@
 //! no font files are needed): the bootstrap distribution of the indirect
 //! effect with its estimate and interval, a forest plot of the indirect
 //! effect and suppression share across groups, the sensitivity curve
-//! ACME(rho) with its band, a sweep's estimate along each swept key, and a
+//! ACME(rho) with its band, a moderated model's conditional indirect effect
+//! over the moderator, a sweep's estimate along each swept key, and a
 //! simulation study's power curves by method against n. Each function
 //! returns the file's name and text, or nothing when the run has no such
 //! result. `--no-plots` (`[output] plots = false`) leaves them out.
@@ -621,10 +622,107 @@ pub fn power(sim: &SimulationSummary) -> Option<(String, String)> {
     Some(("power.svg".into(), text))
 }
 
+/// `conditional_indirect.svg`: a moderated model's conditional indirect
+/// effect over the moderator's observed range with its percentile band,
+/// the Johnson-Neyman boundaries (dashed) and the reported moderator
+/// values (points).
+pub fn conditional_indirect(s: &Summary) -> Option<(String, String)> {
+    let md = s.moderation.as_ref()?;
+    let jn = md.johnson_neyman.as_ref()?;
+    let curve = &jn.curve;
+    let lo = curve
+        .iter()
+        .map(|p| p.lower.min(p.estimate))
+        .fold(0.0, f64::min);
+    let hi = curve
+        .iter()
+        .map(|p| p.upper.max(p.estimate))
+        .fold(0.0, f64::max);
+    let (lo, hi) = padded(lo, hi);
+    let [w0, w1] = jn.range;
+    let points: Vec<(f64, f64)> = md
+        .values
+        .iter()
+        .enumerate()
+        .filter_map(|(k, v)| {
+            let e = s.effect(&format!("conditional_indirect:{k}"))?;
+            (v.value >= w0 && v.value <= w1).then_some((v.value, e.estimate))
+        })
+        .collect();
+    let text = svg((WIDTH, HEIGHT), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "Indirect effect via {} conditional on {}",
+                    s.model.mediators.join(", "),
+                    md.moderator
+                ),
+                ("sans-serif", 16),
+            )
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(65)
+            .build_cartesian_2d(w0..w1, lo..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc(md.moderator.as_str())
+            .y_desc("conditional indirect effect")
+            .light_line_style(WHITE)
+            .draw()?;
+        let mut polygon: Vec<(f64, f64)> = curve.iter().map(|p| (p.w, p.lower)).collect();
+        polygon.extend(curve.iter().rev().map(|p| (p.w, p.upper)));
+        chart
+            .draw_series([Polygon::new(polygon, PALETTE[5].mix(0.35).filled())])?
+            .label(format!("{} % {} band", 100.0 * jn.level, jn.method))
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 18, y + 5)], PALETTE[5].mix(0.35).filled())
+            });
+        chart.draw_series(LineSeries::new([(w0, 0.0), (w1, 0.0)], BLACK.mix(0.5)))?;
+        chart
+            .draw_series(LineSeries::new(
+                curve.iter().map(|p| (p.w, p.estimate)),
+                PALETTE[0].stroke_width(2),
+            ))?
+            .label("a*b at W")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], PALETTE[0].stroke_width(2)));
+        for (k, &b) in jn.boundaries.iter().enumerate() {
+            let line = chart.draw_series(DashedLineSeries::new(
+                [(b, lo), (b, hi)],
+                6,
+                4,
+                PALETTE[1].stroke_width(2),
+            ))?;
+            if k == 0 {
+                line.label("Johnson-Neyman boundary").legend(|(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], PALETTE[1].stroke_width(2))
+                });
+            }
+        }
+        if !points.is_empty() {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 4, PALETTE[2].filled())),
+                )?
+                .label("reported moderator values")
+                .legend(|(x, y)| Circle::new((x + 9, y), 4, PALETTE[2].filled()));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })?;
+    Some(("conditional_indirect.svg".into(), text))
+}
+
 /// The pictures of one run's folder.
 pub fn run_plots(s: &Summary) -> Vec<(String, String)> {
-    [distribution(s), forest(s), sensitivity(s)]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        distribution(s),
+        forest(s),
+        sensitivity(s),
+        conditional_indirect(s),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }

@@ -206,6 +206,39 @@ pub fn verdict(s: &Summary) -> String {
     }
 }
 
+/// The Johnson-Neyman region in words, e.g. "J-N  the 95 % percentile
+/// interval of a*b excludes 0 for ln_pop_density in [4.10, 6.73]
+/// (boundary 6.7312; observed 4.10 to 8.02)".
+pub fn johnson_neyman_line(s: &Summary) -> Option<String> {
+    let md = s.moderation.as_ref()?;
+    let jn = md.johnson_neyman.as_ref()?;
+    let w = &md.moderator;
+    let [lo, hi] = jn.range;
+    let head = format!(
+        "J-N    the {} % {} interval of a*b",
+        100.0 * jn.level,
+        jn.method
+    );
+    let observed = format!("observed {lo:.4} to {hi:.4}");
+    Some(match (&jn.significant[..], &jn.boundaries[..]) {
+        ([], _) => format!("{head} includes 0 for every {w} ({observed})"),
+        (_, []) => format!("{head} excludes 0 for every {w} ({observed})"),
+        (regions, boundaries) => {
+            let regions: Vec<String> = regions
+                .iter()
+                .map(|[a, b]| format!("[{a:.4}, {b:.4}]"))
+                .collect();
+            let boundaries: Vec<String> = boundaries.iter().map(|b| format!("{b:.4}")).collect();
+            format!(
+                "{head} excludes 0 for {w} in {} (boundar{} {}; {observed})",
+                regions.join(" and "),
+                if boundaries.len() == 1 { "y" } else { "ies" },
+                boundaries.join(", ")
+            )
+        }
+    })
+}
+
 /// Whether printed text may be coloured: standard output is a terminal
 /// and NO_COLOR (no-color.org) is unset or empty.
 pub fn colour_wanted() -> bool {
@@ -248,6 +281,10 @@ pub fn render(s: &Summary) -> String {
     let mut o = String::new();
     render_run(&mut o, s);
     render_effects(&mut o, s);
+    if let Some(line) = johnson_neyman_line(s) {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "{line}");
+    }
     let _ = writeln!(o);
     let _ = writeln!(o, "verdict  {}", verdict(s));
     for (key, mm) in &s.mediator_models {

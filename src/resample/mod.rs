@@ -5,7 +5,8 @@
 //! ([`contrast`], [`label_test`]), replicates stored on disk
 //! ([`checkpoint`]), the whitened coordinates the GPU solves in
 //! (`whiten`, `whiten_iv`; with the `gpu` feature), and what replicates become: tallies and
-//! order statistics ([`aggregate`]) and intervals ([`intervals`]).
+//! order statistics ([`aggregate`]), intervals ([`intervals`]) and a
+//! moderated model's Johnson-Neyman region ([`johnson_neyman`]).
 //! Choosing between CPU and GPU engines happens above, in
 //! `crate::study::resampling`.
 
@@ -15,6 +16,7 @@ pub mod contrast;
 pub mod engine;
 pub mod factory;
 pub mod intervals;
+pub mod johnson_neyman;
 pub mod label_test;
 pub mod permutation;
 pub mod scheme;

@@ -521,7 +521,13 @@ impl Suite<'_> {
         if *engine == Engine::Cpu {
             let spec = spec_for(engine, Scheme::Pairs, b);
             let moderated = &self.moderated;
-            rows.push(self.row(engine, "pairs, moderated (PROCESS 58)", moderated, spec, true)?);
+            rows.push(self.row(
+                engine,
+                "pairs, moderated (PROCESS 58)",
+                moderated,
+                spec,
+                true,
+            )?);
         }
         let mut sens = spec_for(engine, Scheme::Pairs, b);
         sens.sensitivity = Some((0..37).map(|k| -0.9 + 0.05 * k as f64).collect());

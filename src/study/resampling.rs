@@ -20,6 +20,7 @@ use crate::resample::contrast::ContrastEngine;
 use crate::resample::engine::{Engine, thread_pool};
 use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::intervals::{Draws, Method, Tally, jackknife_acceleration};
+use crate::resample::johnson_neyman::{JohnsonNeyman, johnson_neyman};
 use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 use crate::resample::spec::{ResampleSpec, SharedWeights, strata_of};
 use crate::resample::wild::RestrictedTest;
@@ -59,6 +60,8 @@ pub struct ResampleResult {
     /// The leading replicates the caller asked to keep, as the aggregator
     /// saw them.
     pub kept: Replicates,
+    /// A moderated model's Johnson-Neyman region (at the first level).
+    pub johnson_neyman: Option<JohnsonNeyman>,
 }
 
 /// Replicates of a resampling, every effect of summary.json (less the
@@ -267,9 +270,25 @@ pub fn resample_with(
             stats.p_value = None;
         }
     }
+    let johnson_neyman = design.moderation.as_ref().and_then(|md| {
+        let estimate = |key: EffectKey| {
+            analysis
+                .effect(&key.to_string())
+                .map_or(0.0, |e| e.estimate)
+        };
+        let paths = [
+            estimate(EffectKey::A(None)),
+            estimate(EffectKey::A3),
+            estimate(EffectKey::B(None)),
+            estimate(EffectKey::B3),
+        ];
+        let level = levels.first().copied()?;
+        johnson_neyman(&done.paths, paths, md.w_shift, md.range, level)
+    });
     Ok(ResampleResult {
         effects,
         intervals: done.intervals,
+        johnson_neyman,
         summary: ResamplingSummary {
             scheme: spec.scheme.as_str().into(),
             weights: match spec.scheme {
@@ -412,6 +431,8 @@ struct Summarised {
     seconds: f64,
     backend: crate::resample::engine::Backend,
     kept: Replicates,
+    /// A moderated model's (a1, a3, b1, b3) of every replicate.
+    paths: Vec<[f64; 4]>,
 }
 
 /// One side of a between-group contrast: the group's design and fit, and
@@ -556,6 +577,7 @@ fn summarise<'a>(
                     seconds: 0.0,
                     backend: stored.backend(),
                     kept: Replicates::default(),
+                    paths: vec![],
                 });
             }
             &stored
@@ -591,6 +613,23 @@ fn summarise<'a>(
         &tracked.sources,
         keep.min(replicates),
     );
+    // A conditional indirect effect that depends on W: its Johnson-Neyman
+    // region needs every replicate's paths (32 bytes each).
+    let layout = engine.layout();
+    if (layout.moderation.a || layout.moderation.b) && !permutation {
+        crate::resources::check_memory(
+            "resampling.replicates",
+            &format!("the paths of {replicates} replicates (Johnson-Neyman region)"),
+            replicates as f64 * 32.0,
+        )?;
+        kept.paths = Some([
+            Some(layout.a(0)),
+            layout.a3(),
+            Some(layout.b(0)),
+            layout.b3(),
+        ]);
+        kept.path_rows.reserve(replicates as usize);
+    }
     let (columns, failed) = aggregate(
         engine,
         replicates,
@@ -635,6 +674,7 @@ fn summarise<'a>(
         seconds,
         backend,
         kept: kept.replicates,
+        paths: kept.path_rows,
     })
 }
 
@@ -669,6 +709,11 @@ struct Keeper {
     columns: Vec<usize>,
     keep: usize,
     replicates: Replicates,
+    /// A moderated model's (a1, a3, b1, b3) statistics (a3 or b3 None
+    /// where not moderated) and every replicate's values of them, for the
+    /// Johnson-Neyman region.
+    paths: Option<[Option<usize>; 4]>,
+    path_rows: Vec<[f64; 4]>,
 }
 
 impl Keeper {
@@ -701,11 +746,16 @@ impl Keeper {
             },
             columns,
             keep,
+            paths: None,
+            path_rows: Vec::new(),
         }
     }
 
     /// One replicate's statistics, in replicate order.
     fn tap(&mut self, row: &[f64]) {
+        if let Some(at) = &self.paths {
+            self.path_rows.push(at.map(|s| s.map_or(0.0, |s| row[s])));
+        }
         if self.replicates.values.len() < self.keep * self.columns.len() {
             let values = &mut self.replicates.values;
             values.extend(self.columns.iter().map(|&s| row[s]));

@@ -21,6 +21,7 @@ use crate::model::mediation::{Analysis, Effect, Interval, IvDiagnostics, JointTe
 use crate::model::panel::Panel;
 use crate::model::sensitivity::SensitivitySummary;
 use crate::model::spec::{InferenceSpec, ModelSpec};
+use crate::resample::johnson_neyman::JohnsonNeyman;
 use crate::study::resampling::{ResampleResult, ResamplingSummary};
 
 /// The whole summary of one run.
@@ -96,6 +97,10 @@ pub struct ModerationSummary {
     pub moderator_absorbed: bool,
     /// The moderator values of the conditional effects.
     pub values: Vec<ModeratorValue>,
+    /// Where the conditional indirect effect's percentile interval excludes
+    /// zero, over W's observed range (resampled, a or b moderated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub johnson_neyman: Option<JohnsonNeyman>,
 }
 
 /// One moderator value: how it was chosen (`16th percentile`, `mean`,
@@ -123,6 +128,7 @@ impl ModerationSummary {
                     value: *value,
                 })
                 .collect(),
+            johnson_neyman: None,
         }
     }
 }
@@ -404,6 +410,9 @@ impl Summary {
     pub fn add_resampling(&mut self, result: ResampleResult) {
         if let Some(s) = &mut self.sensitivity {
             s.add_bootstrap(&result.effects, &result.intervals);
+        }
+        if let Some(md) = &mut self.moderation {
+            md.johnson_neyman = result.johnson_neyman;
         }
         add_bootstrap(
             &mut self.effects,
