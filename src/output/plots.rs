@@ -66,6 +66,35 @@ fn legend<'a, 'b: 'a>(
     Ok(())
 }
 
+/// A curve (x, y) over its band (x, lower, upper; none drawn when empty)
+/// and the zero line across the curve's x range, each labelled.
+fn band_and_curve<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    band: &[(f64, f64, f64)],
+    band_label: &str,
+    curve: Vec<(f64, f64)>,
+    curve_label: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if !band.is_empty() {
+        let mut polygon: Vec<(f64, f64)> = band.iter().map(|&(x, l, _)| (x, l)).collect();
+        polygon.extend(band.iter().rev().map(|&(x, _, u)| (x, u)));
+        chart
+            .draw_series([Polygon::new(polygon, PALETTE[5].mix(0.35).filled())])?
+            .label(band_label)
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 18, y + 5)], PALETTE[5].mix(0.35).filled())
+            });
+    }
+    if let (Some(&(x0, _)), Some(&(x1, _))) = (curve.first(), curve.last()) {
+        chart.draw_series(LineSeries::new([(x0, 0.0), (x1, 0.0)], BLACK.mix(0.5)))?;
+    }
+    chart
+        .draw_series(LineSeries::new(curve, PALETTE[0].stroke_width(2)))?
+        .label(curve_label)
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], PALETTE[0].stroke_width(2)));
+    Ok(())
+}
+
 /// `[lo, hi]` widened by 5 % each side (a unit around a single value).
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if !(hi > lo) {
@@ -334,25 +363,14 @@ pub fn sensitivity(s: &Summary) -> Option<(String, String)> {
             .y_desc("ACME(rho)")
             .light_line_style(WHITE)
             .draw()?;
-        if !band.is_empty() {
-            let mut polygon: Vec<(f64, f64)> = band.iter().map(|&(r, l, _)| (r, l)).collect();
-            polygon.extend(band.iter().rev().map(|&(r, _, u)| (r, u)));
-            let (m, level) = method.clone().unwrap_or_default();
-            chart
-                .draw_series([Polygon::new(polygon, PALETTE[5].mix(0.35).filled())])?
-                .label(format!("{} % {m} band", 100.0 * level))
-                .legend(|(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 18, y + 5)], PALETTE[5].mix(0.35).filled())
-                });
-        }
-        chart.draw_series(LineSeries::new([(r0, 0.0), (r1, 0.0)], BLACK.mix(0.5)))?;
-        chart
-            .draw_series(LineSeries::new(
-                curve.iter().map(|p| (p.rho, p.acme)),
-                PALETTE[0].stroke_width(2),
-            ))?
-            .label("ACME(rho)")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], PALETTE[0].stroke_width(2)));
+        let (m, level) = method.clone().unwrap_or_default();
+        band_and_curve(
+            &mut chart,
+            &band,
+            &format!("{} % {m} band", 100.0 * level),
+            curve.iter().map(|p| (p.rho, p.acme)).collect(),
+            "ACME(rho)",
+        )?;
         if sens.rho_at_zero.is_finite() && sens.rho_at_zero > r0 && sens.rho_at_zero < r1 {
             chart
                 .draw_series([Circle::new((sens.rho_at_zero, 0.0), 5, PALETTE[1].filled())])?
@@ -669,22 +687,13 @@ pub fn conditional_indirect(s: &Summary) -> Option<(String, String)> {
             .y_desc("conditional indirect effect")
             .light_line_style(WHITE)
             .draw()?;
-        let mut polygon: Vec<(f64, f64)> = curve.iter().map(|p| (p.w, p.lower)).collect();
-        polygon.extend(curve.iter().rev().map(|p| (p.w, p.upper)));
-        chart
-            .draw_series([Polygon::new(polygon, PALETTE[5].mix(0.35).filled())])?
-            .label(format!("{} % {} band", 100.0 * jn.level, jn.method))
-            .legend(|(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 18, y + 5)], PALETTE[5].mix(0.35).filled())
-            });
-        chart.draw_series(LineSeries::new([(w0, 0.0), (w1, 0.0)], BLACK.mix(0.5)))?;
-        chart
-            .draw_series(LineSeries::new(
-                curve.iter().map(|p| (p.w, p.estimate)),
-                PALETTE[0].stroke_width(2),
-            ))?
-            .label("a*b at W")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], PALETTE[0].stroke_width(2)));
+        band_and_curve(
+            &mut chart,
+            &curve.iter().map(|p| (p.w, p.lower, p.upper)).collect::<Vec<_>>(),
+            &format!("{} % {} band", 100.0 * jn.level, jn.method),
+            curve.iter().map(|p| (p.w, p.estimate)).collect(),
+            "a*b at W",
+        )?;
         for (k, &b) in jn.boundaries.iter().enumerate() {
             let line = chart.draw_series(DashedLineSeries::new(
                 [(b, lo), (b, hi)],
