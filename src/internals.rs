@@ -66,7 +66,8 @@ pub mod model {
     }
     pub mod spec {
         pub use crate::model::spec::{
-            FixedEffects, InferenceSpec, ModelSpec, Moderation, ModeratorValues, default_spec,
+            FixedEffects, InferenceSpec, Interaction, ModelSpec, Moderation, ModeratorValues,
+            default_spec,
         };
     }
 }

@@ -91,7 +91,7 @@ pub use data::synthetic::SyntheticParams;
 pub use data::table::Table;
 pub use model::effect::EffectKey;
 pub use model::spec::{
-    FixedEffects, InferenceSpec, ModelSpec, Moderation, ModeratorValues, default_spec,
+    FixedEffects, InferenceSpec, Interaction, ModelSpec, Moderation, ModeratorValues, default_spec,
 };
 pub use output::report::render as render_summary;
 pub use resample::engine::Precision;

@@ -12,7 +12,9 @@ use medsim::internals::model::design::Design;
 use medsim::internals::model::estimate::fit_system;
 use medsim::internals::model::mediation::equations;
 use medsim::internals::model::panel::Panel;
-use medsim::internals::model::spec::{FixedEffects, ModelSpec, Moderation, ModeratorValues};
+use medsim::internals::model::spec::{
+    FixedEffects, Interaction, ModelSpec, Moderation, ModeratorValues,
+};
 use medsim::internals::resample::engine::{CpuEngine, Engine};
 use medsim::internals::resample::scheme::{Scheme, WeightPlan};
 use medsim::{DataSource, InferenceSpec, RunPlan};
@@ -57,6 +59,23 @@ fn moderation_of(case: &Value) -> Moderation {
     }
 }
 
+/// A fixture case's model: the interaction model (at its contrast), or a
+/// moderated one.
+fn model_of(case: &Value, fe: FixedEffects) -> ModelSpec {
+    if case["interaction"].as_bool() == Some(true) {
+        let contrast = case
+            .get("contrast")
+            .map(|c| common::floats(c))
+            .map(|c| (c[0], c[1]));
+        return ModelSpec {
+            controls: vec!["c1".into(), "c2".into()],
+            interaction: Some(Interaction { contrast }),
+            ..ModelSpec::xmy("unit", "time", &[], fe)
+        };
+    }
+    spec(fe, moderation_of(case))
+}
+
 fn run(model: ModelSpec) -> medsim::internals::study::summary::Summary {
     let plan = RunPlan {
         inference: InferenceSpec {
@@ -79,23 +98,24 @@ fn every_lavaan_case_matches() {
     let fixture = json("moderation_lavaan.json");
     let values = common::floats(&fixture["values"]);
     let cases = fixture["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 5);
+    assert_eq!(cases.len(), 6);
     for case in cases {
         let name = format!("model {} center {}", case["process_model"], case["center"]);
-        let summary = run(spec(FixedEffects::None, moderation_of(case)));
-        let md = summary.moderation.as_ref().unwrap();
-        assert_eq!(
-            u64::from(md.process_model),
-            case["process_model"].as_u64().unwrap()
-        );
-        // The 16th, 50th and 84th percentiles, as R's quantile gives them.
-        assert_eq!(md.values.len(), 3);
-        for (got, want) in md.values.iter().zip(&values) {
-            assert!(
-                rel_err(got.value, *want) < 1e-14,
-                "{name}: {} vs {want}",
-                got.value
+        let summary = run(model_of(case, FixedEffects::None));
+        if let Some(md) = summary.moderation.as_ref() {
+            assert_eq!(
+                u64::from(md.process_model),
+                case["process_model"].as_u64().unwrap()
             );
+            // The 16th, 50th and 84th percentiles, as R's quantile gives them.
+            assert_eq!(md.values.len(), 3);
+            for (got, want) in md.values.iter().zip(&values) {
+                assert!(
+                    rel_err(got.value, *want) < 1e-14,
+                    "{name}: {} vs {want}",
+                    got.value
+                );
+            }
         }
         let effects = case["effects"].as_object().unwrap();
         for (key, want) in effects {
@@ -121,6 +141,9 @@ fn every_lavaan_case_matches() {
                         "c3_prime",
                         "index_moderated_mediation",
                         "indirect_difference",
+                        "interaction",
+                        "natural_direct",
+                        "natural_indirect",
                     ]
                     .contains(&k.as_str())
             })
@@ -138,9 +161,10 @@ fn every_pyfixest_case_matches() {
     let fixture = json("moderation_pyfixest.json");
     for case in fixture["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let summary = run(spec(FixedEffects::UnitTime, moderation_of(case)));
-        let md = summary.moderation.as_ref().unwrap();
-        assert_eq!(md.moderator_absorbed, md.moderator == "size", "{name}");
+        let summary = run(model_of(case, FixedEffects::UnitTime));
+        if let Some(md) = summary.moderation.as_ref() {
+            assert_eq!(md.moderator_absorbed, md.moderator == "size", "{name}");
+        }
         let want_eqs = case["equations"].as_array().unwrap();
         assert_eq!(summary.equations.len(), want_eqs.len(), "{name}");
         for (got, want) in summary.equations.iter().zip(want_eqs) {
@@ -176,8 +200,10 @@ fn every_pyfixest_case_matches() {
 /// period dummies), each equation refitted by QR; theta's functions
 /// written out here.
 fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(String, f64)> {
-    let md = design.moderation.as_ref().unwrap();
-    let spec = model.moderation.as_ref().unwrap();
+    let (w_shift, moderator, center) = match (&design.moderation, &model.moderation) {
+        (Some(md), Some(spec)) => (md.w_shift, spec.moderator.as_str(), spec.center),
+        _ => (0.0, "w", false),
+    };
     let col = |name: &str| table.column(name).unwrap();
     let units: Vec<String> = {
         let mut u: Vec<String> = table.rows.iter().map(|r| r[col("unit")].clone()).collect();
@@ -200,7 +226,7 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
         .map(|r| r[col("x")].parse::<f64>().unwrap())
         .sum::<f64>()
         / table.rows.len() as f64;
-    let x_shift = if spec.center { x_mean } else { 0.0 };
+    let x_shift = if center { x_mean } else { 0.0 };
     let mut next = 0;
     for (g, unit) in units.iter().enumerate() {
         for _ in 0..w[g] as usize {
@@ -214,12 +240,12 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
     }
     let n = rows.len();
     let get = |k: usize| -> Vec<f64> { rows.iter().map(|r| r.2[k]).collect() };
-    let wk = names.iter().position(|n| *n == spec.moderator).unwrap();
+    let wk = names.iter().position(|n| *n == moderator).unwrap();
     let (x, m, y, c1, c2, wv) = (get(0), get(1), get(2), get(3), get(4), get(wk));
     let xw: Vec<f64> = (0..n)
-        .map(|i| (x[i] - x_shift) * (wv[i] - md.w_shift))
+        .map(|i| (x[i] - x_shift) * (wv[i] - w_shift))
         .collect();
-    let mw: Vec<f64> = (0..n).map(|i| m[i] * (wv[i] - md.w_shift)).collect();
+    let mw: Vec<f64> = (0..n).map(|i| m[i] * (wv[i] - w_shift)).collect();
     let dummies: Vec<Vec<f64>> = (1..periods.len())
         .map(|t| rows.iter().map(|r| f64::from(u8::from(r.1 == t))).collect())
         .collect();
@@ -240,6 +266,25 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
         cols.extend(dummies.iter().map(|d| demean(d)));
         common::qr_least_squares(cols, demean(dep))
     };
+    if let Some(i) = design.interaction {
+        // Y ~ X + M + X*M: the natural effects at the full sample's means.
+        let xm: Vec<f64> = (0..n).map(|k| x[k] * m[k]).collect();
+        let a = fit(&m, vec![&x, &c1, &c2])[0];
+        let by = fit(&y, vec![&x, &c1, &c2, &m, &xm]);
+        let (c_prime, b, d) = (by[0], by[3], by[4]);
+        let delta = i.x1 - i.x0;
+        let m0 = i.m_mean + a * (i.x0 - i.x_mean);
+        return vec![
+            ("a".into(), a),
+            ("b".into(), b),
+            ("c_prime".into(), c_prime),
+            ("interaction".into(), d),
+            ("natural_direct".into(), (c_prime + d * m0) * delta),
+            ("natural_indirect".into(), a * (b + d * i.x1) * delta),
+        ];
+    }
+    let md = design.moderation.as_ref().unwrap();
+    let spec = model.moderation.as_ref().unwrap();
     let absorbed = md.w.is_none();
     let own: Vec<&[f64]> = if absorbed { vec![] } else { vec![&wv] };
     let mut med: Vec<&[f64]> = vec![&x, &c1, &c2];
@@ -317,7 +362,23 @@ fn replicates_match_a_refit_of_the_materialised_resamples() {
                 at: ModeratorValues::MeanSd,
             },
         );
-        let panel = Panel::from_table(&table, &model).unwrap();
+        check_replicates(&table, &model);
+    }
+    let interaction = ModelSpec {
+        moderation: None,
+        interaction: Some(Interaction::default()),
+        ..spec(
+            FixedEffects::UnitTime,
+            moderation_of(&serde_json::json!({"moderated": ["a"], "center": false})),
+        )
+    };
+    check_replicates(&table, &interaction);
+}
+
+/// Six pairs replicates of `model` against the oracle's refit.
+fn check_replicates(table: &Table, model: &ModelSpec) {
+    {
+        let panel = Panel::from_table(table, model).unwrap();
         let design = Design::build(&panel, model.fixed_effects).unwrap();
         let fit = fit_system(&design, &equations(&design)).unwrap();
         let g = design.n_clusters;
@@ -331,11 +392,11 @@ fn replicates_match_a_refit_of_the_materialised_resamples() {
         for r in 0..replicates {
             plan.fill(r as u64, &mut w);
             let row = &fast[r * layout.len()..(r + 1) * layout.len()];
-            for (key, want) in oracle(&table, &model, &design, &w) {
+            for (key, want) in oracle(table, model, &design, &w) {
                 let i = layout.index_of(&key, &["m".to_string()]).unwrap();
                 assert!(
                     rel_err(row[i], want) < 1e-9,
-                    "{moderator} a={a} b={b} direct={direct} replicate {r} {key}: {} vs {want}",
+                    "{model:?} replicate {r} {key}: {} vs {want}",
                     row[i]
                 );
             }
@@ -415,7 +476,7 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         "--no-plots",
         "--out",
     ];
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["--moderated", "a"],
             "--moderated: applies only with a moderator (model.moderator, --moderator)",
@@ -430,15 +491,24 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         ),
         (
             &["--moderator", "w", "--scheme", "wild"],
-            "resampling.scheme (--scheme): a moderated model",
+            "resampling.scheme (--scheme): a moderated or interaction model",
         ),
         (
             &["--moderator", "w", "--backend", "gpu"],
-            "the GPU engine does not compute a moderated",
+            "the GPU engine does not compute a moderated or interaction",
         ),
         (
             &["--moderator", "w", "--mediator", "m,c2", "--controls", "c1"],
             "a moderated model has one mediator",
+        ),
+        (
+            &["--interaction", "--moderator", "w"],
+            "a treatment-mediator interaction with a moderator",
+        ),
+        (&["--contrast", "1,2"], "applies only with the interaction"),
+        (
+            &["--interaction", "--scheme", "permutation"],
+            "a moderated or interaction model (model.moderator",
         ),
     ];
     for (k, (extra, message)) in cases.iter().enumerate() {

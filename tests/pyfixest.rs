@@ -56,6 +56,7 @@ fn model_of(case: &Value) -> ModelSpec {
         cluster: case["cluster"].as_str().unwrap().into(),
         fixed_effects: FixedEffects::parse(case["fixed_effects"].as_str().unwrap()).unwrap(),
         moderation: None,
+        interaction: None,
     }
 }
 
@@ -236,6 +237,7 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
             cluster: case["cluster"].as_str().unwrap().into(),
             fixed_effects: FixedEffects::parse(case["fixed_effects"].as_str().unwrap()).unwrap(),
             moderation: None,
+            interaction: None,
         };
         let plan = RunPlan {
             name: "groups".into(),

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         cluster: h[0].clone(),
         fixed_effects: FixedEffects::Unit,
         moderation: None,
+        interaction: None,
     };
     let Ok(panel) = medsim::internals::model::panel::Panel::from_table(&table, &model) else {
         return;

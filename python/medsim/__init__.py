@@ -103,6 +103,8 @@ def mediate(
     moderated: str | Iterable[str] | None = None,
     center: bool = False,
     at: str | Iterable[float] | dict | None = None,
+    interaction: bool = False,
+    contrast: Iterable[float] | None = None,
     name: str = "medsim",
     sheet: str | None = None,
     scheme: str | None = None,
@@ -159,6 +161,9 @@ def mediate(
     ``a3``/``b3``/``c3_prime``, ``conditional_indirect:K``,
     ``index_moderated_mediation`` or ``indirect_difference`` among its
     effects and ``to_dict()["moderation"]`` (docs/moderation.md).
+    ``interaction=True`` adds X*M to the outcome equation: ``interaction``,
+    ``natural_direct`` and ``natural_indirect`` of moving X by ``contrast``
+    ``(x0, x1)`` (default the mean to the mean plus one SD).
 
     Errors are :class:`MedsimError` with the CLI's message (the column, the
     row, the keyword and what was expected).
@@ -269,6 +274,10 @@ def mediate(
         put("model", "center", True, "center=")
     if at is not None:
         put("model", "at", at if isinstance(at, (str, dict)) else [float(v) for v in at], "at=")
+    if interaction:
+        put("model", "interaction", True, "interaction=")
+    if contrast is not None:
+        put("model", "contrast", [float(v) for v in contrast], "contrast=")
     options = dict(scheme=scheme, reps=reps, seed=seed, ci=ci, level=level, weights_type=weights_type,
                    strata=strata, backend=backend, precision=precision, threads=threads,
                    wild_tests=wild_tests)

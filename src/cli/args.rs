@@ -309,6 +309,16 @@ pub(crate) struct RunFlags {
     /// [model.at; default percentiles].
     #[arg(long, value_name = "VALUES")]
     pub(crate) at: Option<String>,
+    /// Add the treatment-mediator interaction X*M to the outcome equation:
+    /// natural direct and indirect effects (VanderWeele and Vansteelandt)
+    /// of moving X from the mean to the mean plus one SD, or --contrast
+    /// [model.interaction; default off].
+    #[arg(long)]
+    pub(crate) interaction: bool,
+    /// The interaction model's change of the treatment, X0,X1
+    /// [model.contrast; default the mean to the mean plus one SD].
+    #[arg(long, value_name = "X0,X1", value_delimiter = ',')]
+    pub(crate) contrast: Vec<f64>,
     /// Categorical columns whose groups of clusters (e.g. region, size class)
     /// each get their own model, fitted on the group's rows and resampled with
     /// the pooled run's weights, reported under "groups" as COL=LEVEL, with the

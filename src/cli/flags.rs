@@ -164,6 +164,21 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
         apply: |f, c| set(f.at.as_deref().map(|a| Some(at_values(a))), &mut c.model.at),
     },
     Flag {
+        flag: "--interaction",
+        key: "model.interaction",
+        apply: |f, c| set(f.interaction.then_some(true), &mut c.model.interaction),
+    },
+    Flag {
+        flag: "--contrast",
+        key: "model.contrast",
+        apply: |f, c| {
+            set(
+                (!f.contrast.is_empty()).then(|| Some(f.contrast.clone())),
+                &mut c.model.contrast,
+            )
+        },
+    },
+    Flag {
         flag: "--group",
         key: "model.groups",
         apply: |f, c| set(f.group.as_deref().map(split_list), &mut c.model.groups),

@@ -672,9 +672,9 @@ impl<'a> GpuEngine<'a> {
         let (design, fit) = spread.as_ref().map_or((design, fit), |(d, f)| (d, f));
         let instrumented = design.layout.instrumented();
         let studentize = options.studentize;
-        if design.moderation.is_some() {
+        if crate::model::moderation::extended(design) {
             return Err(Error::Gpu(
-                "the GPU engine has no moderated model's solve yet (model.moderator)".into(),
+                "the GPU engine has no moderated or interaction model's solve yet (model.moderator, model.interaction)".into(),
             ));
         }
         check_rules(

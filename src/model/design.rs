@@ -142,6 +142,20 @@ pub struct ModeratedColumns {
     pub range: (f64, f64),
 }
 
+/// The interaction model's product column X*M and the treatment change
+/// and sample means its natural effects are evaluated at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InteractionColumns {
+    pub xm: usize,
+    /// The treatment moves from x0 to x1.
+    pub x0: f64,
+    pub x1: f64,
+    /// Sample means of X and M (the mediator's expected value at x0 is
+    /// M's mean plus a (x0 - X's mean), at the controls' means).
+    pub x_mean: f64,
+    pub m_mean: f64,
+}
+
 /// One absorbed fixed effect, for the small-sample correction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FixedEffectDim {
@@ -175,6 +189,8 @@ pub struct Design {
     pub absorbed: Vec<FixedEffectDim>,
     /// The moderation block, in a moderated model.
     pub moderation: Option<ModeratedColumns>,
+    /// The treatment-mediator product, in the interaction model.
+    pub interaction: Option<InteractionColumns>,
 }
 
 impl Design {
@@ -204,10 +220,28 @@ impl Design {
         };
         let user = |k: usize, role: Role| transform(&panel.names[k], role, &panel.columns[k]);
         let n_mod = usize::from(panel.moderation.is_some());
-        let (block, moderation) = match &panel.moderation {
+        let (mut block, moderation) = match &panel.moderation {
             Some(spec) => moderation_block(panel, spec, 1 + p + m + n_inst, &transform),
             None => (vec![], None),
         };
+        // The interaction's product X*M, formed on the data.
+        let interaction = panel.interaction.as_ref().map(|spec| {
+            let (x, med) = (&panel.columns[0], &panel.columns[1 + p]);
+            let xm: Vec<f64> = x.iter().zip(med).map(|(a, b)| a * b).collect();
+            let name = format!("{}:{}", panel.names[0], panel.names[1 + p]);
+            block.push(transform(&name, Role::Moderator, &xm));
+            let nf = x.len() as f64;
+            let x_mean = x.iter().sum::<f64>() / nf;
+            let sd = (x.iter().map(|v| (v - x_mean).powi(2)).sum::<f64>() / (nf - 1.0)).sqrt();
+            let (x0, x1) = spec.contrast.unwrap_or((x_mean, x_mean + sd));
+            (
+                block.len() - 1,
+                x0,
+                x1,
+                x_mean,
+                med.iter().sum::<f64>() / nf,
+            )
+        });
         let layout = Layout {
             n_controls: p,
             n_nuisance,
@@ -332,6 +366,13 @@ impl Design {
                 w_shift,
                 values,
                 range,
+            }),
+            interaction: interaction.map(|(k, x0, x1, x_mean, m_mean)| InteractionColumns {
+                xm: layout.moderation(k),
+                x0,
+                x1,
+                x_mean,
+                m_mean,
             }),
         };
         design.check_collinearity()?;

@@ -46,6 +46,12 @@ pub enum EffectKey {
     /// The conditional indirect effect at the last moderator value less that
     /// at the first (a and b both moderated).
     IndirectDifference,
+    /// The interaction model's X*M coefficient (`interaction`), natural
+    /// direct and natural indirect effects (`natural_direct`,
+    /// `natural_indirect`).
+    Interaction,
+    NaturalDirect,
+    NaturalIndirect,
 }
 
 impl EffectKey {
@@ -72,6 +78,9 @@ impl EffectKey {
             "c3_prime" => Some(EffectKey::C3Prime),
             "index_moderated_mediation" => Some(EffectKey::IndexModeratedMediation),
             "indirect_difference" => Some(EffectKey::IndirectDifference),
+            "interaction" => Some(EffectKey::Interaction),
+            "natural_direct" => Some(EffectKey::NaturalDirect),
+            "natural_indirect" => Some(EffectKey::NaturalIndirect),
             _ => None,
         };
         if simple.is_some() {
@@ -132,6 +141,9 @@ impl fmt::Display for EffectKey {
             EffectKey::ConditionalDirect(k) => write!(f, "conditional_direct:{k}"),
             EffectKey::IndexModeratedMediation => f.write_str("index_moderated_mediation"),
             EffectKey::IndirectDifference => f.write_str("indirect_difference"),
+            EffectKey::Interaction => f.write_str("interaction"),
+            EffectKey::NaturalDirect => f.write_str("natural_direct"),
+            EffectKey::NaturalIndirect => f.write_str("natural_indirect"),
         }
     }
 }
@@ -162,6 +174,9 @@ mod tests {
             EffectKey::ConditionalDirect(0),
             EffectKey::IndexModeratedMediation,
             EffectKey::IndirectDifference,
+            EffectKey::Interaction,
+            EffectKey::NaturalDirect,
+            EffectKey::NaturalIndirect,
         ];
         for k in keys {
             assert_eq!(EffectKey::parse(&k.to_string(), &meds), Some(k));

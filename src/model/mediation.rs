@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::math::linalg::{cholesky, quadratic_form};
 use crate::math::rng::{STREAM_MONTE_CARLO, normals};
 use crate::math::stats::{f_p_value, normal_p_value, normal_quantile, quantile_sorted, t_p_value};
-use crate::model::design::{Design, ModeratedColumns};
+use crate::model::design::Design;
 use crate::model::effect::EffectKey;
 use crate::model::estimate::{Equation, SystemFit, fit_system};
 use crate::model::moderation;
@@ -254,8 +254,8 @@ pub const TOTAL: usize = 0;
 /// The system: total effect, one equation per mediator, outcome (a
 /// moderated model's own, `crate::model::moderation::equations`).
 pub fn equations(design: &Design) -> Vec<Equation> {
-    if let Some(md) = &design.moderation {
-        return moderation::equations(design, md);
+    if moderation::extended(design) {
+        return moderation::equations(design);
     }
     let l = design.layout;
     let mut eqs = vec![Equation {
@@ -303,8 +303,8 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
     let targets = paths.interval_targets(&mediators);
     let mut intervals = analytic_intervals(&targets, &mc, &paths.v, &inference.levels);
     let mut effects = effects;
-    if let Some(md) = &design.moderation {
-        let (more, sobel) = moderated_effects(design, md, &fit, &inference.levels);
+    if moderation::extended(design) {
+        let (more, sobel) = moderated_effects(design, &fit, &inference.levels);
         effects.extend(more);
         intervals.extend(sobel);
     }
@@ -405,16 +405,16 @@ fn effects_of(
     effects
 }
 
-/// A moderated model's effects (`crate::model::moderation::each_effect`):
-/// the interaction coefficients with their t tests, the other functions of
-/// theta with delta-method SEs, normal p-values and Sobel intervals.
+/// A moderated or interaction model's effects
+/// (`crate::model::moderation::each_effect`): the interaction coefficients
+/// with their t tests, the other functions of theta with delta-method SEs,
+/// normal p-values and Sobel intervals.
 fn moderated_effects(
     design: &Design,
-    md: &ModeratedColumns,
     fit: &SystemFit,
     levels: &[f64],
 ) -> (Vec<(String, Effect)>, Vec<Interval>) {
-    let at = moderation::coefficients(design, md);
+    let at = moderation::coefficients(design);
     let theta = at.map(|c| c.map_or(0.0, |(e, col)| fit.coef(e, col)));
     let d = moderation::THETA;
     let mut v = vec![0.0; d * d];
@@ -428,10 +428,13 @@ fn moderated_effects(
     let mut effects = Vec::new();
     let mut targets = Vec::new();
     let stats = crate::model::moderation::ModerationStats::of(design);
-    let u = moderation::shifted_values(md);
-    moderation::each_effect(&theta, &u, stats, &mut |key, estimate, grad| {
+    let evaluation = moderation::Evaluation::of(design);
+    moderation::each_effect(&theta, &evaluation, stats, &mut |key, estimate, grad| {
         let se = quadratic_form(&grad, &v).sqrt();
-        let coefficient = matches!(key, EffectKey::A3 | EffectKey::B3 | EffectKey::C3Prime);
+        let coefficient = matches!(
+            key,
+            EffectKey::A3 | EffectKey::B3 | EffectKey::C3Prime | EffectKey::Interaction
+        );
         let p_value = match coefficient {
             true => t_p_value(estimate / se, fit.df()),
             false => normal_p_value(estimate / se),

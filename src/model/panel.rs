@@ -12,7 +12,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 use crate::data::table::{MISSING, Table, clip};
 use crate::error::{Error, Result};
-use crate::model::spec::{ModelSpec, Moderation};
+use crate::model::spec::{Interaction, ModelSpec, Moderation};
 
 /// A categorical column indexed to 0..levels.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +98,8 @@ pub struct Panel {
     /// The moderation of the paths; its moderator's column follows the
     /// instruments.
     pub moderation: Option<Moderation>,
+    /// The outcome equation's treatment-mediator interaction.
+    pub interaction: Option<Interaction>,
     pub columns: Vec<Vec<f64>>,
     /// Source line of each kept observation.
     pub lines: Vec<u64>,
@@ -189,6 +191,7 @@ impl Panel {
             n_mediators: spec.mediators.len(),
             n_instruments: spec.instruments.len(),
             moderation: spec.moderation.clone(),
+            interaction: spec.interaction.clone(),
             columns: values
                 .into_iter()
                 .map(|v| kept.iter().map(|&r| v[r]).collect())

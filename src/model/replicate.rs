@@ -204,6 +204,13 @@ impl StatLayout {
         md.has_index()
             .then(|| self.moderation_base() + md.interactions() + md.values + direct)
     }
+    /// The interaction model's statistic k: the interaction coefficient,
+    /// the natural direct effect, the natural indirect effect.
+    pub fn natural(&self, k: usize) -> Option<usize> {
+        let md = self.moderation;
+        md.interaction
+            .then(|| self.moderation_base() + md.moderation_len() + k)
+    }
     /// The difference of the last and first conditional indirect effects.
     pub fn indirect_difference(&self) -> Option<usize> {
         let md = self.moderation;
@@ -242,6 +249,9 @@ impl StatLayout {
             EffectKey::ConditionalDirect(k) => self.conditional_direct(*k),
             EffectKey::IndexModeratedMediation => self.index_moderated_mediation(),
             EffectKey::IndirectDifference => self.indirect_difference(),
+            EffectKey::Interaction => self.natural(0),
+            EffectKey::NaturalDirect => self.natural(1),
+            EffectKey::NaturalIndirect => self.natural(2),
         }
     }
 }
@@ -292,8 +302,8 @@ struct Moderated {
     /// for the j-th added column's, ratio into the units of the data), None
     /// where it is 0.
     theta: [Option<(usize, usize, f64)>; moderation::THETA],
-    /// The moderator values less W's shift.
-    u: Vec<f64>,
+    /// Where the effects are evaluated.
+    at: moderation::Evaluation,
     /// Scratch: the added columns' Schur block, the base right-hand side,
     /// and each equation's (treatment, added) coefficients.
     small: Vec<f64>,
@@ -347,17 +357,17 @@ impl Solver {
                 ..StatLayout::plain(m)
             },
             rho: Vec::new(),
-            moderated: design.moderation.as_ref().map(|md| {
+            moderated: moderation::extended(design).then(|| {
                 let base = lay.base_regressors().len();
                 // Every equation is the base block and the columns it adds.
-                let equations: Vec<(usize, Vec<usize>)> = moderation::equations(design, md)
+                let equations: Vec<(usize, Vec<usize>)> = moderation::equations(design)
                     .into_iter()
                     .map(|e| {
                         debug_assert!(e.regressors[..base] == lay.base_regressors()[..]);
                         (e.dependent, e.regressors[base..].to_vec())
                     })
                     .collect();
-                let theta = moderation::coefficients(design, md).map(|c| {
+                let theta = moderation::coefficients(design).map(|c| {
                     c.map(|(e, col)| {
                         let (d, added) = &equations[e];
                         let at = match col == lay.treatment() {
@@ -381,7 +391,7 @@ impl Solver {
                         .collect(),
                     equations,
                     theta,
-                    u: moderation::shifted_values(md),
+                    at: moderation::Evaluation::of(design),
                     small: vec![0.0; most * most],
                     t: vec![0.0; base],
                 }
@@ -563,7 +573,7 @@ impl Solver {
             .theta
             .map(|c| c.map_or(0.0, |(e, at, ratio)| st.beta[e][at] * ratio));
         coefficients_to_stats(&theta[..4], lay, out);
-        moderation::each_effect(&theta, &st.u, lay.moderation, &mut |key, value, _| {
+        moderation::each_effect(&theta, &st.at, lay.moderation, &mut |key, value, _| {
             if let Some(i) = lay.position(&key, &[]) {
                 out[i] = value;
             }

@@ -71,6 +71,17 @@ pub struct ModelSpec {
     pub fixed_effects: FixedEffects,
     /// A moderator of the paths (conditional process analysis), if any.
     pub moderation: Option<Moderation>,
+    /// The treatment-mediator interaction in the outcome equation, if any.
+    pub interaction: Option<Interaction>,
+}
+
+/// The outcome equation's treatment-mediator interaction, Y ~ X + M + X*M
+/// (`crate::model::moderation`): natural direct and indirect effects
+/// (VanderWeele and Vansteelandt 2009) of moving X from x0 to x1.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Interaction {
+    /// (x0, x1); None: the mean to the mean plus one SD.
+    pub contrast: Option<(f64, f64)>,
 }
 
 /// A moderator W of some of the model's paths (Hayes' PROCESS models 7, 14,
@@ -222,6 +233,7 @@ impl ModelSpec {
             cluster: unit.into(),
             fixed_effects,
             moderation: None,
+            interaction: None,
         }
     }
 
@@ -283,6 +295,34 @@ impl ModelSpec {
         }
         if let Some(w) = &self.moderation {
             w.validate(self.mediators.len(), !self.instruments.is_empty())?;
+        }
+        if let Some(i) = &self.interaction {
+            let refuse = |message: String| bad("model.interaction", message);
+            if self.moderation.is_some() {
+                return refuse(
+                    "a treatment-mediator interaction with a moderator (model.moderator) is not \
+                     supported; fit one or the other"
+                        .into(),
+                );
+            }
+            if self.mediators.len() != 1 || !self.instruments.is_empty() {
+                return refuse(format!(
+                    "the interaction model has one mediator and no instrument; this one has {} \
+                     mediator(s) (model.mediators) and {} instrument(s) (model.instrument)",
+                    self.mediators.len(),
+                    self.instruments.len()
+                ));
+            }
+            if let Some((x0, x1)) = i.contrast
+                && !(x0.is_finite() && x1.is_finite() && x0 != x1)
+            {
+                return bad(
+                    "model.contrast",
+                    format!(
+                        "give two different finite treatment values [x0, x1]; got [{x0}, {x1}]"
+                    ),
+                );
+            }
         }
         Ok(())
     }
@@ -352,5 +392,6 @@ pub fn default_spec() -> ModelSpec {
         cluster: "city".into(),
         fixed_effects: FixedEffects::UnitTime,
         moderation: None,
+        interaction: None,
     }
 }

@@ -135,6 +135,9 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
                 }
                 Some(EffectKey::IndexModeratedMediation) => "index of moderated mediation".into(),
                 Some(EffectKey::IndirectDifference) => "difference of conditional a*b".into(),
+                Some(EffectKey::Interaction) => format!("d: {x} x {} on {y}", all()),
+                Some(EffectKey::NaturalDirect) => "natural direct effect".into(),
+                Some(EffectKey::NaturalIndirect) => "natural indirect effect".into(),
                 Some(EffectKey::Sensitivity(_)) | None => k.clone(),
             };
             (k.clone(), label)

@@ -689,7 +689,10 @@ pub fn conditional_indirect(s: &Summary) -> Option<(String, String)> {
             .draw()?;
         band_and_curve(
             &mut chart,
-            &curve.iter().map(|p| (p.w, p.lower, p.upper)).collect::<Vec<_>>(),
+            &curve
+                .iter()
+                .map(|p| (p.w, p.lower, p.upper))
+                .collect::<Vec<_>>(),
             &format!("{} % {} band", 100.0 * jn.level, jn.method),
             curve.iter().map(|p| (p.w, p.estimate)).collect(),
             "a*b at W",

@@ -68,6 +68,9 @@ fn label(s: &Summary, key: &str) -> String {
         EffectKey::ConditionalIndirect(k) => format!("a*b  at {}", at(k)),
         EffectKey::ConditionalDirect(k) => format!("c'   at {}", at(k)),
         EffectKey::IndexModeratedMediation => "     index of moderated mediation".into(),
+        EffectKey::Interaction => format!("d    {x}*{m} -> {y}"),
+        EffectKey::NaturalDirect => "NDE  natural direct effect".into(),
+        EffectKey::NaturalIndirect => "NIE  natural indirect effect".into(),
         EffectKey::IndirectDifference => format!(
             "     a*b at {} - at {}",
             at(s.moderation
@@ -362,6 +365,18 @@ fn render_run(o: &mut String, s: &Summary) {
                 ""
             },
             at.join(", ")
+        );
+    }
+    if let Some(i) = &s.interaction {
+        let _ = writeln!(
+            o,
+            "inter  {y} ~ {x} + {m} + {x}*{m}: natural effects of {x} from {:.4} to {:.4}, the mediator \
+             at its mean given {x} and the controls at theirs",
+            i.x0,
+            i.x1,
+            y = s.model.outcome,
+            x = s.model.treatment,
+            m = s.model.mediators.join(" + "),
         );
     }
     let _ = writeln!(

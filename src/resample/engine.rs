@@ -257,7 +257,7 @@ impl CpuEngine {
             weights.scheme,
             Asks {
                 studentized: studentize,
-                moderated: design.moderation.is_some(),
+                moderated: crate::model::moderation::extended(design),
                 ..Asks::default()
             },
         )?;

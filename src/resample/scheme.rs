@@ -165,7 +165,8 @@ pub struct Asks {
     pub sensitivity: bool,
     /// The wild scheme's restricted (WCR) tests.
     pub wild_tests: bool,
-    /// The model has a moderator (products of columns).
+    /// The model has a moderator or the treatment-mediator interaction
+    /// (products of columns).
     pub moderated: bool,
 }
 
@@ -207,23 +208,24 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
     if asks.moderated && (wild || permutation) {
         return refuse(
             "resampling.scheme",
-            "a moderated model (model.moderator) is resampled by reweighting clusters: use \
-             pairs, bayes, poisson or jackknife (the wild and permutation schemes do not \
-             re-form its products yet)",
+            "a moderated or interaction model (model.moderator, model.interaction) is \
+             resampled by reweighting clusters: use pairs, bayes, poisson or jackknife (the \
+             wild and permutation schemes do not re-form its products yet)",
         );
     }
     if asks.moderated && asks.studentized {
         return refuse(
             "inference.methods",
-            "studentized intervals are not yet available for a moderated model \
-             (model.moderator); use percentile, bc, bca, basic or normal",
+            "studentized intervals are not yet available for a moderated or interaction \
+             model (model.moderator, model.interaction); use percentile, bc, bca, basic or \
+             normal",
         );
     }
     if asks.moderated && asks.sensitivity {
         return refuse(
             "sensitivity",
-            "the sensitivity analysis is for one mediator without moderation; drop \
-             model.moderator or the [sensitivity] section",
+            "the sensitivity analysis is for one mediator without moderation or interaction; \
+             drop model.moderator (model.interaction) or the [sensitivity] section",
         );
     }
     if asks.studentized && permutation {

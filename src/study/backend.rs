@@ -72,7 +72,7 @@ pub fn engine<'a>(
     }
     // A moderated model has no GPU solve yet: auto takes the CPU engine.
     if wants_gpu(spec) {
-        if r.design.moderation.is_none() {
+        if !crate::model::moderation::extended(r.design) {
             return gpu_engine(spec, r, plan);
         }
         if spec.backend == BackendChoice::Gpu || spec.adapter.is_some() {
@@ -100,8 +100,8 @@ pub fn engine<'a>(
 fn moderated_on_gpu() -> Error {
     Error::InvalidOption {
         option: "resampling.backend".into(),
-        message: "the GPU engine does not compute a moderated model's statistics yet \
-                  (model.moderator); use backend cpu or auto"
+        message: "the GPU engine does not compute a moderated or interaction model's \
+                  statistics yet (model.moderator, model.interaction); use backend cpu or auto"
             .into(),
     }
 }

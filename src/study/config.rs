@@ -18,7 +18,7 @@ use crate::data::robustness::Robustness;
 use crate::data::synthetic::{CONTROLS, SyntheticParams};
 use crate::error::{Error, Result};
 use crate::model::spec::{
-    FixedEffects, InferenceSpec, ModelSpec, Moderation, ModeratorValues, check_level,
+    FixedEffects, InferenceSpec, Interaction, ModelSpec, Moderation, ModeratorValues, check_level,
 };
 use crate::resample::engine::Precision;
 use crate::resample::intervals::Method;
@@ -131,6 +131,13 @@ pub struct ModelConfig {
     /// "mean-sd", or `{ percentiles = [..] }` (default 16, 50, 84).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<AtConfig>,
+    /// The treatment-mediator interaction X*M in the outcome equation.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interaction: bool,
+    /// The interaction model's change of the treatment [x0, x1] (default
+    /// the mean to the mean plus one SD).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contrast: Option<Vec<f64>>,
 }
 
 /// `[model] at`: where conditional effects are evaluated.
@@ -346,6 +353,8 @@ impl Default for ModelConfig {
             moderated: vec![],
             center: false,
             at: None,
+            interaction: false,
+            contrast: None,
         }
     }
 }
@@ -603,6 +612,33 @@ pub fn line_of_key(text: &str, key: &str) -> usize {
 }
 
 /// The messages of the existing option parsers, without their flag names.
+/// `[model] interaction` and `contrast` as the model's [`Interaction`].
+fn interaction(
+    m: &ModelConfig,
+) -> std::result::Result<Option<Interaction>, (&'static str, String)> {
+    let contrast = match m.contrast.as_deref() {
+        None => None,
+        Some(&[x0, x1]) => Some((x0, x1)),
+        Some(other) => {
+            return Err((
+                "model.contrast",
+                format!(
+                    "give two treatment values [x0, x1]; got {} value(s)",
+                    other.len()
+                ),
+            ));
+        }
+    };
+    match (m.interaction, contrast) {
+        (false, Some(_)) => Err((
+            "model.contrast",
+            "applies only with the interaction (model.interaction = true)".into(),
+        )),
+        (false, None) => Ok(None),
+        (true, contrast) => Ok(Some(Interaction { contrast })),
+    }
+}
+
 /// `[model]`'s moderation keys as the model's [`Moderation`]; an error
 /// names its key.
 fn moderation(m: &ModelConfig) -> std::result::Result<Option<Moderation>, (&'static str, String)> {
@@ -908,6 +944,7 @@ impl Config {
             cluster: m.cluster.clone().unwrap_or_else(|| d.unit.clone()),
             fixed_effects,
             moderation: moderation(m).map_err(|(key, message)| err(key, message))?,
+            interaction: interaction(m).map_err(|(key, message)| err(key, message))?,
         };
         model.validate().map_err(|e| match e {
             Error::InvalidOption { option, message } => err(&option, message),

@@ -349,7 +349,7 @@ fn checked_request(
             studentized: spec.methods.contains(&Method::Studentized),
             sensitivity: spec.sensitivity.is_some(),
             wild_tests: spec.wild_tests,
-            moderated: design.moderation.is_some(),
+            moderated: crate::model::moderation::extended(design),
         },
     )?;
     if spec.sensitivity.is_some() {

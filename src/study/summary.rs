@@ -45,6 +45,10 @@ pub struct Summary {
     /// the effects `conditional_indirect:K` and `conditional_direct:K`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderation: Option<ModerationSummary>,
+    /// With `--interaction`: the treatment change of the natural effects
+    /// `natural_direct` and `natural_indirect`, and the means they use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<InteractionSummary>,
     /// Present when the run resampled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampling: Option<ResamplingSummary>,
@@ -101,6 +105,19 @@ pub struct ModerationSummary {
     /// zero, over W's observed range (resampled, a or b moderated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub johnson_neyman: Option<JohnsonNeyman>,
+}
+
+/// The interaction model (summary.json `interaction`): the treatment moves
+/// from `x0` to `x1`; the mediator's expected value at x0 is
+/// `m_mean + a (x0 - x_mean)` (the controls at their means). Its effects
+/// are `interaction` (the X*M coefficient), `natural_direct`,
+/// `natural_indirect`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InteractionSummary {
+    pub x0: f64,
+    pub x1: f64,
+    pub x_mean: f64,
+    pub m_mean: f64,
 }
 
 /// One moderator value: how it was chosen (`16th percentile`, `mean`,
@@ -395,6 +412,12 @@ impl Summary {
             equations,
             iv: analysis.iv.clone(),
             moderation: design.moderation.as_ref().map(ModerationSummary::of),
+            interaction: design.interaction.map(|i| InteractionSummary {
+                x0: i.x0,
+                x1: i.x1,
+                x_mean: i.x_mean,
+                m_mean: i.m_mean,
+            }),
             resampling: None,
             groups: IndexMap::new(),
             mediator_models: IndexMap::new(),
