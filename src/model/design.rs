@@ -230,17 +230,9 @@ impl Design {
             let xm: Vec<f64> = x.iter().zip(med).map(|(a, b)| a * b).collect();
             let name = format!("{}:{}", panel.names[0], panel.names[1 + p]);
             block.push(transform(&name, Role::Moderator, &xm));
-            let nf = x.len() as f64;
-            let x_mean = x.iter().sum::<f64>() / nf;
-            let sd = (x.iter().map(|v| (v - x_mean).powi(2)).sum::<f64>() / (nf - 1.0)).sqrt();
+            let (x_mean, sd) = mean_sd(x);
             let (x0, x1) = spec.contrast.unwrap_or((x_mean, x_mean + sd));
-            (
-                block.len() - 1,
-                x0,
-                x1,
-                x_mean,
-                med.iter().sum::<f64>() / nf,
-            )
+            (block.len() - 1, x0, x1, x_mean, mean_sd(med).0)
         });
         let layout = Layout {
             n_controls: p,
@@ -637,10 +629,9 @@ fn moderation_block(
     w_column: usize,
     transform: &dyn Fn(&str, Role, &[f64]) -> Entry,
 ) -> (Vec<Entry>, Option<BlockPositions>) {
-    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
     let (x, w) = (&panel.columns[0], &panel.columns[w_column]);
     let (x_shift, w_shift) = match spec.center {
-        true => (mean(x), mean(w)),
+        true => (mean_sd(x).0, mean_sd(w).0),
         false => (0.0, 0.0),
     };
     let (x_name, w_name) = (&panel.names[0], &panel.names[w_column]);
@@ -699,9 +690,7 @@ fn moderator_values(at: &ModeratorValues, w: &[f64]) -> Vec<(String, f64)> {
                 .collect()
         }
         ModeratorValues::MeanSd => {
-            let n = w.len() as f64;
-            let mean = w.iter().sum::<f64>() / n;
-            let sd = (w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            let (mean, sd) = mean_sd(w);
             vec![
                 ("mean - 1 SD".into(), mean - sd),
                 ("mean".into(), mean),
@@ -712,8 +701,16 @@ fn moderator_values(at: &ModeratorValues, w: &[f64]) -> Vec<(String, f64)> {
     }
 }
 
+/// A column's mean and standard deviation (n - 1).
+fn mean_sd(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let ss = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+    (mean, (ss / (n - 1.0)).sqrt())
+}
+
 fn centre(x: &[f64]) -> Vec<f64> {
-    let mean = x.iter().sum::<f64>() / x.len() as f64;
+    let mean = mean_sd(x).0;
     x.iter().map(|v| v - mean).collect()
 }
 
