@@ -38,6 +38,9 @@ pub struct ResampleSpec {
     /// The rho grid of the sensitivity analysis, whose ACME values the
     /// replicates also give (reweighting schemes; None: no analysis).
     pub sensitivity: Option<Vec<f64>>,
+    /// A moderated model's Johnson-Neyman region from every replicate's
+    /// paths (the main model's; a group's model does not report one).
+    pub johnson_neyman: bool,
     /// Where the replicates are checkpointed, or a shard's part stored, or
     /// a merge's shards read (`crate::resample::checkpoint`); None: in memory only.
     pub store: Option<crate::resample::checkpoint::StoreRef>,
@@ -119,6 +122,7 @@ impl Default for ResampleSpec {
             precision: None,
             gpu_batch: 0,
             sensitivity: None,
+            johnson_neyman: true,
             store: None,
         }
     }

@@ -1043,6 +1043,7 @@ impl Config {
                             Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Jackknife
                         )
                     }),
+                    johnson_neyman: true,
                     store: None,
                 })
             }

@@ -616,7 +616,7 @@ fn summarise<'a>(
     // A conditional indirect effect that depends on W: its Johnson-Neyman
     // region needs every replicate's paths (32 bytes each).
     let layout = engine.layout();
-    if (layout.moderation.a || layout.moderation.b) && !permutation {
+    if spec.johnson_neyman && (layout.moderation.a || layout.moderation.b) && !permutation {
         crate::resources::check_memory(
             "resampling.replicates",
             &format!("the paths of {replicates} replicates (Johnson-Neyman region)"),

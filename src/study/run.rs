@@ -252,6 +252,7 @@ fn mediator_model(
         // The sensitivity analysis is the main model's (one mediator).
         let spec = &ResampleSpec {
             sensitivity: None,
+            johnson_neyman: false,
             ..spec.clone()
         };
         let shared = if panel.cluster.levels == pooled.cluster.levels {
