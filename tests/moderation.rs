@@ -495,7 +495,7 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         ),
         (
             &["--moderator", "w", "--backend", "gpu"],
-            "the GPU engine does not compute a moderated or interaction",
+            "the GPU engine does not compute a moderated, interaction or serial model",
         ),
         (
             &["--moderator", "w", "--mediator", "m,c2", "--controls", "c1"],

@@ -363,6 +363,7 @@ fn instrumented_models_match_the_two_stage_oracle() {
         fixed_effects: FixedEffects::UnitTime,
         moderation: None,
         interaction: None,
+        serial: false,
     };
     check_on(&table, &two, Scheme::Pairs, None, 8);
     check_on(&table, &two, Scheme::Wild(WildWeights::Webb), None, 8);

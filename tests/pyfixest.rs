@@ -57,6 +57,7 @@ fn model_of(case: &Value) -> ModelSpec {
         fixed_effects: FixedEffects::parse(case["fixed_effects"].as_str().unwrap()).unwrap(),
         moderation: None,
         interaction: None,
+        serial: false,
     }
 }
 
@@ -238,6 +239,7 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
             fixed_effects: FixedEffects::parse(case["fixed_effects"].as_str().unwrap()).unwrap(),
             moderation: None,
             interaction: None,
+            serial: false,
         };
         let plan = RunPlan {
             name: "groups".into(),

@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         fixed_effects: FixedEffects::Unit,
         moderation: None,
         interaction: None,
+        serial: false,
     };
     let Ok(panel) = medsim::internals::model::panel::Panel::from_table(&table, &model) else {
         return;

@@ -105,6 +105,7 @@ def mediate(
     at: str | Iterable[float] | dict | None = None,
     interaction: bool = False,
     contrast: Iterable[float] | None = None,
+    serial: bool = False,
     name: str = "medsim",
     sheet: str | None = None,
     scheme: str | None = None,
@@ -164,6 +165,10 @@ def mediate(
     ``interaction=True`` adds X*M to the outcome equation: ``interaction``,
     ``natural_direct`` and ``natural_indirect`` of moving X by ``contrast``
     ``(x0, x1)`` (default the mean to the mean plus one SD).
+    ``serial=True`` makes the mediators (2 to 4) a chain in the order
+    given (PROCESS model 6): every path such as ``indirect:m1>m2``, the
+    links ``d:m1:m2``, their total and differences, and
+    ``to_dict()["serial"]`` (docs/moderation.md).
 
     Errors are :class:`MedsimError` with the CLI's message (the column, the
     row, the keyword and what was expected).
@@ -278,6 +283,8 @@ def mediate(
         put("model", "interaction", True, "interaction=")
     if contrast is not None:
         put("model", "contrast", [float(v) for v in contrast], "contrast=")
+    if serial:
+        put("model", "serial", True, "serial=")
     options = dict(scheme=scheme, reps=reps, seed=seed, ci=ci, level=level, weights_type=weights_type,
                    strata=strata, backend=backend, precision=precision, threads=threads,
                    wild_tests=wild_tests)

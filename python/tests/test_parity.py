@@ -164,3 +164,24 @@ def test_the_interaction_model_equals_medsim_run(tmp_path, panel_csv, panel):
     got["data"]["source"] = want["data"]["source"]
     assert want["interaction"]["x0"] == 0.5 and "natural_indirect" in want["effects"]
     assert got == want
+
+
+def test_the_serial_model_equals_medsim_run(tmp_path, panel_csv, panel):
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(panel_csv), "--controls", "ln_gdp,industry,fdi",
+        "--serial", "agglom_sec,agglom_ter", "--group", "", "-B", "1000", "-q", "--no-plots",
+        "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator=["agglom_sec", "agglom_ter"],
+        controls=["ln_gdp", "industry", "fdi"], unit="city", time="year",
+        serial=True, reps=1000, name="panel",
+    )
+    got = fit.to_dict()
+    got["data"]["source"] = want["data"]["source"]
+    assert want["serial"]["chain"] == ["agglom_sec", "agglom_ter"]
+    assert "indirect:agglom_sec>agglom_ter" in want["effects"]
+    assert got == want
+    assert "d:agglom_sec:agglom_ter" in fit.tidy().index

@@ -319,6 +319,13 @@ pub(crate) struct RunFlags {
     /// [model.contrast; default the mean to the mean plus one SD].
     #[arg(long, value_name = "X0,X1", value_delimiter = ',')]
     pub(crate) contrast: Vec<f64>,
+    /// Serial mediators, comma-separated in the chain's order (PROCESS
+    /// model 6): each mediator is regressed on the treatment and the ones
+    /// before it, and every path X -> M1 -> M2 -> Y is reported with the
+    /// total and their differences; 2 to 4 mediators; instead of
+    /// --mediator [model.serial = true, with model.mediators; default off].
+    #[arg(long, value_name = "M1,M2", conflicts_with = "mediator")]
+    pub(crate) serial: Option<String>,
     /// Categorical columns whose groups of clusters (e.g. region, size class)
     /// each get their own model, fitted on the group's rows and resampled with
     /// the pooled run's weights, reported under "groups" as COL=LEVEL, with the

@@ -169,6 +169,15 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
         apply: |f, c| set(f.interaction.then_some(true), &mut c.model.interaction),
     },
     Flag {
+        flag: "--serial",
+        key: "model.serial",
+        apply: |f, c| {
+            let chain = f.serial.as_deref().map(split_list);
+            set(chain.is_some().then_some(true), &mut c.model.serial);
+            set(chain, &mut c.model.mediators)
+        },
+    },
+    Flag {
         flag: "--contrast",
         key: "model.contrast",
         apply: |f, c| {

@@ -672,9 +672,11 @@ impl<'a> GpuEngine<'a> {
         let (design, fit) = spread.as_ref().map_or((design, fit), |(d, f)| (d, f));
         let instrumented = design.layout.instrumented();
         let studentize = options.studentize;
-        if crate::model::moderation::extended(design) {
+        if design.beyond_parallel() {
             return Err(Error::Gpu(
-                "the GPU engine has no moderated or interaction model's solve yet (model.moderator, model.interaction)".into(),
+                "the GPU engine has no moderated, interaction or serial model's solve yet \
+                 (model.moderator, model.interaction, model.serial)"
+                    .into(),
             ));
         }
         check_rules(

@@ -191,6 +191,8 @@ pub struct Design {
     pub moderation: Option<ModeratedColumns>,
     /// The treatment-mediator product, in the interaction model.
     pub interaction: Option<InteractionColumns>,
+    /// The mediators form a chain in their order (`crate::model::serial`).
+    pub serial: bool,
 }
 
 impl Design {
@@ -366,6 +368,7 @@ impl Design {
                 x_mean,
                 m_mean,
             }),
+            serial: panel.serial,
         };
         design.check_collinearity()?;
         let k = design.ssc_parameters(layout.outcome_regressors().len());
@@ -419,6 +422,13 @@ impl Design {
             n_clusters: clusters.len(),
             ..self.clone()
         }
+    }
+
+    /// Whether the model goes beyond the parallel one's equations: a
+    /// moderator, the treatment-mediator interaction or a chain of
+    /// mediators (the GPU engine solves only the parallel model).
+    pub fn beyond_parallel(&self) -> bool {
+        self.moderation.is_some() || self.interaction.is_some() || self.serial
     }
 
     /// Number of columns of `z`.

@@ -18,14 +18,21 @@ pub enum EffectKey {
     C,
     /// Direct effect `c_prime`.
     CPrime,
-    /// Total indirect effect (`indirect`) or one mediator's (`indirect:NAME`).
+    /// Total indirect effect (`indirect`) or one path's: a mediator's
+    /// (`indirect:NAME`), or in a serial model a chain's
+    /// (`indirect:M1>M2`, X -> M1 -> M2 -> Y).
     Indirect(Option<String>),
     /// `indirect / c`.
     ProportionMediated,
     /// `|indirect / c'|`.
     SuppressionShare,
-    /// `a_j b_j - a_k b_k` between two mediators (`contrast:FIRST:SECOND`).
+    /// The difference of two specific indirect effects
+    /// (`contrast:FIRST:SECOND`), each named by its path: a mediator's name,
+    /// or in a serial model a chain `M1>M2` (`crate::model::serial`).
     Contrast(String, String),
+    /// A serial model's link: the coefficient of mediator FROM in the
+    /// equation of the later mediator TO (`d:FROM:TO`).
+    D(String, String),
     /// ACME at the K-th value of rho of a sensitivity analysis
     /// (`sensitivity:K`).
     Sensitivity(usize),
@@ -87,17 +94,23 @@ impl EffectKey {
             return simple;
         }
         let (kind, rest) = text.split_once(':')?;
+        // Two names or paths separated by ':' (a name may contain ':').
+        let two = |of: &dyn Fn(&str) -> bool| {
+            rest.match_indices(':').find_map(|(i, _)| {
+                let (first, second) = (&rest[..i], &rest[i + 1..]);
+                (of(first) && of(second)).then(|| (first.to_string(), second.to_string()))
+            })
+        };
+        let is_path = |t: &str| parse_path(t, mediators).is_some();
         match kind {
             "a" => named(rest).map(|m| EffectKey::A(Some(m))),
             "b" => named(rest).map(|m| EffectKey::B(Some(m))),
-            "indirect" => named(rest).map(|m| EffectKey::Indirect(Some(m))),
+            "indirect" => is_path(rest).then(|| EffectKey::Indirect(Some(rest.to_string()))),
+            "d" => two(&|t| named(t).is_some()).map(|(from, to)| EffectKey::D(from, to)),
             "sensitivity" => rest.parse().ok().map(EffectKey::Sensitivity),
             "conditional_indirect" => rest.parse().ok().map(EffectKey::ConditionalIndirect),
             "conditional_direct" => rest.parse().ok().map(EffectKey::ConditionalDirect),
-            "contrast" => mediators.iter().find_map(|first| {
-                let second = rest.strip_prefix(first.as_str())?.strip_prefix(':')?;
-                named(second).map(|second| EffectKey::Contrast(first.clone(), second))
-            }),
+            "contrast" => two(&is_path).map(|(first, second)| EffectKey::Contrast(first, second)),
             _ => None,
         }
     }
@@ -118,6 +131,44 @@ impl EffectKey {
     }
 }
 
+/// The separator of a chain's mediators in a path's name (`M1>M2`).
+pub const PATH_SEPARATOR: char = '>';
+
+/// The name of the path through `path`'s mediators: the mediator's name,
+/// or the chain's joined by `>`.
+pub fn path_name(path: &[usize], mediators: &[String]) -> String {
+    let names: Vec<&str> = path.iter().map(|&j| mediators[j].as_str()).collect();
+    names.join(&PATH_SEPARATOR.to_string())
+}
+
+/// The mediators (increasing) of the path named `text`: a mediator's name
+/// (first, so a name containing `>` stays one mediator) or a chain of
+/// names joined by `>`. None for anything else.
+pub fn parse_path(text: &str, mediators: &[String]) -> Option<Vec<usize>> {
+    if let Some(j) = mediators.iter().position(|m| m == text) {
+        return Some(vec![j]);
+    }
+    mediators.iter().enumerate().find_map(|(j, name)| {
+        let rest = text
+            .strip_prefix(name.as_str())?
+            .strip_prefix(PATH_SEPARATOR)?;
+        let mut path = vec![j];
+        path.extend(parse_path(rest, mediators)?);
+        path.windows(2).all(|w| w[0] < w[1]).then_some(path)
+    })
+}
+
+/// A path's name for people: its mediators joined by ` -> `.
+pub fn path_label(text: &str, mediators: &[String]) -> String {
+    match parse_path(text, mediators) {
+        Some(path) => {
+            let names: Vec<&str> = path.iter().map(|&j| mediators[j].as_str()).collect();
+            names.join(" -> ")
+        }
+        None => text.to_string(),
+    }
+}
+
 impl fmt::Display for EffectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let with = |f: &mut fmt::Formatter<'_>, kind: &str, name: &Option<String>| match name {
@@ -133,6 +184,7 @@ impl fmt::Display for EffectKey {
             EffectKey::ProportionMediated => f.write_str("proportion_mediated"),
             EffectKey::SuppressionShare => f.write_str("suppression_share"),
             EffectKey::Contrast(a, b) => write!(f, "contrast:{a}:{b}"),
+            EffectKey::D(from, to) => write!(f, "d:{from}:{to}"),
             EffectKey::Sensitivity(k) => write!(f, "sensitivity:{k}"),
             EffectKey::A3 => f.write_str("a3"),
             EffectKey::B3 => f.write_str("b3"),
@@ -166,6 +218,10 @@ mod tests {
             EffectKey::SuppressionShare,
             EffectKey::Contrast("x:y".into(), "x".into()),
             EffectKey::Contrast("x".into(), "x:y".into()),
+            EffectKey::Contrast("agglom>x:y".into(), "x".into()),
+            EffectKey::Contrast("agglom".into(), "agglom>x:y>x".into()),
+            EffectKey::Indirect(Some("agglom>x".into())),
+            EffectKey::D("agglom".into(), "x:y".into()),
             EffectKey::Sensitivity(12),
             EffectKey::A3,
             EffectKey::B3,
@@ -188,6 +244,10 @@ mod tests {
             "sensitivity:x",
             "conditional_indirect:",
             "z",
+            "indirect:x>agglom",
+            "indirect:agglom>",
+            "d:agglom",
+            "contrast:agglom>nobody:x",
         ] {
             assert_eq!(EffectKey::parse(bad, &meds), None, "{bad}");
         }

@@ -11,9 +11,10 @@ use crate::math::linalg::{cholesky, quadratic_form};
 use crate::math::rng::{STREAM_MONTE_CARLO, normals};
 use crate::math::stats::{f_p_value, normal_p_value, normal_quantile, quantile_sorted, t_p_value};
 use crate::model::design::Design;
-use crate::model::effect::EffectKey;
+use crate::model::effect::{EffectKey, path_name};
 use crate::model::estimate::{Equation, SystemFit, fit_system};
 use crate::model::moderation;
+use crate::model::serial::Chain;
 use crate::model::spec::InferenceSpec;
 
 /// Per-effect summary of the replicate distribution (`E.bootstrap` in
@@ -265,11 +266,16 @@ pub fn equations(design: &Design) -> Vec<Equation> {
         instruments: l.instruments_for(&l.base_regressors()),
     }];
     for j in 0..l.n_mediators {
+        // In a chain, the mediators before this one too.
+        let mut regressors = l.base_regressors();
+        if design.serial {
+            regressors.extend((0..j).map(|k| l.mediator(k)));
+        }
         eqs.push(Equation {
             name: format!("mediator {}", design.names[l.mediator(j)]),
             dependent: l.mediator(j),
-            regressors: l.base_regressors(),
-            instruments: l.instruments_for(&l.base_regressors()),
+            instruments: l.instruments_for(&regressors),
+            regressors,
         });
     }
     eqs.push(Equation {
@@ -293,13 +299,15 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
         .collect();
     let paths = Paths::new(design, &fit);
     let effects = effects_of(design, &fit, &paths, &mediators);
-    let mc = monte_carlo_draws(&paths.theta, &paths.v, m, inference).map_err(|e| match e {
-        Error::TooLittleData { message, .. } => Error::TooLittleData {
-            file: design.source.clone(),
-            message,
+    let mc = monte_carlo_draws(&paths.theta, &paths.v, &paths.chain, inference).map_err(
+        |e| match e {
+            Error::TooLittleData { message, .. } => Error::TooLittleData {
+                file: design.source.clone(),
+                message,
+            },
+            other => other,
         },
-        other => other,
-    })?;
+    )?;
     let targets = paths.interval_targets(&mediators);
     let mut intervals = analytic_intervals(&targets, &mc, &paths.v, &inference.levels);
     let mut effects = effects;
@@ -377,7 +385,14 @@ fn effects_of(
             ));
             effects.push((
                 EffectKey::Indirect(Some(name.clone())).to_string(),
-                paths.sobel(paths.specific(j)),
+                paths.sobel(paths.path(j)),
+            ));
+        }
+        // A chain's links: mediator `from` in the equation of `to`.
+        for &(to, from) in &paths.chain.links {
+            effects.push((
+                EffectKey::D(mediators[from].clone(), mediators[to].clone()).to_string(),
+                t_effect(1 + to, l.mediator(from)),
             ));
         }
     }
@@ -388,10 +403,16 @@ fn effects_of(
         EffectKey::Indirect(None).to_string(),
         paths.sobel((total_indirect, grad_total)),
     ));
-    for (j, k) in paths.pairs() {
+    for (i, path) in paths.chain.paths.iter().enumerate().skip(m) {
         effects.push((
-            EffectKey::Contrast(mediators[j].clone(), mediators[k].clone()).to_string(),
-            paths.sobel(paths.contrast(j, k)),
+            EffectKey::Indirect(Some(path_name(path, mediators))).to_string(),
+            paths.sobel(paths.path(i)),
+        ));
+    }
+    for &(p, q) in &paths.chain.contrasts {
+        effects.push((
+            paths.contrast_key(p, q, mediators),
+            paths.sobel(paths.contrast(p, q)),
         ));
     }
     effects.push((
@@ -455,66 +476,72 @@ fn moderated_effects(
     (effects, analytic_intervals(&targets, &[], &v, levels))
 }
 
-/// The a and b paths, theta = (a_1..a_m, b_1..b_m), with their joint
-/// cluster-robust covariance; the indirect effects are functions of them,
-/// each given with its gradient for the delta method (Sobel).
+/// The path coefficients theta (a_1..a_m, b_1..b_m, and a chain's links,
+/// `crate::model::serial`) with their joint cluster-robust covariance; the
+/// indirect effects are functions of them, each given with its gradient
+/// for the delta method (Sobel).
 struct Paths {
     theta: Vec<f64>,
-    /// Covariance of theta, row-major 2m x 2m.
+    /// Covariance of theta, row-major.
     v: Vec<f64>,
-    m: usize,
+    chain: Chain,
 }
 
 impl Paths {
     fn new(design: &Design, fit: &SystemFit) -> Paths {
         let l = design.layout;
         let m = l.n_mediators;
+        let chain = Chain::new(m, design.serial);
         let idx: Vec<(usize, usize)> = (0..m)
             .map(|j| (1 + j, l.treatment()))
             .chain((0..m).map(|j| (m + 1, l.mediator(j))))
+            .chain(
+                chain
+                    .links
+                    .iter()
+                    .map(|&(to, from)| (1 + to, l.mediator(from))),
+            )
             .collect();
         let theta = idx.iter().map(|&(e, c)| fit.coef(e, c)).collect();
-        let d = 2 * m;
+        let d = idx.len();
         let mut v = vec![0.0; d * d];
         for i in 0..d {
             for j in 0..d {
                 v[i * d + j] = fit.cov(idx[i], idx[j]);
             }
         }
-        Paths { theta, v, m }
+        Paths { theta, v, chain }
     }
 
-    /// a_j b_j and its gradient.
-    fn specific(&self, j: usize) -> (f64, Vec<f64>) {
-        let (m, t) = (self.m, &self.theta);
-        let mut g = vec![0.0; 2 * m];
-        g[j] = t[m + j];
-        g[m + j] = t[j];
-        (t[j] * t[m + j], g)
+    /// Path i's indirect effect (`Chain::paths`; a_j b_j for mediator j
+    /// alone) and its gradient.
+    fn path(&self, i: usize) -> (f64, Vec<f64>) {
+        self.chain
+            .effect_and_gradient(&self.theta, &self.chain.paths[i])
     }
 
-    /// The total indirect effect, sum of a_j b_j, and its gradient.
+    /// The total indirect effect, every path's, and its gradient.
     fn total(&self) -> (f64, Vec<f64>) {
-        let (m, t) = (self.m, &self.theta);
-        let estimate: f64 = (0..m).map(|j| t[j] * t[m + j]).sum();
-        let grad = (0..2 * m)
-            .map(|i| if i < m { t[m + i] } else { t[i - m] })
-            .collect();
+        let mut estimate = 0.0;
+        let mut grad = vec![0.0; self.theta.len()];
+        for i in 0..self.chain.paths.len() {
+            let (e, g) = self.path(i);
+            estimate += e;
+            grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+        }
         (estimate, grad)
     }
 
-    /// a_j b_j - a_k b_k and its gradient.
-    fn contrast(&self, j: usize, k: usize) -> (f64, Vec<f64>) {
-        let ((ej, gj), (ek, gk)) = (self.specific(j), self.specific(k));
-        (ej - ek, gj.iter().zip(gk).map(|(a, b)| a - b).collect())
+    /// Path p's effect less path q's, and its gradient.
+    fn contrast(&self, p: usize, q: usize) -> (f64, Vec<f64>) {
+        let ((ep, gp), (eq, gq)) = (self.path(p), self.path(q));
+        (ep - eq, gp.iter().zip(gq).map(|(a, b)| a - b).collect())
     }
 
-    /// The pairs of mediators (j < k) in order.
-    fn pairs(&self) -> Vec<(usize, usize)> {
-        let m = self.m;
-        (0..m)
-            .flat_map(|j| (j + 1..m).map(move |k| (j, k)))
-            .collect()
+    /// The key of path p's effect less path q's.
+    fn contrast_key(&self, p: usize, q: usize, mediators: &[String]) -> String {
+        let name = |i: usize| path_name(&self.chain.paths[i], mediators);
+        EffectKey::Contrast(name(p), name(q)).to_string()
     }
 
     /// The delta-method (Sobel) test of an estimate with gradient `grad`.
@@ -528,57 +555,57 @@ impl Paths {
         }
     }
 
-    /// The joint significance test of each mediator: the larger of the
-    /// t tests' p-values of a_j and b_j.
+    /// The joint significance test of each path: the largest of the t
+    /// tests' p-values of its coefficients (a_j and b_j for a mediator
+    /// alone; a chain's links too).
     fn joint_tests(&self, mediators: &[String], df: f64) -> Vec<JointTest> {
-        let (m, d, t, v) = (self.m, 2 * self.m, &self.theta, &self.v);
-        (0..m)
-            .map(|j| {
-                let pa = t_p_value(t[j] / v[j * d + j].sqrt(), df);
-                let pb = t_p_value(t[m + j] / v[(m + j) * d + m + j].sqrt(), df);
-                JointTest {
-                    mediator: mediators[j].clone(),
-                    p_value: pa.max(pb),
-                }
+        let (d, t, v) = (self.theta.len(), &self.theta, &self.v);
+        let p = |i: usize| t_p_value(t[i] / v[i * d + i].sqrt(), df);
+        self.chain
+            .paths
+            .iter()
+            .map(|path| JointTest {
+                mediator: path_name(path, mediators),
+                p_value: self
+                    .chain
+                    .factors(path)
+                    .into_iter()
+                    .map(p)
+                    .fold(f64::NEG_INFINITY, f64::max),
             })
             .collect()
     }
 
     /// What the Sobel and Monte Carlo intervals are for, in the order of
     /// `monte_carlo_draws`: the total indirect effect and, with several
-    /// mediators, each specific one and each contrast (key, estimate,
-    /// gradient).
+    /// paths, each path's and each contrast (key, estimate, gradient).
     fn interval_targets(&self, mediators: &[String]) -> Vec<(String, f64, Vec<f64>)> {
-        let with_key =
-            |key: EffectKey, (estimate, grad): (f64, Vec<f64>)| (key.to_string(), estimate, grad);
-        let mut targets = vec![with_key(EffectKey::Indirect(None), self.total())];
-        if self.m > 1 {
-            for (j, name) in mediators.iter().enumerate() {
-                targets.push(with_key(
-                    EffectKey::Indirect(Some(name.clone())),
-                    self.specific(j),
-                ));
+        let (total, grad) = self.total();
+        let mut targets = vec![(EffectKey::Indirect(None).to_string(), total, grad)];
+        if self.chain.paths.len() > 1 {
+            for (i, path) in self.chain.paths.iter().enumerate() {
+                let (estimate, grad) = self.path(i);
+                let key = EffectKey::Indirect(Some(path_name(path, mediators)));
+                targets.push((key.to_string(), estimate, grad));
             }
-            for (j, k) in self.pairs() {
-                targets.push(with_key(
-                    EffectKey::Contrast(mediators[j].clone(), mediators[k].clone()),
-                    self.contrast(j, k),
-                ));
+            for &(p, q) in &self.chain.contrasts {
+                let (estimate, grad) = self.contrast(p, q);
+                targets.push((self.contrast_key(p, q, mediators), estimate, grad));
             }
         }
         targets
     }
 }
 
-/// Sorted Monte Carlo draws of the total indirect effect (index 0) and, with
-/// several mediators, of each specific one (index 1 + j), then of each
-/// pairwise contrast (j < k, in order): theta is drawn from
-/// N(theta_hat, V) as `theta_hat + L z`, z from the Philox normal stream
+/// Sorted Monte Carlo draws of the total indirect effect (index 0) and,
+/// with several paths, of each path's (index 1 + i), then of each
+/// contrast (`Chain::contrasts`' order): theta is drawn from N(theta_hat,
+/// V) as `theta_hat + L z`, z from the Philox normal stream
 /// `STREAM_MONTE_CARLO` with draw r as the replicate index.
 fn monte_carlo_draws(
     theta: &[f64],
     v: &[f64],
-    m: usize,
+    chain: &Chain,
     inference: &InferenceSpec,
 ) -> Result<Vec<Vec<f64>>> {
     let d = theta.len();
@@ -586,35 +613,36 @@ fn monte_carlo_draws(
     cholesky(&mut l, d).map_err(|_| Error::TooLittleData {
         file: String::new(),
         message: format!(
-            "the cluster-robust covariance of the {d} a and b paths is singular (too few clusters \
-             for {} mediators?), so the Monte Carlo interval cannot be drawn",
-            d / 2
+            "the cluster-robust covariance of the {d} path coefficients is singular (too few \
+             clusters for {} mediators?), so the Monte Carlo interval cannot be drawn",
+            chain.m
         ),
     })?;
-    let n_targets = if m > 1 { 1 + m + m * (m - 1) / 2 } else { 1 };
+    let n = chain.paths.len();
+    let n_targets = if n > 1 {
+        1 + n + chain.contrasts.len()
+    } else {
+        1
+    };
     let draws = inference.mc_draws as usize;
     let mut out = vec![Vec::with_capacity(draws); n_targets];
     let mut z = vec![0.0; d];
     let mut th = vec![0.0; d];
+    let mut effects = Vec::new();
     for r in 0..draws {
         normals(inference.seed, r as u64, STREAM_MONTE_CARLO, &mut z);
         for i in 0..d {
             th[i] = theta[i] + (0..=i).map(|k| l[i * d + k] * z[k]).sum::<f64>();
         }
-        let mut total = 0.0;
-        for j in 0..m {
-            let ab = th[j] * th[m + j];
-            total += ab;
-            if m > 1 {
-                out[1 + j].push(ab);
+        // Paths, total, contrasts; the targets' order puts the total first.
+        chain.indirect_effects(&th, &mut effects);
+        out[0].push(effects[n]);
+        if n > 1 {
+            for i in 0..n {
+                out[1 + i].push(effects[i]);
             }
-        }
-        out[0].push(total);
-        let mut t = 1 + m;
-        for j in 0..m {
-            for k in j + 1..m {
-                out[t].push(th[j] * th[m + j] - th[k] * th[m + k]);
-                t += 1;
+            for (c, &e) in effects[n + 1..].iter().enumerate() {
+                out[1 + n + c].push(e);
             }
         }
     }
@@ -639,8 +667,13 @@ mod tests {
     #[test]
     fn monte_carlo_reduces_to_the_normal_when_b_is_known() {
         // b fixed at 2: a*b ~ N(1, (2 * 0.1)^2).
-        let draws =
-            monte_carlo_draws(&[0.5, 2.0], &[0.01, 0.0, 0.0, 1e-14], 1, &spec(100_000, 3)).unwrap();
+        let draws = monte_carlo_draws(
+            &[0.5, 2.0],
+            &[0.01, 0.0, 0.0, 1e-14],
+            &Chain::new(1, false),
+            &spec(100_000, 3),
+        )
+        .unwrap();
         let lo = quantile_sorted(&draws[0], 0.025);
         let hi = quantile_sorted(&draws[0], 0.975);
         let z = normal_quantile(0.975);
@@ -653,8 +686,13 @@ mod tests {
     fn monte_carlo_keeps_the_covariance_of_a_and_b() {
         // E[a b] = a_hat b_hat + cov(a, b).
         let cov = 0.006;
-        let draws =
-            monte_carlo_draws(&[0.3, 0.4], &[0.01, cov, cov, 0.01], 1, &spec(200_000, 5)).unwrap();
+        let draws = monte_carlo_draws(
+            &[0.3, 0.4],
+            &[0.01, cov, cov, 0.01],
+            &Chain::new(1, false),
+            &spec(200_000, 5),
+        )
+        .unwrap();
         let mean = draws[0].iter().sum::<f64>() / draws[0].len() as f64;
         // sd of a b is about 0.07, so the mean's error is about 0.00016.
         assert!((mean - (0.12 + cov)).abs() < 0.001, "{mean}");
@@ -663,9 +701,9 @@ mod tests {
     #[test]
     fn monte_carlo_is_a_function_of_the_seed() {
         let v = [0.01, 0.002, 0.002, 0.02];
-        let a = monte_carlo_draws(&[0.3, 0.4], &v, 1, &spec(5000, 9)).unwrap();
-        let b = monte_carlo_draws(&[0.3, 0.4], &v, 1, &spec(5000, 9)).unwrap();
-        let c = monte_carlo_draws(&[0.3, 0.4], &v, 1, &spec(5000, 10)).unwrap();
+        let a = monte_carlo_draws(&[0.3, 0.4], &v, &Chain::new(1, false), &spec(5000, 9)).unwrap();
+        let b = monte_carlo_draws(&[0.3, 0.4], &v, &Chain::new(1, false), &spec(5000, 9)).unwrap();
+        let c = monte_carlo_draws(&[0.3, 0.4], &v, &Chain::new(1, false), &spec(5000, 10)).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

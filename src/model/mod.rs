@@ -2,8 +2,10 @@
 //! estimation sample ([`panel`]), the names of its effects ([`effect`]), per-cluster sufficient statistics
 //! ([`design`]), least squares and 2SLS with the joint CR1 covariance
 //! ([`estimate`]), the mediation analysis ([`mediation`]), one replicate's
-//! statistics from its Gram matrix ([`replicate`]) and the Imai-Keele-
-//! Yamamoto sensitivity algebra ([`sensitivity`]). Nothing here resamples.
+//! statistics from its Gram matrix ([`replicate`]), the moderated and
+//! interaction models' effects ([`moderation`]), the serial chain's paths
+//! ([`serial`]) and the Imai-Keele-Yamamoto sensitivity algebra
+//! ([`sensitivity`]). Nothing here resamples.
 
 pub mod design;
 pub mod effect;
@@ -13,4 +15,5 @@ pub mod moderation;
 pub mod panel;
 pub mod replicate;
 pub mod sensitivity;
+pub mod serial;
 pub mod spec;

@@ -100,6 +100,8 @@ pub struct Panel {
     pub moderation: Option<Moderation>,
     /// The outcome equation's treatment-mediator interaction.
     pub interaction: Option<Interaction>,
+    /// The mediators form a chain in their order.
+    pub serial: bool,
     pub columns: Vec<Vec<f64>>,
     /// Source line of each kept observation.
     pub lines: Vec<u64>,
@@ -192,6 +194,7 @@ impl Panel {
             n_instruments: spec.instruments.len(),
             moderation: spec.moderation.clone(),
             interaction: spec.interaction.clone(),
+            serial: spec.serial,
             columns: values
                 .into_iter()
                 .map(|v| kept.iter().map(|&r| v[r]).collect())

@@ -23,9 +23,10 @@
 
 use crate::math::linalg::{chol_solve, cholesky, packed_index, packed_len};
 use crate::model::design::{Design, Layout};
-use crate::model::effect::EffectKey;
+use crate::model::effect::{EffectKey, parse_path};
 use crate::model::estimate::TwoStage;
 use crate::model::moderation::{self, ModerationStats};
+use crate::model::serial::Chain;
 
 /// Positions of the statistics of one replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +38,11 @@ pub struct StatLayout {
     /// Values of rho of the sensitivity analysis (0: none); kappa and
     /// ACME(rho) follow.
     pub sensitivity: usize,
-    /// A moderated model's statistics, last.
+    /// A moderated model's statistics, after the rest.
     pub moderation: ModerationStats,
+    /// The mediators form a chain: its links, longer paths and their
+    /// contrasts come last (`crate::model::serial`).
+    pub serial: bool,
 }
 
 impl StatLayout {
@@ -49,12 +53,68 @@ impl StatLayout {
             studentized: false,
             sensitivity: 0,
             moderation: ModerationStats::default(),
+            serial: false,
         }
+    }
+
+    /// The layout of `design`'s model (no studentized SEs, no sensitivity
+    /// analysis).
+    pub fn of(design: &Design) -> StatLayout {
+        StatLayout {
+            moderation: ModerationStats::of(design),
+            serial: design.serial,
+            ..StatLayout::plain(design.layout.n_mediators)
+        }
+    }
+
+    /// The chain of the mediators (serial or parallel).
+    pub fn chain(&self) -> Chain {
+        Chain::new(self.mediators, self.serial)
     }
 
     /// Number of statistics per replicate.
     pub fn len(&self) -> usize {
+        self.serial_base() + self.serial_len()
+    }
+
+    /// Where a serial model's statistics start: after the moderation's.
+    fn serial_base(&self) -> usize {
         self.moderation_base() + self.moderation.len()
+    }
+
+    /// A serial model's statistics: links, longer paths, their contrasts.
+    fn serial_len(&self) -> usize {
+        match self.serial {
+            true => {
+                let c = self.chain();
+                c.links.len() + c.longer().len() + c.longer_contrasts().len()
+            }
+            false => 0,
+        }
+    }
+
+    /// The serial model's link i (`Chain::links`).
+    pub fn link(&self, i: usize) -> usize {
+        self.serial_base() + i
+    }
+
+    /// The serial model's path i (`Chain::paths`; the single mediators'
+    /// are `ab(j)`).
+    pub fn path(&self, i: usize) -> usize {
+        let m = self.mediators;
+        match i < m {
+            true => self.ab(i),
+            false => self.serial_base() + m * (m - 1) / 2 + i - m,
+        }
+    }
+
+    /// Contrast i of `Chain::contrasts` (the parallel model's first).
+    pub fn any_contrast(&self, i: usize) -> usize {
+        let (m, plain) = (self.mediators, self.n_contrasts());
+        match i < plain {
+            true => self.contrast(i),
+            false => self.serial_base() + m * (m - 1) / 2 + (1 << m) - 1 - m + i - plain,
+        }
     }
 
     /// Where a moderated model's statistics start: after the rest.
@@ -226,20 +286,29 @@ impl StatLayout {
 
     /// The statistic of `key`.
     pub fn position(&self, key: &EffectKey, mediators: &[String]) -> Option<usize> {
-        let position = |name: &str| mediators.iter().position(|m| m == name);
+        let path = |text: &str| {
+            let path = parse_path(text, mediators)?;
+            self.chain().paths.iter().position(|p| *p == path)
+        };
         match key {
             EffectKey::A(_) => key.mediator(mediators).map(|j| self.a(j)),
             EffectKey::B(_) => key.mediator(mediators).map(|j| self.b(j)),
-            EffectKey::Indirect(Some(_)) => key.mediator(mediators).map(|j| self.ab(j)),
+            EffectKey::Indirect(Some(text)) => path(text).map(|i| self.path(i)),
             EffectKey::Indirect(None) => Some(self.indirect()),
             EffectKey::C => Some(self.c()),
             EffectKey::CPrime => Some(self.c_prime()),
             EffectKey::ProportionMediated => Some(self.proportion()),
             EffectKey::SuppressionShare => Some(self.suppression_share()),
             EffectKey::Contrast(first, second) => {
-                let pair = (position(first)?, position(second)?);
-                let i = self.contrast_pairs().iter().position(|&p| p == pair)?;
-                Some(self.contrast(i))
+                let pair = (path(first)?, path(second)?);
+                let i = self.chain().contrasts.iter().position(|&p| p == pair)?;
+                Some(self.any_contrast(i))
+            }
+            EffectKey::D(from, to) => {
+                let at = |name: &str| mediators.iter().position(|m| m == name);
+                let link = (at(to)?, at(from)?);
+                let i = self.chain().links.iter().position(|&l| l == link)?;
+                Some(self.link(i))
             }
             EffectKey::Sensitivity(k) => (*k < self.sensitivity).then(|| self.acme(*k)),
             EffectKey::A3 => self.a3(),
@@ -287,6 +356,48 @@ pub struct Solver {
     rho: Vec<f64>,
     /// A moderated model's equations, solved one by one instead.
     moderated: Option<Moderated>,
+    /// A serial model's chain and scratch.
+    chain: Option<SerialState>,
+}
+
+/// A serial model's chain, its path coefficients (the links filled by the
+/// mediator equations, a and b copied in [`SerialState::fill`]) and its
+/// indirect effects.
+#[derive(Debug, Clone)]
+struct SerialState {
+    chain: Chain,
+    theta: Vec<f64>,
+    effects: Vec<f64>,
+}
+
+impl SerialState {
+    /// The chain's statistics from the replicate's a, b (in `out`) and
+    /// links: the links, the longer paths, the total indirect effect over
+    /// every path (with the proportion mediated and the suppression share
+    /// that divide it) and the longer paths' contrasts.
+    fn fill(&mut self, lay: StatLayout, out: &mut [f64]) {
+        let (c, m) = (&self.chain, lay.mediators);
+        for j in 0..m {
+            self.theta[j] = out[lay.a(j)];
+            self.theta[m + j] = out[lay.b(j)];
+        }
+        c.indirect_effects(&self.theta, &mut self.effects);
+        for i in 0..c.links.len() {
+            out[lay.link(i)] = self.theta[2 * m + i];
+        }
+        let n = c.paths.len();
+        for i in m..n {
+            out[lay.path(i)] = self.effects[i];
+        }
+        let total = self.effects[n];
+        out[lay.indirect()] = total;
+        out[lay.proportion()] = total / out[lay.c()];
+        out[lay.suppression_share()] = (total / out[lay.c_prime()]).abs();
+        let plain = lay.n_contrasts();
+        for i in plain..c.contrasts.len() {
+            out[lay.any_contrast(i)] = self.effects[n + 1 + i];
+        }
+    }
 }
 
 /// A moderated model's equations and where theta's coefficients lie in
@@ -352,11 +463,16 @@ impl Solver {
             x_to_m,
             x_to_y,
             m_to_y,
-            layout: StatLayout {
-                moderation: ModerationStats::of(design),
-                ..StatLayout::plain(m)
-            },
+            layout: StatLayout::of(design),
             rho: Vec::new(),
+            chain: design.serial.then(|| {
+                let chain = Chain::new(m, true);
+                SerialState {
+                    theta: vec![0.0; chain.theta_len()],
+                    effects: Vec::new(),
+                    chain,
+                }
+            }),
             moderated: moderation::extended(design).then(|| {
                 let base = lay.base_regressors().len();
                 // Every equation is the base block and the columns it adds.
@@ -442,12 +558,22 @@ impl Solver {
         self.rhs[..k0].copy_from_slice(&self.l[y * q..y * q + k0]);
         back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..k0]);
         let c = self.rhs[0] * self.x_to_y;
-        // Mediators: M_j on the base block.
+        // Mediators: M_j on the base block (and, in a chain, on the
+        // mediators before it: the leading block of the factor is the
+        // factor of the leading block, so row k0 + j is also its forward
+        // solve).
         for j in 0..m {
             let row = (k0 + j) * q;
-            self.rhs[..k0].copy_from_slice(&self.l[row..row + k0]);
-            back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..k0]);
+            let len = k0 + if self.chain.is_some() { j } else { 0 };
+            self.rhs[..len].copy_from_slice(&self.l[row..row + len]);
+            back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..len]);
             out[lay.a(j)] = self.rhs[0] * self.x_to_m[j];
+            if let Some(st) = &mut self.chain {
+                for k in 0..j {
+                    let at = st.chain.link(j, k);
+                    st.theta[at] = self.rhs[k0 + k] * self.x_to_m[j] / self.x_to_m[k];
+                }
+            }
         }
         // Outcome: Y on the base block and the mediators.
         self.rhs[..ko].copy_from_slice(&self.l[y * q..y * q + ko]);
@@ -468,6 +594,9 @@ impl Solver {
         out[lay.suppression_share()] = (indirect / c_prime).abs();
         for (i, (j, k)) in lay.contrast_pairs().into_iter().enumerate() {
             out[lay.contrast(i)] = out[lay.ab(j)] - out[lay.ab(k)];
+        }
+        if let Some(st) = &mut self.chain {
+            st.fill(lay, out);
         }
         if lay.sensitivity > 0 {
             // After the eliminations the outcome's diagonal holds its

@@ -3,6 +3,7 @@
 //! command line, checked once here, read by every later stage.
 
 use crate::error::{Error, Result};
+use crate::model::serial::MAX_MEDIATORS;
 
 /// Fixed effects absorbed before estimation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +74,10 @@ pub struct ModelSpec {
     pub moderation: Option<Moderation>,
     /// The treatment-mediator interaction in the outcome equation, if any.
     pub interaction: Option<Interaction>,
+    /// The mediators form a chain in their order (serial mediation, Hayes'
+    /// PROCESS model 6): each is regressed on the treatment and the
+    /// mediators before it (`crate::model::serial`).
+    pub serial: bool,
 }
 
 /// The outcome equation's treatment-mediator interaction, Y ~ X + M + X*M
@@ -234,6 +239,7 @@ impl ModelSpec {
             fixed_effects,
             moderation: None,
             interaction: None,
+            serial: false,
         }
     }
 
@@ -292,6 +298,29 @@ impl ModelSpec {
                 );
             }
             seen.push((role, name));
+        }
+        if self.serial {
+            let refuse = |message: String| bad("model.serial", message);
+            let m = self.mediators.len();
+            if !(2..=MAX_MEDIATORS).contains(&m) {
+                return refuse(format!(
+                    "a chain of mediators has 2 to {MAX_MEDIATORS}, in order; this one has {m}"
+                ));
+            }
+            if self.moderation.is_some() || self.interaction.is_some() {
+                return refuse(
+                    "serial mediators with a moderator or the treatment-mediator interaction \
+                     (model.moderator, model.interaction) are not supported; fit one or the other"
+                        .into(),
+                );
+            }
+            if !self.instruments.is_empty() {
+                return refuse(
+                    "serial mediators with an instrumented treatment (model.instrument) are not \
+                     supported yet"
+                        .into(),
+                );
+            }
         }
         if let Some(w) = &self.moderation {
             w.validate(self.mediators.len(), !self.instruments.is_empty())?;
@@ -393,5 +422,6 @@ pub fn default_spec() -> ModelSpec {
         fixed_effects: FixedEffects::UnitTime,
         moderation: None,
         interaction: None,
+        serial: false,
     }
 }

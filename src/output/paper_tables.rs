@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::model::effect::EffectKey;
+use crate::model::effect::{EffectKey, path_label};
 use crate::study::summary::Summary;
 
 /// `v` with four significant digits, in fixed notation.
@@ -110,13 +110,15 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
         .keys()
         .map(|k| {
             let all = || s.model.mediators.join(", ");
+            let path = |text: &str| path_label(text, &s.model.mediators);
             let label = match EffectKey::parse(k, &s.model.mediators) {
                 Some(EffectKey::A(Some(m))) => format!("a: {x} on {m}"),
                 Some(EffectKey::B(Some(m))) => format!("b: {m} on {y}"),
-                Some(EffectKey::Indirect(Some(m))) => format!("a*b via {m}"),
+                Some(EffectKey::Indirect(Some(m))) => format!("a*b via {}", path(&m)),
                 Some(EffectKey::Contrast(first, second)) => {
-                    format!("difference {first} - {second}")
+                    format!("difference {} - {}", path(&first), path(&second))
                 }
+                Some(EffectKey::D(from, to)) => format!("d: {from} on {to}"),
                 Some(EffectKey::A(None)) => format!("a: {x} on {}", all()),
                 Some(EffectKey::B(None)) => format!("b: {} on {y}", all()),
                 Some(EffectKey::C) => "c: total effect".into(),

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::model::effect::EffectKey;
+use crate::model::effect::{EffectKey, parse_path, path_label};
 use crate::study::summary::Summary;
 
 fn p_text(p: Option<f64>) -> String {
@@ -37,6 +37,7 @@ fn label(s: &Summary, key: &str) -> String {
     let Some(parsed) = EffectKey::parse(key, mediators) else {
         return key.to_string();
     };
+    let path = |text: &str| path_label(text, mediators);
     let w = s
         .moderation
         .as_ref()
@@ -49,10 +50,18 @@ fn label(s: &Summary, key: &str) -> String {
             .map_or_else(|| format!("value {k}"), |v| format!("{w}={:.4}", v.value))
     };
     match parsed {
-        EffectKey::Contrast(first, second) => format!("diff {first} - {second}"),
+        EffectKey::Contrast(first, second) => {
+            format!("diff {} - {}", path(&first), path(&second))
+        }
+        EffectKey::D(from, to) => format!("d    {from} -> {to}"),
         EffectKey::A(Some(med)) => format!("a    {x} -> {med}"),
         EffectKey::B(Some(med)) => format!("b    {med} -> {y}"),
-        EffectKey::Indirect(Some(med)) => format!("a*b  via {med}"),
+        EffectKey::Indirect(Some(med)) => {
+            // A chain's path multiplies a link d per step.
+            let steps = parse_path(&med, mediators).map_or(1, |p| p.len());
+            format!("a*{}b via {}", "d*".repeat(steps - 1), path(&med))
+                .replacen("a*b via", "a*b  via", 1)
+        }
         EffectKey::A(None) => format!("a    {x} -> {m}"),
         EffectKey::B(None) => format!("b    {m} -> {y}"),
         EffectKey::C => "c    total effect".into(),
@@ -481,10 +490,13 @@ fn render_effects(o: &mut String, s: &Summary) {
     }
     let _ = writeln!(o);
     for j in &s.joint_significance {
+        // A chain's path has a link d per step.
+        let steps = parse_path(&j.mediator, &s.model.mediators).map_or(1, |p| p.len());
         let _ = writeln!(
             o,
-            "joint significance via {}: p = max(p_a, p_b) = {}",
-            j.mediator,
+            "joint significance via {}: p = max(p_a, {}p_b) = {}",
+            path_label(&j.mediator, &s.model.mediators),
+            "p_d, ".repeat(steps - 1),
             p_text(Some(j.p_value))
         );
     }

@@ -258,6 +258,7 @@ impl CpuEngine {
             Asks {
                 studentized: studentize,
                 moderated: crate::model::moderation::extended(design),
+                serial: design.serial,
                 ..Asks::default()
             },
         )?;

@@ -19,7 +19,6 @@ use crate::math::linalg::packed_len;
 use crate::model::design::Design;
 use crate::model::estimate::{SystemFit, fit_system};
 use crate::model::mediation::equations;
-use crate::model::moderation::ModerationStats;
 use crate::model::replicate::{Solver, StatLayout};
 use crate::resample::engine::Engine;
 use crate::resample::factory::{CpuRequest, cpu_engine};
@@ -64,10 +63,7 @@ impl LabelPermutation {
 
     /// The statistics' layout (each group's, and so their difference's).
     pub fn layout(&self) -> StatLayout {
-        StatLayout {
-            moderation: ModerationStats::of(&self.design),
-            ..StatLayout::plain(self.design.layout.n_mediators)
-        }
+        StatLayout::of(&self.design)
     }
 
     /// The design of both groups' clusters (group 1's first).

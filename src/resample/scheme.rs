@@ -168,6 +168,8 @@ pub struct Asks {
     /// The model has a moderator or the treatment-mediator interaction
     /// (products of columns).
     pub moderated: bool,
+    /// The mediators form a chain (serial mediation).
+    pub serial: bool,
 }
 
 /// The combinations of scheme, model and intervals medsim refuses, in one
@@ -219,6 +221,21 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
             "studentized intervals are not yet available for a moderated or interaction \
              model (model.moderator, model.interaction); use percentile, bc, bca, basic or \
              normal",
+        );
+    }
+    if asks.serial && wild {
+        return refuse(
+            "resampling.scheme",
+            "serial mediators (model.serial) are resampled by reweighting clusters or by \
+             permuting the treatment: use pairs, bayes, poisson, jackknife or permutation (the \
+             wild scheme's score bootstrap has no influence functions for a chain's links yet)",
+        );
+    }
+    if asks.serial && asks.studentized {
+        return refuse(
+            "inference.methods",
+            "studentized intervals are not yet available for serial mediators (model.serial); \
+             use percentile, bc, bca, basic or normal",
         );
     }
     if asks.moderated && asks.sensitivity {

@@ -70,9 +70,10 @@ pub fn engine<'a>(
                     .into(),
         });
     }
-    // A moderated model has no GPU solve yet: auto takes the CPU engine.
+    // A moderated, interaction or serial model has no GPU solve yet: auto
+    // takes the CPU engine.
     if wants_gpu(spec) {
-        if !crate::model::moderation::extended(r.design) {
+        if !r.design.beyond_parallel() {
             return gpu_engine(spec, r, plan);
         }
         if spec.backend == BackendChoice::Gpu || spec.adapter.is_some() {
@@ -96,12 +97,13 @@ pub fn engine<'a>(
     Ok((cpu_engine(request, plan)?, None))
 }
 
-/// The GPU asked for a moderated model.
+/// The GPU asked for a moderated, interaction or serial model.
 fn moderated_on_gpu() -> Error {
     Error::InvalidOption {
         option: "resampling.backend".into(),
-        message: "the GPU engine does not compute a moderated or interaction model's \
-                  statistics yet (model.moderator, model.interaction); use backend cpu or auto"
+        message: "the GPU engine does not compute a moderated, interaction or serial model's \
+                  statistics yet (model.moderator, model.interaction, model.serial); use \
+                  backend cpu or auto"
             .into(),
     }
 }

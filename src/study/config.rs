@@ -138,6 +138,10 @@ pub struct ModelConfig {
     /// the mean to the mean plus one SD).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contrast: Option<Vec<f64>>,
+    /// The mediators form a chain in the order given (serial mediation,
+    /// PROCESS model 6).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub serial: bool,
 }
 
 /// `[model] at`: where conditional effects are evaluated.
@@ -355,6 +359,7 @@ impl Default for ModelConfig {
             at: None,
             interaction: false,
             contrast: None,
+            serial: false,
         }
     }
 }
@@ -945,6 +950,7 @@ impl Config {
             fixed_effects,
             moderation: moderation(m).map_err(|(key, message)| err(key, message))?,
             interaction: interaction(m).map_err(|(key, message)| err(key, message))?,
+            serial: m.serial,
         };
         model.validate().map_err(|e| match e {
             Error::InvalidOption { option, message } => err(&option, message),

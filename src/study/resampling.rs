@@ -350,6 +350,7 @@ fn checked_request(
             sensitivity: spec.sensitivity.is_some(),
             wild_tests: spec.wild_tests,
             moderated: crate::model::moderation::extended(design),
+            serial: design.serial,
         },
     )?;
     if spec.sensitivity.is_some() {
@@ -679,8 +680,8 @@ fn summarise<'a>(
 }
 
 /// Effect `key`'s p-value: the permutation test's (permuting the
-/// treatment imposes a = c = c' = 0, so also a*b = 0, but says nothing
-/// about b or the proportion mediated), else the wild scheme's restricted
+/// treatment imposes a = c = c' = 0, so also every indirect effect = 0,
+/// but says nothing about b, a chain's links or the proportion mediated), else the wild scheme's restricted
 /// test where it has one, else the bootstrap's.
 fn p_value_of(
     key: &str,
@@ -692,7 +693,7 @@ fn p_value_of(
     if permutation {
         let untested = matches!(
             EffectKey::parse(key, mediators),
-            Some(EffectKey::B(_) | EffectKey::ProportionMediated)
+            Some(EffectKey::B(_) | EffectKey::D(..) | EffectKey::ProportionMediated)
         );
         return (!untested).then(|| d.permutation_p_value());
     }

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::model::design::Design;
 use crate::model::mediation::Effect;
 use crate::model::mediation::analyse;
-use crate::model::moderation::ModerationStats;
 use crate::model::panel::Panel;
 use crate::model::replicate::StatLayout;
 use crate::model::spec::{InferenceSpec, ModelSpec};
@@ -239,8 +238,10 @@ fn mediator_model(
         option: "model.also_mediators".into(),
         message: format!("the model with mediators {}: {e}", mediators.join(", ")),
     };
+    // Another set of parallel mediators, even beside a chain.
     let model = ModelSpec {
         mediators: mediators.to_vec(),
+        serial: false,
         ..plan.model.clone()
     };
     model.validate().map_err(context)?;
@@ -479,10 +480,7 @@ fn contrast(
         }
         _ => vec![],
     };
-    let layout = StatLayout {
-        moderation: ModerationStats::of(pooled_design),
-        ..StatLayout::plain(first.analysis.mediators.len())
-    };
+    let layout = StatLayout::of(pooled_design);
     let permutation_p = |key: &str| -> Option<f64> {
         let stat = layout.index_of(key, &first.analysis.mediators)?;
         p_values.get(stat).copied().flatten()

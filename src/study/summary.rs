@@ -16,10 +16,11 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::design::{Design, ModeratedColumns, Role};
-use crate::model::effect::EffectKey;
+use crate::model::effect::{EffectKey, path_name};
 use crate::model::mediation::{Analysis, Effect, Interval, IvDiagnostics, JointTest, Suppression};
 use crate::model::panel::Panel;
 use crate::model::sensitivity::SensitivitySummary;
+use crate::model::serial::Chain;
 use crate::model::spec::{InferenceSpec, ModelSpec};
 use crate::resample::johnson_neyman::JohnsonNeyman;
 use crate::study::resampling::{ResampleResult, ResamplingSummary};
@@ -49,6 +50,10 @@ pub struct Summary {
     /// `natural_direct` and `natural_indirect`, and the means they use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interaction: Option<InteractionSummary>,
+    /// With `--serial`: the chain and the keys of its links, paths and
+    /// contrasts in `effects`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<SerialSummary>,
     /// Present when the run resampled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampling: Option<ResamplingSummary>,
@@ -118,6 +123,57 @@ pub struct InteractionSummary {
     pub x1: f64,
     pub x_mean: f64,
     pub m_mean: f64,
+}
+
+/// The serial model (summary.json `serial`): the mediators in the chain's
+/// order, and the keys in `effects` of its links (`d:FROM:TO`, FROM's
+/// coefficient in TO's equation), of every indirect path (`indirect:NAME`
+/// for a mediator alone, `indirect:M1>M2` through a chain; their sum is
+/// `indirect`) and of every difference of two paths.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SerialSummary {
+    pub chain: Vec<String>,
+    pub links: Vec<String>,
+    pub paths: Vec<SerialPath>,
+    pub contrasts: Vec<String>,
+}
+
+/// One indirect path of a chain: its key in `effects` and the mediators
+/// it passes, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SerialPath {
+    pub key: String,
+    pub mediators: Vec<String>,
+}
+
+impl SerialSummary {
+    fn of(chain: &[String]) -> SerialSummary {
+        let c = Chain::new(chain.len(), true);
+        let name = |p: &[usize]| path_name(p, chain);
+        SerialSummary {
+            chain: chain.to_vec(),
+            links: c
+                .links
+                .iter()
+                .map(|&(to, from)| EffectKey::D(chain[from].clone(), chain[to].clone()).to_string())
+                .collect(),
+            paths: c
+                .paths
+                .iter()
+                .map(|p| SerialPath {
+                    key: EffectKey::Indirect(Some(name(p))).to_string(),
+                    mediators: p.iter().map(|&j| chain[j].clone()).collect(),
+                })
+                .collect(),
+            contrasts: c
+                .contrasts
+                .iter()
+                .map(|&(p, q)| {
+                    EffectKey::Contrast(name(&c.paths[p]), name(&c.paths[q])).to_string()
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One moderator value: how it was chosen (`16th percentile`, `mean`,
@@ -418,6 +474,9 @@ impl Summary {
                 x_mean: i.x_mean,
                 m_mean: i.m_mean,
             }),
+            serial: design
+                .serial
+                .then(|| SerialSummary::of(&analysis.mediators)),
             resampling: None,
             groups: IndexMap::new(),
             mediator_models: IndexMap::new(),
