@@ -786,6 +786,8 @@ fn stacked_datasets_match_the_cpu_engine_dataset_by_dataset() {
         a: 0.39,
         b: 0.14,
         c_prime: 0.59,
+        a3: None,
+        b3: None,
     };
     let iid = ModelSpec::xmy("id", "period", &[], FixedEffects::None);
     let panel_spec = ModelSpec {

@@ -35,6 +35,8 @@ fn cell(n: u64, a: f64, b: f64) -> Cell {
         a,
         b,
         c_prime: 0.0,
+        a3: None,
+        b3: None,
     }
 }
 
@@ -121,18 +123,24 @@ fn coverage_of_a_known_indirect_effect_on_the_panel() {
                 a: 0.19,
                 b: 0.029,
                 c_prime: -0.097,
+                a3: None,
+                b3: None,
             },
             Cell {
                 n: 30,
                 a: 0.19,
                 b: 0.01,
                 c_prime: -0.097,
+                a3: None,
+                b3: None,
             },
             Cell {
                 n: 120,
                 a: 0.19,
                 b: 0.01,
                 c_prime: -0.097,
+                a3: None,
+                b3: None,
             },
         ],
         d,
@@ -219,6 +227,7 @@ fn shipped_study_configs_run_and_are_deterministic() {
         ("power_iid", 36),
         ("coverage_panel", 1),
         ("sobel_mackinnon2002", 20),
+        ("power_moderated", 9),
     ] {
         let path = format!("{repo}/configs/{config}.toml");
         let mut outs = Vec::new();
@@ -267,6 +276,76 @@ fn shipped_study_configs_run_and_are_deterministic() {
         err.contains("bad.toml:3:") && err.contains("'sobol'"),
         "{err}"
     );
+}
+
+/// A moderated study (PROCESS model 7: M = (a + a3 W) X + e_M with a
+/// standard normal moderator W): the percentile interval of the index of
+/// moderated mediation covers a3 b within Monte Carlo error of 95 % (four
+/// SEs: 0.039 at 500 datasets), the test of the index keeps its size at
+/// a3 = 0 and has power at a3 = 0.2; the datasets carry W.
+#[test]
+fn coverage_of_the_index_of_moderated_mediation() {
+    let d = 500;
+    let moderated = |a3: f64| Cell {
+        a3: Some(a3),
+        ..cell(200, 0.4, 0.4)
+    };
+    let s = study(
+        Dgp::Iid,
+        vec![moderated(0.2), moderated(0.0)],
+        d,
+        399,
+        &["sobel", "percentile"],
+    );
+    let (results, _, _) = run(&s, 0, &|_, _| Ok(())).unwrap();
+    let se = (0.95 * 0.05 / d as f64).sqrt();
+    assert!((results[0].true_indirect - 0.08).abs() < 1e-15);
+    assert_eq!(results[1].true_indirect, 0.0);
+    for r in &results {
+        let cover = r.methods["percentile"].coverage.unwrap();
+        eprintln!("a3 = {:?}: percentile covers {cover}", r.parameters.a3);
+        assert!((cover - 0.95).abs() < 4.0 * se, "{cover}");
+    }
+    let (power, _) = rate(&results[0], "percentile");
+    let (size, _) = rate(&results[1], "percentile");
+    assert!(size <= 0.05 + 4.0 * se, "size {size}");
+    assert!(power > 0.5, "power {power}");
+    let table = medsim::internals::study::simulate::iid_table(11, 0, &moderated(0.2));
+    assert_eq!(table.headers, ["id", "period", "x", "w", "m", "y"]);
+}
+
+/// A moderated study refuses what it cannot judge, naming the key.
+#[test]
+fn moderated_studies_refuse_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, key, message) in [
+        (
+            "a3 = 0.2\nb3 = 0.1\n",
+            "simulation.b3",
+            "give a3 or b3, not both",
+        ),
+        (
+            "a3 = 0.2\ndgp = \"panel\"\n",
+            "simulation.dgp",
+            "by the iid process only",
+        ),
+        (
+            "a3 = 0.2\nmethods = [\"joint\"]\n",
+            "simulation.methods",
+            "'joint' does not judge the index",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("m.toml"),
+            format!("name = \"m\"\n[simulation]\n{extra}"),
+        )
+        .unwrap();
+        let o = medsim(dir.path(), &["simulate", "m.toml", "-q"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(key) && err.contains(message), "{err}");
+        assert!(!dir.path().join("results").exists());
+    }
 }
 
 /// The same study on the GPU engine (f32 and, where the adapter has it,

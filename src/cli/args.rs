@@ -162,7 +162,7 @@ pub(crate) const BENCH_EXAMPLES: &str = "Examples:
   medsim bench --cpu-only --json
 
 Workloads: the pairs bootstrap of the default problem (278 cities x 10 years, six
-controls, city and year effects), two mediators, wild, permutation, the
+controls, city and year effects), two mediators (in parallel and as a chain), wild, permutation, the
 sensitivity grid, a whole run with region groups and contrasts, scaling in B,
 clusters, periods and controls, and an iid simulation study; on the CPU engine,
 every GPU adapter wgpu lists (software ones run a hundredth of the replicates), and

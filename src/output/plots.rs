@@ -11,7 +11,7 @@
 use plotters::prelude::*;
 
 use crate::model::mediation::headline;
-use crate::study::simulate::SimulationSummary;
+use crate::study::simulate::{Cell, SimulationSummary};
 use crate::study::summary::Summary;
 
 const WIDTH: u32 = 760;
@@ -548,11 +548,10 @@ fn sweep_plot(key: &str, rows: &[SweepRow]) -> Option<String> {
 /// level's alpha and the target power dashed.
 pub fn power(sim: &SimulationSummary) -> Option<(String, String)> {
     let level = *sim.levels.first()?;
-    let mut combos: Vec<(f64, f64, f64)> = Vec::new();
+    let mut combos: Vec<Cell> = Vec::new();
     for c in sim.cells.iter().filter(|c| c.level == level) {
-        let k = (c.parameters.a, c.parameters.b, c.parameters.c_prime);
-        if !combos.contains(&k) {
-            combos.push(k);
+        if !combos.iter().any(|k| k.same_effects(&c.parameters)) {
+            combos.push(c.parameters);
         }
     }
     combos.truncate(16);
@@ -569,27 +568,23 @@ pub fn power(sim: &SimulationSummary) -> Option<(String, String)> {
         let (title, body) = root.split_vertically(40);
         title.titled(
             &format!(
-                "Rejection rate of H0: a*b = 0 by method ({} DGP, {} datasets per cell, level {level})",
-                sim.dgp, sim.datasets
+                "Rejection rate of H0: {} = 0 by method ({} DGP, {} datasets per cell, level {level})",
+                combos[0].target_name(),
+                sim.dgp,
+                sim.datasets
             ),
             ("sans-serif", 17),
         )?;
         let panels = body.split_evenly((rows, cols));
-        for (k, &(a, b, c_prime)) in combos.iter().enumerate() {
+        for (k, combo) in combos.iter().enumerate() {
             let mut cells: Vec<&crate::study::simulate::CellResult> = sim
                 .cells
                 .iter()
-                .filter(|c| {
-                    c.level == level
-                        && (c.parameters.a, c.parameters.b, c.parameters.c_prime) == (a, b, c_prime)
-                })
+                .filter(|c| c.level == level && c.parameters.same_effects(combo))
                 .collect();
             cells.sort_by_key(|c| c.parameters.n);
             let mut chart = ChartBuilder::on(&panels[k])
-                .caption(
-                    format!("a = {a}, b = {b}, c' = {c_prime}"),
-                    ("sans-serif", 14),
-                )
+                .caption(combo.label(), ("sans-serif", 14))
                 .margin(8)
                 .x_label_area_size(35)
                 .y_label_area_size(40)

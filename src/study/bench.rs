@@ -406,6 +406,13 @@ pub fn run(
         default: Problem::new(&default_table, &default_spec)?,
         two: Problem::new(&default_table, &spec_with(6, &["agglom_sec", "agglom_ter"]))?,
         moderated: Problem::new(&default_table, &moderated_spec())?,
+        serial: Problem::new(
+            &default_table,
+            &ModelSpec {
+                serial: true,
+                ..spec_with(6, &["agglom_sec", "agglom_ter"])
+            },
+        )?,
         default_table,
         default_spec,
         progress,
@@ -461,6 +468,8 @@ struct Suite<'a> {
     two: Problem,
     /// PROCESS model 58 on the default panel (CPU engine only, for now).
     moderated: Problem,
+    /// The two mediators as a chain, PROCESS model 6 (CPU engine only).
+    serial: Problem,
     progress: &'a dyn Fn(&str),
 }
 
@@ -525,6 +534,13 @@ impl Suite<'_> {
                 engine,
                 "pairs, moderated (PROCESS 58)",
                 moderated,
+                spec.clone(),
+                true,
+            )?);
+            rows.push(self.row(
+                engine,
+                "pairs, two serial mediators (PROCESS 6)",
+                &self.serial,
                 spec,
                 true,
             )?);
@@ -659,6 +675,8 @@ impl Suite<'_> {
                 a: 0.39,
                 b: 0.39,
                 c_prime: 0.0,
+                a3: None,
+                b3: None,
             }],
             datasets,
             methods: vec![crate::study::simulate::Test::Interval(Method::Percentile)],

@@ -234,6 +234,13 @@ pub struct SimulationConfig {
     pub a: OneOrMany<f64>,
     pub b: OneOrMany<f64>,
     pub c_prime: OneOrMany<f64>,
+    /// A moderated iid study: the interaction of the a path (or of the b
+    /// path) with a standard normal moderator W; the target is then the
+    /// index of moderated mediation (a3 b, or a b3). One of the two.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a3: Option<OneOrMany<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b3: Option<OneOrMany<f64>>,
     /// Panel: periods, the within-city AR(1) coefficient, the heterogeneity.
     pub years: u64,
     pub rho: f64,
@@ -263,6 +270,8 @@ impl Default for SimulationConfig {
             a: OneOrMany::One(0.39),
             b: OneOrMany::One(0.39),
             c_prime: OneOrMany::One(0.0),
+            a3: None,
+            b3: None,
             years: 10,
             rho: 0.5,
             heterogeneity: 0.0,
@@ -766,12 +775,17 @@ impl Config {
         if s.methods.is_empty() {
             return Err(err("simulation.methods", "give at least one method".into()));
         }
-        let tests = s
+        let mut tests = s
             .methods
             .iter()
             .map(|m| Test::parse(m))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| err("simulation.methods", message_of(e)))?;
+        // A moderated study left with the default methods judges the index
+        // by those that can (not joint or monte_carlo).
+        if cells.iter().any(|c| c.moderated()) && s.methods == SimulationConfig::default().methods {
+            tests.retain(|t| !matches!(t, Test::Joint | Test::MonteCarlo));
+        }
         if tests.iter().any(|t| t.resamples()) && s.replicates < 1 {
             return Err(err(
                 "simulation.replicates",
@@ -783,6 +797,9 @@ impl Config {
                 "simulation.mc_draws",
                 format!("{} draws are too few; use at least 1000", s.mc_draws),
             ));
+        }
+        if cells.iter().any(|c| c.moderated()) {
+            check_moderated_study(s, &dgp, &tests).map_err(|(key, m)| err(key, m))?;
         }
         let resampling = self.study_resampling(s, origin)?;
         // Each dataset's verdicts (per level and method) are kept until its
@@ -1245,6 +1262,52 @@ fn dgp_of(s: &SimulationConfig, origin: &Origin) -> Result<crate::study::simulat
     })
 }
 
+/// A moderated study's refusals: one moderated path (the index of
+/// moderated mediation exists), the iid process, and the methods that
+/// judge the index (Sobel's delta method and the bootstrap intervals but
+/// the studentized one).
+fn check_moderated_study(
+    s: &SimulationConfig,
+    dgp: &crate::study::simulate::Dgp,
+    tests: &[crate::study::simulate::Test],
+) -> std::result::Result<(), (&'static str, String)> {
+    use crate::resample::intervals::Method;
+    use crate::study::simulate::{Dgp, Test};
+    if s.a3.is_some() && s.b3.is_some() {
+        return Err((
+            "simulation.b3",
+            "give a3 or b3, not both: the index of moderated mediation, the study's target, \
+             exists when one path is moderated (PROCESS model 7 or 14)"
+                .into(),
+        ));
+    }
+    if *dgp != Dgp::Iid {
+        return Err((
+            "simulation.dgp",
+            "a moderator (simulation.a3, simulation.b3) is simulated by the iid process only"
+                .into(),
+        ));
+    }
+    if let Some(t) = tests.iter().find(|t| {
+        matches!(
+            t,
+            Test::Joint
+                | Test::MonteCarlo
+                | Test::Permutation
+                | Test::Interval(Method::Studentized)
+        )
+    }) {
+        return Err((
+            "simulation.methods",
+            format!(
+                "'{t}' does not judge the index of moderated mediation; a moderated study \
+                 (simulation.a3, simulation.b3) takes sobel, percentile, basic, normal, bc and bca"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The cells of `[simulation]`: its n, a, b and c' checked, combined as a
 /// grid or zipped (`crate::study::combine`).
 fn cells_of(
@@ -1281,11 +1344,21 @@ fn cells_of(
             ));
         }
     }
+    // A moderated study's a3 or b3 (both: refused by check_moderated_study).
+    let (moderation_key, mv) = match (&s.a3, &s.b3) {
+        (Some(v), _) => ("simulation.a3", v.values()),
+        (None, Some(v)) => ("simulation.b3", v.values()),
+        (None, None) => ("simulation.a3", vec![]),
+    };
+    let moderated = s.a3.is_some() || s.b3.is_some();
     for (key, values) in [
         ("simulation.a", s.a.values()),
         ("simulation.b", s.b.values()),
         ("simulation.c_prime", s.c_prime.values()),
-    ] {
+    ]
+    .into_iter()
+    .chain(moderated.then(|| (moderation_key, mv.clone())))
+    {
         if values.is_empty() {
             return Err(err(key, "the list is empty".into()));
         }
@@ -1309,17 +1382,25 @@ fn cells_of(
         "simulation.a",
         "simulation.b",
         "simulation.c_prime",
+        moderation_key,
     ];
-    let points = combine
-        .points(&[ns.len(), av.len(), bv.len(), cv.len()])
-        .map_err(|(k, m)| err(keys[k], m))?;
+    let mut sizes = vec![ns.len(), av.len(), bv.len(), cv.len()];
+    if moderated {
+        sizes.push(mv.len());
+    }
+    let points = combine.points(&sizes).map_err(|(k, m)| err(keys[k], m))?;
     let cells: Vec<Cell> = points
         .into_iter()
-        .map(|p| Cell {
-            n: ns[p[0]],
-            a: av[p[1]],
-            b: bv[p[2]],
-            c_prime: cv[p[3]],
+        .map(|p| {
+            let moderation = moderated.then(|| mv[p[4]]);
+            Cell {
+                n: ns[p[0]],
+                a: av[p[1]],
+                b: bv[p[2]],
+                c_prime: cv[p[3]],
+                a3: moderation.filter(|_| s.a3.is_some()),
+                b3: moderation.filter(|_| s.a3.is_none()),
+            }
         })
         .collect();
     Ok(cells)

@@ -56,17 +56,19 @@ use crate::data::table::Table;
 use crate::error::{Error, Result};
 use crate::math::rng::{STREAM_SIMULATION, normals};
 use crate::model::design::Design;
+use crate::model::effect::EffectKey;
 use crate::model::mediation::analyse;
 use crate::model::panel::Panel;
 use crate::model::replicate::StatLayout;
 use crate::model::spec::default_spec;
-use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec};
+use crate::model::spec::{FixedEffects, InferenceSpec, ModelSpec, Moderation, ModeratorValues};
 use crate::resample::checkpoint::Store;
 use crate::resample::engine::{Engine, Precomputed};
 use crate::resample::intervals::Method;
 use crate::resample::scheme::Scheme;
+use crate::resample::spec::BackendChoice;
 use crate::resample::spec::ResampleSpec;
-use crate::study::backend::GpuUse;
+use crate::study::backend::{GpuUse, wants_gpu};
 use crate::study::resampling::resample_with;
 
 /// The data-generating process.
@@ -88,12 +90,64 @@ pub struct Cell {
     pub a: f64,
     pub b: f64,
     pub c_prime: f64,
+    /// A moderated study's interaction of the a path with the moderator W
+    /// (X*W in M's equation; PROCESS model 7), or of the b path (M*W in
+    /// Y's; model 14): its target is then the index of moderated
+    /// mediation, a3 b or a b3, not a*b.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a3: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b3: Option<f64>,
 }
 
 impl Cell {
-    /// The true indirect effect.
+    /// The true value of the study's target: the indirect effect a*b, or a
+    /// moderated study's index of moderated mediation.
     pub fn indirect(&self) -> f64 {
-        self.a * self.b
+        match (self.a3, self.b3) {
+            (Some(a3), _) => a3 * self.b,
+            (None, Some(b3)) => self.a * b3,
+            (None, None) => self.a * self.b,
+        }
+    }
+
+    /// Whether the cell is moderated (a3 or b3 given).
+    pub fn moderated(&self) -> bool {
+        self.a3.is_some() || self.b3.is_some()
+    }
+
+    /// The same effects, whatever the sample size.
+    pub fn same_effects(&self, other: &Cell) -> bool {
+        Cell { n: 0, ..*self } == Cell { n: 0, ..*other }
+    }
+
+    /// The effects as `a = 0.39, b = 0.39, c' = 0` (and `a3 = ..`).
+    pub fn label(&self) -> String {
+        let mut out = format!("a = {}, b = {}, c' = {}", self.a, self.b, self.c_prime);
+        if let Some(a3) = self.a3 {
+            out.push_str(&format!(", a3 = {a3}"));
+        }
+        if let Some(b3) = self.b3 {
+            out.push_str(&format!(", b3 = {b3}"));
+        }
+        out
+    }
+
+    /// The target's name: `a*b`, or `a3*b` / `a*b3`.
+    pub fn target_name(&self) -> &'static str {
+        match (self.a3, self.b3) {
+            (Some(_), _) => "a3*b",
+            (None, Some(_)) => "a*b3",
+            (None, None) => "a*b",
+        }
+    }
+
+    /// The effect key whose intervals a study judges.
+    pub fn target_key(&self) -> String {
+        match self.moderated() {
+            true => EffectKey::IndexModeratedMediation.to_string(),
+            false => EffectKey::Indirect(None).to_string(),
+        }
     }
 }
 
@@ -115,6 +169,20 @@ pub struct Study {
     /// Search each method's sample size for this power (the cells' n give
     /// the range).
     pub target: Option<f64>,
+}
+
+impl Study {
+    /// Whether the study is moderated (its cells give a3 or b3).
+    pub fn moderated(&self) -> bool {
+        self.cells.first().is_some_and(Cell::moderated)
+    }
+
+    /// The effect key whose intervals the study judges.
+    fn target_key(&self) -> String {
+        self.cells
+            .first()
+            .map_or_else(|| EffectKey::Indirect(None).to_string(), Cell::target_key)
+    }
 }
 
 /// One method's results over the datasets of a cell.
@@ -219,6 +287,9 @@ fn bootstrap_methods(tests: &[Test]) -> Vec<Method> {
 
 /// The iid dataset `d` with `cell`'s parameters, as a table.
 pub fn iid_table(seed: u64, d: u64, cell: &Cell) -> Table {
+    if cell.moderated() {
+        return moderated_iid_table(seed, d, cell);
+    }
     let n = cell.n as usize;
     let mut z = vec![0.0; 3 * n];
     normals(seed, d, STREAM_SIMULATION, &mut z);
@@ -243,14 +314,62 @@ pub fn iid_table(seed: u64, d: u64, cell: &Cell) -> Table {
     )
 }
 
-/// The model the study fits to each dataset.
-fn model(dgp: Dgp) -> ModelSpec {
-    match dgp {
+/// The moderated iid dataset `d`: W ~ N(0, 1) besides X, M = (a + a3 W) X
+/// plus e_M, Y = c' X + (b + b3 W) M plus e_Y (W has no main effect; the
+/// fitted model has it). Observation i takes normals 4i (X), 4i + 1 (e_M), 4i + 2
+/// (e_Y), 4i + 3 (W) of the dataset's stream.
+fn moderated_iid_table(seed: u64, d: u64, cell: &Cell) -> Table {
+    let n = cell.n as usize;
+    let (a3, b3) = (cell.a3.unwrap_or(0.0), cell.b3.unwrap_or(0.0));
+    let mut z = vec![0.0; 4 * n];
+    normals(seed, d, STREAM_SIMULATION, &mut z);
+    let rows = (0..n)
+        .map(|i| {
+            let (x, w) = (z[4 * i], z[4 * i + 3]);
+            let m = (cell.a + a3 * w) * x + z[4 * i + 1];
+            let y = cell.c_prime * x + (cell.b + b3 * w) * m + z[4 * i + 2];
+            vec![
+                format!("o{i}"),
+                "1".into(),
+                format!("{x}"),
+                format!("{w}"),
+                format!("{m}"),
+                format!("{y}"),
+            ]
+        })
+        .collect();
+    Table::new(
+        "<simulated moderated iid dataset>",
+        ["id", "period", "x", "w", "m", "y"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    )
+}
+
+/// The model the study fits to each dataset (a moderated study's: PROCESS
+/// model 7 or 14 by the moderator w).
+fn model(study: &Study) -> ModelSpec {
+    let spec = match study.dgp {
         Dgp::Iid => ModelSpec::xmy("id", "period", &[], FixedEffects::None),
         Dgp::Panel { .. } => ModelSpec {
             groups: vec![],
             ..default_spec()
         },
+    };
+    let Some(cell) = study.cells.first().filter(|c| c.moderated()) else {
+        return spec;
+    };
+    ModelSpec {
+        moderation: Some(Moderation {
+            moderator: "w".into(),
+            a: cell.a3.is_some(),
+            b: cell.b3.is_some(),
+            direct: false,
+            center: false,
+            at: ModeratorValues::default(),
+        }),
+        ..spec
     }
 }
 
@@ -289,7 +408,7 @@ struct Prepared {
 /// Dataset `d` of `cell`, fitted; None where the fit fails (the dataset's
 /// methods then fail).
 fn prepare(study: &Study, cell: &Cell, d: u64) -> Option<Prepared> {
-    let spec = model(study.dgp);
+    let spec = model(study);
     let table = dataset(study, cell, d);
     let panel = Panel::from_table(&table, &spec).ok()?;
     let design = Design::build(&panel, spec.fixed_effects).ok()?;
@@ -358,6 +477,7 @@ fn verdicts(
         .ok()
     };
     let resampled = bootstrap_spec(study).and_then(|spec| run(spec, given));
+    let key = study.target_key();
     // The permutation test of the indirect effect: the treatment permuted
     // across units (within blocks of units observed in the same periods),
     // p = (1 + #{|ab*| >= |ab|}) / (1 + B); no interval.
@@ -384,11 +504,11 @@ fn verdicts(
         .levels
         .iter()
         .flat_map(|&level| {
-            let resampled = resampled.as_ref();
+            let (resampled, key) = (resampled.as_ref(), key.as_str());
             study
                 .methods
                 .iter()
-                .map(move |&test| verdict(test, level, analysis, resampled, permuted))
+                .map(move |&test| verdict(test, level, key, analysis, resampled, permuted))
         })
         .collect())
 }
@@ -399,6 +519,7 @@ fn verdicts(
 fn verdict(
     test: Test,
     level: f64,
+    key: &str,
     analysis: &crate::model::mediation::Analysis,
     resampled: Option<&crate::study::resampling::ResampleResult>,
     permuted: Option<f64>,
@@ -406,7 +527,7 @@ fn verdict(
     let alpha = 1.0 - level;
     match test {
         Test::Sobel | Test::MonteCarlo => {
-            interval_verdict(&analysis.intervals, test.as_str(), level)
+            interval_verdict(&analysis.intervals, key, test.as_str(), level)
         }
         Test::Permutation => permuted.map(|p| Verdict {
             reject: p < alpha,
@@ -421,20 +542,21 @@ fn verdict(
             })
         }
         Test::Interval(m) => {
-            resampled.and_then(|r| interval_verdict(&r.intervals, m.as_str(), level))
+            resampled.and_then(|r| interval_verdict(&r.intervals, key, m.as_str(), level))
         }
     }
 }
 
-/// The verdict of `method`'s interval for the indirect effect at `level`:
-/// reject where it excludes zero; None where it is absent or not finite.
+/// The verdict of `method`'s interval for effect `key` at `level`: reject
+/// where it excludes zero; None where it is absent or not finite.
 fn interval_verdict(
     list: &[crate::model::mediation::Interval],
+    key: &str,
     method: &str,
     level: f64,
 ) -> Option<Verdict> {
     list.iter()
-        .find(|i| i.effect == "indirect" && i.method == method && i.level == level)
+        .find(|i| i.effect == key && i.method == method && i.level == level)
         .map(|i| (i.lower, i.upper))
         .filter(|(l, u)| l.is_finite() && u.is_finite())
         .map(|(l, u)| Verdict {
@@ -556,13 +678,26 @@ fn stacking(study: &Study) -> Result<Option<(GpuUse, ResampleSpec)>> {
     let Some(spec) = bootstrap_spec(study) else {
         return Ok(None);
     };
+    if study.moderated() && wants_gpu(&spec) {
+        // No GPU solve of a moderated model: auto runs each dataset on the
+        // CPU engine; the GPU asked for by name is refused.
+        if spec.backend == BackendChoice::Gpu || spec.adapter.is_some() {
+            return Err(Error::InvalidOption {
+                option: "simulation.backend".into(),
+                message: "the GPU engine does not compute a moderated model's statistics yet \
+                          (simulation.a3, simulation.b3); use backend cpu or auto"
+                    .into(),
+            });
+        }
+        return Ok(None);
+    }
     let stacks = matches!(
         spec.scheme,
         Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Wild(_)
     ) && !spec.methods.contains(&Method::Studentized)
         && spec.strata.is_none()
         && spec.sensitivity.is_none();
-    if !crate::study::backend::wants_gpu(&spec) {
+    if !wants_gpu(&spec) {
         return Ok(None);
     }
     let gpu = crate::study::backend::gpu_for(&spec)?;
@@ -883,10 +1018,7 @@ fn sample_size_search(
     let mut sizes = Vec::new();
     let mut combos: Vec<Cell> = Vec::new();
     for c in &study.cells {
-        if !combos
-            .iter()
-            .any(|k| (k.a, k.b, k.c_prime) == (c.a, c.b, c.c_prime))
-        {
+        if !combos.iter().any(|k| k.same_effects(c)) {
             combos.push(*c);
         }
     }
@@ -953,6 +1085,8 @@ fn sample_size_search(
                 a: combo.a,
                 b: combo.b,
                 c_prime: combo.c_prime,
+                a3: combo.a3,
+                b3: combo.b3,
                 method: method.to_string(),
                 target_power: target,
                 reached,
@@ -977,6 +1111,10 @@ pub struct SampleSize {
     pub a: f64,
     pub b: f64,
     pub c_prime: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a3: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b3: Option<f64>,
     pub method: String,
     pub target_power: f64,
     /// Whether the largest sample size reaches the target.
@@ -1059,14 +1197,24 @@ impl SimulationSummary {
     /// simulation.csv: one row per cell x method.
     pub fn csv(&self) -> String {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-        let mut out = String::from(
-            "n,a,b,c_prime,true_indirect,method,level,rejection_rate,mc_se,coverage,miss_left,miss_right,mean_width,failed\n",
+        // A moderated study's a3 or b3 after c'.
+        let first = self.cells.first().map(|c| c.parameters);
+        let (a3, b3) = first.map_or((false, false), |p| (p.a3.is_some(), p.b3.is_some()));
+        let mut out = format!(
+            "n,a,b,c_prime,{}{}true_indirect,method,level,rejection_rate,mc_se,coverage,miss_left,miss_right,mean_width,failed\n",
+            if a3 { "a3," } else { "" },
+            if b3 { "b3," } else { "" },
         );
         for c in &self.cells {
             let p = c.parameters;
+            let moderation: String = [p.a3, p.b3]
+                .iter()
+                .flatten()
+                .map(|v| format!("{v},"))
+                .collect();
             for (name, m) in &c.methods {
                 out.push_str(&format!(
-                    "{},{},{},{},{},{name},{},{},{},{},{},{},{},{}\n",
+                    "{},{},{},{},{moderation}{},{name},{},{},{},{},{},{},{},{}\n",
                     p.n,
                     p.a,
                     p.b,
@@ -1122,8 +1270,11 @@ impl SimulationSummary {
             };
             let _ = writeln!(
                 o,
-                "\nn = {}, a = {}, b = {}, c' = {}  (true a*b = {:.4}){level}",
-                p.n, p.a, p.b, p.c_prime, c.true_indirect
+                "\nn = {}, {}  (true {} = {:.4}){level}",
+                p.n,
+                p.label(),
+                p.target_name(),
+                c.true_indirect
             );
             let _ = writeln!(
                 o,
@@ -1159,10 +1310,16 @@ impl SimulationSummary {
                 };
                 let _ = writeln!(
                     o,
-                    "  a = {}, b = {}, c' = {}  {:<12} n = {:>6}  power {} ({})  {range}",
-                    s.a,
-                    s.b,
-                    s.c_prime,
+                    "  {}  {:<12} n = {:>6}  power {} ({})  {range}",
+                    Cell {
+                        n: 0,
+                        a: s.a,
+                        b: s.b,
+                        c_prime: s.c_prime,
+                        a3: s.a3,
+                        b3: s.b3,
+                    }
+                    .label(),
                     s.method,
                     s.n.map_or("> max".to_string(), |n| n.to_string()),
                     s.power.map_or("-".to_string(), |v| format!("{v:.3}")),
@@ -1185,6 +1342,8 @@ mod tests {
             a: 0.39,
             b: 0.39,
             c_prime: 0.0,
+            a3: None,
+            b3: None,
         };
         let small = iid_table(3, 7, &cell(20));
         let large = iid_table(3, 7, &cell(50));
@@ -1223,6 +1382,8 @@ mod summary_tests {
             a: 0.1,
             b: 0.2,
             c_prime: 0.0,
+            a3: None,
+            b3: None,
         };
         let methods = vec![Test::Sobel, Test::Interval(Method::Percentile)];
         let answered = Verdict {
