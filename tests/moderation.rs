@@ -404,6 +404,31 @@ fn check_replicates(table: &Table, model: &ModelSpec) {
     }
 }
 
+/// The engines (CPU, and the GPU in f64 where the adapter has it and in
+/// f32) give the same replicates of the interaction model (the moderated
+/// model has no GPU solve yet).
+#[test]
+fn every_engine_gives_the_cpu_engines_interaction_replicates() {
+    let table = read_csv(&common::fixture("moderated.csv")).unwrap();
+    let model = ModelSpec {
+        controls: vec!["c1".into(), "c2".into()],
+        interaction: Some(Interaction::default()),
+        ..ModelSpec::xmy("unit", "time", &[], FixedEffects::UnitTime)
+    };
+    let panel = Panel::from_table(&table, &model).unwrap();
+    let design = Design::build(&panel, model.fixed_effects).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    for scheme in [Scheme::Pairs, Scheme::Poisson, Scheme::Jackknife] {
+        let plan = WeightPlan::new(scheme, 3, design.n_clusters, None);
+        let count = match scheme {
+            Scheme::Jackknife => design.n_clusters,
+            _ => 200,
+        };
+        let engines = common::engines(&design, &fit, &plan, false);
+        common::engines_agree(engines, count, &format!("{scheme:?}"), &[]);
+    }
+}
+
 #[test]
 fn centring_moves_the_paths_not_the_conditional_effects() {
     let fit = |center: bool| {
@@ -495,7 +520,7 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         ),
         (
             &["--moderator", "w", "--backend", "gpu"],
-            "the GPU engine does not compute a moderated, interaction or serial model",
+            "the GPU engine does not compute a moderated model's statistics yet",
         ),
         (
             &["--moderator", "w", "--mediator", "m,c2", "--controls", "c1"],

@@ -36,7 +36,7 @@ use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::mediation::reported_coefficients;
 use crate::model::panel::Panel;
-use crate::model::replicate::{Solver, StatLayout, stats_from_changes};
+use crate::model::replicate::{Extension, Solver, StatLayout, stats_from_changes};
 use crate::resample::engine::{Backend, Engine};
 use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::permutation::Exchange;
@@ -388,6 +388,9 @@ pub struct GpuEngine<'a> {
     ctx: &'a GpuContext,
     options: GpuOptions,
     layout: StatLayout,
+    /// What a serial or interaction model adds to the coefficients'
+    /// statistics.
+    extension: Extension,
     plan: WeightPlan,
     /// Coefficients per replicate read back (a_j, b_j, c, c').
     n_coef: usize,
@@ -672,11 +675,9 @@ impl<'a> GpuEngine<'a> {
         let (design, fit) = spread.as_ref().map_or((design, fit), |(d, f)| (d, f));
         let instrumented = design.layout.instrumented();
         let studentize = options.studentize;
-        if design.beyond_parallel() {
+        if design.moderation.is_some() {
             return Err(Error::Gpu(
-                "the GPU engine has no moderated, interaction or serial model's solve yet \
-                 (model.moderator, model.interaction, model.serial)"
-                    .into(),
+                "the GPU engine has no moderated model's solve yet (model.moderator)".into(),
             ));
         }
         check_rules(
@@ -684,6 +685,8 @@ impl<'a> GpuEngine<'a> {
             Asks {
                 instrumented,
                 studentized: studentize,
+                moderated: design.interaction.is_some(),
+                serial: design.serial,
                 ..Asks::default()
             },
         )?;
@@ -693,10 +696,11 @@ impl<'a> GpuEngine<'a> {
         ctx.precision_index(precision)?;
         let g = design.n_clusters;
         let m = design.layout.n_mediators;
-        let n_coef = 2 * m + 2;
+        // a, b, c, c' and a chain's links or the interaction's coefficient.
+        let n_coef = reported_coefficients(design).len();
         let layout = StatLayout {
             studentized: studentize,
-            ..StatLayout::plain(m)
+            ..StatLayout::of(design)
         };
         let targets = layout.se_targets();
         let stride = n_coef + if studentize { targets.len() } else { 0 };
@@ -813,6 +817,7 @@ impl<'a> GpuEngine<'a> {
                 batches: 0,
                 fell_back: None,
             }),
+            extension: Extension::of(design),
             design: model,
             fit: model_fit,
             panel,
@@ -1242,6 +1247,8 @@ impl<'a> GpuEngine<'a> {
         let mut failed = 0;
         let l = self.layout;
         let mut changes = vec![0.0; self.n_coef];
+        // Its scratch is per batch.
+        let mut extension = self.extension.clone();
         for (d, stats) in deltas.chunks(self.stride).zip(out.chunks_mut(n_stats)) {
             changes.copy_from_slice(&d[..self.n_coef]);
             for (c, s) in changes.iter_mut().zip(&self.unit) {
@@ -1251,6 +1258,7 @@ impl<'a> GpuEngine<'a> {
                 failed += 1;
                 continue;
             }
+            extension.fill(&changes, l, stats);
             if l.studentized {
                 // The device's change of each squared SE, added in f64.
                 for (t, (change, hat)) in d[self.n_coef..].iter().zip(&self.se_hat2).enumerate() {

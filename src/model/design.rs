@@ -424,13 +424,6 @@ impl Design {
         }
     }
 
-    /// Whether the model goes beyond the parallel one's equations: a
-    /// moderator, the treatment-mediator interaction or a chain of
-    /// mediators (the GPU engine solves only the parallel model).
-    pub fn beyond_parallel(&self) -> bool {
-        self.moderation.is_some() || self.interaction.is_some() || self.serial
-    }
-
     /// Number of columns of `z`.
     pub fn q(&self) -> usize {
         self.layout.q()

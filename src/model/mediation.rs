@@ -122,15 +122,25 @@ fn analytic_intervals(
 }
 
 /// The reported coefficients `a_1..a_m, b_1..b_m, c, c'` as (equation,
-/// design column) pairs of `fit`; the order of the wild bootstrap's theta.
+/// design column) pairs of `fit`, then a chain's links (`Chain::links`'
+/// order) or the interaction model's X*M coefficient: the order of the
+/// wild bootstrap's and the GPU engine's theta. (A moderated model's
+/// coefficients are `crate::model::moderation::coefficients`.)
 pub fn reported_coefficients(design: &Design) -> Vec<(usize, usize)> {
     let l = design.layout;
     let m = l.n_mediators;
     let outcome = m + 1;
+    let links = Chain::new(m, design.serial).links;
     (0..m)
         .map(|j| (1 + j, l.treatment()))
         .chain((0..m).map(|j| (outcome, l.mediator(j))))
         .chain([(TOTAL, l.treatment()), (outcome, l.treatment())])
+        .chain(
+            links
+                .into_iter()
+                .map(|(to, from)| (1 + to, l.mediator(from))),
+        )
+        .chain(design.interaction.map(|i| (outcome, i.xm)))
         .collect()
 }
 

@@ -371,10 +371,20 @@ struct SerialState {
 }
 
 impl SerialState {
+    fn new(m: usize) -> SerialState {
+        let chain = Chain::new(m, true);
+        SerialState {
+            theta: vec![0.0; chain.theta_len()],
+            effects: Vec::new(),
+            chain,
+        }
+    }
+
     /// The chain's statistics from the replicate's a, b (in `out`) and
-    /// links: the links, the longer paths, the total indirect effect over
-    /// every path (with the proportion mediated and the suppression share
-    /// that divide it) and the longer paths' contrasts.
+    /// links (`self.theta`'s, after a and b): the links, the longer paths,
+    /// the total indirect effect over every path (with the proportion
+    /// mediated and the suppression share that divide it) and the longer
+    /// paths' contrasts.
     fn fill(&mut self, lay: StatLayout, out: &mut [f64]) {
         let (c, m) = (&self.chain, lay.mediators);
         for j in 0..m {
@@ -396,6 +406,52 @@ impl SerialState {
         let plain = lay.n_contrasts();
         for i in plain..c.contrasts.len() {
             out[lay.any_contrast(i)] = self.effects[n + 1 + i];
+        }
+    }
+}
+
+/// For engines that give a replicate's coefficients (`reported_coefficients`'
+/// theta: the GPU's), the statistics a serial or interaction model adds to
+/// [`coefficients_to_stats`]'s, from the coefficients after a, b, c, c':
+/// a chain's links, the interaction's X*M coefficient.
+#[derive(Debug, Clone)]
+pub struct Extension {
+    chain: Option<SerialState>,
+    interaction: Option<moderation::Evaluation>,
+}
+
+impl Extension {
+    /// What `design`'s model adds (nothing for the parallel model).
+    pub fn of(design: &Design) -> Extension {
+        Extension {
+            chain: design
+                .serial
+                .then(|| SerialState::new(design.layout.n_mediators)),
+            interaction: design
+                .interaction
+                .is_some()
+                .then(|| moderation::Evaluation::of(design)),
+        }
+    }
+
+    /// Fill the added statistics of the replicate with coefficients
+    /// `theta` (its a, b, c, c' statistics already in `out`).
+    pub fn fill(&mut self, theta: &[f64], lay: StatLayout, out: &mut [f64]) {
+        let m = lay.mediators;
+        if let Some(st) = &mut self.chain {
+            let links = st.theta.len() - 2 * m;
+            st.theta[2 * m..].copy_from_slice(&theta[2 * m + 2..2 * m + 2 + links]);
+            st.fill(lay, out);
+        }
+        if let Some(at) = &self.interaction {
+            let mut t = [0.0; moderation::THETA];
+            t[..4].copy_from_slice(&theta[..4]);
+            t[moderation::D] = theta[4];
+            moderation::each_effect(&t, at, lay.moderation, &mut |key, value, _| {
+                if let Some(i) = lay.position(&key, &[]) {
+                    out[i] = value;
+                }
+            });
         }
     }
 }
@@ -465,14 +521,7 @@ impl Solver {
             m_to_y,
             layout: StatLayout::of(design),
             rho: Vec::new(),
-            chain: design.serial.then(|| {
-                let chain = Chain::new(m, true);
-                SerialState {
-                    theta: vec![0.0; chain.theta_len()],
-                    effects: Vec::new(),
-                    chain,
-                }
-            }),
+            chain: design.serial.then(|| SerialState::new(m)),
             moderated: moderation::extended(design).then(|| {
                 let base = lay.base_regressors().len();
                 // Every equation is the base block and the columns it adds.

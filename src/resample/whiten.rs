@@ -32,8 +32,7 @@ use crate::error::{Error, Result};
 use crate::math::linalg::{packed_index, packed_len, unpack};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
-use crate::model::mediation::reported_coefficients;
-use crate::model::replicate::unit_ratios;
+use crate::model::mediation::{equations, reported_coefficients};
 
 /// One reported coefficient: the coefficient on design column `i` in the
 /// regression of column `t` on columns `0..k`, times `scale` (to data units).
@@ -56,7 +55,9 @@ pub struct Whitened {
     pub factor: Vec<f64>,
     /// Row-major q x q `L^{-1}`.
     pub inverse: Vec<f64>,
-    /// `a_1..a_m, b_1..b_m, c, c'`, the order of `theta`.
+    /// `a_1..a_m, b_1..b_m, c, c'` (and a chain's links or the
+    /// interaction's coefficient: `reported_coefficients`), the order of
+    /// `theta`.
     pub coefficients: Vec<Coefficient>,
     /// Full-sample values of the coefficients, in the units of the data.
     pub theta: Vec<f64>,
@@ -104,41 +105,28 @@ impl Whitened {
                 }
             }
         }
-        let lay = design.layout;
-        let m = lay.n_mediators;
-        let ko = lay.outcome();
-        let k0 = ko - m;
-        let y = q - 1;
-        let (x_to_m, x_to_y, m_to_y) = unit_ratios(design);
-        let coefficients = (0..m)
-            .map(|j| Coefficient {
-                k: k0,
-                i: lay.treatment(),
-                t: lay.mediator(j),
-                scale: x_to_m[j],
-            })
-            .chain((0..m).map(|j| Coefficient {
-                k: ko,
-                i: lay.mediator(j),
-                t: y,
-                scale: m_to_y[j],
-            }))
-            .chain([
-                Coefficient {
-                    k: k0,
-                    i: lay.treatment(),
-                    t: y,
-                    scale: x_to_y,
-                },
-                Coefficient {
-                    k: ko,
-                    i: lay.treatment(),
-                    t: y,
-                    scale: x_to_y,
-                },
-            ])
-            .collect();
+        // Each reported coefficient is that of column i in its equation,
+        // whose regressors must be the leading columns 0..k.
+        let equations = equations(design);
         let coefficient_keys = reported_coefficients(design);
+        let mut coefficients = Vec::with_capacity(coefficient_keys.len());
+        for &(e, i) in &coefficient_keys {
+            let eq = &equations[e];
+            let k = eq.regressors.len();
+            if eq.regressors.iter().enumerate().any(|(u, &c)| u != c) {
+                return Err(Error::Gpu(format!(
+                    "the {} equation's regressors are not the design's leading columns, so \
+                     its coefficients have no whitened form",
+                    eq.name
+                )));
+            }
+            coefficients.push(Coefficient {
+                k,
+                i,
+                t: eq.dependent,
+                scale: design.scale[eq.dependent] / design.scale[i],
+            });
+        }
         let theta = coefficient_keys
             .iter()
             .map(|&(e, col)| fit.coef(e, col))

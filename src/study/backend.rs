@@ -70,10 +70,9 @@ pub fn engine<'a>(
                     .into(),
         });
     }
-    // A moderated, interaction or serial model has no GPU solve yet: auto
-    // takes the CPU engine.
+    // A moderated model has no GPU solve yet: auto takes the CPU engine.
     if wants_gpu(spec) {
-        if !r.design.beyond_parallel() {
+        if r.design.moderation.is_none() {
             return gpu_engine(spec, r, plan);
         }
         if spec.backend == BackendChoice::Gpu || spec.adapter.is_some() {
@@ -97,13 +96,12 @@ pub fn engine<'a>(
     Ok((cpu_engine(request, plan)?, None))
 }
 
-/// The GPU asked for a moderated, interaction or serial model.
+/// The GPU asked for a moderated model.
 fn moderated_on_gpu() -> Error {
     Error::InvalidOption {
         option: "resampling.backend".into(),
-        message: "the GPU engine does not compute a moderated, interaction or serial model's \
-                  statistics yet (model.moderator, model.interaction, model.serial); use \
-                  backend cpu or auto"
+        message: "the GPU engine does not compute a moderated model's statistics yet \
+                  (model.moderator); use backend cpu or auto"
             .into(),
     }
 }

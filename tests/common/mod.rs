@@ -167,6 +167,30 @@ pub fn assert_close(label: &str, got: &[f64], want: &[f64], n_stats: usize, tol:
     }
 }
 
+/// Every engine of `engines` against the first (the CPU's): the same
+/// layout, no degenerate replicate, replicates `0..count` within each
+/// engine's tolerance, every statistic but those in `skip`.
+pub fn engines_agree(engines: Vec<Labelled<'_>>, count: usize, what: &str, skip: &[usize]) {
+    let n = engines[0].1.layout().len();
+    let mut want = vec![0.0; count * n];
+    engines[0].1.compute(0, &mut want).unwrap();
+    let kept = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .enumerate()
+            .filter(|(i, _)| !skip.contains(&(i % n)))
+            .map(|(_, x)| *x)
+            .collect()
+    };
+    for (label, engine, tol) in &engines[1..] {
+        assert_eq!(engine.layout(), engines[0].1.layout(), "{label}");
+        let mut got = vec![0.0; count * n];
+        assert_eq!(engine.compute(0, &mut got).unwrap(), 0, "{what} {label}");
+        let label = format!("{what} {label}");
+        assert_close(&label, &kept(&got), &kept(&want), n - skip.len(), *tol);
+    }
+    eprintln!("{what}: {} engines agree", engines.len());
+}
+
 /// A JSON array of numbers.
 pub fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
