@@ -98,6 +98,39 @@ impl ModerationStats {
     pub fn len(&self) -> usize {
         self.moderation_len() + if self.interaction { 3 } else { 0 }
     }
+
+    /// The keys of the statistics added, in their order: the one
+    /// definition `StatLayout` places them by and [`each_effect`] gives
+    /// them in.
+    pub fn keys(&self) -> Vec<EffectKey> {
+        let mut keys = Vec::with_capacity(self.len());
+        if self.on() {
+            let paths = [
+                (self.a, EffectKey::A3),
+                (self.b, EffectKey::B3),
+                (self.direct, EffectKey::C3Prime),
+            ];
+            keys.extend(paths.into_iter().filter(|p| p.0).map(|p| p.1));
+            keys.extend((0..self.values).map(EffectKey::ConditionalIndirect));
+            if self.direct {
+                keys.extend((0..self.values).map(EffectKey::ConditionalDirect));
+            }
+            if self.has_index() {
+                keys.push(EffectKey::IndexModeratedMediation);
+            }
+            if self.has_difference() {
+                keys.push(EffectKey::IndirectDifference);
+            }
+        }
+        if self.interaction {
+            keys.extend([
+                EffectKey::Interaction,
+                EffectKey::NaturalDirect,
+                EffectKey::NaturalIndirect,
+            ]);
+        }
+        keys
+    }
 }
 
 /// Positions in theta: a1, b1, c (2), c' (as in the plain model), then a3,
@@ -215,8 +248,8 @@ pub fn paths(theta: &[f64; THETA]) -> [f64; 4] {
     [theta[A1], theta[A3], theta[B1], theta[B3]]
 }
 
-/// Every statistic a moderated model adds (`StatLayout`'s order), each
-/// with its value and gradient in theta, handed to `each`.
+/// Every statistic a moderated model adds, in [`ModerationStats::keys`]'
+/// order, each with its value and gradient in theta, handed to `each`.
 pub fn each_effect(
     theta: &[f64; THETA],
     at: &Evaluation,
@@ -338,6 +371,9 @@ mod tests {
             let mut values = Vec::new();
             each_effect(&theta, &at, stats, &mut |k, v, g| values.push((k, v, g)));
             assert_eq!(values.len(), stats.len());
+            // In the order the layout places them.
+            let keys: Vec<EffectKey> = values.iter().map(|v| v.0.clone()).collect();
+            assert_eq!(keys, stats.keys());
             for (n, (key, _, g)) in values.iter().enumerate() {
                 for i in 0..THETA {
                     let value = |h: f64| {

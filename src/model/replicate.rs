@@ -230,53 +230,18 @@ impl StatLayout {
     pub fn suppression_share(&self) -> usize {
         3 * self.mediators + 4
     }
-    /// a3 (a moderated).
-    pub fn a3(&self) -> Option<usize> {
-        self.moderation.a.then(|| self.moderation_base())
+    /// Where a moderated or interaction model's statistics go, in
+    /// `ModerationStats::keys`' order.
+    pub fn moderation_positions(&self) -> Vec<usize> {
+        (0..self.moderation.len())
+            .map(|k| self.moderation_base() + k)
+            .collect()
     }
-    /// b3 (b moderated).
-    pub fn b3(&self) -> Option<usize> {
-        let at = self.moderation_base() + usize::from(self.moderation.a);
-        self.moderation.b.then_some(at)
-    }
-    /// c3' (the direct path moderated).
-    pub fn c3_prime(&self) -> Option<usize> {
-        let md = self.moderation;
-        let at = self.moderation_base() + usize::from(md.a) + usize::from(md.b);
-        md.direct.then_some(at)
-    }
-    /// The conditional indirect effect at moderator value k.
-    pub fn conditional_indirect(&self, k: usize) -> Option<usize> {
-        let md = self.moderation;
-        (k < md.values).then(|| self.moderation_base() + md.interactions() + k)
-    }
-    /// The conditional direct effect at moderator value k (direct path
-    /// moderated).
-    pub fn conditional_direct(&self, k: usize) -> Option<usize> {
-        let md = self.moderation;
-        (md.direct && k < md.values)
-            .then(|| self.moderation_base() + md.interactions() + md.values + k)
-    }
-    /// The index of moderated mediation.
-    pub fn index_moderated_mediation(&self) -> Option<usize> {
-        let md = self.moderation;
-        let direct = if md.direct { md.values } else { 0 };
-        md.has_index()
-            .then(|| self.moderation_base() + md.interactions() + md.values + direct)
-    }
-    /// The interaction model's statistic k: the interaction coefficient,
-    /// the natural direct effect, the natural indirect effect.
-    pub fn natural(&self, k: usize) -> Option<usize> {
-        let md = self.moderation;
-        md.interaction
-            .then(|| self.moderation_base() + md.moderation_len() + k)
-    }
-    /// The difference of the last and first conditional indirect effects.
-    pub fn indirect_difference(&self) -> Option<usize> {
-        let md = self.moderation;
-        let direct = if md.direct { md.values } else { 0 };
-        md.has_difference()
-            .then(|| self.moderation_base() + md.interactions() + md.values + direct)
+
+    /// The statistic of a moderated or interaction model's `key`.
+    fn moderation_stat(&self, key: &EffectKey) -> Option<usize> {
+        let at = self.moderation.keys().iter().position(|k| k == key)?;
+        Some(self.moderation_base() + at)
     }
 
     /// The statistic behind an effect key of summary.json.
@@ -311,16 +276,16 @@ impl StatLayout {
                 Some(self.link(i))
             }
             EffectKey::Sensitivity(k) => (*k < self.sensitivity).then(|| self.acme(*k)),
-            EffectKey::A3 => self.a3(),
-            EffectKey::B3 => self.b3(),
-            EffectKey::C3Prime => self.c3_prime(),
-            EffectKey::ConditionalIndirect(k) => self.conditional_indirect(*k),
-            EffectKey::ConditionalDirect(k) => self.conditional_direct(*k),
-            EffectKey::IndexModeratedMediation => self.index_moderated_mediation(),
-            EffectKey::IndirectDifference => self.indirect_difference(),
-            EffectKey::Interaction => self.natural(0),
-            EffectKey::NaturalDirect => self.natural(1),
-            EffectKey::NaturalIndirect => self.natural(2),
+            EffectKey::A3
+            | EffectKey::B3
+            | EffectKey::C3Prime
+            | EffectKey::ConditionalIndirect(_)
+            | EffectKey::ConditionalDirect(_)
+            | EffectKey::IndexModeratedMediation
+            | EffectKey::IndirectDifference
+            | EffectKey::Interaction
+            | EffectKey::NaturalDirect
+            | EffectKey::NaturalIndirect => self.moderation_stat(key),
         }
     }
 }
@@ -417,7 +382,8 @@ impl SerialState {
 #[derive(Debug, Clone)]
 pub struct Extension {
     chain: Option<SerialState>,
-    interaction: Option<moderation::Evaluation>,
+    /// Where the interaction's effects are evaluated, and where they go.
+    interaction: Option<(moderation::Evaluation, Vec<usize>)>,
 }
 
 impl Extension {
@@ -427,10 +393,12 @@ impl Extension {
             chain: design
                 .serial
                 .then(|| SerialState::new(design.layout.n_mediators)),
-            interaction: design
-                .interaction
-                .is_some()
-                .then(|| moderation::Evaluation::of(design)),
+            interaction: design.interaction.is_some().then(|| {
+                (
+                    moderation::Evaluation::of(design),
+                    StatLayout::of(design).moderation_positions(),
+                )
+            }),
         }
     }
 
@@ -443,14 +411,14 @@ impl Extension {
             st.theta[2 * m..].copy_from_slice(&theta[2 * m + 2..2 * m + 2 + links]);
             st.fill(lay, out);
         }
-        if let Some(at) = &self.interaction {
+        if let Some((at, positions)) = &self.interaction {
             let mut t = [0.0; moderation::THETA];
             t[..4].copy_from_slice(&theta[..4]);
             t[moderation::D] = theta[4];
-            moderation::each_effect(&t, at, lay.moderation, &mut |key, value, _| {
-                if let Some(i) = lay.position(&key, &[]) {
-                    out[i] = value;
-                }
+            let mut k = 0;
+            moderation::each_effect(&t, at, lay.moderation, &mut |_, value, _| {
+                out[positions[k]] = value;
+                k += 1;
             });
         }
     }
@@ -471,6 +439,8 @@ struct Moderated {
     theta: [Option<(usize, usize, f64)>; moderation::THETA],
     /// Where the effects are evaluated.
     at: moderation::Evaluation,
+    /// Where `each_effect`'s statistics go, in its order.
+    positions: Vec<usize>,
     /// Scratch: the added columns' Schur block, the base right-hand side,
     /// and each equation's (treatment, added) coefficients.
     small: Vec<f64>,
@@ -557,6 +527,7 @@ impl Solver {
                     equations,
                     theta,
                     at: moderation::Evaluation::of(design),
+                    positions: StatLayout::of(design).moderation_positions(),
                     small: vec![0.0; most * most],
                     t: vec![0.0; base],
                 }
@@ -751,10 +722,10 @@ impl Solver {
             .theta
             .map(|c| c.map_or(0.0, |(e, at, ratio)| st.beta[e][at] * ratio));
         coefficients_to_stats(&theta[..4], lay, out);
-        moderation::each_effect(&theta, &st.at, lay.moderation, &mut |key, value, _| {
-            if let Some(i) = lay.position(&key, &[]) {
-                out[i] = value;
-            }
+        let mut k = 0;
+        moderation::each_effect(&theta, &st.at, lay.moderation, &mut |_, value, _| {
+            out[st.positions[k]] = value;
+            k += 1;
         });
         true
     }

@@ -625,9 +625,9 @@ fn summarise<'a>(
         )?;
         kept.paths = Some([
             Some(layout.a(0)),
-            layout.a3(),
+            layout.position(&EffectKey::A3, &[]),
             Some(layout.b(0)),
-            layout.b3(),
+            layout.position(&EffectKey::B3, &[]),
         ]);
         kept.path_rows.reserve(replicates as usize);
     }
