@@ -16,7 +16,8 @@ use medsim::internals::model::spec::{
     FixedEffects, Interaction, ModelSpec, Moderation, ModeratorValues,
 };
 use medsim::internals::resample::engine::{CpuEngine, Engine};
-use medsim::internals::resample::scheme::{Scheme, WeightPlan};
+use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
+use medsim::internals::resample::wild::RestrictedTest;
 use medsim::{DataSource, InferenceSpec, RunPlan};
 use serde_json::Value;
 
@@ -418,7 +419,8 @@ fn every_engine_gives_the_cpu_engines_interaction_replicates() {
     let panel = Panel::from_table(&table, &model).unwrap();
     let design = Design::build(&panel, model.fixed_effects).unwrap();
     let fit = fit_system(&design, &equations(&design)).unwrap();
-    for scheme in [Scheme::Pairs, Scheme::Poisson, Scheme::Jackknife] {
+    let wild = Scheme::Wild(WildWeights::Webb);
+    for scheme in [Scheme::Pairs, Scheme::Poisson, Scheme::Jackknife, wild] {
         let plan = WeightPlan::new(scheme, 3, design.n_clusters, None);
         let count = match scheme {
             Scheme::Jackknife => design.n_clusters,
@@ -427,6 +429,42 @@ fn every_engine_gives_the_cpu_engines_interaction_replicates() {
         let engines = common::engines(&design, &fit, &plan, false);
         common::engines_agree(engines, count, &format!("{scheme:?}"), &[]);
     }
+    // The wild scheme's restricted test of the interaction coefficient is
+    // that of X*M in the outcome equation.
+    let plan = RunPlan {
+        resampling: Some(medsim::ResampleSpec {
+            scheme: wild,
+            replicates: 299,
+            methods: vec![],
+            wild_tests: true,
+            backend: medsim::internals::resample::spec::BackendChoice::Cpu,
+            ..medsim::ResampleSpec::default()
+        }),
+        group_by: vec![],
+        mediator_sets: vec![],
+        ..RunPlan::new(
+            "interaction",
+            DataSource::file(common::fixture("moderated.csv")),
+            model,
+        )
+    };
+    let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
+    let xm = design.interaction.unwrap().xm;
+    let eqs = equations(&design);
+    let test = RestrictedTest::new(&design, &fit, 2, &eqs[2], xm).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let weights = WeightPlan::new(wild, summary.inference.seed, design.n_clusters, None);
+    let want = test.p_value(&weights, 299, 64, &pool);
+    let got = summary
+        .effect("interaction")
+        .unwrap()
+        .bootstrap
+        .unwrap()
+        .p_value;
+    assert_eq!(got, Some(want));
 }
 
 #[test]
@@ -516,7 +554,7 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         ),
         (
             &["--moderator", "w", "--scheme", "wild"],
-            "resampling.scheme (--scheme): a moderated or interaction model",
+            "resampling.scheme (--scheme): a moderated model (model.moderator, --moderator)",
         ),
         (
             &["--moderator", "w", "--backend", "gpu"],
@@ -533,7 +571,7 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         (&["--contrast", "1,2"], "applies only with the interaction"),
         (
             &["--interaction", "--scheme", "permutation"],
-            "a moderated or interaction model (model.moderator",
+            "permuting the treatment would need the interaction's product X*M re-formed",
         ),
     ];
     for (k, (extra, message)) in cases.iter().enumerate() {

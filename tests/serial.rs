@@ -17,7 +17,8 @@ use medsim::internals::model::panel::Panel;
 use medsim::internals::model::replicate::StatLayout;
 use medsim::internals::model::spec::{FixedEffects, ModelSpec};
 use medsim::internals::resample::engine::{CpuEngine, Engine};
-use medsim::internals::resample::scheme::{Scheme, WeightPlan};
+use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
+use medsim::internals::resample::wild::RestrictedTest;
 use medsim::{DataSource, InferenceSpec, ResampleSpec, RunPlan};
 use serde_json::Value;
 
@@ -356,6 +357,92 @@ fn every_engine_gives_the_cpu_engines_replicates() {
     common::engines_agree(engines, count, "permutation", &ratios);
 }
 
+/// The wild (score) bootstrap of a chain: each replicate's coefficients
+/// are the full-sample ones plus the cluster influences weighted by the
+/// replicate's multipliers (a link's too), its paths their products; every
+/// engine agrees; and a link's restricted (WCR) test is that of its own
+/// coefficient in its mediator's equation.
+#[test]
+fn the_wild_bootstrap_resamples_the_links() {
+    let table = read_csv(&common::fixture("serial.csv")).unwrap();
+    let chain: Vec<String> = ["m1", "m2"].map(String::from).to_vec();
+    let model = spec(&chain, FixedEffects::UnitTime);
+    let panel = Panel::from_table(&table, &model).unwrap();
+    let design = Design::build(&panel, model.fixed_effects).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let g = design.n_clusters;
+    let plan = WeightPlan::new(Scheme::Wild(WildWeights::Rademacher), 4, g, None);
+    let engines = common::engines(&design, &fit, &plan, false);
+    let layout = engines[0].1.layout();
+    let (n, count) = (layout.len(), 50);
+    let mut out = vec![0.0; count * n];
+    engines[0].1.compute(0, &mut out).unwrap();
+    let l = design.layout;
+    let (x, m1, m2) = (l.treatment(), l.mediator(0), l.mediator(1));
+    let mut v = vec![0.0; g];
+    for r in 0..count {
+        plan.fill(r as u64, &mut v);
+        let star = |e: usize, col: usize| {
+            let i = fit.index(e, col);
+            let moved: f64 = (0..g).map(|c| v[c] * fit.influence[c * fit.dim + i]).sum();
+            fit.coef(e, col) + moved
+        };
+        // Equations: total, m1, m2 (on x and m1), outcome.
+        let (a1, a2, d) = (star(1, x), star(2, x), star(2, m1));
+        let (b1, b2) = (star(3, m1), star(3, m2));
+        let row = &out[r * n..(r + 1) * n];
+        for (key, want) in [
+            ("a:m1", a1),
+            ("a:m2", a2),
+            ("d:m1:m2", d),
+            ("b:m2", b2),
+            ("indirect:m1>m2", a1 * d * b2),
+            ("indirect", a1 * b1 + a2 * b2 + a1 * d * b2),
+            ("contrast:m2:m1>m2", a2 * b2 - a1 * d * b2),
+        ] {
+            let got = row[layout.index_of(key, &chain).unwrap()];
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1e-3),
+                "replicate {r} {key}: {got} vs {want}"
+            );
+        }
+    }
+    common::engines_agree(engines, count, "wild", &[]);
+    let plan_run = RunPlan {
+        resampling: Some(ResampleSpec {
+            scheme: Scheme::Wild(WildWeights::Rademacher),
+            replicates: 399,
+            methods: vec![],
+            wild_tests: true,
+            backend: medsim::internals::resample::spec::BackendChoice::Cpu,
+            ..ResampleSpec::default()
+        }),
+        group_by: vec![],
+        mediator_sets: vec![],
+        ..RunPlan::new(
+            "serial",
+            DataSource::file(common::fixture("serial.csv")),
+            model,
+        )
+    };
+    let summary = medsim::run(&plan_run, &|_, _| Ok(())).unwrap();
+    let eqs = equations(&design);
+    let test = RestrictedTest::new(&design, &fit, 2, &eqs[2], m1).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let seed = summary.inference.seed;
+    let wcr = test.p_value(&WeightPlan::new(plan.scheme, seed, g, None), 399, 64, &pool);
+    let got = summary
+        .effect("d:m1:m2")
+        .unwrap()
+        .bootstrap
+        .unwrap()
+        .p_value;
+    assert_eq!(got, Some(wcr));
+}
+
 #[test]
 fn permutation_tests_the_paths_not_the_links() {
     let plan = RunPlan {
@@ -405,7 +492,7 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         "--no-plots",
         "--out",
     ];
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--serial", "m1"],
             "invalid option --serial: a chain of mediators has 2 to 4",
@@ -413,10 +500,6 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         (
             &["--serial", "m1,m2,m3,m4,c2", "--controls", "c1"],
             "a chain of mediators has 2 to 4, in order; this one has 5",
-        ),
-        (
-            &["--serial", "m1,m2", "--scheme", "wild"],
-            "resampling.scheme (--scheme): serial mediators",
         ),
         (
             &["--serial", "m1,m2", "--ci", "studentized"],

@@ -685,7 +685,7 @@ impl<'a> GpuEngine<'a> {
             Asks {
                 instrumented,
                 studentized: studentize,
-                moderated: design.interaction.is_some(),
+                interaction: design.interaction.is_some(),
                 serial: design.serial,
                 ..Asks::default()
             },

@@ -21,7 +21,7 @@ use crate::math::linalg::{packed_len, quadratic_form};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::mediation::reported_coefficients;
-use crate::model::replicate::{Solver, StatLayout, stats_from_changes};
+use crate::model::replicate::{Extension, Solver, StatLayout, stats_from_changes};
 use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 
 /// The floating-point type of the GPU engine's numeric stages (`Real` in
@@ -164,8 +164,13 @@ enum Finish {
         packed_len: usize,
         student: Option<Student>,
     },
-    /// Add the weighted influence to theta_hat = (a_1..a_m, b_1..b_m, c, c').
-    Wild { theta: Vec<f64> },
+    /// Add the weighted influence to theta_hat = (a_1..a_m, b_1..b_m, c,
+    /// c', and a chain's links or the interaction's coefficient:
+    /// `reported_coefficients`), then what a chain or the interaction adds.
+    Wild {
+        theta: Vec<f64>,
+        extension: Extension,
+    },
 }
 
 /// What the replicate's own CR1 standard errors need (studentized intervals).
@@ -257,7 +262,8 @@ impl CpuEngine {
             weights.scheme,
             Asks {
                 studentized: studentize,
-                moderated: crate::model::moderation::extended(design),
+                moderated: design.moderation.is_some(),
+                interaction: design.interaction.is_some(),
                 serial: design.serial,
                 ..Asks::default()
             },
@@ -271,7 +277,8 @@ impl CpuEngine {
                 .flat_map(|c| idx.iter().map(move |&i| fit.influence[c * fit.dim + i]))
                 .collect();
             let theta = coefs.iter().map(|&(e, c)| fit.coef(e, c)).collect();
-            (rhs, idx.len(), Finish::Wild { theta })
+            let extension = Extension::of(design);
+            (rhs, idx.len(), Finish::Wild { theta, extension })
         } else {
             let p = packed_len(design.q());
             let (columns, constant) = split_columns(design);
@@ -430,13 +437,16 @@ impl CpuEngine {
                     self.studentize(st, &w, &functionals, *packed_len, out);
                 }
             }
-            Finish::Wild { theta } => {
+            Finish::Wild { theta, extension } => {
                 let mut t = vec![0.0; n];
+                let mut extension = extension.clone();
                 for (i, stats) in out.chunks_mut(n_stats).enumerate() {
                     t.copy_from_slice(&prod[i * n..(i + 1) * n]);
                     if !stats_from_changes(theta, &mut t, self.layout, stats) {
                         failed += 1;
+                        continue;
                     }
+                    extension.fill(&t, self.layout, stats);
                 }
             }
         }

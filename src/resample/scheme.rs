@@ -165,9 +165,10 @@ pub struct Asks {
     pub sensitivity: bool,
     /// The wild scheme's restricted (WCR) tests.
     pub wild_tests: bool,
-    /// The model has a moderator or the treatment-mediator interaction
-    /// (products of columns).
+    /// The model has a moderator (products of columns).
     pub moderated: bool,
+    /// The model has the treatment-mediator interaction X*M.
+    pub interaction: bool,
     /// The mediators form a chain (serial mediation).
     pub serial: bool,
 }
@@ -210,25 +211,25 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
     if asks.moderated && (wild || permutation) {
         return refuse(
             "resampling.scheme",
-            "a moderated or interaction model (model.moderator, model.interaction) is \
-             resampled by reweighting clusters: use pairs, bayes, poisson or jackknife (the \
-             wild and permutation schemes do not re-form its products yet)",
+            "a moderated model (model.moderator) is resampled by reweighting clusters: use \
+             pairs, bayes, poisson or jackknife (the wild scheme has no influence functions \
+             of its interaction coefficients yet, and permuting the treatment would need its \
+             products re-formed)",
         );
     }
-    if asks.moderated && asks.studentized {
+    if asks.interaction && permutation {
+        return refuse(
+            "resampling.scheme",
+            "permuting the treatment would need the interaction's product X*M re-formed \
+             (model.interaction); use pairs, bayes, poisson, jackknife or wild",
+        );
+    }
+    if (asks.moderated || asks.interaction) && asks.studentized {
         return refuse(
             "inference.methods",
             "studentized intervals are not yet available for a moderated or interaction \
              model (model.moderator, model.interaction); use percentile, bc, bca, basic or \
              normal",
-        );
-    }
-    if asks.serial && wild {
-        return refuse(
-            "resampling.scheme",
-            "serial mediators (model.serial) are resampled by reweighting clusters or by \
-             permuting the treatment: use pairs, bayes, poisson, jackknife or permutation (the \
-             wild scheme's score bootstrap has no influence functions for a chain's links yet)",
         );
     }
     if asks.serial && asks.studentized {
@@ -238,7 +239,7 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
              use percentile, bc, bca, basic or normal",
         );
     }
-    if asks.moderated && asks.sensitivity {
+    if (asks.moderated || asks.interaction) && asks.sensitivity {
         return refuse(
             "sensitivity",
             "the sensitivity analysis is for one mediator without moderation or interaction; \

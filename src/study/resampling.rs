@@ -106,20 +106,20 @@ fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
 }
 
 /// The (equation, design column) of a single-coefficient effect key: `a`,
-/// `b`, `a:NAME`, `b:NAME`, `c`, `c_prime`; None for derived effects.
-fn coefficient_of(
-    key: &str,
-    mediators: &[String],
-    l: crate::model::design::Layout,
-) -> Option<(usize, usize)> {
-    let m = mediators.len();
+/// `b`, `a:NAME`, `b:NAME`, `c`, `c_prime`, a chain's link `d:FROM:TO`, the
+/// interaction's `interaction`; None for derived effects.
+fn coefficient_of(key: &str, mediators: &[String], design: &Design) -> Option<(usize, usize)> {
+    let (l, m) = (design.layout, mediators.len());
     let key = EffectKey::parse(key, mediators)?;
     let j = key.mediator(mediators);
+    let at = |name: &str| mediators.iter().position(|n| n == name);
     match key {
         EffectKey::A(_) => j.map(|j| (1 + j, l.treatment())),
         EffectKey::B(_) => j.map(|j| (m + 1, l.mediator(j))),
         EffectKey::C => Some((TOTAL, l.treatment())),
         EffectKey::CPrime => Some((m + 1, l.treatment())),
+        EffectKey::D(from, to) => Some((1 + at(&to)?, l.mediator(at(&from)?))),
+        EffectKey::Interaction => design.interaction.map(|i| (m + 1, i.xm)),
         _ => None,
     }
 }
@@ -349,7 +349,8 @@ fn checked_request(
             studentized: spec.methods.contains(&Method::Studentized),
             sensitivity: spec.sensitivity.is_some(),
             wild_tests: spec.wild_tests,
-            moderated: crate::model::moderation::extended(design),
+            moderated: design.moderation.is_some(),
+            interaction: design.interaction.is_some(),
             serial: design.serial,
         },
     )?;
@@ -379,7 +380,7 @@ fn wild_test_p_values(
     let eqs = equations(design);
     let plan = WeightPlan::new(spec.scheme, seed, design.n_clusters, None);
     for (key, _) in &analysis.effects {
-        let Some((e, col)) = coefficient_of(key, &analysis.mediators, design.layout) else {
+        let Some((e, col)) = coefficient_of(key, &analysis.mediators, design) else {
             continue;
         };
         let test = RestrictedTest::new(design, &analysis.fit, e, &eqs[e], col)?;
