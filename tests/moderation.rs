@@ -467,6 +467,108 @@ fn every_engine_gives_the_cpu_engines_interaction_replicates() {
     assert_eq!(got, Some(want));
 }
 
+/// The wild (score) bootstrap of PROCESS model 59: each replicate's
+/// coefficients are the full sample's plus the cluster influences weighted
+/// by its multipliers (a3, b3, c3' too), its conditional effects those
+/// coefficients' functions; the restricted test of a3 is that of X*W in
+/// the mediator equation. (The GPU has no moderated solve: CPU only.)
+#[test]
+fn the_wild_bootstrap_resamples_a_moderated_model() {
+    let table = read_csv(&common::fixture("moderated.csv")).unwrap();
+    let moderation = Moderation {
+        moderator: "w".into(),
+        a: true,
+        b: true,
+        direct: true,
+        center: true,
+        at: ModeratorValues::MeanSd,
+    };
+    let model = spec(FixedEffects::UnitTime, moderation);
+    let panel = Panel::from_table(&table, &model).unwrap();
+    let design = Design::build(&panel, model.fixed_effects).unwrap();
+    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let g = design.n_clusters;
+    let wild = Scheme::Wild(WildWeights::Mammen);
+    let plan = WeightPlan::new(wild, 8, g, None);
+    let engine = CpuEngine::new(&design, &fit, plan.clone(), 16, 2, false).unwrap();
+    let layout = engine.layout();
+    let (n, count) = (layout.len(), 40);
+    let mut out = vec![0.0; count * n];
+    assert_eq!(engine.compute(0, &mut out).unwrap(), 0);
+    let md = design.moderation.as_ref().unwrap();
+    let (x, m, xw, mw) = (
+        design.layout.treatment(),
+        design.layout.mediator(0),
+        md.xw.unwrap(),
+        md.mw.unwrap(),
+    );
+    let u: Vec<f64> = md.values.iter().map(|(_, v)| v - md.w_shift).collect();
+    let mut v = vec![0.0; g];
+    let mediators = ["m".to_string()];
+    for r in 0..count {
+        plan.fill(r as u64, &mut v);
+        let star = |e: usize, col: usize| {
+            let i = fit.index(e, col);
+            let moved: f64 = (0..g).map(|c| v[c] * fit.influence[c * fit.dim + i]).sum();
+            fit.coef(e, col) + moved
+        };
+        // Equations: total, mediator, outcome.
+        let (a1, a3) = (star(1, x), star(1, xw));
+        let (b1, b3, cp, c3) = (star(2, m), star(2, mw), star(2, x), star(2, xw));
+        let row = &out[r * n..(r + 1) * n];
+        let mut want = vec![
+            ("a".to_string(), a1),
+            ("a3".into(), a3),
+            ("b3".into(), b3),
+            ("c3_prime".into(), c3),
+        ];
+        for (k, &w) in u.iter().enumerate() {
+            want.push((
+                format!("conditional_indirect:{k}"),
+                (a1 + a3 * w) * (b1 + b3 * w),
+            ));
+            want.push((format!("conditional_direct:{k}"), cp + c3 * w));
+        }
+        for (key, want) in want {
+            let got = row[layout.index_of(&key, &mediators).unwrap()];
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1e-3),
+                "replicate {r} {key}: {got} vs {want}"
+            );
+        }
+    }
+    let plan = RunPlan {
+        resampling: Some(medsim::ResampleSpec {
+            scheme: wild,
+            replicates: 299,
+            methods: vec![],
+            wild_tests: true,
+            backend: medsim::internals::resample::spec::BackendChoice::Cpu,
+            ..medsim::ResampleSpec::default()
+        }),
+        group_by: vec![],
+        mediator_sets: vec![],
+        ..RunPlan::new(
+            "wild",
+            DataSource::file(common::fixture("moderated.csv")),
+            model,
+        )
+    };
+    let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
+    let eqs = equations(&design);
+    let test = RestrictedTest::new(&design, &fit, 1, &eqs[1], xw).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let weights = WeightPlan::new(wild, summary.inference.seed, g, None);
+    let want = test.p_value(&weights, 299, 64, &pool);
+    let got = summary.effect("a3").unwrap().bootstrap.unwrap().p_value;
+    assert_eq!(got, Some(want));
+    // The Johnson-Neyman region is drawn from the wild replicates too.
+    assert!(summary.moderation.unwrap().johnson_neyman.is_some());
+}
+
 #[test]
 fn centring_moves_the_paths_not_the_conditional_effects() {
     let fit = |center: bool| {
@@ -553,8 +655,8 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
             "'mid' is not a choice of moderator values",
         ),
         (
-            &["--moderator", "w", "--scheme", "wild"],
-            "resampling.scheme (--scheme): a moderated model (model.moderator, --moderator)",
+            &["--moderator", "w", "--scheme", "permutation"],
+            "permuting the treatment would need a moderated model's products re-formed",
         ),
         (
             &["--moderator", "w", "--backend", "gpu"],

@@ -123,14 +123,19 @@ fn analytic_intervals(
 
 /// The reported coefficients `a_1..a_m, b_1..b_m, c, c'` as (equation,
 /// design column) pairs of `fit`, then a chain's links (`Chain::links`'
-/// order) or the interaction model's X*M coefficient: the order of the
-/// wild bootstrap's and the GPU engine's theta. (A moderated model's
-/// coefficients are `crate::model::moderation::coefficients`.)
+/// order), or a moderated or interaction model's further coefficients
+/// (a3, b3, c3', d where the model has them, in
+/// `crate::model::moderation::coefficients`' order): the order of the wild
+/// bootstrap's and the GPU engine's theta.
 pub fn reported_coefficients(design: &Design) -> Vec<(usize, usize)> {
     let l = design.layout;
     let m = l.n_mediators;
     let outcome = m + 1;
     let links = Chain::new(m, design.serial).links;
+    let extended = match moderation::extended(design) {
+        true => moderation::coefficients(design)[4..].to_vec(),
+        false => Vec::new(),
+    };
     (0..m)
         .map(|j| (1 + j, l.treatment()))
         .chain((0..m).map(|j| (outcome, l.mediator(j))))
@@ -140,7 +145,7 @@ pub fn reported_coefficients(design: &Design) -> Vec<(usize, usize)> {
                 .into_iter()
                 .map(|(to, from)| (1 + to, l.mediator(from))),
         )
-        .chain(design.interaction.map(|i| (outcome, i.xm)))
+        .chain(extended.into_iter().flatten())
         .collect()
 }
 

@@ -376,14 +376,24 @@ impl SerialState {
 }
 
 /// For engines that give a replicate's coefficients (`reported_coefficients`'
-/// theta: the GPU's), the statistics a serial or interaction model adds to
-/// [`coefficients_to_stats`]'s, from the coefficients after a, b, c, c':
-/// a chain's links, the interaction's X*M coefficient.
+/// theta: the wild scheme's, the GPU's), the statistics a serial,
+/// moderated or interaction model adds to [`coefficients_to_stats`]'s,
+/// from the coefficients after a, b, c, c': a chain's links, the
+/// moderation's a3, b3, c3', the interaction's X*M coefficient.
 #[derive(Debug, Clone)]
 pub struct Extension {
     chain: Option<SerialState>,
-    /// Where the interaction's effects are evaluated, and where they go.
-    interaction: Option<(moderation::Evaluation, Vec<usize>)>,
+    extended: Option<Extended>,
+}
+
+/// A moderated or interaction model's evaluation point, where its
+/// statistics go, and where each of `moderation::THETA`'s coefficients is
+/// in the reported theta (None: 0).
+#[derive(Debug, Clone)]
+struct Extended {
+    at: moderation::Evaluation,
+    positions: Vec<usize>,
+    from: [Option<usize>; moderation::THETA],
 }
 
 impl Extension {
@@ -393,11 +403,26 @@ impl Extension {
             chain: design
                 .serial
                 .then(|| SerialState::new(design.layout.n_mediators)),
-            interaction: design.interaction.is_some().then(|| {
-                (
-                    moderation::Evaluation::of(design),
-                    StatLayout::of(design).moderation_positions(),
-                )
+            extended: moderation::extended(design).then(|| {
+                // theta's a1, b1, c, c' are the reported ones; its later
+                // coefficients follow them in order where present.
+                let mut from = [None; moderation::THETA];
+                let mut next = 4;
+                for (i, c) in moderation::coefficients(design).iter().enumerate() {
+                    from[i] = match (i < 4, c) {
+                        (true, _) => Some(i),
+                        (false, Some(_)) => {
+                            next += 1;
+                            Some(next - 1)
+                        }
+                        (false, None) => None,
+                    };
+                }
+                Extended {
+                    at: moderation::Evaluation::of(design),
+                    positions: StatLayout::of(design).moderation_positions(),
+                    from,
+                }
             }),
         }
     }
@@ -411,13 +436,11 @@ impl Extension {
             st.theta[2 * m..].copy_from_slice(&theta[2 * m + 2..2 * m + 2 + links]);
             st.fill(lay, out);
         }
-        if let Some((at, positions)) = &self.interaction {
-            let mut t = [0.0; moderation::THETA];
-            t[..4].copy_from_slice(&theta[..4]);
-            t[moderation::D] = theta[4];
+        if let Some(x) = &self.extended {
+            let t = x.from.map(|i| i.map_or(0.0, |i| theta[i]));
             let mut k = 0;
-            moderation::each_effect(&t, at, lay.moderation, &mut |_, value, _| {
-                out[positions[k]] = value;
+            moderation::each_effect(&t, &x.at, lay.moderation, &mut |_, value, _| {
+                out[x.positions[k]] = value;
                 k += 1;
             });
         }

@@ -208,13 +208,11 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
              permutation and wild replicates have no Gram matrix",
         );
     }
-    if asks.moderated && (wild || permutation) {
+    if asks.moderated && permutation {
         return refuse(
             "resampling.scheme",
-            "a moderated model (model.moderator) is resampled by reweighting clusters: use \
-             pairs, bayes, poisson or jackknife (the wild scheme has no influence functions \
-             of its interaction coefficients yet, and permuting the treatment would need its \
-             products re-formed)",
+            "permuting the treatment would need a moderated model's products re-formed \
+             (model.moderator); use pairs, bayes, poisson, jackknife or wild",
         );
     }
     if asks.interaction && permutation {

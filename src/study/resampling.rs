@@ -12,6 +12,7 @@ use crate::model::design::Design;
 use crate::model::effect::EffectKey;
 use crate::model::mediation::BootstrapStats;
 use crate::model::mediation::{Analysis, Interval, TOTAL, equations};
+use crate::model::moderation;
 use crate::model::panel::Panel;
 use crate::model::spec::FixedEffects;
 pub use crate::resample::aggregate::Progress;
@@ -106,8 +107,9 @@ fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
 }
 
 /// The (equation, design column) of a single-coefficient effect key: `a`,
-/// `b`, `a:NAME`, `b:NAME`, `c`, `c_prime`, a chain's link `d:FROM:TO`, the
-/// interaction's `interaction`; None for derived effects.
+/// `b`, `a:NAME`, `b:NAME`, `c`, `c_prime`, a chain's link `d:FROM:TO`, a
+/// moderated model's `a3`, `b3`, `c3_prime`, the interaction's
+/// `interaction`; None for derived effects.
 fn coefficient_of(key: &str, mediators: &[String], design: &Design) -> Option<(usize, usize)> {
     let (l, m) = (design.layout, mediators.len());
     let key = EffectKey::parse(key, mediators)?;
@@ -119,7 +121,10 @@ fn coefficient_of(key: &str, mediators: &[String], design: &Design) -> Option<(u
         EffectKey::C => Some((TOTAL, l.treatment())),
         EffectKey::CPrime => Some((m + 1, l.treatment())),
         EffectKey::D(from, to) => Some((1 + at(&to)?, l.mediator(at(&from)?))),
-        EffectKey::Interaction => design.interaction.map(|i| (m + 1, i.xm)),
+        EffectKey::A3 => moderation::coefficients(design)[moderation::A3],
+        EffectKey::B3 => moderation::coefficients(design)[moderation::B3],
+        EffectKey::C3Prime => moderation::coefficients(design)[moderation::C3],
+        EffectKey::Interaction => moderation::coefficients(design)[moderation::D],
         _ => None,
     }
 }
