@@ -772,3 +772,66 @@ fn johnson_neyman_is_the_runs_percentile_interval() {
         );
     }
 }
+
+/// Groups of a moderated run: each group's conditional effects are at the
+/// run's moderator values (so groups and their contrasts compare the same
+/// W), each is the group's own (a1 + a3 u)(b1 + b3 u) there, and each
+/// group has its own Johnson-Neyman region, printed in the report.
+#[test]
+fn groups_share_the_runs_moderator_values_and_have_their_own_region() {
+    let mut model = medsim::default_spec();
+    model.controls.retain(|c| c != "ln_pop_density");
+    model.groups = vec!["region".into()];
+    model.moderation = Some(Moderation {
+        moderator: "ln_pop_density".into(),
+        a: true,
+        b: true,
+        direct: false,
+        center: true,
+        at: ModeratorValues::default(),
+    });
+    let plan = RunPlan {
+        resampling: Some(medsim::ResampleSpec {
+            replicates: 299,
+            methods: vec![medsim::internals::resample::intervals::Method::Percentile],
+            backend: medsim::BackendChoice::Cpu,
+            ..medsim::ResampleSpec::default()
+        }),
+        inference: InferenceSpec {
+            mc_draws: 2000,
+            ..InferenceSpec::default()
+        },
+        group_by: vec!["region".into()],
+        mediator_sets: vec![],
+        ..RunPlan::new(
+            "groups",
+            DataSource::Synthetic(medsim::SyntheticParams::default()),
+            model,
+        )
+    };
+    let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
+    let run_values = &summary.moderation.as_ref().unwrap().values;
+    assert_eq!(summary.groups.len(), 3);
+    for (label, g) in &summary.groups {
+        let md = g.moderation.as_ref().unwrap();
+        assert_eq!(&md.values, run_values, "{label}");
+        // Centred on the group's own mean.
+        assert_ne!(md.shift, summary.moderation.as_ref().unwrap().shift);
+        let e = |k: &str| g.effects[k].estimate;
+        for (k, v) in md.values.iter().enumerate() {
+            let u = v.value - md.shift;
+            let want = (e("a") + e("a3") * u) * (e("b") + e("b3") * u);
+            let got = e(&format!("conditional_indirect:{k}"));
+            assert!(rel_err(got, want) < 1e-12, "{label} {k}: {got} vs {want}");
+        }
+        assert!(md.johnson_neyman.is_some(), "{label}");
+    }
+    let text = medsim::render_summary(&summary);
+    for label in summary.groups.keys() {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(label.as_str()) && l.contains("interval of a*b")),
+            "{label}: {text}"
+        );
+    }
+}

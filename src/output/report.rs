@@ -222,7 +222,12 @@ pub fn verdict(s: &Summary) -> String {
 /// interval of a*b excludes 0 for ln_pop_density in [4.10, 6.73]
 /// (boundary 6.7312; observed 4.10 to 8.02)".
 pub fn johnson_neyman_line(s: &Summary) -> Option<String> {
-    let md = s.moderation.as_ref()?;
+    region_line(s.moderation.as_ref()?)
+}
+
+/// A moderated model's Johnson-Neyman region in words (the run's or a
+/// group's).
+fn region_line(md: &crate::study::summary::ModerationSummary) -> Option<String> {
     let jn = md.johnson_neyman.as_ref()?;
     let w = &md.moderator;
     let [lo, hi] = jn.range;
@@ -530,6 +535,12 @@ fn render_groups(o: &mut String, s: &Summary) {
                     "none".into()
                 }
             );
+        }
+        // A moderated model's region, group by group.
+        for (label, g) in &s.groups {
+            if let Some(line) = g.moderation.as_ref().and_then(region_line) {
+                let _ = writeln!(o, "{label:<24}  {}", line.trim_start_matches("J-N    "));
+            }
         }
         for (effect, title) in [
             ("indirect", "indirect effect, difference"),

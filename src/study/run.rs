@@ -358,9 +358,14 @@ fn group_models(
         };
         let rows = table.filter_rows(|r| r[at].trim() == level.as_str());
         let panel = Panel::from_table(&rows, &plan.model).map_err(context)?;
-        let design = Design::build(&panel, plan.model.fixed_effects).map_err(context)?;
+        let mut design = Design::build(&panel, plan.model.fixed_effects).map_err(context)?;
+        // A moderated group's conditional effects at the run's moderator
+        // values, so that groups (and their contrasts) compare the same W.
+        if let (Some(md), Some(run)) = (&mut design.moderation, &pooled_design.moderation) {
+            md.values = run.values.clone();
+        }
         let analysis = analyse(&design, &plan.inference).map_err(context)?;
-        let mut group = SubmodelSummary::new(&panel, &analysis);
+        let mut group = SubmodelSummary::new(&panel, &analysis).with_moderation(&design);
         if let Some(rho) = &plan.sensitivity {
             group.sensitivity = Some(
                 crate::model::sensitivity::analyse(&design, &panel, &analysis, rho)

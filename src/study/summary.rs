@@ -243,6 +243,12 @@ pub struct SubmodelSummary {
     /// The sub-model's sensitivity analysis, when the run has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<SensitivitySummary>,
+    /// A moderated group's moderation block: the run's moderator values
+    /// (a group's conditional effects are at the same W as the run's, so
+    /// that groups compare), its own centring and its own Johnson-Neyman
+    /// region over its observed W.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<ModerationSummary>,
 }
 
 impl SubmodelSummary {
@@ -257,7 +263,14 @@ impl SubmodelSummary {
             suppression: analysis.suppression,
             iv: analysis.iv.clone(),
             sensitivity: None,
+            moderation: None,
         }
+    }
+
+    /// With the moderation block of `design` (a moderated group's).
+    pub fn with_moderation(mut self, design: &Design) -> SubmodelSummary {
+        self.moderation = design.moderation.as_ref().map(ModerationSummary::of);
+        self
     }
 
     /// Add the sub-model's resampling: each effect's `bootstrap` block and
@@ -265,6 +278,9 @@ impl SubmodelSummary {
     pub fn add_resampling(&mut self, result: ResampleResult) {
         if let Some(s) = &mut self.sensitivity {
             s.add_bootstrap(&result.effects, &result.intervals);
+        }
+        if let Some(md) = &mut self.moderation {
+            md.johnson_neyman = result.johnson_neyman;
         }
         add_bootstrap(
             &mut self.effects,
