@@ -17,7 +17,6 @@ use medsim::internals::model::spec::{
 };
 use medsim::internals::resample::engine::{CpuEngine, Engine};
 use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
-use medsim::internals::resample::wild::RestrictedTest;
 use medsim::{DataSource, InferenceSpec, RunPlan};
 use serde_json::Value;
 
@@ -450,14 +449,8 @@ fn every_engine_gives_the_cpu_engines_interaction_replicates() {
     };
     let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
     let xm = design.interaction.unwrap().xm;
-    let eqs = equations(&design);
-    let test = RestrictedTest::new(&design, &fit, 2, &eqs[2], xm).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let weights = WeightPlan::new(wild, summary.inference.seed, design.n_clusters, None);
-    let want = test.p_value(&weights, 299, 64, &pool);
+    let seed = summary.inference.seed;
+    let want = common::wcr_p_value(&design, &fit, 2, xm, wild, seed, 299);
     let got = summary
         .effect("interaction")
         .unwrap()
@@ -555,14 +548,8 @@ fn the_wild_bootstrap_resamples_a_moderated_model() {
         )
     };
     let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
-    let eqs = equations(&design);
-    let test = RestrictedTest::new(&design, &fit, 1, &eqs[1], xw).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let weights = WeightPlan::new(wild, summary.inference.seed, g, None);
-    let want = test.p_value(&weights, 299, 64, &pool);
+    let seed = summary.inference.seed;
+    let want = common::wcr_p_value(&design, &fit, 1, xw, wild, seed, 299);
     let got = summary.effect("a3").unwrap().bootstrap.unwrap().p_value;
     assert_eq!(got, Some(want));
     // The Johnson-Neyman region is drawn from the wild replicates too.
@@ -619,28 +606,6 @@ fn centring_moves_the_paths_not_the_conditional_effects() {
 
 #[test]
 fn unsupported_and_wrong_options_are_refused_by_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::fixture("moderated.csv");
-    let base = [
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--unit",
-        "unit",
-        "--time",
-        "time",
-        "--outcome",
-        "y",
-        "--treatment",
-        "x",
-        "--group",
-        "",
-        "--also-mediators",
-        "",
-        "-q",
-        "--no-plots",
-        "--out",
-    ];
     let cases: [(&[&str], &str); 9] = [
         (
             &["--moderated", "a"],
@@ -676,20 +641,7 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
             "permuting the treatment would need the interaction's product X*M re-formed",
         ),
     ];
-    for (k, (extra, message)) in cases.iter().enumerate() {
-        let out = dir.path().join(format!("r{k}"));
-        let mut args: Vec<&str> = base.to_vec();
-        args.push(out.to_str().unwrap());
-        if !extra.contains(&"--mediator") {
-            args.extend(["--mediator", "m", "--controls", "c1,c2"]);
-        }
-        args.extend(extra.iter());
-        let done = common::medsim(dir.path(), &args);
-        let stderr = String::from_utf8_lossy(&done.stderr);
-        assert_eq!(done.status.code(), Some(2), "{extra:?}: {stderr}");
-        assert!(stderr.contains(message), "{extra:?}: {stderr}");
-        assert!(!out.exists(), "{extra:?} wrote {}", out.display());
-    }
+    common::assert_refused(&common::fixture("moderated.csv"), &cases);
 }
 
 /// The Johnson-Neyman curve and boundaries are the run's own percentile

@@ -18,7 +18,6 @@ use medsim::internals::model::replicate::StatLayout;
 use medsim::internals::model::spec::{FixedEffects, ModelSpec};
 use medsim::internals::resample::engine::{CpuEngine, Engine};
 use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
-use medsim::internals::resample::wild::RestrictedTest;
 use medsim::{DataSource, InferenceSpec, ResampleSpec, RunPlan};
 use serde_json::Value;
 
@@ -426,14 +425,8 @@ fn the_wild_bootstrap_resamples_the_links() {
         )
     };
     let summary = medsim::run(&plan_run, &|_, _| Ok(())).unwrap();
-    let eqs = equations(&design);
-    let test = RestrictedTest::new(&design, &fit, 2, &eqs[2], m1).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
     let seed = summary.inference.seed;
-    let wcr = test.p_value(&WeightPlan::new(plan.scheme, seed, g, None), 399, 64, &pool);
+    let wcr = common::wcr_p_value(&design, &fit, 2, m1, plan.scheme, seed, 399);
     let got = summary
         .effect("d:m1:m2")
         .unwrap()
@@ -470,28 +463,6 @@ fn permutation_tests_the_paths_not_the_links() {
 
 #[test]
 fn unsupported_and_wrong_options_are_refused_by_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = common::fixture("serial.csv");
-    let base = [
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--unit",
-        "unit",
-        "--time",
-        "time",
-        "--outcome",
-        "y",
-        "--treatment",
-        "x",
-        "--group",
-        "",
-        "--also-mediators",
-        "",
-        "-q",
-        "--no-plots",
-        "--out",
-    ];
     let cases: [(&[&str], &str); 5] = [
         (
             &["--serial", "m1"],
@@ -521,25 +492,22 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
             "with an instrumented treatment",
         ),
     ];
-    for (k, (extra, message)) in cases.iter().enumerate() {
-        let out = dir.path().join(format!("r{k}"));
-        let mut args: Vec<&str> = base.to_vec();
-        args.push(out.to_str().unwrap());
-        if !extra.contains(&"--controls") {
-            args.extend(["--controls", "c1,c2"]);
-        }
-        args.extend(extra.iter());
-        let done = common::medsim(dir.path(), &args);
-        let stderr = String::from_utf8_lossy(&done.stderr);
-        assert_eq!(done.status.code(), Some(2), "{extra:?}: {stderr}");
-        assert!(stderr.contains(message), "{extra:?}: {stderr}");
-        assert!(!out.exists(), "{extra:?} wrote {}", out.display());
-    }
+    common::assert_refused(&common::fixture("serial.csv"), &cases);
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fixture("serial.csv");
     // --serial and --mediator name the mediators twice.
     let out = dir.path().join("both");
-    let mut args: Vec<&str> = base.to_vec();
-    args.push(out.to_str().unwrap());
-    args.extend(["--serial", "m1,m2", "--mediator", "m1"]);
+    let args = [
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--serial",
+        "m1,m2",
+        "--mediator",
+        "m1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let done = common::medsim(dir.path(), &args);
     assert_eq!(done.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&done.stderr).contains("cannot be used with"));

@@ -191,6 +191,74 @@ pub fn engines_agree(engines: Vec<Labelled<'_>>, count: usize, what: &str, skip:
     eprintln!("{what}: {} engines agree", engines.len());
 }
 
+/// `medsim run` on `data` (columns unit, time, x, y; no groups, no other
+/// mediator sets) with each case's flags (and `--controls c1,c2` unless
+/// it names controls, `--mediator m` unless it names mediators): each must
+/// exit 2 with its message and write nothing.
+pub fn assert_refused(data: &std::path::Path, cases: &[(&[&str], &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (k, (extra, message)) in cases.iter().enumerate() {
+        let out = dir.path().join(format!("r{k}"));
+        let mut args = vec![
+            "run",
+            "--data",
+            data.to_str().unwrap(),
+            "--unit",
+            "unit",
+            "--time",
+            "time",
+            "--outcome",
+            "y",
+            "--treatment",
+            "x",
+            "--group",
+            "",
+            "--also-mediators",
+            "",
+            "-q",
+            "--no-plots",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if !extra.contains(&"--controls") {
+            args.extend(["--controls", "c1,c2"]);
+        }
+        let names_mediators = ["--mediator", "--serial"].iter().any(|f| extra.contains(f));
+        if !names_mediators {
+            args.extend(["--mediator", "m"]);
+        }
+        args.extend(extra.iter());
+        let done = medsim(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
+        assert!(!out.exists(), "{extra:?} wrote {}", out.display());
+    }
+}
+
+/// The restricted (WCR) wild p-value of equation `e`'s coefficient on
+/// column `col`, over replicates `0..replicates` of `scheme` drawn with
+/// `seed`: what a run with `wild_tests` reports for it.
+pub fn wcr_p_value(
+    design: &Design,
+    fit: &SystemFit,
+    e: usize,
+    col: usize,
+    scheme: medsim::internals::resample::scheme::Scheme,
+    seed: u64,
+    replicates: u64,
+) -> f64 {
+    let eqs = medsim::internals::model::mediation::equations(design);
+    let test = medsim::internals::resample::wild::RestrictedTest::new(design, fit, e, &eqs[e], col)
+        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let plan = WeightPlan::new(scheme, seed, design.n_clusters, None);
+    test.p_value(&plan, replicates, 64, &pool)
+}
+
 /// A JSON array of numbers.
 pub fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
