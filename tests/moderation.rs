@@ -204,68 +204,23 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
         (Some(md), Some(spec)) => (md.w_shift, spec.moderator.as_str(), spec.center),
         _ => (0.0, "w", false),
     };
-    let col = |name: &str| table.column(name).unwrap();
-    let units: Vec<String> = {
-        let mut u: Vec<String> = table.rows.iter().map(|r| r[col("unit")].clone()).collect();
-        u.sort();
-        u.dedup();
-        u
-    };
-    let periods: Vec<String> = {
-        let mut t: Vec<String> = table.rows.iter().map(|r| r[col("time")].clone()).collect();
-        t.sort();
-        t.dedup();
-        t
-    };
-    // (unit, period, values by name)
-    let mut rows: Vec<(usize, usize, [f64; 7])> = Vec::new();
     let names = ["x", "m", "y", "c1", "c2", "w", "size"];
     let x_mean: f64 = table
         .rows
         .iter()
-        .map(|r| r[col("x")].parse::<f64>().unwrap())
+        .map(|r| r[table.column("x").unwrap()].parse::<f64>().unwrap())
         .sum::<f64>()
         / table.rows.len() as f64;
     let x_shift = if center { x_mean } else { 0.0 };
-    let mut next = 0;
-    for (g, unit) in units.iter().enumerate() {
-        for _ in 0..w[g] as usize {
-            for r in table.rows.iter().filter(|r| &r[col("unit")] == unit) {
-                let t = periods.iter().position(|p| *p == r[col("time")]).unwrap();
-                let v = names.map(|n| r[col(n)].parse::<f64>().unwrap());
-                rows.push((next, t, v));
-            }
-            next += 1;
-        }
-    }
-    let n = rows.len();
-    let get = |k: usize| -> Vec<f64> { rows.iter().map(|r| r.2[k]).collect() };
-    let wk = names.iter().position(|n| *n == moderator).unwrap();
-    let (x, m, y, c1, c2, wv) = (get(0), get(1), get(2), get(3), get(4), get(wk));
+    let r = common::Materialised::new(table, &names, w);
+    let [x, m, y, c1, c2] = ["x", "m", "y", "c1", "c2"].map(|c| r.column(c));
+    let wv = r.column(moderator);
+    let n = x.len();
     let xw: Vec<f64> = (0..n)
         .map(|i| (x[i] - x_shift) * (wv[i] - w_shift))
         .collect();
     let mw: Vec<f64> = (0..n).map(|i| m[i] * (wv[i] - w_shift)).collect();
-    let dummies: Vec<Vec<f64>> = (1..periods.len())
-        .map(|t| rows.iter().map(|r| f64::from(u8::from(r.1 == t))).collect())
-        .collect();
-    let demean = |c: &[f64]| -> Vec<f64> {
-        let mut sum = vec![0.0; next];
-        let mut count = vec![0.0; next];
-        for (r, v) in rows.iter().zip(c) {
-            sum[r.0] += v;
-            count[r.0] += 1.0;
-        }
-        rows.iter()
-            .zip(c)
-            .map(|(r, v)| v - sum[r.0] / count[r.0])
-            .collect()
-    };
-    let fit = |dep: &[f64], regs: Vec<&[f64]>| -> Vec<f64> {
-        let mut cols: Vec<Vec<f64>> = regs.iter().map(|c| demean(c)).collect();
-        cols.extend(dummies.iter().map(|d| demean(d)));
-        common::qr_least_squares(cols, demean(dep))
-    };
+    let fit = |dep: &[f64], regs: Vec<&[f64]>| r.fit(dep, &regs);
     if let Some(i) = design.interaction {
         // Y ~ X + M + X*M: the natural effects at the full sample's means.
         let xm: Vec<f64> = (0..n).map(|k| x[k] * m[k]).collect();

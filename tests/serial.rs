@@ -173,48 +173,10 @@ fn every_pyfixest_case_matches() {
 /// and period dummies), each equation refitted by QR, and the chain of
 /// three's seven paths written out by hand.
 fn oracle(table: &Table, w: &[f64]) -> Vec<(String, f64)> {
-    let col = |name: &str| table.column(name).unwrap();
-    let sorted = |name: &str| {
-        let mut v: Vec<String> = table.rows.iter().map(|r| r[col(name)].clone()).collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    let (units, periods) = (sorted("unit"), sorted("time"));
     let names = ["x", "m1", "m2", "m3", "y", "c1", "c2"];
-    let mut rows: Vec<(usize, usize, [f64; 7])> = Vec::new();
-    let mut next = 0;
-    for (g, unit) in units.iter().enumerate() {
-        for _ in 0..w[g] as usize {
-            for r in table.rows.iter().filter(|r| &r[col("unit")] == unit) {
-                let t = periods.iter().position(|p| *p == r[col("time")]).unwrap();
-                rows.push((next, t, names.map(|n| r[col(n)].parse::<f64>().unwrap())));
-            }
-            next += 1;
-        }
-    }
-    let get = |k: usize| -> Vec<f64> { rows.iter().map(|r| r.2[k]).collect() };
-    let (x, m1, m2, m3, y, c1, c2) = (get(0), get(1), get(2), get(3), get(4), get(5), get(6));
-    let dummies: Vec<Vec<f64>> = (1..periods.len())
-        .map(|t| rows.iter().map(|r| f64::from(u8::from(r.1 == t))).collect())
-        .collect();
-    let demean = |c: &[f64]| -> Vec<f64> {
-        let mut sum = vec![0.0; next];
-        let mut count = vec![0.0; next];
-        for (r, v) in rows.iter().zip(c) {
-            sum[r.0] += v;
-            count[r.0] += 1.0;
-        }
-        rows.iter()
-            .zip(c)
-            .map(|(r, v)| v - sum[r.0] / count[r.0])
-            .collect()
-    };
-    let fit = |dep: &[f64], regs: Vec<&[f64]>| -> Vec<f64> {
-        let mut cols: Vec<Vec<f64>> = regs.iter().map(|c| demean(c)).collect();
-        cols.extend(dummies.iter().map(|d| demean(d)));
-        common::qr_least_squares(cols, demean(dep))
-    };
+    let r = common::Materialised::new(table, &names, w);
+    let [x, m1, m2, m3, y, c1, c2] = names.map(|n| r.column(n));
+    let fit = |dep: &[f64], regs: Vec<&[f64]>| r.fit(dep, &regs);
     let c = fit(&y, vec![&x, &c1, &c2])[0];
     let e1 = fit(&m1, vec![&x, &c1, &c2]);
     let e2 = fit(&m2, vec![&x, &c1, &c2, &m1]);

@@ -259,6 +259,87 @@ pub fn wcr_p_value(
     test.p_value(&plan, replicates, 64, &pool)
 }
 
+/// One pairs replicate of `table` (columns `unit`, `time` and the numeric
+/// `names`) materialised: a unit drawn k times (weight k) is k units. Its
+/// equations refit from scratch with two-way effects (unit demeaning and
+/// period dummies) by QR: the oracle of the replicate solvers.
+pub struct Materialised {
+    /// Each row's replicate unit and period.
+    rows: Vec<(usize, usize)>,
+    units: usize,
+    periods: usize,
+    names: Vec<String>,
+    values: Vec<Vec<f64>>,
+}
+
+impl Materialised {
+    pub fn new(table: &medsim::internals::data::table::Table, names: &[&str], w: &[f64]) -> Self {
+        let col = |name: &str| table.column(name).unwrap();
+        let sorted = |name: &str| {
+            let mut v: Vec<String> = table.rows.iter().map(|r| r[col(name)].clone()).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let (units, periods) = (sorted("unit"), sorted("time"));
+        let mut rows = Vec::new();
+        let mut values = vec![Vec::new(); names.len()];
+        let mut next = 0;
+        for (g, unit) in units.iter().enumerate() {
+            for _ in 0..w[g] as usize {
+                for r in table.rows.iter().filter(|r| &r[col("unit")] == unit) {
+                    let t = periods.iter().position(|p| *p == r[col("time")]).unwrap();
+                    rows.push((next, t));
+                    for (v, n) in values.iter_mut().zip(names) {
+                        v.push(r[col(n)].parse::<f64>().unwrap());
+                    }
+                }
+                next += 1;
+            }
+        }
+        Materialised {
+            rows,
+            units: next,
+            periods: periods.len(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            values,
+        }
+    }
+
+    /// Column `name` over the replicate's rows.
+    pub fn column(&self, name: &str) -> Vec<f64> {
+        let k = self.names.iter().position(|n| n == name).unwrap();
+        self.values[k].clone()
+    }
+
+    /// The coefficients of `dep` on `regs` with unit and period effects.
+    pub fn fit(&self, dep: &[f64], regs: &[&[f64]]) -> Vec<f64> {
+        let demean = |c: &[f64]| -> Vec<f64> {
+            let mut sum = vec![0.0; self.units];
+            let mut count = vec![0.0; self.units];
+            for (r, v) in self.rows.iter().zip(c) {
+                sum[r.0] += v;
+                count[r.0] += 1.0;
+            }
+            self.rows
+                .iter()
+                .zip(c)
+                .map(|(r, v)| v - sum[r.0] / count[r.0])
+                .collect()
+        };
+        let mut cols: Vec<Vec<f64>> = regs.iter().map(|c| demean(c)).collect();
+        for t in 1..self.periods {
+            let dummy: Vec<f64> = self
+                .rows
+                .iter()
+                .map(|r| f64::from(u8::from(r.1 == t)))
+                .collect();
+            cols.push(demean(&dummy));
+        }
+        qr_least_squares(cols, demean(dep))
+    }
+}
+
 /// A JSON array of numbers.
 pub fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
