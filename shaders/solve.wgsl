@@ -42,6 +42,8 @@ var<private> base: u32;
 // Where this replicate's set's scales and q x q matrices begin.
 var<private> set_scales: u32;
 var<private> set_matrix: u32;
+// Where this row's system's coefficients begin.
+var<private> set_coefs: u32;
 
 const DIAG: u32 = 0u;
 const W: u32 = 1u;
@@ -102,6 +104,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         set_scales = which * params.n_coef;
         set_matrix = which * q * q;
     }
+    if (params.systems > 1u) {
+        let which = row % params.systems;
+        set_scales = which * params.n_coef;
+        set_coefs = which * params.n_coef;
+        set_matrix = which * q * q;
+    }
     // Row by row (each entry's subtractions in the order c = 0, 1, .., the
     // same operations as the column-by-column update, so the same bits),
     // reading E where it is needed and writing each entry of the factor
@@ -128,7 +136,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     for (var o = 0u; o < params.n_coef; o++) {
-        let coef = coefs[o];
+        let coef = coefs[set_coefs + o];
         let k = coef.x;
         let col = coef.y;
         let t = coef.z;

@@ -17,7 +17,11 @@ struct Params {
     // row is of set row / per_set, whose scales, L and L^{-1} follow the
     // previous sets' (n_coef and q x q each); 0: one set.
     per_set: u32,
-    pad: u32,
+    // Systems per replicate (crate::resample::whiten::Whitened::sets): row r
+    // is system r % systems of replicate r / systems, whose coefficients,
+    // scales, L and L^{-1} follow the previous systems' (n_coef and q x q
+    // each); 0 or 1: one.
+    systems: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

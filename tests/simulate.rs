@@ -353,7 +353,8 @@ fn moderated_studies_refuse_by_key() {
 /// equal (a bound within f32 rounding of zero or of the truth could flip
 /// one dataset: at most one), mean widths within 1e-5 relative. Both GPU
 /// paths: the datasets stacked in one batch (pairs and wild without
-/// studentized intervals) and one engine per dataset (studentized).
+/// studentized intervals) and one engine per dataset (studentized, and a
+/// moderated study).
 #[cfg(feature = "gpu")]
 #[test]
 fn gpu_and_cpu_studies_agree() {
@@ -381,6 +382,15 @@ fn gpu_and_cpu_studies_agree() {
         cpu.resampling.scheme = scheme;
         agree(ctx, &cpu, methods, stacked);
     }
+    // A moderated study (its target the index a3 b): not stacked (each
+    // equation is a system of its own), one GPU engine per dataset.
+    let moderated = vec![Cell {
+        a3: Some(0.2),
+        ..cell(60, 0.39, 0.39)
+    }];
+    let methods = ["percentile", "bc", "bca"];
+    let cpu = study(Dgp::Iid, moderated, 40, 199, &methods);
+    agree(ctx, &cpu, &methods, false);
 }
 
 #[cfg(feature = "gpu")]

@@ -42,7 +42,7 @@ use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::permutation::Exchange;
 use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 use crate::resample::spec::SharedWeights;
-use crate::resample::whiten::Whitened;
+use crate::resample::whiten::{Whitened, to_theta};
 
 /// Smallest batch tried before falling back to the CPU engine.
 pub const MIN_BATCH: usize = 64;
@@ -177,6 +177,9 @@ struct State {
 struct SolveInputs {
     kind: SolveKind,
     q: usize,
+    /// Systems per replicate (`Whitened::sets`): the solve's rows are
+    /// (replicate, system) pairs.
+    systems: usize,
     /// Studentized: theta_hat, then sqrt of each a_j, b_j equation's CR1
     /// factor; the full sample's cluster influences on a_j, b_j; its
     /// delta-method terms t_hat; the SE targets' weights (meat.wgsl).
@@ -221,7 +224,7 @@ impl SolveInputs {
     fn scratch(&self) -> u64 {
         match self.kind {
             _ if self.generated.is_some() => 0,
-            SolveKind::LeastSquares(_) => solve_scratch(self.q),
+            SolveKind::LeastSquares(_) => self.systems as u64 * solve_scratch(self.q),
             SolveKind::TwoStage {
                 ki_max,
                 kr_max,
@@ -235,7 +238,8 @@ impl SolveInputs {
         }
     }
 
-    /// The uniform parameters for `nb` replicates.
+    /// The uniform parameters for `nb` replicates, `n_coef` coefficients
+    /// and `stride` reals of each (all systems').
     fn params(
         &self,
         nb: u32,
@@ -246,14 +250,14 @@ impl SolveInputs {
     ) -> Vec<u8> {
         match self.kind {
             SolveKind::LeastSquares(_) => bytemuck::bytes_of(&SolveParams {
-                nb,
+                nb: nb * self.systems as u32,
                 q: self.q as u32,
-                n_coef: n_coef as u32,
-                stride: stride as u32,
+                n_coef: (n_coef / self.systems) as u32,
+                stride: (stride / self.systems) as u32,
                 n_func: n_func as u32,
                 kappa_at: kappa_at as u32,
                 per_set: 0,
-                pad: 0,
+                systems: self.systems as u32,
             })
             .to_vec(),
             SolveKind::TwoStage {
@@ -279,7 +283,7 @@ impl SolveInputs {
     /// one row of workgroups per system.
     fn workgroups(&self, nb: u32) -> (u32, u32) {
         match self.kind {
-            SolveKind::LeastSquares(_) => (nb.div_ceil(64), 1),
+            SolveKind::LeastSquares(_) => ((nb * self.systems as u32).div_ceil(64), 1),
             SolveKind::TwoStage { n_sys, .. } => (nb.div_ceil(64), n_sys),
         }
     }
@@ -392,8 +396,12 @@ pub struct GpuEngine<'a> {
     /// statistics.
     extension: Extension,
     plan: WeightPlan,
-    /// Coefficients per replicate read back (a_j, b_j, c, c').
+    /// Coefficients per replicate read back: a_j, b_j, c, c' and what
+    /// `reported_coefficients` adds, or each system's (`Whitened::sets`).
     n_coef: usize,
+    /// Where each read-back coefficient goes in theta (None: a system's
+    /// padding).
+    order: Vec<Option<usize>>,
     /// Reals per replicate read back: the coefficients, then (studentized)
     /// the m + 1 changes of the squared standard errors.
     stride: usize,
@@ -675,11 +683,6 @@ impl<'a> GpuEngine<'a> {
         let (design, fit) = spread.as_ref().map_or((design, fit), |(d, f)| (d, f));
         let instrumented = design.layout.instrumented();
         let studentize = options.studentize;
-        if design.moderation.is_some() {
-            return Err(Error::Gpu(
-                "the GPU engine has no moderated model's solve yet (model.moderator)".into(),
-            ));
-        }
         check_rules(
             plan.scheme,
             Asks {
@@ -687,6 +690,7 @@ impl<'a> GpuEngine<'a> {
                 studentized: studentize,
                 interaction: design.interaction.is_some(),
                 serial: design.serial,
+                moderated: design.moderation.is_some(),
                 ..Asks::default()
             },
         )?;
@@ -696,14 +700,15 @@ impl<'a> GpuEngine<'a> {
         ctx.precision_index(precision)?;
         let g = design.n_clusters;
         let m = design.layout.n_mediators;
-        // a, b, c, c' and a chain's links or the interaction's coefficient.
-        let n_coef = reported_coefficients(design).len();
+        // a, b, c, c' and a chain's links, the moderation's or the
+        // interaction's coefficients.
+        let mut n_coef = reported_coefficients(design).len();
+        let mut order: Vec<Option<usize>> = (0..n_coef).map(Some).collect();
         let layout = StatLayout {
             studentized: studentize,
             ..StatLayout::of(design)
         };
         let targets = layout.se_targets();
-        let stride = n_coef + if studentize { targets.len() } else { 0 };
         let mut se_hat2 = Vec::new();
         let unit: Vec<f64>;
         let mut se_unit = 1.0;
@@ -728,7 +733,9 @@ impl<'a> GpuEngine<'a> {
                 .collect();
             // The device's coefficients are those of the scaled design;
             // the host turns them into the data's units (`unit`).
-            unit = w.coefficients.iter().map(|c| c.scale).collect();
+            unit = w.units();
+            n_coef = w.coefficients.len();
+            order = w.order.clone();
             let scales = vec![1.0; n_coef];
             se_unit = unit[2 * m];
             let fixed = studentize.then(|| {
@@ -750,14 +757,17 @@ impl<'a> GpuEngine<'a> {
                 ])
             };
             let generated = match &kind {
-                SolveKind::LeastSquares(_) if fixed.is_none() && ctx.generates_solves() => {
+                SolveKind::LeastSquares(_)
+                    if fixed.is_none() && w.sets == 1 && ctx.generates_solves() =>
+                {
                     Some(ctx.generated_solve(&SolveShape::new(q, &coefs), precision)?)
                 }
                 _ => None,
             };
             let solve = SolveInputs {
                 kind,
-                q,
+                q: w.q,
+                systems: w.sets,
                 fixed,
                 generated,
             };
@@ -769,7 +779,7 @@ impl<'a> GpuEngine<'a> {
                 }
                 None => {
                     let inputs =
-                        GemmInputs::new(ctx, &plan, &w.stats, packed_len(q), precision, true)?;
+                        GemmInputs::new(ctx, &plan, &w.stats, w.stats.len() / g, precision, true)?;
                     // The studentized meat weights clusters by the codes.
                     Front::Weights(match studentize {
                         true => inputs.keeping_codes(),
@@ -777,8 +787,9 @@ impl<'a> GpuEngine<'a> {
                     })
                 }
             };
-            (front, packed_len(q), theta, Some(solve))
+            (front, w.stats.len() / g, theta, Some(solve))
         };
+        let stride = n_coef + if studentize { targets.len() } else { 0 };
         let limit = batch_limit(
             ctx,
             &front,
@@ -803,6 +814,7 @@ impl<'a> GpuEngine<'a> {
             layout,
             plan,
             n_coef,
+            order,
             stride,
             se_hat2,
             theta,
@@ -1166,6 +1178,7 @@ impl<'a> GpuEngine<'a> {
             },
             width,
             q,
+            systems: self.solve.as_ref().map_or(1, |s| s.systems),
             mediators: self.layout.mediators,
             stride: self.stride,
             real_bytes: words_per(self.options.precision) * 4,
@@ -1246,11 +1259,11 @@ impl<'a> GpuEngine<'a> {
         let n_stats = self.layout.len();
         let mut failed = 0;
         let l = self.layout;
-        let mut changes = vec![0.0; self.n_coef];
+        let mut changes = vec![0.0; self.theta.len()];
         // Its scratch is per batch.
         let mut extension = self.extension.clone();
         for (d, stats) in deltas.chunks(self.stride).zip(out.chunks_mut(n_stats)) {
-            changes.copy_from_slice(&d[..self.n_coef]);
+            to_theta(&self.order, d, &mut changes);
             for (c, s) in changes.iter_mut().zip(&self.unit) {
                 *c *= s;
             }

@@ -255,7 +255,10 @@ pub struct SolveParams {
     pub kappa_at: u32,
     /// Replicates per set of a stacked batch (0: one set).
     pub per_set: u32,
-    pub pad: u32,
+    /// Systems per replicate (a moderated model's equations: row r of
+    /// the solve is system r % systems of replicate r / systems, with its
+    /// own coefficients, L and L^{-1}); 0 or 1: one.
+    pub systems: u32,
 }
 const _: () = assert!(std::mem::size_of::<SolveParams>() == 32);
 

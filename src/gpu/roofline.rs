@@ -51,8 +51,11 @@ pub struct Dims {
     /// The GEMM's output per replicate: the packed Gram (or, wild, the
     /// reported coefficients).
     pub width: usize,
-    /// Columns q of the design.
+    /// Columns q of the design (of each system, `systems` of them).
     pub q: usize,
+    /// Systems the solve factors per replicate (a moderated model's
+    /// equations; else 1).
+    pub systems: usize,
     pub mediators: usize,
     /// Reals read back per replicate.
     pub stride: usize,
@@ -117,7 +120,7 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
         // The Cholesky factor of the q x q system and a solve per equation;
         // reads the GEMM's output, writes the results, and its scratch.
         Stage::Solve => Work {
-            flops: q * q * q / 3.0 + (m + 2.0) * q * q,
+            flops: d.systems as f64 * (q * q * q / 3.0 + (m + 2.0) * q * q),
             bytes: (n + d.stride as f64 + 2.0 * d.scratch as f64) * rb,
         },
         // Its a operand reread per block of columns, b per block of rows.
@@ -257,6 +260,7 @@ mod tests {
             gemm_block: (64, 32),
             width: 45,
             q: 9,
+            systems: 1,
             mediators: 1,
             stride: 4,
             real_bytes: 4,

@@ -105,6 +105,9 @@ pub fn replicates(
             }
         } else {
             let w = Whitened::new(s.design, s.fit)?;
+            if w.sets > 1 {
+                return refuse("a moderated model's equations are systems of their own");
+            }
             let here = structure(&w);
             match &coefs {
                 Some(c) if *c != here => return refuse("the datasets' coefficients differ"),
@@ -197,7 +200,7 @@ pub fn replicates(
                     n_func: 0,
                     kappa_at: 0,
                     per_set: replicates as u32,
-                    pad: 0,
+                    systems: 1,
                 };
                 let params = ctx.uniform("solve params", bytemuck::bytes_of(&params));
                 let deltas = ctx.output("deltas", count as u64 * n_coef as u64 * ws);

@@ -224,7 +224,7 @@ impl WhitenedTwoStage {
     #[cfg(test)]
     pub fn deltas(&self, w: &Whitened, e: &[f64], out: &mut [f64]) -> bool {
         use crate::math::linalg::packed_index;
-        let q = w.q();
+        let q = w.q;
         let at = |a: usize, b: usize| e[packed_index(a, b, q)];
         for s in &self.systems {
             let (k_i, k_r) = (s.k_i, s.k_r);

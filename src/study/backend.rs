@@ -70,14 +70,8 @@ pub fn engine<'a>(
                     .into(),
         });
     }
-    // A moderated model has no GPU solve yet: auto takes the CPU engine.
     if wants_gpu(spec) {
-        if r.design.moderation.is_none() {
-            return gpu_engine(spec, r, plan);
-        }
-        if spec.backend == BackendChoice::Gpu || spec.adapter.is_some() {
-            return Err(moderated_on_gpu());
-        }
+        return gpu_engine(spec, r, plan);
     }
     let request = CpuRequest {
         design: r.design,
@@ -94,16 +88,6 @@ pub fn engine<'a>(
             .map(|s| s.map.clone()),
     };
     Ok((cpu_engine(request, plan)?, None))
-}
-
-/// The GPU asked for a moderated model.
-fn moderated_on_gpu() -> Error {
-    Error::InvalidOption {
-        option: "resampling.backend".into(),
-        message: "the GPU engine does not compute a moderated model's statistics yet \
-                  (model.moderator); use backend cpu or auto"
-            .into(),
-    }
 }
 
 #[cfg(feature = "gpu")]

@@ -8,7 +8,9 @@
 //! Per-replicate work of a reweighting scheme: the weights times the
 //! per-cluster statistics, `2 G w` flops, w the columns the engine's GEMM
 //! multiplies: on the GPU all `p = q (q + 1) / 2` packed Gram entries (q
-//! columns: treatment, controls, period dummies, mediators, outcome), on the
+//! columns: treatment, controls, period dummies, mediators, outcome; a
+//! moderated model's three equations' systems side by side, each factored:
+//! `resample::whiten`), on the
 //! CPU those that differ between clusters (`engine::split_columns`; a
 //! balanced panel's period-dummy block is the same in every cluster); then
 //! a Cholesky factorisation of the regressors (`q^3 / 3`) and a back
@@ -213,6 +215,17 @@ impl Problem {
         })
     }
 
+    /// The GPU's GEMM width, system size and systems per replicate.
+    fn gpu_systems(&self) -> (usize, usize, usize) {
+        let q = self.design.q();
+        let plain = (crate::math::linalg::packed_len(q), q, 1);
+        #[cfg(feature = "gpu")]
+        if let Ok(w) = crate::resample::whiten::Whitened::new(&self.design, &self.analysis.fit) {
+            return (w.stats.len() / self.design.n_clusters, w.q, w.sets);
+        }
+        plain
+    }
+
     /// Flops per replicate of `scheme` on `engine` (see the module doc).
     fn flops(&self, engine: &Engine, scheme: Scheme) -> f64 {
         let q = self.design.q();
@@ -221,12 +234,19 @@ impl Problem {
         if let Scheme::Wild(_) = scheme {
             return 2.0 * g * (2.0 * m + 2.0);
         }
-        let width = match engine {
-            Engine::Cpu => crate::resample::engine::split_columns(&self.design).0.len(),
-            _ => crate::math::linalg::packed_len(q),
-        } as f64;
-        let q = q as f64;
-        2.0 * g * width + q * q * q / 3.0 + (m + 2.0) * q * q
+        // The GPU solves in whitened systems: the design's, or each
+        // equation's of a moderated model (`Whitened::sets`), side by side
+        // in the GEMM's output.
+        let (width, q, systems) = match engine {
+            Engine::Cpu => (
+                crate::resample::engine::split_columns(&self.design).0.len(),
+                q,
+                1,
+            ),
+            _ => self.gpu_systems(),
+        };
+        let (width, q, systems) = (width as f64, q as f64, systems as f64);
+        2.0 * g * width + systems * (q * q * q / 3.0 + (m + 2.0) * q * q)
     }
 }
 
@@ -527,24 +547,21 @@ impl Suite<'_> {
                 flops,
             )?);
         }
-        if *engine == Engine::Cpu {
-            let spec = spec_for(engine, Scheme::Pairs, b);
-            let moderated = &self.moderated;
-            rows.push(self.row(
-                engine,
-                "pairs, moderated (PROCESS 58)",
-                moderated,
-                spec.clone(),
-                true,
-            )?);
-            rows.push(self.row(
-                engine,
-                "pairs, two serial mediators (PROCESS 6)",
-                &self.serial,
-                spec,
-                true,
-            )?);
-        }
+        let spec = spec_for(engine, Scheme::Pairs, b);
+        rows.push(self.row(
+            engine,
+            "pairs, moderated (PROCESS 58)",
+            &self.moderated,
+            spec.clone(),
+            true,
+        )?);
+        rows.push(self.row(
+            engine,
+            "pairs, two serial mediators (PROCESS 6)",
+            &self.serial,
+            spec,
+            true,
+        )?);
         let mut sens = spec_for(engine, Scheme::Pairs, b);
         sens.sensitivity = Some((0..37).map(|k| -0.9 + 0.05 * k as f64).collect());
         rows.push(self.row(engine, "pairs + sensitivity (37 rho)", default, sens, true)?);

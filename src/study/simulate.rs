@@ -66,7 +66,6 @@ use crate::resample::checkpoint::Store;
 use crate::resample::engine::{Engine, Precomputed};
 use crate::resample::intervals::Method;
 use crate::resample::scheme::Scheme;
-use crate::resample::spec::BackendChoice;
 use crate::resample::spec::ResampleSpec;
 use crate::study::backend::{GpuUse, wants_gpu};
 use crate::study::resampling::resample_with;
@@ -678,23 +677,14 @@ fn stacking(study: &Study) -> Result<Option<(GpuUse, ResampleSpec)>> {
     let Some(spec) = bootstrap_spec(study) else {
         return Ok(None);
     };
-    if study.moderated() && wants_gpu(&spec) {
-        // No GPU solve of a moderated model: auto runs each dataset on the
-        // CPU engine; the GPU asked for by name is refused.
-        if spec.backend == BackendChoice::Gpu || spec.adapter.is_some() {
-            return Err(Error::InvalidOption {
-                option: "simulation.backend".into(),
-                message: "the GPU engine does not compute a moderated model's statistics yet \
-                          (simulation.a3, simulation.b3); use backend cpu or auto"
-                    .into(),
-            });
-        }
-        return Ok(None);
-    }
-    let stacks = matches!(
-        spec.scheme,
-        Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Wild(_)
-    ) && !spec.methods.contains(&Method::Studentized)
+    // A moderated model's equations are systems of their own, which the
+    // stacked solve does not take: each dataset runs its own engine.
+    let stacks = !study.moderated()
+        && matches!(
+            spec.scheme,
+            Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Wild(_)
+        )
+        && !spec.methods.contains(&Method::Studentized)
         && spec.strata.is_none()
         && spec.sensitivity.is_none();
     if !wants_gpu(&spec) {
