@@ -435,8 +435,16 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
             "a chain of mediators has 2 to 4, in order; this one has 5",
         ),
         (
-            &["--serial", "m1,m2", "--ci", "studentized"],
-            "studentized intervals are not yet available for serial mediators",
+            &[
+                "--serial",
+                "m1,m2",
+                "--ci",
+                "studentized",
+                "--backend",
+                "gpu",
+            ],
+            "studentized intervals of a moderated, interaction or serial model are computed by \
+             the CPU engine only",
         ),
         (
             &["--serial", "m1,m2", "--moderator", "c2", "--controls", "c1"],

@@ -691,6 +691,7 @@ impl<'a> GpuEngine<'a> {
                 interaction: design.interaction.is_some(),
                 serial: design.serial,
                 moderated: design.moderation.is_some(),
+                gpu: true,
                 ..Asks::default()
             },
         )?;

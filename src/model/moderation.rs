@@ -133,6 +133,17 @@ impl ModerationStats {
     }
 }
 
+/// Whether a moderated or interaction model's statistic `key` gets the
+/// replicate's own SE under studentized intervals: its effects
+/// (conditional effects, index, difference, natural effects), not its
+/// coefficients (a3, b3, c3', the interaction), as a and b have none.
+pub fn studentized(key: &EffectKey) -> bool {
+    !matches!(
+        key,
+        EffectKey::A3 | EffectKey::B3 | EffectKey::C3Prime | EffectKey::Interaction
+    )
+}
+
 /// Positions in theta: a1, b1, c (2), c' (as in the plain model), then a3,
 /// b3, c3' (zero where the path is not moderated), d (X*M, the interaction
 /// model's).

@@ -74,7 +74,65 @@ impl StatLayout {
 
     /// Number of statistics per replicate.
     pub fn len(&self) -> usize {
+        self.extra_se_base() + self.extra_ses()
+    }
+
+    /// Where the replicate's own SEs of a serial, moderated or interaction
+    /// model's effects start (studentized): after everything else, so the
+    /// other positions do not depend on them.
+    fn extra_se_base(&self) -> usize {
         self.serial_base() + self.serial_len()
+    }
+
+    /// The replicate's own SEs beyond `se_targets`' (studentized): a
+    /// serial model's longer paths and their contrasts, a moderated or
+    /// interaction model's effects.
+    fn extra_ses(&self) -> usize {
+        match self.studentized {
+            true => self.studentized_stats().len() - self.se_targets().len(),
+            false => 0,
+        }
+    }
+
+    /// The statistics that get the replicate's own SE when studentized, in
+    /// the order of their SEs: each a_j b_j, the indirect effect and the
+    /// contrasts (`se_targets`), then a serial model's longer paths and
+    /// their contrasts, then a moderated or interaction model's effects
+    /// (`moderation::studentized`: not its coefficients, as a and b have
+    /// none).
+    pub fn studentized_stats(&self) -> Vec<usize> {
+        let m = self.mediators;
+        let mut stats: Vec<usize> = (0..m).map(|j| self.ab(j)).collect();
+        stats.push(self.indirect());
+        stats.extend((0..self.n_contrasts()).map(|i| self.contrast(i)));
+        if self.serial {
+            let chain = self.chain();
+            stats.extend((m..chain.paths.len()).map(|i| self.path(i)));
+            let plain = self.n_contrasts();
+            stats.extend((plain..chain.contrasts.len()).map(|i| self.any_contrast(i)));
+        }
+        let keys = self.moderation.keys();
+        stats.extend(
+            keys.iter()
+                .zip(self.moderation_positions())
+                .filter(|(k, _)| moderation::studentized(k))
+                .map(|(_, at)| at),
+        );
+        stats
+    }
+
+    /// Where the replicate's own SE of statistic `stat` is (studentized
+    /// layouts; None for a statistic without one).
+    pub fn se_of(&self, stat: usize) -> Option<usize> {
+        if !self.studentized {
+            return None;
+        }
+        let i = self.studentized_stats().iter().position(|&s| s == stat)?;
+        let plain = self.se_targets().len();
+        Some(match i < plain {
+            true => self.se_target(i),
+            false => self.extra_se_base() + i - plain,
+        })
     }
 
     /// Where a serial model's statistics start: after the moderation's.
@@ -82,15 +140,19 @@ impl StatLayout {
         self.moderation_base() + self.moderation.len()
     }
 
-    /// A serial model's statistics: links, longer paths, their contrasts.
+    /// A serial model's statistics: links, longer paths, their contrasts
+    /// (counted as `Chain` lists them, without building one: every
+    /// replicate's layout asks).
     fn serial_len(&self) -> usize {
-        match self.serial {
-            true => {
-                let c = self.chain();
-                c.links.len() + c.longer().len() + c.longer_contrasts().len()
-            }
-            false => 0,
+        if !self.serial {
+            return 0;
         }
+        let m = self.mediators;
+        let pairs = |n: usize| n * n.saturating_sub(1) / 2;
+        // m(m-1)/2 links; 2^m - 1 paths, m of them single; contrasts: every
+        // pair of paths but the singles' pairs.
+        let paths = (1 << m) - 1;
+        pairs(m) + (paths - m) + (pairs(paths) - pairs(m))
     }
 
     /// The serial model's link i (`Chain::links`).
@@ -386,13 +448,11 @@ pub struct Extension {
     extended: Option<Extended>,
 }
 
-/// A moderated or interaction model's evaluation point, where its
-/// statistics go, and where each of `moderation::THETA`'s coefficients is
-/// in the reported theta (None: 0).
+/// A moderated or interaction model's evaluation point, and where each of
+/// `moderation::THETA`'s coefficients is in the reported theta (None: 0).
 #[derive(Debug, Clone)]
 struct Extended {
     at: moderation::Evaluation,
-    positions: Vec<usize>,
     from: [Option<usize>; moderation::THETA],
 }
 
@@ -403,26 +463,9 @@ impl Extension {
             chain: design
                 .serial
                 .then(|| SerialState::new(design.layout.n_mediators)),
-            extended: moderation::extended(design).then(|| {
-                // theta's a1, b1, c, c' are the reported ones; its later
-                // coefficients follow them in order where present.
-                let mut from = [None; moderation::THETA];
-                let mut next = 4;
-                for (i, c) in moderation::coefficients(design).iter().enumerate() {
-                    from[i] = match (i < 4, c) {
-                        (true, _) => Some(i),
-                        (false, Some(_)) => {
-                            next += 1;
-                            Some(next - 1)
-                        }
-                        (false, None) => None,
-                    };
-                }
-                Extended {
-                    at: moderation::Evaluation::of(design),
-                    positions: StatLayout::of(design).moderation_positions(),
-                    from,
-                }
+            extended: moderation::extended(design).then(|| Extended {
+                at: moderation::Evaluation::of(design),
+                from: theta_places(design),
             }),
         }
     }
@@ -438,10 +481,187 @@ impl Extension {
         }
         if let Some(x) = &self.extended {
             let t = x.from.map(|i| i.map_or(0.0, |i| theta[i]));
-            let mut k = 0;
+            let mut k = lay.moderation_base();
             moderation::each_effect(&t, &x.at, lay.moderation, &mut |_, value, _| {
-                out[x.positions[k]] = value;
+                out[k] = value;
                 k += 1;
+            });
+        }
+    }
+}
+
+/// Where each of `moderation::THETA`'s coefficients is among a moderated
+/// or interaction design's reported coefficients (`reported_coefficients`:
+/// a1, b1, c, c', then the later ones in order where present; None: 0).
+fn theta_places(design: &Design) -> [Option<usize>; moderation::THETA] {
+    let mut from = [None; moderation::THETA];
+    let mut next = 4;
+    for (i, c) in moderation::coefficients(design).iter().enumerate() {
+        from[i] = match (i < 4, c) {
+            (true, _) => Some(i),
+            (false, Some(_)) => {
+                next += 1;
+                Some(next - 1)
+            }
+            (false, None) => None,
+        };
+    }
+    from
+}
+
+/// What a serial, moderated or interaction model's studentized SEs need
+/// from a replicate's Gram matrix: its cluster influence functionals on
+/// every reported coefficient (`reported_coefficients`, in the units of
+/// the data; each equation's regressors any design columns), and the
+/// gradient in those coefficients of each statistic with an SE of its own
+/// (`StatLayout::studentized_stats`, in order). The plain and instrumented
+/// models keep `Solver::influence_functionals` (a_j and b_j only).
+#[derive(Debug, Clone)]
+pub struct Studentized {
+    q: usize,
+    /// Each equation: its regressors, its dependent, and its reported
+    /// coefficients as (place in theta, place among the regressors, ratio
+    /// into the units of the data).
+    equations: Vec<(Vec<usize>, usize, Vec<(usize, usize, f64)>)>,
+    /// Reported coefficients.
+    pub n_theta: usize,
+    /// Each reported coefficient's equation.
+    pub equation_of: Vec<usize>,
+    m: usize,
+    chain: Chain,
+    /// A moderated or interaction model's evaluation point and theta's
+    /// places (`theta_places`).
+    extended: Option<(moderation::Evaluation, [Option<usize>; moderation::THETA])>,
+    stats: ModerationStats,
+}
+
+impl Studentized {
+    /// What `design`'s model needs (None for the plain and instrumented
+    /// models, whose SEs `Solver` gives).
+    pub fn of(design: &Design) -> Option<Studentized> {
+        if !(design.serial || moderation::extended(design)) {
+            return None;
+        }
+        let eqs = crate::model::mediation::equations(design);
+        let keys = crate::model::mediation::reported_coefficients(design);
+        let equations = eqs
+            .iter()
+            .enumerate()
+            .map(|(e, eq)| {
+                let mine = keys
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, k)| k.0 == e)
+                    .map(|(o, &(_, col))| {
+                        let at = eq.regressors.iter().position(|&c| c == col);
+                        let at = at.expect("a reported coefficient is among its equation's");
+                        (o, at, design.scale[eq.dependent] / design.scale[col])
+                    })
+                    .collect();
+                (eq.regressors.clone(), eq.dependent, mine)
+            })
+            .collect();
+        let m = design.layout.n_mediators;
+        Some(Studentized {
+            q: design.q(),
+            equations,
+            n_theta: keys.len(),
+            equation_of: keys.iter().map(|k| k.0).collect(),
+            m,
+            chain: Chain::new(m, design.serial),
+            extended: moderation::extended(design)
+                .then(|| (moderation::Evaluation::of(design), theta_places(design))),
+            stats: ModerationStats::of(design),
+        })
+    }
+
+    /// The reported coefficients `theta` of the replicate whose packed
+    /// Gram is `packed`, and their influence functionals into `out`
+    /// (n_theta rows of packed_len(q)): row o is the packed c with cluster
+    /// g's influence on coefficient o `c . S_g`, `scale h'(S_g[R, t] -
+    /// S_g[R, R] beta)`, h = A_RR^{-1} e_o. False when an equation's
+    /// regressors are singular.
+    pub fn functionals(&self, packed: &[f64], theta: &mut [f64], out: &mut [f64]) -> bool {
+        let (q, p) = (self.q, packed_len(self.q));
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (regs, t, coefs) in &self.equations {
+            let k = regs.len();
+            let mut a = vec![0.0; k * k];
+            let mut beta: Vec<f64> = regs
+                .iter()
+                .map(|&r| packed[packed_index(r, *t, q)])
+                .collect();
+            for (u, &ru) in regs.iter().enumerate() {
+                for (v, &rv) in regs.iter().enumerate() {
+                    a[u * k + v] = packed[packed_index(ru, rv, q)];
+                }
+            }
+            if cholesky(&mut a, k).is_err() {
+                return false;
+            }
+            chol_solve(&a, k, &mut beta);
+            for &(o, at, scale) in coefs {
+                theta[o] = beta[at] * scale;
+                let mut h = vec![0.0; k];
+                h[at] = 1.0;
+                chol_solve(&a, k, &mut h);
+                let row = &mut out[o * p..(o + 1) * p];
+                for (u, &ru) in regs.iter().enumerate() {
+                    row[packed_index(ru, *t, q)] += scale * h[u];
+                    for (v, &rv) in regs.iter().enumerate() {
+                        row[packed_index(ru, rv, q)] -= scale * h[u] * beta[v];
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The gradient in theta of each statistic with an SE of its own
+    /// (`StatLayout::studentized_stats`' order), into `out`.
+    pub fn gradients(&self, theta: &[f64], out: &mut Vec<Vec<f64>>) {
+        out.clear();
+        let (m, n) = (self.m, self.n_theta);
+        // The chain's theta is (a_j, b_j, links); the reported one has c
+        // and c' before the links.
+        let place = |i: usize| if i < 2 * m { i } else { i + 2 };
+        let chain_theta: Vec<f64> = (0..self.chain.theta_len())
+            .map(|i| theta[place(i)])
+            .collect();
+        let path = |p: usize| -> Vec<f64> {
+            let (_, g) = self
+                .chain
+                .effect_and_gradient(&chain_theta, &self.chain.paths[p]);
+            let mut full = vec![0.0; n];
+            for (i, v) in g.into_iter().enumerate() {
+                full[place(i)] = v;
+            }
+            full
+        };
+        let paths: Vec<Vec<f64>> = (0..self.chain.paths.len()).map(path).collect();
+        let difference = |(p, q): (usize, usize)| -> Vec<f64> {
+            (0..n).map(|i| paths[p][i] - paths[q][i]).collect()
+        };
+        out.extend(paths[..m].iter().cloned());
+        out.push((0..n).map(|i| paths.iter().map(|g| g[i]).sum()).collect());
+        let plain = m * m.saturating_sub(1) / 2;
+        out.extend(self.chain.contrasts[..plain].iter().map(|&c| difference(c)));
+        if self.chain.serial {
+            out.extend(paths[m..].iter().cloned());
+            out.extend(self.chain.contrasts[plain..].iter().map(|&c| difference(c)));
+        }
+        if let Some((at, from)) = &self.extended {
+            let t = from.map(|i| i.map_or(0.0, |i| theta[i]));
+            moderation::each_effect(&t, at, self.stats, &mut |key, _, gradient| {
+                if moderation::studentized(&key) {
+                    let mut full = vec![0.0; n];
+                    for (g, place) in gradient.iter().zip(from) {
+                        if let Some(i) = place {
+                            full[*i] += g;
+                        }
+                    }
+                    out.push(full);
+                }
             });
         }
     }
@@ -462,8 +682,6 @@ struct Moderated {
     theta: [Option<(usize, usize, f64)>; moderation::THETA],
     /// Where the effects are evaluated.
     at: moderation::Evaluation,
-    /// Where `each_effect`'s statistics go, in its order.
-    positions: Vec<usize>,
     /// Scratch: the added columns' Schur block, the base right-hand side,
     /// and each equation's (treatment, added) coefficients.
     small: Vec<f64>,
@@ -550,7 +768,6 @@ impl Solver {
                     equations,
                     theta,
                     at: moderation::Evaluation::of(design),
-                    positions: StatLayout::of(design).moderation_positions(),
                     small: vec![0.0; most * most],
                     t: vec![0.0; base],
                 }
@@ -745,9 +962,11 @@ impl Solver {
             .theta
             .map(|c| c.map_or(0.0, |(e, at, ratio)| st.beta[e][at] * ratio));
         coefficients_to_stats(&theta[..4], lay, out);
-        let mut k = 0;
+        // Placed by the layout asked for (its studentized SEs, if any,
+        // come before).
+        let mut k = lay.moderation_base();
         moderation::each_effect(&theta, &st.at, lay.moderation, &mut |_, value, _| {
-            out[st.positions[k]] = value;
+            out[k] = value;
             k += 1;
         });
         true
@@ -1004,10 +1223,102 @@ pub fn acme(a: f64, b: f64, kappa: f64, rho: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::data::synthetic::{SyntheticParams, generate};
+    use crate::math::linalg::quadratic_form;
     use crate::model::mediation::{analyse, equations};
     use crate::model::panel::Panel;
     use crate::model::spec::InferenceSpec;
     use crate::model::spec::default_spec;
+
+    /// The serial statistics counted in closed form are the chain's.
+    #[test]
+    fn serial_counts_are_the_chains() {
+        for m in 2..=crate::model::serial::MAX_MEDIATORS {
+            let lay = StatLayout {
+                serial: true,
+                ..StatLayout::plain(m)
+            };
+            let c = lay.chain();
+            let want = c.links.len() + c.longer().len() + c.longer_contrasts().len();
+            assert_eq!(lay.serial_len(), want, "{m} mediators");
+        }
+    }
+
+    /// At the full sample (every weight 1), the studentized SEs' pieces
+    /// (each reported coefficient's influence functionals, the CR1 meat,
+    /// each statistic's gradient) give the analysis' own delta-method SE of
+    /// every statistic with an SE of its own: the treatment-mediator
+    /// interaction's natural effects (whose evaluation point is the full
+    /// sample's means, so no resample re-analysis can check them), a
+    /// centred moderated model's effects, a chain's paths.
+    #[test]
+    fn studentized_pieces_give_the_delta_method_ses_at_the_full_sample() {
+        use crate::model::spec::{Interaction, Moderation, ModeratorValues};
+        let mut interaction = default_spec();
+        interaction.interaction = Some(Interaction::default());
+        let mut moderated = default_spec();
+        moderated.controls.retain(|c| c != "ln_pop_density");
+        moderated.moderation = Some(Moderation {
+            moderator: "ln_pop_density".into(),
+            a: true,
+            b: true,
+            direct: true,
+            center: true,
+            at: ModeratorValues::MeanSd,
+        });
+        let mut chain = default_spec();
+        chain.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+        chain.serial = true;
+        let table = generate(SyntheticParams::default());
+        for spec in [interaction, moderated, chain] {
+            let panel = Panel::from_table(&table, &spec).unwrap();
+            let d = Design::build(&panel, spec.fixed_effects).unwrap();
+            let analysis = analyse(&d, &InferenceSpec::default()).unwrap();
+            let fit = crate::model::estimate::fit_system(&d, &equations(&d)).unwrap();
+            let st = Studentized::of(&d).unwrap();
+            let (n, p) = (st.n_theta, packed_len(d.q()));
+            let mut theta = vec![0.0; n];
+            let mut f = vec![0.0; n * p];
+            assert!(st.functionals(&d.total_packed(), &mut theta, &mut f));
+            let mut v = vec![0.0; n * n];
+            for c in 0..d.n_clusters {
+                let s = d.cluster_stats(c);
+                let psi: Vec<f64> = (0..n)
+                    .map(|o| (0..p).map(|k| f[o * p + k] * s[k]).sum())
+                    .collect();
+                for a in 0..n {
+                    for b in 0..n {
+                        let (ea, eb) = (st.equation_of[a], st.equation_of[b]);
+                        let ssc = (fit.equations[ea].ssc * fit.equations[eb].ssc).sqrt();
+                        v[a * n + b] += psi[a] * psi[b] * ssc;
+                    }
+                }
+            }
+            let mut grads = Vec::new();
+            st.gradients(&theta, &mut grads);
+            let lay = StatLayout {
+                studentized: true,
+                ..StatLayout::of(&d)
+            };
+            let stats = lay.studentized_stats();
+            assert_eq!(grads.len(), stats.len());
+            let names = &spec.mediators;
+            let mut checked = 0;
+            for (key, effect) in &analysis.effects {
+                let Some(stat) = lay.index_of(key, names) else {
+                    continue;
+                };
+                let Some(i) = stats.iter().position(|&s| s == stat) else {
+                    continue;
+                };
+                let got = quadratic_form(&grads[i], &v).sqrt();
+                let want = effect.se.unwrap();
+                assert!((got - want).abs() <= 1e-9 * want, "{key}: {got} vs {want}");
+                checked += 1;
+            }
+            // One mediator's a b is the indirect effect, reported once.
+            assert_eq!(checked, stats.len() - usize::from(names.len() == 1));
+        }
+    }
 
     /// The default panel with the two agglomeration components as mediators.
     fn two_mediator_design() -> Design {

@@ -21,7 +21,7 @@ use crate::math::linalg::{packed_len, quadratic_form};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::mediation::reported_coefficients;
-use crate::model::replicate::{Extension, Solver, StatLayout, stats_from_changes};
+use crate::model::replicate::{Extension, Solver, StatLayout, Studentized, stats_from_changes};
 use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 
 /// The floating-point type of the GPU engine's numeric stages (`Real` in
@@ -177,9 +177,20 @@ enum Finish {
 struct Student {
     /// All per-cluster packed statistics, G x packed_len.
     stats: Vec<f64>,
-    /// `sqrt(f_u f_v)` for the coefficients (a_1..a_m, b_1..b_m), the CR1
-    /// factors of their equations, row-major 2m x 2m.
+    /// `sqrt(f_u f_v)` for the coefficients with influences (a_1..a_m,
+    /// b_1..b_m; a serial, moderated or interaction model's every reported
+    /// coefficient), the CR1 factors of their equations, row-major d x d.
     ssc: Vec<f64>,
+    /// A serial, moderated or interaction model's functionals and
+    /// gradients (None: the solver's, of a_j and b_j).
+    general: Option<Studentized>,
+}
+
+impl Student {
+    /// Coefficients with influences.
+    fn d(&self, m: usize) -> usize {
+        self.general.as_ref().map_or(2 * m, |g| g.n_theta)
+    }
 }
 
 /// The CPU engine over one design and one weight plan.
@@ -288,14 +299,22 @@ impl CpuEngine {
             let n = columns.len();
             let student = studentize.then(|| {
                 let m = design.layout.n_mediators;
-                let f: Vec<f64> = (0..2 * m)
-                    .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc)
-                    .collect();
+                let general = Studentized::of(design);
+                let f: Vec<f64> = match &general {
+                    Some(g) => g
+                        .equation_of
+                        .iter()
+                        .map(|&e| fit.equations[e].ssc)
+                        .collect(),
+                    None => (0..2 * m)
+                        .map(|u| fit.equations[if u < m { 1 + u } else { m + 1 }].ssc)
+                        .collect(),
+                };
+                let d = f.len();
                 Student {
                     stats: design.stats.clone(),
-                    ssc: (0..4 * m * m)
-                        .map(|i| (f[i / (2 * m)] * f[i % (2 * m)]).sqrt())
-                        .collect(),
+                    ssc: (0..d * d).map(|i| (f[i / d] * f[i % d]).sqrt()).collect(),
+                    general,
                 }
             });
             (
@@ -409,14 +428,11 @@ impl CpuEngine {
                 student,
             } => {
                 let m = self.layout.mediators;
-                let mut functionals = vec![
-                    0.0;
-                    if student.is_some() {
-                        nb * 2 * m * packed_len
-                    } else {
-                        0
-                    }
-                ];
+                let d = student.as_ref().map_or(0, |st| st.d(m));
+                let mut functionals = vec![0.0; nb * d * packed_len];
+                // A serial, moderated or interaction model's replicate
+                // coefficients, from its functionals' solves.
+                let mut theta = vec![0.0; nb * d];
                 let mut solver = solver.clone();
                 let mut packed = vec![0.0; *packed_len];
                 for (i, (stats, &total)) in out.chunks_mut(n_stats).zip(&wsum).enumerate() {
@@ -428,13 +444,20 @@ impl CpuEngine {
                     }
                     if !solver.solve(&packed, stats) {
                         failed += 1;
-                    } else if student.is_some() {
-                        let u = 2 * m * packed_len;
-                        solver.influence_functionals(&mut functionals[i * u..(i + 1) * u]);
+                    } else if let Some(st) = student {
+                        let u = d * packed_len;
+                        let f = &mut functionals[i * u..(i + 1) * u];
+                        match &st.general {
+                            // The solver solved this Gram: not singular.
+                            Some(g) => {
+                                g.functionals(&packed, &mut theta[i * d..(i + 1) * d], f);
+                            }
+                            None => solver.influence_functionals(f),
+                        }
                     }
                 }
                 if let Some(st) = student {
-                    self.studentize(st, &w, &functionals, *packed_len, out);
+                    self.studentize(st, &w, &functionals, &theta, *packed_len, out);
                 }
             }
             Finish::Wild { theta, extension } => {
@@ -498,14 +521,26 @@ impl CpuEngine {
         }
     }
 
-    /// Each replicate's CR1 standard errors of `a_j b_j`, of the indirect
-    /// effect and of the contrasts (`StatLayout::se_targets`): cluster influences = statistics x functionals (one GEMM for
-    /// the batch), then the weighted meat and the delta method.
+    /// Each replicate's CR1 standard errors of the statistics with SEs of
+    /// their own (`StatLayout::studentized_stats`: `a_j b_j`, the indirect
+    /// effect, the contrasts, and a serial, moderated or interaction
+    /// model's effects): cluster influences = statistics x functionals (one
+    /// GEMM for the batch), then the weighted meat and the delta method.
+    /// `theta`: a serial, moderated or interaction model's replicate
+    /// coefficients (d per replicate).
     #[inline(always)]
-    fn studentize(&self, st: &Student, w: &[f64], functionals: &[f64], p: usize, out: &mut [f64]) {
+    fn studentize(
+        &self,
+        st: &Student,
+        w: &[f64],
+        functionals: &[f64],
+        theta: &[f64],
+        p: usize,
+        out: &mut [f64],
+    ) {
         let l = self.layout;
         let m = l.mediators;
-        let d = 2 * m;
+        let d = st.d(m);
         let n_stats = l.len();
         let nb = out.len() / n_stats;
         let g = self.n_clusters();
@@ -533,10 +568,16 @@ impl CpuEngine {
         }
         let mut v = vec![0.0; d * d];
         let targets = l.se_targets();
+        let positions: Vec<usize> = l
+            .studentized_stats()
+            .into_iter()
+            .map(|s| l.se_of(s).expect("a studentized statistic has an SE"))
+            .collect();
+        let mut grads: Vec<Vec<f64>> = Vec::new();
         for (r, stats) in out.chunks_mut(n_stats).enumerate() {
             if !stats[0].is_finite() {
-                for t in 0..targets.len() {
-                    stats[l.se_target(t)] = f64::NAN;
+                for &at in &positions {
+                    stats[at] = f64::NAN;
                 }
                 continue;
             }
@@ -560,11 +601,18 @@ impl CpuEngine {
             for (x, f) in v.iter_mut().zip(&st.ssc) {
                 *x *= f;
             }
+            let quad = |grad: &[f64]| -> f64 { quadratic_form(grad, &v).sqrt() };
+            if let Some(general) = &st.general {
+                general.gradients(&theta[r * d..(r + 1) * d], &mut grads);
+                for (grad, &at) in grads.iter().zip(&positions) {
+                    stats[at] = quad(grad);
+                }
+                continue;
+            }
             let theta: Vec<f64> = (0..m)
                 .map(|j| stats[l.a(j)])
                 .chain((0..m).map(|j| stats[l.b(j)]))
                 .collect();
-            let quad = |grad: &[f64]| -> f64 { quadratic_form(grad, &v).sqrt() };
             // The gradient of sum_j w_j a_j b_j: w_j b_j at a_j, w_j a_j at b_j.
             let mut grad = vec![0.0; d];
             for (t, weights) in targets.iter().enumerate() {

@@ -171,6 +171,8 @@ pub struct Asks {
     pub interaction: bool,
     /// The mediators form a chain (serial mediation).
     pub serial: bool,
+    /// The GPU engine is to compute it.
+    pub gpu: bool,
 }
 
 /// The combinations of scheme, model and intervals medsim refuses, in one
@@ -222,19 +224,11 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
              (model.interaction); use pairs, bayes, poisson, jackknife or wild",
         );
     }
-    if (asks.moderated || asks.interaction) && asks.studentized {
+    if asks.gpu && asks.studentized && (asks.moderated || asks.interaction || asks.serial) {
         return refuse(
-            "inference.methods",
-            "studentized intervals are not yet available for a moderated or interaction \
-             model (model.moderator, model.interaction); use percentile, bc, bca, basic or \
-             normal",
-        );
-    }
-    if asks.serial && asks.studentized {
-        return refuse(
-            "inference.methods",
-            "studentized intervals are not yet available for serial mediators (model.serial); \
-             use percentile, bc, bca, basic or normal",
+            "resampling.backend",
+            "studentized intervals of a moderated, interaction or serial model are computed by \
+             the CPU engine only; use backend cpu or auto",
         );
     }
     if (asks.moderated || asks.interaction) && asks.sensitivity {

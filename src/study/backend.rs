@@ -70,7 +70,13 @@ pub fn engine<'a>(
                     .into(),
         });
     }
-    if wants_gpu(spec) {
+    // The studentized SEs of a serial, moderated or interaction model are
+    // the CPU engine's: auto takes it; the GPU asked for by name is
+    // refused by the GPU engine's rules.
+    let cpu_only =
+        r.studentize && (r.design.serial || crate::model::moderation::extended(r.design));
+    let named = spec.backend == BackendChoice::Gpu || spec.adapter.is_some();
+    if wants_gpu(spec) && (named || !cpu_only) {
         return gpu_engine(spec, r, plan);
     }
     let request = CpuRequest {

@@ -357,6 +357,9 @@ fn checked_request(
             moderated: design.moderation.is_some(),
             interaction: design.interaction.is_some(),
             serial: design.serial,
+            // A GPU asked for by name (auto may still take the CPU).
+            gpu: spec.backend == crate::resample::spec::BackendChoice::Gpu
+                || spec.adapter.is_some(),
         },
     )?;
     if spec.sensitivity.is_some() {
@@ -799,16 +802,11 @@ impl Tracked {
         let n_effects = sources.len();
         let mut student = vec![None; n_effects];
         if layout.studentized {
-            for (i, (k, e)) in effects.iter().enumerate() {
-                // Indirect effects and their contrasts have an SE per replicate.
-                let se = match EffectKey::parse(k, mediators) {
-                    Some(key @ EffectKey::Indirect(Some(_))) => {
-                        key.mediator(mediators).map(|j| layout.se_ab(j))
-                    }
-                    Some(EffectKey::Contrast(..)) => layout
-                        .index_of(k, mediators)
-                        .map(|s| layout.se_contrast(s - layout.contrast(0))),
-                    Some(EffectKey::Indirect(None)) => Some(layout.se_indirect()),
+            for (i, (_, e)) in effects.iter().enumerate() {
+                // Indirect effects, their contrasts and a moderated or
+                // interaction model's effects have an SE per replicate.
+                let se = match sources[i] {
+                    Source::Stat(stat) => layout.se_of(stat),
                     _ => None,
                 };
                 if let (Some(se), Source::Stat(stat)) = (se, sources[i]) {
