@@ -300,6 +300,73 @@ fn sweep_points_are_single_runs() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("the sweep varies"));
 }
 
+/// A sweep over a moderated model's keys (which paths are moderated,
+/// centring) and over serial mediation: each point's summary is the single
+/// run of the config with the point's values, and sweep.csv holds each
+/// point's own effects (the index where one path is moderated, the
+/// difference where both are, a chain's paths).
+#[test]
+fn sweeps_over_moderation_and_serial_keys_are_single_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "name = \"mod\"\n[data]\nsynthetic = { cities = 60, years = 6 }\n\
+                [model]\ncontrols = [\"ln_gdp\", \"fdi\"]\ngroups = []\nalso_mediators = []\n\
+                moderator = \"ln_pop_density\"\n\
+                [resampling]\nreplicates = 300\n[inference]\nmc_draws = 2000\n";
+    std::fs::write(
+        dir.path().join("sweep.toml"),
+        format!(
+            "{base}[sweep]\n\"model.moderated\" = [[\"a\"], [\"a\", \"b\"]]\n\"model.center\" = [false, true]\n"
+        ),
+    )
+    .unwrap();
+    ok(&medsim(dir.path(), &["sweep", "sweep.toml", "-q"]));
+    // Point 4 of the grid (points count from 1): a and b moderated, centred.
+    std::fs::write(
+        dir.path().join("single.toml"),
+        base.replace(
+            "moderator = ",
+            "moderated = [\"a\", \"b\"]\ncenter = true\nmoderator = ",
+        )
+        .replace("\"mod\"", "\"single\""),
+    )
+    .unwrap();
+    ok(&medsim(dir.path(), &["run", "single.toml", "-q"]));
+    assert_eq!(
+        summary(&dir.path().join("results/mod/points/004/summary.json")),
+        {
+            let mut s = summary(&dir.path().join("results/single/summary.json"));
+            s["name"] = "mod".into();
+            s
+        }
+    );
+    let rows = csv_rows(&dir.path().join("results/mod/sweep.csv"));
+    let has = |point: &str, effect: &str| {
+        rows.iter()
+            .any(|r| &r[0] == point && r.iter().any(|c| c == effect))
+    };
+    for point in ["1", "2"] {
+        assert!(has(point, "index_moderated_mediation"), "{point}");
+        assert!(!has(point, "indirect_difference"), "{point}");
+    }
+    for point in ["3", "4"] {
+        assert!(has(point, "indirect_difference"), "{point}");
+        assert!(!has(point, "index_moderated_mediation"), "{point}");
+    }
+    // Serial mediation swept on and off.
+    let serial = "name = \"ser\"\n[data]\nsynthetic = { cities = 60, years = 6 }\n\
+                  [model]\nmediators = [\"agglom_sec\", \"agglom_ter\"]\ngroups = []\n\
+                  also_mediators = []\n[resampling]\nreplicates = 300\n\
+                  [inference]\nmc_draws = 2000\n[sweep]\n\"model.serial\" = [false, true]\n";
+    std::fs::write(dir.path().join("serial.toml"), serial).unwrap();
+    ok(&medsim(dir.path(), &["sweep", "serial.toml", "-q"]));
+    let rows = csv_rows(&dir.path().join("results/ser/sweep.csv"));
+    let chain = |point: &str| {
+        rows.iter()
+            .any(|r| &r[0] == point && r.iter().any(|c| c == "indirect:agglom_sec>agglom_ter"))
+    };
+    assert!(!chain("1") && chain("2"));
+}
+
 /// Each malformed config: exit code 2, an error naming the file, line and
 /// key (and what was expected), and no results folder.
 #[test]
