@@ -38,6 +38,22 @@ fn spec(fe: FixedEffects, moderation: Moderation) -> ModelSpec {
     }
 }
 
+/// The fixture's model with two-way effects, `moderator` moderating the
+/// given paths, evaluated at its mean and one SD either side.
+fn moderated(a: bool, b: bool, direct: bool, center: bool, moderator: &str) -> ModelSpec {
+    spec(
+        FixedEffects::UnitTime,
+        Moderation {
+            moderator: moderator.into(),
+            a,
+            b,
+            direct,
+            center,
+            at: ModeratorValues::MeanSd,
+        },
+    )
+}
+
 /// A fixture case's moderation (moderator `w` unless it names another).
 fn moderation_of(case: &Value) -> Moderation {
     let paths: Vec<&str> = case["moderated"]
@@ -307,17 +323,7 @@ fn replicates_match_a_refit_of_the_materialised_resamples() {
         (true, false, false, false, "size"),
     ];
     for (a, b, direct, center, moderator) in cases {
-        let model = spec(
-            FixedEffects::UnitTime,
-            Moderation {
-                moderator: moderator.into(),
-                a,
-                b,
-                direct,
-                center,
-                at: ModeratorValues::MeanSd,
-            },
-        );
+        let model = moderated(a, b, direct, center, moderator);
         check_replicates(&table, &model);
     }
     let interaction = ModelSpec {
@@ -368,19 +374,6 @@ fn check_replicates(table: &Table, model: &ModelSpec) {
 #[test]
 fn every_engine_gives_the_cpu_engines_moderated_and_interaction_replicates() {
     let table = read_csv(&common::fixture("moderated.csv")).unwrap();
-    let moderated = |a, b, direct, center, moderator: &str| {
-        spec(
-            FixedEffects::UnitTime,
-            Moderation {
-                moderator: moderator.into(),
-                a,
-                b,
-                direct,
-                center,
-                at: ModeratorValues::MeanSd,
-            },
-        )
-    };
     let model = ModelSpec {
         controls: vec!["c1".into(), "c2".into()],
         interaction: Some(Interaction::default()),
