@@ -172,19 +172,12 @@ fn default_problem(
     medsim::internals::model::estimate::SystemFit,
 ) {
     use medsim::internals::data::synthetic::{SyntheticParams, generate};
-    use medsim::internals::model::design::Design;
-    use medsim::internals::model::estimate::fit_system;
-    use medsim::internals::model::mediation::equations;
-    use medsim::internals::model::panel::Panel;
     use medsim::internals::model::spec::default_spec;
     let mut spec = default_spec();
     if !mediators.is_empty() {
         spec.mediators = mediators.iter().map(|s| s.to_string()).collect();
     }
-    let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
-    let design = Design::build(&panel, spec.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
-    (panel, design, fit)
+    common::fitted(&generate(SyntheticParams::default()), &spec)
 }
 
 /// `f` run with GEMMs built to draw their weights (`draw`) or to read the
@@ -1009,10 +1002,6 @@ fn stages_timed_alone_are_the_engines_own() {
 fn replicates_of_data_in_any_units_match_the_cpu_in_f32() {
     use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
     use medsim::internals::gpu::stack::{Set, replicates};
-    use medsim::internals::model::design::Design;
-    use medsim::internals::model::estimate::fit_system;
-    use medsim::internals::model::mediation::equations;
-    use medsim::internals::model::panel::Panel;
     use medsim::internals::resample::engine::{CpuEngine, Engine};
     let Some(ctx) = context() else { return };
     let table =
@@ -1035,9 +1024,7 @@ fn replicates_of_data_in_any_units_match_the_cpu_in_f32() {
             row[at] = format!("{:e}", v * scale);
         }
         let spec = common::wild_panel_spec();
-        let panel = Panel::from_table(&t, &spec).unwrap();
-        let design = Design::build(&panel, spec.fixed_effects).unwrap();
-        let fit = fit_system(&design, &equations(&design)).unwrap();
+        let (_panel, design, fit) = common::fitted(&t, &spec);
         for scheme in [Scheme::Wild(WildWeights::Rademacher), Scheme::Pairs] {
             let plan = WeightPlan::new(scheme, 3, design.n_clusters, None);
             let cpu = CpuEngine::new(&design, &fit, plan.clone(), 64, 2, false).unwrap();

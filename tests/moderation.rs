@@ -9,9 +9,6 @@ mod common;
 
 use medsim::internals::data::table::{Table, read_csv};
 use medsim::internals::model::design::Design;
-use medsim::internals::model::estimate::fit_system;
-use medsim::internals::model::mediation::equations;
-use medsim::internals::model::panel::Panel;
 use medsim::internals::model::replicate::StatLayout;
 use medsim::internals::model::spec::{
     FixedEffects, Interaction, ModelSpec, Moderation, ModeratorValues,
@@ -340,9 +337,7 @@ fn replicates_match_a_refit_of_the_materialised_resamples() {
 /// Six pairs replicates of `model` against the oracle's refit.
 fn check_replicates(table: &Table, model: &ModelSpec) {
     {
-        let panel = Panel::from_table(table, model).unwrap();
-        let design = Design::build(&panel, model.fixed_effects).unwrap();
-        let fit = fit_system(&design, &equations(&design)).unwrap();
+        let (_panel, design, fit) = common::fitted(&table, model);
         let g = design.n_clusters;
         let plan = WeightPlan::new(Scheme::Pairs, 42, g, None);
         let engine = CpuEngine::new(&design, &fit, plan.clone(), 7, 2, false).unwrap();
@@ -392,9 +387,7 @@ fn every_engine_gives_the_cpu_engines_moderated_and_interaction_replicates() {
         ("interaction", model.clone()),
     ];
     for (name, spec) in &models {
-        let panel = Panel::from_table(&table, spec).unwrap();
-        let design = Design::build(&panel, spec.fixed_effects).unwrap();
-        let fit = fit_system(&design, &equations(&design)).unwrap();
+        let (_panel, design, fit) = common::fitted(&table, spec);
         let schemes = [
             Scheme::Pairs,
             Scheme::Bayes,
@@ -432,9 +425,7 @@ fn every_engine_gives_the_cpu_engines_moderated_and_interaction_replicates() {
             }
         }
     }
-    let panel = Panel::from_table(&table, &model).unwrap();
-    let design = Design::build(&panel, model.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (_panel, design, fit) = common::fitted(&table, &model);
     // The wild scheme's restricted test of the interaction coefficient is
     // that of X*M in the outcome equation.
     let plan = RunPlan {
@@ -484,9 +475,7 @@ fn the_wild_bootstrap_resamples_a_moderated_model() {
         at: ModeratorValues::MeanSd,
     };
     let model = spec(FixedEffects::UnitTime, moderation);
-    let panel = Panel::from_table(&table, &model).unwrap();
-    let design = Design::build(&panel, model.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (_panel, design, fit) = common::fitted(&table, &model);
     let g = design.n_clusters;
     let wild = Scheme::Wild(WildWeights::Mammen);
     let plan = WeightPlan::new(wild, 8, g, None);

@@ -374,9 +374,7 @@ fn instrumented_models_match_the_two_stage_oracle() {
 /// units are only exchanged within blocks of identical periods.
 fn check_permutation(table: &medsim::internals::data::table::Table, replicates: u64) {
     let spec = default_spec();
-    let panel = Panel::from_table(table, &spec).unwrap();
-    let design = Design::build(&panel, spec.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (panel, design, fit) = common::fitted(&table, &spec);
     let engine = PermutationEngine::new(&design, &panel, 5, 3, 2).unwrap();
     let n_stats = engine.layout().len();
     let (p, m) = (panel.n_controls, panel.n_mediators);
@@ -540,9 +538,7 @@ fn replicate_standard_errors_match_a_reanalysis_of_the_resample() {
 
 fn check_replicate_standard_errors(spec: &ModelSpec, gpu: bool) {
     let table = small_panel();
-    let panel = Panel::from_table(&table, spec).unwrap();
-    let design = Design::build(&panel, spec.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (panel, design, fit) = common::fitted(&table, spec);
     let g = design.n_clusters;
     let plan = WeightPlan::new(Scheme::Pairs, 8, g, None);
     let engines = match gpu {

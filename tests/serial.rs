@@ -10,10 +10,6 @@
 mod common;
 
 use medsim::internals::data::table::{Table, read_csv};
-use medsim::internals::model::design::Design;
-use medsim::internals::model::estimate::fit_system;
-use medsim::internals::model::mediation::equations;
-use medsim::internals::model::panel::Panel;
 use medsim::internals::model::replicate::StatLayout;
 use medsim::internals::model::spec::{FixedEffects, ModelSpec};
 use medsim::internals::resample::engine::{CpuEngine, Engine};
@@ -227,9 +223,7 @@ fn replicates_match_a_refit_of_the_materialised_resamples() {
     let table = read_csv(&common::fixture("serial.csv")).unwrap();
     let chain: Vec<String> = ["m1", "m2", "m3"].map(String::from).to_vec();
     let model = spec(&chain, FixedEffects::UnitTime);
-    let panel = Panel::from_table(&table, &model).unwrap();
-    let design = Design::build(&panel, model.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (_panel, design, fit) = common::fitted(&table, &model);
     let g = design.n_clusters;
     let plan = WeightPlan::new(Scheme::Pairs, 42, g, None);
     let engine = CpuEngine::new(&design, &fit, plan.clone(), 7, 2, false).unwrap();
@@ -276,9 +270,7 @@ fn every_engine_gives_the_cpu_engines_replicates() {
         .to_vec();
     model.controls.retain(|c| c != "industry");
     model.serial = true;
-    let panel = Panel::from_table(&generate(SyntheticParams::default()), &model).unwrap();
-    let design = Design::build(&panel, model.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (panel, design, fit) = common::fitted(&generate(SyntheticParams::default()), &model);
     let count = 200;
     for scheme in [Scheme::Pairs, Scheme::Bayes, Scheme::Jackknife] {
         let plan = WeightPlan::new(scheme, 3, design.n_clusters, None);
@@ -328,9 +320,7 @@ fn the_wild_bootstrap_resamples_the_links() {
     let table = read_csv(&common::fixture("serial.csv")).unwrap();
     let chain: Vec<String> = ["m1", "m2"].map(String::from).to_vec();
     let model = spec(&chain, FixedEffects::UnitTime);
-    let panel = Panel::from_table(&table, &model).unwrap();
-    let design = Design::build(&panel, model.fixed_effects).unwrap();
-    let fit = fit_system(&design, &equations(&design)).unwrap();
+    let (_panel, design, fit) = common::fitted(&table, &model);
     let g = design.n_clusters;
     let plan = WeightPlan::new(Scheme::Wild(WildWeights::Rademacher), 4, g, None);
     let engines = common::engines(&design, &fit, &plan, false);

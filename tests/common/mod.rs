@@ -167,6 +167,19 @@ pub fn assert_close(label: &str, got: &[f64], want: &[f64], n_stats: usize, tol:
     }
 }
 
+/// `spec`'s estimation sample of `table`, its design and its full-sample
+/// fit: every engine test's set-up.
+pub fn fitted(
+    table: &medsim::internals::data::table::Table,
+    spec: &medsim::internals::model::spec::ModelSpec,
+) -> (Panel, Design, SystemFit) {
+    let panel = Panel::from_table(table, spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let eqs = medsim::internals::model::mediation::equations(&design);
+    let fit = medsim::internals::model::estimate::fit_system(&design, &eqs).unwrap();
+    (panel, design, fit)
+}
+
 /// Every engine of `engines` against the first (the CPU's): the same
 /// layout, no degenerate replicate, replicates `0..count` within each
 /// engine's tolerance, every statistic but those in `skip`.
