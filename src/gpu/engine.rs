@@ -686,13 +686,9 @@ impl<'a> GpuEngine<'a> {
         check_rules(
             plan.scheme,
             Asks {
-                instrumented,
                 studentized: studentize,
-                interaction: design.interaction.is_some(),
-                serial: design.serial,
-                moderated: design.moderation.is_some(),
                 gpu: true,
-                ..Asks::default()
+                ..Asks::model(design)
             },
         )?;
         let q = design.q();

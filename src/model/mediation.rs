@@ -149,6 +149,22 @@ pub fn reported_coefficients(design: &Design) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Each equation's reported coefficients (`reported_coefficients`) as
+/// (place in that order, place among the equation's regressors, ratio
+/// into the units of the data): what a solve of one equation at a time
+/// needs to write them.
+pub fn coefficient_places(design: &Design) -> Vec<Vec<(usize, usize, f64)>> {
+    let eqs = equations(design);
+    let mut places = vec![Vec::new(); eqs.len()];
+    for (o, (e, col)) in reported_coefficients(design).into_iter().enumerate() {
+        let eq = &eqs[e];
+        let at = eq.regressors.iter().position(|&c| c == col);
+        let at = at.expect("a reported coefficient is among its equation's regressors");
+        places[e].push((o, at, design.scale[eq.dependent] / design.scale[col]));
+    }
+    places
+}
+
 /// The analytic intervals' `method`: the delta method's normal interval
 /// and the Monte Carlo one, both from the point estimate's covariance.
 pub const SOBEL: &str = "sobel";

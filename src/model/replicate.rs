@@ -250,17 +250,9 @@ impl StatLayout {
     pub fn se_target(&self, t: usize) -> usize {
         self.se_base() + t
     }
-    /// The replicate's own standard error of `a_j b_j`.
-    pub fn se_ab(&self, j: usize) -> usize {
-        self.se_base() + j
-    }
     /// The replicate's own standard error of the indirect effect.
     pub fn se_indirect(&self) -> usize {
         self.se_base() + self.mediators
-    }
-    /// The replicate's own standard error of contrast i.
-    pub fn se_contrast(&self, i: usize) -> usize {
-        self.se_base() + self.mediators + 1 + i
     }
     /// Never empty; here for clippy's sake.
     pub fn is_empty(&self) -> bool {
@@ -544,22 +536,11 @@ impl Studentized {
         }
         let eqs = crate::model::mediation::equations(design);
         let keys = crate::model::mediation::reported_coefficients(design);
+        let places = crate::model::mediation::coefficient_places(design);
         let equations = eqs
-            .iter()
-            .enumerate()
-            .map(|(e, eq)| {
-                let mine = keys
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, k)| k.0 == e)
-                    .map(|(o, &(_, col))| {
-                        let at = eq.regressors.iter().position(|&c| c == col);
-                        let at = at.expect("a reported coefficient is among its equation's");
-                        (o, at, design.scale[eq.dependent] / design.scale[col])
-                    })
-                    .collect();
-                (eq.regressors.clone(), eq.dependent, mine)
-            })
+            .into_iter()
+            .zip(places)
+            .map(|(eq, mine)| (eq.regressors, eq.dependent, mine))
             .collect();
         let m = design.layout.n_mediators;
         Some(Studentized {

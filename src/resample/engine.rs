@@ -273,10 +273,7 @@ impl CpuEngine {
             weights.scheme,
             Asks {
                 studentized: studentize,
-                moderated: design.moderation.is_some(),
-                interaction: design.interaction.is_some(),
-                serial: design.serial,
-                ..Asks::default()
+                ..Asks::model(design)
             },
         )?;
         solver.layout.studentized = studentize;

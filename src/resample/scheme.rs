@@ -175,6 +175,20 @@ pub struct Asks {
     pub gpu: bool,
 }
 
+impl Asks {
+    /// What `design`'s model brings to the rules (instrumented, moderated,
+    /// interaction, serial); the caller adds what the run asks.
+    pub fn model(design: &crate::model::design::Design) -> Asks {
+        Asks {
+            instrumented: design.layout.instrumented(),
+            moderated: design.moderation.is_some(),
+            interaction: design.interaction.is_some(),
+            serial: design.serial,
+            ..Asks::default()
+        }
+    }
+}
+
 /// The combinations of scheme, model and intervals medsim refuses, in one
 /// place: the driver checks a run's before any work, and each engine the
 /// part it is given.

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::math::linalg::{packed_index, packed_len, unpack};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
-use crate::model::mediation::{equations, reported_coefficients};
+use crate::model::mediation::{coefficient_places, equations, reported_coefficients};
 
 /// One reported coefficient: the coefficient on column `i` in the
 /// regression of column `t` on columns `0..k` of its system (the design's
@@ -156,7 +156,7 @@ impl Whitened {
             .iter()
             .map(|&(e, col)| fit.coef(e, col))
             .collect();
-        let scale = |t: usize, i: usize| design.scale[t] / design.scale[i];
+        let places = coefficient_places(design);
         let leading = equations
             .iter()
             .all(|eq| eq.regressors.iter().enumerate().all(|(u, &c)| u == c));
@@ -167,18 +167,18 @@ impl Whitened {
             let q = design.q();
             let columns: Vec<Option<usize>> = (0..q).map(Some).collect();
             let [stats, factor, inverse] = whiten_system(design, &columns)?;
-            let coefficients = coefficient_keys
-                .iter()
-                .map(|&(e, i)| {
-                    let eq = &equations[e];
-                    Coefficient {
+            let mut coefficients = vec![None; coefficient_keys.len()];
+            for (eq, mine) in equations.iter().zip(&places) {
+                for &(o, at, scale) in mine {
+                    coefficients[o] = Some(Coefficient {
                         k: eq.regressors.len(),
-                        i,
+                        i: at,
                         t: eq.dependent,
-                        scale: scale(eq.dependent, i),
-                    }
-                })
-                .collect();
+                        scale,
+                    });
+                }
+            }
+            let coefficients = coefficients.into_iter().flatten().collect();
             return Ok(Whitened {
                 n_clusters: g,
                 q,
@@ -198,10 +198,7 @@ impl Whitened {
             .map(|e| e.regressors.len() + 1)
             .max()
             .unwrap_or(1);
-        let per_set = (0..equations.len())
-            .map(|e| coefficient_keys.iter().filter(|k| k.0 == e).count())
-            .max()
-            .unwrap_or(0);
+        let per_set = places.iter().map(Vec::len).max().unwrap_or(0);
         let sets = equations.len();
         let p = packed_len(q);
         let mut stats = vec![0.0; g * sets * p];
@@ -220,22 +217,14 @@ impl Whitened {
             }
             factor.extend(f);
             inverse.extend(i);
-            let mine: Vec<(usize, usize)> = coefficient_keys
-                .iter()
-                .enumerate()
-                .filter(|(_, key)| key.0 == e)
-                .map(|(o, &(_, col))| (o, col))
-                .collect();
             for slot in 0..per_set {
-                match mine.get(slot) {
-                    Some(&(o, col)) => {
-                        let at = eq.regressors.iter().position(|&c| c == col);
-                        let at = at.expect("a reported coefficient is among its equation's");
+                match places[e].get(slot) {
+                    Some(&(o, at, scale)) => {
                         coefficients.push(Coefficient {
                             k,
                             i: at,
                             t: q - 1,
-                            scale: scale(eq.dependent, col),
+                            scale,
                         });
                         order.push(Some(o));
                     }

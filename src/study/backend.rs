@@ -12,7 +12,7 @@ use crate::model::panel::Panel;
 use crate::resample::engine::Precision;
 use crate::resample::engine::{Backend, Engine};
 use crate::resample::factory::{CpuRequest, cpu_engine};
-use crate::resample::scheme::{Scheme, WeightPlan};
+use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 use crate::resample::spec::{BackendChoice, ResampleSpec, SharedWeights};
 use crate::resample::wild::RestrictedTest;
 
@@ -70,11 +70,15 @@ pub fn engine<'a>(
                     .into(),
         });
     }
-    // The studentized SEs of a serial, moderated or interaction model are
-    // the CPU engine's: auto takes it; the GPU asked for by name is
-    // refused by the GPU engine's rules.
-    let cpu_only =
-        r.studentize && (r.design.serial || crate::model::moderation::extended(r.design));
+    // What the GPU engine's rules refuse (the studentized SEs of a serial,
+    // moderated or interaction model) auto leaves to the CPU engine; the
+    // GPU asked for by name is refused by those rules.
+    let asks = Asks {
+        studentized: r.studentize,
+        gpu: true,
+        ..Asks::model(r.design)
+    };
+    let cpu_only = check_rules(spec.scheme, asks).is_err();
     let named = spec.backend == BackendChoice::Gpu || spec.adapter.is_some();
     if wants_gpu(spec) && (named || !cpu_only) {
         return gpu_engine(spec, r, plan);

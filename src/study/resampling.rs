@@ -350,16 +350,13 @@ fn checked_request(
     check_rules(
         spec.scheme,
         Asks {
-            instrumented: design.layout.instrumented(),
             studentized: spec.methods.contains(&Method::Studentized),
             sensitivity: spec.sensitivity.is_some(),
             wild_tests: spec.wild_tests,
-            moderated: design.moderation.is_some(),
-            interaction: design.interaction.is_some(),
-            serial: design.serial,
             // A GPU asked for by name (auto may still take the CPU).
             gpu: spec.backend == crate::resample::spec::BackendChoice::Gpu
                 || spec.adapter.is_some(),
+            ..Asks::model(design)
         },
     )?;
     if spec.sensitivity.is_some() {
@@ -805,11 +802,9 @@ impl Tracked {
             for (i, (_, e)) in effects.iter().enumerate() {
                 // Indirect effects, their contrasts and a moderated or
                 // interaction model's effects have an SE per replicate.
-                let se = match sources[i] {
-                    Source::Stat(stat) => layout.se_of(stat),
-                    _ => None,
-                };
-                if let (Some(se), Source::Stat(stat)) = (se, sources[i]) {
+                if let Source::Stat(stat) = sources[i]
+                    && let Some(se) = layout.se_of(stat)
+                {
                     student[i] = Some(sources.len());
                     sources.push(Source::Student {
                         stat,
