@@ -361,6 +361,162 @@ fn check_replicates(table: &Table, model: &ModelSpec) {
     }
 }
 
+/// The permutation test of moderated and interaction models: replicate r
+/// is the full analysis of the data with unit u's treatment series
+/// replaced by unit donors(r)[u]'s, its products with the treatment (X*W,
+/// X*M) formed anew from the rows; the oracle refits it by QR. Models 59
+/// centred, 7 by a moderator the unit effects absorb, 14 (no product with
+/// X: only the treatment's row moves) and the interaction model, on the
+/// balanced fixture and with the last year of ten units missing.
+#[test]
+fn permutation_replicates_are_refits_of_the_permuted_data() {
+    let full = read_csv(&common::fixture("moderated.csv")).unwrap();
+    let mut unbalanced = full.clone();
+    let (unit, time) = (full.column("unit").unwrap(), full.column("time").unwrap());
+    let last = full.rows.iter().map(|r| r[time].clone()).max().unwrap();
+    let units: std::collections::BTreeSet<String> =
+        full.rows.iter().map(|r| r[unit].clone()).collect();
+    let short: Vec<String> = units.into_iter().take(10).collect();
+    let keep: Vec<bool> = full
+        .rows
+        .iter()
+        .map(|r| !(r[time] == last && short.contains(&r[unit])))
+        .collect();
+    unbalanced.rows = full
+        .rows
+        .iter()
+        .zip(&keep)
+        .filter(|p| *p.1)
+        .map(|p| p.0.clone())
+        .collect();
+    unbalanced.lines = full
+        .lines
+        .iter()
+        .zip(&keep)
+        .filter(|p| *p.1)
+        .map(|p| *p.0)
+        .collect();
+    let interaction = ModelSpec {
+        moderation: None,
+        interaction: Some(Interaction::default()),
+        ..moderated(true, false, false, false, "w")
+    };
+    let models = [
+        moderated(true, true, true, true, "w"),
+        moderated(true, false, false, false, "size"),
+        moderated(false, true, false, false, "w"),
+        interaction,
+    ];
+    for table in [&full, &unbalanced] {
+        for model in &models {
+            check_permutation(table, model);
+        }
+    }
+}
+
+/// Eight permutation replicates of `model` on `table` against the
+/// oracle's refit of the permuted data.
+fn check_permutation(table: &Table, model: &ModelSpec) {
+    use medsim::internals::resample::permutation::PermutationEngine;
+    let (panel, design, _fit) = common::fitted(table, model);
+    let engine = PermutationEngine::new(&design, &panel, 11, 3, 2).unwrap();
+    let layout = engine.layout();
+    let replicates = 8;
+    let mut fast = vec![0.0; replicates * layout.len()];
+    assert_eq!(engine.compute(0, &mut fast).unwrap(), 0);
+    let [unit, time, x] = ["unit", "time", "x"].map(|c| table.column(c).unwrap());
+    let row_of: std::collections::HashMap<(String, String), usize> = table
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r[unit].clone(), r[time].clone()), i))
+        .collect();
+    let code = |label: &str| panel.unit.levels.iter().position(|l| l == label).unwrap();
+    let ones = vec![1.0; design.n_clusters];
+    let mut moved = 0;
+    for r in 0..replicates {
+        let donors = engine.donors(r as u64);
+        let mut permuted = table.clone();
+        for row in permuted.rows.iter_mut() {
+            let donor = &panel.unit.levels[donors[code(&row[unit])] as usize];
+            moved += usize::from(*donor != row[unit]);
+            row[x] = table.rows[row_of[&(donor.clone(), row[time].clone())]][x].clone();
+        }
+        let got = &fast[r * layout.len()..(r + 1) * layout.len()];
+        for (key, want) in oracle(&permuted, model, &design, &ones) {
+            let i = layout.index_of(&key, &["m".to_string()]).unwrap();
+            assert!(
+                (got[i] - want).abs() < 1e-9 * want.abs().max(1e-3),
+                "{model:?} permutation {r} {key}: {} vs {want}",
+                got[i]
+            );
+        }
+    }
+    assert!(moved > 0, "no unit was ever permuted");
+}
+
+/// A permutation run of a moderated and of an interaction model (backend
+/// auto: the CPU engine) tests what permuting the treatment nulls: the
+/// conditional effects, the index or difference, a3, c3', the interaction
+/// and the natural effects; not b or b3 (M*W), which it leaves be.
+#[test]
+fn permutation_runs_test_what_permuting_the_treatment_nulls() {
+    let interaction = ModelSpec {
+        moderation: None,
+        interaction: Some(Interaction::default()),
+        ..moderated(true, false, false, false, "w")
+    };
+    for model in [moderated(true, true, true, false, "w"), interaction] {
+        let plan = RunPlan {
+            resampling: Some(medsim::ResampleSpec {
+                scheme: Scheme::Permutation,
+                replicates: 199,
+                methods: vec![],
+                ..medsim::ResampleSpec::default()
+            }),
+            group_by: vec![],
+            mediator_sets: vec![],
+            ..RunPlan::new(
+                "permutation",
+                DataSource::file(common::fixture("moderated.csv")),
+                model.clone(),
+            )
+        };
+        let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
+        let resampling = summary.resampling.as_ref().unwrap();
+        assert_eq!(resampling.engine.backend, "cpu");
+        let p = |key: &str| summary.effect(key).unwrap().bootstrap.unwrap().p_value;
+        let (tested, untested): (&[&str], &[&str]) = match model.interaction {
+            Some(_) => (
+                &[
+                    "indirect",
+                    "interaction",
+                    "natural_direct",
+                    "natural_indirect",
+                ],
+                &["b"],
+            ),
+            None => (
+                &[
+                    "a3",
+                    "c3_prime",
+                    "conditional_indirect:0",
+                    "conditional_direct:2",
+                    "indirect_difference",
+                ],
+                &["b", "b3"],
+            ),
+        };
+        for key in tested {
+            let p = p(key).unwrap_or_else(|| panic!("{key} has no permutation p-value"));
+            assert!(p > 0.0 && p <= 1.0, "{key}: {p}");
+        }
+        for key in untested {
+            assert_eq!(p(key), None, "{key}");
+        }
+    }
+}
+
 /// The engines (CPU, and the GPU in f64 where the adapter has it and in
 /// f32) give the same replicates of moderated models (PROCESS 7, 14, 58
 /// and 59 centred, 7 by a moderator the unit effects absorb: the GPU
@@ -616,8 +772,15 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
             "'mid' is not a choice of moderator values",
         ),
         (
-            &["--moderator", "w", "--scheme", "permutation"],
-            "permuting the treatment would need a moderated model's products re-formed",
+            &[
+                "--moderator",
+                "w",
+                "--scheme",
+                "permutation",
+                "--backend",
+                "gpu",
+            ],
+            "re-forms its products with the treatment (X*W, X*M) on the CPU engine only",
         ),
         (
             &["--moderator", "w", "--mediator", "m,c2", "--controls", "c1"],
@@ -629,8 +792,14 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
         ),
         (&["--contrast", "1,2"], "applies only with the interaction"),
         (
-            &["--interaction", "--scheme", "permutation"],
-            "permuting the treatment would need the interaction's product X*M re-formed",
+            &[
+                "--interaction",
+                "--scheme",
+                "permutation",
+                "--backend",
+                "gpu",
+            ],
+            "re-forms its products with the treatment (X*W, X*M) on the CPU engine only",
         ),
     ];
     common::assert_refused(&common::fixture("moderated.csv"), &cases);

@@ -133,7 +133,9 @@ pub struct ModeratedColumns {
     /// X*W's column (a or direct moderated) and M*W's (b moderated).
     pub xw: Option<usize>,
     pub mw: Option<usize>,
-    /// Subtracted from W in the products: its mean with `center`, else 0.
+    /// Subtracted from X and W in the products: their means with
+    /// `center`, else 0.
+    pub x_shift: f64,
     pub w_shift: f64,
     /// The moderator values of the conditional effects, each with its label
     /// (`16th percentile`, `mean - 1 SD`, `value`).
@@ -213,23 +215,23 @@ impl Design {
         let transform = |name: &str, role: Role, raw: &[f64]| {
             let centred = centre(raw);
             let raw = rms(&centred);
-            let col = if fe.has_unit() {
-                demean_within(&centred, &panel.unit)
-            } else {
-                centred
-            };
-            (name.to_string(), role, col, raw)
+            (
+                name.to_string(),
+                role,
+                absorb(centred, &panel.unit, fe),
+                raw,
+            )
         };
         let user = |k: usize, role: Role| transform(&panel.names[k], role, &panel.columns[k]);
         let n_mod = usize::from(panel.moderation.is_some());
         let (mut block, moderation) = match &panel.moderation {
-            Some(spec) => moderation_block(panel, spec, 1 + p + m + n_inst, &transform),
+            Some(spec) => moderation_block(panel, spec, &transform),
             None => (vec![], None),
         };
         // The interaction's product X*M, formed on the data.
         let interaction = panel.interaction.as_ref().map(|spec| {
             let (x, med) = (&panel.columns[0], &panel.columns[1 + p]);
-            let xm: Vec<f64> = x.iter().zip(med).map(|(a, b)| a * b).collect();
+            let xm = product(x, 0.0, med, 0.0);
             let name = format!("{}:{}", panel.names[0], panel.names[1 + p]);
             block.push(transform(&name, Role::Moderator, &xm));
             let (x_mean, sd) = mean_sd(x);
@@ -352,14 +354,17 @@ impl Design {
             stats,
             columns: cols,
             absorbed,
-            moderation: moderation.map(|(w, xw, mw, w_shift, values, range)| ModeratedColumns {
-                spec: panel.moderation.clone().expect("a moderated panel"),
-                w: w.map(|k| layout.moderation(k)),
-                xw: xw.map(|k| layout.moderation(k)),
-                mw: mw.map(|k| layout.moderation(k)),
-                w_shift,
-                values,
-                range,
+            moderation: moderation.map(|((w, xw, mw), [x_shift, w_shift], values, range)| {
+                ModeratedColumns {
+                    spec: panel.moderation.clone().expect("a moderated panel"),
+                    w: w.map(|k| layout.moderation(k)),
+                    xw: xw.map(|k| layout.moderation(k)),
+                    mw: mw.map(|k| layout.moderation(k)),
+                    x_shift,
+                    w_shift,
+                    values,
+                    range,
+                }
             }),
             interaction: interaction.map(|(k, x0, x1, x_mean, m_mean)| InteractionColumns {
                 xm: layout.moderation(k),
@@ -612,12 +617,11 @@ fn check_variation(
 type Entry = (String, Role, Vec<f64>, f64);
 
 /// Block positions of (W, X*W, M*W) (W's None when the fixed effects absorb
-/// it), W's shift in the products, the moderator values and W's range.
+/// it), X's and W's shifts in the products, the moderator values and W's
+/// range.
 type BlockPositions = (
-    Option<usize>,
-    Option<usize>,
-    Option<usize>,
-    f64,
+    (Option<usize>, Option<usize>, Option<usize>),
+    [f64; 2],
     Vec<(String, f64)>,
     (f64, f64),
 );
@@ -629,9 +633,9 @@ type BlockPositions = (
 fn moderation_block(
     panel: &Panel,
     spec: &Moderation,
-    w_column: usize,
     transform: &dyn Fn(&str, Role, &[f64]) -> Entry,
 ) -> (Vec<Entry>, Option<BlockPositions>) {
+    let w_column = panel.moderator_column();
     let (x, w) = (&panel.columns[0], &panel.columns[w_column]);
     let (x_shift, w_shift) = match spec.center {
         true => (mean_sd(x).0, mean_sd(w).0),
@@ -648,11 +652,7 @@ fn moderation_block(
         block.len() - 1
     });
     let product = |a: &[f64], a_shift: f64, name: &str| {
-        let col: Vec<f64> = a
-            .iter()
-            .zip(w)
-            .map(|(u, v)| (u - a_shift) * (v - w_shift))
-            .collect();
+        let col = product(a, a_shift, w, w_shift);
         transform(&format!("{name}:{w_name}"), Role::Moderator, &col)
     };
     let xw_at = (spec.a || spec.direct).then(|| {
@@ -674,7 +674,67 @@ fn moderation_block(
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
         });
-    (block, Some((w_at, xw_at, mw_at, w_shift, values, range)))
+    let positions = (w_at, xw_at, mw_at);
+    (block, Some((positions, [x_shift, w_shift], values, range)))
+}
+
+/// The product column `(a - a_shift)(b - b_shift)`, as a moderated or
+/// interaction model forms it on the data.
+pub fn product(a: &[f64], a_shift: f64, b: &[f64], b_shift: f64) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(u, v)| (u - a_shift) * (v - b_shift))
+        .collect()
+}
+
+/// A design column that is a product with the treatment (X*W, X*M), for
+/// re-forming it from a permuted treatment: `product(x, x_shift, other,
+/// other_shift)`, then transformed as the design transforms its columns
+/// ([`absorb`] of the centred column) and divided by its scale.
+#[derive(Debug, Clone)]
+pub struct TreatmentProduct {
+    pub column: usize,
+    pub x_shift: f64,
+    /// The other factor's raw values and shift.
+    pub other: Vec<f64>,
+    pub other_shift: f64,
+}
+
+impl Design {
+    /// The columns of this design that multiply the treatment, with the
+    /// raw factors of `panel` (the panel it was built from).
+    pub fn treatment_products(&self, panel: &Panel) -> Vec<TreatmentProduct> {
+        let mut products = Vec::new();
+        if let Some(md) = &self.moderation
+            && let Some(column) = md.xw
+        {
+            products.push(TreatmentProduct {
+                column,
+                x_shift: md.x_shift,
+                other: panel.columns[panel.moderator_column()].clone(),
+                other_shift: md.w_shift,
+            });
+        }
+        if let Some(i) = &self.interaction {
+            products.push(TreatmentProduct {
+                column: i.xm,
+                x_shift: 0.0,
+                other: panel.columns[1 + panel.n_controls].clone(),
+                other_shift: 0.0,
+            });
+        }
+        products
+    }
+}
+
+/// A centred column with the unit effects absorbed (demeaned within units)
+/// where the model has them: the design's transform before scaling.
+pub fn absorb(centred: Vec<f64>, unit: &Factor, fe: FixedEffects) -> Vec<f64> {
+    if fe.has_unit() {
+        demean_within(&centred, unit)
+    } else {
+        centred
+    }
 }
 
 /// The moderator values of the conditional effects, labelled, from W's
@@ -712,7 +772,7 @@ fn mean_sd(x: &[f64]) -> (f64, f64) {
     (mean, (ss / (n - 1.0)).sqrt())
 }
 
-fn centre(x: &[f64]) -> Vec<f64> {
+pub fn centre(x: &[f64]) -> Vec<f64> {
     let mean = mean_sd(x).0;
     x.iter().map(|v| v - mean).collect()
 }

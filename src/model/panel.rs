@@ -112,6 +112,12 @@ pub struct Panel {
 }
 
 impl Panel {
+    /// The moderator's column (following the instruments), in a moderated
+    /// model.
+    pub fn moderator_column(&self) -> usize {
+        1 + self.n_controls + self.n_mediators + self.n_instruments
+    }
+
     /// Number of observations.
     pub fn n_obs(&self) -> usize {
         self.lines.len()

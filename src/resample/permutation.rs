@@ -10,14 +10,19 @@
 //! `below(i + 1)` for i = n-1 down to 1 from the Philox stream
 //! `(seed, r, STREAM_PERMUTATION)`; unit `block[k]` takes the series of
 //! `shuffled[k]`.
+//!
+//! A moderated or interaction model's products with the treatment (X*W,
+//! X*M) are re-formed from the permuted treatment as the design forms them
+//! on the data (`Design::treatment_products`), absorbed and scaled, and
+//! their rows of the Gram recomputed too: one more pass per product.
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::math::linalg::packed_index;
 use crate::math::rng::{STREAM_PERMUTATION, WordStream};
-use crate::model::design::Design;
-use crate::model::panel::Panel;
+use crate::model::design::{Design, TreatmentProduct, absorb, centre, product};
+use crate::model::panel::{Factor, Panel};
 use crate::model::replicate::{Solver, StatLayout};
 use crate::resample::engine::{Backend, Engine, thread_pool};
 
@@ -109,6 +114,11 @@ pub struct PermutationEngine<'a> {
     /// Packed Gram of the observed sample.
     base: Vec<f64>,
     exchange: Exchange,
+    /// The products with the treatment, the raw treatment they are formed
+    /// from and the units they are absorbed within (none without products).
+    products: Vec<TreatmentProduct>,
+    x_raw: Vec<f64>,
+    unit: Factor,
     batch: usize,
     pool: rayon::ThreadPool,
 }
@@ -125,12 +135,20 @@ impl<'a> PermutationEngine<'a> {
         let pool = thread_pool(threads, batch)?;
         let exchange = Exchange::new(design, panel)?;
         let base = design.total_packed();
+        let products = design.treatment_products(panel);
+        let x_raw = match products.is_empty() {
+            true => Vec::new(),
+            false => panel.columns[0].clone(),
+        };
         Ok(PermutationEngine {
             design,
             solver: Solver::new(design),
             seed,
             base,
             exchange,
+            products,
+            x_raw,
+            unit: panel.unit.clone(),
             batch,
             pool,
         })
@@ -142,24 +160,64 @@ impl<'a> PermutationEngine<'a> {
         self.exchange.donors(self.seed, r)
     }
 
+    /// The products with the treatment re-formed from the permuted raw
+    /// treatment (unit u's rows take those of unit `donor[u]`): each
+    /// product's column with its design column.
+    fn reformed(&self, donor: &[u32]) -> Vec<(usize, Vec<f64>)> {
+        if self.products.is_empty() {
+            return Vec::new();
+        }
+        let unit_rows = &self.exchange.unit_rows;
+        let mut x = vec![0.0; self.x_raw.len()];
+        for (u, rows) in unit_rows.iter().enumerate() {
+            for (&i, &j) in rows.iter().zip(&unit_rows[donor[u] as usize]) {
+                x[i] = self.x_raw[j];
+            }
+        }
+        let fe = self.design.fixed_effects;
+        self.products
+            .iter()
+            .map(|p| {
+                let raw = product(&x, p.x_shift, &p.other, p.other_shift);
+                let mut col = absorb(centre(&raw), &self.unit, fe);
+                let scale = self.design.scale[p.column];
+                col.iter_mut().for_each(|v| *v /= scale);
+                (p.column, col)
+            })
+            .collect()
+    }
+
     fn replicate(&self, r: u64, solver: &mut Solver, packed: &mut [f64], out: &mut [f64]) -> bool {
         let q = self.design.q();
         let z = &self.design.columns;
         let x = &z[self.design.layout.treatment()];
         packed.copy_from_slice(&self.base);
         let donor = self.donors(r);
+        let reformed = self.reformed(&donor);
+        let product_of = |k: usize| reformed.iter().find(|(c, _)| *c == k);
+        let columns: Vec<&[f64]> = (0..q)
+            .map(|k| product_of(k).map_or(&z[k][..], |(_, v)| &v[..]))
+            .collect();
         let mut row = vec![0.0; q];
         let unit_rows = &self.exchange.unit_rows;
         for (u, rows) in unit_rows.iter().enumerate() {
             for (&i, &j) in rows.iter().zip(&unit_rows[donor[u] as usize]) {
                 let xv = x[j];
                 for (k, acc) in row.iter_mut().enumerate().skip(1) {
-                    *acc += xv * z[k][i];
+                    *acc += xv * columns[k][i];
                 }
             }
         }
         for (k, &v) in row.iter().enumerate().skip(1) {
             packed[packed_index(0, k, q)] = v;
+        }
+        // Each product's row with every column but the treatment (done
+        // above), a pair of products once.
+        for (c, col) in &reformed {
+            for k in (1..q).filter(|&k| !(k < *c && product_of(k).is_some())) {
+                let v = col.iter().zip(columns[k]).map(|(a, b)| a * b).sum();
+                packed[packed_index((*c).min(k), (*c).max(k), q)] = v;
+            }
         }
         solver.solve(packed, out)
     }

@@ -224,18 +224,11 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
              permutation and wild replicates have no Gram matrix",
         );
     }
-    if asks.moderated && permutation {
+    if asks.gpu && permutation && (asks.moderated || asks.interaction) {
         return refuse(
-            "resampling.scheme",
-            "permuting the treatment would need a moderated model's products re-formed \
-             (model.moderator); use pairs, bayes, poisson, jackknife or wild",
-        );
-    }
-    if asks.interaction && permutation {
-        return refuse(
-            "resampling.scheme",
-            "permuting the treatment would need the interaction's product X*M re-formed \
-             (model.interaction); use pairs, bayes, poisson, jackknife or wild",
+            "resampling.backend",
+            "the permutation test of a moderated or interaction model re-forms its products \
+             with the treatment (X*W, X*M) on the CPU engine only; use backend cpu or auto",
         );
     }
     if asks.gpu && asks.studentized && (asks.moderated || asks.interaction || asks.serial) {

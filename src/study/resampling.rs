@@ -687,8 +687,10 @@ fn summarise<'a>(
 
 /// Effect `key`'s p-value: the permutation test's (permuting the
 /// treatment imposes a = c = c' = 0, so also every indirect effect = 0,
-/// but says nothing about b, a chain's links or the proportion mediated), else the wild scheme's restricted
-/// test where it has one, else the bootstrap's.
+/// and a moderated model's a3 = c3' = 0 and every conditional effect = 0,
+/// the interaction model's X*M coefficient = 0, but says nothing about b,
+/// b3 (M*W), a chain's links or the proportion mediated), else the wild
+/// scheme's restricted test where it has one, else the bootstrap's.
 fn p_value_of(
     key: &str,
     d: &Draws,
@@ -699,7 +701,9 @@ fn p_value_of(
     if permutation {
         let untested = matches!(
             EffectKey::parse(key, mediators),
-            Some(EffectKey::B(_) | EffectKey::D(..) | EffectKey::ProportionMediated)
+            Some(
+                EffectKey::B(_) | EffectKey::B3 | EffectKey::D(..) | EffectKey::ProportionMediated
+            )
         );
         return (!untested).then(|| d.permutation_p_value());
     }
