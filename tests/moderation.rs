@@ -235,14 +235,14 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
         .collect();
     let mw: Vec<f64> = (0..n).map(|i| m[i] * (wv[i] - w_shift)).collect();
     let fit = |dep: &[f64], regs: Vec<&[f64]>| r.fit(dep, &regs);
-    if let Some(i) = design.interaction {
+    if let Some(i) = &design.interaction {
         // Y ~ X + M + X*M: the natural effects at the full sample's means.
         let xm: Vec<f64> = (0..n).map(|k| x[k] * m[k]).collect();
         let a = fit(&m, vec![&x, &c1, &c2])[0];
         let by = fit(&y, vec![&x, &c1, &c2, &m, &xm]);
         let (c_prime, b, d) = (by[0], by[3], by[4]);
         let delta = i.x1 - i.x0;
-        let m0 = i.m_mean + a * (i.x0 - i.x_mean);
+        let m0 = i.m_mean[0] + a * (i.x0 - i.x_mean);
         return vec![
             ("a".into(), a),
             ("b".into(), b),
@@ -602,7 +602,7 @@ fn every_engine_gives_the_cpu_engines_moderated_and_interaction_replicates() {
         )
     };
     let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
-    let xm = design.interaction.unwrap().xm;
+    let xm = design.interaction.as_ref().unwrap().xm[0];
     let seed = summary.inference.seed;
     let want = common::wcr_p_value(&design, &fit, 2, xm, wild, seed, 299);
     let got = summary
@@ -645,7 +645,7 @@ fn the_wild_bootstrap_resamples_a_moderated_model() {
         design.layout.treatment(),
         design.layout.mediator(0),
         md.xw.unwrap(),
-        md.mw.unwrap(),
+        md.mw[0],
     );
     let u: Vec<f64> = md.values.iter().map(|(_, v)| v - md.w_shift).collect();
     let mut v = vec![0.0; g];

@@ -130,9 +130,10 @@ pub struct ModeratedColumns {
     /// W's column, or None when the fixed effects absorb it (a moderator
     /// constant within units: its products still vary).
     pub w: Option<usize>,
-    /// X*W's column (a or direct moderated) and M*W's (b moderated).
+    /// X*W's column (a or direct moderated) and each mediator's M*W (b
+    /// moderated; else none).
     pub xw: Option<usize>,
-    pub mw: Option<usize>,
+    pub mw: Vec<usize>,
     /// Subtracted from X and W in the products: their means with
     /// `center`, else 0.
     pub x_shift: f64,
@@ -144,18 +145,19 @@ pub struct ModeratedColumns {
     pub range: (f64, f64),
 }
 
-/// The interaction model's product column X*M and the treatment change
-/// and sample means its natural effects are evaluated at.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The interaction model's product columns X*M (one per mediator) and
+/// the treatment change and sample means its natural effects are
+/// evaluated at.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InteractionColumns {
-    pub xm: usize,
+    pub xm: Vec<usize>,
     /// The treatment moves from x0 to x1.
     pub x0: f64,
     pub x1: f64,
-    /// Sample means of X and M (the mediator's expected value at x0 is
-    /// M's mean plus a (x0 - X's mean), at the controls' means).
+    /// Sample means of X and of each M (a mediator's expected value at x0
+    /// is its mean plus a (x0 - X's mean), at the controls' means).
     pub x_mean: f64,
-    pub m_mean: f64,
+    pub m_mean: Vec<f64>,
 }
 
 /// One absorbed fixed effect, for the small-sample correction.
@@ -228,15 +230,21 @@ impl Design {
             Some(spec) => moderation_block(panel, spec, &transform),
             None => (vec![], None),
         };
-        // The interaction's product X*M, formed on the data.
+        // The interaction's products X*M, formed on the data.
         let interaction = panel.interaction.as_ref().map(|spec| {
-            let (x, med) = (&panel.columns[0], &panel.columns[1 + p]);
-            let xm = product(x, 0.0, med, 0.0);
-            let name = format!("{}:{}", panel.names[0], panel.names[1 + p]);
-            block.push(transform(&name, Role::Moderator, &xm));
+            let x = &panel.columns[0];
+            let (mut at, mut m_mean) = (Vec::new(), Vec::new());
+            for j in 0..m {
+                let med = &panel.columns[1 + p + j];
+                let xm = product(x, 0.0, med, 0.0);
+                let name = format!("{}:{}", panel.names[0], panel.names[1 + p + j]);
+                block.push(transform(&name, Role::Moderator, &xm));
+                at.push(block.len() - 1);
+                m_mean.push(mean_sd(med).0);
+            }
             let (x_mean, sd) = mean_sd(x);
             let (x0, x1) = spec.contrast.unwrap_or((x_mean, x_mean + sd));
-            (block.len() - 1, x0, x1, x_mean, mean_sd(med).0)
+            (at, x0, x1, x_mean, m_mean)
         });
         let layout = Layout {
             n_controls: p,
@@ -359,15 +367,15 @@ impl Design {
                     spec: panel.moderation.clone().expect("a moderated panel"),
                     w: w.map(|k| layout.moderation(k)),
                     xw: xw.map(|k| layout.moderation(k)),
-                    mw: mw.map(|k| layout.moderation(k)),
+                    mw: mw.iter().map(|&k| layout.moderation(k)).collect(),
                     x_shift,
                     w_shift,
                     values,
                     range,
                 }
             }),
-            interaction: interaction.map(|(k, x0, x1, x_mean, m_mean)| InteractionColumns {
-                xm: layout.moderation(k),
+            interaction: interaction.map(|(at, x0, x1, x_mean, m_mean)| InteractionColumns {
+                xm: at.iter().map(|&k| layout.moderation(k)).collect(),
                 x0,
                 x1,
                 x_mean,
@@ -616,11 +624,11 @@ fn check_variation(
 /// column).
 type Entry = (String, Role, Vec<f64>, f64);
 
-/// Block positions of (W, X*W, M*W) (W's None when the fixed effects absorb
-/// it), X's and W's shifts in the products, the moderator values and W's
+/// Block positions of (W, X*W, each M*W) (W's None when the fixed effects
+/// absorb it), X's and W's shifts in the products, the moderator values and W's
 /// range.
 type BlockPositions = (
-    (Option<usize>, Option<usize>, Option<usize>),
+    (Option<usize>, Option<usize>, Vec<usize>),
     [f64; 2],
     Vec<(String, f64)>,
     (f64, f64),
@@ -628,7 +636,7 @@ type BlockPositions = (
 
 /// The moderation block's columns (W, unless it does not vary once the
 /// fixed effects are absorbed; X*W when a or the direct path is
-/// moderated; M*W when b is), formed on the data with X and W centred
+/// moderated; each M*W when b is), formed on the data with X and W centred
 /// first under `center`, each then transformed by `transform`.
 fn moderation_block(
     panel: &Panel,
@@ -659,15 +667,14 @@ fn moderation_block(
         block.push(product(x, x_shift, x_name));
         block.len() - 1
     });
-    let m_column = 1 + panel.n_controls;
-    let mw_at = spec.b.then(|| {
-        block.push(product(
-            &panel.columns[m_column],
-            0.0,
-            &panel.names[m_column],
-        ));
-        block.len() - 1
-    });
+    let mut mw_at = Vec::new();
+    if spec.b {
+        for j in 0..panel.n_mediators {
+            let column = 1 + panel.n_controls + j;
+            block.push(product(&panel.columns[column], 0.0, &panel.names[column]));
+            mw_at.push(block.len() - 1);
+        }
+    }
     let values = moderator_values(&spec.at, w);
     let range = w
         .iter()
@@ -716,12 +723,14 @@ impl Design {
             });
         }
         if let Some(i) = &self.interaction {
-            products.push(TreatmentProduct {
-                column: i.xm,
-                x_shift: 0.0,
-                other: panel.columns[1 + panel.n_controls].clone(),
-                other_shift: 0.0,
-            });
+            for (j, &column) in i.xm.iter().enumerate() {
+                products.push(TreatmentProduct {
+                    column,
+                    x_shift: 0.0,
+                    other: panel.columns[1 + panel.n_controls + j].clone(),
+                    other_shift: 0.0,
+                });
+            }
         }
         products
     }

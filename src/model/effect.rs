@@ -37,28 +37,30 @@ pub enum EffectKey {
     /// (`sensitivity:K`).
     Sensitivity(usize),
     /// A moderated model's interaction coefficients (Hayes' notation): X*W
-    /// in the mediator equation (`a3`), M*W (`b3`) and X*W (`c3_prime`) in
-    /// the outcome equation.
-    A3,
-    B3,
+    /// in the mediator equation (`a3`, with several mediators `a3:NAME`),
+    /// M*W (`b3`, `b3:NAME`) and X*W (`c3_prime`) in the outcome equation.
+    A3(Option<String>),
+    B3(Option<String>),
     C3Prime,
     /// The conditional indirect effect at the K-th moderator value
-    /// (`conditional_indirect:K`), and the conditional direct effect
-    /// (`conditional_direct:K`).
-    ConditionalIndirect(usize),
+    /// (`conditional_indirect:K`: with several mediators the total, and
+    /// `conditional_indirect:K:NAME` each mediator's), and the conditional
+    /// direct effect (`conditional_direct:K`).
+    ConditionalIndirect(usize, Option<String>),
     ConditionalDirect(usize),
     /// The index of moderated mediation: a3 b (only a moderated) or a b3
-    /// (only b).
-    IndexModeratedMediation,
+    /// (only b); the total, or a mediator's (`..:NAME`).
+    IndexModeratedMediation(Option<String>),
     /// The conditional indirect effect at the last moderator value less that
-    /// at the first (a and b both moderated).
-    IndirectDifference,
-    /// The interaction model's X*M coefficient (`interaction`), natural
-    /// direct and natural indirect effects (`natural_direct`,
-    /// `natural_indirect`).
-    Interaction,
+    /// at the first (a and b both moderated); the total, or a mediator's.
+    IndirectDifference(Option<String>),
+    /// The interaction model's X*M coefficient (`interaction`, with several
+    /// mediators `interaction:NAME`), natural direct and natural indirect
+    /// effects (`natural_direct`, `natural_indirect`, and each mediator's
+    /// `natural_indirect:NAME`).
+    Interaction(Option<String>),
     NaturalDirect,
-    NaturalIndirect,
+    NaturalIndirect(Option<String>),
 }
 
 impl EffectKey {
@@ -80,14 +82,14 @@ impl EffectKey {
             "indirect" => Some(EffectKey::Indirect(None)),
             "proportion_mediated" => Some(EffectKey::ProportionMediated),
             "suppression_share" => Some(EffectKey::SuppressionShare),
-            "a3" => Some(EffectKey::A3),
-            "b3" => Some(EffectKey::B3),
+            "a3" => Some(EffectKey::A3(None)),
+            "b3" => Some(EffectKey::B3(None)),
             "c3_prime" => Some(EffectKey::C3Prime),
-            "index_moderated_mediation" => Some(EffectKey::IndexModeratedMediation),
-            "indirect_difference" => Some(EffectKey::IndirectDifference),
-            "interaction" => Some(EffectKey::Interaction),
+            "index_moderated_mediation" => Some(EffectKey::IndexModeratedMediation(None)),
+            "indirect_difference" => Some(EffectKey::IndirectDifference(None)),
+            "interaction" => Some(EffectKey::Interaction(None)),
             "natural_direct" => Some(EffectKey::NaturalDirect),
-            "natural_indirect" => Some(EffectKey::NaturalIndirect),
+            "natural_indirect" => Some(EffectKey::NaturalIndirect(None)),
             _ => None,
         };
         if simple.is_some() {
@@ -108,7 +110,24 @@ impl EffectKey {
             "indirect" => is_path(rest).then(|| EffectKey::Indirect(Some(rest.to_string()))),
             "d" => two(&|t| named(t).is_some()).map(|(from, to)| EffectKey::D(from, to)),
             "sensitivity" => rest.parse().ok().map(EffectKey::Sensitivity),
-            "conditional_indirect" => rest.parse().ok().map(EffectKey::ConditionalIndirect),
+            "a3" => named(rest).map(|m| EffectKey::A3(Some(m))),
+            "b3" => named(rest).map(|m| EffectKey::B3(Some(m))),
+            "index_moderated_mediation" => {
+                named(rest).map(|m| EffectKey::IndexModeratedMediation(Some(m)))
+            }
+            "indirect_difference" => named(rest).map(|m| EffectKey::IndirectDifference(Some(m))),
+            "interaction" => named(rest).map(|m| EffectKey::Interaction(Some(m))),
+            "natural_indirect" => named(rest).map(|m| EffectKey::NaturalIndirect(Some(m))),
+            "conditional_indirect" => match rest.split_once(':') {
+                Some((k, name)) => {
+                    let k = k.parse().ok()?;
+                    named(name).map(|m| EffectKey::ConditionalIndirect(k, Some(m)))
+                }
+                None => rest
+                    .parse()
+                    .ok()
+                    .map(|k| EffectKey::ConditionalIndirect(k, None)),
+            },
             "conditional_direct" => rest.parse().ok().map(EffectKey::ConditionalDirect),
             "contrast" => two(&is_path).map(|(first, second)| EffectKey::Contrast(first, second)),
             _ => None,
@@ -186,16 +205,18 @@ impl fmt::Display for EffectKey {
             EffectKey::Contrast(a, b) => write!(f, "contrast:{a}:{b}"),
             EffectKey::D(from, to) => write!(f, "d:{from}:{to}"),
             EffectKey::Sensitivity(k) => write!(f, "sensitivity:{k}"),
-            EffectKey::A3 => f.write_str("a3"),
-            EffectKey::B3 => f.write_str("b3"),
+            EffectKey::A3(n) => with(f, "a3", n),
+            EffectKey::B3(n) => with(f, "b3", n),
             EffectKey::C3Prime => f.write_str("c3_prime"),
-            EffectKey::ConditionalIndirect(k) => write!(f, "conditional_indirect:{k}"),
+            EffectKey::ConditionalIndirect(k, n) => {
+                with(f, &format!("conditional_indirect:{k}"), n)
+            }
             EffectKey::ConditionalDirect(k) => write!(f, "conditional_direct:{k}"),
-            EffectKey::IndexModeratedMediation => f.write_str("index_moderated_mediation"),
-            EffectKey::IndirectDifference => f.write_str("indirect_difference"),
-            EffectKey::Interaction => f.write_str("interaction"),
+            EffectKey::IndexModeratedMediation(n) => with(f, "index_moderated_mediation", n),
+            EffectKey::IndirectDifference(n) => with(f, "indirect_difference", n),
+            EffectKey::Interaction(n) => with(f, "interaction", n),
             EffectKey::NaturalDirect => f.write_str("natural_direct"),
-            EffectKey::NaturalIndirect => f.write_str("natural_indirect"),
+            EffectKey::NaturalIndirect(n) => with(f, "natural_indirect", n),
         }
     }
 }
@@ -223,16 +244,23 @@ mod tests {
             EffectKey::Indirect(Some("agglom>x".into())),
             EffectKey::D("agglom".into(), "x:y".into()),
             EffectKey::Sensitivity(12),
-            EffectKey::A3,
-            EffectKey::B3,
+            EffectKey::A3(None),
+            EffectKey::A3(Some("x:y".into())),
+            EffectKey::B3(None),
+            EffectKey::B3(Some("agglom".into())),
             EffectKey::C3Prime,
-            EffectKey::ConditionalIndirect(2),
+            EffectKey::ConditionalIndirect(2, None),
+            EffectKey::ConditionalIndirect(2, Some("x:y".into())),
             EffectKey::ConditionalDirect(0),
-            EffectKey::IndexModeratedMediation,
-            EffectKey::IndirectDifference,
-            EffectKey::Interaction,
+            EffectKey::IndexModeratedMediation(None),
+            EffectKey::IndexModeratedMediation(Some("x".into())),
+            EffectKey::IndirectDifference(None),
+            EffectKey::IndirectDifference(Some("agglom".into())),
+            EffectKey::Interaction(None),
+            EffectKey::Interaction(Some("x".into())),
             EffectKey::NaturalDirect,
-            EffectKey::NaturalIndirect,
+            EffectKey::NaturalIndirect(None),
+            EffectKey::NaturalIndirect(Some("x:y".into())),
         ];
         for k in keys {
             assert_eq!(EffectKey::parse(&k.to_string(), &meds), Some(k));
@@ -243,6 +271,8 @@ mod tests {
             "contrast:agglom",
             "sensitivity:x",
             "conditional_indirect:",
+            "conditional_indirect:1:nobody",
+            "a3:nobody",
             "z",
             "indirect:x>agglom",
             "indirect:agglom>",

@@ -133,7 +133,7 @@ pub fn reported_coefficients(design: &Design) -> Vec<(usize, usize)> {
     let outcome = m + 1;
     let links = Chain::new(m, design.serial).links;
     let extended = match moderation::extended(design) {
-        true => moderation::coefficients(design)[4..].to_vec(),
+        true => moderation::coefficients(design)[2 * m + 2..].to_vec(),
         false => Vec::new(),
     };
     (0..m)
@@ -467,8 +467,11 @@ fn moderated_effects(
     levels: &[f64],
 ) -> (Vec<(String, Effect)>, Vec<Interval>) {
     let at = moderation::coefficients(design);
-    let theta = at.map(|c| c.map_or(0.0, |(e, col)| fit.coef(e, col)));
-    let d = moderation::THETA;
+    let theta: Vec<f64> = at
+        .iter()
+        .map(|c| c.map_or(0.0, |(e, col)| fit.coef(e, col)))
+        .collect();
+    let d = at.len();
     let mut v = vec![0.0; d * d];
     for i in 0..d {
         for j in 0..d {
@@ -479,31 +482,41 @@ fn moderated_effects(
     }
     let mut effects = Vec::new();
     let mut targets = Vec::new();
-    let stats = crate::model::moderation::ModerationStats::of(design);
+    let stats = moderation::ModerationStats::of(design);
+    let l = design.layout;
+    let names: Vec<String> = (0..l.n_mediators)
+        .map(|j| design.names[l.mediator(j)].clone())
+        .collect();
+    let mut keys = stats.keys(&names).into_iter();
     let evaluation = moderation::Evaluation::of(design);
-    moderation::each_effect(&theta, &evaluation, stats, &mut |key, estimate, grad| {
-        let se = quadratic_form(&grad, &v).sqrt();
-        let coefficient = matches!(
-            key,
-            EffectKey::A3 | EffectKey::B3 | EffectKey::C3Prime | EffectKey::Interaction
-        );
-        let p_value = match coefficient {
-            true => t_p_value(estimate / se, fit.df()),
-            false => normal_p_value(estimate / se),
-        };
-        if !coefficient {
-            targets.push((key.to_string(), estimate, grad.to_vec()));
-        }
-        effects.push((
-            key.to_string(),
-            Effect {
-                estimate,
-                se: Some(se),
-                p_value: Some(p_value),
-                bootstrap: None,
-            },
-        ));
-    });
+    let mut scratch = Vec::new();
+    moderation::each_effect(
+        &theta,
+        &evaluation,
+        stats,
+        &mut scratch,
+        &mut |estimate, grad| {
+            let key = keys.next().expect("one key per effect");
+            let se = quadratic_form(grad, &v).sqrt();
+            let coefficient = moderation::coefficient(&key);
+            let p_value = match coefficient {
+                true => t_p_value(estimate / se, fit.df()),
+                false => normal_p_value(estimate / se),
+            };
+            if !coefficient {
+                targets.push((key.to_string(), estimate, grad.to_vec()));
+            }
+            effects.push((
+                key.to_string(),
+                Effect {
+                    estimate,
+                    se: Some(se),
+                    p_value: Some(p_value),
+                    bootstrap: None,
+                },
+            ));
+        },
+    );
     (effects, analytic_intervals(&targets, &[], &v, levels))
 }
 

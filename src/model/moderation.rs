@@ -29,13 +29,17 @@ use crate::model::effect::EffectKey;
 use crate::model::estimate::Equation;
 
 /// The statistics a moderated model adds, in this order: its interaction
-/// coefficients (a3, b3, c3' of the moderated paths), the conditional
-/// indirect effect at each moderator value, the conditional direct effect
-/// at each (direct path moderated), the index of moderated mediation (only
-/// one of a and b moderated), the difference of the last and first
-/// conditional indirect effects (both moderated, two values or more).
-/// The interaction model adds the interaction coefficient, the natural
-/// direct and the natural indirect effect.
+/// coefficients (a3 of each mediator, b3 of each, c3' of the moderated
+/// paths), the conditional indirect effect at each moderator value (the
+/// total over the mediators, then with several each mediator's), the
+/// conditional direct effect at each (direct path moderated), the index
+/// of moderated mediation (only one of a and b moderated; total, then each
+/// mediator's), the difference of the last and first conditional indirect
+/// effects (both moderated, two values or more; total, then each
+/// mediator's). The interaction model adds the interaction coefficient of
+/// each mediator, the natural direct effect and the natural indirect
+/// effect (total, then each mediator's). With one mediator nothing is
+/// named and the totals are the mediator's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ModerationStats {
     pub a: bool,
@@ -45,6 +49,8 @@ pub struct ModerationStats {
     pub values: usize,
     /// The treatment-mediator interaction model.
     pub interaction: bool,
+    /// Parallel mediators (0 for a model that is neither).
+    pub mediators: usize,
 }
 
 impl ModerationStats {
@@ -52,6 +58,10 @@ impl ModerationStats {
     /// without).
     pub fn of(design: &Design) -> ModerationStats {
         let interaction = design.interaction.is_some();
+        let mediators = match extended(design) {
+            true => design.layout.n_mediators,
+            false => 0,
+        };
         match &design.moderation {
             Some(m) => ModerationStats {
                 a: m.spec.a,
@@ -59,9 +69,11 @@ impl ModerationStats {
                 direct: m.spec.direct,
                 values: m.values.len(),
                 interaction,
+                mediators,
             },
             None => ModerationStats {
                 interaction,
+                mediators,
                 ..ModerationStats::default()
             },
         }
@@ -70,9 +82,17 @@ impl ModerationStats {
     pub fn on(&self) -> bool {
         self.values > 0
     }
-    /// The interaction coefficients (one per moderated path).
+    /// Each mediator's own effects besides the totals (several mediators).
+    fn each(&self) -> usize {
+        if self.mediators > 1 {
+            self.mediators
+        } else {
+            0
+        }
+    }
+    /// The interaction coefficients (a3, b3 per mediator, c3').
     pub fn interactions(&self) -> usize {
-        usize::from(self.a) + usize::from(self.b) + usize::from(self.direct)
+        self.mediators * (usize::from(self.a) + usize::from(self.b)) + usize::from(self.direct)
     }
     /// Whether the index of moderated mediation exists: the conditional
     /// indirect effect is linear in W (exactly one of a, b moderated).
@@ -88,73 +108,113 @@ impl ModerationStats {
         if !self.on() {
             return 0;
         }
+        let with_each = 1 + self.each();
         self.interactions()
-            + self.values
+            + self.values * with_each
             + if self.direct { self.values } else { 0 }
-            + usize::from(self.has_index())
-            + usize::from(self.has_difference())
+            + usize::from(self.has_index()) * with_each
+            + usize::from(self.has_difference()) * with_each
     }
     /// Statistics added.
     pub fn len(&self) -> usize {
-        self.moderation_len() + if self.interaction { 3 } else { 0 }
+        let interaction = match self.interaction {
+            true => self.mediators + 2 + self.each(),
+            false => 0,
+        };
+        self.moderation_len() + interaction
     }
 
-    /// The keys of the statistics added, in their order: the one
-    /// definition `StatLayout` places them by and [`each_effect`] gives
-    /// them in.
-    pub fn keys(&self) -> Vec<EffectKey> {
+    /// The keys of the statistics added, in their order, with `mediators`
+    /// the mediators' names: the one definition `StatLayout` places them
+    /// by and [`each_effect`] gives them in.
+    pub fn keys(&self, mediators: &[String]) -> Vec<EffectKey> {
         let mut keys = Vec::with_capacity(self.len());
+        let name = |j: usize| (self.mediators > 1).then(|| mediators[j].clone());
+        let each = |keys: &mut Vec<EffectKey>, key: &dyn Fn(Option<String>) -> EffectKey| {
+            keys.push(key(None));
+            keys.extend((0..self.each()).map(|j| key(name(j))));
+        };
         if self.on() {
-            let paths = [
-                (self.a, EffectKey::A3),
-                (self.b, EffectKey::B3),
-                (self.direct, EffectKey::C3Prime),
-            ];
-            keys.extend(paths.into_iter().filter(|p| p.0).map(|p| p.1));
-            keys.extend((0..self.values).map(EffectKey::ConditionalIndirect));
+            if self.a {
+                keys.extend((0..self.mediators).map(|j| EffectKey::A3(name(j))));
+            }
+            if self.b {
+                keys.extend((0..self.mediators).map(|j| EffectKey::B3(name(j))));
+            }
+            if self.direct {
+                keys.push(EffectKey::C3Prime);
+            }
+            for k in 0..self.values {
+                each(&mut keys, &|n| EffectKey::ConditionalIndirect(k, n));
+            }
             if self.direct {
                 keys.extend((0..self.values).map(EffectKey::ConditionalDirect));
             }
             if self.has_index() {
-                keys.push(EffectKey::IndexModeratedMediation);
+                each(&mut keys, &EffectKey::IndexModeratedMediation);
             }
             if self.has_difference() {
-                keys.push(EffectKey::IndirectDifference);
+                each(&mut keys, &EffectKey::IndirectDifference);
             }
         }
         if self.interaction {
-            keys.extend([
-                EffectKey::Interaction,
-                EffectKey::NaturalDirect,
-                EffectKey::NaturalIndirect,
-            ]);
+            keys.extend((0..self.mediators).map(|j| EffectKey::Interaction(name(j))));
+            keys.push(EffectKey::NaturalDirect);
+            each(&mut keys, &EffectKey::NaturalIndirect);
         }
         keys
     }
+
+    /// Whether each statistic (in [`ModerationStats::keys`]' order) is a
+    /// coefficient (a3, b3, c3', an interaction; see [`coefficient`]).
+    pub fn coefficients(&self) -> Vec<bool> {
+        let numbered: Vec<String> = (0..self.mediators).map(|j| j.to_string()).collect();
+        self.keys(&numbered).iter().map(coefficient).collect()
+    }
+
+    /// Theta's length: a1 and b1 of each mediator, c, c', then a3 and b3
+    /// of each, c3', d of each (zero where the model has no such term).
+    pub fn theta_len(&self) -> usize {
+        5 * self.mediators + 3
+    }
+    /// Mediator j's a1 in theta.
+    pub fn a1(&self, j: usize) -> usize {
+        j
+    }
+    pub fn b1(&self, j: usize) -> usize {
+        self.mediators + j
+    }
+    pub fn c(&self) -> usize {
+        2 * self.mediators
+    }
+    pub fn c_prime(&self) -> usize {
+        2 * self.mediators + 1
+    }
+    pub fn a3(&self, j: usize) -> usize {
+        2 * self.mediators + 2 + j
+    }
+    pub fn b3(&self, j: usize) -> usize {
+        3 * self.mediators + 2 + j
+    }
+    pub fn c3(&self) -> usize {
+        4 * self.mediators + 2
+    }
+    pub fn d(&self, j: usize) -> usize {
+        4 * self.mediators + 3 + j
+    }
 }
 
-/// Whether a moderated or interaction model's statistic `key` gets the
-/// replicate's own SE under studentized intervals: its effects
-/// (conditional effects, index, difference, natural effects), not its
-/// coefficients (a3, b3, c3', the interaction), as a and b have none.
-pub fn studentized(key: &EffectKey) -> bool {
-    !matches!(
+/// Whether `key` is a moderated or interaction model's coefficient (a3,
+/// b3, c3', an interaction), tested by its t statistic. The others (its
+/// conditional effects, index, difference, natural effects) get a
+/// replicate's own SE under studentized intervals; its coefficients do
+/// not, as a and b have none.
+pub fn coefficient(key: &EffectKey) -> bool {
+    matches!(
         key,
-        EffectKey::A3 | EffectKey::B3 | EffectKey::C3Prime | EffectKey::Interaction
+        EffectKey::A3(_) | EffectKey::B3(_) | EffectKey::C3Prime | EffectKey::Interaction(_)
     )
 }
-
-/// Positions in theta: a1, b1, c (2), c' (as in the plain model), then a3,
-/// b3, c3' (zero where the path is not moderated), d (X*M, the interaction
-/// model's).
-pub const THETA: usize = 8;
-pub const A1: usize = 0;
-pub const B1: usize = 1;
-pub const C_PRIME: usize = 3;
-pub const A3: usize = 4;
-pub const B3: usize = 5;
-pub const C3: usize = 6;
-pub const D: usize = 7;
 
 /// Whether `design` is a moderated or an interaction model (solved and
 /// evaluated here).
@@ -162,24 +222,24 @@ pub fn extended(design: &Design) -> bool {
     design.moderation.is_some() || design.interaction.is_some()
 }
 
-/// The extended model's three equations: total, mediator, outcome.
+/// The extended model's equations: total, each mediator's, outcome.
 pub fn equations(design: &Design) -> Vec<Equation> {
     let l = design.layout;
+    let m = l.n_mediators;
     let equation = |name: String, dependent: usize, regressors: Vec<usize>| Equation {
         name,
         dependent,
         regressors,
         instruments: None,
     };
-    let mediator_name = format!("mediator {}", design.names[l.mediator(0)]);
+    let mediator_name = |j: usize| format!("mediator {}", design.names[l.mediator(j)]);
     let Some(md) = &design.moderation else {
         let mut outcome = l.outcome_regressors();
-        outcome.extend(design.interaction.map(|i| i.xm));
-        return vec![
-            equation("total".into(), l.outcome(), l.base_regressors()),
-            equation(mediator_name, l.mediator(0), l.base_regressors()),
-            equation("outcome".into(), l.outcome(), outcome),
-        ];
+        outcome.extend(design.interaction.iter().flat_map(|i| i.xm.iter().copied()));
+        let mut eqs = vec![equation("total".into(), l.outcome(), l.base_regressors())];
+        eqs.extend((0..m).map(|j| equation(mediator_name(j), l.mediator(j), l.base_regressors())));
+        eqs.push(equation("outcome".into(), l.outcome(), outcome));
+        return eqs;
     };
     let with = |mut regressors: Vec<usize>, extra: &[Option<usize>]| {
         regressors.extend(extra.iter().flatten());
@@ -191,48 +251,61 @@ pub fn equations(design: &Design) -> Vec<Equation> {
         true => with(l.base_regressors(), &[md.w, md.xw]),
         false => l.base_regressors(),
     };
-    let outcome = with(
+    let mut outcome = with(
         l.outcome_regressors(),
-        &[
-            md.w.filter(|_| spec.b || spec.direct),
-            md.mw,
-            md.xw.filter(|_| spec.direct),
-        ],
+        &[md.w.filter(|_| spec.b || spec.direct)],
     );
-    vec![
-        equation("total".into(), l.outcome(), total),
-        equation(mediator_name, l.mediator(0), mediator),
-        equation("outcome".into(), l.outcome(), outcome),
-    ]
+    outcome.extend(&md.mw);
+    outcome.extend(md.xw.filter(|_| spec.direct));
+    let mut eqs = vec![equation("total".into(), l.outcome(), total)];
+    eqs.extend((0..m).map(|j| equation(mediator_name(j), l.mediator(j), mediator.clone())));
+    eqs.push(equation("outcome".into(), l.outcome(), outcome));
+    eqs
 }
 
-/// Each coefficient of theta as (equation, design column), None where the
-/// model has no such term (theta is 0 there).
-pub fn coefficients(design: &Design) -> [Option<(usize, usize)>; THETA] {
+/// Each coefficient of theta ([`ModerationStats::theta_len`]'s order) as
+/// (equation, design column), None where the model has no such term
+/// (theta is 0 there).
+pub fn coefficients(design: &Design) -> Vec<Option<(usize, usize)>> {
     let l = design.layout;
-    let (x, m) = (l.treatment(), l.mediator(0));
+    let s = ModerationStats::of(design);
+    let m = s.mediators;
+    let x = l.treatment();
+    let outcome = m + 1;
     let md = design.moderation.as_ref();
     let (a, direct) = md.map_or((false, false), |md| (md.spec.a, md.spec.direct));
     let xw = md.and_then(|md| md.xw);
-    [
-        Some((1, x)),
-        Some((2, m)),
-        Some((0, x)),
-        Some((2, x)),
-        xw.filter(|_| a).map(|c| (1, c)),
-        md.and_then(|md| md.mw).map(|c| (2, c)),
-        xw.filter(|_| direct).map(|c| (2, c)),
-        design.interaction.map(|i| (2, i.xm)),
-    ]
+    let mut theta = vec![None; s.theta_len()];
+    for j in 0..m {
+        theta[s.a1(j)] = Some((1 + j, x));
+        theta[s.b1(j)] = Some((outcome, l.mediator(j)));
+        theta[s.a3(j)] = xw.filter(|_| a).map(|c| (1 + j, c));
+        theta[s.b3(j)] = md.and_then(|md| md.mw.get(j)).map(|&c| (outcome, c));
+        theta[s.d(j)] = design.interaction.as_ref().map(|i| (outcome, i.xm[j]));
+    }
+    theta[s.c()] = Some((0, x));
+    theta[s.c_prime()] = Some((outcome, x));
+    theta[s.c3()] = xw.filter(|_| direct).map(|c| (outcome, c));
+    theta
 }
 
 /// Where an extended model's effects are evaluated: the moderator values
-/// less W's shift in the products, and the interaction model's
-/// (x0, x1, mean of X, mean of M).
+/// less W's shift in the products, and the interaction model's change of
+/// the treatment and sample means.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Evaluation {
     pub u: Vec<f64>,
-    pub natural: Option<[f64; 4]>,
+    pub natural: Option<Natural>,
+}
+
+/// The interaction model's treatment change x0 -> x1, X's mean and each
+/// mediator's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Natural {
+    pub x0: f64,
+    pub x1: f64,
+    pub x_mean: f64,
+    pub m_mean: Vec<f64>,
 }
 
 impl Evaluation {
@@ -243,7 +316,12 @@ impl Evaluation {
                 .as_ref()
                 .map(|md| md.values.iter().map(|(_, w)| w - md.w_shift).collect())
                 .unwrap_or_default(),
-            natural: design.interaction.map(|i| [i.x0, i.x1, i.x_mean, i.m_mean]),
+            natural: design.interaction.as_ref().map(|i| Natural {
+                x0: i.x0,
+                x1: i.x1,
+                x_mean: i.x_mean,
+                m_mean: i.m_mean.clone(),
+            }),
         }
     }
 }
@@ -254,100 +332,126 @@ pub fn omega(path: &[f64; 4], u: f64) -> f64 {
     (path[0] + path[1] * u) * (path[2] + path[3] * u)
 }
 
-/// theta's `(a1, a3, b1, b3)`, the arguments of [`omega`].
-pub fn paths(theta: &[f64; THETA]) -> [f64; 4] {
-    [theta[A1], theta[A3], theta[B1], theta[B3]]
-}
-
-/// Every statistic a moderated model adds, in [`ModerationStats::keys`]'
-/// order, each with its value and gradient in theta, handed to `each`.
+/// Every statistic a moderated or interaction model adds, in
+/// [`ModerationStats::keys`]' order, each value with its gradient in
+/// theta (in `scratch`, which it sizes) handed to `each`.
 pub fn each_effect(
-    theta: &[f64; THETA],
+    theta: &[f64],
     at: &Evaluation,
     stats: ModerationStats,
-    each: &mut dyn FnMut(EffectKey, f64, [f64; THETA]),
+    scratch: &mut Vec<f64>,
+    each: &mut dyn FnMut(f64, &[f64]),
 ) {
-    let t = theta;
-    let u = &at.u[..stats.values.min(at.u.len())];
-    let unit = |i: usize| {
-        let mut g = [0.0; THETA];
-        g[i] = 1.0;
-        g
+    let (t, s) = (theta, stats);
+    let m = s.mediators;
+    let u = &at.u[..s.values.min(at.u.len())];
+    scratch.clear();
+    scratch.resize(s.theta_len(), 0.0);
+    let g = scratch;
+    // Each statistic: its gradient written into a zeroed g by `grad`,
+    // which gives its value.
+    let mut emit = |grad: &mut dyn FnMut(&mut [f64]) -> f64| {
+        g.iter_mut().for_each(|v| *v = 0.0);
+        let value = grad(g);
+        each(value, g);
     };
-    if stats.a {
-        each(EffectKey::A3, t[A3], unit(A3));
-    }
-    if stats.b {
-        each(EffectKey::B3, t[B3], unit(B3));
-    }
-    if stats.direct {
-        each(EffectKey::C3Prime, t[C3], unit(C3));
-    }
-    // (a1 + a3 u)(b1 + b3 u) and its gradient.
-    let omega = |u: f64| {
-        let (first, second) = (t[A1] + t[A3] * u, t[B1] + t[B3] * u);
-        let mut g = [0.0; THETA];
-        g[A1] = second;
-        g[A3] = second * u;
-        g[B1] = first;
-        g[B3] = first * u;
-        (omega(&paths(t), u), g)
+    // The total over the mediators (all of them) or mediator j's own, of
+    // a per-mediator term, then each mediator's with several.
+    let total_and_each = |emit: &mut dyn FnMut(&mut dyn FnMut(&mut [f64]) -> f64),
+                          term: &dyn Fn(usize, &mut [f64]) -> f64| {
+        emit(&mut |g| (0..m).map(|j| term(j, g)).sum());
+        if m > 1 {
+            for j in 0..m {
+                emit(&mut |g| term(j, g));
+            }
+        }
     };
-    for (k, &v) in u.iter().enumerate() {
-        let (value, g) = omega(v);
-        each(EffectKey::ConditionalIndirect(k), value, g);
-    }
-    if stats.direct {
-        for (k, &v) in u.iter().enumerate() {
-            let mut g = unit(C_PRIME);
-            g[C3] = v;
-            each(EffectKey::ConditionalDirect(k), t[C_PRIME] + t[C3] * v, g);
+    // (a1 + a3 u)(b1 + b3 u) of mediator j, its gradient added into g.
+    let omega = |j: usize, u: f64, sign: f64, g: &mut [f64]| {
+        let (first, second) = (t[s.a1(j)] + t[s.a3(j)] * u, t[s.b1(j)] + t[s.b3(j)] * u);
+        g[s.a1(j)] += sign * second;
+        g[s.a3(j)] += sign * second * u;
+        g[s.b1(j)] += sign * first;
+        g[s.b3(j)] += sign * first * u;
+        sign * first * second
+    };
+    if s.on() {
+        let paths = [(s.a, 2 * m + 2), (s.b, 3 * m + 2)];
+        for (on, start) in paths {
+            if on {
+                for j in 0..m {
+                    emit(&mut |g| {
+                        g[start + j] = 1.0;
+                        t[start + j]
+                    });
+                }
+            }
+        }
+        if s.direct {
+            emit(&mut |g| {
+                g[s.c3()] = 1.0;
+                t[s.c3()]
+            });
+        }
+        for &v in u {
+            total_and_each(&mut emit, &|j, g| omega(j, v, 1.0, g));
+        }
+        if s.direct {
+            for &v in u {
+                emit(&mut |g| {
+                    g[s.c_prime()] = 1.0;
+                    g[s.c3()] = v;
+                    t[s.c_prime()] + t[s.c3()] * v
+                });
+            }
+        }
+        if s.has_index() {
+            total_and_each(&mut emit, &|j, g| match s.a {
+                true => {
+                    g[s.a3(j)] += t[s.b1(j)];
+                    g[s.b1(j)] += t[s.a3(j)];
+                    t[s.a3(j)] * t[s.b1(j)]
+                }
+                false => {
+                    g[s.a1(j)] += t[s.b3(j)];
+                    g[s.b3(j)] += t[s.a1(j)];
+                    t[s.a1(j)] * t[s.b3(j)]
+                }
+            });
+        }
+        if s.has_difference() {
+            let (first, last) = (u[0], u[u.len() - 1]);
+            total_and_each(&mut emit, &|j, g| {
+                omega(j, last, 1.0, g) + omega(j, first, -1.0, g)
+            });
         }
     }
-    if stats.has_index() {
-        let mut g = [0.0; THETA];
-        let value = if stats.a {
-            g[A3] = t[B1];
-            g[B1] = t[A3];
-            t[A3] * t[B1]
-        } else {
-            g[A1] = t[B3];
-            g[B3] = t[A1];
-            t[A1] * t[B3]
-        };
-        each(EffectKey::IndexModeratedMediation, value, g);
-    }
-    if stats.has_difference() {
-        let ((last, gl), (first, gf)) = (omega(u[u.len() - 1]), omega(u[0]));
-        let mut g = [0.0; THETA];
-        for i in 0..THETA {
-            g[i] = gl[i] - gf[i];
+    if let (true, Some(n)) = (s.interaction, &at.natural) {
+        let delta = n.x1 - n.x0;
+        for j in 0..m {
+            emit(&mut |g| {
+                g[s.d(j)] = 1.0;
+                t[s.d(j)]
+            });
         }
-        each(EffectKey::IndirectDifference, last - first, g);
-    }
-    if let (true, Some([x0, x1, x_mean, m_mean])) = (stats.interaction, at.natural) {
-        let delta = x1 - x0;
-        each(EffectKey::Interaction, t[D], unit(D));
-        // E[M | x0] at the controls' means.
-        let m0 = m_mean + t[A1] * (x0 - x_mean);
-        let mut g = [0.0; THETA];
-        g[C_PRIME] = delta;
-        g[D] = m0 * delta;
-        g[A1] = t[D] * (x0 - x_mean) * delta;
-        each(
-            EffectKey::NaturalDirect,
-            (t[C_PRIME] + t[D] * m0) * delta,
-            g,
-        );
-        let mut g = [0.0; THETA];
-        g[A1] = (t[B1] + t[D] * x1) * delta;
-        g[B1] = t[A1] * delta;
-        g[D] = t[A1] * x1 * delta;
-        each(
-            EffectKey::NaturalIndirect,
-            t[A1] * (t[B1] + t[D] * x1) * delta,
-            g,
-        );
+        // E[M_j | x0] at the controls' means.
+        let m0 = |j: usize| n.m_mean[j] + t[s.a1(j)] * (n.x0 - n.x_mean);
+        emit(&mut |g| {
+            g[s.c_prime()] = delta;
+            let mut value = t[s.c_prime()];
+            for j in 0..m {
+                g[s.d(j)] = m0(j) * delta;
+                g[s.a1(j)] = t[s.d(j)] * (n.x0 - n.x_mean) * delta;
+                value += t[s.d(j)] * m0(j);
+            }
+            value * delta
+        });
+        total_and_each(&mut emit, &|j, g| {
+            g[s.a1(j)] += (t[s.b1(j)] + t[s.d(j)] * n.x1) * delta;
+            g[s.b1(j)] += t[s.a1(j)] * delta;
+            g[s.d(j)] += t[s.a1(j)] * n.x1 * delta;
+            t[s.a1(j)] * (t[s.b1(j)] + t[s.d(j)] * n.x1) * delta
+        });
     }
 }
 
@@ -362,46 +466,125 @@ mod tests {
             direct,
             values,
             interaction,
+            mediators: 1,
         }
     }
 
-    /// Every gradient is the derivative of its value (central differences).
+    fn evaluate(theta: &[f64], at: &Evaluation, stats: ModerationStats) -> Vec<(f64, Vec<f64>)> {
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        each_effect(theta, at, stats, &mut scratch, &mut |v, g| {
+            out.push((v, g.to_vec()))
+        });
+        out
+    }
+
+    /// Every gradient is the derivative of its value (central differences),
+    /// with one mediator and with three.
     #[test]
     fn gradients_are_the_derivatives() {
-        let theta = [0.3, -0.7, 0.2, 0.5, 0.11, -0.23, 0.17, 0.09];
-        let at = Evaluation {
-            u: vec![-1.3, 0.4, 2.2],
-            natural: Some([1.5, 2.7, 1.9, 3.1]),
-        };
-        for stats in [
-            stats(true, false, false, 3, false),
-            stats(false, true, true, 3, false),
-            stats(true, true, true, 3, false),
-            stats(false, false, false, 0, true),
-        ] {
-            let mut values = Vec::new();
-            each_effect(&theta, &at, stats, &mut |k, v, g| values.push((k, v, g)));
-            assert_eq!(values.len(), stats.len());
-            // In the order the layout places them.
-            let keys: Vec<EffectKey> = values.iter().map(|v| v.0.clone()).collect();
-            assert_eq!(keys, stats.keys());
-            for (n, (key, _, g)) in values.iter().enumerate() {
-                for i in 0..THETA {
-                    let value = |h: f64| {
-                        let mut t = theta;
-                        t[i] += h;
-                        let mut out = Vec::new();
-                        each_effect(&t, &at, stats, &mut |_, v, _| out.push(v));
-                        out[n]
-                    };
-                    let numeric = (value(1e-6) - value(-1e-6)) / 2e-6;
-                    assert!(
-                        (numeric - g[i]).abs() < 1e-8,
-                        "{key} d{i}: {numeric} vs {}",
-                        g[i]
-                    );
+        let names: Vec<String> = ["m1", "m2", "m3"].map(String::from).to_vec();
+        for mediators in [1, 3] {
+            let at = Evaluation {
+                u: vec![-1.3, 0.4, 2.2],
+                natural: Some(Natural {
+                    x0: 1.5,
+                    x1: 2.7,
+                    x_mean: 1.9,
+                    m_mean: vec![3.1, -0.4, 0.8][..mediators].to_vec(),
+                }),
+            };
+            for stats in [
+                stats(true, false, false, 3, false),
+                stats(false, true, true, 3, false),
+                stats(true, true, true, 3, false),
+                stats(false, false, false, 0, true),
+            ] {
+                let stats = ModerationStats { mediators, ..stats };
+                let theta: Vec<f64> = (0..stats.theta_len())
+                    .map(|i| ((i * 7 + 3) % 11) as f64 / 10.0 - 0.45)
+                    .collect();
+                let values = evaluate(&theta, &at, stats);
+                assert_eq!(values.len(), stats.len());
+                assert_eq!(stats.keys(&names[..mediators]).len(), stats.len());
+                for (n, (_, g)) in values.iter().enumerate() {
+                    for i in 0..theta.len() {
+                        let value = |h: f64| {
+                            let mut t = theta.clone();
+                            t[i] += h;
+                            evaluate(&t, &at, stats)[n].0
+                        };
+                        let numeric = (value(1e-6) - value(-1e-6)) / 2e-6;
+                        assert!(
+                            (numeric - g[i]).abs() < 1e-8,
+                            "{mediators} mediators, statistic {n} d{i}: {numeric} vs {}",
+                            g[i]
+                        );
+                    }
                 }
             }
+        }
+    }
+
+    /// With several mediators each total is the sum of the mediators' own,
+    /// and each mediator's is the one-mediator model's of its coefficients.
+    #[test]
+    fn totals_are_sums_of_each_mediators_effects() {
+        let names: Vec<String> = ["m1", "m2"].map(String::from).to_vec();
+        let two = ModerationStats {
+            mediators: 2,
+            ..stats(true, true, false, 2, false)
+        };
+        let theta: Vec<f64> = (0..two.theta_len())
+            .map(|i| 0.1 + 0.07 * i as f64)
+            .collect();
+        let at = Evaluation {
+            u: vec![-0.5, 1.5],
+            natural: None,
+        };
+        let got = evaluate(&theta, &at, two);
+        let keys = two.keys(&names);
+        let value = |key: EffectKey| got[keys.iter().position(|k| *k == key).unwrap()].0;
+        for j in 0..2 {
+            // Mediator j alone: (a1, b1, c, c', a3, b3, c3', d).
+            let one = ModerationStats {
+                mediators: 1,
+                ..two
+            };
+            let own = [
+                theta[two.a1(j)],
+                theta[two.b1(j)],
+                theta[two.c()],
+                theta[two.c_prime()],
+                theta[two.a3(j)],
+                theta[two.b3(j)],
+                0.0,
+                0.0,
+            ];
+            let alone = evaluate(&own, &at, one);
+            let alone_keys = one.keys(&[]);
+            let name = Some(names[j].clone());
+            for (key, named) in [
+                (
+                    EffectKey::ConditionalIndirect(1, None),
+                    EffectKey::ConditionalIndirect(1, name.clone()),
+                ),
+                (
+                    EffectKey::IndirectDifference(None),
+                    EffectKey::IndirectDifference(name.clone()),
+                ),
+                (EffectKey::B3(None), EffectKey::B3(name.clone())),
+            ] {
+                let k = alone_keys.iter().position(|k| *k == key).unwrap();
+                assert_eq!(alone[k].0, value(named));
+            }
+        }
+        for key in [
+            |n| EffectKey::ConditionalIndirect(0, n),
+            |n| EffectKey::IndirectDifference(n),
+        ] {
+            let sum = value(key(Some("m1".into()))) + value(key(Some("m2".into())));
+            assert!((value(key(None)) - sum).abs() < 1e-15);
         }
     }
 
@@ -413,21 +596,13 @@ mod tests {
             u: vec![0.0, 1.0],
             natural: None,
         };
-        let mut got = Vec::new();
-        each_effect(
-            &theta,
-            &at,
-            stats(true, false, false, 2, false),
-            &mut |k, v, _| got.push((k, v)),
-        );
-        let of = |key: EffectKey| {
-            got.iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| *v)
-                .unwrap()
-        };
-        let slope = of(EffectKey::ConditionalIndirect(1)) - of(EffectKey::ConditionalIndirect(0));
-        assert!((slope - of(EffectKey::IndexModeratedMediation)).abs() < 1e-15);
+        let s = stats(true, false, false, 2, false);
+        let got = evaluate(&theta, &at, s);
+        let keys = s.keys(&[]);
+        let of = |key: EffectKey| got[keys.iter().position(|k| *k == key).unwrap()].0;
+        let slope = of(EffectKey::ConditionalIndirect(1, None))
+            - of(EffectKey::ConditionalIndirect(0, None));
+        assert!((slope - of(EffectKey::IndexModeratedMediation(None))).abs() < 1e-15);
     }
 
     #[test]
@@ -437,16 +612,15 @@ mod tests {
         let theta = [a, b, 0.2, c_prime, 0.0, 0.0, 0.0, 0.0];
         let at = Evaluation {
             u: vec![],
-            natural: Some([1.5, 4.0, 1.9, 3.1]),
+            natural: Some(Natural {
+                x0: 1.5,
+                x1: 4.0,
+                x_mean: 1.9,
+                m_mean: vec![3.1],
+            }),
         };
-        let mut got = Vec::new();
-        each_effect(
-            &theta,
-            &at,
-            stats(false, false, false, 0, true),
-            &mut |k, v, _| got.push((k, v)),
-        );
-        assert_eq!(got[1], (EffectKey::NaturalDirect, c_prime * 2.5));
-        assert_eq!(got[2], (EffectKey::NaturalIndirect, a * b * 2.5));
+        let got = evaluate(&theta, &at, stats(false, false, false, 0, true));
+        assert_eq!(got[1].0, c_prime * 2.5);
+        assert_eq!(got[2].0, a * b * 2.5);
     }
 }

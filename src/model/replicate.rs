@@ -111,11 +111,12 @@ impl StatLayout {
             let plain = self.n_contrasts();
             stats.extend((plain..chain.contrasts.len()).map(|i| self.any_contrast(i)));
         }
-        let keys = self.moderation.keys();
+        let coefficient = self.moderation.coefficients();
         stats.extend(
-            keys.iter()
+            coefficient
+                .iter()
                 .zip(self.moderation_positions())
-                .filter(|(k, _)| moderation::studentized(k))
+                .filter(|(c, _)| !**c)
                 .map(|(_, at)| at),
         );
         stats
@@ -293,8 +294,12 @@ impl StatLayout {
     }
 
     /// The statistic of a moderated or interaction model's `key`.
-    fn moderation_stat(&self, key: &EffectKey) -> Option<usize> {
-        let at = self.moderation.keys().iter().position(|k| k == key)?;
+    fn moderation_stat(&self, key: &EffectKey, mediators: &[String]) -> Option<usize> {
+        let at = self
+            .moderation
+            .keys(mediators)
+            .iter()
+            .position(|k| k == key)?;
         Some(self.moderation_base() + at)
     }
 
@@ -330,16 +335,16 @@ impl StatLayout {
                 Some(self.link(i))
             }
             EffectKey::Sensitivity(k) => (*k < self.sensitivity).then(|| self.acme(*k)),
-            EffectKey::A3
-            | EffectKey::B3
+            EffectKey::A3(_)
+            | EffectKey::B3(_)
             | EffectKey::C3Prime
-            | EffectKey::ConditionalIndirect(_)
+            | EffectKey::ConditionalIndirect(..)
             | EffectKey::ConditionalDirect(_)
-            | EffectKey::IndexModeratedMediation
-            | EffectKey::IndirectDifference
-            | EffectKey::Interaction
+            | EffectKey::IndexModeratedMediation(_)
+            | EffectKey::IndirectDifference(_)
+            | EffectKey::Interaction(_)
             | EffectKey::NaturalDirect
-            | EffectKey::NaturalIndirect => self.moderation_stat(key),
+            | EffectKey::NaturalIndirect(_) => self.moderation_stat(key, mediators),
         }
     }
 }
@@ -440,12 +445,15 @@ pub struct Extension {
     extended: Option<Extended>,
 }
 
-/// A moderated or interaction model's evaluation point, and where each of
-/// `moderation::THETA`'s coefficients is in the reported theta (None: 0).
+/// A moderated or interaction model's evaluation point, where each of
+/// its theta's coefficients is in the reported theta (None: 0), and
+/// scratch for theta and the gradients.
 #[derive(Debug, Clone)]
 struct Extended {
     at: moderation::Evaluation,
-    from: [Option<usize>; moderation::THETA],
+    from: Vec<Option<usize>>,
+    theta: Vec<f64>,
+    scratch: Vec<f64>,
 }
 
 impl Extension {
@@ -455,9 +463,14 @@ impl Extension {
             chain: design
                 .serial
                 .then(|| SerialState::new(design.layout.n_mediators)),
-            extended: moderation::extended(design).then(|| Extended {
-                at: moderation::Evaluation::of(design),
-                from: theta_places(design),
+            extended: moderation::extended(design).then(|| {
+                let from = theta_places(design);
+                Extended {
+                    at: moderation::Evaluation::of(design),
+                    theta: vec![0.0; from.len()],
+                    from,
+                    scratch: Vec::new(),
+                }
             }),
         }
     }
@@ -471,25 +484,31 @@ impl Extension {
             st.theta[2 * m..].copy_from_slice(&theta[2 * m + 2..2 * m + 2 + links]);
             st.fill(lay, out);
         }
-        if let Some(x) = &self.extended {
-            let t = x.from.map(|i| i.map_or(0.0, |i| theta[i]));
+        if let Some(x) = &mut self.extended {
+            for (t, from) in x.theta.iter_mut().zip(&x.from) {
+                *t = from.map_or(0.0, |i| theta[i]);
+            }
             let mut k = lay.moderation_base();
-            moderation::each_effect(&t, &x.at, lay.moderation, &mut |_, value, _| {
+            let each = &mut |value, _: &[f64]| {
                 out[k] = value;
                 k += 1;
-            });
+            };
+            moderation::each_effect(&x.theta, &x.at, lay.moderation, &mut x.scratch, each);
         }
     }
 }
 
-/// Where each of `moderation::THETA`'s coefficients is among a moderated
-/// or interaction design's reported coefficients (`reported_coefficients`:
-/// a1, b1, c, c', then the later ones in order where present; None: 0).
-fn theta_places(design: &Design) -> [Option<usize>; moderation::THETA] {
-    let mut from = [None; moderation::THETA];
-    let mut next = 4;
-    for (i, c) in moderation::coefficients(design).iter().enumerate() {
-        from[i] = match (i < 4, c) {
+/// Where each of a moderated or interaction design's theta's
+/// coefficients (`moderation::coefficients`) is among its reported
+/// coefficients (`reported_coefficients`: each a1, each b1, c, c', then
+/// the later ones in order where present; None: 0).
+fn theta_places(design: &Design) -> Vec<Option<usize>> {
+    let lead = 2 * design.layout.n_mediators + 2;
+    let coefficients = moderation::coefficients(design);
+    let mut from = vec![None; coefficients.len()];
+    let mut next = lead;
+    for (i, c) in coefficients.iter().enumerate() {
+        from[i] = match (i < lead, c) {
             (true, _) => Some(i),
             (false, Some(_)) => {
                 next += 1;
@@ -523,7 +542,7 @@ pub struct Studentized {
     chain: Chain,
     /// A moderated or interaction model's evaluation point and theta's
     /// places (`theta_places`).
-    extended: Option<(moderation::Evaluation, [Option<usize>; moderation::THETA])>,
+    extended: Option<(moderation::Evaluation, Vec<Option<usize>>)>,
     stats: ModerationStats,
 }
 
@@ -632,9 +651,11 @@ impl Studentized {
             out.extend(self.chain.contrasts[plain..].iter().map(|&c| difference(c)));
         }
         if let Some((at, from)) = &self.extended {
-            let t = from.map(|i| i.map_or(0.0, |i| theta[i]));
-            moderation::each_effect(&t, at, self.stats, &mut |key, _, gradient| {
-                if moderation::studentized(&key) {
+            let t: Vec<f64> = from.iter().map(|i| i.map_or(0.0, |i| theta[i])).collect();
+            let mut coefficient = self.stats.coefficients().into_iter();
+            let mut scratch = Vec::new();
+            let each = &mut |_, gradient: &[f64]| {
+                if !coefficient.next().expect("one flag per effect") {
                     let mut full = vec![0.0; n];
                     for (g, place) in gradient.iter().zip(from) {
                         if let Some(i) = place {
@@ -643,7 +664,8 @@ impl Studentized {
                     }
                     out.push(full);
                 }
-            });
+            };
+            moderation::each_effect(&t, at, self.stats, &mut scratch, each);
         }
     }
 }
@@ -660,14 +682,17 @@ struct Moderated {
     /// Theta's coefficient i: (equation, 0 for the treatment's or 1 + j
     /// for the j-th added column's, ratio into the units of the data), None
     /// where it is 0.
-    theta: [Option<(usize, usize, f64)>; moderation::THETA],
+    theta: Vec<Option<(usize, usize, f64)>>,
     /// Where the effects are evaluated.
     at: moderation::Evaluation,
     /// Scratch: the added columns' Schur block, the base right-hand side,
-    /// and each equation's (treatment, added) coefficients.
+    /// each equation's (treatment, added) coefficients, theta and the
+    /// effects' gradients.
     small: Vec<f64>,
     t: Vec<f64>,
     beta: Vec<Vec<f64>>,
+    values: Vec<f64>,
+    gradient: Vec<f64>,
 }
 
 /// The instrumented model's column sets and, after a solve, its projections
@@ -724,7 +749,7 @@ impl Solver {
                         (e.dependent, e.regressors[base..].to_vec())
                     })
                     .collect();
-                let theta = moderation::coefficients(design).map(|c| {
+                let theta = moderation::coefficients(design).into_iter().map(|c| {
                     c.map(|(e, col)| {
                         let (d, added) = &equations[e];
                         let at = match col == lay.treatment() {
@@ -739,6 +764,7 @@ impl Solver {
                         (e, at, design.scale[*d] / design.scale[col])
                     })
                 });
+                let theta: Vec<_> = theta.collect();
                 let most = equations.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
                 Moderated {
                     base,
@@ -747,6 +773,8 @@ impl Solver {
                         .map(|(_, r)| vec![0.0; 1 + r.len()])
                         .collect(),
                     equations,
+                    values: vec![0.0; theta.len()],
+                    gradient: Vec::new(),
                     theta,
                     at: moderation::Evaluation::of(design),
                     small: vec![0.0; most * most],
@@ -939,17 +967,18 @@ impl Solver {
             back_substitute(l, q, &self.inv_diag, t);
             beta[0] = t[0];
         }
-        let theta = st
-            .theta
-            .map(|c| c.map_or(0.0, |(e, at, ratio)| st.beta[e][at] * ratio));
-        coefficients_to_stats(&theta[..4], lay, out);
+        for (v, c) in st.values.iter_mut().zip(&st.theta) {
+            *v = c.map_or(0.0, |(e, at, ratio)| st.beta[e][at] * ratio);
+        }
+        coefficients_to_stats(&st.values[..2 * self.m + 2], lay, out);
         // Placed by the layout asked for (its studentized SEs, if any,
         // come before).
         let mut k = lay.moderation_base();
-        moderation::each_effect(&theta, &st.at, lay.moderation, &mut |_, value, _| {
+        let each = &mut |value, _: &[f64]| {
             out[k] = value;
             k += 1;
-        });
+        };
+        moderation::each_effect(&st.values, &st.at, lay.moderation, &mut st.gradient, each);
         true
     }
 

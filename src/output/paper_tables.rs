@@ -111,6 +111,7 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
         .map(|k| {
             let all = || s.model.mediators.join(", ");
             let path = |text: &str| path_label(text, &s.model.mediators);
+            let via = |m: Option<String>| m.map_or(String::new(), |m| format!(" via {m}"));
             let label = match EffectKey::parse(k, &s.model.mediators) {
                 Some(EffectKey::A(Some(m))) => format!("a: {x} on {m}"),
                 Some(EffectKey::B(Some(m))) => format!("b: {m} on {y}"),
@@ -126,20 +127,27 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
                 Some(EffectKey::Indirect(None)) => "a*b: indirect effect".into(),
                 Some(EffectKey::ProportionMediated) => "proportion mediated".into(),
                 Some(EffectKey::SuppressionShare) => "suppression share".into(),
-                Some(EffectKey::A3) => "a3: interaction on the a path".into(),
-                Some(EffectKey::B3) => "b3: interaction on the b path".into(),
+                Some(EffectKey::A3(None)) => "a3: interaction on the a path".into(),
+                Some(EffectKey::A3(Some(m))) => format!("a3: interaction on the a path of {m}"),
+                Some(EffectKey::B3(None)) => "b3: interaction on the b path".into(),
+                Some(EffectKey::B3(Some(m))) => format!("b3: interaction on the b path of {m}"),
                 Some(EffectKey::C3Prime) => "c3': interaction on the direct path".into(),
-                Some(EffectKey::ConditionalIndirect(j)) => {
-                    format!("a*b at {}", moderator_value(s, j))
+                Some(EffectKey::ConditionalIndirect(j, m)) => {
+                    format!("a*b at {}{}", moderator_value(s, j), via(m))
                 }
                 Some(EffectKey::ConditionalDirect(j)) => {
                     format!("c' at {}", moderator_value(s, j))
                 }
-                Some(EffectKey::IndexModeratedMediation) => "index of moderated mediation".into(),
-                Some(EffectKey::IndirectDifference) => "difference of conditional a*b".into(),
-                Some(EffectKey::Interaction) => format!("d: {x} x {} on {y}", all()),
+                Some(EffectKey::IndexModeratedMediation(m)) => {
+                    format!("index of moderated mediation{}", via(m))
+                }
+                Some(EffectKey::IndirectDifference(m)) => {
+                    format!("difference of conditional a*b{}", via(m))
+                }
+                Some(EffectKey::Interaction(None)) => format!("d: {x} x {} on {y}", all()),
+                Some(EffectKey::Interaction(Some(m))) => format!("d: {x} x {m} on {y}"),
                 Some(EffectKey::NaturalDirect) => "natural direct effect".into(),
-                Some(EffectKey::NaturalIndirect) => "natural indirect effect".into(),
+                Some(EffectKey::NaturalIndirect(m)) => format!("natural indirect effect{}", via(m)),
                 Some(EffectKey::Sensitivity(_)) | None => k.clone(),
             };
             (k.clone(), label)

@@ -49,6 +49,8 @@ fn label(s: &Summary, key: &str) -> String {
             .and_then(|md| md.values.get(k))
             .map_or_else(|| format!("value {k}"), |v| format!("{w}={:.4}", v.value))
     };
+    // One mediator's own moderated or natural effect, with several.
+    let via = |n: Option<String>| n.map_or(String::new(), |n| format!(" via {n}"));
     match parsed {
         EffectKey::Contrast(first, second) => {
             format!("diff {} - {}", path(&first), path(&second))
@@ -71,21 +73,24 @@ fn label(s: &Summary, key: &str) -> String {
         EffectKey::ProportionMediated => "     proportion mediated".into(),
         EffectKey::SuppressionShare => "     suppression share".into(),
         EffectKey::Sensitivity(_) => key.to_string(),
-        EffectKey::A3 => format!("a3   {x}*{w} -> {m}"),
-        EffectKey::B3 => format!("b3   {m}*{w} -> {y}"),
+        EffectKey::A3(n) => format!("a3   {x}*{w} -> {}", n.as_deref().unwrap_or(m)),
+        EffectKey::B3(n) => format!("b3   {}*{w} -> {y}", n.as_deref().unwrap_or(m)),
         EffectKey::C3Prime => format!("c3'  {x}*{w} -> {y}"),
-        EffectKey::ConditionalIndirect(k) => format!("a*b  at {}", at(k)),
+        EffectKey::ConditionalIndirect(k, n) => format!("a*b  at {}{}", at(k), via(n)),
         EffectKey::ConditionalDirect(k) => format!("c'   at {}", at(k)),
-        EffectKey::IndexModeratedMediation => "     index of moderated mediation".into(),
-        EffectKey::Interaction => format!("d    {x}*{m} -> {y}"),
+        EffectKey::IndexModeratedMediation(None) => "     index of moderated mediation".into(),
+        EffectKey::IndexModeratedMediation(n) => format!("     index{}", via(n)),
+        EffectKey::Interaction(n) => format!("d    {x}*{} -> {y}", n.as_deref().unwrap_or(m)),
         EffectKey::NaturalDirect => "NDE  natural direct effect".into(),
-        EffectKey::NaturalIndirect => "NIE  natural indirect effect".into(),
-        EffectKey::IndirectDifference => format!(
-            "     a*b at {} - at {}",
+        EffectKey::NaturalIndirect(None) => "NIE  natural indirect effect".into(),
+        EffectKey::NaturalIndirect(n) => format!("NIE{}", via(n)),
+        EffectKey::IndirectDifference(n) => format!(
+            "     a*b at {} - at {}{}",
             at(s.moderation
                 .as_ref()
                 .map_or(0, |md| md.values.len().saturating_sub(1))),
-            at(0)
+            at(0),
+            via(n)
         ),
     }
 }

@@ -1,7 +1,8 @@
 //! The Johnson-Neyman region of a moderated model: the moderator values
 //! where the percentile bootstrap interval of the conditional indirect
-//! effect excludes zero. Each replicate's (a1, a3, b1, b3) gives its
-//! conditional indirect effect at any W, so the interval can be evaluated
+//! effect (the total over parallel mediators) excludes zero. Each
+//! replicate's (a1, a3, b1, b3) of each mediator gives its conditional
+//! indirect effect at any W, so the interval can be evaluated
 //! anywhere: on a grid over W's observed range (the curve a plot draws),
 //! and, where significance changes between two grid points, by bisection
 //! to the boundary.
@@ -41,20 +42,26 @@ pub struct CurvePoint {
     pub upper: f64,
 }
 
-/// The region from the replicates' `(a1, a3, b1, b3)` (degenerate ones
-/// left out), the estimate's, W's shift in the products and observed
-/// range, at `level`.
+/// The conditional indirect effect at u of the paths `(a1, a3, b1, b3)`
+/// of each mediator: the sum of theirs.
+fn total(paths: &[[f64; 4]], u: f64) -> f64 {
+    paths.iter().map(|p| omega(p, u)).sum()
+}
+
+/// The region from the replicates' `(a1, a3, b1, b3)` of each mediator
+/// (`estimate.len()` of them per replicate, one after another; degenerate
+/// replicates left out), the estimate's, W's shift in the products and
+/// observed range, at `level`.
 pub fn johnson_neyman(
     draws: &[[f64; 4]],
-    estimate: [f64; 4],
+    estimate: &[[f64; 4]],
     shift: f64,
     range: (f64, f64),
     level: f64,
 ) -> Option<JohnsonNeyman> {
-    let draws: Vec<[f64; 4]> = draws
-        .iter()
-        .copied()
-        .filter(|d| d.iter().all(|v| v.is_finite()))
+    let draws: Vec<&[[f64; 4]]> = draws
+        .chunks(estimate.len().max(1))
+        .filter(|d| d.iter().flatten().all(|v| v.is_finite()))
         .collect();
     if draws.len() < 2 || !(range.1 > range.0) {
         return None;
@@ -63,7 +70,7 @@ pub fn johnson_neyman(
     let mut values = vec![0.0; draws.len()];
     let mut bounds = |w: f64| -> (f64, f64) {
         for (v, d) in values.iter_mut().zip(&draws) {
-            *v = omega(d, w - shift);
+            *v = total(d, w - shift);
         }
         (
             quantile(&mut values, alpha),
@@ -78,7 +85,7 @@ pub fn johnson_neyman(
         let (lower, upper) = bounds(w);
         curve.push(CurvePoint {
             w,
-            estimate: omega(&estimate, w - shift),
+            estimate: total(estimate, w - shift),
             lower,
             upper,
         });
@@ -148,7 +155,19 @@ mod tests {
         // of e; it excludes zero for u < 1 - q and u > 1 + q.
         let e: Vec<f64> = (0..999).map(|k| (k as f64 - 499.0) / 1000.0).collect();
         let draws: Vec<[f64; 4]> = e.iter().map(|e| [1.0 + e, -1.0, 1.0, 0.0]).collect();
-        let jn = johnson_neyman(&draws, [1.0, -1.0, 1.0, 0.0], 0.0, (-2.0, 4.0), 0.9).unwrap();
+        let jn = johnson_neyman(&draws, &[[1.0, -1.0, 1.0, 0.0]], 0.0, (-2.0, 4.0), 0.9).unwrap();
+        // Two parallel mediators, each with half of b: the same total, so
+        // the same region.
+        let halves: Vec<[f64; 4]> = draws
+            .iter()
+            .flat_map(|d| [[d[0], d[1], 0.25, 0.0], [d[0], d[1], 0.75, 0.0]])
+            .collect();
+        let estimate = [[1.0, -1.0, 0.25, 0.0], [1.0, -1.0, 0.75, 0.0]];
+        let split = johnson_neyman(&halves, &estimate, 0.0, (-2.0, 4.0), 0.9).unwrap();
+        for (a, b) in split.boundaries.iter().zip(&jn.boundaries) {
+            assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        }
+        assert_eq!(split.boundaries.len(), jn.boundaries.len());
         let mut v = e.clone();
         let q = quantile(&mut v, 0.95);
         assert_eq!(jn.boundaries.len(), 2, "{:?}", jn.boundaries);

@@ -106,6 +106,15 @@ fn check_resamplable(design: &Design, panel: &Panel) -> Result<()> {
     Ok(())
 }
 
+/// The mediator part of a moderated model's keys: None with one mediator,
+/// else each mediator's name.
+fn moderated_names(mediators: &[String]) -> Vec<Option<String>> {
+    match mediators.len() {
+        1 => vec![None],
+        _ => mediators.iter().cloned().map(Some).collect(),
+    }
+}
+
 /// The (equation, design column) of a single-coefficient effect key: `a`,
 /// `b`, `a:NAME`, `b:NAME`, `c`, `c_prime`, a chain's link `d:FROM:TO`, a
 /// moderated model's `a3`, `b3`, `c3_prime`, the interaction's
@@ -115,16 +124,22 @@ fn coefficient_of(key: &str, mediators: &[String], design: &Design) -> Option<(u
     let key = EffectKey::parse(key, mediators)?;
     let j = key.mediator(mediators);
     let at = |name: &str| mediators.iter().position(|n| n == name);
+    // A moderated or interaction model's mediator: named, or the only one.
+    let stats = moderation::ModerationStats::of(design);
+    let mediator = |n: &Option<String>| match n {
+        Some(n) => at(n),
+        None => (m == 1).then_some(0),
+    };
     match key {
         EffectKey::A(_) => j.map(|j| (1 + j, l.treatment())),
         EffectKey::B(_) => j.map(|j| (m + 1, l.mediator(j))),
         EffectKey::C => Some((TOTAL, l.treatment())),
         EffectKey::CPrime => Some((m + 1, l.treatment())),
         EffectKey::D(from, to) => Some((1 + at(&to)?, l.mediator(at(&from)?))),
-        EffectKey::A3 => moderation::coefficients(design)[moderation::A3],
-        EffectKey::B3 => moderation::coefficients(design)[moderation::B3],
-        EffectKey::C3Prime => moderation::coefficients(design)[moderation::C3],
-        EffectKey::Interaction => moderation::coefficients(design)[moderation::D],
+        EffectKey::A3(n) => moderation::coefficients(design)[stats.a3(mediator(&n)?)],
+        EffectKey::B3(n) => moderation::coefficients(design)[stats.b3(mediator(&n)?)],
+        EffectKey::C3Prime => moderation::coefficients(design)[stats.c3()],
+        EffectKey::Interaction(n) => moderation::coefficients(design)[stats.d(mediator(&n)?)],
         _ => None,
     }
 }
@@ -281,14 +296,19 @@ pub fn resample_with(
                 .effect(&key.to_string())
                 .map_or(0.0, |e| e.estimate)
         };
-        let paths = [
-            estimate(EffectKey::A(None)),
-            estimate(EffectKey::A3),
-            estimate(EffectKey::B(None)),
-            estimate(EffectKey::B3),
-        ];
+        let paths: Vec<[f64; 4]> = moderated_names(&analysis.mediators)
+            .into_iter()
+            .map(|n| {
+                [
+                    estimate(EffectKey::A(n.clone())),
+                    estimate(EffectKey::A3(n.clone())),
+                    estimate(EffectKey::B(n.clone())),
+                    estimate(EffectKey::B3(n)),
+                ]
+            })
+            .collect();
         let level = levels.first().copied()?;
-        johnson_neyman(&done.paths, paths, md.w_shift, md.range, level)
+        johnson_neyman(&done.paths, &paths, md.w_shift, md.range, level)
     });
     Ok(ResampleResult {
         effects,
@@ -624,18 +644,26 @@ fn summarise<'a>(
     // region needs every replicate's paths (32 bytes each).
     let layout = engine.layout();
     if spec.johnson_neyman && (layout.moderation.a || layout.moderation.b) && !permutation {
+        let names = moderated_names(mediators);
         crate::resources::check_memory(
             "resampling.replicates",
             &format!("the paths of {replicates} replicates (Johnson-Neyman region)"),
-            replicates as f64 * 32.0,
+            replicates as f64 * 32.0 * names.len() as f64,
         )?;
-        kept.paths = Some([
-            Some(layout.a(0)),
-            layout.position(&EffectKey::A3, &[]),
-            Some(layout.b(0)),
-            layout.position(&EffectKey::B3, &[]),
-        ]);
-        kept.path_rows.reserve(replicates as usize);
+        let paths = names
+            .into_iter()
+            .enumerate()
+            .map(|(j, n)| {
+                [
+                    Some(layout.a(j)),
+                    layout.position(&EffectKey::A3(n.clone()), mediators),
+                    Some(layout.b(j)),
+                    layout.position(&EffectKey::B3(n), mediators),
+                ]
+            })
+            .collect::<Vec<_>>();
+        kept.path_rows.reserve(replicates as usize * paths.len());
+        kept.paths = Some(paths);
     }
     let (columns, failed) = aggregate(
         engine,
@@ -702,7 +730,10 @@ fn p_value_of(
         let untested = matches!(
             EffectKey::parse(key, mediators),
             Some(
-                EffectKey::B(_) | EffectKey::B3 | EffectKey::D(..) | EffectKey::ProportionMediated
+                EffectKey::B(_)
+                    | EffectKey::B3(_)
+                    | EffectKey::D(..)
+                    | EffectKey::ProportionMediated
             )
         );
         return (!untested).then(|| d.permutation_p_value());
@@ -720,10 +751,10 @@ struct Keeper {
     columns: Vec<usize>,
     keep: usize,
     replicates: Replicates,
-    /// A moderated model's (a1, a3, b1, b3) statistics (a3 or b3 None
-    /// where not moderated) and every replicate's values of them, for the
-    /// Johnson-Neyman region.
-    paths: Option<[Option<usize>; 4]>,
+    /// A moderated model's (a1, a3, b1, b3) statistics of each mediator
+    /// (a3 or b3 None where not moderated) and every replicate's values of
+    /// them (one mediator's after another), for the Johnson-Neyman region.
+    paths: Option<Vec<[Option<usize>; 4]>>,
     path_rows: Vec<[f64; 4]>,
 }
 
@@ -764,8 +795,10 @@ impl Keeper {
 
     /// One replicate's statistics, in replicate order.
     fn tap(&mut self, row: &[f64]) {
-        if let Some(at) = &self.paths {
-            self.path_rows.push(at.map(|s| s.map_or(0.0, |s| row[s])));
+        if let Some(paths) = &self.paths {
+            for at in paths {
+                self.path_rows.push(at.map(|s| s.map_or(0.0, |s| row[s])));
+            }
         }
         if self.replicates.values.len() < self.keep * self.columns.len() {
             let values = &mut self.replicates.values;

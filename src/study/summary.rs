@@ -116,13 +116,17 @@ pub struct ModerationSummary {
 /// from `x0` to `x1`; the mediator's expected value at x0 is
 /// `m_mean + a (x0 - x_mean)` (the controls at their means). Its effects
 /// are `interaction` (the X*M coefficient), `natural_direct`,
-/// `natural_indirect`.
+/// `natural_indirect`; with parallel mediators each has its own
+/// `interaction:NAME` and `natural_indirect:NAME` (`natural_indirect` is
+/// their total) and its mean in `m_means` (`m_mean` is the first's).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InteractionSummary {
     pub x0: f64,
     pub x1: f64,
     pub x_mean: f64,
     pub m_mean: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub m_means: Vec<f64>,
 }
 
 /// The serial model (summary.json `serial`): the mediators in the chain's
@@ -484,11 +488,15 @@ impl Summary {
             equations,
             iv: analysis.iv.clone(),
             moderation: design.moderation.as_ref().map(ModerationSummary::of),
-            interaction: design.interaction.map(|i| InteractionSummary {
+            interaction: design.interaction.as_ref().map(|i| InteractionSummary {
                 x0: i.x0,
                 x1: i.x1,
                 x_mean: i.x_mean,
-                m_mean: i.m_mean,
+                m_mean: i.m_mean[0],
+                m_means: match i.m_mean.len() {
+                    1 => Vec::new(),
+                    _ => i.m_mean.clone(),
+                },
             }),
             serial: design
                 .serial
