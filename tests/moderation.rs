@@ -107,6 +107,26 @@ fn run(model: ModelSpec) -> medsim::internals::study::summary::Summary {
     medsim::run(&plan, &|_, _| Ok(())).unwrap()
 }
 
+/// `model` on the fixture resampled as `resampling` asks (no groups, no
+/// other mediator sets).
+fn resampled(
+    name: &str,
+    model: ModelSpec,
+    resampling: medsim::ResampleSpec,
+) -> medsim::internals::study::summary::Summary {
+    let plan = RunPlan {
+        resampling: Some(resampling),
+        group_by: vec![],
+        mediator_sets: vec![],
+        ..RunPlan::new(
+            name,
+            DataSource::file(common::fixture("moderated.csv")),
+            model,
+        )
+    };
+    medsim::run(&plan, &|_, _| Ok(())).unwrap()
+}
+
 #[test]
 fn every_lavaan_case_matches() {
     let fixture = json("moderation_lavaan.json");
@@ -467,22 +487,13 @@ fn permutation_runs_test_what_permuting_the_treatment_nulls() {
         ..moderated(true, false, false, false, "w")
     };
     for model in [moderated(true, true, true, false, "w"), interaction] {
-        let plan = RunPlan {
-            resampling: Some(medsim::ResampleSpec {
-                scheme: Scheme::Permutation,
-                replicates: 199,
-                methods: vec![],
-                ..medsim::ResampleSpec::default()
-            }),
-            group_by: vec![],
-            mediator_sets: vec![],
-            ..RunPlan::new(
-                "permutation",
-                DataSource::file(common::fixture("moderated.csv")),
-                model.clone(),
-            )
+        let resampling = medsim::ResampleSpec {
+            scheme: Scheme::Permutation,
+            replicates: 199,
+            methods: vec![],
+            ..medsim::ResampleSpec::default()
         };
-        let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
+        let summary = resampled("permutation", model.clone(), resampling);
         let resampling = summary.resampling.as_ref().unwrap();
         assert_eq!(resampling.engine.backend, "cpu");
         let p = |key: &str| summary.effect(key).unwrap().bootstrap.unwrap().p_value;
@@ -584,24 +595,15 @@ fn every_engine_gives_the_cpu_engines_moderated_and_interaction_replicates() {
     let (_panel, design, fit) = common::fitted(&table, &model);
     // The wild scheme's restricted test of the interaction coefficient is
     // that of X*M in the outcome equation.
-    let plan = RunPlan {
-        resampling: Some(medsim::ResampleSpec {
-            scheme: wild,
-            replicates: 299,
-            methods: vec![],
-            wild_tests: true,
-            backend: medsim::internals::resample::spec::BackendChoice::Cpu,
-            ..medsim::ResampleSpec::default()
-        }),
-        group_by: vec![],
-        mediator_sets: vec![],
-        ..RunPlan::new(
-            "interaction",
-            DataSource::file(common::fixture("moderated.csv")),
-            model,
-        )
+    let resampling = medsim::ResampleSpec {
+        scheme: wild,
+        replicates: 299,
+        methods: vec![],
+        wild_tests: true,
+        backend: medsim::internals::resample::spec::BackendChoice::Cpu,
+        ..medsim::ResampleSpec::default()
     };
-    let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
+    let summary = resampled("interaction", model, resampling);
     let xm = design.interaction.as_ref().unwrap().xm[0];
     let seed = summary.inference.seed;
     let want = common::wcr_p_value(&design, &fit, 2, xm, wild, seed, 299);
@@ -682,24 +684,15 @@ fn the_wild_bootstrap_resamples_a_moderated_model() {
             );
         }
     }
-    let plan = RunPlan {
-        resampling: Some(medsim::ResampleSpec {
-            scheme: wild,
-            replicates: 299,
-            methods: vec![],
-            wild_tests: true,
-            backend: medsim::internals::resample::spec::BackendChoice::Cpu,
-            ..medsim::ResampleSpec::default()
-        }),
-        group_by: vec![],
-        mediator_sets: vec![],
-        ..RunPlan::new(
-            "wild",
-            DataSource::file(common::fixture("moderated.csv")),
-            model,
-        )
+    let resampling = medsim::ResampleSpec {
+        scheme: wild,
+        replicates: 299,
+        methods: vec![],
+        wild_tests: true,
+        backend: medsim::internals::resample::spec::BackendChoice::Cpu,
+        ..medsim::ResampleSpec::default()
     };
-    let summary = medsim::run(&plan, &|_, _| Ok(())).unwrap();
+    let summary = resampled("wild", model, resampling);
     let seed = summary.inference.seed;
     let want = common::wcr_p_value(&design, &fit, 1, xw, wild, seed, 299);
     let got = summary.effect("a3").unwrap().bootstrap.unwrap().p_value;

@@ -376,13 +376,14 @@ pub fn each_effect(
         sign * first * second
     };
     if s.on() {
-        let paths = [(s.a, 2 * m + 2), (s.b, 3 * m + 2)];
-        for (on, start) in paths {
+        let paths: [(bool, fn(&ModerationStats, usize) -> usize); 2] =
+            [(s.a, ModerationStats::a3), (s.b, ModerationStats::b3)];
+        for (on, place) in paths {
             if on {
                 for j in 0..m {
                     emit(&mut |g| {
-                        g[start + j] = 1.0;
-                        t[start + j]
+                        g[place(&s, j)] = 1.0;
+                        t[place(&s, j)]
                     });
                 }
             }

@@ -544,6 +544,9 @@ pub struct Studentized {
     /// places (`theta_places`).
     extended: Option<(moderation::Evaluation, Vec<Option<usize>>)>,
     stats: ModerationStats,
+    /// Whether each of the model's added statistics is a coefficient
+    /// (`ModerationStats::coefficients`: no SE of its own).
+    coefficient: Vec<bool>,
 }
 
 impl Studentized {
@@ -562,6 +565,7 @@ impl Studentized {
             .map(|(eq, mine)| (eq.regressors, eq.dependent, mine))
             .collect();
         let m = design.layout.n_mediators;
+        let stats = ModerationStats::of(design);
         Some(Studentized {
             q: design.q(),
             equations,
@@ -571,7 +575,8 @@ impl Studentized {
             chain: Chain::new(m, design.serial),
             extended: moderation::extended(design)
                 .then(|| (moderation::Evaluation::of(design), theta_places(design))),
-            stats: ModerationStats::of(design),
+            coefficient: stats.coefficients(),
+            stats,
         })
     }
 
@@ -652,10 +657,10 @@ impl Studentized {
         }
         if let Some((at, from)) = &self.extended {
             let t: Vec<f64> = from.iter().map(|i| i.map_or(0.0, |i| theta[i])).collect();
-            let mut coefficient = self.stats.coefficients().into_iter();
+            let mut coefficient = self.coefficient.iter();
             let mut scratch = Vec::new();
             let each = &mut |_, gradient: &[f64]| {
-                if !coefficient.next().expect("one flag per effect") {
+                if !*coefficient.next().expect("one flag per effect") {
                     let mut full = vec![0.0; n];
                     for (g, place) in gradient.iter().zip(from) {
                         if let Some(i) = place {
