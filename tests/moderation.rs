@@ -74,8 +74,36 @@ fn moderation_of(case: &Value) -> Moderation {
 }
 
 /// A fixture case's model: the interaction model (at its contrast), or a
-/// moderated one.
+/// moderated one; with the case's mediators when it names them (of c1
+/// and c2, the others stay controls).
 fn model_of(case: &Value, fe: FixedEffects) -> ModelSpec {
+    let model = one_mediator_model_of(case, fe);
+    match case.get("mediators") {
+        Some(m) => with_mediators(model, m),
+        None => model,
+    }
+}
+
+/// `model` with the mediators a fixture lists.
+fn with_mediators(model: ModelSpec, mediators: &Value) -> ModelSpec {
+    let mediators: Vec<String> = mediators
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    ModelSpec {
+        controls: model
+            .controls
+            .into_iter()
+            .filter(|c| !mediators.contains(c))
+            .collect(),
+        mediators,
+        ..model
+    }
+}
+
+fn one_mediator_model_of(case: &Value, fe: FixedEffects) -> ModelSpec {
     if case["interaction"].as_bool() == Some(true) {
         let contrast = case
             .get("contrast")
@@ -129,13 +157,33 @@ fn resampled(
 
 #[test]
 fn every_lavaan_case_matches() {
-    let fixture = json("moderation_lavaan.json");
+    check_lavaan("moderation_lavaan.json", 6);
+}
+
+/// Two mediators, each with its own moderated paths (or its own X*M_j),
+/// and the totals over them.
+#[test]
+fn every_parallel_lavaan_case_matches() {
+    check_lavaan("parallel_moderation_lavaan.json", 5);
+}
+
+/// Every case of a lavaan fixture, with the fixture's mediators when it
+/// names them (the other columns but w stay controls), against medsim's
+/// point estimates; and every moderation effect medsim reports is one
+/// lavaan checked.
+fn check_lavaan(fixture: &str, count: usize) {
+    let fixture = json(fixture);
     let values = common::floats(&fixture["values"]);
     let cases = fixture["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), count);
     for case in cases {
         let name = format!("model {} center {}", case["process_model"], case["center"]);
-        let summary = run(model_of(case, FixedEffects::None));
+        let model = model_of(case, FixedEffects::None);
+        let model = match fixture.get("mediators") {
+            Some(m) => with_mediators(model, m),
+            None => model,
+        };
+        let summary = run(model);
         if let Some(md) = summary.moderation.as_ref() {
             assert_eq!(
                 u64::from(md.process_model),
@@ -164,27 +212,29 @@ fn every_lavaan_case_matches() {
             );
         }
         // Every moderation effect medsim reports is one lavaan checked.
+        let base = |k: &String| k.split(':').next().unwrap_or_default().to_string();
         let reported = summary
             .effects
             .keys()
             .filter(|k| {
-                k.starts_with("conditional_")
-                    || [
-                        "a3",
-                        "b3",
-                        "c3_prime",
-                        "index_moderated_mediation",
-                        "indirect_difference",
-                        "interaction",
-                        "natural_direct",
-                        "natural_indirect",
-                    ]
-                    .contains(&k.as_str())
+                [
+                    "a3",
+                    "b3",
+                    "c3_prime",
+                    "conditional_indirect",
+                    "conditional_direct",
+                    "index_moderated_mediation",
+                    "indirect_difference",
+                    "interaction",
+                    "natural_direct",
+                    "natural_indirect",
+                ]
+                .contains(&base(k).as_str())
             })
             .count();
         let checked = effects
             .keys()
-            .filter(|k| !["a", "b", "c_prime"].contains(&k.as_str()))
+            .filter(|k| !["a", "b", "c_prime"].contains(&base(k).as_str()))
             .count();
         assert_eq!(reported, checked, "{name}");
     }
@@ -232,13 +282,15 @@ fn every_pyfixest_case_matches() {
 /// is k units), its products formed from the rows with the full sample's
 /// shift, the two-way effects applied from scratch (unit demeaning and
 /// period dummies), each equation refitted by QR; theta's functions
-/// written out here.
+/// written out here, for each of the model's mediators and their totals.
 fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(String, f64)> {
     let (w_shift, moderator, center) = match (&design.moderation, &model.moderation) {
         (Some(md), Some(spec)) => (md.w_shift, spec.moderator.as_str(), spec.center),
         _ => (0.0, "w", false),
     };
-    let names = ["x", "m", "y", "c1", "c2", "w", "size"];
+    let mediators = &model.mediators;
+    let mut names = vec!["x", "y", "w", "size"];
+    names.extend(mediators.iter().chain(&model.controls).map(String::as_str));
     let x_mean: f64 = table
         .rows
         .iter()
@@ -247,85 +299,137 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
         / table.rows.len() as f64;
     let x_shift = if center { x_mean } else { 0.0 };
     let r = common::Materialised::new(table, &names, w);
-    let [x, m, y, c1, c2] = ["x", "m", "y", "c1", "c2"].map(|c| r.column(c));
-    let wv = r.column(moderator);
-    let n = x.len();
-    let xw: Vec<f64> = (0..n)
-        .map(|i| (x[i] - x_shift) * (wv[i] - w_shift))
-        .collect();
-    let mw: Vec<f64> = (0..n).map(|i| m[i] * (wv[i] - w_shift)).collect();
-    let fit = |dep: &[f64], regs: Vec<&[f64]>| r.fit(dep, &regs);
+    let (x, y, wv) = (r.column("x"), r.column("y"), r.column(moderator));
+    let ms: Vec<Vec<f64>> = mediators.iter().map(|m| r.column(m)).collect();
+    let cs: Vec<Vec<f64>> = model.controls.iter().map(|c| r.column(c)).collect();
+    let (n, nc, nm) = (x.len(), cs.len(), ms.len());
+    // With one mediator its keys are the totals'; with more, each named.
+    let named = |base: &str, j: usize| format!("{base}:{}", mediators[j]);
+    let key = |base: &str, j: usize| {
+        if nm == 1 {
+            base.to_string()
+        } else {
+            named(base, j)
+        }
+    };
+    let fit = |dep: &[f64], regs: &[&[f64]]| r.fit(dep, regs);
+    let first: Vec<&[f64]> = std::iter::once(&x).chain(&cs).map(Vec::as_slice).collect();
     if let Some(i) = &design.interaction {
-        // Y ~ X + M + X*M: the natural effects at the full sample's means.
-        let xm: Vec<f64> = (0..n).map(|k| x[k] * m[k]).collect();
-        let a = fit(&m, vec![&x, &c1, &c2])[0];
-        let by = fit(&y, vec![&x, &c1, &c2, &m, &xm]);
-        let (c_prime, b, d) = (by[0], by[3], by[4]);
+        // Y ~ X + controls + M_j + X*M_j: the natural effects at the full
+        // sample's means.
+        let xm: Vec<Vec<f64>> = ms
+            .iter()
+            .map(|m| (0..n).map(|k| x[k] * m[k]).collect())
+            .collect();
+        let mut out = first.clone();
+        out.extend(ms.iter().chain(&xm).map(Vec::as_slice));
+        let by = fit(&y, &out);
+        let c_prime = by[0];
         let delta = i.x1 - i.x0;
-        let m0 = i.m_mean[0] + a * (i.x0 - i.x_mean);
-        return vec![
-            ("a".into(), a),
-            ("b".into(), b),
-            ("c_prime".into(), c_prime),
-            ("interaction".into(), d),
-            ("natural_direct".into(), (c_prime + d * m0) * delta),
-            ("natural_indirect".into(), a * (b + d * i.x1) * delta),
-        ];
+        let mut stats = vec![("c_prime".to_string(), c_prime)];
+        let (mut nde, mut nie) = (c_prime, 0.0);
+        for j in 0..nm {
+            let a = fit(&ms[j], &first)[0];
+            let (b, d) = (by[1 + nc + j], by[1 + nc + nm + j]);
+            nde += d * (i.m_mean[j] + a * (i.x0 - i.x_mean));
+            let nie_j = a * (b + d * i.x1) * delta;
+            nie += nie_j;
+            stats.extend([
+                (key("a", j), a),
+                (key("b", j), b),
+                (key("interaction", j), d),
+            ]);
+            if nm > 1 {
+                stats.push((named("natural_indirect", j), nie_j));
+            }
+        }
+        stats.push(("natural_direct".into(), nde * delta));
+        stats.push(("natural_indirect".into(), nie));
+        return stats;
     }
     let md = design.moderation.as_ref().unwrap();
     let spec = model.moderation.as_ref().unwrap();
     let absorbed = md.w.is_none();
+    let xw: Vec<f64> = (0..n)
+        .map(|i| (x[i] - x_shift) * (wv[i] - w_shift))
+        .collect();
+    let mw: Vec<Vec<f64>> = ms
+        .iter()
+        .map(|m| (0..n).map(|i| m[i] * (wv[i] - w_shift)).collect())
+        .collect();
     let own: Vec<&[f64]> = if absorbed { vec![] } else { vec![&wv] };
-    let mut med: Vec<&[f64]> = vec![&x, &c1, &c2];
+    let mut med = first.clone();
     if spec.a {
         med.extend(&own);
         med.push(&xw);
     }
-    let mut out: Vec<&[f64]> = vec![&x, &c1, &c2, &m];
+    let mut out = first.clone();
+    out.extend(ms.iter().map(Vec::as_slice));
     if spec.b || spec.direct {
         out.extend(&own);
     }
+    let b3_at = out.len();
     if spec.b {
-        out.push(&mw);
+        out.extend(mw.iter().map(Vec::as_slice));
     }
     if spec.direct {
         out.push(&xw);
     }
-    let bm = fit(&m, med.clone());
-    let by = fit(&y, out.clone());
-    let at = |regs: &[&[f64]], c: &[f64]| regs.iter().position(|r| std::ptr::eq(*r, c));
-    let (a1, b1, c_prime) = (bm[0], by[3], by[0]);
-    let a3 = at(&med, &xw).filter(|_| spec.a).map_or(0.0, |i| bm[i]);
-    let b3 = at(&out, &mw).map_or(0.0, |i| by[i]);
-    let c3 = at(&out, &xw).map_or(0.0, |i| by[i]);
-    let omega = |u: f64| (a1 + a3 * u) * (b1 + b3 * u);
+    let by = fit(&y, &out);
+    let c_prime = by[0];
+    let c3 = if spec.direct { by[out.len() - 1] } else { 0.0 };
     let u: Vec<f64> = md.values.iter().map(|(_, v)| v - md.w_shift).collect();
-    let mut stats = vec![
-        ("a".to_string(), a1),
-        ("b".to_string(), b1),
-        ("c_prime".to_string(), c_prime),
-    ];
-    if spec.a {
-        stats.push(("a3".into(), a3));
-    }
-    if spec.b {
-        stats.push(("b3".into(), b3));
-    }
+    let mut stats = vec![("c_prime".to_string(), c_prime)];
     if spec.direct {
         stats.push(("c3_prime".into(), c3));
         for (k, &v) in u.iter().enumerate() {
             stats.push((format!("conditional_direct:{k}"), c_prime + c3 * v));
         }
     }
-    for (k, &v) in u.iter().enumerate() {
-        stats.push((format!("conditional_indirect:{k}"), omega(v)));
+    let mut omega_total = vec![0.0; u.len()];
+    let (mut index_total, mut difference_total) = (0.0, 0.0);
+    for j in 0..nm {
+        let bm = fit(&ms[j], &med);
+        let (a1, b1) = (bm[0], by[1 + nc + j]);
+        let a3 = if spec.a { bm[med.len() - 1] } else { 0.0 };
+        let b3 = if spec.b { by[b3_at + j] } else { 0.0 };
+        let omega = |u: f64| (a1 + a3 * u) * (b1 + b3 * u);
+        stats.extend([(key("a", j), a1), (key("b", j), b1)]);
+        if spec.a {
+            stats.push((key("a3", j), a3));
+        }
+        if spec.b {
+            stats.push((key("b3", j), b3));
+        }
+        for (k, &v) in u.iter().enumerate() {
+            omega_total[k] += omega(v);
+            if nm > 1 {
+                stats.push((named(&format!("conditional_indirect:{k}"), j), omega(v)));
+            }
+        }
+        if spec.a != spec.b {
+            let index = if spec.a { a3 * b1 } else { a1 * b3 };
+            index_total += index;
+            if nm > 1 {
+                stats.push((named("index_moderated_mediation", j), index));
+            }
+        }
+        if spec.a && spec.b {
+            let difference = omega(u[2]) - omega(u[0]);
+            difference_total += difference;
+            if nm > 1 {
+                stats.push((named("indirect_difference", j), difference));
+            }
+        }
+    }
+    for (k, total) in omega_total.into_iter().enumerate() {
+        stats.push((format!("conditional_indirect:{k}"), total));
     }
     if spec.a != spec.b {
-        let index = if spec.a { a3 * b1 } else { a1 * b3 };
-        stats.push(("index_moderated_mediation".into(), index));
+        stats.push(("index_moderated_mediation".into(), index_total));
     }
     if spec.a && spec.b {
-        stats.push(("indirect_difference".into(), omega(u[2]) - omega(u[0])));
+        stats.push(("indirect_difference".into(), difference_total));
     }
     stats
 }
@@ -352,6 +456,20 @@ fn replicates_match_a_refit_of_the_materialised_resamples() {
         )
     };
     check_replicates(&table, &interaction);
+    // Two mediators, each with its own moderated paths or X*M_j.
+    for model in [
+        moderated(true, true, false, false, "w"),
+        moderated(true, true, true, true, "w"),
+        moderated(false, true, false, false, "size"),
+        interaction,
+    ] {
+        check_replicates(&table, &parallel(model));
+    }
+}
+
+/// `model` with a second mediator, c2 (a control otherwise).
+fn parallel(model: ModelSpec) -> ModelSpec {
+    with_mediators(model, &serde_json::json!(["m", "c2"]))
 }
 
 /// Six pairs replicates of `model` against the oracle's refit.
@@ -370,7 +488,7 @@ fn check_replicates(table: &Table, model: &ModelSpec) {
             plan.fill(r as u64, &mut w);
             let row = &fast[r * layout.len()..(r + 1) * layout.len()];
             for (key, want) in oracle(table, model, &design, &w) {
-                let i = layout.index_of(&key, &["m".to_string()]).unwrap();
+                let i = layout.index_of(&key, &model.mediators).unwrap();
                 assert!(
                     rel_err(row[i], want) < 1e-9,
                     "{model:?} replicate {r} {key}: {} vs {want}",
@@ -430,6 +548,7 @@ fn permutation_replicates_are_refits_of_the_permuted_data() {
     for table in [&full, &unbalanced] {
         for model in &models {
             check_permutation(table, model);
+            check_permutation(table, &parallel(model.clone()));
         }
     }
 }
@@ -464,7 +583,7 @@ fn check_permutation(table: &Table, model: &ModelSpec) {
         }
         let got = &fast[r * layout.len()..(r + 1) * layout.len()];
         for (key, want) in oracle(&permuted, model, &design, &ones) {
-            let i = layout.index_of(&key, &["m".to_string()]).unwrap();
+            let i = layout.index_of(&key, &model.mediators).unwrap();
             assert!(
                 (got[i] - want).abs() < 1e-9 * want.abs().max(1e-3),
                 "{model:?} permutation {r} {key}: {} vs {want}",
@@ -552,6 +671,15 @@ fn every_engine_gives_the_cpu_engines_moderated_and_interaction_replicates() {
             moderated(true, false, false, false, "size"),
         ),
         ("interaction", model.clone()),
+        (
+            "model 58, two mediators",
+            parallel(moderated(true, true, false, false, "w")),
+        ),
+        (
+            "model 59 centred, two mediators",
+            parallel(moderated(true, true, true, true, "w")),
+        ),
+        ("interaction, two mediators", parallel(model.clone())),
     ];
     for (name, spec) in &models {
         let (_panel, design, fit) = common::fitted(&table, spec);
@@ -776,8 +904,8 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
             "re-forms its products with the treatment (X*W, X*M) on the CPU engine only",
         ),
         (
-            &["--moderator", "w", "--mediator", "m,c2", "--controls", "c1"],
-            "a moderated model has one mediator",
+            &["--interaction", "--instrument", "c2", "--controls", "c1"],
+            "the interaction model has no instrument; this one has 1 (model.instrument, --instrument)",
         ),
         (
             &["--interaction", "--moderator", "w"],

@@ -126,7 +126,8 @@ impl Default for ModeratorValues {
 }
 
 impl Moderation {
-    /// Hayes' PROCESS model number of the moderated paths (one mediator).
+    /// Hayes' PROCESS model number of the moderated paths (with several mediators,
+    /// the same paths moderated for each).
     pub fn process_model(&self) -> u8 {
         match (self.a, self.b, self.direct) {
             (true, false, false) => 7,
@@ -140,7 +141,7 @@ impl Moderation {
     }
 
     /// Check the paths and the values, and the combinations not built yet.
-    fn validate(&self, mediators: usize, instrumented: bool) -> Result<()> {
+    fn validate(&self, instrumented: bool) -> Result<()> {
         let bad = |option: &str, message: String| {
             Err(Error::InvalidOption {
                 option: option.into(),
@@ -151,14 +152,6 @@ impl Moderation {
             return bad(
                 "model.moderated",
                 "name at least one moderated path: a, b or direct".into(),
-            );
-        }
-        if mediators != 1 {
-            return bad(
-                "model.moderator",
-                format!(
-                    "a moderated model has one mediator; this one has {mediators} (model.mediators)"
-                ),
             );
         }
         if instrumented {
@@ -323,7 +316,7 @@ impl ModelSpec {
             }
         }
         if let Some(w) = &self.moderation {
-            w.validate(self.mediators.len(), !self.instruments.is_empty())?;
+            w.validate(!self.instruments.is_empty())?;
         }
         if let Some(i) = &self.interaction {
             let refuse = |message: String| bad("model.interaction", message);
@@ -334,11 +327,9 @@ impl ModelSpec {
                         .into(),
                 );
             }
-            if self.mediators.len() != 1 || !self.instruments.is_empty() {
+            if !self.instruments.is_empty() {
                 return refuse(format!(
-                    "the interaction model has one mediator and no instrument; this one has {} \
-                     mediator(s) (model.mediators) and {} instrument(s) (model.instrument)",
-                    self.mediators.len(),
+                    "the interaction model has no instrument; this one has {} (model.instrument)",
                     self.instruments.len()
                 ));
             }
