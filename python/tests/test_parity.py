@@ -149,20 +149,24 @@ def test_a_moderated_model_equals_medsim_run(tmp_path, panel_csv, panel):
 
 
 def test_the_interaction_model_equals_medsim_run(tmp_path, panel_csv, panel):
+    # Two parallel mediators, each with its own X*M_j.
     out = tmp_path / "cli"
     cli(
-        "run", "--data", str(panel_csv), "--controls", "ln_gdp,industry,fdi", "--interaction",
-        "--contrast", "0.5,1.5", "--group", "", "-B", "1000", "-q", "--no-plots", "--out", str(out),
+        "run", "--data", str(panel_csv), "--mediator", "agglom_sec,agglom_ter",
+        "--controls", "ln_gdp,industry,fdi", "--interaction", "--contrast", "0.5,1.5",
+        "--group", "", "-B", "1000", "-q", "--no-plots", "--out", str(out),
     )
     want = json.loads((out / "summary.json").read_text())
     fit = ms.mediate(
-        panel, outcome="log_ci", treatment="dei", mediator="agglom",
+        panel, outcome="log_ci", treatment="dei", mediator=["agglom_sec", "agglom_ter"],
         controls=["ln_gdp", "industry", "fdi"], unit="city", time="year",
         interaction=True, contrast=(0.5, 1.5), reps=1000, name="panel",
     )
     got = fit.to_dict()
     got["data"]["source"] = want["data"]["source"]
-    assert want["interaction"]["x0"] == 0.5 and "natural_indirect" in want["effects"]
+    assert want["interaction"]["x0"] == 0.5
+    for key in ["natural_indirect", "natural_indirect:agglom_ter", "interaction:agglom_sec"]:
+        assert key in want["effects"], key
     assert got == want
 
 

@@ -291,7 +291,8 @@ pub(crate) struct RunFlags {
     /// moderated equations gain W and its product with the path's cause,
     /// formed on the data before the fixed effects are absorbed; reports
     /// the conditional indirect effects, the index of moderated mediation
-    /// and the interaction coefficients [model.moderator; default none].
+    /// and the interaction coefficients; with several mediators, each
+    /// one's and their total [model.moderator; default none].
     #[arg(long, value_name = "COL")]
     pub(crate) moderator: Option<String>,
     /// The moderated paths, comma-separated: a (X -> M), b (M -> Y),
@@ -309,8 +310,8 @@ pub(crate) struct RunFlags {
     /// [model.at; default percentiles].
     #[arg(long, value_name = "VALUES")]
     pub(crate) at: Option<String>,
-    /// Add the treatment-mediator interaction X*M to the outcome equation:
-    /// natural direct and indirect effects (VanderWeele and Vansteelandt)
+    /// Add the treatment-mediator interaction X*M (one per mediator) to the
+    /// outcome equation: natural direct and indirect effects (VanderWeele and Vansteelandt)
     /// of moving X from the mean to the mean plus one SD, or --contrast
     /// [model.interaction; default off].
     #[arg(long)]
