@@ -33,8 +33,9 @@
 // minutes.
 @group(0) @binding(7) var<storage, read_write> work: array<Real>;
 // Changes of the influence functionals from the full sample's, (nb n_func)
-// rows of q (q + 1) / 2: row r n_func + o holds the packed dc with psi_g =
-// psi_hat_g + dc . T_g for coefficient o of replicate r.
+// rows (nb counting each replicate's systems) of systems q (q + 1) / 2:
+// row r n_func + o holds the packed dc with psi_g = psi_hat_g + dc . T_g
+// for coefficient o of row r, in its system's block of T_g.
 @group(0) @binding(8) var<storage, read_write> functionals: array<Real>;
 
 var<private> row: u32;
@@ -98,7 +99,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ko = q - 1u;
     let p = q * (q + 1u) / 2u;
     base = row * p;
-    let out = row * params.stride;
+    // A replicate's systems write their coefficients one after the other,
+    // then the replicate's other reals (the meat's) follow.
+    let sys = max(params.systems, 1u);
+    let out = (row / sys) * params.stride + (row % sys) * params.n_coef;
     if (params.per_set != 0u) {
         let which = row / params.per_set;
         set_scales = which * params.n_coef;
@@ -174,10 +178,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             chol_solve(k, X);
             chol_solve(k, DW);
-            let f = (row * params.n_func + o) * p;
-            for (var i = 0u; i < p; i++) {
-                functionals[f + i] = Real(0.0);
+            // A row spans every system's packed T_g (the influence GEMM's
+            // k), zero but in this row's system.
+            let whole = (row * params.n_func + o) * p * sys;
+            for (var i = 0u; i < p * sys; i++) {
+                functionals[whole + i] = Real(0.0);
             }
+            let f = whole + (row % sys) * p;
             for (var u = 0u; u < k; u++) {
                 let dwu = work[slot(DW, u)] * scale;
                 for (var s = k; s <= t; s++) {

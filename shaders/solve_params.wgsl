@@ -5,9 +5,11 @@ struct Params {
     nb: u32,
     q: u32,
     n_coef: u32,
-    // Reals per replicate of `deltas` (n_coef, then the meat stage's SEs).
+    // Reals per replicate of `deltas` (each system's n_coef, then the meat
+    // stage's SEs).
     stride: u32,
-    // Coefficients whose influence functionals are written (2m, or 0).
+    // Coefficients of each system whose influence functionals are written
+    // (2m, all of them, or 0).
     n_func: u32,
     // Sensitivity analysis (one mediator, the last regressor): where the
     // ratio of the outcome's and the mediator's diagonals of the whitened

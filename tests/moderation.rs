@@ -9,7 +9,6 @@ mod common;
 
 use medsim::internals::data::table::{Table, read_csv};
 use medsim::internals::model::design::Design;
-use medsim::internals::model::replicate::StatLayout;
 use medsim::internals::model::spec::{
     FixedEffects, Interaction, ModelSpec, Moderation, ModeratorValues,
 };
@@ -696,27 +695,36 @@ fn every_engine_gives_the_cpu_engines_moderated_and_interaction_replicates() {
                 Scheme::Jackknife => design.n_clusters,
                 _ => 200,
             };
-            let what = format!("{name} {scheme:?}");
-            // In f32, the two ratios (the proportion mediated, the
-            // suppression share) are left out: their numerators and
-            // denominators are checked, but model 14's c' (the direct
-            // effect at W = 0, outside W's range) comes near 0 in a
-            // replicate, where a ratio's f32 error grows as 1/c'^2.
-            let (f32, exact): (Vec<_>, Vec<_>) = common::engines(&design, &fit, &plan, false)
-                .into_iter()
-                .partition(|e| e.0.contains("F32"));
-            common::engines_agree(exact, count, &what, &[]);
-            if !f32.is_empty() {
-                let cpu = CpuEngine::new(&design, &fit, plan.clone(), 7, 2, false).unwrap();
-                let mut engines: Vec<common::Labelled> = vec![(
-                    "cpu".into(),
-                    Box::new(cpu),
-                    common::Tolerance::Relative(1e-9),
-                )];
-                engines.extend(f32);
-                let lay = StatLayout::of(&design);
-                let ratios = [lay.proportion(), lay.suppression_share()];
-                common::engines_agree(engines, count, &what, &ratios);
+            // Studentized too (not wild): each replicate's own SEs.
+            let studentized: &[bool] = match scheme {
+                Scheme::Wild(_) => &[false],
+                _ => &[false, true],
+            };
+            for &studentize in studentized {
+                let what = format!("{name} {scheme:?} studentized {studentize}");
+                // In f32, the two ratios (the proportion mediated, the
+                // suppression share) are left out: their numerators and
+                // denominators are checked, but model 14's c' (the direct
+                // effect at W = 0, outside W's range) comes near 0 in a
+                // replicate, where a ratio's f32 error grows as 1/c'^2.
+                let (f32, exact): (Vec<_>, Vec<_>) =
+                    common::engines(&design, &fit, &plan, studentize)
+                        .into_iter()
+                        .partition(|e| e.0.contains("F32"));
+                common::engines_agree(exact, count, &what, &[]);
+                if !f32.is_empty() {
+                    let cpu =
+                        CpuEngine::new(&design, &fit, plan.clone(), 7, 2, studentize).unwrap();
+                    let mut engines: Vec<common::Labelled> = vec![(
+                        "cpu".into(),
+                        Box::new(cpu),
+                        common::Tolerance::Relative(1e-9),
+                    )];
+                    engines.extend(f32);
+                    let lay = engines[0].1.layout();
+                    let ratios = [lay.proportion(), lay.suppression_share()];
+                    common::engines_agree(engines, count, &what, &ratios);
+                }
             }
         }
     }

@@ -494,8 +494,7 @@ fn permutation_refuses_a_panel_where_no_units_share_periods() {
 /// too. With one mediator and with two, with the treatment instrumented,
 /// a chain of three, and PROCESS models 59 and 14 at given moderator
 /// values (uncentred: a resample's own percentiles and means would move
-/// the evaluation point). The serial and moderated models' SEs are the CPU
-/// engine's (the GPU refuses them).
+/// the evaluation point); every engine's.
 #[test]
 fn replicate_standard_errors_match_a_reanalysis_of_the_resample() {
     use medsim::internals::model::spec::{Moderation, ModeratorValues};
@@ -524,34 +523,26 @@ fn replicate_standard_errors_match_a_reanalysis_of_the_resample() {
         });
         spec
     };
-    for spec in [default_spec(), two, iv] {
-        check_replicate_standard_errors(&spec, true);
-    }
     for spec in [
+        default_spec(),
+        two,
+        iv,
         chain,
         moderated(true, true, true),
         moderated(false, true, false),
     ] {
-        check_replicate_standard_errors(&spec, false);
+        check_replicate_standard_errors(&spec);
     }
 }
 
-fn check_replicate_standard_errors(spec: &ModelSpec, gpu: bool) {
+/// Every engine's (CPU, GPU f64 and f32) replicate SEs of `spec` against
+/// the reanalysis of the materialised resample.
+fn check_replicate_standard_errors(spec: &ModelSpec) {
     let table = small_panel();
     let (panel, design, fit) = common::fitted(&table, spec);
     let g = design.n_clusters;
     let plan = WeightPlan::new(Scheme::Pairs, 8, g, None);
-    let engines = match gpu {
-        true => common::engines(&design, &fit, &plan, true),
-        false => {
-            let cpu = CpuEngine::new(&design, &fit, plan.clone(), 7, 2, true).unwrap();
-            vec![(
-                "cpu".into(),
-                Box::new(cpu) as Box<dyn Engine>,
-                common::Tolerance::Relative(1e-9),
-            )]
-        }
-    };
+    let engines = common::engines(&design, &fit, &plan, true);
     let layout = engines[0].1.layout();
     let replicates = 6;
     let runs: Vec<(String, Vec<f64>, f64)> = engines

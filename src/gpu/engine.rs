@@ -24,19 +24,19 @@ use std::sync::{Mutex, OnceLock};
 use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
 use super::solve_gen::SolveShape;
 use super::{
-    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatParams, Pending, Precision, SolveIvParams,
-    SolveParams, reals_from_words, words_per,
+    GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatCovParams, MeatParams, Pending, Precision,
+    SolveIvParams, SolveParams, reals_from_words, words_per,
 };
 use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::gpu::roofline::{Dims, Stage};
-use crate::math::linalg::packed_len;
+use crate::math::linalg::{packed_index, packed_len, quadratic_form};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::mediation::reported_coefficients;
 use crate::model::panel::Panel;
-use crate::model::replicate::{Extension, Solver, StatLayout, stats_from_changes};
+use crate::model::replicate::{Extension, Solver, StatLayout, Studentized, stats_from_changes};
 use crate::resample::engine::{Backend, Engine};
 use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::permutation::Exchange;
@@ -180,14 +180,168 @@ struct SolveInputs {
     /// Systems per replicate (`Whitened::sets`): the solve's rows are
     /// (replicate, system) pairs.
     systems: usize,
-    /// Studentized: theta_hat, then sqrt of each a_j, b_j equation's CR1
-    /// factor; the full sample's cluster influences on a_j, b_j; its
-    /// delta-method terms t_hat; the SE targets' weights (meat.wgsl).
-    fixed: Option<[wgpu::Buffer; 4]>,
+    /// Studentized: what the meat stage reads besides the influences.
+    fixed: Option<StudentInputs>,
     /// The solve generated for the model's shape (`super::solve_gen`), in
     /// place of `solve.wgsl` where nothing but the coefficients is asked:
     /// least squares, no influence functionals, no sensitivity ratio.
     generated: Option<wgpu::ComputePipeline>,
+}
+
+/// The meat stage's full-sample inputs (studentized intervals).
+enum StudentInputs {
+    /// `meat.wgsl` (the plain and instrumented models): theta_hat, then
+    /// sqrt of each a_j, b_j equation's CR1 factor; the full sample's
+    /// cluster influences on a_j, b_j; its delta-method terms t_hat; the SE
+    /// targets' weights.
+    Targets([wgpu::Buffer; 4]),
+    /// `meat_cov.wgsl` (serial, moderated and interaction models): the
+    /// full sample's cluster influences on every reported coefficient, in
+    /// the solve's order and the meat's whitened basis, and the basis
+    /// (`Covariance::inverse`).
+    Covariance([wgpu::Buffer; 2]),
+}
+
+/// The host's side of a serial, moderated or interaction model's
+/// studentized SEs on the device: the meat stage returns the change of
+/// each replicate's meat of its reported coefficients (`meat_cov.wgsl`),
+/// and the host turns it into each effect's SE with the effect's gradient
+/// at the replicate's coefficients, as the CPU engine does (`Studentized`
+/// is shared).
+///
+/// The meat is taken in the basis that whitens the full sample's (`L^{-1}
+/// psi`, `V_hat = L L'`): there the full-sample meat is the identity and
+/// a replicate's is near it, so an effect whose gradient nearly cancels
+/// across correlated coefficients (c' + c3' w, w far from 0) keeps f32's
+/// relative precision in its SE, which it would lose in the coefficients'
+/// basis.
+#[derive(Debug, Clone)]
+struct Covariance {
+    general: Studentized,
+    /// Coefficients with influences per replicate on the device: every
+    /// system's, padding included (the solve's order).
+    d: usize,
+    /// Each reported coefficient's place among the device's.
+    slot_of: Vec<usize>,
+    /// Each reported coefficient's factor from the device's units to the
+    /// data's, times the square root of its equation's CR1 factor.
+    scale: Vec<f64>,
+    /// Row-major d x d lower-triangular L of the full sample's meat in the
+    /// device's units (a padding slot's row and column those of the
+    /// identity), and `L^{-1}`.
+    factor: Vec<f64>,
+    inverse: Vec<f64>,
+    /// The full sample's meat in the whitened basis (packed, d x d): the
+    /// identity, up to rounding (zero at padding).
+    v_hat: Vec<f64>,
+    /// Where each studentized statistic's SE goes (`StatLayout::se_of`).
+    positions: Vec<usize>,
+}
+
+impl Covariance {
+    /// The full sample's influences on the device (G x d, in the device's
+    /// units, zero for padding) and the host's side.
+    fn new(
+        design: &Design,
+        w: &Whitened,
+        fit: &SystemFit,
+        unit: &[f64],
+        layout: StatLayout,
+    ) -> Option<(Vec<f64>, Covariance)> {
+        let general = Studentized::of(design)?;
+        let (g, n, d) = (w.n_clusters, general.n_theta, w.order.len());
+        let psi = w.influence(fit, n);
+        let mut slot_of = vec![0; n];
+        for (i, o) in w.order.iter().enumerate() {
+            if let Some(o) = o {
+                slot_of[*o] = i;
+            }
+        }
+        let mut psi_hat = vec![0.0; g * d];
+        for c in 0..g {
+            for o in 0..n {
+                psi_hat[c * d + slot_of[o]] = psi[c * n + o] / unit[o];
+            }
+        }
+        // The full sample's meat, one at a padding slot's diagonal.
+        let mut factor = vec![0.0; d * d];
+        for row in psi_hat.chunks(d) {
+            for a in 0..d {
+                for b in 0..d {
+                    factor[a * d + b] += row[a] * row[b];
+                }
+            }
+        }
+        for (i, o) in w.order.iter().enumerate() {
+            if o.is_none() {
+                factor[i * d + i] = 1.0;
+            }
+        }
+        // A singular meat (degenerate data): the coefficients' own basis.
+        if crate::math::linalg::cholesky(&mut factor, d).is_err() {
+            factor = (0..d * d)
+                .map(|k| f64::from(u8::from(k % (d + 1) == 0)))
+                .collect();
+        }
+        let inverse = crate::resample::whiten::lower_inverse(&factor, d);
+        for row in psi_hat.chunks_mut(d) {
+            let z: Vec<f64> = (0..d)
+                .map(|a| (0..=a).map(|b| inverse[a * d + b] * row[b]).sum())
+                .collect();
+            row.copy_from_slice(&z);
+        }
+        let mut v_hat = vec![0.0; packed_len(d)];
+        for row in psi_hat.chunks(d) {
+            for a in 0..d {
+                for b in a..d {
+                    v_hat[packed_index(a, b, d)] += row[a] * row[b];
+                }
+            }
+        }
+        let scale = (0..n)
+            .map(|o| unit[o] * fit.equations[general.equation_of[o]].ssc.sqrt())
+            .collect();
+        let positions = layout
+            .studentized_stats()
+            .into_iter()
+            .map(|s| layout.se_of(s).expect("a studentized statistic has an SE"))
+            .collect();
+        Some((
+            psi_hat,
+            Covariance {
+                general,
+                d,
+                slot_of,
+                scale,
+                factor,
+                inverse,
+                v_hat,
+                positions,
+            },
+        ))
+    }
+
+    /// Each studentized statistic's SE from the replicate's coefficients
+    /// `theta` (the data's units) and its read-back meat change `dv` (in
+    /// the whitened basis): `g' V g` with `V = S L (V_hat + dv) L' S`, as
+    /// `(L' S g)' (V_hat + dv) (L' S g)`.
+    fn fill(&self, theta: &[f64], dv: &[f64], grads: &mut Vec<Vec<f64>>, stats: &mut [f64]) {
+        let d = self.d;
+        let v: Vec<f64> = self.v_hat.iter().zip(dv).map(|(h, c)| h + c).collect();
+        let full = crate::math::linalg::unpack(&v, d);
+        let mut slots = vec![0.0; d];
+        self.general.gradients(theta, grads);
+        for (grad, &at) in grads.iter().zip(&self.positions) {
+            slots.iter_mut().for_each(|x| *x = 0.0);
+            for (o, g) in grad.iter().enumerate() {
+                slots[self.slot_of[o]] = g * self.scale[o];
+            }
+            let z: Vec<f64> = (0..d)
+                .map(|b| (b..d).map(|a| self.factor[a * d + b] * slots[a]).sum())
+                .collect();
+            stats[at] = quadratic_form(&z, &full).max(0.0).sqrt();
+        }
+    }
 }
 
 /// Which solve stage, with its constant buffers.
@@ -253,7 +407,7 @@ impl SolveInputs {
                 nb: nb * self.systems as u32,
                 q: self.q as u32,
                 n_coef: (n_coef / self.systems) as u32,
-                stride: (stride / self.systems) as u32,
+                stride: stride as u32,
                 n_func: n_func as u32,
                 kappa_at: kappa_at as u32,
                 per_set: 0,
@@ -403,11 +557,15 @@ pub struct GpuEngine<'a> {
     /// padding).
     order: Vec<Option<usize>>,
     /// Reals per replicate read back: the coefficients, then (studentized)
-    /// the m + 1 changes of the squared standard errors.
+    /// the changes of the squared standard errors of the SE targets, or
+    /// of the packed meat of every coefficient (`Covariance`).
     stride: usize,
     /// Studentized: the full sample's squared delta-method SEs of a_j b_j
     /// and the indirect effect (the meat with every weight 1).
     se_hat2: Vec<f64>,
+    /// Studentized serial, moderated or interaction model: the meat of
+    /// every reported coefficient instead (`meat_cov.wgsl`).
+    covariance: Option<Covariance>,
     theta: Vec<f64>,
     /// What each read-back coefficient change is multiplied by, in f64 on
     /// the host, to be in the units of the data: the device computes in
@@ -520,10 +678,10 @@ fn studentized_inputs(
 /// columns, the reals per replicate, studentized SEs, precision.
 struct BatchShape {
     g: usize,
-    m: usize,
     n: usize,
     stride: usize,
-    studentize: bool,
+    /// Studentized: coefficients with influences per replicate (0: none).
+    functionals: usize,
     precision: Precision,
 }
 
@@ -539,12 +697,12 @@ fn batch_limit(
 ) -> Result<usize> {
     let BatchShape {
         g,
-        m,
         n,
         stride,
-        studentize,
+        functionals,
         precision,
     } = shape;
+    let f = functionals as u64;
     let ws = (words_per(precision) * 4) as u64;
     let front_bytes = match front {
         Front::Weights(inputs) => [
@@ -565,24 +723,18 @@ fn batch_limit(
             0
         },
         solve.map_or(0, |s| s.scratch() * ws),
-        if studentize {
-            2 * m as u64 * n as u64 * ws
-        } else {
-            0
-        },
-        if studentize {
-            2 * m as u64 * g as u64 * ws
-        } else {
-            0
-        },
+        // The functionals (each a row over every system's T_g) and the
+        // influences.
+        f * n as u64 * ws,
+        f * g as u64 * ws,
     ];
     let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
     // The weights, solve and meat stages have one workgroup per 64
     // replicates, the GEMM one row of workgroups per 64 or more
     // (GemmShape::block); the influence GEMM one column per NT_BLOCK.1
     // (replicate, coefficient) pairs.
-    let by_groups = if studentize {
-        groups * super::NT_BLOCK.1 as u64 / (2 * m as u64)
+    let by_groups = if f > 0 {
+        groups * super::NT_BLOCK.1 as u64 / f
     } else {
         groups * 64
     };
@@ -707,6 +859,7 @@ impl<'a> GpuEngine<'a> {
         };
         let targets = layout.se_targets();
         let mut se_hat2 = Vec::new();
+        let mut covariance = None;
         let unit: Vec<f64>;
         let mut se_unit = 1.0;
         let (front, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
@@ -736,9 +889,17 @@ impl<'a> GpuEngine<'a> {
             let scales = vec![1.0; n_coef];
             se_unit = unit[2 * m];
             let fixed = studentize.then(|| {
+                if let Some((psi_hat, cov)) = Covariance::new(design, &w, fit, &unit, layout) {
+                    let buffers = [
+                        ctx.reals("full-sample influences", &psi_hat, precision),
+                        ctx.reals("meat basis", &cov.inverse, precision),
+                    ];
+                    covariance = Some(cov);
+                    return StudentInputs::Covariance(buffers);
+                }
                 let (buffers, hat2) = studentized_inputs(ctx, &w, fit, &unit, &targets, precision);
                 se_hat2 = hat2;
-                buffers
+                StudentInputs::Targets(buffers)
             });
             let mut theta = w.theta.clone();
             let kind = if instrumented {
@@ -786,7 +947,17 @@ impl<'a> GpuEngine<'a> {
             };
             (front, w.stats.len() / g, theta, Some(solve))
         };
-        let stride = n_coef + if studentize { targets.len() } else { 0 };
+        let stride = n_coef
+            + match (&covariance, studentize) {
+                (Some(c), _) => packed_len(c.d),
+                (None, true) => targets.len(),
+                (None, false) => 0,
+            };
+        let functionals = match (&covariance, studentize) {
+            (Some(c), _) => c.d,
+            (None, true) => 2 * m,
+            (None, false) => 0,
+        };
         let limit = batch_limit(
             ctx,
             &front,
@@ -794,10 +965,9 @@ impl<'a> GpuEngine<'a> {
             solve.as_ref(),
             BatchShape {
                 g,
-                m,
                 n,
                 stride,
-                studentize,
+                functionals,
                 precision,
             },
         )?;
@@ -814,6 +984,7 @@ impl<'a> GpuEngine<'a> {
             order,
             stride,
             se_hat2,
+            covariance,
             theta,
             unit,
             se_unit,
@@ -875,9 +1046,11 @@ impl<'a> GpuEngine<'a> {
                     Some(s) => {
                         let params = ctx.uniform("solve params", &self.solve_params(s, 0));
                         let deltas = ctx.output("deltas", cap * self.stride as u64 * ws);
-                        let n_func = self.n_func() as u64;
-                        let p = packed_len(s.q) as u64;
-                        let functionals = ctx.output("functionals", cap * n_func * p * ws);
+                        // Per replicate: its functionals, each a row over
+                        // every system's packed T_g.
+                        let d = self.functionals() as u64;
+                        let p = (s.systems * packed_len(s.q)) as u64;
+                        let functionals = ctx.output("functionals", cap * d * p * ws);
                         let pipeline = s.pipeline(ctx, self.options.precision)?;
                         let [c0, c1, c2, c3] = s.constants();
                         let bind = ctx.bind_solve(
@@ -887,14 +1060,11 @@ impl<'a> GpuEngine<'a> {
                             cap * s.scratch() * ws,
                             &functionals,
                         );
-                        if let (
-                            Some([fixed, psi_hat, t_hat, target_weights]),
-                            FrontSlot::Weights(gemm),
-                            Front::Weights(inputs),
-                        ) = (&s.fixed, &front, &self.front)
+                        if let (Some(fixed), FrontSlot::Weights(gemm), Front::Weights(inputs)) =
+                            (&s.fixed, &front, &self.front)
                         {
                             let g = self.plan.n_clusters as u64;
-                            let psi = ctx.output("influences", g * cap * n_func * ws);
+                            let psi = ctx.output("influences", g * cap * d * ws);
                             let nt_params = ctx.uniform(
                                 "influence gemm params",
                                 bytemuck::bytes_of(&self.gemm_nt_params(0)),
@@ -902,25 +1072,22 @@ impl<'a> GpuEngine<'a> {
                             let nt = ctx.stage(&ctx.gemm_nt, self.options.precision)?;
                             let nt_bind =
                                 ctx.bind(nt, &[&nt_params, &inputs.stats, &functionals, &psi]);
-                            let meat_params = ctx
-                                .uniform("meat params", bytemuck::bytes_of(&self.meat_params(0)));
-                            let meat = ctx.stage(&ctx.meat, self.options.precision)?;
-                            let meat_bind = ctx.bind(
-                                meat,
-                                &[
-                                    &meat_params,
-                                    &gemm.codes,
-                                    &psi,
-                                    &inputs.decode_table,
-                                    &deltas,
-                                    &gemm.sums,
-                                    &inputs.strata,
-                                    fixed,
-                                    psi_hat,
-                                    t_hat,
-                                    target_weights,
-                                ],
-                            );
+                            let meat_params = ctx.uniform("meat params", &self.meat_params(0));
+                            let meat = self.meat_stage()?;
+                            let mut buffers = vec![
+                                &meat_params,
+                                &gemm.codes,
+                                &psi,
+                                &inputs.decode_table,
+                                &deltas,
+                                &gemm.sums,
+                                &inputs.strata,
+                            ];
+                            match fixed {
+                                StudentInputs::Targets(four) => buffers.extend(four),
+                                StudentInputs::Covariance(two) => buffers.extend(two),
+                            }
+                            let meat_bind = ctx.bind(meat, &buffers);
                             student = Some([(nt_params, nt_bind), (meat_params, meat_bind)]);
                         }
                         (Some(params), Some(bind), deltas)
@@ -1006,39 +1173,74 @@ impl<'a> GpuEngine<'a> {
         Ok(self)
     }
 
-    /// Coefficients whose influence functionals the solve writes: a_j, b_j
-    /// when studentizing.
-    fn n_func(&self) -> usize {
-        if self.layout.studentized {
-            2 * self.layout.mediators
-        } else {
-            0
+    /// Coefficients with influences per replicate: a_j, b_j when
+    /// studentizing, or (`Covariance`) every system's coefficients.
+    fn functionals(&self) -> usize {
+        match (&self.covariance, self.layout.studentized) {
+            (Some(c), _) => c.d,
+            (None, true) => 2 * self.layout.mediators,
+            (None, false) => 0,
         }
+    }
+
+    /// Coefficients of each system whose influence functionals the solve
+    /// writes.
+    fn n_func(&self) -> usize {
+        self.functionals() / self.solve.as_ref().map_or(1, |s| s.systems)
     }
 
     fn gemm_nt_params(&self, nb: u32) -> GemmNtParams {
         GemmNtParams {
             rows: self.plan.n_clusters as u32,
-            cols: nb * self.n_func() as u32,
-            k: self.solve.as_ref().map_or(0, |s| packed_len(s.q)) as u32,
+            cols: nb * self.functionals() as u32,
+            k: self
+                .solve
+                .as_ref()
+                .map_or(0, |s| s.systems * packed_len(s.q)) as u32,
             pad: 0,
         }
     }
 
-    fn meat_params(&self, nb: u32) -> MeatParams {
+    /// The meat stage's pipeline: `meat.wgsl`, or `meat_cov.wgsl` for a
+    /// `Covariance`.
+    fn meat_stage(&self) -> Result<&wgpu::ComputePipeline> {
+        let stage = match self.covariance {
+            Some(_) => &self.ctx.meat_cov,
+            None => &self.ctx.meat,
+        };
+        self.ctx.stage(stage, self.options.precision)
+    }
+
+    /// The meat stage's uniform parameters for `nb` replicates.
+    fn meat_params(&self, nb: u32) -> Vec<u8> {
         let (decode_mode, n_strata) = match &self.front {
             Front::Weights(g) => g.decode_mode(),
             Front::Permute(_) => (0, 0),
         };
-        MeatParams {
-            nb,
-            g: self.plan.n_clusters as u32,
-            m: self.layout.mediators as u32,
-            stride: self.stride as u32,
-            decode_mode,
-            n_strata,
-            n_targets: self.n_targets() as u32,
-            pad: 0,
+        let (g, stride) = (self.plan.n_clusters as u32, self.stride as u32);
+        match &self.covariance {
+            Some(c) => bytemuck::bytes_of(&MeatCovParams {
+                nb,
+                g,
+                d: c.d as u32,
+                stride,
+                decode_mode,
+                n_strata,
+                n_coef: self.n_coef as u32,
+                pad: 0,
+            })
+            .to_vec(),
+            None => bytemuck::bytes_of(&MeatParams {
+                nb,
+                g,
+                m: self.layout.mediators as u32,
+                stride,
+                decode_mode,
+                n_strata,
+                n_targets: self.n_targets() as u32,
+                pad: 0,
+            })
+            .to_vec(),
         }
     }
 
@@ -1140,9 +1342,8 @@ impl<'a> GpuEngine<'a> {
             }
             (Stage::Meat, ..) => {
                 if let Some([_, (params, bind)]) = &slot.student {
-                    ctx.queue
-                        .write_buffer(params, 0, bytemuck::bytes_of(&self.meat_params(nb)));
-                    let pipeline = ctx.stage(&ctx.meat, precision)?;
+                    ctx.queue.write_buffer(params, 0, &self.meat_params(nb));
+                    let pipeline = self.meat_stage()?;
                     GpuContext::dispatch(encoder, pipeline, bind, (nb.div_ceil(64), 1));
                 }
             }
@@ -1179,11 +1380,8 @@ impl<'a> GpuEngine<'a> {
             mediators: self.layout.mediators,
             stride: self.stride,
             real_bytes: words_per(self.options.precision) * 4,
-            functionals: if self.options.studentize {
-                self.n_func()
-            } else {
-                0
-            },
+            functionals: self.functionals(),
+            covariance: self.covariance.is_some(),
             scratch,
         }
     }
@@ -1259,6 +1457,7 @@ impl<'a> GpuEngine<'a> {
         let mut changes = vec![0.0; self.theta.len()];
         // Its scratch is per batch.
         let mut extension = self.extension.clone();
+        let mut grads = Vec::new();
         for (d, stats) in deltas.chunks(self.stride).zip(out.chunks_mut(n_stats)) {
             to_theta(&self.order, d, &mut changes);
             for (c, s) in changes.iter_mut().zip(&self.unit) {
@@ -1269,7 +1468,9 @@ impl<'a> GpuEngine<'a> {
                 continue;
             }
             extension.fill(&changes, l, stats);
-            if l.studentized {
+            if let Some(c) = &self.covariance {
+                c.fill(&changes, &d[self.n_coef..], &mut grads, stats);
+            } else if l.studentized {
                 // The device's change of each squared SE, added in f64.
                 for (t, (change, hat)) in d[self.n_coef..].iter().zip(&self.se_hat2).enumerate() {
                     stats[l.se_target(t)] = (hat + change).max(0.0).sqrt() * self.se_unit;

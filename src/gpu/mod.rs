@@ -49,6 +49,7 @@ const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/gemm_common.wgsl"),
     ),
     ("meat.wgsl", include_str!("../../shaders/meat.wgsl")),
+    ("meat_cov.wgsl", include_str!("../../shaders/meat_cov.wgsl")),
     ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
     ("permute.wgsl", include_str!("../../shaders/permute.wgsl")),
     ("peak.wgsl", include_str!("../../shaders/peak.wgsl")),
@@ -314,6 +315,21 @@ pub struct MeatParams {
 }
 const _: () = assert!(std::mem::size_of::<MeatParams>() == 32);
 
+/// Uniform parameters of `meat_cov.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct MeatCovParams {
+    pub nb: u32,
+    pub g: u32,
+    pub d: u32,
+    pub stride: u32,
+    pub decode_mode: u32,
+    pub n_strata: u32,
+    pub n_coef: u32,
+    pub pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<MeatCovParams>() == 32);
+
 /// One case of `philox_check.wgsl` (`struct Case`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -374,6 +390,7 @@ pub struct GpuContext {
     solve_iv: Pipelines,
     gemm_nt: Pipelines,
     meat: Pipelines,
+    meat_cov: Pipelines,
     wcr: Pipelines,
     permute: Pipelines,
     /// The first device error not yet reported (validation, out of memory,
@@ -581,6 +598,7 @@ impl GpuContext {
             solve_iv: Pipelines::new("solve_iv.wgsl", Vec::new()),
             gemm_nt: Pipelines::new("gemm_nt.wgsl", Vec::new()),
             meat: Pipelines::new("meat.wgsl", Vec::new()),
+            meat_cov: Pipelines::new("meat_cov.wgsl", Vec::new()),
             wcr: Pipelines::new("wcr.wgsl", Vec::new()),
             permute: Pipelines::new("permute.wgsl", Vec::new()),
             fault,

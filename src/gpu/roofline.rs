@@ -63,6 +63,9 @@ pub struct Dims {
     pub real_bytes: usize,
     /// Studentized: the functionals whose influences the meat sums.
     pub functionals: usize,
+    /// Studentized: the meat is every functional pair's (`meat_cov.wgsl`),
+    /// not the SE targets'.
+    pub covariance: bool,
     /// Scratch reals of the solve per replicate (global memory).
     pub scratch: usize,
 }
@@ -125,12 +128,20 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
         },
         // Its a operand reread per block of columns, b per block of rows.
         Stage::InfluenceGemm => {
-            let f = d.functionals as f64;
+            // Each functional is a row over every system's packed T_g.
+            let (f, k) = (d.functionals as f64, d.systems as f64 * packed);
             let (nt_rows, nt_cols) = super::NT_BLOCK;
             Work {
-                flops: 2.0 * g * f * packed,
-                bytes: g * f * packed * rb * (1.0 / nt_cols as f64 + 1.0 / nt_rows as f64)
-                    + g * f * rb,
+                flops: 2.0 * g * f * k,
+                bytes: g * f * k * rb * (1.0 / nt_cols as f64 + 1.0 / nt_rows as f64) + g * f * rb,
+            }
+        }
+        Stage::Meat if d.covariance => {
+            let f = d.functionals as f64;
+            let pairs = f * (f + 1.0) / 2.0;
+            Work {
+                flops: 9.0 * g * pairs,
+                bytes: 4.0 * g * pairs * rb + 4.0 * g * pairs,
             }
         }
         Stage::Meat => {
@@ -265,6 +276,7 @@ mod tests {
             stride: 4,
             real_bytes: 4,
             functionals: 0,
+            covariance: false,
             scratch: 44,
         }
     }

@@ -169,21 +169,18 @@ pub struct Asks {
     pub moderated: bool,
     /// The model has the treatment-mediator interaction X*M.
     pub interaction: bool,
-    /// The mediators form a chain (serial mediation).
-    pub serial: bool,
     /// The GPU engine is to compute it.
     pub gpu: bool,
 }
 
 impl Asks {
     /// What `design`'s model brings to the rules (instrumented, moderated,
-    /// interaction, serial); the caller adds what the run asks.
+    /// interaction); the caller adds what the run asks.
     pub fn model(design: &crate::model::design::Design) -> Asks {
         Asks {
             instrumented: design.layout.instrumented(),
             moderated: design.moderation.is_some(),
             interaction: design.interaction.is_some(),
-            serial: design.serial,
             ..Asks::default()
         }
     }
@@ -229,13 +226,6 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
             "resampling.backend",
             "the permutation test of a moderated or interaction model re-forms its products \
              with the treatment (X*W, X*M) on the CPU engine only; use backend cpu or auto",
-        );
-    }
-    if asks.gpu && asks.studentized && (asks.moderated || asks.interaction || asks.serial) {
-        return refuse(
-            "resampling.backend",
-            "studentized intervals of a moderated, interaction or serial model are computed by \
-             the CPU engine only; use backend cpu or auto",
         );
     }
     if (asks.moderated || asks.interaction) && asks.sensitivity {

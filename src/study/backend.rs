@@ -70,7 +70,7 @@ pub fn engine<'a>(
                     .into(),
         });
     }
-    // What the GPU engine's rules refuse (the studentized SEs of a serial,
+    // What the GPU engine's rules refuse (the permutation test of a
     // moderated or interaction model) auto leaves to the CPU engine; the
     // GPU asked for by name is refused by those rules.
     let asks = Asks {
