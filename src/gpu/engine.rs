@@ -839,7 +839,6 @@ impl<'a> GpuEngine<'a> {
             plan.scheme,
             Asks {
                 studentized: studentize,
-                gpu: true,
                 ..Asks::model(design)
             },
         )?;
@@ -932,7 +931,7 @@ impl<'a> GpuEngine<'a> {
             let front = match panel {
                 Some(panel) => {
                     let exchange = Exchange::new(design, panel)?;
-                    let table = PermutationTable::new(design, &exchange, &w);
+                    let table = PermutationTable::new(design, panel, &exchange, &w);
                     Front::Permute(PermuteInputs::new(ctx, &table, plan.seed, precision)?)
                 }
                 None => {
@@ -1361,7 +1360,7 @@ impl<'a> GpuEngine<'a> {
                 s.as_ref().map_or(0, |s| s.scratch() as usize),
             ),
             (Front::Permute(p), s) => (
-                packed_len(p.q),
+                p.systems * packed_len(p.q),
                 p.q,
                 s.as_ref().map_or(0, |s| s.scratch() as usize),
             ),

@@ -169,8 +169,6 @@ pub struct Asks {
     pub moderated: bool,
     /// The model has the treatment-mediator interaction X*M.
     pub interaction: bool,
-    /// The GPU engine is to compute it.
-    pub gpu: bool,
 }
 
 impl Asks {
@@ -219,13 +217,6 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
             "resampling.scheme",
             "sensitivity bands need a reweighting scheme (pairs, bayes, poisson, jackknife): \
              permutation and wild replicates have no Gram matrix",
-        );
-    }
-    if asks.gpu && permutation && (asks.moderated || asks.interaction) {
-        return refuse(
-            "resampling.backend",
-            "the permutation test of a moderated or interaction model re-forms its products \
-             with the treatment (X*W, X*M) on the CPU engine only; use backend cpu or auto",
         );
     }
     if (asks.moderated || asks.interaction) && asks.sensitivity {

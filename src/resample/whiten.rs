@@ -88,6 +88,8 @@ pub struct Whitened {
     pub theta: Vec<f64>,
     /// The reported coefficients as (equation, design column) of the fit.
     pub coefficient_keys: Vec<(usize, usize)>,
+    /// Each system's columns: the design's (None: padding).
+    pub columns: Vec<Vec<Option<usize>>>,
 }
 
 /// The per-cluster statistics, factor and inverse of the system whose
@@ -190,6 +192,7 @@ impl Whitened {
                 order: (0..coefficient_keys.len()).map(Some).collect(),
                 theta,
                 coefficient_keys,
+                columns: vec![columns],
             });
         }
         // One system per equation: its regressors, padding, its dependent.
@@ -203,6 +206,7 @@ impl Whitened {
         let p = packed_len(q);
         let mut stats = vec![0.0; g * sets * p];
         let (mut factor, mut inverse) = (Vec::new(), Vec::new());
+        let mut system_columns = Vec::with_capacity(sets);
         let mut coefficients = Vec::with_capacity(sets * per_set);
         let mut order = Vec::with_capacity(sets * per_set);
         for (e, eq) in equations.iter().enumerate() {
@@ -211,6 +215,7 @@ impl Whitened {
             columns.resize(q - 1, None);
             columns.push(Some(eq.dependent));
             let [s, f, i] = whiten_system(design, &columns)?;
+            system_columns.push(columns);
             for c in 0..g {
                 stats[(c * sets + e) * p..(c * sets + e + 1) * p]
                     .copy_from_slice(&s[c * p..(c + 1) * p]);
@@ -251,6 +256,7 @@ impl Whitened {
             order,
             theta,
             coefficient_keys,
+            columns: system_columns,
         })
     }
 

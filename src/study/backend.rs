@@ -12,7 +12,7 @@ use crate::model::panel::Panel;
 use crate::resample::engine::Precision;
 use crate::resample::engine::{Backend, Engine};
 use crate::resample::factory::{CpuRequest, cpu_engine};
-use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
+use crate::resample::scheme::{Scheme, WeightPlan};
 use crate::resample::spec::{BackendChoice, ResampleSpec, SharedWeights};
 use crate::resample::wild::RestrictedTest;
 
@@ -70,17 +70,7 @@ pub fn engine<'a>(
                     .into(),
         });
     }
-    // What the GPU engine's rules refuse (the permutation test of a
-    // moderated or interaction model) auto leaves to the CPU engine; the
-    // GPU asked for by name is refused by those rules.
-    let asks = Asks {
-        studentized: r.studentize,
-        gpu: true,
-        ..Asks::model(r.design)
-    };
-    let cpu_only = check_rules(spec.scheme, asks).is_err();
-    let named = spec.backend == BackendChoice::Gpu || spec.adapter.is_some();
-    if wants_gpu(spec) && (named || !cpu_only) {
+    if wants_gpu(spec) {
         return gpu_engine(spec, r, plan);
     }
     let request = CpuRequest {

@@ -373,9 +373,6 @@ fn checked_request(
             studentized: spec.methods.contains(&Method::Studentized),
             sensitivity: spec.sensitivity.is_some(),
             wild_tests: spec.wild_tests,
-            // A GPU asked for by name (auto may still take the CPU).
-            gpu: spec.backend == crate::resample::spec::BackendChoice::Gpu
-                || spec.adapter.is_some(),
             ..Asks::model(design)
         },
     )?;
