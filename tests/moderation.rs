@@ -508,6 +508,29 @@ fn check_replicates(table: &Table, model: &ModelSpec) {
 #[test]
 fn permutation_replicates_are_refits_of_the_permuted_data() {
     let full = read_csv(&common::fixture("moderated.csv")).unwrap();
+    let unbalanced = unbalanced(&full);
+    let interaction = ModelSpec {
+        moderation: None,
+        interaction: Some(Interaction::default()),
+        ..moderated(true, false, false, false, "w")
+    };
+    let models = [
+        moderated(true, true, true, true, "w"),
+        moderated(true, false, false, false, "size"),
+        moderated(false, true, false, false, "w"),
+        interaction,
+    ];
+    for table in [&full, &unbalanced] {
+        for model in &models {
+            check_permutation(table, model);
+            check_permutation(table, &parallel(model.clone()));
+        }
+    }
+}
+
+/// `full` without the last year of its first ten units (two blocks of
+/// units observed in the same periods).
+fn unbalanced(full: &Table) -> Table {
     let mut unbalanced = full.clone();
     let (unit, time) = (full.column("unit").unwrap(), full.column("time").unwrap());
     let last = full.rows.iter().map(|r| r[time].clone()).max().unwrap();
@@ -533,23 +556,7 @@ fn permutation_replicates_are_refits_of_the_permuted_data() {
         .filter(|p| *p.1)
         .map(|p| *p.0)
         .collect();
-    let interaction = ModelSpec {
-        moderation: None,
-        interaction: Some(Interaction::default()),
-        ..moderated(true, false, false, false, "w")
-    };
-    let models = [
-        moderated(true, true, true, true, "w"),
-        moderated(true, false, false, false, "size"),
-        moderated(false, true, false, false, "w"),
-        interaction,
-    ];
-    for table in [&full, &unbalanced] {
-        for model in &models {
-            check_permutation(table, model);
-            check_permutation(table, &parallel(model.clone()));
-        }
-    }
+    unbalanced
 }
 
 /// Eight permutation replicates of `model` on `table` against the
@@ -598,7 +605,8 @@ fn check_permutation(table: &Table, model: &ModelSpec) {
 /// treatment re-formed from each permuted series (tabulated per donor and
 /// recipient, `crate::gpu::permute`), with unit effects (demeaned within
 /// the recipient) and without (centred over all rows: a change of mean),
-/// one mediator and two. Permuting the treatment drives c and c' to about
+/// one mediator and two, on a balanced and an unbalanced panel. Permuting
+/// the treatment drives c and c' to about
 /// zero, so each engine is held to a fraction of each statistic's spread
 /// (f64 1e-9, f32 1e-4), and the two ratios over c and c' are left out.
 #[test]
@@ -635,8 +643,23 @@ fn every_engine_gives_the_cpu_engines_permutation_replicates() {
             parallel(interaction(FixedEffects::UnitTime)),
         ),
     ];
-    for (name, spec) in &models {
-        let (panel, design, fit) = common::fitted(&table, spec);
+    // And on an unbalanced panel: two blocks of units exchange series.
+    let short = unbalanced(&table);
+    let cases = models
+        .iter()
+        .map(|(name, spec)| (name.to_string(), spec, &table))
+        .chain(std::iter::once((
+            "model 59 centred, pooled, unbalanced".to_string(),
+            &models[1].1,
+            &short,
+        )))
+        .chain(std::iter::once((
+            "interaction, unbalanced".to_string(),
+            &models[4].1,
+            &short,
+        )));
+    for (name, spec, table) in cases {
+        let (panel, design, fit) = common::fitted(table, spec);
         let engines = common::permutation_engines(&design, &fit, &panel, 9)
             .into_iter()
             .map(|(label, engine, tol)| {
@@ -649,7 +672,7 @@ fn every_engine_gives_the_cpu_engines_permutation_replicates() {
             .collect();
         let layout = medsim::internals::model::replicate::StatLayout::of(&design);
         let ratios = [layout.proportion(), layout.suppression_share()];
-        common::engines_agree(engines, 200, name, &ratios);
+        common::engines_agree(engines, 200, &name, &ratios);
     }
 }
 
