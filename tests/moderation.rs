@@ -1140,3 +1140,35 @@ fn groups_share_the_runs_moderator_values_and_have_their_own_region() {
         );
     }
 }
+
+/// The printed report names the interaction model's products, one per
+/// mediator, and its natural effects per mediator.
+#[test]
+fn the_report_names_each_mediators_interaction() {
+    let one = ModelSpec {
+        controls: vec!["c1".into(), "c2".into()],
+        interaction: Some(Interaction::default()),
+        ..ModelSpec::xmy("unit", "time", &[], FixedEffects::UnitTime)
+    };
+    let text = medsim::render_summary(&run(one.clone()));
+    let line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("inter "))
+            .unwrap_or_else(|| panic!("no interaction line: {text}"))
+            .to_string()
+    };
+    assert!(
+        line(&text).starts_with("inter  y ~ x + m + x*m: natural effects of x from")
+            && line(&text).contains("the mediator at its mean"),
+        "{text}"
+    );
+    let text = medsim::render_summary(&run(parallel(one)));
+    assert!(
+        line(&text).starts_with("inter  y ~ x + m + c2 + x*m + x*c2: natural effects of x")
+            && line(&text).contains("each mediator at its mean"),
+        "{text}"
+    );
+    for want in ["NIE via m ", "NIE via c2 "] {
+        assert!(text.lines().any(|l| l.starts_with(want)), "{want}: {text}");
+    }
+}

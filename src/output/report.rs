@@ -387,15 +387,22 @@ fn render_run(o: &mut String, s: &Summary) {
         );
     }
     if let Some(i) = &s.interaction {
+        let x = &s.model.treatment;
+        let mediators = &s.model.mediators;
+        let products: Vec<String> = mediators.iter().map(|m| format!("{x}*{m}")).collect();
+        let which = match mediators.len() {
+            1 => "the mediator",
+            _ => "each mediator",
+        };
         let _ = writeln!(
             o,
-            "inter  {y} ~ {x} + {m} + {x}*{m}: natural effects of {x} from {:.4} to {:.4}, the mediator \
+            "inter  {y} ~ {x} + {m} + {p}: natural effects of {x} from {:.4} to {:.4}, {which} \
              at its mean given {x} and the controls at theirs",
             i.x0,
             i.x1,
             y = s.model.outcome,
-            x = s.model.treatment,
-            m = s.model.mediators.join(" + "),
+            m = mediators.join(" + "),
+            p = products.join(" + "),
         );
     }
     let _ = writeln!(
