@@ -733,11 +733,9 @@ fn batch_limit(
     // replicates, the GEMM one row of workgroups per 64 or more
     // (GemmShape::block); the influence GEMM one column per NT_BLOCK.1
     // (replicate, coefficient) pairs.
-    let by_groups = if f > 0 {
-        groups * super::NT_BLOCK.1 as u64 / f
-    } else {
-        groups * 64
-    };
+    let by_groups = (groups * super::NT_BLOCK.1 as u64)
+        .checked_div(f)
+        .unwrap_or(groups * 64);
     let limit = ctx.batch_limit(
         &per_replicate,
         Some(ctx.batch_budget()),
