@@ -429,6 +429,31 @@ fn malformed_configs_are_refused_with_file_line_and_key() {
             &["bad.toml:2:", "data.winsorize", "low < high"],
         ),
         (
+            "a lag of zero",
+            "[data]\nlag = { dei = 0 }\n",
+            &["bad.toml:2:", "data.lag", "'dei' = 0 shifts nothing"],
+        ),
+        (
+            "a lead of the time column",
+            "[data]\nlead = { year = 1 }\n",
+            &["bad.toml:2:", "data.lead", "unit or time column"],
+        ),
+        (
+            "a column lagged and led",
+            "[data]\nlag = { ln_gdp = 1 }\nlead = { ln_gdp = 1 }\n",
+            &["data.lead", "also in data.lag"],
+        ),
+        (
+            "the treatment lagged twice",
+            "[data]\nlag_treatment = true\nlag = { dei = 2 }\n",
+            &["data.lag_treatment", "give its lag there only"],
+        ),
+        (
+            "a lag of no column",
+            "[data]\nlag = { nope = 1 }\n",
+            &["nope", "data.lag"],
+        ),
+        (
             "csv and synthetic",
             "[data]\ncsv = \"p.csv\"\nsynthetic = {}\n",
             &["bad.toml:2:", "data.csv", "not both"],
@@ -581,6 +606,64 @@ fn robustness_options_equal_hand_edited_data() {
     assert_eq!(
         run("g", "panel.csv", "winsorize = [0, 100]"),
         run("h", "panel.csv", "")
+    );
+    // Lags and leads of any column, K periods within the city, across a
+    // city's missing year (C001 has no 2013: its 2015 lag of two is
+    // missing, and its 2012 lead of one).
+    let gappy = table.filter_rows(|r| !(r[city] == "C001" && r[year] == "2013"));
+    write_csv(&gappy, &d.join("gappy.csv")).unwrap();
+    let shifted = |t: &Table, column: &str, by: i32| -> Table {
+        let c = t.column(column).unwrap();
+        let mut t = t.clone();
+        let value: std::collections::HashMap<(String, i32), String> = t
+            .rows
+            .iter()
+            .map(|r| ((r[city].clone(), r[year].parse().unwrap()), r[c].clone()))
+            .collect();
+        for r in &mut t.rows {
+            let source = r[year].parse::<i32>().unwrap() - by;
+            r[c] = value
+                .get(&(r[city].clone(), source))
+                .cloned()
+                .unwrap_or_default();
+        }
+        t
+    };
+    edited("shifted.csv", &|_| {
+        let t = shifted(&gappy, "ln_gdp", 2);
+        let t = shifted(&t, "dei", 1);
+        shifted(&t, "log_ci", -1)
+    });
+    let by_config = run(
+        "k",
+        "gappy.csv",
+        "lag = { ln_gdp = 2, dei = 1 }\nlead = { log_ci = 1 }",
+    );
+    assert!(by_config["data"]["dropped_missing"].as_u64().unwrap() > 3 * 50);
+    assert_eq!(by_config, run("l", "shifted.csv", ""));
+    // The flags set the same keys.
+    let cfg = "name = \"m\"\n[data]\ncsv = \"gappy.csv\"\n[resampling]\nreplicates = 300\n[inference]\nmc_draws = 2000\n";
+    std::fs::write(d.join("m.toml"), cfg).unwrap();
+    ok(&medsim(
+        d,
+        &[
+            "run",
+            "m.toml",
+            "-q",
+            "--lag",
+            "ln_gdp:2,dei",
+            "--lead",
+            "log_ci",
+        ],
+    ));
+    let mut flags = summary(&d.join("results/m/summary.json"));
+    flags["name"] = "".into();
+    flags["data"]["source"] = "".into();
+    assert_eq!(flags, by_config);
+    // lag_treatment is the treatment's lag of one.
+    assert_eq!(
+        run("n", "panel.csv", "lag_treatment = true"),
+        run("o", "panel.csv", "lag = { dei = 1 }")
     );
     // Winsorising does change a run.
     assert_ne!(

@@ -106,6 +106,8 @@ def mediate(
     interaction: bool = False,
     contrast: Iterable[float] | None = None,
     serial: bool = False,
+    lag: dict[str, int] | None = None,
+    lead: dict[str, int] | None = None,
     name: str = "medsim",
     sheet: str | None = None,
     scheme: str | None = None,
@@ -152,7 +154,10 @@ def mediate(
     ``mediator``: one column, or several in parallel. ``group``: a model per
     group of clusters and every pair's difference. ``also_mediators``:
     other sets of parallel mediators fitted on the same replicates.
-    ``fixed_effects``: "unit+time", "unit" or "none".
+    ``fixed_effects``: "unit+time", "unit" or "none". ``lag`` and ``lead``
+    replace columns by their value K periods earlier or later in the same
+    unit, e.g. ``lag={"dei": 1, "ln_gdp": 2}`` (a unit's missing period
+    makes the value missing; the row is dropped and counted).
 
     Moderated mediation (PROCESS models 7, 14, 58, 59): ``moderator`` names
     W; ``moderated`` the paths it moderates ("a", "b", "direct"; default
@@ -285,6 +290,11 @@ def mediate(
         put("model", "contrast", [float(v) for v in contrast], "contrast=")
     if serial:
         put("model", "serial", True, "serial=")
+    for word, shifts in (("lag", lag), ("lead", lead)):
+        if shifts is not None:
+            if not isinstance(shifts, dict):
+                raise MedsimError(f"{word}= is a dict of column to periods, e.g. {{'dei': 1}}")
+            put("data", word, {str(k): int(v) for k, v in shifts.items()}, f"{word}=")
     options = dict(scheme=scheme, reps=reps, seed=seed, ci=ci, level=level, weights_type=weights_type,
                    strata=strata, backend=backend, precision=precision, threads=threads,
                    wild_tests=wild_tests)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import medsim as ms
 from conftest import cli
@@ -189,3 +190,27 @@ def test_the_serial_model_equals_medsim_run(tmp_path, panel_csv, panel):
     assert "indirect:agglom_sec>agglom_ter" in want["effects"]
     assert got == want
     assert "d:agglom_sec:agglom_ter" in fit.tidy().index
+
+
+def test_lags_and_leads_equal_medsim_run(tmp_path, panel_csv, panel):
+    # The treatment lagged one period, a control two, the outcome led one.
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(panel_csv), "--controls", "ln_gdp,industry,fdi",
+        "--lag", "dei,ln_gdp:2", "--lead", "log_ci", "--group", "", "-B", "200", "-q",
+        "--no-plots", "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator="agglom",
+        controls=["ln_gdp", "industry", "fdi"], unit="city", time="year",
+        lag={"dei": 1, "ln_gdp": 2}, lead={"log_ci": 1}, reps=200, name="panel",
+    )
+    got = fit.to_dict()
+    got["data"]["source"] = want["data"]["source"]
+    # Three periods of each city are lost: two to the lag of two, one to the lead.
+    assert want["data"]["dropped_missing"] > 0
+    assert got == want
+    with pytest.raises(ms.MedsimError, match="lag="):
+        ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom",
+                   unit="city", time="year", lag=["dei"])

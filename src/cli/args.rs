@@ -244,6 +244,21 @@ impl ScaleFlags {
     }
 }
 
+/// `--lag`'s and `--lead`'s COL or COL:K.
+fn shift_of(text: &str) -> std::result::Result<(String, u32), String> {
+    let (column, k) = match text.rsplit_once(':') {
+        Some((column, k)) => (column, k),
+        None => (text, "1"),
+    };
+    let column = column.trim();
+    match k.trim().parse::<u32>() {
+        Ok(k) if k >= 1 && !column.is_empty() => Ok((column.to_string(), k)),
+        _ => Err(format!(
+            "'{text}' is not COL or COL:K with K a whole number of periods, 1 or more"
+        )),
+    }
+}
+
 /// The flags of a run, each overriding one config key. None: the config's value.
 #[derive(Args, Default, Clone, PartialEq)]
 pub(crate) struct RunFlags {
@@ -265,6 +280,16 @@ pub(crate) struct RunFlags {
     /// Time-period column [data.time; default year].
     #[arg(long)]
     pub(crate) time: Option<String>,
+    /// Replace columns by their value K periods earlier in the same unit,
+    /// COL or COL:K (K 1 by default), comma-separated, e.g. dei,ln_gdp:2;
+    /// a unit's missing period makes the value missing, so the row is
+    /// dropped and counted [data.lag; default none].
+    #[arg(long, value_name = "COL[:K]", value_delimiter = ',', value_parser = shift_of)]
+    pub(crate) lag: Vec<(String, u32)>,
+    /// Replace columns by their value K periods later in the same unit,
+    /// COL or COL:K, as --lag [data.lead; default none].
+    #[arg(long, value_name = "COL[:K]", value_delimiter = ',', value_parser = shift_of)]
+    pub(crate) lead: Vec<(String, u32)>,
     /// Outcome column (Y) [model.outcome; default log_ci].
     #[arg(long)]
     pub(crate) outcome: Option<String>,

@@ -104,6 +104,16 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
         apply: |f, c| set(f.time.clone(), &mut c.data.time),
     },
     Flag {
+        flag: "--lag",
+        key: "data.lag",
+        apply: |f, c| set(shifts(&f.lag), &mut c.data.lag),
+    },
+    Flag {
+        flag: "--lead",
+        key: "data.lead",
+        apply: |f, c| set(shifts(&f.lead), &mut c.data.lead),
+    },
+    Flag {
         flag: "--outcome",
         key: "model.outcome",
         apply: |f, c| set(f.outcome.clone(), &mut c.model.outcome),
@@ -387,6 +397,12 @@ fn at_values(text: &str) -> config::AtConfig {
         Ok(v) if !v.is_empty() => config::AtConfig::Values(v),
         _ => config::AtConfig::Named(text.trim().to_string()),
     }
+}
+
+/// `--lag`'s or `--lead`'s (column, K) pairs as the config holds them;
+/// None when not given.
+fn shifts(values: &[(String, u32)]) -> Option<indexmap::IndexMap<String, u32>> {
+    (!values.is_empty()).then(|| values.iter().cloned().collect())
 }
 
 /// A repeated or comma-separated flag's values; None when not given.

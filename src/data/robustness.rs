@@ -1,11 +1,15 @@
 //! Robustness specifications: transformations of the raw table before the
 //! panel is built, each a config option (`[data]`) usable in sweeps. In
-//! order: the treatment lagged one period within each unit (on the whole
-//! table, so the first period kept can use the one before it); rows left
-//! out by unit, by the value of a column, or outside a range of periods;
-//! then winsorising the model's numeric columns at two percentiles of the
-//! rows kept. A row whose lag does not exist gets a missing treatment and
-//! is dropped (and counted) with the other incomplete rows.
+//! order: columns lagged or led K periods within each unit (on the whole
+//! table, so the first period kept can use the one before it;
+//! `lag_treatment` is the treatment's lag of one); rows left out by unit,
+//! by the value of a column, or outside a range of periods; then
+//! winsorising the model's numeric columns at two percentiles of the rows
+//! kept. Periods are counted in the panel's order of periods (numeric when
+//! every period is a number), and a unit's gap is respected: a row whose
+//! lag or lead does not exist (the unit has no row K periods away) gets a
+//! missing value and is dropped (and counted) with the other incomplete
+//! rows.
 
 use std::collections::HashMap;
 
@@ -21,6 +25,12 @@ pub struct Robustness {
     /// The treatment of the unit's previous period replaces its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lag_treatment: bool,
+    /// Columns replaced by their value K periods before (`lag`) or after
+    /// (`lead`) in the same unit: (column, K), K >= 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lag: Vec<(String, u32)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lead: Vec<(String, u32)>,
     /// Winsorise at these percentiles (0-100), low then high.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub winsorize: Option<[f64; 2]>,
@@ -61,7 +71,15 @@ impl Robustness {
         let (unit, time) = (found[0], found[1]);
         let mut out = table.clone();
         if self.lag_treatment {
-            lag(&mut out, unit, time, at(cols.treatment, "treatment")?);
+            shift(&mut out, unit, time, at(cols.treatment, "treatment")?, 1);
+        }
+        for (name, k) in &self.lag {
+            let column = at(name, "column of data.lag")?;
+            shift(&mut out, unit, time, column, i64::from(*k));
+        }
+        for (name, k) in &self.lead {
+            let column = at(name, "column of data.lead")?;
+            shift(&mut out, unit, time, column, -i64::from(*k));
         }
         for name in &self.drop_units {
             if !out.rows.iter().any(|r| r[unit].trim() == name) {
@@ -136,9 +154,10 @@ fn period_order(values: &[&str]) -> Vec<String> {
     }
 }
 
-/// Replace the treatment with its value in the unit's row of the preceding
-/// period of the panel (missing where the unit has no such row).
-fn lag(table: &mut Table, unit: usize, time: usize, treatment: usize) {
+/// Replace `column` with its value in the unit's row `by` periods of the
+/// panel earlier (a lag; negative: later, a lead), missing where the unit
+/// has no such row.
+fn shift(table: &mut Table, unit: usize, time: usize, column: usize, by: i64) {
     let periods: Vec<&str> = table.rows.iter().map(|r| r[time].as_str()).collect();
     let order = period_order(&periods);
     let rank: HashMap<&str, usize> = order
@@ -150,17 +169,17 @@ fn lag(table: &mut Table, unit: usize, time: usize, treatment: usize) {
     for r in &table.rows {
         value.insert(
             (r[unit].trim().to_string(), rank[r[time].trim()]),
-            r[treatment].clone(),
+            r[column].clone(),
         );
     }
     for r in &mut table.rows {
-        let k = rank[r[time].trim()];
-        r[treatment] = match k.checked_sub(1) {
-            Some(prev) => value
-                .get(&(r[unit].trim().to_string(), prev))
+        let k = rank[r[time].trim()] as i64 - by;
+        r[column] = match usize::try_from(k) {
+            Ok(source) => value
+                .get(&(r[unit].trim().to_string(), source))
                 .cloned()
                 .unwrap_or_default(),
-            None => String::new(),
+            Err(_) => String::new(),
         };
     }
 }
@@ -239,6 +258,41 @@ mod tests {
         let d: Vec<&str> = out.rows.iter().map(|r| r[2].as_str()).collect();
         // b has no 2012 row, so its 2013 lag is missing.
         assert_eq!(d, ["", "1", "2", "", ""]);
+    }
+
+    #[test]
+    fn lags_and_leads_count_periods_within_the_unit() {
+        let shifted = |lag: Vec<(String, u32)>, lead: Vec<(String, u32)>| {
+            let r = Robustness {
+                lag,
+                lead,
+                ..Default::default()
+            };
+            let out = r.apply(&table(), &cols()).unwrap();
+            out.rows.iter().map(|r| r[2].clone()).collect::<Vec<_>>()
+        };
+        let d = || "d".to_string();
+        // The same as lag_treatment.
+        assert_eq!(shifted(vec![(d(), 1)], vec![]), ["", "1", "2", "", ""]);
+        // Two periods back: b's 2011 is 2013's lag of two, across its gap.
+        assert_eq!(shifted(vec![(d(), 2)], vec![]), ["", "", "1", "", "10"]);
+        // A lead: b has no 2012 row, so its 2011 lead is missing.
+        assert_eq!(shifted(vec![], vec![(d(), 1)]), ["2", "3", "", "", ""]);
+        assert_eq!(shifted(vec![], vec![(d(), 2)]), ["3", "", "", "30", ""]);
+        // Another column than the treatment; an unknown one is refused.
+        let r = Robustness {
+            lag: vec![("g".into(), 1)],
+            ..Default::default()
+        };
+        let out = r.apply(&table(), &cols()).unwrap();
+        let g: Vec<&str> = out.rows.iter().map(|r| r[3].as_str()).collect();
+        assert_eq!(g, ["", "x", "x", "", ""]);
+        let r = Robustness {
+            lead: vec![("nope".into(), 1)],
+            ..Default::default()
+        };
+        let e = r.apply(&table(), &cols()).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("data.lead"), "{e}");
     }
 
     #[test]

@@ -74,8 +74,16 @@ pub struct DataConfig {
     pub synthetic: Option<SyntheticParams>,
     pub unit: String,
     pub time: String,
-    /// Use the treatment of the unit's previous period.
+    /// Use the treatment of the unit's previous period (`lag = { TREATMENT
+    /// = 1 }`).
     pub lag_treatment: bool,
+    /// Columns replaced by their value K periods earlier in the same unit,
+    /// e.g. `{ dei = 1, ln_gdp = 2 }`.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub lag: IndexMap<String, u32>,
+    /// Columns replaced by their value K periods later in the same unit.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub lead: IndexMap<String, u32>,
     /// Winsorise the model's numeric columns at these two percentiles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub winsorize: Option<Vec<f64>>,
@@ -342,6 +350,8 @@ impl Default for DataConfig {
             unit: "city".into(),
             time: "year".into(),
             lag_treatment: false,
+            lag: IndexMap::new(),
+            lead: IndexMap::new(),
             winsorize: None,
             drop_units: vec![],
             drop: IndexMap::new(),
@@ -886,6 +896,18 @@ impl Config {
         let resampling = self.resample_spec(sensitivity.as_deref(), origin)?;
         let (d, m) = (&self.data, &self.model);
         let robustness = robustness(d, &err)?;
+        if d.lag_treatment
+            && (d.lag.contains_key(&m.treatment) || d.lead.contains_key(&m.treatment))
+        {
+            return Err(err(
+                "data.lag_treatment",
+                format!(
+                    "the treatment '{}' is also shifted by data.lag or data.lead; give its lag there \
+                     only",
+                    m.treatment
+                ),
+            ));
+        }
         let mut mediator_sets: Vec<Vec<String>> = m
             .also_mediators
             .iter()
@@ -1209,8 +1231,32 @@ fn robustness(d: &DataConfig, err: &dyn Fn(&str, String) -> Error) -> Result<Rob
             format!("from ({from}) is after to ({to})"),
         ));
     }
+    for (key, shifts) in [("data.lag", &d.lag), ("data.lead", &d.lead)] {
+        for (column, &k) in shifts {
+            if k == 0 {
+                return Err(err(
+                    key,
+                    format!("'{column}' = 0 shifts nothing; give a number of periods, 1 or more"),
+                ));
+            }
+            if *column == d.unit || *column == d.time {
+                return Err(err(
+                    key,
+                    format!("'{column}' is the unit or time column, which cannot be shifted"),
+                ));
+            }
+        }
+    }
+    if let Some(column) = d.lag.keys().find(|c| d.lead.contains_key(*c)) {
+        return Err(err(
+            "data.lead",
+            format!("'{column}' is also in data.lag; shift a column one way"),
+        ));
+    }
     Ok(Robustness {
         lag_treatment: d.lag_treatment,
+        lag: d.lag.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        lead: d.lead.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         winsorize,
         drop_units: d.drop_units.clone(),
         drop: d.drop.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
