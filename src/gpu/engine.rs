@@ -929,6 +929,9 @@ impl<'a> GpuEngine<'a> {
             let front = match panel {
                 Some(panel) => {
                     let exchange = Exchange::new(design, panel)?;
+                    // Refused before the host builds a table it cannot bind.
+                    let reals = super::permute::table_reals(design, panel, &exchange, &w);
+                    super::permute::check_table_size(ctx, reals, precision)?;
                     let table = PermutationTable::new(design, panel, &exchange, &w);
                     Front::Permute(PermuteInputs::new(ctx, &table, plan.seed, precision)?)
                 }

@@ -84,6 +84,63 @@ pub struct PermutationTable {
     pub widest: usize,
 }
 
+/// For each system of `w`, the changed columns it has: (index among
+/// `changed`, place in the system).
+fn in_systems(changed: &[usize], w: &Whitened) -> Vec<Vec<(usize, usize)>> {
+    w.columns
+        .iter()
+        .map(|cols| {
+            changed
+                .iter()
+                .enumerate()
+                .filter_map(|(c, &col)| cols.iter().position(|&x| x == Some(col)).map(|i| (c, i)))
+                .collect()
+        })
+        .collect()
+}
+
+/// The reals the table of `PermutationTable::new` holds, known before it is
+/// built (quadratic in the units of a block).
+pub fn table_reals(design: &Design, panel: &Panel, exchange: &Exchange, w: &Whitened) -> u64 {
+    let products = design.treatment_products(panel);
+    let changed: Vec<usize> = std::iter::once(design.layout.treatment())
+        .chain(products.iter().map(|p| p.column))
+        .collect();
+    let n_means = match design.fixed_effects.has_unit() {
+        true => 0,
+        false => products.len(),
+    };
+    let width = in_systems(&changed, w)
+        .iter()
+        .map(|s| s.len() * w.q)
+        .sum::<usize>()
+        + n_means;
+    let pairs: u64 = exchange
+        .blocks
+        .iter()
+        .map(|b| (b.len() * b.len()) as u64)
+        .sum();
+    pairs * width as u64
+}
+
+/// Refuse a permutation table of `reals` the device cannot bind.
+pub(crate) fn check_table_size(ctx: &GpuContext, reals: u64, precision: Precision) -> Result<()> {
+    let bytes = reals * if precision == Precision::F64 { 8 } else { 4 };
+    let limit = ctx.binding_limit();
+    if bytes > limit {
+        return Err(Error::InvalidOption {
+            option: "resampling.backend".into(),
+            message: format!(
+                "the permutation table ({} MiB, quadratic in the units of a block) exceeds what {} binds ({} MiB); set resampling.backend to cpu",
+                bytes >> 20,
+                ctx.info.name,
+                limit >> 20
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// One pair's local sums: recipient `u`'s rows with donor `j`'s treatment.
 struct Local {
     /// Each changed column's inner products with every design column.
@@ -202,19 +259,7 @@ impl PermutationTable {
         };
         let systems = w.sets;
         let sq = w.q;
-        let in_system: Vec<Vec<(usize, usize)>> = w
-            .columns
-            .iter()
-            .map(|cols| {
-                changed
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(c, &col)| {
-                        cols.iter().position(|&x| x == Some(col)).map(|i| (c, i))
-                    })
-                    .collect()
-            })
-            .collect();
+        let in_system = in_systems(&changed, w);
         let inverse = |e: usize| &w.inverse[e * sq * sq..(e + 1) * sq * sq];
         let n_means = if within { 0 } else { products.len() };
         let width = in_system.iter().map(|s| s.len() * sq).sum::<usize>() + n_means;
@@ -367,19 +412,7 @@ impl PermuteInputs {
         seed: u64,
         precision: Precision,
     ) -> Result<PermuteInputs> {
-        let bytes = table.table.len() as u64 * if precision == Precision::F64 { 8 } else { 4 };
-        let limit = ctx.binding_limit();
-        if bytes > limit {
-            return Err(Error::InvalidOption {
-                option: "resampling.backend".into(),
-                message: format!(
-                    "the permutation table ({} MiB, quadratic in the units of a block) exceeds what {} binds ({} MiB); set resampling.backend to cpu",
-                    bytes >> 20,
-                    ctx.info.name,
-                    limit >> 20
-                ),
-            });
-        }
+        check_table_size(ctx, table.table.len() as u64, precision)?;
         Ok(PermuteInputs {
             params: PermuteParams {
                 seed: [seed as u32, (seed >> 32) as u32],
@@ -550,6 +583,11 @@ mod tests {
         let w = Whitened::new(&design, &fit).unwrap();
         let exchange = Exchange::new(&design, &panel).unwrap();
         let table = PermutationTable::new(&design, &panel, &exchange, &w);
+        // Its size is known before it is built.
+        assert_eq!(
+            table_reals(&design, &panel, &exchange, &w),
+            table.table.len() as u64
+        );
         let engine = PermutationEngine::new(&design, &panel, 9, 4, 1).unwrap();
         let layout = engine.layout();
         let n = layout.len();

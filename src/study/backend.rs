@@ -71,7 +71,23 @@ pub fn engine<'a>(
         });
     }
     if wants_gpu(spec) {
-        return gpu_engine(spec, r, plan);
+        let named = spec.backend == BackendChoice::Gpu || spec.adapter.is_some();
+        match gpu_engine(spec, r, plan.clone()) {
+            // Auto: a permutation table the adapter cannot bind (quadratic
+            // in the units) leaves the run to the CPU engine.
+            Err(Error::InvalidOption { option, message })
+                if !named
+                    && spec.scheme == Scheme::Permutation
+                    && option == "resampling.backend" =>
+            {
+                let why = message
+                    .split("; set resampling.backend")
+                    .next()
+                    .unwrap_or_default();
+                crate::notices::notify(format!("note: {why}; the CPU engine permutes instead"));
+            }
+            other => return other,
+        }
     }
     let request = CpuRequest {
         design: r.design,
