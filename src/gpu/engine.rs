@@ -21,7 +21,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use super::permute::{PermutationTable, PermuteInputs, PermuteSlot};
+use super::permute::{PermutationTable, PermuteInputs, PermuteSlot, TableShape};
 use super::solve_gen::SolveShape;
 use super::{
     GemmInputs, GemmNtParams, GemmSlot, GpuContext, MeatCovParams, MeatParams, Pending, Precision,
@@ -301,11 +301,7 @@ impl Covariance {
         let scale = (0..n)
             .map(|o| unit[o] * fit.equations[general.equation_of[o]].ssc.sqrt())
             .collect();
-        let positions = layout
-            .studentized_stats()
-            .into_iter()
-            .map(|s| layout.se_of(s).expect("a studentized statistic has an SE"))
-            .collect();
+        let positions = layout.studentized_positions();
         Some((
             psi_hat,
             Covariance {
@@ -674,6 +670,17 @@ fn studentized_inputs(
     (buffers, se_hat2)
 }
 
+/// Coefficients with influences per replicate of an engine with `m`
+/// mediators: a_j, b_j when studentizing, or (`Covariance`) every system's
+/// coefficients.
+fn functionals(covariance: Option<&Covariance>, studentize: bool, m: usize) -> usize {
+    match (covariance, studentize) {
+        (Some(c), _) => c.d,
+        (None, true) => 2 * m,
+        (None, false) => 0,
+    }
+}
+
 /// What sizes a GPU engine's batch: clusters, mediators, the GEMM's
 /// columns, the reals per replicate, studentized SEs, precision.
 struct BatchShape {
@@ -930,10 +937,10 @@ impl<'a> GpuEngine<'a> {
                 Some(panel) => {
                     let exchange = Exchange::new(design, panel)?;
                     // Refused before the host builds a table it cannot bind.
-                    let reals = super::permute::table_reals(design, panel, &exchange, &w);
-                    super::permute::check_table_size(ctx, reals, precision)?;
-                    let table = PermutationTable::new(design, panel, &exchange, &w);
-                    Front::Permute(PermuteInputs::new(ctx, &table, plan.seed, precision)?)
+                    let shape = TableShape::of(design, panel, &w);
+                    super::permute::check_table_size(ctx, shape.reals(&exchange), precision)?;
+                    let table = PermutationTable::new(design, panel, &exchange, &w, shape);
+                    Front::Permute(PermuteInputs::new(ctx, &table, plan.seed, precision))
                 }
                 None => {
                     let inputs =
@@ -953,11 +960,7 @@ impl<'a> GpuEngine<'a> {
                 (None, true) => targets.len(),
                 (None, false) => 0,
             };
-        let functionals = match (&covariance, studentize) {
-            (Some(c), _) => c.d,
-            (None, true) => 2 * m,
-            (None, false) => 0,
-        };
+        let functionals = functionals(covariance.as_ref(), studentize, m);
         let limit = batch_limit(
             ctx,
             &front,
@@ -1173,14 +1176,13 @@ impl<'a> GpuEngine<'a> {
         Ok(self)
     }
 
-    /// Coefficients with influences per replicate: a_j, b_j when
-    /// studentizing, or (`Covariance`) every system's coefficients.
+    /// Coefficients with influences per replicate (`functionals`).
     fn functionals(&self) -> usize {
-        match (&self.covariance, self.layout.studentized) {
-            (Some(c), _) => c.d,
-            (None, true) => 2 * self.layout.mediators,
-            (None, false) => 0,
-        }
+        functionals(
+            self.covariance.as_ref(),
+            self.layout.studentized,
+            self.layout.mediators,
+        )
     }
 
     /// Coefficients of each system whose influence functionals the solve

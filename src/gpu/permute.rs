@@ -18,7 +18,7 @@ use bytemuck::{Pod, Zeroable};
 use super::GpuContext;
 use crate::error::{Error, Result};
 use crate::math::rng::STREAM_PERMUTATION;
-use crate::model::design::{Design, TreatmentProduct};
+use crate::model::design::{Design, TreatmentProduct, centre, product};
 use crate::model::panel::Panel;
 use crate::resample::engine::Precision;
 use crate::resample::permutation::Exchange;
@@ -84,43 +84,64 @@ pub struct PermutationTable {
     pub widest: usize,
 }
 
-/// For each system of `w`, the changed columns it has: (index among
-/// `changed`, place in the system).
-fn in_systems(changed: &[usize], w: &Whitened) -> Vec<Vec<(usize, usize)>> {
-    w.columns
-        .iter()
-        .map(|cols| {
-            changed
-                .iter()
-                .enumerate()
-                .filter_map(|(c, &col)| cols.iter().position(|&x| x == Some(col)).map(|i| (c, i)))
-                .collect()
-        })
-        .collect()
+/// What each row of a permutation table holds: the changed columns (the
+/// treatment, then its products), each system's share of them, and,
+/// without unit effects, the products' changes of mean. Known before the
+/// table is built, so its size can be checked first.
+pub(crate) struct TableShape {
+    products: Vec<TreatmentProduct>,
+    changed: Vec<usize>,
+    /// For each system, the changed columns it has: (index among
+    /// `changed`, place in the system).
+    in_system: Vec<Vec<(usize, usize)>>,
+    n_means: usize,
+    /// Reals per row.
+    width: usize,
 }
 
-/// The reals the table of `PermutationTable::new` holds, known before it is
-/// built (quadratic in the units of a block).
-pub fn table_reals(design: &Design, panel: &Panel, exchange: &Exchange, w: &Whitened) -> u64 {
-    let products = design.treatment_products(panel);
-    let changed: Vec<usize> = std::iter::once(design.layout.treatment())
-        .chain(products.iter().map(|p| p.column))
-        .collect();
-    let n_means = match design.fixed_effects.has_unit() {
-        true => 0,
-        false => products.len(),
-    };
-    let width = in_systems(&changed, w)
-        .iter()
-        .map(|s| s.len() * w.q)
-        .sum::<usize>()
-        + n_means;
-    let pairs: u64 = exchange
-        .blocks
-        .iter()
-        .map(|b| (b.len() * b.len()) as u64)
-        .sum();
-    pairs * width as u64
+impl TableShape {
+    pub(crate) fn of(design: &Design, panel: &Panel, w: &Whitened) -> TableShape {
+        let products = design.treatment_products(panel);
+        let changed: Vec<usize> = std::iter::once(design.layout.treatment())
+            .chain(products.iter().map(|p| p.column))
+            .collect();
+        let in_system: Vec<Vec<(usize, usize)>> = w
+            .columns
+            .iter()
+            .map(|cols| {
+                changed
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(c, &col)| {
+                        cols.iter().position(|&x| x == Some(col)).map(|i| (c, i))
+                    })
+                    .collect()
+            })
+            .collect();
+        let n_means = match design.fixed_effects.has_unit() {
+            true => 0,
+            false => products.len(),
+        };
+        let width = in_system.iter().map(|s| s.len() * w.q).sum::<usize>() + n_means;
+        TableShape {
+            products,
+            changed,
+            in_system,
+            n_means,
+            width,
+        }
+    }
+
+    /// The reals of the table over `exchange` (quadratic in the units of a
+    /// block).
+    pub(crate) fn reals(&self, exchange: &Exchange) -> u64 {
+        let pairs: u64 = exchange
+            .blocks
+            .iter()
+            .map(|b| (b.len() * b.len()) as u64)
+            .sum();
+        pairs * self.width as u64
+    }
 }
 
 /// Refuse a permutation table of `reals` the device cannot bind.
@@ -152,38 +173,38 @@ struct Local {
 impl PermutationTable {
     /// The table of `design`'s changed rows for every exchange in
     /// `exchange`, whitened by `w`; `panel` is the design's (the products'
-    /// raw factors).
-    pub fn new(
+    /// raw factors), `shape` what its rows hold (`TableShape::of`).
+    pub(crate) fn new(
         design: &Design,
         panel: &Panel,
         exchange: &Exchange,
         w: &Whitened,
+        shape: TableShape,
     ) -> PermutationTable {
         let q = design.q();
         let z = &design.columns;
         let t0 = design.layout.treatment();
         let rows = &exchange.unit_rows;
-        let products = design.treatment_products(panel);
+        let TableShape {
+            products,
+            changed,
+            in_system,
+            n_means,
+            width,
+        } = shape;
         let x_raw = &panel.columns[0];
         let within = design.fixed_effects.has_unit();
         let n_obs = z[t0].len() as f64;
-        // The changed columns: the treatment, then the products.
-        let changed: Vec<usize> = std::iter::once(t0)
-            .chain(products.iter().map(|p| p.column))
-            .collect();
         let is_changed = |k: usize| changed.contains(&k);
         // A product's values on recipient u's rows with donor j's
         // treatment, as the design column has them (demeaned within the
         // unit, or not yet centred) and scaled.
         let product_values = |p: &TreatmentProduct, j: usize, u: usize| -> Vec<f64> {
-            let mut v: Vec<f64> = rows[u]
-                .iter()
-                .zip(&rows[j])
-                .map(|(&i, &d)| (x_raw[d] - p.x_shift) * (p.other[i] - p.other_shift))
-                .collect();
+            let x: Vec<f64> = rows[j].iter().map(|&d| x_raw[d]).collect();
+            let other: Vec<f64> = rows[u].iter().map(|&i| p.other[i]).collect();
+            let mut v = product(&x, p.x_shift, &other, p.other_shift);
             if within {
-                let mean = v.iter().sum::<f64>() / v.len() as f64;
-                v.iter_mut().for_each(|x| *x -= mean);
+                v = centre(&v);
             }
             let scale = design.scale[p.column];
             v.iter_mut().for_each(|x| *x /= scale);
@@ -259,10 +280,7 @@ impl PermutationTable {
         };
         let systems = w.sets;
         let sq = w.q;
-        let in_system = in_systems(&changed, w);
         let inverse = |e: usize| &w.inverse[e * sq * sq..(e + 1) * sq * sq];
-        let n_means = if within { 0 } else { products.len() };
-        let width = in_system.iter().map(|s| s.len() * sq).sum::<usize>() + n_means;
         let mut blocks = vec![0u32];
         let mut offsets = Vec::new();
         let mut table = Vec::new();
@@ -406,14 +424,15 @@ pub(crate) struct PermuteSlot {
 }
 
 impl PermuteInputs {
+    /// The device's copy of `table` (whose size `check_table_size` has
+    /// judged).
     pub(crate) fn new(
         ctx: &GpuContext,
         table: &PermutationTable,
         seed: u64,
         precision: Precision,
-    ) -> Result<PermuteInputs> {
-        check_table_size(ctx, table.table.len() as u64, precision)?;
-        Ok(PermuteInputs {
+    ) -> PermuteInputs {
+        PermuteInputs {
             params: PermuteParams {
                 seed: [seed as u32, (seed >> 32) as u32],
                 start: [0; 2],
@@ -440,7 +459,7 @@ impl PermuteInputs {
             q: table.q,
             systems: table.systems,
             width: table.width,
-        })
+        }
     }
 
     /// Device bytes per replicate: E (every system's), the permutation
@@ -582,12 +601,11 @@ mod tests {
         let fit = crate::model::estimate::fit_system(&design, &equations(&design)).unwrap();
         let w = Whitened::new(&design, &fit).unwrap();
         let exchange = Exchange::new(&design, &panel).unwrap();
-        let table = PermutationTable::new(&design, &panel, &exchange, &w);
+        let shape = TableShape::of(&design, &panel, &w);
         // Its size is known before it is built.
-        assert_eq!(
-            table_reals(&design, &panel, &exchange, &w),
-            table.table.len() as u64
-        );
+        let reals = shape.reals(&exchange);
+        let table = PermutationTable::new(&design, &panel, &exchange, &w, shape);
+        assert_eq!(reals, table.table.len() as u64);
         let engine = PermutationEngine::new(&design, &panel, 9, 4, 1).unwrap();
         let layout = engine.layout();
         let n = layout.len();

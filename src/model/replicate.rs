@@ -122,6 +122,14 @@ impl StatLayout {
         stats
     }
 
+    /// Where each of `studentized_stats`' SEs is, in their order.
+    pub fn studentized_positions(&self) -> Vec<usize> {
+        self.studentized_stats()
+            .into_iter()
+            .map(|s| self.se_of(s).expect("a studentized statistic has an SE"))
+            .collect()
+    }
+
     /// Where the replicate's own SE of statistic `stat` is (studentized
     /// layouts; None for a statistic without one).
     pub fn se_of(&self, stat: usize) -> Option<usize> {

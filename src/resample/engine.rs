@@ -565,11 +565,7 @@ impl CpuEngine {
         }
         let mut v = vec![0.0; d * d];
         let targets = l.se_targets();
-        let positions: Vec<usize> = l
-            .studentized_stats()
-            .into_iter()
-            .map(|s| l.se_of(s).expect("a studentized statistic has an SE"))
-            .collect();
+        let positions = l.studentized_positions();
         let mut grads: Vec<Vec<f64>> = Vec::new();
         for (r, stats) in out.chunks_mut(n_stats).enumerate() {
             if !stats[0].is_finite() {
