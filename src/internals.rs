@@ -43,9 +43,15 @@ pub mod math {
     pub mod rng {
         pub use crate::math::rng::{STREAM_LABELS, WordStream, philox4x32_10};
     }
+    pub mod stats {
+        pub use crate::math::stats::t_quantile;
+    }
 }
 
 pub mod model {
+    pub mod confounding {
+        pub use crate::model::confounding::{Coefficient, ConfoundingSpec, ConfoundingSummary};
+    }
     pub mod design {
         pub use crate::model::design::Design;
     }

@@ -89,6 +89,7 @@ pub use notices::{set_reporter, take as take_notices};
 // The chosen API: what the command line and the Python package call.
 pub use data::synthetic::SyntheticParams;
 pub use data::table::Table;
+pub use model::confounding::ConfoundingSpec;
 pub use model::effect::EffectKey;
 pub use model::spec::{
     FixedEffects, InferenceSpec, Interaction, ModelSpec, Moderation, ModeratorValues, default_spec,

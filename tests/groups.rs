@@ -61,6 +61,7 @@ fn a_group_of_every_cluster_reproduces_the_pooled_model() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            confounding: None,
             keep_replicates: false,
         };
         let s = execute(&plan, &|_, _| Ok(())).unwrap();
@@ -310,6 +311,7 @@ fn the_label_test_statistic_is_the_group_contrast() {
         mediator_sets: vec![],
         robustness: Default::default(),
         sensitivity: None,
+        confounding: None,
         keep_replicates: false,
     };
     let s = execute(&plan, &|_, _| Ok(())).unwrap();
@@ -368,6 +370,7 @@ fn a_groups_jackknife_deletes_its_own_clusters() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            confounding: None,
             keep_replicates: false,
         }
     };
@@ -471,6 +474,7 @@ fn studentized_contrasts_combine_independent_standard_errors() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            confounding: None,
             keep_replicates: false,
         },
         &|_, _| Ok(()),

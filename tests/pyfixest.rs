@@ -79,6 +79,7 @@ fn check_case(case: &Value) -> (medsim::internals::study::summary::Summary, usiz
         mediator_sets: vec![],
         robustness: Default::default(),
         sensitivity: None,
+        confounding: None,
         keep_replicates: false,
     };
     let summary = execute(&plan, &|_, _| Ok(())).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -254,6 +255,7 @@ fn every_group_model_matches_pyfixest_on_the_subgroup() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            confounding: None,
             keep_replicates: false,
         };
         let summary = execute(&plan, &|_, _| Ok(())).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -47,6 +47,7 @@ fn wcr_p_values_match_wildboottest() {
             mediator_sets: vec![],
             robustness: Default::default(),
             sensitivity: None,
+            confounding: None,
             keep_replicates: false,
         };
         let summary = execute(&plan, &|_, _| Ok(())).unwrap();

@@ -108,6 +108,9 @@ def mediate(
     serial: bool = False,
     lag: dict[str, int] | None = None,
     lead: dict[str, int] | None = None,
+    confounding: bool = True,
+    benchmark: str | Iterable[str] | None = None,
+    kd: float | Iterable[float] | None = None,
     name: str = "medsim",
     sheet: str | None = None,
     scheme: str | None = None,
@@ -158,6 +161,14 @@ def mediate(
     replace columns by their value K periods earlier or later in the same
     unit, e.g. ``lag={"dei": 1, "ln_gdp": 2}`` (a unit's missing period
     makes the value missing; the row is dropped and counted).
+
+    Omitted-variable bounds (Cinelli and Hazlett 2020), on by default as in
+    ``medsim run``: ``to_dict()["confounding"]`` has each path's partial
+    R-squared and robustness values; ``benchmark`` names controls that
+    bound the confounder and ``kd`` its multiples of their strength
+    (default 1, 2, 3), giving the adjusted estimates and intervals.
+    ``confounding=False`` leaves them out; an instrumented or moderated
+    model goes without them unless ``benchmark`` or ``kd`` asks.
 
     Moderated mediation (PROCESS models 7, 14, 58, 59): ``moderator`` names
     W; ``moderated`` the paths it moderates ("a", "b", "direct"; default
@@ -295,6 +306,17 @@ def mediate(
             if not isinstance(shifts, dict):
                 raise MedsimError(f"{word}= is a dict of column to periods, e.g. {{'dei': 1}}")
             put("data", word, {str(k): int(v) for k, v in shifts.items()}, f"{word}=")
+    if not confounding:
+        config.pop("sensitivity", None)
+    if benchmark is not None or kd is not None:
+        if not confounding:
+            raise MedsimError("benchmark= and kd= set the omitted-variable bounds; leave confounding=True")
+        put("sensitivity", "confounding", True, "confounding=")
+        if benchmark is not None:
+            put("sensitivity", "benchmark", _as_list(benchmark, "benchmark="), "benchmark=")
+        if kd is not None:
+            values = [kd] if isinstance(kd, (int, float)) else list(kd)
+            put("sensitivity", "kd", [float(v) for v in values], "kd=")
     options = dict(scheme=scheme, reps=reps, seed=seed, ci=ci, level=level, weights_type=weights_type,
                    strata=strata, backend=backend, precision=precision, threads=threads,
                    wild_tests=wild_tests)

@@ -78,7 +78,7 @@ class Fit:
         if options:
             set_resampling(config, keywords, options)
         if sensitivity is not None:
-            config["sensitivity"] = {"rho": sensitivity}
+            config["sensitivity"] = {**(config.get("sensitivity") or {}), "rho": sensitivity}
             keywords["sensitivity"] = "rho="
         return Fit(
             config,

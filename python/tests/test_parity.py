@@ -120,8 +120,10 @@ def test_a_config_runs_on_a_data_frame_in_place_of_its_csv(tmp_path, panel):
                       'groups = []\nalso_mediators = []\n[resampling]\nscheme = "none"\n')
     on_frame = ms.run(config, data=panel).to_dict()
     assert on_frame["data"]["source"] == "DataFrame"
+    # The file has no [sensitivity]; mediate() has the embedded default's
+    # omitted-variable bounds unless confounding=False.
     by_keywords = ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom", controls="ln_gdp",
-                             unit="city", time="year", name="s").to_dict()
+                             unit="city", time="year", name="s", confounding=False).to_dict()
     assert on_frame == by_keywords
 
 
@@ -214,3 +216,33 @@ def test_lags_and_leads_equal_medsim_run(tmp_path, panel_csv, panel):
     with pytest.raises(ms.MedsimError, match="lag="):
         ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom",
                    unit="city", time="year", lag=["dei"])
+
+
+def test_omitted_variable_bounds_equal_medsim_run(tmp_path, panel_csv, panel):
+    # The bounds of a, b and c' with ln_gdp as the benchmark, twice and
+    # three times as strong: the keywords give the CLI's block.
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(panel_csv), "--controls", "ln_gdp,industry,fdi",
+        "--benchmark", "ln_gdp", "--kd", "2,3", "--group", "", "--scheme", "none", "-q",
+        "--no-plots", "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator="agglom",
+        controls=["ln_gdp", "industry", "fdi"], unit="city", time="year",
+        benchmark="ln_gdp", kd=[2, 3], name="panel",
+    )
+    got = fit.to_dict()
+    assert [p["path"] for p in got["confounding"]["paths"]] == ["a", "b", "c_prime"]
+    assert [b["kd"] for b in got["confounding"]["paths"][0]["bounds"]] == [2.0, 3.0]
+    assert got["confounding"] == want["confounding"]
+    plain = ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom",
+                       unit="city", time="year", confounding=False)
+    assert "confounding" not in plain.to_dict()
+    with pytest.raises(ms.MedsimError, match="benchmark="):
+        ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom",
+                   controls=["ln_gdp"], unit="city", time="year", benchmark="fdi")
+    with pytest.raises(ms.MedsimError, match="two-stage least squares"):
+        ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom",
+                   unit="city", time="year", instrument="iv_post1984", benchmark=[])

@@ -79,11 +79,13 @@ pub(crate) const RUN_EXAMPLES: &str = "Examples:
       The embedded default: 278 synthetic cities x 10 years, dei -> agglom -> log_ci,
       six controls, city and year effects, SEs clustered by city; the model of
       each region and size class and their contrasts; the model with secondary
-      and tertiary agglomeration in parallel.
+      and tertiary agglomeration in parallel; the paths' omitted-variable bounds.
   medsim run --data panel.csv --unit city --time year --outcome log_ci \\
              --treatment dei --mediator agglom --controls ln_gdp,industry,fdi
   medsim run --mediator agglom_sec,agglom_ter      two parallel mediators, and their contrast
   medsim run --instrument iv_post1984              dei instrumented (2SLS in every equation)
+  medsim run --benchmark ln_gdp --kd 1,2,3         a, b, c' adjusted for a confounder 1-3 times
+                                                   as strong as ln_gdp (Cinelli-Hazlett bounds)
   medsim run --data panel.csv --group region       a model per region, and the differences
   medsim run --data panel.csv --also-mediators agglom_sec,agglom_ter
       the model again with the two components in parallel, same replicates
@@ -109,8 +111,9 @@ pub(crate) const SENSITIVITY_EXAMPLES: &str = "Examples:
   medsim sensitivity configs/sensitivity.toml
   medsim run configs/sensitivity.toml        the same: a [sensitivity] section asks for it
 
-The same run as `medsim run` (every flag applies), with a [sensitivity] section
-added when the config has none: rho = { from = -0.9, to = 0.9, step = 0.05 }.
+The same run as `medsim run` (every flag applies), with the rho grid added when
+the config's [sensitivity] section has none: rho = { from = -0.9, to = 0.9,
+step = 0.05 }.
 With one mediator, ACME(rho) = a (b - rho kappa / sqrt(1 - rho^2)), kappa the
 ratio of the outcome and mediator residual SDs: a*b at rho = 0, zero at the
 residual correlation. Bands come from the run's replicates (pairs, bayes,
@@ -352,6 +355,21 @@ pub(crate) struct RunFlags {
     /// --mediator [model.serial = true, with model.mediators; default off].
     #[arg(long, value_name = "M1,M2", conflicts_with = "mediator")]
     pub(crate) serial: Option<String>,
+    /// Omitted-variable bounds of each path (Cinelli and Hazlett 2020): the
+    /// partial R-squared of a, b and c', the robustness values (the
+    /// strength of a confounder that removes the estimate, or takes its
+    /// interval to zero), and with --benchmark the estimates adjusted for
+    /// a confounder as strong as a control [sensitivity.confounding = true].
+    #[arg(long)]
+    pub(crate) confounding: bool,
+    /// Controls whose strength bounds the confounder's, comma-separated,
+    /// e.g. ln_gdp [sensitivity.benchmark; default none].
+    #[arg(long, value_name = "COL", value_delimiter = ',')]
+    pub(crate) benchmark: Vec<String>,
+    /// Multiples of a benchmark's strength, with the regressor and the
+    /// dependent alike, comma-separated [sensitivity.kd; default 1,2,3].
+    #[arg(long, value_name = "K", value_delimiter = ',')]
+    pub(crate) kd: Vec<f64>,
     /// Categorical columns whose groups of clusters (e.g. region, size class)
     /// each get their own model, fitted on the group's rows and resampled with
     /// the pooled run's weights, reported under "groups" as COL=LEVEL, with the

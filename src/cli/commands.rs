@@ -46,8 +46,10 @@ pub(crate) fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Res
         }
         None => run_config(&args)?,
     };
-    if sensitivity && config.sensitivity.is_none() {
-        config.sensitivity = Some(Default::default());
+    if sensitivity {
+        // The curve, whatever else the section asks for.
+        let section = config.sensitivity.get_or_insert_with(Default::default);
+        section.rho.get_or_insert_with(Default::default);
     }
     let mut plan = config.plan(&origin)?;
     let inputs = resolve_inputs(&mut config, &plan)?;

@@ -188,6 +188,23 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
         },
     },
     Flag {
+        flag: "--confounding",
+        key: "sensitivity.confounding",
+        apply: |f, c| f.confounding && set_sensitivity(c, |s| s.confounding = true),
+    },
+    Flag {
+        flag: "--benchmark",
+        key: "sensitivity.benchmark",
+        apply: |f, c| {
+            !f.benchmark.is_empty() && set_sensitivity(c, |s| s.benchmark = f.benchmark.clone())
+        },
+    },
+    Flag {
+        flag: "--kd",
+        key: "sensitivity.kd",
+        apply: |f, c| !f.kd.is_empty() && set_sensitivity(c, |s| s.kd = f.kd.clone()),
+    },
+    Flag {
         flag: "--contrast",
         key: "model.contrast",
         apply: |f, c| {
@@ -386,6 +403,13 @@ fn set<T>(value: Option<T>, field: &mut T) -> bool {
         *field = v;
     }
     given
+}
+
+/// Set a key of `[sensitivity]`, adding the section (which then asks only
+/// for what its keys say) when the config has none.
+fn set_sensitivity(c: &mut Config, apply: impl FnOnce(&mut config::SensitivityConfig)) -> bool {
+    apply(c.sensitivity.get_or_insert_with(Default::default));
+    true
 }
 
 /// `--at`: numbers as values, else a name (mean-sd, percentiles) that the

@@ -28,6 +28,12 @@ pub fn t_p_value(t: f64, df: f64) -> f64 {
     2.0 * dist.sf(t.abs())
 }
 
+/// Quantile of Student's t distribution on `df` degrees of freedom.
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    let dist = StudentsT::new(0.0, 1.0, df).expect("positive degrees of freedom");
+    dist.inverse_cdf(p)
+}
+
 /// Upper-tail p-value of an F statistic on (`df1`, `df2`) degrees of freedom.
 pub fn f_p_value(f: f64, df1: f64, df2: f64) -> f64 {
     let dist = FisherSnedecor::new(df1, df2).expect("positive degrees of freedom");
@@ -48,6 +54,23 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t_quantiles_match_scipy() {
+        // scipy.stats.t.ppf
+        for (p, df, want) in [
+            (0.975, 5.0, 2.570_581_835_636_314_6),
+            (0.975, 30.0, 2.042_272_456_301_237_8),
+            (0.975, 783.0, 1.962_998_314_202_973_2),
+            (0.95, 2758.0, 1.645_406_304_332_28),
+        ] {
+            let got = t_quantile(p, df);
+            assert!(
+                (got - want).abs() < 1e-10 * want,
+                "t({df}) at {p}: {got:.17}"
+            );
+        }
+    }
 
     #[test]
     fn normal_reference_values() {

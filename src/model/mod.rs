@@ -4,9 +4,11 @@
 //! ([`estimate`]), the mediation analysis ([`mediation`]), one replicate's
 //! statistics from its Gram matrix ([`replicate`]), the moderated and
 //! interaction models' effects ([`moderation`]), the serial chain's paths
-//! ([`serial`]) and the Imai-Keele-Yamamoto sensitivity algebra
-//! ([`sensitivity`]). Nothing here resamples.
+//! ([`serial`]), the Imai-Keele-Yamamoto sensitivity algebra
+//! ([`sensitivity`]) and the Cinelli-Hazlett omitted-variable bounds of
+//! each path ([`confounding`]). Nothing here resamples.
 
+pub mod confounding;
 pub mod design;
 pub mod effect;
 pub mod estimate;

@@ -313,6 +313,7 @@ pub fn render(s: &Summary) -> String {
         render_mediator_model(&mut o, key, mm);
     }
     render_groups(&mut o, s);
+    render_identification(&mut o, s);
     if let Some(sens) = &s.sensitivity {
         render_sensitivity(&mut o, "pooled", sens);
         for (label, g) in &s.groups {
@@ -586,6 +587,107 @@ fn render_groups(o: &mut String, s: &Summary) {
                     interval
                 );
             }
+        }
+    }
+}
+
+/// How the paths are identified, when the run says: which are
+/// instrumented and how strongly, and each least-squares path's
+/// omitted-variable bounds.
+fn render_identification(o: &mut String, s: &Summary) {
+    if s.confounding.is_none() && s.iv.is_none() {
+        return;
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "identification");
+    match &s.iv {
+        Some(iv) => {
+            let _ = writeln!(
+                o,
+                "  instrumented   {} by {} in every equation: first-stage F = {:.1}{}",
+                s.model.treatment,
+                iv.instruments.join(", "),
+                iv.first_stage_f,
+                if iv.first_stage_f < 10.0 {
+                    " (weak: below 10)"
+                } else {
+                    ""
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(o, "  instrumented   none: every path by least squares");
+        }
+    }
+    if let Some(bounds) = &s.confounding {
+        render_confounding(o, bounds);
+    }
+}
+
+/// The omitted-variable bounds of each path: partial R-squared and
+/// robustness values, then the estimates adjusted for confounders as
+/// strong as the benchmarks.
+fn render_confounding(o: &mut String, s: &crate::model::confounding::ConfoundingSummary) {
+    let _ = writeln!(
+        o,
+        "  omitted-variable bounds (Cinelli-Hazlett 2020): RV, the share of the residual \
+         variance of both the regressor and the dependent\n  that a confounder must explain to \
+         remove the estimate; RV at a level, to take its CR1 interval to zero"
+    );
+    let levels: Vec<f64> = s.paths.first().map_or(Vec::new(), |p| {
+        p.rv_interval.iter().map(|v| v.level).collect()
+    });
+    let mut head = format!(
+        "  {:<14} {:>12} {:>11} {:>8}",
+        "path", "estimate", "partial R2", "RV"
+    );
+    for level in &levels {
+        head.push_str(&format!(" {:>8}", format!("RV {}%", level * 100.0)));
+    }
+    let _ = writeln!(o, "{head}");
+    for p in &s.paths {
+        let mut line = format!(
+            "  {:<14} {:>12.6} {:>11.4} {:>8.4}",
+            p.path, p.estimate, p.partial_r2, p.rv
+        );
+        for v in &p.rv_interval {
+            line.push_str(&format!(" {:>8.4}", v.value));
+        }
+        let _ = writeln!(o, "{line}");
+    }
+    if s.paths.iter().all(|p| p.bounds.is_empty()) {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "  a confounder kd times as strong as a benchmark control, with the regressor and the \
+         dependent:"
+    );
+    let _ = writeln!(
+        o,
+        "  {:<14} {:<12} {:>4} {:>9} {:>9} {:>12}  interval",
+        "path", "benchmark", "kd", "R2 D~Z", "R2 Y~Z", "adjusted"
+    );
+    for p in &s.paths {
+        for b in &p.bounds {
+            let (Some(r2d), Some(r2y), Some(est)) = (b.r2dz_x, b.r2yz_dx, b.adjusted_estimate)
+            else {
+                let _ = writeln!(
+                    o,
+                    "  {:<14} {:<12} {:>4} impossible: it would explain all of {}'s residual \
+                     variance",
+                    p.path, b.benchmark, b.kd, p.regressor
+                );
+                continue;
+            };
+            let interval = b.intervals.first().map_or(String::new(), |i| {
+                format!("{}% [{:.6}, {:.6}]", i.level * 100.0, i.lower, i.upper)
+            });
+            let _ = writeln!(
+                o,
+                "  {:<14} {:<12} {:>4} {:>9.4} {:>9.4} {:>12.6}  {interval}",
+                p.path, b.benchmark, b.kd, r2d, r2y, est
+            );
         }
     }
 }

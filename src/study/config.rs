@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::robustness::Robustness;
 use crate::data::synthetic::{CONTROLS, SyntheticParams};
 use crate::error::{Error, Result};
+use crate::model::confounding::ConfoundingSpec;
 use crate::model::spec::{
     FixedEffects, InferenceSpec, Interaction, ModelSpec, Moderation, ModeratorValues, check_level,
 };
@@ -197,11 +198,42 @@ pub struct InferenceConfig {
     pub mc_draws: u64,
 }
 
-/// `[sensitivity]`: the grid of error correlations rho.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// `[sensitivity]`: the Imai-Keele-Yamamoto curve over a grid of error
+/// correlations rho (`rho`; the default grid when the section asks for
+/// nothing else), and the Cinelli-Hazlett omitted-variable bounds of each
+/// path (`confounding = true`, with `benchmark` controls and their
+/// multiples `kd`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SensitivityConfig {
-    pub rho: RhoGrid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rho: Option<RhoGrid>,
+    pub confounding: bool,
+    pub benchmark: Vec<String>,
+    pub kd: Vec<f64>,
+}
+
+impl Default for SensitivityConfig {
+    fn default() -> Self {
+        SensitivityConfig {
+            rho: None,
+            confounding: false,
+            benchmark: Vec::new(),
+            kd: ConfoundingSpec::default().kd,
+        }
+    }
+}
+
+impl SensitivityConfig {
+    /// The rho grid of the curve: `rho`, or the default grid when the
+    /// section does not ask for the bounds alone.
+    pub fn rho_grid(&self) -> Option<RhoGrid> {
+        match (&self.rho, self.confounding) {
+            (Some(grid), _) => Some(grid.clone()),
+            (None, false) => Some(RhoGrid::default()),
+            (None, true) => None,
+        }
+    }
 }
 
 /// `rho = { from = -0.9, to = 0.9, step = 0.05 }`.
@@ -461,6 +493,21 @@ impl Origin {
             flags: BTreeMap::new(),
             swept: Vec::new(),
         }
+    }
+
+    /// Whether the user gave `key`: a flag or keyword, a sweep point, or a
+    /// line of their own config file (the embedded default's are not).
+    pub fn gave(&self, key: &str) -> bool {
+        self.flags.contains_key(key)
+            || self.swept.iter().any(|k| k == key)
+            || (self.text != PAPER
+                && lines_with_keys(&self.text)
+                    .iter()
+                    .any(|(header, assigned)| match assigned {
+                        Some(k) if header.is_empty() => k == key,
+                        Some(k) => format!("{header}.{k}") == key,
+                        None => false,
+                    }))
     }
 
     /// The error for `key`'s value: naming the flag that gave it, or the
@@ -884,8 +931,15 @@ impl Config {
         let sensitivity = self
             .sensitivity
             .as_ref()
-            .map(|s| rho_grid(&s.rho, &err))
+            .and_then(SensitivityConfig::rho_grid)
+            .map(|grid| rho_grid(&grid, &err))
             .transpose()?;
+        let confounding = self
+            .sensitivity
+            .as_ref()
+            .map(|s| confounding(s, &model, origin.gave("sensitivity.confounding"), &err))
+            .transpose()?
+            .flatten();
         if sensitivity.is_some() {
             crate::model::sensitivity::check_model(
                 model.mediators.len(),
@@ -930,6 +984,7 @@ impl Config {
             mediator_sets,
             robustness,
             sensitivity,
+            confounding,
             keep_replicates: self.output.save_replicates,
         })
     }
@@ -1208,6 +1263,76 @@ fn rho_grid(g: &RhoGrid, err: &dyn Fn(&str, String) -> Error) -> Result<Vec<f64>
             (v * 1e12).round() / 1e12
         })
         .collect())
+}
+
+/// The omitted-variable bounds `[sensitivity]` asks for (None without
+/// `confounding = true`), checked against the model.
+/// `gave`: the user asked for them (not only the embedded default).
+fn confounding(
+    s: &SensitivityConfig,
+    model: &ModelSpec,
+    gave: bool,
+    err: &dyn Fn(&str, String) -> Error,
+) -> Result<Option<ConfoundingSpec>> {
+    if !s.confounding {
+        for (key, given) in [
+            ("sensitivity.benchmark", !s.benchmark.is_empty()),
+            ("sensitivity.kd", s.kd != ConfoundingSpec::default().kd),
+        ] {
+            if given {
+                return Err(err(
+                    key,
+                    "this sets the omitted-variable bounds, which sensitivity.confounding = true \
+                     asks for"
+                        .into(),
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    if let Err(e) = crate::model::confounding::check_model(
+        !model.instruments.is_empty(),
+        model.moderation.is_some() || model.interaction.is_some(),
+    ) {
+        // The embedded default asks for the bounds of whatever model the
+        // flags make; where they are undefined, it goes without them.
+        if gave {
+            return Err(err(
+                "sensitivity.confounding",
+                format!("{}; remove sensitivity.confounding", message_of(e)),
+            ));
+        }
+        crate::notices::notify(format!(
+            "{}; the embedded default's omitted-variable bounds are left out",
+            message_of(e)
+        ));
+        return Ok(None);
+    }
+    for name in &s.benchmark {
+        if !model.controls.contains(name) {
+            return Err(err(
+                "sensitivity.benchmark",
+                format!(
+                    "'{name}' is not one of model.controls ({}); a benchmark is a control whose \
+                     strength bounds the confounder's",
+                    model.controls.join(", ")
+                ),
+            ));
+        }
+    }
+    if s.kd.is_empty() {
+        return Err(err("sensitivity.kd", "give at least one multiple".into()));
+    }
+    if let Some(kd) = s.kd.iter().find(|k| !(k.is_finite() && **k > 0.0)) {
+        return Err(err(
+            "sensitivity.kd",
+            format!("{kd} is not a positive multiple of a benchmark's strength"),
+        ));
+    }
+    Ok(Some(ConfoundingSpec {
+        benchmarks: s.benchmark.clone(),
+        kd: s.kd.clone(),
+    }))
 }
 
 /// The robustness options of a `[data]` table, range-checked (`err` places errors).

@@ -9,6 +9,7 @@ use crate::data::robustness::{Columns, Robustness};
 use crate::data::synthetic::{SyntheticParams, generate};
 use crate::data::table::Table;
 use crate::error::{Error, Result};
+use crate::model::confounding::ConfoundingSpec;
 use crate::model::design::Design;
 use crate::model::mediation::Effect;
 use crate::model::mediation::analyse;
@@ -77,6 +78,9 @@ pub struct RunPlan {
     /// The rho grid of the sensitivity analysis for mediator-outcome
     /// confounding, if asked for.
     pub sensitivity: Option<Vec<f64>>,
+    /// The omitted-variable bounds of each path of the main model, if
+    /// asked for.
+    pub confounding: Option<ConfoundingSpec>,
     /// Hand back every replicate of the main model in `Summary::replicates`
     /// (`output.save_replicates`), as the aggregator saw them.
     pub keep_replicates: bool,
@@ -97,6 +101,7 @@ impl RunPlan {
             mediator_sets: Vec::new(),
             robustness: Robustness::default(),
             sensitivity: None,
+            confounding: None,
             keep_replicates: false,
         }
     }
@@ -147,7 +152,7 @@ pub type Timings = Vec<(String, f64)>;
 /// [`execute`], with the seconds each stage took: data (read and
 /// transform), design (panel and design matrices), fit (the three
 /// equations and analytic inference), then whichever of sensitivity,
-/// resampling, mediator_models and groups the run has.
+/// confounding, resampling, mediator_models and groups the run has.
 pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Timings)> {
     let mut timings = Timings::new();
     let mut started = std::time::Instant::now();
@@ -184,6 +189,15 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
             &design, &panel, &analysis, rho,
         )?);
         lap("sensitivity", &mut timings);
+    }
+    if let Some(spec) = &plan.confounding {
+        summary.confounding = Some(crate::model::confounding::analyse(
+            &design,
+            &analysis,
+            spec,
+            &plan.inference.levels,
+        )?);
+        lap("confounding", &mut timings);
     }
     if let Some(spec) = &plan.resampling {
         let keep = if plan.keep_replicates {

@@ -15,6 +15,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::model::confounding::ConfoundingSummary;
 use crate::model::design::{Design, ModeratedColumns, Role};
 use crate::model::effect::{EffectKey, path_name};
 use crate::model::mediation::{Analysis, Effect, Interval, IvDiagnostics, JointTest, Suppression};
@@ -75,6 +76,11 @@ pub struct Summary {
     /// intervals, the rho at which it is zero and the R-squared forms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<SensitivitySummary>,
+    /// With `[sensitivity] confounding = true`: each path's partial
+    /// R-squared, robustness values and benchmark bounds (Cinelli and
+    /// Hazlett 2020).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confounding: Option<ConfoundingSummary>,
     /// The main model's indirect effect in its first replicates (at most
     /// `run::PLOTTED_DRAWS`), for the plot of its bootstrap distribution;
     /// not written to summary.json.
@@ -506,6 +512,7 @@ impl Summary {
             mediator_models: IndexMap::new(),
             contrasts: Vec::new(),
             sensitivity: None,
+            confounding: None,
             indirect_draws: Vec::new(),
             replicates: None,
         }
