@@ -12,7 +12,9 @@ pub mod data {
         pub use crate::data::files::{Format, format_of, read_table};
     }
     pub mod synthetic {
-        pub use crate::data::synthetic::{B_AGGLOM, C_PRIME, SyntheticParams, generate, headers};
+        pub use crate::data::synthetic::{
+            B_AGGLOM, C_PRIME, SyntheticParams, Z_AGGLOM, generate, headers,
+        };
     }
     pub mod table {
         pub use crate::data::table::{Table, parse_csv, read_csv, write_csv};

@@ -128,10 +128,25 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
     let points: std::collections::BTreeSet<&str> = rows.iter().map(|r| &r[0]).collect();
     assert_eq!(points.len(), 6);
     for k in 1..=6 {
+        // Every check supports the finding, the lagged treatment's (2)
+        // too: a, b and the indirect effect positive, its percentile
+        // interval above zero, masking part of a negative direct effect.
+        let s = summary(&cwd.join(format!("results/robustness/points/{k:03}/summary.json")));
+        let estimate = |key: &str| s["effects"][key]["estimate"].as_f64().unwrap();
         assert!(
-            cwd.join(format!("results/robustness/points/{k:03}/summary.json"))
-                .exists()
+            estimate("a") > 0.0 && estimate("b") > 0.0 && estimate("c_prime") < 0.0,
+            "point {k}: {}",
+            s["effects"]
         );
+        let lower = s["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["effect"] == "indirect" && i["method"] == "percentile")
+            .unwrap()["lower"]
+            .as_f64()
+            .unwrap();
+        assert!(lower > 0.0, "point {k}: the indirect effect's interval");
     }
     // sweep_effect_size: 3 x 3; the indirect effect's interval narrows as
     // cities grow, and the estimate grows with b.

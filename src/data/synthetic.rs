@@ -8,8 +8,18 @@
 //!
 //! For city i in year s = 0..T-1, with a city development factor `dev_i`:
 //!
-//! * `agglom_sec = a_sec_i dei + controls + city/year terms + e_sec`, and
-//!   `agglom_ter` likewise with `a_ter_i`; `agglom = (agglom_sec + agglom_ter) / 2`.
+//! * `dei = 1 + 0.6 dev_i + (0.18 + g_i) s + 2 ln_gdp's shock + u_dei`: a
+//!   common trend, each city's own pace of digitalisation `g_i` (normal, sd
+//!   `DEI_GROWTH_SD` a year) and a shock `u_dei` that is AR(1) with
+//!   `DEI_RHO` = 0.9 (sd `DEI_SHOCK_SD`), so the index is as persistent
+//!   within a city as real indices are: on the default panel, its
+//!   regression on its own lag with city means removed has slope 0.95
+//!   (`tests/synthetic.rs`). A lagged treatment then carries most of the
+//!   current one, and the lagged-treatment check supports the finding.
+//! * `agglom_sec = a_sec_i dei + Z_AGGLOM iv_agglom + controls + city/year
+//!   terms + e_sec`, and `agglom_ter` likewise with `a_ter_i`; `agglom =
+//!   (agglom_sec + agglom_ter) / 2`, so `iv_agglom` moves agglom by
+//!   `Z_AGGLOM` per unit.
 //! * `log_ci = mu_i + lambda_s + C_PRIME dei + B_COMPONENT (agglom_sec + agglom_ter)
 //!   + controls' gamma + e_y`, so the coefficient on `agglom` is
 //!   `B_AGGLOM = 2 B_COMPONENT` and the model with `agglom` alone is exact.
@@ -18,13 +28,23 @@
 //!   `SIZE_SMALL_MEDIUM`) and a region factor (`REGION_EAST`, `REGION_CENTRAL`,
 //!   `REGION_WEST`): digitalisation raises agglomeration, and so masks part of
 //!   its carbon reduction, most in small-medium and western cities.
-//! * Every error and control shock is AR(1) within the city with coefficient
-//!   `RHO`, so observations of a city are correlated after the fixed effects.
-//! * The instrument `iv_post1984 = Z_LOADING u_dei + e_z` (named after the
-//!   study's historical post-office instrument) moves dei through dei's own
-//!   shock `u_dei` and enters no other equation, so it is relevant and
-//!   excluded; its noise `e_z` (i.i.d., sd `Z_NOISE`) comes from a second
-//!   random stream, so the other columns are those of the panel without it.
+//! * Every other error and control shock is AR(1) within the city with
+//!   coefficient `RHO`, so observations of a city are correlated after the
+//!   fixed effects.
+//! * The instrument `iv_post1984 = p_i s + e_z`, as the study's: a city's
+//!   historical exposure `p_i` (post offices in 1984, standard normal)
+//!   times the national trend (the year index s), plus i.i.d. noise `e_z`
+//!   (sd `Z_NOISE`, from a second random stream). Exposure sets the city's
+//!   pace, `g_i = DEI_GROWTH_SD (Z_SHARE p_i + sqrt(1 - Z_SHARE^2) v_i)`
+//!   (p_i and v_i from a third stream), and enters no other equation: the
+//!   instrument moves dei by `DEI_GROWTH_SD Z_SHARE` per unit and is
+//!   excluded.
+//! * The instrument of agglomeration `iv_agglom` (i.i.d. standard normal,
+//!   from a fourth random stream; say a city-year's exposure to a
+//!   regional industrial-park programme) enters both agglomeration
+//!   equations with `Z_AGGLOM` and no other: relevant for agglom and
+//!   excluded from the outcome, it identifies b when agglomeration is
+//!   instrumented.
 //!
 //! With the average multiplier near 1, the indirect effect is about
 //! 0.2 x 0.029 = 0.0058, the total effect about -0.097 + 0.006 = -0.091, and
@@ -67,11 +87,19 @@ pub const SIZE_SMALL_MEDIUM: f64 = 1.2;
 pub const REGION_EAST: f64 = 0.7;
 pub const REGION_CENTRAL: f64 = 1.0;
 pub const REGION_WEST: f64 = 1.45;
-/// Within-city AR(1) coefficient of all shocks.
+/// Within-city AR(1) coefficient of every shock but dei's own.
 pub const RHO: f64 = 0.5;
-/// Loading of the instrument on dei's shock, and the sd of its own noise.
-pub const Z_LOADING: f64 = 0.6;
-pub const Z_NOISE: f64 = 0.6;
+/// Within-city AR(1) coefficient and SD of dei's own shock, and the SD of
+/// each city's pace of digitalisation (its own trend, per year).
+pub const DEI_RHO: f64 = 0.9;
+pub const DEI_SHOCK_SD: f64 = 0.3;
+pub const DEI_GROWTH_SD: f64 = 0.08;
+/// Effect of the agglomeration instrument on each component (so on agglom).
+pub const Z_AGGLOM: f64 = 0.15;
+/// Share of a city's pace of digitalisation its historical exposure (the
+/// instrument's) sets, and the sd of the instrument's own noise.
+pub const Z_SHARE: f64 = 0.8;
+pub const Z_NOISE: f64 = 0.3;
 
 /// The six controls, in column order.
 pub const CONTROLS: [&str; 6] = [
@@ -135,7 +163,7 @@ pub struct SyntheticParams {
     pub b: f64,
     /// Direct effect of dei on log carbon intensity (`C_PRIME`).
     pub c_prime: f64,
-    /// Within-city AR(1) coefficient of every shock (`RHO`), in [0, 1).
+    /// Within-city AR(1) coefficient of every shock but dei's own (`RHO`), in [0, 1).
     pub rho: f64,
     /// Strength of the heterogeneity of the a paths: a city's multiplier is
     /// (region factor x size factor)^heterogeneity; 1 is the study's, 0
@@ -179,6 +207,7 @@ pub fn headers() -> Vec<String> {
     .collect();
     h.extend(CONTROLS.iter().map(|s| s.to_string()));
     h.push("iv_post1984".into());
+    h.push("iv_agglom".into());
     h
 }
 
@@ -206,6 +235,10 @@ pub fn generate(params: SyntheticParams) -> Table {
     let mut rng = ChaCha20Rng::seed_from_u64(params.seed);
     let mut rng_z = ChaCha20Rng::seed_from_u64(params.seed);
     rng_z.set_stream(1);
+    let mut rng_g = ChaCha20Rng::seed_from_u64(params.seed);
+    rng_g.set_stream(2);
+    let mut rng_m = ChaCha20Rng::seed_from_u64(params.seed);
+    rng_m.set_stream(3);
     let t_count = params.years;
     let width = params.cities.to_string().len().max(3);
     let year_effect: Vec<f64> = (0..t_count)
@@ -237,7 +270,11 @@ pub fn generate(params: SyntheticParams) -> Table {
             .iter()
             .map(|&sd| ar1(&mut rng, t_count, sd, params.rho))
             .collect();
-        let u_dei = ar1(&mut rng, t_count, 0.8, params.rho);
+        let u_dei = ar1(&mut rng, t_count, DEI_SHOCK_SD, DEI_RHO);
+        let exposure = rng_g.sample::<f64, _>(StandardNormal);
+        let pace = DEI_GROWTH_SD
+            * (Z_SHARE * exposure
+                + (1.0 - Z_SHARE * Z_SHARE).sqrt() * rng_g.sample::<f64, _>(StandardNormal));
         let e_sec = ar1(&mut rng, t_count, 0.3, params.rho);
         let e_ter = ar1(&mut rng, t_count, 0.3, params.rho);
         let e_y = ar1(&mut rng, t_count, 0.015, params.rho);
@@ -252,17 +289,25 @@ pub fn generate(params: SyntheticParams) -> Table {
                 18.0 - 2.0 * dev + shocks[4][s],
                 6.0 + 0.5 * dev + 0.01 * sf + shocks[5][s],
             ];
-            let dei = 1.0 + 0.6 * dev + 0.18 * sf + 2.0 * shocks[0][s] + u_dei[s];
+            let dei = 1.0 + 0.6 * dev + (0.18 + pace) * sf + 2.0 * shocks[0][s] + u_dei[s];
+            let z_agglom = rng_m.sample::<f64, _>(StandardNormal);
             let sec = 1.0
                 + 0.3 * dev
                 + mu_sec
                 + 0.01 * sf
                 + a_sec * dei
+                + Z_AGGLOM * z_agglom
                 + 0.02 * controls[1]
                 + 0.05 * controls[0]
                 + e_sec[s];
-            let ter =
-                0.8 + 0.4 * dev + mu_ter + 0.02 * sf + a_ter * dei + 0.01 * controls[3] + e_ter[s];
+            let ter = 0.8
+                + 0.4 * dev
+                + mu_ter
+                + 0.02 * sf
+                + a_ter * dei
+                + Z_AGGLOM * z_agglom
+                + 0.01 * controls[3]
+                + e_ter[s];
             let agglom = (sec + ter) / 2.0;
             let log_ci = mu_y
                 + year_effect[s]
@@ -287,8 +332,9 @@ pub fn generate(params: SyntheticParams) -> Table {
                 fmt(log_ci),
             ];
             row.extend(controls.iter().map(|&c| fmt(c)));
-            let z = Z_LOADING * u_dei[s] + Z_NOISE * rng_z.sample::<f64, _>(StandardNormal);
+            let z = exposure * sf + Z_NOISE * rng_z.sample::<f64, _>(StandardNormal);
             row.push(fmt(z));
+            row.push(fmt(z_agglom));
             rows.push(row);
         }
     }

@@ -85,7 +85,14 @@ impl TwoStage {
                     .sum();
             }
         }
+        let diagonal: Vec<f64> = (0..kr).map(|r| h[r * kr + r]).collect();
         cholesky(&mut h, kr).map_err(|_| TwoStageFailure::FirstStage)?;
+        // A fitted regressor that the others' fitted values explain to all
+        // but 1e-10 of its sum of squares is not identified: rounding, not
+        // the instruments, made its pivot positive.
+        if (0..kr).any(|r| h[r * kr + r].powi(2) < 1e-10 * diagonal[r]) {
+            return Err(TwoStageFailure::FirstStage);
+        }
         // K = H^{-1} Pi': column i is H^{-1} (row i of Pi).
         let mut projector = vec![0.0; kr * ki];
         let mut row = vec![0.0; kr];
