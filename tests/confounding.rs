@@ -312,18 +312,16 @@ fn the_embedded_default_leaves_them_out_where_undefined() {
         let mut args = vec!["run", "--scheme", "none", "-q", "--no-plots", "--out", out];
         args.extend(extra);
         let done = common::medsim(dir.path(), &args);
-        assert!(
-            done.status.success(),
-            "{}",
-            String::from_utf8_lossy(&done.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
+        assert!(done.status.success(), "{stderr}");
         let summary: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.path().join(out).join("summary.json")).unwrap(),
         )
         .unwrap();
-        (summary, String::from_utf8_lossy(&done.stderr).into_owned())
+        let printed = String::from_utf8_lossy(&done.stdout).into_owned();
+        (summary, stderr, printed)
     };
-    let (plain, _) = run(&[], "plain");
+    let (plain, _, printed) = run(&[], "plain");
     let paths: Vec<&str> = plain["confounding"]["paths"]
         .as_array()
         .unwrap()
@@ -331,10 +329,86 @@ fn the_embedded_default_leaves_them_out_where_undefined() {
         .map(|p| p["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, ["a", "b", "c_prime"]);
-    let (iv, stderr) = run(&["--instrument", "iv_post1984"], "iv");
+    // The report's identification section: no instrument, the bounds.
+    let section = printed.split("\nidentification\n").nth(1).expect(&printed);
+    assert!(section.starts_with("  instrumented   none: every path by least squares"));
+    assert!(section.contains("omitted-variable bounds (Cinelli-Hazlett 2020)"));
+    let (iv, stderr, printed) = run(&["--instrument", "iv_post1984"], "iv");
     assert!(iv.get("confounding").is_none());
     assert!(
         stderr.contains("omitted-variable bounds are left out"),
         "{stderr}"
+    );
+    // The section names the instrument and its first-stage F.
+    let f = iv["iv"]["first_stage_f"].as_f64().unwrap();
+    let line =
+        format!("  instrumented   dei by iv_post1984 in every equation: first-stage F = {f:.1}\n");
+    assert!(
+        printed.contains(&format!("\nidentification\n{line}")),
+        "{printed}"
+    );
+}
+
+/// A serial chain's links are paths too: each `d:FROM:TO` is bounded with
+/// its equation's coefficient and CR1 SE.
+#[test]
+fn a_chains_links_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::fixture("serial.csv");
+    let args = [
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--unit",
+        "unit",
+        "--time",
+        "time",
+        "--outcome",
+        "y",
+        "--treatment",
+        "x",
+        "--serial",
+        "m1,m2",
+        "--controls",
+        "c1",
+        "--scheme",
+        "none",
+        "--benchmark",
+        "c1",
+        "-q",
+        "--no-plots",
+        "--out",
+        "o",
+    ];
+    let done = common::medsim(dir.path(), &args);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/summary.json")).unwrap())
+            .unwrap();
+    let paths = s["confounding"]["paths"].as_array().unwrap();
+    let keys: Vec<&str> = paths.iter().map(|p| p["path"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["a:m1", "b:m1", "a:m2", "b:m2", "d:m1:m2", "c_prime"]);
+    for p in paths {
+        let key = p["path"].as_str().unwrap();
+        let effect = &s["effects"][key];
+        assert_eq!(p["estimate"], effect["estimate"], "{key}");
+        assert_eq!(p["se"], effect["se"], "{key}");
+        let c = Coefficient {
+            estimate: p["estimate"].as_f64().unwrap(),
+            se_classical: p["se_classical"].as_f64().unwrap(),
+            dof: p["dof"].as_f64().unwrap(),
+        };
+        assert_eq!(p["partial_r2"].as_f64().unwrap(), c.partial_r2(), "{key}");
+        assert_eq!(p["bounds"].as_array().unwrap().len(), 3, "{key}");
+    }
+    // The link's equation: m2 on x, m1 and c1.
+    let d = &paths[4];
+    assert_eq!(
+        (d["regressor"].as_str(), d["dependent"].as_str()),
+        (Some("m1"), Some("m2"))
     );
 }
