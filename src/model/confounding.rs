@@ -39,6 +39,7 @@ use crate::math::stats::t_quantile;
 use crate::model::design::Design;
 use crate::model::effect::EffectKey;
 use crate::model::mediation::Analysis;
+use crate::model::serial::Chain;
 
 /// What a run asks for (`[sensitivity] confounding = true`): the controls
 /// that bound a confounder, and the multiples of their strength.
@@ -263,16 +264,13 @@ fn paths(design: &Design, analysis: &Analysis) -> Vec<(String, usize, usize)> {
         out.push((EffectKey::A(name.clone()).to_string(), 1 + j, x));
         out.push((EffectKey::B(name).to_string(), outcome_eq, l.mediator(j)));
     }
-    if design.serial {
-        for to in 0..m {
-            for from in 0..to {
-                let key = EffectKey::D(
-                    analysis.mediators[from].clone(),
-                    analysis.mediators[to].clone(),
-                );
-                out.push((key.to_string(), 1 + to, l.mediator(from)));
-            }
-        }
+    // A chain's links, as the analysis reports them.
+    for (to, from) in Chain::new(m, design.serial).links {
+        let key = EffectKey::D(
+            analysis.mediators[from].clone(),
+            analysis.mediators[to].clone(),
+        );
+        out.push((key.to_string(), 1 + to, l.mediator(from)));
     }
     out.push((EffectKey::CPrime.to_string(), outcome_eq, x));
     out

@@ -503,11 +503,7 @@ impl Origin {
             || (self.text != PAPER
                 && lines_with_keys(&self.text)
                     .iter()
-                    .any(|(header, assigned)| match assigned {
-                        Some(k) if header.is_empty() => k == key,
-                        Some(k) => format!("{header}.{k}") == key,
-                        None => false,
-                    }))
+                    .any(|(header, assigned)| full_key(header, assigned).as_deref() == Some(key)))
     }
 
     /// The error for `key`'s value: naming the flag that gave it, or the
@@ -665,21 +661,28 @@ pub fn line_of_key(text: &str, key: &str) -> usize {
     let lines = lines_with_keys(text);
     let mut table_line = 0;
     for (i, (header, assigned)) in lines.iter().enumerate() {
-        let full = match assigned {
-            Some(k) if header.is_empty() => k.clone(),
-            Some(k) => format!("{header}.{k}"),
-            None => {
-                if !header.is_empty() && key.starts_with(&format!("{header}.")) && table_line == 0 {
-                    table_line = i + 1;
-                }
-                continue;
+        let Some(full) = full_key(header, assigned) else {
+            if !header.is_empty() && key.starts_with(&format!("{header}.")) && table_line == 0 {
+                table_line = i + 1;
             }
+            continue;
         };
         if key == full || key.starts_with(&format!("{full}.")) {
             return i + 1;
         }
     }
     table_line
+}
+
+/// The dotted key a line assigns (`data.lag` for `lag = ...` under
+/// `[data]`), from [`lines_with_keys`]'s header and key; None for a line
+/// that assigns nothing.
+fn full_key(header: &str, assigned: &Option<String>) -> Option<String> {
+    match assigned {
+        Some(k) if header.is_empty() => Some(k.clone()),
+        Some(k) => Some(format!("{header}.{k}")),
+        None => None,
+    }
 }
 
 /// The messages of the existing option parsers, without their flag names.
