@@ -618,6 +618,135 @@ fn instrument_errors_name_the_problem() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// `--mediator-instrument`: the printed IV line and identification
+/// section, the summary's `mediator_iv` block, a b that is two-stage least
+/// squares (the treatment's first stage absent), the embedded default's
+/// second mediator set left out with a note (one instrument for two
+/// mediators), groups with their own first stage; a weak instrument is
+/// warned of; the refused combinations name the key.
+#[test]
+fn instrumented_mediator_run_reports_its_first_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--mediator-instrument",
+            "iv_agglom",
+            "--group",
+            "region",
+            "-B",
+            "300",
+            "--out",
+            "miv",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    for line in [
+        "IV     agglom instrumented by iv_agglom (2SLS in the outcome equation); first-stage F = ",
+        "  instrumented   agglom by iv_agglom in the outcome equation (b, c'): first-stage F = ",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+    assert!(
+        stderr.contains("agglom_sec + agglom_ter (model.also_mediators, --also-mediators)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("weak"), "{stderr}");
+    let s = read_summary(&dir.path().join("miv/summary.json"));
+    assert!(s.iv.is_none());
+    assert!(s.mediator_models.is_empty());
+    let fs = &s.mediator_iv["agglom"];
+    assert_eq!(fs.instruments, ["iv_agglom"]);
+    assert!(fs.first_stage_f > 100.0, "strong: {}", fs.first_stage_f);
+    assert_eq!(s.model.mediator_instruments, ["iv_agglom"]);
+    let outcome = s.equations.iter().find(|e| e.name == "outcome").unwrap();
+    assert!(outcome.r2_within.is_none(), "the outcome equation is 2SLS");
+    for (label, g) in &s.groups {
+        let f = g.mediator_iv["agglom"].first_stage_f;
+        assert!(f > 10.0, "{label}: F {f}");
+    }
+    let bounds = s.confounding.as_ref().expect("the a path's bounds");
+    let paths: Vec<&str> = bounds.paths.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["a"]);
+
+    // iv_post1984 moves agglomeration only through dei, a regressor of the
+    // outcome equation: as the mediator's instrument it is weak.
+    let out = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--mediator-instrument",
+            "iv_post1984",
+            "--group",
+            "",
+            "--scheme",
+            "none",
+            "--out",
+            "weak",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "warning: weak instruments: the first stage of 'agglom' on iv_post1984 \
+             (model.mediator_instrument"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("(weak: below 10)"));
+
+    refused(
+        dir.path(),
+        &[
+            "run",
+            "--mediator-instrument",
+            "iv_agglom",
+            "--also-mediators",
+            "agglom_sec,agglom_ter",
+            "--out",
+            "o",
+        ],
+        &[
+            "2 instrumented mediators need at least 2",
+            "--mediator-instrument",
+        ],
+    );
+    refused(
+        dir.path(),
+        &[
+            "run",
+            "--mediator-instrument",
+            "iv_agglom",
+            "--scheme",
+            "permutation",
+            "--out",
+            "o",
+        ],
+        &["first stage", "--mediator-instrument"],
+    );
+    refused(
+        dir.path(),
+        &[
+            "run",
+            "--serial",
+            "agglom_sec,agglom_ter",
+            "--mediator-instrument",
+            "iv_agglom,iv_post1984",
+            "--out",
+            "o",
+        ],
+        &["model.serial", "--mediator-instrument"],
+    );
+    refused(
+        dir.path(),
+        &["run", "--mediator-instrument", "agglom", "--out", "o"],
+        &["'agglom'", "mediator"],
+    );
+}
+
 /// `--also-mediators`: the model with the other mediators is the model a
 /// run with those mediators reports, replicates and all (the same clusters
 /// draw the same weights); a set equal to the run's own is not repeated.

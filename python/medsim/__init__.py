@@ -66,7 +66,8 @@ def _labels_of(config: dict) -> list[str]:
 
 def _numeric_of(config: dict) -> list[str]:
     m = config["model"]
-    names = [m["outcome"], m["treatment"], *m["mediators"], *m["controls"], *m["instrument"]]
+    names = [m["outcome"], m["treatment"], *m["mediators"], *m["controls"], *m["instrument"],
+             *m.get("mediator_instrument", [])]
     if m.get("moderator"):
         names.append(m["moderator"])
     for group in m.get("also_mediators", []):
@@ -98,6 +99,7 @@ def mediate(
     cluster: str | None = None,
     group: str | Iterable[str] | None = None,
     instrument: str | Iterable[str] | None = None,
+    mediator_instrument: str | Iterable[str] | None = None,
     also_mediators: Iterable[Iterable[str]] | None = None,
     moderator: str | None = None,
     moderated: str | Iterable[str] | None = None,
@@ -144,7 +146,9 @@ def mediate(
       regressors other than the treatment are the controls, the fixed
       effects are the unit and the period (one: unit effects only; ``0``:
       none, and then ``unit=`` and ``time=`` say the panel's columns);
-      ``"y ~ controls | city + year | dei ~ z"`` instruments the treatment.
+      ``"y ~ controls | city + year | dei ~ z"`` instruments the treatment,
+      ``"y ~ dei + controls | city + year | agglom ~ z"`` the mediator
+      (``mediator="agglom"``; as ``mediator_instrument=``).
 
     ``data``: a pandas or polars DataFrame (or one with ``__dataframe__``),
     or the path of a data file, read as the CLI's ``--data`` reads it: CSV,
@@ -181,6 +185,13 @@ def mediate(
     ``interaction=True`` adds X*M to the outcome equation: ``interaction``,
     ``natural_direct`` and ``natural_indirect`` of moving X by ``contrast``
     ``(x0, x1)`` (default the mean to the mean plus one SD).
+    ``instrument`` names the treatment's excluded instruments (two-stage
+    least squares in every equation; ``to_dict()["iv"]`` has the
+    cluster-robust first-stage F); ``mediator_instrument`` the mediators'
+    (at least one per mediator): the outcome equation's mediators are then
+    endogenous and b, c' and a*b are 2SLS, as R's ``mediation::mediate_tsls``,
+    with each mediator's first stage in ``to_dict()["mediator_iv"]``. Both
+    combine; F below 10 is warned of.
     ``serial=True`` makes the mediators (2 to 4) a chain in the order
     given (PROCESS model 6): every path such as ``indirect:m1>m2``, the
     links ``d:m1:m2``, their total and differences, and
@@ -207,6 +218,15 @@ def mediate(
                 f"outcome={outcome!r} and the formula's outcome {formula.outcome!r} differ"
             )
         outcome = formula.outcome
+        if formula.endogenous is not None and formula.endogenous in _as_list(mediator, "mediator="):
+            # The mediator instrumented: the treatment stays a regressor.
+            if mediator_instrument is not None:
+                raise MedsimError(
+                    "give the mediator's instruments in the formula or as mediator_instrument=, "
+                    "not both"
+                )
+            mediator_instrument = formula.instruments
+            formula.endogenous = None
         if formula.endogenous is not None:
             if treatment is not None and treatment != formula.endogenous:
                 raise MedsimError(
@@ -281,6 +301,13 @@ def mediate(
         put("model", "cluster", cluster, "cluster=")
     put("model", "groups", _as_list(group, "group="), "group=")
     put("model", "instrument", _as_list(instrument, "instrument="), "instrument=")
+    if mediator_instrument is not None:
+        put(
+            "model",
+            "mediator_instrument",
+            _as_list(mediator_instrument, "mediator_instrument="),
+            "mediator_instrument=",
+        )
     put(
         "model",
         "also_mediators",

@@ -3,7 +3,9 @@
 ``"y ~ x1 + x2 | fe1 + fe2"``: the outcome, the regressors (the treatment
 among them; the others are controls) and up to two fixed effects (the unit,
 then the period). ``"y ~ controls | fe1 + fe2 | x ~ z1 + z2"``: the treatment
-x instrumented by z1, z2 (two-stage least squares), as pyfixest writes IV.
+x instrumented by z1, z2 (two-stage least squares), as pyfixest writes IV;
+``"y ~ x + controls | fe1 + fe2 | m ~ z"``: the mediator m instrumented in
+the outcome equation (which of the two the caller's ``mediator=`` says).
 ``0`` as the fixed-effects part means none.
 """
 
@@ -85,14 +87,14 @@ def parse(formula: str) -> Formula:
         if iv.count("~") != 1:
             raise MedsimError(
                 f"formula {formula!r}: the instruments' part is 'x ~ z1 + z2' (the "
-                "instrumented treatment, then its instruments)"
+                "instrumented treatment or mediator, then its instruments)"
             )
         left, right = (s.strip() for s in iv.split("~"))
         endo = _terms(left, formula, "the instrumented part") if left else []
         if len(endo) != 1:
             raise MedsimError(
-                f"formula {formula!r}: exactly one instrumented variable (the treatment) "
-                "before '~' in the instruments' part"
+                f"formula {formula!r}: exactly one instrumented variable (the treatment "
+                "or the mediator) before '~' in the instruments' part"
             )
         if not right:
             raise MedsimError(f"formula {formula!r}: no instruments after '~' in the last part")

@@ -246,3 +246,37 @@ def test_omitted_variable_bounds_equal_medsim_run(tmp_path, panel_csv, panel):
     with pytest.raises(ms.MedsimError, match="two-stage least squares"):
         ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom",
                    unit="city", time="year", instrument="iv_post1984", benchmark=[])
+
+
+def test_an_instrumented_mediator_equals_medsim_run(tmp_path, panel_csv, panel):
+    # agglom instrumented by iv_agglom in the outcome equation: the keyword
+    # and the formula give the CLI's summary, first stage and bounds of a
+    # (b and c' are two-stage least squares and have none).
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(panel_csv), "--controls", "ln_gdp,industry,fdi",
+        "--mediator-instrument", "iv_agglom", "--group", "", "-B", "300", "-q",
+        "--no-plots", "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator="agglom",
+        controls=["ln_gdp", "industry", "fdi"], unit="city", time="year",
+        mediator_instrument="iv_agglom", reps=300, name="panel",
+    )
+    got = fit.to_dict()
+    got["data"]["source"] = want["data"]["source"]
+    assert got == want
+    assert want["model"]["mediator_instruments"] == ["iv_agglom"]
+    assert want["mediator_iv"]["agglom"]["first_stage_f"] > 10
+    assert "iv" not in want
+    assert [p["path"] for p in want["confounding"]["paths"]] == ["a"]
+    by_formula = ms.mediate(
+        "log_ci ~ dei + ln_gdp + industry + fdi | city + year | agglom ~ iv_agglom",
+        data=panel, treatment="dei", mediator="agglom", reps=300, name="panel",
+    ).to_dict()
+    by_formula["data"]["source"] = want["data"]["source"]
+    assert by_formula == want
+    with pytest.raises(ms.MedsimError, match="mediator_instrument="):
+        ms.mediate(panel, outcome="log_ci", treatment="dei", mediator=["agglom_sec", "agglom_ter"],
+                   unit="city", time="year", mediator_instrument="iv_agglom")

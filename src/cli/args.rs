@@ -84,6 +84,8 @@ pub(crate) const RUN_EXAMPLES: &str = "Examples:
              --treatment dei --mediator agglom --controls ln_gdp,industry,fdi
   medsim run --mediator agglom_sec,agglom_ter      two parallel mediators, and their contrast
   medsim run --instrument iv_post1984              dei instrumented (2SLS in every equation)
+  medsim run --mediator-instrument iv_agglom       agglom instrumented in the outcome equation
+                                                   (2SLS b and c', as mediate_tsls)
   medsim run --benchmark ln_gdp --kd 1,2,3         a, b, c' adjusted for a confounder 1-3 times
                                                    as strong as ln_gdp (Cinelli-Hazlett bounds)
   medsim run --data panel.csv --group region       a model per region, and the differences
@@ -315,6 +317,15 @@ pub(crate) struct RunFlags {
     /// [model.instrument; default none, least squares].
     #[arg(long, value_name = "COL")]
     pub(crate) instrument: Option<String>,
+    /// Excluded instrument(s) of the mediators, comma-separated, at least
+    /// one per mediator: the outcome equation is fitted by two-stage least
+    /// squares with the mediators endogenous (R's mediation::mediate_tsls),
+    /// so b, c' and a*b are 2SLS; the mediator equations (a) stay least
+    /// squares unless --instrument instruments the treatment too. Each
+    /// mediator's cluster-robust first-stage F is in "mediator_iv"; F below
+    /// 10 is warned of [model.mediator_instrument; default none].
+    #[arg(long, value_name = "COL")]
+    pub(crate) mediator_instrument: Option<String>,
     /// Moderator column W of the paths (conditional process analysis): the
     /// moderated equations gain W and its product with the path's cause,
     /// formed on the data before the fixed effects are absorbed; reports

@@ -149,6 +149,16 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
         },
     },
     Flag {
+        flag: "--mediator-instrument",
+        key: "model.mediator_instrument",
+        apply: |f, c| {
+            set(
+                f.mediator_instrument.as_deref().map(split_list),
+                &mut c.model.mediator_instrument,
+            )
+        },
+    },
+    Flag {
         flag: "--moderator",
         key: "model.moderator",
         apply: |f, c| set(f.moderator.clone().map(Some), &mut c.model.moderator),

@@ -252,7 +252,9 @@ pub fn check_model(instrumented: bool, moderated: bool) -> Result<()> {
     }
 }
 
-/// The paths of `analysis`: (effect key, equation, regressor column).
+/// The least-squares paths of `analysis`: (effect key, equation, regressor
+/// column). With instrumented mediators, b and c' are two-stage least
+/// squares and have no bounds; the a paths keep theirs.
 fn paths(design: &Design, analysis: &Analysis) -> Vec<(String, usize, usize)> {
     let l = design.layout;
     let m = l.n_mediators;
@@ -273,6 +275,8 @@ fn paths(design: &Design, analysis: &Analysis) -> Vec<(String, usize, usize)> {
         out.push((key.to_string(), 1 + to, l.mediator(from)));
     }
     out.push((EffectKey::CPrime.to_string(), outcome_eq, x));
+    let fit = &analysis.fit.equations;
+    out.retain(|(_, e, _)| fit[*e].equation.instruments.is_none());
     out
 }
 
@@ -315,7 +319,7 @@ pub fn analyse(
     levels: &[f64],
 ) -> Result<ConfoundingSummary> {
     check_model(
-        design.layout.instrumented(),
+        design.layout.treatment_instrumented(),
         design.moderation.is_some() || design.interaction.is_some(),
     )?;
     let q = design.q();

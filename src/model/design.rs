@@ -7,9 +7,10 @@
 //!
 //! Column order of `z`: treatment, controls, nuisance (period dummies, or the
 //! intercept without unit effects), mediators, the moderation block (the
-//! moderator W unless the fixed effects absorb it, X*W, M*W), instruments,
-//! outcome. Products are formed on the data (X and W mean-centred first
-//! with `center`), then transformed like every other column.
+//! moderator W unless the fixed effects absorb it, X*W, M*W), instruments
+//! (the treatment's, then the mediators'), outcome. Products are formed on
+//! the data (X and W mean-centred first with `center`), then transformed
+//! like every other column.
 
 use crate::error::{Error, Result};
 use crate::math::linalg::{packed_len, unpack};
@@ -27,6 +28,8 @@ pub enum Role {
     Mediator,
     /// Excluded instrument of the treatment.
     Instrument,
+    /// Excluded instrument of the mediators.
+    MediatorInstrument,
     /// The moderator or a product with it.
     Moderator,
     Outcome,
@@ -40,6 +43,7 @@ impl Role {
             Role::Nuisance => "fixed effect",
             Role::Mediator => "mediator",
             Role::Instrument => "instrument",
+            Role::MediatorInstrument => "mediator's instrument",
             Role::Moderator => "moderation term",
             Role::Outcome => "outcome",
         }
@@ -54,6 +58,9 @@ pub struct Layout {
     pub n_mediators: usize,
     /// Excluded instruments of the treatment (0: least squares).
     pub n_instruments: usize,
+    /// Excluded instruments of the mediators, in the outcome equation (0:
+    /// the mediators are exogenous).
+    pub n_mediator_instruments: usize,
     /// Columns of the moderation block (0: no moderator).
     pub n_moderation: usize,
 }
@@ -66,6 +73,7 @@ impl Layout {
             + self.n_mediators
             + self.n_moderation
             + self.n_instruments
+            + self.n_mediator_instruments
             + 2
     }
     /// The treatment column.
@@ -84,13 +92,26 @@ impl Layout {
     pub fn instrument(&self, j: usize) -> usize {
         1 + self.n_controls + self.n_nuisance + self.n_mediators + self.n_moderation + j
     }
+    /// The mediators' instrument `j`.
+    pub fn mediator_instrument(&self, j: usize) -> usize {
+        self.instrument(self.n_instruments + j)
+    }
     /// The outcome column.
     pub fn outcome(&self) -> usize {
         self.q() - 1
     }
-    /// Whether the treatment is instrumented (two-stage least squares).
+    /// Whether some equation is fitted by two-stage least squares: the
+    /// treatment or the mediators are instrumented.
     pub fn instrumented(&self) -> bool {
+        self.treatment_instrumented() || self.mediators_instrumented()
+    }
+    /// Whether the treatment is instrumented (in every equation).
+    pub fn treatment_instrumented(&self) -> bool {
         self.n_instruments > 0
+    }
+    /// Whether the mediators are instrumented (in the outcome equation).
+    pub fn mediators_instrumented(&self) -> bool {
+        self.n_mediator_instruments > 0
     }
     /// The exogenous columns every equation shares: controls and nuisance.
     pub fn exogenous(&self) -> Vec<usize> {
@@ -105,20 +126,43 @@ impl Layout {
     pub fn outcome_regressors(&self) -> Vec<usize> {
         (0..1 + self.n_controls + self.n_nuisance + self.n_mediators).collect()
     }
-    /// Instruments of an equation with `regressors` when the treatment is
-    /// instrumented: the treatment replaced by the excluded instruments
-    /// (every other regressor instruments itself); None for least squares.
+    /// Instruments of an equation with `regressors`: an instrumented
+    /// treatment is replaced by its excluded instruments, instrumented
+    /// mediators by theirs, and every other regressor instruments itself;
+    /// None when no regressor is endogenous (least squares).
     pub fn instruments_for(&self, regressors: &[usize]) -> Option<Vec<usize>> {
-        if !self.instrumented() {
+        let treatment = self.treatment_instrumented() && regressors.contains(&self.treatment());
+        let mediators = self.mediators_instrumented()
+            && regressors
+                .iter()
+                .any(|&r| (0..self.n_mediators).any(|j| self.mediator(j) == r));
+        if !treatment && !mediators {
             return None;
         }
+        let endogenous = |r: usize| {
+            (treatment && r == self.treatment())
+                || (mediators && (0..self.n_mediators).any(|j| self.mediator(j) == r))
+        };
         let mut inst: Vec<usize> = regressors
             .iter()
             .copied()
-            .filter(|&r| r != self.treatment())
+            .filter(|&r| !endogenous(r))
             .collect();
-        inst.extend((0..self.n_instruments).map(|j| self.instrument(j)));
+        if treatment {
+            inst.extend((0..self.n_instruments).map(|j| self.instrument(j)));
+        }
+        if mediators {
+            inst.extend((0..self.n_mediator_instruments).map(|j| self.mediator_instrument(j)));
+        }
         Some(inst)
+    }
+    /// The instruments of a two-stage solve of `regressors`: those of
+    /// [`Layout::instruments_for`], or the regressors themselves for an
+    /// equation with none endogenous (two-stage least squares on its own
+    /// regressors is least squares).
+    pub fn system_instruments(&self, regressors: &[usize]) -> Vec<usize> {
+        self.instruments_for(regressors)
+            .unwrap_or_else(|| regressors.to_vec())
     }
 }
 
@@ -207,6 +251,7 @@ impl Design {
         let p = panel.n_controls;
         let m = panel.n_mediators;
         let n_inst = panel.n_instruments;
+        let n_med_inst = panel.n_mediator_instruments;
         let n_nuisance = match fe {
             FixedEffects::None => 1,
             FixedEffects::Unit => 0,
@@ -251,6 +296,7 @@ impl Design {
             n_nuisance,
             n_mediators: m,
             n_instruments: n_inst,
+            n_mediator_instruments: n_med_inst,
             n_moderation: block.len(),
         };
         let q = layout.q();
@@ -275,7 +321,10 @@ impl Design {
         entries.extend((0..m).map(|j| user(1 + p + j, Role::Mediator)));
         entries.extend(block);
         entries.extend((0..n_inst).map(|j| user(1 + p + m + j, Role::Instrument)));
-        entries.push(user(1 + p + m + n_inst + n_mod, Role::Outcome));
+        entries.extend(
+            (0..n_med_inst).map(|j| user(1 + p + m + n_inst + j, Role::MediatorInstrument)),
+        );
+        entries.push(user(1 + p + m + n_inst + n_med_inst + n_mod, Role::Outcome));
         let mut names = Vec::with_capacity(q);
         let mut roles = Vec::with_capacity(q);
         let mut cols: Vec<Vec<f64>> = Vec::with_capacity(q);
@@ -505,7 +554,9 @@ impl Design {
         order.extend(0..1 + layout.n_controls);
         order.extend((0..layout.n_mediators).map(|j| layout.mediator(j)));
         order.extend((0..layout.n_moderation).map(|k| layout.moderation(k)));
-        order.extend((0..layout.n_instruments).map(|j| layout.instrument(j)));
+        order.extend(
+            (0..layout.n_instruments + layout.n_mediator_instruments).map(|j| layout.instrument(j)),
+        );
 
         // Incremental Cholesky of a[order, order].
         let mut accepted: Vec<usize> = Vec::new();

@@ -374,11 +374,20 @@ fn two_stage_error(design: &Design, eq: &Equation, failure: TwoStageFailure) -> 
                 eq.name, design.names[inst[pivot]]
             ))
         }
-        TwoStageFailure::FirstStage => Error::Numerical(format!(
-            "the instruments do not identify the {} equation: the treatment's first stage \
-             is singular (the instruments have no partial effect on '{}')",
-            eq.name,
-            design.names[design.layout.treatment()]
-        )),
+        TwoStageFailure::FirstStage => {
+            let inst = eq.instruments.as_deref().unwrap_or(&[]);
+            let endogenous: Vec<String> = eq
+                .regressors
+                .iter()
+                .filter(|r| !inst.contains(r))
+                .map(|&r| format!("'{}'", design.names[r]))
+                .collect();
+            Error::Numerical(format!(
+                "the instruments do not identify the {} equation: the first stage is singular \
+                 (the excluded instruments have no partial effect on {})",
+                eq.name,
+                endogenous.join(" and ")
+            ))
+        }
     }
 }

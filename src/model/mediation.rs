@@ -210,6 +210,8 @@ pub struct Analysis {
     pub mediators: Vec<String>,
     /// First-stage diagnostics when the treatment is instrumented.
     pub iv: Option<IvDiagnostics>,
+    /// Each instrumented mediator's first stage, by mediator.
+    pub mediator_iv: Vec<(String, IvDiagnostics)>,
 }
 
 /// The first stage of an instrumented treatment (summary.json `"iv"`).
@@ -229,17 +231,53 @@ pub struct IvDiagnostics {
 /// and the exogenous columns, and the CR1 Wald F of the instruments.
 pub fn first_stage(design: &Design) -> Result<Option<IvDiagnostics>> {
     let l = design.layout;
-    if !l.instrumented() {
+    if !l.treatment_instrumented() {
         return Ok(None);
     }
-    let mut regressors = l.exogenous();
     let excluded: Vec<usize> = (0..l.n_instruments).map(|j| l.instrument(j)).collect();
-    regressors.extend(&excluded);
+    let regressors = l.system_instruments(&l.base_regressors());
+    wald_first_stage(design, l.treatment(), regressors, &excluded).map(Some)
+}
+
+/// Each instrumented mediator's first stage: the mediator on every
+/// instrument of the outcome equation (the controls and fixed effects, the
+/// treatment or its instruments, and the mediators' excluded instruments),
+/// and the CR1 Wald F of the mediators' excluded instruments, as pyfixest
+/// reports for `y ~ x + controls | fe | m ~ z`. With several mediators it
+/// is each one's own F, not a conditional one.
+pub fn mediator_first_stages(design: &Design) -> Result<Vec<(String, IvDiagnostics)>> {
+    let l = design.layout;
+    if !l.mediators_instrumented() {
+        return Ok(Vec::new());
+    }
+    let excluded: Vec<usize> = (0..l.n_mediator_instruments)
+        .map(|j| l.mediator_instrument(j))
+        .collect();
+    let regressors = l.system_instruments(&l.outcome_regressors());
+    (0..l.n_mediators)
+        .map(|j| {
+            let m = l.mediator(j);
+            let fs = wald_first_stage(design, m, regressors.clone(), &excluded)?;
+            Ok((design.names[m].clone(), fs))
+        })
+        .collect()
+}
+
+/// The CR1 Wald F of the `excluded` columns in the least-squares
+/// regression of `endogenous` on `regressors` (which include them): the
+/// Wald statistic over the number of instruments, with its p-value from
+/// F(instruments, clusters - 1).
+fn wald_first_stage(
+    design: &Design,
+    endogenous: usize,
+    regressors: Vec<usize>,
+    excluded: &[usize],
+) -> Result<IvDiagnostics> {
     let fit = fit_system(
         design,
         &[Equation {
-            name: "first-stage".into(),
-            dependent: l.treatment(),
+            name: format!("first-stage ({})", design.names[endogenous]),
+            dependent: endogenous,
             regressors,
             instruments: None,
         }],
@@ -247,8 +285,8 @@ pub fn first_stage(design: &Design) -> Result<Option<IvDiagnostics>> {
     let k = excluded.len();
     let pi: Vec<f64> = excluded.iter().map(|&z| fit.coef(0, z)).collect();
     let mut v: Vec<f64> = Vec::with_capacity(k * k);
-    for &zi in &excluded {
-        for &zj in &excluded {
+    for &zi in excluded {
+        for &zj in excluded {
             v.push(fit.cov((0, zi), (0, zj)));
         }
     }
@@ -266,11 +304,11 @@ pub fn first_stage(design: &Design) -> Result<Option<IvDiagnostics>> {
         w[i] = (w[i] - s) / v[i * k + i];
     }
     let f = w.iter().map(|x| x * x).sum::<f64>() / k as f64;
-    Ok(Some(IvDiagnostics {
+    Ok(IvDiagnostics {
         instruments: excluded.iter().map(|&z| design.names[z].clone()).collect(),
         first_stage_f: f,
         first_stage_p_value: f_p_value(f, k as f64, fit.df()),
-    }))
+    })
 }
 
 impl Analysis {
@@ -361,6 +399,7 @@ pub fn analyse(design: &Design, inference: &InferenceSpec) -> Result<Analysis> {
         fit,
         mediators,
         iv: first_stage(design)?,
+        mediator_iv: mediator_first_stages(design)?,
     })
 }
 

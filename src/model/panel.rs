@@ -90,11 +90,14 @@ pub struct Panel {
     pub cluster: Factor,
     pub groups: Vec<Factor>,
     /// Numeric columns in model order: treatment, controls, mediators,
-    /// instruments, the moderator (if any), outcome.
+    /// instruments (the treatment's, then the mediators'), the moderator
+    /// (if any), outcome.
     pub names: Vec<String>,
     pub n_controls: usize,
     pub n_mediators: usize,
     pub n_instruments: usize,
+    /// Excluded instruments of the mediators, after the treatment's.
+    pub n_mediator_instruments: usize,
     /// The moderation of the paths; its moderator's column follows the
     /// instruments.
     pub moderation: Option<Moderation>,
@@ -115,7 +118,7 @@ impl Panel {
     /// The moderator's column (following the instruments), in a moderated
     /// model.
     pub fn moderator_column(&self) -> usize {
-        1 + self.n_controls + self.n_mediators + self.n_instruments
+        1 + self.n_controls + self.n_mediators + self.n_instruments + self.n_mediator_instruments
     }
 
     /// Number of observations.
@@ -198,6 +201,7 @@ impl Panel {
             n_controls: spec.controls.len(),
             n_mediators: spec.mediators.len(),
             n_instruments: spec.instruments.len(),
+            n_mediator_instruments: spec.mediator_instruments.len(),
             moderation: spec.moderation.clone(),
             interaction: spec.interaction.clone(),
             serial: spec.serial,
@@ -228,7 +232,8 @@ impl Panel {
 
 /// Every column the model names, with its role (as an error names it):
 /// unit, period, cluster, the groups, then the numeric columns in the
-/// panel's order (treatment, controls, mediators, instruments, moderator,
+/// panel's order (treatment, controls, mediators, instruments (the
+/// treatment's, then the mediators'), moderator,
 /// outcome).
 fn wanted_columns(spec: &ModelSpec) -> Vec<(&str, &str)> {
     let mut wanted: Vec<(&str, &str)> = vec![
@@ -246,6 +251,10 @@ fn wanted_columns(spec: &ModelSpec) -> Vec<(&str, &str)> {
         (&spec.controls, "a control (model.controls)"),
         (&spec.mediators, "a mediator (model.mediators)"),
         (&spec.instruments, "an instrument (model.instrument)"),
+        (
+            &spec.mediator_instruments,
+            "a mediator's instrument (model.mediator_instrument)",
+        ),
     ] {
         wanted.extend(list.iter().map(|c| (c.as_str(), role)));
     }

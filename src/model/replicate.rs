@@ -798,10 +798,7 @@ impl Solver {
             inv_diag: vec![0.0; q],
             rhs: vec![0.0; q],
             iv: lay.instrumented().then(|| {
-                let columns = |r: Vec<usize>| {
-                    let i = lay.instruments_for(&r).unwrap_or_default();
-                    (r, i)
-                };
+                let columns = |r: Vec<usize>| (r.clone(), lay.system_instruments(&r));
                 IvState {
                     layout: lay,
                     base_columns: columns(lay.base_regressors()),

@@ -60,7 +60,7 @@ pub fn check_model(mediators: usize, instrumented: bool) -> Result<()> {
     } else if instrumented {
         Some(
             "the sensitivity analysis assumes least-squares equations; remove model.instrument \
-             or the [sensitivity] section"
+             and model.mediator_instrument, or the [sensitivity] section"
                 .into(),
         )
     } else {

@@ -65,6 +65,10 @@ pub struct ModelSpec {
     /// Excluded instruments of the treatment (two-stage least squares);
     /// empty for the ordinary least-squares model.
     pub instruments: Vec<String>,
+    /// Excluded instruments of the mediators: the outcome equation's
+    /// mediators are then endogenous and fitted by two-stage least squares
+    /// (as R's `mediation::mediate_tsls`); empty: least squares.
+    pub mediator_instruments: Vec<String>,
     /// Categorical columns carried with the panel for group analyses.
     pub groups: Vec<String>,
     /// Cluster variable for inference; the unit column unless set.
@@ -227,6 +231,7 @@ impl ModelSpec {
             mediators: vec!["m".into()],
             controls: controls.iter().map(|c| c.to_string()).collect(),
             instruments: vec![],
+            mediator_instruments: vec![],
             groups: vec![],
             cluster: unit.into(),
             fixed_effects,
@@ -267,6 +272,7 @@ impl ModelSpec {
             "mediator" => "model.mediators",
             "control" => "model.controls",
             "instrument" => "model.instrument",
+            "mediator instrument" => "model.mediator_instrument",
             "moderator" => "model.moderator",
             "unit" => "data.unit",
             "time" => "data.time",
@@ -278,6 +284,11 @@ impl ModelSpec {
             .chain(self.mediators.iter().map(|m| ("mediator", m)))
             .chain(self.controls.iter().map(|c| ("control", c)))
             .chain(self.instruments.iter().map(|z| ("instrument", z)))
+            .chain(
+                self.mediator_instruments
+                    .iter()
+                    .map(|z| ("mediator instrument", z)),
+            )
             .chain(self.moderation.iter().map(|w| ("moderator", &w.moderator)))
             .chain(std::iter::once(("unit", &self.unit)))
             .chain(std::iter::once(("time", &self.time)));
@@ -291,6 +302,23 @@ impl ModelSpec {
                 );
             }
             seen.push((role, name));
+        }
+        if !self.mediator_instruments.is_empty() {
+            let refuse = |message: String| bad("model.mediator_instrument", message);
+            let (k, m) = (self.mediator_instruments.len(), self.mediators.len());
+            if k < m {
+                return refuse(format!(
+                    "{m} instrumented mediators need at least {m} excluded instruments; \
+                     {k} given"
+                ));
+            }
+            if self.serial || self.moderation.is_some() || self.interaction.is_some() {
+                return refuse(
+                    "an instrumented mediator is supported in the plain model with parallel \
+                     mediators, not with model.serial, model.moderator or model.interaction"
+                        .into(),
+                );
+            }
         }
         if self.serial {
             let refuse = |message: String| bad("model.serial", message);
@@ -408,6 +436,7 @@ pub fn default_spec() -> ModelSpec {
             .map(|s| s.to_string())
             .collect(),
         instruments: vec![],
+        mediator_instruments: vec![],
         groups: vec!["region".into(), "size".into()],
         cluster: "city".into(),
         fixed_effects: FixedEffects::UnitTime,

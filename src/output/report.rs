@@ -359,6 +359,16 @@ fn render_run(o: &mut String, s: &Summary) {
             p_text(Some(iv.first_stage_p_value))
         );
     }
+    for (mediator, iv) in &s.mediator_iv {
+        let _ = writeln!(
+            o,
+            "IV     {} instrumented by {} (2SLS in the outcome equation); first-stage F = {:.1} (CR1 Wald, p = {})",
+            mediator,
+            iv.instruments.join(", "),
+            iv.first_stage_f,
+            p_text(Some(iv.first_stage_p_value))
+        );
+    }
     if let Some(md) = &s.moderation {
         let at: Vec<String> = md
             .values
@@ -595,29 +605,34 @@ fn render_groups(o: &mut String, s: &Summary) {
 /// instrumented and how strongly, and each least-squares path's
 /// omitted-variable bounds.
 fn render_identification(o: &mut String, s: &Summary) {
-    if s.confounding.is_none() && s.iv.is_none() {
+    if s.confounding.is_none() && s.iv.is_none() && s.mediator_iv.is_empty() {
         return;
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "identification");
-    match &s.iv {
-        Some(iv) => {
-            let _ = writeln!(
-                o,
-                "  instrumented   {} by {} in every equation: first-stage F = {:.1}{}",
-                s.model.treatment,
-                iv.instruments.join(", "),
-                iv.first_stage_f,
-                if iv.first_stage_f < 10.0 {
-                    " (weak: below 10)"
-                } else {
-                    ""
-                }
-            );
-        }
-        None => {
-            let _ = writeln!(o, "  instrumented   none: every path by least squares");
-        }
+    let weak = |f: f64| if f < 10.0 { " (weak: below 10)" } else { "" };
+    if let Some(iv) = &s.iv {
+        let _ = writeln!(
+            o,
+            "  instrumented   {} by {} in every equation: first-stage F = {:.1}{}",
+            s.model.treatment,
+            iv.instruments.join(", "),
+            iv.first_stage_f,
+            weak(iv.first_stage_f)
+        );
+    }
+    for (mediator, iv) in &s.mediator_iv {
+        let _ = writeln!(
+            o,
+            "  instrumented   {} by {} in the outcome equation (b, c'): first-stage F = {:.1}{}",
+            mediator,
+            iv.instruments.join(", "),
+            iv.first_stage_f,
+            weak(iv.first_stage_f)
+        );
+    }
+    if s.iv.is_none() && s.mediator_iv.is_empty() {
+        let _ = writeln!(o, "  instrumented   none: every path by least squares");
     }
     if let Some(bounds) = &s.confounding {
         render_confounding(o, bounds);

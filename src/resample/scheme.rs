@@ -157,7 +157,8 @@ impl Scheme {
 /// for [`check_rules`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Asks {
-    /// The model instruments the treatment (two-stage least squares).
+    /// The model fits an equation by two-stage least squares (an
+    /// instrumented treatment or instrumented mediators).
     pub instrumented: bool,
     /// Studentized intervals (each replicate's own SEs).
     pub studentized: bool,
@@ -200,14 +201,16 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
         return refuse(
             "resampling.scheme",
             "the permutation test permutes the treatment, which breaks an instrumented model's \
-             first stage; with model.instrument use pairs, bayes, poisson, jackknife or wild",
+             first stage; with model.instrument or model.mediator_instrument use pairs, bayes, \
+             poisson, jackknife or wild",
         );
     }
     if asks.instrumented && wild && asks.wild_tests {
         return refuse(
             "resampling.scheme",
             "the restricted wild tests (WCR) impose the null on least-squares equations and do \
-             not apply to two-stage least squares; with model.instrument turn off \
+             not apply to two-stage least squares; with model.instrument or \
+             model.mediator_instrument turn off \
              resampling.wild_tests (the wild intervals then are a score bootstrap of the 2SLS \
              estimates) or use the pairs scheme",
         );

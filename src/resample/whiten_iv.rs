@@ -94,10 +94,7 @@ impl WhitenedTwoStage {
         let m = lay.n_mediators;
         // C[a][j] = L[j][a].
         let c = |a: usize, j: usize| w.factor[j * q + a];
-        let columns = |r: Vec<usize>| {
-            let i = lay.instruments_for(&r).unwrap_or_default();
-            (r, i)
-        };
+        let columns = |r: Vec<usize>| (r.clone(), lay.system_instruments(&r));
         let x = lay.treatment();
         let base = columns(lay.base_regressors());
         let outcome = columns(lay.outcome_regressors());

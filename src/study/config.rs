@@ -124,6 +124,9 @@ pub struct ModelConfig {
     pub groups: Vec<String>,
     /// Excluded instruments of the treatment (2SLS).
     pub instrument: Vec<String>,
+    /// Excluded instruments of the mediators (2SLS in the outcome equation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mediator_instrument: Vec<String>,
     /// Other sets of parallel mediators fitted on the same replicates.
     pub also_mediators: Vec<Vec<String>>,
     /// A moderator column of the paths (conditional process analysis).
@@ -403,6 +406,7 @@ impl Default for ModelConfig {
             cluster: None,
             groups: vec![],
             instrument: vec![],
+            mediator_instrument: vec![],
             also_mediators: vec![],
             moderator: None,
             moderated: vec![],
@@ -946,7 +950,7 @@ impl Config {
         if sensitivity.is_some() {
             crate::model::sensitivity::check_model(
                 model.mediators.len(),
-                !model.instruments.is_empty(),
+                !model.instruments.is_empty() || !model.mediator_instruments.is_empty(),
             )
             .map_err(|e| err("sensitivity", message_of(e)))?;
         }
@@ -972,6 +976,25 @@ impl Config {
             .cloned()
             .collect();
         mediator_sets.retain(|set| *set != model.mediators);
+        // Instrumented mediators need an instrument each; the embedded
+        // default's other mediator sets go without a note where they have
+        // more mediators than the flags give instruments (a set the user
+        // gives is refused by its own model's check).
+        let k = model.mediator_instruments.len();
+        if k > 0 && !origin.gave("model.also_mediators") {
+            let (kept, left): (Vec<_>, Vec<_>) =
+                mediator_sets.into_iter().partition(|set| set.len() <= k);
+            if !left.is_empty() {
+                let sets: Vec<String> = left.iter().map(|s| s.join(" + ")).collect();
+                crate::notices::notify(format!(
+                    "note: model.mediator_instrument gives {k} instrument(s); the embedded \
+                     default's model with mediators {} (model.also_mediators) needs one per \
+                     mediator and is left out",
+                    sets.join("; ")
+                ));
+            }
+            mediator_sets = kept;
+        }
         for column in &m.groups {
             if column.trim().is_empty() {
                 return Err(err("model.groups", "a group column name is empty".into()));
@@ -1042,6 +1065,7 @@ impl Config {
             mediators: m.mediators.clone(),
             controls: m.controls.clone(),
             instruments: m.instrument.clone(),
+            mediator_instruments: m.mediator_instrument.clone(),
             groups,
             cluster: m.cluster.clone().unwrap_or_else(|| d.unit.clone()),
             fixed_effects,

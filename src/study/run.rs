@@ -123,6 +123,7 @@ impl RunPlan {
             .chain(self.mediator_sets.iter().flatten().map(String::as_str))
             .chain(m.controls.iter().map(String::as_str))
             .chain(m.instruments.iter().map(String::as_str))
+            .chain(m.mediator_instruments.iter().map(String::as_str))
             .collect();
         self.robustness.apply(
             &table,
@@ -168,6 +169,7 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
     let design = Design::build(&panel, plan.model.fixed_effects)?;
     lap("design", &mut timings);
     let analysis = analyse(&design, &plan.inference)?;
+    warn_weak_instruments(&plan.model, &analysis);
     lap("fit", &mut timings);
     let mut summary = Summary::new(
         &plan.name,
@@ -240,6 +242,34 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
 /// any with a missing mediator), resampled with the run's replicates: the
 /// same weights where the clusters are the same, else through the cluster
 /// map as a group's.
+/// A warning for each first stage whose CR1 F is below 10 (Staiger and
+/// Stock's rule of thumb): its two-stage estimates are biased towards
+/// least squares, and tests and intervals that assume a strong first stage
+/// are unreliable.
+fn warn_weak_instruments(model: &ModelSpec, analysis: &crate::model::mediation::Analysis) {
+    let stages = analysis
+        .iv
+        .iter()
+        .map(|iv| (model.treatment.as_str(), "model.instrument", iv))
+        .chain(
+            analysis
+                .mediator_iv
+                .iter()
+                .map(|(m, iv)| (m.as_str(), "model.mediator_instrument", iv)),
+        );
+    for (endogenous, key, iv) in stages {
+        if iv.first_stage_f < 10.0 {
+            crate::notices::notify(format!(
+                "warning: weak instruments: the first stage of '{endogenous}' on {} ({key}) has \
+                 F = {:.2} (CR1 Wald), below 10; its two-stage estimates are biased towards \
+                 least squares, and their tests and intervals are unreliable",
+                iv.instruments.join(", "),
+                iv.first_stage_f
+            ));
+        }
+    }
+}
+
 fn mediator_model(
     plan: &RunPlan,
     table: &Table,

@@ -8,7 +8,9 @@
 //! `indirect:NAME1 - indirect:NAME2`. With `--group`, `groups` holds each
 //! group's model under `COL=LEVEL`; with `--also-mediators`,
 //! `mediator_models` holds the model with another set of mediators. With `--instrument`, every equation is
-//! fitted by two-stage least squares and `iv` holds the first stage. With
+//! fitted by two-stage least squares and `iv` holds the first stage; with
+//! `--mediator-instrument`, the outcome equation is, and `mediator_iv` holds
+//! each mediator's first stage. With
 //! `--moderator`, `moderation` describes the moderated paths and the
 //! moderator values of the conditional effects ([`ModerationSummary`]).
 
@@ -43,6 +45,10 @@ pub struct Summary {
     /// first-stage F.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iv: Option<IvDiagnostics>,
+    /// With `--mediator-instrument`: each mediator's instruments and
+    /// cluster-robust first-stage F, by mediator.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub mediator_iv: IndexMap<String, IvDiagnostics>,
     /// With `--moderator`: the moderated paths and the moderator values of
     /// the effects `conditional_indirect:K` and `conditional_direct:K`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +256,9 @@ pub struct SubmodelSummary {
     /// The sub-model's own first stage, when instrumented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iv: Option<IvDiagnostics>,
+    /// The sub-model's mediators' first stages, when they are instrumented.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub mediator_iv: IndexMap<String, IvDiagnostics>,
     /// The sub-model's sensitivity analysis, when the run has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<SensitivitySummary>,
@@ -272,6 +281,7 @@ impl SubmodelSummary {
             intervals: analysis.intervals.clone(),
             suppression: analysis.suppression,
             iv: analysis.iv.clone(),
+            mediator_iv: analysis.mediator_iv.iter().cloned().collect(),
             sensitivity: None,
             moderation: None,
         }
@@ -348,6 +358,10 @@ pub struct ModelSummary {
     /// Excluded instruments of the treatment (two-stage least squares).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instruments: Vec<String>,
+    /// Excluded instruments of the mediators (two-stage least squares in
+    /// the outcome equation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mediator_instruments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -479,6 +493,7 @@ impl Summary {
                 cluster: spec.cluster.clone(),
                 groups: spec.groups.clone(),
                 instruments: spec.instruments.clone(),
+                mediator_instruments: spec.mediator_instruments.clone(),
             },
             effects: analysis.effects.iter().cloned().collect(),
             intervals: analysis.intervals.clone(),
@@ -493,6 +508,7 @@ impl Summary {
             },
             equations,
             iv: analysis.iv.clone(),
+            mediator_iv: analysis.mediator_iv.iter().cloned().collect(),
             moderation: design.moderation.as_ref().map(ModerationSummary::of),
             interaction: design.interaction.as_ref().map(|i| InteractionSummary {
                 x0: i.x0,
