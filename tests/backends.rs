@@ -221,6 +221,17 @@ fn options_the_gpu_cannot_honour_are_refused() {
         "{e}"
     );
     if common::gpu_context().is_some() {
+        // No cell stage on the GPU: asked for by name, refused; on auto,
+        // the CPU engine runs it (tests/cli.rs).
+        let e = refused(
+            d,
+            "h",
+            &["--backend", "gpu", "--fixed-effects", "city+province^year"],
+        );
+        assert!(
+            e.contains("--backend") && e.contains("unit+GROUP^time"),
+            "{e}"
+        );
         let e = refused(d, "g", &["--adapter", "no-such-adapter-anywhere"]);
         assert!(
             e.contains("no adapter's name contains 'no-such-adapter-anywhere'"),

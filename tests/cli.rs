@@ -747,6 +747,103 @@ fn instrumented_mediator_run_reports_its_first_stage() {
     );
 }
 
+/// `--fixed-effects city+province^year`: the model line names the effects,
+/// the CPU engine resamples it (auto leaves the software GPU alone), the
+/// estimates differ from unit + year effects'; the refused spellings and
+/// combinations name the key.
+#[test]
+fn province_by_year_effects_run_and_refuse_what_they_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = medsim(
+        dir.path(),
+        &[
+            "run",
+            "--fixed-effects",
+            "city+province^year",
+            "--group",
+            "region",
+            "-B",
+            "300",
+            "--out",
+            "py",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("fixed effects: unit+province^time"),
+        "{}",
+        text(&out.stdout)
+    );
+    let s = read_summary(&dir.path().join("py/summary.json"));
+    assert_eq!(s.model.fixed_effects, "unit+province^time");
+    assert_eq!(s.resampling.as_ref().unwrap().engine.backend, "cpu");
+    assert_eq!(s.groups.len(), 3);
+    let out = medsim(
+        dir.path(),
+        &["run", "--group", "", "--scheme", "none", "--out", "ut"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let two_way = read_summary(&dir.path().join("ut/summary.json"));
+    let (a, a2) = (s.effect("a").unwrap(), two_way.effect("a").unwrap());
+    assert!(
+        (a.estimate - a2.estimate).abs() > 1e-4,
+        "the cells change a"
+    );
+
+    for (args, words) in [
+        (
+            &["--fixed-effects", "year+province^city"][..],
+            &["'year' is not the unit", "--fixed-effects"][..],
+        ),
+        (
+            &[
+                "--fixed-effects",
+                "city+province^year",
+                "--scheme",
+                "permutation",
+            ],
+            &["permutation", "unit+GROUP^time"],
+        ),
+        (
+            &[
+                "--fixed-effects",
+                "city+province^year",
+                "--ci",
+                "studentized",
+            ],
+            &["studentized", "unit+GROUP^time"],
+        ),
+    ] {
+        let mut all = vec!["run", "--out", "o"];
+        all.extend_from_slice(args);
+        refused(dir.path(), &all, words);
+    }
+    // The first city's last row moves to another city's province (a cell
+    // of two rows, so not a singleton): provinces no longer nest the
+    // cities.
+    let mut t = generate(SyntheticParams::default());
+    let (p, c) = (col(&t, "province"), col(&t, "city"));
+    let (first, home) = (t.rows[0][c].clone(), t.rows[0][p].clone());
+    let other = t.rows.iter().find(|r| r[p] != home).unwrap()[p].clone();
+    let last = t.rows.iter().rposition(|r| r[c] == first).unwrap();
+    t.rows[last][p] = other;
+    let path = dir.path().join("moved.csv");
+    write_csv(&t, &path).unwrap();
+    refused(
+        dir.path(),
+        &[
+            "run",
+            "--data",
+            path.to_str().unwrap(),
+            "--fixed-effects",
+            "city+province^year",
+            "--out",
+            "o",
+        ],
+        &["nest the units", "--fixed-effects"],
+    );
+}
+
 /// `--also-mediators`: the model with the other mediators is the model a
 /// run with those mediators reports, replicates and all (the same clusters
 /// draw the same weights); a set equal to the run's own is not repeated.

@@ -61,6 +61,10 @@ def _labels_of(config: dict) -> list[str]:
     if r.get("strata"):
         names.append(r["strata"])
     names.extend(d.get("drop", {}).keys())
+    fe = m.get("fixed_effects", "")
+    if "^" in fe and "+" in fe:
+        # unit+GROUP^time: the group is a label column.
+        names.append(fe.split("+", 1)[1].split("^", 1)[0].strip())
     return list(dict.fromkeys(names))
 
 
@@ -161,7 +165,9 @@ def mediate(
     ``mediator``: one column, or several in parallel. ``group``: a model per
     group of clusters and every pair's difference. ``also_mediators``:
     other sets of parallel mediators fitted on the same replicates.
-    ``fixed_effects``: "unit+time", "unit" or "none". ``lag`` and ``lead``
+    ``fixed_effects``: "unit+time", "unit", "none", or "unit+GROUP^time"
+    (unit and group-by-period effects, e.g. "unit+province^time"; the
+    formula's ``| city + province^year``). ``lag`` and ``lead``
     replace columns by their value K periods earlier or later in the same
     unit, e.g. ``lag={"dei": 1, "ln_gdp": 2}`` (a unit's missing period
     makes the value missing; the row is dropped and counted).
@@ -253,7 +259,17 @@ def mediate(
             raise MedsimError("give the controls in the formula or as controls=, not both")
         controls = rhs
         fe = formula.fixed_effects
-        if len(fe) == 2:
+        interacted = [f for f in fe if "^" in f]
+        if interacted:
+            if len(fe) != 2 or "^" in fe[0]:
+                raise MedsimError(
+                    f"interacted fixed effects are written '| unit + group^period' "
+                    f"(e.g. '| city + province^year'), not '| {' + '.join(fe)}'"
+                )
+            cells, period = interacted[0].split("^")
+            unit, time = _same(unit, fe[0], "unit"), _same(time, period, "time")
+            fixed_effects = f"unit+{cells}^time"
+        elif len(fe) == 2:
             unit, time, fixed_effects = _same(unit, fe[0], "unit"), _same(time, fe[1], "time"), "unit+time"
         elif len(fe) == 1:
             unit, fixed_effects = _same(unit, fe[0], "unit"), "unit"

@@ -6,7 +6,8 @@ then the period). ``"y ~ controls | fe1 + fe2 | x ~ z1 + z2"``: the treatment
 x instrumented by z1, z2 (two-stage least squares), as pyfixest writes IV;
 ``"y ~ x + controls | fe1 + fe2 | m ~ z"``: the mediator m instrumented in
 the outcome equation (which of the two the caller's ``mediator=`` says).
-``0`` as the fixed-effects part means none.
+``0`` as the fixed-effects part means none; ``| city + province^year`` is
+unit effects and province-by-year effects.
 """
 
 from __future__ import annotations
@@ -72,7 +73,15 @@ def parse(formula: str) -> Formula:
     if len(parts) >= 2:
         if parts[1] == "":
             raise MedsimError(f"formula {formula!r}: an empty fixed-effects part after '|'")
-        fixed = [t for t in _terms(parts[1], formula, "the fixed effects") if t != "0"]
+        fixed = []
+        for t in (t.strip() for t in parts[1].split("+")):
+            # An interacted effect, GROUP^period (city + province^year).
+            if t.count("^") == 1:
+                sides = [s.strip() for s in t.split("^")]
+                _terms(" + ".join(sides), formula, "the fixed effects")
+                fixed.append("^".join(sides))
+            else:
+                fixed.extend(x for x in _terms(t, formula, "the fixed effects") if x != "0")
         if any(t == "1" for t in fixed):
             raise MedsimError(f"formula {formula!r}: '1' is not a fixed effect")
         if len(fixed) > 2:

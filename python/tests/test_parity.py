@@ -280,3 +280,30 @@ def test_an_instrumented_mediator_equals_medsim_run(tmp_path, panel_csv, panel):
     with pytest.raises(ms.MedsimError, match="mediator_instrument="):
         ms.mediate(panel, outcome="log_ci", treatment="dei", mediator=["agglom_sec", "agglom_ter"],
                    unit="city", time="year", mediator_instrument="iv_agglom")
+
+
+def test_province_by_year_effects_equal_medsim_run(tmp_path, panel_csv, panel):
+    # city + province^year: the formula and the keyword give the CLI's run.
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(panel_csv), "--controls", "ln_gdp,industry,fdi",
+        "--fixed-effects", "city+province^year", "--group", "", "-B", "300", "-q",
+        "--no-plots", "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    assert want["model"]["fixed_effects"] == "unit+province^time"
+    by_formula = ms.mediate(
+        "log_ci ~ dei + ln_gdp + industry + fdi | city + province^year", data=panel,
+        treatment="dei", mediator="agglom", reps=300, name="panel",
+    ).to_dict()
+    by_keyword = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator="agglom",
+        controls=["ln_gdp", "industry", "fdi"], unit="city", time="year",
+        fixed_effects="unit+province^time", reps=300, name="panel",
+    ).to_dict()
+    for got in (by_formula, by_keyword):
+        got["data"]["source"] = want["data"]["source"]
+        assert got == want
+    with pytest.raises(ms.MedsimError, match="unit \\+ group\\^period"):
+        ms.mediate("log_ci ~ dei | province^year + city", data=panel, treatment="dei",
+                   mediator="agglom")

@@ -92,6 +92,7 @@ pub(crate) const RUN_EXAMPLES: &str = "Examples:
   medsim run --data panel.csv --also-mediators agglom_sec,agglom_ter
       the model again with the two components in parallel, same replicates
   medsim run --data panel.csv --cluster province --fixed-effects unit
+  medsim run --fixed-effects city+province^year    city and province-by-year effects
   medsim run --json > summary.json                 the summary as JSON on stdout
   medsim run -B 100000 --ci percentile,bca,studentized --level 0.9,0.95
   medsim run --scheme wild --weights webb -B 99999  wild bootstrap, WCR p-values
@@ -399,7 +400,10 @@ pub(crate) struct RunFlags {
     /// Cluster column for the standard errors [model.cluster; default the unit column].
     #[arg(long)]
     pub(crate) cluster: Option<String>,
-    /// Fixed effects: none, unit or unit+time [model.fixed_effects; default unit+time].
+    /// Fixed effects: none, unit, unit+time, or unit+GROUP^time (unit effects
+    /// and group-by-period effects, the groups nesting the units, e.g.
+    /// city+province^year: each replicate partials out its own cell
+    /// effects, on the CPU engine) [model.fixed_effects; default unit+time].
     #[arg(long, value_name = "FE")]
     pub(crate) fixed_effects: Option<String>,
     /// Confidence level(s) of the intervals, comma-separated, each in (0, 1)

@@ -826,6 +826,14 @@ impl<'a> GpuEngine<'a> {
         shared: Option<&SharedWeights>,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
+        if design.cells.is_some() {
+            return Err(crate::error::Error::InvalidOption {
+                option: "resampling.backend".into(),
+                message: "the GPU engine does not partial out unit+GROUP^time fixed effects per \
+                          replicate yet; set resampling.backend to cpu (or auto)"
+                    .into(),
+            });
+        }
         // The device holds the statistics it resamples: the model's own, or
         // spread over the run's clusters. The engine keeps the model's own
         // for its sensitivity solve and its CPU fallback.

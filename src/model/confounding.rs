@@ -327,8 +327,11 @@ pub fn analyse(
     let fit = &analysis.fit;
     // The unit effects as dummies; the period dummies, or the intercept
     // without unit effects, are regressors (the nuisance columns).
+    // With group-by-period effects, each group's cell dummies too (its
+    // periods less one: the unit dummies span the first).
+    let cell_dummies: usize = design.cells.as_ref().map_or(0, |c| c.sizes.iter().sum());
     let fe_levels = if design.fixed_effects.has_unit() {
-        design.absorbed.first().map_or(0, |f| f.levels)
+        design.absorbed.first().map_or(0, |f| f.levels) + cell_dummies
     } else {
         0
     };

@@ -241,6 +241,10 @@ pub struct Design {
     pub interaction: Option<InteractionColumns>,
     /// The mediators form a chain in their order (`crate::model::serial`).
     pub serial: bool,
+    /// With `unit+GROUP^time` effects, what a replicate needs to partial
+    /// them out of its own Gram (`crate::model::cells`); `stats` are then
+    /// of the fully absorbed columns.
+    pub cells: Option<crate::model::cells::Cells>,
 }
 
 impl Design {
@@ -256,6 +260,7 @@ impl Design {
             FixedEffects::None => 1,
             FixedEffects::Unit => 0,
             FixedEffects::UnitTime => panel.time.len() - 1,
+            FixedEffects::UnitGroupTime => 0,
         };
         // Columns in design order, each transformed: (name, role, column, RMS
         // of the centred raw column, for telling constant from absorbed).
@@ -306,7 +311,7 @@ impl Design {
             FixedEffects::None => {
                 entries.push(("(intercept)".to_string(), Role::Nuisance, vec![1.0; n], 1.0))
             }
-            FixedEffects::Unit => {}
+            FixedEffects::Unit | FixedEffects::UnitGroupTime => {}
             FixedEffects::UnitTime => entries.extend((1..panel.time.len()).map(|t| {
                 let d: Vec<f64> = panel
                     .time
@@ -337,6 +342,17 @@ impl Design {
         }
 
         let source = panel.source.clone();
+        // Group-by-period effects: partialled out of the unit-demeaned
+        // columns, which a replicate's Schur complement needs as they are.
+        let cell_index = match (fe, &panel.cell_group) {
+            (FixedEffects::UnitGroupTime, Some(group)) => {
+                let index = crate::model::cells::CellIndex::new(panel, group);
+                let unit_demeaned = cols.clone();
+                index.residualise(&mut cols, &source)?;
+                Some((index, unit_demeaned))
+            }
+            _ => None,
+        };
         let mut scale = Vec::with_capacity(q);
         for j in 0..q {
             let s = rms(&cols[j]);
@@ -359,6 +375,14 @@ impl Design {
 
         // Per-cluster packed Gram matrices.
         let g_count = panel.cluster.len();
+        let cells = cell_index.as_ref().map(|(index, unit_demeaned)| {
+            let z0: Vec<Vec<f64>> = unit_demeaned
+                .iter()
+                .zip(&scale)
+                .map(|(c, s)| c.iter().map(|v| v / s).collect())
+                .collect();
+            index.statistics(&z0, &panel.cluster.codes, g_count)
+        });
         let pl = packed_len(q);
         let mut stats = vec![0.0; g_count * pl];
         let mut cluster_sizes = vec![0usize; g_count];
@@ -396,6 +420,23 @@ impl Design {
                 nested: cluster_is(&panel.time),
             });
         }
+        if let (Some((index, _)), Some(group)) = (&cell_index, &panel.cell_group) {
+            // A cell lies in one cluster when its observations do.
+            let mut owner: std::collections::HashMap<(u32, u32), u32> = Default::default();
+            let mut nested = true;
+            for i in 0..n {
+                let key = (group.codes[i], panel.time.codes[i]);
+                let c = panel.cluster.codes[i];
+                if *owner.entry(key).or_insert(c) != c {
+                    nested = false;
+                }
+            }
+            absorbed.push(FixedEffectDim {
+                name: format!("{}^{}", group.name, panel.time.name),
+                levels: index.levels(),
+                nested,
+            });
+        }
 
         let design = Design {
             source,
@@ -431,6 +472,7 @@ impl Design {
                 m_mean,
             }),
             serial: panel.serial,
+            cells,
         };
         design.check_collinearity()?;
         let k = design.ssc_parameters(layout.outcome_regressors().len());
@@ -463,6 +505,7 @@ impl Design {
             stats,
             cluster_sizes: sizes,
             n_clusters,
+            cells: self.cells.as_ref().map(|c| c.on_clusters(map, n_clusters)),
             ..self.clone()
         }
     }
@@ -482,6 +525,7 @@ impl Design {
             n_obs: cluster_sizes.iter().sum(),
             cluster_sizes,
             n_clusters: clusters.len(),
+            cells: self.cells.as_ref().map(|c| c.subset(clusters)),
             ..self.clone()
         }
     }
@@ -489,6 +533,15 @@ impl Design {
     /// Number of columns of `z`.
     pub fn q(&self) -> usize {
         self.layout.q()
+    }
+
+    /// The per-cluster statistics a reweighted replicate sums: `stats`, or
+    /// with `unit+GROUP^time` effects those of the unit-demeaned columns,
+    /// whose cell block each replicate partials out itself.
+    pub fn reweighted_stats(&self) -> &[f64] {
+        self.cells
+            .as_ref()
+            .map_or(&self.stats[..], |c| &c.unit_stats[..])
     }
 
     /// Packed `S_g` of cluster `g`.
@@ -656,6 +709,11 @@ fn check_variation(
     let what = role.describe();
     let message = if raw_rms == 0.0 {
         format!("{what} '{name}' is constant (the same value in every row); it cannot be estimated")
+    } else if transformed_rms <= 1e-9 * raw_rms && fe.has_cells() {
+        format!(
+            "{what} '{name}' varies only by unit and by group and period, so the unit and \
+             group-by-period fixed effects absorb it; drop it or use coarser fixed effects"
+        )
     } else if transformed_rms <= 1e-9 * raw_rms {
         debug_assert!(fe.has_unit());
         format!(

@@ -8,6 +8,7 @@
 //! ([`sensitivity`]) and the Cinelli-Hazlett omitted-variable bounds of
 //! each path ([`confounding`]). Nothing here resamples.
 
+pub mod cells;
 pub mod confounding;
 pub mod design;
 pub mod effect;

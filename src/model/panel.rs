@@ -89,6 +89,8 @@ pub struct Panel {
     pub time: Factor,
     pub cluster: Factor,
     pub groups: Vec<Factor>,
+    /// GROUP of `unit+GROUP^time` fixed effects: each observation's group.
+    pub cell_group: Option<Factor>,
     /// Numeric columns in model order: treatment, controls, mediators,
     /// instruments (the treatment's, then the mediators'), the moderator
     /// (if any), outcome.
@@ -139,13 +141,15 @@ impl Panel {
         // missing ones are named together.
         let wanted = wanted_columns(spec);
         let found = table.columns(&wanted)?;
-        let names: Vec<String> = wanted[3 + spec.groups.len()..]
+        let labels = 3 + spec.groups.len() + usize::from(spec.cell_group.is_some());
+        let names: Vec<String> = wanted[labels..]
             .iter()
             .map(|&(name, _)| name.to_string())
             .collect();
         let (unit_col, time_col, cluster_col) = (found[0], found[1], found[2]);
         let group_cols = found[3..3 + spec.groups.len()].to_vec();
-        let numeric = found[3 + spec.groups.len()..].to_vec();
+        let cell_col = spec.cell_group.as_ref().map(|_| found[labels - 1]);
+        let numeric = found[labels..].to_vec();
 
         if table.rows.is_empty() {
             return Err(Error::TooLittleData {
@@ -159,6 +163,7 @@ impl Panel {
         let keys: Vec<usize> = [unit_col, time_col, cluster_col]
             .into_iter()
             .chain(group_cols.iter().copied())
+            .chain(cell_col)
             .collect();
         let (values, mut keep) = parse_columns(table, &numeric, &keys, file)?;
 
@@ -176,6 +181,21 @@ impl Panel {
         }
         if spec.fixed_effects.has_time() {
             fe_keys.push(&period_refs);
+        }
+        // A (group, period) cell's key: the two joined by a separator no
+        // label holds.
+        let cells: Vec<String> = match cell_col {
+            Some(c) => table
+                .rows
+                .iter()
+                .zip(&period_refs)
+                .map(|(r, p)| format!("{}\u{1f}{p}", r[c]))
+                .collect(),
+            None => Vec::new(),
+        };
+        let cell_refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+        if cell_col.is_some() {
+            fe_keys.push(&cell_refs);
         }
         let dropped_singletons = drop_singletons(&fe_keys, &mut keep);
 
@@ -197,6 +217,11 @@ impl Panel {
                 .zip(&group_cols)
                 .map(|(g, &c)| factor(g, c))
                 .collect(),
+            cell_group: spec
+                .cell_group
+                .as_ref()
+                .zip(cell_col)
+                .map(|(g, c)| factor(g, c)),
             names,
             n_controls: spec.controls.len(),
             n_mediators: spec.mediators.len(),
@@ -213,6 +238,18 @@ impl Panel {
             dropped_missing,
             dropped_singletons,
         };
+        if let Some(g) = &panel.cell_group
+            && !panel.unit.nested_in(g)
+        {
+            return Err(Error::InvalidOption {
+                option: "model.fixed_effects".into(),
+                message: format!(
+                    "unit+{}^time needs groups that nest the units, and some unit of '{}' lies in \
+                     more than one group of '{}'",
+                    g.name, spec.unit, g.name
+                ),
+            });
+        }
         if panel.cluster.len() < 2 {
             return Err(Error::TooLittleData {
                 file: file.to_string(),
@@ -246,6 +283,12 @@ fn wanted_columns(spec: &ModelSpec) -> Vec<(&str, &str)> {
             .iter()
             .map(|g| (g.as_str(), "a group (model.groups)")),
     );
+    if let Some(g) = &spec.cell_group {
+        wanted.push((
+            g,
+            "the group of the interacted effects (model.fixed_effects)",
+        ));
+    }
     wanted.push((&spec.treatment, "the treatment (model.treatment)"));
     for (list, role) in [
         (&spec.controls, "a control (model.controls)"),

@@ -15,6 +15,10 @@ pub enum FixedEffects {
     /// Unit and period effects (two-way fixed effects).
     #[default]
     UnitTime,
+    /// Unit effects and group-by-period effects (`unit+GROUP^time`, e.g.
+    /// `city+province^year`), the groups nesting the units; the group
+    /// column is `ModelSpec::cell_group`.
+    UnitGroupTime,
 }
 
 spelled!(FixedEffects);
@@ -26,7 +30,47 @@ impl FixedEffects {
             FixedEffects::None => "none",
             FixedEffects::Unit => "unit",
             FixedEffects::UnitTime => "unit+time",
+            FixedEffects::UnitGroupTime => "unit+group^time",
         }
+    }
+
+    /// Parse a config's `model.fixed_effects`: `none`, `unit`, `unit+time`,
+    /// or `unit+GROUP^time` (the unit and the period may be spelled by
+    /// their columns, `city+province^year`), with GROUP's column.
+    pub fn parse_with_group(s: &str, unit: &str, time: &str) -> Result<(Self, Option<String>)> {
+        let t = s.trim();
+        let Some((first, cell)) = t.split_once('+') else {
+            return Self::parse(t).map(|fe| (fe, None));
+        };
+        let Some((group, period)) = cell.split_once('^') else {
+            return Self::parse(t).map(|fe| (fe, None));
+        };
+        let (first, group, period) = (first.trim(), group.trim(), period.trim());
+        let bad = |message: String| {
+            Err(Error::InvalidOption {
+                option: "model.fixed_effects".into(),
+                message,
+            })
+        };
+        if first != "unit" && first != unit {
+            return bad(format!(
+                "'{t}': interacted effects are unit+GROUP^time; '{first}' is not the unit \
+                 ('unit' or its column '{unit}')"
+            ));
+        }
+        if period != "time" && period != "period" && period != time {
+            return bad(format!(
+                "'{t}': interacted effects are unit+GROUP^time; '{period}' is not the period \
+                 ('time' or its column '{time}')"
+            ));
+        }
+        if group.is_empty() || group == unit || group == time {
+            return bad(format!(
+                "'{t}': GROUP in unit+GROUP^time is a column grouping the units, such as a \
+                 province; got '{group}'"
+            ));
+        }
+        Ok((FixedEffects::UnitGroupTime, Some(group.to_string())))
     }
 
     /// Parse `none`, `unit` or `unit+time`.
@@ -47,9 +91,14 @@ impl FixedEffects {
         !matches!(self, FixedEffects::None)
     }
 
-    /// Whether period effects are absorbed.
+    /// Whether period effects are absorbed (as period dummies).
     pub fn has_time(self) -> bool {
         matches!(self, FixedEffects::UnitTime)
+    }
+
+    /// Whether group-by-period effects are absorbed.
+    pub fn has_cells(self) -> bool {
+        matches!(self, FixedEffects::UnitGroupTime)
     }
 }
 
@@ -74,6 +123,8 @@ pub struct ModelSpec {
     /// Cluster variable for inference; the unit column unless set.
     pub cluster: String,
     pub fixed_effects: FixedEffects,
+    /// GROUP of `unit+GROUP^time` fixed effects (`FixedEffects::UnitGroupTime`).
+    pub cell_group: Option<String>,
     /// A moderator of the paths (conditional process analysis), if any.
     pub moderation: Option<Moderation>,
     /// The treatment-mediator interaction in the outcome equation, if any.
@@ -235,9 +286,19 @@ impl ModelSpec {
             groups: vec![],
             cluster: unit.into(),
             fixed_effects,
+            cell_group: None,
             moderation: None,
             interaction: None,
             serial: false,
+        }
+    }
+
+    /// The fixed effects as summary.json and the report spell them:
+    /// `none`, `unit`, `unit+time` or `unit+GROUP^time`.
+    pub fn fixed_effects_label(&self) -> String {
+        match (&self.fixed_effects, &self.cell_group) {
+            (FixedEffects::UnitGroupTime, Some(g)) => format!("unit+{g}^time"),
+            (fe, _) => fe.as_str().to_string(),
         }
     }
 
@@ -260,6 +321,13 @@ impl ModelSpec {
             if value.trim().is_empty() {
                 return bad(option, "a column name is required".into());
             }
+        }
+        if self.fixed_effects.has_cells() != self.cell_group.is_some() {
+            return bad(
+                "model.fixed_effects",
+                "interacted effects name their group: unit+GROUP^time, e.g. city+province^year"
+                    .into(),
+            );
         }
         if self.mediators.is_empty() {
             return bad(
@@ -440,6 +508,7 @@ pub fn default_spec() -> ModelSpec {
         groups: vec!["region".into(), "size".into()],
         cluster: "city".into(),
         fixed_effects: FixedEffects::UnitTime,
+        cell_group: None,
         moderation: None,
         interaction: None,
         serial: false,

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::math::linalg::{packed_len, quadratic_form};
+use crate::model::cells::Cells;
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::mediation::reported_coefficients;
@@ -163,6 +164,10 @@ enum Finish {
         constant: Vec<(usize, f64)>,
         packed_len: usize,
         student: Option<Student>,
+        /// With `unit+GROUP^time` effects: the cell statistics whose
+        /// per-group products give each replicate's cell block, partialled
+        /// out of its Gram before the solve (`crate::model::cells`).
+        cells: Option<Box<Cells>>,
     },
     /// Add the weighted influence to theta_hat = (a_1..a_m, b_1..b_m, c,
     /// c', and a chain's links or the interaction's coefficient:
@@ -216,10 +221,11 @@ pub struct CpuEngine {
 pub fn split_columns(design: &Design) -> (Vec<usize>, Vec<(usize, f64)>) {
     let p = packed_len(design.q());
     let g = design.n_clusters;
+    let stats = design.reweighted_stats();
     let (mut columns, mut constant) = (Vec::new(), Vec::new());
     for k in 0..p {
-        let first = design.stats[k];
-        if (1..g).all(|c| design.stats[c * p + k] == first) {
+        let first = stats[k];
+        if (1..g).all(|c| stats[c * p + k] == first) {
             constant.push((k, first));
         } else {
             columns.push(k);
@@ -290,8 +296,9 @@ impl CpuEngine {
         } else {
             let p = packed_len(design.q());
             let (columns, constant) = split_columns(design);
+            let stats = design.reweighted_stats();
             let rhs = (0..g)
-                .flat_map(|c| columns.iter().map(move |&k| design.stats[c * p + k]))
+                .flat_map(|c| columns.iter().map(move |&k| stats[c * p + k]))
                 .collect();
             let n = columns.len();
             let student = studentize.then(|| {
@@ -323,6 +330,7 @@ impl CpuEngine {
                     constant,
                     packed_len: p,
                     student,
+                    cells: design.cells.clone().map(Box::new),
                 },
             )
         };
@@ -423,7 +431,13 @@ impl CpuEngine {
                 constant,
                 packed_len,
                 student,
+                cells,
             } => {
+                let sums = cells
+                    .as_ref()
+                    .map_or(Vec::new(), |c| cell_sums(c, &w, nb, g));
+                let width = cells.as_ref().map_or(0, |c| c.width());
+                let mut scratch = Vec::new();
                 let m = self.layout.mediators;
                 let d = student.as_ref().map_or(0, |st| st.d(m));
                 let mut functionals = vec![0.0; nb * d * packed_len];
@@ -438,6 +452,17 @@ impl CpuEngine {
                     }
                     for &(k, c) in constant {
                         packed[k] = total * c;
+                    }
+                    if let Some(cells) = cells
+                        && !cells.partial_out(
+                            &mut packed,
+                            &sums[i * width..(i + 1) * width],
+                            &mut scratch,
+                        )
+                    {
+                        stats.iter_mut().for_each(|v| *v = f64::NAN);
+                        failed += 1;
+                        continue;
                     }
                     if !solver.solve(&packed, stats) {
                         failed += 1;
@@ -472,6 +497,50 @@ impl CpuEngine {
         }
         failed
     }
+}
+
+/// Each replicate's cell sums (`Cells::sums`, `nb x width`) from the
+/// batch's weights `w` (`nb x g`): per group, one GEMM of the weights of its
+/// (group, cluster) entries with their statistics.
+fn cell_sums(cells: &Cells, w: &[f64], nb: usize, g: usize) -> Vec<f64> {
+    let width = cells.width();
+    let mut sums = vec![0.0; nb * width];
+    for h in 0..cells.sizes.len() {
+        let (from, to) = (cells.starts[h], cells.starts[h + 1]);
+        let cols = cells.offsets[h + 1] - cells.offsets[h];
+        if to == from || cols == 0 {
+            continue;
+        }
+        let e = to - from;
+        let mut wh = vec![0.0; nb * e];
+        for r in 0..nb {
+            for (k, &c) in cells.entry_cluster[from..to].iter().enumerate() {
+                wh[r * e + k] = w[r * g + c];
+            }
+        }
+        let matrix = &cells.matrix[cells.matrix_starts[h]..cells.matrix_starts[h + 1]];
+        // SAFETY: wh is nb x e, matrix e x cols, and the output block nb x
+        // cols with row stride width, inside sums.
+        unsafe {
+            matrixmultiply::dgemm(
+                nb,
+                e,
+                cols,
+                1.0,
+                wh.as_ptr(),
+                e as isize,
+                1,
+                matrix.as_ptr(),
+                cols as isize,
+                1,
+                0.0,
+                sums.as_mut_ptr().add(cells.offsets[h]),
+                width as isize,
+                1,
+            );
+        }
+    }
+    sums
 }
 
 impl CpuEngine {

@@ -170,6 +170,8 @@ pub struct Asks {
     pub moderated: bool,
     /// The model has the treatment-mediator interaction X*M.
     pub interaction: bool,
+    /// The model absorbs `unit+GROUP^time` effects.
+    pub cells: bool,
 }
 
 impl Asks {
@@ -180,6 +182,7 @@ impl Asks {
             instrumented: design.layout.instrumented(),
             moderated: design.moderation.is_some(),
             interaction: design.interaction.is_some(),
+            cells: design.cells.is_some(),
             ..Asks::default()
         }
     }
@@ -227,6 +230,22 @@ pub fn check_rules(scheme: Scheme, asks: Asks) -> Result<()> {
             "sensitivity",
             "the sensitivity analysis is for one mediator without moderation or interaction; \
              drop model.moderator (model.interaction) or the [sensitivity] section",
+        );
+    }
+    if asks.cells && permutation {
+        return refuse(
+            "resampling.scheme",
+            "the permutation test with unit+GROUP^time fixed effects is not supported (a \
+             permuted treatment would need its cell effects refitted); use pairs, bayes, \
+             poisson, jackknife or wild",
+        );
+    }
+    if asks.cells && asks.studentized {
+        return refuse(
+            "inference.methods",
+            "studentized intervals with unit+GROUP^time fixed effects are not supported yet (a \
+             replicate's cluster scores move with its own cell effects); use percentile, bca \
+             or the others",
         );
     }
     if asks.studentized && permutation {

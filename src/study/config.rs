@@ -1048,8 +1048,9 @@ impl Config {
         let err = |key: &str, message: String| origin.error(key, message);
         let d = &self.data;
         let m = &self.model;
-        let fixed_effects = FixedEffects::parse(&m.fixed_effects)
-            .map_err(|e| err("model.fixed_effects", message_of(e)))?;
+        let (fixed_effects, cell_group) =
+            FixedEffects::parse_with_group(&m.fixed_effects, &d.unit, &d.time)
+                .map_err(|e| err("model.fixed_effects", message_of(e)))?;
         let r = &self.resampling;
         let mut groups: Vec<String> = m.groups.clone();
         if let Some(s) = &r.strata
@@ -1069,6 +1070,7 @@ impl Config {
             groups,
             cluster: m.cluster.clone().unwrap_or_else(|| d.unit.clone()),
             fixed_effects,
+            cell_group,
             moderation: moderation(m).map_err(|(key, message)| err(key, message))?,
             interaction: interaction(m).map_err(|(key, message)| err(key, message))?,
             serial: m.serial,

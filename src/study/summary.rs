@@ -489,7 +489,7 @@ impl Summary {
                 treatment: spec.treatment.clone(),
                 mediators: spec.mediators.clone(),
                 controls: spec.controls.clone(),
-                fixed_effects: spec.fixed_effects.as_str().to_string(),
+                fixed_effects: spec.fixed_effects_label(),
                 cluster: spec.cluster.clone(),
                 groups: spec.groups.clone(),
                 instruments: spec.instruments.clone(),
