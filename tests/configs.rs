@@ -53,6 +53,27 @@ fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
         .collect()
 }
 
+/// A run that finds the study's mechanism: a, b and the indirect effect
+/// positive, its percentile interval above zero, masking part of a
+/// negative direct effect.
+fn assert_finds_the_mechanism(s: &Value, label: &str) {
+    let estimate = |key: &str| s["effects"][key]["estimate"].as_f64().unwrap();
+    assert!(
+        estimate("a") > 0.0 && estimate("b") > 0.0 && estimate("c_prime") < 0.0,
+        "{label}: {}",
+        s["effects"]
+    );
+    let lower = s["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["effect"] == "indirect" && i["method"] == "percentile")
+        .unwrap()["lower"]
+        .as_f64()
+        .unwrap();
+    assert!(lower > 0.0, "{label}: the indirect effect's interval");
+}
+
 /// The shipped configs, run from a copy of the repository's configs/ with
 /// the commands the README gives, write their contract's outputs.
 #[test]
@@ -133,21 +154,7 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
         // too: a, b and the indirect effect positive, its percentile
         // interval above zero, masking part of a negative direct effect.
         let s = summary(&cwd.join(format!("results/robustness/points/{k:03}/summary.json")));
-        let estimate = |key: &str| s["effects"][key]["estimate"].as_f64().unwrap();
-        assert!(
-            estimate("a") > 0.0 && estimate("b") > 0.0 && estimate("c_prime") < 0.0,
-            "point {k}: {}",
-            s["effects"]
-        );
-        let lower = s["intervals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["effect"] == "indirect" && i["method"] == "percentile")
-            .unwrap()["lower"]
-            .as_f64()
-            .unwrap();
-        assert!(lower > 0.0, "point {k}: the indirect effect's interval");
+        assert_finds_the_mechanism(&s, &format!("robustness point {k}"));
     }
     // identification: the file's model asks all four checks at once; its
     // sweep each alone beside the baseline, and every point finds the
@@ -178,24 +185,7 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
     ));
     for k in 1..=5 {
         let s = summary(&cwd.join(format!("results/identification/points/{k:03}/summary.json")));
-        let estimate = |key: &str| s["effects"][key]["estimate"].as_f64().unwrap();
-        assert!(
-            estimate("a") > 0.0 && estimate("b") > 0.0 && estimate("c_prime") < 0.0,
-            "identification point {k}: {}",
-            s["effects"]
-        );
-        let lower = s["intervals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["effect"] == "indirect" && i["method"] == "percentile")
-            .unwrap()["lower"]
-            .as_f64()
-            .unwrap();
-        assert!(
-            lower > 0.0,
-            "identification point {k}: the indirect effect's interval"
-        );
+        assert_finds_the_mechanism(&s, &format!("identification point {k}"));
     }
     // sweep_effect_size: 3 x 3; the indirect effect's interval narrows as
     // cities grow, and the estimate grows with b.

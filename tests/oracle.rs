@@ -190,6 +190,15 @@ fn refit(
     out
 }
 
+/// Every reweighting scheme, and the wild bootstrap with Rademacher weights.
+const REWEIGHTING: [Scheme; 5] = [
+    Scheme::Pairs,
+    Scheme::Bayes,
+    Scheme::Poisson,
+    Scheme::Jackknife,
+    Scheme::Wild(WildWeights::Rademacher),
+];
+
 /// The synthetic panel at 30 cities x 5 years: small enough to refit often.
 fn small_panel() -> medsim::internals::data::table::Table {
     generate(SyntheticParams {
@@ -368,13 +377,7 @@ fn other_fixed_effects_and_two_mediators_match_the_oracle() {
 fn instrumented_models_match_the_two_stage_oracle() {
     let mut spec = default_spec();
     spec.instruments = vec!["iv_post1984".into()];
-    for scheme in [
-        Scheme::Pairs,
-        Scheme::Bayes,
-        Scheme::Poisson,
-        Scheme::Jackknife,
-        Scheme::Wild(WildWeights::Rademacher),
-    ] {
+    for scheme in REWEIGHTING {
         check(&spec, scheme, None, 8);
     }
     check(&spec, Scheme::Pairs, Some("region"), 8);
@@ -423,13 +426,7 @@ fn instrumented_models_match_the_two_stage_oracle() {
 fn instrumented_mediator_models_match_the_two_stage_oracle() {
     let mut spec = default_spec();
     spec.mediator_instruments = vec!["iv_agglom".into()];
-    for scheme in [
-        Scheme::Pairs,
-        Scheme::Bayes,
-        Scheme::Poisson,
-        Scheme::Jackknife,
-        Scheme::Wild(WildWeights::Rademacher),
-    ] {
+    for scheme in REWEIGHTING {
         check(&spec, scheme, None, 8);
     }
     check(&spec, Scheme::Pairs, Some("region"), 8);
@@ -474,13 +471,7 @@ fn interacted_fixed_effects_match_the_oracle() {
         seed: 3,
         ..SyntheticParams::default()
     });
-    for scheme in [
-        Scheme::Pairs,
-        Scheme::Bayes,
-        Scheme::Poisson,
-        Scheme::Jackknife,
-        Scheme::Wild(WildWeights::Rademacher),
-    ] {
+    for scheme in REWEIGHTING {
         check_on(&panel, &spec, scheme, None, 6);
     }
     check_on(&panel, &spec, Scheme::Pairs, Some("region"), 6);

@@ -23,7 +23,7 @@
 //! has `k_h` = its periods less one.
 
 use crate::error::{Error, Result};
-use crate::math::linalg::{cholesky, packed_len};
+use crate::math::linalg::{cholesky, packed_len, unpack};
 use crate::model::panel::Panel;
 
 /// Which cell each observation is in, and its group's size.
@@ -342,15 +342,7 @@ fn uniform_factor(rows: &[&[f64]], k: usize, q: usize) -> Option<(Vec<f64>, Vec<
         }
         scales.push(s);
     }
-    let mut l0 = vec![0.0; k * k];
-    let mut p = 0;
-    for r in 0..k {
-        for c in r..k {
-            l0[r * k + c] = d0[p];
-            l0[c * k + r] = d0[p];
-            p += 1;
-        }
-    }
+    let mut l0 = unpack(d0, k);
     cholesky(&mut l0, k).ok()?;
     Some((l0, scales))
 }

@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use crate::model::effect::{EffectKey, parse_path, path_label};
+use crate::model::mediation::IvDiagnostics;
 use crate::study::summary::Summary;
 
 fn p_text(p: Option<f64>) -> String {
@@ -349,22 +350,12 @@ fn render_run(o: &mut String, s: &Summary) {
         s.model.controls.len(),
         s.model.fixed_effects
     );
-    if let Some(iv) = &s.iv {
+    for (endogenous, mediator, iv) in first_stages(s) {
         let _ = writeln!(
             o,
-            "IV     {} instrumented by {} (2SLS in every equation); first-stage F = {:.1} (CR1 Wald, p = {})",
-            s.model.treatment,
+            "IV     {endogenous} instrumented by {} (2SLS in {}); first-stage F = {:.1} (CR1 Wald, p = {})",
             iv.instruments.join(", "),
-            iv.first_stage_f,
-            p_text(Some(iv.first_stage_p_value))
-        );
-    }
-    for (mediator, iv) in &s.mediator_iv {
-        let _ = writeln!(
-            o,
-            "IV     {} instrumented by {} (2SLS in the outcome equation); first-stage F = {:.1} (CR1 Wald, p = {})",
-            mediator,
-            iv.instruments.join(", "),
+            instrumented_in(mediator),
             iv.first_stage_f,
             p_text(Some(iv.first_stage_p_value))
         );
@@ -601,6 +592,23 @@ fn render_groups(o: &mut String, s: &Summary) {
     }
 }
 
+/// The run's first stages: (the endogenous column, whether it is a
+/// mediator, the diagnostics), the treatment's then each mediator's.
+fn first_stages(s: &Summary) -> impl Iterator<Item = (&String, bool, &IvDiagnostics)> {
+    let treatment = s.iv.iter().map(|iv| (&s.model.treatment, false, iv));
+    let mediators = s.mediator_iv.iter().map(|(m, iv)| (m, true, iv));
+    treatment.chain(mediators)
+}
+
+/// Where a first stage's endogenous column is instrumented: every
+/// equation (the treatment) or the outcome equation (the mediators).
+fn instrumented_in(mediator: bool) -> &'static str {
+    match mediator {
+        true => "the outcome equation",
+        false => "every equation",
+    }
+}
+
 /// How the paths are identified, when the run says: which are
 /// instrumented and how strongly, and each least-squares path's
 /// omitted-variable bounds.
@@ -610,25 +618,19 @@ fn render_identification(o: &mut String, s: &Summary) {
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "identification");
-    let weak = |f: f64| if f < 10.0 { " (weak: below 10)" } else { "" };
-    if let Some(iv) = &s.iv {
+    for (endogenous, mediator, iv) in first_stages(s) {
         let _ = writeln!(
             o,
-            "  instrumented   {} by {} in every equation: first-stage F = {:.1}{}",
-            s.model.treatment,
+            "  instrumented   {endogenous} by {} in {}{}: first-stage F = {:.1}{}",
             iv.instruments.join(", "),
+            instrumented_in(mediator),
+            if mediator { " (b, c')" } else { "" },
             iv.first_stage_f,
-            weak(iv.first_stage_f)
-        );
-    }
-    for (mediator, iv) in &s.mediator_iv {
-        let _ = writeln!(
-            o,
-            "  instrumented   {} by {} in the outcome equation (b, c'): first-stage F = {:.1}{}",
-            mediator,
-            iv.instruments.join(", "),
-            iv.first_stage_f,
-            weak(iv.first_stage_f)
+            if iv.first_stage_f < 10.0 {
+                " (weak: below 10)"
+            } else {
+                ""
+            }
         );
     }
     if s.iv.is_none() && s.mediator_iv.is_empty() {
