@@ -778,6 +778,11 @@ fn province_by_year_effects_run_and_refuse_what_they_cannot() {
     assert_eq!(s.model.fixed_effects, "unit+province^time");
     assert_eq!(s.resampling.as_ref().unwrap().engine.backend, "cpu");
     assert_eq!(s.groups.len(), 3);
+    let tex = std::fs::read_to_string(dir.path().join("py/tables.tex")).unwrap();
+    assert!(
+        tex.contains("province $\\times$ period fixed effects & Yes"),
+        "{tex}"
+    );
     let out = medsim(
         dir.path(),
         &["run", "--group", "", "--scheme", "none", "--out", "ut"],

@@ -239,9 +239,26 @@ fn latex_regressions(o: &mut String, s: &Summary) {
     }
     let _ = writeln!(o, "\\midrule");
     let fe = s.model.fixed_effects.as_str();
+    // unit+GROUP^time: the group's effect in each period (which absorbs
+    // the period's).
+    let cells = fe
+        .strip_prefix("unit+")
+        .and_then(|rest| rest.strip_suffix("^time"));
     let yes = |on: bool| vec![if on { "Yes" } else { "No" }; n].join(" & ");
     let _ = writeln!(o, "Unit fixed effects & {} \\\\", yes(fe != "none"));
-    let _ = writeln!(o, "Period fixed effects & {} \\\\", yes(fe == "unit+time"));
+    let _ = writeln!(
+        o,
+        "Period fixed effects & {} \\\\",
+        yes(fe == "unit+time" || cells.is_some())
+    );
+    if let Some(group) = cells {
+        let _ = writeln!(
+            o,
+            "{} $\\times$ period fixed effects & {} \\\\",
+            tex_escape(group),
+            yes(true)
+        );
+    }
     let _ = writeln!(
         o,
         "Clusters ({}) & {} \\\\",
