@@ -827,12 +827,7 @@ impl<'a> GpuEngine<'a> {
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
         if design.cells.is_some() {
-            return Err(crate::error::Error::InvalidOption {
-                option: "resampling.backend".into(),
-                message: "the GPU engine does not partial out unit+GROUP^time fixed effects per \
-                          replicate yet; set resampling.backend to cpu (or auto)"
-                    .into(),
-            });
+            return Err(crate::model::cells::no_replicate_stage());
         }
         // The device holds the statistics it resamples: the model's own, or
         // spread over the run's clusters. The engine keeps the model's own

@@ -384,6 +384,17 @@ fn forward_rows(l: &[f64], k: usize, q: usize, y: &mut [f64]) {
     }
 }
 
+/// The refusal of an engine with no stage for a replicate's cell block
+/// (the GPU engine's, asked for by name).
+pub fn no_replicate_stage() -> Error {
+    Error::InvalidOption {
+        option: "resampling.backend".into(),
+        message: "the GPU engine does not partial out unit+GROUP^time fixed effects per \
+                  replicate yet; set resampling.backend to cpu (or auto)"
+            .into(),
+    }
+}
+
 /// What a replicate needs of the cell effects (see the module doc).
 #[derive(Debug, Clone)]
 pub struct Cells {
@@ -416,28 +427,10 @@ impl Cells {
         self.offsets[self.sizes.len()]
     }
 
-    /// A replicate's sums from its cluster weights `w` (the reference of
-    /// the engines' per-group products).
-    pub fn sums(&self, w: &[f64], out: &mut [f64]) {
-        out.iter_mut().for_each(|v| *v = 0.0);
-        for h in 0..self.sizes.len() {
-            let width = self.offsets[h + 1] - self.offsets[h];
-            let target = &mut out[self.offsets[h]..self.offsets[h + 1]];
-            for e in self.starts[h]..self.starts[h + 1] {
-                let weight = w[self.entry_cluster[e]];
-                if weight == 0.0 {
-                    continue;
-                }
-                let at = self.matrix_starts[h] + (e - self.starts[h]) * width;
-                for (t, v) in target.iter_mut().zip(&self.matrix[at..at + width]) {
-                    *t += weight * v;
-                }
-            }
-        }
-    }
-
     /// Subtract the cell block's Schur complement from `packed` (a
-    /// replicate's `sum_c w_c S0_c`), given the replicate's `sums`; false
+    /// replicate's `sum_c w_c S0_c`), given the replicate's `sums` (row
+    /// `offsets`' width: each entry's statistics times its cluster's
+    /// weight, summed by group); false
     /// when some group's cell block is singular (a degenerate replicate).
     /// `scratch` is reused between calls.
     pub fn partial_out(&self, packed: &mut [f64], sums: &[f64], scratch: &mut Vec<f64>) -> bool {

@@ -6,7 +6,6 @@
 use std::fmt::Write;
 
 use crate::model::effect::{EffectKey, parse_path, path_label};
-use crate::model::mediation::IvDiagnostics;
 use crate::study::summary::Summary;
 
 fn p_text(p: Option<f64>) -> String {
@@ -350,7 +349,7 @@ fn render_run(o: &mut String, s: &Summary) {
         s.model.controls.len(),
         s.model.fixed_effects
     );
-    for (endogenous, mediator, iv) in first_stages(s) {
+    for (endogenous, mediator, iv) in s.first_stages() {
         let _ = writeln!(
             o,
             "IV     {endogenous} instrumented by {} (2SLS in {}); first-stage F = {:.1} (CR1 Wald, p = {})",
@@ -592,14 +591,6 @@ fn render_groups(o: &mut String, s: &Summary) {
     }
 }
 
-/// The run's first stages: (the endogenous column, whether it is a
-/// mediator, the diagnostics), the treatment's then each mediator's.
-fn first_stages(s: &Summary) -> impl Iterator<Item = (&String, bool, &IvDiagnostics)> {
-    let treatment = s.iv.iter().map(|iv| (&s.model.treatment, false, iv));
-    let mediators = s.mediator_iv.iter().map(|(m, iv)| (m, true, iv));
-    treatment.chain(mediators)
-}
-
 /// Where a first stage's endogenous column is instrumented: every
 /// equation (the treatment) or the outcome equation (the mediators).
 fn instrumented_in(mediator: bool) -> &'static str {
@@ -618,7 +609,7 @@ fn render_identification(o: &mut String, s: &Summary) {
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "identification");
-    for (endogenous, mediator, iv) in first_stages(s) {
+    for (endogenous, mediator, iv) in s.first_stages() {
         let _ = writeln!(
             o,
             "  instrumented   {endogenous} by {} in {}{}: first-stage F = {:.1}{}",

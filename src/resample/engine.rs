@@ -499,7 +499,7 @@ impl CpuEngine {
     }
 }
 
-/// Each replicate's cell sums (`Cells::sums`, `nb x width`) from the
+/// Each replicate's cell sums (`Cells::partial_out`'s, `nb x width`) from the
 /// batch's weights `w` (`nb x g`): per group, one GEMM of the weights of its
 /// (group, cluster) entries with their statistics.
 fn cell_sums(cells: &Cells, w: &[f64], nb: usize, g: usize) -> Vec<f64> {

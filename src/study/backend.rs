@@ -74,12 +74,7 @@ pub fn engine<'a>(
     if wants_gpu(spec) && r.design.cells.is_some() {
         // The GPU engine has no stage for a replicate's cell block.
         if named {
-            return Err(Error::InvalidOption {
-                option: "resampling.backend".into(),
-                message: "the GPU engine does not partial out unit+GROUP^time fixed effects per \
-                          replicate yet; set resampling.backend to cpu (or auto)"
-                    .into(),
-            });
+            return Err(crate::model::cells::no_replicate_stage());
         }
         crate::notices::notify(
             "note: the GPU engine does not resample unit+GROUP^time fixed effects yet; the CPU \

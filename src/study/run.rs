@@ -169,7 +169,6 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
     let design = Design::build(&panel, plan.model.fixed_effects)?;
     lap("design", &mut timings);
     let analysis = analyse(&design, &plan.inference)?;
-    warn_weak_instruments(&plan.model, &analysis);
     lap("fit", &mut timings);
     let mut summary = Summary::new(
         &plan.name,
@@ -179,6 +178,7 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
         &design,
         &analysis,
     );
+    warn_weak_instruments(&summary);
     // The file by its absolute path, so that summary.json does not depend
     // on the folder medsim ran in (a manifest's replay runs elsewhere).
     if let DataSource::File { path, .. } = &plan.data
@@ -238,26 +238,16 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
     Ok((summary, timings))
 }
 
-/// The model with `mediators` in place of the run's, on the same rows (less
-/// any with a missing mediator), resampled with the run's replicates: the
-/// same weights where the clusters are the same, else through the cluster
-/// map as a group's.
 /// A warning for each first stage whose CR1 F is below 10 (Staiger and
 /// Stock's rule of thumb): its two-stage estimates are biased towards
 /// least squares, and tests and intervals that assume a strong first stage
 /// are unreliable.
-fn warn_weak_instruments(model: &ModelSpec, analysis: &crate::model::mediation::Analysis) {
-    let stages = analysis
-        .iv
-        .iter()
-        .map(|iv| (model.treatment.as_str(), "model.instrument", iv))
-        .chain(
-            analysis
-                .mediator_iv
-                .iter()
-                .map(|(m, iv)| (m.as_str(), "model.mediator_instrument", iv)),
-        );
-    for (endogenous, key, iv) in stages {
+fn warn_weak_instruments(summary: &Summary) {
+    for (endogenous, mediator, iv) in summary.first_stages() {
+        let key = match mediator {
+            true => "model.mediator_instrument",
+            false => "model.instrument",
+        };
         if iv.first_stage_f < 10.0 {
             crate::notices::notify(format!(
                 "warning: weak instruments: the first stage of '{endogenous}' on {} ({key}) has \
@@ -270,6 +260,10 @@ fn warn_weak_instruments(model: &ModelSpec, analysis: &crate::model::mediation::
     }
 }
 
+/// The model with `mediators` in place of the run's, on the same rows (less
+/// any with a missing mediator), resampled with the run's replicates: the
+/// same weights where the clusters are the same, else through the cluster
+/// map as a group's.
 fn mediator_model(
     plan: &RunPlan,
     table: &Table,

@@ -270,6 +270,16 @@ pub struct SubmodelSummary {
     pub moderation: Option<ModerationSummary>,
 }
 
+impl Summary {
+    /// The run's first stages: (the endogenous column, whether it is a
+    /// mediator, the diagnostics), the treatment's then each mediator's.
+    pub fn first_stages(&self) -> impl Iterator<Item = (&String, bool, &IvDiagnostics)> {
+        let treatment = self.iv.iter().map(|iv| (&self.model.treatment, false, iv));
+        let mediators = self.mediator_iv.iter().map(|(m, iv)| (m, true, iv));
+        treatment.chain(mediators)
+    }
+}
+
 impl SubmodelSummary {
     /// The sub-model's analysis, before any resampling.
     pub fn new(panel: &Panel, analysis: &Analysis) -> SubmodelSummary {
