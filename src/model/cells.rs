@@ -3,24 +3,28 @@
 //! effect per (group, period) cell, the groups nesting the units.
 //!
 //! The cell effects are partialled out of the design's columns
-//! (Frisch-Waugh), so the design's per-cluster statistics are those of the
-//! fully absorbed columns and every full-sample stage (estimates, CR1, the
-//! wild bootstrap's fixed-regressor influences) needs nothing else. A
-//! replicate that reweights clusters moves the cell effects, though, so the
-//! design also keeps each cluster's Gram `S0_c` of the unit-demeaned
-//! columns and, per (cluster, group), the cross-products of the
-//! unit-demeaned cell dummies d with those columns, `C = sum d z'`, and
-//! their Gram, `D = sum d d'`. A replicate's Gram is the Schur complement
-//! of the cell block:
+//! (Frisch-Waugh), so the design's per-cluster statistics `S_c` are those
+//! of the fully absorbed columns z and every full-sample stage (estimates,
+//! CR1, the wild bootstrap's fixed-regressor influences) needs nothing
+//! else. A replicate that reweights clusters moves the cell effects,
+//! though, so the design also keeps, per (cluster, group), the
+//! cross-products of the unit-demeaned cell dummies d with the absorbed
+//! columns, `R = sum d z'`, and the dummies' Gram, `D = sum d d'`. Since
+//! partialling the dummies out of the unit-demeaned columns or out of z
+//! leaves the same residuals (z differs from them by a combination of the
+//! dummies), a replicate's Gram is the Schur complement of its cell block:
 //!
-//! `A(w) = sum_c w_c S0_c - sum_h X_h' B_h^{-1} X_h`,
-//! `X_h = sum_{c in h} w_c C_c`, `B_h = sum_{c in h} w_c D_c`,
+//! `A(w) = sum_c w_c S_c - sum_h R_h' B_h^{-1} R_h`,
+//! `R_h = sum_{c in h} w_c R_c`, `B_h = sum_{c in h} w_c D_c`,
 //!
-//! exact for every weighting. The cell block is block diagonal by group
-//! (a group's dummies are zero on every other group's rows), so the cost
-//! grows with the number of cells, not with its square. Within a group the
-//! first period observed has no dummy (the unit effects span it): group h
-//! has `k_h` = its periods less one.
+//! exact for every weighting. The full sample's `R_h` is zero (z is
+//! orthogonal to the dummies), so the correction is of the size of the
+//! replicate's change, not of the variance the cells absorb: nothing
+//! large cancels, which the GPU's f32 relies on. The cell block is block
+//! diagonal by group (a group's dummies are zero on every other group's
+//! rows), so the cost grows with the number of cells, not with its
+//! square. Within a group the first period observed has no dummy (the unit
+//! effects span it): group h has `k_h` = its periods less one.
 
 use crate::error::{Error, Result};
 use crate::math::linalg::{cholesky, packed_len, unpack};
@@ -183,28 +187,12 @@ impl CellIndex {
         Ok(())
     }
 
-    /// The statistics a replicate needs, from the scaled unit-demeaned
-    /// columns `z0` (q columns of the observations) and each observation's
-    /// cluster.
-    pub fn statistics(&self, z0: &[Vec<f64>], cluster: &[u32], n_clusters: usize) -> Cells {
-        let q = z0.len();
+    /// The statistics a replicate needs, from the scaled, fully absorbed
+    /// columns `z` (q columns of the observations, `residualise`d) and
+    /// each observation's cluster.
+    pub fn statistics(&self, z: &[Vec<f64>], cluster: &[u32]) -> Cells {
+        let q = z.len();
         let n = self.group.len();
-        let pl = packed_len(q);
-        let mut unit_stats = vec![0.0; n_clusters * pl];
-        let mut row = vec![0.0; q];
-        for i in 0..n {
-            for j in 0..q {
-                row[j] = z0[j][i];
-            }
-            let s = &mut unit_stats[cluster[i] as usize * pl..(cluster[i] as usize + 1) * pl];
-            let mut k = 0;
-            for a in 0..q {
-                for b in a..q {
-                    s[k] += row[a] * row[b];
-                    k += 1;
-                }
-            }
-        }
         // Entries (group, cluster) in group order, then cluster order.
         let widths: Vec<usize> = self.sizes.iter().map(|&k| k * q + packed_len(k)).collect();
         let mut pairs: Vec<(usize, usize)> = (0..n)
@@ -241,7 +229,7 @@ impl CellIndex {
             self.dummies(i, &mut d);
             for r in 0..k {
                 for j in 0..q {
-                    v[r * q + j] += d[r] * z0[j][i];
+                    v[r * q + j] += d[r] * z[j][i];
                 }
             }
             let mut p = k * q;
@@ -257,7 +245,6 @@ impl CellIndex {
             sizes: self.sizes.clone(),
             offsets: Vec::new(),
             uniform: vec![false; n_groups],
-            unit_stats,
             entry_cluster: pairs.iter().map(|&(_, c)| c).collect(),
             starts,
             matrix,
@@ -408,9 +395,6 @@ pub struct Cells {
     pub offsets: Vec<usize>,
     /// Groups whose dummy Grams are multiples of one (`with_uniform_groups`).
     pub uniform: Vec<bool>,
-    /// Each cluster's packed Gram of the unit-demeaned columns, before the
-    /// cell effects are partialled out (G x packed_len(q)).
-    pub unit_stats: Vec<f64>,
     /// The cluster of each (group, cluster) entry; group h's entries are
     /// `starts[h] .. starts[h + 1]`.
     pub entry_cluster: Vec<usize>,
@@ -428,7 +412,7 @@ impl Cells {
     }
 
     /// Subtract the cell block's Schur complement from `packed` (a
-    /// replicate's `sum_c w_c S0_c`), given the replicate's `sums` (row
+    /// replicate's `sum_c w_c S_c`), given the replicate's `sums` (row
     /// `offsets`' width: each entry's statistics times its cluster's
     /// weight, summed by group); false
     /// when some group's cell block is singular (a degenerate replicate).
@@ -513,16 +497,9 @@ impl Cells {
     }
 
     /// The same cells indexed by a larger run's clusters: cluster c becomes
-    /// cluster `map[c]` of `n_clusters` (see `Design::on_clusters`).
-    pub fn on_clusters(&self, map: &[usize], n_clusters: usize) -> Cells {
-        let pl = packed_len(self.q);
-        let mut unit_stats = vec![0.0; n_clusters * pl];
-        for (c, &to) in map.iter().enumerate() {
-            unit_stats[to * pl..(to + 1) * pl]
-                .copy_from_slice(&self.unit_stats[c * pl..(c + 1) * pl]);
-        }
+    /// cluster `map[c]` (see `Design::on_clusters`).
+    pub fn on_clusters(&self, map: &[usize]) -> Cells {
         Cells {
-            unit_stats,
             entry_cluster: self.entry_cluster.iter().map(|&c| map[c]).collect(),
             ..self.clone()
         }
@@ -531,11 +508,6 @@ impl Cells {
     /// The cells of the clusters `clusters` alone (cluster k of the result
     /// is cluster `clusters[k]` of this one).
     pub fn subset(&self, clusters: &[usize]) -> Cells {
-        let pl = packed_len(self.q);
-        let mut unit_stats = Vec::with_capacity(clusters.len() * pl);
-        for &c in clusters {
-            unit_stats.extend_from_slice(&self.unit_stats[c * pl..(c + 1) * pl]);
-        }
         let new_of = |c: usize| clusters.iter().position(|&x| x == c);
         let n_groups = self.sizes.len();
         let (mut entry_cluster, mut matrix) = (Vec::new(), Vec::new());
@@ -554,7 +526,6 @@ impl Cells {
             matrix_starts[h + 1] = matrix.len();
         }
         Cells {
-            unit_stats,
             entry_cluster,
             starts,
             matrix,

@@ -242,8 +242,8 @@ pub struct Design {
     /// The mediators form a chain in their order (`crate::model::serial`).
     pub serial: bool,
     /// With `unit+GROUP^time` effects, what a replicate needs to partial
-    /// them out of its own Gram (`crate::model::cells`); `stats` are then
-    /// of the fully absorbed columns.
+    /// them out of its own Gram (`crate::model::cells`); `stats` are of the
+    /// fully absorbed columns.
     pub cells: Option<crate::model::cells::Cells>,
 }
 
@@ -343,13 +343,12 @@ impl Design {
 
         let source = panel.source.clone();
         // Group-by-period effects: partialled out of the unit-demeaned
-        // columns, which a replicate's Schur complement needs as they are.
+        // columns.
         let cell_index = match (fe, &panel.cell_group) {
             (FixedEffects::UnitGroupTime, Some(group)) => {
                 let index = crate::model::cells::CellIndex::new(panel, group);
-                let unit_demeaned = cols.clone();
                 index.residualise(&mut cols, &source)?;
-                Some((index, unit_demeaned))
+                Some(index)
             }
             _ => None,
         };
@@ -375,14 +374,9 @@ impl Design {
 
         // Per-cluster packed Gram matrices.
         let g_count = panel.cluster.len();
-        let cells = cell_index.as_ref().map(|(index, unit_demeaned)| {
-            let z0: Vec<Vec<f64>> = unit_demeaned
-                .iter()
-                .zip(&scale)
-                .map(|(c, s)| c.iter().map(|v| v / s).collect())
-                .collect();
-            index.statistics(&z0, &panel.cluster.codes, g_count)
-        });
+        let cells = cell_index
+            .as_ref()
+            .map(|index| index.statistics(&cols, &panel.cluster.codes));
         let pl = packed_len(q);
         let mut stats = vec![0.0; g_count * pl];
         let mut cluster_sizes = vec![0usize; g_count];
@@ -420,7 +414,7 @@ impl Design {
                 nested: cluster_is(&panel.time),
             });
         }
-        if let (Some((index, _)), Some(group)) = (&cell_index, &panel.cell_group) {
+        if let (Some(index), Some(group)) = (&cell_index, &panel.cell_group) {
             // A cell lies in one cluster when its observations do.
             let mut owner: std::collections::HashMap<(u32, u32), u32> = Default::default();
             let mut nested = true;
@@ -505,7 +499,7 @@ impl Design {
             stats,
             cluster_sizes: sizes,
             n_clusters,
-            cells: self.cells.as_ref().map(|c| c.on_clusters(map, n_clusters)),
+            cells: self.cells.as_ref().map(|c| c.on_clusters(map)),
             ..self.clone()
         }
     }
@@ -533,15 +527,6 @@ impl Design {
     /// Number of columns of `z`.
     pub fn q(&self) -> usize {
         self.layout.q()
-    }
-
-    /// The per-cluster statistics a reweighted replicate sums: `stats`, or
-    /// with `unit+GROUP^time` effects those of the unit-demeaned columns,
-    /// whose cell block each replicate partials out itself.
-    pub fn reweighted_stats(&self) -> &[f64] {
-        self.cells
-            .as_ref()
-            .map_or(&self.stats[..], |c| &c.unit_stats[..])
     }
 
     /// Packed `S_g` of cluster `g`.

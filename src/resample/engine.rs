@@ -221,7 +221,7 @@ pub struct CpuEngine {
 pub fn split_columns(design: &Design) -> (Vec<usize>, Vec<(usize, f64)>) {
     let p = packed_len(design.q());
     let g = design.n_clusters;
-    let stats = design.reweighted_stats();
+    let stats = &design.stats;
     let (mut columns, mut constant) = (Vec::new(), Vec::new());
     for k in 0..p {
         let first = stats[k];
@@ -296,7 +296,7 @@ impl CpuEngine {
         } else {
             let p = packed_len(design.q());
             let (columns, constant) = split_columns(design);
-            let stats = design.reweighted_stats();
+            let stats = &design.stats;
             let rhs = (0..g)
                 .flat_map(|c| columns.iter().map(move |&k| stats[c * p + k]))
                 .collect();
