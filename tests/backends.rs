@@ -221,17 +221,6 @@ fn options_the_gpu_cannot_honour_are_refused() {
         "{e}"
     );
     if common::gpu_context().is_some() {
-        // No cell stage on the GPU: asked for by name, refused; on auto,
-        // the CPU engine runs it (tests/cli.rs).
-        let e = refused(
-            d,
-            "h",
-            &["--backend", "gpu", "--fixed-effects", "city+province^year"],
-        );
-        assert!(
-            e.contains("--backend") && e.contains("unit+GROUP^time"),
-            "{e}"
-        );
         let e = refused(d, "g", &["--adapter", "no-such-adapter-anywhere"]);
         assert!(
             e.contains("no adapter's name contains 'no-such-adapter-anywhere'"),
@@ -651,6 +640,58 @@ fn gpu_and_cpu_instrumented_models_agree() {
                     _ => 1e-9 * (value.abs() + sd),
                 };
                 intervals_agree(g, c, &tol, &format!("{scheme:?} {precision} contrast"));
+            }
+        }
+    }
+}
+
+/// City + province^year effects on the GPU (the cell stages between the
+/// GEMM and the solve): every interval of the pooled model and of each
+/// region's (whose engines draw the run's weights over their own
+/// clusters) agrees with the CPU engine's, within 1e-4 of the bootstrap
+/// SD in f32 and 1e-9 relative in f64; with the jackknife (codes kept for
+/// the cell sums), wild (no cell stage: the full sample's influences),
+/// and an instrumented mediator (the two-stage solve after the cells).
+#[test]
+fn gpu_and_cpu_province_by_year_models_agree() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cells = &["--fixed-effects", "city+province^year"][..];
+    for (scheme, extra) in [
+        ("pairs", &["--group", "region"][..]),
+        ("bayes", &[][..]),
+        ("jackknife", &[][..]),
+        ("wild", &[][..]),
+        (
+            "pairs",
+            &["--mediator-instrument", "iv_agglom", "--also-mediators", ""][..],
+        ),
+    ] {
+        let ci = match scheme {
+            "jackknife" => "normal",
+            _ => "percentile,bca",
+        };
+        let base = [cells, &["--scheme", scheme, "-B", "301", "--ci", ci], extra].concat();
+        let (cpu, gpus) = cpu_and_gpu_runs(dir.path(), ctx, &base);
+        assert_eq!(cpu["model"]["fixed_effects"], "unit+province^time");
+        for (precision, gpu) in gpus {
+            assert_eq!(gpu["resampling"]["backend"], "gpu");
+            let mut models = vec![("pooled".to_string(), &cpu, &gpu)];
+            if let Some(groups) = cpu["groups"].as_object() {
+                for (label, m) in groups {
+                    models.push((label.clone(), m, &gpu["groups"][label]));
+                }
+            }
+            for (label, want, got) in models {
+                let sd =
+                    |effect: &str| want["effects"][effect]["bootstrap"]["sd"].as_f64().unwrap();
+                let tol = |effect: &str, value: f64| match precision {
+                    "f32" => 1e-4 * sd(effect) + 1e-15 * value.abs(),
+                    _ => 1e-9 * value.abs(),
+                };
+                intervals_agree(got, want, &tol, &format!("{scheme} {precision} {label}"));
             }
         }
     }

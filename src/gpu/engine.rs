@@ -21,6 +21,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
+use super::cells::{CellInputs, CellSlot};
 use super::permute::{PermutationTable, PermuteInputs, PermuteSlot, TableShape};
 use super::solve_gen::SolveShape;
 use super::{
@@ -153,6 +154,7 @@ pub(crate) fn solve_scratch(q: usize) -> u64 {
 struct Slot {
     capacity: usize,
     front: FrontSlot,
+    cells: Option<CellSlot>,
     solve_params: Option<wgpu::Buffer>,
     solve: Option<wgpu::BindGroup>,
     /// Studentized: the influence GEMM's and the meat's parameters and
@@ -574,6 +576,9 @@ pub struct GpuEngine<'a> {
     /// being in the device's units.
     se_unit: f64,
     front: Front,
+    /// `unit+GROUP^time` effects: the stages between the GEMM and the
+    /// solve that partial each replicate's cell effects out of its Gram.
+    cells: Option<CellInputs>,
     solve: Option<SolveInputs>,
     /// Largest batch the adapter's limits allow.
     limit: usize,
@@ -689,6 +694,8 @@ struct BatchShape {
     stride: usize,
     /// Studentized: coefficients with influences per replicate (0: none).
     functionals: usize,
+    /// The cell sums per replicate (0: no `unit+GROUP^time` effects).
+    cell_width: usize,
     precision: Precision,
 }
 
@@ -707,6 +714,7 @@ fn batch_limit(
         n,
         stride,
         functionals,
+        cell_width,
         precision,
     } = shape;
     let f = functionals as u64;
@@ -734,15 +742,22 @@ fn batch_limit(
         // influences.
         f * n as u64 * ws,
         f * g as u64 * ws,
+        cell_width as u64 * ws,
     ];
     let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;
     // The weights, solve and meat stages have one workgroup per 64
     // replicates, the GEMM one row of workgroups per 64 or more
     // (GemmShape::block); the influence GEMM one column per NT_BLOCK.1
     // (replicate, coefficient) pairs.
+    // The cell stages index (replicate, sum) pairs in 32 bits.
     let by_groups = (groups * super::NT_BLOCK.1 as u64)
         .checked_div(f)
-        .unwrap_or(groups * 64);
+        .unwrap_or(groups * 64)
+        .min(
+            (u32::MAX as u64)
+                .checked_div(cell_width as u64)
+                .unwrap_or(u64::MAX),
+        );
     let limit = ctx.batch_limit(
         &per_replicate,
         Some(ctx.batch_budget()),
@@ -826,9 +841,6 @@ impl<'a> GpuEngine<'a> {
         shared: Option<&SharedWeights>,
         options: GpuOptions,
     ) -> Result<GpuEngine<'a>> {
-        if design.cells.is_some() {
-            return Err(crate::model::cells::no_replicate_stage());
-        }
         // The device holds the statistics it resamples: the model's own, or
         // spread over the run's clusters. The engine keeps the model's own
         // for its sensitivity solve and its CPU fallback.
@@ -869,7 +881,7 @@ impl<'a> GpuEngine<'a> {
         let mut covariance = None;
         let unit: Vec<f64>;
         let mut se_unit = 1.0;
-        let (front, n, theta, solve) = if let Scheme::Wild(_) = plan.scheme {
+        let (front, n, theta, solve, cells) = if let Scheme::Wild(_) = plan.scheme {
             let rhs = WildRhs::new(design, fit);
             unit = rhs.unit;
             let front = Front::Weights(GemmInputs::new(
@@ -880,7 +892,8 @@ impl<'a> GpuEngine<'a> {
                 precision,
                 true,
             )?);
-            (front, n_coef, rhs.theta, None)
+            // The wild influences are the full sample's: no cell stage.
+            (front, n_coef, rhs.theta, None, None)
         } else {
             let w = Whitened::new(design, fit)?;
             let coefs: Vec<[u32; 4]> = w
@@ -948,14 +961,21 @@ impl<'a> GpuEngine<'a> {
                 None => {
                     let inputs =
                         GemmInputs::new(ctx, &plan, &w.stats, w.stats.len() / g, precision, true)?;
-                    // The studentized meat weights clusters by the codes.
-                    Front::Weights(match studentize {
+                    // The studentized meat and the cell sums weight
+                    // clusters by the codes.
+                    Front::Weights(match studentize || design.cells.is_some() {
                         true => inputs.keeping_codes(),
                         false => inputs,
                     })
                 }
             };
-            (front, w.stats.len() / g, theta, Some(solve))
+            let cells = match (&design.cells, &front) {
+                (Some(c), Front::Weights(inputs)) => {
+                    Some(CellInputs::new(ctx, c, &w, inputs, precision))
+                }
+                _ => None,
+            };
+            (front, w.stats.len() / g, theta, Some(solve), cells)
         };
         let stride = n_coef
             + match (&covariance, studentize) {
@@ -974,6 +994,7 @@ impl<'a> GpuEngine<'a> {
                 n,
                 stride,
                 functionals,
+                cell_width: cells.as_ref().map_or(0, CellInputs::width),
                 precision,
             },
         )?;
@@ -995,6 +1016,7 @@ impl<'a> GpuEngine<'a> {
             unit,
             se_unit,
             front,
+            cells,
             solve,
             limit,
             state: Mutex::new(State {
@@ -1046,6 +1068,12 @@ impl<'a> GpuEngine<'a> {
                         self.options.precision,
                         out_bytes,
                     )?),
+                };
+                let cells = match (&self.cells, &front, &self.front) {
+                    (Some(c), FrontSlot::Weights(gemm), Front::Weights(inputs)) => {
+                        Some(c.slot(ctx, capacity, inputs, gemm)?)
+                    }
+                    _ => None,
                 };
                 let mut student = None;
                 let (solve_params, solve, result) = match &self.solve {
@@ -1104,6 +1132,7 @@ impl<'a> GpuEngine<'a> {
                 Ok(Slot {
                     capacity,
                     front,
+                    cells,
                     solve_params,
                     solve,
                     student,
@@ -1288,6 +1317,9 @@ impl<'a> GpuEngine<'a> {
             Front::Weights(_) => vec![Stage::Weights, Stage::Gemm],
             Front::Permute(_) => vec![Stage::Permute],
         };
+        if let Some(cells) = &self.cells {
+            stages.extend(cells.stages());
+        }
         if self.solve.is_some() {
             stages.push(Stage::Solve);
         }
@@ -1319,6 +1351,11 @@ impl<'a> GpuEngine<'a> {
             }
             (Stage::Permute, Front::Permute(p), FrontSlot::Permute(s)) => {
                 p.record(ctx, encoder, s, start, nb, precision)?
+            }
+            (Stage::CellSums | Stage::CellFactor | Stage::CellPartial, ..) => {
+                if let (Some(cells), Some(s)) = (&self.cells, &slot.cells) {
+                    cells.record(ctx, stage, encoder, s, nb)?;
+                }
             }
             (Stage::Solve, ..) => {
                 if let (Some(params), Some(bind), Some(s)) =
@@ -1388,6 +1425,10 @@ impl<'a> GpuEngine<'a> {
             functionals: self.functionals(),
             covariance: self.covariance.is_some(),
             scratch,
+            cells: self
+                .cells
+                .as_ref()
+                .map_or(Default::default(), CellInputs::dims),
         }
     }
 

@@ -6,6 +6,7 @@
 //! the per-replicate solve in whitened coordinates (`crate::resample::whiten`), in f32
 //! and (SHADER_F64) f64.
 
+pub(crate) mod cells;
 pub mod engine;
 pub mod permute;
 pub mod roofline;
@@ -52,6 +53,18 @@ const SHADERS: &[(&str, &str)] = &[
     ("meat_cov.wgsl", include_str!("../../shaders/meat_cov.wgsl")),
     ("wcr.wgsl", include_str!("../../shaders/wcr.wgsl")),
     ("permute.wgsl", include_str!("../../shaders/permute.wgsl")),
+    (
+        "cell_sums.wgsl",
+        include_str!("../../shaders/cell_sums.wgsl"),
+    ),
+    (
+        "cell_factor.wgsl",
+        include_str!("../../shaders/cell_factor.wgsl"),
+    ),
+    (
+        "cell_partial.wgsl",
+        include_str!("../../shaders/cell_partial.wgsl"),
+    ),
     ("peak.wgsl", include_str!("../../shaders/peak.wgsl")),
     (
         "solve_params.wgsl",
@@ -393,6 +406,10 @@ pub struct GpuContext {
     meat_cov: Pipelines,
     wcr: Pipelines,
     permute: Pipelines,
+    /// `unit+GROUP^time` effects' stages (`cells`).
+    cell_sums: Pipelines,
+    cell_factor: Pipelines,
+    cell_partial: Pipelines,
     /// The first device error not yet reported (validation, out of memory,
     /// device lost): wgpu reports them asynchronously, the engine checks
     /// here after each batch.
@@ -601,6 +618,9 @@ impl GpuContext {
             meat_cov: Pipelines::new("meat_cov.wgsl", Vec::new()),
             wcr: Pipelines::new("wcr.wgsl", Vec::new()),
             permute: Pipelines::new("permute.wgsl", Vec::new()),
+            cell_sums: Pipelines::new("cell_sums.wgsl", Vec::new()),
+            cell_factor: Pipelines::new("cell_factor.wgsl", Vec::new()),
+            cell_partial: Pipelines::new("cell_partial.wgsl", Vec::new()),
             fault,
             lost,
         };
@@ -1040,6 +1060,9 @@ impl GpuContext {
             &self.meat,
             &self.wcr,
             &self.permute,
+            &self.cell_sums,
+            &self.cell_factor,
+            &self.cell_partial,
         ] {
             self.stage(stages, precision)?;
         }

@@ -14,6 +14,14 @@ pub enum Stage {
     Gemm,
     /// The permutation scheme's gather of the permuted Gram (`permute.wgsl`).
     Permute,
+    /// `unit+GROUP^time` effects: each replicate's cell sums
+    /// (`cell_sums.wgsl`).
+    CellSums,
+    /// The unbalanced groups' cell blocks factored (`cell_factor.wgsl`).
+    CellFactor,
+    /// The cell blocks' Schur complement taken from the Gram
+    /// (`cell_partial.wgsl`).
+    CellPartial,
     /// Each replicate's solve and finishing (`solve.wgsl`, `solve_iv.wgsl`).
     Solve,
     /// Studentized: the per-cluster influences of each replicate
@@ -31,6 +39,9 @@ impl Stage {
             Stage::Weights => "weights",
             Stage::Gemm => "gemm",
             Stage::Permute => "permute",
+            Stage::CellSums => "cell sums",
+            Stage::CellFactor => "cell factor",
+            Stage::CellPartial => "cell partial",
             Stage::Solve => "solve",
             Stage::InfluenceGemm => "influence gemm",
             Stage::Meat => "meat",
@@ -68,6 +79,22 @@ pub struct Dims {
     pub covariance: bool,
     /// Scratch reals of the solve per replicate (global memory).
     pub scratch: usize,
+    /// `unit+GROUP^time` effects: the cell stages' sizes (zero without).
+    pub cells: CellDims,
+}
+
+/// The sizes of the cell stages' work per replicate.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CellDims {
+    /// The cell sums.
+    pub width: usize,
+    /// Multiply-adds of the sums: each sum's (group, cluster) entries.
+    pub products: usize,
+    /// Cells of every group: the rows of the Schur complement.
+    pub rows: usize,
+    /// The unbalanced groups' factorisations and solves, and their sums.
+    pub factor_flops: f64,
+    pub factor_reals: usize,
 }
 
 /// Work per replicate of one stage.
@@ -119,6 +146,25 @@ pub fn work(stage: Stage, d: &Dims) -> Work {
         Stage::Permute => Work {
             flops: g * q + 2.0 * packed,
             bytes: g * q * rb * 3.0 + 12.0 * g + packed * rb,
+        },
+        // Each sum reads its entries' values, codes and clusters.
+        Stage::CellSums => {
+            let c = &d.cells;
+            Work {
+                flops: 2.0 * c.products as f64,
+                bytes: c.products as f64 * (rb + 8.0) + c.width as f64 * rb,
+            }
+        }
+        // The unbalanced groups' sums read and rewritten.
+        Stage::CellFactor => Work {
+            flops: d.cells.factor_flops,
+            bytes: 2.0 * d.cells.factor_reals as f64 * rb,
+        },
+        // Each Gram entry sums two columns over every cell; the sums read
+        // once, the Gram read and written.
+        Stage::CellPartial => Work {
+            flops: 2.0 * d.cells.rows as f64 * n,
+            bytes: (d.cells.width as f64 + 2.0 * n) * rb,
         },
         // The Cholesky factor of the q x q system and a solve per equation;
         // reads the GEMM's output, writes the results, and its scratch.
@@ -278,6 +324,7 @@ mod tests {
             functionals: 0,
             covariance: false,
             scratch: 44,
+            cells: CellDims::default(),
         }
     }
 

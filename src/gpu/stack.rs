@@ -75,6 +75,9 @@ pub fn replicates(
     if design.layout.instrumented() {
         return refuse("instrumented designs do not stack");
     }
+    if sets.iter().any(|s| s.design.cells.is_some()) {
+        return refuse("unit+GROUP^time effects do not stack");
+    }
     let (g, q, m) = (design.n_clusters, design.q(), design.layout.n_mediators);
     if sets
         .iter()

@@ -27,7 +27,7 @@
 //! effects span it): group h has `k_h` = its periods less one.
 
 use crate::error::{Error, Result};
-use crate::math::linalg::{cholesky, packed_len, unpack};
+use crate::math::linalg::{cholesky, packed_index, packed_len, unpack};
 use crate::model::panel::Panel;
 
 /// Which cell each observation is in, and its group's size.
@@ -257,8 +257,8 @@ impl CellIndex {
 impl Cells {
     /// The same statistics with every group whose entries' dummy Grams are
     /// multiples of one, `D_c = s_c D0` (every unit observed in the same
-    /// periods: a balanced group), rewritten as `[L0^{-1} C_c | s_c]`
-    /// (`D0 = L0 L0'`): a replicate's sums are then `Y = L0^{-1} X` and
+    /// periods: a balanced group), rewritten as `[L0^{-1} R_c | s_c]`
+    /// (`D0 = L0 L0'`): a replicate's sums are then `Y = L0^{-1} R` and
     /// `s = sum w_c s_c`, `B = s D0`, and its cell block's Schur complement
     /// is `Y'Y / s`, with no factorisation per replicate.
     fn with_uniform_groups(mut self) -> Cells {
@@ -334,6 +334,54 @@ fn uniform_factor(rows: &[&[f64]], k: usize, q: usize) -> Option<(Vec<f64>, Vec<
     Some((l0, scales))
 }
 
+/// A pivot at most this fraction of its cell's diagonal is a cell whose
+/// effect the replicate does not identify (`eliminate`). Such pivots are
+/// rounding noise, some 1e-15 of the diagonal; an identified cell's is
+/// far above.
+pub const UNIDENTIFIED: f64 = 1e-9;
+
+/// A replicate's cell block `b` (packed upper, k x k) factored in place,
+/// `U'U = B`, and `y` (k rows of q) replaced by `U'^{-1} y`, dropping each
+/// cell whose effect the replicate does not identify: one none of whose
+/// clusters drew weight (an exact zero row of B and of y), or one whose
+/// dummy is a combination of the cells before it and the unit effects (a
+/// group whose drawn units all miss its first period: the unit effects
+/// span one of its cells). A dropped cell's rows of U and y are zero, so
+/// `y'y` is the Schur complement of the identified cells, as a refit
+/// without the dropped dummies gives.
+pub fn eliminate(b: &mut [f64], k: usize, y: &mut [f64], q: usize) {
+    for i in 0..k {
+        let ii = packed_index(i, i, k);
+        let mut d = b[ii];
+        for u in 0..i {
+            d -= b[packed_index(u, i, k)].powi(2);
+        }
+        if !(d > UNIDENTIFIED * b[ii]) {
+            for j in i..k {
+                b[packed_index(i, j, k)] = 0.0;
+            }
+            y[i * q..(i + 1) * q].iter_mut().for_each(|v| *v = 0.0);
+            continue;
+        }
+        let p = d.sqrt();
+        b[ii] = p;
+        for j in i + 1..k {
+            let mut v = b[packed_index(i, j, k)];
+            for u in 0..i {
+                v -= b[packed_index(u, i, k)] * b[packed_index(u, j, k)];
+            }
+            b[packed_index(i, j, k)] = v / p;
+        }
+        for a in 0..q {
+            let mut v = y[i * q + a];
+            for u in 0..i {
+                v -= b[packed_index(u, i, k)] * y[u * q + a];
+            }
+            y[i * q + a] = v / p;
+        }
+    }
+}
+
 /// `a . b` with four partial sums, which the compiler keeps in one vector
 /// register (a single running sum would serialise every addition).
 #[inline(always)]
@@ -371,17 +419,6 @@ fn forward_rows(l: &[f64], k: usize, q: usize, y: &mut [f64]) {
     }
 }
 
-/// The refusal of an engine with no stage for a replicate's cell block
-/// (the GPU engine's, asked for by name).
-pub fn no_replicate_stage() -> Error {
-    Error::InvalidOption {
-        option: "resampling.backend".into(),
-        message: "the GPU engine does not partial out unit+GROUP^time fixed effects per \
-                  replicate yet; set resampling.backend to cpu (or auto)"
-            .into(),
-    }
-}
-
 /// What a replicate needs of the cell effects (see the module doc).
 #[derive(Debug, Clone)]
 pub struct Cells {
@@ -389,8 +426,8 @@ pub struct Cells {
     /// `k_h` per group.
     pub sizes: Vec<usize>,
     /// Where group h's sums start in a replicate's row of sums (its
-    /// `k_h q` cross-products `X_h`, row-major by dummy, then the packed
-    /// `B_h`; for a uniform group `L0^{-1} X_h` and the scale of `B_h`);
+    /// `k_h q` cross-products `R_h`, row-major by dummy, then the packed
+    /// `B_h`; for a uniform group `L0^{-1} R_h` and the scale of `B_h`);
     /// `offsets[groups]` is the row's width.
     pub offsets: Vec<usize>,
     /// Groups whose dummy Grams are multiples of one (`with_uniform_groups`).
@@ -406,6 +443,40 @@ pub struct Cells {
 }
 
 impl Cells {
+    /// The same cells with each row of every entry's R (and a balanced
+    /// group's `L0^{-1} R`) mapped by `map` to `q_new` values: a linear
+    /// change of the design's columns, such as the GPU's whitening, which
+    /// commutes with the groups' factors on the left.
+    pub fn mapped(&self, q_new: usize, map: impl Fn(&[f64], &mut [f64])) -> Cells {
+        let (q, n_groups) = (self.q, self.sizes.len());
+        let (mut matrix, mut matrix_starts) = (Vec::new(), vec![0; n_groups + 1]);
+        let mut offsets = vec![0; n_groups + 1];
+        let mut row = vec![0.0; q_new];
+        for h in 0..n_groups {
+            let k = self.sizes[h];
+            let width = self.offsets[h + 1] - self.offsets[h];
+            let tail = width - k * q;
+            for e in self.starts[h]..self.starts[h + 1] {
+                let at = self.matrix_starts[h] + (e - self.starts[h]) * width;
+                let entry = &self.matrix[at..at + width];
+                for r in 0..k {
+                    map(&entry[r * q..(r + 1) * q], &mut row);
+                    matrix.extend_from_slice(&row);
+                }
+                matrix.extend_from_slice(&entry[k * q..]);
+            }
+            matrix_starts[h + 1] = matrix.len();
+            offsets[h + 1] = offsets[h] + k * q_new + tail;
+        }
+        Cells {
+            q: q_new,
+            offsets,
+            matrix,
+            matrix_starts,
+            ..self.clone()
+        }
+    }
+
     /// Width of a replicate's row of sums.
     pub fn width(&self) -> usize {
         self.offsets[self.sizes.len()]
@@ -414,13 +485,11 @@ impl Cells {
     /// Subtract the cell block's Schur complement from `packed` (a
     /// replicate's `sum_c w_c S_c`), given the replicate's `sums` (row
     /// `offsets`' width: each entry's statistics times its cluster's
-    /// weight, summed by group); false
-    /// when some group's cell block is singular (a degenerate replicate).
-    /// `scratch` is reused between calls.
-    pub fn partial_out(&self, packed: &mut [f64], sums: &[f64], scratch: &mut Vec<f64>) -> bool {
+    /// weight, summed by group). `scratch` is reused between calls.
+    pub fn partial_out(&self, packed: &mut [f64], sums: &[f64], scratch: &mut Vec<f64>) {
         let q = self.q;
         // Uniform groups (B = s D0): their Schur complements sum to Z'Z,
-        // Z the rows of each group's Y = L0^{-1} X over sqrt(s), stacked;
+        // Z the rows of each group's Y = L0^{-1} R over sqrt(s), stacked;
         // Z is held by column, so each entry of Z'Z is one long dot product.
         let rows: usize = (0..self.sizes.len())
             .filter(|&h| self.uniform[h])
@@ -455,32 +524,13 @@ impl Cells {
         for h in (0..self.sizes.len()).filter(|&h| !self.uniform[h]) {
             let k = self.sizes[h];
             let s = &sums[self.offsets[h]..self.offsets[h + 1]];
-            let (x, bp) = s.split_at(k * q);
-            // The cells the replicate observes: a cell none of whose units
-            // drew weight has a zero dummy, and no effect to partial out
-            // (nor does a group with none).
-            let live: Vec<usize> = (0..k)
-                .filter(|&r| bp[crate::math::linalg::packed_index(r, r, k)] > 0.0)
-                .collect();
-            let n = live.len();
-            if n == 0 {
-                continue;
-            }
             scratch.clear();
-            scratch.resize(n * n + n * q, 0.0);
-            let (b, y) = scratch.split_at_mut(n * n);
-            for (i, &r) in live.iter().enumerate() {
-                for (j, &c) in live.iter().enumerate() {
-                    b[i * n + j] = bp[crate::math::linalg::packed_index(r, c, k)];
-                }
-                y[i * q..(i + 1) * q].copy_from_slice(&x[r * q..(r + 1) * q]);
-            }
-            if cholesky(b, n).is_err() {
-                return false;
-            }
-            // Y = L^{-1} X, so X' B^{-1} X = Y' Y.
-            forward_rows(b, n, q, y);
-            for r in 0..n {
+            scratch.extend_from_slice(s);
+            let (y, b) = scratch.split_at_mut(k * q);
+            // Y = L^{-1} R (B = L L', cells without an effect in this
+            // replicate dropped), so R' B^{-1} R = Y' Y.
+            eliminate(b, k, y, q);
+            for r in 0..k {
                 let y = &y[r * q..(r + 1) * q];
                 let mut p = 0;
                 for a in 0..q {
@@ -493,7 +543,6 @@ impl Cells {
                 }
             }
         }
-        true
     }
 
     /// The same cells indexed by a larger run's clusters: cluster c becomes

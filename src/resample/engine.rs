@@ -453,16 +453,12 @@ impl CpuEngine {
                     for &(k, c) in constant {
                         packed[k] = total * c;
                     }
-                    if let Some(cells) = cells
-                        && !cells.partial_out(
+                    if let Some(cells) = cells {
+                        cells.partial_out(
                             &mut packed,
                             &sums[i * width..(i + 1) * width],
                             &mut scratch,
-                        )
-                    {
-                        stats.iter_mut().for_each(|v| *v = f64::NAN);
-                        failed += 1;
-                        continue;
+                        );
                     }
                     if !solver.solve(&packed, stats) {
                         failed += 1;

@@ -146,6 +146,24 @@ fn whiten_system(design: &Design, columns: &[Option<usize>]) -> Result<[Vec<f64>
 }
 
 impl Whitened {
+    /// A row `rho` over the design's columns (some vector's cross-products
+    /// with them) in every system's whitened coordinates, side by side
+    /// (`sets` x `q` values): system t's `L_t^{-1} rho[columns_t]`, zero at
+    /// padding. A replicate's whitened Gram less `R' B^{-1} R` (the cell
+    /// block's Schur complement, `crate::model::cells`) is then less the
+    /// same of R's rows so mapped.
+    pub fn whiten_row(&self, rho: &[f64], out: &mut [f64]) {
+        let q = self.q;
+        for (t, columns) in self.columns.iter().enumerate() {
+            let inverse = &self.inverse[t * q * q..(t + 1) * q * q];
+            for i in 0..q {
+                out[t * q + i] = (0..=i)
+                    .map(|u| inverse[i * q + u] * columns[u].map_or(0.0, |c| rho[c]))
+                    .sum();
+            }
+        }
+    }
+
     /// Whiten `design` by the Cholesky factor of its full-sample Gram (or
     /// each equation by its block's, where the equations' regressors are
     /// not the design's leading columns); the full-sample coefficients come

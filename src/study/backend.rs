@@ -71,16 +71,7 @@ pub fn engine<'a>(
         });
     }
     let named = spec.backend == BackendChoice::Gpu || spec.adapter.is_some();
-    if wants_gpu(spec) && r.design.cells.is_some() {
-        // The GPU engine has no stage for a replicate's cell block.
-        if named {
-            return Err(crate::model::cells::no_replicate_stage());
-        }
-        crate::notices::notify(
-            "note: the GPU engine does not resample unit+GROUP^time fixed effects yet; the CPU \
-             engine does",
-        );
-    } else if wants_gpu(spec) {
+    if wants_gpu(spec) {
         match gpu_engine(spec, r, plan.clone()) {
             // Auto: a permutation table the adapter cannot bind (quadratic
             // in the units) leaves the run to the CPU engine.

@@ -498,8 +498,7 @@ struct Suite<'a> {
     moderated: Problem,
     /// The two mediators as a chain, PROCESS model 6 (CPU engine only).
     serial: Problem,
-    /// The default model with city + province^year effects (CPU engine
-    /// only: the GPU engine has no cell stage yet).
+    /// The default model with city + province^year effects.
     province_year: Problem,
     progress: &'a dyn Fn(&str),
 }
@@ -573,17 +572,15 @@ impl Suite<'_> {
             spec.clone(),
             true,
         )?);
-        if *engine == Engine::Cpu {
-            // Each replicate partials its own cell effects out (no stated
-            // flop count: the Schur step is not the GEMM's form).
-            rows.push(self.row(
-                engine,
-                "pairs, city + province^year effects",
-                &self.province_year,
-                spec,
-                false,
-            )?);
-        }
+        // Each replicate partials its own cell effects out (no stated flop
+        // count: the Schur step is not the GEMM's form).
+        rows.push(self.row(
+            engine,
+            "pairs, city + province^year effects",
+            &self.province_year,
+            spec,
+            false,
+        )?);
         let mut sens = spec_for(engine, Scheme::Pairs, b);
         sens.sensitivity = Some((0..37).map(|k| -0.9 + 0.05 * k as f64).collect());
         rows.push(self.row(engine, "pairs + sensitivity (37 rho)", default, sens, true)?);

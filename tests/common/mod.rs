@@ -104,11 +104,6 @@ pub fn engines<'a>(
     let cpu = CpuEngine::new(design, fit, plan.clone(), 7, 2, studentize).unwrap();
     #[cfg(not(feature = "gpu"))]
     return vec![("cpu".into(), Box::new(cpu), Tolerance::Relative(1e-9))];
-    // The GPU engine refuses unit+GROUP^time effects (no cell stage yet).
-    #[cfg(feature = "gpu")]
-    if design.cells.is_some() {
-        return vec![("cpu".into(), Box::new(cpu), Tolerance::Relative(1e-9))];
-    }
     #[cfg(feature = "gpu")]
     with_gpu_variants(Box::new(cpu), studentize, |ctx, options| {
         GpuEngine::new(ctx, design, fit, plan.clone(), options).unwrap()
