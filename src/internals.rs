@@ -52,7 +52,9 @@ pub mod math {
 
 pub mod model {
     pub mod confounding {
-        pub use crate::model::confounding::{Coefficient, ConfoundingSpec, ConfoundingSummary};
+        pub use crate::model::confounding::{
+            Coefficient, ConfoundingSpec, ConfoundingSummary, analyse, replicate_orders,
+        };
     }
     pub mod design {
         pub use crate::model::design::Design;

@@ -119,6 +119,30 @@ fn intervals_agree(got: &Value, want: &Value, tol: &dyn Fn(&str, f64) -> f64, la
     }
 }
 
+/// A GPU run's intervals (`precision`) agree with the CPU run's, for the
+/// pooled model, each group's and each other mediator set's: within 1e-4
+/// of the bootstrap SD in f32, 1e-9 relative in f64.
+fn every_model_agrees(cpu: &Value, gpu: &Value, precision: &str, label: &str) {
+    assert_eq!(gpu["resampling"]["backend"], "gpu");
+    let mut models = vec![("pooled".to_string(), cpu, gpu)];
+    for key in ["groups", "mediator_models"] {
+        let Some(sub) = cpu[key].as_object() else {
+            continue;
+        };
+        for (name, m) in sub {
+            models.push((name.clone(), m, &gpu[key][name]));
+        }
+    }
+    for (name, want, got) in models {
+        let sd = |effect: &str| want["effects"][effect]["bootstrap"]["sd"].as_f64().unwrap();
+        let tol = |effect: &str, value: f64| match precision {
+            "f32" => 1e-4 * sd(effect) + 1e-15 * value.abs(),
+            _ => 1e-9 * value.abs(),
+        };
+        intervals_agree(got, want, &tol, &format!("{label} {precision} {name}"));
+    }
+}
+
 const METHODS: &str = "percentile,basic,normal,bc,bca";
 
 #[test]
@@ -221,6 +245,13 @@ fn options_the_gpu_cannot_honour_are_refused() {
         "{e}"
     );
     if common::gpu_context().is_some() {
+        // No robustness values' replicates on the GPU: asked for by name,
+        // refused (auto runs the CPU engine).
+        let e = refused(d, "h", &["--backend", "gpu", "--rv-replicates"]);
+        assert!(
+            e.contains("--backend") && e.contains("--rv-replicates"),
+            "{e}"
+        );
         let e = refused(d, "g", &["--adapter", "no-such-adapter-anywhere"]);
         assert!(
             e.contains("no adapter's name contains 'no-such-adapter-anywhere'"),
@@ -606,25 +637,7 @@ fn gpu_and_cpu_instrumented_models_agree() {
         .concat();
         let (cpu, gpus) = cpu_and_gpu_runs(dir.path(), ctx, &base);
         for (precision, gpu) in gpus {
-            assert_eq!(gpu["resampling"]["backend"], "gpu");
-            let mut models = vec![("pooled".to_string(), &cpu, &gpu)];
-            for key in ["groups", "mediator_models"] {
-                let Some(sub) = cpu[key].as_object() else {
-                    continue;
-                };
-                for (label, m) in sub {
-                    models.push((label.clone(), m, &gpu[key][label]));
-                }
-            }
-            for (label, want, got) in models {
-                let sd =
-                    |effect: &str| want["effects"][effect]["bootstrap"]["sd"].as_f64().unwrap();
-                let tol = |effect: &str, value: f64| match precision {
-                    "f32" => 1e-4 * sd(effect) + 1e-15 * value.abs(),
-                    _ => 1e-9 * value.abs(),
-                };
-                intervals_agree(got, want, &tol, &format!("{scheme:?} {precision} {label}"));
-            }
+            every_model_agrees(&cpu, &gpu, precision, &format!("{scheme:?}"));
             for (g, c) in gpu["contrasts"]
                 .as_array()
                 .unwrap()
@@ -677,22 +690,7 @@ fn gpu_and_cpu_province_by_year_models_agree() {
         let (cpu, gpus) = cpu_and_gpu_runs(dir.path(), ctx, &base);
         assert_eq!(cpu["model"]["fixed_effects"], "unit+province^time");
         for (precision, gpu) in gpus {
-            assert_eq!(gpu["resampling"]["backend"], "gpu");
-            let mut models = vec![("pooled".to_string(), &cpu, &gpu)];
-            if let Some(groups) = cpu["groups"].as_object() {
-                for (label, m) in groups {
-                    models.push((label.clone(), m, &gpu["groups"][label]));
-                }
-            }
-            for (label, want, got) in models {
-                let sd =
-                    |effect: &str| want["effects"][effect]["bootstrap"]["sd"].as_f64().unwrap();
-                let tol = |effect: &str, value: f64| match precision {
-                    "f32" => 1e-4 * sd(effect) + 1e-15 * value.abs(),
-                    _ => 1e-9 * value.abs(),
-                };
-                intervals_agree(got, want, &tol, &format!("{scheme} {precision} {label}"));
-            }
+            every_model_agrees(&cpu, &gpu, precision, scheme);
         }
     }
 }

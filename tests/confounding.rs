@@ -29,6 +29,7 @@ fn run_case(case: &Value) -> Summary {
         confounding: Some(ConfoundingSpec {
             benchmarks: vec!["c1".into(), "c2".into()],
             kd: vec![1.0, 2.0, 3.0],
+            replicates: false,
         }),
         ..RunPlan::new(
             "confounding",
@@ -411,4 +412,162 @@ fn a_chains_links_are_bounded() {
         (d["regressor"].as_str(), d["dependent"].as_str()),
         (Some("m1"), Some("m2"))
     );
+}
+
+/// Each replicate's robustness values are those of its resampled sample:
+/// every jackknife replicate's equal the bounds of the panel without that
+/// city, analysed from scratch (RV depends on the sample's Gram alone, so
+/// a reweighting scheme's replicate is a sample like any other); with two
+/// serial mediators, so a chain's link has one too. And a run gives each
+/// path's replicate moments and intervals, the report its first interval.
+#[test]
+fn replicate_robustness_values_are_the_resampled_samples_own() {
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    use medsim::internals::model::confounding::replicate_orders;
+    use medsim::internals::model::design::Design;
+    use medsim::internals::model::mediation::analyse;
+    use medsim::internals::model::panel::Panel;
+    use medsim::internals::model::spec::{InferenceSpec, default_spec};
+    use medsim::internals::resample::engine::{CpuEngine, Engine};
+    use medsim::internals::resample::scheme::{Scheme, WeightPlan};
+
+    let table = generate(SyntheticParams {
+        cities: 24,
+        years: 6,
+        seed: 11,
+        ..SyntheticParams::default()
+    });
+    let spec = ModelSpec {
+        mediators: vec!["agglom_sec".into(), "agglom_ter".into()],
+        serial: true,
+        ..default_spec()
+    };
+    let bounds = |t: &medsim::internals::data::table::Table| -> Vec<f64> {
+        let panel = Panel::from_table(t, &spec).unwrap();
+        let design = Design::build(&panel, spec.fixed_effects).unwrap();
+        let analysis = analyse(&design, &InferenceSpec::default()).unwrap();
+        let s = medsim::internals::model::confounding::analyse(
+            &design,
+            &analysis,
+            &ConfoundingSpec::default(),
+            &[0.95],
+        )
+        .unwrap();
+        s.paths.iter().map(|p| p.rv).collect()
+    };
+    let panel = Panel::from_table(&table, &spec).unwrap();
+    let design = Design::build(&panel, spec.fixed_effects).unwrap();
+    let analysis = analyse(&design, &InferenceSpec::default()).unwrap();
+    let g = design.n_clusters;
+    let plan = WeightPlan::new(Scheme::Jackknife, 1, g, None);
+    let engine = CpuEngine::new(&design, &analysis.fit, plan, 7, 2, false)
+        .unwrap()
+        .with_robustness(replicate_orders(&design, &analysis.fit))
+        .unwrap();
+    let layout = engine.layout();
+    let full = bounds(&table);
+    assert_eq!(layout.robustness, full.len());
+    assert_eq!(full.len(), 6, "a, b for two mediators, their link, c'");
+    let mut stats = vec![0.0; g * layout.len()];
+    assert_eq!(engine.compute(0, &mut stats).unwrap(), 0);
+    let city = table.headers.iter().position(|h| h == "city").unwrap();
+    for (c, level) in panel.cluster.levels.iter().enumerate() {
+        let mut without = table.clone();
+        without.rows.retain(|r| r[city] != *level);
+        let want = bounds(&without);
+        let got = &stats[c * layout.len()..(c + 1) * layout.len()];
+        for (k, w) in want.iter().enumerate() {
+            let v = got[layout.rv(k)];
+            assert!(
+                (v - w).abs() <= 1e-9 * w.abs().max(1e-3),
+                "without {level}: path {k}: {v} vs {w}"
+            );
+        }
+    }
+}
+
+/// `--rv-replicates` resamples each path's RV (its moments without a
+/// p-value, an interval per method and level, the report's first); the
+/// default run does not; the wild bootstrap, whose replicates have no Gram
+/// matrix, is refused by the key.
+#[test]
+fn a_run_reports_the_resampled_robustness_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::medsim(
+        dir.path(),
+        &["run", "-B", "300", "--rv-replicates", "--out", "o"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/summary.json")).unwrap())
+            .unwrap();
+    // As many as each effect has (every method at every level).
+    let per_effect = s["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["effect"] == "a")
+        .count();
+    assert!(per_effect > 0);
+    let paths = s["confounding"]["paths"].as_array().unwrap();
+    assert!(!paths.is_empty());
+    for p in paths {
+        let key = p["path"].as_str().unwrap();
+        let boot = &p["rv_bootstrap"];
+        assert!(boot["sd"].as_f64().unwrap() > 0.0, "{key}");
+        assert!(boot["p_value"].is_null(), "{key}");
+        let intervals = p["rv_intervals"].as_array().unwrap();
+        assert_eq!(intervals.len(), per_effect, "{key}");
+        for i in intervals {
+            assert_eq!(i["effect"], format!("rv:{key}"));
+            let (lo, hi) = (i["lower"].as_f64().unwrap(), i["upper"].as_f64().unwrap());
+            assert!(0.0 <= lo && lo <= hi && hi <= 1.0, "{key}: [{lo}, {hi}]");
+        }
+    }
+    // Only the bounds' block holds them.
+    assert!(
+        s["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i["effect"].as_str().unwrap().starts_with("rv:"))
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("(resampled)"), "{report}");
+    let out = common::medsim(dir.path(), &["run", "-B", "99", "--out", "d"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("d/summary.json")).unwrap())
+            .unwrap();
+    for p in s["confounding"]["paths"].as_array().unwrap() {
+        assert!(p.get("rv_bootstrap").is_none());
+    }
+    let out = common::medsim(
+        dir.path(),
+        &[
+            "run",
+            "-B",
+            "99",
+            "--scheme",
+            "wild",
+            "--rv-replicates",
+            "--out",
+            "w",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--rv-replicates") && err.contains("reweighting scheme"),
+        "{err}"
+    );
+    assert!(!dir.path().join("w").exists());
 }

@@ -117,6 +117,7 @@ def mediate(
     confounding: bool = True,
     benchmark: str | Iterable[str] | None = None,
     kd: float | Iterable[float] | None = None,
+    rv_replicates: bool = False,
     name: str = "medsim",
     sheet: str | None = None,
     scheme: str | None = None,
@@ -179,6 +180,8 @@ def mediate(
     (default 1, 2, 3), giving the adjusted estimates and intervals.
     ``confounding=False`` leaves them out; an instrumented or moderated
     model goes without them unless ``benchmark`` or ``kd`` asks.
+    ``rv_replicates=True`` resamples each path's robustness value too
+    (its ``rv_bootstrap`` and ``rv_intervals``; reweighting schemes).
 
     Moderated mediation (PROCESS models 7, 14, 58, 59): ``moderator`` names
     W; ``moderated`` the paths it moderates ("a", "b", "direct"; default
@@ -351,10 +354,14 @@ def mediate(
             put("data", word, {str(k): int(v) for k, v in shifts.items()}, f"{word}=")
     if not confounding:
         config.pop("sensitivity", None)
-    if benchmark is not None or kd is not None:
+    if benchmark is not None or kd is not None or rv_replicates:
         if not confounding:
-            raise MedsimError("benchmark= and kd= set the omitted-variable bounds; leave confounding=True")
+            raise MedsimError(
+                "benchmark=, kd= and rv_replicates= set the omitted-variable bounds; leave confounding=True"
+            )
         put("sensitivity", "confounding", True, "confounding=")
+        if rv_replicates:
+            put("sensitivity", "rv_replicates", True, "rv_replicates=")
         if benchmark is not None:
             put("sensitivity", "benchmark", _as_list(benchmark, "benchmark="), "benchmark=")
         if kd is not None:

@@ -248,6 +248,26 @@ def test_omitted_variable_bounds_equal_medsim_run(tmp_path, panel_csv, panel):
                    unit="city", time="year", instrument="iv_post1984", benchmark=[])
 
 
+def test_resampled_robustness_values_equal_medsim_run(tmp_path, panel_csv, panel):
+    # rv_replicates=True is --rv-replicates: each path's RV resampled.
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(panel_csv), "--controls", "ln_gdp", "--rv-replicates",
+        "-B", "200", "--group", "", "-q", "--no-plots", "--backend", "cpu", "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.mediate(
+        panel, outcome="log_ci", treatment="dei", mediator="agglom", controls=["ln_gdp"],
+        unit="city", time="year", rv_replicates=True, reps=200, backend="cpu", name="panel",
+    )
+    got = fit.to_dict()["confounding"]
+    assert all(p["rv_bootstrap"]["sd"] > 0 and p["rv_intervals"] for p in got["paths"])
+    assert got == want["confounding"]
+    with pytest.raises(ms.MedsimError, match="rv_replicates="):
+        ms.mediate(panel, outcome="log_ci", treatment="dei", mediator="agglom",
+                   unit="city", time="year", confounding=False, rv_replicates=True)
+
+
 def test_an_instrumented_mediator_equals_medsim_run(tmp_path, panel_csv, panel):
     # agglom instrumented by iv_agglom in the outcome equation: the keyword
     # and the formula give the CLI's summary, first stage and bounds of a

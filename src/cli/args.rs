@@ -382,6 +382,12 @@ pub(crate) struct RunFlags {
     /// dependent alike, comma-separated [sensitivity.kd; default 1,2,3].
     #[arg(long, value_name = "K", value_delimiter = ',')]
     pub(crate) kd: Vec<f64>,
+    /// Resample the robustness values too: each path's RV from every
+    /// replicate's own Gram matrix, with its bootstrap SD and intervals
+    /// (reweighting schemes; the CPU engine) [sensitivity.rv_replicates =
+    /// true; default off].
+    #[arg(long)]
+    pub(crate) rv_replicates: bool,
     /// Categorical columns whose groups of clusters (e.g. region, size class)
     /// each get their own model, fitted on the group's rows and resampled with
     /// the pooled run's weights, reported under "groups" as COL=LEVEL, with the

@@ -215,6 +215,11 @@ pub(crate) const FLAGS: &[Flag<RunFlags>] = &[
         apply: |f, c| !f.kd.is_empty() && set_sensitivity(c, |s| s.kd = f.kd.clone()),
     },
     Flag {
+        flag: "--rv-replicates",
+        key: "sensitivity.rv_replicates",
+        apply: |f, c| f.rv_replicates && set_sensitivity(c, |s| s.rv_replicates = true),
+    },
+    Flag {
         flag: "--contrast",
         key: "model.contrast",
         apply: |f, c| {

@@ -1610,6 +1610,7 @@ impl<'a> GpuEngine<'a> {
                     batch: self.options.cpu_batch,
                     threads: self.options.cpu_threads,
                     studentize: self.options.studentize,
+                    robustness_values: false,
                     rho: self.rho.clone(),
                     cluster_map: self.cluster_map.clone(),
                 };

@@ -356,7 +356,7 @@ pub fn eliminate(b: &mut [f64], k: usize, y: &mut [f64], q: usize) {
         for u in 0..i {
             d -= b[packed_index(u, i, k)].powi(2);
         }
-        if !(d > UNIDENTIFIED * b[ii]) {
+        if d <= UNIDENTIFIED * b[ii] {
             for j in i..k {
                 b[packed_index(i, j, k)] = 0.0;
             }

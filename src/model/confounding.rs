@@ -34,11 +34,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::math::linalg::{cholesky, submatrix};
+use crate::math::linalg::{cholesky, packed_index, submatrix};
 use crate::math::stats::t_quantile;
 use crate::model::design::Design;
 use crate::model::effect::EffectKey;
-use crate::model::mediation::Analysis;
+use crate::model::estimate::SystemFit;
+use crate::model::mediation::{Analysis, BootstrapStats, Interval};
 use crate::model::serial::Chain;
 
 /// What a run asks for (`[sensitivity] confounding = true`): the controls
@@ -47,6 +48,9 @@ use crate::model::serial::Chain;
 pub struct ConfoundingSpec {
     pub benchmarks: Vec<String>,
     pub kd: Vec<f64>,
+    /// Each replicate's robustness values too (`[sensitivity]
+    /// rv_replicates = true`; reweighting schemes, the CPU engine).
+    pub replicates: bool,
 }
 
 impl Default for ConfoundingSpec {
@@ -54,6 +58,7 @@ impl Default for ConfoundingSpec {
         ConfoundingSpec {
             benchmarks: Vec::new(),
             kd: vec![1.0, 2.0, 3.0],
+            replicates: false,
         }
     }
 }
@@ -92,6 +97,12 @@ pub struct PathBounds {
     pub rv_interval: Vec<LevelValue>,
     /// A confounder as strong as a benchmark control, `kd` times.
     pub bounds: Vec<BenchmarkBound>,
+    /// With resampling (a reweighting scheme): the replicates' RV, its
+    /// bootstrap moments and intervals (effect `rv:PATH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rv_bootstrap: Option<BootstrapStats>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rv_intervals: Vec<Interval>,
 }
 
 /// A value at one interval level.
@@ -252,32 +263,79 @@ pub fn check_model(instrumented: bool, moderated: bool) -> Result<()> {
     }
 }
 
-/// The least-squares paths of `analysis`: (effect key, equation, regressor
-/// column). With instrumented mediators, b and c' are two-stage least
-/// squares and have no bounds; the a paths keep theirs.
-fn paths(design: &Design, analysis: &Analysis) -> Vec<(String, usize, usize)> {
+/// The least-squares paths of the model `fit` (mediators named
+/// `mediators`): (effect key, equation, regressor column). With
+/// instrumented mediators, b and c' are two-stage least squares and have
+/// no bounds; the a paths keep theirs.
+fn paths(design: &Design, fit: &SystemFit, mediators: &[String]) -> Vec<(String, usize, usize)> {
     let l = design.layout;
     let m = l.n_mediators;
     let outcome_eq = m + 1;
     let x = l.treatment();
     let mut out = Vec::new();
-    for j in 0..m {
-        let name = (m > 1).then(|| analysis.mediators[j].clone());
+    for (j, mediator) in mediators.iter().enumerate() {
+        let name = (m > 1).then(|| mediator.clone());
         out.push((EffectKey::A(name.clone()).to_string(), 1 + j, x));
         out.push((EffectKey::B(name).to_string(), outcome_eq, l.mediator(j)));
     }
     // A chain's links, as the analysis reports them.
     for (to, from) in Chain::new(m, design.serial).links {
-        let key = EffectKey::D(
-            analysis.mediators[from].clone(),
-            analysis.mediators[to].clone(),
-        );
+        let key = EffectKey::D(mediators[from].clone(), mediators[to].clone());
         out.push((key.to_string(), 1 + to, l.mediator(from)));
     }
     out.push((EffectKey::CPrime.to_string(), outcome_eq, x));
-    let fit = &analysis.fit.equations;
-    out.retain(|(_, e, _)| fit[*e].equation.instruments.is_none());
+    out.retain(|(_, e, _)| fit.equations[*e].equation.instruments.is_none());
     out
+}
+
+/// The Gram columns of each least-squares path's robustness value, in the
+/// order of `analyse`'s paths: its equation's other regressors, the
+/// path's regressor, then the dependent.
+pub fn replicate_orders(design: &Design, fit: &SystemFit) -> Vec<Vec<usize>> {
+    let l = design.layout;
+    let mediators: Vec<String> = (0..l.n_mediators)
+        .map(|j| design.names[l.mediator(j)].clone())
+        .collect();
+    paths(design, fit, &mediators)
+        .into_iter()
+        .map(|(_, e, col)| {
+            let equation = &fit.equations[e].equation;
+            let mut order: Vec<usize> = equation
+                .regressors
+                .iter()
+                .copied()
+                .filter(|&r| r != col)
+                .collect();
+            order.extend([col, equation.dependent]);
+            order
+        })
+        .collect()
+}
+
+/// RV (q = 1) of a path from a packed q x q Gram matrix (the full
+/// sample's, or a replicate's) over its columns `order`
+/// (`replicate_orders`). It needs nothing else: the classical t over
+/// sqrt(dof) is `L_yj / L_yy` of the factor of those columns (the degrees
+/// of freedom cancel), and the units too. NaN where the Gram is singular.
+/// `scratch` is reused between calls.
+pub fn robustness_of_gram(
+    packed: &[f64],
+    q: usize,
+    order: &[usize],
+    scratch: &mut Vec<f64>,
+) -> f64 {
+    let k = order.len();
+    scratch.clear();
+    scratch.extend(
+        order
+            .iter()
+            .flat_map(|&i| order.iter().map(move |&j| packed[packed_index(i, j, q)])),
+    );
+    if cholesky(scratch, k).is_err() {
+        return f64::NAN;
+    }
+    let (l_yj, l_yy) = (scratch[(k - 1) * k + k - 2], scratch[(k - 1) * k + k - 1]);
+    robustness_value((l_yj / l_yy).abs(), 0.0)
 }
 
 /// The Cholesky factor of the Gram of `regressors` with `j` last, then
@@ -355,7 +413,7 @@ pub fn analyse(
         .map(|&level| t_quantile(0.5 + level / 2.0, fit.df()))
         .collect();
     let mut out = Vec::new();
-    for (key, e, col) in paths(design, analysis) {
+    for (key, e, col) in paths(design, fit, &analysis.mediators) {
         let equation = &fit.equations[e].equation;
         let (y, regressors) = (equation.dependent, &equation.regressors);
         let dof = design.n_obs as f64 - regressors.len() as f64 - fe_levels as f64;
@@ -435,12 +493,39 @@ pub fn analyse(
             rv: coefficient.rv(1.0),
             rv_interval,
             bounds,
+            rv_bootstrap: None,
+            rv_intervals: Vec::new(),
         });
     }
     Ok(ConfoundingSummary { paths: out })
 }
 
 impl ConfoundingSummary {
+    /// Attach the resampled robustness values (effects `rv:K`, K in the
+    /// order of `paths`) to their paths.
+    pub fn add_bootstrap(&mut self, stats: &[(String, BootstrapStats)], intervals: &[Interval]) {
+        for (k, path) in self.paths.iter_mut().enumerate() {
+            let key = EffectKey::RobustnessValue(k).to_string();
+            // RV is a share, at least zero: a test of zero means nothing.
+            path.rv_bootstrap =
+                stats
+                    .iter()
+                    .find(|(s, _)| *s == key)
+                    .map(|(_, b)| BootstrapStats {
+                        p_value: None,
+                        ..*b
+                    });
+            path.rv_intervals = intervals
+                .iter()
+                .filter(|i| i.effect == key)
+                .map(|i| Interval {
+                    effect: format!("rv:{}", path.path),
+                    ..i.clone()
+                })
+                .collect();
+        }
+    }
+
     /// The bounds of one path, by its effect key.
     pub fn path(&self, key: &str) -> Option<&PathBounds> {
         self.paths.iter().find(|p| p.path == key)

@@ -36,6 +36,9 @@ pub enum EffectKey {
     /// ACME at the K-th value of rho of a sensitivity analysis
     /// (`sensitivity:K`).
     Sensitivity(usize),
+    /// The robustness value RV (q = 1) of the K-th path of the
+    /// omitted-variable bounds (`rv:K`, `ConfoundingSummary::paths`).
+    RobustnessValue(usize),
     /// A moderated model's interaction coefficients (Hayes' notation): X*W
     /// in the mediator equation (`a3`, with several mediators `a3:NAME`),
     /// M*W (`b3`, `b3:NAME`) and X*W (`c3_prime`) in the outcome equation.
@@ -110,6 +113,7 @@ impl EffectKey {
             "indirect" => is_path(rest).then(|| EffectKey::Indirect(Some(rest.to_string()))),
             "d" => two(&|t| named(t).is_some()).map(|(from, to)| EffectKey::D(from, to)),
             "sensitivity" => rest.parse().ok().map(EffectKey::Sensitivity),
+            "rv" => rest.parse().ok().map(EffectKey::RobustnessValue),
             "a3" => named(rest).map(|m| EffectKey::A3(Some(m))),
             "b3" => named(rest).map(|m| EffectKey::B3(Some(m))),
             "index_moderated_mediation" => {
@@ -205,6 +209,7 @@ impl fmt::Display for EffectKey {
             EffectKey::Contrast(a, b) => write!(f, "contrast:{a}:{b}"),
             EffectKey::D(from, to) => write!(f, "d:{from}:{to}"),
             EffectKey::Sensitivity(k) => write!(f, "sensitivity:{k}"),
+            EffectKey::RobustnessValue(k) => write!(f, "rv:{k}"),
             EffectKey::A3(n) => with(f, "a3", n),
             EffectKey::B3(n) => with(f, "b3", n),
             EffectKey::C3Prime => f.write_str("c3_prime"),
@@ -244,6 +249,7 @@ mod tests {
             EffectKey::Indirect(Some("agglom>x".into())),
             EffectKey::D("agglom".into(), "x:y".into()),
             EffectKey::Sensitivity(12),
+            EffectKey::RobustnessValue(2),
             EffectKey::A3(None),
             EffectKey::A3(Some("x:y".into())),
             EffectKey::B3(None),

@@ -43,6 +43,10 @@ pub struct StatLayout {
     /// The mediators form a chain: its links, longer paths and their
     /// contrasts come last (`crate::model::serial`).
     pub serial: bool,
+    /// Paths of the omitted-variable bounds whose robustness value each
+    /// replicate gives (`crate::model::confounding`; 0: none), after the
+    /// rest but the studentized SEs beyond the SE targets.
+    pub robustness: usize,
 }
 
 impl StatLayout {
@@ -54,6 +58,7 @@ impl StatLayout {
             sensitivity: 0,
             moderation: ModerationStats::default(),
             serial: false,
+            robustness: 0,
         }
     }
 
@@ -81,7 +86,13 @@ impl StatLayout {
     /// model's effects start (studentized): after everything else, so the
     /// other positions do not depend on them.
     fn extra_se_base(&self) -> usize {
-        self.serial_base() + self.serial_len()
+        self.rv(self.robustness)
+    }
+
+    /// The robustness value of the k-th path of the omitted-variable
+    /// bounds: after the serial model's statistics.
+    pub fn rv(&self, k: usize) -> usize {
+        self.serial_base() + self.serial_len() + k
     }
 
     /// The replicate's own SEs beyond `se_targets`' (studentized): a
@@ -343,6 +354,7 @@ impl StatLayout {
                 Some(self.link(i))
             }
             EffectKey::Sensitivity(k) => (*k < self.sensitivity).then(|| self.acme(*k)),
+            EffectKey::RobustnessValue(k) => (*k < self.robustness).then(|| self.rv(*k)),
             EffectKey::A3(_)
             | EffectKey::B3(_)
             | EffectKey::C3Prime
@@ -386,6 +398,11 @@ pub struct Solver {
     iv: Option<IvState>,
     /// The rho grid of the sensitivity analysis (empty: none).
     rho: Vec<f64>,
+    /// The omitted-variable bounds' paths whose robustness value each
+    /// replicate gives: each path's Gram columns
+    /// (`confounding::replicate_orders`), and scratch.
+    robustness: Vec<Vec<usize>>,
+    rv_scratch: Vec<f64>,
     /// A moderated model's equations, solved one by one instead.
     moderated: Option<Moderated>,
     /// A serial model's chain and scratch.
@@ -734,6 +751,15 @@ impl Solver {
         self
     }
 
+    /// The solver that also gives the robustness value of each path of
+    /// the omitted-variable bounds, from the Gram columns of `orders`
+    /// (`crate::model::confounding::replicate_orders`).
+    pub fn with_robustness(mut self, orders: Vec<Vec<usize>>) -> Solver {
+        self.layout.robustness = orders.len();
+        self.robustness = orders;
+        self
+    }
+
     /// A solver for `design`'s column layout and scales.
     pub fn new(design: &Design) -> Solver {
         let lay = design.layout;
@@ -751,6 +777,8 @@ impl Solver {
             m_to_y,
             layout: StatLayout::of(design),
             rho: Vec::new(),
+            robustness: Vec::new(),
+            rv_scratch: Vec::new(),
             chain: design.serial.then(|| SerialState::new(m)),
             moderated: moderation::extended(design).then(|| {
                 let base = lay.base_regressors().len();
@@ -817,6 +845,23 @@ impl Solver {
     /// false (and NaN statistics) when the regressors are singular.
     #[inline(always)]
     pub fn solve(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
+        let solved = self.solve_effects(packed, out);
+        if solved {
+            for (k, order) in self.robustness.iter().enumerate() {
+                out[self.layout.rv(k)] = crate::model::confounding::robustness_of_gram(
+                    packed,
+                    self.q,
+                    order,
+                    &mut self.rv_scratch,
+                );
+            }
+        }
+        solved
+    }
+
+    /// `solve` but the robustness values.
+    #[inline(always)]
+    fn solve_effects(&mut self, packed: &[f64], out: &mut [f64]) -> bool {
         if self.iv.is_some() {
             return self.solve_two_stage(packed, out);
         }

@@ -148,7 +148,7 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
                 Some(EffectKey::Interaction(Some(m))) => format!("d: {x} x {m} on {y}"),
                 Some(EffectKey::NaturalDirect) => "natural direct effect".into(),
                 Some(EffectKey::NaturalIndirect(m)) => format!("natural indirect effect{}", via(m)),
-                Some(EffectKey::Sensitivity(_)) | None => k.clone(),
+                Some(EffectKey::Sensitivity(_) | EffectKey::RobustnessValue(_)) | None => k.clone(),
             };
             (k.clone(), label)
         })

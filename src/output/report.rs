@@ -72,7 +72,7 @@ fn label(s: &Summary, key: &str) -> String {
         EffectKey::Indirect(None) => "a*b  indirect effect".into(),
         EffectKey::ProportionMediated => "     proportion mediated".into(),
         EffectKey::SuppressionShare => "     suppression share".into(),
-        EffectKey::Sensitivity(_) => key.to_string(),
+        EffectKey::Sensitivity(_) | EffectKey::RobustnessValue(_) => key.to_string(),
         EffectKey::A3(n) => format!("a3   {x}*{w} -> {}", n.as_deref().unwrap_or(m)),
         EffectKey::B3(n) => format!("b3   {}*{w} -> {y}", n.as_deref().unwrap_or(m)),
         EffectKey::C3Prime => format!("c3'  {x}*{w} -> {y}"),
@@ -652,6 +652,15 @@ fn render_confounding(o: &mut String, s: &crate::model::confounding::Confounding
     for level in &levels {
         head.push_str(&format!(" {:>8}", format!("RV {}%", level * 100.0)));
     }
+    // The resampled RV's first interval (its method at the first level).
+    let first = s.paths.iter().find_map(|p| p.rv_intervals.first());
+    if let Some(i) = first {
+        head.push_str(&format!(
+            "  RV {} {}% (resampled)",
+            i.method,
+            i.level * 100.0
+        ));
+    }
     let _ = writeln!(o, "{head}");
     for p in &s.paths {
         let mut line = format!(
@@ -660,6 +669,14 @@ fn render_confounding(o: &mut String, s: &crate::model::confounding::Confounding
         );
         for v in &p.rv_interval {
             line.push_str(&format!(" {:>8.4}", v.value));
+        }
+        let interval = first.and_then(|f| {
+            p.rv_intervals
+                .iter()
+                .find(|i| i.method == f.method && i.level == f.level)
+        });
+        if let Some(i) = interval {
+            line.push_str(&format!("  [{:.4}, {:.4}]", i.lower, i.upper));
         }
         let _ = writeln!(o, "{line}");
     }

@@ -583,6 +583,27 @@ impl CpuEngine {
         }
     }
 
+    /// The engine whose replicates also give the robustness value of each
+    /// path of the omitted-variable bounds, from the Gram columns of
+    /// `orders` (`crate::model::confounding::replicate_orders`):
+    /// reweighting schemes only, as the wild bootstrap's replicates have
+    /// no Gram matrix.
+    pub fn with_robustness(mut self, orders: Vec<Vec<usize>>) -> Result<Self> {
+        match &mut self.finish {
+            Finish::Reweight { solver, .. } => {
+                *solver = solver.clone().with_robustness(orders);
+                self.layout = solver.layout;
+                Ok(self)
+            }
+            Finish::Wild { .. } => Err(Error::InvalidOption {
+                option: "sensitivity.confounding".into(),
+                message: "the robustness values' replicates need a reweighting scheme; the \
+                          wild bootstrap's replicates have no Gram matrix"
+                    .into(),
+            }),
+        }
+    }
+
     /// Each replicate's CR1 standard errors of the statistics with SEs of
     /// their own (`StatLayout::studentized_stats`: `a_j b_j`, the indirect
     /// effect, the contrasts, and a serial, moderated or interaction

@@ -27,6 +27,9 @@ pub struct CpuRequest<'a> {
     /// Values of rho of the sensitivity analysis (empty: none; reweighting
     /// schemes only).
     pub rho: Vec<f64>,
+    /// The robustness value of each path of the omitted-variable bounds
+    /// (`crate::model::confounding`; reweighting schemes only).
+    pub robustness_values: bool,
     /// A group's clusters as clusters of the run, whose weights it draws
     /// (reweighting schemes only).
     pub cluster_map: Option<Vec<usize>>,
@@ -47,6 +50,10 @@ pub fn cpu_engine<'a>(
     let mut engine = CpuEngine::new(r.design, r.fit, plan, r.batch, r.threads, r.studentize)?;
     if !r.rho.is_empty() {
         engine = engine.with_sensitivity(&r.rho)?;
+    }
+    if r.robustness_values {
+        let orders = crate::model::confounding::replicate_orders(r.design, r.fit);
+        engine = engine.with_robustness(orders)?;
     }
     if let Some(map) = r.cluster_map {
         engine = engine.with_cluster_map(map)?;

@@ -157,6 +157,7 @@ impl LabelPermutation {
                 batch,
                 threads,
                 studentize: false,
+                robustness_values: false,
                 rho: vec![],
                 cluster_map: None,
             };

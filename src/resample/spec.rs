@@ -41,6 +41,10 @@ pub struct ResampleSpec {
     /// A moderated model's Johnson-Neyman region from every replicate's
     /// paths (the main model's; a group's model does not report one).
     pub johnson_neyman: bool,
+    /// Each replicate's robustness value of every path of the
+    /// omitted-variable bounds (the main model's, with `[sensitivity]
+    /// confounding = true`; reweighting schemes only).
+    pub robustness_values: bool,
     /// Where the replicates are checkpointed, or a shard's part stored, or
     /// a merge's shards read (`crate::resample::checkpoint`); None: in memory only.
     pub store: Option<crate::resample::checkpoint::StoreRef>,
@@ -123,6 +127,7 @@ impl Default for ResampleSpec {
             gpu_batch: 0,
             sensitivity: None,
             johnson_neyman: true,
+            robustness_values: false,
             store: None,
         }
     }

@@ -214,6 +214,8 @@ pub struct SensitivityConfig {
     pub confounding: bool,
     pub benchmark: Vec<String>,
     pub kd: Vec<f64>,
+    /// Each replicate's robustness values too.
+    pub rv_replicates: bool,
 }
 
 impl Default for SensitivityConfig {
@@ -223,6 +225,7 @@ impl Default for SensitivityConfig {
             confounding: false,
             benchmark: Vec::new(),
             kd: ConfoundingSpec::default().kd,
+            rv_replicates: false,
         }
     }
 }
@@ -1173,6 +1176,7 @@ impl Config {
                         )
                     }),
                     johnson_neyman: true,
+                    robustness_values: false,
                     store: None,
                 })
             }
@@ -1307,6 +1311,7 @@ fn confounding(
         for (key, given) in [
             ("sensitivity.benchmark", !s.benchmark.is_empty()),
             ("sensitivity.kd", s.kd != ConfoundingSpec::default().kd),
+            ("sensitivity.rv_replicates", s.rv_replicates),
         ] {
             if given {
                 return Err(err(
@@ -1361,6 +1366,7 @@ fn confounding(
     Ok(Some(ConfoundingSpec {
         benchmarks: s.benchmark.clone(),
         kd: s.kd.clone(),
+        replicates: s.rv_replicates,
     }))
 }
 

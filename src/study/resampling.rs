@@ -255,6 +255,12 @@ pub fn resample_with(
         wild_test_p_values(design, analysis, spec, seed, replicates, gpu)
     };
     let g = design.n_clusters;
+    let studentized = engine.layout().studentized;
+    // The jackknife's statistics sit where the replicates' do (the
+    // tracked positions are the engine's): its layout is the same, the
+    // replicate SEs of studentized intervals included, which move what
+    // follows them (the sensitivity curve, a chain's or a moderated
+    // model's statistics, the robustness values).
     let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, g, None);
         let request = CpuRequest {
@@ -263,7 +269,8 @@ pub fn resample_with(
             panel: None,
             batch: spec.batch,
             threads: spec.threads,
-            studentize: false,
+            studentize: studentized,
+            robustness_values: spec.robustness_values,
             rho: spec.sensitivity.clone().unwrap_or_default(),
             cluster_map: None,
         };
@@ -430,6 +437,27 @@ fn tracked_effects(
     spec: &ResampleSpec,
 ) -> Result<Vec<(String, crate::model::mediation::Effect)>> {
     let mut effects = analysis.effects.clone();
+    if spec.robustness_values {
+        let gram = design.total_packed();
+        let mut scratch = Vec::new();
+        let orders = crate::model::confounding::replicate_orders(design, &analysis.fit);
+        effects.extend(orders.iter().enumerate().map(|(k, order)| {
+            (
+                EffectKey::RobustnessValue(k).to_string(),
+                crate::model::mediation::Effect {
+                    estimate: crate::model::confounding::robustness_of_gram(
+                        &gram,
+                        design.q(),
+                        order,
+                        &mut scratch,
+                    ),
+                    se: None,
+                    p_value: None,
+                    bootstrap: None,
+                },
+            )
+        }));
+    }
     if let Some(rho) = &spec.sensitivity {
         let curve = crate::model::sensitivity::full_sample(design, analysis, rho)?;
         effects.extend(curve.into_iter().enumerate().map(|(k, acme)| {
@@ -524,7 +552,9 @@ pub fn resample_contrast(
         engines.push(engine);
     }
     let engine = first_minus_second(engines);
-    // BCa's jackknife deletes each of the run's clusters, on the CPU.
+    // BCa's jackknife deletes each of the run's clusters, on the CPU, with
+    // the replicates' layout (see `resample_model`).
+    let studentized = engine.layout().studentized;
     let jackknife = || -> Result<(Box<dyn Engine + '_>, u64)> {
         let jplan = WeightPlan::new(Scheme::Jackknife, seed, n_clusters, None);
         let mut engines: Vec<Box<dyn Engine>> = Vec::new();
@@ -535,7 +565,8 @@ pub fn resample_contrast(
                 panel: None,
                 batch: spec.batch,
                 threads: spec.threads,
-                studentize: false,
+                studentize: studentized,
+                robustness_values: false,
                 rho: vec![],
                 cluster_map: Some(side.map.clone()),
             };
@@ -768,7 +799,7 @@ impl Keeper {
             .filter(|((k, _), _)| {
                 !matches!(
                     EffectKey::parse(k, mediators),
-                    Some(EffectKey::Sensitivity(_))
+                    Some(EffectKey::Sensitivity(_) | EffectKey::RobustnessValue(_))
                 )
             })
             .map(|((k, _), source)| match source {

@@ -2,6 +2,7 @@
 //! design -> mediation analysis -> resampling -> summary. Writing and printing are the
 //! caller's.
 
+use crate::resample::scheme::Scheme;
 use std::path::PathBuf;
 
 use crate::data::files::read_table;
@@ -206,6 +207,27 @@ pub fn execute_timed(plan: &RunPlan, progress: Progress) -> Result<(Summary, Tim
             u64::MAX
         } else {
             PLOTTED_DRAWS
+        };
+        // The bounds' robustness values have replicates where the
+        // replicates have Gram matrices.
+        let robustness_values = plan.confounding.as_ref().is_some_and(|c| c.replicates);
+        if robustness_values
+            && !matches!(
+                spec.scheme,
+                Scheme::Pairs | Scheme::Bayes | Scheme::Poisson | Scheme::Jackknife
+            )
+        {
+            return Err(Error::InvalidOption {
+                option: "sensitivity.rv_replicates".into(),
+                message: "the robustness values' replicates need a reweighting scheme (pairs, \
+                          bayes, poisson, jackknife): wild and permutation replicates have no \
+                          Gram matrix"
+                    .into(),
+            });
+        }
+        let spec = &ResampleSpec {
+            robustness_values,
+            ..spec.clone()
         };
         let mut result =
             resample_model(plan, spec, &design, &panel, &analysis, None, progress, keep)?;

@@ -333,11 +333,12 @@ fn add_bootstrap(
             e.bootstrap = Some(s);
         }
     }
-    // The sensitivity curve's intervals live in its own block.
+    // The sensitivity curve's and the robustness values' intervals live
+    // in their own blocks.
     intervals.extend(more.into_iter().filter(|i| {
         !matches!(
             EffectKey::parse(&i.effect, &[]),
-            Some(EffectKey::Sensitivity(_))
+            Some(EffectKey::Sensitivity(_) | EffectKey::RobustnessValue(_))
         )
     }));
 }
@@ -549,6 +550,9 @@ impl Summary {
     pub fn add_resampling(&mut self, result: ResampleResult) {
         if let Some(s) = &mut self.sensitivity {
             s.add_bootstrap(&result.effects, &result.intervals);
+        }
+        if let Some(c) = &mut self.confounding {
+            c.add_bootstrap(&result.effects, &result.intervals);
         }
         if let Some(md) = &mut self.moderation {
             md.johnson_neyman = result.johnson_neyman;
