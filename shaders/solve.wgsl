@@ -17,7 +17,8 @@
 
 @group(0) @binding(1) var<storage, read> e: array<Real>;
 // Per coefficient: k (regressors 0..k), i (the column whose coefficient it
-// is), t (the dependent column), unused.
+// is), t (the dependent column), and the number plus one of its path among
+// the robustness values' (0: none).
 @group(0) @binding(2) var<storage, read> coefs: array<vec4<u32>>;
 // Per coefficient: the ratio to the units of the data.
 @group(0) @binding(3) var<storage, read> scales: array<Real>;
@@ -87,6 +88,46 @@ fn chol_solve(k: u32, which: u32) {
         }
         work[slot(which, u)] = (work[slot(which, u)] - s) * work[slot(DIAG, u)];
     }
+}
+
+// The outcome's (column q - 1) squared diagonal of the factor F of I + E,
+// less one, from small terms only (1 + E would round it away in f32):
+// E[y][y] - x.x with x = F^{-1} E[0..ko][y], left in scratch X.
+fn outcome_deviation() -> Real {
+    let y = params.q - 1u;
+    let ko = params.q - 1u;
+    var ss = Real(0.0);
+    for (var u = 0u; u < ko; u++) {
+        var s = at(u, y);
+        for (var v = 0u; v < u; v++) {
+            s -= work[lo(u, v)] * work[slot(X, v)];
+        }
+        let x = s * work[slot(DIAG, u)];
+        work[slot(X, u)] = x;
+        ss += x * x;
+    }
+    return at(y, y) - ss;
+}
+
+// The residual sum of squares of column t on columns 0..k (scaled units):
+// |F_BB' l|^2 over B = k..=t, l = L[t][B], since the Schur complement of
+// I + E on B given 0..k is F_BB F_BB'. The outcome on every other column
+// (k = ko): (1 + its deviation) L[y][y]^2.
+fn residual_ss(k: u32, t: u32) -> Real {
+    let q = params.q;
+    if (t == q - 1u) {
+        let l = factor[set_matrix + t * q + t];
+        return (Real(1.0) + outcome_deviation()) * l * l;
+    }
+    var ss = Real(0.0);
+    for (var c = k; c <= t; c++) {
+        var s = Real(0.0);
+        for (var r = c; r <= t; r++) {
+            s += work[lo(r, c)] * factor[set_matrix + t * q + r];
+        }
+        ss += s * s;
+    }
+    return ss;
 }
 
 @compute @workgroup_size(64)
@@ -161,6 +202,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         let scale = scales[set_scales + o];
         deltas[out + o] = delta * scale;
+        if (coef.w != 0u && params.rv_at != 0u) {
+            // [A^{-1}]_jj = l . (I + E)_kk^{-1} l, l the column's row of
+            // L^{-1}: RV's classical t is a function of the coefficient, it
+            // and the equation's residual sum of squares.
+            var a_jj = Real(0.0);
+            for (var u = 0u; u < k; u++) {
+                a_jj += work[slot(W, u)] * inverse[set_matrix + u * q + col];
+            }
+            let at_rv = out + params.rv_at + 2u * (coef.w - 1u);
+            deltas[at_rv] = a_jj;
+            deltas[at_rv + 1u] = residual_ss(k, t);
+        }
         if (o < params.n_func) {
             // x = (I + E)_kk^{-1} r, the change of the equation's whitened
             // coefficients, and dw = w - l = -(I + E)_kk^{-1} E_kk l. The
@@ -201,17 +254,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         // The outcome's row of the factor F of I + E: x = F^{-1} E[0..ko][y],
         // its diagonal sqrt(1 + E[y][y] - x.x); the mediator's is F[m][m],
         // m = ko - 1 (the last regressor).
-        let y = q - 1u;
-        var ss = Real(0.0);
-        for (var u = 0u; u < ko; u++) {
-            var s = at(u, y);
-            for (var v = 0u; v < u; v++) {
-                s -= work[lo(u, v)] * work[slot(X, v)];
-            }
-            let x = s * work[slot(DIAG, u)];
-            work[slot(X, u)] = x;
-            ss += x * x;
-        }
+        let dy = outcome_deviation();
         // Both squared diagonals as one plus a small deviation, formed from
         // small terms only (1 + E would round them away in f32): dy =
         // E[y][y] - x.x, dm = E[m][m] - F[m][0..m].F[m][0..m]; then
@@ -221,7 +264,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var v = 0u; v < mm; v++) {
             sm += work[lo(mm, v)] * work[lo(mm, v)];
         }
-        let dy = at(y, y) - ss;
         let dm = at(mm, mm) - sm;
         var change = Real(bitcast<f32>(0x7fc00000u));
         if (Real(1.0) + dy > Real(0.0)) {

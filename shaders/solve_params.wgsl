@@ -24,6 +24,14 @@ struct Params {
     // scales, L and L^{-1} follow the previous systems' (n_coef and q x q
     // each); 0 or 1: one.
     systems: u32,
+    // Where the robustness values' terms go among the replicate's reals (0:
+    // nowhere): per coefficient marked in `coefs` (its fourth entry, the
+    // path's number plus one), [A^{-1}]_jj and the equation's residual sum
+    // of squares, in the scaled design's units.
+    rv_at: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -384,7 +384,7 @@ pub(crate) struct RunFlags {
     pub(crate) kd: Vec<f64>,
     /// Resample the robustness values too: each path's RV from every
     /// replicate's own Gram matrix, with its bootstrap SD and intervals
-    /// (reweighting schemes; the CPU engine) [sensitivity.rv_replicates =
+    /// (reweighting schemes) [sensitivity.rv_replicates =
     /// true; default off].
     #[arg(long)]
     pub(crate) rv_replicates: bool,

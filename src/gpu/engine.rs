@@ -398,7 +398,7 @@ impl SolveInputs {
         n_coef: usize,
         stride: usize,
         n_func: usize,
-        kappa_at: usize,
+        [kappa_at, rv_at]: [usize; 2],
     ) -> Vec<u8> {
         match self.kind {
             SolveKind::LeastSquares(_) => bytemuck::bytes_of(&SolveParams {
@@ -410,6 +410,8 @@ impl SolveInputs {
                 kappa_at: kappa_at as u32,
                 per_set: 0,
                 systems: self.systems as u32,
+                rv_at: rv_at as u32,
+                pad: [0; 3],
             })
             .to_vec(),
             SolveKind::TwoStage {
@@ -590,9 +592,17 @@ pub struct GpuEngine<'a> {
     /// A group's model drawing the run's weights: its clusters' places
     /// among the run's (for the CPU fallback).
     cluster_map: Option<Vec<usize>>,
-    /// Sensitivity analysis: the rho grid and the full-sample kappa.
+    /// Sensitivity analysis: the rho grid and the full-sample kappa, and
+    /// where the solve writes its ratio among a replicate's reals (0:
+    /// nowhere).
     rho: Vec<f64>,
     kappa_hat: f64,
+    kappa_at: usize,
+    /// The robustness values' replicates: where the solve writes their
+    /// terms (0: nowhere), and each path's coefficient (its place in
+    /// theta).
+    rv_at: usize,
+    rv_paths: Vec<usize>,
     cpu: OnceLock<Result<Box<dyn Engine + Send + 'a>>>,
 }
 
@@ -1032,6 +1042,9 @@ impl<'a> GpuEngine<'a> {
             cluster_map,
             rho: Vec::new(),
             kappa_hat: f64::NAN,
+            kappa_at: 0,
+            rv_at: 0,
+            rv_paths: Vec::new(),
             cpu: OnceLock::new(),
         };
         Ok(engine)
@@ -1144,12 +1157,13 @@ impl<'a> GpuEngine<'a> {
     }
 
     fn solve_params(&self, s: &SolveInputs, nb: u32) -> Vec<u8> {
-        let kappa_at = if self.layout.sensitivity > 0 {
-            self.stride - 1
-        } else {
-            0
-        };
-        s.params(nb, self.n_coef, self.stride, self.n_func(), kappa_at)
+        s.params(
+            nb,
+            self.n_coef,
+            self.stride,
+            self.n_func(),
+            [self.kappa_at, self.rv_at],
+        )
     }
 
     /// SE targets whose change the meat stage writes after the coefficients.
@@ -1197,14 +1211,83 @@ impl<'a> GpuEngine<'a> {
         }
         self.rho = rho.to_vec();
         self.layout.sensitivity = rho.len();
-        self.stride += 1;
-        // One more real per replicate read back: keep within the binding.
+        self.kappa_at = self.stride;
+        self.grow_stride(1);
+        Ok(self)
+    }
+
+    /// `extra` more reals per replicate read back: the batch stays within
+    /// the binding.
+    fn grow_stride(&mut self, extra: usize) {
+        self.stride += extra;
         let ws = (words_per(self.options.precision) * 4) as u64;
         let by_binding = (self.ctx.binding_limit() / (self.stride as u64 * ws)) as usize;
         self.limit = self.limit.min(by_binding);
         if let Ok(state) = self.state.get_mut() {
             state.batch = state.batch.min(self.limit);
         }
+    }
+
+    /// The engine whose replicates also give the robustness value of each
+    /// path of the omitted-variable bounds (as the CPU engine's
+    /// `with_robustness`): the solve writes each path's `[A^{-1}]_jj` and
+    /// its equation's residual sum of squares (`solve.wgsl`), and the host
+    /// forms RV in f64 from them and the replicate's coefficient.
+    /// Least-squares reweighting designs of one system only.
+    pub fn with_robustness(mut self) -> Result<Self> {
+        let least_squares = matches!(
+            self.solve.as_ref().map(|s| &s.kind),
+            Some(SolveKind::LeastSquares(_))
+        );
+        if !least_squares || self.cluster_map.is_some() {
+            return Err(Error::InvalidOption {
+                option: "resampling.backend".into(),
+                message: "the GPU engine gives the robustness values' replicates \
+                          (sensitivity.rv_replicates) for least-squares models only; with an \
+                          instrumented mediator set resampling.backend to cpu"
+                    .into(),
+            });
+        }
+        let w = Whitened::new(self.design, self.fit)?;
+        if w.sets != 1 {
+            return Err(Error::Numerical(
+                "the robustness values' replicates need one whitened system".into(),
+            ));
+        }
+        let keys = reported_coefficients(self.design);
+        let mut coefs: Vec<[u32; 4]> = w
+            .coefficients
+            .iter()
+            .map(|c| [c.k as u32, c.i as u32, c.t as u32, 0])
+            .collect();
+        let mut paths = Vec::new();
+        for (n, key) in crate::model::confounding::replicate_keys(self.design, self.fit)
+            .into_iter()
+            .enumerate()
+        {
+            let th = keys.iter().position(|&k| k == key);
+            let o = th.and_then(|th| self.order.iter().position(|&x| x == Some(th)));
+            let (Some(th), Some(o)) = (th, o) else {
+                return Err(Error::Numerical(format!(
+                    "the robustness value of path {n} has no coefficient on the device"
+                )));
+            };
+            coefs[o][3] = n as u32 + 1;
+            paths.push(th);
+        }
+        if let Some(solve) = self.solve.as_mut() {
+            // The terms are solve.wgsl's.
+            solve.generated = None;
+            if let SolveKind::LeastSquares(buffers) = &mut solve.kind {
+                buffers[0] = self
+                    .ctx
+                    .storage("coefficients", bytemuck::cast_slice(&coefs));
+            }
+        }
+        self.layout.robustness = paths.len();
+        self.rv_at = self.stride;
+        self.grow_stride(2 * paths.len());
+        self.rv_paths = paths;
         Ok(self)
     }
 
@@ -1523,8 +1606,17 @@ impl<'a> GpuEngine<'a> {
                 }
             }
             if l.sensitivity > 0 {
-                stats[l.kappa()] = self.kappa_hat * (1.0 + d[self.stride - 1]);
+                stats[l.kappa()] = self.kappa_hat * (1.0 + d[self.kappa_at]);
                 crate::model::replicate::fill_acme(l, &self.rho, stats);
+            }
+            // RV's Cohen's f is |coefficient| / sqrt(RSS [A^{-1}]_jj), all
+            // in the scaled design's units (`changes` now holds the
+            // replicate's coefficients in the data's).
+            for (k, &th) in self.rv_paths.iter().enumerate() {
+                let (a_jj, rss) = (d[self.rv_at + 2 * k], d[self.rv_at + 2 * k + 1]);
+                let coefficient = changes[th] / self.unit[th];
+                let f = (coefficient / (rss * a_jj).sqrt()).abs();
+                stats[l.rv(k)] = crate::model::confounding::robustness_value(f, 0.0);
             }
         }
         failed
@@ -1610,7 +1702,7 @@ impl<'a> GpuEngine<'a> {
                     batch: self.options.cpu_batch,
                     threads: self.options.cpu_threads,
                     studentize: self.options.studentize,
-                    robustness_values: false,
+                    robustness_values: self.layout.robustness > 0,
                     rho: self.rho.clone(),
                     cluster_map: self.cluster_map.clone(),
                 };

@@ -273,8 +273,13 @@ pub struct SolveParams {
     /// the solve is system r % systems of replicate r / systems, with its
     /// own coefficients, L and L^{-1}); 0 or 1: one.
     pub systems: u32,
+    /// Where the robustness values' terms go in a replicate's reals (0:
+    /// not written): per marked coefficient, `[A^{-1}]_jj` and its
+    /// equation's residual sum of squares.
+    pub rv_at: u32,
+    pub pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<SolveParams>() == 32);
+const _: () = assert!(std::mem::size_of::<SolveParams>() == 48);
 
 /// Uniform parameters of `solve_iv.wgsl` (`struct Params`).
 #[repr(C)]

@@ -204,6 +204,8 @@ pub fn replicates(
                     kappa_at: 0,
                     per_set: replicates as u32,
                     systems: 1,
+                    rv_at: 0,
+                    pad: [0; 3],
                 };
                 let params = ctx.uniform("solve params", bytemuck::bytes_of(&params));
                 let deltas = ctx.output("deltas", count as u64 * n_coef as u64 * ws);

@@ -49,7 +49,7 @@ pub struct ConfoundingSpec {
     pub benchmarks: Vec<String>,
     pub kd: Vec<f64>,
     /// Each replicate's robustness values too (`[sensitivity]
-    /// rv_replicates = true`; reweighting schemes, the CPU engine).
+    /// rv_replicates = true`; reweighting schemes).
     pub replicates: bool,
 }
 
@@ -292,13 +292,9 @@ fn paths(design: &Design, fit: &SystemFit, mediators: &[String]) -> Vec<(String,
 /// order of `analyse`'s paths: its equation's other regressors, the
 /// path's regressor, then the dependent.
 pub fn replicate_orders(design: &Design, fit: &SystemFit) -> Vec<Vec<usize>> {
-    let l = design.layout;
-    let mediators: Vec<String> = (0..l.n_mediators)
-        .map(|j| design.names[l.mediator(j)].clone())
-        .collect();
-    paths(design, fit, &mediators)
+    replicate_keys(design, fit)
         .into_iter()
-        .map(|(_, e, col)| {
+        .map(|(e, col)| {
             let equation = &fit.equations[e].equation;
             let mut order: Vec<usize> = equation
                 .regressors
@@ -309,6 +305,19 @@ pub fn replicate_orders(design: &Design, fit: &SystemFit) -> Vec<Vec<usize>> {
             order.extend([col, equation.dependent]);
             order
         })
+        .collect()
+}
+
+/// Each least-squares path as (equation, regressor column), in the order
+/// of `analyse`'s paths.
+pub fn replicate_keys(design: &Design, fit: &SystemFit) -> Vec<(usize, usize)> {
+    let l = design.layout;
+    let mediators: Vec<String> = (0..l.n_mediators)
+        .map(|j| design.names[l.mediator(j)].clone())
+        .collect();
+    paths(design, fit, &mediators)
+        .into_iter()
+        .map(|(_, e, col)| (e, col))
         .collect()
 }
 

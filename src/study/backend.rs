@@ -71,23 +71,7 @@ pub fn engine<'a>(
         });
     }
     let named = spec.backend == BackendChoice::Gpu || spec.adapter.is_some();
-    if wants_gpu(spec) && spec.robustness_values {
-        // The GPU's replicates give coefficients, not the residual sums of
-        // squares a robustness value needs.
-        if named {
-            return Err(Error::InvalidOption {
-                option: "resampling.backend".into(),
-                message: "the GPU engine does not give the robustness values' replicates \
-                          (sensitivity.rv_replicates) yet; set resampling.backend to cpu (or \
-                          auto)"
-                    .into(),
-            });
-        }
-        crate::notices::notify(
-            "note: the GPU engine does not give the robustness values' replicates yet; the CPU \
-             engine resamples this model",
-        );
-    } else if wants_gpu(spec) {
+    if wants_gpu(spec) {
         match gpu_engine(spec, r, plan.clone()) {
             // Auto: a permutation table the adapter cannot bind (quadratic
             // in the units) leaves the run to the CPU engine.
@@ -158,6 +142,10 @@ fn gpu_engine<'a>(
     let engine = match &spec.sensitivity {
         Some(rho) if spec.scheme != Scheme::Permutation => engine.with_sensitivity(rho)?,
         _ => engine,
+    };
+    let engine = match spec.robustness_values {
+        true => engine.with_robustness()?,
+        false => engine,
     };
     Ok((Box::new(engine), Some(gpu)))
 }
