@@ -416,19 +416,11 @@ impl Design {
         }
         if let (Some(index), Some(group)) = (&cell_index, &panel.cell_group) {
             // A cell lies in one cluster when its observations do.
-            let mut owner: std::collections::HashMap<(u32, u32), u32> = Default::default();
-            let mut nested = true;
-            for i in 0..n {
-                let key = (group.codes[i], panel.time.codes[i]);
-                let c = panel.cluster.codes[i];
-                if *owner.entry(key).or_insert(c) != c {
-                    nested = false;
-                }
-            }
+            let cells = group.interaction(&panel.time);
             absorbed.push(FixedEffectDim {
-                name: format!("{}^{}", group.name, panel.time.name),
+                name: cells.name.clone(),
                 levels: index.levels(),
-                nested,
+                nested: cells.nested_in(&panel.cluster),
             });
         }
 

@@ -52,6 +52,26 @@ impl Factor {
         self.levels.is_empty()
     }
 
+    /// The factor of (self, other) pairs, `SELF^OTHER`: a level for every
+    /// pair of levels (observed or not), labelled `a^b`.
+    pub fn interaction(&self, other: &Factor) -> Factor {
+        let n = other.len() as u32;
+        Factor {
+            name: format!("{}^{}", self.name, other.name),
+            codes: self
+                .codes
+                .iter()
+                .zip(&other.codes)
+                .map(|(&a, &b)| a * n + b)
+                .collect(),
+            levels: self
+                .levels
+                .iter()
+                .flat_map(|a| other.levels.iter().map(move |b| format!("{a}^{b}")))
+                .collect(),
+        }
+    }
+
     /// Whether each level of `self` falls in exactly one level of `outer`.
     pub fn nested_in(&self, outer: &Factor) -> bool {
         let mut owner = vec![u32::MAX; self.len()];
