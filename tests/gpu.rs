@@ -111,13 +111,17 @@ fn gpu_gram_rows_match_the_cpu_product() {
     use medsim::internals::model::design::Design;
     use medsim::internals::model::panel::Panel;
     use medsim::internals::model::spec::default_spec;
-    let Some(ctx) = context() else { return };
     let spec = default_spec();
     let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
     let design = Design::build(&panel, spec.fixed_effects).unwrap();
     let g = design.n_clusters;
     let p = packed_len(design.q());
     let strata: Vec<u32> = (0..g).map(|c| (c % 3) as u32).collect();
+    // The weight-drawing switch below is this test's own.
+    let Some(ctx) = common::private_gpu_context() else {
+        return;
+    };
+    let ctx = &ctx;
     for (scheme, strata, draw) in [
         (Scheme::Pairs, None, false),
         (Scheme::Bayes, Some(&strata[..]), false),
@@ -209,6 +213,30 @@ fn assert_same_bits(got: &[f64], want: &[f64], what: &str) {
     );
 }
 
+/// Numbers in short scientific notation, for a test's log.
+fn sci(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.1e}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Per statistic (rows of `width`), the largest distance of `got` from
+/// `exact` over the replicates, in `exact`'s standard deviations.
+fn worst_errors(got: &[f64], exact: &[f64], width: usize) -> Vec<f64> {
+    let n = exact.len() / width;
+    (0..width)
+        .map(|j| {
+            let col = || (0..n).map(|r| exact[r * width + j]);
+            let mean = col().sum::<f64>() / n as f64;
+            let sd = (col().map(|v| (v - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0)).sqrt();
+            (0..n)
+                .map(|r| (got[r * width + j] - exact[r * width + j]).abs() / sd)
+                .fold(0.0, f64::max)
+        })
+        .collect()
+}
+
 /// The GEMM drawing the jackknife's and the wild weights in its tile loads
 /// gives every replicate bit for bit as the weight stage's codes do: the
 /// narrow wild GEMM and the wide one of the jackknife's Grams, from a
@@ -217,7 +245,10 @@ fn assert_same_bits(got: &[f64], want: &[f64], what: &str) {
 fn drawn_weights_are_the_weight_stages_to_the_bit() {
     use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
     use medsim::internals::resample::engine::Engine;
-    let Some(ctx) = context() else { return };
+    let Some(ctx) = common::private_gpu_context() else {
+        return;
+    };
+    let ctx = &ctx;
     let (_, design, fit) = default_problem(&[]);
     let g = design.n_clusters;
     for scheme in [
@@ -265,7 +296,10 @@ fn drawn_weights_are_the_weight_stages_to_the_bit() {
 fn subgroup_gemm_is_the_workgroup_gemm_to_the_bit() {
     use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
     use medsim::internals::resample::engine::Engine;
-    let Some(ctx) = context() else { return };
+    let Some(ctx) = common::private_gpu_context() else {
+        return;
+    };
+    let ctx = &ctx;
     let software = !medsim::internals::gpu::is_hardware(&ctx.info);
     if !ctx.set_subgroup_gemm(true) {
         assert!(
@@ -314,7 +348,8 @@ fn subgroup_gemm_is_the_workgroup_gemm_to_the_bit() {
 }
 
 /// The least-squares solve generated for the model's shape gives every
-/// replicate bit for bit as `solve.wgsl` does: after the GEMM (pairs, Bayes)
+/// replicate bit for bit as `solve.wgsl` does (on hardware, to rounding: see
+/// below): after the GEMM (pairs, Bayes)
 /// and after the permutation gather, with one mediator and with two (another
 /// shape), in both precisions. Studentized engines and the sensitivity ratio
 /// keep `solve.wgsl`.
@@ -322,7 +357,10 @@ fn subgroup_gemm_is_the_workgroup_gemm_to_the_bit() {
 fn generated_solve_is_solve_wgsl_to_the_bit() {
     use medsim::internals::gpu::engine::{GpuEngine, GpuOptions};
     use medsim::internals::resample::engine::Engine;
-    let Some(ctx) = context() else { return };
+    let Some(ctx) = common::private_gpu_context() else {
+        return;
+    };
+    let ctx = &ctx;
     let precisions = if ctx.has_f64() {
         vec![Precision::F32, Precision::F64]
     } else {
@@ -349,20 +387,64 @@ fn generated_solve_is_solve_wgsl_to_the_bit() {
                     }
                     .unwrap();
                     let kernel = engine.solve_kernel();
-                    let mut out = vec![0.0; 200 * engine.layout().len()];
+                    let width = engine.layout().len();
+                    let mut out = vec![0.0; 200 * width];
                     engine.compute(500, &mut out).unwrap();
                     ctx.set_generated_solves(true);
-                    (out, kernel)
+                    (out, kernel, width)
                 };
-                let (generated, kernel) = run(true);
+                let (generated, kernel, width) = run(true);
                 assert_eq!(kernel, Some("generated"));
-                let (general, kernel) = run(false);
+                let (general, kernel, _) = run(false);
                 assert_eq!(kernel, Some("solve.wgsl"));
-                assert_same_bits(
-                    &generated,
-                    &general,
-                    &format!("{mediators:?} {scheme:?} {precision:?}"),
-                );
+                let what = format!("{mediators:?} {scheme:?} {precision:?}");
+                if medsim::internals::gpu::is_hardware(&ctx.info) {
+                    // A driver's compiler may fuse a*b+c into one rounding
+                    // differently in the unrolled code and in the loop
+                    // (SPIR-V without NoContraction allows it): on an NVIDIA
+                    // H200, 914 of 1600 f32 statistics differed, by up to
+                    // 1.3e-4 SD after the permutation gather, whose f32
+                    // statistics are themselves ~1e-3 SD from the CPU
+                    // engine's on this problem (lavapipe too). There the
+                    // generated solve must be as accurate as solve.wgsl,
+                    // statistic by statistic, against the CPU engine: a wrong
+                    // term would be far less so.
+                    use medsim::internals::resample::engine::CpuEngine;
+                    use medsim::internals::resample::permutation::PermutationEngine;
+                    let cpu: Box<dyn Engine> = match scheme {
+                        Scheme::Permutation => {
+                            Box::new(PermutationEngine::new(&design, &panel, 13, 3, 2).unwrap())
+                        }
+                        _ => {
+                            let plan = WeightPlan::new(scheme, 13, g, None);
+                            Box::new(CpuEngine::new(&design, &fit, plan, 7, 2, false).unwrap())
+                        }
+                    };
+                    assert_eq!(cpu.layout().len(), width);
+                    let mut exact = vec![0.0; generated.len()];
+                    cpu.compute(500, &mut exact).unwrap();
+                    let floor = match precision {
+                        Precision::F32 => 1e-5,
+                        Precision::F64 => 1e-9,
+                    };
+                    let ours = worst_errors(&generated, &exact, width);
+                    let theirs = worst_errors(&general, &exact, width);
+                    eprintln!(
+                        "{what}: worst error in SDs, generated {}, solve.wgsl {}",
+                        sci(&ours),
+                        sci(&theirs)
+                    );
+                    for j in 0..width {
+                        assert!(
+                            ours[j] <= 2.0 * theirs[j] + floor,
+                            "{what} statistic {j}: the generated solve is {:.2e} SD from the CPU engine, solve.wgsl {:.2e}",
+                            ours[j],
+                            theirs[j]
+                        );
+                    }
+                } else {
+                    assert_same_bits(&generated, &general, &what);
+                }
             }
         }
     }

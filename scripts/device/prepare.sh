@@ -4,7 +4,7 @@
 # info, so they fit the 64 MiB a device call carries, and fetches the Vulkan
 # loader packages it lacks. Everything lands in .device/ and .gl/, which
 # this script adds to .git/info/exclude. Then, in the device tool:
-#   run(command="bash scripts/device/h200.sh", carry=[".device", ".gl"], timeout_s=540)
+#   run(command="bash scripts/device/h200.sh", carry=[".device", ".gl"], timeout_s=420)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for d in /.device/ /.gl/; do
@@ -23,14 +23,6 @@ for line in sys.stdin:
 rm -rf .device && mkdir -p .device
 cp target/device/release/medsim .device/medsim
 while read -r name path; do cp "$path" ".device/test-$name"; done < target/device/tests.txt
-# The criterion bench of the GPU engine alone (no aggregation).
-cargo bench --no-run --bench gpu --message-format=json 2>/dev/null | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["bench"]:
-        print(m["executable"])
-' | while read -r path; do cp "$path" .device/bench-gpu; done
 strip .device/* 2>/dev/null || true
 mkdir -p .gl /tmp/amd64/partial
 if ! ls .gl/*.deb >/dev/null 2>&1; then

@@ -39,6 +39,18 @@ pub fn gpu_context() -> Option<&'static GpuContext> {
     }
 }
 
+/// A context of the test's own, for tests that switch a kernel choice
+/// (`set_generated_solves`, `set_subgroup_gemm`, `set_draw_weights`): on the
+/// shared one the switch would change the kernels of tests running beside
+/// them, and kernels that agree only to rounding on hardware (a driver may
+/// fuse a*b+c differently in two codes) would then differ there. None as
+/// `gpu_context` says.
+#[cfg(feature = "gpu")]
+pub fn private_gpu_context() -> Option<GpuContext> {
+    gpu_context()?;
+    GpuContext::new(None).expect("the adapter opens")
+}
+
 /// Whether the tests have a GPU adapter (see `gpu_context`; never in a
 /// build without the `gpu` feature).
 pub fn has_gpu() -> bool {
