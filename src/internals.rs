@@ -51,6 +51,12 @@ pub mod math {
 }
 
 pub mod model {
+    pub mod threshold {
+        pub use crate::model::threshold::{
+            Prepared, RegimeFit, Search, Step, ThresholdFit, ThresholdSpec, estimate, lr_critical,
+            regimes,
+        };
+    }
     pub mod confounding {
         pub use crate::model::confounding::{
             Coefficient, ConfoundingSpec, ConfoundingSummary, analyse, replicate_orders,

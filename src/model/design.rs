@@ -555,20 +555,7 @@ impl Design {
             FixedEffects::UnitTime => self.layout.n_nuisance,
             _ => 0,
         };
-        let slopes = n_regressors - dummies;
-        if self.absorbed.is_empty() {
-            return slopes;
-        }
-        let levels: usize = self.absorbed.iter().map(|f| f.levels).sum();
-        let adj = levels - (self.absorbed.len() - 1);
-        let nested_levels: usize = self
-            .absorbed
-            .iter()
-            .filter(|f| f.nested)
-            .map(|f| f.levels)
-            .sum();
-        let nested_count = self.absorbed.iter().filter(|f| f.nested).count();
-        slopes + adj - nested_levels + nested_count
+        cr1_parameters(n_regressors - dummies, &self.absorbed)
     }
 
     /// Sequentially test each regressor (nuisance columns first, then the
@@ -822,6 +809,21 @@ impl Design {
     }
 }
 
+/// Parameters the CR1 small-sample factor counts for `slopes` estimated
+/// coefficients beside the `absorbed` fixed effects, as fixest and pyfixest
+/// count them by default (`k_fixef = "nonnested"`; see
+/// `Design::ssc_parameters`).
+pub fn cr1_parameters(slopes: usize, absorbed: &[FixedEffectDim]) -> usize {
+    if absorbed.is_empty() {
+        return slopes;
+    }
+    let levels: usize = absorbed.iter().map(|f| f.levels).sum();
+    let adj = levels - (absorbed.len() - 1);
+    let nested_levels: usize = absorbed.iter().filter(|f| f.nested).map(|f| f.levels).sum();
+    let nested_count = absorbed.iter().filter(|f| f.nested).count();
+    slopes + adj - nested_levels + nested_count
+}
+
 /// A centred column with the unit effects absorbed (demeaned within units)
 /// where the model has them: the design's transform before scaling.
 pub fn absorb(centred: Vec<f64>, unit: &Factor, fe: FixedEffects) -> Vec<f64> {
@@ -877,7 +879,7 @@ fn rms(x: &[f64]) -> f64 {
 }
 
 /// Subtract each unit's mean.
-fn demean_within(x: &[f64], unit: &Factor) -> Vec<f64> {
+pub fn demean_within(x: &[f64], unit: &Factor) -> Vec<f64> {
     let mut sum = vec![0.0; unit.len()];
     let mut count = vec![0usize; unit.len()];
     for (&c, &v) in unit.codes.iter().zip(x) {

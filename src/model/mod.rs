@@ -6,7 +6,8 @@
 //! interaction models' effects ([`moderation`]), the serial chain's paths
 //! ([`serial`]), the Imai-Keele-Yamamoto sensitivity algebra
 //! ([`sensitivity`]) and the Cinelli-Hazlett omitted-variable bounds of
-//! each path ([`confounding`]). Nothing here resamples.
+//! each path ([`confounding`]); and the fixed-effects panel threshold model
+//! of Hansen (1999) ([`threshold`]). Nothing here resamples.
 
 pub mod cells;
 pub mod confounding;
@@ -20,3 +21,4 @@ pub mod replicate;
 pub mod sensitivity;
 pub mod serial;
 pub mod spec;
+pub mod threshold;

@@ -287,6 +287,102 @@ impl Panel {
     }
 }
 
+/// The estimation sample of a model that names, besides its unit, period
+/// and cluster, only numeric columns (the panel threshold model): read as
+/// [`Panel::from_table`] reads one (numbers parsed with the line and column
+/// of anything that is not one, incomplete rows dropped listwise, then the
+/// fixed effects' singletons).
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Where the data came from, for messages.
+    pub source: String,
+    pub unit: Factor,
+    pub time: Factor,
+    pub cluster: Factor,
+    /// The numeric columns, in the order asked for.
+    pub columns: Vec<Vec<f64>>,
+    /// Source line of each kept observation.
+    pub lines: Vec<u64>,
+    pub dropped_missing: usize,
+    pub dropped_singletons: usize,
+}
+
+impl Sample {
+    /// `keys` are the unit, period and cluster columns and `numeric` the
+    /// numeric ones, each with its role as an error names it (e.g. "the
+    /// outcome (threshold.outcome)"); `fe` says which singletons to drop.
+    pub fn read(
+        table: &Table,
+        keys: [(&str, &str); 3],
+        numeric: &[(&str, &str)],
+        fe: crate::model::spec::FixedEffects,
+    ) -> Result<Sample> {
+        let file = table.source.as_str();
+        let wanted: Vec<(&str, &str)> = keys.iter().chain(numeric).copied().collect();
+        let found = table.columns(&wanted)?;
+        if table.rows.is_empty() {
+            return Err(Error::TooLittleData {
+                file: file.to_string(),
+                message: "the file has a header but no data rows".into(),
+            });
+        }
+        let (unit_col, time_col, cluster_col) = (found[0], found[1], found[2]);
+        let (values, mut keep) = parse_columns(table, &found[3..], &found[..3], file)?;
+        let periods = period_keys(table, time_col, file)?;
+        check_unique(table, unit_col, &periods, file)?;
+        let dropped_missing = keep.iter().filter(|k| !**k).count();
+        let units: Vec<&str> = table.rows.iter().map(|r| r[unit_col].as_str()).collect();
+        let period_refs: Vec<&str> = periods.iter().map(String::as_str).collect();
+        let mut fe_keys: Vec<&[&str]> = Vec::new();
+        if fe.has_unit() {
+            fe_keys.push(&units);
+        }
+        if fe.has_time() {
+            fe_keys.push(&period_refs);
+        }
+        let dropped_singletons = drop_singletons(&fe_keys, &mut keep);
+        let kept: Vec<usize> = (0..table.rows.len()).filter(|&r| keep[r]).collect();
+        let factor = |name: &str, c: usize| {
+            Factor::build(
+                name,
+                kept.iter().map(|&r| table.rows[r][c].as_str()).collect(),
+            )
+        };
+        let sample = Sample {
+            source: file.to_string(),
+            unit: factor(keys[0].0, unit_col),
+            time: Factor::build(keys[1].0, kept.iter().map(|&r| period_refs[r]).collect()),
+            cluster: factor(keys[2].0, cluster_col),
+            columns: values
+                .into_iter()
+                .map(|v| kept.iter().map(|&r| v[r]).collect())
+                .collect(),
+            lines: kept.iter().map(|&r| table.lines[r]).collect(),
+            dropped_missing,
+            dropped_singletons,
+        };
+        if sample.cluster.len() < 2 {
+            return Err(Error::TooLittleData {
+                file: file.to_string(),
+                message: format!(
+                    "{} cluster(s) of '{}' left after dropping {} incomplete row(s) and {} \
+                     singleton(s); cluster-robust inference needs at least two",
+                    sample.cluster.len(),
+                    keys[2].0,
+                    dropped_missing,
+                    dropped_singletons
+                ),
+            });
+        }
+        Ok(sample)
+    }
+
+    /// Number of observations.
+    pub fn n_obs(&self) -> usize {
+        self.lines.len()
+    }
+}
+
 /// Every column the model names, with its role (as an error names it):
 /// unit, period, cluster, the groups, then the numeric columns in the
 /// panel's order (treatment, controls, mediators, instruments (the

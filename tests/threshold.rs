@@ -1,0 +1,158 @@
+//! The panel threshold model (Hansen 1999) against the brute-force fixture
+//! of tests/fixtures/make_threshold_fixtures.py: every candidate refitted
+//! by least squares on explicitly within-transformed columns, the regime
+//! coefficients and CR1 SEs from pyfixest.
+
+use medsim::FixedEffects;
+use medsim::internals::data::table::read_csv;
+use medsim::internals::model::threshold::{Prepared, Search, ThresholdSpec, estimate};
+use serde_json::Value;
+
+mod common;
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(common::fixture("threshold_expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn spec_of(case: &Value) -> ThresholdSpec {
+    let mut spec = ThresholdSpec::new("unit", "time", "y", &["x"], case["q"].as_str().unwrap());
+    spec.controls = case["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    if case["two_way"].as_bool().unwrap() {
+        spec.fixed_effects = FixedEffects::UnitTime;
+    }
+    spec.max_thresholds = case["max_thresholds"].as_u64().unwrap() as usize;
+    spec.grid = case["grid"].as_u64().unwrap() as usize;
+    spec.trim = case["trim"].as_f64().unwrap();
+    spec
+}
+
+fn close(got: f64, want: f64, rel: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= rel * want.abs().max(1.0),
+        "{what}: {got} against {want}"
+    );
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn check_search(got: &Search, want: &Value, what: &str) {
+    assert_eq!(got.fixed, numbers(&want["fixed"]), "{what}: fixed");
+    assert_eq!(
+        got.estimate,
+        want["estimate"].as_f64().unwrap(),
+        "{what}: estimate"
+    );
+    close(
+        got.ssr,
+        want["ssr"].as_f64().unwrap(),
+        1e-10,
+        &format!("{what}: ssr"),
+    );
+    let lr = want["lr"].as_array().unwrap();
+    assert_eq!(got.lr.len(), lr.len(), "{what}: allowed candidates");
+    for (g, w) in got.lr.iter().zip(lr) {
+        assert_eq!(g.0, w[0].as_f64().unwrap(), "{what}: candidate");
+        // LR is an SSR difference over sigma2: 1e-8 of the SSR's scale.
+        assert!(
+            (g.1 - w[1].as_f64().unwrap()).abs() <= 1e-7,
+            "{what}: LR at {}: {} against {}",
+            g.0,
+            g.1,
+            w[1]
+        );
+    }
+    let interval = numbers(&want["interval"]);
+    assert_eq!(
+        [got.interval.0, got.interval.1],
+        [interval[0], interval[1]],
+        "{what}: interval"
+    );
+}
+
+#[test]
+fn thresholds_f_lr_and_regimes_equal_the_brute_force_fixture() {
+    let all = expected();
+    for (name, case) in all.as_object().unwrap() {
+        let table = read_csv(&common::fixture(&format!("threshold_{name}.csv"))).unwrap();
+        let spec = spec_of(case);
+        let prepared = Prepared::new(&table, &spec).unwrap();
+        assert_eq!(
+            prepared.candidates,
+            numbers(&case["candidates"]),
+            "{name}: candidates"
+        );
+        assert_eq!(
+            prepared.min_regime as u64,
+            case["min_regime"].as_u64().unwrap()
+        );
+        let fit = estimate(&prepared).unwrap();
+        close(
+            fit.ssr_linear,
+            case["ssr_linear"].as_f64().unwrap(),
+            1e-10,
+            name,
+        );
+        let steps = case["steps"].as_array().unwrap();
+        assert_eq!(fit.steps.len(), steps.len(), "{name}: steps");
+        for (k, (got, want)) in fit.steps.iter().zip(steps).enumerate() {
+            let what = format!("{name}, {} threshold(s)", k + 1);
+            assert_eq!(
+                got.thresholds,
+                numbers(&want["thresholds"]),
+                "{what}: thresholds"
+            );
+            close(
+                got.f_stat,
+                want["f_stat"].as_f64().unwrap(),
+                1e-8,
+                &format!("{what}: F"),
+            );
+            close(
+                got.ssr_before,
+                want["ssr_before"].as_f64().unwrap(),
+                1e-10,
+                &what,
+            );
+            let searches = want["searches"].as_array().unwrap();
+            assert_eq!(got.searches.len(), searches.len());
+            for (s, w) in got.searches.iter().zip(searches) {
+                check_search(s, w, &what);
+            }
+            let regimes = &want["regimes"];
+            let sizes: Vec<usize> = regimes["regime_sizes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
+            assert_eq!(got.regimes.regime_sizes, sizes, "{what}: regime sizes");
+            let coefs = regimes["coefficients"].as_array().unwrap();
+            assert_eq!(
+                got.regimes.coefficients.len(),
+                coefs.len(),
+                "{what}: coefficients"
+            );
+            for (c, w) in got.regimes.coefficients.iter().zip(coefs) {
+                close(c.estimate, w["estimate"].as_f64().unwrap(), 1e-8, &c.name);
+                close(
+                    c.se,
+                    w["se"].as_f64().unwrap(),
+                    1e-6,
+                    &format!("{} SE", c.name),
+                );
+            }
+        }
+    }
+}
