@@ -53,8 +53,8 @@ pub mod math {
 pub mod model {
     pub mod threshold {
         pub use crate::model::threshold::{
-            Prepared, RegimeFit, Search, Step, ThresholdFit, ThresholdSpec, estimate, lr_critical,
-            regimes,
+            Grid, Prepared, RegimeFit, Search, Step, ThresholdFit, ThresholdSpec, estimate,
+            lr_critical, regimes,
         };
     }
     pub mod confounding {
@@ -105,6 +105,9 @@ pub mod provenance {
 }
 
 pub mod resample {
+    pub mod threshold {
+        pub use crate::resample::threshold::{FTest, Null, ThresholdScheme, f_tests};
+    }
     pub mod checkpoint {
         pub use crate::resample::checkpoint::{HEADER_FILE, Header, Store};
     }

@@ -5,7 +5,7 @@
 
 use medsim::FixedEffects;
 use medsim::internals::data::table::read_csv;
-use medsim::internals::model::threshold::{Prepared, Search, ThresholdSpec, estimate};
+use medsim::internals::model::threshold::{Grid, Prepared, Search, ThresholdSpec, estimate};
 use serde_json::Value;
 
 mod common;
@@ -97,7 +97,8 @@ fn thresholds_f_lr_and_regimes_equal_the_brute_force_fixture() {
             prepared.min_regime as u64,
             case["min_regime"].as_u64().unwrap()
         );
-        let fit = estimate(&prepared).unwrap();
+        let grid = Grid::new(&prepared).unwrap();
+        let fit = estimate(&prepared, &grid).unwrap();
         close(
             fit.ssr_linear,
             case["ssr_linear"].as_f64().unwrap(),
@@ -152,6 +153,57 @@ fn thresholds_f_lr_and_regimes_equal_the_brute_force_fixture() {
                     1e-6,
                     &format!("{} SE", c.name),
                 );
+            }
+        }
+    }
+}
+
+/// Every replicate's F statistic of every test, and the p-values, equal the
+/// fixture's brute-force bootstrap with the same draws: Hansen's residual
+/// bootstrap (balanced panels) and the wild bootstrap with Rademacher
+/// multipliers. The threads do not change them.
+#[test]
+fn bootstrap_f_statistics_equal_the_brute_force_fixture() {
+    use medsim::internals::resample::scheme::WildWeights;
+    use medsim::internals::resample::threshold::{Null, ThresholdScheme, f_tests};
+    let all = expected();
+    for (name, case) in all.as_object().unwrap() {
+        let table = read_csv(&common::fixture(&format!("threshold_{name}.csv"))).unwrap();
+        let prepared = Prepared::new(&table, &spec_of(case)).unwrap();
+        let grid = Grid::new(&prepared).unwrap();
+        let fit = estimate(&prepared, &grid).unwrap();
+        let boot = &case["bootstrap"];
+        let seed = boot["seed"].as_u64().unwrap();
+        let replicates = boot["replicates"].as_u64().unwrap() as usize;
+        let mut schemes = vec![(
+            "wild_rademacher",
+            ThresholdScheme::Wild(WildWeights::Rademacher),
+        )];
+        if boot.get("residual").is_some() {
+            schemes.push(("residual", ThresholdScheme::Residual));
+        } else {
+            let refused = Null::new(&prepared, &grid, &fit, 1, ThresholdScheme::Residual, seed);
+            assert!(
+                refused.is_err(),
+                "{name}: an unbalanced panel's residual bootstrap"
+            );
+        }
+        for (key, scheme) in schemes {
+            let tests = boot[key].as_array().unwrap();
+            for threads in [1, 2] {
+                let got =
+                    f_tests(&prepared, &grid, &fit, scheme, replicates, seed, threads).unwrap();
+                assert_eq!(got.len(), tests.len());
+                for (g, w) in got.iter().zip(tests) {
+                    assert_eq!(g.p_value, w["p_value"].as_f64().unwrap(), "{name} {key} p");
+                }
+            }
+            for (k, test) in tests.iter().enumerate() {
+                let null = Null::new(&prepared, &grid, &fit, k + 1, scheme, seed).unwrap();
+                for (r, want) in numbers(&test["replicate_f"]).into_iter().enumerate() {
+                    let what = format!("{name} {key}, F_{} replicate {r}", k + 1);
+                    close(null.f_stat(r as u64), want, 1e-8, &what);
+                }
             }
         }
     }

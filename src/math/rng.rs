@@ -26,6 +26,9 @@ pub const STREAM_PERMUTATION: u32 = 0x5045_0001;
 pub const STREAM_LABELS: u32 = 0x4c41_0001;
 /// Stream tag of a simulation study's datasets (`simulate`).
 pub const STREAM_SIMULATION: u32 = 0x5349_0001;
+/// Stream tag of the units drawn by the residual bootstrap of the threshold
+/// model's F tests (`resample::threshold`).
+pub const STREAM_THRESHOLD: u32 = 0x5448_0001;
 
 /// The 32-bit words of one replicate's stream, in order: word `k` is word
 /// `k % 4` of block `k / 4`. Every derived draw below consumes whole words

@@ -280,32 +280,22 @@ impl Prepared {
         Ok(prepared)
     }
 
-    /// Observations with q <= g.
-    fn below(&self, g: f64) -> usize {
-        self.sorted_q.partition_point(|&v| v <= g)
+    /// Observations less units: the residual degrees of freedom of
+    /// Hansen's (1999) variance estimate, n (T - 1) in a balanced panel.
+    pub fn df(&self) -> f64 {
+        (self.sample.n_obs() - self.sample.unit.len()) as f64
     }
 
-    /// Whether thresholds `ts` (any order) leave every regime at least
-    /// `min_regime` observations.
-    fn regimes_large_enough(&self, ts: &[f64]) -> bool {
-        let mut sorted = ts.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let mut last = 0;
-        for &t in &sorted {
-            let now = self.below(t);
-            if now - last < self.min_regime {
-                return false;
-            }
-            last = now;
-        }
-        self.sorted_q.len() - last >= self.min_regime
+    /// The absorbed outcome.
+    pub fn outcome(&self) -> &[f64] {
+        &self.y
     }
 
-    /// The absorbed columns of a model with thresholds `fixed`: the base,
-    /// then each regressor times 1(q <= t) per threshold t.
-    fn columns(&self, fixed: &[f64]) -> Vec<Vec<f64>> {
+    /// Fitted values (absorbed) and residuals of the model with
+    /// thresholds `ts`, for the bootstraps.
+    pub fn fit(&self, ts: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
         let mut w = self.base.clone();
-        for &t in fixed {
+        for &t in ts {
             for xj in &self.x {
                 let d: Vec<f64> = xj
                     .iter()
@@ -315,102 +305,14 @@ impl Prepared {
                 w.push(demean_within(&d, &self.sample.unit));
             }
         }
-        w
-    }
-
-    /// Residual sum of squares of the model with thresholds `ts`.
-    pub fn ssr(&self, ts: &[f64]) -> Result<f64> {
-        let w = self.columns(ts);
         let (l, k) = factor(&w)?;
-        let mut b: Vec<f64> = w.iter().map(|c| dot(c, &self.y)).collect();
-        forward(&l, k, &mut b);
-        Ok(dot(&self.y, &self.y) - dot(&b, &b))
-    }
-
-    /// Every candidate's residual sum of squares with one more threshold
-    /// beside `fixed` (None where a regime would be too small or the
-    /// candidate adds nothing).
-    pub fn search(&self, fixed: &[f64]) -> Result<Vec<Option<f64>>> {
-        let m = self.x.len();
-        let w = self.columns(fixed);
-        let (l, k) = factor(&w)?;
-        let mut uy: Vec<f64> = w.iter().map(|c| dot(c, &self.y)).collect();
-        forward(&l, k, &mut uy);
-        let s_w = dot(&self.y, &self.y) - dot(&uy, &uy);
-        // Running sums over the observations with q <= candidate.
-        let mut g_w = vec![0.0; m * k];
-        let mut g_y = vec![0.0; m];
-        let mut xx = vec![0.0; m * m];
-        let mut unit_sums = vec![0.0; self.unit_n.len() * m];
-        let mut quad = vec![0.0; m * m];
-        let mut next = 0;
-        let mut out = Vec::with_capacity(self.candidates.len());
-        let mut u = vec![0.0; m * k];
-        for &c in &self.candidates {
-            while next < self.order.len() && self.sorted_q[next] <= c {
-                let o = self.order[next];
-                let i = self.sample.unit.codes[o] as usize;
-                let ti = self.unit_n[i];
-                for a in 0..m {
-                    let xa = self.x[a][o];
-                    for (col, wc) in w.iter().enumerate() {
-                        g_w[a * k + col] += xa * wc[o];
-                    }
-                    g_y[a] += xa * self.y[o];
-                    for bb in 0..m {
-                        let xb = self.x[bb][o];
-                        xx[a * m + bb] += xa * xb;
-                        let sa = unit_sums[i * m + a];
-                        let sb = unit_sums[i * m + bb];
-                        quad[a * m + bb] += (sa * xb + xa * sb + xa * xb) / ti;
-                    }
-                }
-                for a in 0..m {
-                    unit_sums[i * m + a] += self.x[a][o];
-                }
-                next += 1;
-            }
-            let mut ts = fixed.to_vec();
-            ts.push(c);
-            if fixed.contains(&c) || !self.regimes_large_enough(&ts) {
-                out.push(None);
-                continue;
-            }
-            // U = L^{-1} g_W' (per regressor), r = g_y - U'u_y,
-            // D = H - U'U; the fit improves by r' D^{-1} r.
-            u.copy_from_slice(&g_w);
-            for a in 0..m {
-                forward(&l, k, &mut u[a * k..(a + 1) * k]);
-            }
-            let mut r = vec![0.0; m];
-            let mut d = vec![0.0; m * m];
-            for a in 0..m {
-                r[a] = g_y[a] - dot(&u[a * k..(a + 1) * k], &uy);
-                for bb in 0..m {
-                    d[a * m + bb] = xx[a * m + bb]
-                        - quad[a * m + bb]
-                        - dot(&u[a * k..(a + 1) * k], &u[bb * k..(bb + 1) * k]);
-                }
-            }
-            let scale = (0..m).map(|a| xx[a * m + a]).fold(0.0, f64::max);
-            let mut dl = d.clone();
-            let spanned = cholesky(&mut dl, m).is_err()
-                || (0..m).any(|a| dl[a * m + a] * dl[a * m + a] <= 1e-10 * scale);
-            if spanned {
-                out.push(None);
-                continue;
-            }
-            let mut v = r.clone();
-            chol_solve(&dl, m, &mut v);
-            out.push(Some(s_w - dot(&r, &v)));
-        }
-        Ok(out)
-    }
-
-    /// Observations less units: the residual degrees of freedom of
-    /// Hansen's (1999) variance estimate, n (T - 1) in a balanced panel.
-    pub fn df(&self) -> f64 {
-        (self.sample.n_obs() - self.sample.unit.len()) as f64
+        let mut beta: Vec<f64> = w.iter().map(|c| dot(c, &self.y)).collect();
+        chol_solve(&l, k, &mut beta);
+        let fitted: Vec<f64> = (0..self.y.len())
+            .map(|o| (0..k).map(|c| w[c][o] * beta[c]).sum())
+            .collect();
+        let resid = self.y.iter().zip(&fitted).map(|(y, f)| y - f).collect();
+        Ok((fitted, resid))
     }
 }
 
@@ -477,6 +379,293 @@ fn forward(l: &[f64], k: usize, b: &mut [f64]) {
     }
 }
 
+/// Everything about the candidates that does not involve the outcome, so
+/// that any outcome's (the data's, a bootstrap replicate's) searches cost
+/// O(observations + candidates) and small solves: with W the absorbed base
+/// columns (factor L) and d_a(g) = x_a 1(q <= c_g), the products
+/// `L^{-1} W'd_a(g)` and `d_a(g)' M_W d_b(h)` for every pair of candidates.
+/// `d'W` and `d'd` are sums over the observations below a candidate (one
+/// pass in q's order); the unit means' part of `d'd` is a product of the
+/// units' running sums.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    k: usize,
+    m: usize,
+    l: Vec<f64>,
+    /// Candidates.
+    g: usize,
+    /// `L^{-1} W'd_a(g)`: g x m x k.
+    u: Vec<f64>,
+    /// `d_a(g)' M_W d_b(h)`: (g m) x (g m), row (g, a), column (h, b).
+    dd: Vec<f64>,
+    /// `sum x_a^2 1(q <= c_g)`, the scale of a pivot: g x m.
+    scale: Vec<f64>,
+    /// Each observation's first candidate at or above its q (g if none).
+    bin: Vec<u32>,
+    /// Observations with q <= c_g.
+    below: Vec<usize>,
+    n_obs: usize,
+    min_regime: usize,
+    df: f64,
+}
+
+/// An outcome's part of the searches: `u_y = L^{-1} W'y`, the SSR of the
+/// threshold-free model, and `r_a(g) = d_a(g)'y - u_a(g)'u_y`.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub ssr_linear: f64,
+    r: Vec<f64>,
+}
+
+/// One threshold's search in candidate indices: the thresholds held fixed,
+/// the best candidate (least SSR, the first on a tie) and every allowed
+/// candidate's SSR.
+#[derive(Debug, Clone)]
+pub struct IndexSearch {
+    pub fixed: Vec<usize>,
+    pub best: usize,
+    pub ssr: f64,
+    pub curve: Vec<Option<f64>>,
+}
+
+/// The k-th model of the sequence in candidate indices.
+#[derive(Debug, Clone)]
+pub struct IndexStep {
+    pub thresholds: Vec<usize>,
+    pub searches: Vec<IndexSearch>,
+    pub ssr_before: f64,
+    pub ssr: f64,
+    pub f_stat: f64,
+}
+
+impl Grid {
+    pub fn new(p: &Prepared) -> Result<Grid> {
+        let (m, g, n) = (p.x.len(), p.candidates.len(), p.sample.n_obs());
+        let (l, k) = factor(&p.base)?;
+        let units = p.unit_n.len();
+        // Running sums at each candidate, in q's order.
+        let mut g_w = vec![0.0; g * m * k];
+        let mut xx = vec![0.0; g * m * m];
+        let mut sums = vec![0.0; g * units * m];
+        let mut run_w = vec![0.0; m * k];
+        let mut run_xx = vec![0.0; m * m];
+        let mut run_s = vec![0.0; units * m];
+        let mut bin = vec![g as u32; n];
+        let mut below = vec![0; g];
+        let mut next = 0;
+        for (c, &cand) in p.candidates.iter().enumerate() {
+            while next < n && p.sorted_q[next] <= cand {
+                let o = p.order[next];
+                bin[o] = c as u32;
+                let i = p.sample.unit.codes[o] as usize;
+                for a in 0..m {
+                    let xa = p.x[a][o];
+                    for (col, wc) in p.base.iter().enumerate() {
+                        run_w[a * k + col] += xa * wc[o];
+                    }
+                    for b in 0..m {
+                        run_xx[a * m + b] += xa * p.x[b][o];
+                    }
+                    run_s[i * m + a] += xa;
+                }
+                next += 1;
+            }
+            below[c] = next;
+            g_w[c * m * k..(c + 1) * m * k].copy_from_slice(&run_w);
+            xx[c * m * m..(c + 1) * m * m].copy_from_slice(&run_xx);
+            sums[c * units * m..(c + 1) * units * m].copy_from_slice(&run_s);
+        }
+        let mut u = g_w;
+        for row in u.chunks_mut(k) {
+            forward(&l, k, row);
+        }
+        let gm = g * m;
+        let mut dd = vec![0.0; gm * gm];
+        for c in 0..g {
+            for h in c..g {
+                for a in 0..m {
+                    for b in 0..m {
+                        // Observations below both candidates: below c.
+                        let mut v = xx[c * m * m + a * m + b];
+                        let (sc, sh) = (&sums[c * units * m..], &sums[h * units * m..]);
+                        for i in 0..units {
+                            v -= sc[i * m + a] * sh[i * m + b] / p.unit_n[i];
+                        }
+                        let ua = &u[(c * m + a) * k..(c * m + a + 1) * k];
+                        let ub = &u[(h * m + b) * k..(h * m + b + 1) * k];
+                        v -= dot(ua, ub);
+                        dd[(c * m + a) * gm + h * m + b] = v;
+                        dd[(h * m + b) * gm + c * m + a] = v;
+                    }
+                }
+            }
+        }
+        let scale = (0..g)
+            .flat_map(|c| (0..m).map(move |a| (c, a)))
+            .map(|(c, a)| xx[c * m * m + a * m + a])
+            .collect();
+        Ok(Grid {
+            k,
+            m,
+            l,
+            g,
+            u,
+            dd,
+            scale,
+            bin,
+            below,
+            n_obs: n,
+            min_regime: p.min_regime,
+            df: p.df(),
+        })
+    }
+
+    /// The outcome `y` (absorbed, as `Prepared::outcome`) of this grid's
+    /// model; `x` and `base` are the prepared regressors and base columns.
+    pub fn outcome(&self, p: &Prepared, y: &[f64]) -> Outcome {
+        let (k, m, g) = (self.k, self.m, self.g);
+        let mut uy: Vec<f64> = p.base.iter().map(|c| dot(c, y)).collect();
+        forward(&self.l, k, &mut uy);
+        let mut gy = vec![0.0; (g + 1) * m];
+        for (o, &b) in self.bin.iter().enumerate() {
+            for a in 0..m {
+                gy[b as usize * m + a] += p.x[a][o] * y[o];
+            }
+        }
+        for c in 1..g {
+            for a in 0..m {
+                gy[c * m + a] += gy[(c - 1) * m + a];
+            }
+        }
+        let r = (0..g * m)
+            .map(|ca| gy[ca] - dot(&self.u[ca * k..(ca + 1) * k], &uy))
+            .collect();
+        Outcome {
+            ssr_linear: dot(y, y) - dot(&uy, &uy),
+            r,
+        }
+    }
+
+    /// Whether the thresholds at candidates `set` leave every regime
+    /// `min_regime` observations.
+    fn allowed(&self, set: &[usize]) -> bool {
+        let mut sorted = set.to_vec();
+        sorted.sort_unstable();
+        let mut last = 0;
+        for &c in &sorted {
+            if self.below[c] - last < self.min_regime {
+                return false;
+            }
+            last = self.below[c];
+        }
+        self.n_obs - last >= self.min_regime
+    }
+
+    /// The SSR with thresholds at candidates `set`, or None where a
+    /// candidate adds nothing (its pivot below 1e-10 of its scale).
+    pub fn ssr(&self, y: &Outcome, set: &[usize]) -> Option<f64> {
+        let (m, gm) = (self.m, self.g * self.m);
+        let s = set.len() * m;
+        let mut d = vec![0.0; s * s];
+        let mut r = vec![0.0; s];
+        for (i, &c) in set.iter().enumerate() {
+            for a in 0..m {
+                r[i * m + a] = y.r[c * m + a];
+                for (j, &h) in set.iter().enumerate() {
+                    for b in 0..m {
+                        d[(i * m + a) * s + j * m + b] = self.dd[(c * m + a) * gm + h * m + b];
+                    }
+                }
+            }
+        }
+        cholesky(&mut d, s).ok()?;
+        for (i, &c) in set.iter().enumerate() {
+            for a in 0..m {
+                let p = d[(i * m + a) * s + i * m + a];
+                if p * p <= 1e-10 * self.scale[c * m + a] {
+                    return None;
+                }
+            }
+        }
+        let mut v = r.clone();
+        chol_solve(&d, s, &mut v);
+        Some(y.ssr_linear - dot(&r, &v))
+    }
+
+    /// Search one more threshold beside the candidates `fixed`.
+    pub fn search(&self, y: &Outcome, fixed: &[usize]) -> Option<IndexSearch> {
+        let mut set = fixed.to_vec();
+        set.push(0);
+        let curve: Vec<Option<f64>> = (0..self.g)
+            .map(|c| {
+                *set.last_mut().expect("one more") = c;
+                if fixed.contains(&c) || !self.allowed(&set) {
+                    return None;
+                }
+                self.ssr(y, &set)
+            })
+            .collect();
+        let (best, ssr) = curve
+            .iter()
+            .enumerate()
+            .filter_map(|(c, s)| s.map(|s| (c, s)))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))?;
+        Some(IndexSearch {
+            fixed: fixed.to_vec(),
+            best,
+            ssr,
+            curve,
+        })
+    }
+
+    /// The sequence of Hansen (1999) up to `max` thresholds: the first; the
+    /// second given the first, then the first again given the second; the
+    /// third given both. Each step's F = (S_{k-1} - S_k) / (S_k / df), with
+    /// S_1 and S_2 the searches' minima (the second's before the
+    /// refinement) and the third's S_2 the refined pair's. None where some
+    /// search has no allowed candidate.
+    pub fn sequence(&self, y: &Outcome, max: usize) -> Option<Vec<IndexStep>> {
+        let f = |before: f64, after: f64| (before - after) / (after / self.df);
+        let mut steps = Vec::new();
+        let s1 = self.search(y, &[])?;
+        steps.push(IndexStep {
+            thresholds: vec![s1.best],
+            ssr_before: y.ssr_linear,
+            ssr: s1.ssr,
+            f_stat: f(y.ssr_linear, s1.ssr),
+            searches: vec![s1.clone()],
+        });
+        if max >= 2 {
+            let s2 = self.search(y, &[s1.best])?;
+            let refined = self.search(y, &[s2.best])?;
+            let mut pair = vec![refined.best, s2.best];
+            pair.sort_unstable();
+            steps.push(IndexStep {
+                thresholds: pair.clone(),
+                ssr_before: s1.ssr,
+                ssr: s2.ssr,
+                f_stat: f(s1.ssr, s2.ssr),
+                searches: vec![s2, refined],
+            });
+            if max >= 3 {
+                let before = self.ssr(y, &pair)?;
+                let s3 = self.search(y, &pair)?;
+                let mut all = pair.clone();
+                all.push(s3.best);
+                all.sort_unstable();
+                steps.push(IndexStep {
+                    thresholds: all,
+                    ssr_before: before,
+                    ssr: s3.ssr,
+                    f_stat: f(before, s3.ssr),
+                    searches: vec![s3],
+                });
+            }
+        }
+        Some(steps)
+    }
+}
+
 /// One threshold's search: the curve and what it gives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Search {
@@ -496,49 +685,6 @@ pub struct Search {
 /// The likelihood-ratio critical value of Hansen (2000) at `level`.
 pub fn lr_critical(level: f64) -> f64 {
     -2.0 * (1.0 - level.sqrt()).ln()
-}
-
-impl Prepared {
-    /// Search one more threshold beside `fixed`.
-    pub fn search_one(&self, fixed: &[f64]) -> Result<Search> {
-        let curve = self.search(fixed)?;
-        let best = curve
-            .iter()
-            .enumerate()
-            .filter_map(|(g, s)| s.map(|s| (g, s)))
-            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-            .ok_or_else(|| Error::TooLittleData {
-                file: self.sample.source.clone(),
-                message: format!(
-                    "no candidate threshold leaves every regime {} observation(s) (threshold.trim, \
-                     threshold.min_regime){}",
-                    self.min_regime,
-                    if fixed.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" beside the thresholds {fixed:?}")
-                    }
-                ),
-            })?;
-        let (estimate, ssr) = (self.candidates[best.0], best.1);
-        let sigma2 = ssr / self.df();
-        let lr: Vec<(f64, f64)> = curve
-            .iter()
-            .zip(&self.candidates)
-            .filter_map(|(s, &c)| s.map(|s| (c, (s - ssr) / sigma2)))
-            .collect();
-        let crit = lr_critical(self.spec.level);
-        let inside: Vec<f64> = lr.iter().filter(|p| p.1 <= crit).map(|p| p.0).collect();
-        let interval = (inside[0], inside[inside.len() - 1]);
-        Ok(Search {
-            fixed: fixed.to_vec(),
-            estimate,
-            ssr,
-            sigma2,
-            lr,
-            interval,
-        })
-    }
 }
 
 /// The model with k thresholds, as the k-th step of the sequence finds it.
@@ -571,39 +717,59 @@ pub struct ThresholdFit {
     pub steps: Vec<Step>,
 }
 
-/// Estimate the sequence of threshold models (Hansen 1999): the first
-/// threshold; the second given the first, then the first again given the
-/// second (the refinement); the third given both.
-pub fn estimate(p: &Prepared) -> Result<ThresholdFit> {
-    let ssr0 = p.ssr(&[])?;
-    let mut steps: Vec<Step> = Vec::new();
-    let s1 = p.search_one(&[])?;
-    let t1 = vec![s1.estimate];
-    steps.push(step(p, t1, vec![s1.clone()], ssr0, s1.ssr, s1.sigma2)?);
-    if p.spec.max_thresholds >= 2 {
-        let s2 = p.search_one(&[s1.estimate])?;
-        let refined = p.search_one(&[s2.estimate])?;
-        let mut ts = vec![refined.estimate, s2.estimate];
-        ts.sort_by(f64::total_cmp);
-        let (before, after, sigma2) = (s1.ssr, s2.ssr, s2.sigma2);
-        steps.push(step(
-            p,
-            ts.clone(),
-            vec![s2, refined],
-            before,
-            after,
-            sigma2,
-        )?);
-        if p.spec.max_thresholds >= 3 {
-            let before = p.ssr(&ts)?;
-            let s3 = p.search_one(&ts)?;
-            let mut all = ts.clone();
-            all.push(s3.estimate);
-            all.sort_by(f64::total_cmp);
-            let (after, sigma2) = (s3.ssr, s3.sigma2);
-            steps.push(step(p, all, vec![s3], before, after, sigma2)?);
-        }
-    }
+/// Estimate the sequence of threshold models (Hansen 1999; see
+/// [`Grid::sequence`]) with each search's LR curve and confidence set and
+/// each step's regime coefficients.
+pub fn estimate(p: &Prepared, grid: &Grid) -> Result<ThresholdFit> {
+    let y = grid.outcome(p, &p.y);
+    let steps = grid
+        .sequence(&y, p.spec.max_thresholds)
+        .ok_or_else(|| Error::TooLittleData {
+            file: p.sample.source.clone(),
+            message: format!(
+                "a search found no candidate threshold that leaves every regime {} \
+                 observation(s) (threshold.trim, threshold.min_regime) and adds to the fit",
+                p.min_regime
+            ),
+        })?;
+    let value = |c: usize| p.candidates[c];
+    let crit = lr_critical(p.spec.level);
+    let steps = steps
+        .into_iter()
+        .map(|s| {
+            let thresholds: Vec<f64> = s.thresholds.iter().map(|&c| value(c)).collect();
+            let searches = s
+                .searches
+                .iter()
+                .map(|x| {
+                    let sigma2 = x.ssr / p.df();
+                    let lr: Vec<(f64, f64)> = x
+                        .curve
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(c, v)| v.map(|v| (value(c), (v - x.ssr) / sigma2)))
+                        .collect();
+                    let inside: Vec<f64> = lr.iter().filter(|l| l.1 <= crit).map(|l| l.0).collect();
+                    Search {
+                        fixed: x.fixed.iter().map(|&c| value(c)).collect(),
+                        estimate: value(x.best),
+                        ssr: x.ssr,
+                        sigma2,
+                        lr,
+                        interval: (inside[0], inside[inside.len() - 1]),
+                    }
+                })
+                .collect();
+            Ok(Step {
+                regimes: regimes(p, &thresholds)?,
+                thresholds,
+                searches,
+                ssr_before: s.ssr_before,
+                ssr: s.ssr,
+                f_stat: s.f_stat,
+            })
+        })
+        .collect::<Result<Vec<Step>>>()?;
     Ok(ThresholdFit {
         n_obs: p.sample.n_obs(),
         n_units: p.sample.unit.len(),
@@ -611,27 +777,8 @@ pub fn estimate(p: &Prepared) -> Result<ThresholdFit> {
         balanced: p.sample.n_obs() == p.sample.unit.len() * p.sample.time.len(),
         candidates: p.candidates.clone(),
         min_regime: p.min_regime,
-        ssr_linear: ssr0,
+        ssr_linear: y.ssr_linear,
         steps,
-    })
-}
-
-fn step(
-    p: &Prepared,
-    thresholds: Vec<f64>,
-    searches: Vec<Search>,
-    ssr_before: f64,
-    ssr: f64,
-    sigma2: f64,
-) -> Result<Step> {
-    let regimes = regimes(p, &thresholds)?;
-    Ok(Step {
-        thresholds,
-        searches,
-        ssr_before,
-        ssr,
-        f_stat: (ssr_before - ssr) / sigma2,
-        regimes,
     })
 }
 

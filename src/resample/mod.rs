@@ -6,7 +6,8 @@
 //! ([`checkpoint`]), the whitened coordinates the GPU solves in
 //! (`whiten`, `whiten_iv`; with the `gpu` feature), and what replicates become: tallies and
 //! order statistics ([`aggregate`]), intervals ([`intervals`]) and a
-//! moderated model's Johnson-Neyman region ([`johnson_neyman`]).
+//! moderated model's Johnson-Neyman region ([`johnson_neyman`]); the bootstrap of
+//! the panel threshold model's F tests ([`threshold`]).
 //! Choosing between CPU and GPU engines happens above, in
 //! `crate::study::resampling`.
 
@@ -21,6 +22,7 @@ pub mod label_test;
 pub mod permutation;
 pub mod scheme;
 pub mod spec;
+pub mod threshold;
 #[cfg(feature = "gpu")]
 pub mod whiten;
 #[cfg(feature = "gpu")]
