@@ -97,6 +97,7 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
         "robustness.toml",
         "sensitivity.toml",
         "sweep_effect_size.toml",
+        "threshold.toml",
     ] {
         assert!(names.iter().any(|n| n == want), "configs/{want} is missing");
     }
@@ -218,6 +219,58 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
         assert!(w100 > w278 && w278 > w1000, "b {b}: {w100} {w278} {w1000}");
     }
     assert!(indirect("278", "0.0145").0 < indirect("278", "0.058").0);
+    // threshold: the synthetic panel's documented threshold (dei's slope
+    // steeper by -0.05 where agglom > 2.5) found, the single threshold
+    // test rejecting and the double not; the LR plots written.
+    let printed = ok(&medsim(cwd, &["threshold", "configs/threshold.toml", "-q"]));
+    assert!(printed.contains("single"), "{printed}");
+    let t = summary(&cwd.join("results/threshold/threshold.json"));
+    let steps = t["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    let first = &steps[0]["thresholds"][0];
+    let estimate = first["estimate"].as_f64().unwrap();
+    assert!((estimate - 2.5).abs() < 0.05, "threshold {estimate}");
+    assert!(first["lower"].as_f64().unwrap() > 2.4 && first["upper"].as_f64().unwrap() < 2.6);
+    assert!(steps[0]["p_value"].as_f64().unwrap() < 0.01);
+    assert!(steps[1]["p_value"].as_f64().unwrap() > 0.05);
+    let slopes: Vec<f64> = (0..2)
+        .map(|r| steps[0]["coefficients"][r]["estimate"].as_f64().unwrap())
+        .collect();
+    let (below, above) = (C_PRIME, C_PRIME - 0.05);
+    assert!(
+        (slopes[0] - below).abs() < 0.005 && (slopes[1] - above).abs() < 0.005,
+        "{slopes:?}"
+    );
+    for k in 1..=3 {
+        assert!(cwd.join(format!("results/threshold/lr_{k}.svg")).is_file());
+    }
+    assert!(cwd.join("results/threshold/threshold.txt").is_file());
+}
+
+/// dei's direct effect in the synthetic panel.
+const C_PRIME: f64 = medsim::internals::data::synthetic::C_PRIME;
+
+/// `medsim threshold` refuses a config without its section, and a
+/// threshold variable that is the outcome, by key, writing nothing.
+#[test]
+fn threshold_configs_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let paper = std::fs::read_to_string(repo().join("configs/paper.toml")).unwrap();
+    std::fs::write(dir.path().join("plain.toml"), &paper).unwrap();
+    let o = medsim(dir.path(), &["threshold", "plain.toml", "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("[threshold]"), "{err}");
+    let bad = paper.clone() + "\n[threshold]\nvariable = \"log_ci\"\n";
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let o = medsim(dir.path(), &["threshold", "bad.toml", "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("threshold.variable") && err.contains("outcome"),
+        "{err}"
+    );
+    assert!(!dir.path().join("results").exists());
 }
 
 /// `medsim run` is `medsim run configs/paper.toml`: the same summary.

@@ -45,6 +45,12 @@ pub(crate) enum Command {
     /// with resampling bands, for the pooled model and each group.
     #[command(after_help = SENSITIVITY_EXAMPLES)]
     Sensitivity(RunArgs),
+    /// The fixed-effects panel threshold model (Hansen 1999): does a
+    /// regressor's slope change where a threshold variable passes one, two
+    /// or three thresholds? F tests with bootstrap p-values, the thresholds'
+    /// likelihood-ratio confidence sets and the regime coefficients.
+    #[command(after_help = THRESHOLD_EXAMPLES)]
+    Threshold(RunArgs),
     /// Run every point of a config's [sweep] table back to back: sweep.csv
     /// and each point's summary.
     #[command(after_help = SWEEP_EXAMPLES)]
@@ -73,6 +79,25 @@ they are slower than medsim's CPU engine."
     )]
     Devices,
 }
+
+pub(crate) const THRESHOLD_EXAMPLES: &str = "Examples:
+  medsim threshold configs/threshold.toml
+      The shipped example: does dei's effect on log_ci change with agglomeration?
+  medsim threshold my.toml --data panel.csv -B 300 --seed 7
+
+The config's [threshold] section names the threshold variable (variable = \"agglom\");
+the outcome, the regime-dependent regressor(s) (regressors = [...]), the controls
+and the cluster default to [model]'s outcome, treatment, controls and cluster.
+Candidates: the order statistics of the variable at grid = 300 quantile levels
+from trim = 0.01 to 0.99, every regime keeping at least trim of the observations
+(min_regime); thresholds = 3 are estimated in turn (the first refined after the
+second), each tested against one fewer by an F statistic whose p-value comes
+from replicates = 1000 bootstrap samples: bootstrap = \"residual\" draws whole
+units' residual vectors (Hansen 1999; balanced panels), \"wild\" multiplies each
+unit's residuals by a weight (weights = rademacher, mammen, webb, normal).
+-B sets the replicates, --seed and --threads as for run. Writes threshold.json,
+threshold.txt and lr_K.svg (the likelihood-ratio curve of each model, the
+critical value drawn) into the results folder (docs/threshold.md).";
 
 pub(crate) const RUN_EXAMPLES: &str = "Examples:
   medsim run

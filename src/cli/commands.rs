@@ -369,6 +369,67 @@ pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
     Ok(())
 }
 
+/// `medsim threshold`: the panel threshold model's analysis, then its
+/// files (threshold.json, threshold.txt, the LR plots).
+pub(crate) fn threshold(args: RunArgs) -> Result<()> {
+    if args.scale.resume.is_some() || args.scale.shard.is_some() || args.manifest.is_some() {
+        return Err(Error::InvalidOption {
+            option: "--resume/--shard/--manifest".into(),
+            message: "medsim threshold runs in one go: it takes neither --resume, --shard nor \
+                      --manifest"
+                .into(),
+        });
+    }
+    let scale = args.scale.scale()?;
+    let (mut c, origin) = run_config(&args)?;
+    // -B gives the F tests' replicates.
+    if origin.gave("resampling.replicates")
+        && let Some(t) = c.threshold.as_mut()
+    {
+        t.replicates = c.resampling.replicates;
+    }
+    let plan = c.threshold_plan(&origin)?;
+    let mut inputs = Vec::new();
+    if let crate::study::run::DataSource::File { path, .. } = &plan.data {
+        inputs.push(std::path::absolute(path).map_err(|e| Error::InputFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?);
+    }
+    let out = c.out_dir();
+    let quiet = args.flags.quiet;
+    let session = Session::start(
+        &scale,
+        "threshold",
+        out.clone(),
+        &inputs,
+        &[&c],
+        false,
+        quiet,
+    )?;
+    let summary = crate::study::threshold::run(&plan, &|what| {
+        if !quiet {
+            eprintln!("threshold: {what}");
+        }
+    })?;
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
+    let report = crate::study::threshold::render(&summary);
+    let mut files = vec![
+        ("threshold.json".to_string(), json.into_bytes()),
+        ("threshold.txt".to_string(), report.clone().into_bytes()),
+    ];
+    if c.output.plots {
+        for (name, text) in crate::output::plots::threshold_lr(&summary) {
+            files.push((name, text.into_bytes()));
+        }
+    }
+    session.write(&files)?;
+    out!("{report}");
+    outln!("\nwritten  {}", out.join("threshold.json").display());
+    Ok(())
+}
+
 /// `medsim bench`: the suite on every engine, then its files.
 pub(crate) fn bench(args: BenchArgs) -> Result<()> {
     use crate::study::bench::{Engine, Report};

@@ -46,6 +46,11 @@
 //!   excluded from the outcome, it identifies b when agglomeration is
 //!   instrumented.
 //!
+//! * Optionally (`threshold_effect`, default 0), a threshold: where agglom
+//!   exceeds `threshold_at`, log_ci gains `threshold_effect dei`, so dei's
+//!   direct effect is `C_PRIME + threshold_effect` there (the example of
+//!   `medsim threshold`, configs/threshold.toml).
+//!
 //! With the average multiplier near 1, the indirect effect is about
 //! 0.2 x 0.029 = 0.0058, the total effect about -0.097 + 0.006 = -0.091, and
 //! the indirect effect offsets about 6 % of the direct one.
@@ -169,6 +174,13 @@ pub struct SyntheticParams {
     /// (region factor x size factor)^heterogeneity; 1 is the study's, 0
     /// makes every city alike.
     pub heterogeneity: f64,
+    /// A threshold in dei's effect on log carbon intensity: where the
+    /// city-year's agglom exceeds `threshold_at`, dei's direct effect is
+    /// `c_prime + threshold_effect` (0, the default, leaves the panel
+    /// unchanged; configs/threshold.toml sets -0.05 at 2.5, about agglom's
+    /// median on the default panel).
+    pub threshold_effect: f64,
+    pub threshold_at: f64,
 }
 
 impl Default for SyntheticParams {
@@ -184,6 +196,8 @@ impl Default for SyntheticParams {
             c_prime: C_PRIME,
             rho: RHO,
             heterogeneity: 1.0,
+            threshold_effect: 0.0,
+            threshold_at: 2.5,
         }
     }
 }
@@ -309,7 +323,7 @@ pub fn generate(params: SyntheticParams) -> Table {
                 + 0.01 * controls[3]
                 + e_ter[s];
             let agglom = (sec + ter) / 2.0;
-            let log_ci = mu_y
+            let mut log_ci = mu_y
                 + year_effect[s]
                 + params.c_prime * dei
                 + params.b / 2.0 * (sec + ter)
@@ -319,6 +333,9 @@ pub fn generate(params: SyntheticParams) -> Table {
                     .map(|(g, c)| g * c)
                     .sum::<f64>()
                 + e_y[s];
+            if params.threshold_effect != 0.0 && agglom > params.threshold_at {
+                log_ci += params.threshold_effect * dei;
+            }
             let mut row = vec![
                 format!("C{:0width$}", i + 1),
                 (params.first_year + s as i32).to_string(),

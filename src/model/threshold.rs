@@ -145,13 +145,10 @@ impl ThresholdSpec {
             }
             seen.push(name);
         }
-        if self.threshold == self.outcome || self.controls.contains(&self.threshold) {
+        if self.threshold == self.outcome {
             return bad(
                 "variable",
-                format!(
-                    "the threshold variable '{}' is the outcome or a control",
-                    self.threshold
-                ),
+                format!("the threshold variable '{}' is the outcome", self.threshold),
             );
         }
         Ok(())
@@ -189,13 +186,17 @@ impl Prepared {
     pub fn new(table: &crate::data::table::Table, spec: &ThresholdSpec) -> Result<Prepared> {
         spec.validate()?;
         let m = spec.regressors.len();
+        // q may be a regressor or a control (its level in the model beside
+        // the regimes); else it is read on its own, after the regressors.
         let q_in_x = spec.regressors.iter().position(|r| *r == spec.threshold);
+        let q_in_z = spec.controls.iter().position(|c| *c == spec.threshold);
+        let q_alone = q_in_x.is_none() && q_in_z.is_none();
         let mut numeric: Vec<(&str, &str)> =
             vec![(&spec.outcome, "the outcome (threshold.outcome)")];
         for r in &spec.regressors {
             numeric.push((r, "a regime-dependent regressor (threshold.regressors)"));
         }
-        if q_in_x.is_none() {
+        if q_alone {
             numeric.push((
                 &spec.threshold,
                 "the threshold variable (threshold.variable)",
@@ -216,11 +217,12 @@ impl Prepared {
         )?;
         let n = sample.n_obs();
         let x: Vec<Vec<f64>> = sample.columns[1..1 + m].to_vec();
-        let q = match q_in_x {
-            Some(j) => x[j].clone(),
-            None => sample.columns[1 + m].clone(),
+        let z_start = 1 + m + usize::from(q_alone);
+        let q = match (q_in_x, q_in_z) {
+            (Some(j), _) => x[j].clone(),
+            (None, Some(c)) => sample.columns[z_start + c].clone(),
+            (None, None) => sample.columns[1 + m].clone(),
         };
-        let z_start = 1 + m + usize::from(q_in_x.is_none());
         let absorb = |v: &[f64]| demean_within(v, &sample.unit);
         let mut base: Vec<Vec<f64>> = x.iter().map(|c| absorb(c)).collect();
         base.extend(sample.columns[z_start..].iter().map(|c| absorb(c)));

@@ -4,7 +4,8 @@
 //! effect and suppression share across groups, the sensitivity curve
 //! ACME(rho) with its band, a moderated model's conditional indirect effect
 //! over the moderator, a sweep's estimate along each swept key, and a
-//! simulation study's power curves by method against n. Each function
+//! simulation study's power curves by method against n, and a threshold
+//! model's likelihood-ratio curves. Each function
 //! returns the file's name and text, or nothing when the run has no such
 //! result. `--no-plots` (`[output] plots = false`) leaves them out.
 
@@ -13,6 +14,7 @@ use plotters::prelude::*;
 use crate::model::mediation::headline;
 use crate::study::simulate::{Cell, SimulationSummary};
 use crate::study::summary::Summary;
+use crate::study::threshold::ThresholdSummary;
 
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 460;
@@ -381,6 +383,93 @@ pub fn sensitivity(s: &Summary) -> Option<(String, String)> {
         Ok(())
     })?;
     Some(("sensitivity.svg".into(), text))
+}
+
+/// `lr_K.svg` for each model of a threshold analysis (K thresholds): the
+/// likelihood-ratio curve of each of its searches over the candidates, the
+/// critical value of the confidence sets as a dashed line.
+pub fn threshold_lr(s: &ThresholdSummary) -> Vec<(String, String)> {
+    let crit = s.model.lr_critical;
+    s.steps
+        .iter()
+        .filter_map(|step| {
+            let curves: Vec<&Vec<(f64, f64)>> = step
+                .lr_curves
+                .iter()
+                .map(|c| &c.points)
+                .filter(|p| p.len() >= 2)
+                .collect();
+            let first = curves.first()?;
+            let (mut x0, mut x1) = (first[0].0, first[first.len() - 1].0);
+            let mut hi = crit;
+            for c in &curves {
+                x0 = x0.min(c[0].0);
+                x1 = x1.max(c[c.len() - 1].0);
+                hi = hi.max(c.iter().map(|p| p.1).fold(0.0, f64::max));
+            }
+            let (lo, hi) = padded(0.0, hi);
+            let text = svg((WIDTH, HEIGHT), |root| {
+                let mut chart = ChartBuilder::on(root)
+                    .caption(
+                        format!(
+                            "Likelihood ratio of the threshold in {}, model with {} threshold(s)",
+                            s.model.threshold_variable, step.k
+                        ),
+                        ("sans-serif", 16),
+                    )
+                    .margin(12)
+                    .x_label_area_size(45)
+                    .y_label_area_size(65)
+                    .build_cartesian_2d(x0..x1, lo..hi)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(format!(
+                        "candidate threshold ({})",
+                        s.model.threshold_variable
+                    ))
+                    .y_desc("LR")
+                    .light_line_style(WHITE)
+                    .draw()?;
+                for (i, c) in step.lr_curves.iter().enumerate() {
+                    let colour = PALETTE[i % PALETTE.len()];
+                    let label = if c.given.is_empty() {
+                        format!("LR, estimate {:.4}", c.estimate)
+                    } else {
+                        let given: Vec<String> =
+                            c.given.iter().map(|g| format!("{g:.4}")).collect();
+                        format!("LR given {}, estimate {:.4}", given.join(", "), c.estimate)
+                    };
+                    chart
+                        .draw_series(LineSeries::new(c.points.clone(), colour.stroke_width(2)))?
+                        .label(label)
+                        .legend(move |(x, y)| {
+                            PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                        });
+                }
+                let dashes: Vec<(f64, f64)> = (0..40)
+                    .flat_map(|i| {
+                        let a = x0 + (x1 - x0) * (2 * i) as f64 / 80.0;
+                        let b = x0 + (x1 - x0) * (2 * i + 1) as f64 / 80.0;
+                        [(a, crit), (b, crit)]
+                    })
+                    .collect();
+                for pair in dashes.chunks(2) {
+                    chart.draw_series(LineSeries::new(pair.to_vec(), BLACK.mix(0.7)))?;
+                }
+                chart
+                    .draw_series(LineSeries::new(Vec::<(f64, f64)>::new(), BLACK.mix(0.7)))?
+                    .label(format!(
+                        "critical value {:.2} ({} % confidence set)",
+                        crit,
+                        100.0 * s.model.level
+                    ))
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.7)));
+                legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+                Ok(())
+            })?;
+            Some((format!("lr_{}.svg", step.k), text))
+        })
+        .collect()
 }
 
 /// `sweep_<key>.svg` for each swept key: the pooled indirect effect of

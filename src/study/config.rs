@@ -49,6 +49,9 @@ pub struct Config {
     /// A simulation study (`medsim simulate`), when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub simulation: Option<SimulationConfig>,
+    /// The panel threshold model (`medsim threshold`), when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<ThresholdConfig>,
     /// Config keys (dotted, e.g. "model.controls") mapped to lists of
     /// values, for `medsim sweep`; `combine = "grid"` (default) or "zip".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -269,6 +272,65 @@ impl<T: Clone> OneOrMany<T> {
     }
 }
 
+/// `[threshold]`: the fixed-effects panel threshold model of Hansen (1999)
+/// (`medsim threshold`, `crate::study::threshold`). The outcome, the
+/// regime-dependent regressor(s), the controls and the cluster default to
+/// `[model]`'s outcome, treatment, controls and cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThresholdConfig {
+    /// The threshold variable q (required).
+    pub variable: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regressors: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controls: Option<Vec<String>>,
+    /// "unit" (Hansen 1999) or "unit+time".
+    pub fixed_effects: String,
+    /// Thresholds estimated and tested in turn, 1 to 3.
+    pub thresholds: u64,
+    /// Candidate thresholds: order statistics of q at this many quantile
+    /// levels from trim to 1 - trim.
+    pub grid: u64,
+    pub trim: f64,
+    /// Fewest observations per regime [default: trim of them].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_regime: Option<u64>,
+    /// "residual" (whole units' residual vectors, Hansen 1999) or "wild".
+    pub bootstrap: String,
+    /// The wild bootstrap's multipliers: rademacher, mammen, webb, normal.
+    pub weights: String,
+    /// Bootstrap replicates of each F test (0: none).
+    pub replicates: u64,
+    /// Level of the thresholds' likelihood-ratio confidence sets.
+    pub level: f64,
+    /// Regime-dependent mediation (not yet available).
+    pub mediation: bool,
+}
+
+impl Default for ThresholdConfig {
+    fn default() -> Self {
+        ThresholdConfig {
+            variable: String::new(),
+            outcome: None,
+            regressors: None,
+            controls: None,
+            fixed_effects: "unit".into(),
+            thresholds: 3,
+            grid: 300,
+            trim: 0.01,
+            min_regime: None,
+            bootstrap: "residual".into(),
+            weights: "rademacher".into(),
+            replicates: 1000,
+            level: 0.95,
+            mediation: false,
+        }
+    }
+}
+
 /// `[simulation]`: a study of many simulated datasets (`crate::study::simulate`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -374,6 +436,7 @@ impl Default for Config {
             sensitivity: None,
             output: OutputConfig::default(),
             simulation: None,
+            threshold: None,
             sweep: None,
         }
     }
@@ -1042,6 +1105,94 @@ impl Config {
                 let s = synthetic.clone().unwrap_or_default();
                 DataSource::Synthetic(synthetic_params(&s, &err)?)
             }
+        })
+    }
+
+    /// The plan of `medsim threshold`: `[data]` and `[threshold]`, with
+    /// `[model]`'s roles as defaults and `[resampling]`'s seed and threads.
+    pub fn threshold_plan(
+        &self,
+        origin: &Origin,
+    ) -> Result<crate::study::threshold::ThresholdPlan> {
+        use crate::model::threshold::ThresholdSpec;
+        use crate::resample::threshold::ThresholdScheme;
+        let err = |key: &str, message: String| origin.error(key, message);
+        check_name(&self.name).map_err(|m| err("name", m))?;
+        let t = self.threshold.as_ref().ok_or_else(|| {
+            err(
+                "threshold",
+                "medsim threshold needs a [threshold] section naming at least its variable, \
+                 e.g. [threshold] variable = \"agglom\""
+                    .into(),
+            )
+        })?;
+        if t.variable.trim().is_empty() {
+            return Err(err(
+                "threshold.variable",
+                "name the threshold variable q, e.g. variable = \"agglom\"".into(),
+            ));
+        }
+        if t.mediation {
+            return Err(err(
+                "threshold.mediation",
+                "regime-dependent mediation is not available yet; leave mediation = false".into(),
+            ));
+        }
+        let data = self.data_source(origin)?;
+        let m = &self.model;
+        let fixed_effects = match t.fixed_effects.trim() {
+            "unit" => FixedEffects::Unit,
+            "unit+time" => FixedEffects::UnitTime,
+            other => {
+                return Err(err(
+                    "threshold.fixed_effects",
+                    format!("'{other}' is not one of unit, unit+time"),
+                ));
+            }
+        };
+        let scheme = match t.bootstrap.trim() {
+            "residual" => ThresholdScheme::Residual,
+            "wild" => ThresholdScheme::Wild(
+                crate::resample::scheme::WildWeights::parse(&t.weights)
+                    .map_err(|e| err("threshold.weights", message_of(e)))?,
+            ),
+            other => {
+                return Err(err(
+                    "threshold.bootstrap",
+                    format!("'{other}' is not one of residual, wild"),
+                ));
+            }
+        };
+        let spec = ThresholdSpec {
+            unit: self.data.unit.clone(),
+            time: self.data.time.clone(),
+            cluster: m.cluster.clone().unwrap_or_else(|| self.data.unit.clone()),
+            outcome: t.outcome.clone().unwrap_or_else(|| m.outcome.clone()),
+            regressors: t
+                .regressors
+                .clone()
+                .unwrap_or_else(|| vec![m.treatment.clone()]),
+            threshold: t.variable.clone(),
+            controls: t.controls.clone().unwrap_or_else(|| m.controls.clone()),
+            fixed_effects,
+            max_thresholds: t.thresholds as usize,
+            grid: t.grid as usize,
+            trim: t.trim,
+            min_regime: t.min_regime.map(|v| v as usize),
+            level: t.level,
+        };
+        spec.validate().map_err(|e| match e {
+            Error::InvalidOption { option, message } => err(&option, message),
+            other => other,
+        })?;
+        Ok(crate::study::threshold::ThresholdPlan {
+            name: self.name.clone(),
+            data,
+            spec,
+            scheme,
+            replicates: t.replicates as usize,
+            seed: self.resampling.seed,
+            threads: self.resampling.threads as usize,
         })
     }
 

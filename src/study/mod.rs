@@ -2,7 +2,8 @@
 //! ([`config`]), the resampling driver that picks the CPU or GPU engine and
 //! summarises the replicates ([`resampling`]), one run ([`run`]) and its
 //! typed result ([`summary`]), sweeps over configs ([`sweep`]; lists combine by [`combine`]), simulation
-//! studies ([`simulate`]) and the benchmark suite ([`bench`]; a GPU
+//! studies ([`simulate`]), the panel threshold model's analysis ([`threshold`])
+//! and the benchmark suite ([`bench`]; a GPU
 //! engine's stages, [`stages`]). Nothing here
 //! writes files: that is `crate::output`.
 
@@ -16,3 +17,4 @@ pub mod simulate;
 pub mod stages;
 pub mod summary;
 pub mod sweep;
+pub mod threshold;

@@ -1,0 +1,343 @@
+//! `medsim threshold`: the panel threshold model's whole analysis (Hansen
+//! 1999): the sequence of one to three thresholds with their F tests
+//! bootstrapped, each threshold's likelihood-ratio confidence set, and the
+//! regime coefficients, as threshold.json (its schema: [`ThresholdSummary`])
+//! and a text report.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::model::threshold::{Grid, Prepared, ThresholdSpec, estimate, lr_critical};
+use crate::resample::threshold::{FTest, ThresholdScheme, f_tests};
+use crate::study::run::DataSource;
+
+/// Everything `medsim threshold` needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdPlan {
+    pub name: String,
+    pub data: DataSource,
+    pub spec: ThresholdSpec,
+    pub scheme: ThresholdScheme,
+    /// Bootstrap replicates of each F test (0: none).
+    pub replicates: usize,
+    pub seed: u64,
+    pub threads: usize,
+}
+
+/// threshold.json.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdSummary {
+    pub version: String,
+    pub name: String,
+    pub data: DataCounts,
+    pub model: ModelInfo,
+    /// One per number of thresholds k = 1..=max: the F test of the k-th
+    /// threshold against k - 1, and the model with k thresholds.
+    pub steps: Vec<StepSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataCounts {
+    pub source: String,
+    pub observations: usize,
+    pub units: usize,
+    pub periods: usize,
+    pub balanced: bool,
+    pub dropped_missing: usize,
+    pub dropped_singletons: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    pub outcome: String,
+    pub regressors: Vec<String>,
+    pub threshold_variable: String,
+    pub controls: Vec<String>,
+    pub fixed_effects: String,
+    pub cluster: String,
+    /// Candidate thresholds searched (distinct order statistics of q).
+    pub candidates: usize,
+    pub trim: f64,
+    pub min_regime: usize,
+    pub level: f64,
+    /// -2 ln(1 - sqrt(level)): where the LR curve's confidence set ends.
+    pub lr_critical: f64,
+    pub bootstrap: String,
+    pub replicates: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepSummary {
+    /// Thresholds in the model.
+    pub k: usize,
+    /// F = (S_{k-1} - S_k) / (S_k / (observations - units)).
+    pub f_stat: f64,
+    /// Bootstrap p-value (share of replicates' F at least F); None without
+    /// replicates.
+    pub p_value: Option<f64>,
+    /// The replicates' 90, 95 and 99 % quantiles.
+    pub critical_values: Option<[f64; 3]>,
+    pub ssr: f64,
+    pub ssr_before: f64,
+    /// The thresholds, ascending, with their confidence sets.
+    pub thresholds: Vec<ThresholdEstimate>,
+    pub regime_sizes: Vec<usize>,
+    pub coefficients: Vec<CoefficientSummary>,
+    /// The LR curves of this step's searches (the second step's: the
+    /// second threshold given the first, then the first refined).
+    pub lr_curves: Vec<LrCurve>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdEstimate {
+    pub estimate: f64,
+    /// The lowest and highest candidates with LR <= lr_critical.
+    pub lower: f64,
+    pub upper: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoefficientSummary {
+    pub name: String,
+    pub estimate: f64,
+    pub se: f64,
+    pub t: f64,
+    pub p_value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LrCurve {
+    /// The thresholds held fixed while this one was searched.
+    pub given: Vec<f64>,
+    pub estimate: f64,
+    /// (candidate, LR) over the allowed candidates.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Run the analysis; `progress` hears each test's start.
+pub fn run(plan: &ThresholdPlan, progress: &dyn Fn(&str)) -> Result<ThresholdSummary> {
+    let table = plan.data.load()?;
+    let prepared = Prepared::new(&table, &plan.spec)?;
+    let grid = Grid::new(&prepared)?;
+    let fit = estimate(&prepared, &grid)?;
+    let tests: Vec<Option<FTest>> = if plan.replicates > 0 {
+        progress(&format!(
+            "bootstrapping {} F test(s), {} replicates each",
+            fit.steps.len(),
+            plan.replicates
+        ));
+        f_tests(
+            &prepared,
+            &grid,
+            &fit,
+            plan.scheme,
+            plan.replicates,
+            plan.seed,
+            plan.threads,
+        )?
+        .into_iter()
+        .map(Some)
+        .collect()
+    } else {
+        vec![None; fit.steps.len()]
+    };
+    let s = &prepared.sample;
+    let spec = &plan.spec;
+    let steps = fit
+        .steps
+        .iter()
+        .zip(tests)
+        .enumerate()
+        .map(|(i, (step, test))| {
+            // Each threshold's confidence set from the search that found it
+            // last (the refined first threshold's in the second step).
+            let thresholds = step
+                .thresholds
+                .iter()
+                .map(|&t| {
+                    let search = step
+                        .searches
+                        .iter()
+                        .rev()
+                        .find(|x| x.estimate == t)
+                        .or_else(|| {
+                            fit.steps[..i]
+                                .iter()
+                                .rev()
+                                .flat_map(|s| s.searches.iter().rev())
+                                .find(|x| x.estimate == t)
+                        });
+                    let (lower, upper) = search.map_or((t, t), |x| x.interval);
+                    ThresholdEstimate {
+                        estimate: t,
+                        lower,
+                        upper,
+                    }
+                })
+                .collect();
+            StepSummary {
+                k: i + 1,
+                f_stat: step.f_stat,
+                p_value: test.as_ref().map(|t| t.p_value),
+                critical_values: test.as_ref().map(|t| t.critical),
+                ssr: step.ssr,
+                ssr_before: step.ssr_before,
+                thresholds,
+                regime_sizes: step.regimes.regime_sizes.clone(),
+                coefficients: step
+                    .regimes
+                    .coefficients
+                    .iter()
+                    .map(|c| CoefficientSummary {
+                        name: c.name.clone(),
+                        estimate: c.estimate,
+                        se: c.se,
+                        t: c.t,
+                        p_value: c.p_value,
+                    })
+                    .collect(),
+                lr_curves: step
+                    .searches
+                    .iter()
+                    .map(|x| LrCurve {
+                        given: x.fixed.clone(),
+                        estimate: x.estimate,
+                        points: x.lr.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(ThresholdSummary {
+        version: env!("CARGO_PKG_VERSION").into(),
+        name: plan.name.clone(),
+        data: DataCounts {
+            source: s.source.clone(),
+            observations: fit.n_obs,
+            units: fit.n_units,
+            periods: fit.n_periods,
+            balanced: fit.balanced,
+            dropped_missing: s.dropped_missing,
+            dropped_singletons: s.dropped_singletons,
+        },
+        model: ModelInfo {
+            outcome: spec.outcome.clone(),
+            regressors: spec.regressors.clone(),
+            threshold_variable: spec.threshold.clone(),
+            controls: spec.controls.clone(),
+            fixed_effects: spec.fixed_effects.as_str().into(),
+            cluster: spec.cluster.clone(),
+            candidates: fit.candidates.len(),
+            trim: spec.trim,
+            min_regime: fit.min_regime,
+            level: spec.level,
+            lr_critical: lr_critical(spec.level),
+            bootstrap: scheme_name(plan.scheme),
+            replicates: plan.replicates,
+            seed: plan.seed,
+        },
+        steps,
+    })
+}
+
+/// The scheme as threshold.json and the report name it.
+fn scheme_name(scheme: ThresholdScheme) -> String {
+    match scheme {
+        ThresholdScheme::Residual => "residual (units' residual vectors, Hansen 1999)".into(),
+        ThresholdScheme::Wild(w) => format!("wild ({}, unit multipliers)", w.as_str()),
+    }
+}
+
+/// The text report: the tests' table (F, p, critical values), each
+/// model's thresholds with their confidence sets, the regime coefficients.
+pub fn render(s: &ThresholdSummary) -> String {
+    use std::fmt::Write;
+    let m = &s.model;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Panel threshold model (Hansen 1999): {} on {} by regimes of {}",
+        m.outcome,
+        m.regressors.join(", "),
+        m.threshold_variable
+    );
+    let _ = writeln!(
+        out,
+        "{} observations, {} units x {} periods{}; {} effects; controls: {}",
+        s.data.observations,
+        s.data.units,
+        s.data.periods,
+        if s.data.balanced { "" } else { " (unbalanced)" },
+        m.fixed_effects,
+        if m.controls.is_empty() {
+            "none".into()
+        } else {
+            m.controls.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{} candidate thresholds ({} trimmed at each end, at least {} observations per regime); \
+         bootstrap: {}, {} replicates, seed {}\n",
+        m.candidates, m.trim, m.min_regime, m.bootstrap, m.replicates, m.seed
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:>10} {:>8} {:>9} {:>9} {:>9}",
+        "test", "F", "p", "crit 90%", "crit 95%", "crit 99%"
+    );
+    let names = ["single", "double", "triple"];
+    for st in &s.steps {
+        let (p, c) = match (st.p_value, st.critical_values) {
+            (Some(p), Some(c)) => (format!("{p:.3}"), c.map(|v| format!("{v:.3}"))),
+            _ => ("-".into(), ["-".into(), "-".into(), "-".into()]),
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:>10.3} {:>8} {:>9} {:>9} {:>9}",
+            names[st.k - 1],
+            st.f_stat,
+            p,
+            c[0],
+            c[1],
+            c[2]
+        );
+    }
+    for st in &s.steps {
+        let _ = writeln!(
+            out,
+            "\nModel with {} threshold(s): {} ({} % LR confidence sets)",
+            st.k,
+            st.thresholds
+                .iter()
+                .map(|t| format!("{} [{}, {}]", fmt(t.estimate), fmt(t.lower), fmt(t.upper)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            100.0 * m.level
+        );
+        let _ = writeln!(
+            out,
+            "  regimes of {} observations; CR1 SEs clustered by {}",
+            st.regime_sizes
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+            m.cluster
+        );
+        for c in &st.coefficients {
+            let _ = writeln!(
+                out,
+                "  {:<40} {:>10.4} {:>10.4} {:>8.2} {:>8.3}",
+                c.name, c.estimate, c.se, c.t, c.p_value
+            );
+        }
+    }
+    out
+}
+
+/// A threshold as the report prints it.
+fn fmt(v: f64) -> String {
+    format!("{v:.4}")
+}
