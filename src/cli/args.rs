@@ -195,9 +195,11 @@ pub(crate) const BENCH_EXAMPLES: &str = "Examples:
 Workloads: the pairs bootstrap of the default problem (278 cities x 10 years, six
 controls, city and year effects), two mediators (in parallel and as a chain), wild, permutation, the
 sensitivity grid, a whole run with region groups and contrasts, scaling in B,
-clusters, periods and controls, and an iid simulation study; on the CPU engine,
-every GPU adapter wgpu lists (software ones run a hundredth of the replicates), and
-the refit baseline (each replicate's panel rebuilt and refitted). Each workload
+clusters, periods and controls, an iid simulation study, and the panel threshold
+model's single-threshold F test (300 candidates, residual and wild bootstraps; the
+CPU engine only); on the CPU engine, every GPU adapter wgpu lists (software ones run
+a hundredth of the replicates), and the refit baseline (each replicate's panel
+rebuilt and refitted; the threshold test's outcome refitted at every candidate). Each workload
 warms up, then repeats; the median and range of replicates/s are reported.
 Writes results/bench/<machine>.json and rewrites results/BENCHMARKS.md from every
 JSON file there.";

@@ -296,6 +296,12 @@ impl Prepared {
     /// Fitted values (absorbed) and residuals of the model with
     /// thresholds `ts`, for the bootstraps.
     pub fn fit(&self, ts: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.fit_outcome(&self.y, ts)
+    }
+
+    /// [`Prepared::fit`] of another absorbed outcome `y`, refitted from its
+    /// columns: what a refit per candidate does (`medsim bench`'s baseline).
+    pub fn fit_outcome(&self, y: &[f64], ts: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
         let mut w = self.base.clone();
         for &t in ts {
             for xj in &self.x {
@@ -308,12 +314,12 @@ impl Prepared {
             }
         }
         let (l, k) = factor(&w)?;
-        let mut beta: Vec<f64> = w.iter().map(|c| dot(c, &self.y)).collect();
+        let mut beta: Vec<f64> = w.iter().map(|c| dot(c, y)).collect();
         chol_solve(&l, k, &mut beta);
-        let fitted: Vec<f64> = (0..self.y.len())
+        let fitted: Vec<f64> = (0..y.len())
             .map(|o| (0..k).map(|c| w[c][o] * beta[c]).sum())
             .collect();
-        let resid = self.y.iter().zip(&fitted).map(|(y, f)| y - f).collect();
+        let resid = y.iter().zip(&fitted).map(|(y, f)| y - f).collect();
         Ok((fitted, resid))
     }
 }

@@ -3,7 +3,10 @@
 //! baseline, in one run so the ratios are fair. Each workload is warmed up
 //! once, then repeated; it reports the median and range of replicates per
 //! second, the achieved FLOP/s from a stated per-replicate count, and its
-//! fraction of the engine's measured peak.
+//! fraction of the engine's measured peak. The panel threshold model's
+//! single-threshold F test runs on the CPU engine (`Grid`'s searches)
+//! beside its refit baseline (the replicate's outcome refitted by least
+//! squares at each of the 300 candidates).
 //!
 //! Per-replicate work of a reweighting scheme: the weights times the
 //! per-cluster statistics, `2 G w` flops, w the columns the engine's GEMM
@@ -38,9 +41,11 @@ use crate::model::mediation::analyse;
 use crate::model::panel::Panel;
 use crate::model::spec::default_spec;
 use crate::model::spec::{InferenceSpec, ModelSpec};
+use crate::model::threshold::{Grid, Prepared, ThresholdFit, ThresholdSpec, estimate};
 use crate::resample::intervals::Method;
 use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
 use crate::resample::spec::{BackendChoice, ResampleSpec};
+use crate::resample::threshold::{Null, ThresholdScheme, f_tests};
 use crate::study::resampling::resample;
 
 /// Where a workload runs.
@@ -301,6 +306,32 @@ fn spec_with(controls: usize, mediators: &[&str]) -> ModelSpec {
     spec
 }
 
+/// The threshold test's rows: name and bootstrap.
+const THRESHOLD_SCHEMES: [(&str, ThresholdScheme); 2] = [
+    (
+        "threshold F test (residual), grid 300",
+        ThresholdScheme::Residual,
+    ),
+    (
+        "threshold F test (wild), grid 300",
+        ThresholdScheme::Wild(WildWeights::Rademacher),
+    ),
+];
+
+/// The single-threshold model of the default panel: log_ci on dei by
+/// regimes of agglom (also a control), the six controls, city and year
+/// effects, 300 candidates.
+fn threshold_problem(table: &Table) -> Result<(Prepared, Grid, ThresholdFit)> {
+    let mut spec = ThresholdSpec::new("city", "year", "log_ci", &["dei"], "agglom");
+    spec.controls = default_spec().controls;
+    spec.controls.push("agglom".into());
+    spec.fixed_effects = crate::model::spec::FixedEffects::UnitTime;
+    let prepared = Prepared::new(table, &spec)?;
+    let grid = Grid::new(&prepared)?;
+    let fit = estimate(&prepared, &grid)?;
+    Ok((prepared, grid, fit))
+}
+
 /// Time `f` (which does `replicates` replicates) `repeats` times after a
 /// warm-up (none from ten million replicates on: such a run warms itself);
 /// the row.
@@ -466,6 +497,7 @@ pub fn run(
     for engine in engines {
         if *engine == Engine::Refit {
             rows.push(suite.refit_row(engine)?);
+            rows.extend(suite.threshold_refit_rows(engine)?);
         } else {
             rows.extend(suite.engine_rows(engine)?);
         }
@@ -504,6 +536,39 @@ struct Suite<'a> {
 }
 
 impl Suite<'_> {
+    /// The refit baseline of the threshold test: each replicate's outcome
+    /// (the same draws) refitted by least squares at every candidate, as a
+    /// program that loops over candidates and bootstrap draws does.
+    fn threshold_refit_rows(&self, engine: &Engine) -> Result<Vec<Row>> {
+        let n = if self.quick { 1 } else { 3 };
+        let (prepared, grid, fit) = threshold_problem(&self.default_table)?;
+        THRESHOLD_SCHEMES
+            .iter()
+            .map(|&(name, scheme)| {
+                (self.progress)(&format!("{name}, refit baseline"));
+                let null = Null::new(&prepared, &grid, &fit, 1, scheme, 1)?;
+                let ssr = |y: &[f64], ts: &[f64]| -> Result<f64> {
+                    let (_, e) = prepared.fit_outcome(y, ts)?;
+                    Ok(e.iter().map(|v| v * v).sum())
+                };
+                let mut r = 0;
+                measure(name, engine, n, 1, None, &mut || {
+                    for _ in 0..n {
+                        let ystar = null.outcome(r);
+                        let s0 = ssr(&ystar, &[])?;
+                        let mut best = f64::INFINITY;
+                        for &c in &prepared.candidates {
+                            best = best.min(ssr(&ystar, &[c])?);
+                        }
+                        std::hint::black_box((s0 - best) / (best / prepared.df()));
+                        r += 1;
+                    }
+                    Ok(())
+                })
+            })
+            .collect()
+    }
+
     /// The refit baseline: the default problem refitted once per draw.
     fn refit_row(&self, engine: &Engine) -> Result<Row> {
         let n = if self.quick { 3 } else { 10 };
@@ -588,7 +653,36 @@ impl Suite<'_> {
         rows.extend(self.scaling_in_b(engine, gpu_scale)?);
         rows.extend(self.scaling_in_size(engine, b)?);
         rows.push(self.simulation(engine, gpu_scale)?);
+        if *engine == Engine::Cpu {
+            rows.extend(self.threshold_rows(engine)?);
+        }
         Ok(rows)
+    }
+
+    /// The single-threshold F test on the default panel (dei's slope by
+    /// regimes of agglom, 300 candidates), each bootstrap: replicates per
+    /// second of the CPU engine (the GPU has no threshold engine yet).
+    fn threshold_rows(&self, engine: &Engine) -> Result<Vec<Row>> {
+        let b = if self.quick { 200 } else { 1000 };
+        let (prepared, grid, fit) = threshold_problem(&self.default_table)?;
+        THRESHOLD_SCHEMES
+            .iter()
+            .map(|&(name, scheme)| {
+                (self.progress)(&format!("{name} on {}", engine.label()));
+                measure(name, engine, b, self.repeats, None, &mut || {
+                    f_tests(
+                        &prepared,
+                        &grid,
+                        &fit,
+                        scheme,
+                        b as usize,
+                        1,
+                        rayon::current_num_threads(),
+                    )
+                    .map(|_| ())
+                })
+            })
+            .collect()
     }
 
     /// One resampling of `problem` by `spec`, timed.
