@@ -244,7 +244,11 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
     for k in 1..=3 {
         assert!(cwd.join(format!("results/threshold/lr_{k}.svg")).is_file());
     }
-    assert!(cwd.join("results/threshold/threshold.txt").is_file());
+    for file in ["threshold.txt", "summary.md", "tables.tex"] {
+        assert!(cwd.join("results/threshold").join(file).is_file(), "{file}");
+    }
+    let md = std::fs::read_to_string(cwd.join("results/threshold/summary.md")).unwrap();
+    assert!(md.contains("| Single |") && md.contains("dei, regime 2"), "{md}");
 }
 
 /// dei's direct effect in the synthetic panel.

@@ -414,10 +414,18 @@ pub(crate) fn threshold(args: RunArgs) -> Result<()> {
     })?;
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
-    let report = crate::study::threshold::render(&summary);
+    let report = crate::output::report::render_threshold(&summary);
     let mut files = vec![
         ("threshold.json".to_string(), json.into_bytes()),
         ("threshold.txt".to_string(), report.clone().into_bytes()),
+        (
+            "summary.md".to_string(),
+            crate::output::paper_tables::threshold_markdown(&summary).into_bytes(),
+        ),
+        (
+            "tables.tex".to_string(),
+            crate::output::paper_tables::threshold_latex(&summary).into_bytes(),
+        ),
     ];
     if c.output.plots {
         for (name, text) in crate::output::plots::threshold_lr(&summary) {

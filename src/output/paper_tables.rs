@@ -3,12 +3,14 @@
 //! side as economists publish them (coefficients with clustered SEs in
 //! parentheses and stars, fixed-effect and cluster rows, N, within
 //! R-squared) and the mediation-effects table; and `summary.md`, the
-//! printed summary's tables in Markdown.
+//! printed summary's tables in Markdown. A threshold analysis has its own
+//! pair: the tests, the thresholds and the regime regressions.
 
 use std::fmt::Write;
 
 use crate::model::effect::{EffectKey, path_label};
 use crate::study::summary::Summary;
+use crate::study::threshold::ThresholdSummary;
 
 /// `v` with four significant digits, in fixed notation.
 pub fn sig4(v: f64) -> String {
@@ -572,4 +574,268 @@ fn markdown_regressions(o: &mut String, s: &Summary) {
         "Standard errors in parentheses, clustered by {}; * p < 0.10, ** p < 0.05, *** p < 0.01.",
         s.model.cluster
     );
+}
+
+/// A threshold analysis's three tables, as rows of cells: the tests (model,
+/// F, p, the 10/5/1 % critical values), the thresholds (model, which, the
+/// estimate, its confidence set) and the regime regressions (a column per
+/// model; each regressor's regimes numbered from the lowest, then the
+/// controls; the estimate with stars and its SE), with their heads.
+struct ThresholdTables {
+    tests: (Vec<String>, Vec<Vec<String>>),
+    thresholds: (Vec<String>, Vec<Vec<String>>),
+    /// Row name, then per model (estimate with stars, SE).
+    regressions: Vec<(String, Vec<Option<(String, String)>>)>,
+}
+
+const MODELS: [&str; 3] = ["Single", "Double", "Triple"];
+
+/// A bootstrap p-value of `replicates`: none of them at least the
+/// statistic is p < 1 / replicates, not 0.
+pub fn bootstrap_p(p: f64, replicates: usize) -> String {
+    if p == 0.0 {
+        format!("<{}", 1.0 / replicates as f64)
+    } else {
+        p4(p)
+    }
+}
+
+fn threshold_tables(s: &ThresholdSummary) -> ThresholdTables {
+    let m = &s.model;
+    let tests = (
+        ["Model", "F", "p-value", "10 %", "5 %", "1 %"]
+            .map(String::from)
+            .to_vec(),
+        s.steps
+            .iter()
+            .map(|st| {
+                let mut row = vec![MODELS[st.k - 1].to_string(), format!("{:.3}", st.f_stat)];
+                match (st.p_value, st.critical_values) {
+                    (Some(p), Some(c)) => {
+                        row.push(bootstrap_p(p, m.replicates));
+                        row.extend(c.iter().map(|v| format!("{v:.3}")));
+                    }
+                    _ => row.extend(["-"; 4].map(String::from)),
+                }
+                row
+            })
+            .collect(),
+    );
+    let thresholds = (
+        [
+            "Model".to_string(),
+            "Threshold".to_string(),
+            "Estimate".to_string(),
+            format!("{} % confidence set", 100.0 * m.level),
+        ]
+        .to_vec(),
+        s.steps
+            .iter()
+            .flat_map(|st| {
+                st.thresholds.iter().enumerate().map(move |(j, t)| {
+                    vec![
+                        MODELS[st.k - 1].to_string(),
+                        format!("gamma_{}", j + 1),
+                        sig4(t.estimate),
+                        format!("[{}, {}]", sig4(t.lower), sig4(t.upper)),
+                    ]
+                })
+            })
+            .collect(),
+    );
+    // Row names: each regressor's regimes, then the controls.
+    let most = s.steps.iter().map(|st| st.k).max().unwrap_or(0);
+    let mut names: Vec<String> = Vec::new();
+    for x in &m.regressors {
+        for r in 0..=most {
+            names.push(format!("{x}, regime {}", r + 1));
+        }
+    }
+    names.extend(m.controls.iter().cloned());
+    let regressions = names
+        .iter()
+        .map(|name| {
+            let cells = s
+                .steps
+                .iter()
+                .map(|st| {
+                    let regimes = st.k + 1;
+                    let at = m
+                        .regressors
+                        .iter()
+                        .enumerate()
+                        .find_map(|(j, x)| {
+                            (0..regimes)
+                                .find(|r| *name == format!("{x}, regime {}", r + 1))
+                                .map(|r| j * regimes + r)
+                        })
+                        .or_else(|| {
+                            m.controls
+                                .iter()
+                                .position(|c| c == name)
+                                .map(|c| m.regressors.len() * regimes + c)
+                        })?;
+                    let c = st.coefficients.get(at)?;
+                    Some((
+                        format!("{}{}", sig4(c.estimate), stars(c.p_value)),
+                        format!("({})", sig4(c.se)),
+                    ))
+                })
+                .collect();
+            (name.clone(), cells)
+        })
+        .collect();
+    ThresholdTables {
+        tests,
+        thresholds,
+        regressions,
+    }
+}
+
+/// A threshold analysis's summary.md: the tests, the thresholds and the
+/// regime regressions.
+pub fn threshold_markdown(s: &ThresholdSummary) -> String {
+    let m = &s.model;
+    let t = threshold_tables(s);
+    let mut o = format!(
+        "# {}: panel threshold model (Hansen 1999)\n\n{} on {} by regimes of {}; {} observations, \
+         {} units x {} periods; {} effects; bootstrap {}, {} replicates.\n\n## Threshold tests\n\n",
+        s.name,
+        m.outcome,
+        m.regressors.join(", "),
+        m.threshold_variable,
+        thousands(s.data.observations),
+        s.data.units,
+        s.data.periods,
+        m.fixed_effects,
+        m.bootstrap,
+        m.replicates
+    );
+    md_table(&mut o, &t.tests.0, &t.tests.1);
+    let _ = writeln!(o, "## Thresholds\n");
+    md_table(&mut o, &t.thresholds.0, &t.thresholds.1);
+    let _ = writeln!(o, "## Regime regressions\n");
+    let mut head = vec![String::new()];
+    head.extend(s.steps.iter().map(|st| MODELS[st.k - 1].to_string()));
+    let rows: Vec<Vec<String>> = t
+        .regressions
+        .iter()
+        .map(|(name, cells)| {
+            let mut row = vec![name.clone()];
+            row.extend(cells.iter().map(|c| {
+                c.as_ref()
+                    .map_or(String::new(), |(e, se)| format!("{e} {se}"))
+            }));
+            row
+        })
+        .collect();
+    md_table(&mut o, &head, &rows);
+    let _ = writeln!(
+        o,
+        "Regimes are numbered from the lowest {}, at each model's thresholds above. CR1 SEs \
+         clustered by {} in parentheses; * p < 0.10, ** p < 0.05, *** p < 0.01.",
+        m.threshold_variable, m.cluster
+    );
+    o
+}
+
+/// A threshold analysis's tables.tex (booktabs): the tests with their
+/// thresholds, and the regime regressions side by side.
+pub fn threshold_latex(s: &ThresholdSummary) -> String {
+    let m = &s.model;
+    let t = threshold_tables(s);
+    let label = s.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+    let mut o = format!(
+        "% medsim {}: threshold analysis {}; generated from threshold.json. Needs \
+         \\usepackage{{booktabs}}.\n",
+        s.version, s.name
+    );
+    let _ = writeln!(o, "\\begin{{table}}[htbp]\\centering");
+    let _ = writeln!(
+        o,
+        "\\caption{{Threshold effect tests ({})}}\\label{{tab:{label}-threshold-tests}}",
+        tex_escape(&s.name)
+    );
+    let _ = writeln!(o, "\\begin{{tabular}}{{lccccc}}\n\\toprule");
+    let _ = writeln!(
+        o,
+        "Model & F & p-value & \\multicolumn{{3}}{{c}}{{Critical values}} \\\\"
+    );
+    let _ = writeln!(o, " & & & 10\\% & 5\\% & 1\\% \\\\\n\\midrule");
+    for row in &t.tests.1 {
+        let _ = writeln!(o, "{} \\\\", row.join(" & ").replace('<', "$<$"));
+    }
+    let _ = writeln!(o, "\\midrule");
+    for row in &t.thresholds.1 {
+        let _ = writeln!(
+            o,
+            "{} & \\multicolumn{{5}}{{l}}{{$\\hat\\gamma_{}$ = {}, {} \\% CI {}}} \\\\",
+            row[0],
+            &row[1][6..],
+            row[2],
+            100.0 * m.level,
+            row[3]
+        );
+    }
+    let _ = writeln!(o, "\\bottomrule\n\\end{{tabular}}");
+    let _ = writeln!(
+        o,
+        "\\par\\footnotesize p-values and critical values from {} bootstrap replicates ({}); \
+         confidence sets by the likelihood ratio (Hansen 2000).\n\\end{{table}}\n",
+        m.replicates,
+        tex_escape(&m.bootstrap)
+    );
+    let n = s.steps.len();
+    let _ = writeln!(o, "\\begin{{table}}[htbp]\\centering");
+    let _ = writeln!(
+        o,
+        "\\caption{{Regime regressions of {} ({})}}\\label{{tab:{label}-regimes}}",
+        tex_escape(&m.outcome),
+        tex_escape(&s.name)
+    );
+    let _ = writeln!(o, "\\begin{{tabular}}{{l{}}}\n\\toprule", "c".repeat(n));
+    let heads: Vec<&str> = s.steps.iter().map(|st| MODELS[st.k - 1]).collect();
+    let _ = writeln!(o, " & {} \\\\\n\\midrule", heads.join(" & "));
+    for (name, cells) in &t.regressions {
+        let est: Vec<String> = cells
+            .iter()
+            .map(|c| c.as_ref().map_or(String::new(), |(e, _)| e.clone()))
+            .collect();
+        let se: Vec<String> = cells
+            .iter()
+            .map(|c| c.as_ref().map_or(String::new(), |(_, se)| se.clone()))
+            .collect();
+        let _ = writeln!(o, "{} & {} \\\\", tex_escape(name), est.join(" & "));
+        let _ = writeln!(o, " & {} \\\\", se.join(" & "));
+    }
+    let _ = writeln!(o, "\\midrule");
+    let _ = writeln!(o, "Unit effects & {} \\\\", vec!["Yes"; n].join(" & "));
+    let _ = writeln!(
+        o,
+        "Period effects & {} \\\\",
+        vec![
+            if m.fixed_effects == "unit+time" {
+                "Yes"
+            } else {
+                "No"
+            };
+            n
+        ]
+        .join(" & ")
+    );
+    let _ = writeln!(
+        o,
+        "Observations & {} \\\\",
+        vec![thousands(s.data.observations); n].join(" & ")
+    );
+    let _ = writeln!(o, "\\bottomrule\n\\end{{tabular}}");
+    let _ = writeln!(
+        o,
+        "\\par\\footnotesize Regimes of {} numbered from the lowest, at each model's thresholds. \
+         CR1 SEs clustered by {} in parentheses; * p $<$ 0.10, ** p $<$ 0.05, *** p $<$ 0.01.\n\
+         \\end{{table}}",
+        tex_escape(&m.threshold_variable),
+        tex_escape(&m.cluster)
+    );
+    o
 }

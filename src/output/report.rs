@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use crate::model::effect::{EffectKey, parse_path, path_label};
 use crate::study::summary::Summary;
+use crate::study::threshold::ThresholdSummary;
 
 fn p_text(p: Option<f64>) -> String {
     match p {
@@ -763,4 +764,104 @@ mod tests {
             .replace("\x1b[0m", "");
         assert_eq!(plain, text);
     }
+}
+
+/// A threshold analysis's text report (threshold.txt): the tests' table (F, p, critical values), each
+/// model's thresholds with their confidence sets, the regime coefficients.
+pub fn render_threshold(s: &ThresholdSummary) -> String {
+    let m = &s.model;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Panel threshold model (Hansen 1999): {} on {} by regimes of {}",
+        m.outcome,
+        m.regressors.join(", "),
+        m.threshold_variable
+    );
+    let _ = writeln!(
+        out,
+        "{} observations, {} units x {} periods{}; {} effects; controls: {}",
+        s.data.observations,
+        s.data.units,
+        s.data.periods,
+        if s.data.balanced { "" } else { " (unbalanced)" },
+        m.fixed_effects,
+        if m.controls.is_empty() {
+            "none".into()
+        } else {
+            m.controls.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{} candidate thresholds ({} trimmed at each end, at least {} observations per regime); \
+         bootstrap: {}, {} replicates, seed {}\n",
+        m.candidates, m.trim, m.min_regime, m.bootstrap, m.replicates, m.seed
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:>10} {:>8} {:>9} {:>9} {:>9}",
+        "test", "F", "p", "crit 90%", "crit 95%", "crit 99%"
+    );
+    let names = ["single", "double", "triple"];
+    for st in &s.steps {
+        let (p, c) = match (st.p_value, st.critical_values) {
+            (Some(p), Some(c)) => (
+                crate::output::paper_tables::bootstrap_p(p, m.replicates),
+                c.map(|v| format!("{v:.3}")),
+            ),
+            _ => ("-".into(), ["-".into(), "-".into(), "-".into()]),
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:>10.3} {:>8} {:>9} {:>9} {:>9}",
+            names[st.k - 1],
+            st.f_stat,
+            p,
+            c[0],
+            c[1],
+            c[2]
+        );
+    }
+    for st in &s.steps {
+        let _ = writeln!(
+            out,
+            "\nModel with {} threshold(s): {} ({} % LR confidence sets)",
+            st.k,
+            st.thresholds
+                .iter()
+                .map(|t| format!(
+                    "{} [{}, {}]",
+                    threshold_value(t.estimate),
+                    threshold_value(t.lower),
+                    threshold_value(t.upper)
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            100.0 * m.level
+        );
+        let _ = writeln!(
+            out,
+            "  regimes of {} observations; CR1 SEs clustered by {}",
+            st.regime_sizes
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+            m.cluster
+        );
+        for c in &st.coefficients {
+            let _ = writeln!(
+                out,
+                "  {:<40} {:>10.4} {:>10.4} {:>8.2} {:>8.3}",
+                c.name, c.estimate, c.se, c.t, c.p_value
+            );
+        }
+    }
+    out
+}
+
+/// A threshold as the report prints it.
+fn threshold_value(v: f64) -> String {
+    format!("{v:.4}")
 }

@@ -1,8 +1,8 @@
 //! `medsim threshold`: the panel threshold model's whole analysis (Hansen
 //! 1999): the sequence of one to three thresholds with their F tests
 //! bootstrapped, each threshold's likelihood-ratio confidence set, and the
-//! regime coefficients, as threshold.json (its schema: [`ThresholdSummary`])
-//! and a text report.
+//! regime coefficients, as threshold.json (its schema: [`ThresholdSummary`];
+//! `crate::output` prints and writes it).
 
 use serde::Serialize;
 
@@ -247,97 +247,4 @@ fn scheme_name(scheme: ThresholdScheme) -> String {
         ThresholdScheme::Residual => "residual (units' residual vectors, Hansen 1999)".into(),
         ThresholdScheme::Wild(w) => format!("wild ({}, unit multipliers)", w.as_str()),
     }
-}
-
-/// The text report: the tests' table (F, p, critical values), each
-/// model's thresholds with their confidence sets, the regime coefficients.
-pub fn render(s: &ThresholdSummary) -> String {
-    use std::fmt::Write;
-    let m = &s.model;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Panel threshold model (Hansen 1999): {} on {} by regimes of {}",
-        m.outcome,
-        m.regressors.join(", "),
-        m.threshold_variable
-    );
-    let _ = writeln!(
-        out,
-        "{} observations, {} units x {} periods{}; {} effects; controls: {}",
-        s.data.observations,
-        s.data.units,
-        s.data.periods,
-        if s.data.balanced { "" } else { " (unbalanced)" },
-        m.fixed_effects,
-        if m.controls.is_empty() {
-            "none".into()
-        } else {
-            m.controls.join(", ")
-        }
-    );
-    let _ = writeln!(
-        out,
-        "{} candidate thresholds ({} trimmed at each end, at least {} observations per regime); \
-         bootstrap: {}, {} replicates, seed {}\n",
-        m.candidates, m.trim, m.min_regime, m.bootstrap, m.replicates, m.seed
-    );
-    let _ = writeln!(
-        out,
-        "{:<10} {:>10} {:>8} {:>9} {:>9} {:>9}",
-        "test", "F", "p", "crit 90%", "crit 95%", "crit 99%"
-    );
-    let names = ["single", "double", "triple"];
-    for st in &s.steps {
-        let (p, c) = match (st.p_value, st.critical_values) {
-            (Some(p), Some(c)) => (format!("{p:.3}"), c.map(|v| format!("{v:.3}"))),
-            _ => ("-".into(), ["-".into(), "-".into(), "-".into()]),
-        };
-        let _ = writeln!(
-            out,
-            "{:<10} {:>10.3} {:>8} {:>9} {:>9} {:>9}",
-            names[st.k - 1],
-            st.f_stat,
-            p,
-            c[0],
-            c[1],
-            c[2]
-        );
-    }
-    for st in &s.steps {
-        let _ = writeln!(
-            out,
-            "\nModel with {} threshold(s): {} ({} % LR confidence sets)",
-            st.k,
-            st.thresholds
-                .iter()
-                .map(|t| format!("{} [{}, {}]", fmt(t.estimate), fmt(t.lower), fmt(t.upper)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            100.0 * m.level
-        );
-        let _ = writeln!(
-            out,
-            "  regimes of {} observations; CR1 SEs clustered by {}",
-            st.regime_sizes
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(" / "),
-            m.cluster
-        );
-        for c in &st.coefficients {
-            let _ = writeln!(
-                out,
-                "  {:<40} {:>10.4} {:>10.4} {:>8.2} {:>8.3}",
-                c.name, c.estimate, c.se, c.t, c.p_value
-            );
-        }
-    }
-    out
-}
-
-/// A threshold as the report prints it.
-fn fmt(v: f64) -> String {
-    format!("{v:.4}")
 }
