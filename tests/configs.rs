@@ -248,7 +248,10 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
         assert!(cwd.join("results/threshold").join(file).is_file(), "{file}");
     }
     let md = std::fs::read_to_string(cwd.join("results/threshold/summary.md")).unwrap();
-    assert!(md.contains("| Single |") && md.contains("dei, regime 2"), "{md}");
+    assert!(
+        md.contains("| Single |") && md.contains("dei, regime 2"),
+        "{md}"
+    );
 }
 
 /// dei's direct effect in the synthetic panel.

@@ -191,13 +191,42 @@ fn bootstrap_f_statistics_equal_the_brute_force_fixture() {
         for (key, scheme) in schemes {
             let tests = boot[key].as_array().unwrap();
             for threads in [1, 2] {
-                let got =
-                    f_tests(&prepared, &grid, &fit, scheme, replicates, seed, threads).unwrap();
+                let got = f_tests(
+                    &prepared,
+                    &grid,
+                    &fit,
+                    scheme,
+                    replicates,
+                    seed,
+                    threads,
+                    &|_, _| Ok(()),
+                )
+                .unwrap();
                 assert_eq!(got.len(), tests.len());
                 for (g, w) in got.iter().zip(tests) {
                     assert_eq!(g.p_value, w["p_value"].as_f64().unwrap(), "{name} {key} p");
                 }
             }
+            // Progress reaches every test's replicates; its error stops the work.
+            let last = std::cell::Cell::new((0, 0));
+            f_tests(
+                &prepared,
+                &grid,
+                &fit,
+                scheme,
+                replicates,
+                seed,
+                1,
+                &|done, total| {
+                    last.set((done, total));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            let all = (replicates * tests.len()) as u64;
+            assert_eq!(last.get(), (all, all));
+            let stop = |_, _| Err(medsim::Error::Interrupted("stopped".into()));
+            assert!(f_tests(&prepared, &grid, &fit, scheme, replicates, seed, 1, &stop).is_err());
             for (k, test) in tests.iter().enumerate() {
                 let null = Null::new(&prepared, &grid, &fit, k + 1, scheme, seed).unwrap();
                 for (r, want) in numbers(&test["replicate_f"]).into_iter().enumerate() {
@@ -256,8 +285,17 @@ fn the_f_test_has_its_size_and_the_lr_set_its_coverage() {
         let prepared = Prepared::new(&table, &spec).unwrap();
         let grid = Grid::new(&prepared).unwrap();
         let fit = estimate(&prepared, &grid).unwrap();
-        let test =
-            &f_tests(&prepared, &grid, &fit, ThresholdScheme::Residual, 199, d, 2).unwrap()[0];
+        let test = &f_tests(
+            &prepared,
+            &grid,
+            &fit,
+            ThresholdScheme::Residual,
+            199,
+            d,
+            2,
+            &|_, _| Ok(()),
+        )
+        .unwrap()[0];
         rejected += usize::from(test.p_value < 0.05);
 
         let table = simulated(5000 + d, 40, 5, 0.6);

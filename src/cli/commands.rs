@@ -407,11 +407,18 @@ pub(crate) fn threshold(args: RunArgs) -> Result<()> {
         false,
         quiet,
     )?;
-    let summary = crate::study::threshold::run(&plan, &|what| {
-        if !quiet {
-            eprintln!("threshold: {what}");
-        }
-    })?;
+    let bar = progress_bar(
+        quiet,
+        0,
+        "{spinner} bootstrap replicates {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
+    );
+    let ran = crate::study::threshold::run(&plan, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+        Ok(())
+    });
+    bar.finish_and_clear();
+    let summary = ran?;
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
     let report = crate::output::report::render_threshold(&summary);

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::math::rng::{STREAM_THRESHOLD, WordStream, rejection_threshold};
 use crate::math::stats::quantile_sorted;
 use crate::model::threshold::{Grid, Prepared, ThresholdFit};
+use crate::resample::aggregate::Progress;
 use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
 
 /// How a replicate's residuals are drawn.
@@ -146,8 +147,13 @@ impl<'a> Null<'a> {
     }
 }
 
+/// Replicates between progress reports.
+const CHUNK: usize = 4096;
+
 /// The bootstrap of each F statistic of `fit` with `replicates` replicates
-/// on `threads` threads (the results do not depend on them).
+/// on `threads` threads (the results do not depend on them); `progress`
+/// hears the replicates done over all tests, and its error stops the work.
+#[allow(clippy::too_many_arguments)]
 pub fn f_tests(
     prepared: &Prepared,
     grid: &Grid,
@@ -156,20 +162,30 @@ pub fn f_tests(
     replicates: usize,
     seed: u64,
     threads: usize,
+    progress: Progress,
 ) -> Result<Vec<FTest>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()
         .map_err(|e| Error::Numerical(e.to_string()))?;
+    let total = (replicates * fit.steps.len()) as u64;
+    let mut done = 0u64;
     (1..=fit.steps.len())
         .map(|k| {
             let null = Null::new(prepared, grid, fit, k, scheme, seed)?;
-            let mut fs: Vec<f64> = pool.install(|| {
-                (0..replicates as u64)
-                    .into_par_iter()
-                    .map(|r| null.f_stat(r))
-                    .collect()
-            });
+            let mut fs: Vec<f64> = Vec::with_capacity(replicates);
+            for start in (0..replicates).step_by(CHUNK) {
+                let end = (start + CHUNK).min(replicates) as u64;
+                let chunk: Vec<f64> = pool.install(|| {
+                    (start as u64..end)
+                        .into_par_iter()
+                        .map(|r| null.f_stat(r))
+                        .collect()
+                });
+                fs.extend(chunk);
+                done += end - start as u64;
+                progress(done, total)?;
+            }
             let f_stat = fit.steps[k - 1].f_stat;
             let at_least = fs.iter().filter(|&&v| v >= f_stat).count();
             fs.sort_by(f64::total_cmp);

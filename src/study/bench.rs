@@ -678,6 +678,7 @@ impl Suite<'_> {
                         b as usize,
                         1,
                         rayon::current_num_threads(),
+                        &|_, _| Ok(()),
                     )
                     .map(|_| ())
                 })

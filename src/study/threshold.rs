@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::model::threshold::{Grid, Prepared, ThresholdSpec, estimate, lr_critical};
+use crate::resample::aggregate::Progress;
 use crate::resample::threshold::{FTest, ThresholdScheme, f_tests};
 use crate::study::run::DataSource;
 
@@ -115,18 +116,14 @@ pub struct LrCurve {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Run the analysis; `progress` hears each test's start.
-pub fn run(plan: &ThresholdPlan, progress: &dyn Fn(&str)) -> Result<ThresholdSummary> {
+/// Run the analysis; `progress` hears the bootstrap replicates done over
+/// all the tests, and its error stops the run.
+pub fn run(plan: &ThresholdPlan, progress: Progress) -> Result<ThresholdSummary> {
     let table = plan.data.load()?;
     let prepared = Prepared::new(&table, &plan.spec)?;
     let grid = Grid::new(&prepared)?;
     let fit = estimate(&prepared, &grid)?;
     let tests: Vec<Option<FTest>> = if plan.replicates > 0 {
-        progress(&format!(
-            "bootstrapping {} F test(s), {} replicates each",
-            fit.steps.len(),
-            plan.replicates
-        ));
         f_tests(
             &prepared,
             &grid,
@@ -135,6 +132,7 @@ pub fn run(plan: &ThresholdPlan, progress: &dyn Fn(&str)) -> Result<ThresholdSum
             plan.replicates,
             plan.seed,
             plan.threads,
+            progress,
         )?
         .into_iter()
         .map(Some)
