@@ -584,9 +584,12 @@ fn markdown_regressions(o: &mut String, s: &Summary) {
 struct ThresholdTables {
     tests: (Vec<String>, Vec<Vec<String>>),
     thresholds: (Vec<String>, Vec<Vec<String>>),
-    /// Row name, then per model (estimate with stars, SE).
-    regressions: Vec<(String, Vec<Option<(String, String)>>)>,
+    regressions: Vec<RegimeRow>,
 }
+
+/// A regime regression's row: its name, then per model (estimate with
+/// stars, SE) where the model has it.
+type RegimeRow = (String, Vec<Option<(String, String)>>);
 
 const MODELS: [&str; 3] = ["Single", "Double", "Triple"];
 

@@ -745,27 +745,6 @@ fn render_sensitivity(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Colour adds styles to the title, the header rows and the verdict's
-    /// label only; without the escapes the text is the same.
-    #[test]
-    fn colour_changes_styles_not_words() {
-        let text = "medsim 0.1.0 - paper\ndata   x\n\neffect  estimate\na    0.1\n\nverdict  agglom suppresses\n";
-        let coloured = colourize(text);
-        assert!(coloured.contains("\x1b[1;32mverdict\x1b[0m  agglom"));
-        assert!(coloured.contains("\x1b[1meffect  estimate\x1b[0m"));
-        assert!(coloured.contains("\na    0.1\n"));
-        let plain = coloured
-            .replace("\x1b[1;32m", "")
-            .replace("\x1b[1m", "")
-            .replace("\x1b[0m", "");
-        assert_eq!(plain, text);
-    }
-}
-
 /// A threshold analysis's text report (threshold.txt): the tests' table (F, p, critical values), each
 /// model's thresholds with their confidence sets, the regime coefficients.
 pub fn render_threshold(s: &ThresholdSummary) -> String {
@@ -864,4 +843,25 @@ pub fn render_threshold(s: &ThresholdSummary) -> String {
 /// A threshold as the report prints it.
 fn threshold_value(v: f64) -> String {
     format!("{v:.4}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Colour adds styles to the title, the header rows and the verdict's
+    /// label only; without the escapes the text is the same.
+    #[test]
+    fn colour_changes_styles_not_words() {
+        let text = "medsim 0.1.0 - paper\ndata   x\n\neffect  estimate\na    0.1\n\nverdict  agglom suppresses\n";
+        let coloured = colourize(text);
+        assert!(coloured.contains("\x1b[1;32mverdict\x1b[0m  agglom"));
+        assert!(coloured.contains("\x1b[1meffect  estimate\x1b[0m"));
+        assert!(coloured.contains("\na    0.1\n"));
+        let plain = coloured
+            .replace("\x1b[1;32m", "")
+            .replace("\x1b[1m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(plain, text);
+    }
 }
