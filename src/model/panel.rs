@@ -185,41 +185,14 @@ impl Panel {
             .chain(group_cols.iter().copied())
             .chain(cell_col)
             .collect();
-        let (values, mut keep) = parse_columns(table, &numeric, &keys, file)?;
-
-        // Periods are numbers: 2011, 2011.0 and 2.011e3 are one period.
-        let periods = period_keys(table, time_col, file)?;
-        check_unique(table, unit_col, &periods, file)?;
-        let dropped_missing = keep.iter().filter(|k| !**k).count();
-
-        // Fixed-effect singletons, removed iteratively as reghdfe and pyfixest do.
-        let units: Vec<&str> = table.rows.iter().map(|r| r[unit_col].as_str()).collect();
+        let Kept {
+            values,
+            periods,
+            kept,
+            dropped_missing,
+            dropped_singletons,
+        } = keep_rows(table, &numeric, &keys, cell_col, spec.fixed_effects)?;
         let period_refs: Vec<&str> = periods.iter().map(String::as_str).collect();
-        let mut fe_keys: Vec<&[&str]> = Vec::new();
-        if spec.fixed_effects.has_unit() {
-            fe_keys.push(&units);
-        }
-        if spec.fixed_effects.has_time() {
-            fe_keys.push(&period_refs);
-        }
-        // A (group, period) cell's key: the two joined by a separator no
-        // label holds.
-        let cells: Vec<String> = match cell_col {
-            Some(c) => table
-                .rows
-                .iter()
-                .zip(&period_refs)
-                .map(|(r, p)| format!("{}\u{1f}{p}", r[c]))
-                .collect(),
-            None => Vec::new(),
-        };
-        let cell_refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-        if cell_col.is_some() {
-            fe_keys.push(&cell_refs);
-        }
-        let dropped_singletons = drop_singletons(&fe_keys, &mut keep);
-
-        let kept: Vec<usize> = (0..table.rows.len()).filter(|&r| keep[r]).collect();
         let factor = |name: &str, c: usize| {
             Factor::build(
                 name,
@@ -287,6 +260,72 @@ impl Panel {
     }
 }
 
+/// The rows a sample keeps, and what it parsed.
+struct Kept {
+    /// Every row's value of each numeric column (missing ones NaN).
+    values: Vec<Vec<f64>>,
+    /// Every row's period key.
+    periods: Vec<String>,
+    /// The rows kept, in order.
+    kept: Vec<usize>,
+    dropped_missing: usize,
+    dropped_singletons: usize,
+}
+
+/// Parse the `numeric` columns, drop the rows missing one of them or a
+/// `keys` column (the first two: unit and period), check that each unit
+/// has a period once, then drop the singletons of the fixed effects `fe`
+/// (with `cells`, the (group, period) cells of that group column too),
+/// iteratively as reghdfe and pyfixest do.
+fn keep_rows(
+    table: &Table,
+    numeric: &[usize],
+    keys: &[usize],
+    cells: Option<usize>,
+    fe: crate::model::spec::FixedEffects,
+) -> Result<Kept> {
+    let file = table.source.as_str();
+    let (unit_col, time_col) = (keys[0], keys[1]);
+    let (values, mut keep) = parse_columns(table, numeric, keys, file)?;
+    // Periods are numbers: 2011, 2011.0 and 2.011e3 are one period.
+    let periods = period_keys(table, time_col, file)?;
+    check_unique(table, unit_col, &periods, file)?;
+    let dropped_missing = keep.iter().filter(|k| !**k).count();
+    let units: Vec<&str> = table.rows.iter().map(|r| r[unit_col].as_str()).collect();
+    let period_refs: Vec<&str> = periods.iter().map(String::as_str).collect();
+    let mut fe_keys: Vec<&[&str]> = Vec::new();
+    if fe.has_unit() {
+        fe_keys.push(&units);
+    }
+    if fe.has_time() {
+        fe_keys.push(&period_refs);
+    }
+    // A (group, period) cell's key: the two joined by a separator no label
+    // holds.
+    let cell_keys: Vec<String> = match cells {
+        Some(c) => table
+            .rows
+            .iter()
+            .zip(&period_refs)
+            .map(|(r, p)| format!("{}\u{1f}{p}", r[c]))
+            .collect(),
+        None => Vec::new(),
+    };
+    let cell_refs: Vec<&str> = cell_keys.iter().map(String::as_str).collect();
+    if cells.is_some() {
+        fe_keys.push(&cell_refs);
+    }
+    let dropped_singletons = drop_singletons(&fe_keys, &mut keep);
+    let kept = (0..table.rows.len()).filter(|&r| keep[r]).collect();
+    Ok(Kept {
+        values,
+        periods,
+        kept,
+        dropped_missing,
+        dropped_singletons,
+    })
+}
+
 /// The estimation sample of a model that names, besides its unit, period
 /// and cluster, only numeric columns (the panel threshold model): read as
 /// [`Panel::from_table`] reads one (numbers parsed with the line and column
@@ -326,22 +365,15 @@ impl Sample {
                 message: "the file has a header but no data rows".into(),
             });
         }
-        let (unit_col, time_col, cluster_col) = (found[0], found[1], found[2]);
-        let (values, mut keep) = parse_columns(table, &found[3..], &found[..3], file)?;
-        let periods = period_keys(table, time_col, file)?;
-        check_unique(table, unit_col, &periods, file)?;
-        let dropped_missing = keep.iter().filter(|k| !**k).count();
-        let units: Vec<&str> = table.rows.iter().map(|r| r[unit_col].as_str()).collect();
+        let (unit_col, cluster_col) = (found[0], found[2]);
+        let Kept {
+            values,
+            periods,
+            kept,
+            dropped_missing,
+            dropped_singletons,
+        } = keep_rows(table, &found[3..], &found[..3], None, fe)?;
         let period_refs: Vec<&str> = periods.iter().map(String::as_str).collect();
-        let mut fe_keys: Vec<&[&str]> = Vec::new();
-        if fe.has_unit() {
-            fe_keys.push(&units);
-        }
-        if fe.has_time() {
-            fe_keys.push(&period_refs);
-        }
-        let dropped_singletons = drop_singletons(&fe_keys, &mut keep);
-        let kept: Vec<usize> = (0..table.rows.len()).filter(|&r| keep[r]).collect();
         let factor = |name: &str, c: usize| {
             Factor::build(
                 name,

@@ -593,16 +593,6 @@ type RegimeRow = (String, Vec<Option<(String, String)>>);
 
 const MODELS: [&str; 3] = ["Single", "Double", "Triple"];
 
-/// A bootstrap p-value of `replicates`: none of them at least the
-/// statistic is p < 1 / replicates, not 0.
-pub fn bootstrap_p(p: f64, replicates: usize) -> String {
-    if p == 0.0 {
-        format!("<{}", 1.0 / replicates as f64)
-    } else {
-        p4(p)
-    }
-}
-
 fn threshold_tables(s: &ThresholdSummary) -> ThresholdTables {
     let m = &s.model;
     let tests = (
@@ -615,7 +605,7 @@ fn threshold_tables(s: &ThresholdSummary) -> ThresholdTables {
                 let mut row = vec![MODELS[st.k - 1].to_string(), format!("{:.3}", st.f_stat)];
                 match (st.p_value, st.critical_values) {
                     (Some(p), Some(c)) => {
-                        row.push(bootstrap_p(p, m.replicates));
+                        row.push(crate::output::report::share_p_text(p, m.replicates));
                         row.extend(c.iter().map(|v| format!("{v:.3}")));
                     }
                     _ => row.extend(["-"; 4].map(String::from)),

@@ -25,6 +25,17 @@ pub(crate) fn boot_p_text(p: Option<f64>, replicates: u64) -> String {
     }
 }
 
+/// A one-sided bootstrap p-value, a share of `replicates` (the threshold
+/// model's F tests): none of them at least the statistic is p < 1 /
+/// replicates, not 0.
+pub(crate) fn share_p_text(p: f64, replicates: usize) -> String {
+    if p == 0.0 && replicates > 0 {
+        format!("<{}", 1.0 / replicates as f64)
+    } else {
+        format!("{p:.4}")
+    }
+}
+
 fn num(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.6}"))
 }
@@ -785,10 +796,7 @@ pub fn render_threshold(s: &ThresholdSummary) -> String {
     let names = ["single", "double", "triple"];
     for st in &s.steps {
         let (p, c) = match (st.p_value, st.critical_values) {
-            (Some(p), Some(c)) => (
-                crate::output::paper_tables::bootstrap_p(p, m.replicates),
-                c.map(|v| format!("{v:.3}")),
-            ),
+            (Some(p), Some(c)) => (share_p_text(p, m.replicates), c.map(|v| format!("{v:.3}"))),
             _ => ("-".into(), ["-".into(), "-".into(), "-".into()]),
         };
         let _ = writeln!(
