@@ -33,6 +33,9 @@ pub mod gpu {
     pub mod stack {
         pub use crate::gpu::stack::{Set, replicates};
     }
+    pub mod threshold {
+        pub use crate::gpu::threshold::GpuThreshold;
+    }
     pub mod wild {
         pub use crate::gpu::wild::p_value;
     }
@@ -106,7 +109,10 @@ pub mod provenance {
 
 pub mod resample {
     pub mod threshold {
-        pub use crate::resample::threshold::{FTest, Null, ThresholdScheme, f_tests};
+        pub use crate::resample::threshold::{
+            CpuThreshold, FTest, LinearForm, Null, ThresholdEngine, ThresholdScheme, f_test,
+            f_tests,
+        };
     }
     pub mod checkpoint {
         pub use crate::resample::checkpoint::{HEADER_FILE, Header, Store};

@@ -238,6 +238,203 @@ fn bootstrap_f_statistics_equal_the_brute_force_fixture() {
     }
 }
 
+/// The replicates' searches are linear in their residual draw (the form
+/// the GPU engine computes: a GEMM of the wild weights with per-unit
+/// blocks, or a gather of per-unit-pair blocks): put together from the
+/// products, every replicate's F equals the direct computation's, every
+/// case, scheme (Webb's weights, whose squares are not 1, too) and test.
+#[test]
+fn a_replicates_f_from_its_linear_products_equals_the_direct_one() {
+    use medsim::internals::resample::scheme::WildWeights;
+    use medsim::internals::resample::threshold::{Null, ThresholdScheme};
+    let all = expected();
+    let mut compared = 0;
+    for (name, case) in all.as_object().unwrap() {
+        let table = read_csv(&common::fixture(&format!("threshold_{name}.csv"))).unwrap();
+        let prepared = Prepared::new(&table, &spec_of(case)).unwrap();
+        let grid = Grid::new(&prepared).unwrap();
+        let fit = estimate(&prepared, &grid).unwrap();
+        let mut schemes = vec![
+            ThresholdScheme::Wild(WildWeights::Rademacher),
+            ThresholdScheme::Wild(WildWeights::Webb),
+        ];
+        if fit.balanced {
+            schemes.push(ThresholdScheme::Residual);
+        }
+        for scheme in schemes {
+            for k in 1..=fit.steps.len() {
+                let null = Null::new(&prepared, &grid, &fit, k, scheme, 7).unwrap();
+                let form = null.linear_form();
+                for r in 0..40 {
+                    let (lin, quad) = null.products(&form, r);
+                    let want = null.f_stat(r);
+                    let got = null.f_stat_from(&form, &lin, quad);
+                    let what = format!("{name} {scheme:?} F_{k} replicate {r}");
+                    assert_eq!(got.is_nan(), want.is_nan(), "{what}");
+                    if !want.is_nan() {
+                        close(got, want, 1e-9, &what);
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 500, "{compared} replicates compared");
+}
+
+/// The GPU engine's F statistics equal the CPU engine's replicate for
+/// replicate (every fixture case, both bootstraps, Webb's and the normal
+/// weights too, every test): in f64 to 1e-12 of the replicates' SD, in f32
+/// to 1e-4 of it; degenerate replicates (NaN) alike; batches of 64 from an
+/// odd start, so batch edges and the stream's start are exercised.
+#[cfg(feature = "gpu")]
+#[test]
+fn gpu_and_cpu_threshold_replicates_agree() {
+    use medsim::internals::gpu::threshold::GpuThreshold;
+    use medsim::internals::resample::engine::Precision;
+    use medsim::internals::resample::scheme::WildWeights;
+    use medsim::internals::resample::threshold::{Null, ThresholdEngine, ThresholdScheme};
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let mut precisions = vec![(Precision::F32, 1e-4)];
+    if ctx.has_f64() {
+        precisions.push((Precision::F64, 1e-12));
+    }
+    let (start, count) = (37u64, 150usize);
+    let all = expected();
+    for (name, case) in all.as_object().unwrap() {
+        let table = read_csv(&common::fixture(&format!("threshold_{name}.csv"))).unwrap();
+        let prepared = Prepared::new(&table, &spec_of(case)).unwrap();
+        let grid = Grid::new(&prepared).unwrap();
+        let fit = estimate(&prepared, &grid).unwrap();
+        let mut schemes = vec![
+            ThresholdScheme::Wild(WildWeights::Rademacher),
+            ThresholdScheme::Wild(WildWeights::Webb),
+            ThresholdScheme::Wild(WildWeights::Normal),
+        ];
+        if fit.balanced {
+            schemes.push(ThresholdScheme::Residual);
+        }
+        for scheme in schemes {
+            for k in 1..=fit.steps.len() {
+                let null = Null::new(&prepared, &grid, &fit, k, scheme, 11).unwrap();
+                let cpu: Vec<f64> = (0..count as u64).map(|r| null.f_stat(start + r)).collect();
+                let finite: Vec<f64> = cpu.iter().copied().filter(|v| v.is_finite()).collect();
+                let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+                let sd = (finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                    / (finite.len() - 1) as f64)
+                    .sqrt();
+                for &(precision, tol) in &precisions {
+                    let engine = GpuThreshold::new(ctx, &null, precision, 64).unwrap();
+                    let mut gpu = vec![0.0; count];
+                    engine.compute(start, &mut gpu).unwrap();
+                    let mut worst: f64 = 0.0;
+                    for (r, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+                        let what = format!("{name} {scheme:?} {precision:?} F_{k} replicate {r}");
+                        assert_eq!(g.is_nan(), c.is_nan(), "{what}: {g} vs {c}");
+                        if c.is_finite() {
+                            worst = worst.max((g - c).abs() / sd);
+                        }
+                    }
+                    eprintln!("{name} {scheme:?} {precision:?} F_{k}: worst {worst:.2e} SD");
+                    assert!(
+                        worst <= tol,
+                        "{name} {scheme:?} {precision:?} F_{k}: {worst:e} SD"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `medsim threshold --backend gpu` gives the CPU engine's tests: the
+/// shipped config (the default panel, grid 300, three tests, Hansen's
+/// residual bootstrap and the wild one), the p-values equal and the
+/// critical values within 1e-9 in f64; threshold.json names the engine.
+#[cfg(feature = "gpu")]
+#[test]
+fn medsim_threshold_on_the_gpu_equals_the_cpu() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let precision = if ctx.has_f64() { "f64" } else { "f32" };
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/threshold.toml"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for scheme in ["residual", "wild"] {
+        let text = shipped.replace(
+            "bootstrap = \"residual\"",
+            &format!("bootstrap = \"{scheme}\""),
+        );
+        std::fs::write(dir.path().join(format!("{scheme}.toml")), text).unwrap();
+    }
+    let run = |name: &str, scheme: &str, extra: &[&str]| -> Value {
+        let out = dir.path().join(name);
+        let config = format!("{scheme}.toml");
+        let mut args = vec![
+            "threshold",
+            &config,
+            "-q",
+            "-B",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = common::medsim(dir.path(), &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(&std::fs::read_to_string(out.join("threshold.json")).unwrap()).unwrap()
+    };
+    for scheme in ["residual", "wild"] {
+        let cpu = run(&format!("cpu-{scheme}"), scheme, &["--backend", "cpu"]);
+        let gpu = run(
+            &format!("gpu-{scheme}"),
+            scheme,
+            &["--backend", "gpu", "--precision", precision],
+        );
+        assert!(
+            gpu["model"]["bootstrap"]
+                .as_str()
+                .unwrap()
+                .starts_with(scheme),
+            "{}",
+            gpu["model"]["bootstrap"]
+        );
+        assert_eq!(cpu["model"]["backend"]["backend"], "cpu");
+        assert_eq!(gpu["model"]["backend"]["backend"], "gpu");
+        assert_eq!(gpu["model"]["backend"]["precision"], precision);
+        for (c, g) in cpu["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(gpu["steps"].as_array().unwrap())
+        {
+            let (pc, pg) = (
+                c["p_value"].as_f64().unwrap(),
+                g["p_value"].as_f64().unwrap(),
+            );
+            match precision {
+                "f64" => assert_eq!(pc, pg, "{scheme} k = {}", c["k"]),
+                _ => assert!((pc - pg).abs() <= 0.02, "{scheme}: {pc} vs {pg}"),
+            }
+            let tol = if precision == "f64" { 1e-9 } else { 1e-3 };
+            for (a, b) in numbers(&c["critical_values"])
+                .iter()
+                .zip(numbers(&g["critical_values"]))
+            {
+                assert!(
+                    (a - b).abs() <= tol * a.abs().max(1.0),
+                    "{scheme}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
+
 /// A panel of `units` x `periods` with unit effects, x and q, and (when
 /// `change` is not 0) x's slope larger by `change` where q > 0.5.
 fn simulated(seed: u64, units: usize, periods: usize, change: f64) -> medsim::Table {

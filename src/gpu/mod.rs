@@ -12,6 +12,7 @@ pub mod permute;
 pub mod roofline;
 pub(crate) mod solve_gen;
 pub mod stack;
+pub mod threshold;
 pub mod wgsl;
 pub mod wild;
 
@@ -66,6 +67,14 @@ const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/cell_partial.wgsl"),
     ),
     ("peak.wgsl", include_str!("../../shaders/peak.wgsl")),
+    (
+        "threshold_draw.wgsl",
+        include_str!("../../shaders/threshold_draw.wgsl"),
+    ),
+    (
+        "threshold_search.wgsl",
+        include_str!("../../shaders/threshold_search.wgsl"),
+    ),
     (
         "solve_params.wgsl",
         include_str!("../../shaders/solve_params.wgsl"),
@@ -318,6 +327,38 @@ pub struct WcrParams {
 }
 const _: () = assert!(std::mem::size_of::<WcrParams>() == 16);
 
+/// Uniform parameters of `threshold_draw.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct ThresholdDrawParams {
+    pub nb: u32,
+    pub units: u32,
+    pub periods: u32,
+    pub tag: u32,
+    pub seed: [u32; 2],
+    pub start: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<ThresholdDrawParams>() == 32);
+
+/// Uniform parameters of `threshold_search.wgsl` (`struct Params`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct ThresholdSearchParams {
+    pub nb: u32,
+    pub g: u32,
+    pub m: u32,
+    pub k: u32,
+    pub stride: u32,
+    pub steps: u32,
+    pub min_regime: u32,
+    pub n_obs: u32,
+    pub rows: u32,
+    pub decode_mode: u32,
+    pub n_strata: u32,
+    pub pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<ThresholdSearchParams>() == 48);
+
 /// Uniform parameters of `meat.wgsl` (`struct Params`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -415,6 +456,9 @@ pub struct GpuContext {
     cell_sums: Pipelines,
     cell_factor: Pipelines,
     cell_partial: Pipelines,
+    /// The threshold model's bootstrap (`threshold`).
+    threshold_draw: Pipelines,
+    threshold_search: Pipelines,
     /// The first device error not yet reported (validation, out of memory,
     /// device lost): wgpu reports them asynchronously, the engine checks
     /// here after each batch.
@@ -626,6 +670,8 @@ impl GpuContext {
             cell_sums: Pipelines::new("cell_sums.wgsl", Vec::new()),
             cell_factor: Pipelines::new("cell_factor.wgsl", Vec::new()),
             cell_partial: Pipelines::new("cell_partial.wgsl", Vec::new()),
+            threshold_draw: Pipelines::new("threshold_draw.wgsl", Vec::new()),
+            threshold_search: Pipelines::new("threshold_search.wgsl", Vec::new()),
             fault,
             lost,
         };
@@ -1056,6 +1102,7 @@ impl GpuContext {
         // The integer stages have one precision.
         self.stage(&self.philox, Precision::F32)?;
         self.stage(&self.weights, Precision::F32)?;
+        self.stage(&self.threshold_draw, Precision::F32)?;
         for stages in [
             &self.gemm,
             &self.gemm_narrow,
@@ -1068,6 +1115,7 @@ impl GpuContext {
             &self.cell_sums,
             &self.cell_factor,
             &self.cell_partial,
+            &self.threshold_search,
         ] {
             self.stage(stages, precision)?;
         }
@@ -1343,6 +1391,26 @@ impl GemmInputs {
             precision,
             subgroup: ctx.subgroup_gemm.load(Ordering::SeqCst),
         })
+    }
+
+    /// A GEMM whose left operand is `table[code]`, the codes written by
+    /// another stage into the slot's codes (`rows` per replicate): the
+    /// threshold model's residual bootstrap, each replicate's row its
+    /// residual draw (`threshold_draw.wgsl`). Record it with `record_gemm`.
+    pub(crate) fn reading_table(
+        ctx: &GpuContext,
+        rows: usize,
+        table: &[f64],
+        stats: &[f64],
+        n: usize,
+        precision: Precision,
+    ) -> Result<GemmInputs> {
+        // The normal weights' decoding is a table lookup (mode 1); only the
+        // table differs.
+        let plan = WeightPlan::new(Scheme::Wild(WildWeights::Normal), 0, rows, None);
+        let mut inputs = Self::new(ctx, &plan, stats, n, precision, false)?.keeping_codes();
+        inputs.decode_table = ctx.reals("decode table", table, precision);
+        Ok(inputs)
     }
 
     /// The weight stage writes every replicate's codes even where the GEMM

@@ -554,6 +554,87 @@ impl Grid {
         }
     }
 
+    /// Candidates.
+    pub fn candidates(&self) -> usize {
+        self.g
+    }
+
+    /// Regime-dependent regressors.
+    pub fn regressors(&self) -> usize {
+        self.m
+    }
+
+    /// Absorbed base columns (the regressors, controls, period dummies).
+    pub fn base_columns(&self) -> usize {
+        self.k
+    }
+
+    /// `d_a(g)' M_W d_b(h)`: (g m) x (g m), row (g, a), column (h, b).
+    pub fn products(&self) -> &[f64] {
+        &self.dd
+    }
+
+    /// `sum x_a^2 1(q <= c_g)`, g x m: the scale a pivot is judged by.
+    pub fn pivot_scales(&self) -> &[f64] {
+        &self.scale
+    }
+
+    /// Observations at or below each candidate.
+    pub fn below(&self) -> &[usize] {
+        &self.below
+    }
+
+    /// Fewest observations a regime may have.
+    pub fn min_regime(&self) -> usize {
+        self.min_regime
+    }
+
+    /// Observations.
+    pub fn n_obs(&self) -> usize {
+        self.n_obs
+    }
+
+    /// Residual degrees of freedom of the F statistics' variance.
+    pub fn df(&self) -> f64 {
+        self.df
+    }
+
+    /// Each observation's row of the columns an outcome's searches are
+    /// linear in, n x (g m + k) row-major: `M_W d_a(g)` for every
+    /// candidate and regressor (so `r_a(g) = M_W d_a(g) . y`), then `Z =
+    /// L^{-1} W'`'s column (so `u_y = Z y`). What a bootstrap replicate's
+    /// searches need of its outcome is then a product of these columns
+    /// with it (`resample::threshold::LinearForm`).
+    pub fn residualised_columns(&self, p: &Prepared) -> Vec<f64> {
+        let (k, m, g) = (self.k, self.m, self.g);
+        let width = g * m + k;
+        let n = self.n_obs;
+        let mut out = vec![0.0; n * width];
+        let mut z = vec![0.0; k];
+        for (o, row) in out.chunks_mut(width).enumerate() {
+            for (col, w) in p.base.iter().enumerate() {
+                z[col] = w[o];
+            }
+            forward(&self.l, k, &mut z);
+            let bin = self.bin[o] as usize;
+            for c in 0..g {
+                for a in 0..m {
+                    let ca = c * m + a;
+                    let d = if bin <= c { p.x[a][o] } else { 0.0 };
+                    row[ca] = d - dot(&self.u[ca * k..(ca + 1) * k], &z);
+                }
+            }
+            row[g * m..].copy_from_slice(&z);
+        }
+        out
+    }
+
+    /// The part of a search's outcome that comes from its products with
+    /// the columns: `r` (g m) and the threshold-free SSR.
+    pub fn outcome_from(&self, r: Vec<f64>, ssr_linear: f64) -> Outcome {
+        Outcome { ssr_linear, r }
+    }
+
     /// Whether the thresholds at candidates `set` leave every regime
     /// `min_regime` observations.
     fn allowed(&self, set: &[usize]) -> bool {

@@ -8,12 +8,12 @@ use crate::error::{Error, Result};
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::panel::Panel;
-#[cfg(feature = "gpu")]
 use crate::resample::engine::Precision;
 use crate::resample::engine::{Backend, Engine};
 use crate::resample::factory::{CpuRequest, cpu_engine};
 use crate::resample::scheme::{Scheme, WeightPlan};
 use crate::resample::spec::{BackendChoice, ResampleSpec, SharedWeights};
+use crate::resample::threshold::{CpuThreshold, Null, ThresholdEngine};
 use crate::resample::wild::RestrictedTest;
 
 /// Whether `spec` runs on a GPU: asked for, or (auto) an adapter named or
@@ -156,6 +156,82 @@ fn gpu_engine<'a>(
     _: Request<'a>,
     _: WeightPlan,
 ) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
+    Err(no_gpu_build())
+}
+
+/// Where a threshold test's replicates run (`[resampling]`'s backend,
+/// adapter, precision and GPU batch, as for `medsim run`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdBackend {
+    pub backend: BackendChoice,
+    pub adapter: Option<String>,
+    pub precision: Option<Precision>,
+    pub gpu_batch: usize,
+}
+
+/// The engine of `null`'s replicates: the CPU's on `pool`, the GPU's, or
+/// (auto) the GPU's on a hardware adapter, else the CPU's; auto leaves a
+/// residual bootstrap whose table the adapter cannot hold to the CPU.
+pub fn threshold_engine<'n>(
+    choice: &ThresholdBackend,
+    null: &'n Null<'_>,
+    pool: &'n rayon::ThreadPool,
+) -> Result<Box<dyn ThresholdEngine + 'n>> {
+    if choice.backend == BackendChoice::Cpu && choice.precision.is_some() {
+        return Err(Error::InvalidOption {
+            option: "resampling.precision".into(),
+            message:
+                "the CPU engine always computes in f64; a precision applies to the GPU engine only"
+                    .into(),
+        });
+    }
+    let named = choice.backend == BackendChoice::Gpu || choice.adapter.is_some();
+    let wanted = match choice.backend {
+        BackendChoice::Cpu => false,
+        BackendChoice::Gpu => true,
+        BackendChoice::Auto => named || hardware_gpu(),
+    };
+    if wanted {
+        match gpu_threshold(choice, null) {
+            Err(Error::InvalidOption { option, message })
+                if !named && option == "resampling.backend" =>
+            {
+                let why = message.split("; use").next().unwrap_or_default();
+                crate::notices::notify(format!(
+                    "note: {why}; the CPU engine bootstraps the threshold test instead"
+                ));
+            }
+            other => return other,
+        }
+    }
+    Ok(Box::new(CpuThreshold { null, pool }))
+}
+
+#[cfg(feature = "gpu")]
+fn gpu_threshold<'n>(
+    choice: &ThresholdBackend,
+    null: &'n Null<'_>,
+) -> Result<Box<dyn ThresholdEngine + 'n>> {
+    let spec = ResampleSpec {
+        adapter: choice.adapter.clone(),
+        precision: choice.precision,
+        gpu_batch: choice.gpu_batch,
+        ..ResampleSpec::default()
+    };
+    let gpu = gpu_for(&spec)?;
+    Ok(Box::new(crate::gpu::threshold::GpuThreshold::new(
+        gpu.ctx,
+        null,
+        gpu.precision,
+        gpu.max_batch,
+    )?))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_threshold<'n>(
+    _: &ThresholdBackend,
+    _: &'n Null<'_>,
+) -> Result<Box<dyn ThresholdEngine + 'n>> {
     Err(no_gpu_build())
 }
 

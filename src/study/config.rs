@@ -1193,6 +1193,19 @@ impl Config {
             replicates: t.replicates as usize,
             seed: self.resampling.seed,
             threads: self.resampling.threads as usize,
+            engine: crate::study::backend::ThresholdBackend {
+                backend: BackendChoice::parse(&self.resampling.backend)
+                    .map_err(|e| err("resampling.backend", message_of(e)))?,
+                adapter: self.resampling.adapter.clone(),
+                precision: self
+                    .resampling
+                    .precision
+                    .as_deref()
+                    .map(Precision::parse)
+                    .transpose()
+                    .map_err(|e| err("resampling.precision", message_of(e)))?,
+                gpu_batch: self.resampling.gpu_batch as usize,
+            },
         })
     }
 

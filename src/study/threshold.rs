@@ -6,10 +6,12 @@
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::threshold::{Grid, Prepared, ThresholdSpec, estimate, lr_critical};
 use crate::resample::aggregate::Progress;
-use crate::resample::threshold::{FTest, ThresholdScheme, f_tests};
+use crate::resample::engine::Backend;
+use crate::resample::threshold::{FTest, Null, ThresholdScheme, f_test};
+use crate::study::backend::{ThresholdBackend, threshold_engine};
 use crate::study::run::DataSource;
 
 /// Everything `medsim threshold` needs, validated.
@@ -23,6 +25,8 @@ pub struct ThresholdPlan {
     pub replicates: usize,
     pub seed: u64,
     pub threads: usize,
+    /// Where the replicates run.
+    pub engine: ThresholdBackend,
 }
 
 /// threshold.json.
@@ -66,6 +70,10 @@ pub struct ModelInfo {
     pub bootstrap: String,
     pub replicates: usize,
     pub seed: u64,
+    /// Where the replicates ran (the first test's engine; every test's
+    /// is chosen alike); None without replicates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,20 +131,32 @@ pub fn run(plan: &ThresholdPlan, progress: Progress) -> Result<ThresholdSummary>
     let prepared = Prepared::new(&table, &plan.spec)?;
     let grid = Grid::new(&prepared)?;
     let fit = estimate(&prepared, &grid)?;
+    let mut backend = None;
     let tests: Vec<Option<FTest>> = if plan.replicates > 0 {
-        f_tests(
-            &prepared,
-            &grid,
-            &fit,
-            plan.scheme,
-            plan.replicates,
-            plan.seed,
-            plan.threads,
-            progress,
-        )?
-        .into_iter()
-        .map(Some)
-        .collect()
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(plan.threads.max(1))
+            .build()
+            .map_err(|e| Error::Numerical(e.to_string()))?;
+        let total = (plan.replicates * fit.steps.len()) as u64;
+        (1..=fit.steps.len())
+            .map(|k| {
+                let null = Null::new(&prepared, &grid, &fit, k, plan.scheme, plan.seed)?;
+                let engine = threshold_engine(&plan.engine, &null, &pool)?;
+                backend.get_or_insert_with(|| engine.backend());
+                let done = (plan.replicates * (k - 1)) as u64;
+                let f = fit.steps[k - 1].f_stat;
+                f_test(
+                    engine.as_ref(),
+                    k,
+                    f,
+                    plan.replicates,
+                    done,
+                    total,
+                    progress,
+                )
+                .map(Some)
+            })
+            .collect::<Result<_>>()?
     } else {
         vec![None; fit.steps.len()]
     };
@@ -234,6 +254,7 @@ pub fn run(plan: &ThresholdPlan, progress: Progress) -> Result<ThresholdSummary>
             bootstrap: scheme_name(plan.scheme),
             replicates: plan.replicates,
             seed: plan.seed,
+            backend,
         },
         steps,
     })
