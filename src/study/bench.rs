@@ -4,9 +4,10 @@
 //! once, then repeated; it reports the median and range of replicates per
 //! second, the achieved FLOP/s from a stated per-replicate count, and its
 //! fraction of the engine's measured peak. The panel threshold model's
-//! single-threshold F test runs on the CPU engine (`Grid`'s searches)
-//! beside its refit baseline (the replicate's outcome refitted by least
-//! squares at each of the 300 candidates).
+//! single-threshold F test runs on every engine (the CPU's `Grid`
+//! searches, the GPU's GEMM and search stages) beside its refit baseline
+//! (the replicate's outcome refitted by least squares at each of the 300
+//! candidates).
 //!
 //! Per-replicate work of a reweighting scheme: the weights times the
 //! per-cluster statistics, `2 G w` flops, w the columns the engine's GEMM
@@ -45,7 +46,8 @@ use crate::model::threshold::{Grid, Prepared, ThresholdFit, ThresholdSpec, estim
 use crate::resample::intervals::Method;
 use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
 use crate::resample::spec::{BackendChoice, ResampleSpec};
-use crate::resample::threshold::{Null, ThresholdScheme, f_tests};
+use crate::resample::threshold::{Null, ThresholdScheme, f_test};
+use crate::study::backend::{ThresholdBackend, threshold_engine};
 use crate::study::resampling::resample;
 
 /// Where a workload runs.
@@ -653,34 +655,41 @@ impl Suite<'_> {
         rows.extend(self.scaling_in_b(engine, gpu_scale)?);
         rows.extend(self.scaling_in_size(engine, b)?);
         rows.push(self.simulation(engine, gpu_scale)?);
-        if *engine == Engine::Cpu {
-            rows.extend(self.threshold_rows(engine)?);
-        }
+        rows.extend(self.threshold_rows(engine)?);
         Ok(rows)
     }
 
     /// The single-threshold F test on the default panel (dei's slope by
-    /// regimes of agglom, 300 candidates), each bootstrap: replicates per
-    /// second of the CPU engine (the GPU has no threshold engine yet).
+    /// regimes of agglom, 300 candidates), each bootstrap, B = 1000:
+    /// replicates per second of the whole test on the engine, its set-up
+    /// (the null model, the GPU's linear form and buffers) included.
     fn threshold_rows(&self, engine: &Engine) -> Result<Vec<Row>> {
         let b = if self.quick { 200 } else { 1000 };
         let (prepared, grid, fit) = threshold_problem(&self.default_table)?;
+        let choice = ThresholdBackend {
+            backend: match engine {
+                Engine::Gpu(_) => BackendChoice::Gpu,
+                _ => BackendChoice::Cpu,
+            },
+            adapter: match engine {
+                Engine::Gpu(name) => Some(name.clone()),
+                _ => None,
+            },
+            precision: None,
+            gpu_batch: 0,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .build()
+            .map_err(|e| Error::Numerical(e.to_string()))?;
         THRESHOLD_SCHEMES
             .iter()
             .map(|&(name, scheme)| {
                 (self.progress)(&format!("{name} on {}", engine.label()));
                 measure(name, engine, b, self.repeats, None, &mut || {
-                    f_tests(
-                        &prepared,
-                        &grid,
-                        &fit,
-                        scheme,
-                        b as usize,
-                        1,
-                        rayon::current_num_threads(),
-                        &|_, _| Ok(()),
-                    )
-                    .map(|_| ())
+                    let null = Null::new(&prepared, &grid, &fit, 1, scheme, 1)?;
+                    let engine = threshold_engine(&choice, &null, &pool)?;
+                    let f = fit.steps[0].f_stat;
+                    f_test(engine.as_ref(), 1, f, b as usize, 0, b, &|_, _| Ok(())).map(|_| ())
                 })
             })
             .collect()
