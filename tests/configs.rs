@@ -257,8 +257,9 @@ fn every_shipped_config_runs_and_writes_its_outputs() {
 /// dei's direct effect in the synthetic panel.
 const C_PRIME: f64 = medsim::internals::data::synthetic::C_PRIME;
 
-/// `medsim threshold` refuses a config without its section, and a
-/// threshold variable that is the outcome, by key, writing nothing.
+/// `medsim threshold` refuses a config without its section, a threshold
+/// variable that is the outcome, and regime-dependent mediation with two
+/// mediators, by key, writing nothing.
 #[test]
 fn threshold_configs_are_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -275,6 +276,23 @@ fn threshold_configs_are_checked() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("threshold.variable") && err.contains("outcome"),
+        "{err}"
+    );
+    // Regime-dependent mediation takes one mediator.
+    let two = paper.replace(
+        "mediators = [\"agglom\"]",
+        "mediators = [\"agglom_sec\", \"agglom_ter\"]",
+    ) + "\n[threshold]\nvariable = \"agglom\"\nmediation = true\n";
+    assert!(
+        two.contains("agglom_sec"),
+        "configs/paper.toml names its mediators so"
+    );
+    std::fs::write(dir.path().join("two.toml"), two).unwrap();
+    let o = medsim(dir.path(), &["threshold", "two.toml", "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("model.mediators") && err.contains("one mediator"),
         "{err}"
     );
     assert!(!dir.path().join("results").exists());

@@ -435,6 +435,151 @@ fn medsim_threshold_on_the_gpu_equals_the_cpu() {
     }
 }
 
+/// Regime-dependent mediation on the shipped config: the regimes of the
+/// single threshold moderate a, b and c' in one pooled model, and every
+/// path, conditional indirect effect and contrast in threshold.json equals
+/// an independent least-squares fit of that model (the regime indicator
+/// built here from the reported threshold, explicit unit demeaning and
+/// period dummies) to 1e-8; the intervals are the run's own
+/// (mediation/summary.json). The synthetic threshold (dei's direct effect
+/// steeper by 0.05 above agglom 2.5) shows in the c' contrast.
+#[test]
+fn regime_mediation_is_the_pooled_model_moderated_by_the_regime() {
+    use medsim::internals::data::synthetic::{SyntheticParams, generate};
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/threshold.toml"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = shipped.replace("level = 0.95", "level = 0.95\nmediation = true");
+    std::fs::write(dir.path().join("t.toml"), text).unwrap();
+    let o = common::medsim(dir.path(), &["threshold", "t.toml", "-q", "-B", "199"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(printed.contains("Regime-dependent mediation"), "{printed}");
+    let folder = dir.path().join("results/threshold");
+    let read = |p: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(folder.join(p)).unwrap()).unwrap()
+    };
+    let t = read("threshold.json");
+    let run = read("mediation/summary.json");
+    let md = &t["mediation"];
+    let gamma = md["threshold"].as_f64().unwrap();
+    assert_eq!(
+        gamma,
+        t["steps"][0]["thresholds"][0]["estimate"].as_f64().unwrap()
+    );
+    assert_eq!(md["moderator"], "agglom_above_threshold");
+    assert_eq!(run["moderation"]["moderator"], "agglom_above_threshold");
+
+    // The model by hand.
+    let mut table = generate(SyntheticParams {
+        cities: 278,
+        years: 10,
+        seed: 1,
+        threshold_effect: -0.05,
+        threshold_at: 2.5,
+        ..SyntheticParams::default()
+    });
+    for h in table.headers.iter_mut() {
+        match h.as_str() {
+            "city" => *h = "unit".into(),
+            "year" => *h = "time".into(),
+            _ => {}
+        }
+    }
+    let controls = [
+        "ln_gdp",
+        "industry",
+        "fdi",
+        "urban",
+        "gov",
+        "ln_pop_density",
+    ];
+    let mut names = vec!["dei", "agglom", "log_ci"];
+    names.extend(controls);
+    let data = common::Materialised::new(&table, &names, &[1.0; 278]);
+    let (x, m, y) = (
+        data.column("dei"),
+        data.column("agglom"),
+        data.column("log_ci"),
+    );
+    let w: Vec<f64> = m.iter().map(|&v| f64::from(u8::from(v > gamma))).collect();
+    let xw: Vec<f64> = x.iter().zip(&w).map(|(a, b)| a * b).collect();
+    let mw: Vec<f64> = m.iter().zip(&w).map(|(a, b)| a * b).collect();
+    let z: Vec<Vec<f64>> = controls.iter().map(|c| data.column(c)).collect();
+    let mut regs: Vec<&[f64]> = vec![&x, &w, &xw];
+    regs.extend(z.iter().map(|c| c.as_slice()));
+    let a = data.fit(&m, &regs);
+    let mut regs: Vec<&[f64]> = vec![&x, &w, &xw, &m, &mw];
+    regs.extend(z.iter().map(|c| c.as_slice()));
+    let out = data.fit(&y, &regs);
+    let (a1, a3, c1, c3, b1, b3) = (a[0], a[2], out[0], out[2], out[3], out[4]);
+    let f = |v: &Value| v.as_f64().unwrap();
+    let regimes = md["regimes"].as_array().unwrap();
+    for (k, r) in regimes.iter().enumerate() {
+        let h = k as f64;
+        let what = format!("regime {k}");
+        close(f(&r["a"]), a1 + h * a3, 1e-8, &format!("{what} a"));
+        close(f(&r["b"]), b1 + h * b3, 1e-8, &format!("{what} b"));
+        close(f(&r["c_prime"]), c1 + h * c3, 1e-8, &format!("{what} c'"));
+        let ab = (a1 + h * a3) * (b1 + h * b3);
+        close(
+            f(&r["indirect"]["estimate"]),
+            ab,
+            1e-8,
+            &format!("{what} a*b"),
+        );
+        close(
+            f(&r["suppression_share"]),
+            (ab / (c1 + h * c3)).abs(),
+            1e-8,
+            &format!("{what} share"),
+        );
+        assert!(f(&r["indirect"]["lower"]) < f(&r["indirect"]["upper"]));
+    }
+    let contrast = |path: &str| {
+        md["contrasts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["path"] == path)
+            .unwrap()["estimate"]
+            .clone()
+    };
+    close(f(&contrast("a")["estimate"]), a3, 1e-8, "a contrast");
+    close(f(&contrast("b")["estimate"]), b3, 1e-8, "b contrast");
+    close(f(&contrast("c_prime")["estimate"]), c3, 1e-8, "c' contrast");
+    let diff = (a1 + a3) * (b1 + b3) - a1 * b1;
+    close(
+        f(&contrast("indirect")["estimate"]),
+        diff,
+        1e-8,
+        "a*b contrast",
+    );
+    // The contrasts' intervals are the run's intervals of a3, b3, c3' and
+    // the indirect effects' difference, from its replicates.
+    let method = md["interval_method"].as_str().unwrap();
+    for (path, key) in [
+        ("a", "a3"),
+        ("c_prime", "c3_prime"),
+        ("indirect", "indirect_difference"),
+    ] {
+        let ci = run["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["effect"] == key && i["method"] == method)
+            .unwrap();
+        assert_eq!(contrast(path)["lower"], ci["lower"], "{path}");
+        assert_eq!(contrast(path)["upper"], ci["upper"], "{path}");
+    }
+    // The documented threshold in dei's direct effect.
+    assert!((c3 + 0.05).abs() < 0.005, "c' contrast {c3}");
+    assert!(f(&contrast("c_prime")["upper"]) < 0.0);
+}
+
 /// A panel of `units` x `periods` with unit effects, x and q, and (when
 /// `change` is not 0) x's slope larger by `change` where q > 0.5.
 fn simulated(seed: u64, units: usize, periods: usize, change: f64) -> medsim::Table {

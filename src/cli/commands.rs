@@ -418,7 +418,7 @@ pub(crate) fn threshold(args: RunArgs) -> Result<()> {
         Ok(())
     });
     bar.finish_and_clear();
-    let summary = ran?;
+    let (summary, mediation) = ran?;
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
     let report = crate::output::report::render_threshold(&summary);
@@ -437,6 +437,12 @@ pub(crate) fn threshold(args: RunArgs) -> Result<()> {
     if c.output.plots {
         for (name, text) in crate::output::plots::threshold_lr(&summary) {
             files.push((name, text.into_bytes()));
+        }
+    }
+    // The regime mediation's run, as `medsim run` writes it.
+    if let Some(run) = &mediation {
+        for (name, bytes) in crate::output::files::run_files(run, c.output.plots)? {
+            files.push((format!("mediation/{name}"), bytes));
         }
     }
     session.write(&files)?;

@@ -845,6 +845,67 @@ pub fn render_threshold(s: &ThresholdSummary) -> String {
             );
         }
     }
+    if let Some(md) = &s.mediation {
+        let _ = writeln!(
+            out,
+            "\nRegime-dependent mediation: {} -> {} -> {}, regimes of the single threshold \
+             {} ({} moderating a, b and c' in one pooled model; mediation/summary.json)",
+            md.treatment,
+            md.mediator,
+            md.outcome,
+            threshold_value(md.threshold),
+            md.moderator
+        );
+        let level = if md.level.is_finite() {
+            format!("{} % {}", 100.0 * md.level, md.interval_method)
+        } else {
+            "no".into()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<26} {:>9} {:>9} {:>9} {:>9} {:>23} {:>9}",
+            "regime",
+            "a",
+            "b",
+            "c'",
+            "a*b",
+            format!("{level} interval"),
+            "share"
+        );
+        let ci = |e: &crate::study::threshold::Estimate| match (e.lower, e.upper) {
+            (Some(l), Some(u)) => format!("[{l:.4}, {u:.4}]"),
+            _ => "-".into(),
+        };
+        for r in &md.regimes {
+            let _ = writeln!(
+                out,
+                "  {:<26} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>23} {:>9.3}",
+                r.regime,
+                r.a,
+                r.b,
+                r.c_prime,
+                r.indirect.estimate,
+                ci(&r.indirect),
+                r.suppression_share
+            );
+        }
+        let _ = writeln!(out, "  high less low:");
+        for c in &md.contrasts {
+            let name = match c.path.as_str() {
+                "c_prime" => "c'",
+                "indirect" => "a*b",
+                other => other,
+            };
+            let _ = writeln!(
+                out,
+                "  {:<26} {:>9.4} {:>23} p {}",
+                name,
+                c.estimate.estimate,
+                ci(&c.estimate),
+                c.estimate.p_value.map_or("-".into(), |p| format!("{p:.4}"))
+            );
+        }
+    }
     out
 }
 

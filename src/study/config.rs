@@ -306,7 +306,8 @@ pub struct ThresholdConfig {
     pub replicates: u64,
     /// Level of the thresholds' likelihood-ratio confidence sets.
     pub level: f64,
-    /// Regime-dependent mediation (not yet available).
+    /// Regime-dependent mediation: `[model]`'s mediation model with the
+    /// single threshold's regime moderating a, b and c'.
     pub mediation: bool,
 }
 
@@ -1132,12 +1133,6 @@ impl Config {
                 "name the threshold variable q, e.g. variable = \"agglom\"".into(),
             ));
         }
-        if t.mediation {
-            return Err(err(
-                "threshold.mediation",
-                "regime-dependent mediation is not available yet; leave mediation = false".into(),
-            ));
-        }
         let data = self.data_source(origin)?;
         let m = &self.model;
         let fixed_effects = match t.fixed_effects.trim() {
@@ -1206,7 +1201,46 @@ impl Config {
                     .map_err(|e| err("resampling.precision", message_of(e)))?,
                 gpu_batch: self.resampling.gpu_batch as usize,
             },
+            mediation: if t.mediation {
+                Some(self.regime_mediation_plan(origin)?)
+            } else {
+                None
+            },
         })
+    }
+
+    /// The run of `[model]` that regime-dependent mediation moderates by
+    /// the regime: one mediator, no moderator, chain, interaction or groups
+    /// of its own.
+    fn regime_mediation_plan(&self, origin: &Origin) -> Result<RunPlan> {
+        let err = |key: &str, message: String| origin.error(key, message);
+        let plan = self.plan(origin)?;
+        let m = &plan.model;
+        if m.mediators.len() != 1 {
+            return Err(err(
+                "model.mediators",
+                format!(
+                    "regime-dependent mediation (threshold.mediation) takes one mediator, not {}",
+                    m.mediators.len()
+                ),
+            ));
+        }
+        let taken = [
+            ("model.moderator", m.moderation.is_some()),
+            ("model.interaction", m.interaction.is_some()),
+            ("model.serial", m.serial),
+            ("model.groups", !plan.group_by.is_empty()),
+            ("model.also_mediators", !plan.mediator_sets.is_empty()),
+        ];
+        if let Some((key, _)) = taken.iter().find(|(_, on)| *on) {
+            return Err(err(
+                key,
+                "regime-dependent mediation (threshold.mediation) moderates a, b and c' by the \
+                 regime itself; unset this for the threshold run"
+                    .into(),
+            ));
+        }
+        Ok(plan)
     }
 
     /// The model of `[data]` and `[model]`, validated (its errors name the

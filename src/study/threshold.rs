@@ -7,12 +7,15 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::model::mediation::headline;
+use crate::model::spec::{Moderation, ModeratorValues};
 use crate::model::threshold::{Grid, Prepared, ThresholdSpec, estimate, lr_critical};
 use crate::resample::aggregate::Progress;
 use crate::resample::engine::Backend;
 use crate::resample::threshold::{FTest, Null, ThresholdScheme, f_test};
 use crate::study::backend::{ThresholdBackend, threshold_engine};
-use crate::study::run::DataSource;
+use crate::study::run::{DataSource, RunPlan, execute};
+use crate::study::summary::Summary;
 
 /// Everything `medsim threshold` needs, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +30,10 @@ pub struct ThresholdPlan {
     pub threads: usize,
     /// Where the replicates run.
     pub engine: ThresholdBackend,
+    /// Regime-dependent mediation (`[threshold] mediation = true`): the
+    /// run of `[model]` (one mediator), whose moderator the analysis sets
+    /// to the regime indicator of the single-threshold model.
+    pub mediation: Option<RunPlan>,
 }
 
 /// threshold.json.
@@ -39,6 +46,67 @@ pub struct ThresholdSummary {
     /// One per number of thresholds k = 1..=max: the F test of the k-th
     /// threshold against k - 1, and the model with k thresholds.
     pub steps: Vec<StepSummary>,
+    /// Regime-dependent mediation, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mediation: Option<RegimeMediation>,
+}
+
+/// The mediation model by regime of the single-threshold model: one pooled
+/// fixed-effects model in which the regime indicator W = 1(q > threshold)
+/// moderates a, b and c' (PROCESS model 59, W not centred), so each path
+/// in the low regime is its coefficient and in the high regime that plus
+/// its interaction, and the interactions are the contrasts between the
+/// regimes. Its whole run is `mediation/summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegimeMediation {
+    pub threshold: f64,
+    /// The regime indicator's column, added to the data.
+    pub moderator: String,
+    pub treatment: String,
+    pub mediator: String,
+    pub outcome: String,
+    /// The intervals' method and level (the run's first resampling
+    /// method, else the delta method's).
+    pub interval_method: String,
+    pub level: f64,
+    /// Low (q <= threshold), then high.
+    pub regimes: Vec<RegimeEffects>,
+    /// High less low: a3, b3, c3' and the difference of the indirect
+    /// effects.
+    pub contrasts: Vec<RegimeContrast>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegimeEffects {
+    pub regime: String,
+    pub a: f64,
+    pub b: f64,
+    pub c_prime: f64,
+    /// a*b in the regime, with its interval.
+    pub indirect: Estimate,
+    /// c' in the regime, with its interval.
+    pub direct: Estimate,
+    /// |a*b / c'|.
+    pub suppression_share: f64,
+    /// a*b and c' of opposite signs.
+    pub suppressing: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegimeContrast {
+    /// "a", "b", "c_prime" or "indirect".
+    pub path: String,
+    pub estimate: Estimate,
+}
+
+/// A point estimate with its interval and p-value where the run gives
+/// them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    pub estimate: f64,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub p_value: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -124,9 +192,13 @@ pub struct LrCurve {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Run the analysis; `progress` hears the bootstrap replicates done over
-/// all the tests, and its error stops the run.
-pub fn run(plan: &ThresholdPlan, progress: Progress) -> Result<ThresholdSummary> {
+/// Run the analysis, and with regime-dependent mediation its run's
+/// summary; `progress` hears the bootstrap replicates done over all the
+/// tests (then the mediation run's), and its error stops the run.
+pub fn run(
+    plan: &ThresholdPlan,
+    progress: Progress,
+) -> Result<(ThresholdSummary, Option<Summary>)> {
     let table = plan.data.load()?;
     let prepared = Prepared::new(&table, &plan.spec)?;
     let grid = Grid::new(&prepared)?;
@@ -227,6 +299,19 @@ pub fn run(plan: &ThresholdPlan, progress: Progress) -> Result<ThresholdSummary>
             }
         })
         .collect();
+    let mediation = match &plan.mediation {
+        Some(run) => {
+            let threshold = fit.steps[0].thresholds[0];
+            Some(regime_mediation(
+                run,
+                &table,
+                &spec.threshold,
+                threshold,
+                progress,
+            )?)
+        }
+        None => None,
+    };
     Ok(ThresholdSummary {
         version: env!("CARGO_PKG_VERSION").into(),
         name: plan.name.clone(),
@@ -257,6 +342,14 @@ pub fn run(plan: &ThresholdPlan, progress: Progress) -> Result<ThresholdSummary>
             backend,
         },
         steps,
+        mediation: None,
+    })
+    .map(|mut t| {
+        let run = mediation.map(|(m, run)| {
+            t.mediation = Some(m);
+            run
+        });
+        (t, run)
     })
 }
 
@@ -266,4 +359,127 @@ fn scheme_name(scheme: ThresholdScheme) -> String {
         ThresholdScheme::Residual => "residual (units' residual vectors, Hansen 1999)".into(),
         ThresholdScheme::Wild(w) => format!("wild ({}, unit multipliers)", w.as_str()),
     }
+}
+
+/// The name of the regime indicator added for `q`.
+pub fn regime_column(q: &str) -> String {
+    format!("{q}_above_threshold")
+}
+
+/// Run `run` with the regime indicator of `threshold` on `q` added to
+/// `table` as the moderator of a, b and c'; the block threshold.json
+/// shows and the run's summary.
+pub fn regime_mediation(
+    run: &RunPlan,
+    table: &crate::data::table::Table,
+    q: &str,
+    threshold: f64,
+    progress: Progress,
+) -> Result<(RegimeMediation, Summary)> {
+    let name = regime_column(q);
+    if table.column(&name).is_some() {
+        return Err(Error::InvalidOption {
+            option: "threshold.mediation".into(),
+            message: format!(
+                "the data already have a column '{name}', the name of the regime indicator \
+                 that regime-dependent mediation adds; rename it"
+            ),
+        });
+    }
+    let at = table.column(q).ok_or_else(|| Error::InvalidOption {
+        option: "threshold.variable".into(),
+        message: format!("the data have no column '{q}'"),
+    })?;
+    let mut with = table.clone();
+    with.headers.push(name.clone());
+    for row in &mut with.rows {
+        // A missing or unreadable q leaves the regime missing: the run
+        // drops the row as it drops any incomplete one.
+        let cell = match row[at].trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => if v > threshold { "1" } else { "0" }.to_string(),
+            _ => String::new(),
+        };
+        row.push(cell);
+    }
+    let mut plan = run.clone();
+    plan.data = DataSource::Table(with);
+    plan.model.moderation = Some(Moderation {
+        moderator: name.clone(),
+        a: true,
+        b: true,
+        direct: true,
+        center: false,
+        at: ModeratorValues::Values(vec![0.0, 1.0]),
+    });
+    let summary = execute(&plan, progress)?;
+    let effect = |key: &str| -> Result<Estimate> {
+        let e = summary.effects.get(key).ok_or_else(|| {
+            Error::Numerical(format!("the regime mediation run has no effect '{key}'"))
+        })?;
+        let ci = headline(&summary.intervals, key);
+        Ok(Estimate {
+            estimate: e.estimate,
+            lower: ci.map(|i| i.lower),
+            upper: ci.map(|i| i.upper),
+            p_value: e
+                .bootstrap
+                .as_ref()
+                .map_or(e.p_value, |b| b.p_value.or(e.p_value)),
+        })
+    };
+    let method = headline(&summary.intervals, "conditional_indirect:0");
+    let (a, b, c) = (effect("a")?, effect("b")?, effect("c_prime")?);
+    let (a3, b3, c3) = (effect("a3")?, effect("b3")?, effect("c3_prime")?);
+    let label = |high: bool| {
+        let t = (threshold * 1e4).round() / 1e4;
+        if high {
+            format!("{q} > {t}")
+        } else {
+            format!("{q} <= {t}")
+        }
+    };
+    let regimes = (0..2)
+        .map(|k| {
+            let high = k == 1;
+            let indirect = effect(&format!("conditional_indirect:{k}"))?;
+            let direct = effect(&format!("conditional_direct:{k}"))?;
+            let share = (indirect.estimate / direct.estimate).abs();
+            Ok(RegimeEffects {
+                regime: label(high),
+                a: a.estimate + if high { a3.estimate } else { 0.0 },
+                b: b.estimate + if high { b3.estimate } else { 0.0 },
+                c_prime: c.estimate + if high { c3.estimate } else { 0.0 },
+                suppressing: indirect.estimate * direct.estimate < 0.0,
+                suppression_share: share,
+                indirect,
+                direct,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let contrasts = vec![
+        ("a", a3),
+        ("b", b3),
+        ("c_prime", c3),
+        ("indirect", effect("indirect_difference")?),
+    ]
+    .into_iter()
+    .map(|(path, estimate)| RegimeContrast {
+        path: path.into(),
+        estimate,
+    })
+    .collect();
+    Ok((
+        RegimeMediation {
+            threshold,
+            moderator: name,
+            treatment: plan.model.treatment.clone(),
+            mediator: plan.model.mediators[0].clone(),
+            outcome: plan.model.outcome.clone(),
+            interval_method: method.map_or("none".into(), |i| i.method.clone()),
+            level: method.map_or(f64::NAN, |i| i.level),
+            regimes,
+            contrasts,
+        },
+        summary,
+    ))
 }
