@@ -411,6 +411,10 @@ pub fn regime_mediation(
         center: false,
         at: ModeratorValues::Values(vec![0.0, 1.0]),
     });
+    // A region of significance over a 0/1 regime means nothing.
+    if let Some(r) = plan.resampling.as_mut() {
+        r.johnson_neyman = false;
+    }
     let summary = execute(&plan, progress)?;
     let effect = |key: &str| -> Result<Estimate> {
         let e = summary.effects.get(key).ok_or_else(|| {
