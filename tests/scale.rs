@@ -581,6 +581,77 @@ fn a_simulation_study_split_in_three_merges_and_a_killed_one_resumes() {
     );
 }
 
+/// The threshold analysis's bootstrap (three F tests, then the regime
+/// mediation's run) split in two parts merges into the single run's
+/// threshold.json and mediation summary byte for byte, and a run killed
+/// once its first test has a checkpoint resumes to the uninterrupted
+/// one's.
+#[test]
+fn a_threshold_analysis_split_in_two_merges_and_a_killed_one_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/threshold.toml"),
+    )
+    .unwrap();
+    let config = shipped.replace("level = 0.95", "level = 0.95\nmediation = true");
+    std::fs::write(d.join("t.toml"), config).unwrap();
+    let args = [
+        "threshold",
+        "t.toml",
+        "-B",
+        "300",
+        "--backend",
+        "cpu",
+        "--no-plots",
+        "-q",
+    ];
+    single_and_merged(d, &args, 2);
+    for file in ["threshold.json", "mediation/summary.json", "threshold.txt"] {
+        assert_eq!(
+            read(&d.join("split").join(file)),
+            read(&d.join("single").join(file)),
+            "{file}"
+        );
+    }
+    let t: serde_json::Value =
+        serde_json::from_slice(&read(&d.join("single/threshold.json"))).unwrap();
+    assert!(t["steps"][2]["p_value"].as_f64().is_some());
+
+    // Killed once the first test has a checkpoint, then resumed.
+    let long = |out: &str| -> Vec<String> {
+        [
+            "threshold",
+            "t.toml",
+            "-B",
+            "20000",
+            "--backend",
+            "cpu",
+            "--no-plots",
+            "-q",
+            "--threads",
+            "1",
+            "--out",
+            out,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    ok(&medsim(
+        d,
+        &long("whole").iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let mut killed = long("killed");
+    killed.extend(["--checkpoint-every", "0.05"].map(String::from));
+    kill_once_stored(d, &killed, &d.join("killed/checkpoint"), "s0000-");
+    assert!(!d.join("killed/threshold.json").exists());
+    ok(&medsim(d, &["threshold", "--resume", "killed", "-q"]));
+    assert_eq!(
+        read(&d.join("killed/threshold.json")),
+        read(&d.join("whole/threshold.json"))
+    );
+}
+
 #[test]
 fn gpu_shards_merge_into_the_single_gpu_run() {
     if !common::has_gpu() {

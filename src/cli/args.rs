@@ -84,6 +84,10 @@ pub(crate) const THRESHOLD_EXAMPLES: &str = "Examples:
   medsim threshold configs/threshold.toml
       The shipped example: does dei's effect on log_ci change with agglomeration?
   medsim threshold my.toml --data panel.csv -B 300 --seed 7
+  medsim threshold configs/threshold.toml -B 100000 --backend gpu
+      The bootstrap on a GPU (--precision f64 where the adapter has it).
+  medsim threshold --resume results/threshold
+      Continue a killed run from its checkpoint (--shard I/N and medsim merge too).
 
 The config's [threshold] section names the threshold variable (variable = \"agglom\");
 the outcome, the regime-dependent regressor(s) (regressors = [...]), the controls
@@ -95,9 +99,12 @@ second), each tested against one fewer by an F statistic whose p-value comes
 from replicates = 1000 bootstrap samples: bootstrap = \"residual\" draws whole
 units' residual vectors (Hansen 1999; balanced panels), \"wild\" multiplies each
 unit's residuals by a weight (weights = rademacher, mammen, webb, normal).
--B sets the replicates, --seed and --threads as for run. Writes threshold.json,
-threshold.txt and lr_K.svg (the likelihood-ratio curve of each model, the
-critical value drawn) into the results folder (docs/threshold.md).";
+-B sets the replicates; --seed, --threads, --backend, --adapter, --precision
+and --gpu-batch as for run. mediation = true adds the mediation model of [model]
+with the single threshold's regime moderating a, b and c' (effects and contrasts
+by regime; its run in mediation/). Writes threshold.json, threshold.txt,
+summary.md, tables.tex and lr_K.svg (the likelihood-ratio curve of each model,
+the critical value drawn) into the results folder (docs/threshold.md).";
 
 pub(crate) const RUN_EXAMPLES: &str = "Examples:
   medsim run

@@ -371,16 +371,23 @@ pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
 
 /// `medsim threshold`: the panel threshold model's analysis, then its
 /// files (threshold.json, threshold.txt, the LR plots).
-pub(crate) fn threshold(args: RunArgs) -> Result<()> {
-    if args.scale.resume.is_some() || args.scale.shard.is_some() || args.manifest.is_some() {
+pub(crate) fn threshold(args: RunArgs, scale: Option<Scale>) -> Result<()> {
+    if let Some(dir) = &args.scale.resume {
+        only_resume(&args)?;
+        return resume(
+            dir,
+            &args.scale,
+            args.flags.quiet,
+            args.flags.engine.threads,
+        );
+    }
+    if args.manifest.is_some() {
         return Err(Error::InvalidOption {
-            option: "--resume/--shard/--manifest".into(),
-            message: "medsim threshold runs in one go: it takes neither --resume, --shard nor \
-                      --manifest"
-                .into(),
+            option: "--manifest".into(),
+            message: "replays a `medsim run`; medsim threshold takes its config file".into(),
         });
     }
-    let scale = args.scale.scale()?;
+    let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let (mut c, origin) = run_config(&args)?;
     // -B gives the F tests' replicates.
     if origin.gave("resampling.replicates")
@@ -388,7 +395,7 @@ pub(crate) fn threshold(args: RunArgs) -> Result<()> {
     {
         t.replicates = c.resampling.replicates;
     }
-    let plan = c.threshold_plan(&origin)?;
+    let mut plan = c.threshold_plan(&origin)?;
     let mut inputs = Vec::new();
     if let crate::study::run::DataSource::File { path, .. } = &plan.data {
         inputs.push(std::path::absolute(path).map_err(|e| Error::InputFile {
@@ -398,27 +405,47 @@ pub(crate) fn threshold(args: RunArgs) -> Result<()> {
     }
     let out = c.out_dir();
     let quiet = args.flags.quiet;
-    let session = Session::start(
+    let resamples = plan.replicates > 0
+        || plan
+            .mediation
+            .as_ref()
+            .is_some_and(|m| m.resampling.is_some());
+    let mut session = Session::start(
         &scale,
         "threshold",
         out.clone(),
         &inputs,
         &[&c],
-        false,
+        resamples,
         quiet,
     )?;
+    if session.merges() {
+        // The parts' replicates are read, not computed: any engine here.
+        plan.engine.backend = crate::resample::spec::BackendChoice::Auto;
+        plan.engine.adapter = None;
+        plan.engine.precision = None;
+        if let Some(spec) = plan.mediation.as_mut().and_then(|m| m.resampling.as_mut()) {
+            merge_engine(spec);
+            spec.precision = None;
+        }
+    }
+    let store = session.store(None)?;
     let bar = progress_bar(
         quiet,
         0,
         "{spinner} bootstrap replicates {human_pos}/{human_len} [{bar:30}] {per_sec:0} eta {eta}",
     );
-    let ran = crate::study::threshold::run(&plan, &|done, total| {
+    let ran = crate::study::threshold::run(&plan, store.as_ref(), &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
         Ok(())
     });
     bar.finish_and_clear();
     let (summary, mediation) = ran?;
+    session.note_engine(summary.model.backend.clone());
+    if session.finish_shard()? {
+        return Ok(());
+    }
     let json =
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Numerical(e.to_string()))? + "\n";
     let report = crate::output::report::render_threshold(&summary);
@@ -623,9 +650,11 @@ pub(crate) fn replay(
         Command::Sensitivity(a) => ("sensitivity", &a.scale),
         Command::Sweep(a) => ("sweep", &a.scale),
         Command::Simulate(a) => ("simulate", &a.scale),
+        Command::Threshold(a) => ("threshold", &a.scale),
         _ => {
             return Err(bad(format!(
-                "its stored command line is not a run, sensitivity, sweep or simulation ({}); \
+                "its stored command line is not a run, sensitivity, sweep, simulation or threshold \
+             analysis ({}); \
              the folder's {} was not written by medsim",
                 header.argv.join(" "),
                 crate::resample::checkpoint::HEADER_FILE
@@ -664,6 +693,12 @@ pub(crate) fn replay(
             a.flags.out = out.or(a.flags.out);
             a.flags.engine.threads = threads.or(a.flags.engine.threads);
             simulate(a, Some(scale))
+        }
+        Command::Threshold(mut a) => {
+            a.flags.quiet |= quiet;
+            a.flags.out = out.or(a.flags.out);
+            a.flags.engine.threads = threads.or(a.flags.engine.threads);
+            threshold(a, Some(scale))
         }
         _ => Err(bad(format!(
             "`medsim {}` keeps no checkpoint",

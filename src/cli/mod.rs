@@ -129,7 +129,7 @@ fn run_command(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => commands::run(args, false, None),
         Command::Sensitivity(args) => commands::run(args, true, None),
-        Command::Threshold(args) => commands::threshold(args),
+        Command::Threshold(args) => commands::threshold(args, None),
         Command::Sweep(args) => commands::sweep(args, None),
         Command::Simulate(args) => commands::simulate(args, None),
         Command::Merge(args) => commands::merge(args),

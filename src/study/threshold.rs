@@ -11,8 +11,9 @@ use crate::model::mediation::headline;
 use crate::model::spec::{Moderation, ModeratorValues};
 use crate::model::threshold::{Grid, Prepared, ThresholdSpec, estimate, lr_critical};
 use crate::resample::aggregate::Progress;
+use crate::resample::checkpoint::{StoreRef, Stored};
 use crate::resample::engine::Backend;
-use crate::resample::threshold::{FTest, Null, ThresholdScheme, f_test};
+use crate::resample::threshold::{FTest, Null, ThresholdEngine, ThresholdScheme, f_test};
 use crate::study::backend::{ThresholdBackend, threshold_engine};
 use crate::study::run::{DataSource, RunPlan, execute};
 use crate::study::summary::Summary;
@@ -194,9 +195,14 @@ pub struct LrCurve {
 
 /// Run the analysis, and with regime-dependent mediation its run's
 /// summary; `progress` hears the bootstrap replicates done over all the
-/// tests (then the mediation run's), and its error stops the run.
+/// tests (then the mediation run's), and its error stops the run. With
+/// `store`, every test's replicates go through it (one stream per test,
+/// then the mediation run's): a checkpoint resumes them, a shard computes
+/// its part of each (and the summary it gives is not the run's), a merge
+/// reads them.
 pub fn run(
     plan: &ThresholdPlan,
+    store: Option<&StoreRef>,
     progress: Progress,
 ) -> Result<(ThresholdSummary, Option<Summary>)> {
     let table = plan.data.load()?;
@@ -217,16 +223,32 @@ pub fn run(
                 backend.get_or_insert_with(|| engine.backend());
                 let done = (plan.replicates * (k - 1)) as u64;
                 let f = fit.steps[k - 1].f_stat;
-                f_test(
-                    engine.as_ref(),
-                    k,
-                    f,
-                    plan.replicates,
-                    done,
-                    total,
-                    progress,
-                )
-                .map(Some)
+                let Some(store) = store else {
+                    return f_test(
+                        engine.as_ref(),
+                        k,
+                        f,
+                        plan.replicates,
+                        done,
+                        total,
+                        progress,
+                    )
+                    .map(Some);
+                };
+                let compute = |first: u64, out: &mut [f64]| engine.compute(first, out);
+                let b = plan.replicates as u64;
+                let stored = store.0.items(1, b, engine.chunk(), &compute)?;
+                if let Some(shard) = store.0.shard() {
+                    let (from, to) = shard.range(b);
+                    stored.fill(from, to)?;
+                    return Ok(None);
+                }
+                let through = ThroughStore {
+                    stored: &stored,
+                    chunk: engine.chunk(),
+                    backend: engine.backend(),
+                };
+                f_test(&through, k, f, plan.replicates, done, total, progress).map(Some)
             })
             .collect::<Result<_>>()?
     } else {
@@ -302,8 +324,12 @@ pub fn run(
     let mediation = match &plan.mediation {
         Some(run) => {
             let threshold = fit.steps[0].thresholds[0];
+            let mut run = run.clone();
+            if let (Some(r), Some(store)) = (run.resampling.as_mut(), store) {
+                r.store = Some(store.clone());
+            }
             Some(regime_mediation(
-                run,
+                &run,
                 &table,
                 &spec.threshold,
                 threshold,
@@ -358,6 +384,28 @@ fn scheme_name(scheme: ThresholdScheme) -> String {
     match scheme {
         ThresholdScheme::Residual => "residual (units' residual vectors, Hansen 1999)".into(),
         ThresholdScheme::Wild(w) => format!("wild ({}, unit multipliers)", w.as_str()),
+    }
+}
+
+/// A test's replicates through the store: read back where stored, else
+/// computed by its engine and recorded.
+struct ThroughStore<'s, 'a> {
+    stored: &'s Stored<'a>,
+    chunk: usize,
+    backend: Backend,
+}
+
+impl ThresholdEngine for ThroughStore<'_, '_> {
+    fn backend(&self) -> Backend {
+        self.backend.clone()
+    }
+
+    fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    fn compute(&self, start: u64, out: &mut [f64]) -> Result<()> {
+        self.stored.rows(start, out).map(|_| ())
     }
 }
 
