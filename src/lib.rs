@@ -95,6 +95,7 @@ pub use model::spec::{
     FixedEffects, InferenceSpec, Interaction, ModelSpec, Moderation, ModeratorValues, default_spec,
 };
 pub use output::report::render as render_summary;
+pub use output::report::render_threshold;
 pub use resample::engine::Precision;
 pub use resample::intervals::Method;
 pub use resample::scheme::{Scheme, WildWeights};
@@ -109,3 +110,4 @@ pub use study::sweep::{
     Point as SweepPoint, csv_text as sweep_csv, header as sweep_header, points as sweep_points,
     rows as sweep_rows,
 };
+pub use study::threshold::{ThresholdPlan, ThresholdSummary, run as threshold};

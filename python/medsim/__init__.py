@@ -38,6 +38,7 @@ __all__ = [
     "run",
     "simulate",
     "sweep",
+    "threshold",
 ]
 
 
@@ -444,6 +445,46 @@ def simulate(config: str | os.PathLike, threads: int = 0):
     text, summary = _medsim.simulate(os.fspath(config), threads)
     frame = _csv_frame(text)
     frame.attrs["summary"] = json.loads(summary)
+    return frame
+
+
+def threshold(config: str | os.PathLike, replicates: int | None = None):
+    """Run a threshold config (its ``[threshold]`` section: Hansen's 1999
+    panel threshold model) as ``medsim threshold CONFIG`` does; returns its
+    F tests as a pandas DataFrame (one row per number of thresholds k: F,
+    bootstrap p-value, the 90/95/99 % critical values, the thresholds),
+    with threshold.json's dict in ``.attrs["summary"]`` (thresholds with
+    their confidence sets, regime coefficients, LR curves, and with
+    ``mediation = true`` the regime mediation block), the printed report in
+    ``.attrs["report"]`` and, with regime mediation, its run's summary in
+    ``.attrs["mediation"]``. ``replicates`` overrides the config's, as -B
+    does (the F tests' and the mediation run's). Ctrl-C stops the bootstrap (``KeyboardInterrupt``).
+
+    >>> tests = ms.threshold("configs/threshold.toml", replicates=300)
+    """
+    import pandas as pd
+
+    text, report, mediation = _medsim.threshold(os.fspath(config), replicates)
+    summary = json.loads(text)
+    rows = []
+    for step in summary["steps"]:
+        crit = step["critical_values"] or [None, None, None]
+        rows.append(
+            {
+                "k": step["k"],
+                "f_stat": step["f_stat"],
+                "p_value": step["p_value"],
+                "crit_90": crit[0],
+                "crit_95": crit[1],
+                "crit_99": crit[2],
+                "thresholds": [t["estimate"] for t in step["thresholds"]],
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame.attrs["summary"] = summary
+    frame.attrs["report"] = report
+    if mediation is not None:
+        frame.attrs["mediation"] = json.loads(mediation)
     return frame
 
 

@@ -218,6 +218,40 @@ fn simulate(py: Python<'_>, path: PathBuf, threads: usize) -> PyResult<(String, 
     .map_err(|e| raised(e, &interrupted))
 }
 
+/// A threshold config run as `medsim threshold` runs it (its
+/// `[threshold]` section; `replicates` as -B): threshold.json's text, the
+/// printed report, and with regime-dependent mediation its run's
+/// summary.json. Ctrl-C stops the bootstrap between chunks.
+#[pyfunction]
+#[pyo3(signature = (path, replicates))]
+fn threshold(
+    py: Python<'_>,
+    path: PathBuf,
+    replicates: Option<usize>,
+) -> PyResult<(String, String, Option<String>)> {
+    let (config, origin) = medsim::read_config(&path).map_err(to_py)?;
+    let interrupted: Mutex<Option<PyErr>> = Mutex::new(None);
+    let progress = |_: u64, _: u64| signals(&interrupted);
+    py.detach(|| -> medsim::Result<(String, String, Option<String>)> {
+        let mut plan = config.threshold_plan(&origin)?;
+        // As -B: the F tests' replicates and the regime mediation run's.
+        if let Some(b) = replicates {
+            plan.replicates = b;
+            if let Some(r) = plan.mediation.as_mut().and_then(|m| m.resampling.as_mut()) {
+                r.replicates = b as u64;
+            }
+        }
+        let (summary, mediation) = medsim::threshold(&plan, None, &progress)?;
+        let json = serde_json::to_string(&summary).map_err(|e| Error::Numerical(e.to_string()))?;
+        let mediation = mediation
+            .map(|m| serde_json::to_string(&m))
+            .transpose()
+            .map_err(|e| Error::Numerical(e.to_string()))?;
+        Ok((json, medsim::render_threshold(&summary), mediation))
+    })
+    .map_err(|e| raised(e, &interrupted))
+}
+
 /// The study-calibrated synthetic panel: its header and its rows as text
 /// (exactly what `medsim generate` writes).
 #[pyfunction]
@@ -281,6 +315,7 @@ fn _medsim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(generate, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
     m.add_function(wrap_pyfunction!(read_config, m)?)?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;

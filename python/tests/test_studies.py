@@ -62,3 +62,27 @@ def test_simulate_is_medsim_simulate(tmp_path):
     got = ms.simulate(config, threads=1)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert got.attrs["summary"]["name"] == "sim"
+
+
+def test_threshold_is_medsim_threshold(tmp_path):
+    """ms.threshold gives medsim threshold's threshold.json (the bootstrap
+    p-values and critical values exactly) and its regime mediation."""
+    import json
+    from conftest import ROOT
+
+    config = tmp_path / "t.toml"
+    text = (ROOT / "configs" / "threshold.toml").read_text()
+    text = text.replace("level = 0.95", "level = 0.95\nmediation = true")
+    text = text.replace("[resampling]\nseed = 1", '[resampling]\nseed = 1\nbackend = "cpu"')
+    assert 'backend = "cpu"' in text
+    config.write_text(text)
+    cli("threshold", str(config), "-q", "-B", "99", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    want = json.loads((tmp_path / "out" / "threshold.json").read_text())
+    got = ms.threshold(config, replicates=99)
+    summary = got.attrs["summary"]
+    assert summary == want
+    assert list(got["k"]) == [1, 2, 3]
+    assert list(got["p_value"]) == [s["p_value"] for s in want["steps"]]
+    assert got.attrs["summary"]["mediation"]["moderator"] == "agglom_above_threshold"
+    assert "Regime-dependent mediation" in got.attrs["report"]
+    assert "c3_prime" in got.attrs["mediation"]["effects"]
