@@ -13,7 +13,7 @@ pub mod data {
     }
     pub mod synthetic {
         pub use crate::data::synthetic::{
-            B_AGGLOM, C_PRIME, SyntheticParams, Z_AGGLOM, generate, headers,
+            B_AGGLOM, C_PRIME, CONTROLS, SyntheticParams, Z_AGGLOM, generate, headers,
         };
     }
     pub mod table {

@@ -238,6 +238,27 @@ fn bootstrap_f_statistics_equal_the_brute_force_fixture() {
     }
 }
 
+/// Each fixture case fitted: its name, sample, grid and fit.
+fn fitted_cases() -> Vec<(
+    String,
+    Prepared,
+    Grid,
+    medsim::internals::model::threshold::ThresholdFit,
+)> {
+    let all = expected();
+    all.as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, case)| {
+            let table = read_csv(&common::fixture(&format!("threshold_{name}.csv"))).unwrap();
+            let prepared = Prepared::new(&table, &spec_of(case)).unwrap();
+            let grid = Grid::new(&prepared).unwrap();
+            let fit = estimate(&prepared, &grid).unwrap();
+            (name.clone(), prepared, grid, fit)
+        })
+        .collect()
+}
+
 /// The replicates' searches are linear in their residual draw (the form
 /// the GPU engine computes: a GEMM of the wild weights with per-unit
 /// blocks, or a gather of per-unit-pair blocks): put together from the
@@ -247,13 +268,8 @@ fn bootstrap_f_statistics_equal_the_brute_force_fixture() {
 fn a_replicates_f_from_its_linear_products_equals_the_direct_one() {
     use medsim::internals::resample::scheme::WildWeights;
     use medsim::internals::resample::threshold::{Null, ThresholdScheme};
-    let all = expected();
     let mut compared = 0;
-    for (name, case) in all.as_object().unwrap() {
-        let table = read_csv(&common::fixture(&format!("threshold_{name}.csv"))).unwrap();
-        let prepared = Prepared::new(&table, &spec_of(case)).unwrap();
-        let grid = Grid::new(&prepared).unwrap();
-        let fit = estimate(&prepared, &grid).unwrap();
+    for (name, prepared, grid, fit) in fitted_cases() {
         let mut schemes = vec![
             ThresholdScheme::Wild(WildWeights::Rademacher),
             ThresholdScheme::Wild(WildWeights::Webb),
@@ -302,12 +318,7 @@ fn gpu_and_cpu_threshold_replicates_agree() {
         precisions.push((Precision::F64, 1e-12));
     }
     let (start, count) = (37u64, 150usize);
-    let all = expected();
-    for (name, case) in all.as_object().unwrap() {
-        let table = read_csv(&common::fixture(&format!("threshold_{name}.csv"))).unwrap();
-        let prepared = Prepared::new(&table, &spec_of(case)).unwrap();
-        let grid = Grid::new(&prepared).unwrap();
-        let fit = estimate(&prepared, &grid).unwrap();
+    for (name, prepared, grid, fit) in fitted_cases() {
         let mut schemes = vec![
             ThresholdScheme::Wild(WildWeights::Rademacher),
             ThresholdScheme::Wild(WildWeights::Webb),
@@ -489,14 +500,8 @@ fn regime_mediation_is_the_pooled_model_moderated_by_the_regime() {
             _ => {}
         }
     }
-    let controls = [
-        "ln_gdp",
-        "industry",
-        "fdi",
-        "urban",
-        "gov",
-        "ln_pop_density",
-    ];
+    // The config's [model] controls: the synthetic panel's six.
+    let controls = medsim::internals::data::synthetic::CONTROLS;
     let mut names = vec!["dei", "agglom", "log_ci"];
     names.extend(controls);
     let data = common::Materialised::new(&table, &names, &[1.0; 278]);

@@ -28,14 +28,8 @@ use crate::study::config::{self, Config};
 use crate::study::run::execute_timed;
 
 pub(crate) fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Result<()> {
-    if let Some(dir) = &args.scale.resume {
-        only_resume(&args)?;
-        return resume(
-            dir,
-            &args.scale,
-            args.flags.quiet,
-            args.flags.engine.threads,
-        );
+    if let Some(resumed) = resume_if_asked(&args) {
+        return resumed;
     }
     let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let (mut config, origin) = match &args.manifest {
@@ -110,17 +104,25 @@ pub(crate) fn run(args: RunArgs, sensitivity: bool, scale: Option<Scale>) -> Res
     Ok(())
 }
 
-/// `medsim sweep CONFIG`: every point of the config's [sweep], checked
-/// first, then run back to back; sweep.csv and each point's folder.
-pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
-    if let Some(dir) = &args.scale.resume {
-        only_resume(&args)?;
-        return resume(
+/// With `--resume DIR` (and nothing else but what it allows): the
+/// checkpoint's own command line, continued.
+fn resume_if_asked(args: &RunArgs) -> Option<Result<()>> {
+    let dir = args.scale.resume.as_ref()?;
+    Some(only_resume(args).and_then(|()| {
+        resume(
             dir,
             &args.scale,
             args.flags.quiet,
             args.flags.engine.threads,
-        );
+        )
+    }))
+}
+
+/// `medsim sweep CONFIG`: every point of the config's [sweep], checked
+/// first, then run back to back; sweep.csv and each point's folder.
+pub(crate) fn sweep(args: RunArgs, scale: Option<Scale>) -> Result<()> {
+    if let Some(resumed) = resume_if_asked(&args) {
+        return resumed;
     }
     let scale = scale.map_or_else(|| args.scale.scale(), Ok)?;
     let path = args.config.as_ref().ok_or_else(|| Error::InvalidOption {
@@ -372,14 +374,8 @@ pub(crate) fn simulate(args: SimulateArgs, scale: Option<Scale>) -> Result<()> {
 /// `medsim threshold`: the panel threshold model's analysis, then its
 /// files (threshold.json, threshold.txt, the LR plots).
 pub(crate) fn threshold(args: RunArgs, scale: Option<Scale>) -> Result<()> {
-    if let Some(dir) = &args.scale.resume {
-        only_resume(&args)?;
-        return resume(
-            dir,
-            &args.scale,
-            args.flags.quiet,
-            args.flags.engine.threads,
-        );
+    if let Some(resumed) = resume_if_asked(&args) {
+        return resumed;
     }
     if args.manifest.is_some() {
         return Err(Error::InvalidOption {
