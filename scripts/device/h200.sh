@@ -4,7 +4,8 @@
 # Measures the GPU engine on real hardware and checks it against the CPU
 # engine, most valuable first, so that a run cut short still brings back the
 # figures: end-to-end rates per scheme and precision on the one-model
-# default problem, then `medsim bench --quick --stages` (each stage timed
+# default problem, the threshold model's F tests on each engine, then
+# `medsim bench --quick --stages` (each stage timed
 # alone against its roofline, and the suite on every engine), then the GPU
 # test suites under CI=true (a missing adapter fails) while time is left.
 # Everything lands under $OUT: log.txt, e2e.jsonl, tests.txt, BENCHMARKS.md (every
@@ -77,6 +78,21 @@ e2e "pairs f32, B = 1e6" 1000000 --backend gpu --scheme pairs --ci percentile
 e2e "pairs f32, no checkpoints" 10000000 --backend gpu --scheme pairs --ci percentile --checkpoint-every 0
 e2e "pairs f32, no checkpoints, batches of 2^16" 10000000 --backend gpu --scheme pairs --ci percentile --checkpoint-every 0 --gpu-batch 65536
 e2e "pairs f32, no checkpoints, batches of 2^18" 10000000 --backend gpu --scheme pairs --ci percentile --checkpoint-every 0 --gpu-batch 262144
+
+echo "== threshold F tests: configs/threshold.toml (three tests, grid 300) [$(( $(date +%s) - T0 )) s]"
+for engine in "--backend gpu" "--backend gpu --precision f64" "--backend cpu"; do
+  for boot in residual wild; do
+    sed "s/^bootstrap = .*/bootstrap = \"$boot\"/" configs/threshold.toml > /tmp/threshold-$boot.toml
+    start=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    if timeout 60 "$M" threshold /tmp/threshold-$boot.toml -q --out /tmp/thr -B $((100000 / S)) $engine >/dev/null; then
+      end=$(date +%s.%N)
+      python3 -c "import json,sys; t=json.load(open('/tmp/thr/threshold.json')); w=float(sys.argv[2])-float(sys.argv[1]); b=3*t['model']['replicates']; print(json.dumps({'label': 'threshold $boot', 'args': '$engine', 'engine': t['model'].get('backend'), 'replicates': b, 'wall_s': round(w, 3), 'end_to_end_per_second': round(b / w), 'p_values': [s['p_value'] for s in t['steps']]}))" "$start" "$end" | tee -a "$OUT/e2e.jsonl"
+    else
+      echo "threshold $boot $engine: failed or timed out"
+    fi
+  done
+done
 
 echo "== medsim bench --quick --stages [$(( $(date +%s) - T0 )) s]"
 # Beside the committed machines' JSON, so BENCHMARKS.md comes back whole.

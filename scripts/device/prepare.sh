@@ -12,7 +12,7 @@ for d in /.device/ /.gl/; do
 done
 export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_TARGET_DIR=target/device
 cargo build --release --bin medsim
-cargo test --release --no-run --test gpu --test backends --test oracle --test wild --message-format=json 2>/dev/null \
+cargo test --release --no-run --test gpu --test backends --test oracle --test wild --test threshold --message-format=json 2>/dev/null \
   | python3 -c '
 import json, sys
 for line in sys.stdin:
