@@ -593,6 +593,55 @@ type RegimeRow = (String, Vec<Option<(String, String)>>);
 
 const MODELS: [&str; 3] = ["Single", "Double", "Triple"];
 
+/// Regime-dependent mediation as a table: each regime's paths, a*b with
+/// its interval and the suppression share, then the contrasts (high less
+/// low) with their intervals; None without it.
+fn regime_mediation_table(s: &ThresholdSummary) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let md = s.mediation.as_ref()?;
+    let with_ci = |e: &crate::study::threshold::Estimate| match (e.lower, e.upper) {
+        (Some(l), Some(u)) => format!("{:.4} [{l:.4}, {u:.4}]", e.estimate),
+        _ => format!("{:.4}", e.estimate),
+    };
+    let head = ["Regime", "a", "b", "c'", "a*b", "Suppression share"]
+        .map(String::from)
+        .to_vec();
+    let mut rows: Vec<Vec<String>> = md
+        .regimes
+        .iter()
+        .map(|r| {
+            vec![
+                r.regime.clone(),
+                format!("{:.4}", r.a),
+                format!("{:.4}", r.b),
+                format!("{:.4}", r.c_prime),
+                with_ci(&r.indirect),
+                format!("{:.3}", r.suppression_share),
+            ]
+        })
+        .collect();
+    let mut contrast = vec!["High less low".to_string()];
+    contrast.extend(md.contrasts.iter().map(|c| with_ci(&c.estimate)));
+    contrast.push(String::new());
+    rows.push(contrast);
+    Some((head, rows))
+}
+
+/// The note under the regime mediation table.
+fn regime_mediation_note(s: &ThresholdSummary) -> Option<String> {
+    let md = s.mediation.as_ref()?;
+    Some(format!(
+        "{} -> {} -> {} in one pooled model, the regime of the single threshold {:.4} ({}) \
+         moderating a, b and c'; {} % {} intervals in brackets.",
+        md.treatment,
+        md.mediator,
+        md.outcome,
+        md.threshold,
+        md.moderator,
+        100.0 * md.level,
+        md.interval_method
+    ))
+}
+
 fn threshold_tables(s: &ThresholdSummary) -> ThresholdTables {
     let m = &s.model;
     let tests = (
@@ -729,6 +778,12 @@ pub fn threshold_markdown(s: &ThresholdSummary) -> String {
          clustered by {} in parentheses; * p < 0.10, ** p < 0.05, *** p < 0.01.",
         m.threshold_variable, m.cluster
     );
+    if let (Some((head, rows)), Some(note)) = (regime_mediation_table(s), regime_mediation_note(s))
+    {
+        let _ = writeln!(o, "\n## Regime-dependent mediation\n");
+        md_table(&mut o, &head, &rows);
+        let _ = writeln!(o, "{note}");
+    }
     o
 }
 
@@ -830,5 +885,34 @@ pub fn threshold_latex(s: &ThresholdSummary) -> String {
         tex_escape(&m.threshold_variable),
         tex_escape(&m.cluster)
     );
+    if let (Some((head, rows)), Some(note)) = (regime_mediation_table(s), regime_mediation_note(s))
+    {
+        let _ = writeln!(o, "\n\\begin{{table}}[htbp]\\centering");
+        let _ = writeln!(
+            o,
+            "\\caption{{Regime-dependent mediation ({})}}\\label{{tab:{label}-regime-mediation}}",
+            tex_escape(&s.name)
+        );
+        let _ = writeln!(o, "\\begin{{tabular}}{{lccccc}}\n\\toprule");
+        let cells = |r: &[String]| {
+            r.iter()
+                .map(|c| tex_escape(c).replace("<=", "$\\le$").replace('>', "$>$"))
+                .collect::<Vec<_>>()
+                .join(" & ")
+        };
+        let _ = writeln!(o, "{} \\\\\n\\midrule", cells(&head));
+        for (i, r) in rows.iter().enumerate() {
+            if i + 1 == rows.len() {
+                let _ = writeln!(o, "\\midrule");
+            }
+            let _ = writeln!(o, "{} \\\\", cells(r));
+        }
+        let _ = writeln!(o, "\\bottomrule\n\\end{{tabular}}");
+        let _ = writeln!(
+            o,
+            "\\par\\footnotesize {}\n\\end{{table}}",
+            tex_escape(&note).replace("->", "$\\to$")
+        );
+    }
     o
 }
