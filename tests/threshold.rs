@@ -259,6 +259,21 @@ fn fitted_cases() -> Vec<(
         .collect()
 }
 
+/// The wild bootstrap with each of `weights`, and Hansen's residual one
+/// where the panel is balanced.
+fn schemes_for(
+    fit: &medsim::internals::model::threshold::ThresholdFit,
+    weights: &[medsim::internals::resample::scheme::WildWeights],
+) -> Vec<medsim::internals::resample::threshold::ThresholdScheme> {
+    use medsim::internals::resample::threshold::ThresholdScheme;
+    let mut schemes: Vec<ThresholdScheme> =
+        weights.iter().map(|&w| ThresholdScheme::Wild(w)).collect();
+    if fit.balanced {
+        schemes.push(ThresholdScheme::Residual);
+    }
+    schemes
+}
+
 /// The replicates' searches are linear in their residual draw (the form
 /// the GPU engine computes: a GEMM of the wild weights with per-unit
 /// blocks, or a gather of per-unit-pair blocks): put together from the
@@ -267,17 +282,11 @@ fn fitted_cases() -> Vec<(
 #[test]
 fn a_replicates_f_from_its_linear_products_equals_the_direct_one() {
     use medsim::internals::resample::scheme::WildWeights;
-    use medsim::internals::resample::threshold::{Null, ThresholdScheme};
+    use medsim::internals::resample::threshold::Null;
     let mut compared = 0;
     for (name, prepared, grid, fit) in fitted_cases() {
-        let mut schemes = vec![
-            ThresholdScheme::Wild(WildWeights::Rademacher),
-            ThresholdScheme::Wild(WildWeights::Webb),
-        ];
-        if fit.balanced {
-            schemes.push(ThresholdScheme::Residual);
-        }
-        for scheme in schemes {
+        let weights = [WildWeights::Rademacher, WildWeights::Webb];
+        for scheme in schemes_for(&fit, &weights) {
             for k in 1..=fit.steps.len() {
                 let null = Null::new(&prepared, &grid, &fit, k, scheme, 7).unwrap();
                 let form = null.linear_form();
@@ -309,7 +318,7 @@ fn gpu_and_cpu_threshold_replicates_agree() {
     use medsim::internals::gpu::threshold::GpuThreshold;
     use medsim::internals::resample::engine::Precision;
     use medsim::internals::resample::scheme::WildWeights;
-    use medsim::internals::resample::threshold::{Null, ThresholdEngine, ThresholdScheme};
+    use medsim::internals::resample::threshold::{Null, ThresholdEngine};
     let Some(ctx) = common::gpu_context() else {
         return;
     };
@@ -319,15 +328,12 @@ fn gpu_and_cpu_threshold_replicates_agree() {
     }
     let (start, count) = (37u64, 150usize);
     for (name, prepared, grid, fit) in fitted_cases() {
-        let mut schemes = vec![
-            ThresholdScheme::Wild(WildWeights::Rademacher),
-            ThresholdScheme::Wild(WildWeights::Webb),
-            ThresholdScheme::Wild(WildWeights::Normal),
+        let weights = [
+            WildWeights::Rademacher,
+            WildWeights::Webb,
+            WildWeights::Normal,
         ];
-        if fit.balanced {
-            schemes.push(ThresholdScheme::Residual);
-        }
-        for scheme in schemes {
+        for scheme in schemes_for(&fit, &weights) {
             for k in 1..=fit.steps.len() {
                 let null = Null::new(&prepared, &grid, &fit, k, scheme, 11).unwrap();
                 let cpu: Vec<f64> = (0..count as u64).map(|r| null.f_stat(start + r)).collect();

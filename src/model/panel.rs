@@ -532,7 +532,7 @@ fn check_unique(table: &Table, unit_col: usize, periods: &[String], file: &str) 
 }
 
 /// Parse a finite number, or say what was wrong.
-fn parse_number(cell: &str) -> std::result::Result<f64, String> {
+pub(crate) fn parse_number(cell: &str) -> std::result::Result<f64, String> {
     match cell.parse::<f64>() {
         // Squares of larger values overflow the Gram matrix (f64 up to
         // 1.8e308): refuse rather than let them turn into infinities.

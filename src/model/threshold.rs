@@ -415,6 +415,8 @@ pub struct Grid {
     n_obs: usize,
     min_regime: usize,
     df: f64,
+    /// `residualised_columns`, computed once for every test that asks.
+    residualised: std::sync::OnceLock<Vec<f64>>,
 }
 
 /// An outcome's part of the searches: `u_y = L^{-1} W'y`, the SSR of the
@@ -423,6 +425,15 @@ pub struct Grid {
 pub struct Outcome {
     pub ssr_linear: f64,
     r: Vec<f64>,
+}
+
+impl Outcome {
+    /// An outcome from its parts: `r` (g m, candidate-major) and the
+    /// threshold-free SSR (a bootstrap replicate's, put together from its
+    /// products: `resample::threshold::LinearForm`).
+    pub fn new(r: Vec<f64>, ssr_linear: f64) -> Outcome {
+        Outcome { ssr_linear, r }
+    }
 }
 
 /// One threshold's search in candidate indices: the thresholds held fixed,
@@ -525,6 +536,7 @@ impl Grid {
             n_obs: n,
             min_regime: p.min_regime,
             df: p.df(),
+            residualised: std::sync::OnceLock::new(),
         })
     }
 
@@ -604,8 +616,14 @@ impl Grid {
     /// candidate and regressor (so `r_a(g) = M_W d_a(g) . y`), then `Z =
     /// L^{-1} W'`'s column (so `u_y = Z y`). What a bootstrap replicate's
     /// searches need of its outcome is then a product of these columns
-    /// with it (`resample::threshold::LinearForm`).
-    pub fn residualised_columns(&self, p: &Prepared) -> Vec<f64> {
+    /// with it (`resample::threshold::LinearForm`). `p` is the sample this
+    /// grid was built from; computed on the first call, then kept.
+    pub fn residualised_columns(&self, p: &Prepared) -> &[f64] {
+        self.residualised
+            .get_or_init(|| self.compute_residualised(p))
+    }
+
+    fn compute_residualised(&self, p: &Prepared) -> Vec<f64> {
         let (k, m, g) = (self.k, self.m, self.g);
         let width = g * m + k;
         let n = self.n_obs;
@@ -627,12 +645,6 @@ impl Grid {
             row[g * m..].copy_from_slice(&z);
         }
         out
-    }
-
-    /// The part of a search's outcome that comes from its products with
-    /// the columns: `r` (g m) and the threshold-free SSR.
-    pub fn outcome_from(&self, r: Vec<f64>, ssr_linear: f64) -> Outcome {
-        Outcome { ssr_linear, r }
     }
 
     /// Whether the thresholds at candidates `set` leave every regime

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::math::rng::{STREAM_THRESHOLD, WordStream, rejection_threshold};
 use crate::math::stats::quantile_sorted;
-use crate::model::threshold::{Grid, Prepared, ThresholdFit};
+use crate::model::threshold::{Grid, Outcome, Prepared, ThresholdFit};
 use crate::resample::aggregate::Progress;
 use crate::resample::engine::Backend;
 use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
@@ -281,7 +281,7 @@ impl<'a> Null<'a> {
         let r: Vec<f64> = form.r_fitted.iter().zip(lin).map(|(f, l)| f + l).collect();
         let zz: f64 = lin[gm..gm + k].iter().map(|v| v * v).sum();
         let ssr = form.ssr_fitted + 2.0 * lin[gm + k] + quad - zz;
-        let y = self.grid.outcome_from(r, ssr);
+        let y = Outcome::new(r, ssr);
         self.grid
             .sequence(&y, self.k)
             .map_or(f64::NAN, |s| s[self.k - 1].f_stat)

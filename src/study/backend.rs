@@ -62,14 +62,7 @@ pub fn engine<'a>(
 ) -> Result<(Box<dyn Engine + 'a>, Option<GpuUse>)> {
     let g = r.shared.map_or(r.design.n_clusters, |s| s.n_clusters);
     let plan = WeightPlan::new(spec.scheme, r.seed, g, r.strata);
-    if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
-        return Err(Error::InvalidOption {
-            option: "resampling.precision".into(),
-            message:
-                "the CPU engine always computes in f64; a precision applies to the GPU engine only"
-                    .into(),
-        });
-    }
+    no_cpu_precision(spec)?;
     let named = spec.backend == BackendChoice::Gpu || spec.adapter.is_some();
     if wants_gpu(spec) {
         match gpu_engine(spec, r, plan.clone()) {
@@ -159,6 +152,19 @@ fn gpu_engine<'a>(
     Err(no_gpu_build())
 }
 
+/// A precision asked of the CPU engine, refused: it computes in f64.
+fn no_cpu_precision(spec: &ResampleSpec) -> Result<()> {
+    if spec.backend == BackendChoice::Cpu && spec.precision.is_some() {
+        return Err(Error::InvalidOption {
+            option: "resampling.precision".into(),
+            message:
+                "the CPU engine always computes in f64; a precision applies to the GPU engine only"
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Where a threshold test's replicates run (`[resampling]`'s backend,
 /// adapter, precision and GPU batch, as for `medsim run`).
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +175,20 @@ pub struct ThresholdBackend {
     pub gpu_batch: usize,
 }
 
+impl ThresholdBackend {
+    /// The same choice as a resampling spec's, which `wants_gpu` and
+    /// `gpu_for` read.
+    fn spec(&self) -> ResampleSpec {
+        ResampleSpec {
+            backend: self.backend,
+            adapter: self.adapter.clone(),
+            precision: self.precision,
+            gpu_batch: self.gpu_batch,
+            ..ResampleSpec::default()
+        }
+    }
+}
+
 /// The engine of `null`'s replicates: the CPU's on `pool`, the GPU's, or
 /// (auto) the GPU's on a hardware adapter, else the CPU's; auto leaves a
 /// residual bootstrap whose table the adapter cannot hold to the CPU.
@@ -177,22 +197,11 @@ pub fn threshold_engine<'n>(
     null: &'n Null<'_>,
     pool: &'n rayon::ThreadPool,
 ) -> Result<Box<dyn ThresholdEngine + 'n>> {
-    if choice.backend == BackendChoice::Cpu && choice.precision.is_some() {
-        return Err(Error::InvalidOption {
-            option: "resampling.precision".into(),
-            message:
-                "the CPU engine always computes in f64; a precision applies to the GPU engine only"
-                    .into(),
-        });
-    }
-    let named = choice.backend == BackendChoice::Gpu || choice.adapter.is_some();
-    let wanted = match choice.backend {
-        BackendChoice::Cpu => false,
-        BackendChoice::Gpu => true,
-        BackendChoice::Auto => named || hardware_gpu(),
-    };
-    if wanted {
-        match gpu_threshold(choice, null) {
+    let spec = choice.spec();
+    no_cpu_precision(&spec)?;
+    let named = spec.backend == BackendChoice::Gpu || spec.adapter.is_some();
+    if wants_gpu(&spec) {
+        match gpu_threshold(&spec, null) {
             Err(Error::InvalidOption { option, message })
                 if !named && option == "resampling.backend" =>
             {
@@ -209,16 +218,10 @@ pub fn threshold_engine<'n>(
 
 #[cfg(feature = "gpu")]
 fn gpu_threshold<'n>(
-    choice: &ThresholdBackend,
+    spec: &ResampleSpec,
     null: &'n Null<'_>,
 ) -> Result<Box<dyn ThresholdEngine + 'n>> {
-    let spec = ResampleSpec {
-        adapter: choice.adapter.clone(),
-        precision: choice.precision,
-        gpu_batch: choice.gpu_batch,
-        ..ResampleSpec::default()
-    };
-    let gpu = gpu_for(&spec)?;
+    let gpu = gpu_for(spec)?;
     Ok(Box::new(crate::gpu::threshold::GpuThreshold::new(
         gpu.ctx,
         null,
@@ -228,10 +231,7 @@ fn gpu_threshold<'n>(
 }
 
 #[cfg(not(feature = "gpu"))]
-fn gpu_threshold<'n>(
-    _: &ThresholdBackend,
-    _: &'n Null<'_>,
-) -> Result<Box<dyn ThresholdEngine + 'n>> {
+fn gpu_threshold<'n>(_: &ResampleSpec, _: &'n Null<'_>) -> Result<Box<dyn ThresholdEngine + 'n>> {
     Err(no_gpu_build())
 }
 

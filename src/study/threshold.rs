@@ -245,8 +245,7 @@ pub fn run(
                 }
                 let through = ThroughStore {
                     stored: &stored,
-                    chunk: engine.chunk(),
-                    backend: engine.backend(),
+                    engine: engine.as_ref(),
                 };
                 f_test(&through, k, f, plan.replicates, done, total, progress).map(Some)
             })
@@ -321,24 +320,21 @@ pub fn run(
             }
         })
         .collect();
-    let mediation = match &plan.mediation {
+    // The regime mediation's block for threshold.json, and its run.
+    let (mediation, mediation_run) = match &plan.mediation {
         Some(run) => {
             let threshold = fit.steps[0].thresholds[0];
             let mut run = run.clone();
             if let (Some(r), Some(store)) = (run.resampling.as_mut(), store) {
                 r.store = Some(store.clone());
             }
-            Some(regime_mediation(
-                &run,
-                &table,
-                &spec.threshold,
-                threshold,
-                progress,
-            )?)
+            let (block, summary) =
+                regime_mediation(&run, &table, &spec.threshold, threshold, progress)?;
+            (Some(block), Some(summary))
         }
-        None => None,
+        None => (None, None),
     };
-    Ok(ThresholdSummary {
+    let summary = ThresholdSummary {
         version: env!("CARGO_PKG_VERSION").into(),
         name: plan.name.clone(),
         data: DataCounts {
@@ -368,15 +364,9 @@ pub fn run(
             backend,
         },
         steps,
-        mediation: None,
-    })
-    .map(|mut t| {
-        let run = mediation.map(|(m, run)| {
-            t.mediation = Some(m);
-            run
-        });
-        (t, run)
-    })
+        mediation,
+    };
+    Ok((summary, mediation_run))
 }
 
 /// The scheme as threshold.json and the report name it.
@@ -391,17 +381,17 @@ fn scheme_name(scheme: ThresholdScheme) -> String {
 /// computed by its engine and recorded.
 struct ThroughStore<'s, 'a> {
     stored: &'s Stored<'a>,
-    chunk: usize,
-    backend: Backend,
+    /// The engine that computes what is not stored.
+    engine: &'s dyn ThresholdEngine,
 }
 
 impl ThresholdEngine for ThroughStore<'_, '_> {
     fn backend(&self) -> Backend {
-        self.backend.clone()
+        self.engine.backend()
     }
 
     fn chunk(&self) -> usize {
-        self.chunk
+        self.engine.chunk()
     }
 
     fn compute(&self, start: u64, out: &mut [f64]) -> Result<()> {
@@ -441,11 +431,12 @@ pub fn regime_mediation(
     let mut with = table.clone();
     with.headers.push(name.clone());
     for row in &mut with.rows {
-        // A missing or unreadable q leaves the regime missing: the run
-        // drops the row as it drops any incomplete one.
-        let cell = match row[at].trim().parse::<f64>() {
-            Ok(v) if v.is_finite() => if v > threshold { "1" } else { "0" }.to_string(),
-            _ => String::new(),
+        // q read as the sample reads it; a missing q (the threshold's
+        // sample refused any other unreadable one) leaves the regime
+        // missing, and the run drops the row as any incomplete one.
+        let cell = match crate::model::panel::parse_number(&row[at]) {
+            Ok(v) => if v > threshold { "1" } else { "0" }.to_string(),
+            Err(_) => String::new(),
         };
         row.push(cell);
     }
