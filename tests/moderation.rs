@@ -50,6 +50,44 @@ fn moderated(a: bool, b: bool, direct: bool, center: bool, moderator: &str) -> M
     )
 }
 
+/// The fixture with two categorical columns: `level`, three levels (1, 2,
+/// 5) by w's terciles, varying within units, and `tier`, the unit's size
+/// tercile (0, 1, 2), which the unit effects absorb.
+fn with_levels(table: &Table) -> Table {
+    let mut out = table.clone();
+    let (w, size) = (table.column("w").unwrap(), table.column("size").unwrap());
+    out.headers
+        .extend(["level".to_string(), "tier".to_string()]);
+    for row in &mut out.rows {
+        let (w, size): (f64, f64) = (row[w].parse().unwrap(), row[size].parse().unwrap());
+        let level = if w < 2.5 {
+            "1"
+        } else if w < 3.46 {
+            "2"
+        } else {
+            "5"
+        };
+        let tier = if size < 0.64 {
+            "0"
+        } else if size < 1.23 {
+            "1"
+        } else {
+            "2"
+        };
+        row.extend([level.to_string(), tier.to_string()]);
+    }
+    out
+}
+
+/// `moderated`'s model with a categorical moderator: its levels.
+fn categorical(a: bool, b: bool, direct: bool, moderator: &str) -> ModelSpec {
+    let mut model = moderated(a, b, direct, false, moderator);
+    if let Some(m) = model.moderation.as_mut() {
+        m.at = ModeratorValues::Levels;
+    }
+    model
+}
+
 /// A fixture case's moderation (moderator `w` unless it names another).
 fn moderation_of(case: &Value) -> Moderation {
     let paths: Vec<&str> = case["moderated"]
@@ -118,6 +156,11 @@ fn one_mediator_model_of(case: &Value, fe: FixedEffects) -> ModelSpec {
 }
 
 fn run(model: ModelSpec) -> medsim::internals::study::summary::Summary {
+    run_on(DataSource::file(common::fixture("moderated.csv")), model)
+}
+
+/// `model` fitted on `data` (analytic inference only).
+fn run_on(data: DataSource, model: ModelSpec) -> medsim::internals::study::summary::Summary {
     let plan = RunPlan {
         inference: InferenceSpec {
             mc_draws: 2000,
@@ -125,11 +168,7 @@ fn run(model: ModelSpec) -> medsim::internals::study::summary::Summary {
         },
         group_by: vec![],
         mediator_sets: vec![],
-        ..RunPlan::new(
-            "moderation",
-            DataSource::file(common::fixture("moderated.csv")),
-            model,
-        )
+        ..RunPlan::new("moderation", data, model)
     };
     medsim::run(&plan, &|_, _| Ok(())).unwrap()
 }
@@ -289,6 +328,9 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
     };
     let mediators = &model.mediators;
     let mut names = vec!["x", "y", "w", "size"];
+    if !names.contains(&moderator) {
+        names.push(moderator);
+    }
     names.extend(mediators.iter().chain(&model.controls).map(String::as_str));
     let x_mean: f64 = table
         .rows
@@ -348,19 +390,50 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
     }
     let md = design.moderation.as_ref().unwrap();
     let spec = model.moderation.as_ref().unwrap();
-    let absorbed = md.w.is_none();
-    let xw: Vec<f64> = (0..n)
-        .map(|i| (x[i] - x_shift) * (wv[i] - w_shift))
-        .collect();
-    let mw: Vec<Vec<f64>> = ms
+    // The moderator terms: W less its shift, or a categorical W's level
+    // indicators (against the lowest), each with whether the fixed effects
+    // absorb it; where the effects are evaluated, in the terms' coordinates.
+    let (terms, u): (Vec<Vec<f64>>, Vec<Vec<f64>>) = match md.categorical() {
+        true => {
+            let levels: Vec<f64> = md.values.iter().map(|(_, v)| *v).collect();
+            let terms = levels[1..]
+                .iter()
+                .map(|&l| wv.iter().map(|&v| f64::from(u8::from(v == l))).collect())
+                .collect();
+            let t = levels.len() - 1;
+            let u = (0..levels.len())
+                .map(|k| (0..t).map(|i| f64::from(u8::from(i + 1 == k))).collect())
+                .collect();
+            (terms, u)
+        }
+        false => (
+            vec![wv.iter().map(|v| v - w_shift).collect()],
+            md.values
+                .iter()
+                .map(|(_, v)| vec![v - md.w_shift])
+                .collect(),
+        ),
+    };
+    let nt = terms.len();
+    // A term's key: `a3`, then `a3_2`, ...
+    let termed = |base: &str, t: usize| match t {
+        0 => base.to_string(),
+        t => format!("{base}_{}", t + 1),
+    };
+    let xw: Vec<Vec<f64>> = terms
         .iter()
-        .map(|m| (0..n).map(|i| m[i] * (wv[i] - w_shift)).collect())
+        .map(|w| (0..n).map(|i| (x[i] - x_shift) * w[i]).collect())
         .collect();
-    let own: Vec<&[f64]> = if absorbed { vec![] } else { vec![&wv] };
+    let own: Vec<&[f64]> = terms
+        .iter()
+        .zip(&md.terms)
+        .filter(|(_, term)| term.w.is_some())
+        .map(|(w, _)| w.as_slice())
+        .collect();
     let mut med = first.clone();
     if spec.a {
         med.extend(&own);
-        med.push(&xw);
+        med.extend(xw.iter().map(Vec::as_slice));
     }
     let mut out = first.clone();
     out.extend(ms.iter().map(Vec::as_slice));
@@ -368,56 +441,87 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
         out.extend(&own);
     }
     let b3_at = out.len();
+    // Each term's M_j * W, term by term.
+    let mw: Vec<Vec<f64>> = terms
+        .iter()
+        .flat_map(|w| {
+            ms.iter()
+                .map(move |m| (0..n).map(|i| m[i] * w[i]).collect())
+        })
+        .collect();
     if spec.b {
         out.extend(mw.iter().map(Vec::as_slice));
     }
     if spec.direct {
-        out.push(&xw);
+        out.extend(xw.iter().map(Vec::as_slice));
     }
     let by = fit(&y, &out);
     let c_prime = by[0];
-    let c3 = if spec.direct { by[out.len() - 1] } else { 0.0 };
-    let u: Vec<f64> = md.values.iter().map(|(_, v)| v - md.w_shift).collect();
+    let c3: Vec<f64> = (0..nt)
+        .map(|t| match spec.direct {
+            true => by[out.len() - nt + t],
+            false => 0.0,
+        })
+        .collect();
+    let dot = |c: &[f64], u: &[f64]| c.iter().zip(u).map(|(c, u)| c * u).sum::<f64>();
     let mut stats = vec![("c_prime".to_string(), c_prime)];
     if spec.direct {
-        stats.push(("c3_prime".into(), c3));
-        for (k, &v) in u.iter().enumerate() {
-            stats.push((format!("conditional_direct:{k}"), c_prime + c3 * v));
+        for t in 0..nt {
+            stats.push((termed("c3_prime", t), c3[t]));
+        }
+        for (k, v) in u.iter().enumerate() {
+            stats.push((format!("conditional_direct:{k}"), c_prime + dot(&c3, v)));
         }
     }
+    // (later, earlier) moderator values of each difference.
+    let differences: Vec<(usize, usize)> = match md.categorical() {
+        true => (1..u.len()).map(|k| (k, 0)).collect(),
+        false => vec![(u.len() - 1, 0)],
+    };
     let mut omega_total = vec![0.0; u.len()];
-    let (mut index_total, mut difference_total) = (0.0, 0.0);
+    let mut index_total = vec![0.0; nt];
+    let mut difference_total = vec![0.0; differences.len()];
     for j in 0..nm {
         let bm = fit(&ms[j], &med);
         let (a1, b1) = (bm[0], by[1 + nc + j]);
-        let a3 = if spec.a { bm[med.len() - 1] } else { 0.0 };
-        let b3 = if spec.b { by[b3_at + j] } else { 0.0 };
-        let omega = |u: f64| (a1 + a3 * u) * (b1 + b3 * u);
+        let a3: Vec<f64> = (0..nt)
+            .map(|t| if spec.a { bm[med.len() - nt + t] } else { 0.0 })
+            .collect();
+        let b3: Vec<f64> = (0..nt)
+            .map(|t| if spec.b { by[b3_at + t * nm + j] } else { 0.0 })
+            .collect();
+        let omega = |u: &[f64]| (a1 + dot(&a3, u)) * (b1 + dot(&b3, u));
         stats.extend([(key("a", j), a1), (key("b", j), b1)]);
-        if spec.a {
-            stats.push((key("a3", j), a3));
+        for t in 0..nt {
+            if spec.a {
+                stats.push((key(&termed("a3", t), j), a3[t]));
+            }
+            if spec.b {
+                stats.push((key(&termed("b3", t), j), b3[t]));
+            }
         }
-        if spec.b {
-            stats.push((key("b3", j), b3));
-        }
-        for (k, &v) in u.iter().enumerate() {
+        for (k, v) in u.iter().enumerate() {
             omega_total[k] += omega(v);
             if nm > 1 {
                 stats.push((named(&format!("conditional_indirect:{k}"), j), omega(v)));
             }
         }
         if spec.a != spec.b {
-            let index = if spec.a { a3 * b1 } else { a1 * b3 };
-            index_total += index;
-            if nm > 1 {
-                stats.push((named("index_moderated_mediation", j), index));
+            for t in 0..nt {
+                let index = if spec.a { a3[t] * b1 } else { a1 * b3[t] };
+                index_total[t] += index;
+                if nm > 1 {
+                    stats.push((named(&termed("index_moderated_mediation", t), j), index));
+                }
             }
         }
         if spec.a && spec.b {
-            let difference = omega(u[2]) - omega(u[0]);
-            difference_total += difference;
-            if nm > 1 {
-                stats.push((named("indirect_difference", j), difference));
+            for (d, &(later, earlier)) in differences.iter().enumerate() {
+                let difference = omega(&u[later]) - omega(&u[earlier]);
+                difference_total[d] += difference;
+                if nm > 1 {
+                    stats.push((named(&termed("indirect_difference", d), j), difference));
+                }
             }
         }
     }
@@ -425,10 +529,14 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
         stats.push((format!("conditional_indirect:{k}"), total));
     }
     if spec.a != spec.b {
-        stats.push(("index_moderated_mediation".into(), index_total));
+        for (t, total) in index_total.into_iter().enumerate() {
+            stats.push((termed("index_moderated_mediation", t), total));
+        }
     }
     if spec.a && spec.b {
-        stats.push(("indirect_difference".into(), difference_total));
+        for (d, total) in difference_total.into_iter().enumerate() {
+            stats.push((termed("indirect_difference", d), total));
+        }
     }
     stats
 }
@@ -445,6 +553,18 @@ fn replicates_match_a_refit_of_the_materialised_resamples() {
     for (a, b, direct, center, moderator) in cases {
         let model = moderated(a, b, direct, center, moderator);
         check_replicates(&table, &model);
+    }
+    // A categorical W: three levels within units (models 59, 7 and 14),
+    // and absorbed by the unit effects.
+    let levels = with_levels(&table);
+    for model in [
+        categorical(true, true, true, "level"),
+        categorical(true, false, false, "level"),
+        categorical(false, true, false, "level"),
+        categorical(true, true, true, "tier"),
+        parallel(categorical(true, true, false, "level")),
+    ] {
+        check_replicates(&levels, &model);
     }
     let interaction = ModelSpec {
         moderation: None,
@@ -486,7 +606,13 @@ fn check_replicates(table: &Table, model: &ModelSpec) {
         for r in 0..replicates {
             plan.fill(r as u64, &mut w);
             let row = &fast[r * layout.len()..(r + 1) * layout.len()];
-            for (key, want) in oracle(table, model, &design, &w) {
+            let want = oracle(table, model, &design, &w);
+            // The oracle gives every statistic the model adds.
+            for key in layout.moderation.keys(&model.mediators) {
+                let key = key.to_string();
+                assert!(want.iter().any(|(k, _)| *k == key), "{model:?}: no {key}");
+            }
+            for (key, want) in want {
                 let i = layout.index_of(&key, &model.mediators).unwrap();
                 assert!(
                     rel_err(row[i], want) < 1e-9,
@@ -519,7 +645,10 @@ fn permutation_replicates_are_refits_of_the_permuted_data() {
         moderated(true, false, false, false, "size"),
         moderated(false, true, false, false, "w"),
         interaction,
+        categorical(true, true, true, "level"),
+        categorical(true, false, true, "tier"),
     ];
+    let (full, unbalanced) = (with_levels(&full), with_levels(&unbalanced));
     for table in [&full, &unbalanced] {
         for model in &models {
             check_permutation(table, model);
@@ -642,7 +771,12 @@ fn every_engine_gives_the_cpu_engines_permutation_replicates() {
             "interaction, two mediators",
             parallel(interaction(FixedEffects::UnitTime)),
         ),
+        (
+            "model 59 categorical",
+            categorical(true, true, true, "level"),
+        ),
     ];
+    let table = with_levels(&table);
     // And on an unbalanced panel: two blocks of units exchange series.
     let short = unbalanced(&table);
     let cases = models
@@ -762,7 +896,16 @@ fn every_engine_gives_the_cpu_engines_moderated_and_interaction_replicates() {
             parallel(moderated(true, true, true, true, "w")),
         ),
         ("interaction, two mediators", parallel(model.clone())),
+        (
+            "model 59 categorical",
+            categorical(true, true, true, "level"),
+        ),
+        (
+            "model 7 categorical absorbed, two mediators",
+            parallel(categorical(true, false, false, "tier")),
+        ),
     ];
+    let table = with_levels(&table);
     for (name, spec) in &models {
         let (_panel, design, fit) = common::fitted(&table, spec);
         let schemes = [
@@ -866,8 +1009,8 @@ fn the_wild_bootstrap_resamples_a_moderated_model() {
     let (x, m, xw, mw) = (
         design.layout.treatment(),
         design.layout.mediator(0),
-        md.xw.unwrap(),
-        md.mw[0],
+        md.terms[0].xw.unwrap(),
+        md.terms[0].mw[0],
     );
     let u: Vec<f64> = md.values.iter().map(|(_, v)| v - md.w_shift).collect();
     let mut v = vec![0.0; g];
@@ -969,9 +1112,54 @@ fn centring_moves_the_paths_not_the_conditional_effects() {
     );
 }
 
+/// A categorical W of two levels 0 and 1 is the continuous W evaluated at
+/// 0 and 1: the same model, effect for effect; its report names the level.
+#[test]
+fn a_two_level_categorical_moderator_is_the_zero_one_moderator() {
+    let table = with_levels(&read_csv(&common::fixture("moderated.csv")).unwrap());
+    // high = 1 where level is 5, else 0.
+    let mut binary = table.clone();
+    let at = binary.column("level").unwrap();
+    binary.headers.push("high".into());
+    for row in &mut binary.rows {
+        let high = if row[at] == "5" { "1" } else { "0" };
+        row.push(high.into());
+    }
+    let continuous = ModelSpec {
+        moderation: Some(Moderation {
+            at: ModeratorValues::Values(vec![0.0, 1.0]),
+            ..moderated(true, true, true, false, "high")
+                .moderation
+                .unwrap()
+        }),
+        ..moderated(true, true, true, false, "high")
+    };
+    let data = || DataSource::Table(binary.clone());
+    let (one, two) = (
+        run_on(data(), continuous),
+        run_on(data(), categorical(true, true, true, "high")),
+    );
+    assert_eq!(
+        one.effects.keys().collect::<Vec<_>>(),
+        two.effects.keys().collect::<Vec<_>>()
+    );
+    for (key, e) in &one.effects {
+        let other = &two.effects[key];
+        assert!(
+            rel_err(other.estimate, e.estimate) < 1e-12,
+            "{key}: {} vs {}",
+            other.estimate,
+            e.estimate
+        );
+    }
+    let md = two.moderation.as_ref().unwrap();
+    assert!(md.categorical);
+    assert_eq!(md.term_name(0), "high=1");
+}
+
 #[test]
 fn unsupported_and_wrong_options_are_refused_by_key() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--moderated", "a"],
             "--moderated: applies only with a moderator (model.moderator, --moderator)",
@@ -993,6 +1181,15 @@ fn unsupported_and_wrong_options_are_refused_by_key() {
             "a treatment-mediator interaction with a moderator",
         ),
         (&["--contrast", "1,2"], "applies only with the interaction"),
+        (
+            &["--moderator", "w", "--at", "levels", "--center"],
+            "invalid option --center: a categorical moderator (at = \"levels\") is coded as \
+             indicators, which are not centred; set center = false",
+        ),
+        (
+            &["--moderator", "w", "--at", "levels"],
+            "the categorical moderator 'w' has 480 distinct values; at most 10 levels",
+        ),
     ];
     common::assert_refused(&common::fixture("moderated.csv"), &cases);
 }

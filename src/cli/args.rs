@@ -380,8 +380,9 @@ pub(crate) struct RunFlags {
     #[arg(long)]
     pub(crate) center: bool,
     /// Moderator values of the conditional effects: comma-separated values,
-    /// mean-sd or percentiles (the 16th, 50th and 84th, as PROCESS)
-    /// [model.at; default percentiles].
+    /// mean-sd, percentiles (the 16th, 50th and 84th, as PROCESS) or levels
+    /// (a categorical moderator: one indicator per level above the lowest,
+    /// effects at every level) [model.at; default percentiles].
     #[arg(long, value_name = "VALUES")]
     pub(crate) at: Option<String>,
     /// Add the treatment-mediator interaction X*M (one per mediator) to the

@@ -171,22 +171,57 @@ impl Layout {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModeratedColumns {
     pub spec: Moderation,
-    /// W's column, or None when the fixed effects absorb it (a moderator
-    /// constant within units: its products still vary).
-    pub w: Option<usize>,
-    /// X*W's column (a or direct moderated) and each mediator's M*W (b
-    /// moderated; else none).
-    pub xw: Option<usize>,
-    pub mw: Vec<usize>,
+    /// One term per moderator column: W itself, or with a categorical W
+    /// (`ModeratorValues::Levels`) the indicator of each level above the
+    /// lowest, in the levels' order.
+    pub terms: Vec<ModeratorTerm>,
     /// Subtracted from X and W in the products: their means with
     /// `center`, else 0.
     pub x_shift: f64,
     pub w_shift: f64,
     /// The moderator values of the conditional effects, each with its label
-    /// (`16th percentile`, `mean - 1 SD`, `value`).
+    /// (`16th percentile`, `mean - 1 SD`, `value`, `level`).
     pub values: Vec<(String, f64)>,
     /// W's smallest and largest value in the estimation sample.
     pub range: (f64, f64),
+}
+
+/// One moderator column's place in the design.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeratorTerm {
+    /// The column's raw values (W, or a level's 0/1 indicator).
+    pub raw: Vec<f64>,
+    /// Its column, or None when the fixed effects absorb it (a moderator
+    /// constant within units: its products still vary).
+    pub w: Option<usize>,
+    /// Its product with X (a or direct moderated) and with each mediator
+    /// (b moderated; else none).
+    pub xw: Option<usize>,
+    pub mw: Vec<usize>,
+}
+
+impl ModeratedColumns {
+    /// Whether W is categorical (one term per level above the lowest).
+    pub fn categorical(&self) -> bool {
+        self.spec.categorical()
+    }
+
+    /// Where the conditional effects are evaluated, as the terms'
+    /// coordinates: W less its shift for a continuous W, a level's
+    /// indicators (all 0 at the lowest) for a categorical one.
+    pub fn points(&self) -> Vec<Vec<f64>> {
+        let terms = self.terms.len();
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(k, (_, w))| match self.categorical() {
+                true => (0..terms)
+                    .map(|t| f64::from(u8::from(t + 1 == k)))
+                    .collect(),
+                false => vec![w - self.w_shift],
+            })
+            .collect()
+    }
 }
 
 /// The interaction model's product columns X*M (one per mediator) and
@@ -277,7 +312,7 @@ impl Design {
         let user = |k: usize, role: Role| transform(&panel.names[k], role, &panel.columns[k]);
         let n_mod = usize::from(panel.moderation.is_some());
         let (mut block, moderation) = match &panel.moderation {
-            Some(spec) => moderation_block(panel, spec, &transform),
+            Some(spec) => moderation_block(panel, spec, &transform)?,
             None => (vec![], None),
         };
         // The interaction's products X*M, formed on the data.
@@ -438,12 +473,19 @@ impl Design {
             stats,
             columns: cols,
             absorbed,
-            moderation: moderation.map(|((w, xw, mw), [x_shift, w_shift], values, range)| {
+            moderation: moderation.map(|(terms, [x_shift, w_shift], values, range)| {
+                let place = |k: Option<usize>| k.map(|k| layout.moderation(k));
                 ModeratedColumns {
                     spec: panel.moderation.clone().expect("a moderated panel"),
-                    w: w.map(|k| layout.moderation(k)),
-                    xw: xw.map(|k| layout.moderation(k)),
-                    mw: mw.iter().map(|&k| layout.moderation(k)).collect(),
+                    terms: terms
+                        .into_iter()
+                        .map(|(raw, w, xw, mw)| ModeratorTerm {
+                            raw,
+                            w: place(w),
+                            xw: place(xw),
+                            mw: mw.iter().map(|&k| layout.moderation(k)).collect(),
+                        })
+                        .collect(),
                     x_shift,
                     w_shift,
                     values,
@@ -697,25 +739,31 @@ fn check_variation(
 /// column).
 type Entry = (String, Role, Vec<f64>, f64);
 
-/// Block positions of (W, X*W, each M*W) (W's None when the fixed effects
-/// absorb it), X's and W's shifts in the products, the moderator values and W's
-/// range.
+/// Each moderator term's raw values and block positions (W, X*W, each
+/// M*W; W's None when the fixed effects absorb it), X's and W's shifts in
+/// the products, the moderator values and W's range.
 type BlockPositions = (
-    (Option<usize>, Option<usize>, Vec<usize>),
+    Vec<(Vec<f64>, Option<usize>, Option<usize>, Vec<usize>)>,
     [f64; 2],
     Vec<(String, f64)>,
     (f64, f64),
 );
 
-/// The moderation block's columns (W, unless it does not vary once the
-/// fixed effects are absorbed; X*W when a or the direct path is
-/// moderated; each M*W when b is), formed on the data with X and W centred
-/// first under `center`, each then transformed by `transform`.
+/// A categorical moderator's most levels: each adds an indicator and its
+/// products to every moderated equation.
+pub const MAX_LEVELS: usize = 10;
+
+/// The moderation block's columns, formed on the data with X and W
+/// centred first under `center`, each then transformed by `transform`:
+/// per moderator term (W, or each level's indicator but the lowest's) the
+/// term unless it does not vary once the fixed effects are absorbed, its
+/// product with X when a or the direct path is moderated, with each M when
+/// b is.
 fn moderation_block(
     panel: &Panel,
     spec: &Moderation,
     transform: &dyn Fn(&str, Role, &[f64]) -> Entry,
-) -> (Vec<Entry>, Option<BlockPositions>) {
+) -> Result<(Vec<Entry>, Option<BlockPositions>)> {
     let w_column = panel.moderator_column();
     let (x, w) = (&panel.columns[0], &panel.columns[w_column]);
     let (x_shift, w_shift) = match spec.center {
@@ -723,39 +771,78 @@ fn moderation_block(
         false => (0.0, 0.0),
     };
     let (x_name, w_name) = (&panel.names[0], &panel.names[w_column]);
-    let mut block = Vec::new();
-    let moderator = transform(w_name, Role::Moderator, w);
-    // A W that varies only between units is the unit effects' (a constant
-    // one is refused as any constant column is).
-    let absorbed = moderator.3 > 0.0 && rms(&moderator.2) <= 1e-9 * moderator.3;
-    let w_at = (!absorbed).then(|| {
-        block.push(moderator);
-        block.len() - 1
-    });
-    let product = |a: &[f64], a_shift: f64, name: &str| {
-        let col = product(a, a_shift, w, w_shift);
-        transform(&format!("{name}:{w_name}"), Role::Moderator, &col)
-    };
-    let xw_at = (spec.a || spec.direct).then(|| {
-        block.push(product(x, x_shift, x_name));
-        block.len() - 1
-    });
-    let mut mw_at = Vec::new();
-    if spec.b {
-        for j in 0..panel.n_mediators {
-            let column = 1 + panel.n_controls + j;
-            block.push(product(&panel.columns[column], 0.0, &panel.names[column]));
-            mw_at.push(block.len() - 1);
-        }
-    }
+    // The terms' names and raw columns (uncentred: `product` shifts).
     let values = moderator_values(&spec.at, w);
+    // The terms' names and raw columns (uncentred: `product` shifts).
+    let raw_terms: Vec<(String, Vec<f64>)> = match spec.categorical() {
+        true => {
+            if values.len() < 2 {
+                return Err(Error::InvalidOption {
+                    option: "model.moderator".into(),
+                    message: format!(
+                        "the categorical moderator '{w_name}' takes one value in the estimation \
+                         sample; it needs two levels or more"
+                    ),
+                });
+            }
+            if values.len() > MAX_LEVELS {
+                return Err(Error::InvalidOption {
+                    option: "model.at".into(),
+                    message: format!(
+                        "the categorical moderator '{w_name}' has {} distinct values; at most \
+                         {MAX_LEVELS} levels are supported (is it continuous? then drop \
+                         at = \"levels\")",
+                        values.len()
+                    ),
+                });
+            }
+            values[1..]
+                .iter()
+                .map(|&(_, level)| {
+                    let indicator = w.iter().map(|&v| f64::from(u8::from(v == level))).collect();
+                    (format!("{w_name}={level}"), indicator)
+                })
+                .collect()
+        }
+        false => vec![(w_name.clone(), w.clone())],
+    };
+    let mut block = Vec::new();
+    let mut terms = Vec::new();
+    for (name, raw) in raw_terms {
+        let moderator = transform(&name, Role::Moderator, &raw);
+        // A W that varies only between units is the unit effects' (a
+        // constant one is refused as any constant column is).
+        let absorbed = moderator.3 > 0.0 && rms(&moderator.2) <= 1e-9 * moderator.3;
+        let w_at = (!absorbed).then(|| {
+            block.push(moderator);
+            block.len() - 1
+        });
+        // (A categorical W is never centred: `Moderation::validate`.)
+        let mut product = |a: &[f64], a_shift: f64, a_name: &str| {
+            let col = product(a, a_shift, &raw, w_shift);
+            block.push(transform(
+                &format!("{a_name}:{name}"),
+                Role::Moderator,
+                &col,
+            ));
+            block.len() - 1
+        };
+        let xw_at = (spec.a || spec.direct).then(|| product(x, x_shift, x_name));
+        let mut mw_at = Vec::new();
+        if spec.b {
+            for j in 0..panel.n_mediators {
+                let column = 1 + panel.n_controls + j;
+                mw_at.push(product(&panel.columns[column], 0.0, &panel.names[column]));
+            }
+        }
+        terms.push((raw, w_at, xw_at, mw_at));
+    }
     let range = w
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
         });
-    let positions = (w_at, xw_at, mw_at);
-    (block, Some((positions, [x_shift, w_shift], values, range)))
+    Ok((block, Some((terms, [x_shift, w_shift], values, range))))
 }
 
 /// The product column `(a - a_shift)(b - b_shift)`, as a moderated or
@@ -785,15 +872,17 @@ impl Design {
     /// raw factors of `panel` (the panel it was built from).
     pub fn treatment_products(&self, panel: &Panel) -> Vec<TreatmentProduct> {
         let mut products = Vec::new();
-        if let Some(md) = &self.moderation
-            && let Some(column) = md.xw
-        {
-            products.push(TreatmentProduct {
-                column,
-                x_shift: md.x_shift,
-                other: panel.columns[panel.moderator_column()].clone(),
-                other_shift: md.w_shift,
-            });
+        if let Some(md) = &self.moderation {
+            for term in &md.terms {
+                if let Some(column) = term.xw {
+                    products.push(TreatmentProduct {
+                        column,
+                        x_shift: md.x_shift,
+                        other: term.raw.clone(),
+                        other_shift: md.w_shift,
+                    });
+                }
+            }
         }
         if let Some(i) = &self.interaction {
             for (j, &column) in i.xm.iter().enumerate() {
@@ -858,6 +947,12 @@ fn moderator_values(at: &ModeratorValues, w: &[f64]) -> Vec<(String, f64)> {
             ]
         }
         ModeratorValues::Values(v) => v.iter().map(|&x| ("value".into(), x)).collect(),
+        ModeratorValues::Levels => {
+            let mut levels = w.to_vec();
+            levels.sort_by(f64::total_cmp);
+            levels.dedup();
+            levels.into_iter().map(|v| ("level".into(), v)).collect()
+        }
     }
 }
 

@@ -42,9 +42,13 @@ pub enum EffectKey {
     /// A moderated model's interaction coefficients (Hayes' notation): X*W
     /// in the mediator equation (`a3`, with several mediators `a3:NAME`),
     /// M*W (`b3`, `b3:NAME`) and X*W (`c3_prime`) in the outcome equation.
-    A3(Option<String>),
-    B3(Option<String>),
-    C3Prime,
+    /// The first field is the moderator term (`ModeratorTerm`): 0 for a
+    /// continuous W, and for a categorical one the indicator of its level
+    /// T + 1 (the lowest level is 0), written with a suffix from the
+    /// second on (`a3_2`, `b3_2:NAME`, `c3_prime_2`).
+    A3(usize, Option<String>),
+    B3(usize, Option<String>),
+    C3Prime(usize),
     /// The conditional indirect effect at the K-th moderator value
     /// (`conditional_indirect:K`: with several mediators the total, and
     /// `conditional_indirect:K:NAME` each mediator's), and the conditional
@@ -52,11 +56,14 @@ pub enum EffectKey {
     ConditionalIndirect(usize, Option<String>),
     ConditionalDirect(usize),
     /// The index of moderated mediation: a3 b (only a moderated) or a b3
-    /// (only b); the total, or a mediator's (`..:NAME`).
-    IndexModeratedMediation(Option<String>),
+    /// (only b); the total, or a mediator's (`..:NAME`); per moderator term
+    /// as [`EffectKey::A3`].
+    IndexModeratedMediation(usize, Option<String>),
     /// The conditional indirect effect at the last moderator value less that
     /// at the first (a and b both moderated); the total, or a mediator's.
-    IndirectDifference(Option<String>),
+    /// With a categorical W, one per level above the lowest, that level's
+    /// less the lowest's (the term as [`EffectKey::A3`]).
+    IndirectDifference(usize, Option<String>),
     /// The interaction model's X*M coefficient (`interaction`, with several
     /// mediators `interaction:NAME`), natural direct and natural indirect
     /// effects (`natural_direct`, `natural_indirect`, and each mediator's
@@ -85,11 +92,6 @@ impl EffectKey {
             "indirect" => Some(EffectKey::Indirect(None)),
             "proportion_mediated" => Some(EffectKey::ProportionMediated),
             "suppression_share" => Some(EffectKey::SuppressionShare),
-            "a3" => Some(EffectKey::A3(None)),
-            "b3" => Some(EffectKey::B3(None)),
-            "c3_prime" => Some(EffectKey::C3Prime),
-            "index_moderated_mediation" => Some(EffectKey::IndexModeratedMediation(None)),
-            "indirect_difference" => Some(EffectKey::IndirectDifference(None)),
             "interaction" => Some(EffectKey::Interaction(None)),
             "natural_direct" => Some(EffectKey::NaturalDirect),
             "natural_indirect" => Some(EffectKey::NaturalIndirect(None)),
@@ -97,6 +99,26 @@ impl EffectKey {
         };
         if simple.is_some() {
             return simple;
+        }
+        // A moderator term's key: `KIND[_N][:NAME]`.
+        let (head, name) = match text.split_once(':') {
+            Some((head, rest)) => (head, named(rest).map(Some)),
+            None => (text, Some(None)),
+        };
+        if let Some((base, term)) = split_term(head) {
+            let termed = |key: &dyn Fn(Option<String>) -> EffectKey| name.clone().map(key);
+            match base {
+                "a3" => return termed(&|n| EffectKey::A3(term, n)),
+                "b3" => return termed(&|n| EffectKey::B3(term, n)),
+                "c3_prime" => return (name == Some(None)).then_some(EffectKey::C3Prime(term)),
+                "index_moderated_mediation" => {
+                    return termed(&|n| EffectKey::IndexModeratedMediation(term, n));
+                }
+                "indirect_difference" => {
+                    return termed(&|n| EffectKey::IndirectDifference(term, n));
+                }
+                _ => {}
+            }
         }
         let (kind, rest) = text.split_once(':')?;
         // Two names or paths separated by ':' (a name may contain ':').
@@ -114,12 +136,6 @@ impl EffectKey {
             "d" => two(&|t| named(t).is_some()).map(|(from, to)| EffectKey::D(from, to)),
             "sensitivity" => rest.parse().ok().map(EffectKey::Sensitivity),
             "rv" => rest.parse().ok().map(EffectKey::RobustnessValue),
-            "a3" => named(rest).map(|m| EffectKey::A3(Some(m))),
-            "b3" => named(rest).map(|m| EffectKey::B3(Some(m))),
-            "index_moderated_mediation" => {
-                named(rest).map(|m| EffectKey::IndexModeratedMediation(Some(m)))
-            }
-            "indirect_difference" => named(rest).map(|m| EffectKey::IndirectDifference(Some(m))),
             "interaction" => named(rest).map(|m| EffectKey::Interaction(Some(m))),
             "natural_indirect" => named(rest).map(|m| EffectKey::NaturalIndirect(Some(m))),
             "conditional_indirect" => match rest.split_once(':') {
@@ -151,6 +167,18 @@ impl EffectKey {
             EffectKey::Indirect(Some(n)) => mediators.iter().position(|m| m == n),
             _ => None,
         }
+    }
+}
+
+/// A moderator term's key head `KIND` or `KIND_N` (N >= 2) as (KIND,
+/// term N - 1); None for `KIND_0` or `KIND_1`, which medsim does not write.
+fn split_term(head: &str) -> Option<(&str, usize)> {
+    match head.rsplit_once('_') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            let n: usize = n.parse().ok()?;
+            (n >= 2).then_some((base, n - 1))
+        }
+        _ => Some((head, 0)),
     }
 }
 
@@ -198,6 +226,11 @@ impl fmt::Display for EffectKey {
             None => f.write_str(kind),
             Some(n) => write!(f, "{kind}:{n}"),
         };
+        // A moderator term's kind: suffixed from the second term on.
+        let term = |kind: &str, t: usize| match t {
+            0 => kind.to_string(),
+            t => format!("{kind}_{}", t + 1),
+        };
         match self {
             EffectKey::A(n) => with(f, "a", n),
             EffectKey::B(n) => with(f, "b", n),
@@ -210,15 +243,17 @@ impl fmt::Display for EffectKey {
             EffectKey::D(from, to) => write!(f, "d:{from}:{to}"),
             EffectKey::Sensitivity(k) => write!(f, "sensitivity:{k}"),
             EffectKey::RobustnessValue(k) => write!(f, "rv:{k}"),
-            EffectKey::A3(n) => with(f, "a3", n),
-            EffectKey::B3(n) => with(f, "b3", n),
-            EffectKey::C3Prime => f.write_str("c3_prime"),
+            EffectKey::A3(t, n) => with(f, &term("a3", *t), n),
+            EffectKey::B3(t, n) => with(f, &term("b3", *t), n),
+            EffectKey::C3Prime(t) => f.write_str(&term("c3_prime", *t)),
             EffectKey::ConditionalIndirect(k, n) => {
                 with(f, &format!("conditional_indirect:{k}"), n)
             }
             EffectKey::ConditionalDirect(k) => write!(f, "conditional_direct:{k}"),
-            EffectKey::IndexModeratedMediation(n) => with(f, "index_moderated_mediation", n),
-            EffectKey::IndirectDifference(n) => with(f, "indirect_difference", n),
+            EffectKey::IndexModeratedMediation(t, n) => {
+                with(f, &term("index_moderated_mediation", *t), n)
+            }
+            EffectKey::IndirectDifference(t, n) => with(f, &term("indirect_difference", *t), n),
             EffectKey::Interaction(n) => with(f, "interaction", n),
             EffectKey::NaturalDirect => f.write_str("natural_direct"),
             EffectKey::NaturalIndirect(n) => with(f, "natural_indirect", n),
@@ -250,18 +285,23 @@ mod tests {
             EffectKey::D("agglom".into(), "x:y".into()),
             EffectKey::Sensitivity(12),
             EffectKey::RobustnessValue(2),
-            EffectKey::A3(None),
-            EffectKey::A3(Some("x:y".into())),
-            EffectKey::B3(None),
-            EffectKey::B3(Some("agglom".into())),
-            EffectKey::C3Prime,
+            EffectKey::A3(0, None),
+            EffectKey::A3(0, Some("x:y".into())),
+            EffectKey::A3(2, Some("x:y".into())),
+            EffectKey::B3(0, None),
+            EffectKey::B3(0, Some("agglom".into())),
+            EffectKey::B3(1, None),
+            EffectKey::C3Prime(0),
+            EffectKey::C3Prime(3),
             EffectKey::ConditionalIndirect(2, None),
             EffectKey::ConditionalIndirect(2, Some("x:y".into())),
             EffectKey::ConditionalDirect(0),
-            EffectKey::IndexModeratedMediation(None),
-            EffectKey::IndexModeratedMediation(Some("x".into())),
-            EffectKey::IndirectDifference(None),
-            EffectKey::IndirectDifference(Some("agglom".into())),
+            EffectKey::IndexModeratedMediation(0, None),
+            EffectKey::IndexModeratedMediation(0, Some("x".into())),
+            EffectKey::IndexModeratedMediation(1, Some("x".into())),
+            EffectKey::IndirectDifference(0, None),
+            EffectKey::IndirectDifference(0, Some("agglom".into())),
+            EffectKey::IndirectDifference(4, None),
             EffectKey::Interaction(None),
             EffectKey::Interaction(Some("x".into())),
             EffectKey::NaturalDirect,
@@ -279,6 +319,9 @@ mod tests {
             "conditional_indirect:",
             "conditional_indirect:1:nobody",
             "a3:nobody",
+            "a3_1",
+            "c3_prime_2:x",
+            "b3_x",
             "z",
             "indirect:x>agglom",
             "indirect:agglom>",

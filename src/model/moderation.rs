@@ -47,6 +47,11 @@ pub struct ModerationStats {
     pub direct: bool,
     /// Moderator values (0: not a moderated model).
     pub values: usize,
+    /// Moderator terms: 1 for a continuous W, a categorical one's levels
+    /// less one (0: not a moderated model).
+    pub terms: usize,
+    /// W is categorical: its values are its levels, the first the lowest.
+    pub categorical: bool,
     /// The treatment-mediator interaction model.
     pub interaction: bool,
     /// Parallel mediators (0 for a model that is neither).
@@ -68,6 +73,8 @@ impl ModerationStats {
                 b: m.spec.b,
                 direct: m.spec.direct,
                 values: m.values.len(),
+                terms: m.terms.len(),
+                categorical: m.categorical(),
                 interaction,
                 mediators,
             },
@@ -90,18 +97,31 @@ impl ModerationStats {
             0
         }
     }
-    /// The interaction coefficients (a3, b3 per mediator, c3').
+    /// The interaction coefficients (a3, b3 per mediator, c3'; per term).
     pub fn interactions(&self) -> usize {
-        self.mediators * (usize::from(self.a) + usize::from(self.b)) + usize::from(self.direct)
+        self.terms
+            * (self.mediators * (usize::from(self.a) + usize::from(self.b))
+                + usize::from(self.direct))
     }
     /// Whether the index of moderated mediation exists: the conditional
-    /// indirect effect is linear in W (exactly one of a, b moderated).
+    /// indirect effect is linear in W (exactly one of a, b moderated); one
+    /// per term.
     pub fn has_index(&self) -> bool {
         self.on() && self.a != self.b
     }
     /// Whether the difference of conditional indirect effects is given.
     pub fn has_difference(&self) -> bool {
         self.a && self.b && self.values >= 2
+    }
+    /// The differences of conditional indirect effects, as (later, earlier)
+    /// moderator values: the last less the first, or with a categorical W
+    /// each level's less the lowest's.
+    pub fn differences(&self) -> Vec<(usize, usize)> {
+        match (self.has_difference(), self.categorical) {
+            (false, _) => vec![],
+            (true, true) => (1..self.values).map(|k| (k, 0)).collect(),
+            (true, false) => vec![(self.values - 1, 0)],
+        }
     }
     /// The moderation's statistics (the interaction model's follow).
     pub fn moderation_len(&self) -> usize {
@@ -112,8 +132,8 @@ impl ModerationStats {
         self.interactions()
             + self.values * with_each
             + if self.direct { self.values } else { 0 }
-            + usize::from(self.has_index()) * with_each
-            + usize::from(self.has_difference()) * with_each
+            + usize::from(self.has_index()) * self.terms * with_each
+            + self.differences().len() * with_each
     }
     /// Statistics added.
     pub fn len(&self) -> usize {
@@ -136,13 +156,17 @@ impl ModerationStats {
         };
         if self.on() {
             if self.a {
-                keys.extend((0..self.mediators).map(|j| EffectKey::A3(name(j))));
+                for t in 0..self.terms {
+                    keys.extend((0..self.mediators).map(|j| EffectKey::A3(t, name(j))));
+                }
             }
             if self.b {
-                keys.extend((0..self.mediators).map(|j| EffectKey::B3(name(j))));
+                for t in 0..self.terms {
+                    keys.extend((0..self.mediators).map(|j| EffectKey::B3(t, name(j))));
+                }
             }
             if self.direct {
-                keys.push(EffectKey::C3Prime);
+                keys.extend((0..self.terms).map(EffectKey::C3Prime));
             }
             for k in 0..self.values {
                 each(&mut keys, &|n| EffectKey::ConditionalIndirect(k, n));
@@ -151,10 +175,12 @@ impl ModerationStats {
                 keys.extend((0..self.values).map(EffectKey::ConditionalDirect));
             }
             if self.has_index() {
-                each(&mut keys, &EffectKey::IndexModeratedMediation);
+                for t in 0..self.terms {
+                    each(&mut keys, &|n| EffectKey::IndexModeratedMediation(t, n));
+                }
             }
-            if self.has_difference() {
-                each(&mut keys, &EffectKey::IndirectDifference);
+            for t in 0..self.differences().len() {
+                each(&mut keys, &|n| EffectKey::IndirectDifference(t, n));
             }
         }
         if self.interaction {
@@ -172,10 +198,16 @@ impl ModerationStats {
         self.keys(&numbered).iter().map(coefficient).collect()
     }
 
-    /// Theta's length: a1 and b1 of each mediator, c, c', then a3 and b3
-    /// of each, c3', d of each (zero where the model has no such term).
+    /// Theta's length: a1 and b1 of each mediator, c, c', then per term
+    /// a3 of each mediator, per term b3 of each, c3' of each term, d of
+    /// each mediator (zero where the model has no such term; one term's
+    /// places in a model that is not moderated).
     pub fn theta_len(&self) -> usize {
-        5 * self.mediators + 3
+        self.d(self.mediators)
+    }
+    /// Terms theta has places for.
+    fn slots(&self) -> usize {
+        self.terms.max(1)
     }
     /// Mediator j's a1 in theta.
     pub fn a1(&self, j: usize) -> usize {
@@ -190,17 +222,18 @@ impl ModerationStats {
     pub fn c_prime(&self) -> usize {
         2 * self.mediators + 1
     }
-    pub fn a3(&self, j: usize) -> usize {
-        2 * self.mediators + 2 + j
+    /// Mediator j's a3 of term t.
+    pub fn a3(&self, j: usize, t: usize) -> usize {
+        2 * self.mediators + 2 + t * self.mediators + j
     }
-    pub fn b3(&self, j: usize) -> usize {
-        3 * self.mediators + 2 + j
+    pub fn b3(&self, j: usize, t: usize) -> usize {
+        self.a3(j, t) + self.slots() * self.mediators
     }
-    pub fn c3(&self) -> usize {
-        4 * self.mediators + 2
+    pub fn c3(&self, t: usize) -> usize {
+        2 * self.mediators + 2 + 2 * self.slots() * self.mediators + t
     }
     pub fn d(&self, j: usize) -> usize {
-        4 * self.mediators + 3 + j
+        self.c3(self.slots()) + j
     }
 }
 
@@ -212,7 +245,7 @@ impl ModerationStats {
 pub fn coefficient(key: &EffectKey) -> bool {
     matches!(
         key,
-        EffectKey::A3(_) | EffectKey::B3(_) | EffectKey::C3Prime | EffectKey::Interaction(_)
+        EffectKey::A3(..) | EffectKey::B3(..) | EffectKey::C3Prime(_) | EffectKey::Interaction(_)
     )
 }
 
@@ -241,22 +274,25 @@ pub fn equations(design: &Design) -> Vec<Equation> {
         eqs.push(equation("outcome".into(), l.outcome(), outcome));
         return eqs;
     };
-    let with = |mut regressors: Vec<usize>, extra: &[Option<usize>]| {
-        regressors.extend(extra.iter().flatten());
-        regressors
-    };
     let spec = &md.spec;
-    let total = with(l.base_regressors(), &[md.w]);
-    let mediator = match spec.a {
-        true => with(l.base_regressors(), &[md.w, md.xw]),
-        false => l.base_regressors(),
-    };
-    let mut outcome = with(
-        l.outcome_regressors(),
-        &[md.w.filter(|_| spec.b || spec.direct)],
-    );
-    outcome.extend(&md.mw);
-    outcome.extend(md.xw.filter(|_| spec.direct));
+    let ws = md.terms.iter().filter_map(|t| t.w);
+    let xws = md.terms.iter().filter_map(|t| t.xw);
+    let mut total = l.base_regressors();
+    total.extend(ws.clone());
+    let mut mediator = l.base_regressors();
+    if spec.a {
+        // Each term's W, then each term's X*W.
+        mediator.extend(ws.clone());
+        mediator.extend(xws.clone());
+    }
+    let mut outcome = l.outcome_regressors();
+    if spec.b || spec.direct {
+        outcome.extend(ws);
+    }
+    outcome.extend(md.terms.iter().flat_map(|t| t.mw.iter().copied()));
+    if spec.direct {
+        outcome.extend(xws);
+    }
     let mut eqs = vec![equation("total".into(), l.outcome(), total)];
     eqs.extend((0..m).map(|j| equation(mediator_name(j), l.mediator(j), mediator.clone())));
     eqs.push(equation("outcome".into(), l.outcome(), outcome));
@@ -274,27 +310,32 @@ pub fn coefficients(design: &Design) -> Vec<Option<(usize, usize)>> {
     let outcome = m + 1;
     let md = design.moderation.as_ref();
     let (a, direct) = md.map_or((false, false), |md| (md.spec.a, md.spec.direct));
-    let xw = md.and_then(|md| md.xw);
+    let terms = md.map_or(&[][..], |md| &md.terms[..]);
     let mut theta = vec![None; s.theta_len()];
     for j in 0..m {
         theta[s.a1(j)] = Some((1 + j, x));
         theta[s.b1(j)] = Some((outcome, l.mediator(j)));
-        theta[s.a3(j)] = xw.filter(|_| a).map(|c| (1 + j, c));
-        theta[s.b3(j)] = md.and_then(|md| md.mw.get(j)).map(|&c| (outcome, c));
+        for (t, term) in terms.iter().enumerate() {
+            theta[s.a3(j, t)] = term.xw.filter(|_| a).map(|c| (1 + j, c));
+            theta[s.b3(j, t)] = term.mw.get(j).map(|&c| (outcome, c));
+        }
         theta[s.d(j)] = design.interaction.as_ref().map(|i| (outcome, i.xm[j]));
     }
     theta[s.c()] = Some((0, x));
     theta[s.c_prime()] = Some((outcome, x));
-    theta[s.c3()] = xw.filter(|_| direct).map(|c| (outcome, c));
+    for (t, term) in terms.iter().enumerate() {
+        theta[s.c3(t)] = term.xw.filter(|_| direct).map(|c| (outcome, c));
+    }
     theta
 }
 
-/// Where an extended model's effects are evaluated: the moderator values
-/// less W's shift in the products, and the interaction model's change of
-/// the treatment and sample means.
+/// Where an extended model's effects are evaluated: each moderator value
+/// as the moderator terms' coordinates (W less its shift in the products,
+/// or a categorical W's level indicators), and the interaction model's
+/// change of the treatment and sample means.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Evaluation {
-    pub u: Vec<f64>,
+    pub u: Vec<Vec<f64>>,
     pub natural: Option<Natural>,
 }
 
@@ -314,7 +355,7 @@ impl Evaluation {
             u: design
                 .moderation
                 .as_ref()
-                .map(|md| md.values.iter().map(|(_, w)| w - md.w_shift).collect())
+                .map(|md| md.points())
                 .unwrap_or_default(),
             natural: design.interaction.as_ref().map(|i| Natural {
                 x0: i.x0,
@@ -366,62 +407,80 @@ pub fn each_effect(
             }
         }
     };
-    // (a1 + a3 u)(b1 + b3 u) of mediator j, its gradient added into g.
-    let omega = |j: usize, u: f64, sign: f64, g: &mut [f64]| {
-        let (first, second) = (t[s.a1(j)] + t[s.a3(j)] * u, t[s.b1(j)] + t[s.b3(j)] * u);
+    // (a1 + a3'u)(b1 + b3'u) of mediator j at the terms' coordinates u,
+    // its gradient added into g.
+    let omega = |j: usize, u: &[f64], sign: f64, g: &mut [f64]| {
+        let mut first = t[s.a1(j)];
+        let mut second = t[s.b1(j)];
+        for (l, &v) in u.iter().enumerate() {
+            first += t[s.a3(j, l)] * v;
+            second += t[s.b3(j, l)] * v;
+        }
         g[s.a1(j)] += sign * second;
-        g[s.a3(j)] += sign * second * u;
         g[s.b1(j)] += sign * first;
-        g[s.b3(j)] += sign * first * u;
+        for (l, &v) in u.iter().enumerate() {
+            g[s.a3(j, l)] += sign * second * v;
+            g[s.b3(j, l)] += sign * first * v;
+        }
         sign * first * second
     };
     if s.on() {
-        let paths: [(bool, fn(&ModerationStats, usize) -> usize); 2] =
+        let paths: [(bool, fn(&ModerationStats, usize, usize) -> usize); 2] =
             [(s.a, ModerationStats::a3), (s.b, ModerationStats::b3)];
         for (on, place) in paths {
             if on {
-                for j in 0..m {
-                    emit(&mut |g| {
-                        g[place(&s, j)] = 1.0;
-                        t[place(&s, j)]
-                    });
+                for l in 0..s.terms {
+                    for j in 0..m {
+                        emit(&mut |g| {
+                            g[place(&s, j, l)] = 1.0;
+                            t[place(&s, j, l)]
+                        });
+                    }
                 }
             }
         }
         if s.direct {
-            emit(&mut |g| {
-                g[s.c3()] = 1.0;
-                t[s.c3()]
-            });
+            for l in 0..s.terms {
+                emit(&mut |g| {
+                    g[s.c3(l)] = 1.0;
+                    t[s.c3(l)]
+                });
+            }
         }
-        for &v in u {
+        for v in u {
             total_and_each(&mut emit, &|j, g| omega(j, v, 1.0, g));
         }
         if s.direct {
-            for &v in u {
+            for v in u {
                 emit(&mut |g| {
                     g[s.c_prime()] = 1.0;
-                    g[s.c3()] = v;
-                    t[s.c_prime()] + t[s.c3()] * v
+                    let mut value = t[s.c_prime()];
+                    for (l, &v) in v.iter().enumerate() {
+                        g[s.c3(l)] = v;
+                        value += t[s.c3(l)] * v;
+                    }
+                    value
                 });
             }
         }
         if s.has_index() {
-            total_and_each(&mut emit, &|j, g| match s.a {
-                true => {
-                    g[s.a3(j)] += t[s.b1(j)];
-                    g[s.b1(j)] += t[s.a3(j)];
-                    t[s.a3(j)] * t[s.b1(j)]
-                }
-                false => {
-                    g[s.a1(j)] += t[s.b3(j)];
-                    g[s.b3(j)] += t[s.a1(j)];
-                    t[s.a1(j)] * t[s.b3(j)]
-                }
-            });
+            for l in 0..s.terms {
+                total_and_each(&mut emit, &|j, g| match s.a {
+                    true => {
+                        g[s.a3(j, l)] += t[s.b1(j)];
+                        g[s.b1(j)] += t[s.a3(j, l)];
+                        t[s.a3(j, l)] * t[s.b1(j)]
+                    }
+                    false => {
+                        g[s.a1(j)] += t[s.b3(j, l)];
+                        g[s.b3(j, l)] += t[s.a1(j)];
+                        t[s.a1(j)] * t[s.b3(j, l)]
+                    }
+                });
+            }
         }
-        if s.has_difference() {
-            let (first, last) = (u[0], u[u.len() - 1]);
+        for (later, earlier) in s.differences() {
+            let (first, last) = (&u[earlier], &u[later]);
             total_and_each(&mut emit, &|j, g| {
                 omega(j, last, 1.0, g) + omega(j, first, -1.0, g)
             });
@@ -466,9 +525,27 @@ mod tests {
             b,
             direct,
             values,
+            terms: usize::from(values > 0),
+            categorical: false,
             interaction,
             mediators: 1,
         }
+    }
+
+    /// A categorical W of `levels` levels: its values are the levels.
+    fn categorical(a: bool, b: bool, direct: bool, levels: usize) -> ModerationStats {
+        ModerationStats {
+            terms: levels - 1,
+            categorical: true,
+            ..stats(a, b, direct, levels, false)
+        }
+    }
+
+    /// The levels' indicator coordinates (the lowest all zero).
+    fn level_points(levels: usize) -> Vec<Vec<f64>> {
+        (0..levels)
+            .map(|k| (1..levels).map(|t| f64::from(u8::from(t == k))).collect())
+            .collect()
     }
 
     fn evaluate(theta: &[f64], at: &Evaluation, stats: ModerationStats) -> Vec<(f64, Vec<f64>)> {
@@ -481,31 +558,39 @@ mod tests {
     }
 
     /// Every gradient is the derivative of its value (central differences),
-    /// with one mediator and with three.
+    /// with one mediator and with three, a continuous and a categorical W.
     #[test]
     fn gradients_are_the_derivatives() {
         let names: Vec<String> = ["m1", "m2", "m3"].map(String::from).to_vec();
         for mediators in [1, 3] {
-            let at = Evaluation {
-                u: vec![-1.3, 0.4, 2.2],
-                natural: Some(Natural {
-                    x0: 1.5,
-                    x1: 2.7,
-                    x_mean: 1.9,
-                    m_mean: vec![3.1, -0.4, 0.8][..mediators].to_vec(),
-                }),
+            let natural = Some(Natural {
+                x0: 1.5,
+                x1: 2.7,
+                x_mean: 1.9,
+                m_mean: vec![3.1, -0.4, 0.8][..mediators].to_vec(),
+            });
+            let continuous = Evaluation {
+                u: vec![vec![-1.3], vec![0.4], vec![2.2]],
+                natural: natural.clone(),
             };
-            for stats in [
-                stats(true, false, false, 3, false),
-                stats(false, true, true, 3, false),
-                stats(true, true, true, 3, false),
-                stats(false, false, false, 0, true),
+            let levels = Evaluation {
+                u: level_points(4),
+                natural,
+            };
+            for (stats, at) in [
+                (stats(true, false, false, 3, false), &continuous),
+                (stats(false, true, true, 3, false), &continuous),
+                (stats(true, true, true, 3, false), &continuous),
+                (stats(false, false, false, 0, true), &continuous),
+                (categorical(true, false, true, 4), &levels),
+                (categorical(false, true, false, 4), &levels),
+                (categorical(true, true, true, 4), &levels),
             ] {
                 let stats = ModerationStats { mediators, ..stats };
                 let theta: Vec<f64> = (0..stats.theta_len())
                     .map(|i| ((i * 7 + 3) % 11) as f64 / 10.0 - 0.45)
                     .collect();
-                let values = evaluate(&theta, &at, stats);
+                let values = evaluate(&theta, at, stats);
                 assert_eq!(values.len(), stats.len());
                 assert_eq!(stats.keys(&names[..mediators]).len(), stats.len());
                 for (n, (_, g)) in values.iter().enumerate() {
@@ -513,7 +598,7 @@ mod tests {
                         let value = |h: f64| {
                             let mut t = theta.clone();
                             t[i] += h;
-                            evaluate(&t, &at, stats)[n].0
+                            evaluate(&t, at, stats)[n].0
                         };
                         let numeric = (value(1e-6) - value(-1e-6)) / 2e-6;
                         assert!(
@@ -540,7 +625,7 @@ mod tests {
             .map(|i| 0.1 + 0.07 * i as f64)
             .collect();
         let at = Evaluation {
-            u: vec![-0.5, 1.5],
+            u: vec![vec![-0.5], vec![1.5]],
             natural: None,
         };
         let got = evaluate(&theta, &at, two);
@@ -557,8 +642,8 @@ mod tests {
                 theta[two.b1(j)],
                 theta[two.c()],
                 theta[two.c_prime()],
-                theta[two.a3(j)],
-                theta[two.b3(j)],
+                theta[two.a3(j, 0)],
+                theta[two.b3(j, 0)],
                 0.0,
                 0.0,
             ];
@@ -571,10 +656,10 @@ mod tests {
                     EffectKey::ConditionalIndirect(1, name.clone()),
                 ),
                 (
-                    EffectKey::IndirectDifference(None),
-                    EffectKey::IndirectDifference(name.clone()),
+                    EffectKey::IndirectDifference(0, None),
+                    EffectKey::IndirectDifference(0, name.clone()),
                 ),
-                (EffectKey::B3(None), EffectKey::B3(name.clone())),
+                (EffectKey::B3(0, None), EffectKey::B3(0, name.clone())),
             ] {
                 let k = alone_keys.iter().position(|k| *k == key).unwrap();
                 assert_eq!(alone[k].0, value(named));
@@ -582,7 +667,7 @@ mod tests {
         }
         for key in [
             |n| EffectKey::ConditionalIndirect(0, n),
-            |n| EffectKey::IndirectDifference(n),
+            |n| EffectKey::IndirectDifference(0, n),
         ] {
             let sum = value(key(Some("m1".into()))) + value(key(Some("m2".into())));
             assert!((value(key(None)) - sum).abs() < 1e-15);
@@ -594,7 +679,7 @@ mod tests {
         // Only a moderated: omega(u) = (a1 + a3 u) b1, linear with slope a3 b1.
         let theta = [0.3, -0.7, 0.2, 0.5, 0.11, 0.0, 0.0, 0.0];
         let at = Evaluation {
-            u: vec![0.0, 1.0],
+            u: vec![vec![0.0], vec![1.0]],
             natural: None,
         };
         let s = stats(true, false, false, 2, false);
@@ -603,7 +688,7 @@ mod tests {
         let of = |key: EffectKey| got[keys.iter().position(|k| *k == key).unwrap()].0;
         let slope = of(EffectKey::ConditionalIndirect(1, None))
             - of(EffectKey::ConditionalIndirect(0, None));
-        assert!((slope - of(EffectKey::IndexModeratedMediation(None))).abs() < 1e-15);
+        assert!((slope - of(EffectKey::IndexModeratedMediation(0, None))).abs() < 1e-15);
     }
 
     #[test]

@@ -355,13 +355,13 @@ impl StatLayout {
             }
             EffectKey::Sensitivity(k) => (*k < self.sensitivity).then(|| self.acme(*k)),
             EffectKey::RobustnessValue(k) => (*k < self.robustness).then(|| self.rv(*k)),
-            EffectKey::A3(_)
-            | EffectKey::B3(_)
-            | EffectKey::C3Prime
+            EffectKey::A3(..)
+            | EffectKey::B3(..)
+            | EffectKey::C3Prime(_)
             | EffectKey::ConditionalIndirect(..)
             | EffectKey::ConditionalDirect(_)
-            | EffectKey::IndexModeratedMediation(_)
-            | EffectKey::IndirectDifference(_)
+            | EffectKey::IndexModeratedMediation(..)
+            | EffectKey::IndirectDifference(..)
             | EffectKey::Interaction(_)
             | EffectKey::NaturalDirect
             | EffectKey::NaturalIndirect(_) => self.moderation_stat(key, mediators),

@@ -172,6 +172,11 @@ pub enum ModeratorValues {
     MeanSd,
     /// Values of W as given.
     Values(Vec<f64>),
+    /// W is categorical (PROCESS `mcw` indicator coding): each of its
+    /// distinct values is a level, the lowest the reference; every
+    /// moderated equation gains one indicator per other level and its
+    /// products, and the conditional effects are given at each level.
+    Levels,
 }
 
 impl Default for ModeratorValues {
@@ -230,8 +235,19 @@ impl Moderation {
                 "model.at",
                 format!("give at least one finite moderator value; got {v:?}"),
             ),
+            ModeratorValues::Levels if self.center => bad(
+                "model.center",
+                "a categorical moderator (at = \"levels\") is coded as indicators, which \
+                 are not centred; set center = false"
+                    .into(),
+            ),
             _ => Ok(()),
         }
+    }
+
+    /// Whether W is categorical (`ModeratorValues::Levels`).
+    pub fn categorical(&self) -> bool {
+        self.at == ModeratorValues::Levels
     }
 
     /// The moderated paths as config spells them.

@@ -114,6 +114,21 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
             let all = || s.model.mediators.join(", ");
             let path = |text: &str| path_label(text, &s.model.mediators);
             let via = |m: Option<String>| m.map_or(String::new(), |m| format!(" via {m}"));
+            let of = |m: Option<String>| m.map_or(String::new(), |m| format!(" of {m}"));
+            // A categorical moderator's level of term t (against the lowest).
+            let level = |t: usize| match &s.moderation {
+                Some(md) if md.categorical => {
+                    let (later, earlier) = md.difference(t);
+                    let value = |k: usize| md.values.get(k).map_or(f64::NAN, |v| v.value);
+                    format!(
+                        ", {} = {} vs {}",
+                        md.moderator,
+                        value(later),
+                        value(earlier)
+                    )
+                }
+                _ => String::new(),
+            };
             let label = match EffectKey::parse(k, &s.model.mediators) {
                 Some(EffectKey::A(Some(m))) => format!("a: {x} on {m}"),
                 Some(EffectKey::B(Some(m))) => format!("b: {m} on {y}"),
@@ -129,22 +144,26 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
                 Some(EffectKey::Indirect(None)) => "a*b: indirect effect".into(),
                 Some(EffectKey::ProportionMediated) => "proportion mediated".into(),
                 Some(EffectKey::SuppressionShare) => "suppression share".into(),
-                Some(EffectKey::A3(None)) => "a3: interaction on the a path".into(),
-                Some(EffectKey::A3(Some(m))) => format!("a3: interaction on the a path of {m}"),
-                Some(EffectKey::B3(None)) => "b3: interaction on the b path".into(),
-                Some(EffectKey::B3(Some(m))) => format!("b3: interaction on the b path of {m}"),
-                Some(EffectKey::C3Prime) => "c3': interaction on the direct path".into(),
+                Some(EffectKey::A3(t, m)) => {
+                    format!("a3: interaction on the a path{}{}", of(m), level(t))
+                }
+                Some(EffectKey::B3(t, m)) => {
+                    format!("b3: interaction on the b path{}{}", of(m), level(t))
+                }
+                Some(EffectKey::C3Prime(t)) => {
+                    format!("c3': interaction on the direct path{}", level(t))
+                }
                 Some(EffectKey::ConditionalIndirect(j, m)) => {
                     format!("a*b at {}{}", moderator_value(s, j), via(m))
                 }
                 Some(EffectKey::ConditionalDirect(j)) => {
                     format!("c' at {}", moderator_value(s, j))
                 }
-                Some(EffectKey::IndexModeratedMediation(m)) => {
-                    format!("index of moderated mediation{}", via(m))
+                Some(EffectKey::IndexModeratedMediation(t, m)) => {
+                    format!("index of moderated mediation{}{}", level(t), via(m))
                 }
-                Some(EffectKey::IndirectDifference(m)) => {
-                    format!("difference of conditional a*b{}", via(m))
+                Some(EffectKey::IndirectDifference(t, m)) => {
+                    format!("difference of conditional a*b{}{}", level(t), via(m))
                 }
                 Some(EffectKey::Interaction(None)) => format!("d: {x} x {} on {y}", all()),
                 Some(EffectKey::Interaction(Some(m))) => format!("d: {x} x {m} on {y}"),

@@ -54,6 +54,13 @@ fn label(s: &Summary, key: &str) -> String {
         .moderation
         .as_ref()
         .map_or("W", |md| md.moderator.as_str());
+    // A moderator term: W, or a categorical W's level.
+    let term = |t: usize| {
+        s.moderation
+            .as_ref()
+            .map_or_else(|| "W".to_string(), |md| md.term_name(t))
+    };
+    let categorical = s.moderation.as_ref().is_some_and(|md| md.categorical);
     // A moderator value as `w=1.23`.
     let at = |k: usize| {
         s.moderation
@@ -85,25 +92,26 @@ fn label(s: &Summary, key: &str) -> String {
         EffectKey::ProportionMediated => "     proportion mediated".into(),
         EffectKey::SuppressionShare => "     suppression share".into(),
         EffectKey::Sensitivity(_) | EffectKey::RobustnessValue(_) => key.to_string(),
-        EffectKey::A3(n) => format!("a3   {x}*{w} -> {}", n.as_deref().unwrap_or(m)),
-        EffectKey::B3(n) => format!("b3   {}*{w} -> {y}", n.as_deref().unwrap_or(m)),
-        EffectKey::C3Prime => format!("c3'  {x}*{w} -> {y}"),
+        EffectKey::A3(t, n) => format!("a3   {x}*{} -> {}", term(t), n.as_deref().unwrap_or(m)),
+        EffectKey::B3(t, n) => format!("b3   {}*{} -> {y}", n.as_deref().unwrap_or(m), term(t)),
+        EffectKey::C3Prime(t) => format!("c3'  {x}*{} -> {y}", term(t)),
         EffectKey::ConditionalIndirect(k, n) => format!("a*b  at {}{}", at(k), via(n)),
         EffectKey::ConditionalDirect(k) => format!("c'   at {}", at(k)),
-        EffectKey::IndexModeratedMediation(None) => "     index of moderated mediation".into(),
-        EffectKey::IndexModeratedMediation(n) => format!("     index{}", via(n)),
+        EffectKey::IndexModeratedMediation(0, None) if !categorical => {
+            "     index of moderated mediation".into()
+        }
+        EffectKey::IndexModeratedMediation(t, n) if categorical => {
+            format!("     index {}{}", term(t), via(n))
+        }
+        EffectKey::IndexModeratedMediation(_, n) => format!("     index{}", via(n)),
         EffectKey::Interaction(n) => format!("d    {x}*{} -> {y}", n.as_deref().unwrap_or(m)),
         EffectKey::NaturalDirect => "NDE  natural direct effect".into(),
         EffectKey::NaturalIndirect(None) => "NIE  natural indirect effect".into(),
         EffectKey::NaturalIndirect(n) => format!("NIE{}", via(n)),
-        EffectKey::IndirectDifference(n) => format!(
-            "     a*b at {} - at {}{}",
-            at(s.moderation
-                .as_ref()
-                .map_or(0, |md| md.values.len().saturating_sub(1))),
-            at(0),
-            via(n)
-        ),
+        EffectKey::IndirectDifference(t, n) => {
+            let (later, earlier) = s.moderation.as_ref().map_or((0, 0), |md| md.difference(t));
+            format!("     a*b at {} - at {}{}", at(later), at(earlier), via(n))
+        }
     }
 }
 
@@ -383,13 +391,17 @@ fn render_run(o: &mut String, s: &Summary) {
             md.process_model,
             md.paths.join(", "),
             md.moderator,
-            if md.center {
-                format!(
+            match (md.center, md.categorical, md.values.first()) {
+                (true, _, _) => format!(
                     " (X and W centred: a, b, c' at {}={:.4})",
                     md.moderator, md.shift
-                )
-            } else {
-                format!(" (a, b, c' at {}=0)", md.moderator)
+                ),
+                (false, true, Some(lowest)) => format!(
+                    " (categorical, one indicator per level: a, b, c' at the reference \
+                     {}={})",
+                    md.moderator, lowest.value
+                ),
+                _ => format!(" (a, b, c' at {}=0)", md.moderator),
             },
             if md.moderator_absorbed {
                 "; its main effect is absorbed by the unit fixed effects"

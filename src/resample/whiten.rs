@@ -556,7 +556,10 @@ mod tests {
             let fit = crate::model::estimate::fit_system(&d, &equations(&d)).unwrap();
             let w = Whitened::new(&d, &fit).unwrap();
             assert_eq!(w.sets, 3, "{moderator} {a} {b} {direct}");
-            let absorbed = d.moderation.as_ref().is_some_and(|m| m.w.is_none());
+            let absorbed = d
+                .moderation
+                .as_ref()
+                .is_some_and(|m| m.terms[0].w.is_none());
             assert_eq!(absorbed, moderator == "size_code");
             let mut solver = Solver::new(&d);
             let lay = solver.layout;

@@ -143,7 +143,8 @@ pub struct ModelConfig {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub center: bool,
     /// Moderator values of the conditional effects: a list of values,
-    /// "mean-sd", or `{ percentiles = [..] }` (default 16, 50, 84).
+    /// "mean-sd", "levels" (a categorical moderator), or `{ percentiles =
+    /// [..] }` (default 16, 50, 84).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<AtConfig>,
     /// The treatment-mediator interaction X*M in the outcome equation.
@@ -830,12 +831,14 @@ fn moderation(m: &ModelConfig) -> std::result::Result<Option<Moderation>, (&'sta
         Some(AtConfig::Named(name)) => match name.as_str() {
             "mean-sd" => ModeratorValues::MeanSd,
             "percentiles" => ModeratorValues::default(),
+            "levels" => ModeratorValues::Levels,
             other => {
                 return Err((
                     "model.at",
                     format!(
                         "'{other}' is not a choice of moderator values; give a list of values, \
-                         \"mean-sd\", \"percentiles\" or {{ percentiles = [16, 50, 84] }}"
+                         \"mean-sd\", \"percentiles\", \"levels\" (a categorical moderator) \
+                         or {{ percentiles = [16, 50, 84] }}"
                     ),
                 ));
             }

@@ -136,9 +136,13 @@ fn coefficient_of(key: &str, mediators: &[String], design: &Design) -> Option<(u
         EffectKey::C => Some((TOTAL, l.treatment())),
         EffectKey::CPrime => Some((m + 1, l.treatment())),
         EffectKey::D(from, to) => Some((1 + at(&to)?, l.mediator(at(&from)?))),
-        EffectKey::A3(n) => moderation::coefficients(design)[stats.a3(mediator(&n)?)],
-        EffectKey::B3(n) => moderation::coefficients(design)[stats.b3(mediator(&n)?)],
-        EffectKey::C3Prime => moderation::coefficients(design)[stats.c3()],
+        EffectKey::A3(t, n) if t < stats.terms => {
+            moderation::coefficients(design)[stats.a3(mediator(&n)?, t)]
+        }
+        EffectKey::B3(t, n) if t < stats.terms => {
+            moderation::coefficients(design)[stats.b3(mediator(&n)?, t)]
+        }
+        EffectKey::C3Prime(t) if t < stats.terms => moderation::coefficients(design)[stats.c3(t)],
         EffectKey::Interaction(n) => moderation::coefficients(design)[stats.d(mediator(&n)?)],
         _ => None,
     }
@@ -297,7 +301,9 @@ pub fn resample_with(
             stats.p_value = None;
         }
     }
-    let johnson_neyman = design.moderation.as_ref().and_then(|md| {
+    // A region over a categorical W's levels means nothing.
+    let continuous = design.moderation.as_ref().filter(|md| !md.categorical());
+    let johnson_neyman = continuous.and_then(|md| {
         let estimate = |key: EffectKey| {
             analysis
                 .effect(&key.to_string())
@@ -308,9 +314,9 @@ pub fn resample_with(
             .map(|n| {
                 [
                     estimate(EffectKey::A(n.clone())),
-                    estimate(EffectKey::A3(n.clone())),
+                    estimate(EffectKey::A3(0, n.clone())),
                     estimate(EffectKey::B(n.clone())),
-                    estimate(EffectKey::B3(n)),
+                    estimate(EffectKey::B3(0, n)),
                 ]
             })
             .collect();
@@ -671,7 +677,12 @@ fn summarise<'a>(
     // A conditional indirect effect that depends on W: its Johnson-Neyman
     // region needs every replicate's paths (32 bytes each).
     let layout = engine.layout();
-    if spec.johnson_neyman && (layout.moderation.a || layout.moderation.b) && !permutation {
+    let moderation = layout.moderation;
+    if spec.johnson_neyman
+        && (moderation.a || moderation.b)
+        && !moderation.categorical
+        && !permutation
+    {
         let names = moderated_names(mediators);
         crate::resources::check_memory(
             "resampling.replicates",
@@ -684,9 +695,9 @@ fn summarise<'a>(
             .map(|(j, n)| {
                 [
                     Some(layout.a(j)),
-                    layout.position(&EffectKey::A3(n.clone()), mediators),
+                    layout.position(&EffectKey::A3(0, n.clone()), mediators),
                     Some(layout.b(j)),
-                    layout.position(&EffectKey::B3(n), mediators),
+                    layout.position(&EffectKey::B3(0, n), mediators),
                 ]
             })
             .collect::<Vec<_>>();
@@ -759,7 +770,7 @@ fn p_value_of(
             EffectKey::parse(key, mediators),
             Some(
                 EffectKey::B(_)
-                    | EffectKey::B3(_)
+                    | EffectKey::B3(..)
                     | EffectKey::D(..)
                     | EffectKey::ProportionMediated
             )

@@ -144,7 +144,7 @@ impl Cell {
     /// The effect key whose intervals a study judges.
     pub fn target_key(&self) -> String {
         match self.moderated() {
-            true => EffectKey::IndexModeratedMediation(None).to_string(),
+            true => EffectKey::IndexModeratedMediation(0, None).to_string(),
             false => EffectKey::Indirect(None).to_string(),
         }
     }

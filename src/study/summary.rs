@@ -113,9 +113,16 @@ pub struct ModerationSummary {
     pub center: bool,
     /// W's mean when centred (a, b and c' are the effects there), else 0.
     pub shift: f64,
-    /// W does not vary within units: the unit effects absorb its main
-    /// effect, and only its products are regressors.
+    /// W (or one of a categorical W's indicators) does not vary within
+    /// units: the unit effects absorb its main effect, and only its
+    /// products are regressors.
     pub moderator_absorbed: bool,
+    /// W is categorical (`at = "levels"`): `values` are its levels, the
+    /// first the reference, and the moderated equations have one
+    /// indicator per other level (`a3` the second level's, `a3_2` the
+    /// third's, ...).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub categorical: bool,
     /// The moderator values of the conditional effects.
     pub values: Vec<ModeratorValue>,
     /// Where the conditional indirect effect's percentile interval excludes
@@ -201,6 +208,25 @@ pub struct ModeratorValue {
 }
 
 impl ModerationSummary {
+    /// What moderator term `t` is for people: W, or a categorical W's
+    /// level `W=v` (against the lowest).
+    pub fn term_name(&self, t: usize) -> String {
+        match (self.categorical, self.values.get(t + 1)) {
+            (true, Some(v)) => format!("{}={}", self.moderator, v.value),
+            _ => self.moderator.clone(),
+        }
+    }
+
+    /// The moderator values (later, earlier) of the `t`-th difference of
+    /// conditional indirect effects: the last and first, or a categorical
+    /// W's level t + 1 and the lowest.
+    pub fn difference(&self, t: usize) -> (usize, usize) {
+        match self.categorical {
+            true => (t + 1, 0),
+            false => (self.values.len().saturating_sub(1), 0),
+        }
+    }
+
     fn of(md: &ModeratedColumns) -> ModerationSummary {
         ModerationSummary {
             moderator: md.spec.moderator.clone(),
@@ -208,7 +234,8 @@ impl ModerationSummary {
             paths: md.spec.paths().iter().map(|p| p.to_string()).collect(),
             center: md.spec.center,
             shift: md.w_shift,
-            moderator_absorbed: md.w.is_none(),
+            moderator_absorbed: md.terms.iter().any(|t| t.w.is_none()),
+            categorical: md.categorical(),
             values: md
                 .values
                 .iter()
