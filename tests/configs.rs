@@ -295,6 +295,38 @@ fn threshold_configs_are_checked() {
         err.contains("model.mediators") && err.contains("one mediator"),
         "{err}"
     );
+    // The mediation's regimes come from a model the sequence estimates,
+    // and only with regime mediation.
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/threshold.toml"
+    ))
+    .unwrap();
+    let regimes = |extra: &str| {
+        shipped
+            .replace("thresholds = 3", "thresholds = 2")
+            .replace("level = 0.95", &format!("level = 0.95\n{extra}"))
+    };
+    for (extra, want) in [
+        (
+            "mediation = true\nmediation_thresholds = 3\n",
+            "1 to threshold.thresholds = 2; got 3",
+        ),
+        ("mediation = true\nmediation_thresholds = 0\n", "got 0"),
+        (
+            "mediation_thresholds = 2\n",
+            "applies only with regime-dependent mediation",
+        ),
+    ] {
+        std::fs::write(dir.path().join("k.toml"), regimes(extra)).unwrap();
+        let o = medsim(dir.path(), &["threshold", "k.toml", "-q"]);
+        assert_eq!(o.status.code(), Some(2), "{extra}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("threshold.mediation_thresholds") && err.contains(want),
+            "{extra}: {err}"
+        );
+    }
     assert!(!dir.path().join("results").exists());
 }
 

@@ -468,29 +468,7 @@ fn regime_mediation_is_the_pooled_model_moderated_by_the_regime() {
         "/configs/threshold.toml"
     ))
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let text = shipped.replace("level = 0.95", "level = 0.95\nmediation = true");
-    std::fs::write(dir.path().join("t.toml"), text).unwrap();
-    let o = common::medsim(dir.path(), &["threshold", "t.toml", "-q", "-B", "199"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let printed = String::from_utf8_lossy(&o.stdout);
-    assert!(printed.contains("Regime-dependent mediation"), "{printed}");
-    let folder = dir.path().join("results/threshold");
-    let read = |p: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(folder.join(p)).unwrap()).unwrap()
-    };
-    let t = read("threshold.json");
-    let run = read("mediation/summary.json");
-    let md = &t["mediation"];
-    let gamma = md["threshold"].as_f64().unwrap();
-    assert_eq!(
-        gamma,
-        t["steps"][0]["thresholds"][0]["estimate"].as_f64().unwrap()
-    );
-    assert_eq!(md["moderator"], "agglom_above_threshold");
-    assert_eq!(run["moderation"]["moderator"], "agglom_above_threshold");
-
-    // The model by hand.
+    // The synthetic panel of the config, for the model by hand.
     let mut table = generate(SyntheticParams {
         cities: 278,
         years: 10,
@@ -516,79 +494,166 @@ fn regime_mediation_is_the_pooled_model_moderated_by_the_regime() {
         data.column("agglom"),
         data.column("log_ci"),
     );
-    let w: Vec<f64> = m.iter().map(|&v| f64::from(u8::from(v > gamma))).collect();
-    let xw: Vec<f64> = x.iter().zip(&w).map(|(a, b)| a * b).collect();
-    let mw: Vec<f64> = m.iter().zip(&w).map(|(a, b)| a * b).collect();
     let z: Vec<Vec<f64>> = controls.iter().map(|c| data.column(c)).collect();
-    let mut regs: Vec<&[f64]> = vec![&x, &w, &xw];
-    regs.extend(z.iter().map(|c| c.as_slice()));
-    let a = data.fit(&m, &regs);
-    let mut regs: Vec<&[f64]> = vec![&x, &w, &xw, &m, &mw];
-    regs.extend(z.iter().map(|c| c.as_slice()));
-    let out = data.fit(&y, &regs);
-    let (a1, a3, c1, c3, b1, b3) = (a[0], a[2], out[0], out[2], out[3], out[4]);
     let f = |v: &Value| v.as_f64().unwrap();
-    let regimes = md["regimes"].as_array().unwrap();
-    for (k, r) in regimes.iter().enumerate() {
-        let h = k as f64;
-        let what = format!("regime {k}");
-        close(f(&r["a"]), a1 + h * a3, 1e-8, &format!("{what} a"));
-        close(f(&r["b"]), b1 + h * b3, 1e-8, &format!("{what} b"));
-        close(f(&r["c_prime"]), c1 + h * c3, 1e-8, &format!("{what} c'"));
-        let ab = (a1 + h * a3) * (b1 + h * b3);
-        close(
-            f(&r["indirect"]["estimate"]),
-            ab,
-            1e-8,
-            &format!("{what} a*b"),
+
+    // The single threshold's two regimes (the default), then the double
+    // threshold model's three.
+    for (extra, k) in [("", 1usize), ("\nmediation_thresholds = 2", 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = shipped.replace(
+            "level = 0.95",
+            &format!("level = 0.95\nmediation = true{extra}"),
         );
-        close(
-            f(&r["suppression_share"]),
-            (ab / (c1 + h * c3)).abs(),
-            1e-8,
-            &format!("{what} share"),
-        );
-        assert!(f(&r["indirect"]["lower"]) < f(&r["indirect"]["upper"]));
-    }
-    let contrast = |path: &str| {
-        md["contrasts"]
+        std::fs::write(dir.path().join("t.toml"), text).unwrap();
+        let o = common::medsim(dir.path(), &["threshold", "t.toml", "-q", "-B", "199"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let printed = String::from_utf8_lossy(&o.stdout);
+        assert!(printed.contains("Regime-dependent mediation"), "{printed}");
+        let folder = dir.path().join("results/threshold");
+        let read = |p: &str| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(folder.join(p)).unwrap()).unwrap()
+        };
+        let t = read("threshold.json");
+        let run = read("mediation/summary.json");
+        let md = &t["mediation"];
+        let gammas: Vec<f64> = md["thresholds"].as_array().unwrap().iter().map(f).collect();
+        // The k-threshold model's estimates, increasing.
+        let mut want: Vec<f64> = t["steps"][k - 1]["thresholds"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["path"] == path)
-            .unwrap()["estimate"]
-            .clone()
-    };
-    close(f(&contrast("a")["estimate"]), a3, 1e-8, "a contrast");
-    close(f(&contrast("b")["estimate"]), b3, 1e-8, "b contrast");
-    close(f(&contrast("c_prime")["estimate"]), c3, 1e-8, "c' contrast");
-    let diff = (a1 + a3) * (b1 + b3) - a1 * b1;
-    close(
-        f(&contrast("indirect")["estimate"]),
-        diff,
-        1e-8,
-        "a*b contrast",
-    );
-    // The contrasts' intervals are the run's intervals of a3, b3, c3' and
-    // the indirect effects' difference, from its replicates.
-    let method = md["interval_method"].as_str().unwrap();
-    for (path, key) in [
-        ("a", "a3"),
-        ("c_prime", "c3_prime"),
-        ("indirect", "indirect_difference"),
-    ] {
-        let ci = run["intervals"]
-            .as_array()
-            .unwrap()
+            .map(|g| f(&g["estimate"]))
+            .collect();
+        want.sort_by(f64::total_cmp);
+        assert_eq!(gammas, want);
+        assert_eq!(md["moderator"], "agglom_regime");
+        assert_eq!(run["moderation"]["moderator"], "agglom_regime");
+        assert_eq!(run["moderation"]["categorical"], true);
+
+        // The model by hand: regime r's indicator D_r (r = 1..k), its
+        // products with dei and agglom.
+        let regime: Vec<usize> = m
             .iter()
-            .find(|i| i["effect"] == key && i["method"] == method)
-            .unwrap();
-        assert_eq!(contrast(path)["lower"], ci["lower"], "{path}");
-        assert_eq!(contrast(path)["upper"], ci["upper"], "{path}");
+            .map(|&v| gammas.iter().filter(|&&g| v > g).count())
+            .collect();
+        let d: Vec<Vec<f64>> = (1..=k)
+            .map(|r| {
+                regime
+                    .iter()
+                    .map(|&g| f64::from(u8::from(g == r)))
+                    .collect()
+            })
+            .collect();
+        let times =
+            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(a, b)| a * b).collect() };
+        let xd: Vec<Vec<f64>> = d.iter().map(|d| times(&x, d)).collect();
+        let md_: Vec<Vec<f64>> = d.iter().map(|d| times(&m, d)).collect();
+        // M ~ X + D + X*D + Z;  Y ~ X + D + X*D + M + M*D + Z.
+        let mut regs: Vec<&[f64]> = vec![&x];
+        regs.extend(d.iter().chain(&xd).map(Vec::as_slice));
+        regs.extend(z.iter().map(Vec::as_slice));
+        let a = data.fit(&m, &regs);
+        let mut regs: Vec<&[f64]> = vec![&x];
+        regs.extend(d.iter().chain(&xd).map(Vec::as_slice));
+        regs.push(&m);
+        regs.extend(md_.iter().map(Vec::as_slice));
+        regs.extend(z.iter().map(Vec::as_slice));
+        let out = data.fit(&y, &regs);
+        let (a1, c1, b1) = (a[0], out[0], out[1 + 2 * k]);
+        let a3: Vec<f64> = (0..k).map(|t| a[1 + k + t]).collect();
+        let c3: Vec<f64> = (0..k).map(|t| out[1 + k + t]).collect();
+        let b3: Vec<f64> = (0..k).map(|t| out[2 + 2 * k + t]).collect();
+        // Regime r's path: the lowest's plus r's interaction.
+        let at = |base: f64, inter: &[f64], r: usize| base + if r > 0 { inter[r - 1] } else { 0.0 };
+        let regimes = md["regimes"].as_array().unwrap();
+        assert_eq!(regimes.len(), k + 1);
+        for (r, got) in regimes.iter().enumerate() {
+            let what = format!("{k} threshold(s), regime {r}");
+            let (ar, br, cr) = (at(a1, &a3, r), at(b1, &b3, r), at(c1, &c3, r));
+            close(f(&got["a"]), ar, 1e-8, &format!("{what} a"));
+            close(f(&got["b"]), br, 1e-8, &format!("{what} b"));
+            close(f(&got["c_prime"]), cr, 1e-8, &format!("{what} c'"));
+            close(
+                f(&got["indirect"]["estimate"]),
+                ar * br,
+                1e-8,
+                &format!("{what} a*b"),
+            );
+            close(
+                f(&got["suppression_share"]),
+                (ar * br / cr).abs(),
+                1e-8,
+                &format!("{what} share"),
+            );
+            assert!(f(&got["indirect"]["lower"]) < f(&got["indirect"]["upper"]));
+        }
+        let contrasts = md["contrasts"].as_array().unwrap();
+        assert_eq!(contrasts.len(), 4 * k);
+        let method = md["interval_method"].as_str().unwrap();
+        for r in 1..=k {
+            let contrast = |path: &str| {
+                contrasts
+                    .iter()
+                    .find(|c| c["path"] == path && c["regime"] == regimes[r]["regime"])
+                    .unwrap()["estimate"]
+                    .clone()
+            };
+            let what = format!("{k} threshold(s), regime {r} less the lowest");
+            close(
+                f(&contrast("a")["estimate"]),
+                a3[r - 1],
+                1e-8,
+                &format!("{what}: a"),
+            );
+            close(
+                f(&contrast("b")["estimate"]),
+                b3[r - 1],
+                1e-8,
+                &format!("{what}: b"),
+            );
+            close(
+                f(&contrast("c_prime")["estimate"]),
+                c3[r - 1],
+                1e-8,
+                &format!("{what}: c'"),
+            );
+            let diff = at(a1, &a3, r) * at(b1, &b3, r) - a1 * b1;
+            close(
+                f(&contrast("indirect")["estimate"]),
+                diff,
+                1e-8,
+                &format!("{what}: a*b"),
+            );
+            // The contrasts' intervals are the run's intervals of a3, b3,
+            // c3' and the indirect effects' difference, from its replicates.
+            let suffix = if r == 1 {
+                String::new()
+            } else {
+                format!("_{r}")
+            };
+            for (path, key) in [
+                ("a", format!("a3{suffix}")),
+                ("c_prime", format!("c3_prime{suffix}")),
+                ("indirect", format!("indirect_difference{suffix}")),
+            ] {
+                let ci = run["intervals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|i| i["effect"] == key.as_str() && i["method"] == method)
+                    .unwrap();
+                assert_eq!(contrast(path)["lower"], ci["lower"], "{what}: {path}");
+                assert_eq!(contrast(path)["upper"], ci["upper"], "{what}: {path}");
+            }
+        }
+        if k == 1 {
+            // The documented threshold in dei's direct effect.
+            assert!((c3[0] + 0.05).abs() < 0.005, "c' contrast {}", c3[0]);
+            let c = contrasts.iter().find(|c| c["path"] == "c_prime").unwrap();
+            assert!(f(&c["estimate"]["upper"]) < 0.0);
+        }
     }
-    // The documented threshold in dei's direct effect.
-    assert!((c3 + 0.05).abs() < 0.005, "c' contrast {c3}");
-    assert!(f(&contrast("c_prime")["upper"]) < 0.0);
 }
 
 /// A panel of `units` x `periods` with unit effects, x and q, and (when

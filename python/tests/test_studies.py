@@ -83,6 +83,6 @@ def test_threshold_is_medsim_threshold(tmp_path):
     assert summary == want
     assert list(got["k"]) == [1, 2, 3]
     assert list(got["p_value"]) == [s["p_value"] for s in want["steps"]]
-    assert got.attrs["summary"]["mediation"]["moderator"] == "agglom_above_threshold"
+    assert got.attrs["summary"]["mediation"]["moderator"] == "agglom_regime"
     assert "Regime-dependent mediation" in got.attrs["report"]
     assert "c3_prime" in got.attrs["mediation"]["effects"]

@@ -613,8 +613,8 @@ type RegimeRow = (String, Vec<Option<(String, String)>>);
 const MODELS: [&str; 3] = ["Single", "Double", "Triple"];
 
 /// Regime-dependent mediation as a table: each regime's paths, a*b with
-/// its interval and the suppression share, then the contrasts (high less
-/// low) with their intervals; None without it.
+/// its interval and the suppression share, then each regime's contrasts
+/// with the lowest (a, b, c', a*b) with their intervals; None without it.
 fn regime_mediation_table(s: &ThresholdSummary) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let md = s.mediation.as_ref()?;
     let with_ci = |e: &crate::study::threshold::Estimate| match (e.lower, e.upper) {
@@ -638,23 +638,27 @@ fn regime_mediation_table(s: &ThresholdSummary) -> Option<(Vec<String>, Vec<Vec<
             ]
         })
         .collect();
-    let mut contrast = vec!["High less low".to_string()];
-    contrast.extend(md.contrasts.iter().map(|c| with_ci(&c.estimate)));
-    contrast.push(String::new());
-    rows.push(contrast);
+    // One row per regime compared, its contrasts in the paths' order.
+    for chunk in md.contrasts.chunk_by(|x, y| x.regime == y.regime) {
+        let mut row = vec![format!("{} less {}", chunk[0].regime, chunk[0].reference)];
+        row.extend(chunk.iter().map(|c| with_ci(&c.estimate)));
+        row.push(String::new());
+        rows.push(row);
+    }
     Some((head, rows))
 }
 
 /// The note under the regime mediation table.
 fn regime_mediation_note(s: &ThresholdSummary) -> Option<String> {
     let md = s.mediation.as_ref()?;
+    let values: Vec<String> = md.thresholds.iter().map(|t| format!("{t:.4}")).collect();
     Some(format!(
-        "{} -> {} -> {} in one pooled model, the regime of the single threshold {:.4} ({}) \
+        "{} -> {} -> {} in one pooled model, the regimes of the threshold(s) {} ({}) \
          moderating a, b and c'; {} % {} intervals in brackets.",
         md.treatment,
         md.mediator,
         md.outcome,
-        md.threshold,
+        values.join(", "),
         md.moderator,
         100.0 * md.level,
         md.interval_method

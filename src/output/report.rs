@@ -860,12 +860,16 @@ pub fn render_threshold(s: &ThresholdSummary) -> String {
     if let Some(md) = &s.mediation {
         let _ = writeln!(
             out,
-            "\nRegime-dependent mediation: {} -> {} -> {}, regimes of the single threshold \
-             {} ({} moderating a, b and c' in one pooled model; mediation/summary.json)",
+            "\nRegime-dependent mediation: {} -> {} -> {}, regimes of the threshold(s) {} ({} \
+             moderating a, b and c' in one pooled model; mediation/summary.json)",
             md.treatment,
             md.mediator,
             md.outcome,
-            threshold_value(md.threshold),
+            md.thresholds
+                .iter()
+                .map(|&t| threshold_value(t))
+                .collect::<Vec<_>>()
+                .join(", "),
             md.moderator
         );
         let level = if md.level.is_finite() {
@@ -901,8 +905,10 @@ pub fn render_threshold(s: &ThresholdSummary) -> String {
                 r.suppression_share
             );
         }
-        let _ = writeln!(out, "  high less low:");
-        for c in &md.contrasts {
+        for (i, c) in md.contrasts.iter().enumerate() {
+            if i == 0 || md.contrasts[i - 1].regime != c.regime {
+                let _ = writeln!(out, "  {} less {}:", c.regime, c.reference);
+            }
             let name = match c.path.as_str() {
                 "c_prime" => "c'",
                 "indirect" => "a*b",

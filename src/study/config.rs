@@ -308,8 +308,12 @@ pub struct ThresholdConfig {
     /// Level of the thresholds' likelihood-ratio confidence sets.
     pub level: f64,
     /// Regime-dependent mediation: `[model]`'s mediation model with the
-    /// single threshold's regime moderating a, b and c'.
+    /// regime moderating a, b and c'.
     pub mediation: bool,
+    /// The model whose thresholds make the regimes of the mediation: 1
+    /// (two regimes, the default) to `thresholds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mediation_thresholds: Option<u64>,
 }
 
 impl Default for ThresholdConfig {
@@ -329,6 +333,7 @@ impl Default for ThresholdConfig {
             replicates: 1000,
             level: 0.95,
             mediation: false,
+            mediation_thresholds: None,
         }
     }
 }
@@ -1208,6 +1213,28 @@ impl Config {
                 Some(self.regime_mediation_plan(origin)?)
             } else {
                 None
+            },
+            mediation_thresholds: match (t.mediation_thresholds, t.mediation) {
+                (None, _) => 1,
+                (Some(_), false) => {
+                    return Err(err(
+                        "threshold.mediation_thresholds",
+                        "applies only with regime-dependent mediation (threshold.mediation = \
+                         true)"
+                            .into(),
+                    ));
+                }
+                (Some(k), true) if k < 1 || k > t.thresholds => {
+                    return Err(err(
+                        "threshold.mediation_thresholds",
+                        format!(
+                            "the mediation's regimes come from one of the models estimated, 1 to \
+                             threshold.thresholds = {}; got {k}",
+                            t.thresholds
+                        ),
+                    ));
+                }
+                (Some(k), true) => k as usize,
             },
         })
     }

@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::model::effect::EffectKey;
 use crate::model::mediation::headline;
 use crate::model::spec::{Moderation, ModeratorValues};
 use crate::model::threshold::{Grid, Prepared, ThresholdSpec, estimate, lr_critical};
@@ -33,8 +34,11 @@ pub struct ThresholdPlan {
     pub engine: ThresholdBackend,
     /// Regime-dependent mediation (`[threshold] mediation = true`): the
     /// run of `[model]` (one mediator), whose moderator the analysis sets
-    /// to the regime indicator of the single-threshold model.
+    /// to the regime of the model with `mediation_thresholds` thresholds.
     pub mediation: Option<RunPlan>,
+    /// The thresholds of the mediation's regimes: 1 to the most estimated
+    /// (`[threshold] mediation_thresholds`, default 1).
+    pub mediation_thresholds: usize,
 }
 
 /// threshold.json.
@@ -52,16 +56,19 @@ pub struct ThresholdSummary {
     pub mediation: Option<RegimeMediation>,
 }
 
-/// The mediation model by regime of the single-threshold model: one pooled
-/// fixed-effects model in which the regime indicator W = 1(q > threshold)
-/// moderates a, b and c' (PROCESS model 59, W not centred), so each path
-/// in the low regime is its coefficient and in the high regime that plus
-/// its interaction, and the interactions are the contrasts between the
-/// regimes. Its whole run is `mediation/summary.json`.
+/// The mediation model by regime: one pooled fixed-effects model in which
+/// the regime of the model with k thresholds (0 where q <= the lowest
+/// threshold, up to k above the highest) moderates a, b and c' as a
+/// categorical moderator (PROCESS model 59, one indicator per regime above
+/// the lowest), so each path in the lowest regime is its coefficient and
+/// in regime r that plus its interaction with r's indicator, and the
+/// interactions are the contrasts with the lowest regime. Its whole run is
+/// `mediation/summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegimeMediation {
-    pub threshold: f64,
-    /// The regime indicator's column, added to the data.
+    /// The thresholds, increasing (k of them: k + 1 regimes).
+    pub thresholds: Vec<f64>,
+    /// The regime's column, added to the data: 0 to k.
     pub moderator: String,
     pub treatment: String,
     pub mediator: String,
@@ -70,15 +77,16 @@ pub struct RegimeMediation {
     /// method, else the delta method's).
     pub interval_method: String,
     pub level: f64,
-    /// Low (q <= threshold), then high.
+    /// From the lowest regime to the highest.
     pub regimes: Vec<RegimeEffects>,
-    /// High less low: a3, b3, c3' and the difference of the indirect
-    /// effects.
+    /// Each regime above the lowest less the lowest: a3, b3, c3' and the
+    /// difference of the indirect effects, regime by regime.
     pub contrasts: Vec<RegimeContrast>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegimeEffects {
+    /// Where q puts an observation in it (`agglom <= 2.5`).
     pub regime: String,
     pub a: f64,
     pub b: f64,
@@ -97,6 +105,10 @@ pub struct RegimeEffects {
 pub struct RegimeContrast {
     /// "a", "b", "c_prime" or "indirect".
     pub path: String,
+    /// The regime compared with the lowest (`RegimeEffects::regime`).
+    pub regime: String,
+    /// The lowest regime.
+    pub reference: String,
     pub estimate: Estimate,
 }
 
@@ -323,13 +335,20 @@ pub fn run(
     // The regime mediation's block for threshold.json, and its run.
     let (mediation, mediation_run) = match &plan.mediation {
         Some(run) => {
-            let threshold = fit.steps[0].thresholds[0];
+            let k = plan.mediation_thresholds;
+            let step = fit.steps.get(k - 1).ok_or_else(|| Error::InvalidOption {
+                option: "threshold.mediation_thresholds".into(),
+                message: format!(
+                    "the sequence estimated {} threshold(s), not {k}",
+                    fit.steps.len()
+                ),
+            })?;
             let mut run = run.clone();
             if let (Some(r), Some(store)) = (run.resampling.as_mut(), store) {
                 r.store = Some(store.clone());
             }
             let (block, summary) =
-                regime_mediation(&run, &table, &spec.threshold, threshold, progress)?;
+                regime_mediation(&run, &table, &spec.threshold, &step.thresholds, progress)?;
             (Some(block), Some(summary))
         }
         None => (None, None),
@@ -399,28 +418,44 @@ impl ThresholdEngine for ThroughStore<'_, '_> {
     }
 }
 
-/// The name of the regime indicator added for `q`.
+/// The name of the regime column added for `q`.
 pub fn regime_column(q: &str) -> String {
-    format!("{q}_above_threshold")
+    format!("{q}_regime")
 }
 
-/// Run `run` with the regime indicator of `threshold` on `q` added to
-/// `table` as the moderator of a, b and c'; the block threshold.json
-/// shows and the run's summary.
+/// Each regime's label from the increasing `thresholds` on `q`: `q <=
+/// g1`, `g1 < q <= g2`, ..., `q > gk`.
+fn regime_labels(q: &str, thresholds: &[f64]) -> Vec<String> {
+    let t = |v: f64| (v * 1e4).round() / 1e4;
+    (0..=thresholds.len())
+        .map(|r| match (r.checked_sub(1), thresholds.get(r)) {
+            (None, Some(&hi)) => format!("{q} <= {}", t(hi)),
+            (Some(lo), Some(&hi)) => format!("{} < {q} <= {}", t(thresholds[lo]), t(hi)),
+            (Some(lo), None) => format!("{q} > {}", t(thresholds[lo])),
+            (None, None) => q.to_string(),
+        })
+        .collect()
+}
+
+/// Run `run` with the regime of `thresholds` on `q` (how many thresholds
+/// q exceeds) added to `table` as the categorical moderator of a, b and
+/// c'; the block threshold.json shows and the run's summary.
 pub fn regime_mediation(
     run: &RunPlan,
     table: &crate::data::table::Table,
     q: &str,
-    threshold: f64,
+    thresholds: &[f64],
     progress: Progress,
 ) -> Result<(RegimeMediation, Summary)> {
+    let mut thresholds = thresholds.to_vec();
+    thresholds.sort_by(f64::total_cmp);
     let name = regime_column(q);
     if table.column(&name).is_some() {
         return Err(Error::InvalidOption {
             option: "threshold.mediation".into(),
             message: format!(
-                "the data already have a column '{name}', the name of the regime indicator \
-                 that regime-dependent mediation adds; rename it"
+                "the data already have a column '{name}', the name of the regime column that \
+                 regime-dependent mediation adds; rename it"
             ),
         });
     }
@@ -435,7 +470,7 @@ pub fn regime_mediation(
         // sample refused any other unreadable one) leaves the regime
         // missing, and the run drops the row as any incomplete one.
         let cell = match crate::model::panel::parse_number(&row[at]) {
-            Ok(v) => if v > threshold { "1" } else { "0" }.to_string(),
+            Ok(v) => thresholds.iter().filter(|&&g| v > g).count().to_string(),
             Err(_) => String::new(),
         };
         row.push(cell);
@@ -448,18 +483,22 @@ pub fn regime_mediation(
         b: true,
         direct: true,
         center: false,
-        at: ModeratorValues::Values(vec![0.0, 1.0]),
+        at: ModeratorValues::Levels,
     });
-    // A region of significance over a 0/1 regime means nothing.
-    if let Some(r) = plan.resampling.as_mut() {
-        r.johnson_neyman = false;
-    }
     let summary = execute(&plan, progress)?;
-    let effect = |key: &str| -> Result<Estimate> {
-        let e = summary.effects.get(key).ok_or_else(|| {
+    let levels = summary.moderation.as_ref().map_or(0, |m| m.values.len());
+    if levels != thresholds.len() + 1 {
+        return Err(Error::Numerical(format!(
+            "the regime mediation's estimation sample has {levels} of the {} regimes",
+            thresholds.len() + 1
+        )));
+    }
+    let effect = |key: &EffectKey| -> Result<Estimate> {
+        let key = key.to_string();
+        let e = summary.effects.get(&key).ok_or_else(|| {
             Error::Numerical(format!("the regime mediation run has no effect '{key}'"))
         })?;
-        let ci = headline(&summary.intervals, key);
+        let ci = headline(&summary.intervals, &key);
         Ok(Estimate {
             estimate: e.estimate,
             lower: ci.map(|i| i.lower),
@@ -471,27 +510,31 @@ pub fn regime_mediation(
         })
     };
     let method = headline(&summary.intervals, "conditional_indirect:0");
-    let (a, b, c) = (effect("a")?, effect("b")?, effect("c_prime")?);
-    let (a3, b3, c3) = (effect("a3")?, effect("b3")?, effect("c3_prime")?);
-    let label = |high: bool| {
-        let t = (threshold * 1e4).round() / 1e4;
-        if high {
-            format!("{q} > {t}")
-        } else {
-            format!("{q} <= {t}")
+    let (a, b, c) = (
+        effect(&EffectKey::A(None))?,
+        effect(&EffectKey::B(None))?,
+        effect(&EffectKey::CPrime)?,
+    );
+    let labels = regime_labels(q, &thresholds);
+    // Regime r's interactions (zero in the lowest).
+    let interaction = |r: usize, key: &dyn Fn(usize) -> EffectKey| -> Result<f64> {
+        match r.checked_sub(1) {
+            Some(t) => Ok(effect(&key(t))?.estimate),
+            None => Ok(0.0),
         }
     };
-    let regimes = (0..2)
-        .map(|k| {
-            let high = k == 1;
-            let indirect = effect(&format!("conditional_indirect:{k}"))?;
-            let direct = effect(&format!("conditional_direct:{k}"))?;
+    let regimes = labels
+        .iter()
+        .enumerate()
+        .map(|(r, label)| {
+            let indirect = effect(&EffectKey::ConditionalIndirect(r, None))?;
+            let direct = effect(&EffectKey::ConditionalDirect(r))?;
             let share = (indirect.estimate / direct.estimate).abs();
             Ok(RegimeEffects {
-                regime: label(high),
-                a: a.estimate + if high { a3.estimate } else { 0.0 },
-                b: b.estimate + if high { b3.estimate } else { 0.0 },
-                c_prime: c.estimate + if high { c3.estimate } else { 0.0 },
+                regime: label.clone(),
+                a: a.estimate + interaction(r, &|t| EffectKey::A3(t, None))?,
+                b: b.estimate + interaction(r, &|t| EffectKey::B3(t, None))?,
+                c_prime: c.estimate + interaction(r, &EffectKey::C3Prime)?,
                 suppressing: indirect.estimate * direct.estimate < 0.0,
                 suppression_share: share,
                 indirect,
@@ -499,21 +542,25 @@ pub fn regime_mediation(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let contrasts = vec![
-        ("a", a3),
-        ("b", b3),
-        ("c_prime", c3),
-        ("indirect", effect("indirect_difference")?),
-    ]
-    .into_iter()
-    .map(|(path, estimate)| RegimeContrast {
-        path: path.into(),
-        estimate,
-    })
-    .collect();
+    let mut contrasts = Vec::new();
+    for t in 0..thresholds.len() {
+        for (path, key) in [
+            ("a", EffectKey::A3(t, None)),
+            ("b", EffectKey::B3(t, None)),
+            ("c_prime", EffectKey::C3Prime(t)),
+            ("indirect", EffectKey::IndirectDifference(t, None)),
+        ] {
+            contrasts.push(RegimeContrast {
+                path: path.into(),
+                regime: labels[t + 1].clone(),
+                reference: labels[0].clone(),
+                estimate: effect(&key)?,
+            });
+        }
+    }
     Ok((
         RegimeMediation {
-            threshold,
+            thresholds,
             moderator: name,
             treatment: plan.model.treatment.clone(),
             mediator: plan.model.mediators[0].clone(),
