@@ -1157,6 +1157,87 @@ fn a_two_level_categorical_moderator_is_the_zero_one_moderator() {
     assert_eq!(md.term_name(0), "high=1");
 }
 
+/// Groups of a model with a categorical W: each group's a3_2 is the same
+/// level's as the run's, so a group without one of the levels is refused
+/// by key; with every level in each group the run goes through.
+#[test]
+fn a_group_must_have_every_level_of_a_categorical_moderator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = with_levels(&read_csv(&common::fixture("moderated.csv")).unwrap());
+    let (unit, level) = (
+        table.column("unit").unwrap(),
+        table.column("level").unwrap(),
+    );
+    table.headers.push("half".into());
+    for row in &mut table.rows {
+        let first = row[unit].as_str() < "u040";
+        row.push(if first { "first" } else { "second" }.into());
+    }
+    let mut lacking = table.clone();
+    for row in &mut lacking.rows {
+        if row[row.len() - 1] == "first" && row[level] == "5" {
+            row[level] = "2".into();
+        }
+    }
+    let args = |file: &str| -> Vec<String> {
+        [
+            "run",
+            "--data",
+            file,
+            "--unit",
+            "unit",
+            "--time",
+            "time",
+            "--outcome",
+            "y",
+            "--treatment",
+            "x",
+            "--mediator",
+            "m",
+            "--controls",
+            "c1,c2",
+            "--moderator",
+            "level",
+            "--at",
+            "levels",
+            "--moderated",
+            "a,b",
+            "--group",
+            "half",
+            "--also-mediators",
+            "",
+            "-B",
+            "99",
+            "-q",
+            "--no-plots",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |t: &Table, file: &str| {
+        medsim::internals::data::table::write_csv(t, &dir.path().join(file)).unwrap();
+        let args = args(file);
+        common::medsim(
+            dir.path(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let ok = run(&table, "all.csv");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = run(&lacking, "lacking.csv");
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("half=first")
+            && err.contains("takes the levels 1, 2 in this group, not the run's 1, 2, 5"),
+        "{err}"
+    );
+}
+
 #[test]
 fn unsupported_and_wrong_options_are_refused_by_key() {
     let cases: [(&[&str], &str); 8] = [

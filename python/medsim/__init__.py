@@ -187,8 +187,10 @@ def mediate(
     Moderated mediation (PROCESS models 7, 14, 58, 59): ``moderator`` names
     W; ``moderated`` the paths it moderates ("a", "b", "direct"; default
     a and b); ``center=True`` mean-centres X and W before forming products;
-    ``at`` the W values of the conditional effects (a list, "mean-sd", or
-    ``{"percentiles": [16, 50, 84]}``, the default). The fit then has
+    ``at`` the W values of the conditional effects (a list, "mean-sd",
+    ``{"percentiles": [16, 50, 84]}``, the default, or "levels": W is
+    categorical, one indicator per level above the lowest, with ``a3``,
+    ``a3_2``, ... per level). The fit then has
     ``a3``/``b3``/``c3_prime``, ``conditional_indirect:K``,
     ``index_moderated_mediation`` or ``indirect_difference`` among its
     effects and ``to_dict()["moderation"]`` (docs/moderation.md).

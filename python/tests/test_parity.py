@@ -327,3 +327,33 @@ def test_province_by_year_effects_equal_medsim_run(tmp_path, panel_csv, panel):
     with pytest.raises(ms.MedsimError, match="unit \\+ group\\^period"):
         ms.mediate("log_ci ~ dei | province^year + city", data=panel, treatment="dei",
                    mediator="agglom")
+
+
+def test_a_categorical_moderator_equals_medsim_run(tmp_path, panel):
+    # PROCESS model 59 by a three-level W (at="levels"): a3, a3_2, ... and
+    # the effects at every level, as the CLI gives them.
+    data = panel.copy()
+    data["tier"] = (data["ln_pop_density"] > data["ln_pop_density"].median()).astype(int) + (
+        data["fdi"] > data["fdi"].median()
+    ).astype(int)
+    path = tmp_path / "tiers.csv"
+    data.to_csv(path, index=False)
+    out = tmp_path / "cli"
+    cli(
+        "run", "--data", str(path), "--controls", "ln_gdp,industry",
+        "--moderator", "tier", "--moderated", "a,b,direct", "--at", "levels",
+        "--group", "", "-B", "500", "-q", "--no-plots", "--out", str(out),
+    )
+    want = json.loads((out / "summary.json").read_text())
+    fit = ms.mediate(
+        data, outcome="log_ci", treatment="dei", mediator="agglom",
+        controls=["ln_gdp", "industry"], unit="city", time="year",
+        moderator="tier", moderated=["a", "b", "direct"], at="levels", reps=500, name="tiers",
+    )
+    got = fit.to_dict()
+    got["data"]["source"] = want["data"]["source"]
+    assert want["moderation"]["categorical"] is True
+    assert [v["value"] for v in want["moderation"]["values"]] == [0, 1, 2]
+    for key in ["a3_2", "b3_2", "c3_prime_2", "indirect_difference_2", "conditional_indirect:2"]:
+        assert key in want["effects"], key
+    assert got == want

@@ -422,6 +422,26 @@ fn group_models(
         // A moderated group's conditional effects at the run's moderator
         // values, so that groups (and their contrasts) compare the same W.
         if let (Some(md), Some(run)) = (&mut design.moderation, &pooled_design.moderation) {
+            // A categorical W's terms are its levels: a group must have
+            // the run's, or its a3_2 would be another level's.
+            if md.categorical() && md.values != run.values {
+                let levels = |v: &[(String, f64)]| {
+                    v.iter()
+                        .map(|(_, x)| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(context(Error::InvalidOption {
+                    option: "model.at".into(),
+                    message: format!(
+                        "the categorical moderator '{}' takes the levels {} in this group, not \
+                         the run's {}; a group needs every level",
+                        md.spec.moderator,
+                        levels(&md.values),
+                        levels(&run.values)
+                    ),
+                }));
+            }
             md.values = run.values.clone();
         }
         let analysis = analyse(&design, &plan.inference).map_err(context)?;
