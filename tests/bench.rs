@@ -10,7 +10,7 @@ use std::process::Command;
 fn quick_bench_writes_the_table_and_the_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_medsim"))
-        .args(["bench", "--quick", "--cpu-only", "--out"])
+        .args(["bench", "--quick", "--cpu-only", "--stages", "--out"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -71,6 +71,34 @@ fn quick_bench_writes_the_table_and_the_files() {
         .filter(|r| r["fraction_of_peak"].as_f64().is_some())
         .count();
     assert!(with_peak >= 10, "{with_peak} rows with a fraction of peak");
+    // The CPU engine's stages: each workload's shares add up to its batch,
+    // the GEMM's rate is below the thread's peak, and the rate over the
+    // stages is the batch over their seconds.
+    let stages = report["cpu_stages"].as_array().unwrap();
+    let workloads: Vec<&str> = stages
+        .iter()
+        .map(|p| p["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(workloads, ["pairs", "wild", "pairs, studentized"]);
+    for p in stages {
+        let rows = p["stages"].as_array().unwrap();
+        let names: Vec<&str> = rows.iter().map(|r| r["stage"].as_str().unwrap()).collect();
+        assert_eq!(&names[..3], ["weights", "gemm", "solve"], "{p}");
+        assert_eq!(names.last(), Some(&"aggregation"));
+        let share: f64 = rows.iter().map(|r| r["share"].as_f64().unwrap()).sum();
+        assert!((share - 1.0).abs() < 1e-9, "{p}");
+        let seconds: f64 = rows.iter().map(|r| r["seconds"].as_f64().unwrap()).sum();
+        let rate = p["replicates_per_second"].as_f64().unwrap();
+        assert!((rate * seconds / p["batch"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+        let gemm = &rows[1];
+        assert!(gemm["flops_per_replicate"].as_f64().unwrap() > 0.0);
+        let of_peak = gemm["of_peak"].as_f64().unwrap();
+        assert!(of_peak > 0.0 && of_peak < 1.0, "{gemm}");
+    }
+    assert!(
+        table.contains("#### Stages: pairs on the CPU, one thread"),
+        "{table}"
+    );
     let md = std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).unwrap();
     assert!(md.contains(&table.lines().next().unwrap().to_string()));
 }

@@ -309,6 +309,17 @@ fn check_on(
             *tol,
         );
     }
+    // The batch `medsim bench --stages` profiles is the same computation.
+    if scheme != Scheme::Permutation {
+        let cpu =
+            CpuEngine::new(&design, &fit, plan.clone(), replicates as usize, 1, false).unwrap();
+        let (mut profiled, mut computed) = (vec![0.0; oracles.len()], vec![0.0; oracles.len()]);
+        let times = cpu.profile_batch(0, &mut profiled);
+        cpu.compute(0, &mut computed).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&profiled), bits(&computed), "{scheme:?}");
+        assert!(times.gemm > 0.0 && times.solve > 0.0, "{times:?}");
+    }
 }
 
 #[test]

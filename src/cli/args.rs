@@ -605,10 +605,13 @@ pub(crate) struct BenchArgs {
     /// The CPU engine and the refit baseline only.
     #[arg(long)]
     pub(crate) cpu_only: bool,
-    /// Also each GPU's stages on the default problem: every stage of a batch
+    /// Also each engine's stages on the default problem. The CPU engine's on
+    /// one thread: weights, GEMM, solve, studentized SEs and aggregation per
+    /// batch, with their share, flops, GFLOP/s and fraction of the thread's
+    /// f64 peak (docs/performance.md). Each GPU's: every stage of a batch
     /// timed alone, with its flops and bytes per replicate, GFLOP/s, GB/s,
     /// bound and distance from its roofline; start-up; predictions for named
-    /// GPUs (see docs/gpu.md).
+    /// GPUs (docs/gpu.md).
     #[arg(long)]
     pub(crate) stages: bool,
     /// Print the results as JSON instead of the table.

@@ -346,27 +346,49 @@ impl CpuEngine {
         })
     }
 
+    /// One batch of `out.len() / layout.len()` replicates from `start` on
+    /// the calling thread, and the seconds of its stages (`medsim bench
+    /// --stages`).
+    pub fn profile_batch(&self, start: u64, out: &mut [f64]) -> CpuStageTimes {
+        let mut times = CpuStageTimes::default();
+        self.batch_stats(start, out, &mut times);
+        times
+    }
+
     /// One batch, compiled twice: for AVX2 + FMA, chosen at run time where
     /// the processor has them, and for the baseline. Rust never fuses a
     /// multiply and an add on its own, so both give identical bits.
-    fn batch_stats(&self, start: u64, out: &mut [f64]) -> u64 {
+    fn batch_stats(&self, start: u64, out: &mut [f64], times: &mut CpuStageTimes) -> u64 {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the features were detected on this processor.
-            return unsafe { self.batch_stats_avx2(start, out) };
+            return unsafe { self.batch_stats_avx2(start, out, times) };
         }
-        self.batch_stats_generic(start, out)
+        self.batch_stats_generic(start, out, times)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn batch_stats_avx2(&self, start: u64, out: &mut [f64]) -> u64 {
-        self.batch_stats_generic(start, out)
+    unsafe fn batch_stats_avx2(
+        &self,
+        start: u64,
+        out: &mut [f64],
+        times: &mut CpuStageTimes,
+    ) -> u64 {
+        self.batch_stats_generic(start, out, times)
     }
 
+    /// The batch's stages, each timed into `times` (a clock read per stage
+    /// and batch: nothing beside a batch's work).
     #[inline(always)]
-    fn batch_stats_generic(&self, start: u64, out: &mut [f64]) -> u64 {
+    fn batch_stats_generic(&self, start: u64, out: &mut [f64], times: &mut CpuStageTimes) -> u64 {
+        let mut clock = std::time::Instant::now();
+        let mut lap = |into: &mut f64| {
+            let now = std::time::Instant::now();
+            *into += (now - clock).as_secs_f64();
+            clock = now;
+        };
         let n_stats = self.layout.len();
         let nb = out.len() / n_stats;
         let g = self.n_clusters();
@@ -402,6 +424,7 @@ impl CpuEngine {
                 }
             };
         }
+        lap(&mut times.weights);
         let mut prod = vec![0.0; nb * n];
         // SAFETY: the slices hold nb x g, g x n and nb x n row-major values,
         // matching the dimensions and strides passed.
@@ -423,6 +446,7 @@ impl CpuEngine {
                 1,
             );
         }
+        lap(&mut times.gemm);
         let mut failed = 0;
         match &self.finish {
             Finish::Reweight {
@@ -474,9 +498,11 @@ impl CpuEngine {
                         }
                     }
                 }
+                lap(&mut times.solve);
                 if let Some(st) = student {
                     self.studentize(st, &w, &functionals, &theta, *packed_len, out);
                 }
+                lap(&mut times.studentize);
             }
             Finish::Wild { theta, extension } => {
                 let mut t = vec![0.0; n];
@@ -489,10 +515,26 @@ impl CpuEngine {
                     }
                     extension.fill(&t, self.layout, stats);
                 }
+                lap(&mut times.solve);
             }
         }
         failed
     }
+}
+
+/// Seconds of a CPU batch's stages.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuStageTimes {
+    /// Each replicate's cluster weights drawn.
+    pub weights: f64,
+    /// Weights x per-cluster statistics (`matrixmultiply::dgemm`).
+    pub gemm: f64,
+    /// Each replicate's Gram packed (cell sums partialled out), factored and
+    /// solved, and its statistics; the wild bootstrap's statistics from its
+    /// coefficients' changes.
+    pub solve: f64,
+    /// Studentized: each replicate's own SEs.
+    pub studentize: f64,
 }
 
 /// Each replicate's cell sums (`Cells::partial_out`'s, `nb x width`) from the
@@ -720,7 +762,10 @@ impl Engine for CpuEngine {
         let failed = self.pool.install(|| {
             out.par_chunks_mut(chunk)
                 .enumerate()
-                .map(|(i, block)| self.batch_stats(start + (i * self.batch) as u64, block))
+                .map(|(i, block)| {
+                    let mut times = CpuStageTimes::default();
+                    self.batch_stats(start + (i * self.batch) as u64, block, &mut times)
+                })
                 .sum()
         });
         Ok(failed)

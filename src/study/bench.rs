@@ -123,6 +123,9 @@ pub struct Report {
     /// With `--stages`: each GPU workload's stages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<crate::study::stages::StageProfile>,
+    /// With `--stages`: the CPU engine's, on one thread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_stages: Vec<crate::study::stages::CpuStageProfile>,
 }
 
 /// The CPU's measured f64 GEMM ceiling in GFLOP/s: every worker thread
@@ -235,26 +238,49 @@ impl Problem {
 
     /// Flops per replicate of `scheme` on `engine` (see the module doc).
     fn flops(&self, engine: &Engine, scheme: Scheme) -> f64 {
-        let q = self.design.q();
-        let g = self.design.n_clusters as f64;
-        let m = self.design.layout.n_mediators as f64;
-        if let Scheme::Wild(_) = scheme {
-            return 2.0 * g * (2.0 * m + 2.0);
+        match (engine, scheme) {
+            (Engine::Cpu, _) | (_, Scheme::Wild(_)) => {
+                let (gemm, solve) = cpu_flops(&self.design, scheme);
+                gemm + solve
+            }
+            // The GPU solves in whitened systems: the design's, or each
+            // equation's of a moderated model (`Whitened::sets`), side by
+            // side in the GEMM's output.
+            _ => {
+                let (width, q, systems) = self.gpu_systems();
+                solve_flops(&self.design, width, q, systems)
+            }
         }
-        // The GPU solves in whitened systems: the design's, or each
-        // equation's of a moderated model (`Whitened::sets`), side by side
-        // in the GEMM's output.
-        let (width, q, systems) = match engine {
-            Engine::Cpu => (
-                crate::resample::engine::split_columns(&self.design).0.len(),
-                q,
-                1,
-            ),
-            _ => self.gpu_systems(),
-        };
-        let (width, q, systems) = (width as f64, q as f64, systems as f64);
-        2.0 * g * width + systems * (q * q * q / 3.0 + (m + 2.0) * q * q)
     }
+}
+
+/// Flops per replicate of the CPU engine's GEMM and solve for `scheme` on
+/// `design`: the weights times the per-cluster Gram columns that vary
+/// across clusters, and the Cholesky factor with a solve per equation; the
+/// wild bootstrap's GEMM of the weights with the cluster influences (its
+/// statistics counted as none).
+pub fn cpu_flops(design: &Design, scheme: Scheme) -> (f64, f64) {
+    let g = design.n_clusters as f64;
+    let m = design.layout.n_mediators;
+    if let Scheme::Wild(_) = scheme {
+        return (2.0 * g * (2.0 * m as f64 + 2.0), 0.0);
+    }
+    let width = crate::resample::engine::split_columns(design).0.len();
+    (2.0 * g * width as f64, system_flops(design.q(), m))
+}
+
+/// A reweighting replicate's flops on the GPU: a GEMM `width` wide over the
+/// clusters, and `systems` systems of q columns.
+fn solve_flops(design: &Design, width: usize, q: usize, systems: usize) -> f64 {
+    let g = design.n_clusters as f64;
+    2.0 * g * width as f64 + systems as f64 * system_flops(q, design.layout.n_mediators)
+}
+
+/// The Cholesky factor of a q x q system and a solve per equation (the
+/// total, each mediator's, the outcome's).
+fn system_flops(q: usize, mediators: usize) -> f64 {
+    let (q, m) = (q as f64, mediators as f64);
+    q * q * q / 3.0 + (m + 2.0) * q * q
 }
 
 /// The synthetic panel with `extra` more controls (independent normal
@@ -480,7 +506,20 @@ pub fn run(
     };
     // Stages first: their fresh context's start-up is the process's first.
     let mut stages = Vec::new();
+    let mut cpu_stages = Vec::new();
     for engine in engines {
+        if let (true, Engine::Cpu) = (with_stages, engine) {
+            progress("stages of the CPU engine");
+            let d = &suite.default;
+            let problem = crate::study::stages::Problem {
+                design: &d.design,
+                fit: &d.analysis.fit,
+                panel: &d.panel,
+            };
+            let batch = ResampleSpec::default().batch;
+            cpu_stages =
+                crate::study::stages::profile_cpu(&problem, batch, if quick { 21 } else { 101 })?;
+        }
         if let (true, Engine::Gpu(name)) = (with_stages, engine) {
             progress(&format!("stages of {}", engine.label()));
             let d = &suite.default;
@@ -517,6 +556,7 @@ pub fn run(
         peaks,
         rows,
         stages,
+        cpu_stages,
     })
 }
 
@@ -920,6 +960,10 @@ impl Report {
                 r.fraction_of_peak
                     .map_or("-".into(), |f| format!("{:.1} %", 100.0 * f))
             ));
+        }
+        if !self.cpu_stages.is_empty() {
+            o.push('\n');
+            o.push_str(&crate::study::stages::cpu_markdown(&self.cpu_stages));
         }
         if !self.stages.is_empty() {
             o.push('\n');

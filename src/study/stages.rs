@@ -1,5 +1,8 @@
-//! Where a GPU engine's time goes (`medsim bench --stages`): on the bench's
-//! default problem, each stage of one batch timed alone on the device, the
+//! Where an engine's time goes (`medsim bench --stages`). On the CPU: one
+//! batch of the bench's default problem on one thread, its stages timed as
+//! they run (weights, GEMM, solve, studentized SEs) and the aggregation of
+//! its statistics, each with its flops and share of a thread's measured
+//! f64 GEMM peak. On a GPU: each stage of one batch timed alone on the device, the
 //! readback and the host's finishing, the start-up (a fresh context:
 //! adapter, device, shader compilation, pipelines; then the engine's
 //! set-up), and beside each stage its work (`crate::gpu::roofline`): flops
@@ -235,6 +238,200 @@ fn beside_roofline(
 #[cfg(not(feature = "gpu"))]
 pub fn profile(_: &str, _: &Problem, _: usize, _: usize) -> Result<Vec<StageProfile>> {
     Err(crate::study::backend::no_gpu_build())
+}
+
+/// One workload's stages on one CPU thread.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CpuStageProfile {
+    pub workload: String,
+    /// Clusters, GEMM width (the Gram's columns that vary across
+    /// clusters, or the wild bootstrap's coefficients), q.
+    pub clusters: usize,
+    pub width: usize,
+    pub q: usize,
+    /// Replicates in the profiled batch (the engine's batch size).
+    pub batch: usize,
+    pub stages: Vec<CpuStageRow>,
+    /// The batch's replicates over its stages' seconds, on one thread.
+    pub replicates_per_second: f64,
+    /// One thread's f64 GEMM peak (`bench::cpu_peak` on one thread).
+    pub peak_gflops: f64,
+}
+
+/// One stage of a CPU batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CpuStageRow {
+    pub stage: String,
+    /// Seconds per batch (the median of the repeats).
+    pub seconds: f64,
+    /// Of the batch's total.
+    pub share: f64,
+    /// Floating-point work per replicate (0: integer or sorting work).
+    pub flops_per_replicate: f64,
+    pub gflops: f64,
+    /// `gflops` over the thread's peak.
+    pub of_peak: f64,
+}
+
+/// The CPU engine's stages on `problem`: pairs, wild (Rademacher) and
+/// studentized pairs, each a batch of `batch` replicates on one thread,
+/// timed `repeats` times after a first run (the median per stage); the
+/// aggregation is `aggregate` of every statistic of the batch (tallies and
+/// sorting), as a run does.
+pub fn profile_cpu(
+    problem: &Problem,
+    batch: usize,
+    repeats: usize,
+) -> Result<Vec<CpuStageProfile>> {
+    use crate::resample::aggregate::{Source, aggregate};
+    use crate::resample::engine::{CpuEngine, CpuStageTimes, Engine, Precomputed};
+    use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
+    use std::time::Instant;
+
+    let (design, fit) = (problem.design, problem.fit);
+    let g = design.n_clusters;
+    let one = crate::resample::engine::thread_pool(1, batch)?;
+    let peak_gflops = one.install(crate::study::bench::cpu_peak);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut out = Vec::new();
+    for (workload, scheme, studentize) in [
+        ("pairs", Scheme::Pairs, false),
+        ("wild", Scheme::Wild(WildWeights::Rademacher), false),
+        ("pairs, studentized", Scheme::Pairs, true),
+    ] {
+        let engine = CpuEngine::new(
+            design,
+            fit,
+            WeightPlan::new(scheme, 1, g, None),
+            batch,
+            1,
+            studentize,
+        )?;
+        let layout = engine.layout();
+        let mut stats = vec![0.0; batch * layout.len()];
+        engine.profile_batch(0, &mut stats);
+        let runs: Vec<CpuStageTimes> = (0..repeats)
+            .map(|r| engine.profile_batch(((r + 1) * batch) as u64, &mut stats))
+            .collect();
+        // The batch's statistics aggregated as a run aggregates them.
+        let kept = Precomputed::new(layout, stats.clone(), engine.backend());
+        let sources: Vec<Source> = (0..layout.len()).map(Source::Stat).collect();
+        let t0s = vec![0.0; sources.len()];
+        let alphas = |_: usize, _: &crate::resample::intervals::Tally| vec![0.025, 0.975];
+        let aggregation = (0..repeats)
+            .map(|_| {
+                let started = Instant::now();
+                aggregate(
+                    &kept,
+                    batch as u64,
+                    &sources,
+                    &t0s,
+                    &alphas,
+                    u64::MAX,
+                    &|_, _| Ok(()),
+                    &mut |_| {},
+                )
+                .map(|_| started.elapsed().as_secs_f64())
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        let (gemm_flops, solve_flops) = crate::study::bench::cpu_flops(design, scheme);
+        let mut rows: Vec<(&str, f64, f64)> = vec![
+            (
+                "weights",
+                median(runs.iter().map(|t| t.weights).collect()),
+                0.0,
+            ),
+            (
+                "gemm",
+                median(runs.iter().map(|t| t.gemm).collect()),
+                gemm_flops,
+            ),
+            (
+                "solve",
+                median(runs.iter().map(|t| t.solve).collect()),
+                solve_flops,
+            ),
+        ];
+        if studentize {
+            rows.push((
+                "studentize",
+                median(runs.iter().map(|t| t.studentize).collect()),
+                0.0,
+            ));
+        }
+        rows.push(("aggregation", median(aggregation), 0.0));
+        let total: f64 = rows.iter().map(|r| r.1).sum();
+        let n = batch as f64;
+        out.push(CpuStageProfile {
+            workload: workload.into(),
+            clusters: g,
+            width: match scheme {
+                Scheme::Wild(_) => crate::model::mediation::reported_coefficients(design).len(),
+                _ => crate::resample::engine::split_columns(design).0.len(),
+            },
+            q: design.q(),
+            batch,
+            stages: rows
+                .into_iter()
+                .map(|(stage, seconds, flops)| {
+                    let gflops = flops * n / seconds / 1e9;
+                    CpuStageRow {
+                        stage: stage.into(),
+                        seconds,
+                        share: seconds / total,
+                        flops_per_replicate: flops,
+                        gflops,
+                        of_peak: gflops / peak_gflops,
+                    }
+                })
+                .collect(),
+            replicates_per_second: n / total,
+            peak_gflops,
+        });
+    }
+    Ok(out)
+}
+
+/// The markdown of CPU `profiles`: per workload, its stages' time, share,
+/// work and rate against one thread's peak.
+pub fn cpu_markdown(profiles: &[CpuStageProfile]) -> String {
+    let mut md = String::new();
+    for p in profiles {
+        md.push_str(&format!(
+            "#### Stages: {} on the CPU, one thread, f64 (G = {}, GEMM width {}, q = {}; a batch of {})\n\n\
+             | stage | ms per batch | us per replicate | share | flops / replicate | GFLOP/s | of peak |\n\
+             |---|---|---|---|---|---|---|\n",
+            p.workload, p.clusters, p.width, p.q, p.batch
+        ));
+        for s in &p.stages {
+            let work = match s.flops_per_replicate > 0.0 {
+                true => format!(
+                    "{:.0} | {:.2} | {:.1} %",
+                    s.flops_per_replicate,
+                    s.gflops,
+                    100.0 * s.of_peak
+                ),
+                false => "- | - | -".into(),
+            };
+            md.push_str(&format!(
+                "| {} | {:.3} | {:.3} | {:.1} % | {} |\n",
+                s.stage,
+                s.seconds * 1e3,
+                s.seconds * 1e6 / p.batch as f64,
+                100.0 * s.share,
+                work
+            ));
+        }
+        md.push_str(&format!(
+            "\n{:.3e} replicates/s on one thread over the stages; the thread's f64 GEMM peak is \
+             {:.2} GFLOP/s.\n\n",
+            p.replicates_per_second, p.peak_gflops
+        ));
+    }
+    md
 }
 
 /// The markdown of `profiles`: per workload, its stages with their work
