@@ -104,13 +104,41 @@ impl WordStream {
     #[inline(always)]
     pub fn word(&mut self) -> u32 {
         if self.next == 4 * LANES {
-            self.words = blocks(self.seed, self.replicate, self.block, self.tag);
-            self.block = self.block.wrapping_add(LANES as u32);
-            self.next = 0;
+            self.refill();
         }
         let w = self.words[self.next];
         self.next += 1;
         w
+    }
+
+    /// The next `LANES` blocks. Never inlined: inlined into a caller's loop,
+    /// the rounds' lanes competed with the loop for registers and a pairs
+    /// replicate's weights took three times as long (`medsim bench
+    /// --stages`).
+    /// Its rounds are compiled for AVX2 too, chosen at run time where the
+    /// processor has it (integer work: the same words either way).
+    #[inline(never)]
+    fn refill(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the feature was detected on this processor.
+            unsafe { self.refill_avx2() };
+            return;
+        }
+        self.refill_generic();
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn refill_avx2(&mut self) {
+        self.refill_generic();
+    }
+
+    #[inline(always)]
+    fn refill_generic(&mut self) {
+        self.words = blocks(self.seed, self.replicate, self.block, self.tag);
+        self.block = self.block.wrapping_add(LANES as u32);
+        self.next = 0;
     }
 
     /// Uniform integer in `[0, n)`, exactly, by Lemire's multiply-shift with
