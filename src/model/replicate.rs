@@ -407,6 +407,8 @@ pub struct Solver {
     moderated: Option<Moderated>,
     /// A serial model's chain and scratch.
     chain: Option<SerialState>,
+    /// [`Solver::solve_lanes`]' scratch.
+    lanes: LaneScratch,
 }
 
 /// A serial model's chain, its path coefficients (the links filled by the
@@ -780,6 +782,7 @@ impl Solver {
             robustness: Vec::new(),
             rv_scratch: Vec::new(),
             chain: design.serial.then(|| SerialState::new(m)),
+            lanes: LaneScratch::default(),
             moderated: moderation::extended(design).then(|| {
                 let base = lay.base_regressors().len();
                 // Every equation is the base block and the columns it adds.
@@ -868,14 +871,107 @@ impl Solver {
         if self.moderated.is_some() {
             return self.solve_moderated(packed, out);
         }
-        let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
         // The regressor block (columns 0..ko) factored; row y (= ko) goes
         // through the same eliminations and so ends up holding its
         // forward-solved part.
-        if !self.eliminate(packed, ko) {
+        if !self.eliminate(packed, self.ko) {
             out.iter_mut().for_each(|v| *v = f64::NAN);
             return false;
         }
+        self.effects_from_factor(out);
+        true
+    }
+
+    /// Whether [`Solver::solve_lanes`] factors its replicates together: a
+    /// model of one system (not instrumented, not moderated) without
+    /// robustness values.
+    pub fn lanes(&self) -> bool {
+        self.iv.is_none() && self.moderated.is_none() && self.robustness.is_empty()
+    }
+
+    /// [`Solver::solve`] of `LANES` replicates' Grams, their statistics
+    /// into `out` (`LANES` rows of the layout's length, in order), and
+    /// whether each was solved. Where [`Solver::lanes`], the Cholesky
+    /// factors are computed side by side, one replicate per vector lane,
+    /// with every lane's operations those of [`Solver::solve`] in its
+    /// order, so the bits are the same; then each replicate's effects from
+    /// its factor. Else one replicate at a time.
+    #[inline(always)]
+    pub fn solve_lanes(&mut self, packed: [&[f64]; LANES], out: &mut [f64]) -> [bool; LANES] {
+        let n = out.len() / LANES;
+        let mut solved = [false; LANES];
+        if !self.lanes() {
+            for ((row, p), ok) in out.chunks_mut(n).zip(packed).zip(&mut solved) {
+                *ok = self.solve(p, row);
+            }
+            return solved;
+        }
+        let (q, pivots) = (self.q, self.ko);
+        let mut lanes = std::mem::take(&mut self.lanes);
+        let (l, inv, rhs) = lanes.parts(q);
+        let mut k = 0;
+        for i in 0..q {
+            for j in i..q {
+                for (s, p) in packed.iter().enumerate() {
+                    l[j * q + i][s] = p[k];
+                }
+                k += 1;
+            }
+        }
+        // `eliminate`, lane by lane: a lane whose pivot is not positive
+        // runs on (on garbage, without panicking) and is failed below.
+        let mut ok = [true; LANES];
+        for j in 0..pivots {
+            let d = l[j * q + j];
+            let mut diag = [0.0; LANES];
+            let mut recip = [0.0; LANES];
+            for s in 0..LANES {
+                ok[s] &= d[s] > 0.0;
+                diag[s] = d[s].sqrt();
+                recip[s] = 1.0 / diag[s];
+            }
+            l[j * q + j] = diag;
+            inv[j] = recip;
+            for i in j + 1..q {
+                let v = &mut l[i * q + j];
+                for s in 0..LANES {
+                    v[s] *= recip[s];
+                }
+                rhs[i] = *v;
+            }
+            for i in j + 1..q {
+                let lij = rhs[i];
+                let row = &mut l[i * q + j + 1..i * q + i + 1];
+                for (a, c) in row.iter_mut().zip(&rhs[j + 1..i + 1]) {
+                    for s in 0..LANES {
+                        a[s] -= lij[s] * c[s];
+                    }
+                }
+            }
+        }
+        for (s, row) in out.chunks_mut(n).enumerate() {
+            if !ok[s] {
+                row.iter_mut().for_each(|v| *v = f64::NAN);
+                continue;
+            }
+            for i in 0..q {
+                for j in 0..=i {
+                    self.l[i * q + j] = l[i * q + j][s];
+                }
+                self.inv_diag[i] = inv[i][s];
+            }
+            self.effects_from_factor(row);
+            solved[s] = true;
+        }
+        self.lanes = lanes;
+        solved
+    }
+
+    /// The statistics of a plain or serial model from its factor in `l`
+    /// (`eliminate` over the regressor block done).
+    #[inline(always)]
+    fn effects_from_factor(&mut self, out: &mut [f64]) {
+        let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
         let lay = self.layout;
         let y = q - 1;
         // Total effect: Y on the base block.
@@ -931,7 +1027,30 @@ impl Solver {
             out[lay.kappa()] = rss_y.sqrt() / sd_m * self.m_to_y[0];
             fill_acme(lay, &self.rho, out);
         }
-        true
+    }
+}
+
+/// Replicates [`Solver::solve_lanes`] factors side by side.
+pub const LANES: usize = 4;
+
+/// The lane solve's scratch: q x q factors, q reciprocal diagonals and a
+/// column, each entry one value per lane.
+#[derive(Debug, Clone, Default)]
+struct LaneScratch(Vec<[f64; LANES]>);
+
+impl LaneScratch {
+    fn parts(
+        &mut self,
+        q: usize,
+    ) -> (
+        &mut [[f64; LANES]],
+        &mut [[f64; LANES]],
+        &mut [[f64; LANES]],
+    ) {
+        self.0.resize(q * q + 2 * q, [0.0; LANES]);
+        let (l, rest) = self.0.split_at_mut(q * q);
+        let (inv, rhs) = rest.split_at_mut(q);
+        (l, inv, rhs)
     }
 }
 
@@ -1441,6 +1560,61 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Four replicates factored side by side give each one's own solve to
+    /// the bit, a singular one among them NaN and failed, for a plain model
+    /// with two mediators and the sensitivity grid, and for a chain.
+    #[test]
+    fn lanes_solve_each_replicate_as_alone() {
+        let serial = {
+            let mut spec = default_spec();
+            spec.mediators = vec!["agglom_sec".into(), "agglom_ter".into()];
+            spec.serial = true;
+            let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
+            Design::build(&panel, spec.fixed_effects).unwrap()
+        };
+        for (design, rho) in [(two_mediator_design(), vec![-0.3, 0.0, 0.4]), (serial, vec![])] {
+            let q = design.q();
+            let p = packed_len(q);
+            let g = design.n_clusters;
+            let grams: Vec<Vec<f64>> = (0..LANES)
+                .map(|r| {
+                    let mut packed = vec![0.0; p];
+                    for c in 0..g {
+                        let w = ((c * 7 + r * 13) % 5) as f64;
+                        for (v, &x) in packed.iter_mut().zip(&design.stats[c * p..(c + 1) * p]) {
+                            *v += w * x;
+                        }
+                    }
+                    // Replicate 2 singular: its treatment column zero.
+                    if r == 2 {
+                        for c in 0..q {
+                            packed[packed_index(0, c, q)] = 0.0;
+                        }
+                    }
+                    packed
+                })
+                .collect();
+            let mut solver = Solver::new(&design);
+            solver.rho = rho.clone();
+            solver.layout.sensitivity = rho.len();
+            assert!(solver.lanes());
+            let n = solver.layout.len();
+            let mut alone = vec![0.0; LANES * n];
+            let mut each = Vec::new();
+            for (r, row) in alone.chunks_mut(n).enumerate() {
+                each.push(solver.solve(&grams[r], row));
+            }
+            let mut together = vec![0.0; LANES * n];
+            let lanes: [&[f64]; LANES] = std::array::from_fn(|r| grams[r].as_slice());
+            let solved = solver.solve_lanes(lanes, &mut together);
+            assert_eq!(solved.to_vec(), each);
+            assert_eq!(each, [true, true, false, true]);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&together), bits(&alone));
+            assert!(together[2 * n..3 * n].iter().all(|v| v.is_nan()));
         }
     }
 

@@ -22,7 +22,9 @@ use crate::model::cells::Cells;
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::mediation::reported_coefficients;
-use crate::model::replicate::{Extension, Solver, StatLayout, Studentized, stats_from_changes};
+use crate::model::replicate::{
+    Extension, LANES, Solver, StatLayout, Studentized, stats_from_changes,
+};
 use crate::resample::scheme::{Asks, Scheme, WeightPlan, check_rules};
 
 /// The floating-point type of the GPU engine's numeric stages (`Real` in
@@ -469,21 +471,41 @@ impl CpuEngine {
                 // coefficients, from its functionals' solves.
                 let mut theta = vec![0.0; nb * d];
                 let mut solver = solver.clone();
-                let mut packed = vec![0.0; *packed_len];
-                for (i, (stats, &total)) in out.chunks_mut(n_stats).zip(&wsum).enumerate() {
+                // Replicate i's Gram into `packed`.
+                let mut pack = |i: usize, packed: &mut [f64]| {
                     for (&k, &v) in columns.iter().zip(&prod[i * n..(i + 1) * n]) {
                         packed[k] = v;
                     }
                     for &(k, c) in constant {
-                        packed[k] = total * c;
+                        packed[k] = wsum[i] * c;
                     }
                     if let Some(cells) = cells {
-                        cells.partial_out(
-                            &mut packed,
-                            &sums[i * width..(i + 1) * width],
-                            &mut scratch,
-                        );
+                        cells.partial_out(packed, &sums[i * width..(i + 1) * width], &mut scratch);
                     }
+                };
+                // Without studentized SEs (which need each replicate's
+                // factor after its solve), LANES replicates are factored
+                // side by side; the rest of the batch one at a time.
+                let side_by_side = match student.is_none() && solver.lanes() {
+                    true => nb - nb % LANES,
+                    false => 0,
+                };
+                let mut packs = vec![0.0; LANES * packed_len];
+                for (first, rows) in out[..side_by_side * n_stats]
+                    .chunks_mut(LANES * n_stats)
+                    .enumerate()
+                {
+                    for (s, p) in packs.chunks_mut(*packed_len).enumerate() {
+                        pack(first * LANES + s, p);
+                    }
+                    let lanes: [&[f64]; LANES] =
+                        std::array::from_fn(|s| &packs[s * packed_len..(s + 1) * packed_len]);
+                    let solved = solver.solve_lanes(lanes, rows);
+                    failed += solved.iter().filter(|&&ok| !ok).count() as u64;
+                }
+                let mut packed = vec![0.0; *packed_len];
+                for (i, stats) in out.chunks_mut(n_stats).enumerate().skip(side_by_side) {
+                    pack(i, &mut packed);
                     if !solver.solve(&packed, stats) {
                         failed += 1;
                     } else if let Some(st) = student {
