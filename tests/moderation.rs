@@ -466,8 +466,8 @@ fn oracle(table: &Table, model: &ModelSpec, design: &Design, w: &[f64]) -> Vec<(
     let dot = |c: &[f64], u: &[f64]| c.iter().zip(u).map(|(c, u)| c * u).sum::<f64>();
     let mut stats = vec![("c_prime".to_string(), c_prime)];
     if spec.direct {
-        for t in 0..nt {
-            stats.push((termed("c3_prime", t), c3[t]));
+        for (t, &c3) in c3.iter().enumerate() {
+            stats.push((termed("c3_prime", t), c3));
         }
         for (k, v) in u.iter().enumerate() {
             stats.push((format!("conditional_direct:{k}"), c_prime + dot(&c3, v)));

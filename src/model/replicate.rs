@@ -1038,15 +1038,12 @@ pub const LANES: usize = 4;
 #[derive(Debug, Clone, Default)]
 struct LaneScratch(Vec<[f64; LANES]>);
 
+/// Entries of the lane solve's scratch: one value per lane.
+type Lanes<'a> = &'a mut [[f64; LANES]];
+
 impl LaneScratch {
-    fn parts(
-        &mut self,
-        q: usize,
-    ) -> (
-        &mut [[f64; LANES]],
-        &mut [[f64; LANES]],
-        &mut [[f64; LANES]],
-    ) {
+    /// The factor, the reciprocal diagonal and the column, for q columns.
+    fn parts(&mut self, q: usize) -> (Lanes<'_>, Lanes<'_>, Lanes<'_>) {
         self.0.resize(q * q + 2 * q, [0.0; LANES]);
         let (l, rest) = self.0.split_at_mut(q * q);
         let (inv, rhs) = rest.split_at_mut(q);
@@ -1575,7 +1572,10 @@ mod tests {
             let panel = Panel::from_table(&generate(SyntheticParams::default()), &spec).unwrap();
             Design::build(&panel, spec.fixed_effects).unwrap()
         };
-        for (design, rho) in [(two_mediator_design(), vec![-0.3, 0.0, 0.4]), (serial, vec![])] {
+        for (design, rho) in [
+            (two_mediator_design(), vec![-0.3, 0.0, 0.4]),
+            (serial, vec![]),
+        ] {
             let q = design.q();
             let p = packed_len(q);
             let g = design.n_clusters;
