@@ -274,6 +274,11 @@ pub struct WeightPlan {
     pub strata: Vec<Vec<u32>>,
 }
 
+thread_local! {
+    /// Each thread's pairs counts ([`WeightPlan::fill`]).
+    static PAIRS_COUNTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl WeightPlan {
     /// A plan over `n_clusters` clusters; `strata` gives each cluster's stratum.
     pub fn new(scheme: Scheme, seed: u64, n_clusters: usize, strata: Option<&[u32]>) -> WeightPlan {
@@ -306,14 +311,30 @@ impl WeightPlan {
         let mut s = WordStream::new(self.seed, r, STREAM_WEIGHTS);
         match self.scheme {
             Scheme::Pairs => {
-                out.iter_mut().for_each(|w| *w = 0.0);
-                for members in &self.strata {
-                    let n = members.len() as u32;
-                    let threshold = rejection_threshold(n);
-                    for _ in 0..n {
-                        out[members[s.below_with(n, threshold) as usize] as usize] += 1.0;
+                // Counted in integers (an increment's latency is a cycle, a
+                // float add's four), then written out: the same counts.
+                PAIRS_COUNTS.with(|counts| {
+                    let mut counts = counts.borrow_mut();
+                    counts.clear();
+                    counts.resize(self.n_clusters, 0);
+                    for members in &self.strata {
+                        let n = members.len() as u32;
+                        let threshold = rejection_threshold(n);
+                        if members.len() == self.n_clusters {
+                            // The one stratum of every cluster, in order.
+                            for _ in 0..n {
+                                counts[s.below_with(n, threshold) as usize] += 1;
+                            }
+                        } else {
+                            for _ in 0..n {
+                                counts[members[s.below_with(n, threshold) as usize] as usize] += 1;
+                            }
+                        }
                     }
-                }
+                    for (w, &k) in out.iter_mut().zip(counts.iter()) {
+                        *w = k as f64;
+                    }
+                });
                 self.n_clusters as f64
             }
             Scheme::Bayes => {
