@@ -356,18 +356,8 @@ fn the_embedded_default_leaves_them_out_where_undefined() {
 fn a_chains_links_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::fixture("serial.csv");
-    let args = [
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--unit",
-        "unit",
-        "--time",
-        "time",
-        "--outcome",
-        "y",
-        "--treatment",
-        "x",
+    let mut args = common::fixture_run(data.to_str().unwrap());
+    args.extend([
         "--serial",
         "m1,m2",
         "--controls",
@@ -380,7 +370,7 @@ fn a_chains_links_are_bounded() {
         "--no-plots",
         "--out",
         "o",
-    ];
+    ]);
     let done = common::medsim(dir.path(), &args);
     assert!(
         done.status.success(),

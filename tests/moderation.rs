@@ -1179,19 +1179,10 @@ fn a_group_must_have_every_level_of_a_categorical_moderator() {
             row[level] = "2".into();
         }
     }
-    let args = |file: &str| -> Vec<String> {
-        [
-            "run",
-            "--data",
-            file,
-            "--unit",
-            "unit",
-            "--time",
-            "time",
-            "--outcome",
-            "y",
-            "--treatment",
-            "x",
+    let run = |t: &Table, file: &str| {
+        medsim::internals::data::table::write_csv(t, &dir.path().join(file)).unwrap();
+        let mut args = common::fixture_run(file);
+        args.extend([
             "--mediator",
             "m",
             "--controls",
@@ -1210,17 +1201,8 @@ fn a_group_must_have_every_level_of_a_categorical_moderator() {
             "99",
             "-q",
             "--no-plots",
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    let run = |t: &Table, file: &str| {
-        medsim::internals::data::table::write_csv(t, &dir.path().join(file)).unwrap();
-        let args = args(file);
-        common::medsim(
-            dir.path(),
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
+        ]);
+        common::medsim(dir.path(), &args)
     };
     let ok = run(&table, "all.csv");
     assert!(

@@ -49,6 +49,7 @@ use crate::resample::spec::{BackendChoice, ResampleSpec};
 use crate::resample::threshold::{Null, ThresholdScheme, f_test};
 use crate::study::backend::{ThresholdBackend, threshold_engine};
 use crate::study::resampling::resample;
+use crate::study::stages::{cpu_flops, cpu_peak, system_flops};
 
 /// Where a workload runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,54 +127,6 @@ pub struct Report {
     /// With `--stages`: the CPU engine's, on one thread.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpu_stages: Vec<crate::study::stages::CpuStageProfile>,
-}
-
-/// The CPU's measured f64 GEMM ceiling in GFLOP/s: every worker thread
-/// multiplies its own 256 x 256 matrices with the CPU engine's GEMM
-/// (matrixmultiply's dgemm, which uses the widest vector instructions the
-/// CPU has, chosen at run time), rounds doubled until one takes 0.3 s; the
-/// best of three rounds at that size.
-pub fn cpu_peak() -> f64 {
-    use rayon::prelude::*;
-    const N: usize = 256;
-    let threads = rayon::current_num_threads();
-    let a: Vec<f64> = (0..N * N).map(|i| (i % 97) as f64 * 1e-2).collect();
-    let round = |reps: usize| -> f64 {
-        let started = Instant::now();
-        (0..threads).into_par_iter().for_each(|_| {
-            let mut c = vec![0.0; N * N];
-            for _ in 0..reps {
-                // SAFETY: a and c hold N x N row-major values.
-                unsafe {
-                    matrixmultiply::dgemm(
-                        N,
-                        N,
-                        N,
-                        1.0,
-                        a.as_ptr(),
-                        N as isize,
-                        1,
-                        a.as_ptr(),
-                        N as isize,
-                        1,
-                        1.0,
-                        c.as_mut_ptr(),
-                        N as isize,
-                        1,
-                    );
-                }
-            }
-            std::hint::black_box(&c);
-        });
-        started.elapsed().as_secs_f64()
-    };
-    let mut reps = 1;
-    round(reps);
-    while round(reps) < 0.3 && reps < 1 << 20 {
-        reps *= 2;
-    }
-    let best = (0..3).map(|_| round(reps)).fold(f64::INFINITY, f64::min);
-    (threads * reps) as f64 * 2.0 * (N * N * N) as f64 / best / 1e9
 }
 
 /// This machine: the CPU model (from /proc/cpuinfo where there is one),
@@ -254,33 +207,11 @@ impl Problem {
     }
 }
 
-/// Flops per replicate of the CPU engine's GEMM and solve for `scheme` on
-/// `design`: the weights times the per-cluster Gram columns that vary
-/// across clusters, and the Cholesky factor with a solve per equation; the
-/// wild bootstrap's GEMM of the weights with the cluster influences (its
-/// statistics counted as none).
-pub fn cpu_flops(design: &Design, scheme: Scheme) -> (f64, f64) {
-    let g = design.n_clusters as f64;
-    let m = design.layout.n_mediators;
-    if let Scheme::Wild(_) = scheme {
-        return (2.0 * g * (2.0 * m as f64 + 2.0), 0.0);
-    }
-    let width = crate::resample::engine::split_columns(design).0.len();
-    (2.0 * g * width as f64, system_flops(design.q(), m))
-}
-
 /// A reweighting replicate's flops on the GPU: a GEMM `width` wide over the
 /// clusters, and `systems` systems of q columns.
 fn solve_flops(design: &Design, width: usize, q: usize, systems: usize) -> f64 {
     let g = design.n_clusters as f64;
     2.0 * g * width as f64 + systems as f64 * system_flops(q, design.layout.n_mediators)
-}
-
-/// The Cholesky factor of a q x q system and a solve per equation (the
-/// total, each mediator's, the outcome's).
-fn system_flops(q: usize, mediators: usize) -> f64 {
-    let (q, m) = (q as f64, mediators as f64);
-    q * q * q / 3.0 + (m + 2.0) * q * q
 }
 
 /// The synthetic panel with `extra` more controls (independent normal

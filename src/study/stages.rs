@@ -10,12 +10,15 @@
 //! how far it is from its roofline at the adapter's measured peaks; then
 //! the replicates per second the roofline predicts here and on named GPUs.
 
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::design::Design;
 use crate::model::estimate::SystemFit;
 use crate::model::panel::Panel;
+use crate::resample::scheme::Scheme;
 
 /// One stage of a profiled batch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,8 +106,7 @@ pub fn profile(
 ) -> Result<Vec<StageProfile>> {
     use crate::gpu::engine::{GpuEngine, GpuOptions};
     use crate::resample::engine::Precision;
-    use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
-    use std::time::Instant;
+    use crate::resample::scheme::{WeightPlan, WildWeights};
 
     let started = Instant::now();
     let fresh = crate::gpu::GpuContext::new(Some(adapter))?;
@@ -240,6 +242,76 @@ pub fn profile(_: &str, _: &Problem, _: usize, _: usize) -> Result<Vec<StageProf
     Err(crate::study::backend::no_gpu_build())
 }
 
+/// The CPU's measured f64 GEMM ceiling in GFLOP/s: every worker thread
+/// multiplies its own 256 x 256 matrices with the CPU engine's GEMM
+/// (matrixmultiply's dgemm, which uses the widest vector instructions the
+/// CPU has, chosen at run time), rounds doubled until one takes 0.3 s; the
+/// best of three rounds at that size.
+pub fn cpu_peak() -> f64 {
+    use rayon::prelude::*;
+    const N: usize = 256;
+    let threads = rayon::current_num_threads();
+    let a: Vec<f64> = (0..N * N).map(|i| (i % 97) as f64 * 1e-2).collect();
+    let round = |reps: usize| -> f64 {
+        let started = Instant::now();
+        (0..threads).into_par_iter().for_each(|_| {
+            let mut c = vec![0.0; N * N];
+            for _ in 0..reps {
+                // SAFETY: a and c hold N x N row-major values.
+                unsafe {
+                    matrixmultiply::dgemm(
+                        N,
+                        N,
+                        N,
+                        1.0,
+                        a.as_ptr(),
+                        N as isize,
+                        1,
+                        a.as_ptr(),
+                        N as isize,
+                        1,
+                        1.0,
+                        c.as_mut_ptr(),
+                        N as isize,
+                        1,
+                    );
+                }
+            }
+            std::hint::black_box(&c);
+        });
+        started.elapsed().as_secs_f64()
+    };
+    let mut reps = 1;
+    round(reps);
+    while round(reps) < 0.3 && reps < 1 << 20 {
+        reps *= 2;
+    }
+    let best = (0..3).map(|_| round(reps)).fold(f64::INFINITY, f64::min);
+    (threads * reps) as f64 * 2.0 * (N * N * N) as f64 / best / 1e9
+}
+
+/// Flops per replicate of the CPU engine's GEMM and solve for `scheme` on
+/// `design`: the weights times the per-cluster Gram columns that vary
+/// across clusters, and the Cholesky factor with a solve per equation; the
+/// wild bootstrap's GEMM of the weights with the cluster influences (its
+/// statistics counted as none).
+pub fn cpu_flops(design: &Design, scheme: Scheme) -> (f64, f64) {
+    let g = design.n_clusters as f64;
+    let m = design.layout.n_mediators;
+    if let Scheme::Wild(_) = scheme {
+        return (2.0 * g * (2.0 * m as f64 + 2.0), 0.0);
+    }
+    let width = crate::resample::engine::split_columns(design).0.len();
+    (2.0 * g * width as f64, system_flops(design.q(), m))
+}
+
+/// The Cholesky factor of a q x q system and a solve per equation (the
+/// total, each mediator's, the outcome's).
+pub fn system_flops(q: usize, mediators: usize) -> f64 {
+    let (q, m) = (q as f64, mediators as f64);
+    q * q * q / 3.0 + (m + 2.0) * q * q
+}
+
 /// One workload's stages on one CPU thread.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CpuStageProfile {
@@ -254,7 +326,7 @@ pub struct CpuStageProfile {
     pub stages: Vec<CpuStageRow>,
     /// The batch's replicates over its stages' seconds, on one thread.
     pub replicates_per_second: f64,
-    /// One thread's f64 GEMM peak (`bench::cpu_peak` on one thread).
+    /// One thread's f64 GEMM peak ([`cpu_peak`] on one thread).
     pub peak_gflops: f64,
 }
 
@@ -285,13 +357,12 @@ pub fn profile_cpu(
 ) -> Result<Vec<CpuStageProfile>> {
     use crate::resample::aggregate::{Source, aggregate};
     use crate::resample::engine::{CpuEngine, CpuStageTimes, Engine, Precomputed};
-    use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};
-    use std::time::Instant;
+    use crate::resample::scheme::{WeightPlan, WildWeights};
 
     let (design, fit) = (problem.design, problem.fit);
     let g = design.n_clusters;
     let one = crate::resample::engine::thread_pool(1, batch)?;
-    let peak_gflops = one.install(crate::study::bench::cpu_peak);
+    let peak_gflops = one.install(cpu_peak);
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -337,7 +408,7 @@ pub fn profile_cpu(
                 .map(|_| started.elapsed().as_secs_f64())
             })
             .collect::<Result<Vec<f64>>>()?;
-        let (gemm_flops, solve_flops) = crate::study::bench::cpu_flops(design, scheme);
+        let (gemm_flops, solve_flops) = cpu_flops(design, scheme);
         let mut rows: Vec<(&str, f64, f64)> = vec![
             (
                 "weights",

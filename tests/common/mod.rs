@@ -216,6 +216,24 @@ pub fn engines_agree(engines: Vec<Labelled<'_>>, count: usize, what: &str, skip:
     eprintln!("{what}: {} engines agree", engines.len());
 }
 
+/// `medsim run` on the fixture `data`'s columns unit, time, y (outcome)
+/// and x (treatment): the arguments the rest follow.
+pub fn fixture_run(data: &str) -> Vec<&str> {
+    vec![
+        "run",
+        "--data",
+        data,
+        "--unit",
+        "unit",
+        "--time",
+        "time",
+        "--outcome",
+        "y",
+        "--treatment",
+        "x",
+    ]
+}
+
 /// `medsim run` on `data` (columns unit, time, x, y; no groups, no other
 /// mediator sets) with each case's flags (and `--controls c1,c2` unless
 /// it names controls, `--mediator m` unless it names mediators): each must
@@ -224,18 +242,8 @@ pub fn assert_refused(data: &std::path::Path, cases: &[(&[&str], &str)]) {
     let dir = tempfile::tempdir().unwrap();
     for (k, (extra, message)) in cases.iter().enumerate() {
         let out = dir.path().join(format!("r{k}"));
-        let mut args = vec![
-            "run",
-            "--data",
-            data.to_str().unwrap(),
-            "--unit",
-            "unit",
-            "--time",
-            "time",
-            "--outcome",
-            "y",
-            "--treatment",
-            "x",
+        let mut args = fixture_run(data.to_str().unwrap());
+        args.extend([
             "--group",
             "",
             "--also-mediators",
@@ -244,7 +252,7 @@ pub fn assert_refused(data: &std::path::Path, cases: &[(&[&str], &str)]) {
             "--no-plots",
             "--out",
             out.to_str().unwrap(),
-        ];
+        ]);
         if !extra.contains(&"--controls") {
             args.extend(["--controls", "c1,c2"]);
         }
