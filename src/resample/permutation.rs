@@ -119,6 +119,10 @@ pub struct PermutationEngine<'a> {
     products: Vec<TreatmentProduct>,
     x_raw: Vec<f64>,
     unit: Factor,
+    /// The design's columns row by row (observation-major), so that a
+    /// replicate's treatment row reads each observation's q values
+    /// together.
+    by_row: Vec<f64>,
     batch: usize,
     pool: rayon::ThreadPool,
 }
@@ -149,6 +153,16 @@ impl<'a> PermutationEngine<'a> {
             products,
             x_raw,
             unit: panel.unit.clone(),
+            by_row: {
+                let (q, n) = (design.q(), design.n_obs);
+                let mut by_row = vec![0.0; n * q];
+                for (k, column) in design.columns.iter().enumerate() {
+                    for (i, &v) in column.iter().enumerate() {
+                        by_row[i * q + k] = v;
+                    }
+                }
+                by_row
+            },
             batch,
             pool,
         })
@@ -198,15 +212,28 @@ impl<'a> PermutationEngine<'a> {
         let columns: Vec<&[f64]> = (0..q)
             .map(|k| product_of(k).map_or(&z[k][..], |(_, v)| &v[..]))
             .collect();
+        // The treatment's row of the permuted Gram: each entry summed over
+        // the observations in the same order (unit by unit), the design's
+        // columns read row by row, then the re-formed products' entries.
         let mut row = vec![0.0; q];
         let unit_rows = &self.exchange.unit_rows;
-        for (u, rows) in unit_rows.iter().enumerate() {
-            for (&i, &j) in rows.iter().zip(&unit_rows[donor[u] as usize]) {
-                let xv = x[j];
-                for (k, acc) in row.iter_mut().enumerate().skip(1) {
-                    *acc += xv * columns[k][i];
+        let each = |f: &mut dyn FnMut(usize, f64)| {
+            for (u, rows) in unit_rows.iter().enumerate() {
+                for (&i, &j) in rows.iter().zip(&unit_rows[donor[u] as usize]) {
+                    f(i, x[j]);
                 }
             }
+        };
+        each(&mut |i, xv| {
+            let zi = &self.by_row[i * q..(i + 1) * q];
+            for (acc, &v) in row[1..].iter_mut().zip(&zi[1..]) {
+                *acc += xv * v;
+            }
+        });
+        for (c, col) in &reformed {
+            let mut acc = 0.0;
+            each(&mut |i, xv| acc += xv * col[i]);
+            row[*c] = acc;
         }
         for (k, &v) in row.iter().enumerate().skip(1) {
             packed[packed_index(0, k, q)] = v;
