@@ -909,46 +909,8 @@ impl Solver {
         let (q, pivots) = (self.q, self.ko);
         let mut lanes = std::mem::take(&mut self.lanes);
         let (l, inv, rhs) = lanes.parts(q);
-        let mut k = 0;
-        for i in 0..q {
-            for j in i..q {
-                for (s, p) in packed.iter().enumerate() {
-                    l[j * q + i][s] = p[k];
-                }
-                k += 1;
-            }
-        }
-        // `eliminate`, lane by lane: a lane whose pivot is not positive
-        // runs on (on garbage, without panicking) and is failed below.
-        let mut ok = [true; LANES];
-        for j in 0..pivots {
-            let d = l[j * q + j];
-            let mut diag = [0.0; LANES];
-            let mut recip = [0.0; LANES];
-            for s in 0..LANES {
-                ok[s] &= d[s] > 0.0;
-                diag[s] = d[s].sqrt();
-                recip[s] = 1.0 / diag[s];
-            }
-            l[j * q + j] = diag;
-            inv[j] = recip;
-            for i in j + 1..q {
-                let v = &mut l[i * q + j];
-                for s in 0..LANES {
-                    v[s] *= recip[s];
-                }
-                rhs[i] = *v;
-            }
-            for i in j + 1..q {
-                let lij = rhs[i];
-                let row = &mut l[i * q + j + 1..i * q + i + 1];
-                for (a, c) in row.iter_mut().zip(&rhs[j + 1..i + 1]) {
-                    for s in 0..LANES {
-                        a[s] -= lij[s] * c[s];
-                    }
-                }
-            }
-        }
+        unpack_lanes(packed, l, q);
+        let ok = eliminate_lanes(l, inv, rhs, q, pivots);
         for (s, row) in out.chunks_mut(n).enumerate() {
             if !ok[s] {
                 row.iter_mut().for_each(|v| *v = f64::NAN);
@@ -1033,6 +995,67 @@ impl Solver {
 /// Replicates [`Solver::solve_lanes`] factors side by side.
 pub const LANES: usize = 4;
 
+/// The packed Grams of `N` replicates into the lower triangle of the
+/// q x q `l`, one replicate per lane.
+#[inline(always)]
+fn unpack_lanes<const N: usize>(packed: [&[f64]; N], l: &mut [[f64; N]], q: usize) {
+    let mut k = 0;
+    for i in 0..q {
+        for j in i..q {
+            for (s, p) in packed.iter().enumerate() {
+                l[j * q + i][s] = p[k];
+            }
+            k += 1;
+        }
+    }
+}
+
+/// `Solver::eliminate`'s right-looking Cholesky over the first `pivots`
+/// columns of `N` lanes side by side, each lane's operations in the same
+/// order whatever N (so one lane or four give the same bits), `inv` the
+/// pivots' reciprocals and `rhs` a column of scratch. Whether each lane's
+/// pivots were all positive: a lane with one that is not runs on (on
+/// garbage, without panicking), and its factor means nothing.
+#[inline(always)]
+fn eliminate_lanes<const N: usize>(
+    l: &mut [[f64; N]],
+    inv: &mut [[f64; N]],
+    rhs: &mut [[f64; N]],
+    q: usize,
+    pivots: usize,
+) -> [bool; N] {
+    let mut ok = [true; N];
+    for j in 0..pivots {
+        let d = l[j * q + j];
+        let mut diag = [0.0; N];
+        let mut recip = [0.0; N];
+        for s in 0..N {
+            ok[s] &= d[s] > 0.0;
+            diag[s] = d[s].sqrt();
+            recip[s] = 1.0 / diag[s];
+        }
+        l[j * q + j] = diag;
+        inv[j] = recip;
+        for i in j + 1..q {
+            let v = &mut l[i * q + j];
+            for s in 0..N {
+                v[s] *= recip[s];
+            }
+            rhs[i] = *v;
+        }
+        for i in j + 1..q {
+            let lij = rhs[i];
+            let row = &mut l[i * q + j + 1..i * q + i + 1];
+            for (a, c) in row.iter_mut().zip(&rhs[j + 1..i + 1]) {
+                for s in 0..N {
+                    a[s] -= lij[s] * c[s];
+                }
+            }
+        }
+    }
+    ok
+}
+
 /// The lane solve's scratch: q x q factors, q reciprocal diagonals and a
 /// column, each entry one value per lane.
 #[derive(Debug, Clone, Default)]
@@ -1062,36 +1085,11 @@ impl Solver {
     #[inline(always)]
     fn eliminate(&mut self, packed: &[f64], pivots: usize) -> bool {
         let q = self.q;
-        let mut k = 0;
-        for i in 0..q {
-            for j in i..q {
-                self.l[j * q + i] = packed[k];
-                k += 1;
-            }
-        }
-        for j in 0..pivots {
-            let d = self.l[j * q + j];
-            if !(d > 0.0) {
-                return false;
-            }
-            let diag = d.sqrt();
-            let inv = 1.0 / diag;
-            self.l[j * q + j] = diag;
-            self.inv_diag[j] = inv;
-            for i in j + 1..q {
-                let v = self.l[i * q + j] * inv;
-                self.l[i * q + j] = v;
-                self.rhs[i] = v;
-            }
-            for i in j + 1..q {
-                let lij = self.rhs[i];
-                let row = &mut self.l[i * q + j + 1..i * q + i + 1];
-                for (a, &c) in row.iter_mut().zip(&self.rhs[j + 1..i + 1]) {
-                    *a -= lij * c;
-                }
-            }
-        }
-        true
+        let (l, _) = self.l.as_chunks_mut::<1>();
+        unpack_lanes([packed], l, q);
+        let (inv, _) = self.inv_diag.as_chunks_mut::<1>();
+        let (rhs, _) = self.rhs.as_chunks_mut::<1>();
+        eliminate_lanes(l, inv, rhs, q, pivots)[0]
     }
 
     /// [`Solver::solve`] for a moderated design. Its equations share the
