@@ -115,6 +115,7 @@ impl WordStream {
     /// the rounds' lanes competed with the loop for registers and a pairs
     /// replicate's weights took three times as long (`medsim bench
     /// --stages`).
+    ///
     /// Its rounds are compiled for AVX2 too, chosen at run time where the
     /// processor has it (integer work: the same words either way).
     #[inline(never)]

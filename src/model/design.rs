@@ -189,8 +189,6 @@ pub struct ModeratedColumns {
 /// One moderator column's place in the design.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModeratorTerm {
-    /// The column's raw values (W, or a level's 0/1 indicator).
-    pub raw: Vec<f64>,
     /// Its column, or None when the fixed effects absorb it (a moderator
     /// constant within units: its products still vary).
     pub w: Option<usize>,
@@ -204,6 +202,12 @@ impl ModeratedColumns {
     /// Whether W is categorical (one term per level above the lowest).
     pub fn categorical(&self) -> bool {
         self.spec.categorical()
+    }
+
+    /// Term `t`'s raw values from W's (`ModeratorTerm`): W, or a
+    /// categorical W's indicator of its level t + 1.
+    pub fn term_column(&self, w: &[f64], t: usize) -> Vec<f64> {
+        term_column(w, self.categorical(), &self.values, t)
     }
 
     /// Where the conditional effects are evaluated, as the terms'
@@ -479,8 +483,7 @@ impl Design {
                     spec: panel.moderation.clone().expect("a moderated panel"),
                     terms: terms
                         .into_iter()
-                        .map(|(raw, w, xw, mw)| ModeratorTerm {
-                            raw,
+                        .map(|(w, xw, mw)| ModeratorTerm {
                             w: place(w),
                             xw: place(xw),
                             mw: mw.iter().map(|&k| layout.moderation(k)).collect(),
@@ -739,11 +742,11 @@ fn check_variation(
 /// column).
 type Entry = (String, Role, Vec<f64>, f64);
 
-/// Each moderator term's raw values and block positions (W, X*W, each
-/// M*W; W's None when the fixed effects absorb it), X's and W's shifts in
-/// the products, the moderator values and W's range.
+/// Each moderator term's block positions (W, X*W, each M*W; W's None when
+/// the fixed effects absorb it), X's and W's shifts in the products, the
+/// moderator values and W's range.
 type BlockPositions = (
-    Vec<(Vec<f64>, Option<usize>, Option<usize>, Vec<usize>)>,
+    Vec<(Option<usize>, Option<usize>, Vec<usize>)>,
     [f64; 2],
     Vec<(String, f64)>,
     (f64, f64),
@@ -771,10 +774,8 @@ fn moderation_block(
         false => (0.0, 0.0),
     };
     let (x_name, w_name) = (&panel.names[0], &panel.names[w_column]);
-    // The terms' names and raw columns (uncentred: `product` shifts).
     let values = moderator_values(&spec.at, w);
-    // The terms' names and raw columns (uncentred: `product` shifts).
-    let raw_terms: Vec<(String, Vec<f64>)> = match spec.categorical() {
+    let n_terms = match spec.categorical() {
         true => {
             if values.len() < 2 {
                 return Err(Error::InvalidOption {
@@ -796,19 +797,19 @@ fn moderation_block(
                     ),
                 });
             }
-            values[1..]
-                .iter()
-                .map(|&(_, level)| {
-                    let indicator = w.iter().map(|&v| f64::from(u8::from(v == level))).collect();
-                    (format!("{w_name}={level}"), indicator)
-                })
-                .collect()
+            values.len() - 1
         }
-        false => vec![(w_name.clone(), w.clone())],
+        false => 1,
     };
     let mut block = Vec::new();
     let mut terms = Vec::new();
-    for (name, raw) in raw_terms {
+    for t in 0..n_terms {
+        // The term's raw column (uncentred: `product` shifts) and name.
+        let raw = term_column(w, spec.categorical(), &values, t);
+        let name = match spec.categorical() {
+            true => format!("{w_name}={}", values[t + 1].1),
+            false => w_name.clone(),
+        };
         let moderator = transform(&name, Role::Moderator, &raw);
         // A W that varies only between units is the unit effects' (a
         // constant one is refused as any constant column is).
@@ -835,7 +836,7 @@ fn moderation_block(
                 mw_at.push(product(&panel.columns[column], 0.0, &panel.names[column]));
             }
         }
-        terms.push((raw, w_at, xw_at, mw_at));
+        terms.push((w_at, xw_at, mw_at));
     }
     let range = w
         .iter()
@@ -843,6 +844,18 @@ fn moderation_block(
             (lo.min(v), hi.max(v))
         });
     Ok((block, Some((terms, [x_shift, w_shift], values, range))))
+}
+
+/// Moderator term `t`'s raw values from W's `w`: W itself, or with a
+/// categorical W (its levels `values`) the 0/1 indicator of level t + 1.
+fn term_column(w: &[f64], categorical: bool, values: &[(String, f64)], t: usize) -> Vec<f64> {
+    match categorical {
+        true => {
+            let level = values[t + 1].1;
+            w.iter().map(|&v| f64::from(u8::from(v == level))).collect()
+        }
+        false => w.to_vec(),
+    }
 }
 
 /// The product column `(a - a_shift)(b - b_shift)`, as a moderated or
@@ -873,12 +886,13 @@ impl Design {
     pub fn treatment_products(&self, panel: &Panel) -> Vec<TreatmentProduct> {
         let mut products = Vec::new();
         if let Some(md) = &self.moderation {
-            for term in &md.terms {
+            let w = &panel.columns[panel.moderator_column()];
+            for (t, term) in md.terms.iter().enumerate() {
                 if let Some(column) = term.xw {
                     products.push(TreatmentProduct {
                         column,
                         x_shift: md.x_shift,
-                        other: term.raw.clone(),
+                        other: md.term_column(w, t),
                         other_shift: md.w_shift,
                     });
                 }

@@ -113,15 +113,15 @@ impl ModerationStats {
     pub fn has_difference(&self) -> bool {
         self.a && self.b && self.values >= 2
     }
-    /// The differences of conditional indirect effects, as (later, earlier)
-    /// moderator values: the last less the first, or with a categorical W
-    /// each level's less the lowest's.
-    pub fn differences(&self) -> Vec<(usize, usize)> {
-        match (self.has_difference(), self.categorical) {
-            (false, _) => vec![],
-            (true, true) => (1..self.values).map(|k| (k, 0)).collect(),
-            (true, false) => vec![(self.values - 1, 0)],
-        }
+    /// The model's differences of conditional indirect effects
+    /// ([`difference_pairs`]; none unless a and b are both moderated).
+    pub fn differences(&self) -> impl ExactSizeIterator<Item = (usize, usize)> {
+        let values = if self.has_difference() {
+            self.values
+        } else {
+            0
+        };
+        difference_pairs(values, self.categorical)
     }
     /// The moderation's statistics (the interaction model's follow).
     pub fn moderation_len(&self) -> usize {
@@ -235,6 +235,21 @@ impl ModerationStats {
     pub fn d(&self, j: usize) -> usize {
         self.c3(self.slots()) + j
     }
+}
+
+/// The differences of conditional indirect effects among `values`
+/// moderator values, as (later, earlier) values: the last less the first,
+/// or with a categorical W each level's less the lowest's (none below two
+/// values).
+pub fn difference_pairs(
+    values: usize,
+    categorical: bool,
+) -> impl ExactSizeIterator<Item = (usize, usize)> {
+    let first = match categorical {
+        true => 1,
+        false => values.saturating_sub(1).max(1),
+    };
+    (first..values.max(first)).map(|k| (k, 0))
 }
 
 /// Whether `key` is a moderated or interaction model's coefficient (a3,

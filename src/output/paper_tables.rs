@@ -117,16 +117,12 @@ fn effect_rows(s: &Summary) -> Vec<(String, String)> {
             let of = |m: Option<String>| m.map_or(String::new(), |m| format!(" of {m}"));
             // A categorical moderator's level of term t (against the lowest).
             let level = |t: usize| match &s.moderation {
-                Some(md) if md.categorical => {
-                    let (later, earlier) = md.difference(t);
-                    let value = |k: usize| md.values.get(k).map_or(f64::NAN, |v| v.value);
-                    format!(
-                        ", {} = {} vs {}",
-                        md.moderator,
-                        value(later),
-                        value(earlier)
-                    )
-                }
+                Some(md) if md.categorical => format!(
+                    ", {} = {} vs {}",
+                    md.moderator,
+                    md.level(t).unwrap_or(f64::NAN),
+                    md.values.first().map_or(f64::NAN, |v| v.value)
+                ),
                 _ => String::new(),
             };
             let label = match EffectKey::parse(k, &s.model.mediators) {

@@ -211,20 +211,28 @@ impl ModerationSummary {
     /// What moderator term `t` is for people: W, or a categorical W's
     /// level `W=v` (against the lowest).
     pub fn term_name(&self, t: usize) -> String {
-        match (self.categorical, self.values.get(t + 1)) {
-            (true, Some(v)) => format!("{}={}", self.moderator, v.value),
-            _ => self.moderator.clone(),
+        match self.level(t) {
+            Some(v) => format!("{}={v}", self.moderator),
+            None => self.moderator.clone(),
         }
+    }
+
+    /// A categorical W's level of term `t` (t + 1 among its levels; none
+    /// for a continuous W).
+    pub fn level(&self, t: usize) -> Option<f64> {
+        self.values
+            .get(t + 1)
+            .filter(|_| self.categorical)
+            .map(|v| v.value)
     }
 
     /// The moderator values (later, earlier) of the `t`-th difference of
     /// conditional indirect effects: the last and first, or a categorical
     /// W's level t + 1 and the lowest.
     pub fn difference(&self, t: usize) -> (usize, usize) {
-        match self.categorical {
-            true => (t + 1, 0),
-            false => (self.values.len().saturating_sub(1), 0),
-        }
+        crate::model::moderation::difference_pairs(self.values.len(), self.categorical)
+            .nth(t)
+            .unwrap_or((0, 0))
     }
 
     fn of(md: &ModeratedColumns) -> ModerationSummary {
