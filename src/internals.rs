@@ -130,7 +130,7 @@ pub mod resample {
         pub use crate::resample::label_test::LabelPermutation;
     }
     pub mod permutation {
-        pub use crate::resample::permutation::PermutationEngine;
+        pub use crate::resample::permutation::{Exchange, PermutationEngine};
     }
     pub mod scheme {
         pub use crate::resample::scheme::{Scheme, WeightPlan, WildWeights};

@@ -20,7 +20,7 @@ use medsim::internals::model::panel::Panel;
 use medsim::internals::model::spec::default_spec;
 use medsim::internals::model::spec::{FixedEffects, ModelSpec};
 use medsim::internals::resample::engine::{CpuEngine, Engine};
-use medsim::internals::resample::permutation::PermutationEngine;
+use medsim::internals::resample::permutation::{Exchange, PermutationEngine};
 use medsim::internals::resample::scheme::{Scheme, WeightPlan, WildWeights};
 
 /// One observation of a materialised resample.
@@ -591,6 +591,15 @@ fn check_permutation(table: &medsim::internals::data::table::Table, replicates: 
         oracles.extend(oracle);
     }
     assert!(moved > 0, "no unit was ever permuted");
+    // The table of donor rows and the rows formed as replicates go: the
+    // same sums in the same order, so the same bits.
+    let untabled = PermutationEngine::with_table_budget(&design, &panel, 5, 3, 2, 0).unwrap();
+    let mut tabled_stats = vec![0.0; replicates as usize * n_stats];
+    let mut untabled_stats = tabled_stats.clone();
+    engine.compute(0, &mut tabled_stats).unwrap();
+    untabled.compute(0, &mut untabled_stats).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&tabled_stats), bits(&untabled_stats));
     // The shared suite: the CPU and GPU permutation engines against it.
     // Permuting the treatment drives c* and c'* to about 0, so the
     // proportion mediated (indirect / c*) and the suppression share
@@ -636,6 +645,13 @@ fn permutation_matches_the_oracle() {
     let city = table.column("city").unwrap();
     let unbalanced = table.filter_rows(|r| !(r[year] == "2015" && r[city].as_str() <= "C010"));
     check_permutation(&unbalanced, 12);
+    // And one city, alone in missing its first year, exchanges with none.
+    let alone = unbalanced.filter_rows(|r| !(r[year] == "2011" && r[city] == "C011"));
+    let (panel, design, _) = common::fitted(&alone, &default_spec());
+    let exchange = Exchange::new(&design, &panel).unwrap();
+    let exchanging: usize = exchange.blocks.iter().map(Vec::len).sum();
+    assert_eq!(exchanging + 1, panel.unit.len());
+    check_permutation(&alone, 12);
 }
 
 #[test]

@@ -1,7 +1,12 @@
 //! Permutation (placebo / randomization) inference: the treatment series are
 //! permuted across units, everything else stays. Only the treatment row of
-//! the Gram matrix changes, `S(w)[x, k] = sum_i sum_t x_{pi(i) t} z_{i t k}`,
-//! so a replicate costs one pass over the observations, then the usual solve.
+//! the Gram matrix changes, `S(w)[x, k] = sum_i sum_t x_{pi(i) t} z_{i t k}`:
+//! a sum over recipients i of the row `K[pi(i)][i]` that donor pi(i)'s series
+//! gives recipient i. Those rows are tabulated once for every pair of units
+//! that can exchange (`DonorRows`), so a replicate costs one row addition per
+//! unit, then the usual solve; where the table would not fit in memory, each
+//! replicate forms its rows from the observations instead (the same sums in
+//! the same order, so the same numbers).
 //!
 //! Units are permuted within blocks of units observed in exactly the same
 //! periods (all units, in a balanced panel), so that a donor's series lines
@@ -20,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::math::linalg::packed_index;
-use crate::math::rng::{STREAM_PERMUTATION, WordStream};
+use crate::math::rng::{STREAM_PERMUTATION, WordStream, rejection_threshold};
 use crate::model::design::{Design, TreatmentProduct, absorb, centre, product};
 use crate::model::panel::{Factor, Panel};
 use crate::model::replicate::{Solver, StatLayout};
@@ -33,6 +38,9 @@ use crate::resample::engine::{Backend, Engine, thread_pool};
 pub struct Exchange {
     pub unit_rows: Vec<Vec<usize>>,
     pub blocks: Vec<Vec<u32>>,
+    /// `rejection_threshold(i + 1)` for every draw of a shuffle (i below
+    /// the largest block's size): a division each, drawn once here.
+    thresholds: Vec<u32>,
 }
 
 impl Exchange {
@@ -84,26 +92,243 @@ impl Exchange {
                     .into(),
             });
         }
-        Ok(Exchange { unit_rows, blocks })
+        let widest = blocks.iter().map(Vec::len).max().unwrap_or(0);
+        let thresholds = (0..widest as u32)
+            .map(|i| rejection_threshold(i + 1))
+            .collect();
+        Ok(Exchange {
+            unit_rows,
+            blocks,
+            thresholds,
+        })
     }
 
     /// Donor unit of every unit in replicate `r` of `seed` (unit u takes
     /// the treatment series of unit `donors(..)[u]`).
     pub fn donors(&self, seed: u64, r: u64) -> Vec<u32> {
-        let mut donor: Vec<u32> = (0..self.unit_rows.len() as u32).collect();
+        let mut donor = vec![0; self.unit_rows.len()];
+        self.donors_into(seed, r, &mut donor, &mut Vec::new());
+        donor
+    }
+
+    /// [`Exchange::donors`] into `donor` (one per unit), with `shuffled` as
+    /// scratch: no allocation once it has grown.
+    pub fn donors_into(&self, seed: u64, r: u64, donor: &mut [u32], shuffled: &mut Vec<u32>) {
+        donor
+            .iter_mut()
+            .enumerate()
+            .for_each(|(u, d)| *d = u as u32);
         let mut s = WordStream::new(seed, r, STREAM_PERMUTATION);
         for block in &self.blocks {
-            let mut shuffled = block.clone();
+            shuffled.clear();
+            shuffled.extend_from_slice(block);
             for i in (1..shuffled.len()).rev() {
-                let j = s.below(i as u32 + 1) as usize;
+                let j = s.below_with(i as u32 + 1, self.thresholds[i]) as usize;
                 shuffled.swap(i, j);
             }
-            for (&u, &d) in block.iter().zip(&shuffled) {
+            for (&u, &d) in block.iter().zip(shuffled.iter()) {
                 donor[u as usize] = d;
             }
         }
-        donor
     }
+}
+
+/// Most memory a permutation engine's table of donor rows may take; a
+/// larger one is not built and replicates form their rows as they go.
+const TABLE_BUDGET: u64 = 256 << 20;
+
+/// The treatment's row of the Gram that each donor's series gives each
+/// recipient, past the treatment's own entry: `K[j][u][k] = sum_t x_{j t}
+/// z_{u t k}` (the design's absorbed columns; t over the recipient's
+/// periods in order, which the donor shares). A replicate's row is
+/// `start`, the units that exchange with none, then every block's
+/// recipients in order, each adding `K[donor][recipient]`.
+struct DonorRows {
+    /// q - 1: the entries of a row.
+    width: usize,
+    /// The design's columns observation by observation, so that a pair's
+    /// sums read each observation's q values together.
+    by_row: Vec<f64>,
+    q: usize,
+    /// The rows of the units outside every block, each with its own
+    /// series, summed in unit order.
+    start: Vec<f64>,
+    /// Every block's pairs, recipient-major (`offsets[b] + (k n_b + d)
+    /// width`, the recipient `block[k]`, the donor `block[d]`); `None`
+    /// where that would exceed the budget ([`TABLE_BUDGET`] unless a test
+    /// sets another) or a quarter of the memory available.
+    table: Option<Vec<f64>>,
+    offsets: Vec<usize>,
+    /// Each unit's place in its block.
+    position: Vec<u32>,
+}
+
+impl DonorRows {
+    fn new(
+        design: &Design,
+        exchange: &Exchange,
+        pool: &rayon::ThreadPool,
+        budget: u64,
+    ) -> DonorRows {
+        let (q, n) = (design.q(), design.n_obs);
+        let mut by_row = vec![0.0; n * q];
+        for (k, column) in design.columns.iter().enumerate() {
+            for (i, &v) in column.iter().enumerate() {
+                by_row[i * q + k] = v;
+            }
+        }
+        let width = q - 1;
+        let mut rows = DonorRows {
+            width,
+            by_row,
+            q,
+            start: vec![0.0; width],
+            table: None,
+            offsets: Vec::new(),
+            position: vec![0; exchange.unit_rows.len()],
+        };
+        for block in &exchange.blocks {
+            for (k, &u) in block.iter().enumerate() {
+                rows.position[u as usize] = k as u32;
+            }
+        }
+        let x = &design.columns[design.layout.treatment()];
+        let mut in_block = vec![false; exchange.unit_rows.len()];
+        exchange
+            .blocks
+            .iter()
+            .flatten()
+            .for_each(|&u| in_block[u as usize] = true);
+        let mut start = vec![0.0; width];
+        for u in (0..exchange.unit_rows.len()).filter(|&u| !in_block[u]) {
+            rows.add_pair(x, exchange, u, u, &mut start);
+        }
+        rows.start = start;
+        let mut total = 0;
+        for block in &exchange.blocks {
+            rows.offsets.push(total);
+            total += block.len() * block.len() * width;
+        }
+        let bytes = total as u64 * 8;
+        let available = crate::resources::available_memory().unwrap_or(u64::MAX);
+        if bytes <= budget && bytes <= available / 4 {
+            let mut table = vec![0.0; total];
+            let mut parts: Vec<(&[u32], &mut [f64])> = Vec::new();
+            let mut rest = &mut table[..];
+            for block in &exchange.blocks {
+                let (part, tail) = rest.split_at_mut(block.len() * block.len() * width);
+                parts.push((block, part));
+                rest = tail;
+            }
+            pool.install(|| {
+                parts.into_par_iter().for_each(|(block, part)| {
+                    for (k, pair_rows) in part.chunks_mut(block.len() * width).enumerate() {
+                        for (d, row) in pair_rows.chunks_mut(width).enumerate() {
+                            let (u, j) = (block[k] as usize, block[d] as usize);
+                            rows.pair_sums(x, exchange, j, u, row);
+                        }
+                    }
+                })
+            });
+            rows.table = Some(table);
+        }
+        rows
+    }
+
+    /// Adds `K[j][u]` to `row`.
+    #[inline]
+    fn add_pair(&self, x: &[f64], exchange: &Exchange, j: usize, u: usize, row: &mut [f64]) {
+        let mut stack = [0.0; 32];
+        let mut heap = Vec::new();
+        let sums = match self.width <= stack.len() {
+            true => &mut stack[..self.width],
+            false => {
+                heap.resize(self.width, 0.0);
+                &mut heap[..]
+            }
+        };
+        self.pair_sums(x, exchange, j, u, sums);
+        row.iter_mut().zip(sums.iter()).for_each(|(r, s)| *r += s);
+    }
+
+    /// `K[j][u]` into `sums` (zeros on entry): summed over recipient u's
+    /// periods in order, each observation's entries read together.
+    #[inline]
+    fn pair_sums(&self, x: &[f64], exchange: &Exchange, j: usize, u: usize, sums: &mut [f64]) {
+        let q = self.q;
+        for (&i, &jj) in exchange.unit_rows[u].iter().zip(&exchange.unit_rows[j]) {
+            let xv = x[jj];
+            let zi = &self.by_row[i * q + 1..(i + 1) * q];
+            for (acc, &v) in sums.iter_mut().zip(zi) {
+                *acc += xv * v;
+            }
+        }
+    }
+
+    /// The treatment's rows past its own entry of a run of replicates:
+    /// replicate r's units take their series from `donors[r n..(r + 1) n]`
+    /// (n units) and its row goes to `rows[r width..]`. With the table,
+    /// recipient by recipient across the run, the next recipient's stripe
+    /// of donor rows fetched meanwhile; every replicate's sums keep their
+    /// order all the same.
+    fn rows(&self, x: &[f64], exchange: &Exchange, donors: &[u32], rows: &mut [f64]) {
+        let (width, n_units) = (self.width, exchange.unit_rows.len());
+        for row in rows.chunks_mut(width) {
+            row.copy_from_slice(&self.start);
+        }
+        let Some(table) = &self.table else {
+            for (donor, row) in donors.chunks(n_units).zip(rows.chunks_mut(width)) {
+                for block in &exchange.blocks {
+                    for &u in block {
+                        self.add_pair(x, exchange, donor[u as usize] as usize, u as usize, row);
+                    }
+                }
+            }
+            return;
+        };
+        let replicates = rows.len() / width;
+        for (b, block) in exchange.blocks.iter().enumerate() {
+            let n = block.len();
+            for (k, &u) in block.iter().enumerate() {
+                let stripe = &table[self.offsets[b] + k * n * width..][..n * width];
+                // The next recipient's stripe fetched while this one is
+                // read, a few lines per replicate: the table is read in
+                // random order, which the processor's own prefetchers do not
+                // follow (a quarter off the stage).
+                let next = match k + 1 < n {
+                    true => &table[self.offsets[b] + (k + 1) * n * width..][..n * width],
+                    false => &[],
+                };
+                let lines = next.len().div_ceil(8);
+                for (r, row) in rows.chunks_mut(width).enumerate() {
+                    let mut line = r;
+                    while line < lines {
+                        prefetch(&next[line * 8]);
+                        line += replicates;
+                    }
+                    let d = self.position[donors[r * n_units + u as usize] as usize] as usize;
+                    row.iter_mut()
+                        .zip(&stripe[d * width..(d + 1) * width])
+                        .for_each(|(a, v)| *a += v);
+                }
+            }
+        }
+    }
+}
+
+/// Asks the processor to bring `v`'s cache line close: a hint, which
+/// changes no result.
+#[inline(always)]
+fn prefetch(v: &f64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and cannot fault; SSE is part of
+    // x86_64.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((v as *const f64).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// The permutation engine over one design.
@@ -119,10 +344,7 @@ pub struct PermutationEngine<'a> {
     products: Vec<TreatmentProduct>,
     x_raw: Vec<f64>,
     unit: Factor,
-    /// The design's columns row by row (observation-major), so that a
-    /// replicate's treatment row reads each observation's q values
-    /// together.
-    by_row: Vec<f64>,
+    rows: DonorRows,
     batch: usize,
     pool: rayon::ThreadPool,
 }
@@ -136,6 +358,20 @@ impl<'a> PermutationEngine<'a> {
         batch: usize,
         threads: usize,
     ) -> Result<Self> {
+        Self::with_table_budget(design, panel, seed, batch, threads, TABLE_BUDGET)
+    }
+
+    /// [`PermutationEngine::new`] with the table of donor rows built only
+    /// if it takes at most `budget` bytes (the same statistics either way;
+    /// tests compare the two).
+    pub fn with_table_budget(
+        design: &'a Design,
+        panel: &Panel,
+        seed: u64,
+        batch: usize,
+        threads: usize,
+        budget: u64,
+    ) -> Result<Self> {
         let pool = thread_pool(threads, batch)?;
         let exchange = Exchange::new(design, panel)?;
         let base = design.total_packed();
@@ -144,6 +380,7 @@ impl<'a> PermutationEngine<'a> {
             true => Vec::new(),
             false => panel.columns[0].clone(),
         };
+        let rows = DonorRows::new(design, &exchange, &pool, budget);
         Ok(PermutationEngine {
             design,
             solver: Solver::new(design),
@@ -153,16 +390,7 @@ impl<'a> PermutationEngine<'a> {
             products,
             x_raw,
             unit: panel.unit.clone(),
-            by_row: {
-                let (q, n) = (design.q(), design.n_obs);
-                let mut by_row = vec![0.0; n * q];
-                for (k, column) in design.columns.iter().enumerate() {
-                    for (i, &v) in column.iter().enumerate() {
-                        by_row[i * q + k] = v;
-                    }
-                }
-                by_row
-            },
+            rows,
             batch,
             pool,
         })
@@ -201,53 +429,148 @@ impl<'a> PermutationEngine<'a> {
             .collect()
     }
 
-    fn replicate(&self, r: u64, solver: &mut Solver, packed: &mut [f64], out: &mut [f64]) -> bool {
+    /// The statistics of replicates `first..` into `out` (a run of
+    /// them, one after another), `lap` called after each stage: the
+    /// permutations drawn, the Gram's changed rows, the solves. Returns the
+    /// replicates whose Gram was singular.
+    fn run(
+        &self,
+        first: u64,
+        out: &mut [f64],
+        scratch: &mut Scratch,
+        lap: &mut impl FnMut(PermutationStage),
+    ) -> u64 {
+        let q = self.design.q();
+        let x = &self.design.columns[self.design.layout.treatment()];
+        let n_stats = self.layout().len();
+        let nb = out.len() / n_stats;
+        let n_units = self.exchange.unit_rows.len();
+        let Scratch {
+            solver,
+            packed,
+            donors,
+            shuffled,
+            rows,
+        } = scratch;
+        donors.resize(nb * n_units, 0);
+        for (r, donor) in donors.chunks_mut(n_units).enumerate() {
+            self.exchange
+                .donors_into(self.seed, first + r as u64, donor, shuffled);
+        }
+        lap(PermutationStage::Draw);
+        let width = self.rows.width;
+        rows.resize(nb * width, 0.0);
+        self.rows.rows(x, &self.exchange, donors, rows);
+        lap(PermutationStage::Row);
+        let mut failed = 0;
+        for ((stats, row), donor) in out
+            .chunks_mut(n_stats)
+            .zip(rows.chunks(width))
+            .zip(donors.chunks(n_units))
+        {
+            packed.copy_from_slice(&self.base);
+            for (k, &v) in row.iter().enumerate() {
+                packed[packed_index(0, k + 1, q)] = v;
+            }
+            if !self.products.is_empty() {
+                self.products_rows(donor, packed);
+            }
+            if !solver.solve(packed, stats) {
+                failed += 1;
+            }
+        }
+        lap(PermutationStage::Solve);
+        failed
+    }
+
+    /// A moderated or interaction model's products re-formed from the
+    /// permuted treatment: their entries in the treatment's row, summed over
+    /// the observations unit by unit, and their rows with every other column
+    /// but the treatment, a pair of products once.
+    fn products_rows(&self, donor: &[u32], packed: &mut [f64]) {
         let q = self.design.q();
         let z = &self.design.columns;
         let x = &z[self.design.layout.treatment()];
-        packed.copy_from_slice(&self.base);
-        let donor = self.donors(r);
-        let reformed = self.reformed(&donor);
+        let reformed = self.reformed(donor);
         let product_of = |k: usize| reformed.iter().find(|(c, _)| *c == k);
-        let columns: Vec<&[f64]> = (0..q)
-            .map(|k| product_of(k).map_or(&z[k][..], |(_, v)| &v[..]))
-            .collect();
-        // The treatment's row of the permuted Gram: each entry summed over
-        // the observations in the same order (unit by unit), the design's
-        // columns read row by row, then the re-formed products' entries.
-        let mut row = vec![0.0; q];
         let unit_rows = &self.exchange.unit_rows;
-        let each = |f: &mut dyn FnMut(usize, f64)| {
-            for (u, rows) in unit_rows.iter().enumerate() {
-                for (&i, &j) in rows.iter().zip(&unit_rows[donor[u] as usize]) {
-                    f(i, x[j]);
-                }
-            }
-        };
-        each(&mut |i, xv| {
-            let zi = &self.by_row[i * q..(i + 1) * q];
-            for (acc, &v) in row[1..].iter_mut().zip(&zi[1..]) {
-                *acc += xv * v;
-            }
-        });
         for (c, col) in &reformed {
             let mut acc = 0.0;
-            each(&mut |i, xv| acc += xv * col[i]);
-            row[*c] = acc;
+            for (u, rows) in unit_rows.iter().enumerate() {
+                for (&i, &j) in rows.iter().zip(&unit_rows[donor[u] as usize]) {
+                    acc += x[j] * col[i];
+                }
+            }
+            packed[packed_index(0, *c, q)] = acc;
         }
-        for (k, &v) in row.iter().enumerate().skip(1) {
-            packed[packed_index(0, k, q)] = v;
-        }
-        // Each product's row with every column but the treatment (done
-        // above), a pair of products once.
         for (c, col) in &reformed {
             for k in (1..q).filter(|&k| !(k < *c && product_of(k).is_some())) {
-                let v = col.iter().zip(columns[k]).map(|(a, b)| a * b).sum();
+                let other = product_of(k).map_or(&z[k][..], |(_, v)| &v[..]);
+                let v = col.iter().zip(other).map(|(a, b)| a * b).sum();
                 packed[packed_index((*c).min(k), (*c).max(k), q)] = v;
             }
         }
-        solver.solve(packed, out)
     }
+
+    fn scratch(&self) -> Scratch {
+        Scratch {
+            solver: self.solver.clone(),
+            packed: vec![0.0; self.base.len()],
+            donors: Vec::new(),
+            shuffled: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Replicates `start..` of one batch into `out` on this thread, each
+    /// stage's seconds added up: what `medsim bench --stages` reports.
+    pub fn profile_batch(&self, start: u64, out: &mut [f64]) -> PermutationStageTimes {
+        let mut times = PermutationStageTimes::default();
+        let mut scratch = self.scratch();
+        let mut clock = std::time::Instant::now();
+        let mut lap = |stage: PermutationStage| {
+            let now = std::time::Instant::now();
+            let into = match stage {
+                PermutationStage::Draw => &mut times.draws,
+                PermutationStage::Row => &mut times.row,
+                PermutationStage::Solve => &mut times.solve,
+            };
+            *into += (now - clock).as_secs_f64();
+            clock = now;
+        };
+        self.run(start, out, &mut scratch, &mut lap);
+        times
+    }
+}
+
+/// A batch's working memory, reused across batches: the replicates'
+/// donors and treatment rows, one after another.
+struct Scratch {
+    solver: Solver,
+    packed: Vec<f64>,
+    donors: Vec<u32>,
+    shuffled: Vec<u32>,
+    rows: Vec<f64>,
+}
+
+/// The stages of a permutation replicate.
+#[derive(Debug, Clone, Copy)]
+enum PermutationStage {
+    Draw,
+    Row,
+    Solve,
+}
+
+/// Seconds of a batch's permutation replicates in each stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PermutationStageTimes {
+    /// Each replicate's permutation drawn (Fisher-Yates over Philox words).
+    pub draws: f64,
+    /// The Gram's changed rows: the treatment's from the table of donor
+    /// rows, and any products re-formed from the permuted treatment.
+    pub row: f64,
+    /// The Gram factored and solved, and the statistics.
+    pub solve: f64,
 }
 
 impl Engine for PermutationEngine<'_> {
@@ -264,18 +587,13 @@ impl Engine for PermutationEngine<'_> {
         let failed = self.pool.install(|| {
             out.par_chunks_mut(self.batch * n_stats)
                 .enumerate()
-                .map(|(b, block)| {
-                    let mut solver = self.solver.clone();
-                    let mut packed = vec![0.0; self.base.len()];
-                    let first = start + (b * self.batch) as u64;
-                    let mut failed = 0;
-                    for (i, stats) in block.chunks_mut(n_stats).enumerate() {
-                        if !self.replicate(first + i as u64, &mut solver, &mut packed, stats) {
-                            failed += 1;
-                        }
-                    }
-                    failed
-                })
+                .map_init(
+                    || self.scratch(),
+                    |scratch, (b, block)| {
+                        let first = start + (b * self.batch) as u64;
+                        self.run(first, block, scratch, &mut |_| {})
+                    },
+                )
                 .sum()
         });
         Ok(failed)
