@@ -345,8 +345,8 @@ pub struct CpuStageRow {
     pub of_peak: f64,
 }
 
-/// The CPU engine's stages on `problem`: pairs, wild (Rademacher) and
-/// studentized pairs, each a batch of `batch` replicates on one thread,
+/// The CPU engine's stages on `problem`: pairs, wild (Rademacher),
+/// studentized pairs and permutation, each a batch of `batch` replicates on one thread,
 /// timed `repeats` times after a first run (the median per stage); the
 /// aggregation is `aggregate` of every statistic of the batch (tallies and
 /// sorting), as a run does.
@@ -355,8 +355,10 @@ pub fn profile_cpu(
     batch: usize,
     repeats: usize,
 ) -> Result<Vec<CpuStageProfile>> {
+    use crate::model::replicate::StatLayout;
     use crate::resample::aggregate::{Source, aggregate};
     use crate::resample::engine::{CpuEngine, CpuStageTimes, Engine, Precomputed};
+    use crate::resample::permutation::{PermutationEngine, PermutationStageTimes};
     use crate::resample::scheme::{WeightPlan, WildWeights};
 
     let (design, fit) = (problem.design, problem.fit);
@@ -366,6 +368,57 @@ pub fn profile_cpu(
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
+    };
+    // A batch's statistics aggregated as a run aggregates them.
+    let aggregation = |layout: StatLayout, stats: &[f64], backend| -> Result<f64> {
+        let kept = Precomputed::new(layout, stats.to_vec(), backend);
+        let sources: Vec<Source> = (0..layout.len()).map(Source::Stat).collect();
+        let t0s = vec![0.0; sources.len()];
+        let alphas = |_: usize, _: &crate::resample::intervals::Tally| vec![0.025, 0.975];
+        let seconds = (0..repeats)
+            .map(|_| {
+                let started = Instant::now();
+                aggregate(
+                    &kept,
+                    batch as u64,
+                    &sources,
+                    &t0s,
+                    &alphas,
+                    u64::MAX,
+                    &|_, _| Ok(()),
+                    &mut |_| {},
+                )
+                .map(|_| started.elapsed().as_secs_f64())
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(median(seconds))
+    };
+    let profile = |workload: &str, width: usize, rows: Vec<(&str, f64, f64)>| {
+        let total: f64 = rows.iter().map(|r| r.1).sum();
+        let n = batch as f64;
+        CpuStageProfile {
+            workload: workload.into(),
+            clusters: g,
+            width,
+            q: design.q(),
+            batch,
+            stages: rows
+                .into_iter()
+                .map(|(stage, seconds, flops)| {
+                    let gflops = flops * n / seconds / 1e9;
+                    CpuStageRow {
+                        stage: stage.into(),
+                        seconds,
+                        share: seconds / total,
+                        flops_per_replicate: flops,
+                        gflops,
+                        of_peak: gflops / peak_gflops,
+                    }
+                })
+                .collect(),
+            replicates_per_second: n / total,
+            peak_gflops,
+        }
     };
     let mut out = Vec::new();
     for (workload, scheme, studentize) in [
@@ -387,27 +440,7 @@ pub fn profile_cpu(
         let runs: Vec<CpuStageTimes> = (0..repeats)
             .map(|r| engine.profile_batch(((r + 1) * batch) as u64, &mut stats))
             .collect();
-        // The batch's statistics aggregated as a run aggregates them.
-        let kept = Precomputed::new(layout, stats.clone(), engine.backend());
-        let sources: Vec<Source> = (0..layout.len()).map(Source::Stat).collect();
-        let t0s = vec![0.0; sources.len()];
-        let alphas = |_: usize, _: &crate::resample::intervals::Tally| vec![0.025, 0.975];
-        let aggregation = (0..repeats)
-            .map(|_| {
-                let started = Instant::now();
-                aggregate(
-                    &kept,
-                    batch as u64,
-                    &sources,
-                    &t0s,
-                    &alphas,
-                    u64::MAX,
-                    &|_, _| Ok(()),
-                    &mut |_| {},
-                )
-                .map(|_| started.elapsed().as_secs_f64())
-            })
-            .collect::<Result<Vec<f64>>>()?;
+        let aggregated = aggregation(layout, &stats, engine.backend())?;
         let (gemm_flops, solve_flops) = cpu_flops(design, scheme);
         let mut rows: Vec<(&str, f64, f64)> = vec![
             (
@@ -433,36 +466,40 @@ pub fn profile_cpu(
                 0.0,
             ));
         }
-        rows.push(("aggregation", median(aggregation), 0.0));
-        let total: f64 = rows.iter().map(|r| r.1).sum();
-        let n = batch as f64;
-        out.push(CpuStageProfile {
-            workload: workload.into(),
-            clusters: g,
-            width: match scheme {
-                Scheme::Wild(_) => crate::model::mediation::reported_coefficients(design).len(),
-                _ => crate::resample::engine::split_columns(design).0.len(),
-            },
-            q: design.q(),
-            batch,
-            stages: rows
-                .into_iter()
-                .map(|(stage, seconds, flops)| {
-                    let gflops = flops * n / seconds / 1e9;
-                    CpuStageRow {
-                        stage: stage.into(),
-                        seconds,
-                        share: seconds / total,
-                        flops_per_replicate: flops,
-                        gflops,
-                        of_peak: gflops / peak_gflops,
-                    }
-                })
-                .collect(),
-            replicates_per_second: n / total,
-            peak_gflops,
-        });
+        rows.push(("aggregation", aggregated, 0.0));
+        let width = match scheme {
+            Scheme::Wild(_) => crate::model::mediation::reported_coefficients(design).len(),
+            _ => crate::resample::engine::split_columns(design).0.len(),
+        };
+        out.push(profile(workload, width, rows));
     }
+    // Permutation: no weights and no GEMM; each replicate's treatment row
+    // added up from the table of donor rows, one row of q - 1 per unit.
+    let engine = PermutationEngine::new(design, problem.panel, 1, batch, 1)?;
+    let layout = engine.layout();
+    let mut stats = vec![0.0; batch * layout.len()];
+    engine.profile_batch(0, &mut stats);
+    let runs: Vec<PermutationStageTimes> = (0..repeats)
+        .map(|r| engine.profile_batch(((r + 1) * batch) as u64, &mut stats))
+        .collect();
+    let aggregated = aggregation(layout, &stats, engine.backend())?;
+    let row_flops = (problem.panel.unit.len() * (design.q() - 1)) as f64;
+    let solve_flops = system_flops(design.q(), design.layout.n_mediators);
+    let rows = vec![
+        ("draws", median(runs.iter().map(|t| t.draws).collect()), 0.0),
+        (
+            "gram row",
+            median(runs.iter().map(|t| t.row).collect()),
+            row_flops,
+        ),
+        (
+            "solve",
+            median(runs.iter().map(|t| t.solve).collect()),
+            solve_flops,
+        ),
+        ("aggregation", aggregated, 0.0),
+    ];
+    out.push(profile("permutation", design.q() - 1, rows));
     Ok(out)
 }
 
