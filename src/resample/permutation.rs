@@ -107,23 +107,41 @@ impl Exchange {
     /// the treatment series of unit `donors(..)[u]`).
     pub fn donors(&self, seed: u64, r: u64) -> Vec<u32> {
         let mut donor = vec![0; self.unit_rows.len()];
-        self.donors_into(seed, r, &mut donor, &mut Vec::new());
+        self.donors_into(seed, r, &mut donor, &mut Shuffle::default());
         donor
     }
 
-    /// [`Exchange::donors`] into `donor` (one per unit), with `shuffled` as
-    /// scratch: no allocation once it has grown.
-    pub fn donors_into(&self, seed: u64, r: u64, donor: &mut [u32], shuffled: &mut Vec<u32>) {
+    /// [`Exchange::donors`] into `donor` (one per unit), `scratch` holding
+    /// each block's shuffle and its words: no allocation once it has grown.
+    /// A block's words are taken together, so that the shuffle makes no
+    /// call; a word rejected (Lemire) is made up for by the next, as
+    /// `below_with` would.
+    pub fn donors_into(&self, seed: u64, r: u64, donor: &mut [u32], scratch: &mut Shuffle) {
         donor
             .iter_mut()
             .enumerate()
             .for_each(|(u, d)| *d = u as u32);
         let mut s = WordStream::new(seed, r, STREAM_PERMUTATION);
+        let Shuffle { shuffled, words } = scratch;
         for block in &self.blocks {
             shuffled.clear();
             shuffled.extend_from_slice(block);
+            words.resize(block.len() - 1, 0);
+            s.fill(words);
+            let mut taken = 0;
             for i in (1..shuffled.len()).rev() {
-                let j = s.below_with(i as u32 + 1, self.thresholds[i]) as usize;
+                let n = i as u64 + 1;
+                let j = loop {
+                    let w = match words.get(taken) {
+                        Some(&w) => w,
+                        None => s.word(),
+                    };
+                    taken += 1;
+                    let m = w as u64 * n;
+                    if (m as u32) >= self.thresholds[i] {
+                        break (m >> 32) as usize;
+                    }
+                };
                 shuffled.swap(i, j);
             }
             for (&u, &d) in block.iter().zip(shuffled.iter()) {
@@ -131,6 +149,13 @@ impl Exchange {
             }
         }
     }
+}
+
+/// Working memory of [`Exchange::donors_into`].
+#[derive(Debug, Default)]
+pub struct Shuffle {
+    shuffled: Vec<u32>,
+    words: Vec<u32>,
 }
 
 /// Most memory a permutation engine's table of donor rows may take; a
@@ -449,13 +474,13 @@ impl<'a> PermutationEngine<'a> {
             solver,
             packed,
             donors,
-            shuffled,
+            shuffle,
             rows,
         } = scratch;
         donors.resize(nb * n_units, 0);
         for (r, donor) in donors.chunks_mut(n_units).enumerate() {
             self.exchange
-                .donors_into(self.seed, first + r as u64, donor, shuffled);
+                .donors_into(self.seed, first + r as u64, donor, shuffle);
         }
         lap(PermutationStage::Draw);
         let width = self.rows.width;
@@ -517,7 +542,7 @@ impl<'a> PermutationEngine<'a> {
             solver: self.solver.clone(),
             packed: vec![0.0; self.base.len()],
             donors: Vec::new(),
-            shuffled: Vec::new(),
+            shuffle: Shuffle::default(),
             rows: Vec::new(),
         }
     }
@@ -549,7 +574,7 @@ struct Scratch {
     solver: Solver,
     packed: Vec<f64>,
     donors: Vec<u32>,
-    shuffled: Vec<u32>,
+    shuffle: Shuffle,
     rows: Vec<f64>,
 }
 
@@ -597,5 +622,47 @@ impl Engine for PermutationEngine<'_> {
                 .sum()
         });
         Ok(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shuffles are one `below` per swap in stream order, blocks one
+    /// after another, including where words are rejected: a block of 3 *
+    /// 2^20 units rejects a few hundred.
+    #[test]
+    fn donors_are_the_streams_fisher_yates_shuffles() {
+        let n = 3 << 20;
+        let blocks: Vec<Vec<u32>> = vec![(0..n).step_by(2).collect(), (1..n).step_by(2).collect()];
+        let widest = blocks.iter().map(Vec::len).max().unwrap();
+        let exchange = Exchange {
+            unit_rows: vec![Vec::new(); n as usize],
+            blocks,
+            thresholds: (0..widest as u32)
+                .map(|i| rejection_threshold(i + 1))
+                .collect(),
+        };
+        let mut rejected = 0;
+        for r in 0..2 {
+            let mut s = WordStream::new(4, r, STREAM_PERMUTATION);
+            let mut want: Vec<u32> = (0..n).collect();
+            for block in &exchange.blocks {
+                let mut shuffled = block.clone();
+                for i in (1..shuffled.len()).rev() {
+                    let n = i as u32 + 1;
+                    let mut probe = s.clone();
+                    rejected += ((probe.word() as u64 * n as u64) as u32)
+                        .lt(&rejection_threshold(n)) as usize;
+                    shuffled.swap(i, s.below(n) as usize);
+                }
+                for (&u, &d) in block.iter().zip(&shuffled) {
+                    want[u as usize] = d;
+                }
+            }
+            assert!(exchange.donors(4, r) == want, "replicate {r}");
+        }
+        assert!(rejected > 0);
     }
 }

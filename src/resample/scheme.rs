@@ -275,8 +275,9 @@ pub struct WeightPlan {
 }
 
 thread_local! {
-    /// Each thread's pairs counts ([`WeightPlan::fill`]).
-    static PAIRS_COUNTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's pairs counts and a stratum's words ([`WeightPlan::fill`]).
+    static PAIRS_SCRATCH: std::cell::RefCell<(Vec<u32>, Vec<u32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl WeightPlan {
@@ -312,23 +313,37 @@ impl WeightPlan {
         match self.scheme {
             Scheme::Pairs => {
                 // Counted in integers (an increment's latency is a cycle, a
-                // float add's four), then written out: the same counts.
-                PAIRS_COUNTS.with(|counts| {
-                    let mut counts = counts.borrow_mut();
+                // float add's four), then written out: the same counts. A
+                // stratum's words are taken together, so that the counting
+                // loop makes no call; a word rejected (Lemire) is made up
+                // for after it, from the words that follow, as
+                // `below_with` would.
+                PAIRS_SCRATCH.with(|scratch| {
+                    let (counts, words) = &mut *scratch.borrow_mut();
                     counts.clear();
                     counts.resize(self.n_clusters, 0);
                     for members in &self.strata {
                         let n = members.len() as u32;
                         let threshold = rejection_threshold(n);
-                        if members.len() == self.n_clusters {
+                        words.resize(members.len(), 0);
+                        s.fill(words);
+                        let whole = members.len() == self.n_clusters;
+                        let mut count = |k: u32| match whole {
                             // The one stratum of every cluster, in order.
-                            for _ in 0..n {
-                                counts[s.below_with(n, threshold) as usize] += 1;
+                            true => counts[k as usize] += 1,
+                            false => counts[members[k as usize] as usize] += 1,
+                        };
+                        let mut rejected = 0;
+                        for &w in words.iter() {
+                            let m = (w as u64) * (n as u64);
+                            if (m as u32) < threshold {
+                                rejected += 1;
+                                continue;
                             }
-                        } else {
-                            for _ in 0..n {
-                                counts[members[s.below_with(n, threshold) as usize] as usize] += 1;
-                            }
+                            count((m >> 32) as u32);
+                        }
+                        for _ in 0..rejected {
+                            count(s.below_with(n, threshold));
                         }
                     }
                     for (w, &k) in out.iter_mut().zip(counts.iter()) {
@@ -427,6 +442,38 @@ mod tests {
             assert_eq!(w[0] + w[2], 2.0);
             assert_eq!(w[1] + w[3] + w[4], 3.0);
             assert_eq!(w[5] + w[6], 2.0);
+        }
+    }
+
+    /// The counts are those of one `below` per draw, in stream order, with
+    /// strata and without, including where words are rejected: 3 * 2^20
+    /// clusters reject a word in about 4,000 (2^32 mod n = 2^20).
+    #[test]
+    fn pairs_counts_are_the_streams_draws() {
+        let reference = |plan: &WeightPlan, r: u64| -> Vec<f64> {
+            let mut s = WordStream::new(plan.seed, r, STREAM_WEIGHTS);
+            let mut w = vec![0.0; plan.n_clusters];
+            for members in &plan.strata {
+                for _ in 0..members.len() {
+                    w[members[s.below(members.len() as u32) as usize] as usize] += 1.0;
+                }
+            }
+            w
+        };
+        let g = 3 << 20;
+        assert_eq!(rejection_threshold(g as u32), 1 << 20);
+        let codes: Vec<u32> = (0..g as u32).map(|c| (c % 7 == 0) as u32).collect();
+        for strata in [None, Some(&codes[..])] {
+            let plan = WeightPlan::new(Scheme::Pairs, 9, g, strata);
+            let mut w = vec![0.0; g];
+            for r in 0..2 {
+                plan.fill(r, &mut w);
+                assert!(
+                    w == reference(&plan, r),
+                    "replicate {r}, strata {}",
+                    strata.is_some()
+                );
+            }
         }
     }
 
