@@ -827,7 +827,7 @@ impl Solver {
             }),
             l: vec![0.0; q * q],
             inv_diag: vec![0.0; q],
-            rhs: vec![0.0; q],
+            rhs: vec![0.0; (m + 2) * q],
             iv: lay.instrumented().then(|| {
                 let columns = |r: Vec<usize>| (r.clone(), lay.system_instruments(&r));
                 IvState {
@@ -878,7 +878,14 @@ impl Solver {
             out.iter_mut().for_each(|v| *v = f64::NAN);
             return false;
         }
-        self.effects_from_factor(out);
+        let (l, rhs) = (std::mem::take(&mut self.l), std::mem::take(&mut self.rhs));
+        let mut rhs = rhs;
+        let (factor, _) = l.as_chunks::<1>();
+        let (inv, _) = self.inv_diag.as_chunks::<1>();
+        let (solves, _) = rhs.as_chunks_mut::<1>();
+        self.equation_solves(factor, inv, solves);
+        self.effects_from_solves(factor, solves, 0, out);
+        (self.l, self.rhs) = (l, rhs);
         true
     }
 
@@ -908,62 +915,82 @@ impl Solver {
         }
         let (q, pivots) = (self.q, self.ko);
         let mut lanes = std::mem::take(&mut self.lanes);
-        let (l, inv, rhs) = lanes.parts(q);
+        let (l, inv, rhs) = lanes.parts(q, self.m + 2);
         unpack_lanes(packed, l, q);
         let ok = eliminate_lanes(l, inv, rhs, q, pivots);
+        self.equation_solves(l, inv, rhs);
         for (s, row) in out.chunks_mut(n).enumerate() {
             if !ok[s] {
                 row.iter_mut().for_each(|v| *v = f64::NAN);
                 continue;
             }
-            for i in 0..q {
-                for j in 0..=i {
-                    self.l[i * q + j] = l[i * q + j][s];
-                }
-                self.inv_diag[i] = inv[i][s];
-            }
-            self.effects_from_factor(row);
+            self.effects_from_solves(l, rhs, s, row);
             solved[s] = true;
         }
         self.lanes = lanes;
         solved
     }
 
-    /// The statistics of a plain or serial model from its factor in `l`
-    /// (`eliminate` over the regressor block done).
+    /// The equations of a plain or serial model solved on `N` factors side
+    /// by side (`eliminate_lanes` over the regressor block done), one
+    /// replicate per lane: equation e's coefficients into `rhs[e q..]`, the
+    /// total effect's first, then each mediator's, then the outcome's.
     #[inline(always)]
-    fn effects_from_factor(&mut self, out: &mut [f64]) {
+    fn equation_solves<const N: usize>(
+        &self,
+        l: &[[f64; N]],
+        inv: &[[f64; N]],
+        rhs: &mut [[f64; N]],
+    ) {
         let (q, ko, k0, m) = (self.q, self.ko, self.k0, self.m);
+        let y = q - 1;
+        // (equation, its row of the factor, its regressors): the total
+        // effect, Y on the base block; each mediator M_j on the base block
+        // (and, in a chain, on the mediators before it: the leading block of
+        // the factor is the factor of the leading block, so row k0 + j is
+        // also its forward solve); the outcome, Y on the base block and the
+        // mediators.
+        let mediators =
+            (0..m).map(|j| (1 + j, k0 + j, k0 + if self.chain.is_some() { j } else { 0 }));
+        let equations = std::iter::once((0, y, k0))
+            .chain(mediators)
+            .chain(std::iter::once((m + 1, y, ko)));
+        for (e, row, len) in equations {
+            let b = &mut rhs[e * q..e * q + len];
+            b.copy_from_slice(&l[row * q..row * q + len]);
+            back_substitute_lanes(l, q, inv, b);
+        }
+    }
+
+    /// The statistics of lane `s` of a plain or serial model from its
+    /// factor `l` and its equations' coefficients `rhs`
+    /// ([`Solver::equation_solves`]).
+    #[inline(always)]
+    fn effects_from_solves<const N: usize>(
+        &mut self,
+        l: &[[f64; N]],
+        rhs: &[[f64; N]],
+        s: usize,
+        out: &mut [f64],
+    ) {
+        let (q, k0, m) = (self.q, self.k0, self.m);
         let lay = self.layout;
         let y = q - 1;
-        // Total effect: Y on the base block.
-        self.rhs[..k0].copy_from_slice(&self.l[y * q..y * q + k0]);
-        back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..k0]);
-        let c = self.rhs[0] * self.x_to_y;
-        // Mediators: M_j on the base block (and, in a chain, on the
-        // mediators before it: the leading block of the factor is the
-        // factor of the leading block, so row k0 + j is also its forward
-        // solve).
+        let coefficient = |e: usize, i: usize| rhs[e * q + i][s];
+        let c = coefficient(0, 0) * self.x_to_y;
         for j in 0..m {
-            let row = (k0 + j) * q;
-            let len = k0 + if self.chain.is_some() { j } else { 0 };
-            self.rhs[..len].copy_from_slice(&self.l[row..row + len]);
-            back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..len]);
-            out[lay.a(j)] = self.rhs[0] * self.x_to_m[j];
+            out[lay.a(j)] = coefficient(1 + j, 0) * self.x_to_m[j];
             if let Some(st) = &mut self.chain {
                 for k in 0..j {
                     let at = st.chain.link(j, k);
-                    st.theta[at] = self.rhs[k0 + k] * self.x_to_m[j] / self.x_to_m[k];
+                    st.theta[at] = coefficient(1 + j, k0 + k) * self.x_to_m[j] / self.x_to_m[k];
                 }
             }
         }
-        // Outcome: Y on the base block and the mediators.
-        self.rhs[..ko].copy_from_slice(&self.l[y * q..y * q + ko]);
-        back_substitute(&self.l, q, &self.inv_diag, &mut self.rhs[..ko]);
-        let c_prime = self.rhs[0] * self.x_to_y;
+        let c_prime = coefficient(m + 1, 0) * self.x_to_y;
         let mut indirect = 0.0;
         for j in 0..m {
-            let b = self.rhs[k0 + j] * self.m_to_y[j];
+            let b = coefficient(m + 1, k0 + j) * self.m_to_y[j];
             out[lay.b(j)] = b;
             let ab = out[lay.a(j)] * b;
             out[lay.ab(j)] = ab;
@@ -984,8 +1011,8 @@ impl Solver {
             // After the eliminations the outcome's diagonal holds its
             // residual sum of squares on every regressor, the (one)
             // mediator's its residual SD on the base block, squared.
-            let rss_y = self.l[y * q + y].max(0.0);
-            let sd_m = self.l[k0 * q + k0];
+            let rss_y = l[y * q + y][s].max(0.0);
+            let sd_m = l[k0 * q + k0][s];
             out[lay.kappa()] = rss_y.sqrt() / sd_m * self.m_to_y[0];
             fill_acme(lay, &self.rho, out);
         }
@@ -1065,9 +1092,10 @@ struct LaneScratch(Vec<[f64; LANES]>);
 type Lanes<'a> = &'a mut [[f64; LANES]];
 
 impl LaneScratch {
-    /// The factor, the reciprocal diagonal and the column, for q columns.
-    fn parts(&mut self, q: usize) -> (Lanes<'_>, Lanes<'_>, Lanes<'_>) {
-        self.0.resize(q * q + 2 * q, [0.0; LANES]);
+    /// The factor, the reciprocal diagonal and the columns (one per
+    /// equation: `equations` of q), for q columns.
+    fn parts(&mut self, q: usize, equations: usize) -> (Lanes<'_>, Lanes<'_>, Lanes<'_>) {
+        self.0.resize(q * q + q + equations * q, [0.0; LANES]);
         let (l, rest) = self.0.split_at_mut(q * q);
         let (inv, rhs) = rest.split_at_mut(q);
         (l, inv, rhs)
@@ -1376,11 +1404,33 @@ fn forward_substitute(l: &[f64], n: usize, inv_diag: &[f64], b: &mut [f64]) {
 /// known, row i of L (contiguous) is subtracted from the earlier entries.
 #[inline(always)]
 fn back_substitute(l: &[f64], n: usize, inv_diag: &[f64], b: &mut [f64]) {
+    back_substitute_lanes::<1>(
+        l.as_chunks().0,
+        n,
+        inv_diag.as_chunks().0,
+        b.as_chunks_mut().0,
+    );
+}
+
+/// [`back_substitute`] on `N` factors side by side, one per lane, each
+/// lane's operations in the same order whatever N (so the same bits).
+#[inline(always)]
+fn back_substitute_lanes<const N: usize>(
+    l: &[[f64; N]],
+    n: usize,
+    inv_diag: &[[f64; N]],
+    b: &mut [[f64; N]],
+) {
     for i in (0..b.len()).rev() {
-        let xi = b[i] * inv_diag[i];
+        let mut xi = b[i];
+        for (x, d) in xi.iter_mut().zip(&inv_diag[i]) {
+            *x *= d;
+        }
         b[i] = xi;
-        for (bj, &lij) in b[..i].iter_mut().zip(&l[i * n..i * n + i]) {
-            *bj -= lij * xi;
+        for (bj, lij) in b[..i].iter_mut().zip(&l[i * n..i * n + i]) {
+            for s in 0..N {
+                bj[s] -= lij[s] * xi[s];
+            }
         }
     }
 }
