@@ -549,6 +549,46 @@ impl CpuEngine {
     }
 }
 
+/// The meat `v = sum_c w_c psi_c psi_c'` (d x d, row-major) of one
+/// replicate from its clusters' weights and influence rows, each entry
+/// summed over the clusters in order; a cluster of weight 0 adds nothing.
+/// For a d known when compiling, whose accumulators stay in registers; the
+/// zero weights are passed over without a branch (a third of pairs weights
+/// are 0, in no order a predictor could learn), which adds +0 where the
+/// branch added nothing: the same sums, as no entry is ever -0.
+#[inline(always)]
+fn meat<'a, const D: usize>(weights: &[f64], rows: impl Iterator<Item = &'a [f64]>, v: &mut [f64]) {
+    let mut acc = [[0.0; D]; D];
+    for (&wg, row) in weights.iter().zip(rows) {
+        let row: &[f64; D] = row.try_into().expect("influence rows of d values");
+        for a in 0..D {
+            let wa = wg * row[a];
+            for b in 0..D {
+                let t = wa * row[b];
+                acc[a][b] += if wg != 0.0 { t } else { 0.0 };
+            }
+        }
+    }
+    for (out, acc) in v.chunks_exact_mut(D).zip(&acc) {
+        out.copy_from_slice(acc);
+    }
+}
+
+/// [`meat`] for any d.
+fn meat_any<'a>(d: usize, weights: &[f64], rows: impl Iterator<Item = &'a [f64]>, v: &mut [f64]) {
+    v.iter_mut().for_each(|x| *x = 0.0);
+    for (&wg, row) in weights.iter().zip(rows) {
+        if wg == 0.0 {
+            continue;
+        }
+        for a in 0..d {
+            for b in 0..d {
+                v[a * d + b] += wg * row[a] * row[b];
+            }
+        }
+    }
+}
+
 thread_local! {
     /// Each thread's batch weights and GEMM products (`batch_stats`).
     static BATCH_BUFFERS: std::cell::Cell<(Vec<f64>, Vec<f64>)> =
@@ -735,22 +775,17 @@ impl CpuEngine {
                 }
                 continue;
             }
-            v.iter_mut().for_each(|x| *x = 0.0);
-            for c in 0..g {
-                let wg = w[r * g + c];
-                if wg == 0.0 {
-                    continue;
-                }
-                // Cluster g counts w_g times in the meat: a cluster drawn k
-                // times is k clusters, and Bayesian weights (mean 1) are
-                // fractional copies, so the meat estimates what the
-                // original sample's does.
-                let row = &psi[c * cols + r * d..c * cols + (r + 1) * d];
-                for a in 0..d {
-                    for b in 0..d {
-                        v[a * d + b] += wg * row[a] * row[b];
-                    }
-                }
+            // Cluster g counts w_g times in the meat: a cluster drawn k
+            // times is k clusters, and Bayesian weights (mean 1) are
+            // fractional copies, so the meat estimates what the original
+            // sample's does.
+            let weights = &w[r * g..(r + 1) * g];
+            let rows = psi.chunks_exact(cols).map(|c| &c[r * d..(r + 1) * d]);
+            match d {
+                2 => meat::<2>(weights, rows, &mut v),
+                4 => meat::<4>(weights, rows, &mut v),
+                6 => meat::<6>(weights, rows, &mut v),
+                _ => meat_any(d, weights, rows, &mut v),
             }
             for (x, f) in v.iter_mut().zip(&st.ssc) {
                 *x *= f;
