@@ -27,8 +27,9 @@ pub fn p_value(
     // Values in the data's units: in f32, tiny or huge ones would
     // underflow or overflow in the products; such a test is the CPU's (f64).
     let safe = |v: &f64| *v == 0.0 || (1e-30..=1e30).contains(&v.abs());
+    let matrix = test.matrix();
     if precision == Precision::F32
-        && !(test.matrix().iter().all(safe) && test.scores_and_factor().iter().all(safe))
+        && !(matrix.iter().all(safe) && test.scores_and_factor().iter().all(safe))
     {
         return Err(Error::Gpu(
             "the test's values lie beyond 1e-30 .. 1e30, outside what f32 computes safely".into(),
@@ -36,8 +37,7 @@ pub fn p_value(
     }
     let g = test.n_clusters();
     // The t statistics' stage reads the codes too.
-    let inputs =
-        GemmInputs::new(ctx, plan, test.matrix(), g + 1, precision, false)?.keeping_codes();
+    let inputs = GemmInputs::new(ctx, plan, &matrix, g + 1, precision, false)?.keeping_codes();
     let ws = (words_per(precision) * 4) as u64;
     let widest = (g as u64 + 1) * ws.max(4);
     let groups = ctx.limits.max_compute_workgroups_per_dimension as u64;

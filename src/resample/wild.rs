@@ -10,10 +10,16 @@
 //! * cluster scores `a_k' s*_g = v_g p_g - sum_h v_h C[g][h]` with
 //!   `C[g][h] = (a_k' X_g'X_g) (X'X)^-1 s~_h`,
 //!
-//! so one GEMM of the weights with the G x (G + 1) matrix [C' | p] gives every
+//! so the weights times the G x (G + 1) matrix [C' | p] give every
 //! replicate's numerator and its CR1 standard error, and
 //! `p = #{|t*| >= |t|} / B` with t the observed CR1 t statistic. Everything is
 //! computed in the design's scaled units, where t statistics are the same.
+//!
+//! C has rank k (the equation's regressors): `C = Q D'`, Q's row g
+//! `a_k' X_g'X_g` and D's row h `(X'X)^-1 s~_h`. The CPU multiplies in that
+//! order, two GEMMs of 2 G (k + 1) and 2 G k flops a replicate instead of one
+//! of 2 G (G + 1) (Roodman et al.'s own shortcut where k < G); the GPU's
+//! stage takes the whole matrix ([`RestrictedTest::matrix`]).
 
 use rayon::prelude::*;
 
@@ -26,8 +32,12 @@ use crate::resample::scheme::WeightPlan;
 /// One WCR test, ready to be run for any replicates.
 pub struct RestrictedTest {
     g: usize,
-    /// G x (G + 1), row-major: `[C' | p]`.
-    rhs: Vec<f64>,
+    /// The equation's regressors.
+    k: usize,
+    /// G x (k + 1), row-major: `[D | p]`.
+    dp: Vec<f64>,
+    /// k x G, row-major: `Q'`.
+    qt: Vec<f64>,
     p: Vec<f64>,
     /// CR1 small-sample factor of the equation.
     ssc: f64,
@@ -104,17 +114,21 @@ impl RestrictedTest {
             chol_solve(&l, k, &mut score);
             d[c * k..(c + 1) * k].copy_from_slice(&score);
         }
-        let mut rhs = vec![0.0; g * (g + 1)];
-        for h in 0..g {
-            for c in 0..g {
-                rhs[h * (g + 1) + c] = (0..k).map(|j| qg[c * k + j] * d[h * k + j]).sum();
+        let mut dp = vec![0.0; g * (k + 1)];
+        let mut qt = vec![0.0; k * g];
+        for c in 0..g {
+            dp[c * (k + 1)..c * (k + 1) + k].copy_from_slice(&d[c * k..(c + 1) * k]);
+            dp[c * (k + 1) + k] = p[c];
+            for j in 0..k {
+                qt[j * g + c] = qg[c * k + j];
             }
-            rhs[h * (g + 1) + g] = p[h];
         }
         let t_obs = (fit.coef(e, col) / fit.se(e, col)).abs();
         Ok(RestrictedTest {
             g,
-            rhs,
+            k,
+            dp,
+            qt,
             p,
             ssc: fit.equations[e].ssc,
             t_obs,
@@ -126,9 +140,19 @@ impl RestrictedTest {
         self.g
     }
 
-    /// The G x (G + 1) matrix `[C' | p]` the weights multiply.
-    pub fn matrix(&self) -> &[f64] {
-        &self.rhs
+    /// The G x (G + 1) matrix `[C' | p]` the weights multiply on the GPU,
+    /// `C[g][h] = sum_j Q[g][j] D[h][j]`.
+    pub fn matrix(&self) -> Vec<f64> {
+        let (g, k) = (self.g, self.k);
+        let mut rhs = vec![0.0; g * (g + 1)];
+        for h in 0..g {
+            let d = &self.dp[h * (k + 1)..h * (k + 1) + k];
+            for c in 0..g {
+                rhs[h * (g + 1) + c] = (0..k).map(|j| self.qt[j * g + c] * d[j]).sum();
+            }
+            rhs[h * (g + 1) + g] = self.p[h];
+        }
+        rhs
     }
 
     /// `p` (G values), then the equation's CR1 factor: what the GPU's
@@ -149,29 +173,49 @@ impl RestrictedTest {
         for (i, row) in w.chunks_mut(g).enumerate() {
             plan.fill(start + i as u64, row);
         }
-        let mut prod = vec![0.0; count * (g + 1)];
-        // SAFETY: count x g, g x (g+1) and count x (g+1) row-major buffers.
+        let k = self.k;
+        // u = v [D | p], then v C' = u[..k] Q'.
+        let mut u = vec![0.0; count * (k + 1)];
+        let mut vc = vec![0.0; count * g];
+        // SAFETY: count x g, g x (k+1) and count x (k+1) row-major buffers;
+        // then u's first k columns (row stride k+1), k x g and count x g.
         unsafe {
             matrixmultiply::dgemm(
                 count,
                 g,
-                g + 1,
+                k + 1,
                 1.0,
                 w.as_ptr(),
                 g as isize,
                 1,
-                self.rhs.as_ptr(),
-                (g + 1) as isize,
+                self.dp.as_ptr(),
+                (k + 1) as isize,
                 1,
                 0.0,
-                prod.as_mut_ptr(),
-                (g + 1) as isize,
+                u.as_mut_ptr(),
+                (k + 1) as isize,
+                1,
+            );
+            matrixmultiply::dgemm(
+                count,
+                k,
+                g,
+                1.0,
+                u.as_ptr(),
+                (k + 1) as isize,
+                1,
+                self.qt.as_ptr(),
+                g as isize,
+                1,
+                0.0,
+                vc.as_mut_ptr(),
+                g as isize,
                 1,
             );
         }
         let mut hits = 0;
-        for (v, row) in w.chunks(g).zip(prod.chunks(g + 1)) {
-            let num = row[g];
+        for ((v, row), u) in w.chunks(g).zip(vc.chunks(g)).zip(u.chunks(k + 1)) {
+            let num = u[k];
             let ss: f64 = (0..g)
                 .map(|c| {
                     let z = v[c] * self.p[c] - row[c];
