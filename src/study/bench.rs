@@ -595,6 +595,21 @@ impl Suite<'_> {
                 flops,
             )?);
         }
+        // Studentized intervals (each replicate's own CR1 SEs: the
+        // influence GEMM and the meat) and the wild bootstrap's restricted
+        // tests (WCR: a refit per null), counted as runs without flops.
+        let mut studentized = spec_for(engine, Scheme::Pairs, b / 10);
+        studentized.methods = vec![Method::Percentile, Method::Studentized];
+        rows.push(self.row(engine, "pairs, studentized", default, studentized, false)?);
+        let mut tests = spec_for(engine, Scheme::Wild(WildWeights::Rademacher), b);
+        tests.wild_tests = true;
+        rows.push(self.row(
+            engine,
+            "wild (rademacher) + restricted tests",
+            default,
+            tests,
+            false,
+        )?);
         let spec = spec_for(engine, Scheme::Pairs, b);
         rows.push(self.row(
             engine,
