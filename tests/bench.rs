@@ -79,11 +79,21 @@ fn quick_bench_writes_the_table_and_the_files() {
         .iter()
         .map(|p| p["workload"].as_str().unwrap())
         .collect();
-    assert_eq!(workloads, ["pairs", "wild", "pairs, studentized"]);
+    assert_eq!(
+        workloads,
+        ["pairs", "wild", "pairs, studentized", "permutation"]
+    );
     for p in stages {
         let rows = p["stages"].as_array().unwrap();
         let names: Vec<&str> = rows.iter().map(|r| r["stage"].as_str().unwrap()).collect();
-        assert_eq!(&names[..3], ["weights", "gemm", "solve"], "{p}");
+        // Permutation has no weights and no GEMM: its replicates' Gram
+        // rows are added up from a table (its work: one addition per unit
+        // and entry).
+        let (first, work) = match p["workload"] == "permutation" {
+            true => (["draws", "gram row", "solve"], "gram row"),
+            false => (["weights", "gemm", "solve"], "gemm"),
+        };
+        assert_eq!(&names[..3], first, "{p}");
         assert_eq!(names.last(), Some(&"aggregation"));
         let share: f64 = rows.iter().map(|r| r["share"].as_f64().unwrap()).sum();
         assert!((share - 1.0).abs() < 1e-9, "{p}");
@@ -91,6 +101,7 @@ fn quick_bench_writes_the_table_and_the_files() {
         let rate = p["replicates_per_second"].as_f64().unwrap();
         assert!((rate * seconds / p["batch"].as_f64().unwrap() - 1.0).abs() < 1e-9);
         let gemm = &rows[1];
+        assert_eq!(gemm["stage"], work);
         assert!(gemm["flops_per_replicate"].as_f64().unwrap() > 0.0);
         let of_peak = gemm["of_peak"].as_f64().unwrap();
         assert!(of_peak > 0.0 && of_peak < 1.0, "{gemm}");
