@@ -28,7 +28,7 @@ use crate::math::linalg::packed_index;
 use crate::math::rng::{STREAM_PERMUTATION, WordStream, rejection_threshold};
 use crate::model::design::{Design, TreatmentProduct, absorb, centre, product};
 use crate::model::panel::{Factor, Panel};
-use crate::model::replicate::{Solver, StatLayout};
+use crate::model::replicate::{LANES, Solver, StatLayout};
 use crate::resample::engine::{Backend, Engine, thread_pool};
 
 /// Which units can exchange treatment series: each unit's observation rows
@@ -487,20 +487,35 @@ impl<'a> PermutationEngine<'a> {
         rows.resize(nb * width, 0.0);
         self.rows.rows(x, &self.exchange, donors, rows);
         lap(PermutationStage::Row);
-        let mut failed = 0;
-        for ((stats, row), donor) in out
-            .chunks_mut(n_stats)
-            .zip(rows.chunks(width))
-            .zip(donors.chunks(n_units))
-        {
+        // Replicate i's Gram into `packed`.
+        let pack = |i: usize, packed: &mut [f64]| {
             packed.copy_from_slice(&self.base);
-            for (k, &v) in row.iter().enumerate() {
+            for (k, &v) in rows[i * width..(i + 1) * width].iter().enumerate() {
                 packed[packed_index(0, k + 1, q)] = v;
             }
             if !self.products.is_empty() {
-                self.products_rows(donor, packed);
+                self.products_rows(&donors[i * n_units..(i + 1) * n_units], packed);
             }
-            if !solver.solve(packed, stats) {
+        };
+        // LANES replicates factored side by side (one at a time where the
+        // solver cannot: the same bits either way), the rest one by one.
+        let side_by_side = nb - nb % LANES;
+        let len = self.base.len();
+        let mut failed = 0;
+        for (first, stats) in out[..side_by_side * n_stats]
+            .chunks_mut(LANES * n_stats)
+            .enumerate()
+        {
+            for (s, p) in packed.chunks_mut(len).enumerate() {
+                pack(first * LANES + s, p);
+            }
+            let lanes: [&[f64]; LANES] = std::array::from_fn(|s| &packed[s * len..(s + 1) * len]);
+            let solved = solver.solve_lanes(lanes, stats);
+            failed += solved.iter().filter(|&&ok| !ok).count() as u64;
+        }
+        for (i, stats) in out.chunks_mut(n_stats).enumerate().skip(side_by_side) {
+            pack(i, &mut packed[..len]);
+            if !solver.solve(&packed[..len], stats) {
                 failed += 1;
             }
         }
@@ -540,7 +555,7 @@ impl<'a> PermutationEngine<'a> {
     fn scratch(&self) -> Scratch {
         Scratch {
             solver: self.solver.clone(),
-            packed: vec![0.0; self.base.len()],
+            packed: vec![0.0; LANES * self.base.len()],
             donors: Vec::new(),
             shuffle: Shuffle::default(),
             rows: Vec::new(),
@@ -572,6 +587,7 @@ impl<'a> PermutationEngine<'a> {
 /// donors and treatment rows, one after another.
 struct Scratch {
     solver: Solver,
+    /// LANES packed Grams, side by side.
     packed: Vec<f64>,
     donors: Vec<u32>,
     shuffle: Shuffle,
