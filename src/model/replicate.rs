@@ -1358,10 +1358,19 @@ fn add_functional(
     h: &[f64],
     scale: f64,
 ) {
+    use crate::math::linalg::packed_index;
     for i in 0..k {
-        out[crate::math::linalg::packed_index(i, d, q)] += scale * h[i];
-        for j in 0..k {
-            out[crate::math::linalg::packed_index(i, j, q)] -= scale * h[i] * beta[j];
+        let sh = scale * h[i];
+        out[packed_index(i, d, q)] += sh;
+        // Entry (i, j) for j < i lies in row j of the packed triangle, for
+        // j >= i in row i, contiguous: each entry takes the same update in
+        // the same order as one loop over j would give it.
+        for j in 0..i {
+            out[packed_index(j, i, q)] -= sh * beta[j];
+        }
+        let row = packed_index(i, i, q);
+        for (o, b) in out[row..row + k - i].iter_mut().zip(&beta[i..k]) {
+            *o -= sh * b;
         }
     }
 }
