@@ -792,7 +792,10 @@ fn a_killed_sweep_resumes_to_the_uninterrupted_sweep() {
     let d = dir.path();
     std::fs::write(
         d.join("sw.toml"),
-        "name = \"sw\"\n[resampling]\nreplicates = 40000\nbackend = \"cpu\"\n[sweep]\n\"resampling.seed\" = [1, 2]\n",
+        // Enough replicates that a point outlasts its first checkpoint
+        // (0.1 s) on a fast CPU engine: at 40000 a point took 0.1 s and
+        // could end before it was killed.
+        "name = \"sw\"\n[resampling]\nreplicates = 400000\nbackend = \"cpu\"\n[sweep]\n\"resampling.seed\" = [1, 2]\n",
     )
     .unwrap();
     ok(&medsim(
