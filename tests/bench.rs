@@ -103,8 +103,12 @@ fn quick_bench_writes_the_table_and_the_files() {
         let gemm = &rows[1];
         assert_eq!(gemm["stage"], work);
         assert!(gemm["flops_per_replicate"].as_f64().unwrap() > 0.0);
+        // Pairs' GEMM runs at 94-98 % of the thread's peak, and the peak
+        // and the stage are timed at different moments, so a reading a few
+        // per cent over 1 is noise (CI saw 1.07); a wrong flop count or
+        // peak is off by a factor of two or more.
         let of_peak = gemm["of_peak"].as_f64().unwrap();
-        assert!(of_peak > 0.0 && of_peak < 1.0, "{gemm}");
+        assert!(of_peak > 0.0 && of_peak < 1.3, "{gemm}");
     }
     assert!(
         table.contains("#### Stages: pairs on the CPU, one thread"),
